@@ -1,6 +1,6 @@
 """What the loopback dashboard's user check costs a request (Linux): ``peer_uid``, which asks the
 kernel (netlink's sock_diag) for the client's socket, and the reading of /proc/net/tcp and tcp6 it
-falls back on (``_listed_uid``, the lookup's only way before), with many TCP sockets on the machine.
+falls back on (``listed_uid``, the lookup's only way before), with many TCP sockets on the machine.
 
     nice -n 10 python benchmarks/bench_dashboard_peer.py                      # 0, 1,000, 5,000 connections
     python benchmarks/bench_dashboard_peer.py --connections 0 9000 --lookups 50
@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from tunesmith.dashboard.server import _listed_uid, peer_uid
+from tunesmith.dashboard.server import listed_uid, peer_uid
 
 Ends = tuple[tuple[str, int], tuple[str, int]]
 
@@ -38,7 +38,7 @@ def asked(ends: Ends) -> Any:
 
 
 def listed(ends: Ends) -> Any:
-    return _listed_uid([(ipaddress.ip_address(host), port) for host, port in ends])
+    return listed_uid([(ipaddress.ip_address(host), port) for host, port in ends])
 
 
 def median_ms(lookup: Callable[[Ends], Any], pick: Callable[[], Ends], lookups: int, uid: Any) -> float:

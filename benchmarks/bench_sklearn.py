@@ -111,7 +111,9 @@ def cells() -> list[Cell]:
         Cell("logreg-breast-cancer", _cancer,
              lambda: make_pipeline(StandardScaler(), LogisticRegression(solver="liblinear")),
              {"logisticregression__C": P("float", 1e-4, 1e2, True),
-              "logisticregression__penalty": P("cat", choices=("l1", "l2"))},
+              # l1_ratio 1 / 0 are liblinear's L1 / L2 models (penalty= is deprecated in scikit-learn 1.8,
+              # removed in 1.10); rows stored before this change searched penalty {l1, l2}: the same models
+              "logisticregression__l1_ratio": P("cat", choices=(1.0, 0.0))},
              {"logisticregression__C": 8}, {"logisticregression__C": 32}),
         Cell("forest-classification", _made(1), lambda: RandomForestClassifier(n_estimators=25, random_state=0),
              {"max_features": P("float", 0.05, 1.0), "min_samples_leaf": P("int", 1, 40)},

@@ -392,7 +392,8 @@ def _analyse_trace(rows: list[dict[str, Any]]) -> None:
             print(f"  {v} - auto per cell: " + ", ".join(f"{c} {np.mean(x):+.4f}" for c, x in d.items() if x))
     for r in rows:
         if r["cell"].startswith("logreg"):
-            pen = [p["logisticregression__penalty"] for p in r["raw"]]
+            pen = [p.get("logisticregression__penalty") or ("l1" if p["logisticregression__l1_ratio"] == 1.0 else "l2")
+                   for p in r["raw"]]  # rows run before the cell searched l1_ratio name penalty
             good = sum(p == "l1" and 0.01 <= q["logisticregression__C"] <= 1 for p, q in zip(pen, r["raw"], strict=True))
             print(f"  logreg seed {r['seed']} {r['v']:12s} l1 trials {pen.count('l1')}, l1 with C in [0.01, 1] {good}, "
                   f"cv {r['cv']:.4f} test {r['test']:.4f}")

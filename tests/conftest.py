@@ -173,7 +173,7 @@ def pg_url(pg_server: PostgresServer) -> str:
 @pytest.fixture(scope="session")
 def ray_local() -> Iterator[object]:
     """A private single-node Ray instance on 127.0.0.1 (2 CPUs), for the session."""
-    from ray_util import pids_under, quiet_home, set_ray_env, short_tmp
+    from ray_util import kill_all_under, quiet_home, set_ray_env, short_tmp
 
     set_ray_env()
     try:
@@ -195,13 +195,7 @@ def ray_local() -> Iterator[object]:
             os.environ["HOME"] = home
     yield ray
     ray.shutdown()
-    import signal
-
-    for pid in pids_under(temp):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    kill_all_under(temp)
 
 
 def ended_without_blocking(fn: Callable[[], object], fifo: Path, what: str) -> list[object]:

@@ -67,6 +67,15 @@ def pids_under(temp_dir: Path) -> list[int]:
     return out
 
 
+def kill_all_under(temp_dir: Path) -> None:
+    """SIGKILL every process :func:`pids_under` names (one gone meanwhile is passed over)."""
+    for pid in pids_under(temp_dir):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
 class TwoNodeCluster:
     """A head and a worker node, both on 127.0.0.2 (``ray start --block``)."""
 
@@ -133,9 +142,5 @@ class TwoNodeCluster:
                 p.wait(30)
             except subprocess.TimeoutExpired:
                 p.kill()
-        for pid in pids_under(self.temp):  # daemons that outlived their `ray start`
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        kill_all_under(self.temp)  # daemons that outlived their `ray start`
         shutil.rmtree(self.temp, ignore_errors=True)

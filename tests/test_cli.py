@@ -481,6 +481,25 @@ def test_show_and_export_name_the_pruner_of_a_study_with_paused_trials(tmp_path:
     assert ts.pruners.make_pruner(doc["study"]["pruner"]).describe() == pruner.describe()
 
 
+def test_show_lists_paused_trials_of_a_study_whose_stored_pruner_is_none(
+        shared_storage_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """A study created without a pruner whose trials a later session paused under ASHA: show listed no
+    paused trial (the stored pruner is none), so nothing named the numbers tunesmith tell takes."""
+    space = {"x": ts.Float(0, 1)}
+    ts.Study(space, storage=shared_storage_url, name="s", sampler="random", seed=0)
+    later = ts.Study(space, storage=shared_storage_url, name="s", sampler="random", seed=0, load_if_exists=True,
+                     pruner=ts.pruners.ASHA(pause=True, min_resource=1, reduction_factor=3, max_resource=9))
+    for trial in [later.ask() for _ in range(2)]:
+        trial.set_attr("checkpoint", "none")
+        trial.report(trial.params["x"], 1)
+        later.tell(trial, state="paused")
+    assert ts.load_study("s", shared_storage_url).pruner.name == "none"
+    assert run_cli("show", "s", "--storage", shared_storage_url) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "pruner none; 2 paused (#0, #1): the study's pruner pauses none: an optimize given the pruner" in out
+    assert "tunesmith tell s N --state pruned --storage" in out
+
+
 def test_subcommand_table_is_extensible() -> None:
     names = [c.name for c in SUBCOMMANDS]
     assert names[:5] == ["run", "studies", "show", "export", "plot"] and {"worker", "importance"} <= set(names)
@@ -593,6 +612,10 @@ def test_show_with_thousands_of_parameters_keeps_the_value_readable(tmp_path: Pa
     out = capsys.readouterr().out
     assert f"{study.best_value:.6g}" in out
     assert "the first 6 of 300 parameters; tunesmith export wide writes them all" in " ".join(out.split())
+    odd = ts.Study(space, storage=db, name="wide $(id)", sampler="random", seed=0)  # pasted, the command runs `id`
+    odd.optimize(lambda t: 1.0, n_trials=1)
+    assert run_cli("show", "wide $(id)", "--storage", db) == 0
+    assert "tunesmith export 'wide $(id)' writes them all" in " ".join(capsys.readouterr().out.split())
     narrow = ts.Study(ts.Space({f"p{i}": ts.Float(0, 1) for i in range(16)}), storage=db, name="narrow", sampler="random")
     narrow.optimize(lambda t: 1.0, n_trials=1)
     assert run_cli("show", "narrow", "--storage", db) == 0
@@ -663,8 +686,8 @@ def test_a_study_file_given_for_a_study_name_says_what_to_pass(tmp_path: Path, c
     for cmd in (["show", "mlp.yaml"], ["report", "mlp.yaml"], ["plot", "mlp.yaml", "-o", "p.png"]):
         assert main(cmd) == 2
         err = capsys.readouterr().err
-        assert "'mlp.yaml' is a study file: pass its study's name and storage, 'mlp' --storage " \
-               "postgresql+psycopg://u:***@db/t" in err, err
+        assert "'mlp.yaml' is a study file: pass its study's name and storage, mlp --storage " \
+               "'postgresql+psycopg://u:***@db/t' (with the password in place of ***)" in err, err
         assert "s3cret" not in err
 
 def test_export_csv_writes_no_cell_a_spreadsheet_would_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

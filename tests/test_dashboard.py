@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import html
+import io
 import json
 import os
 import re
@@ -690,7 +691,7 @@ def test_a_connection_s_user_is_read_from_the_socket_tables_however_it_is_listed
 
     def uids(client: tuple[str, int], server: tuple[str, int]) -> tuple[int | None, int | None]:
         ends = [(ipaddress.ip_address(host), port) for host, port in (client, server)]
-        return srv.peer_uid(client, server), srv._listed_uid(ends)
+        return srv.peer_uid(client, server), srv.listed_uid(ends)
 
     me = (os.getuid(), os.getuid())
     with socket.create_server(("127.0.0.1", 0)) as listener:
@@ -727,34 +728,39 @@ assert libc.prctl(38, 1, 0, 0, 0) == 0 and libc.prctl(22, 2, ctypes.byref(Prog(6
 """
 
 
-def _confined(code: str, *, netlink: bool = True, proc_net: bool = True) -> str:
+def _confined(code: str, *, netlink: bool = True, proc_net: bool | tuple[str, ...] = True) -> str:
     """Run ``code`` in a Python process that cannot open a netlink socket (``netlink=False``), or that sees
-    no /proc (``proc_net=False``: a tmpfs over it, in a user and mount namespace of its own); its output."""
+    no /proc (``proc_net=False``: a tmpfs over it, in a user and mount namespace of its own) or only these
+    tables of /proc/net (``proc_net=("tcp6",)``); its output."""
     import platform
     import shutil
     import subprocess
+    import tempfile
 
     if not netlink and platform.machine() not in ("x86_64", "aarch64"):
         pytest.skip("the seccomp filter names x86_64's and aarch64's socket(2)")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     command = [sys.executable, "-c", ("" if netlink else _NO_NETLINK) + code]
-    if not proc_net:
-        if shutil.which("unshare") is None or subprocess.run(["unshare", "-rm", "true"], capture_output=True).returncode:
-            pytest.skip("no user namespace to hide /proc in")
-        command = ["unshare", "-rm", "sh", "-c", 'mount -t tmpfs none /proc && exec "$@"', "sh", *command]
-    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=60)
+    with tempfile.TemporaryDirectory(prefix="tunesmith-proc-") as real:  # where the real /proc stays seen
+        if proc_net is not True:
+            if shutil.which("unshare") is None or subprocess.run(["unshare", "-rm", "true"], capture_output=True).returncode:
+                pytest.skip("no user namespace to hide /proc in")
+            kept = "".join(f' && touch /proc/net/{t} && mount --bind "$0/net/{t}" /proc/net/{t}' for t in proc_net or ())
+            hide = f'mount --rbind /proc "$0" && mount -t tmpfs none /proc && mkdir /proc/net{kept} && exec "$@"'
+            command = ["unshare", "-rm", "sh", "-c", hide, real, *command]
+        done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=60)
     assert done.returncode == 0, done.stderr
     return done.stdout.strip()
 
 
 _OWN_AND_MADE_UP = """
-import socket, sys
+import asyncio, socket, sys
 import tunesmith as ts
 from tunesmith.dashboard.app import _another_user
 with socket.create_server(("127.0.0.1", 0)) as listener, socket.create_connection(listener.getsockname()) as mine:
     server = listener.getsockname()
-    print(_another_user({"client": mine.getsockname(), "server": server}),
-          _another_user({"client": ("127.0.0.1", 1), "server": server}))
+    print(asyncio.run(_another_user({"client": mine.getsockname(), "server": server})),
+          asyncio.run(_another_user({"client": ("127.0.0.1", 1), "server": server})))
     from tunesmith.dashboard import serve  # its port taken: it stops after its warnings
     try:
         serve(ts.MemoryStorage(), port=server[1], out=sys.stdout)
@@ -773,6 +779,57 @@ def test_a_loopback_dashboard_answers_its_user_where_the_system_tells_no_connect
     said = _confined(_OWN_AND_MADE_UP, netlink=netlink, proc_net=proc_net)
     assert said.splitlines()[0] == ("False True" if told else "False False")  # refused: its own connection, a made-up one
     assert ("any user of this machine can read the dashboard" in said) is not told, said
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or not socket.has_ipv6, reason="Linux's socket tables, IPv6")
+def test_a_dashboard_on_ipv6_loopback_checks_its_clients_where_only_the_ipv6_table_tells() -> None:
+    """Whether the system tells a connection's user was tried over IPv4 only: where only tcp6 can be read (no
+    netlink, no /proc/net/tcp), a dashboard on ``--host ::1`` answered every user of the machine."""
+    code = """
+import asyncio, socket
+from tunesmith.dashboard.app import _another_user
+with socket.create_server(("::1", 0), family=socket.AF_INET6) as listener, \\
+        socket.create_connection(listener.getsockname()[:2]) as mine:
+    server = listener.getsockname()[:2]
+    print(asyncio.run(_another_user({"client": mine.getsockname()[:2], "server": server})),
+          asyncio.run(_another_user({"client": ("::1", 1), "server": server})))
+"""
+    try:
+        socket.create_server(("::1", 0), family=socket.AF_INET6).close()
+    except OSError:
+        pytest.skip("no IPv6 loopback")
+    assert _confined(code, netlink=False, proc_net=("tcp6",)) == "False True"  # its own answered, a made-up one refused
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux's socket tables")
+def test_the_socket_tables_are_read_off_the_event_loop() -> None:
+    """Where netlink is forbidden, /proc/net/tcp and tcp6 were read on the server's event loop at each request:
+    tens of ms with thousands of sockets, during which no other request was answered."""
+    code = """
+import asyncio, socket, sys, threading
+from tunesmith.dashboard.app import _another_user
+from tunesmith.dashboard.server import users_listed
+where = []
+sys.addaudithook(lambda event, args: where.append(threading.current_thread() is threading.main_thread())
+                 if event == "open" and str(args[0]).startswith("/proc/net") else None)
+with socket.create_server(("127.0.0.1", 0)) as listener, socket.create_connection(listener.getsockname()) as mine:
+    users_listed(False)  # whether the system tells: once, as the dashboard starts (tunesmith.dashboard.serve)
+    where.clear()
+    print(asyncio.run(_another_user({"client": mine.getsockname(), "server": listener.getsockname()})), where[:1])
+"""
+    assert _confined(code, netlink=False) == "False [False]"  # read, and not on the loop's thread
+
+
+def test_an_ipv4_address_written_as_ipv6_is_refused_naming_the_host_to_pass() -> None:
+    # before: a warning that other machines could reach it, the studies read, then uvicorn's "[Errno 22] error
+    # while attempting to bind on address ('::ffff:127.0.0.1', 8080, 0, 0): invalid argument"
+    from tunesmith.dashboard import serve
+
+    for host in ("::ffff:127.0.0.1", "[::ffff:127.0.0.1]", "::ffff:10.0.0.1"):
+        v4 = host.strip("[]").removeprefix("::ffff:")
+        with pytest.raises(ValueError, match=rf"--host {re.escape(host)} is the IPv4 address {v4} written as IPv6, "
+                                             rf"which the dashboard cannot listen on: pass --host {v4}"):
+            serve(ts.MemoryStorage(), host=host, port=8080, out=io.StringIO())
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux's socket tables")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import os
@@ -619,7 +618,7 @@ def test_a_trial_whose_worker_ray_killed_for_memory_is_failed_saying_so(
     after 60 s if never killed (then this fails), and the run is killed after 150 s."""
     pytest.importorskip("ray")
     from ray._private.utils import get_system_memory, get_used_memory
-    from ray_util import RAY_ENV, pids_under, quiet_home, short_tmp
+    from ray_util import RAY_ENV, kill_all_under, quiet_home, short_tmp
 
     used, total = get_used_memory(), get_system_memory()
     margin = min(max((total - used) // 4, 3 * 2**29), 3 * 2**30)
@@ -632,12 +631,38 @@ def test_a_trial_whose_worker_ray_killed_for_memory_is_failed_saying_so(
         done = subprocess.run([sys.executable, "-c", _OOM_SCRIPT, storage, str(tmp_path), str(temp)],
                               env=env, capture_output=True, text=True, timeout=150)
     finally:
-        for pid in pids_under(temp):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        kill_all_under(temp)
         shutil.rmtree(temp, ignore_errors=True)
     assert done.returncode == 0, done.stderr[-3000:]
     trials = json.loads(done.stdout.strip().splitlines()[-1])
     assert len(trials) >= 3 and all(state in ("complete", "failed") for state, _ in trials), trials
     state, error = trials[1]
     assert state == "failed" and "ray worker lost: OutOfMemoryError" in error and "low on memory" in error, error
+
+
+class _CudaOOM(RuntimeError):
+    """torch.cuda.OutOfMemoryError's name and message, on a machine without a GPU."""
+
+
+_CudaOOM.__name__ = "OutOfMemoryError"
+
+
+def _oom_once_in_ray(marker: str, trial: Any) -> float:
+    try:
+        os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return float(trial.params["x"])
+    raise _CudaOOM("CUDA out of memory. Tried to allocate 20.00 MiB")
+
+
+def test_ray_queues_one_retry_of_an_oom_trial_before_its_failure(ray_local: Any, tmp_path: Path) -> None:
+    """An actor queues the retry of its out-of-memory trial before the failure is written (the driver, which
+    queued it after the actor's answer, could die between the two); the driver's own queueing then finds it
+    queued: one copy, run within the call."""
+    study = Study({"x": Float(0, 1)}, sampler="random", seed=0, storage=f"sqlite:///{tmp_path / 'o.db'}", name="o")
+    study.optimize(functools.partial(_oom_once_in_ray, str(tmp_path / "oom")), n_trials=3, executor="ray", n_jobs=1)
+    failed = [t for t in study.trials if t.state is TrialState.FAILED]
+    assert len(failed) == 1 and "CUDA out of memory" in (failed[0].error or ""), study.trials
+    copies = [t for t in study.trials if t.system.retry_of == failed[0].number]
+    assert len(copies) == 1 and copies[0].system.oom_retries == 1 and copies[0].params == failed[0].params
+    assert copies[0].state is TrialState.COMPLETE and copies[0].attrs.get("reason") == "CUDA out of memory"

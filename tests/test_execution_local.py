@@ -213,17 +213,18 @@ def _oom_once(trial: Any) -> float:
 def test_an_oom_trial_whose_worker_is_killed_before_it_is_queued_again_keeps_its_retry(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     """The worker failed its out-of-memory trial in one write and queued it again in another: killed
-    between them (SIGKILL, the kernel's OOM killer), the trial stayed failed and its retry was lost.
-    The worker's parent queues it again when it finds the worker dead."""
+    between them (SIGKILL, the kernel's OOM killer), the trial stayed failed and its retry was lost. The
+    retry is now queued before the failure is written: the worker killed as its failure is written leaves it."""
     parent = os.getpid()
-    requeue = Study.requeue
+    tell = Study.tell
 
-    def killed_in_a_worker(self: Study, trial: Any, *, oom: bool = False) -> int | None:
-        if os.getpid() != parent:  # the worker, as it is about to queue the trial again
+    def killed_in_a_worker(self: Study, trial: Any, *args: Any, **kw: Any) -> FrozenTrial:
+        out = tell(self, trial, *args, **kw)
+        if os.getpid() != parent and out.state is TrialState.FAILED:  # the worker, its failure written
             os.kill(os.getpid(), signal.SIGKILL)
-        return requeue(self, trial, oom=oom)
+        return out
 
-    monkeypatch.setattr(Study, "requeue", killed_in_a_worker)
+    monkeypatch.setattr(Study, "tell", killed_in_a_worker)
     monkeypatch.setenv("OOM_MARKER", str(tmp_path / "oom"))
     study = Study({"x": Float(0, 1)}, storage=f"sqlite:///{tmp_path / 'g.db'}", name="g", sampler="random")
     with caplog.at_level("WARNING", logger="tunesmith"):
@@ -232,8 +233,57 @@ def test_an_oom_trial_whose_worker_is_killed_before_it_is_queued_again_keeps_its
     assert first.state is TrialState.FAILED and "CUDA out of memory" in (first.error or "")
     copies = [t for t in study.trials if t.system.retry_of == 0]
     assert len(copies) == 1 and copies[0].params == first.params and copies[0].system.oom_retries == 1, study.trials
-    # the summary counts it (before: "0 running trial(s) failed, 0 of them re-queued" and no word of the retry)
-    assert "0 of them re-queued; 1 out-of-memory trial(s) they had failed re-queued" in caplog.text, caplog.text
+    assert copies[0].state is TrialState.COMPLETE
+
+
+OOM_RUN_KILLED = """
+import os, signal, sys
+from tunesmith import Float, Study, TrialState
+
+class OutOfMemoryError(RuntimeError):  # torch.cuda's, on a machine without a GPU
+    pass
+
+def oom_once(trial):
+    try:
+        os.close(os.open(sys.argv[2], os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return float(trial.params["x"])
+    raise OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 MiB")
+
+run, tell = os.getpid(), Study.tell
+def killed(self, trial, *args, **kw):
+    out = tell(self, trial, *args, **kw)
+    if os.getpid() != run and out.state is TrialState.FAILED:  # the worker, its failure written: its run, then it
+        os.kill(run, signal.SIGKILL)
+        os.kill(os.getpid(), signal.SIGKILL)
+    return out
+Study.tell = killed
+study = Study({"x": Float(0, 1)}, storage=sys.argv[1], name="g", sampler="random")
+study.optimize(oom_once, n_trials=3, gpus=["0"], trials_per_gpu=1, allow_missing_gpus=True)
+"""
+
+
+def test_an_oom_retry_outlives_the_run_killed_with_its_worker(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+    """The run killed too as its worker's out-of-memory failure was written (before the worker queued the
+    retry): nobody queued it, and the next run left the trial failed without a copy. The retry, queued
+    before the failure, is now run by the next optimize of the study."""
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path / 'g.db'}"
+    killed = subprocess.run([sys.executable, "-c", OOM_RUN_KILLED, url, str(tmp_path / "oom")], env=subprocess_env,
+                            capture_output=True, text=True, timeout=120)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    study = Study.load("g", url)
+    assert study.trials[0].state is TrialState.FAILED and "CUDA out of memory" in (study.trials[0].error or "")
+    study.optimize(_oom_once_more, n_trials=1)
+    copies = [t for t in study.trials if t.system.retry_of == 0]
+    assert len(copies) == 1 and copies[0].state is TrialState.COMPLETE, study.trials  # before: no copy
+    assert copies[0].params == study.trials[0].params and copies[0].system.oom_retries == 1
+
+
+def _oom_once_more(trial: Any) -> float:
+    return float(trial.params["x"])
 
 
 def _dies_after_an_earlier_oom_of_its_pid(trial: Any) -> float:

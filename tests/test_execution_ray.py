@@ -296,7 +296,7 @@ def _raylets(temp: Path) -> list[int]:
 def test_ray_losing_the_only_node_fails_the_trials_and_ends_optimize(
     tmp_path: Path, subprocess_env: dict[str, str], how: str
 ) -> None:
-    from ray_util import RAY_ENV, pids_under, quiet_home, short_tmp
+    from ray_util import RAY_ENV, kill_all_under, quiet_home, short_tmp
 
     temp = short_tmp("tsl")
     url = f"sqlite:///{tmp_path / 'lost.db'}"
@@ -325,11 +325,7 @@ def test_ray_losing_the_only_node_fails_the_trials_and_ends_optimize(
     finally:
         if driver.poll() is None:
             driver.kill()
-        for pid in pids_under(temp):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        kill_all_under(temp)
     if how == "ctrl-c in the sweep":  # the Ctrl-C comes once the trials are failed (before: it cut the sweep)
         assert "SWEPT" in out and "KeyboardInterrupt" in out, out[-3000:]
     elif how == "driver killed in the wait":
@@ -436,8 +432,9 @@ if os.fork() == 0:  # the actor, started by this process as a raylet starts it
     while os.getppid() == raylet and time.monotonic() < deadline:  # until its raylet is gone
         time.sleep(0.01)
     out = worker.run_one()  # a call that was queued to it
+    last = worker.run_only("waiting")  # the driver's last round: "none waiting" would end it with one left
     with open(answer + ".part", "w") as f:
-        f.write(f"{ok} {out.late} {out.record is not None} {worker.run_only('waiting').record is not None}")
+        f.write(f"{ok} {out.late} {out.record is not None} {last.record is not None} {last.late}")
     os.rename(answer + ".part", answer)
     os._exit(0)
 while not os.path.exists(ready):
@@ -460,7 +457,8 @@ def test_an_actor_that_outlives_its_raylet_starts_no_queued_call(tmp_path: Path,
     deadline = time.monotonic() + 60
     while not answer.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert answer.read_text() == "True True False False"  # before: "True False True False" (it ran the trial)
+    # before: "True False True False" (it ran the trial), then "... False False" (run_only answered "none")
+    assert answer.read_text() == "True True False False True"
     assert [t.state for t in study.trials] == [TrialState.COMPLETE, TrialState.WAITING]
 
 
@@ -937,7 +935,7 @@ def test_a_private_instance_s_token_is_readable_by_this_user_alone(tmp_path: Pat
     ~/.ray/auth_token with the umask's mode (0644 in a 0755 folder): any user of the machine could read
     it, connect to the instance on 127.0.0.1 and run code as this user."""
     pytest.importorskip("ray")
-    from ray_util import pids_under, quiet_home, short_tmp
+    from ray_util import kill_all_under, quiet_home, short_tmp
 
     temp = short_tmp("tstok")
     home = Path(quiet_home(temp))
@@ -956,9 +954,57 @@ def test_a_private_instance_s_token_is_readable_by_this_user_alone(tmp_path: Pat
         assert oct(token.stat().st_mode & 0o777) == "0o600" and oct(token.parent.stat().st_mode & 0o777) == "0o700"
         assert len(token.read_text()) == 64
     finally:
-        for pid in pids_under(temp):
-            os.kill(pid, signal.SIGKILL)
+        kill_all_under(temp)
         shutil.rmtree(temp, ignore_errors=True)
+
+
+TOKEN_SLOW_WRITER = """
+import secrets, sys, time
+from pathlib import Path
+from tunesmith.execution.ray import keep_token_private
+token_hex = secrets.token_hex
+def held(n):  # the token is made: tell the test, then take a while to write it
+    Path(sys.argv[1]).touch()
+    time.sleep(3)
+    return token_hex(n)
+secrets.token_hex = held
+keep_token_private()
+"""
+TOKEN_READER = """
+from pathlib import Path
+from tunesmith.execution.ray import keep_token_private
+keep_token_private()
+print(repr((Path.home() / ".ray" / "auth_token").read_text()))  # what Ray, started now, reads
+"""
+
+
+def test_two_processes_starting_ray_on_a_fresh_home_read_one_whole_token(
+        tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+    """The token was created, then written: a second process starting Ray at that moment found the file, left
+    it, and read it empty. It is now written beside and linked in place whole."""
+    env = {**subprocess_env, "HOME": str(tmp_path / "home")}
+    env.pop("RAY_AUTH_MODE", None)
+    env.pop("RAY_AUTH_TOKEN", None)
+    env.pop("RAY_AUTH_TOKEN_PATH", None)
+    marker = tmp_path / "writing"
+    slow = subprocess.Popen([sys.executable, "-c", TOKEN_SLOW_WRITER, str(marker)], env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while not marker.exists():
+            assert slow.poll() is None and time.monotonic() < deadline, "the first process never made its token"
+            time.sleep(0.01)
+        read = subprocess.run([sys.executable, "-c", TOKEN_READER], env=env, capture_output=True, text=True,
+                              timeout=60)
+        assert read.returncode == 0, read.stderr
+        assert slow.wait(60) == 0
+    finally:
+        if slow.poll() is None:
+            slow.kill()
+            slow.wait()
+    token = tmp_path / "home" / ".ray" / "auth_token"
+    seen = read.stdout.strip().strip("'")
+    assert len(seen) == 64 and seen == token.read_text(), (seen, token.read_text())  # before: ''
+    assert token.stat().st_mode & 0o777 == 0o600 and sorted(p.name for p in token.parent.iterdir()) == ["auth_token"]
 
 
 def test_a_token_others_may_read_is_made_private_before_a_private_instance(
@@ -977,3 +1023,73 @@ def test_a_token_others_may_read_is_made_private_before_a_private_instance(
     keep_token_private()
     assert token.stat().st_mode & 0o777 == 0o600 and token.read_text() == "a" * 64
     assert f"Ray's token {token} could be read by other users (mode 644)" in caplog.text
+
+
+def _token_env(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:
+    monkeypatch.setenv("HOME", str(home))
+    for name in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.mark.skipif(not hasattr(os, "getuid") or os.getuid() != 0, reason="gives a file to another user: root only")
+@pytest.mark.parametrize("planted", ["token", "link", "folder"])
+def test_a_token_another_user_chose_is_refused_before_a_private_instance(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, planted: str) -> None:
+    """A home another user could write into (HOME in /tmp, a shared folder) let them leave ~/.ray/auth_token
+    (a token they know, or a link to a file of this user's they can read) or ~/.ray itself: the private
+    instance then let them in with that token, to run code as this user."""
+    from tunesmith.execution.ray import keep_token_private
+
+    other = 65534
+    folder = tmp_path / ".ray"
+    folder.mkdir(mode=0o777)
+    folder.chmod(0o777 if planted == "folder" else 0o755)
+    token = folder / "auth_token"
+    if planted == "token":
+        token.write_text("b" * 64)
+        os.chown(token, other, other)
+    elif planted == "link":
+        readable = tmp_path / "notes.txt"  # a file of this user's that the other one can read
+        readable.write_text("known text")
+        token.symlink_to(readable)
+        os.lchown(token, other, other)
+    else:
+        os.chown(folder, other, other)  # made by the other user before this one's first run
+    _token_env(monkeypatch, tmp_path)
+    with pytest.raises((PermissionError, ValueError), match="another user") as err:
+        keep_token_private()
+    assert "RAY_AUTH_TOKEN_PATH" in str(err.value)
+    assert planted != "folder" or not token.exists()  # nothing written into their folder
+
+
+def test_a_token_in_a_folder_others_may_change_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A token of this user's in a folder every user may write (no sticky bit): another user can put a
+    token of theirs in its place at any time."""
+    from tunesmith.execution.ray import keep_token_private
+
+    folder = tmp_path / ".ray"
+    folder.mkdir()
+    folder.chmod(0o777)
+    (folder / "auth_token").write_text("a" * 64)
+    _token_env(monkeypatch, tmp_path)
+    with pytest.raises(PermissionError, match=r"folder of Ray's token .* can be written by other users \(mode 777\)"):
+        keep_token_private()
+    (folder / "auth_token").unlink()
+    with pytest.raises(PermissionError, match="can be written by other users"):
+        keep_token_private()  # none there yet: none is written in it
+    assert not (folder / "auth_token").exists()
+    folder.chmod(0o700)
+    keep_token_private()
+    assert (folder / "auth_token").stat().st_mode & 0o777 == 0o600
+
+
+def test_a_token_others_may_write_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tunesmith.execution.ray import keep_token_private
+
+    token = tmp_path / ".ray" / "auth_token"
+    token.parent.mkdir(mode=0o700)
+    token.write_text("a" * 64)
+    token.chmod(0o646)
+    _token_env(monkeypatch, tmp_path)
+    with pytest.raises(PermissionError, match=r"Ray's token .* can be written by other users \(mode 646\)"):
+        keep_token_private()

@@ -125,6 +125,40 @@ def test_postgres_password_is_masked_everywhere_it_is_shown(
     assert len(ts.Study.load("masked", study.storage.url).trials) == 6
 
 
+def test_every_command_line_printed_with_a_masked_password_says_to_put_it_back(
+    secret_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`tunesmith run`'s summary and an option before the command said "(with the password in place of ***)"
+    after a command line holding a masked URL; show's `tunesmith tell` line, the copy's warning about paused
+    trials and show's hint for a study file printed the same `***` without a word (the last not even quoted
+    for the shell), to run as printed and fail to connect."""
+    import tunesmith as ts
+    from tunesmith.cli import main
+
+    study = ts.Study({"x": ts.Float(0, 1)}, storage=secret_url, name="s", sampler="random", seed=0,
+                     pruner=ts.pruners.ASHA(pause=True, min_resource=1, reduction_factor=3, max_resource=9))
+    trial = study.ask()
+    trial.set_attr("checkpoint", "ck")
+    trial.report(0.5, 1)
+    study.tell(trial, state="paused")
+    (tmp_path / "s.yaml").write_text(f"name: s\nstorage: {secret_url}\nobjective: obj.py:objective\n")
+    monkeypatch.chdir(tmp_path)
+    note = "(with the password in place of ***)"
+    assert main(["show", "s", "--storage", secret_url]) == 0
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "--state pruned --storage 'postgresql+psycopg://postgres:***@" in shown and f"{note} ends one" in shown
+    assert main(["copy", "s", "s2", "--storage", secret_url]) == 0
+    warned = " ".join(r.getMessage() for r in caplog.records if "paused trial" in r.getMessage())
+    assert "`tunesmith tell s2 0 --state pruned --storage 'postgresql+psycopg://postgres:***@" in warned
+    assert warned.endswith(f"` {note})"), warned
+    assert main(["show", "s.yaml", "--storage", secret_url]) == 2
+    said = " ".join(capsys.readouterr().err.split())
+    assert "pass its study's name and storage, s --storage 'postgresql+psycopg://postgres:***@" in said
+    assert said.endswith(f" {note}"), said
+    assert SECRET not in shown + warned + said
+
+
 # -- a full disk, a damaged or altered database, an outage, read-only media ----------------------
 @pytest.fixture
 def small_fs(tmp_path: Path):  # type: ignore[no-untyped-def]

@@ -136,6 +136,30 @@ def test_a_trial_records_the_adapted_rate_per_validation(tmp_path: Path) -> None
     assert set(adapted) == {"all/decay", "all/no_decay"} and len(adapted["all/decay"]) == 3
 
 
+def test_a_long_run_keeps_a_bounded_spread_of_its_adapted_rates_the_first_and_last_among_them(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # before: every validation's rates, written again at each validation: the 10,000th write took 78 ms on
+    # SQLite and stored 277 KB (quadratic in the run); the bound is lowered here to keep the run short
+    from tunesmith.train import bridge
+
+    base = TrainConfig(optimizer="sgd", lr=0.01, momentum=0.0, epochs=23, batch_size=32, lr_adapt="hypergradient",
+                       hyper_lr=1e-2, device="cpu")
+
+    def adapted(bound: int) -> dict[str, list[float]]:
+        monkeypatch.setattr(bridge, "MAX_ADAPTED", bound, raising=False)
+        study = ts.Study(ts.Space({"hidden": ts.Int(8, 16)}), storage=f"sqlite:///{tmp_path / f'{bound}.db'}",
+                         sampler="random", seed=0)
+        study.optimize(objective(lambda p: mlp(hidden=p["hidden"]), DATA, base=base,
+                                 checkpoint_root=tmp_path / str(bound)), n_trials=1)
+        return study.trials[0].attrs["adapted_lr"]
+
+    every, kept = adapted(100), adapted(5)
+    assert {k: len(v) for k, v in every.items()} == {"all/decay": 23, "all/no_decay": 23}
+    assert kept == {k: [v[i] for i in (0, 6, 11, 16, 22)] for k, v in every.items()}  # the last, though the
+    assert len(set(every["all/decay"])) > 10  # 23rd validation's write was skipped (23 % (23 // 5) != 0)
+    assert bridge.spread(23, 5) == [0, 6, 11, 16, 22] and bridge.spread(4, 5) == [0, 1, 2, 3]
+
+
 def test_a_plain_torch_optimizer_is_refused_saying_what_base_lr_is() -> None:
     """Before: KeyError 'base_lr' from HypergradientLR's constructor (it is exported, so a loop of
     one's own would try it with torch.optim.Adam)."""

@@ -180,5 +180,5 @@ def test_the_upgrade_refusal_on_postgresql_says_to_put_the_password_back(pg_url:
         ts.SQLStorage(with_password, read_only=True)
     said = str(refused.value)
     assert "s3cret" not in said and "ts.SQLStorage('postgresql+psycopg://postgres:***@" in said
-    assert said.endswith("with the password in place of ***")
+    assert said.endswith(" (with the password in place of ***)")
     assert len(ts.load_study("old", with_password).trials) == 2  # upgraded by a writer, as the refusal says

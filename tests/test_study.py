@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -768,7 +769,40 @@ def test_optunas_trial_pruned_fails_the_trial_with_the_fix() -> None:
 
     study.optimize(objective, n_trials=1)
     assert study.trials[0].state is TrialState.FAILED
-    assert "(optuna's TrialPruned fails the trial: raise ts.TrialPruned() to prune it)" in (study.trials[0].error or "")
+    assert "(optuna's TrialPruned fails the trial: raise ts.TrialPruned() (or subclass it) to prune it)" \
+        in (study.trials[0].error or "")
+
+
+def test_a_users_subclass_of_optunas_trial_pruned_is_treated_as_optunas_own() -> None:
+    # before: a class of the user's made from optuna.TrialPruned (another name) failed the trial with no word why
+    optuna = pytest.importorskip("optuna")
+
+    class Skip(optuna.TrialPruned):  # type: ignore[misc]
+        pass
+
+    class Later(Skip):
+        pass
+
+    def raising(cls: type[Exception], text: str) -> Callable[[ts.Trial], float]:
+        def objective(trial: ts.Trial) -> float:
+            raise cls(text)
+
+        return objective
+
+    study = ts.Study(SPACE, sampler="random", seed=0)
+    for cls in (Skip, Later):
+        study.optimize(raising(cls, "too slow"), n_trials=1)
+    for trial, name in zip(study.trials, ("Skip", "Later"), strict=True):
+        assert trial.state is TrialState.FAILED, "optuna.TrialPruned itself fails the trial: so does a subclass"
+        assert f"{name}: too slow at " in (trial.error or "")
+        assert (f"({name} subclasses optuna's TrialPruned, which fails the trial: raise ts.TrialPruned() "
+                "(or subclass it) to prune it)") in (trial.error or "")
+
+    class Mine(ts.TrialPruned):  # tunesmith's own, under another name: pruned, no note
+        pass
+
+    study.optimize(raising(Mine, "enough"), n_trials=1)
+    assert study.trials[-1].state is TrialState.PRUNED
 
 
 def test_a_parameter_name_in_the_wrong_case_gets_the_likely_one() -> None:

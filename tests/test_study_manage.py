@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import tunesmith as ts
+from tunesmith.paths import study_folder
 from tunesmith.storage import make_storage
 from tunesmith.study.manage import add_note
 from tunesmith.trial import Direction, TrialState
@@ -473,7 +474,7 @@ def test_rename_and_copy_warn_that_paused_trials_cannot_resume_under_the_new_nam
 
     study = ts.Study(SPACE, sampler="random", seed=0, name="p", pruner=ASHA(min_resource=1, pause=True, max_resource=9))
     trial = study.ask()
-    trial.set_attr("checkpoint", str(tmp_path / "p-0123abcd" / "trial-0" / "last-1.pt"))
+    trial.set_attr("checkpoint", str(study_folder(tmp_path, "p", study.copy_id) / "trial-0" / "last-1.pt"))
     trial.report(0.5, 1)
     study.tell(trial, state="paused")
     assert study.trials[0].state is TrialState.PAUSED
@@ -489,8 +490,50 @@ def test_rename_and_copy_warn_that_paused_trials_cannot_resume_under_the_new_nam
     assert "Let them finish in study 'p' before copying, or end them" in copied[0]
 
 
-def test_delete_names_the_checkpoint_folders_it_leaves(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    folder = tmp_path / "ckpt" / "s-0123abcd"
+def test_a_copy_renamed_names_the_folder_of_the_study_that_paused_its_trials(
+    shared_storage_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A copy of a study with a paused trial, then renamed: the warning said the trial's checkpoints were in
+    the folder named after the copy ('b') and to let it finish under that name first, where they are in the
+    folder of the study that paused it ('a'), and the trial resumes in 'a' alone."""
+    from tunesmith.pruners import ASHA
+
+    a = ts.Study(SPACE, sampler="random", seed=0, name="a", storage=shared_storage_url,
+                 pruner=ASHA(min_resource=1, pause=True, max_resource=9))
+    trial = a.ask()
+    folder = study_folder(tmp_path, "a", a.copy_id)  # where ts.train.objective checkpoints trial 0 of 'a'
+    trial.set_attr("checkpoint", str(folder / "trial-0" / "last-1.pt"))
+    trial.report(0.5, 1)
+    a.tell(trial, state="paused")
+    b = a.copy("b")
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        b.rename("c")
+    said = " ".join(r.getMessage() for r in caplog.records if "paused trial" in r.getMessage())
+    assert "folder named after 'b'" not in said and "under the old name" not in said, said
+    assert (f"study 'b', renamed 'c': its paused trial(s) [0] were paused under a name it had before or in the "
+            f"study it was copied from: their checkpoints are in {folder.name}, not in the folder of 'b'") in said
+    assert "Resume them in the study that paused them, or end them with study.tell(n, state='pruned') (or " \
+           "`tunesmith tell c 0 --state pruned --storage" in said
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        ts.load_study("c", shared_storage_url).rename("b")  # its own earlier name: still not the folder of 'a'
+        a.rename("a2")
+    said = [r.getMessage() for r in caplog.records if "paused trial" in r.getMessage()]
+    assert "study 'c', renamed 'b': its paused trial(s) [0] were paused under a name" in said[0]
+    assert "study 'a', renamed 'a2': its paused trial(s) [0] keep their checkpoints in the folder named " \
+           "after 'a'" in said[1]
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        a.rename("a")  # back to the name it paused them under: they resume there, nothing to warn of
+    assert not [r for r in caplog.records if "paused trial" in r.getMessage()], caplog.text
+
+
+@pytest.mark.parametrize("root", ["ckpt", "ckpt\n[tunesmith] checkpoint files deleted"])
+def test_delete_names_the_checkpoint_folders_it_leaves(tmp_path: Path, caplog: pytest.LogCaptureFixture,
+                                                       root: str) -> None:
+    """A checkpoint path is read from storage (another writer's) and the folder it names may be another user's
+    (a shared checkpoint root): a line break in it started a log line of its own under tunesmith's name."""
+    folder = tmp_path / root / "s-0123abcd"
     (folder / "trial-0").mkdir(parents=True)
     (folder / "trial-0" / "best.pt").write_bytes(b"x")
     study = ts.Study(SPACE, sampler="random", seed=0, name="s")
@@ -502,7 +545,8 @@ def test_delete_names_the_checkpoint_folders_it_leaves(tmp_path: Path, caplog: p
     study.optimize(objective, n_trials=2)
     with caplog.at_level("WARNING", logger="tunesmith"):
         study.delete()
-    assert f"deleted study 's'; its trials' checkpoint files are not deleted: they are in {folder}" in caplog.text
+    shown = str(folder).replace("\n", "\\n")  # one line
+    assert f"deleted study 's'; its trials' checkpoint files are not deleted: they are in {shown}" in caplog.text
     assert (folder / "trial-0" / "best.pt").exists()  # named, never touched
 
 

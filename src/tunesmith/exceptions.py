@@ -140,9 +140,20 @@ def describe_exception(exc: BaseException) -> str:
         tb.pop()
     where = f" at {tb[-1].filename}:{tb[-1].lineno}" if tb else ""
     notes = [str(n) for n in getattr(exc, "__notes__", None) or []]  # what add_note said: cv's fold, ...
-    if type(exc).__name__ == "TrialPruned" and not isinstance(exc, TrialPruned):  # optuna.TrialPruned, kept from a port
-        notes.append(f"{type(exc).__module__.split('.')[0]}'s TrialPruned fails the trial: raise ts.TrialPruned() to prune it")
+    peer = _peer_pruned(exc)
+    if peer is not None:  # optuna.TrialPruned kept from a port, or a class of the user's made from it
+        owner = f"{peer.__module__.split('.')[0]}'s TrialPruned"
+        what = owner if peer is type(exc) else f"{type(exc).__name__} subclasses {owner}, which"
+        notes.append(f"{what} fails the trial: raise ts.TrialPruned() (or subclass it) to prune it")
     return f"{type(exc).__name__}: {exc}{where}" + (f" ({'; '.join(notes)})" if notes else "")
+
+
+def _peer_pruned(exc: BaseException) -> type | None:
+    """Another package's ``TrialPruned`` (Optuna's) that ``exc``'s class is or subclasses under any name;
+    None for tunesmith's (and its subclasses) and every other exception."""
+    if isinstance(exc, TrialPruned):
+        return None
+    return next((c for c in type(exc).__mro__ if c.__name__ == "TrialPruned"), None)
 
 
 #: Optuna's names for what a Study, Trial or FrozenTrial spells otherwise, and what to write instead

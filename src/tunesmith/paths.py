@@ -4,7 +4,9 @@ what it reads is read only from a regular file (a FIFO planted in a shared folde
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
+import re
 import stat
 from pathlib import Path
 from typing import BinaryIO
@@ -18,6 +20,20 @@ def refuse_foreign_link(path: Path, st: os.stat_result | None, what: str, fix: s
         return
     raise ValueError(f"{what}: {path} is a link owned by another user (uid {st.st_uid}), who chose the file it "
                      f"writes to ({os.path.realpath(path)}); {fix}")
+
+
+def others_may_change(st: os.stat_result) -> str | None:
+    """Why another user may have chosen what a file or folder of this ``st`` (its stat) holds: it is theirs
+    (root aside), or they may write it (a folder's sticky bit keeps them from replacing this user's entries;
+    this user's own primary group is this user's); None where neither (and where no owner is told, Windows)."""
+    if not hasattr(os, "getuid"):
+        return None
+    if st.st_uid not in (0, os.getuid()):
+        return f"is owned by another user (uid {st.st_uid})"
+    sticky = stat.S_ISDIR(st.st_mode) and st.st_mode & stat.S_ISVTX
+    if not sticky and (st.st_mode & stat.S_IWOTH or st.st_mode & stat.S_IWGRP and st.st_gid != os.getgid()):
+        return f"can be written by other users (mode {stat.S_IMODE(st.st_mode):o})"
+    return None
 
 
 class NotRegularFile(ValueError):
@@ -62,3 +78,18 @@ def read_regular(path: Path, limit: int) -> bytes:
     """Up to ``limit`` bytes of the regular file ``path``, opened by :func:`open_regular`."""
     with open_regular(path) as f:
         return f.read(limit)
+
+
+#: the name :func:`study_folder` gives a study's folder
+STUDY_FOLDER = re.compile(r"[A-Za-z0-9_.-]{1,64}-[0-9a-f]{8}")
+
+
+def study_folder(root: str | Path, study: str, copy_id: str | None = None) -> Path:
+    """``<root>/<study name made safe for a folder>-<hash of the name and copy_id>``: the same study
+    finds its folder again; no name (``/etc``, ``..``, ``a/../../b``) leads outside ``root``. ``copy_id``
+    (``Study.copy_id``, made with each study; a copy, import or focus gets a new one) gives each study a
+    folder of its own, apart from any other of its name (in another storage, or deleted before it); a
+    study an earlier tunesmith made has none, and keeps the folder of its name alone."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", study).strip("._-")[:64] or "study"
+    key = study if copy_id is None else f"{study}\n{copy_id}"
+    return Path(root) / f"{safe}-{hashlib.sha256(key.encode()).hexdigest()[:8]}"

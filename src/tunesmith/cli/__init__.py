@@ -25,7 +25,7 @@ from typing import Any
 
 from ..exceptions import TunesmithError
 from ..space.params import did_you_mean
-from ..storage.base import mask_url
+from ..storage.base import mask_url, password_note
 from . import commands, dashboard, focus, insight, worker
 from .studyfile import DEFAULT_STORAGE, StudyFile, StudyFileError
 
@@ -232,7 +232,7 @@ def _refuse_option_before_command(parser: argparse.ArgumentParser, argv: list[st
     names = [cmd.name for cmd in SUBCOMMANDS]
     at = next((i for i, word in enumerate(argv) if word in names), None)
     words = [_masked_word(w) for w in ([argv[at], *argv[:at], *argv[at + 1:]] if at is not None else argv)]
-    password = " (with the password in place of ***)" if any("***" in w for w in words) else ""
+    password = password_note(*words)
     first = _masked_word(argv[0])
     if at is None:
         parser.error(f"{first} comes before the command, and no command is named (tunesmith --help lists "

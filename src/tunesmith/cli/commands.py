@@ -40,7 +40,7 @@ from ..space import Space, display_names, for_display
 from ..space.params import plural
 from ..space.space import load_yaml, shortened
 from ..storage import Storage, make_storage
-from ..storage.base import StudyRecord, mask_url
+from ..storage.base import StudyRecord, mask_url, password_note
 from ..study import Study, trial_rows
 from ..study.evaluate import SUFFIX as TEST_SUFFIX
 from ..study.evaluate import TestResult, results_from, test_results
@@ -211,8 +211,7 @@ def _show_command(study: Study) -> str:
     url = study.storage.display_url
     if "://" not in url:  # in memory: nothing to show after the run
         return f"tunesmith show {shlex.quote(study.name)}"
-    password = " (with the password in place of ***)" if "***" in url else ""
-    return f"tunesmith show {shlex.quote(study.name)} --storage {shlex.quote(url)}{password}"
+    return f"tunesmith show {shlex.quote(study.name)} --storage {shlex.quote(url)}{password_note(url)}"
 
 
 def _print_run(study: Study, before: dict[int, tuple[TrialState, int]], top: int) -> None:
@@ -386,7 +385,8 @@ def _study_file_hint(name: str) -> str:
         sf = StudyFile.load(name)
     except (ValueError, OSError):
         return f"; {name!r} is a file: pass the study's name, and its storage with --storage"
-    return f"; {name!r} is a study file: pass its study's name and storage, {sf.name!r} --storage {mask_url(sf.storage_url)}"
+    words = shlex.join([sf.name, "--storage", mask_url(sf.storage_url)])
+    return f"; {name!r} is a study file: pass its study's name and storage, {words}{password_note(words)}"
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -491,15 +491,19 @@ def _show_failed(console: Any, trials: list[FrozenTrial]) -> None:
 
 def _show_pruner(console: Any, study: Study, trials: list[FrozenTrial], storage: str) -> None:
     """The pruner that stopped the study's pruned and paused trials, and what becomes of the paused: their
-    numbers, which ``tunesmith tell`` takes (its errors say show lists them)."""
-    if study.pruner.name == "none":
-        return
+    numbers, which ``tunesmith tell`` takes (its errors say show lists them). Paused trials are listed
+    whatever the stored pruner: a study created without one may hold trials a later session paused under
+    another."""
     paused = [t.number for t in trials if t.state is TrialState.PAUSED]
+    if study.pruner.name == "none" and not paused:
+        return
     tell = shlex.join(["tunesmith", "tell", study.name, "N", "--state", "pruned",
                        *(["--storage", mask_url(storage)] if storage != DEFAULT_STORAGE else [])])
-    console.print(f"pruner {escape(pruner_label(study.pruner))}"
-                  + (f"; {len(paused)} paused ({_numbers(paused, PAUSED_SHOWN)}): a later optimize (tunesmith run or "
-                     f"worker) resumes those it promotes; {literal(tell)} ends one for good" if paused else ""),
+    resumes = ("a later optimize (tunesmith run or worker) resumes those it promotes" if study.pruner.pauses else
+               "the study's pruner pauses none: an optimize given the pruner that paused them resumes those it promotes")
+    console.print(f"pruner {escape(pruner_label(study.pruner) or 'none')}"
+                  + (f"; {len(paused)} paused ({_numbers(paused, PAUSED_SHOWN)}): {resumes}; "
+                     f"{literal(tell)}{password_note(tell)} ends one for good" if paused else ""),
                   soft_wrap=True, highlight=False)
 
 
@@ -535,7 +539,7 @@ def best_table(study: Study, trials: list[FrozenTrial], top: int) -> Table:
     names = [n for n in study.space if any(n in t.params for t in done)]
     if len(names) > MAX_PARAM_COLUMNS:  # thousands (a hyperparameter per weight) leave no column readable
         table.caption = (f"the first {SHOWN_PARAM_COLUMNS} of {len(names)} parameters; "
-                         f"tunesmith export {literal(study.name)} writes them all")
+                         f"tunesmith export {literal(shlex.quote(study.name))} writes them all")
         names = names[:SHOWN_PARAM_COLUMNS]
     shown = display_names(study.space)  # a list of dicts' "0:C" as "C" or "C [branch 0]"
     for n in names:

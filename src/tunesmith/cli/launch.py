@@ -23,6 +23,7 @@ from typing import Any
 from ..exceptions import STOPPING_SIGNALS, ResumeRefused, StudyNotFound, Terminated
 from ..execution import runs_in_processes
 from ..storage import MemoryStorage, Storage, make_storage
+from ..storage.base import password_note
 from ..study import Study
 from ..study.manage import check_name_before_file
 from ..trial import FrozenTrial, TrialState
@@ -207,7 +208,7 @@ def tell_as_command(message: str, study: Study) -> str:
     """``message`` with its advice ``study.tell(N, state='pruned')`` as the ``tunesmith tell`` command; none
     for a study in memory, which this run takes with it (``--storage memory`` would find no study)."""
     url = study.storage.display_url
-    where = shlex.join(["--storage", url]) + (" (with the password in place of ***)" if "***" in url else "")
+    where = shlex.join(["--storage", url]) + password_note(url)
 
     def advice(m: re.Match[str]) -> str:
         if isinstance(study.storage, MemoryStorage):

@@ -41,7 +41,7 @@ from ..trial import FrozenTrial, TrialState, as_count, json_finite
 from . import figures, pages
 from .aggregate import ORDERS, page
 from .cache import StudyCache, View
-from .server import is_loopback, peer_uid, users_listed
+from .server import asked_uid, connection_ends, is_loopback, listed_uid, users_listed
 from .writes import WRITE_ROUTES
 
 MAX_PAGE = 500  # rows one trials request returns at most
@@ -167,7 +167,7 @@ class _LoopbackNamesOnly:
                         "to reach it from other machines, start it with --host 0.0.0.0")
                 await PlainTextResponse(text, 421)(scope, receive, send)
                 return
-            if _another_user(scope):
+            if await _another_user(scope):
                 text = ("this dashboard answers the user who started it only (or root), and this connection is not "
                         "theirs: another user of this machine could read every study (and, with --allow-writes, "
                         "change and delete them)")
@@ -176,15 +176,25 @@ class _LoopbackNamesOnly:
         await self.app(scope, receive, send)
 
 
-def _another_user(scope: Any) -> bool:
+async def _another_user(scope: Any) -> bool:
     """On Linux, whether a request's connection may be another user's: its socket is not listed as one
-    of this process's user or root (:func:`peer_uid`; one not found is refused too: its client's address
-    came from a proxy's header, or the connection is closed). Elsewhere, and where the system lists no
-    socket's user (:func:`users_listed`), False."""
-    if not users_listed():
-        return False
+    of this process's user or root (:func:`~.server.peer_uid`; one not found is refused too: its client's
+    address came from a proxy's header, or the connection is closed). Elsewhere, and where the system lists
+    no socket's user (:func:`users_listed`, over the server's IPv6 or IPv4), False. Where netlink cannot be
+    asked, the socket tables are read in a worker thread: tens of ms that stalled every other request."""
     client, server = scope.get("client"), scope.get("server")
-    return (peer_uid(client, server) if client and server else None) not in (os.getuid(), 0)
+    if not users_listed(":" in str(server[0] if server else "")):
+        return False
+    ends = connection_ends(client, server) if client and server else None
+    if ends is None:
+        return True
+    try:
+        uid = asked_uid(ends)
+    except LookupError:
+        from starlette.concurrency import run_in_threadpool
+
+        uid = await run_in_threadpool(listed_uid, ends)
+    return uid not in (os.getuid(), 0)
 
 
 def _bind(d: Dashboard, fn: Callable[..., Any]) -> Callable[[Request], Any]:

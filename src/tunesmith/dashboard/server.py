@@ -78,25 +78,34 @@ def is_loopback(host: str) -> bool:
 
 def peer_uid(client: tuple[str, int], server: tuple[str, int]) -> int | None:
     """The user id of the process whose socket connects ``client`` to ``server`` (each (address, port))
-    on this machine (Linux), asked of the kernel (netlink's sock_diag: microseconds), else read from
-    /proc/net/tcp and tcp6 (milliseconds, tens with thousands of sockets on the machine); None where
-    neither has it as a process's socket: another system, the connection gone or closed (a closed
-    socket's row says user 0, root), or ends that are no addresses (a name from a proxy's header)."""
+    on this machine (Linux), asked of the kernel (netlink's sock_diag: microseconds, :func:`asked_uid`), else
+    read from /proc/net/tcp and tcp6 (milliseconds, tens with thousands of sockets on the machine:
+    :func:`listed_uid`); None where neither has it as a process's socket: another system, the connection
+    gone or closed (a closed socket's row says user 0, root), or ends that are no addresses (a name from a
+    proxy's header)."""
+    ends = connection_ends(client, server)
+    if ends is None:
+        return None
+    try:
+        return asked_uid(ends)
+    except LookupError:  # sock_diag cannot be asked here: the tables say
+        return listed_uid(ends)
+
+
+def connection_ends(client: tuple[str, int], server: tuple[str, int]) -> list[tuple[Any, int]] | None:
+    """``client`` and ``server`` as (address, port), IPv4 where an IPv6 socket is connected to an IPv4 address
+    (sock_diag finds it so, and tcp6 lists it as ::ffff:a.b.c.d; an IPv6 server sees an IPv4 client's so);
+    None for ends that are no addresses."""
     try:
         ends: list[tuple[Any, int]] = [(ipaddress.ip_address(host), int(port)) for host, port in (client, server)]
     except (ValueError, TypeError):
         return None
     v4 = [(ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else ip, port) for ip, port in ends]
-    if all(ip for ip, _ in v4):  # an IPv6 socket connected to an IPv4 address is found by it, and tcp6 has it
-        ends = v4                # as ::ffff:a.b.c.d; an IPv6 server sees an IPv4 client's so
-    try:
-        return _asked_uid(ends)
-    except LookupError:  # sock_diag cannot be asked here: the tables say
-        return _listed_uid(ends)
+    return v4 if all(ip for ip, _ in v4) else ends
 
 
-def _asked_uid(ends: list[tuple[Any, int]]) -> int | None:
-    """The user id sock_diag gives the socket from ``ends[0]`` to ``ends[1]``, None where the kernel has no
+def asked_uid(ends: list[tuple[Any, int]]) -> int | None:
+    """The user id sock_diag gives the socket from ``ends[0]`` to ``ends[1]`` (:func:`connection_ends`), None where the kernel has no
     such socket; LookupError where it cannot be asked (no netlink here, no inet_diag, a port past 65535)."""
     (ip, port), (to, to_port) = ends
     family = socket.AF_INET if ip.version == 4 else socket.AF_INET6
@@ -119,22 +128,26 @@ def _asked_uid(ends: list[tuple[Any, int]]) -> int | None:
 
 
 @functools.cache
-def users_listed() -> bool:
-    """Whether this machine tells whose a loopback connection is (Linux, with sock_diag or /proc/net/tcp): a
-    connection of this process's own is looked up. False elsewhere, and where neither can be read (a sandbox
-    without netlink or /proc/net): a loopback dashboard there answers every user of the machine, as on
-    other systems, rather than refusing its own user too."""
+def users_listed(v6: bool = False) -> bool:
+    """Whether this machine tells whose a loopback connection is (Linux, with sock_diag, or /proc/net/tcp,
+    tcp6 with ``v6``): a connection of this process's own is looked up, over IPv6's loopback ``::1`` with
+    ``v6`` (a dashboard served there: its clients' are IPv6 connections), else IPv4's. False elsewhere, and
+    where neither can be read (a sandbox without netlink or /proc/net): a loopback dashboard there answers
+    every user of the machine, as on other systems, rather than refusing its own user too."""
     if not sys.platform.startswith("linux"):
         return False
+    host, family = ("::1", socket.AF_INET6) if v6 else (LOOPBACK, socket.AF_INET)
     try:
-        with socket.create_server((LOOPBACK, 0)) as listener, socket.create_connection(listener.getsockname()) as me:
-            return peer_uid(me.getsockname(), listener.getsockname()) == os.getuid()
-    except OSError:  # no IPv4 loopback to try: the check stays on
+        with socket.create_server((host, 0), family=family) as listener, \
+                socket.create_connection(listener.getsockname()[:2]) as me:
+            return peer_uid(me.getsockname()[:2], listener.getsockname()[:2]) == os.getuid()
+    except OSError:  # no such loopback to try: the check stays on
         return True
 
 
-def _listed_uid(ends: list[tuple[Any, int]]) -> int | None:
-    """The user id /proc/net/tcp or tcp6 lists for the socket from ``ends[0]`` to ``ends[1]``."""
+def listed_uid(ends: list[tuple[Any, int]]) -> int | None:
+    """The user id /proc/net/tcp or tcp6 lists for the socket from ``ends[0]`` to ``ends[1]``: every socket of
+    the machine is read (tens of ms with thousands), so a server calls it off its event loop."""
     v6 = [(ipaddress.IPv6Address(f"::ffff:{ip}") if ip.version == 4 else ip, port) for ip, port in ends]
     rows = [("/proc/net/tcp", ends)] if ends[0][0].version == 4 else []
     for table, (local, remote) in [*rows, ("/proc/net/tcp6", v6)]:
@@ -165,6 +178,7 @@ def serve(storage: str | Storage, *, host: str = LOOPBACK, port: int = 8080, all
     ignored, and the dashboard keeps serving); None otherwise."""
     if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
         raise ValueError(f"port must be an integer from 1 to 65535, got {port!r}")
+    _check_host(host)
     uvicorn = _require()
     out = sys.stderr if out is None else out
     from .app import create_app
@@ -173,7 +187,7 @@ def serve(storage: str | Storage, *, host: str = LOOPBACK, port: int = 8080, all
     if not is_loopback(host):
         print(f"warning: the dashboard listens on {host}, so other machines can reach it; it has no login"
               + (" and --allow-writes lets them change and delete studies" if allow_writes else ""), file=out)
-    elif sys.platform.startswith("linux") and not users_listed():
+    elif sys.platform.startswith("linux") and not users_listed(":" in host):
         print("warning: this system does not say whose a connection is (no netlink sock_diag, no /proc/net/tcp), "
               "so any user of this machine can read the dashboard", file=out)
     check_port(host, port)  # before reading the studies, which can take a while
@@ -276,6 +290,18 @@ def deadline_protocol() -> type:
                 self.unread.cancel()
 
     return Protocol
+
+
+def _check_host(host: str) -> None:
+    """A ValueError for an IPv4 address written as IPv6 (``::ffff:127.0.0.1``): the server's IPv6 sockets take
+    IPv6 addresses only, so it failed with "invalid argument" once the studies were read."""
+    try:
+        v4 = ipaddress.ip_address(host.strip("[]")).ipv4_mapped  # type: ignore[union-attr]
+    except (ValueError, AttributeError):
+        return
+    if v4 is not None:
+        raise ValueError(f"--host {host} is the IPv4 address {v4} written as IPv6, which the dashboard cannot listen "
+                         f"on: pass --host {v4}")
 
 
 def check_port(host: str, port: int) -> None:

@@ -10,16 +10,22 @@ so the retry can run alone.
 
 from __future__ import annotations
 
+import functools
+import logging
 import os
 import re
 import shutil
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
+from ..exceptions import describe_exception
 from ..trial import FrozenTrial, as_count
 
 MAX_OOM_RETRIES = 2
+
+logger = logging.getLogger("tunesmith")
 EXIT_OOM = 75  # a worker's exit code after an out-of-memory trial: "retire me"
 
 
@@ -124,6 +130,26 @@ def may_retry_oom(record: FrozenTrial) -> bool:
     """Whether a trial that ran out of GPU memory may run again (fewer neighbours on
     its device): at most MAX_OOM_RETRIES times per configuration."""
     return record.system.oom_retries < MAX_OOM_RETRIES
+
+
+def retry_queued_first(objective: Callable[[Any], Any], study: Any) -> Callable[[Any], Any]:
+    """``objective``, whose trial that runs out of GPU memory (and :func:`may_retry_oom`) is queued again
+    before its failure is written: a worker killed between the two writes (SIGKILL, the kernel's OOM killer),
+    and its run with it, leaves the copy waiting for the next run rather than a failed trial nobody retries;
+    killed in the copy's own write, the trial is left running, a lost worker's. ``study.requeue``'s claim
+    keeps it to one copy (the lost-worker copy of that trial is the same)."""
+
+    @functools.wraps(objective)
+    def run(trial: Any) -> Any:
+        try:
+            return objective(trial)
+        except Exception as exc:
+            if is_oom_error(describe_exception(exc)) and may_retry_oom(trial.record):
+                n = study.requeue(trial.number, oom=True)
+                logger.warning("trial %d ran out of GPU memory; re-queued as %s", trial.number, n)
+            raise
+
+    return run
 
 
 def apply_env(env: Mapping[str, str]) -> None:

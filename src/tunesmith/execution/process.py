@@ -29,7 +29,7 @@ import signal
 import sys
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +47,7 @@ from .gpu import (
     may_retry_oom,
     parse_gpus,
     plan_slots,
+    retry_queued_first,
 )
 from .local import (
     STOPS,
@@ -563,10 +564,9 @@ def _oom_retirer(run: Run) -> Any:
     def after(record: FrozenTrial) -> bool:
         if record.state is not TrialState.FAILED or not is_oom_error(record.error):
             return True
-        if may_retry_oom(record):
-            n = run.study.requeue(record, oom=True)
-            logger.warning("trial %d ran out of GPU memory; re-queued as %s with fewer neighbours", record.number, n)
-        return False  # this worker retires: its device keeps one trial fewer
+        if may_retry_oom(record) and (n := run.study.requeue(record, oom=True)) is not None:  # queued before
+            logger.warning("trial %d ran out of GPU memory; re-queued as %s", record.number, n)  # it failed, mostly
+        return False  # this worker retires: its device keeps one trial fewer (the retry, fewer neighbours)
 
     return after
 
@@ -646,55 +646,75 @@ def _child(run: Run, slot: Slot, threads: int | None, seat: Seat, outbox: Any, w
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         run.seat = seat
         run.budget.bind(seat)
-        send = functools.partial(_hand_over, outbox, parent) if wait else outbox.send  # the parent runs the callbacks
-
-        def ended(record: FrozenTrial) -> None:
-            global _SIGNAL_CAME
-            _SIGNAL_CAME = False  # a trial recorded: a Ctrl-C its objective caught is not why this worker stops
-            _stop_if_orphaned(parent, slot.index, record)  # first: a record larger than the pipe holds, sent to a
-            try:  # parent gone, blocked until each other worker (holding the pipe's end) exited
-                send(record)
-            except OSError:  # the pipe's other end closed: its parent gone
-                _stop_if_orphaned(parent, slot.index, record)
-                raise
-            _stop_if_orphaned(parent, slot.index, record)
-
-        run.ended = ended
+        run.ended = _record_sender(outbox, parent, slot.index, wait)
         apply_env(slot.env(threads))
         run.study.for_worker(slot.index + 1)
         auto.SAY_PICK = slot.index == 0  # the same pick in every worker: said once per run
         if slot.device is not None:
+            run.objective = retry_queued_first(run.objective, run.study)
             run.after_trial = _oom_retirer(run)
         worker_loop(run)
         if run.retired and run.exhausted is None:
             code = EXIT_OOM
     except KeyboardInterrupt as exc:
-        code = 130  # first: a second interrupt raised in the middle of the write still exits as interrupted,
-        if not _SIGNAL_CAME:  # raised by the objective itself: it stops the run, as inline (replaced, it
-            run.budget.stop()  # churned a worker per trial for good); a SIGINT to this worker alone is replaced
-            logging.getLogger("tunesmith").warning(
-                "worker %d: the objective raised KeyboardInterrupt (no Ctrl-C came): the run stops", slot.index)
-        if _interrupted(run, exc) or run.stopped:  # and the parent fails what was left running
-            seat.stop()
+        code = 130  # first: a second interrupt raised in the middle of the write still exits as interrupted
+        _stop_on_interrupt(run, seat, slot.index, exc)
     except Exception as exc:
-        # the storage failed past its retries (replacements died of it too, or wrote a new file), or a resumed
-        # trial's checkpoint does not fit the objective's model (each replacement resumed it again): stop the run,
-        # the parent raises it
-        if isinstance(exc, (StorageError, ResumeRefused)):
-            run.budget.stop()
-            _send_raised(outbox, exc)
-        elif isinstance(exc, run.catch):  # not the objective's (catch covers those): a crash
-            logging.getLogger("tunesmith").exception("worker %d crashed", slot.index)
-            code = 1
-        else:  # the objective's, which catch lets through: its trial is recorded; stop the run, parent raises it
-            run.budget.stop()
-            _send_raised(outbox, exc)
+        code = _stop_on_error(run, outbox, slot.index, exc)
     except BaseException:  # noqa: BLE001 - report and exit with failure
         logging.getLogger("tunesmith").exception("worker %d crashed", slot.index)
         code = 1
     finally:
         _flush_streams()
         os._exit(code)
+
+
+def _record_sender(outbox: Any, parent: int, index: int, wait: bool) -> Callable[[FrozenTrial], None]:
+    """What worker ``index`` calls with each trial it recorded: the record to the parent (with ``wait``,
+    back once the parent ran the callbacks); the worker exits where the parent is gone."""
+    send = functools.partial(_hand_over, outbox, parent) if wait else outbox.send  # the parent runs the callbacks
+
+    def ended(record: FrozenTrial) -> None:
+        global _SIGNAL_CAME
+        _SIGNAL_CAME = False  # a trial recorded: a Ctrl-C its objective caught is not why this worker stops
+        _stop_if_orphaned(parent, index, record)  # first: a record larger than the pipe holds, sent to a
+        try:  # parent gone, blocked until each other worker (holding the pipe's end) exited
+            send(record)
+        except OSError:  # the pipe's other end closed: its parent gone
+            _stop_if_orphaned(parent, index, record)
+            raise
+        _stop_if_orphaned(parent, index, record)
+
+    return ended
+
+
+def _stop_on_interrupt(run: Run, seat: Seat, index: int, exc: KeyboardInterrupt) -> None:
+    """A KeyboardInterrupt in worker ``index``: the objective's own (no signal came) stops the run, as
+    inline (replaced, it churned a worker per trial for good); a SIGINT to this worker alone is replaced."""
+    if not _SIGNAL_CAME:
+        run.budget.stop()
+        logging.getLogger("tunesmith").warning(
+            "worker %d: the objective raised KeyboardInterrupt (no Ctrl-C came): the run stops", index)
+    if _interrupted(run, exc) or run.stopped:  # and the parent fails what was left running
+        seat.stop()
+
+
+def _stop_on_error(run: Run, outbox: Any, index: int, exc: Exception) -> int:
+    """The exit code of worker ``index`` after ``exc``: 0 where the run stops and the parent raises ``exc``,
+    1 for a crash of the worker itself."""
+    # the storage failed past its retries (replacements died of it too, or wrote a new file), or a resumed
+    # trial's checkpoint does not fit the objective's model (each replacement resumed it again): stop the run,
+    # the parent raises it
+    if isinstance(exc, (StorageError, ResumeRefused)):
+        run.budget.stop()
+        _send_raised(outbox, exc)
+    elif isinstance(exc, run.catch):  # not the objective's (catch covers those): a crash
+        logging.getLogger("tunesmith").exception("worker %d crashed", index)
+        return 1
+    else:  # the objective's, which catch lets through: its trial is recorded; stop the run, parent raises it
+        run.budget.stop()
+        _send_raised(outbox, exc)
+    return 0
 
 
 _SIGNAL_CAME = False  # in a worker: a Ctrl-C or a stopping signal reached it since its last recorded trial

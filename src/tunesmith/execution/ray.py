@@ -25,6 +25,7 @@ import os
 import secrets
 import socket
 import stat
+import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from ..exceptions import SearchExhausted, StorageError, WorkersLost, interrupted
+from ..paths import others_may_change, refuse_foreign_link
 from ..storage import MemoryStorage
 from ..storage.base import local_pid, worker_gone
 from ..study.lifecycle import held_promotions
@@ -304,7 +306,9 @@ def keep_token_private() -> None:
     has no token, writes one to ``~/.ray/auth_token`` with the umask's mode (0644 in a 0755 folder):
     another user of the machine who read it could connect to the instance on 127.0.0.1 and run code
     as this user. The token is written here first, 0600 (its folder, when new, 0700), as Ray would
-    write it; a token of this user's that others may read is made 0600, said."""
+    write it; a token of this user's that others may read is made 0600, said. A token another user
+    chose (a file or link of theirs, one others may write, or one in a folder others may change: a
+    home in a shared folder) is refused: its token is theirs, and with it the instance."""
     if os.environ.get("RAY_AUTH_MODE", "token").lower() != "token" or os.environ.get("RAY_AUTH_TOKEN") \
             or not hasattr(os, "getuid"):
         return
@@ -318,20 +322,58 @@ def keep_token_private() -> None:
         return
     except OSError:
         return
-    if st.st_uid == os.getuid() and st.st_mode & 0o077:
+    _check_token_owned(path)
+    if st.st_mode & 0o077:
         path.chmod(stat.S_IMODE(st.st_mode) & 0o700)
         logger.warning("Ray's token %s could be read by other users (mode %o), and with it they could run code "
                        "through your Ray instances: made it 0600", path, stat.S_IMODE(st.st_mode))
 
 
+#: what a refused token's message ends with
+_TOKEN_FIX = ("remove it and start again (tunesmith writes a new token only you can read), or point "
+              "RAY_AUTH_TOKEN_PATH at a token file of your own in a folder only you can change")
+
+
+def _check_token_owned(path: Path) -> None:
+    """A PermissionError where Ray's token at ``path`` may be another user's choice: the file, a link to it
+    or its folder is theirs (root aside), or others may write the file or change the folder (replace the
+    file), so they may know the token that a new private instance would let in."""
+    refuse_foreign_link(path, path.lstat(), "Ray's token", _TOKEN_FIX)
+    _check_mine(path.resolve(), "Ray's token")
+    _check_mine(path.resolve().parent, "the folder of Ray's token")
+
+
+def _check_mine(where: Path, what: str) -> None:
+    """A PermissionError where ``where`` is another user's (root aside) or others may write it."""
+    why = others_may_change(where.stat())
+    if why is not None:
+        raise PermissionError(f"{what} {where} {why}, so they may know the token with which a private Ray "
+                              f"instance of yours lets code in; {_TOKEN_FIX}")
+
+
 def _write_token(path: Path) -> None:
+    """A new token at ``path``, there whole or not at all: written to a private file beside it, then linked
+    in place, which fails where another process starting Ray wrote one meanwhile (created, then written, a
+    process starting at the same moment could read it empty). Nothing where the home is not writable: Ray's
+    to say."""
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except OSError:  # written meanwhile by another process starting Ray, or a home not writable: Ray's to say
+    except OSError:  # a home not writable: Ray's to say
         return
-    with os.fdopen(fd, "w") as f:
-        f.write(secrets.token_hex(32))  # Ray's own kind of token: 256 bits as hex
+    _check_mine(path.parent.resolve(), "the folder of Ray's token")  # one another user made first (a home in /tmp)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)  # 0600
+    except OSError:
+        return
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32))  # Ray's own kind of token: 256 bits as hex
+        os.link(tmp, path)
+    except OSError:  # another process's, whole (or a file system without links: Ray writes it, in a folder
+        pass  # made 0700 above when new)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
 
 
 def check_reachable(address: str, timeout: float = 5.0) -> None:
@@ -586,25 +628,29 @@ class _Driver:
             outs: list[Outcome | None] = []
             if self.study.pruner.pauses:
                 calls = [(a, a.handle.run_only.remote("promoted")) for a in up]
-                outs = [out for a, ref in calls if (out := self._run_only(a, ref)) is None or out.record or out.lost]
+                outs = [out for a, ref in calls
+                        if (out := self._run_only(a, ref)) is None or out.record or out.lost or out.late]
             if not outs and up and self.budget.exhausted and self.budget.take(exhausted_ok=True):
                 actor = up[0]
                 waiting = self._run_only(actor, actor.handle.run_only.remote("waiting"))
                 if waiting is not None and not (waiting.record or waiting.lost):
-                    self.budget.give_back()  # none was waiting
+                    self.budget.give_back()  # none was waiting, or none ran (its actor outlived its raylet)
+                    outs += [waiting] if waiting.late else []
                 else:
                     outs.append(waiting)  # a trial that failed keeps its unit, as in the main loop
             records = [out.record for out in outs if out is not None and out.record is not None]
             for record in records:
                 self.calls(record)
             held = self.study.pruner.pauses and held_promotions(self.study.trials)  # else none resumes
-            lost = any(out is None or out.lost for out in outs)  # a trial failed meanwhile: look again
+            # a trial failed meanwhile, or an actor that outlived its raylet ran nothing (replaced): look again
+            lost = any(out is None or out.lost or out.late for out in outs)
             if self.error is not None or not (records or lost or held or any(a.calls for a in self.actors)):
                 return
 
     def _run_only(self, actor: _Actor, ref: Any) -> Outcome | None:
         """The answer to one ``run_only`` call; None when the actor was lost (its
-        trial is failed, or held if it was resumed from a checkpoint; a new actor)."""
+        trial is failed, or held if it was resumed from a checkpoint; a new actor). An actor
+        that outlived its raylet answers ``late``, having run nothing: it is replaced."""
         while not self.ray.wait([ref], num_returns=1, timeout=1.0)[0]:  # Ctrl-C works meanwhile
             self._watch_cluster()
         try:
@@ -613,6 +659,9 @@ class _Driver:
             self._replace(actor, lost_worker(exc))
             return None
         actor.worker = out.worker
+        if out.late:  # its raylet is gone (its node lost), it outliving it: it runs nothing more
+            self._replace(actor, "its node's raylet is gone; the actor's process outlived it")
+            return out
         if out.uncaught:  # no promotion starts after it; raised at the end
             self._uncaught(out.raised or uncaught_error(None if out.record is None else out.record.number, out.error))
         return out

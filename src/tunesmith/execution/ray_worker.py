@@ -23,7 +23,7 @@ from ..storage import worker_id
 from ..study.study import bad_value_reason
 from ..study.trial import _as_float
 from ..trial import FrozenTrial, TrialState
-from .gpu import apply_env, is_oom_error, may_retry_oom
+from .gpu import apply_env, is_oom_error, may_retry_oom, retry_queued_first
 from .loop import Budget, Run, run_one
 
 if TYPE_CHECKING:
@@ -109,7 +109,7 @@ class StudyWorker:
         stored_space.SAY_DROPPED = False  # the driver opened the study first and said what its space left out
         study = Study(storage=spec.open_storage(), name=spec.name, sampler=spec.sampler, pruner=spec.pruner)
         study.for_worker(10_000 + index, session=spec.session)
-        self.run = Run(study, objective, Budget(None, None), catch)
+        self.run = Run(study, retry_queued_first(objective, study), Budget(None, None), catch)  # the driver may die
         self.me = worker_id()
         self.raylet = os.getppid()  # the process that started this actor: its node's raylet
 
@@ -140,9 +140,10 @@ class StudyWorker:
     def run_only(self, only: str) -> Outcome:
         """Run one promoted paused trial (``only="promoted"``) or one waiting trial
         (``"waiting"``), if any (record None: none was, or ``lost``: it was failed
-        elsewhere meanwhile); never a new configuration, and none once this actor's raylet is gone."""
+        elsewhere meanwhile); never a new configuration, and none once this actor's raylet is gone
+        (``late``: not "none was", which would end the driver's last promotions with trials left)."""
         if self.orphaned():
-            return Outcome(self.me)
+            return Outcome(self.me, late=True)
         lost = self.run.lost
         try:
             record = run_one(self.run, only=only)
@@ -282,7 +283,6 @@ def retry_if_oom(study: Study, record: FrozenTrial) -> bool:
     """Queue again a trial that ran out of GPU memory; whether it did."""
     if record.state is not TrialState.FAILED or not is_oom_error(record.error):
         return False
-    if may_retry_oom(record):
-        n = study.requeue(record, oom=True)
+    if may_retry_oom(record) and (n := study.requeue(record, oom=True)) is not None:  # an actor queues it first
         logger.warning("trial %d ran out of GPU memory; re-queued as %s", record.number, n)
     return True

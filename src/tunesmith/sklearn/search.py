@@ -45,7 +45,7 @@ from ..samplers import make_sampler
 from ..samplers.simple import GridSampler
 from ..space.params import MAX_GRID, check_seed, plural
 from ..storage import MemoryStorage
-from ..storage.base import mask_url, worker_gone, worker_id
+from ..storage.base import mask_url, password_note, worker_gone, worker_id
 from ..study import Study
 from ..study.manage import DROP, change_setting
 from ..trial import FrozenTrial, TrialState, finite_float
@@ -797,7 +797,7 @@ def _as_marks(claim: Any, study: Study) -> Mapping[str, Any]:
         "changed it. Its trials record what it was searched on, so the claim may go: run `import tunesmith; "
         "from tunesmith.study.manage import DROP, change_setting; change_setting(tunesmith.load_study("
         f"{study.name!r}, {url!r}), {CLAIM_KEY!r}, lambda stored: DROP)`"
-        f"{' (with the password in place of ***)' if '***' in url else ''} and fit again")
+        f"{password_note(url)} and fit again")
 
 
 #: seconds after which a search claim over a study that still holds no trial is taken over, where its fits

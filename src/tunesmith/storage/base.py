@@ -122,6 +122,12 @@ def mask_url(url: str) -> str:
     return parsed.render_as_string(hide_password=True).replace("password=%2A%2A%2A", "password=***")
 
 
+def password_note(*shown: str) -> str:
+    """What every command line or code printed with a masked storage URL adds, so that it is run with the
+    password put back: " (with the password in place of ***)" where one of ``shown`` holds ``***``, else ""."""
+    return " (with the password in place of ***)" if any("***" in s for s in shown) else ""
+
+
 def worker_id() -> str:
     """``host:pid`` of the calling process."""
     return f"{socket.gethostname()}:{os.getpid()}"

@@ -55,6 +55,7 @@ from .base import (
     check_study_name,
     copy_missing,
     mask_url,
+    password_note,
     reads_through_get_trials,
     unencoded_at,
 )
@@ -467,6 +468,39 @@ class _Backoff:
 _LENIENT_TEXT = functools.partial(str, encoding="utf-8", errors="replace")
 
 
+def _sqlite_uri_engine(uri: str, connect_args: Mapping[str, Any]) -> Engine:
+    """An engine whose connections open SQLite's ``uri`` (``mode=ro``, ``mode=rw``): a pool of
+    connections, as for a file URL; "sqlite://" alone would pick SQLAlchemy's one-connection-per-thread
+    pool for in-memory databases, which crashed under concurrent readers (the dashboard's threads)."""
+    import sqlite3
+
+    return sa.create_engine("sqlite://", creator=lambda: sqlite3.connect(uri, uri=True, **connect_args),
+                            poolclass=sa.pool.QueuePool)
+
+
+def _listen_to_sqlite(engine: Engine, *, read_only: bool, synchronous: str) -> None:
+    """Each new SQLite connection set up (WAL, ``synchronous``, foreign keys; none of the writing
+    pragmas when ``read_only``), and each transaction begun by us: IMMEDIATE when it writes."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _: Any) -> None:
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+        # a text that is not UTF-8 (written by another program) ended every read of the file,
+        # the study list's too; decoded with U+FFFD, its row is read as the others are
+        dbapi_conn.text_factory = _LENIENT_TEXT
+        cur = dbapi_conn.cursor()
+        if not read_only:
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute(f"PRAGMA synchronous={synchronous}")  # one of SQLITE_QUERY's, checked
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        write = conn.get_execution_options().get("tunesmith_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
 def _close_pool(engine: Engine, pid: int) -> None:
     """Close the pooled connections of a storage no longer referenced, at once, in the process that
     opened them (a forked child leaves its parent's alone): SQLAlchemy's pool waited for the cyclic
@@ -605,7 +639,13 @@ class SQLStorage(Storage):
             ) from None
         except ValueError as exc:  # a port that is not a number: int()'s message named no storage
             raise ValueError(f"storage {self.display_url!r}: its port must be a number ({exc})") from None
-        if parsed.get_backend_name() == "sqlite" and parsed.host:
+        if parsed.get_backend_name() == "sqlite":
+            self._check_sqlite_url(parsed)
+
+    def _check_sqlite_url(self, parsed: sa.engine.URL) -> None:
+        """A SQLite URL's file: named with three slashes, not in memory, in a folder that exists, a regular
+        file; the URL's ``synchronous`` and the resolved path noted."""
+        if parsed.host:
             # "sqlite://tunesmith.db": the file's name read as a host; "sqlite://runs/t.db": the folder, and
             # ./t.db was read (read-only) or SQLAlchemy's "Invalid SQLite URL" came as a traceback (writing)
             db = parsed.database or ""
@@ -616,24 +656,23 @@ class SQLStorage(Storage):
                 + f": a SQLite URL has three slashes before a relative path, 'sqlite:///{meant}' (four before "
                 "an absolute one, 'sqlite:////abs/path.db')"
             )
-        if parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:"):
+        if parsed.database in (None, "", ":memory:"):
             raise ValueError(
                 "an in-memory SQLite database cannot be shared; use storage=None for memory "
                 "or 'sqlite:///path/to/file.db'"
             )
-        if parsed.get_backend_name() == "sqlite":
-            self._synchronous = _sqlite_synchronous(parsed.query, self.display_url)
-            if not self.read_only:
-                _check_link(Path(str(parsed.database)).expanduser(), self.url)
-            path = self._path = Path(str(parsed.database)).expanduser().resolve()
-            self._path_text = str(path)
-            if not Path(str(parsed.database)).is_absolute():  # "sqlite:///x.db", "~/x.db": which file
-                self._shown = parsed.set(database=str(path)).render_as_string(hide_password=False)
-            if not path.parent.is_dir() and not self.read_only:  # read-only: a file not there, read as empty
-                raise ValueError(f"storage {self.url!r}: folder {path.parent} does not exist; create it first")
-            _check_regular(path, self.url)
-            _check_beside(path, self.url)
-            self._absent = self.read_only and not path.is_file()  # read as empty, never created
+        self._synchronous = _sqlite_synchronous(parsed.query, self.display_url)
+        if not self.read_only:
+            _check_link(Path(str(parsed.database)).expanduser(), self.url)
+        path = self._path = Path(str(parsed.database)).expanduser().resolve()
+        self._path_text = str(path)
+        if not Path(str(parsed.database)).is_absolute():  # "sqlite:///x.db", "~/x.db": which file
+            self._shown = parsed.set(database=str(path)).render_as_string(hide_password=False)
+        if not path.parent.is_dir() and not self.read_only:  # read-only: a file not there, read as empty
+            raise ValueError(f"storage {self.url!r}: folder {path.parent} does not exist; create it first")
+        _check_regular(path, self.url)
+        _check_beside(path, self.url)
+        self._absent = self.read_only and not path.is_file()  # read as empty, never created
 
     @property
     def engine(self) -> Engine:
@@ -649,70 +688,50 @@ class SQLStorage(Storage):
 
     def _make_engine(self) -> Engine:
         if not self.is_sqlite:
-            try:
-                engine = sa.create_engine(self.url, pool_pre_ping=True, future=True)
-            except ModuleNotFoundError as exc:
-                raise ImportError(
-                    f"storage {self.display_url!r} needs a database driver ({exc.name}); for PostgreSQL "
-                    "install the extra: pip install 'tunesmith[postgres]'"
-                ) from None
-            except sa.exc.NoSuchModuleError:  # an unknown scheme: it ended in a traceback
-                scheme = self.url.split("://", 1)[0]
-                hint = " (SQLAlchemy has no 'postgres' alias)" if scheme == "postgres" else ""
-                raise StorageError(
-                    f"storage {self.display_url!r}: unknown database kind {scheme!r}{hint}; use "
-                    "sqlite:///path/to/file.db or postgresql+psycopg://user:password@host/db"
-                ) from None
-            if engine.dialect.name == "postgresql":  # a database others may create objects in
-                pin_search_path(engine, self.display_url)
-            return engine
+            return self._server_engine()
+        engine = self._sqlite_engine()
+        # not self: the listener would keep the storage, and its connections, to a collection
+        _listen_to_sqlite(engine, read_only=self.read_only, synchronous=self._synchronous)
+        return engine
+
+    def _server_engine(self) -> Engine:
+        """The engine of a database server's URL (PostgreSQL), or an error naming the missing driver
+        or the unknown kind of database."""
+        try:
+            engine = sa.create_engine(self.url, pool_pre_ping=True, future=True)
+        except ModuleNotFoundError as exc:
+            raise ImportError(
+                f"storage {self.display_url!r} needs a database driver ({exc.name}); for PostgreSQL "
+                "install the extra: pip install 'tunesmith[postgres]'"
+            ) from None
+        except sa.exc.NoSuchModuleError:  # an unknown scheme: it ended in a traceback
+            scheme = self.url.split("://", 1)[0]
+            hint = " (SQLAlchemy has no 'postgres' alias)" if scheme == "postgres" else ""
+            raise StorageError(
+                f"storage {self.display_url!r}: unknown database kind {scheme!r}{hint}; use "
+                "sqlite:///path/to/file.db or postgresql+psycopg://user:password@host/db"
+            ) from None
+        if engine.dialect.name == "postgresql":  # a database others may create objects in
+            pin_search_path(engine, self.display_url)
+        return engine
+
+    def _sqlite_engine(self) -> Engine:
+        """The engine of the SQLite file: read only, opened again (a forked worker's), or opened first."""
         # SQLite's own busy handler sleeps 1, 2, 5, 10, ... ms between tries, long
         # next to our sub-millisecond transactions: it only gets a short wait here,
         # and _retry waits on a busy database in short randomized steps instead.
         connect_args: dict[str, Any] = {"timeout": min(_SQLITE_DRIVER_WAIT, self.busy_timeout),
                                         "check_same_thread": False}
         if self.read_only:
-            import sqlite3
-
-            uri = self._read_only_uri()
-            # a pool of connections, as for a file URL: "sqlite://" alone would pick SQLAlchemy's
-            # one-connection-per-thread pool for in-memory databases, which crashed under
-            # concurrent readers (the dashboard's threads)
-            engine = sa.create_engine("sqlite://", creator=lambda: sqlite3.connect(uri, uri=True, **connect_args),
-                                      poolclass=sa.pool.QueuePool)
-        elif self._file_id is not None:  # the file was opened: a new connection (a forked worker's)
-            import sqlite3  # never makes a new, empty database where it was deleted (mode=rw)
-
+            return _sqlite_uri_engine(self._read_only_uri(), connect_args)
+        if self._file_id is not None:  # the file was opened: a new connection (a forked worker's)
+            # never makes a new, empty database where it was deleted (mode=rw)
             uri = self._path.expanduser().resolve().as_uri() + "?mode=rw" if self._path is not None else ""
-            engine = sa.create_engine("sqlite://", creator=lambda: sqlite3.connect(uri, uri=True, **connect_args),
-                                      poolclass=sa.pool.QueuePool)
-        else:  # the path checked in _check_url: "~" expanded (SQLite itself looked for a folder named "~")
-            assert self._path is not None
-            url = sa.engine.make_url(self.url).set(database=str(self._path), query={})  # the query is ours
-            engine = sa.create_engine(url, connect_args=connect_args)
-
-        # not self: the listener would keep the storage, and its connections, to a collection
-        read_only, synchronous = self.read_only, self._synchronous
-
-        @event.listens_for(engine, "connect")
-        def _on_connect(dbapi_conn: Any, _: Any) -> None:
-            dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
-            # a text that is not UTF-8 (written by another program) ended every read of the file,
-            # the study list's too; decoded with U+FFFD, its row is read as the others are
-            dbapi_conn.text_factory = _LENIENT_TEXT
-            cur = dbapi_conn.cursor()
-            if not read_only:
-                cur.execute("PRAGMA journal_mode=WAL")
-                cur.execute(f"PRAGMA synchronous={synchronous}")  # one of SQLITE_QUERY's, checked
-            cur.execute("PRAGMA foreign_keys=ON")
-            cur.close()
-
-        @event.listens_for(engine, "begin")
-        def _on_begin(conn: Connection) -> None:
-            write = conn.get_execution_options().get("tunesmith_write", False)
-            conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
-
-        return engine
+            return _sqlite_uri_engine(uri, connect_args)
+        # the path checked in _check_url: "~" expanded (SQLite itself looked for a folder named "~")
+        assert self._path is not None
+        url = sa.engine.make_url(self.url).set(database=str(self._path), query={})  # the query is ours
+        return sa.create_engine(url, connect_args=connect_args)
 
     def _read_only_uri(self) -> str:
         """SQLite's URI for reading the file without writing: ``mode=ro``; ``immutable=1``
@@ -970,7 +989,7 @@ class SQLStorage(Storage):
                 f"{SCHEMA_VERSION}, and opened read-only (read_only=True, as tunesmith studies, show, export, "
                 "plot and report open it) it cannot upgrade it. Upgrade it in place once (older tunesmith versions cannot read it "
                 f"after): python -c \"import tunesmith as ts; ts.SQLStorage('{self.display_url}')\""
-                + (" with the password in place of ***" if "***" in self.display_url else "")
+                + password_note(self.display_url)
             )
         conn.execute(sa.text(f"ALTER TABLE {qualified(conn, 'ts_trials')} ADD COLUMN system TEXT NOT NULL DEFAULT '{{}}'"))
         conn.execute(sa.text(f"DROP INDEX {qualified(conn, 'ts_trials_state')}"))

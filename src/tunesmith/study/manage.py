@@ -12,15 +12,17 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import datetime
+from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import StorageError, StudyNotFound
+from ..paths import STUDY_FOLDER, study_folder
 from ..space import Space
 from ..space.params import Fixed
 from ..space.space import finite_weights
 from ..storage import Storage, make_storage
-from ..storage.base import MAX_NAME_LENGTH, NewStudy, check_study_name
-from ..trial import Direction, FrozenTrial, TrialState, as_count, json_attrs
+from ..storage.base import MAX_NAME_LENGTH, NewStudy, check_study_name, password_note
+from ..trial import Direction, FrozenTrial, TrialState, as_count, json_attrs, one_line
 from .trial import _as_float, _as_step, short_repr
 
 if TYPE_CHECKING:
@@ -176,7 +178,7 @@ def copy_study(study: Study, name: str | None, storage: str | Storage | None,
     dest.create_studies(studies)
     _warn_paused(study.trials, study.name, f"copied as {name!r}", where="the copy, which has a folder of its own",
                  fix=f"Let them finish in study {study.name!r} before copying", now=(name, dest),
-                 left=left)
+                 left=left, copy_id=study.copy_id)
     if new_space is not None:
         from .study import _fill_hint
 
@@ -262,31 +264,72 @@ def rename_study(study: Study, new_name: str) -> None:
     # together: a process killed between the two left test results under the old name, which refused it for
     # a new study, and the renamed study without them
     study.storage.rename_studies([(study.name, new_name), *([(study.name + SUFFIX, new_name + SUFFIX)] if book else [])])
-    _warn_paused(study.trials, study.name, f"renamed {new_name!r}", now=(new_name, study.storage))
+    _warn_paused(study.trials, study.name, f"renamed {new_name!r}", now=(new_name, study.storage),
+                 copy_id=study.copy_id, back=study_folder("", new_name, study.copy_id).name)
 
 
 def _warn_paused(trials: list[FrozenTrial], name: str, done: str, *, now: tuple[str, Storage], left: Any = (),
-                 where: str = "the renamed study", fix: str = "Let them finish under the old name first") -> None:
-    """Paused trials with a checkpoint find it only in the checkpoint folder named after ``name``
-    (a copy's, even under the same name, is another: ``where`` and ``fix`` say so). ``now``: the study
-    (name, storage) that holds them after, named in the ``tunesmith tell`` that ends them, with their numbers
-    there (a copy that ``left`` trials out numbers the others anew)."""
-    import shlex
-
-    from ..storage.memory import MemoryStorage
-
-    paused = [t.number for t in trials if t.state is TrialState.PAUSED and t.attrs.get("checkpoint")]
-    if paused:
-        holder, storage = now
-        there = [str(n - sum(k < n for k in left)) for n in paused if n not in left]
-        tell = "" if isinstance(storage, MemoryStorage) or not there else " (or `{}`)".format(shlex.join(
-            ["tunesmith", "tell", holder, *there, "--state", "pruned", "--storage", storage.display_url]))
+                 where: str = "the renamed study", fix: str = "Let them finish under the old name first",
+                 copy_id: str | None = None, back: str | None = None) -> None:
+    """Paused trials with a checkpoint find it only in the checkpoint folder of the study that paused them:
+    ``name``'s (``copy_id``: its id; a copy's, even under the same name, is another: ``where`` and ``fix`` say
+    so), or, for a trial paused under a name the study had before or in the study it was copied from, that
+    study's (said apart: neither name can resume it). ``now``: the study (name, storage) that holds them after,
+    named in the ``tunesmith tell`` that ends them, with their numbers there (a copy that ``left`` trials out
+    numbers the others anew). ``back``: the folder the study has after (a rename's): trials paused under the
+    name it takes back resume there, unwarned."""
+    elsewhere = _paused_elsewhere(trials, name, copy_id)
+    paused = [t.number for t in trials if t.state is TrialState.PAUSED and t.attrs.get("checkpoint")
+              and (back is None or elsewhere.get(t.number) != back)]
+    elsewhere = {n: folder for n, folder in elsewhere.items() if n in paused}
+    here = [n for n in paused if n not in elsewhere]
+    if here:
         logger.warning(
             "study %r, %s: its paused trial(s) %s keep their checkpoints in the folder named after %r, and a "
             "trial resumes only from its own study's folder: promoted in %s, they fail ('refusing to resume'). "
             "%s, or end them with study.tell(n, state='pruned')%s",
-            name, done, paused, name, where, fix, tell,
+            name, done, here, name, where, fix, _tell_command(here, now, left),
         )  # fmt: skip
+    if elsewhere:
+        logger.warning(
+            "study %r, %s: its paused trial(s) %s were paused under a name it had before or in the study it was "
+            "copied from: their checkpoints are in %s, not in the folder of %r, and a trial resumes only from the "
+            "folder of the study that paused it: promoted in %r as in %s, they fail ('refusing to resume'). Resume "
+            "them in the study that paused them, or end them with study.tell(n, state='pruned')%s",
+            name, done, sorted(elsewhere), " and ".join(sorted(set(elsewhere.values()))), name, name, where,
+            _tell_command(sorted(elsewhere), now, left),
+        )  # fmt: skip
+
+
+def _paused_elsewhere(trials: list[FrozenTrial], name: str, copy_id: str | None) -> dict[int, str]:
+    """The paused trials whose checkpoint, a trainer's ``<root>/<study>-<hash>/trial-N/...`` (a path read from
+    storage: only its text is looked at), lies in another study folder than study ``name``'s, with that folder's
+    name: paused under a name the study had before, or in the study it was copied from."""
+    own = study_folder("", name, copy_id).name
+    found = {}
+    for t in trials:
+        path = t.attrs.get("checkpoint")
+        if t.state is TrialState.PAUSED and isinstance(path, str):
+            trial_dir = PurePath(path).parent
+            folder = trial_dir.parent.name
+            if trial_dir.name.startswith("trial-") and STUDY_FOLDER.fullmatch(folder) and folder != own:
+                found[t.number] = folder
+    return found
+
+
+def _tell_command(numbers: list[int], now: tuple[str, Storage], left: Any) -> str:
+    """`` (or `tunesmith tell ...`)``: the command that ends the paused trials ``numbers`` in study ``now``
+    (name, storage), with their numbers there; "" in memory or where a copy ``left`` them all out."""
+    import shlex
+
+    from ..storage.memory import MemoryStorage
+
+    holder, storage = now
+    there = [str(n - sum(k < n for k in left)) for n in numbers if n not in left]
+    if isinstance(storage, MemoryStorage) or not there:
+        return ""
+    command = ["tunesmith", "tell", holder, *there, "--state", "pruned", "--storage", storage.display_url]
+    return f" (or `{shlex.join(command)}`{password_note(storage.display_url)})"
 
 
 def delete_study(storage: Storage, name: str) -> None:
@@ -299,12 +342,14 @@ def delete_study(storage: Storage, name: str) -> None:
     if exists(storage, name + SUFFIX):  # first: a process killed between the two leaves the study, which a second
         storage.delete_study(name + SUFFIX)  # delete takes; the other way round, test results no study owns
     storage.delete_study(name)  # (and a study of that name could not be made again)
+    # paths read from storage, one line each: a folder named "x\n[tunesmith] ..." cannot add a log line of its own
     if folders:
         logger.warning("deleted study %r; its trials' checkpoint files are not deleted: they are in %s",
-                       name, ", ".join(folders))
+                       name, ", ".join(one_line(f, None) for f in folders))
     if theirs:  # before: listed as its own, where deleting them loses the other study's paused trials
         logger.warning("deleted study %r, a copy: the trials it was copied with name checkpoints of the study it "
-                       "came from, in %s; those are that study's, left as they are", name, ", ".join(theirs))
+                       "came from, in %s; those are that study's, left as they are",
+                       name, ", ".join(one_line(f, None) for f in theirs))
 
 
 def with_test_results(storage: Storage, name: str) -> str:

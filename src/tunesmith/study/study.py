@@ -31,7 +31,7 @@ from ..space import Space
 from ..space.params import check_flag, did_you_mean, plural, same_definition, uncallable_with
 from ..space.space import same_spaces
 from ..storage import MemoryStorage, Storage, make_storage, worker_id
-from ..storage.base import NewStudy
+from ..storage.base import NewStudy, password_note
 from ..trial import Direction, FrozenTrial, TrialState, best_of, json_attrs
 from . import lifecycle
 from .heartbeat import Heartbeat, HeartbeatConfig, reconcile
@@ -102,20 +102,7 @@ class Study:
         _trials: Sequence[FrozenTrial] = (),
         _book: Sequence[FrozenTrial] | None = None,
     ) -> None:
-        if isinstance(space, str):  # Study("my-study"): "Space takes a mapping ..., got str"
-            raise TypeError(f"Study's first argument is the space, got the text {space!r}; name the study with "
-                            "name=..., and open one that exists with ts.load_study(name, storage)")
-        if callable(space) and not isinstance(space, (Mapping, type)):  # Study(objective)
-            raise TypeError(f"Study's first argument is the space, got the function "
-                            f"{getattr(space, '__qualname__', space)!r}; the objective goes to "
-                            "study.optimize(objective, n_trials=...) (a function that builds the space: call it)")
-        if not isinstance(load_if_exists, (bool, np.bool_)):  # "no" is true: the study would be resumed
-            raise TypeError(f"load_if_exists must be True or False, got {load_if_exists!r}")
-        load_if_exists = bool(load_if_exists)  # NumPy's (n > 0 of a NumPy count), as check_field_types takes it
-        _check_roles(sampler, pruner)
-        if space is None and name is None:  # said "no study named 'study-1a2b3c4d'": a name never given
-            raise ValueError("a new study needs a space: ts.Study(space, direction=...); to resume a stored "
-                             "study, give its name and storage: ts.load_study(name, storage)")
+        load_if_exists = _checked_arguments(space, sampler, pruner, name, load_if_exists)
         if space is not None and name is not None:
             check_name_before_file(name, storage)
         self._storage = make_storage(storage, create=space is not None)  # resumed: a missing file is not made
@@ -127,21 +114,44 @@ class Study:
         if name is None and not isinstance(self._storage, MemoryStorage):  # a rerun would make another one
             logger.info("created study %r in %s; a study made without name= gets a new name at each run: "
                         "pass name=... to resume it from a later run", self.name, self._storage.display_url)
+        self._take_record(record, _read_in)
+        cfg = dict(record.config)
+        self._take_algorithms(sampler, pruner, seed, cfg)
+        self._start_cache(copying=_read_in is not None)
+        if "heartbeat" in cfg:
+            stored_beat = _from_config(self._where, "heartbeat", lambda: HeartbeatConfig.from_dict(cfg["heartbeat"]))
+            beat = stored_beat if heartbeat_interval is None else reconcile(beat, stored_beat, self.name)
+        self._heartbeat = Heartbeat(self._storage, self._study_id, beat)
+        self._start_warnings()
+        if sampler is not None:
+            self.sampler.check(self.space)
+            record_sampler(self, cfg)  # an override on an existing study is recorded
+
+    @property
+    def _where(self) -> str:
+        """The study as messages name it: its name and its storage."""
+        return f"study {self.name!r} in {self._storage.display_url}"
+
+    def _take_record(self, record: Any, read_in: Space | None) -> None:
+        """The opened study's stored identity: id, creation time, direction, space and copy id."""
         self._study_id = record.study_id
         #: when the study was created (seconds since the epoch): tells two studies of one name apart
         self.created: float = record.created
         self.direction = record.direction
-        # _read_in: the space to read a study whose stored one is unreadable in (to copy its trials out)
-        read = _read_in if _read_in is not None else self._stored_space  # the stored space, read once
-        self.space = read if read is not None else Space.stored(record.space, f"study {self.name!r} in "
-                                                                f"{self._storage.display_url}")
-        cfg = dict(record.config)
-        where = f"study {self.name!r} in {self._storage.display_url}"
+        # read_in: the space to read a study whose stored one is unreadable in (to copy its trials out)
+        read = read_in if read_in is not None else self._stored_space  # the stored space, read once
+        self.space = read if read is not None else Space.stored(record.space, self._where)
+        cfg = record.config
         #: the study's own id, made with it (a copy, import or focus gets a new one): its checkpoints go to a
         #: folder of its own (checkpoint.study_folder); None for a study an earlier tunesmith made
         self.copy_id: str | None = cfg[COPY_ID] if isinstance(cfg.get(COPY_ID), str) else None
+
+    def _take_algorithms(self, sampler: Any, pruner: Any, seed: int | None, cfg: Mapping[str, Any]) -> None:
+        """The sampler and pruner given, else the stored ones; a pruner given that differs from the
+        stored one is warned about (other workers decide with the stored one)."""
         self.sampler: Sampler = (make_sampler(sampler, seed) if sampler is not None
-                                 else _from_config(where, "sampler", lambda: _stored_sampler(self.name, cfg["sampler"], seed),
+                                 else _from_config(self._where, "sampler",
+                                                   lambda: _stored_sampler(self.name, cfg["sampler"], seed),
                                                    fix=_NAME_A_SAMPLER))
         self.pruner = make_pruner(pruner) if pruner is not None else _stored_pruner(self.name, cfg)
         stored = cfg.get("pruner")
@@ -152,20 +162,23 @@ class Study:
                 "Pass the same pruner, or leave pruner= out to use the stored one",
                 self.name, stored, self.pruner.describe(),
             )  # fmt: skip
+
+    def _start_cache(self, *, copying: bool) -> None:
+        """An empty cache of trials read (the first refresh reads them all), and the sampler seeded
+        by the trials the study holds now."""
         self._lock = threading.RLock()
         self._finished: dict[int, FrozenTrial] = {}
         self._canonical_params: dict[int, Mapping[str, Any]] = {}  # live trials' params, checked
         self._unfit: set[int] = set()  # trials whose params do not fit the space: not shown to the sampler
-        self._copying = _read_in is not None  # read to be copied: the copy says which trials do not fit, not the sampler
+        self._copying = copying  # read to be copied: the copy says which trials do not fit, not the sampler
         self._next = 0  # one past the highest trial number read: the next refresh reads from it on
         self._live: set[int] = set()  # numbers below it that may hold an unfinished trial: read again
         # counted, not read: opening stays quick
         self._session = self._storage.count_trials(self._study_id) if self._counted is None else self._counted
         self.sampler.reseed(self._session, 0)
-        if "heartbeat" in cfg:
-            stored_beat = _from_config(where, "heartbeat", lambda: HeartbeatConfig.from_dict(cfg["heartbeat"]))
-            beat = stored_beat if heartbeat_interval is None else reconcile(beat, stored_beat, self.name)
-        self._heartbeat = Heartbeat(self._storage, self._study_id, beat)
+
+    def _start_warnings(self) -> None:
+        """The once-per-study warnings, none given yet, and what is noted once asked."""
         self._warned_no_checkpoint = False
         self._warned_idle = False
         self._warned_repeat = False  # every configuration of a finite space tried; the sampler repeats them
@@ -174,9 +187,6 @@ class Study:
         self._stop_requested = False
         self._said_no_reports = False  # the pruner-without-reports warning: once per study object
         self._picked: str | None = None  # what sampler "auto" picked, once recorded
-        if sampler is not None:
-            self.sampler.check(self.space)
-            record_sampler(self, cfg)  # an override on an existing study is recorded
 
     @property
     def pruner(self) -> Pruner:
@@ -255,7 +265,7 @@ class Study:
         if space is not None:
             space = space if isinstance(space, Space) else Space(space)
             given = space.to_dict()
-            self._stored_space = Space.stored(record.space, f"study {self.name!r} in {self._storage.display_url}")
+            self._stored_space = Space.stored(record.space, self._where)
             stored = self._stored_space.to_dict()
             if not same_spaces(given, stored):
                 raise ValueError(
@@ -548,43 +558,39 @@ class Study:
         at a rung) is recorded as pruned instead.
         """
         record = self._record_of(trial)
-        if isinstance(state, str) and state.lower() in _STATE_NAMES:  # "Pruned", "PAUSED"
-            state = TrialState(state.lower())
-        ends = {TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAILED, TrialState.PAUSED}
-        if state is not None and state not in ends:
-            raise ValueError(
-                "tell() finishes a trial as 'complete', 'pruned' or 'failed', or pauses it "
-                f"('paused'), not {getattr(state, 'value', state)!s}"
-            )
-        if record.state.is_finished:
-            raise TrialFinishedError(
-                f"trial {record.number} is already {record.state}; finished trials never change"
-            )
-        if record.state is TrialState.PAUSED and (state is None or TrialState(state) is TrialState.COMPLETE):
-            raise ValueError(
-                f"trial {record.number} is paused: stopped before the end of its run, it cannot complete "
-                "with a value (it could become the best trial on a partial run). It completes when its "
-                "pruner promotes it and study.ask() (or optimize) resumes it; end it for good with "
-                f"study.tell({record.number}, state='pruned')"
-            )
-        if record.state is TrialState.PAUSED and state is not None and TrialState(state) is TrialState.PAUSED:
-            raise ValueError(f"trial {record.number} is paused already")
-        if state is not None and TrialState(state) is TrialState.PAUSED:
-            if self.pruner.can_resume(record):
-                final = lifecycle.pause(record)
-                self._warn_no_checkpoint(final)
-            else:  # nothing would ever resume it: stopped for good
-                final = self._finish(record, None, TrialState.PRUNED, None)
-                logger.warning(
-                    "trial %d was asked to pause, but %s, so nothing would ever resume it: recorded as pruned",
-                    record.number, f"pruner {self.pruner.name!r} does not pause (e.g. ASHA(pause=True) does)"
-                    if not self.pruner.pauses else "it is not at a rung the pruner promotes from, or reported "
-                    "nothing since it was last resumed")
-        else:
-            final = self._finish(record, value, None if state is None else TrialState(state), error)
+        end = _end_state(state)
+        _check_tellable(record, end)
+        final = self._ended(record, value, end, error)
         # stop beating before the write: once paused, another worker may resume the
         # trial and start its own heartbeat for it, which this must not cancel
         self._heartbeat.finished(final.number)
+        self._write_end(record, final)
+        if isinstance(trial, Trial):
+            trial._record = final
+        if final.state is TrialState.FAILED:
+            logger.warning("trial %d failed: %s", final.number, final.error)
+        elif final.state is TrialState.COMPLETE and not self._warned_idle:
+            self._warn_idle(final)
+        return final
+
+    def _ended(self, record: FrozenTrial, value: Any, end: TrialState | None, error: str | None) -> FrozenTrial:
+        """The record :meth:`tell` writes: paused, if the pruner could resume it (else pruned), or finished."""
+        if end is not TrialState.PAUSED:
+            return self._finish(record, value, end, error)
+        if self.pruner.can_resume(record):
+            final = lifecycle.pause(record)
+            self._warn_no_checkpoint(final)
+            return final
+        final = self._finish(record, None, TrialState.PRUNED, None)  # nothing would ever resume it: stopped for good
+        logger.warning(
+            "trial %d was asked to pause, but %s, so nothing would ever resume it: recorded as pruned",
+            record.number, f"pruner {self.pruner.name!r} does not pause (e.g. ASHA(pause=True) does)"
+            if not self.pruner.pauses else "it is not at a rung the pruner promotes from, or reported "
+            "nothing since it was last resumed")
+        return final
+
+    def _write_end(self, record: FrozenTrial, final: FrozenTrial) -> None:
+        """Write ``final`` over ``record``, or raise TrialFinishedError saying who changed it since."""
         # a paused record (a stale handle's, an old list's) must still be the stored pause: another
         # worker may have resumed, trained and paused the trial again, and this write would undo that
         same = lifecycle._is_pause_of(record) if record.state is TrialState.PAUSED else None
@@ -596,13 +602,6 @@ class Study:
                 if now is not record.state else f"trial {record.number} was resumed and paused again by another "
                 "worker since this record of it was read: read it again (study.trials) before ending it"
             )
-        if isinstance(trial, Trial):
-            trial._record = final
-        if final.state is TrialState.FAILED:
-            logger.warning("trial %d failed: %s", final.number, final.error)
-        elif final.state is TrialState.COMPLETE and not self._warned_idle:
-            self._warn_idle(final)
-        return final
 
     def _warn_idle(self, final: FrozenTrial) -> None:
         """Once per study: a pruner whose settings can never stop a trial as long as ``final``
@@ -1078,7 +1077,7 @@ def _copy_command(name: str, storage: Storage) -> str:
     import shlex
 
     where = [] if isinstance(storage, MemoryStorage) else ["--storage", storage.display_url]
-    return shlex.join(["tunesmith", "copy", name, "NEW_NAME", "--space", "STUDY.yaml", *where])
+    return shlex.join(["tunesmith", "copy", name, "NEW_NAME", "--space", "STUDY.yaml", *where]) + password_note(*where)
 
 
 def _fill_hint(stored: Mapping[str, Any], given: Mapping[str, Any]) -> str:
@@ -1144,6 +1143,37 @@ def _as_state(state: TrialState | str) -> TrialState:
         names = [s.value for s in TrialState]
         raise ValueError(f"unknown trial state {state!r}{did_you_mean(str(state).lower(), names)}; "
                          f"the states are {names}") from None
+
+
+def _end_state(state: TrialState | str | None) -> TrialState | None:
+    """The state :meth:`Study.tell` was asked for (a name in any case), if it ends or pauses a trial."""
+    if isinstance(state, str) and state.lower() in _STATE_NAMES:  # "Pruned", "PAUSED"
+        state = TrialState(state.lower())
+    ends = {TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAILED, TrialState.PAUSED}
+    if state is not None and state not in ends:
+        raise ValueError(
+            "tell() finishes a trial as 'complete', 'pruned' or 'failed', or pauses it "
+            f"('paused'), not {getattr(state, 'value', state)!s}"
+        )
+    return None if state is None else TrialState(state)
+
+
+def _check_tellable(record: FrozenTrial, end: TrialState | None) -> None:
+    """A trial :meth:`Study.tell` may end as ``end`` (None: by its value): not finished, and a paused
+    one only pruned or failed."""
+    if record.state.is_finished:
+        raise TrialFinishedError(
+            f"trial {record.number} is already {record.state}; finished trials never change"
+        )
+    if record.state is TrialState.PAUSED and (end is None or end is TrialState.COMPLETE):
+        raise ValueError(
+            f"trial {record.number} is paused: stopped before the end of its run, it cannot complete "
+            "with a value (it could become the best trial on a partial run). It completes when its "
+            "pruner promotes it and study.ask() (or optimize) resumes it; end it for good with "
+            f"study.tell({record.number}, state='pruned')"
+        )
+    if record.state is TrialState.PAUSED and end is TrialState.PAUSED:
+        raise ValueError(f"trial {record.number} is paused already")
 
 
 def _as_catch(catch: Any) -> tuple[type[BaseException], ...]:
@@ -1243,6 +1273,24 @@ def trial_rows(trials: Iterable[FrozenTrial], space: Space) -> list[dict[str, An
         row["worker"] = t.worker
         rows.append(row)
     return rows
+
+
+def _checked_arguments(space: Any, sampler: Any, pruner: Any, name: str | None, load_if_exists: Any) -> bool:
+    """Study's arguments checked before anything is opened: ``load_if_exists`` as a bool."""
+    if isinstance(space, str):  # Study("my-study"): "Space takes a mapping ..., got str"
+        raise TypeError(f"Study's first argument is the space, got the text {space!r}; name the study with "
+                        "name=..., and open one that exists with ts.load_study(name, storage)")
+    if callable(space) and not isinstance(space, (Mapping, type)):  # Study(objective)
+        raise TypeError(f"Study's first argument is the space, got the function "
+                        f"{getattr(space, '__qualname__', space)!r}; the objective goes to "
+                        "study.optimize(objective, n_trials=...) (a function that builds the space: call it)")
+    if not isinstance(load_if_exists, (bool, np.bool_)):  # "no" is true: the study would be resumed
+        raise TypeError(f"load_if_exists must be True or False, got {load_if_exists!r}")
+    _check_roles(sampler, pruner)
+    if space is None and name is None:  # said "no study named 'study-1a2b3c4d'": a name never given
+        raise ValueError("a new study needs a space: ts.Study(space, direction=...); to resume a stored "
+                         "study, give its name and storage: ts.load_study(name, storage)")
+    return bool(load_if_exists)  # NumPy's (n > 0 of a NumPy count), as check_field_types takes it
 
 
 def _check_roles(sampler: Any, pruner: Any) -> None:

@@ -10,7 +10,7 @@ from 1: the epoch, when validating each epoch) is reported as
 validations; the newest checkpoint's path is
 stored as ``trial.attrs["checkpoint"]`` before the pruner is asked (with
 ``lr_adapt``, each group's adapted learning rate per validation as
-``trial.attrs["adapted_lr"]``); a pruned
+``trial.attrs["adapted_lr"]``, at most :data:`MAX_ADAPTED` of them); a pruned
 trial raises :class:`tunesmith.TrialPruned`. A run whose monitored value turns
 NaN or infinite (diverged) stops there and returns its best value so far
 (``trial.attrs["diverged_at"]``: that step). A trial the study paused and then
@@ -51,6 +51,11 @@ logger = logging.getLogger(__name__)
 
 
 Range = tuple[float, float]
+
+#: the adapted learning rates a trial keeps per group: every validation's up to this many, beyond it this
+#: many spread evenly over the run, the first and the last kept (stored again at each validation, every
+#: validation's made the write of the 10,000th 78 ms on SQLite and the attribute 277 KB: benchmarks/LOG.md)
+MAX_ADAPTED = 500
 
 
 def adam_space(
@@ -134,7 +139,8 @@ class _Reporter:
         path = trainer.history.last_checkpoint
         if path is not None and self.trial.record.attrs.get("checkpoint") != path:
             self.trial.set_attr("checkpoint", path)
-        if record.lrs:  # lr_adapt: each group's adapted learning rate, one value per validation
+        n = len(trainer.history.records)
+        if record.lrs and (n <= MAX_ADAPTED or n % (n // MAX_ADAPTED) == 0):  # lr_adapt: at the end too
             self.trial.set_attr("adapted_lr", _adapted(trainer.history.records))
         step = record.index + 1  # validations counted from 1: max_resource = epochs
         last = self.trial.record.last_step
@@ -160,9 +166,17 @@ class _Reporter:
 
 
 def _adapted(records: Sequence[EvalRecord], prefix: str = "") -> dict[str, list[float]]:
-    """With ``lr_adapt``: each group's adapted learning rate per validation, by ``prefix + role``."""
+    """With ``lr_adapt``: each group's adapted learning rate per validation, by ``prefix + role``: those of at
+    most :data:`MAX_ADAPTED` validations (:func:`spread`)."""
     roles = records[-1].lrs if records else {}
-    return {prefix + k: [r.lrs[k] for r in records] for k in roles}
+    kept = [records[i] for i in spread(len(records), MAX_ADAPTED)]
+    return {prefix + k: [r.lrs[k] for r in kept] for k in roles}
+
+
+def spread(n: int, most: int) -> list[int]:
+    """The indices of ``n`` items: all of them up to ``most``, else ``most`` of them spread evenly, the
+    first and the last among them."""
+    return list(range(n)) if n <= most else [round(k * (n - 1) / (most - 1)) for k in range(most)]
 
 
 # what a monitored value's name says about its direction: the study must agree
@@ -376,10 +390,13 @@ def _store_summary(trial: Any, history: Any, kept_best: bool) -> None:
 
 
 def _store_curves(trial: Any, history: Any) -> None:
-    """Both loss curves, the smoothed gap and where overfitting began, as reported steps."""
+    """Both loss curves, the smoothed gap and where overfitting began, as reported steps (with ``lr_adapt``,
+    the adapted rates, the last validation's among them)."""
     at = history.overfit_at
     trial.set_attr("overfit_at", None if at is None else at + 1)
     trial.set_attr("curves", history.curves())
+    if history.records and history.records[-1].lrs:  # lr_adapt: the last validation's rate too
+        trial.set_attr("adapted_lr", _adapted(history.records))
 
 
 def _trial_setup(trial: Any, base: TrainConfig, threads: int | None, warned: set[str]) -> tuple[dict[str, Any], TrainConfig]:

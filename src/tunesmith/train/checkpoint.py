@@ -15,7 +15,6 @@ step when there is one.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import random
 import re
@@ -31,7 +30,7 @@ import numpy as np
 import torch
 
 from ..exceptions import TunesmithError
-from ..paths import NotRegularFile, open_regular
+from ..paths import NotRegularFile, open_regular, study_folder
 from ..storage.base import pid_alive
 
 
@@ -193,17 +192,6 @@ def _home() -> str:
     import pwd
 
     return pwd.getpwuid(os.getuid()).pw_dir
-
-
-def study_folder(root: str | Path, study: str, copy_id: str | None = None) -> Path:
-    """``<root>/<study name made safe for a folder>-<hash of the name and copy_id>``: the same study
-    finds its folder again; no name (``/etc``, ``..``, ``a/../../b``) leads outside ``root``. ``copy_id``
-    (``Study.copy_id``, made with each study; a copy, import or focus gets a new one) gives each study a
-    folder of its own, apart from any other of its name (in another storage, or deleted before it); a
-    study an earlier tunesmith made has none, and keeps the folder of its name alone."""
-    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", study).strip("._-")[:64] or "study"
-    key = study if copy_id is None else f"{study}\n{copy_id}"
-    return Path(root) / f"{safe}-{hashlib.sha256(key.encode()).hexdigest()[:8]}"
 
 
 # -- files --------------------------------------------------------------------------------------

@@ -283,10 +283,7 @@ def tune(
     # weights' dtype): in half precision Adam's eps rounds to 0 and small steps round away
     dtype = _dtype(params)
     raw = {k: _start_raw(k, v, cons[k], dtype, _device(params)).requires_grad_(True) for k, v in hparams.items()}
-    batch_at: Batches = (_endless("train_batches", train_batches) if callable(train_batches)
-                         else (lambda _s: _one_batch("train_batches", train_batches)))
-    val_at: Batches = (_endless("val_batch", val_batch) if callable(val_batch)
-                       else (lambda _k: _one_batch("val_batch", val_batch)))
+    batch_at, val_at = _by_step("train_batches", train_batches), _by_step("val_batch", val_batch)
 
     ranges = {k: _strict_range(c, dtype) for k, c in cons.items()}
 
@@ -435,6 +432,12 @@ def _one_batch(name: str, batch: Any) -> Any:
     """``batch`` itself, unless it is a DataLoader or an iterator (:func:`~.implicit.check_one_batch`)."""
     check_one_batch(f"tune takes {name} as one batch or a function step -> batch", batch)
     return batch
+
+
+def _by_step(name: str, given: Batches | Any) -> Batches:
+    """``given`` as a function of the step: a batch function (its StopIteration said), or one batch
+    for every step."""
+    return _endless(name, given) if callable(given) else (lambda _s: _one_batch(name, given))
 
 
 def _endless(name: str, at: Batches) -> Batches:

@@ -1,0 +1,33 @@
+"""The scikit-learn search benchmark's cells (benchmarks/bench_sklearn.py) fit on the scikit-learn installed,
+without the deprecations that the next release turns into errors."""
+
+from __future__ import annotations
+
+import itertools
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("sklearn")
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+import bench_sklearn  # noqa: E402
+
+
+def test_the_logreg_cell_s_every_choice_fits_without_scikit_learn_s_deprecations() -> None:
+    # before: penalty {l1, l2}, deprecated in scikit-learn 1.8 (a FutureWarning at each fit), removed in 1.10
+    cell = next(c for c in bench_sklearn.cells() if c.name == "logreg-breast-cancer")
+    x, y = cell.data()
+    grid = bench_sklearn.grid_space(cell.space, {k: 2 for k in cell.space})
+    fitted = []
+    for values in itertools.product(*grid.values()):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            est = cell.estimator().set_params(**dict(zip(grid, values, strict=True))).fit(x, y)
+        fitted.append((dict(zip(grid, values, strict=True)), int((est[-1].coef_ == 0).sum())))
+    assert len(fitted) == 4
+    lasso = {v for p, v in fitted if p["logisticregression__l1_ratio"] == 1.0}
+    assert min(lasso) > 0 and all(v == 0 for p, v in fitted if p["logisticregression__l1_ratio"] == 0.0)
