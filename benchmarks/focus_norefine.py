@@ -1,13 +1,10 @@
 """The row ``tunesmith`` of bench_focus.py with one part of the focus after the stall switched
 off (the code before it), to show what that part does; not a deciding row. ``refine`` (the
 default): no refining box, for benchmarks/focus.md's third run; ``rest-model``: steps on the rest
-in the box by the acquisition, not by the quadratic model of bayes/rest.py, for the fourth run;
-``own-curvature``: the held parameters' one common curvature alone (no curvature of their own), for
-the eighth run, on its seeds (a second argument: the first seed; a third: the problems, comma-separated):
+in the box by the acquisition, not by the quadratic model of bayes/rest.py, for the fourth run:
 
     OMP_NUM_THREADS=1 PYTHONPATH=src nice -n 10 python benchmarks/focus_norefine.py > benchmarks/results/focus-v3-norefine.jsonl
     OMP_NUM_THREADS=1 PYTHONPATH=src nice -n 10 python benchmarks/focus_norefine.py rest-model > benchmarks/results/focus-v4-norestmodel.jsonl
-    OMP_NUM_THREADS=1 PYTHONPATH=src nice -n 10 python benchmarks/focus_norefine.py own-curvature 5 hartmann4-irrelevant,styblinski4-irrelevant > benchmarks/results/focus-v8-noown.jsonl
 """
 
 from __future__ import annotations
@@ -27,18 +24,18 @@ import tunesmith.samplers.bayes.focus as focus  # noqa: E402
 
 def switch_off(part: str) -> str:
     """Patch the focus rule; the method's name in the rows."""
-    if part in ("rest-model", "own-curvature"):
-        rule, off = focus.FocusRule, "rest_model" if part == "rest-model" else "own_curvature"
-        focus.FocusRule = lambda: rule(**{off: False})  # type: ignore[assignment,misc,arg-type]
-        return "tunesmith-norestmodel" if part == "rest-model" else "tunesmith-noown"
+    if part == "rest-model":
+        rule = focus.FocusRule
+        focus.FocusRule = lambda: rule(rest_model=False)  # type: ignore[assignment,misc]
+        return "tunesmith-norestmodel"
     focus.FocusRule.refine_box = lambda self, *a: None  # type: ignore[assignment,method-assign]  # the whole subspace
     return "tunesmith-norefine"
 
 
-def main(part: str, first: int = 0, names: list[str] | None = None) -> None:
+def main(part: str) -> None:
     method, probs = switch_off(part), B.problems()
-    for seed in range(first, first + 5):
-        for p in names or probs:
+    for seed in range(5):
+        for p in probs:
             t0 = time.perf_counter()
             values = B.run("tunesmith", probs[p], 100, seed)
             trace = (np.minimum.accumulate(values) - probs[p].f_min).tolist()
@@ -48,5 +45,4 @@ def main(part: str, first: int = 0, names: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "refine", int(sys.argv[2]) if len(sys.argv) > 2 else 0,
-         sys.argv[3].split(",") if len(sys.argv) > 3 else None)
+    main(sys.argv[1] if len(sys.argv) > 1 else "refine")

@@ -25,8 +25,7 @@ ones at the incumbent's values. A deterministic objective keeps whatever such a 
 gains, which a model whose lengthscales call those parameters irrelevant would not find.
 With ``rest_model`` (and the completed trials' rows given), the step is the minimizer of a
 separable quadratic model of the held parameters instead, in a trust region that halves
-after ``shrink_after`` failed steps (:mod:`.rest`; with ``own_curvature``, each held parameter's
-curvature may depart from the shared one once the shared fit is determined but not sure). Once that model's fit tells every held
+after ``shrink_after`` failed steps (:mod:`.rest`). Once that model's fit tells every held
 parameter's centre within ``sure`` (a standard error; :func:`.rest.centre_error`), with ``pin``
 the focused turns hold the held parameters at the model's minimum (in the ``rest_side`` box)
 instead of the incumbent's values, and a step on the rest whose incumbent already sits there is
@@ -71,7 +70,6 @@ class FocusRule:
     patience_frac: float = 0.25
     sure: float = 0.01
     pin: bool = True
-    own_curvature: bool = True
 
     def relevant(self, theta: np.ndarray, d: int, n_obs: int, index: int) -> np.ndarray | None:
         """(d,) bool mask of relevant parameters, or None to search the whole space
@@ -213,7 +211,7 @@ class RestStepOptimizer(AcqOptimizer):
                  region: tuple[np.ndarray, np.ndarray] | None = None) -> Scored:
         held = ~self.relevant & self.enc.numeric & ~np.isnan(anchors[0])
         u = rest.step(self.rows, self.losses, self.relevant, held, self.rng, side=self.rule.rest_side,
-                      shrink_after=self.rule.shrink_after, sure=self.rule.sure, own=self.rule.own_curvature)
+                      shrink_after=self.rule.shrink_after, sure=self.rule.sure)
         found = FocusedOptimizer(self.space, self.enc, self.opt, self.rng, ~self.relevant, anchors[0]
                                  ).maximize(acq, anchors, region)
         return Scored(np.vstack([canonical(self.space, u[None, :]), found.U]), np.r_[np.inf, found.value])

@@ -16,12 +16,7 @@ coordinate, inside a box of side ``side`` around ``u*``. The side halves after e
 ``shrink_after`` failed steps in a row (the trials of the incumbent's group that came after
 it), as a trust region shrinks on failure; a gain resets it (a new incumbent, no trial after
 it). With fewer than ``h / 2`` within-group differences, the step is uniform in the box
-(a design for the model). The held parameters share one curvature (``b_k = b``), so about
-``h + 1`` differences fit it; once there are 3 more differences than modelled coordinates and
-the fit still cannot tell the centres (:func:`centre_error`), each ``b_k`` may depart from
-``b`` by a ridge-penalized amount, the penalty chosen by leave-one-out error (infinite unless
-a finite one predicts better: :func:`ridge`), so effects of unequal size or shape are fitted
-before the ``2h + 1`` differences a curvature each would need.
+(a design for the model).
 
 Notation as in :mod:`.encoding` (``U``: unit rows, NaN = inactive).
 """
@@ -66,24 +61,17 @@ def trust_side(U: np.ndarray, losses: np.ndarray, key: np.ndarray, side: float, 
     return max(side * 0.5 ** (fails // shrink_after), MIN_SIDE)
 
 
-def fit(U: np.ndarray, losses: np.ndarray, key: np.ndarray, model: np.ndarray, shared: np.ndarray,
-        own: bool = False) -> tuple[np.ndarray, np.ndarray, int]:
+def fit(U: np.ndarray, losses: np.ndarray, key: np.ndarray, model: np.ndarray, shared: np.ndarray
+        ) -> tuple[np.ndarray, np.ndarray, int]:
     """(a, b, dof): per ``model`` coordinate, the linear and quadratic coefficients around the
     incumbent (each (m,)), fitted within the groups of equal values on ``key``, and the number
     of within-group differences behind them. The ``shared`` ones (a mask over ``model``) have
-    one curvature in common, so ``m`` parameters take about ``m + 1`` steps to fit, not ``2m``.
-    With ``own``, each shared coordinate's curvature may also depart from the common one, by
-    as much as the data ask (:func:`ridge`'s second penalty, on the departures only, chosen by
-    leave-one-out error; infinite, the common curvature alone, unless a finite one predicts
-    better): effects of unequal size or shape are fitted without 2m steps."""
-    Phi, y, g = within_groups(U, losses, key, model, shared, own)
-    s = int(shared.sum()) if own else 0
-    beta = ridge(Phi, y, s)
+    one curvature in common, so ``m`` parameters take about ``m + 1`` steps to fit, not ``2m``."""
+    Phi, y, g = within_groups(U, losses, key, model, shared)
+    beta = ridge(Phi, y)
     m = int(model.sum())
-    b = np.full(m, beta[2 * m - int(shared.sum())])
-    b[~shared] = beta[m:2 * m - int(shared.sum())]
-    if s:
-        b[shared] += beta[-s:]
+    b = np.full(m, beta[-1])
+    b[~shared] = beta[m:-1]
     return beta[:m], b, dof(g)
 
 
@@ -115,14 +103,13 @@ def centre_error(U: np.ndarray, losses: np.ndarray, key: np.ndarray, model: np.n
     return np.sqrt(np.maximum(var_c, 0.0))
 
 
-def within_groups(U: np.ndarray, losses: np.ndarray, key: np.ndarray, model: np.ndarray, shared: np.ndarray,
-                  own: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def within_groups(U: np.ndarray, losses: np.ndarray, key: np.ndarray, model: np.ndarray, shared: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The model's features (the ``model`` coordinates around the incumbent, their squares, the
-    ``shared`` ones' summed; with ``own``, the ``shared`` ones' squares again, last) and the
-    losses, both centred within the groups of equal values on ``key``, and the groups."""
+    ``shared`` ones' summed) and the losses, both centred within the groups of equal values on
+    ``key``, and the groups."""
     t = np.nan_to_num(U[:, model] - U[int(np.argmin(losses)), model])
-    Phi = np.hstack([t, t[:, ~shared] ** 2, np.sum(t[:, shared] ** 2, axis=1, keepdims=True)]
-                    + ([t[:, shared] ** 2] if own else []))
+    Phi = np.hstack([t, t[:, ~shared] ** 2, np.sum(t[:, shared] ** 2, axis=1, keepdims=True)])
     y = np.asarray(losses, dtype=float).copy()
     g = groups(U, key)
     for k in np.unique(g):
@@ -132,39 +119,20 @@ def within_groups(U: np.ndarray, losses: np.ndarray, key: np.ndarray, model: np.
     return Phi, y, g
 
 
-def ridge(Phi: np.ndarray, y: np.ndarray, spread: int = 0) -> np.ndarray:
+def ridge(Phi: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Ridge regression coefficients, the penalty chosen by leave-one-out error among
-    ``trace(Phi^T Phi) / p`` times 1e-6 ... 1e2 (closed form through the hat matrix). The last
-    ``spread`` columns (departures from a shared coefficient) take a second penalty of their
-    own on top, chosen alike among the same scale times 1e-4 ... 1e4 and infinity (the columns
-    left out, coefficients 0); a finite one only where its error is lower."""
-    p = Phi.shape[1] - spread
-    best, out = loo_ridge(Phi[:, :p], y, np.zeros(p))
-    out = np.r_[out, np.zeros(spread)]
-    if spread and len(y) > 1:
-        G = Phi.T @ Phi
-        scale = max(float(np.trace(G)) / len(G), 1e-12)
-        for mu in scale * np.logspace(-4, 4, 5):
-            loo, beta = loo_ridge(Phi, y, np.r_[np.zeros(p), np.full(spread, mu)])
-            if loo < best * (1.0 - 1e-6):
-                best, out = loo, beta
-    return out
-
-
-def loo_ridge(Phi: np.ndarray, y: np.ndarray, extra: np.ndarray) -> tuple[float, np.ndarray]:
-    """(leave-one-out error, coefficients) of the best ridge fit, the penalty ``lam + extra``
-    per column with ``lam`` among ``trace(Phi^T Phi) / p`` times 1e-6 ... 1e2."""
+    ``trace(Phi^T Phi) / p`` times 1e-6 ... 1e2 (closed form through the hat matrix)."""
     G = Phi.T @ Phi
     scale = max(float(np.trace(G)) / max(len(G), 1), 1e-12)
     best, out = np.inf, np.zeros(len(G))
     for lam in scale * np.logspace(-6, 2, 5):
-        inv = np.linalg.inv(G + np.diag(lam + extra))
+        inv = np.linalg.inv(G + lam * np.eye(len(G)))
         beta = inv @ Phi.T @ y
         lev = np.einsum("ij,jk,ik->i", Phi, inv, Phi)
         loo = float(np.sum(((y - Phi @ beta) / np.maximum(1.0 - lev, 1e-6)) ** 2))
         if loo < best:
             best, out = loo, beta
-    return best, out
+    return out
 
 
 def minimize_separable(a: np.ndarray, b: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
@@ -175,7 +143,7 @@ def minimize_separable(a: np.ndarray, b: np.ndarray, lo: np.ndarray, hi: np.ndar
 
 
 def step(U: np.ndarray, losses: np.ndarray, relevant: np.ndarray, held: np.ndarray, rng: np.random.Generator,
-         *, side: float, shrink_after: int, sure: float = 0.0, own: bool = False) -> np.ndarray:
+         *, side: float, shrink_after: int, sure: float = 0.0) -> np.ndarray:
     """The next point (d,): the incumbent with its ``held`` coordinates stepped (unit rows ``U``
     of the completed trials and their ``losses``, in trial order; ``held``: numeric and active
     at the incumbent, not ``relevant``)."""
@@ -188,14 +156,10 @@ def step(U: np.ndarray, losses: np.ndarray, relevant: np.ndarray, held: np.ndarr
     if n < max(1, int(held.sum()) // 2):
         t = lo + (hi - lo) * rng.random(int(held.sum()))
     else:
+        t = minimize_separable(a[held[model]], b[held[model]], lo, hi)
         se = centre_error(U, losses, key, model, held[model]) if sure > 0 else None
         if se is None or not sure_of(se[held[model]], sure):
-            if own and n >= int(model.sum()) + 3:  # the shared curvature is fitted, yet the centres not told
-                a, b, _ = fit(U, losses, key, model, held[model], own=True)
-            t = minimize_separable(a[held[model]], b[held[model]], lo, hi)
             t = np.clip(t + (hi - lo) / 4.0 * rng.uniform(-1.0, 1.0, len(t)), lo, hi)  # varied, so b stays identifiable
-        else:
-            t = minimize_separable(a[held[model]], b[held[model]], lo, hi)
     u[held] = u[held] + t
     return u
 
