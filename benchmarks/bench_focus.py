@@ -6,7 +6,7 @@ One command runs every (problem, method, seed), appends one JSON line per run to
     OMP_NUM_THREADS=1 PYTHONPATH=src nice -n 10 python benchmarks/bench_focus.py
 
 Options: ``--problems hartmann4-irrelevant ...``, ``--methods tunesmith optuna-gp ...``,
-``--seeds 5``, ``--budget 100``, ``--reuse`` (skip runs already in the results file),
+``--seeds 5`` (``--first-seed 0``), ``--budget 100``, ``--reuse`` (skip runs already in the results file),
 ``--report-only``. Problems and the deciding summary are described in benchmarks/focus.md.
 """
 
@@ -227,6 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--problems", nargs="+", default=None)
     ap.add_argument("--methods", nargs="+", default=METHODS, choices=METHODS)
     ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--first-seed", type=int, default=0, help="seeds first-seed ... first-seed + seeds - 1")
     ap.add_argument("--budget", type=int, default=100)
     ap.add_argument("--results", type=Path, default=HERE / "results" / "focus.jsonl")
     ap.add_argument("--page", type=Path, default=HERE / "focus.md")
@@ -237,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
         probs = problems()
         chosen = args.problems or list(probs)
         done = {(r["problem"], r["method"], r["seed"], r["budget"]) for r in load(args.results)} if args.reuse else set()
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             for p in chosen:
                 for m in args.methods:
                     if (p, m, seed, args.budget) in done:
