@@ -307,11 +307,12 @@ def _refuse_copies_while_a_trial_runs(url: str, which: str) -> Any:
                                  "'running') THEN RAISE EXCEPTION 'refused'; END IF; RETURN NEW; END $$")
             conn.exec_driver_sql(f"CREATE TRIGGER refuse BEFORE INSERT ON {table} FOR EACH ROW WHEN "
                                  f"(NEW.state = 'waiting') EXECUTE FUNCTION {schema or 'public'}.refuse()")
-            drop = f"DROP TRIGGER refuse ON {table}"
+            drop = f"DROP TRIGGER refuse ON {table}; DROP FUNCTION {schema or 'public'}.refuse()"
 
     def undo() -> None:
         with engine.begin() as conn:
-            conn.exec_driver_sql(drop)
+            for statement in drop.split("; "):
+                conn.exec_driver_sql(statement)
         engine.dispose()
 
     return undo
