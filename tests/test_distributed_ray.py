@@ -706,3 +706,23 @@ def test_ray_queues_one_retry_of_an_oom_trial_before_its_failure(ray_local: Any,
     copies = [t for t in study.trials if t.system.retry_of == failed[0].number]
     assert len(copies) == 1 and copies[0].system.oom_retries == 1 and copies[0].params == failed[0].params
     assert copies[0].state is TrialState.COMPLETE and copies[0].attrs.get("reason") == "CUDA out of memory"
+
+
+def test_ray_an_oom_copy_the_storage_refuses_in_the_actor_is_queued_by_the_driver(
+        ray_local: Any, tmp_path: Path) -> None:
+    """The actor's early copy refused by the storage: its error was recorded in place of the out-of-memory one
+    and the driver queued no retry. The out-of-memory failure is recorded as it is; the driver queues the copy."""
+    from test_execution_local import _refuse_copies_while_a_trial_runs
+
+    url = f"sqlite:///{tmp_path / 'o.db'}"
+    study = Study({"x": Float(0, 1)}, sampler="random", seed=0, storage=url, name="o")
+    undo = _refuse_copies_while_a_trial_runs(url, "sqlite")
+    try:
+        study.optimize(functools.partial(_oom_once_in_ray, str(tmp_path / "oom")), n_trials=3,
+                       executor=RayExecutor(n_workers=1))
+    finally:
+        undo()
+    failed = [t for t in study.trials if t.state is TrialState.FAILED]
+    assert len(failed) == 1 and "CUDA out of memory" in (failed[0].error or ""), study.trials  # before: the storage's
+    copies = [t for t in study.trials if t.system.retry_of == failed[0].number]
+    assert len(copies) == 1 and copies[0].state is TrialState.COMPLETE and copies[0].system.oom_retries == 1
