@@ -21,6 +21,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import re
 import sys
 import time
 import warnings
@@ -95,6 +96,18 @@ def _moons() -> tuple[np.ndarray, np.ndarray]:
     return make_moons(500, noise=0.35, random_state=0)
 
 
+def _l1_or_l2() -> dict[str, P]:
+    """liblinear's L1 or L2 model, the first choice L1, as the installed scikit-learn names it: ``l1_ratio``
+    1.0 / 0.0 from 1.8 (which deprecates ``penalty``; 1.10 removes it), ``penalty`` l1 / l2 before, where
+    ``l1_ratio`` without ``penalty="elasticnet"`` is ignored (a warning, which :func:`quiet` silences: every
+    model was L2). The same models either way: rows stored with either name are the same cell."""
+    import sklearn
+
+    if tuple(int(v) for v in re.findall(r"\d+", sklearn.__version__)[:2]) >= (1, 8):
+        return {"logisticregression__l1_ratio": P("cat", choices=(1.0, 0.0))}
+    return {"logisticregression__penalty": P("cat", choices=("l1", "l2"))}
+
+
 def cells() -> list[Cell]:
     from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
     from sklearn.linear_model import LogisticRegression
@@ -110,10 +123,7 @@ def cells() -> list[Cell]:
              {"C": 4, "gamma": 4}, {"C": 8, "gamma": 8}),
         Cell("logreg-breast-cancer", _cancer,
              lambda: make_pipeline(StandardScaler(), LogisticRegression(solver="liblinear")),
-             {"logisticregression__C": P("float", 1e-4, 1e2, True),
-              # l1_ratio 1 / 0 are liblinear's L1 / L2 models (penalty= is deprecated in scikit-learn 1.8,
-              # removed in 1.10); rows stored before this change searched penalty {l1, l2}: the same models
-              "logisticregression__l1_ratio": P("cat", choices=(1.0, 0.0))},
+             {"logisticregression__C": P("float", 1e-4, 1e2, True), **_l1_or_l2()},
              {"logisticregression__C": 8}, {"logisticregression__C": 32}),
         Cell("forest-classification", _made(1), lambda: RandomForestClassifier(n_estimators=25, random_state=0),
              {"max_features": P("float", 0.05, 1.0), "min_samples_leaf": P("int", 1, 40)},

@@ -339,6 +339,25 @@ def test_missing_file_and_study(project: Path, capsys: pytest.CaptureFixture[str
         run_cli("export", "ghost", "--format", "xml")
 
 
+def test_a_missing_default_database_names_the_databases_in_its_folder(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """A study written to boost.db and read with the default storage: the commands said only that
+    tunesmith.db is not there, and which file to name was left to the user to find."""
+    monkeypatch.chdir(tmp_path)
+    ts.Study({"x": ts.Float(0, 1)}, storage="sqlite:///boost.db", name="xgb")
+    ts.Study({"x": ts.Float(0, 1)}, storage="sqlite:///ft.sqlite", name="ft")
+    (tmp_path / "notes.txt").write_text("not a database")
+    assert run_cli("studies") == 2
+    assert capsys.readouterr().err.strip() == (
+        f"tunesmith studies: error: no studies in sqlite:///{tmp_path / 'tunesmith.db'}: there is no such database "
+        "file (--storage names the one to read: --storage sqlite:///boost.db, --storage sqlite:///ft.sqlite)")
+    assert run_cli("show", "xgb") == 2
+    assert (f"(there is no database file at '{tmp_path / 'tunesmith.db'}'; its folder holds sqlite:///boost.db, "
+            "sqlite:///ft.sqlite)") in capsys.readouterr().err
+    assert run_cli("show", "xgb", "--storage", "sqlite:///boost.db") == 0  # the URL it names reads the study
+    assert not (tmp_path / "tunesmith.db").exists()
+
+
 def test_commands_that_write_leave_no_file_at_a_misspelt_storage(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """`note`, `rename`, `delete`, `copy` and `focus` with a misspelt --storage made an empty database there
     and said only "no study named ..."; they read it as missing, as `show` and ``load_study`` do."""
@@ -593,6 +612,10 @@ def test_show_with_thousands_of_parameters_keeps_the_value_readable(tmp_path: Pa
     out = capsys.readouterr().out
     assert f"{study.best_value:.6g}" in out
     assert "the first 6 of 300 parameters; tunesmith export wide writes them all" in " ".join(out.split())
+    odd = ts.Study(space, storage=db, name="wide $(id)", sampler="random", seed=0)  # pasted, the command runs `id`
+    odd.optimize(lambda t: 1.0, n_trials=1)
+    assert run_cli("show", "wide $(id)", "--storage", db) == 0
+    assert "tunesmith export 'wide $(id)' writes them all" in " ".join(capsys.readouterr().out.split())
     narrow = ts.Study(ts.Space({f"p{i}": ts.Float(0, 1) for i in range(16)}), storage=db, name="narrow", sampler="random")
     narrow.optimize(lambda t: 1.0, n_trials=1)
     assert run_cli("show", "narrow", "--storage", db) == 0

@@ -832,6 +832,22 @@ def test_an_ipv4_address_written_as_ipv6_is_refused_naming_the_host_to_pass() ->
             serve(ts.MemoryStorage(), host=host, port=8080, out=io.StringIO())
 
 
+def test_an_ipv6_host_in_brackets_is_listened_on_without_them() -> None:
+    # before: --host [::1], as the URL it prints writes it, warned that other machines could reach it, then
+    # failed with "cannot listen on [[::1]]:PORT: [Errno -2] Name or service not known (check --host)"
+    from tunesmith.dashboard import serve
+
+    try:
+        taken = socket.create_server(("::1", 0), family=socket.AF_INET6)
+    except OSError:
+        pytest.skip("no IPv6 loopback")
+    with taken:  # its port taken: serve stops after its warnings, naming the address it tried
+        port, out = taken.getsockname()[1], io.StringIO()
+        with pytest.raises(OSError, match=rf"^cannot listen on \[::1\]:{port}: .*pass --port N"):
+            serve(ts.MemoryStorage(), host="[::1]", port=port, out=out)
+    assert "other machines" not in out.getvalue(), out.getvalue()
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux's socket tables")
 def test_a_connection_sock_diag_does_not_find_is_not_looked_for_in_the_tables() -> None:
     """The kernel's "no such socket" (ENOENT) was taken as "cannot ask", and /proc/net/tcp and tcp6 were read

@@ -1023,3 +1023,73 @@ def test_a_token_others_may_read_is_made_private_before_a_private_instance(
     keep_token_private()
     assert token.stat().st_mode & 0o777 == 0o600 and token.read_text() == "a" * 64
     assert f"Ray's token {token} could be read by other users (mode 644)" in caplog.text
+
+
+def _token_env(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:
+    monkeypatch.setenv("HOME", str(home))
+    for name in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.mark.skipif(not hasattr(os, "getuid") or os.getuid() != 0, reason="gives a file to another user: root only")
+@pytest.mark.parametrize("planted", ["token", "link", "folder"])
+def test_a_token_another_user_chose_is_refused_before_a_private_instance(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, planted: str) -> None:
+    """A home another user could write into (HOME in /tmp, a shared folder) let them leave ~/.ray/auth_token
+    (a token they know, or a link to a file of this user's they can read) or ~/.ray itself: the private
+    instance then let them in with that token, to run code as this user."""
+    from tunesmith.execution.ray import keep_token_private
+
+    other = 65534
+    folder = tmp_path / ".ray"
+    folder.mkdir(mode=0o777)
+    folder.chmod(0o777 if planted == "folder" else 0o755)
+    token = folder / "auth_token"
+    if planted == "token":
+        token.write_text("b" * 64)
+        os.chown(token, other, other)
+    elif planted == "link":
+        readable = tmp_path / "notes.txt"  # a file of this user's that the other one can read
+        readable.write_text("known text")
+        token.symlink_to(readable)
+        os.lchown(token, other, other)
+    else:
+        os.chown(folder, other, other)  # made by the other user before this one's first run
+    _token_env(monkeypatch, tmp_path)
+    with pytest.raises((PermissionError, ValueError), match="another user") as err:
+        keep_token_private()
+    assert "RAY_AUTH_TOKEN_PATH" in str(err.value)
+    assert planted != "folder" or not token.exists()  # nothing written into their folder
+
+
+def test_a_token_in_a_folder_others_may_change_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A token of this user's in a folder every user may write (no sticky bit): another user can put a
+    token of theirs in its place at any time."""
+    from tunesmith.execution.ray import keep_token_private
+
+    folder = tmp_path / ".ray"
+    folder.mkdir()
+    folder.chmod(0o777)
+    (folder / "auth_token").write_text("a" * 64)
+    _token_env(monkeypatch, tmp_path)
+    with pytest.raises(PermissionError, match=r"folder of Ray's token .* can be written by other users \(mode 777\)"):
+        keep_token_private()
+    (folder / "auth_token").unlink()
+    with pytest.raises(PermissionError, match="can be written by other users"):
+        keep_token_private()  # none there yet: none is written in it
+    assert not (folder / "auth_token").exists()
+    folder.chmod(0o700)
+    keep_token_private()
+    assert (folder / "auth_token").stat().st_mode & 0o777 == 0o600
+
+
+def test_a_token_others_may_write_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tunesmith.execution.ray import keep_token_private
+
+    token = tmp_path / ".ray" / "auth_token"
+    token.parent.mkdir(mode=0o700)
+    token.write_text("a" * 64)
+    token.chmod(0o646)
+    _token_env(monkeypatch, tmp_path)
+    with pytest.raises(PermissionError, match=r"Ray's token .* can be written by other users \(mode 646\)"):
+        keep_token_private()

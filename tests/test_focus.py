@@ -263,3 +263,18 @@ def test_a_misspelt_keep_is_named_before_the_new_name_is_checked(tmp_path: Path,
     err = capsys.readouterr().err
     assert ("keep names unknown parameter(s) ['A', 'B', 'zz'] ('A': did you mean 'a'?; 'B': did you mean 'b'?; "
             "'zz': nothing close); the space's free parameters are") in err, err
+
+
+def test_cli_focus_prints_a_command_that_runs_the_new_study_whatever_its_name(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`--name {name}` was printed unquoted: a name with a space broke the command, and one of a shared
+    storage holding `$(...)` or `;` ran what follows when the printed command was pasted."""
+    import shlex
+
+    url = f"sqlite:///{tmp_path / 'f.db'}"
+    searched(url, n=12)
+    new = "wide $(touch pwned); b"
+    assert main(["focus", "wide", "--keep", "a", "--to", new, "--storage", url]) == 0
+    out = capsys.readouterr().out
+    command = out.split("run it with `", 1)[1].split("`", 1)[0]
+    assert shlex.split(command) == ["tunesmith", "run", "FILE", "--name", new]

@@ -543,6 +543,46 @@ def test_the_trials_to_run_for_importance_count_those_a_pruner_stops() -> None:
         only_pruned.importance()
 
 
+def test_the_trials_to_run_for_importance_count_those_a_pausing_pruner_stops() -> None:
+    """ASHA(pause=True) completed 8 of 33 trials (25 paused): "run at least 2 more" gave about half a
+    complete trial, since the paused trials were not counted as stopped."""
+    def objective(trial: ts.Trial) -> float:
+        value = closed_form(trial.params)
+        for step in range(max(trial.start_step, 1), 10):
+            trial.report(value + 1 / step, step)
+            if trial.should_prune():  # paused or pruned: the study knows which
+                raise ts.TrialPruned()
+        return value
+
+    study = ts.Study(SPACE, sampler="random", seed=0,
+                     pruner=ts.pruners.ASHA(min_resource=1, reduction_factor=3, max_resource=9, pause=True))
+    study.optimize(objective, n_trials=12)
+    states = [t.state for t in study.trials]
+    complete, paused = states.count(TrialState.COMPLETE), states.count(TrialState.PAUSED)
+    assert 0 < complete < 10 and paused and states.count(TrialState.PRUNED) == 0
+    runs = math.ceil((10 - complete) * (complete + paused) / complete)
+    with pytest.raises(ValueError, match=rf"run at least {runs} more, as {complete} of {complete + paused} completed "
+                                         r"\(the pruner paused the others\)"):
+        study.importance()
+
+
+def test_an_importance_prints_as_a_table() -> None:
+    """``print(imp)`` gave the dataclass's one line: every Effect of 4 parameters and their 6 pairs."""
+    study = ts.Study(SPACE, sampler="random", seed=0)
+    study.optimize(lambda t: closed_form(t.params), n_trials=2)
+    for _ in range(2):
+        study.tell(study.ask(), state="pruned")
+    study.optimize(lambda t: closed_form(t.params), n_trials=10)
+    imp = study.importance()
+    lines = str(imp).splitlines()
+    assert lines[0] == "importance (fanova, 12 complete trials; left out: 2 pruned)"
+    for e, line in zip([*imp.main, *imp.interactions[:5]], lines[1:-1], strict=True):
+        label, numbers = line.strip().rsplit("  ", 1)
+        assert (label.strip(), numbers) == (e.label, f"{e.fraction:.3f} ± {e.std:.3f}")
+    assert len(imp.interactions) == 6 and lines[-1] == "  ... 1 more pair in .interactions"
+    assert "Effect(" not in str(imp) and "Effect(" in repr(imp)
+
+
 def test_the_command_piped_into_a_reader_that_stops_early_ends_quietly(tmp_path: Path,
                                                                        subprocess_env: dict[str, str]) -> None:
     import subprocess

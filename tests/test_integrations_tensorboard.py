@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from pathlib import Path
 
@@ -22,6 +23,15 @@ SPACE = ts.Space({"x": ts.Float(0.0, 10.0), "layers": ts.Int(1, 4), "act": ts.Ca
 
 def objective(trial: ts.Trial) -> float:
     for step in range(1, 10):
+        trial.report(trial.params["x"] / step, step)
+        if trial.should_prune():
+            raise ts.TrialPruned()
+    return trial.params["x"] / 9
+
+
+def resumable(trial: ts.Trial) -> float:
+    """:func:`objective` resumed from its last report where a pausing pruner promoted it."""
+    for step in range(max(trial.start_step, 1), 10):
         trial.report(trial.params["x"] / step, step)
         if trial.should_prune():
             raise ts.TrialPruned()
@@ -106,13 +116,6 @@ def test_a_trial_left_paused_is_written_and_replaced_once_it_finishes(tmp_path: 
     """A trial still paused when optimize ends is the run trial-<n>-paused (state paused, its reports
     so far; rewritten after a later optimize); once it finishes, trial-<n> replaces it."""
 
-    def resumable(trial: ts.Trial) -> float:
-        for step in range(max(trial.start_step, 1), 10):
-            trial.report(trial.params["x"] / step, step)
-            if trial.should_prune():
-                raise ts.TrialPruned()
-        return trial.params["x"] / 9
-
     study = ts.Study(SPACE, sampler="random", seed=0,
                      pruner=ASHA(min_resource=1, reduction_factor=2, max_resource=9, pause=True))  # fmt: skip
     cb, tb = TensorBoardCallback(tmp_path / "tb"), tmp_path / "tb"
@@ -139,3 +142,47 @@ def test_a_trial_left_paused_is_written_and_replaced_once_it_finishes(tmp_path: 
     assert curve(tb / "trial-1") == list(range(1, 10)) and not list(tb.glob("*-paused"))
     config = _plugin(tb).experiment.hparam_infos[-1]
     assert sorted(v.string_value for v in config.domain_discrete.values) == ["complete", "failed", "paused", "pruned"]
+
+
+def test_a_log_folder_others_may_write_is_refused(tmp_path: Path) -> None:
+    """Any user could make a run folder in it first, or a link in its place."""
+    shared = tmp_path / "tb"
+    shared.mkdir()
+    shared.chmod(0o777)
+    with pytest.raises(PermissionError, match=r"log folder .*tb can be written by every user \(mode 777, without"):
+        TensorBoardCallback(shared)
+    shared.chmod(0o775)  # a team's folder: taken
+    TensorBoardCallback(shared)
+    shared.chmod(0o1777)  # sticky, as /tmp: others cannot replace this user's entries
+    study = ts.Study(SPACE, sampler="random", seed=0)
+    study.optimize(objective, n_trials=1, show_progress=False)
+    assert write_hparams(study, shared) == shared and (shared / "trial-0").is_dir()
+
+
+@pytest.mark.skipif(not hasattr(os, "getuid") or os.getuid() != 0, reason="gives a folder to another user: root only")
+@pytest.mark.parametrize("planted", ["run", "link"])
+def test_a_run_folder_another_user_made_first_is_refused_not_taken(tmp_path: Path, planted: str) -> None:
+    """In a log folder all may write (/tmp, sticky), another user's `trial-0` was taken for this trial's
+    run, written before (the trial never was, and TensorBoard showed theirs), and their link
+    `trial-0-paused` had the run written into the folder it names."""
+    shared = tmp_path / "tb"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    other = 65534
+    elsewhere = tmp_path / "elsewhere"  # a folder of this user's that the other one chose
+    elsewhere.mkdir()
+    pruner = ASHA(min_resource=1, reduction_factor=2, max_resource=9, pause=True)
+    study = ts.Study(SPACE, sampler="random", seed=0, pruner=pruner)
+    if planted == "run":
+        (shared / "trial-0").mkdir()
+        os.chown(shared / "trial-0", other, other)
+    else:
+        (shared / "trial-1-paused").symlink_to(elsewhere)
+        os.lchown(shared / "trial-1-paused", other, other)
+
+    for x in (3.0, 4.0):
+        study.enqueue({"x": x, "layers": 1, "act": "relu"})
+    study.optimize(resumable, n_trials=2, show_progress=False)  # trial 1 paused
+    with pytest.raises((PermissionError, ValueError), match="another user"):
+        write_hparams(study, shared)
+    assert not list(elsewhere.iterdir())

@@ -1127,6 +1127,24 @@ def test_optunas_and_ray_tunes_argument_names_are_answered_with_ours(build: Any,
     build(**{ours: 27})  # the name it gives is taken
 
 
+@pytest.mark.parametrize(("spec", "given", "ours"), [
+    ({"name": "asha", "grace_period": 1}, "grace_period", "min_resource"),
+    ({"name": "hyperband", "max_t": 9}, "max_t", "max_resource"),
+    ({"name": "median", "n_warmup_steps": 1}, "n_warmup_steps", "warmup_steps"),
+    ({"name": "tpe", "n_startup_trials": 3}, "n_startup_trials", "n_startup"),
+])
+def test_a_study_file_s_pruner_or_sampler_answers_optunas_and_ray_tunes_names_with_ours(
+        spec: dict[str, Any], given: str, ours: str) -> None:
+    """A study file's `pruner: {name: asha, grace_period: 1}` (a dict, as `tunesmith run` reads it) got no
+    word of min_resource: the peer names were answered only where the class itself was called."""
+    from tunesmith.pruners import make_pruner
+    from tunesmith.samplers import make_sampler
+
+    make = make_sampler if spec["name"] == "tpe" else make_pruner
+    with pytest.raises(TypeError, match=rf"'{given}': that is Optuna's or Ray Tune's name; write {ours}="):
+        make(spec)
+
+
 def test_a_misspelt_keyword_of_a_pruner_or_custom_pruner_names_the_closest_and_the_list() -> None:
     with pytest.raises(TypeError, match=r"MedianPruner\(\) got an unexpected keyword argument 'warmup_step' "
                                         r"\(did you mean 'warmup_steps'\?\); it takes \['curve', "):

@@ -377,10 +377,11 @@ def test_resuming_from_a_misspelt_sqlite_path_names_the_missing_file_and_makes_n
     said only "no study named ..."; ``Study()`` with neither space nor name named a study never given."""
     monkeypatch.chdir(tmp_path)
     ts.Study({"x": ts.Float(0, 1)}, storage="sqlite:///tunesmith.db", name="svm")
-    for spec in ("sqlite:///tunesmth.db", "tunesmth.db", tmp_path / "tunesmth.db"):
+    for spec, beside in (("sqlite:///tunesmth.db", "sqlite:///tunesmith.db"), ("tunesmth.db", "sqlite:///tunesmith.db"),
+                         (tmp_path / "tunesmth.db", f"sqlite:///{tmp_path / 'tunesmith.db'}")):
         with pytest.raises(ts.StudyNotFound, match=re.escape(
                 f"no study named 'svm' in sqlite:///{tmp_path / 'tunesmth.db'} "
-                f"(there is no database file at '{tmp_path / 'tunesmth.db'}')")):
+                f"(there is no database file at '{tmp_path / 'tunesmth.db'}'; its folder holds {beside})")):
             ts.load_study("svm", spec)
         with pytest.raises(ValueError, match="there is no database file at .*: pass a space to create it"):
             ts.Study(storage=spec, name="svm")

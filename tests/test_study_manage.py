@@ -528,8 +528,12 @@ def test_a_copy_renamed_names_the_folder_of_the_study_that_paused_its_trials(
     assert not [r for r in caplog.records if "paused trial" in r.getMessage()], caplog.text
 
 
-def test_delete_names_the_checkpoint_folders_it_leaves(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    folder = tmp_path / "ckpt" / "s-0123abcd"
+@pytest.mark.parametrize("root", ["ckpt", "ckpt\n[tunesmith] checkpoint files deleted"])
+def test_delete_names_the_checkpoint_folders_it_leaves(tmp_path: Path, caplog: pytest.LogCaptureFixture,
+                                                       root: str) -> None:
+    """A checkpoint path is read from storage (another writer's) and the folder it names may be another user's
+    (a shared checkpoint root): a line break in it started a log line of its own under tunesmith's name."""
+    folder = tmp_path / root / "s-0123abcd"
     (folder / "trial-0").mkdir(parents=True)
     (folder / "trial-0" / "best.pt").write_bytes(b"x")
     study = ts.Study(SPACE, sampler="random", seed=0, name="s")
@@ -541,7 +545,8 @@ def test_delete_names_the_checkpoint_folders_it_leaves(tmp_path: Path, caplog: p
     study.optimize(objective, n_trials=2)
     with caplog.at_level("WARNING", logger="tunesmith"):
         study.delete()
-    assert f"deleted study 's'; its trials' checkpoint files are not deleted: they are in {folder}" in caplog.text
+    shown = str(folder).replace("\n", "\\n")  # one line
+    assert f"deleted study 's'; its trials' checkpoint files are not deleted: they are in {shown}" in caplog.text
     assert (folder / "trial-0" / "best.pt").exists()  # named, never touched
 
 

@@ -67,3 +67,18 @@ def test_one_schedule_given_as_a_string_is_that_schedule() -> None:
     """Before: "cosine" was read letter by letter and refused: "got ['c', 'o', 's', 'i', 'n', 'e']"."""
     space = adam_space(schedules="cosine")
     assert list(space["schedule"].choices) == ["cosine"]
+
+
+def test_no_schedules_leaves_the_schedule_to_the_train_config() -> None:
+    """A cosine decay for every trial took `schedules=("cosine",)`: a one-choice parameter that the sampler's
+    start-up count, the slices, the parallel coordinates and the importance all took for a searched one."""
+    space = adam_space(schedules=None)
+    assert set(space) == {"lr", "beta1", "beta2", "eps", "weight_decay", "warmup_fraction"}
+    assert space.ndim == 6  # with schedules=("cosine",): 7
+    base = TrainConfig(epochs=4, batch_size=16, device="cpu", schedule="cosine", min_lr=0.0)
+    (params,) = sample(space, 1)
+    history = Trainer(mlp(), base.with_params(params)).fit(*split(64))
+    assert history.records[-1].lr < 0.2 * params["lr"]  # cosine decay from the trial's lr, as base says
+    with pytest.raises(ValueError, match=r"schedules must be a non-empty subset .*got \[\]; None leaves the schedule "
+                                         r"to the TrainConfig"):
+        adam_space(schedules=())

@@ -22,6 +22,20 @@ def refuse_foreign_link(path: Path, st: os.stat_result | None, what: str, fix: s
                      f"writes to ({os.path.realpath(path)}); {fix}")
 
 
+def others_may_change(st: os.stat_result) -> str | None:
+    """Why another user may have chosen what a file or folder of this ``st`` (its stat) holds: it is theirs
+    (root aside), or they may write it (a folder's sticky bit keeps them from replacing this user's entries;
+    this user's own primary group is this user's); None where neither (and where no owner is told, Windows)."""
+    if not hasattr(os, "getuid"):
+        return None
+    if st.st_uid not in (0, os.getuid()):
+        return f"is owned by another user (uid {st.st_uid})"
+    sticky = stat.S_ISDIR(st.st_mode) and st.st_mode & stat.S_ISVTX
+    if not sticky and (st.st_mode & stat.S_IWOTH or st.st_mode & stat.S_IWGRP and st.st_gid != os.getgid()):
+        return f"can be written by other users (mode {stat.S_IMODE(st.st_mode):o})"
+    return None
+
+
 class NotRegularFile(ValueError):
     """What :func:`open_regular` opened is no regular file; ``kind`` says what it is ("a FIFO", ...)."""
 

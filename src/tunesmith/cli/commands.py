@@ -279,14 +279,16 @@ def add_studies_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_studies(args: argparse.Namespace) -> int:
-    from ..storage.sql import missing_sqlite_file
+    from ..storage.sql import databases_beside, missing_sqlite_file
 
     storage = make_storage(args.storage, read_only=True)
     records = storage.list_studies()
     if not records:
         if missing_sqlite_file(storage.display_url):  # a typo, or run from another folder: an error, as show's
+            found = databases_beside(storage.url)  # the study written to boost.db, read from the default
             raise StorageError(f"no studies in {storage.display_url}: there is no such database file "
-                               "(--storage names the one to read)")
+                               f"(--storage names the one to read{': ' if found else ''}"
+                               f"{', '.join(f'--storage {u}' for u in found)})")
         print(f"no studies in {storage.display_url}", file=sys.stderr)  # a note, on stderr: `| grep -q NAME` found it
         return _no_rows(args)
     names = {rec.name for rec in records}
@@ -537,7 +539,7 @@ def best_table(study: Study, trials: list[FrozenTrial], top: int) -> Table:
     names = [n for n in study.space if any(n in t.params for t in done)]
     if len(names) > MAX_PARAM_COLUMNS:  # thousands (a hyperparameter per weight) leave no column readable
         table.caption = (f"the first {SHOWN_PARAM_COLUMNS} of {len(names)} parameters; "
-                         f"tunesmith export {literal(study.name)} writes them all")
+                         f"tunesmith export {literal(shlex.quote(study.name))} writes them all")
         names = names[:SHOWN_PARAM_COLUMNS]
     shown = display_names(study.space)  # a list of dicts' "0:C" as "C" or "C [branch 0]"
     for n in names:

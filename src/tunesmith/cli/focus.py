@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 
 from ..importance import METHODS
 from ..space.params import plural
@@ -34,6 +35,6 @@ def cmd_focus(args: argparse.Namespace) -> int:
                             log=False)
     print(plan.summary(study.name))
     print(f"created study {new.name!r} in {new.storage.display_url} ({plural(len(plan.keep), 'free parameter')}); "
-          f"run it with `tunesmith run FILE --name {new.name}` (a study file without `space:` uses the stored "
+          f"run it with `tunesmith run FILE --name {shlex.quote(new.name)}` (a study file without `space:` uses the stored "
           f"one) or Study.load({new.name!r}, storage).optimize(objective, ...)")
     return 0

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from ..exceptions import SearchExhausted, StorageError, WorkersLost, interrupted
+from ..paths import others_may_change, refuse_foreign_link
 from ..storage import MemoryStorage
 from ..storage.base import local_pid, worker_gone
 from ..study.lifecycle import held_promotions
@@ -305,7 +306,9 @@ def keep_token_private() -> None:
     has no token, writes one to ``~/.ray/auth_token`` with the umask's mode (0644 in a 0755 folder):
     another user of the machine who read it could connect to the instance on 127.0.0.1 and run code
     as this user. The token is written here first, 0600 (its folder, when new, 0700), as Ray would
-    write it; a token of this user's that others may read is made 0600, said."""
+    write it; a token of this user's that others may read is made 0600, said. A token another user
+    chose (a file or link of theirs, one others may write, or one in a folder others may change: a
+    home in a shared folder) is refused: its token is theirs, and with it the instance."""
     if os.environ.get("RAY_AUTH_MODE", "token").lower() != "token" or os.environ.get("RAY_AUTH_TOKEN") \
             or not hasattr(os, "getuid"):
         return
@@ -319,10 +322,33 @@ def keep_token_private() -> None:
         return
     except OSError:
         return
-    if st.st_uid == os.getuid() and st.st_mode & 0o077:
+    _check_token_owned(path)
+    if st.st_mode & 0o077:
         path.chmod(stat.S_IMODE(st.st_mode) & 0o700)
         logger.warning("Ray's token %s could be read by other users (mode %o), and with it they could run code "
                        "through your Ray instances: made it 0600", path, stat.S_IMODE(st.st_mode))
+
+
+#: what a refused token's message ends with
+_TOKEN_FIX = ("remove it and start again (tunesmith writes a new token only you can read), or point "
+              "RAY_AUTH_TOKEN_PATH at a token file of your own in a folder only you can change")
+
+
+def _check_token_owned(path: Path) -> None:
+    """A PermissionError where Ray's token at ``path`` may be another user's choice: the file, a link to it
+    or its folder is theirs (root aside), or others may write the file or change the folder (replace the
+    file), so they may know the token that a new private instance would let in."""
+    refuse_foreign_link(path, path.lstat(), "Ray's token", _TOKEN_FIX)
+    _check_mine(path.resolve(), "Ray's token")
+    _check_mine(path.resolve().parent, "the folder of Ray's token")
+
+
+def _check_mine(where: Path, what: str) -> None:
+    """A PermissionError where ``where`` is another user's (root aside) or others may write it."""
+    why = others_may_change(where.stat())
+    if why is not None:
+        raise PermissionError(f"{what} {where} {why}, so they may know the token with which a private Ray "
+                              f"instance of yours lets code in; {_TOKEN_FIX}")
 
 
 def _write_token(path: Path) -> None:
@@ -332,6 +358,10 @@ def _write_token(path: Path) -> None:
     to say."""
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError:  # a home not writable: Ray's to say
+        return
+    _check_mine(path.parent.resolve(), "the folder of Ray's token")  # one another user made first (a home in /tmp)
+    try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)  # 0600
     except OSError:
         return

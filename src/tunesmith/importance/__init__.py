@@ -31,9 +31,9 @@ from typing import Any
 import numpy as np
 
 from ..space import Space
-from ..space.params import check_seed, did_you_mean
+from ..space.params import check_seed, did_you_mean, plural
 from ..trial import Direction, FrozenTrial
-from .data import MIN_TRIALS, Design, design, param_names
+from .data import MIN_TRIALS, Design, design, left_out_text, param_names
 from .fanova import FanovaOptions, fanova
 from .ped_anova import PedAnovaOptions, ped_anova, sizes
 
@@ -76,6 +76,18 @@ class Importances:
             raise KeyError(f"{name!r} was not measured{did_you_mean(name, list(fractions))}; "
                            f"the parameters measured are {list(fractions)}")
         return fractions[name]
+
+    def __str__(self) -> str:
+        """A plain-text table, as ``tunesmith importance`` prints it: ``print(imp)`` gave the dataclass's
+        one line of every Effect, all 21 pairs of 7 parameters among them."""
+        left = left_out_text(self.left_out)
+        head = f"importance ({self.method}, {self.n_trials} complete trials{'; left out: ' + left if left else ''})"
+        effects = [*self.main, *self.interactions[:5]]
+        width = max((len(e.label) for e in effects), default=0)
+        rows = [f"  {e.label:<{width}}  {e.fraction:.3f} ± {e.std:.3f}" for e in effects]
+        more = len(self.interactions) - 5
+        return "\n".join([head, *rows, *([f"  ... {plural(more, 'more pair')} in .interactions"] if more > 0 else []),
+                          *([self.note] if self.note else [])])
 
     def to_dict(self) -> dict[str, object]:
         return {

@@ -176,13 +176,16 @@ def _runs_for(trials: Sequence[FrozenTrial], more: int) -> tuple[int, str]:
     (it said "8 more" where ASHA had completed 2 of 24: 8 more trials gave about one), and that rate said."""
     complete = sum(t.state is TrialState.COMPLETE for t in trials)
     pruned = sum(t.state is TrialState.PRUNED for t in trials)
-    if not pruned:
+    paused = sum(t.state is TrialState.PAUSED for t in trials)  # ASHA(pause=True) stops as many (it said "2 more" at 8 of 33)
+    stopped = pruned + paused
+    if not stopped:
         return more, ""
+    how = "stopped or paused" if pruned and paused else "paused" if paused else "stopped"
     if not complete:
-        return more, (f" complete ones (the pruner stopped {plural(pruned, 'trial')} and let none complete: give it a "
+        return more, (f" complete ones (the pruner {how} {plural(stopped, 'trial')} and let none complete: give it a "
                       "later first rung, or fewer rungs)")
-    runs = math.ceil(more * (complete + pruned) / complete)
-    return runs, f", as {complete} of {complete + pruned} completed (the pruner stopped the others)"
+    runs = math.ceil(more * (complete + stopped) / complete)
+    return runs, f", as {complete} of {complete + stopped} completed (the pruner {how} the others)"
 
 
 def _unknown_names(space: Space, params_of: list[Mapping[str, Any]]) -> np.ndarray:

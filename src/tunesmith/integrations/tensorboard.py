@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import time
 from pathlib import Path
 from typing import Any
 
+from ..paths import refuse_foreign_link
 from ..space import Categorical, Fixed, Float, Int, Param, Space
 from ..trial import FrozenTrial, TrialState
 from ._common import require
@@ -45,6 +47,7 @@ class TensorBoardCallback:
         if not isinstance(log_dir, (str, os.PathLike)):
             raise TypeError(f"TensorBoardCallback: log_dir must be a folder (a str or a Path), got {type(log_dir).__name__} {log_dir!r}")
         self.log_dir, self.metric_name = Path(log_dir).expanduser(), metric_name  # "~/runs/x" as a shell reads it
+        _check_log_dir(self.log_dir)
 
     def __call__(self, study: Any, trial: FrozenTrial) -> None:
         """Write ``trial`` once it is finished (complete, pruned or failed); a paused trial is
@@ -52,20 +55,23 @@ class TensorBoardCallback:
         if not trial.state.is_finished:
             return
         folder = self.log_dir / f"trial-{trial.number}"
-        if folder.exists():
+        if _check_own(folder):
             return  # written before (a study reopened, or write_hparams called again)
         self._write_config(study.space)
         _write(folder, _events(trial, study.space, self.metric_name))
-        shutil.rmtree(self.log_dir / f"trial-{trial.number}-paused", ignore_errors=True)  # replaced
+        paused = self.log_dir / f"trial-{trial.number}-paused"
+        if _check_own(paused):
+            shutil.rmtree(paused, ignore_errors=True)  # replaced
 
     def on_optimize_end(self, study: Any, error: BaseException | None) -> None:
         """Write each trial left paused as the run ``trial-<n>-paused`` (again, with its new
         reports, after a later ``optimize``): TensorBoard reads a run's state from its first
         event, so the run of a paused trial is replaced, not updated, when the trial finishes."""
         for trial in study.trials:
-            if trial.state is TrialState.PAUSED and not (self.log_dir / f"trial-{trial.number}").exists():
+            if trial.state is TrialState.PAUSED and not _check_own(self.log_dir / f"trial-{trial.number}"):
                 folder = self.log_dir / f"trial-{trial.number}-paused"
-                shutil.rmtree(folder, ignore_errors=True)
+                if _check_own(folder):
+                    shutil.rmtree(folder, ignore_errors=True)
                 self._write_config(study.space)
                 _write(folder, _events(trial, study.space, self.metric_name))
 
@@ -126,8 +132,45 @@ def _scalar(tag: str, value: float) -> Any:
     return summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag=tag, simple_value=float(value))])
 
 
+#: what a refused log or run folder's message ends with
+_FIX = "give the callback (or write_hparams) a log folder of your own"
+
+
+def _check_log_dir(folder: Path) -> None:
+    """A PermissionError where every user may write ``folder`` without the sticky bit (as /tmp has), or with
+    it in a folder of another user's (root aside: the folder's owner may replace any entry): any of them
+    could replace the runs written there. A folder a team shares (group-writable) is taken."""
+    try:
+        st = folder.stat()
+    except FileNotFoundError:
+        return
+    sticky = st.st_mode & stat.S_ISVTX and (not hasattr(os, "getuid") or st.st_uid in (0, os.getuid()))
+    if st.st_mode & stat.S_IWOTH and not sticky:
+        raise PermissionError(f"TensorBoard's log folder {folder} can be written by every user (mode "
+                              f"{stat.S_IMODE(st.st_mode):o}, without the sticky bit /tmp has), who could replace "
+                              f"its runs; {_FIX}")
+
+
+def _check_own(folder: Path) -> bool:
+    """Whether the run folder ``folder`` exists; a PermissionError where it is another user's folder or
+    link (root aside). In a log folder others can add to (/tmp), another user made ``trial-3`` first: that
+    trial was never written and TensorBoard showed their run as it, or made ``trial-3-paused`` a link:
+    the run was written into the folder it names."""
+    try:
+        st = folder.lstat()
+    except FileNotFoundError:
+        return False
+    refuse_foreign_link(folder, st, "TensorBoard's run folder", _FIX)
+    owner = folder.stat().st_uid
+    if hasattr(os, "getuid") and owner not in (0, os.getuid()):
+        raise PermissionError(f"TensorBoard's run folder {folder} is owned by another user (uid {owner}), who "
+                              f"may have put a run of theirs there; {_FIX}")
+    return True
+
+
 def _write(folder: Path, events: list[Any]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
+    _check_own(folder)  # made by another user between the look and the mkdir
     writer = EventFileWriter(str(folder))
     for event in events:
         writer.add_event(event)

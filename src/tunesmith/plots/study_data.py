@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import shlex
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -175,8 +176,8 @@ def slices(study: Any, *, params: Sequence[str] | None = None, max_params: int =
     charts = [_slice(s, n, s.fitting, shown[n]) for n in drawn]
     if len(drawn) < len(names):
         charts.append(nothing("slice", f"{s.name}: value against the other parameters",
-                              f"slices of the first {max_params} of {len(names)} parameters; name others with "
-                              f"--params (params=[...]), e.g. {','.join(names[max_params:max_params + 2])}"))
+                              f"slices of the first {max_params} of {len(names)} parameters; "
+                              f"{_draw_others(s, 'slice', names[max_params:max_params + 2])}"))
     return charts
 
 
@@ -233,9 +234,15 @@ def contours(study: Any, *, params: Sequence[str] | None = None, max_params: int
         hint = next((p for p in others if _together(s, *p)), None if s.fitting else others[0])
         if hint is not None:
             charts.append(nothing("contour", f"{s.name}: contours of the other parameters",
-                                  f"contours of the first {max_params} of {len(numeric)} numeric parameters; name "
-                                  f"others with --params (params=[...]), e.g. {','.join(hint)}"))
+                                  f"contours of the first {max_params} of {len(numeric)} numeric parameters; "
+                                  f"{_draw_others(s, 'contour', hint)}"))
     return charts
+
+
+def _draw_others(s: Snapshot, kind: str, names: Sequence[str]) -> str:
+    """The command that draws ``names`` (a report, which takes no ``--params``, said "name others with --params")."""
+    return (f"draw others with tunesmith plot {shlex.quote(s.name)} --kind {kind} --params "
+            f"{shlex.quote(','.join(names))} -o {kind}.html (in Python: params=[...])")
 
 
 def _pairs(names: Sequence[str]) -> list[tuple[str, str]]:

@@ -28,6 +28,7 @@ from typing import Any, overload
 
 import numpy as np
 
+from ..exceptions import PEER_ARGUMENTS, peer_hint
 from ..nested import (
     MAX_DEPTH,
     PLAIN_TYPES,
@@ -1198,8 +1199,9 @@ def check_options(what: str, fn: Any, given: Mapping[str, Any]) -> None:
         return
     allowed = [n for n, p in params.items() if n != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
     for key in given:
-        if key not in allowed:
-            raise TypeError(f"{what}: unknown option {key!r}{did_you_mean(key, allowed)}; its options are {allowed}")
+        if key not in allowed:  # Optuna's and Ray Tune's names (a study file's pruner: {grace_period: 1}) with ours
+            hint = peer_hint(key, allowed) if key in PEER_ARGUMENTS else did_you_mean(key, allowed)
+            raise TypeError(f"{what}: unknown option {key!r}{hint}; its options are {allowed}")
 
 
 def _check_prior_keys(kind: Any, prior: Mapping[str, Any]) -> None:

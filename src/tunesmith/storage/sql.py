@@ -216,6 +216,33 @@ def missing_sqlite_file(url: str) -> bool:
     return not Path(str(db)).expanduser().exists()
 
 
+#: what a SQLite database file is commonly named with (the files named beside a missing one)
+SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
+
+
+def databases_beside(url: str, *, limit: int = 3) -> list[str]:
+    """URLs of the SQLite files (by their suffix; none is opened) in the folder of the missing
+    database ``url`` names, the closest to its name first: ``sqlite:///boost.db`` where a study was
+    written to ``boost.db`` and a command read the default ``tunesmith.db``."""
+    parsed = sa.engine.make_url(url)
+    path = Path(str(parsed.database)).expanduser()
+    try:
+        entries = list(itertools.islice(path.parent.iterdir(), 10_000))  # a huge folder is not read whole
+        names = sorted(p.name for p in entries if p.suffix.lower() in SQLITE_SUFFIXES and p.is_file())
+    except OSError:
+        return []
+    close = difflib.get_close_matches(path.name, names, n=limit, cutoff=0.6)
+    picked = [*close, *(n for n in names if n not in close)][:limit]
+    return [parsed.set(database=str(Path(str(parsed.database)).with_name(n))).render_as_string(hide_password=False)
+            for n in picked]
+
+
+def beside_text(url: str) -> str:
+    """``; its folder holds sqlite:///boost.db`` for a missing SQLite file with databases beside it, else ``""``."""
+    found = databases_beside(url)
+    return f"; its folder holds {', '.join(found)}" if found else ""
+
+
 #: the query arguments a SQLite URL takes, and their values (``?synchronous=full``)
 SQLITE_QUERY = {"synchronous": ("normal", "full", "extra")}
 
@@ -1061,7 +1088,7 @@ class SQLStorage(Storage):
     def get_study(self, name: str) -> StudyRecord:
         check_study_name(name, lookup=True)
         if self._absent:
-            where = ("there is no database file at " + repr(str(self._path))
+            where = ("there is no database file at " + repr(str(self._path)) + beside_text(self.url)
                      if self._path is not None and not self._path.is_file() else "it holds no studies")
             raise StudyNotFound(f"no study named {name!r} in {self.display_url} ({where})")
         row = self._run(lambda c: _study_row(c, name, studies_table), write=False)

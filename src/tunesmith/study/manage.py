@@ -22,7 +22,7 @@ from ..space.params import Fixed
 from ..space.space import finite_weights
 from ..storage import Storage, make_storage
 from ..storage.base import MAX_NAME_LENGTH, NewStudy, check_study_name, password_note
-from ..trial import Direction, FrozenTrial, TrialState, as_count, json_attrs
+from ..trial import Direction, FrozenTrial, TrialState, as_count, json_attrs, one_line
 from .trial import _as_float, _as_step, short_repr
 
 if TYPE_CHECKING:
@@ -342,12 +342,14 @@ def delete_study(storage: Storage, name: str) -> None:
     if exists(storage, name + SUFFIX):  # first: a process killed between the two leaves the study, which a second
         storage.delete_study(name + SUFFIX)  # delete takes; the other way round, test results no study owns
     storage.delete_study(name)  # (and a study of that name could not be made again)
+    # paths read from storage, one line each: a folder named "x\n[tunesmith] ..." cannot add a log line of its own
     if folders:
         logger.warning("deleted study %r; its trials' checkpoint files are not deleted: they are in %s",
-                       name, ", ".join(folders))
+                       name, ", ".join(one_line(f, None) for f in folders))
     if theirs:  # before: listed as its own, where deleting them loses the other study's paused trials
         logger.warning("deleted study %r, a copy: the trials it was copied with name checkpoints of the study it "
-                       "came from, in %s; those are that study's, left as they are", name, ", ".join(theirs))
+                       "came from, in %s; those are that study's, left as they are",
+                       name, ", ".join(one_line(f, None) for f in theirs))
 
 
 def with_test_results(storage: Storage, name: str) -> str:

@@ -61,7 +61,7 @@ MAX_ADAPTED = 500
 def adam_space(
     *,
     lr: Range = (1e-5, 1e-1),
-    schedules: Sequence[str] = ("constant", "cosine", "step", "exponential"),
+    schedules: Sequence[str] | None = ("constant", "cosine", "step", "exponential"),
     weight_decay: Range | None = (1e-6, 1e-1),
     warmup: Range | None = (0.0, 0.2),
     beta1: Range | None = (0.8, 0.99),
@@ -80,7 +80,8 @@ def adam_space(
     between two step-decays) for "step", ``plateau_factor`` (gamma's range) for
     "plateau". Any range set to None is left out (the TrainConfig default
     holds), e.g. ``adam_space(beta1=None, beta2=None, eps=None)`` searches the
-    learning and decay rates only.
+    learning and decay rates only; ``schedules=None`` leaves the schedule (and its
+    decay rates) to the TrainConfig, e.g. ``base=TrainConfig(schedule="cosine")``.
     """
     ranges = {"lr": lr, "weight_decay": weight_decay, "warmup": warmup, "beta1": beta1, "beta2": beta2, "eps": eps,
               "gamma": gamma, "decay_epochs": decay_epochs}
@@ -88,14 +89,17 @@ def adam_space(
         if not (isinstance(r, (tuple, list)) and len(r) == 2 or r is None and name != "lr"):
             raise ValueError(f"adam_space: {name} must be a (low, high) range, got {r!r}" + (
                 "" if name == "lr" else "; None leaves it out of the space (the TrainConfig value holds)"))
-    schedules = [schedules] if isinstance(schedules, str) else list(schedules)  # "cosine": one schedule
-    bad = [s for s in schedules if s not in SCHEDULES]
-    if bad or not schedules:
-        raise ValueError(f"adam_space: schedules must be a non-empty subset of {list(SCHEDULES)}, got {list(schedules)}")
+    # "cosine": one schedule; None: the TrainConfig's (a one-choice parameter counts as searched in plots and samplers)
+    names = [] if schedules is None else [schedules] if isinstance(schedules, str) else list(schedules)
+    bad = [s for s in names if s not in SCHEDULES]
+    if bad or not names and schedules is not None:
+        raise ValueError(f"adam_space: schedules must be a non-empty subset of {list(SCHEDULES)}, got {names}; "
+                         "None leaves the schedule to the TrainConfig (base=TrainConfig(schedule='cosine'))")
     params: dict[str, Any] = {
         "lr": Float(lr[0], lr[1], log=True, prior=Prior(mode=min(max(1e-3, lr[0]), lr[1]), width=0.25)),
-        "schedule": Categorical(list(schedules)),
     }
+    if names:
+        params["schedule"] = Categorical(names)
     optional: dict[str, tuple[Range | None, Callable[[Range], Any]]] = {
         "beta1": (beta1, lambda r: Float(*r, prior=_clamp(0.9, r))),
         "beta2": (beta2, lambda r: Float(*r, prior=_clamp(0.999, r))),
@@ -104,7 +108,7 @@ def adam_space(
         "warmup_fraction": (warmup, lambda r: Float(*r)),
     }
     params.update({name: make(r) for name, (r, make) in optional.items() if r is not None})
-    params.update(_decay_params(list(schedules), gamma, decay_epochs))
+    params.update(_decay_params(names, gamma, decay_epochs))
     return Space(params)
 
 
