@@ -384,6 +384,46 @@ def test_ray_a_promotion_held_by_a_lost_worker_runs_before_optimize_returns(
     assert study.trials_in("failed") == []
 
 
+def _its_raylet_gone_after_the_last_trial(trial: Any) -> float:
+    from tunesmith import TrialPaused
+
+    if trial.is_resumed:
+        for step in range(trial.start_step, 4):
+            trial.report(0.5, step)
+        return 0.5
+    trial.report(1.0 + trial.number, 1)
+    if trial.number == 1:  # the last new trial: its actor's raylet is gone from now on, its process outliving it
+        import gc
+
+        from tunesmith.execution.ray_worker import StudyWorker
+
+        actor = next(o for o in gc.get_objects() if isinstance(o, StudyWorker))
+        actor.raylet = -1  # its parent is no longer the raylet that started it, as once that raylet died
+    if trial.should_prune():
+        raise TrialPaused()
+    return 1.0 + trial.number
+
+
+def test_ray_an_actor_that_outlived_its_raylet_in_the_last_promotions_round_is_replaced(
+        ray_local: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The driver's last round asks each actor for a promotion; one that outlived its node's raylet runs
+    none: its "none was promotable" ended optimize with trial 0's earned promotion left for the next run. It
+    answers late now; the driver replaces it and asks again. (An actor really outliving its raylet is
+    tests/test_execution_ray.py's; this one is told its raylet is gone, as such an actor finds it.)"""
+    from tunesmith.pruners import ASHA
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    study = Study({"x": Float(0, 1)}, sampler="random", seed=0, storage=url, name="s",
+                  pruner=ASHA(min_resource=1, reduction_factor=4, pause=True, bootstrap_count=2, max_resource=4))  # fmt: skip
+    # one actor: trial 0 pauses alone at rung 1, trial 1 (worse) promotes it as the budget ends
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        study.optimize(_its_raylet_gone_after_the_last_trial, n_trials=2, executor=RayExecutor(n_workers=1))
+    first = study.trials[0]
+    assert first.state is TrialState.COMPLETE and first.system.n_resumes == 1, study.trials  # before: paused
+    assert "its node's raylet is gone" in caplog.text, caplog.text
+    assert len(study.trials) == 2 and study.trials_in("failed") == []
+
+
 def _dies_resuming_without_a_checkpoint(trial: Any) -> float:
     from tunesmith import TrialPaused
 
@@ -666,3 +706,23 @@ def test_ray_queues_one_retry_of_an_oom_trial_before_its_failure(ray_local: Any,
     copies = [t for t in study.trials if t.system.retry_of == failed[0].number]
     assert len(copies) == 1 and copies[0].system.oom_retries == 1 and copies[0].params == failed[0].params
     assert copies[0].state is TrialState.COMPLETE and copies[0].attrs.get("reason") == "CUDA out of memory"
+
+
+def test_ray_an_oom_copy_the_storage_refuses_in_the_actor_is_queued_by_the_driver(
+        ray_local: Any, tmp_path: Path) -> None:
+    """The actor's early copy refused by the storage: its error was recorded in place of the out-of-memory one
+    and the driver queued no retry. The out-of-memory failure is recorded as it is; the driver queues the copy."""
+    from test_execution_local import _refuse_copies_while_a_trial_runs
+
+    url = f"sqlite:///{tmp_path / 'o.db'}"
+    study = Study({"x": Float(0, 1)}, sampler="random", seed=0, storage=url, name="o")
+    undo = _refuse_copies_while_a_trial_runs(url, "sqlite")
+    try:
+        study.optimize(functools.partial(_oom_once_in_ray, str(tmp_path / "oom")), n_trials=3,
+                       executor=RayExecutor(n_workers=1))
+    finally:
+        undo()
+    failed = [t for t in study.trials if t.state is TrialState.FAILED]
+    assert len(failed) == 1 and "CUDA out of memory" in (failed[0].error or ""), study.trials  # before: the storage's
+    copies = [t for t in study.trials if t.system.retry_of == failed[0].number]
+    assert len(copies) == 1 and copies[0].state is TrialState.COMPLETE and copies[0].system.oom_retries == 1

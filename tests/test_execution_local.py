@@ -286,6 +286,81 @@ def _oom_once_more(trial: Any) -> float:
     return float(trial.params["x"])
 
 
+def _refuse_copies_while_a_trial_runs(url: str, which: str) -> Any:
+    """A trigger that makes the database refuse (an error, not a claim already held) a waiting trial
+    inserted while a trial of the file runs, as a busy or failing server refuses a write; the SQL that
+    takes it out again."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        if which == "sqlite":  # an integer overflow: SQLite's RAISE() would read as a claim already held
+            conn.exec_driver_sql("CREATE TRIGGER refuse BEFORE INSERT ON ts_trials WHEN NEW.state = 'waiting' "
+                                 "AND EXISTS (SELECT 1 FROM ts_trials WHERE state = 'running') "
+                                 "BEGIN SELECT abs(-9223372036854775807 - 1); END")
+            drop = "DROP TRIGGER refuse"
+        else:
+            schema = SQLStorage(url).engine.get_execution_options().get("schema_translate_map", {}).get(None)
+            table = f"{schema or 'public'}.ts_trials"
+            conn.exec_driver_sql(f"CREATE OR REPLACE FUNCTION {schema or 'public'}.refuse() RETURNS trigger "
+                                 f"LANGUAGE plpgsql AS $$ BEGIN IF EXISTS (SELECT 1 FROM {table} WHERE state = "
+                                 "'running') THEN RAISE EXCEPTION 'refused'; END IF; RETURN NEW; END $$")
+            conn.exec_driver_sql(f"CREATE TRIGGER refuse BEFORE INSERT ON {table} FOR EACH ROW WHEN "
+                                 f"(NEW.state = 'waiting') EXECUTE FUNCTION {schema or 'public'}.refuse()")
+            drop = f"DROP TRIGGER refuse ON {table}; DROP FUNCTION {schema or 'public'}.refuse()"
+
+    def undo() -> None:
+        with engine.begin() as conn:
+            for statement in drop.split("; "):
+                conn.exec_driver_sql(statement)
+        engine.dispose()
+
+    return undo
+
+
+@pytest.mark.parametrize("killed", [False, True], ids=["retired", "killed"])
+@pytest.mark.parametrize("which", ["sqlite", "postgresql"])
+def test_an_oom_copy_the_storage_refuses_as_it_fails_is_queued_after_and_the_error_kept(
+        which: str, killed: bool, request: pytest.FixtureRequest, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """The copy queued as the out-of-memory error leaves the objective, refused by the storage: its error
+    was recorded in place of the out-of-memory one, so nothing retired the worker nor queued the retry. The
+    out-of-memory error is recorded as it is, and the copy queued after: by the retiring worker, or, killed
+    once its failure is written, by its parent."""
+    from conftest import STORAGE_BACKENDS
+
+    url = STORAGE_BACKENDS[which](request, tmp_path)
+    assert url is not None
+    parent, tell = os.getpid(), Study.tell
+
+    def killed_in_a_worker(self: Study, trial: Any, *args: Any, **kw: Any) -> FrozenTrial:
+        out = tell(self, trial, *args, **kw)
+        if os.getpid() != parent and out.state is TrialState.FAILED:  # the worker, its failure written
+            os.kill(os.getpid(), signal.SIGKILL)
+        return out
+
+    if killed:
+        monkeypatch.setattr(Study, "tell", killed_in_a_worker)
+    monkeypatch.setenv("OOM_MARKER", str(tmp_path / "oom"))
+    study = Study({"x": Float(0, 1)}, storage=url, name="g", sampler="random")
+    undo = _refuse_copies_while_a_trial_runs(url, which)
+    try:
+        with caplog.at_level("WARNING", logger="tunesmith"):
+            study.optimize(_oom_once, n_trials=3, gpus=["0"], trials_per_gpu=1, allow_missing_gpus=True)
+    finally:
+        undo()
+    first = study.trials[0]
+    # before: the storage's error ("integer overflow", "refused") recorded, and no copy
+    assert first.state is TrialState.FAILED and "CUDA out of memory" in (first.error or ""), first.error
+    copies = [t for t in study.trials if t.system.retry_of == 0]
+    assert len(copies) == 1 and copies[0].params == first.params and copies[0].system.oom_retries == 1, study.trials
+    # queued by the parent as it finds the worker dead, the copy may find the budget spent by the worker that
+    # took its place: it waits for the next run
+    assert copies[0].state in ({TrialState.COMPLETE, TrialState.WAITING} if killed else {TrialState.COMPLETE})
+    assert ("1 out-of-memory trial(s) they had failed re-queued" in caplog.text) is killed, caplog.text
+    study.storage.close()
+
+
 def _dies_after_an_earlier_oom_of_its_pid(trial: Any) -> float:
     """The first trial: an out-of-memory failure is recorded under this worker's ``host:pid`` 10 minutes
     ago (an earlier process with the same pid, its retry not queued: a run without ``gpus``), then the

@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..exceptions import describe_exception
+from ..exceptions import StorageError, describe_exception
 from ..trial import FrozenTrial, as_count
 
 MAX_OOM_RETRIES = 2
@@ -137,7 +137,9 @@ def retry_queued_first(objective: Callable[[Any], Any], study: Any) -> Callable[
     before its failure is written: a worker killed between the two writes (SIGKILL, the kernel's OOM killer),
     and its run with it, leaves the copy waiting for the next run rather than a failed trial nobody retries;
     killed in the copy's own write, the trial is left running, a lost worker's. ``study.requeue``'s claim
-    keeps it to one copy (the lost-worker copy of that trial is the same)."""
+    keeps it to one copy (the lost-worker copy of that trial is the same). A storage that refuses the copy
+    leaves the out-of-memory error to be recorded as it is, and the copy to the after-trial hooks (their
+    worker retires, or dies: its parent queues it)."""
 
     @functools.wraps(objective)
     def run(trial: Any) -> Any:
@@ -145,8 +147,14 @@ def retry_queued_first(objective: Callable[[Any], Any], study: Any) -> Callable[
             return objective(trial)
         except Exception as exc:
             if is_oom_error(describe_exception(exc)) and may_retry_oom(trial.record):
-                n = study.requeue(trial.number, oom=True)
-                logger.warning("trial %d ran out of GPU memory; re-queued as %s", trial.number, n)
+                try:
+                    n = study.requeue(trial.number, oom=True)
+                except StorageError as error:  # recorded in place of the out-of-memory error, it lost the retry
+                    logger.warning("trial %d ran out of GPU memory; its copy is queued once its failure is "
+                                   "written (the storage refused it now: %s)", trial.number, error)
+                else:
+                    if n is not None:  # else queued already (its lost-worker copy)
+                        logger.warning("trial %d ran out of GPU memory; re-queued as %d", trial.number, n)
             raise
 
     return run
