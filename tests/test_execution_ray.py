@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import signal
@@ -1032,7 +1033,7 @@ def _token_env(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:
 
 
 @pytest.mark.skipif(not hasattr(os, "getuid") or os.getuid() != 0, reason="gives a file to another user: root only")
-@pytest.mark.parametrize("planted", ["token", "link", "folder"])
+@pytest.mark.parametrize("planted", ["token", "link", "dangling", "folder"])
 def test_a_token_another_user_chose_is_refused_before_a_private_instance(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, planted: str) -> None:
     """A home another user could write into (HOME in /tmp, a shared folder) let them leave ~/.ray/auth_token
@@ -1052,6 +1053,9 @@ def test_a_token_another_user_chose_is_refused_before_a_private_instance(
         readable = tmp_path / "notes.txt"  # a file of this user's that the other one can read
         readable.write_text("known text")
         token.symlink_to(readable)
+        os.lchown(token, other, other)
+    elif planted == "dangling":  # a link to nothing: Ray would write its new token through it, where they read
+        token.symlink_to(tmp_path / "theirs" / "token")
         os.lchown(token, other, other)
     else:
         os.chown(folder, other, other)  # made by the other user before this one's first run
@@ -1081,6 +1085,23 @@ def test_a_token_in_a_folder_others_may_change_is_refused(tmp_path: Path, monkey
     folder.chmod(0o700)
     keep_token_private()
     assert (folder / "auth_token").stat().st_mode & 0o777 == 0o600
+
+
+def test_a_new_token_on_a_file_system_without_hard_links_is_still_written_private(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The token is written beside its place and linked in; where the file system has no hard links
+    (link() fails with EPERM), none was written and Ray wrote its own with the umask's mode (0644)."""
+    from tunesmith.execution.ray import keep_token_private
+
+    def no_links(src: object, dst: object) -> None:  # what such a file system answers (none can be mounted here)
+        raise PermissionError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    _token_env(monkeypatch, tmp_path)
+    keep_token_private()
+    token = tmp_path / ".ray" / "auth_token"
+    assert len(token.read_text()) == 64 and token.stat().st_mode & 0o777 == 0o600
+    assert sorted(p.name for p in token.parent.iterdir()) == ["auth_token"]  # the file beside it removed
 
 
 def test_a_token_others_may_write_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -314,11 +314,14 @@ def keep_token_private() -> None:
         return
     custom = os.environ.get("RAY_AUTH_TOKEN_PATH")
     path = Path(custom) if custom else Path.home() / ".ray" / "auth_token"
+    if not custom and not os.path.lexists(path):
+        _write_token(path)  # then checked as any other: another process starting Ray may have written it first
     try:
         st = path.stat()
-    except FileNotFoundError:
-        if not custom:
-            _write_token(path)
+    except FileNotFoundError:  # none (Ray writes one), or a link to nothing, which Ray would write through
+        if path.is_symlink():
+            refuse_foreign_link(path, path.lstat(), "Ray's token", _TOKEN_FIX)
+            _check_mine(path.parent.resolve(), "the folder of Ray's token")
         return
     except OSError:
         return
@@ -365,15 +368,27 @@ def _write_token(path: Path) -> None:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)  # 0600
     except OSError:
         return
+    token = secrets.token_hex(32)  # Ray's own kind of token: 256 bits as hex
     try:
         with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_hex(32))  # Ray's own kind of token: 256 bits as hex
+            f.write(token)
         os.link(tmp, path)
-    except OSError:  # another process's, whole (or a file system without links: Ray writes it, in a folder
-        pass  # made 0700 above when new)
+    except FileExistsError:  # another process's, whole
+        pass
+    except OSError:  # a file system without hard links: created 0600, then written (Ray would write it 0644)
+        _create_token(path, token)
     finally:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+
+
+def _create_token(path: Path, token: str) -> None:
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError:  # written meanwhile by another process starting Ray: Ray's to say
+        return
+    with os.fdopen(fd, "w") as f:
+        f.write(token)
 
 
 def check_reachable(address: str, timeout: float = 5.0) -> None:
