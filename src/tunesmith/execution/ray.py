@@ -323,6 +323,12 @@ def keep_token_private() -> None:
     except OSError:
         return
     _check_token_owned(path)
+    if st.st_uid != os.getuid():  # root's (as `sudo` leaves one in a home): not this user's to make 0600
+        if st.st_mode & stat.S_IROTH or st.st_mode & stat.S_IRGRP and st.st_gid != os.getgid():
+            raise PermissionError(f"Ray's token {path} is root's and can be read by other users (mode "
+                                  f"{stat.S_IMODE(st.st_mode):o}), so they know the token with which a private "
+                                  f"Ray instance of yours lets code in; {_TOKEN_FIX}")
+        return
     if st.st_mode & 0o077:
         path.chmod(stat.S_IMODE(st.st_mode) & 0o700)
         logger.warning("Ray's token %s could be read by other users (mode %o), and with it they could run code "
