@@ -1106,7 +1106,7 @@ def _as_nobody(call: Any) -> str:
             try:
                 call()
                 said = "ok"
-            except Exception as exc:  # noqa: BLE001 - told to the parent, which asserts on it
+            except Exception as exc:  # told to the parent, which asserts on it
                 said = f"{type(exc).__name__}: {exc}"
             os.write(write, said.encode())
         finally:
