@@ -1083,6 +1083,27 @@ def test_a_token_in_a_folder_others_may_change_is_refused(tmp_path: Path, monkey
     assert (folder / "auth_token").stat().st_mode & 0o777 == 0o600
 
 
+def test_a_link_to_the_token_in_a_folder_others_may_change_is_refused(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A link of this user's to a private token, in a folder every user may write: the token's own folder was
+    checked, not the link's, where another user may put a link or token of theirs in its place."""
+    from tunesmith.execution.ray import keep_token_private
+
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    (private / "token").write_text("a" * 64)
+    (private / "token").chmod(0o600)
+    folder = tmp_path / ".ray"
+    folder.mkdir()
+    (folder / "auth_token").symlink_to(private / "token")
+    folder.chmod(0o777)
+    _token_env(monkeypatch, tmp_path)
+    with pytest.raises(PermissionError, match=rf"folder of Ray's token {folder} can be written by other users"):
+        keep_token_private()
+    folder.chmod(0o755)
+    keep_token_private()  # the link's folder and the token's are this user's alone
+
+
 def test_a_token_others_may_write_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from tunesmith.execution.ray import keep_token_private
 

@@ -346,7 +346,8 @@ def _check_token_owned(path: Path) -> None:
     file), so they may know the token that a new private instance would let in."""
     refuse_foreign_link(path, path.lstat(), "Ray's token", _TOKEN_FIX)
     _check_mine(path.resolve(), "Ray's token")
-    _check_mine(path.resolve().parent, "the folder of Ray's token")
+    for folder in dict.fromkeys((path.parent.resolve(), path.resolve().parent)):  # a link's own, and its file's
+        _check_mine(folder, "the folder of Ray's token")
 
 
 def _check_mine(where: Path, what: str) -> None:
