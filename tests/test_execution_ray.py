@@ -1104,6 +1104,27 @@ def test_a_link_to_the_token_in_a_folder_others_may_change_is_refused(
     keep_token_private()  # the link's folder and the token's are this user's alone
 
 
+def test_a_token_path_naming_a_folder_is_refused_not_chmodded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """RAY_AUTH_TOKEN_PATH=~/.ray (the folder, not its token): it was made 0700 with the warning 'made it 0600',
+    and Ray then failed on it; a folder at ~/.ray/auth_token, the same."""
+    from tunesmith.execution.ray import keep_token_private
+
+    folder = tmp_path / ".ray"
+    folder.mkdir()
+    folder.chmod(0o755)
+    _token_env(monkeypatch, tmp_path)
+    monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(folder))
+    with pytest.raises(ValueError, match=rf"Ray's token {folder} is a directory, not a file: .* point "
+                                         r"RAY_AUTH_TOKEN_PATH at the token file itself"):
+        keep_token_private()
+    assert folder.stat().st_mode & 0o777 == 0o755
+    monkeypatch.delenv("RAY_AUTH_TOKEN_PATH")
+    (folder / "auth_token").mkdir(mode=0o755)
+    with pytest.raises(ValueError, match=r"auth_token is a directory, not a file: .*; move it away"):
+        keep_token_private()
+    assert (folder / "auth_token").stat().st_mode & 0o777 == 0o755
+
+
 def test_a_token_others_may_write_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from tunesmith.execution.ray import keep_token_private
 

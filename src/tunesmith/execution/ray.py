@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from ..exceptions import SearchExhausted, StorageError, WorkersLost, interrupted
-from ..paths import others_may_change, refuse_foreign_link
+from ..paths import kind_of, others_may_change, refuse_foreign_link
 from ..storage import MemoryStorage
 from ..storage.base import local_pid, worker_gone
 from ..study.lifecycle import held_promotions
@@ -322,6 +322,17 @@ def keep_token_private() -> None:
         return
     except OSError:
         return
+    _take_token(path, st, custom=bool(custom))
+
+
+def _take_token(path: Path, st: os.stat_result, *, custom: bool) -> None:
+    """Ray's token at ``path`` (``st``: its stat) made 0600 where others may read it; refused where it is no
+    file, or another user may have chosen it or know it (root's, readable by others: not this user's to change)."""
+    if not stat.S_ISREG(st.st_mode):  # RAY_AUTH_TOKEN_PATH=~/.ray: the folder was made 0700, "made it 0600"
+        fix = ("point RAY_AUTH_TOKEN_PATH at the token file itself (as ~/.ray/auth_token), or unset it" if custom
+               else "move it away")
+        raise ValueError(f"Ray's token {path} is {kind_of(st.st_mode)}, not a file: Ray reads the token from a "
+                         f"file; {fix} for tunesmith to write one only you can read")
     _check_token_owned(path)
     if st.st_uid != os.getuid():  # root's (as `sudo` leaves one in a home): not this user's to make 0600
         if st.st_mode & stat.S_IROTH or st.st_mode & stat.S_IRGRP and st.st_gid != os.getgid():
