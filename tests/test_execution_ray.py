@@ -1137,34 +1137,14 @@ def test_a_token_others_may_write_is_refused(tmp_path: Path, monkeypatch: pytest
         keep_token_private()
 
 
-def _as_nobody(call: Any) -> str:
-    """What ``call()`` says (its error, or "ok") run in a child process of uid and gid 65534."""
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.setgid(65534)
-            os.setuid(65534)
-            try:
-                call()
-                said = "ok"
-            except Exception as exc:  # told to the parent, which asserts on it
-                said = f"{type(exc).__name__}: {exc}"
-            os.write(write, said.encode())
-        finally:
-            os._exit(0)
-    os.close(write)
-    os.waitpid(pid, 0)
-    with os.fdopen(read) as answer:
-        return answer.read()
-
-
 @pytest.mark.skipif(not hasattr(os, "getuid") or os.getuid() != 0, reason="runs as another user: root only")
 def test_a_token_of_root_s_that_others_may_read_is_refused_not_chmodded(monkeypatch: pytest.MonkeyPatch) -> None:
     """A token root wrote in the user's home (`sudo` keeping HOME) could not be made 0600: the private
     instance failed with chmod's bare 'Operation not permitted'. Every user may read it, so it is refused by
     name; one only the user's own group may read is taken as it is."""
     import tempfile
+
+    from conftest import said_as_nobody
 
     from tunesmith.execution.ray import keep_token_private
 
@@ -1177,13 +1157,13 @@ def test_a_token_of_root_s_that_others_may_read_is_refused_not_chmodded(monkeypa
         token.write_text("a" * 64)
         token.chmod(0o644)
         _token_env(monkeypatch, home)
-        said = _as_nobody(keep_token_private)
-        assert said.startswith(f"PermissionError: Ray's token {token} is root's and can be read by other users "
+        said = said_as_nobody(keep_token_private)
+        assert said.startswith(f"Ray's token {token} is root's and can be read by other users "
                                "(mode 644)") and "RAY_AUTH_TOKEN_PATH" in said, said
         assert token.stat().st_mode & 0o777 == 0o644 and token.read_text() == "a" * 64
         os.chown(token, 0, 65534)
         token.chmod(0o640)  # readable by root and the user's own group alone
-        assert _as_nobody(keep_token_private) == "ok"
+        assert said_as_nobody(keep_token_private) == "ok"
         assert token.stat().st_mode & 0o777 == 0o640
     finally:
         shutil.rmtree(home)
