@@ -204,6 +204,28 @@ def test_a_team_s_log_folder_a_teammate_made_is_taken(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(not hasattr(os, "getuid") or os.getuid() != 0, reason="gives a folder to another user: root only")
+def test_a_teammate_s_runs_in_a_team_s_log_folder_are_taken(tmp_path: Path) -> None:
+    """Workers of one study run by two users of a team, each with the callback on the team's folder: the runs
+    one wrote were refused to the other ('owned by another user'), which ended its write_hparams (and its
+    optimize, at a paused run of theirs). A run of another user's in a folder every user may write still is."""
+    team = tmp_path / "team"
+    team.mkdir()
+    team.chmod(0o2775)
+    study = ts.Study(SPACE, sampler="random", seed=0)
+    study.optimize(objective, n_trials=1, show_progress=False)
+    write_hparams(study, team)  # the teammate's worker wrote trial 0
+    for path in [team / "trial-0", *(team / "trial-0").iterdir()]:
+        os.chown(path, 65534, os.getgid())
+    written = sorted((team / "trial-0").iterdir())
+    study.optimize(objective, n_trials=1, show_progress=False)
+    assert write_hparams(study, team) == team
+    assert sorted((team / "trial-0").iterdir()) == written and (team / "trial-1").is_dir()  # theirs, kept
+    team.chmod(0o1777)  # every user may write it (sticky): their trial-0 may be anyone's
+    with pytest.raises(PermissionError, match=r"run folder .*trial-0 is owned by another user \(uid 65534\)"):
+        write_hparams(study, team)
+
+
+@pytest.mark.skipif(not hasattr(os, "getuid") or os.getuid() != 0, reason="gives a folder to another user: root only")
 def test_a_log_folder_another_user_chose_is_refused_by_what_it_is(tmp_path: Path) -> None:
     """Their sticky folder every user may write was refused as one 'without the sticky bit'; their link in the
     log folder's place, to a log folder of this user's already holding a config, was taken: they chose where

@@ -160,17 +160,20 @@ def _check_log_dir(folder: Path) -> None:
 
 
 def _check_own(folder: Path) -> bool:
-    """Whether the run folder ``folder`` exists; a PermissionError where it is another user's folder or
-    link (root aside). In a log folder others can add to (/tmp), another user made ``trial-3`` first: that
-    trial was never written and TensorBoard showed their run as it, or made ``trial-3-paused`` a link:
-    the run was written into the folder it names."""
+    """Whether the run folder ``folder`` exists; a ValueError where it is another user's link (root aside),
+    and a PermissionError where it is another user's folder in a log folder every user may write (sticky, as
+    /tmp). There another user made ``trial-3`` first: that trial was never written and TensorBoard showed
+    their run as it, or made ``trial-3-paused`` a link: the run was written into the folder it names. In a
+    team's folder (group-writable) a teammate's run is taken, as one of this user's: they wrote it."""
     try:
         st = folder.lstat()
     except FileNotFoundError:
         return False
     refuse_foreign_link(folder, st, "TensorBoard's run folder", _FIX)
+    if not hasattr(os, "getuid") or not folder.parent.stat().st_mode & stat.S_IWOTH:
+        return True
     owner = folder.stat().st_uid
-    if hasattr(os, "getuid") and owner not in (0, os.getuid()):
+    if owner not in (0, os.getuid()):
         raise PermissionError(f"TensorBoard's run folder {folder} is owned by another user (uid {owner}), who "
                               f"may have put a run of theirs there; {_FIX}")
     return True
