@@ -353,6 +353,8 @@ def any_url(request: pytest.FixtureRequest, tmp_path: Path) -> str | None:
     ("a\x00b", r"contains the control character '\\x00'"),
     ("two\nlines", r"control character '\\n'"),
     ("   ", "must not be empty or blank"),
+    ("-neg", "study name '-neg' starts with '-': the command line .* would read it as an option; start it with "
+             "another character, e.g. 'neg'"),
 ])
 def test_hostile_study_names_are_refused_before_the_database(any_url: str | None, name: str, message: str) -> None:
     import tunesmith as ts
@@ -362,7 +364,7 @@ def test_hostile_study_names_are_refused_before_the_database(any_url: str | None
     st = make_storage(any_url)
     with pytest.raises(ValueError, match=message):
         ts.Study({"x": ts.Float(0, 1)}, storage=st, name=name)
-    if "\n" in name:  # a lookup passes control characters but NUL (a study stored so by another program)
+    if "\n" in name or name.startswith("-"):  # a lookup passes them (a study stored so by another program)
         with pytest.raises(StudyNotFound):
             st.get_study(name)
     else:
@@ -939,3 +941,28 @@ def test_two_heartbeat_checks_at_once_on_postgresql_copy_each_lost_trial_once(
     finally:
         storage.close()
         ts.SQLStorage(pg_url).delete_study("hb")
+
+
+def test_a_study_named_with_a_leading_dash_before_the_rule_is_read_after_two_dashes(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A new name may not begin with '-' (`tunesmith show -neg` read it as an option and failed with "the
+    following arguments are required: name"); one stored before the rule, or by another program, is shown
+    and deleted with `--` before it, and cannot be taken by a rename or a copy."""
+    import sqlite3
+
+    import tunesmith as ts
+    from tunesmith.cli import main
+
+    url = f"sqlite:///{tmp_path / 'd.db'}"
+    study = ts.Study({"x": ts.Float(0, 1)}, storage=url, name="neg", sampler="random", seed=0)
+    study.optimize(lambda t: t.params["x"], n_trials=2)
+    with pytest.raises(ValueError, match="starts with '-'"):
+        study.rename("-neg")
+    with pytest.raises(ValueError, match="starts with '-'"):
+        study.copy("--x")
+    with sqlite3.connect(tmp_path / "d.db") as db:
+        db.execute("UPDATE ts_studies SET name = '-neg'")
+    assert main(["show", "--storage", url, "--", "-neg"]) == 0
+    assert "study -neg" in capsys.readouterr().out
+    assert main(["delete", "--storage", url, "--yes", "--", "-neg"]) == 0
+    assert ts.storage.make_storage(url).list_studies() == []

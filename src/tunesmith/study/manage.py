@@ -203,7 +203,7 @@ def _say_left_out(source: str, name: str, n: int, left: Mapping[int, str], book:
 
 def check_new_name(name: str) -> str:
     """``name`` for a new study (or a copy, a rename): a valid name without white space at either
-    end, and not ending in ``":test"`` (the companion in which evaluate_best keeps another study's
+    end, not starting with "-" (the command line would read it as an option), and not ending in ``":test"`` (the companion in which evaluate_best keeps another study's
     test results)."""
     from .evaluate import SUFFIX
 
@@ -214,6 +214,10 @@ def check_new_name(name: str) -> str:
         raise ValueError(f"a study cannot be named {name!r}: a browser reads it in the dashboard's address "
                          "/studies/NAME as the folder itself, so the study could not be opened there; choose "
                          "another name")
+    if name.startswith("-"):
+        raise ValueError(f"study name {name!r} starts with '-': the command line (tunesmith show NAME, ...) would "
+                         f"read it as an option; start it with another character, e.g. "
+                         f"{name.lstrip('-').strip() or 'study'!r}")
     if name != name.strip():
         raise ValueError(f"study name {name!r} begins or ends with white space, which lists and tables do not "
                          f"show (it would pass for {name.strip()!r}); write {name.strip()!r}")
