@@ -297,6 +297,24 @@ def test_reads_of_a_writer_after_its_database_file_went_fail(tmp_path: Path, mon
         study.trials  # noqa: B018 - the read is the test
 
 
+def test_a_storage_that_reconnects_after_its_file_was_deleted_makes_no_new_empty_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A storage whose file was opened reconnects (after close(), or in a forked worker) with SQLite's
+    mode=rw: a read between two file checks (FILE_CHECK) of a file deleted meanwhile fails. Opened to
+    create, the read made a new, empty database there (with -wal and -shm) for the next write to go to."""
+    monkeypatch.setattr(ts.storage.sql, "FILE_CHECK", 3600.0)  # the read comes before the next check
+    db = tmp_path / "s.db"
+    storage = ts.storage.SQLStorage(f"sqlite:///{db}")
+    ts.Study(SPACE, storage=storage, name="kept")
+    assert [s.name for s in storage.list_studies()] == ["kept"]
+    storage.close()
+    db.unlink()
+    with pytest.raises(ts.StorageError, match="unable to open database file; check that the file exists"):
+        storage.list_studies()
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
 def test_a_disk_io_error_is_not_retried(sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """A database whose file was deleted under a worker (its -wal and -shm left beside the
     new one) gives "disk I/O error": retried for the whole retry window (30 s) per worker."""
