@@ -456,7 +456,7 @@ class _RaisesInWorkers(RandomSampler):
 
 def test_a_worker_whose_sampler_raises_crashes_with_exit_code_1(tmp_path: Path) -> None:
     """Not the objective's error (that one fails its trial): the worker crashed, exits 1 and is replaced;
-    exiting 0, it was taken for a worker that found the budget spent, and the call returned with no trial."""
+    exiting 0, it would be taken for a worker that found the budget spent, and the call would return with no trial."""
     import tunesmith as ts
 
     study = Study({"x": Float(0, 1)}, storage=f"sqlite:///{tmp_path / 'r.db'}", name="r", sampler=_RaisesInWorkers())
