@@ -98,6 +98,23 @@ def test_study_stop_in_a_callback_ends_optimize_cleanly(kind: str, tmp_path: Pat
     assert len(study.trials) == before + 2
 
 
+
+def test_a_process_worker_starts_no_trial_before_its_last_one_was_called_back(tmp_path: Path) -> None:
+    """With callbacks, a worker process waits for the calling process to run them on the trial it
+    recorded (as inline): a callback that stops the run at the third trial leaves three trials, however
+    long it takes. A worker that did not wait would have started (and recorded) the next ones meanwhile."""
+    from tunesmith.execution import ProcessExecutor
+
+    study = make_study("process", tmp_path)
+
+    def slow_stop_at_three(s: Study, r: FrozenTrial) -> None:
+        time.sleep(0.3)
+        if r.number == 2:
+            s.stop()
+
+    study.optimize(_objective, n_trials=10, executor=ProcessExecutor(1), callbacks=[slow_stop_at_three])
+    assert [t.number for t in study.trials] == [0, 1, 2]
+
 class Ends:
     """A callback with on_optimize_end: records each trial, then how the call ended."""
 

@@ -443,6 +443,28 @@ def test_workers_that_die_before_any_trial_stop_the_call_with_workers_lost(tmp_p
     assert study.trials == []
 
 
+class _RaisesInWorkers(RandomSampler):
+    """Raises in the worker process that asks it: an error outside the objective, which catch covers."""
+
+    parent = os.getpid()
+
+    def suggest(self, *args: Any, **kwargs: Any) -> Any:
+        if os.getpid() != _RaisesInWorkers.parent:
+            raise RuntimeError("the sampler's own bug")
+        return super().suggest(*args, **kwargs)
+
+
+def test_a_worker_whose_sampler_raises_crashes_with_exit_code_1(tmp_path: Path) -> None:
+    """Not the objective's error (that one fails its trial): the worker crashed, exits 1 and is replaced;
+    exiting 0, it would be taken for a worker that found the budget spent, and the call would return with no trial."""
+    import tunesmith as ts
+
+    study = Study({"x": Float(0, 1)}, storage=f"sqlite:///{tmp_path / 'r.db'}", name="r", sampler=_RaisesInWorkers())
+    with pytest.raises(ts.WorkersLost, match=r"died before running a trial; stopped replacing them \(exit code 1\)"):
+        study.optimize(_sleepy, n_trials=4, n_jobs=2)
+    assert study.trials == []
+
+
 def test_a_worker_that_died_with_no_trial_running_says_so(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, warnings_seen: list[str]
 ) -> None:

@@ -171,10 +171,10 @@ def test_a_paused_trial_cannot_be_told_complete() -> None:
     study = ts.Study(SPACE, pruner=ASHA(min_resource=1, reduction_factor=3, pause=True, max_resource=N_STEPS))
     second = _second_paused(study)
     # before: completed with that value, a partial run that could become the best trial
-    for told in (second, 1):
+    for told, state in ((second, None), (1, None), (1, "complete"), (second, TrialState.COMPLETE)):
         with pytest.raises(ValueError, match=r"trial 1 is paused: stopped before the end of its run, it cannot "
                                              r"complete with a value.*study.tell\(1, state='pruned'\)"):
-            study.tell(told, 0.01)
+            study.tell(told, 0.01, state=state)
     assert study.trials[1].state is TrialState.PAUSED
     assert study.tell(1, state="pruned").state is TrialState.PRUNED  # ending it for good still works
 

@@ -250,6 +250,24 @@ def test_a_database_file_deleted_or_replaced_under_a_running_study_stops_it(tmp_
         study.optimize(objective, n_trials=5)  # before: 'finished', every result written to no file
 
 
+def _deletes_the_file_at_2(trial: ts.Trial) -> float:
+    if trial.number == 2:
+        Path(trial.study.storage.display_url.removeprefix("sqlite:///")).unlink()
+    return float(trial.params["x"])
+
+
+def test_a_database_file_deleted_under_worker_processes_stops_the_run_with_the_storage_s_error(
+    tmp_path: Path,
+) -> None:
+    """The worker whose write found the file gone stops the run and the parent raises its StorageError;
+    were it taken for a crash of the worker, each replacement would fail the same way (after its retries)
+    until WorkersLost, which does not say that the file is gone."""
+    storage = ts.storage.SQLStorage(f"sqlite:///{tmp_path / 's.db'}", retry_window=5.0)
+    study = ts.Study(SPACE, sampler="random", seed=0, storage=storage, name="victim")
+    with pytest.raises(ts.StorageError, match="deleted while this process had it open"):
+        study.optimize(_deletes_the_file_at_2, n_trials=8, n_jobs=2)
+
+
 def _replace_file(db: Path, by: Path) -> None:
     """What a restore from a backup does: a consistent copy (SQLite's backup API) moved
     over the database's name."""
@@ -295,6 +313,24 @@ def test_reads_of_a_writer_after_its_database_file_went_fail(tmp_path: Path, mon
         _replace_file(db, other)
     with pytest.raises(ts.StorageError, match=f"{how} while this process had it open, so what it reads would be stale"):
         study.trials  # noqa: B018 - the read is the test
+
+
+def test_a_storage_that_reconnects_after_its_file_was_deleted_makes_no_new_empty_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A storage whose file was opened reconnects (after close(), or in a forked worker) with SQLite's
+    mode=rw: a read between two file checks (FILE_CHECK) of a file deleted meanwhile fails. Opened to
+    create, the read would make a new, empty database there (with -wal and -shm) for the next write to go to."""
+    monkeypatch.setattr(ts.storage.sql, "FILE_CHECK", 3600.0)  # the read comes before the next check
+    db = tmp_path / "s.db"
+    storage = ts.storage.SQLStorage(f"sqlite:///{db}")
+    ts.Study(SPACE, storage=storage, name="kept")
+    assert [s.name for s in storage.list_studies()] == ["kept"]
+    storage.close()
+    db.unlink()
+    with pytest.raises(ts.StorageError, match="unable to open database file; check that the file exists"):
+        storage.list_studies()
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
 def test_a_disk_io_error_is_not_retried(sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:

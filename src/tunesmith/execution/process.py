@@ -380,7 +380,7 @@ class _Pool:
         w.unit_back = self._settle(w, kept=_new_trial(lost), requeued=self._requeued_elsewhere(w, lost))
         if code in (0, 130) and not lost:  # finished, or interrupted after failing its own trial
             # on its own (the run's interrupt is not handled here): its place is refilled, unless the
-            # objective raised it (the worker stopped the budget, see _child)
+            # objective raised it (the worker stopped the budget, see _stop_on_interrupt)
             # (what a worker it replaced left may have come after it last looked: one more looks)
             if self._restart(self.pool.exited(w.slot, oom=False, replace=w.owed or code == 130), held=True,
                              after=w) and code == 130:
