@@ -36,11 +36,11 @@ EXTRA = ["tunesmith-racing"]
 #: registered after the comparison started (benchmarks/sklearn.md): TunedSearchCV at the defaults of
 #: commit fa65dc0, where "auto" started its Gaussian process after 8 of 16 quasi-random points (the
 #: change was reverted after this row; the sampler below reproduces it: --methods tunesmith-init)
-VARIANTS = ["tunesmith-init", "tunesmith-nomargin", "tunesmith-previous"]
+VARIANTS = ["tunesmith-init", "tunesmith-nomargin", "tunesmith-previous", "tunesmith-halfrank"]
 #: tunesmith-nomargin: TunedSearchCV with sampler={"name": "auto"}, "auto" without the expected-improvement
 #: margin its default has had since commit 6ddad92: the control of the rerun (benchmarks/sklearn.md)
-#: tunesmith-previous: "auto" as it was before the half-rank warping joined its defaults (the margin
-#: alone): the control of the third comparison (benchmarks/sklearn.md)
+#: tunesmith-previous: "auto" with the margin alone, the control of the third comparison, whose `tunesmith`
+#: rows ran with the half-rank warping in "auto" (reverted after it; tunesmith-halfrank reproduces those rows)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,7 +97,9 @@ def build(method: str, held: Held, seed: int, cv: Any) -> Any:
 
         sampler: Any = {"tunesmith-init": BayesSampler(seed=seed, n_init=B.N_TRIALS // 2),
                         "tunesmith-nomargin": {"name": "auto"},
-                        "tunesmith-previous": {"name": "auto", "bayes": {"ei_margin": 0.01}}}.get(method, "auto")
+                        "tunesmith-previous": {"name": "auto", "bayes": {"ei_margin": 0.01}},
+                        "tunesmith-halfrank": {"name": "auto", "bayes": {"ei_margin": 0.01, "half_rank": True}},
+                        }.get(method, "auto")
         return TunedSearchCV(held.cell.estimator(), B.scipy_space(held.cell.space), n_trials=B.N_TRIALS, cv=cv,
                              random_state=seed, sampler=sampler)
     return B.build(method, held.cell, seed, cv)

@@ -1077,11 +1077,10 @@ def test_auto_measures_improvement_against_the_best_score_plus_a_margin() -> Non
     space = {"C": loguniform(1e-2, 1e2), "gamma": loguniform(1e-3, 1e1)}
     default = TunedSearchCV(SVC(), space, n_trials=7, cv=3, random_state=0).fit(X, Y)
     chosen = default.study_.sampler.chosen  # type: ignore[attr-defined]
-    assert chosen.name == "bayes" and chosen.options.ei_margin == 0.01 and chosen.options.half_rank
-    assert default.study_.sampler.describe()["bayes"] == {"ei_margin": 0.01, "half_rank": True}
+    assert chosen.name == "bayes" and chosen.options.ei_margin == 0.01
+    assert default.study_.sampler.describe()["bayes"] == {"ei_margin": 0.01}
     plain = TunedSearchCV(SVC(), space, n_trials=7, cv=3, random_state=0, sampler={"name": "auto"}).fit(X, Y)
     assert plain.study_.sampler.chosen.options.ei_margin == 0.0  # type: ignore[attr-defined]
-    assert not plain.study_.sampler.chosen.options.half_rank  # type: ignore[attr-defined]
     with pytest.raises(TypeError, match="unknown BayesSampler option"):
         ts.samplers.AutoSampler(bayes={"xi": 0.01})
 

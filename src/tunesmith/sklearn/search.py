@@ -63,10 +63,6 @@ from .space import SearchSpace, as_search_space
 #: "auto"'s expected-improvement margin in score units (skopt's ``xi``): at 16 trials it kept the
 #: Gaussian process from sampling beside its incumbent (benchmarks/LOG.md, TunedSearchCV, fourth round)
 SCORE_MARGIN = 0.01
-#: "auto"'s Gaussian process sees the scores below the median rank-warped at the better half's spread
-#: (``BayesOptions.half_rank``): a few configurations at chance level no longer flatten the differences
-#: among the good ones (benchmarks/LOG.md, TunedSearchCV, the t20 pass)
-HALF_RANK = True
 
 #: the trial attribute holding the fingerprint of the data and folds of a stored search (written
 #: once per fit, on the first trial the fit starts)
@@ -112,8 +108,7 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
             a :class:`~tunesmith.samplers.Sampler`. Where "auto" picks Bayesian
             optimization, expected improvement is measured against the best score
             plus :data:`SCORE_MARGIN` (0.01, as skopt's ``xi``: sized for scores such
-            as accuracy), and scores below the median are rank-warped before the
-            model (:data:`HALF_RANK`); ``{"name": "auto"}`` leaves both out.
+            as accuracy; ``{"name": "auto"}`` leaves it out).
         cv: folds: an int, a splitter or an iterable of (train, test) pairs
             (as in scikit-learn; stratified for classifiers).
         scoring: None (the estimator's ``score``), a name, a callable, or a
@@ -1205,9 +1200,9 @@ def _check_failures(trials: list[Any]) -> None:
 
 
 def _sampler(spec: Any) -> Any:
-    """"auto" with :data:`SCORE_MARGIN` and :data:`HALF_RANK` for its Gaussian process; anything else as given."""
+    """"auto" with :data:`SCORE_MARGIN` for its Gaussian process; anything else as given."""
     if isinstance(spec, str) and spec.lower() == "auto":
-        return {"name": "auto", "bayes": {"ei_margin": SCORE_MARGIN, "half_rank": HALF_RANK}}
+        return {"name": "auto", "bayes": {"ei_margin": SCORE_MARGIN}}
     return spec
 
 
