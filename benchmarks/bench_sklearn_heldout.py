@@ -36,9 +36,11 @@ EXTRA = ["tunesmith-racing"]
 #: registered after the comparison started (benchmarks/sklearn.md): TunedSearchCV at the defaults of
 #: commit fa65dc0, where "auto" started its Gaussian process after 8 of 16 quasi-random points (the
 #: change was reverted after this row; the sampler below reproduces it: --methods tunesmith-init)
-VARIANTS = ["tunesmith-init", "tunesmith-nomargin"]
+VARIANTS = ["tunesmith-init", "tunesmith-nomargin", "tunesmith-previous", "tunesmith-halfrank"]
 #: tunesmith-nomargin: TunedSearchCV with sampler={"name": "auto"}, "auto" without the expected-improvement
 #: margin its default has had since commit 6ddad92: the control of the rerun (benchmarks/sklearn.md)
+#: tunesmith-previous: "auto" with the margin alone, the control of the third comparison, whose `tunesmith`
+#: rows ran with the half-rank warping in "auto" (reverted after it; tunesmith-halfrank reproduces those rows)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,24 +91,29 @@ def cells() -> list[Held]:
 
 
 def build(method: str, held: Held, seed: int, cv: Any) -> Any:
-    if method in ("tunesmith", "tunesmith-init", "tunesmith-nomargin"):  # TunedSearchCV at its defaults
+    if method in ("tunesmith", *VARIANTS):  # TunedSearchCV at its defaults, or a variant of them
         from tunesmith.samplers import BayesSampler
         from tunesmith.sklearn import TunedSearchCV
 
         sampler: Any = {"tunesmith-init": BayesSampler(seed=seed, n_init=B.N_TRIALS // 2),
-                        "tunesmith-nomargin": {"name": "auto"}}.get(method, "auto")
+                        "tunesmith-nomargin": {"name": "auto"},
+                        "tunesmith-previous": {"name": "auto", "bayes": {"ei_margin": 0.01}},
+                        "tunesmith-halfrank": {"name": "auto", "bayes": {"ei_margin": 0.01, "half_rank": True}},
+                        }.get(method, "auto")
         return TunedSearchCV(held.cell.estimator(), B.scipy_space(held.cell.space), n_trials=B.N_TRIALS, cv=cv,
                              random_state=seed, sampler=sampler)
     return B.build(method, held.cell, seed, cv)
 
 
-def run_one(method: str, held: Held, seed: int) -> dict[str, Any]:
+def run_one(method: str, held: Held, seed: int, seeded_global: bool = False) -> dict[str, Any]:
     from sklearn.model_selection import StratifiedKFold, train_test_split
 
     x, y = held.cell.data()
     xtr, xte, ytr, yte = train_test_split(x, y, train_size=held.n_train, stratify=y, random_state=seed)
     cv = StratifiedKFold(B.FOLDS, shuffle=True, random_state=seed)
     search = build(method, held, seed, cv)
+    if seeded_global:  # liblinear (logreg, random_state=None) draws from NumPy's global generator
+        np.random.seed(seed)
     start = time.perf_counter()
     search.fit(xtr, ytr)
     wall = time.perf_counter() - start
@@ -199,6 +206,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--deadline", type=float, default=None, help="minutes after which no new (cell, seed) starts")
     ap.add_argument("--results", type=Path, default=RESULTS, help=f"JSON lines file (default {RESULTS})")
     ap.add_argument("--report", action="store_true", help="print the tables from the results file and exit")
+    ap.add_argument("--seed-global", action="store_true",
+                    help="seed NumPy's global generator with the seed before each search (the third comparison)")
     args = ap.parse_args(argv)
     if args.report:
         print(report([json.loads(line) for line in args.results.read_text().splitlines() if line.strip()]))
@@ -214,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             for method in args.methods:
                 try:
-                    row = run_one(method, held, seed)
+                    row = run_one(method, held, seed, args.seed_global)
                 except Exception as exc:  # recorded and reported, never silently dropped
                     row = {"cell": held.cell.name, "seed": seed, "method": method,
                            "error": f"{type(exc).__name__}: {exc}"}

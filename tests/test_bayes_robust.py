@@ -130,3 +130,28 @@ def test_a_range_of_few_floats_is_searched_not_stuck_on_a_taken_point(param: ts.
     study.optimize(lambda t: t.params["x"] - 1.0, n_trials=6, catch=())
     assert {t.params["x"] for t in study.trials} <= {1.0, 1.0 + 2.0**-52}  # both floats (log: 1.0), then repeats
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 6 and study.best_value == 0.0
+
+
+def test_half_rank_tames_collapsed_scores_and_keeps_the_good_half() -> None:
+    """Cross-validated accuracies near 0.8 and two at chance level (an l1 penalty that zeroed every
+    coefficient): standardized as they are, the two dwarf the 0.01 differences among the good ones."""
+    from tunesmith.samplers.bayes.model import half_rank
+
+    losses = -np.array([0.814, 0.8164, 0.8266, 0.8166, 0.814, 0.4975, 0.8191, 0.4975])
+    out = half_rank(losses)
+    good = losses <= np.median(losses)
+    assert np.array_equal(out[good], losses[good])  # the better half as it was
+    assert np.array_equal(np.argsort(out, kind="stable"), np.argsort(losses, kind="stable"))  # order kept
+    assert out.max() < -0.79  # chance level (-0.4975) now within a few good-half spreads of the median
+    assert (np.ptp(out[good]) / out.std()) > 3 * (np.ptp(losses[good]) / losses.std())
+    assert np.array_equal(half_rank(losses[:3]), losses[:3])  # too few to tell a half
+    assert np.array_equal(half_rank(np.array([1.0, 1.0, 1.0, 5.0])), [1.0, 1.0, 1.0, 5.0])  # no spread in the good half
+
+
+def test_half_rank_is_an_option_of_the_bayes_sampler() -> None:
+    space = ts.Space({"x": ts.Float(0, 1)})
+    study = ts.Study(space, sampler=ts.samplers.BayesSampler(seed=0, half_rank=True))
+    study.optimize(lambda t: 0.5 if t.params["x"] < 0.2 else (t.params["x"] - 0.7) ** 2, n_trials=10)
+    assert study.sampler.options.half_rank and len(study.trials) == 10  # type: ignore[attr-defined]
+    with pytest.raises(ValueError, match="half_rank"):
+        ts.samplers.BayesSampler(half_rank="yes")

@@ -52,6 +52,27 @@ def warp(losses: np.ndarray, how: str = "power") -> np.ndarray:
     return (y - y.mean()) / y.std()
 
 
+def half_rank(losses: np.ndarray) -> np.ndarray:
+    """Losses worse than the median replaced by the normal quantiles of their ranks, scaled by
+    the spread of the better half around the median (the better half is kept as it is): a few
+    collapsed configurations (a score at chance level) no longer dwarf the differences among the
+    good ones that the model must tell apart. Order-preserving; unchanged when the better half
+    does not vary or there are fewer than 4 losses."""
+    y = np.asarray(losses, dtype=float)
+    if y.size < 4:
+        return y
+    med = float(np.median(y))
+    good = y[y <= med]
+    spread = float(np.sqrt(np.mean((good - med) ** 2)))
+    worse = y > med
+    if spread == 0 or not worse.any():
+        return y
+    out = y.copy()
+    q = (scipy.stats.rankdata(y)[worse] - 0.5) / y.size
+    out[worse] = med + spread * np.asarray(scipy.stats.norm.ppf(q))
+    return out
+
+
 def _yj(x: np.ndarray, lmb: float) -> np.ndarray:
     pos = x >= 0
     out = np.empty_like(x)

@@ -65,6 +65,11 @@ class BayesOptions:
             deviation of the observed values (exact without output warping). A
             margin about the size of the differences between good configurations
             keeps a short search from sampling beside its incumbent; 0: none.
+        half_rank: before the model, losses worse than the median are replaced
+            by the normal quantiles of their ranks at the spread of the better
+            half (the better half unchanged), so that a few collapsed
+            configurations (a score at chance level) do not flatten the
+            differences among the good ones.
         ls_penalty: strength a of the penalty a (x + 1/x) on each inverse
             squared lengthscale x (unit cube), which keeps the model from
             explaining few points by very short lengthscales; 0 turns it off.
@@ -87,6 +92,7 @@ class BayesOptions:
     plugin_incumbent: bool = True
     plugin_max_noise: float | None = None
     ei_margin: float = 0.0
+    half_rank: bool = False
 
     def __post_init__(self) -> None:
         check_field_types(self)

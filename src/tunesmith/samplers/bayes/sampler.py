@@ -33,7 +33,7 @@ from .acquisition import Acquisition, PriorDensity
 from .design import initial_point
 from .encoding import Encoding, canonical, row_keys
 from .focus import acq_optimizer
-from .model import GP, Prior, fit_theta_value, power_warp, warp
+from .model import GP, Prior, fit_theta_value, half_rank, power_warp, warp
 from .options import BayesOptions
 
 
@@ -89,6 +89,8 @@ class BayesSampler(Sampler):
         done = [t for t in trials if t.state is TrialState.COMPLETE]
         bad = [t for t in trials if t.state in (TrialState.FAILED, TrialState.PRUNED)]
         losses, self._loss_exp = in_safe_range(np.array([direction.sign() * float(t.value) for t in done]))  # type: ignore[arg-type]
+        if self.options.half_rank:
+            losses = half_rank(losses)
         if len(done) + len(bad) < self.n_init(space) or len(done) < 2 or np.ptp(losses) == 0:
             return self._design(space, len(trials), taken, prior)
         U = self._model_point(space, trials, done, bad, losses, rows, taken, prior)
