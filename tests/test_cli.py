@@ -1010,10 +1010,12 @@ def test_options_may_come_before_an_optional_positional_argument(tmp_path: Path,
     capsys.readouterr()
     assert [len(ts.load_study(n, url).trials) for n in ("s2", "s3", "s4")] == [3, 3, 3]
     assert ts.load_study("s", url).notes[-1]["text"] == "-a note that starts with a dash"
-    # `--` before every name: argparse's intermixed parse dropped it and read "-s2" as an option
-    assert main(["rename", "--storage", url, "--", "s2", "-s2"]) == 0 and "-s2" in capsys.readouterr().out
-    assert main(["show", "--storage", url, "--", "-s2"]) == 0
-    assert capsys.readouterr().out.startswith("study -s2 ")
+    # `--` before every name: argparse's intermixed parse dropped it and read "-s2" as an option; a new name
+    # may not begin with '-' (every printed `tunesmith show NAME` would fail), so it reaches the name's check
+    assert main(["rename", "--storage", url, "--", "s2", "-s2"]) == 2
+    assert "study name '-s2' starts with '-'" in capsys.readouterr().err
+    assert main(["show", "--storage", url, "--", "s2"]) == 0
+    assert capsys.readouterr().out.startswith("study s2 ")
     with pytest.raises(SystemExit) as exit_:  # what is left over is said with the command's own usage
         main(["show", "s", "--storage", url, "extra"])
     assert exit_.value.code == 2

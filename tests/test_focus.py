@@ -273,7 +273,9 @@ def test_cli_focus_prints_a_command_that_runs_the_new_study_whatever_its_name(
 
     url = f"sqlite:///{tmp_path / 'f.db'}"
     searched(url, n=12)
-    for new in ("wide $(touch pwned); b", "-x"):  # `--name -x`: "argument --name: expected one argument"
+    assert main(["focus", "wide", "--keep", "a", "--to=-x", "--storage", url]) == 2  # `--name -x` would not run
+    assert "study name '-x' starts with '-'" in capsys.readouterr().err
+    for new in ("wide $(touch pwned); b", "x -y"):
         assert main(["focus", "wide", "--keep", "a", f"--to={new}", "--storage", url]) == 0
         out = capsys.readouterr().out
         command = out.split("run it with `", 1)[1].split("`", 1)[0]
