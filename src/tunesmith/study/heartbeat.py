@@ -73,8 +73,14 @@ class HeartbeatConfig:
 
     @classmethod
     def from_dict(cls, d: Any) -> HeartbeatConfig:
+        """The settings as :meth:`to_dict` stored them; ``requeue`` read strictly (a JSON true or false,
+        or none): another program's ``"requeue": "no"`` was true, and re-queued every lost trial."""
         d = d or {}
-        return cls.build(d.get("interval"), d.get("grace"), bool(d.get("requeue", False)))
+        requeue = d.get("requeue")
+        if requeue is not None and not isinstance(requeue, bool):
+            raise TypeError(f'"requeue" is {requeue!r}, not true or false; write true (lost trials re-queued) '
+                            "or false there")
+        return cls.build(d.get("interval"), d.get("grace"), bool(requeue))
 
 
 def reconcile(mine: HeartbeatConfig, stored: HeartbeatConfig, study: str) -> HeartbeatConfig:
