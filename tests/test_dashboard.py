@@ -832,6 +832,36 @@ def test_an_ipv4_address_written_as_ipv6_is_refused_naming_the_host_to_pass() ->
             serve(ts.MemoryStorage(), host=host, port=8080, out=io.StringIO())
 
 
+def test_create_app_takes_hosts_as_serve_does(url: str) -> None:
+    """``create_app``, the documented API for serving the dashboard oneself, took ``::ffff:127.0.0.1`` (no
+    server can listen there) and ``[::1]``, which it did not take for loopback: no check of the Host a
+    request names, nor of the connection's user (a page of another site rebound to ::1 read every study)."""
+    for host in ("::ffff:127.0.0.1", "[::ffff:127.0.0.1]"):
+        with pytest.raises(ValueError, match=rf"host={re.escape(repr(host))} is the IPv4 address 127\.0\.0\.1 "
+                                             r"written as IPv6, .*: pass host='127\.0\.0\.1'"):
+            create_app(open_storage(url), host=host)
+    evil = TestClient(create_app(open_storage(url), host="[::1]"), base_url="http://rebound.example:8080")
+    assert evil.get("/api/studies").status_code == 421
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux's socket tables")
+def test_create_app_asks_whether_connections_users_are_listed_before_its_first_request() -> None:
+    """``serve`` asked once as it started; an app of ``create_app`` served otherwise asked on the server's event
+    loop at its first request (a socket pair and a kernel lookup, every other request waiting)."""
+    code = """
+import tunesmith as ts
+from tunesmith.dashboard import create_app
+from tunesmith.dashboard.server import users_listed
+asked = []
+for host in ("127.0.0.1", "::1", "localhost", "0.0.0.0"):
+    users_listed.cache_clear()
+    create_app(ts.MemoryStorage(), host=host)
+    asked.append(users_listed.cache_info().currsize)
+print(asked)
+"""
+    assert _confined(code) == "[1, 1, 2, 0]"
+
+
 def test_an_ipv6_host_in_brackets_is_listened_on_without_them() -> None:
     # before: --host [::1], as the URL it prints writes it, warned that other machines could reach it, then
     # failed with "cannot listen on [[::1]]:PORT: [Errno -2] Name or service not known (check --host)"
