@@ -116,6 +116,37 @@ def test_the_changes_endpoint_says_when_trials_arrive(url: str) -> None:
     assert paged["trials"].count("<tr>") - 1 == 5  # the page's 5 rows (a head row and 5)
 
 
+def test_a_lost_trial_s_seconds_end_at_its_last_heartbeat_and_a_deleted_checkpoint_is_said_gone(
+        tmp_path: Path) -> None:
+    """A trial whose worker was killed ran "seconds" to when another worker judged it lost (a grace period
+    later, or a day later where no worker came by), and its checkpoint folder, tidied away since, was shown
+    as if it were there. A folder still there, and another machine's, are shown as they are."""
+    import shutil
+
+    url = f"sqlite:///{tmp_path / 'lost.db'}"
+    study = ts.Study(SPACE, storage=url, name="s", heartbeat_interval=1, grace_period=5)
+    storage, sid = open_storage(url, allow_writes=True), study._study_id
+    start = time.time() - 100
+    for n, (host, folder) in enumerate([(socket.gethostname(), "gone"), (socket.gethostname(), "kept"),
+                                        ("elsewhere.example", "gone")]):
+        (tmp_path / folder).mkdir(exist_ok=True)
+        storage.create_trial(sid, params={"x": 0.5, "lr": 0.01, "kind": "a"}, worker=f"{host}:4194304#{n}",
+                             now=start, attrs={"checkpoint": str(tmp_path / folder)})
+        storage.heartbeat(sid, [n], start + 12.5)  # its worker killed after 12.5 s
+    shutil.rmtree(tmp_path / "gone")
+    assert [t.number for t in study._heartbeat.reap(force=True)] == [0, 1, 2]  # judged lost ~87.5 s later
+    c = client(url)
+    pages = [c.get(f"/studies/s/trials/{n}").text for n in range(3)]
+    seconds = re.search(r"<td[^>]*>seconds</td><td[^>]*>([^<]*) <span class='note'>\(to its last heartbeat; "
+                        r"judged lost ([0-9.]+) s later\)", pages[0])
+    assert seconds is not None and seconds.group(1) == "12.5" and 85 < float(seconds.group(2)) < 120, pages[0]
+    assert f"{tmp_path / 'gone'} <span class='note'>(gone: deleted since)</span>" in pages[0]
+    assert str(tmp_path / "kept") in pages[1] and "(gone" not in pages[1]
+    assert str(tmp_path / "gone") in pages[2] and "(gone" not in pages[2]  # another machine's: not looked for
+    table = c.get("/studies/s").text
+    assert table.count("<td>12.5</td>") == 3, table
+
+
 def test_the_trial_page_and_api_show_everything_of_a_trial(url: str) -> None:
     c = client(url)
     alpha = ts.load_study("alpha", url)
