@@ -116,6 +116,37 @@ def test_the_changes_endpoint_says_when_trials_arrive(url: str) -> None:
     assert paged["trials"].count("<tr>") - 1 == 5  # the page's 5 rows (a head row and 5)
 
 
+def test_a_lost_trial_s_seconds_end_at_its_last_heartbeat_and_a_deleted_checkpoint_is_said_gone(
+        tmp_path: Path) -> None:
+    """A trial whose worker was killed ran "seconds" to when another worker judged it lost (a grace period
+    later, or a day later where no worker came by), and its checkpoint folder, tidied away since, was shown
+    as if it were there. A folder still there, and another machine's, are shown as they are."""
+    import shutil
+
+    url = f"sqlite:///{tmp_path / 'lost.db'}"
+    study = ts.Study(SPACE, storage=url, name="s", heartbeat_interval=1, grace_period=5)
+    storage, sid = open_storage(url, allow_writes=True), study._study_id
+    start = time.time() - 100
+    for n, (host, folder) in enumerate([(socket.gethostname(), "gone"), (socket.gethostname(), "kept"),
+                                        ("elsewhere.example", "gone")]):
+        (tmp_path / folder).mkdir(exist_ok=True)
+        storage.create_trial(sid, params={"x": 0.5, "lr": 0.01, "kind": "a"}, worker=f"{host}:4194304#{n}",
+                             now=start, attrs={"checkpoint": str(tmp_path / folder)})
+        storage.heartbeat(sid, [n], start + 12.5)  # its worker killed after 12.5 s
+    shutil.rmtree(tmp_path / "gone")
+    assert [t.number for t in study._heartbeat.reap(force=True)] == [0, 1, 2]  # judged lost ~87.5 s later
+    c = client(url)
+    pages = [c.get(f"/studies/s/trials/{n}").text for n in range(3)]
+    seconds = re.search(r"<td[^>]*>seconds</td><td[^>]*>([^<]*) <span class='note'>\(to its last heartbeat; "
+                        r"judged lost ([0-9.]+) s later\)", pages[0])
+    assert seconds is not None and seconds.group(1) == "12.5" and 85 < float(seconds.group(2)) < 120, pages[0]
+    assert f"{tmp_path / 'gone'} <span class='note'>(gone: deleted since)</span>" in pages[0]
+    assert str(tmp_path / "kept") in pages[1] and "(gone" not in pages[1]
+    assert str(tmp_path / "gone") in pages[2] and "(gone" not in pages[2]  # another machine's: not looked for
+    table = c.get("/studies/s").text
+    assert table.count("<td>12.5</td>") == 3, table
+
+
 def test_the_trial_page_and_api_show_everything_of_a_trial(url: str) -> None:
     c = client(url)
     alpha = ts.load_study("alpha", url)
@@ -833,6 +864,36 @@ def test_an_ipv4_address_written_as_ipv6_is_refused_naming_the_host_to_pass() ->
         with pytest.raises(ValueError, match=rf"--host {re.escape(host)} is the IPv4 address {v4} written as IPv6, "
                                              rf"which the dashboard cannot listen on: pass --host {v4}"):
             serve(ts.MemoryStorage(), host=host, port=8080, out=io.StringIO())
+
+
+def test_create_app_takes_hosts_as_serve_does(url: str) -> None:
+    """``create_app``, the documented API for serving the dashboard oneself, took ``::ffff:127.0.0.1`` (no
+    server can listen there) and ``[::1]``, which it did not take for loopback: no check of the Host a
+    request names, nor of the connection's user (a page of another site rebound to ::1 read every study)."""
+    for host in ("::ffff:127.0.0.1", "[::ffff:127.0.0.1]"):
+        with pytest.raises(ValueError, match=rf"host={re.escape(repr(host))} is the IPv4 address 127\.0\.0\.1 "
+                                             r"written as IPv6, .*: pass host='127\.0\.0\.1'"):
+            create_app(open_storage(url), host=host)
+    evil = TestClient(create_app(open_storage(url), host="[::1]"), base_url="http://rebound.example:8080")
+    assert evil.get("/api/studies").status_code == 421
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux's socket tables")
+def test_create_app_asks_whether_connections_users_are_listed_before_its_first_request() -> None:
+    """``serve`` asked once as it started; an app of ``create_app`` served otherwise asked on the server's event
+    loop at its first request (a socket pair and a kernel lookup, every other request waiting)."""
+    code = """
+import tunesmith as ts
+from tunesmith.dashboard import create_app
+from tunesmith.dashboard.server import users_listed
+asked = []
+for host in ("127.0.0.1", "::1", "localhost", "0.0.0.0"):
+    users_listed.cache_clear()
+    create_app(ts.MemoryStorage(), host=host)
+    asked.append(users_listed.cache_info().currsize)
+print(asked)
+"""
+    assert _confined(code) == "[1, 1, 2, 0]"
 
 
 def test_an_ipv6_host_in_brackets_is_listened_on_without_them() -> None:

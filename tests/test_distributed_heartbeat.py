@@ -41,6 +41,28 @@ def test_settings_are_stored_and_used_by_later_workers(tmp_path: Path) -> None:
     assert own.heartbeat_config == HeartbeatConfig(1.0, 30.0, False)
 
 
+def test_a_study_created_without_heartbeats_is_said_once_per_process(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A script passing heartbeat_interval to a study created without heartbeats was told so, with
+    the same lines, at each open of the study (each run of a loop, each worker thread's study): once
+    is enough. Another study of the same name elsewhere, or another study, is told its own."""
+    for where in ("a", "b"):
+        Study(SPACE, storage=f"sqlite:///{tmp_path / where}.db", name="s")
+    told = "created without heartbeats"
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        for _ in range(3):
+            Study.load("s", f"sqlite:///{tmp_path / 'a'}.db", heartbeat_interval=1)
+        assert caplog.text.count(told) == 1
+        assert "pass heartbeat_interval to every worker of it" in caplog.text
+        Study.load("s", f"sqlite:///{tmp_path / 'b'}.db", heartbeat_interval=1)
+        assert caplog.text.count(told) == 2
+        memory = [Study(SPACE, name="s") for _ in range(2)]
+        for study in memory:  # each an in-memory storage of its own
+            Study.load("s", study._storage, heartbeat_interval=1)
+        assert caplog.text.count(told) == 4
+
+
 def test_a_worker_with_a_shorter_grace_never_fails_another_workers_live_trial(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

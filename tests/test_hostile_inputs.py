@@ -8,6 +8,7 @@ import json
 import logging
 import multiprocessing as mp
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -798,6 +799,26 @@ def test_a_stored_heartbeat_setting_beyond_a_float_is_named_not_a_traceback(
         ts.Study(storage=url, name="s")
     assert main(["show", "s", "--storage", url]) == 2
     assert "a number of seconds a float holds" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("requeue", ['"no"', '"false"', "0", "[]"])
+def test_a_stored_requeue_that_is_not_true_or_false_is_refused_naming_the_study(
+        tmp_path: Path, requeue: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Before: a study's stored heartbeat setting ``"requeue": "no"`` (another program's, or a hand edit) was
+    read by its truthiness: every worker opening the study re-queued its lost trials. Now refused, naming the
+    study, the value and the fix; ``false`` itself still reads as no re-queue."""
+    url, _ = _sqlite_study(tmp_path, heartbeat_interval=0.5, requeue_failed=True)
+    with sqlite3.connect(tmp_path / "shared.db") as db:
+        db.execute(f"UPDATE ts_studies SET config = json_set(config, '$.heartbeat.requeue', json('{requeue}'))")
+    got = repr(json.loads(requeue))
+    with pytest.raises(ts.StorageError, match=rf"study 's' in sqlite:///.*its stored heartbeat cannot be rebuilt "
+                                              rf"\(\"requeue\" is {re.escape(got)}, not true or false; write true"):
+        ts.Study(storage=url, name="s")
+    assert main(["show", "s", "--storage", url]) == 2
+    assert "not true or false" in capsys.readouterr().err
+    with sqlite3.connect(tmp_path / "shared.db") as db:
+        db.execute("UPDATE ts_studies SET config = json_set(config, '$.heartbeat.requeue', json('false'))")
+    assert ts.Study(storage=url, name="s").heartbeat_config.requeue is False
 
 
 @pytest.mark.parametrize(("marks", "why"), [

@@ -123,7 +123,7 @@ class TestStorageConformance:
             self, storage: ts.Storage) -> None:
         """``Storage.fail_with_copy``'s default, its copy's claim taken by another caller's copy that was then
         taken back too: it named the next copy from the claim it had tried (``retry-of:0/1/1/2``), not from the
-        trial's (``retry-of:0/1/2``, as any caller reading the same copies names it), so two callers could
+        copies read (``retry-of:0/2``, as any caller reading the same copies names it), so two callers could
         queue a copy each."""
         from tunesmith.storage.base import NOT_NEEDED
         from tunesmith.study.lifecycle import lose
@@ -151,8 +151,43 @@ class TestStorageConformance:
         taken_back(storage, sid, storage.create_trial(sid, claim="retry-of:0", **copy))
         written = storage.fail_with_copy(sid, lose(storage.get_trial(sid, 0), "lost", 400.0), claim="retry-of:0")
         assert written is not None and written.system.requeued_as == 3
-        assert storage.create_trial(sid, claim="retry-of:0/1/2", **copy) is None  # held by the copy queued
+        assert storage.create_trial(sid, claim="retry-of:0/2", **copy) is None  # held by the copy queued
         assert [t.state for t in storage.get_trials(sid)] == [TrialState.FAILED] * 3 + [TrialState.WAITING]
+
+    def test_fail_with_copy_s_default_keeps_the_claim_short_however_many_copies_it_took_back(
+            self, storage: ts.Storage) -> None:
+        """``Storage.fail_with_copy``'s default named each copy after one it took back by every copy taken back
+        before (``retry-of:0/1/2/3/...``): a trial that beat between the read and the write again and again grew
+        its claim by a number each time, past PostgreSQL's 2,048 characters in the end. Now the trial's claim
+        and the last copy's number."""
+        from tunesmith.study.lifecycle import lose
+
+        claims: list[str] = []
+
+        class DefaultCopy(type(storage)):  # type: ignore[misc]
+            fail_with_copy = ts.Storage.fail_with_copy
+            beat_before_the_fail = False
+
+            def create_trial(self, study_id: int, **kw: Any) -> FrozenTrial | None:
+                claims.extend([kw["claim"]] if kw.get("claim") else [])
+                return super().create_trial(study_id, **kw)
+
+            def update_trial(self, study_id: int, trial: FrozenTrial, **kw: Any) -> bool:
+                if self.beat_before_the_fail and trial.state is TrialState.FAILED and trial.system.requeued_as:
+                    self.beat_before_the_fail = False
+                    self.heartbeat(study_id, [trial.number], 200.0 + len(claims))  # alive after all: it beats
+                return super().update_trial(study_id, trial, **kw)
+
+        storage.__class__ = DefaultCopy
+        sid = new_study(storage)
+        assert storage.create_trial(sid, params={"x": 0.5}, worker="w", now=100.0) is not None
+        for _ in range(40):  # a beat between each call's read and write: each copy taken back
+            storage.beat_before_the_fail = True  # type: ignore[attr-defined]
+            assert storage.fail_with_copy(sid, lose(storage.get_trial(sid, 0), "lost", 300.0),
+                                          claim="retry-of:0") is None
+        written = storage.fail_with_copy(sid, lose(storage.get_trial(sid, 0), "lost", 400.0), claim="retry-of:0")
+        assert written is not None and written.system.requeued_as == 41
+        assert len(set(claims)) == 41 and max(map(len, claims)) == len("retry-of:0/40")
 
     def test_a_judged_write_loses_no_write_another_client_made_while_it_judged(self, storage: ts.Storage) -> None:
         """``update_trial`` with ``expect`` judges the stored record and writes it in one transaction. On

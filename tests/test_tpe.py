@@ -106,6 +106,25 @@ def test_startup_points_skip_configurations_already_tried_in_a_discrete_space() 
     assert len({tuple(sorted(t.params.items())) for t in asked[:6]}) == 6
 
 
+def test_a_paused_trial_is_modelled_as_a_pruned_one_by_its_last_report() -> None:
+    """Behind a pausing pruner (``ASHA(pause=True)``) TPE took a paused trial for a pending one: its last report
+    unused, its point counted as bad. Now it is modelled as a pruned trial is, so the paused trials that reported
+    the best values near x = 0.9 draw the proposals there, as pruned ones do."""
+    space = ts.Space({"x": ts.Float(0, 1), "y": ts.Float(0, 1)})
+    rng = np.random.default_rng(0)
+    done = [FrozenTrial(i, TrialState.COMPLETE, {"x": float(rng.uniform(0, 0.5)), "y": float(rng.random())}, 5.0 + i)
+            for i in range(10)]
+    stopped = [FrozenTrial(10 + i, TrialState.PAUSED, {"x": 0.9 + 0.01 * i, "y": 0.5}, 0.1 * i,
+                           intermediate={3: 0.1 * i}) for i in range(6)]
+    asked = {}
+    for state in (TrialState.PAUSED, TrialState.PRUNED):
+        tpe = ts.TPESampler(seed=1, n_startup=10)
+        asked[state] = [tpe.suggest(space, done + [t.replace(state=state) for t in stopped], Direction.MINIMIZE).params
+                        for _ in range(5)]
+    assert asked[TrialState.PAUSED] == asked[TrialState.PRUNED]
+    assert all(p["x"] > 0.7 for p in asked[TrialState.PAUSED]), asked
+
+
 def test_behind_a_pruner_auto_says_what_tpe_does_with_stopped_trials() -> None:
     # "auto" behind a pruner logs why it picked TPE; the reason must match the code: stopped
     # trials do not count toward TPE's startup, so 20 stopped trials still get Sobol points

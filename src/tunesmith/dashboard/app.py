@@ -41,7 +41,7 @@ from ..trial import FrozenTrial, TrialState, as_count, json_finite
 from . import figures, pages
 from .aggregate import ORDERS, page
 from .cache import StudyCache, View
-from .server import asked_uid, connection_ends, is_loopback, listed_uid, users_listed
+from .server import asked_uid, check_host, connection_ends, is_loopback, listed_uid, users_listed
 from .writes import WRITE_ROUTES
 
 MAX_PAGE = 500  # rows one trials request returns at most
@@ -83,13 +83,19 @@ class Dashboard:
 def create_app(storage: Storage, *, allow_writes: bool = False, poll_seconds: float = 2.0,
                host: str | None = None) -> Starlette:
     """The dashboard of ``storage`` as an ASGI application (serve it with uvicorn). ``host``: the
-    address it listens on; on a loopback one, it answers only requests addressed to a loopback name."""
+    address it listens on; on a loopback one, it answers only requests addressed to a loopback name,
+    and on Linux only its own user's connections (whether the system tells whose a connection is is
+    asked here, not on the server's event loop at the first request). An IPv6 address may be given
+    in brackets (``[::1]``); an IPv4 address written as IPv6 (``::ffff:127.0.0.1``) is refused."""
+    host = None if host is None else check_host(host, "host={!r}".format)
     d = Dashboard(storage, allow_writes=allow_writes, poll_seconds=poll_seconds)
     routes = [Route(path, _bind(d, fn), methods=methods) for path, fn, methods in [*ROUTES, *WRITE_ROUTES]]
     handlers = {HTTPException: _error, ValueError: _bad_request, StorageError: _storage_error}
     middleware = [Middleware(_Headers), Middleware(_SlashesInNames)]
     if host is not None and is_loopback(host):
         middleware.insert(0, Middleware(_LoopbackNamesOnly))
+        for v6 in ({False, True} if host == "localhost" else {":" in host}):  # the server's address: either
+            users_listed(v6)  # once per process: a socket pair and a kernel lookup, here rather than on the loop
     app = Starlette(routes=routes, exception_handlers=handlers, middleware=middleware)
     app.state.dashboard = d
     return app

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import html
 import json
+import os
+import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -15,7 +17,7 @@ from ..space.params import plural
 from ..space.space import shortened
 from ..study.manage import MAX_NOTE, study_notes
 from ..trial import FrozenTrial, TrialState
-from .aggregate import ORDERS
+from .aggregate import ORDERS, lost_at, ran_for
 from .cache import View
 
 STYLE = """body{font-family:system-ui,sans-serif;margin:0;color:#222}main{margin:1em auto;max-width:1200px;padding:0 1em;overflow-wrap:break-word}
@@ -168,7 +170,7 @@ def trials_table(v: View, total: int, rows: list[FrozenTrial], *, offset: int, l
     cells = [[f"<a href='/studies/{q(v.name)}/trials/{t.number}'>{t.number}</a>",
               f"<span class='state-{t.state.value}'>{t.state.value}</span>", fmt(t.value),
               *(e(cell(t)) for cell in extra.values()),
-              *(e(fmt(t.params.get(n))) for n in names), fmt(t.duration), e(fmt(t.worker))] for t in rows]
+              *(e(fmt(t.params.get(n))) for n in names), fmt(ran_for(t)), e(fmt(t.worker))] for t in rows]
     return _pager(v, total, offset, limit, order, state, keep or {}) + table(head, cells, raw=True)
 
 
@@ -203,11 +205,38 @@ def _pager(v: View, total: int, offset: int, limit: int, order: str, state: str 
     return "<p class='pager'>" + " &middot; ".join(parts) + "</p>"
 
 
+def _seconds_cell(t: FrozenTrial) -> str:
+    lost = lost_at(t)
+    if lost is None:
+        return fmt(t.duration)
+    started, beat, end = lost
+    return f"{fmt(beat - started)} <span class='note'>(to its last heartbeat; judged lost {fmt(end - beat)} s later)</span>"
+
+
+def _checkpoint_cell(t: FrozenTrial) -> str:
+    """The trial's ``attrs["checkpoint"]``, said to be gone where a worker of this machine wrote it and no file
+    or folder is there now (tidied away: a failed trial's, a finished study's); another machine's is not looked
+    for, nor a relative path (relative to the worker's folder, not the dashboard's)."""
+    path = t.attrs.get("checkpoint")
+    if not path:
+        return ""
+    here = isinstance(t.worker, str) and t.worker.rpartition(":")[0] == socket.gethostname()
+    if not (here and isinstance(path, str) and os.path.isabs(path)):
+        return e(path)
+    try:
+        os.lstat(path)
+    except FileNotFoundError:
+        return e(path) + " <span class='note'>(gone: deleted since)</span>"
+    except (OSError, ValueError):  # not ours to read, a NUL in it: shown as stored
+        pass
+    return e(path)
+
+
 def trial_page(v: View, t: FrozenTrial, writes: str) -> str:
     rows = [["state", f"<span class='state-{t.state.value}'>{t.state.value}</span>"], ["value", fmt(t.value)],
             ["worker", e(t.worker or "")], ["started", when(t.started)], ["completed", when(t.completed)],
-            ["seconds", fmt(t.duration)], ["last heartbeat", when(t.heartbeat)],
-            ["checkpoint", e(t.attrs.get("checkpoint") or "")]]
+            ["seconds", _seconds_cell(t)], ["last heartbeat", when(t.heartbeat)],
+            ["checkpoint", _checkpoint_cell(t)]]
     rows[2:2] = [[name, e(cell(t))] for name, cell in _extra_columns([t]).items()]
     params = [[e(k), e(fmt(val))] for k, val in t.params.items()]
     body = (f"<h1><a href='/studies/{q(v.name)}'>{e(v.name)}</a>: trial {t.number}</h1>"

@@ -16,7 +16,7 @@ import struct
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, TextIO
 
 from ..exceptions import StorageError, TunesmithError
@@ -180,7 +180,7 @@ def serve(storage: str | Storage, *, host: str = LOOPBACK, port: int = 8080, all
     ignored, and the dashboard keeps serving); None otherwise."""
     if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
         raise ValueError(f"port must be an integer from 1 to 65535, got {port!r}")
-    host = _check_host(host)
+    host = check_host(host)
     uvicorn = _require()
     out = sys.stderr if out is None else out
     from .app import create_app
@@ -294,11 +294,12 @@ def deadline_protocol() -> type:
     return Protocol
 
 
-def _check_host(host: str) -> str:
+def check_host(host: str, spelt: Callable[[str], str] = "--host {}".format) -> str:
     """``host`` as the server listens on it: an IPv6 address without the brackets a URL writes it in (``[::1]``:
-    with them, it was taken for another machine's name, then failed to resolve). A ValueError for an IPv4
-    address written as IPv6 (``::ffff:127.0.0.1``): the server's IPv6 sockets take IPv6 addresses only, so it
-    failed with "invalid argument" once the studies were read."""
+    with them, it was taken for another machine's name, then failed to resolve, and :func:`is_loopback` did not
+    take it for loopback). A ValueError for an IPv4 address written as IPv6 (``::ffff:127.0.0.1``): the server's
+    IPv6 sockets take IPv6 addresses only, so it failed with "invalid argument" once the studies were read.
+    ``spelt``: how the error writes a host given (the command's option, or :func:`~.app.create_app`'s argument)."""
     bare = host[1:-1] if isinstance(host, str) and host.startswith("[") and host.endswith("]") else host
     try:
         v4 = ipaddress.IPv6Address(bare).ipv4_mapped
@@ -306,8 +307,8 @@ def _check_host(host: str) -> str:
         return host
     if v4 is None:
         return bare
-    raise ValueError(f"--host {host} is the IPv4 address {v4} written as IPv6, which the dashboard cannot listen "
-                     f"on: pass --host {v4}")
+    raise ValueError(f"{spelt(host)} is the IPv4 address {v4} written as IPv6, which the dashboard cannot listen "
+                     f"on: pass {spelt(str(v4))}")
 
 
 def check_port(host: str, port: int) -> None:

@@ -166,26 +166,39 @@ def _how_to_add(trials: Sequence[FrozenTrial], more: int) -> str:
     if any("outer_step" in t.attrs for t in trials):
         return (f"record at least {more} more outer steps (hypertune(..., append=True) records another run's "
                 "steps after these)")
-    runs, rate = _runs_for(trials, more)
-    return (f"run at least {runs} more{rate} (study.optimize(objective, n_trials={runs}), tunesmith run STUDY.yaml "
+    runs, advice = _runs_for(trials, more)
+    return (f"{advice} (study.optimize(objective, n_trials={runs}), tunesmith run STUDY.yaml "
             f"--n-trials {runs}, or another worker on the study)")
 
 
 def _runs_for(trials: Sequence[FrozenTrial], more: int) -> tuple[int, str]:
-    """How many trials give ``more`` complete ones at the rate the pruner let trials complete so far
-    (it said "8 more" where ASHA had completed 2 of 24: 8 more trials gave about one), and that rate said."""
-    complete = sum(t.state is TrialState.COMPLETE for t in trials)
-    pruned = sum(t.state is TrialState.PRUNED for t in trials)
-    paused = sum(t.state is TrialState.PAUSED for t in trials)  # ASHA(pause=True) stops as many (it said "2 more" at 8 of 33)
-    stopped = pruned + paused
+    """How many trials give ``more`` complete ones at the rate the pruner let trials complete (it said "8 more"
+    where ASHA had completed 2 of 24: 8 more trials gave about one), and the advice with that rate. The rate of
+    the later half of the trials it decided where that is lower: a pruner with rungs (ASHA) lets fewer complete
+    as its rungs fill ("80 more" at 2 of the first 20 gave 3 complete trials, not 8)."""
+    stops = (TrialState.PRUNED, TrialState.PAUSED)  # ASHA(pause=True) stops as many (it said "2 more" at 8 of 33)
+    decided = [t for t in sorted(trials, key=lambda t: t.number) if t.state is TrialState.COMPLETE or t.state in stops]
+    complete = sum(t.state is TrialState.COMPLETE for t in decided)
+    pruned = sum(t.state is TrialState.PRUNED for t in decided)
+    stopped = len(decided) - complete
     if not stopped:
-        return more, ""
-    how = "stopped or paused" if pruned and paused else "paused" if paused else "stopped"
+        return more, f"run at least {more} more"
+    how = "stopped or paused" if pruned and stopped > pruned else "stopped" if pruned else "paused"
     if not complete:
-        return more, (f" complete ones (the pruner {how} {plural(stopped, 'trial')} and let none complete: give it a "
-                      "later first rung, or fewer rungs)")
-    runs = math.ceil(more * (complete + stopped) / complete)
-    return runs, f", as {complete} of {complete + stopped} completed (the pruner {how} the others)"
+        return more, (f"run at least {more} more complete ones (the pruner {how} {plural(stopped, 'trial')} and let "
+                      "none complete: give it a later first rung, or fewer rungs)")
+    later = decided[len(decided) // 2:]
+    done_later = sum(t.state is TrialState.COMPLETE for t in later)
+    falls = "and lets fewer complete as its rungs fill"
+    if 0 < done_later * len(decided) < complete * len(later):  # fewer complete now than at first
+        runs = math.ceil(more * len(later) / done_later)
+        return runs, (f"run about {runs} more, as {done_later} of the last {len(later)} completed ({complete} of "
+                      f"{len(decided)} in all: the pruner {how} the others, {falls})")
+    runs = math.ceil(more * len(decided) / complete)
+    if not done_later:
+        return runs, (f"run more than {runs} more, as {complete} of {len(decided)} completed and none of the last "
+                      f"{len(later)} (the pruner {how} the others, {falls})")
+    return runs, f"run about {runs} more, as {complete} of {len(decided)} completed (the pruner {how} the others)"
 
 
 def _unknown_names(space: Space, params_of: list[Mapping[str, Any]]) -> np.ndarray:

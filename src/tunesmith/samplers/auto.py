@@ -110,8 +110,8 @@ def pick(
         tpe = TPESampler(seed=seed)
         return tpe, (
             f"the pruner stops trials early: TPE, which draws Sobol points until {tpe.startup(space)} "
-            "trials have completed (stopped ones do not count), then models every finished trial, "
-            "a stopped one by its last report (see docs/pruning.md)"
+            "trials have completed (stopped ones do not count), then models every finished or paused "
+            "trial, a stopped one by its last report (see docs/pruning.md)"
         )
     if space.ndim > HIGH_DIM:
         return TPESampler(seed=seed), f"the space has {space.ndim} parameters (> {HIGH_DIM}); a GP would be slow and weak"

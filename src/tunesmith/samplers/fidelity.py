@@ -21,7 +21,7 @@ plain trial records:
 :class:`MultiFidelitySampler` wraps any sampler with that view, TPE by default
 (BOHB's model), e.g. ``Study(sampler=MultiFidelitySampler("bayes"), pruner="hyperband")``.
 With a pruner the ``"auto"`` sampler is plain TPE: Sobol points until enough trials have
-completed (stopped ones do not count), then a model of every finished trial, a stopped one
+completed (stopped ones do not count), then a model of every finished or paused trial, a stopped one
 by its last report. On the pruning replay benchmark it reached the best validation error
 as often as this wrapper with fewer epochs (benchmarks/pruning-replay.md).
 """

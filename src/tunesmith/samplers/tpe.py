@@ -67,13 +67,13 @@ class TPESampler(Sampler):
 
     def startup(self, space: Space) -> int:
         """Complete trials needed before the model: Sobol points until then (early-stopped
-        trials do not count; after it, they are modelled with their last report)."""
+        trials, pruned or paused, do not count; after it, they are modelled with their last report)."""
         return max(self.n_startup or min(max(10, 2 * space.ndim), 25), 2)
 
     def suggest(self, space: Space, trials: Sequence[FrozenTrial], direction: Direction) -> Suggestion:
         if space.ndim == 0:
             return Suggestion(space.decode([]))
-        obs = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAILED)]
+        obs = [t for t in trials if t.state in _MODELLED]
         need = self.startup(space)
         if sum(1 for _ in itertools.islice((t for t in obs if t.state is TrialState.COMPLETE), need)) < need:
             return sobol_point(space, trials, self.seed, self.rng)
@@ -82,12 +82,17 @@ class TPESampler(Sampler):
         n_good = min(max(1, math.ceil(self.gamma * len(obs))), 25)
         order = np.argsort(loss, kind="stable")
         good, bad = Parzen(space, U[order[:n_good]]), Parzen(space, U[order[n_good:]])
-        pend = [t for t in trials if not t.state.is_finished]
+        pend = [t for t in trials if t.state not in _MODELLED and not t.state.is_finished]
         if pend:  # pending trials count as bad: pushes parallel workers apart
             bad = Parzen(space, np.vstack([U[order[n_good:]], self._encoded.rows(space, pend)]))
         X = good.sample(self.n_candidates, self.rng, self.multivariate)
         score = good.log_pdf(X, self.multivariate) - bad.log_pdf(X, self.multivariate)
         return Suggestion(space.decode(X[int(np.argmax(score))]))
+
+
+#: the trials TPE models: a paused trial (a pausing pruner's stop, resumed if later trials promote it) as a
+#: pruned one, by its last report (it was taken for a pending one, its value unused, and counted as bad)
+_MODELLED = frozenset({TrialState.COMPLETE, TrialState.PRUNED, TrialState.PAUSED, TrialState.FAILED})
 
 
 def _losses(obs: Sequence[FrozenTrial], direction: Direction) -> np.ndarray:

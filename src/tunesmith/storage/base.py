@@ -345,8 +345,10 @@ class Storage(ABC):
     def _queue_copy(self, study_id: int, failed: FrozenTrial, claim: str) -> tuple[FrozenTrial | None, int]:
         """A waiting copy of ``failed`` under ``claim`` (the one made, and its number), or the number of the copy
         an earlier call queued (None made). A copy this default took back (:data:`NOT_NEEDED`, never run) holds
-        its claim for good: the next one is queued under a claim naming it (``claim/N``), so that a trial beat
-        between this default's read and its write, then lost after all, still gets a copy to run."""
+        its claim for good: the next one is queued under a claim naming the last copy taken back (``claim/N``), so that
+        a trial beat between this default's read and its write, then lost after all, still gets a copy to run. The
+        claim is the trial's and one number however many copies were taken back (a claim is 2,048 characters at
+        most in PostgreSQL)."""
         at = claim
         for _ in range(3):  # another call queued the copy a moment ago: read again
             made = self.create_trial(study_id, params=failed.params, state=TrialState.WAITING, claim=at,
@@ -359,7 +361,7 @@ class Storage(ABC):
                 raise copy_missing(failed.number, at)
             if live := [c for c in copies if not _taken_back(c)]:
                 return None, live[0].number
-            at = claim + "".join(f"/{c.number}" for c in copies)  # named from the trial's claim: as any caller names it
+            at = f"{claim}/{copies[-1].number}"  # as any caller reading these copies names it; bounded however many
         raise copy_missing(failed.number, at)
 
     @abstractmethod

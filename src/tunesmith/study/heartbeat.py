@@ -73,21 +73,32 @@ class HeartbeatConfig:
 
     @classmethod
     def from_dict(cls, d: Any) -> HeartbeatConfig:
+        """The settings as :meth:`to_dict` stored them; ``requeue`` read strictly (a JSON true or false,
+        or none): another program's ``"requeue": "no"`` was true, and re-queued every lost trial."""
         d = d or {}
-        return cls.build(d.get("interval"), d.get("grace"), bool(d.get("requeue", False)))
+        requeue = d.get("requeue")
+        if requeue is not None and not isinstance(requeue, bool):
+            raise TypeError(f'"requeue" is {requeue!r}, not true or false; write true (lost trials re-queued) '
+                            "or false there")
+        return cls.build(d.get("interval"), d.get("grace"), bool(requeue))
 
 
-def reconcile(mine: HeartbeatConfig, stored: HeartbeatConfig, study: str) -> HeartbeatConfig:
+#: the studies (storage, name) this process was told were created without heartbeats: told once, not at each open
+_TOLD_NO_BEATS: set[tuple[object, str]] = set()
+
+
+def reconcile(mine: HeartbeatConfig, stored: HeartbeatConfig, study: str, storage: Storage) -> HeartbeatConfig:
     """The settings a process uses on an existing study when it passed its own: beating as often
     and waiting as long as either asks. Workers that judged lost with a grace shorter than another
     worker's interval failed that worker's live trials (and threw away their results)."""
     if stored.interval is None or stored.grace is None or mine.interval is None or mine.grace is None:
         if stored.interval is None and mine.interval is not None:
-            logger.warning(
-                "study %r was created without heartbeats: its workers that were opened without "
-                "heartbeat_interval do not beat, and this process fails their running trials after %g s",
-                study, mine.grace,
-            )  # fmt: skip
+            told = (storage.url if storage.url != Storage.url else id(storage), study)  # memory: each its own
+            log = logger.debug if told in _TOLD_NO_BEATS else logger.warning
+            _TOLD_NO_BEATS.add(told)
+            log("study %r was created without heartbeats: its workers that were opened without heartbeat_interval "
+                "do not beat, and this process fails their running trials after %g s; pass heartbeat_interval to "
+                "every worker of it (said once per process)", study, mine.grace)
         return mine
     used = HeartbeatConfig(min(mine.interval, stored.interval), max(mine.grace, stored.grace), mine.requeue)
     if (used.interval, used.grace) != (mine.interval, mine.grace):

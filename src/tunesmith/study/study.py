@@ -120,7 +120,7 @@ class Study:
         self._start_cache(copying=_read_in is not None)
         if "heartbeat" in cfg:
             stored_beat = _from_config(self._where, "heartbeat", lambda: HeartbeatConfig.from_dict(cfg["heartbeat"]))
-            beat = stored_beat if heartbeat_interval is None else reconcile(beat, stored_beat, self.name)
+            beat = stored_beat if heartbeat_interval is None else reconcile(beat, stored_beat, self.name, self._storage)
         self._heartbeat = Heartbeat(self._storage, self._study_id, beat)
         self._start_warnings()
         if sampler is not None:
