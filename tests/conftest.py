@@ -218,3 +218,26 @@ def ended_without_blocking(fn: Callable[[], object], fifo: Path, what: str) -> l
         os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
         pytest.fail(f"{what} blocked on a FIFO until a writer came")
     return out
+
+
+def said_as_nobody(call: Callable[[], object]) -> str:
+    """What ``call()`` says run as another user (uid and gid 65534) in a forked child: "ok", or its error's
+    text (root only: setuid)."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.setgid(65534)
+            os.setuid(65534)
+            try:
+                call()
+                said = "ok"
+            except Exception as exc:  # noqa: BLE001  # told to the parent, which asserts on it
+                said = str(exc)
+            os.write(write, said.encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    with os.fdopen(read) as answer:
+        return answer.read()

@@ -346,15 +346,19 @@ def test_a_missing_default_database_names_the_databases_in_its_folder(
     monkeypatch.chdir(tmp_path)
     ts.Study({"x": ts.Float(0, 1)}, storage="sqlite:///boost.db", name="xgb")
     ts.Study({"x": ts.Float(0, 1)}, storage="sqlite:///ft.sqlite", name="ft")
+    ts.Study({"x": ts.Float(0, 1)}, storage="sqlite:///my runs.db", name="mine")
     (tmp_path / "notes.txt").write_text("not a database")
     assert run_cli("studies") == 2
     assert capsys.readouterr().err.strip() == (
         f"tunesmith studies: error: no studies in sqlite:///{tmp_path / 'tunesmith.db'}: there is no such database "
-        "file (--storage names the one to read: --storage sqlite:///boost.db, --storage sqlite:///ft.sqlite)")
+        "file (--storage names the one to read: --storage sqlite:///boost.db, --storage sqlite:///ft.sqlite, "
+        "--storage 'sqlite:///my runs.db')")  # quoted: the option as printed reads that file (it read sqlite:///my)
     assert run_cli("show", "xgb") == 2
     assert (f"(there is no database file at '{tmp_path / 'tunesmith.db'}'; its folder holds sqlite:///boost.db, "
-            "sqlite:///ft.sqlite)") in capsys.readouterr().err
+            "sqlite:///ft.sqlite, sqlite:///my runs.db)") in capsys.readouterr().err
     assert run_cli("show", "xgb", "--storage", "sqlite:///boost.db") == 0  # the URL it names reads the study
+    assert run_cli("studies", *shlex.split("--storage 'sqlite:///my runs.db'")) == 0
+    assert "mine" in capsys.readouterr().out
     assert not (tmp_path / "tunesmith.db").exists()
 
 

@@ -290,6 +290,9 @@ def test_a_storage_that_cannot_be_opened_is_refused_at_start_with_a_clear_messag
         open_storage(f"sqlite:///{tmp_path / 'missing.db'}")
     assert main(["dashboard", "--storage", f"sqlite:///{tmp_path / 'missing.db'}"]) == 2
     assert "no SQLite database" in capsys.readouterr().err
+    ts.Study({"x": ts.Float(0, 1)}, storage=f"sqlite:///{tmp_path / 'boost.db'}", name="xgb")
+    with pytest.raises(StorageError, match=re.escape(f"check the path (in its folder: --storage sqlite:///{tmp_path / 'boost.db'})")):
+        open_storage(f"sqlite:///{tmp_path / 'missing.db'}")  # the study went to boost.db, the dashboard read another
     (tmp_path / "junk.db").write_bytes(b"this is not a database" * 100)
     with pytest.raises(StorageError, match="junk.db"):
         open_storage(f"sqlite:///{tmp_path / 'junk.db'}")

@@ -1104,6 +1104,48 @@ def test_a_new_token_on_a_file_system_without_hard_links_is_still_written_privat
     assert sorted(p.name for p in token.parent.iterdir()) == ["auth_token"]  # the file beside it removed
 
 
+def test_a_link_to_the_token_in_a_folder_others_may_change_is_refused(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A link of this user's to a private token, in a folder every user may write: the token's own folder was
+    checked, not the link's, where another user may put a link or token of theirs in its place."""
+    from tunesmith.execution.ray import keep_token_private
+
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    (private / "token").write_text("a" * 64)
+    (private / "token").chmod(0o600)
+    folder = tmp_path / ".ray"
+    folder.mkdir()
+    (folder / "auth_token").symlink_to(private / "token")
+    folder.chmod(0o777)
+    _token_env(monkeypatch, tmp_path)
+    with pytest.raises(PermissionError, match=rf"folder of Ray's token {folder} can be written by other users"):
+        keep_token_private()
+    folder.chmod(0o755)
+    keep_token_private()  # the link's folder and the token's are this user's alone
+
+
+def test_a_token_path_naming_a_folder_is_refused_not_chmodded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """RAY_AUTH_TOKEN_PATH=~/.ray (the folder, not its token): it was made 0700 with the warning 'made it 0600',
+    and Ray then failed on it; a folder at ~/.ray/auth_token, the same."""
+    from tunesmith.execution.ray import keep_token_private
+
+    folder = tmp_path / ".ray"
+    folder.mkdir()
+    folder.chmod(0o755)
+    _token_env(monkeypatch, tmp_path)
+    monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(folder))
+    with pytest.raises(ValueError, match=rf"Ray's token {folder} is a directory, not a file: .* point "
+                                         r"RAY_AUTH_TOKEN_PATH at the token file itself"):
+        keep_token_private()
+    assert folder.stat().st_mode & 0o777 == 0o755
+    monkeypatch.delenv("RAY_AUTH_TOKEN_PATH")
+    (folder / "auth_token").mkdir(mode=0o755)
+    with pytest.raises(ValueError, match=r"auth_token is a directory, not a file: .*; move it away"):
+        keep_token_private()
+    assert (folder / "auth_token").stat().st_mode & 0o777 == 0o755
+
+
 def test_a_token_others_may_write_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from tunesmith.execution.ray import keep_token_private
 
@@ -1114,3 +1156,35 @@ def test_a_token_others_may_write_is_refused(tmp_path: Path, monkeypatch: pytest
     _token_env(monkeypatch, tmp_path)
     with pytest.raises(PermissionError, match=r"Ray's token .* can be written by other users \(mode 646\)"):
         keep_token_private()
+
+
+@pytest.mark.skipif(not hasattr(os, "getuid") or os.getuid() != 0, reason="runs as another user: root only")
+def test_a_token_of_root_s_that_others_may_read_is_refused_not_chmodded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A token root wrote in the user's home (`sudo` keeping HOME) could not be made 0600: the private
+    instance failed with chmod's bare 'Operation not permitted'. Every user may read it, so it is refused by
+    name; one only the user's own group may read is taken as it is."""
+    import tempfile
+
+    from conftest import said_as_nobody
+
+    from tunesmith.execution.ray import keep_token_private
+
+    home = Path(tempfile.mkdtemp(dir="/tmp"))  # tmp_path's root is root's alone
+    try:
+        home.chmod(0o755)
+        os.chown(home, 65534, 65534)
+        token = home / ".ray" / "auth_token"
+        token.parent.mkdir(mode=0o755)  # root's, as root's `ray start` left it
+        token.write_text("a" * 64)
+        token.chmod(0o644)
+        _token_env(monkeypatch, home)
+        said = said_as_nobody(keep_token_private)
+        assert said.startswith(f"Ray's token {token} is root's and can be read by other users "
+                               "(mode 644)") and "RAY_AUTH_TOKEN_PATH" in said, said
+        assert token.stat().st_mode & 0o777 == 0o644 and token.read_text() == "a" * 64
+        os.chown(token, 0, 65534)
+        token.chmod(0o640)  # readable by root and the user's own group alone
+        assert said_as_nobody(keep_token_private) == "ok"
+        assert token.stat().st_mode & 0o777 == 0o640
+    finally:
+        shutil.rmtree(home)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import tunesmith as ts
-from tunesmith.cli import main
+from tunesmith.cli import build_parser, main
 from tunesmith.study.focus import plan_focus
 from tunesmith.trial import TrialState
 
@@ -273,8 +273,10 @@ def test_cli_focus_prints_a_command_that_runs_the_new_study_whatever_its_name(
 
     url = f"sqlite:///{tmp_path / 'f.db'}"
     searched(url, n=12)
-    new = "wide $(touch pwned); b"
-    assert main(["focus", "wide", "--keep", "a", "--to", new, "--storage", url]) == 0
-    out = capsys.readouterr().out
-    command = out.split("run it with `", 1)[1].split("`", 1)[0]
-    assert shlex.split(command) == ["tunesmith", "run", "FILE", "--name", new]
+    for new in ("wide $(touch pwned); b", "-x"):  # `--name -x`: "argument --name: expected one argument"
+        assert main(["focus", "wide", "--keep", "a", f"--to={new}", "--storage", url]) == 0
+        out = capsys.readouterr().out
+        command = out.split("run it with `", 1)[1].split("`", 1)[0]
+        words = shlex.split(command)
+        assert words[:3] == ["tunesmith", "run", "FILE"]
+        assert build_parser().parse_args([*words[1:], "--storage", url]).name == new  # as the command reads it

@@ -186,3 +186,74 @@ def test_a_run_folder_another_user_made_first_is_refused_not_taken(tmp_path: Pat
     with pytest.raises((PermissionError, ValueError), match="another user"):
         write_hparams(study, shared)
     assert not list(elsewhere.iterdir())
+
+
+@pytest.mark.skipif(not hasattr(os, "getuid") or os.getuid() != 0, reason="gives a folder to another user: root only")
+def test_a_team_s_log_folder_a_teammate_made_is_taken(tmp_path: Path) -> None:
+    """A group-writable (setgid) folder a teammate made, as the docs say, is taken: its config was checked as a
+    run folder and the first trial refused ("run folder ... is owned by another user")."""
+    team = tmp_path / "team"
+    team.mkdir()
+    os.chown(team, 65534, os.getgid())
+    team.chmod(0o2775)
+    study = ts.Study(SPACE, sampler="random", seed=0)
+    study.optimize(objective, n_trials=2, show_progress=False)
+    assert write_hparams(study, team) == team
+    assert {p.name for p in team.iterdir() if not p.name.startswith("events.")} == {"trial-0", "trial-1"}
+    assert len(_plugin(team).experiment.hparam_infos) == 4  # the config, written in their folder
+
+
+@pytest.mark.skipif(not hasattr(os, "getuid") or os.getuid() != 0, reason="gives a folder to another user: root only")
+def test_a_teammate_s_runs_in_a_team_s_log_folder_are_taken(tmp_path: Path) -> None:
+    """Workers of one study run by two users of a team, each with the callback on the team's folder: the runs
+    one wrote were refused to the other ('owned by another user'), which ended its write_hparams (and its
+    optimize, at a paused run of theirs). A run of another user's in a folder every user may write still is."""
+    team = tmp_path / "team"
+    team.mkdir()
+    team.chmod(0o2775)
+    study = ts.Study(SPACE, sampler="random", seed=0)
+    study.optimize(objective, n_trials=1, show_progress=False)
+    write_hparams(study, team)  # the teammate's worker wrote trial 0
+    for path in [team / "trial-0", *(team / "trial-0").iterdir()]:
+        os.chown(path, 65534, os.getgid())
+    written = sorted((team / "trial-0").iterdir())
+    study.optimize(objective, n_trials=1, show_progress=False)
+    assert write_hparams(study, team) == team
+    assert sorted((team / "trial-0").iterdir()) == written and (team / "trial-1").is_dir()  # theirs, kept
+    team.chmod(0o1777)  # every user may write it (sticky): their trial-0 may be anyone's
+    with pytest.raises(PermissionError, match=r"run folder .*trial-0 is owned by another user \(uid 65534\)"):
+        write_hparams(study, team)
+
+
+@pytest.mark.skipif(not hasattr(os, "getuid") or os.getuid() != 0, reason="gives a folder to another user: root only")
+def test_a_log_folder_another_user_chose_is_refused_by_what_it_is(tmp_path: Path) -> None:
+    """Their sticky folder every user may write was refused as one 'without the sticky bit'; their link in the
+    log folder's place, to a log folder of this user's already holding a config, was taken: they chose where
+    the runs went."""
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    os.chown(theirs, 65534, 65534)
+    theirs.chmod(0o1777)
+    with pytest.raises(PermissionError, match=r"log folder .*theirs can be written by every user \(mode 1777\) "
+                                              r"and is owned by another user \(uid 65534\)"):
+        TensorBoardCallback(theirs)
+    study = ts.Study(SPACE, sampler="random", seed=0)
+    study.optimize(objective, n_trials=1, show_progress=False)
+    mine = write_hparams(study, tmp_path / "mine")  # a log folder of this user's, its config written
+    link = tmp_path / "runs"
+    link.symlink_to(mine)
+    os.lchown(link, 65534, 65534)
+    with pytest.raises(ValueError, match=r"log folder: .*runs is a link owned by another user \(uid 65534\)"):
+        write_hparams(study, link)
+
+
+def test_a_log_folder_is_taken_where_no_owner_or_mode_is_told(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Windows has no os.getuid, and its stat reads every writable folder as mode 777: each log folder there
+    was refused as one every user may write. The mode is that stat's; os.getuid is taken away as Windows has none."""
+    folder = tmp_path / "tb"
+    folder.mkdir()
+    folder.chmod(0o777)
+    monkeypatch.delattr(os, "getuid")
+    study = ts.Study(SPACE, sampler="random", seed=0)
+    study.optimize(objective, n_trials=1, show_progress=False)
+    assert write_hparams(study, folder) == folder and (folder / "trial-0").is_dir()

@@ -195,6 +195,8 @@ def test_an_output_over_another_user_s_file_in_a_sticky_folder_is_refused_in_a_s
     import shutil
     import tempfile
 
+    from conftest import said_as_nobody
+
     from tunesmith.plots import replace_file
 
     folder = Path(tempfile.mkdtemp(dir="/tmp"))  # a folder every user can reach, sticky as /tmp
@@ -204,24 +206,7 @@ def test_an_output_over_another_user_s_file_in_a_sticky_folder_is_refused_in_a_s
         theirs.write_text("theirs")
         os.chown(theirs, 12345, 12345)
         os.chmod(theirs, 0o666)
-        read, write = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # another user, who may not replace another's file there (root may)
-            try:
-                os.setgid(65534)
-                os.setuid(65534)
-                try:
-                    replace_file(theirs, lambda f: f.write(b"mine"))
-                    said = "replaced"
-                except OSError as exc:
-                    said = str(exc)
-                os.write(write, said.encode())
-            finally:
-                os._exit(0)
-        os.close(write)
-        os.waitpid(pid, 0)
-        with os.fdopen(read) as answer:
-            said = answer.read()
+        said = said_as_nobody(lambda: replace_file(theirs, lambda f: f.write(b"mine")))  # may not replace it (root may)
         assert said.startswith(f"cannot replace {str(theirs)!r}: it belongs to another user (uid 12345)"), said
         assert theirs.read_text() == "theirs" and [p.name for p in folder.iterdir()] == ["r.html"]
     finally:

@@ -436,22 +436,34 @@ def test_the_plots_left_out_name_the_command_that_draws_them_which_runs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A report listed "contours of the first 3 of 7 numeric parameters; name others with --params",
-    an option `tunesmith report` does not take: it names the `tunesmith plot` command now."""
+    an option `tunesmith report` does not take: it names the `tunesmith plot` command now, with the
+    study's storage (without it the command read the current folder's tunesmith.db: "no study named"),
+    and ``--params=-x,y`` for names that start with "-" (``--params -x,y`` was read as an option)."""
     import html
     import shlex
 
     from tunesmith.report import build_report
 
     monkeypatch.chdir(tmp_path)
+    url = f"sqlite:///{tmp_path / 'runs' / 'wide.db'}"
+    (tmp_path / "runs").mkdir()
     space = ts.Space({f"w{i}": ts.Float(0, 1) for i in range(30)})
-    study = ts.Study(space, storage="sqlite:///tunesmith.db", name="wide one", sampler="random", seed=0)
+    study = ts.Study(space, storage=url, name="wide one", sampler="random", seed=0)
     study.optimize(lambda t: t.params["w0"] + t.params["w29"], n_trials=8)
-    page = html.unescape(build_report(study))
-    for kind, pair in (("slice", "w24,w25"), ("contour", "w0,w3")):
-        command = f"tunesmith plot 'wide one' --kind {kind} --params {pair} -o {kind}.html"
-        assert command in page
+    dashed = ts.Study({f"-d{i}": ts.Float(0, 1) for i in range(4)}, storage=url, name="dashed", sampler="random", seed=0)
+    dashed.optimize(lambda t: t.params["-d0"], n_trials=8)
+    cases = [(build_report(study), "slice", "'wide one'", "--params w24,w25"),
+             (build_report(study), "contour", "'wide one'", "--params w0,w3"),
+             (build_report(dashed), "contour", "dashed", "--params=-d0,-d3")]
+    for page, kind, name, params in cases:
+        command = f"tunesmith plot {name} --kind {kind} {params} -o {kind}.html --storage {url}"
+        assert command in html.unescape(page)
         assert main(shlex.split(command)[1:]) == 0
-        assert f"wrote the {kind} of 'wide one'" in capsys.readouterr().err and (tmp_path / f"{kind}.html").is_file()
+        assert f"wrote the {kind} of {shlex.split(name)[0]!r}" in capsys.readouterr().err
+        (tmp_path / f"{kind}.html").unlink()
+    memory = ts.Study(space, sampler="random", seed=0)  # no command reads it: the call that draws them
+    memory.optimize(lambda t: t.params["w0"], n_trials=8)
+    assert (plots.slices(memory)[-1].message or "").endswith("draw others with plots.slices(study, params=['w24', 'w25'])")
 
 
 def test_choices_that_print_alike_get_labels_apart_on_a_slice_and_a_parallel_axis() -> None:
@@ -1072,7 +1084,7 @@ def test_contours_of_a_conditional_space_pair_the_parameters_of_the_best_trials_
     cs = plots.contours(study)
     assert [(c.x_label, c.y_label) for c in cs[:-1]] == [("C", "gamma"), ("C", "epsilon"), ("gamma", "epsilon")]
     assert not any(c.empty for c in cs[:-1])
-    assert cs[-1].empty and (cs[-1].message or "").endswith("--params depth,rate -o contour.html (in Python: params=[...])")
+    assert cs[-1].empty and (cs[-1].message or "").endswith("plots.contours(study, params=['depth', 'rate'])")
     named = plots.contours(study, params=["alpha", "C"])  # asked for: drawn as asked, with the reason
     assert len(named) == 1 and named[0].empty and "needs at least 3 complete trials" in (named[0].message or "")
 
@@ -1093,11 +1105,11 @@ def test_contours_of_branches_that_share_no_pair_say_so_and_hint_only_a_pair_tha
     study.optimize(lambda t: {"a": 1, "b": 2, "c": 0}[t.params["model"]] + 0.01 * t.number, n_trials=30)
     cs = plots.contours(study)
     assert [(c.x_label, c.y_label) for c in cs[:-1]] == [("y1", "y2")]
-    assert (cs[-1].message or "").endswith("--params x1,x2 -o contour.html (in Python: params=[...])")
+    assert (cs[-1].message or "").endswith("plots.contours(study, params=['x1', 'x2'])")
     study = ts.Study(two, name="three", sampler="random", seed=0)
     study.optimize(lambda t: {"a": 1, "b": 2, "c": 0}[t.params["model"]] + 0.01 * t.number, n_trials=30)
     cs = plots.contours(study)  # the best trial's branch has one numeric parameter (w): the pair met next
-    assert [(c.x_label, c.y_label) for c in cs[:-1]] == [("x1", "x2")] and (cs[-1].message or "").endswith("--params y1,y2 -o contour.html (in Python: params=[...])")
+    assert [(c.x_label, c.y_label) for c in cs[:-1]] == [("x1", "x2")] and (cs[-1].message or "").endswith("plots.contours(study, params=['y1', 'y2'])")
     nested = ts.Space({"model": ts.Categorical(["a", "b", "c"]), "lr": ts.Float(0, 1, when={"model": ["a", "b"]}), **{
         n: ts.Float(0, 1, when={"model": [m]}) for n, m in (("x", "a"), ("y", "b"), ("w", "c"))}})
     study = ts.Study(nested, name="nested", sampler="random", seed=0)

@@ -279,16 +279,15 @@ def add_studies_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_studies(args: argparse.Namespace) -> int:
-    from ..storage.sql import databases_beside, missing_sqlite_file
+    from ..storage.sql import missing_sqlite_file, storage_options
 
     storage = make_storage(args.storage, read_only=True)
     records = storage.list_studies()
     if not records:
         if missing_sqlite_file(storage.display_url):  # a typo, or run from another folder: an error, as show's
-            found = databases_beside(storage.url)  # the study written to boost.db, read from the default
+            found = storage_options(storage.url)  # the study written to boost.db, read from the default
             raise StorageError(f"no studies in {storage.display_url}: there is no such database file "
-                               f"(--storage names the one to read{': ' if found else ''}"
-                               f"{', '.join(f'--storage {u}' for u in found)})")
+                               f"(--storage names the one to read{': ' + found if found else ''})")
         print(f"no studies in {storage.display_url}", file=sys.stderr)  # a note, on stderr: `| grep -q NAME` found it
         return _no_rows(args)
     names = {rec.name for rec in records}

@@ -34,7 +34,8 @@ def cmd_focus(args: argparse.Namespace) -> int:
                             storage=args.to_storage, carry=args.carry, method=args.method, seed=None,
                             log=False)
     print(plan.summary(study.name))
+    # --name=NAME: a name that begins with '-' (`--name -x`) is taken for an option
     print(f"created study {new.name!r} in {new.storage.display_url} ({plural(len(plan.keep), 'free parameter')}); "
-          f"run it with `tunesmith run FILE --name {shlex.quote(new.name)}` (a study file without `space:` uses the stored "
+          f"run it with `tunesmith run FILE --name={shlex.quote(new.name)}` (a study file without `space:` uses the stored "
           f"one) or Study.load({new.name!r}, storage).optimize(objective, ...)")
     return 0

@@ -59,12 +59,14 @@ def open_storage(url: str, *, allow_writes: bool = False) -> Storage:
 
 def _check_sqlite_file(url: str) -> None:
     """A StorageError for a SQLite file that is not there (by the path the storage opens: "~" expanded)."""
-    from ..storage.sql import missing_sqlite_file
+    from ..storage.sql import missing_sqlite_file, storage_options
 
     path = url if "://" not in url else url.split(":///", 1)[1] if url.startswith("sqlite:///") else ""
-    if missing_sqlite_file(url if "://" in url else f"sqlite:///{url}"):
-        raise StorageError(f"no SQLite database at {path!r}: check the path, or start a study there first "
-                           f"(tunesmith run STUDY.yaml --storage {url})")
+    full = url if "://" in url else f"sqlite:///{url}"
+    if missing_sqlite_file(full):
+        found = storage_options(full)  # the studies went to boost.db, the dashboard read the default
+        raise StorageError(f"no SQLite database at {path!r}: check the path{f' (in its folder: {found})' if found else ''}"
+                           f", or start a study there first (tunesmith run STUDY.yaml --storage {url})")
 
 
 def is_loopback(host: str) -> bool:

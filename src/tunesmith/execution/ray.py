@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from ..exceptions import SearchExhausted, StorageError, WorkersLost, interrupted
-from ..paths import others_may_change, refuse_foreign_link
+from ..paths import kind_of, others_may_change, refuse_foreign_link
 from ..storage import MemoryStorage
 from ..storage.base import local_pid, worker_gone
 from ..study.lifecycle import held_promotions
@@ -325,7 +325,24 @@ def keep_token_private() -> None:
         return
     except OSError:
         return
+    _take_token(path, st, custom=bool(custom))
+
+
+def _take_token(path: Path, st: os.stat_result, *, custom: bool) -> None:
+    """Ray's token at ``path`` (``st``: its stat) made 0600 where others may read it; refused where it is no
+    file, or another user may have chosen it or know it (root's, readable by others: not this user's to change)."""
+    if not stat.S_ISREG(st.st_mode):  # RAY_AUTH_TOKEN_PATH=~/.ray: the folder was made 0700, "made it 0600"
+        fix = ("point RAY_AUTH_TOKEN_PATH at the token file itself (as ~/.ray/auth_token), or unset it" if custom
+               else "move it away")
+        raise ValueError(f"Ray's token {path} is {kind_of(st.st_mode)}, not a file: Ray reads the token from a "
+                         f"file; {fix} for tunesmith to write one only you can read")
     _check_token_owned(path)
+    if st.st_uid != os.getuid():  # root's (as `sudo` leaves one in a home): not this user's to make 0600
+        if st.st_mode & stat.S_IROTH or st.st_mode & stat.S_IRGRP and st.st_gid != os.getgid():
+            raise PermissionError(f"Ray's token {path} is root's and can be read by other users (mode "
+                                  f"{stat.S_IMODE(st.st_mode):o}), so they know the token with which a private "
+                                  f"Ray instance of yours lets code in; {_TOKEN_FIX}")
+        return
     if st.st_mode & 0o077:
         path.chmod(stat.S_IMODE(st.st_mode) & 0o700)
         logger.warning("Ray's token %s could be read by other users (mode %o), and with it they could run code "
@@ -343,7 +360,8 @@ def _check_token_owned(path: Path) -> None:
     file), so they may know the token that a new private instance would let in."""
     refuse_foreign_link(path, path.lstat(), "Ray's token", _TOKEN_FIX)
     _check_mine(path.resolve(), "Ray's token")
-    _check_mine(path.resolve().parent, "the folder of Ray's token")
+    for folder in dict.fromkeys((path.parent.resolve(), path.resolve().parent)):  # a link's own, and its file's
+        _check_mine(folder, "the folder of Ray's token")
 
 
 def _check_mine(where: Path, what: str) -> None:

@@ -16,6 +16,7 @@ import os
 import shutil
 import stat
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -83,7 +84,7 @@ class TensorBoardCallback:
         if STATE not in space:
             hparams.append(hp.HParam(STATE, hp.Discrete(["complete", "pruned", "failed", "paused"])))
         config = hp.hparams_config_pb(hparams, metrics)
-        _write(self.log_dir, [event_pb2.Event(wall_time=time.time(), summary=config)])
+        _write(self.log_dir, [event_pb2.Event(wall_time=time.time(), summary=config)], _check_log_dir)
 
 
 def write_hparams(study: Any, log_dir: str | Path, *, metric_name: str = "value") -> Path:
@@ -139,38 +140,50 @@ _FIX = "give the callback (or write_hparams) a log folder of your own"
 def _check_log_dir(folder: Path) -> None:
     """A PermissionError where every user may write ``folder`` without the sticky bit (as /tmp has), or with
     it in a folder of another user's (root aside: the folder's owner may replace any entry): any of them
-    could replace the runs written there. A folder a team shares (group-writable) is taken."""
+    could replace the runs written there; a ValueError for a link of another user's in its place (they chose
+    where the runs go). A folder a team shares (group-writable, a teammate's) is taken."""
     try:
+        refuse_foreign_link(folder, folder.lstat(), "TensorBoard's log folder", _FIX)
         st = folder.stat()
     except FileNotFoundError:
         return
-    sticky = st.st_mode & stat.S_ISVTX and (not hasattr(os, "getuid") or st.st_uid in (0, os.getuid()))
-    if st.st_mode & stat.S_IWOTH and not sticky:
+    if not hasattr(os, "getuid") or not st.st_mode & stat.S_IWOTH:  # Windows: no owner, every folder reads 0777
+        return
+    if not st.st_mode & stat.S_ISVTX:
         raise PermissionError(f"TensorBoard's log folder {folder} can be written by every user (mode "
                               f"{stat.S_IMODE(st.st_mode):o}, without the sticky bit /tmp has), who could replace "
                               f"its runs; {_FIX}")
+    if st.st_uid not in (0, os.getuid()):
+        raise PermissionError(f"TensorBoard's log folder {folder} can be written by every user (mode "
+                              f"{stat.S_IMODE(st.st_mode):o}) and is owned by another user (uid {st.st_uid}), who "
+                              f"may replace its runs, sticky bit or not; {_FIX}")
 
 
 def _check_own(folder: Path) -> bool:
-    """Whether the run folder ``folder`` exists; a PermissionError where it is another user's folder or
-    link (root aside). In a log folder others can add to (/tmp), another user made ``trial-3`` first: that
-    trial was never written and TensorBoard showed their run as it, or made ``trial-3-paused`` a link:
-    the run was written into the folder it names."""
+    """Whether the run folder ``folder`` exists; a ValueError where it is another user's link (root aside),
+    and a PermissionError where it is another user's folder in a log folder every user may write (sticky, as
+    /tmp). There another user made ``trial-3`` first: that trial was never written and TensorBoard showed
+    their run as it, or made ``trial-3-paused`` a link: the run was written into the folder it names. In a
+    team's folder (group-writable) a teammate's run is taken, as one of this user's: they wrote it."""
     try:
         st = folder.lstat()
     except FileNotFoundError:
         return False
     refuse_foreign_link(folder, st, "TensorBoard's run folder", _FIX)
+    if not hasattr(os, "getuid") or not folder.parent.stat().st_mode & stat.S_IWOTH:
+        return True
     owner = folder.stat().st_uid
-    if hasattr(os, "getuid") and owner not in (0, os.getuid()):
+    if owner not in (0, os.getuid()):
         raise PermissionError(f"TensorBoard's run folder {folder} is owned by another user (uid {owner}), who "
                               f"may have put a run of theirs there; {_FIX}")
     return True
 
 
-def _write(folder: Path, events: list[Any]) -> None:
+def _write(folder: Path, events: list[Any], check: Callable[[Path], object] = _check_own) -> None:
+    """``events`` in a new event file in ``folder`` (made if need be), once ``check`` (of a run folder; of
+    the log folder for its config) has taken it: made by another user between the look and the mkdir."""
     folder.mkdir(parents=True, exist_ok=True)
-    _check_own(folder)  # made by another user between the look and the mkdir
+    check(folder)
     writer = EventFileWriter(str(folder))
     for event in events:
         writer.add_event(event)

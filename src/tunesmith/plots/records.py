@@ -242,8 +242,9 @@ Record = Chart | Parallel | Diagram
 @dataclass(frozen=True)
 class Snapshot:
     """What the plots read of a study, read once: its name, direction, space, trials,
-    sampler and pruner names, the pruner's rungs (``rungs(upto)`` -> steps), and the test
-    scores ``study.evaluate_best`` recorded (search trial number -> mean test score)."""
+    sampler and pruner names, the pruner's rungs (``rungs(upto)`` -> steps), the test
+    scores ``study.evaluate_best`` recorded (search trial number -> mean test score), and
+    its storage's URL as commands print it (password masked; "" for a study in memory)."""
 
     name: str
     direction: Direction
@@ -253,6 +254,7 @@ class Snapshot:
     pruner: str = ""
     rungs: Callable[[int], Sequence[int]] | None = field(default=None, compare=False)
     tests: Mapping[int, float] = field(default_factory=dict)
+    storage: str = ""
 
     @property
     def sign(self) -> float:
@@ -295,8 +297,15 @@ def snapshot(study: Any) -> Snapshot:
         name=study.name, direction=study.direction, space=study.space, trials=tuple(study.trials),
         sampler=str(getattr(study, "sampler_label", None) or getattr(sampler, "name", "")), pruner=pruner_label(pruner),
         rungs=pruner_rungs(pruner),
-        tests={n: r.mean for n, r in test_results(study).items()},
+        tests={n: r.mean for n, r in test_results(study).items()}, storage=command_url(getattr(study, "storage", None)),
     )
+
+
+def command_url(storage: Any) -> str:
+    """A storage's URL for a command line (password masked), "" for one in memory: no command reads it."""
+    from ..storage.memory import MemoryStorage
+
+    return "" if storage is None or isinstance(storage, MemoryStorage) else str(storage.display_url)
 
 
 def pruner_rungs(pruner: Any) -> Callable[[int], Sequence[int]] | None:

@@ -15,6 +15,7 @@ import numpy as np
 
 from ..space import display_names, value_labels
 from ..space.params import did_you_mean_each, plural
+from ..storage.base import password_note
 from ..trial import FrozenTrial, TrialState
 from .records import (
     BEST_COLOR,
@@ -240,9 +241,15 @@ def contours(study: Any, *, params: Sequence[str] | None = None, max_params: int
 
 
 def _draw_others(s: Snapshot, kind: str, names: Sequence[str]) -> str:
-    """The command that draws ``names`` (a report, which takes no ``--params``, said "name others with --params")."""
-    return (f"draw others with tunesmith plot {shlex.quote(s.name)} --kind {kind} --params "
-            f"{shlex.quote(','.join(names))} -o {kind}.html (in Python: params=[...])")
+    """The command that draws ``names`` (a report, which takes no ``--params``, said "name others with
+    --params"), with the study's storage: the command's default is the current folder's tunesmith.db;
+    for a study in memory, which no command reads, the call."""
+    if not s.storage:
+        return f"draw others with plots.{kind}s(study, params={list(names)!r})"
+    listed = ",".join(names)  # "--params=-x,y": "--params -x,y" reads -x,y as an option
+    params = [f"--params={listed}"] if listed.startswith("-") else ["--params", listed]
+    command = ["tunesmith", "plot", s.name, "--kind", kind, *params, "-o", f"{kind}.html", "--storage", s.storage]
+    return f"draw others with {shlex.join(command)}{password_note(s.storage)} (in Python: params=[...])"
 
 
 def _pairs(names: Sequence[str]) -> list[tuple[str, str]]:

@@ -22,6 +22,7 @@ import logging
 import math
 import os
 import random
+import shlex
 import stat
 import time
 import uuid
@@ -235,6 +236,12 @@ def databases_beside(url: str, *, limit: int = 3) -> list[str]:
     picked = [*close, *(n for n in names if n not in close)][:limit]
     return [parsed.set(database=str(Path(str(parsed.database)).with_name(n))).render_as_string(hide_password=False)
             for n in picked]
+
+
+def storage_options(url: str) -> str:
+    """``--storage sqlite:///boost.db, --storage 'sqlite:///my runs.db'``: the SQLite files beside the
+    missing database ``url`` names as a command's options, quoted for a shell; "" for none."""
+    return ", ".join(f"--storage {shlex.quote(u)}" for u in databases_beside(url))
 
 
 def beside_text(url: str) -> str:
