@@ -236,6 +236,33 @@ def test_an_oom_trial_whose_worker_is_killed_before_it_is_queued_again_keeps_its
     assert copies[0].state is TrialState.COMPLETE
 
 
+
+def _oom_once_the_others_ran(trial: Any) -> float:
+    """Trial 0 runs out of GPU memory once two other trials have run (so the call's budget is taken)."""
+    folder = Path(os.environ["OOM_FOLDER"])
+    if trial.number != 0:
+        (folder / f"ran-{trial.number}").touch()
+        return float(trial.params["x"])
+    deadline = time.monotonic() + 60
+    while len(list(folder.glob("ran-*"))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    raise _FakeCudaOOM("CUDA out of memory. Tried to allocate 20.00 MiB")
+
+
+def test_an_oom_retry_queued_once_the_budget_is_spent_waits_for_the_next_optimize(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """docs/distributed.md: the retry counts as one of the call's n_trials; where the other workers took the
+    last ones while the out-of-memory trial ran, it waits, and the study's next optimize runs it first."""
+    monkeypatch.setenv("OOM_FOLDER", str(tmp_path))
+    study = Study({"x": Float(0, 1)}, storage=f"sqlite:///{tmp_path / 'g.db'}", name="g", sampler="random")
+    study.optimize(_oom_once_the_others_ran, n_trials=3, gpus=["0"], trials_per_gpu=2, allow_missing_gpus=True)
+    assert [t.state for t in study.trials] == [TrialState.FAILED, TrialState.COMPLETE, TrialState.COMPLETE,
+                                               TrialState.WAITING], study.trials
+    copy = study.trials[3]
+    assert copy.system.retry_of == 0 and copy.params == study.trials[0].params
+    study.optimize(_oom_once_the_others_ran, n_trials=1, gpus=["0"], allow_missing_gpus=True)
+    assert len(study.trials) == 4 and study.trials[3].state is TrialState.COMPLETE
+
 OOM_RUN_KILLED = """
 import os, signal, sys
 from tunesmith import Float, Study, TrialState

@@ -10,7 +10,8 @@ from .studyfile import DEFAULT_STORAGE
 def add_dashboard_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--storage", default=DEFAULT_STORAGE, help=f"database URL (default: {DEFAULT_STORAGE})")
     p.add_argument("--host", default="127.0.0.1",
-                   help="address to listen on (default 127.0.0.1: this machine only and, on Linux, your own user; another prints a warning)")
+                   help="address to listen on (default 127.0.0.1: this machine only and, on Linux, your own user; ::1 or [::1] "
+                        "for IPv6; an address other machines can reach, such as 0.0.0.0, prints a warning)")
     p.add_argument("--port", type=int, default=8080, help="port (default 8080)")
     p.add_argument("--allow-writes", action="store_true",
                    help="allow adding notes, failing trials, enqueuing configurations and deleting studies "
