@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -155,3 +157,22 @@ def test_half_rank_is_an_option_of_the_bayes_sampler() -> None:
     assert study.sampler.options.half_rank and len(study.trials) == 10  # type: ignore[attr-defined]
     with pytest.raises(ValueError, match="half_rank"):
         ts.samplers.BayesSampler(half_rank="yes")
+
+
+def test_half_rank_reaches_the_model_and_off_leaves_the_search_as_it_was() -> None:
+    """The option changes what the Gaussian process is fitted to (an option the sampler ignored passed the
+    test above): on an objective with collapsed values the points proposed after the design differ, the
+    design itself does not, and half_rank=False proposes exactly what the default does."""
+    def objective(t: ts.Trial) -> float:
+        x = t.params["x"]
+        return 5.0 if x < 0.3 else (x - 0.7) ** 2  # a third of the range collapsed, far above the rest
+
+    def points(**options: Any) -> list[float]:
+        study = ts.Study({"x": ts.Float(0, 1)}, sampler=ts.samplers.BayesSampler(seed=0, **options))
+        study.optimize(objective, n_trials=14)
+        return [t.params["x"] for t in study.trials]
+
+    on, off, default = points(half_rank=True), points(half_rank=False), points()
+    n_init = ts.samplers.BayesSampler(seed=0).n_init(ts.Space({"x": ts.Float(0, 1)}))
+    assert off == default
+    assert on[:n_init] == off[:n_init] and on[n_init:] != off[n_init:]

@@ -1087,6 +1087,47 @@ def test_a_token_in_a_folder_others_may_change_is_refused(tmp_path: Path, monkey
     assert (folder / "auth_token").stat().st_mode & 0o777 == 0o600
 
 
+def test_a_link_of_yours_to_nothing_gets_a_private_token_where_it_points(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """~/.ray/auth_token a link of this user's to a file not made yet (dotfiles kept elsewhere): nothing was
+    written, and Ray wrote its token through the link with the umask's mode (0644), which others could read;
+    where the link points into a folder others may write, that folder was not checked."""
+    from tunesmith.execution.ray import keep_token_private
+
+    (tmp_path / ".ray").mkdir(mode=0o700)
+    kept = tmp_path / "kept"
+    kept.mkdir(mode=0o700)
+    link = tmp_path / ".ray" / "auth_token"
+    link.symlink_to(kept / "ray_token")
+    _token_env(monkeypatch, tmp_path)
+    keep_token_private()
+    assert link.is_symlink() and len(link.read_text()) == 64
+    assert (kept / "ray_token").stat().st_mode & 0o777 == 0o600 and sorted(os.listdir(kept)) == ["ray_token"]
+    (kept / "ray_token").unlink()
+    kept.chmod(0o777)  # every user may put a token of theirs there, before or after it is written
+    with pytest.raises(PermissionError, match=r"folder of Ray's token .*kept can be written by other users"):
+        keep_token_private()
+    assert os.listdir(kept) == []
+
+
+def test_a_token_that_cannot_be_written_whole_is_not_left_cut_short(tmp_path: Path) -> None:
+    """A write that failed (a full disk; here a file size limit of 10 bytes) made tunesmith create the
+    token in place and write it again: its first 10 characters were left as the token, 40 bits that
+    every later run took (and the run ended with the write's OSError)."""
+    code = (
+        "import resource, signal\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (10, 10))\n"
+        "from tunesmith.execution.ray import keep_token_private\n"
+        "keep_token_private()\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}
+    env.update(HOME=str(tmp_path), PYTHONPATH=str(Path(__file__).resolve().parents[1] / "src"))
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert os.listdir(tmp_path / ".ray") == []  # none: Ray says what it cannot write
+
+
 def test_a_new_token_on_a_file_system_without_hard_links_is_still_written_private(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The token is written beside its place and linked in; where the file system has no hard links

@@ -960,6 +960,8 @@ def test_a_study_named_with_a_leading_dash_before_the_rule_is_read_after_two_das
         study.rename("-neg")
     with pytest.raises(ValueError, match="starts with '-'"):
         study.copy("--x")
+    with pytest.raises(ValueError, match=r"starts with '-'.* e\.g\. 'x'$"):  # suggested before: '-x', ':test' kept
+        study.copy("- -x:test")
     with sqlite3.connect(tmp_path / "d.db") as db:
         db.execute("UPDATE ts_studies SET name = '-neg'")
     assert main(["show", "--storage", url, "--", "-neg"]) == 0

@@ -316,6 +316,8 @@ def keep_token_private() -> None:
     path = Path(custom) if custom else Path.home() / ".ray" / "auth_token"
     if not custom and not os.path.lexists(path):
         _write_token(path)  # then checked as any other: another process starting Ray may have written it first
+    elif not custom and path.is_symlink() and not path.exists():
+        _write_through_link(path)
     try:
         st = path.stat()
     except FileNotFoundError:  # none (Ray writes one), or a link to nothing, which Ray would write through
@@ -326,6 +328,17 @@ def keep_token_private() -> None:
     except OSError:
         return
     _take_token(path, st, custom=bool(custom))
+
+
+def _write_through_link(path: Path) -> None:
+    """A new token where ``path``, a link to nothing, points (Ray writes its own through the link, with the
+    umask's mode), when the link is this user's and the folder it points into exists and is this user's
+    alone; nothing where that folder is missing (Ray's to say)."""
+    refuse_foreign_link(path, path.lstat(), "Ray's token", _TOKEN_FIX)
+    target = Path(os.path.realpath(path))
+    if target.parent.is_dir():
+        _check_mine(path.parent.resolve(), "the folder of Ray's token")
+        _write_token(target)
 
 
 def _take_token(path: Path, st: os.stat_result, *, custom: bool) -> None:
@@ -388,13 +401,17 @@ def _write_token(path: Path) -> None:
         return
     token = secrets.token_hex(32)  # Ray's own kind of token: 256 bits as hex
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(token)
-        os.link(tmp, path)
-    except FileExistsError:  # another process's, whole
-        pass
-    except OSError:  # a file system without hard links: created 0600, then written (Ray would write it 0644)
-        _create_token(path, token)
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(token)
+        except OSError:  # a full disk: no token rather than one cut short; Ray's to say
+            return
+        try:
+            os.link(tmp, path)
+        except FileExistsError:  # another process's, whole
+            pass
+        except OSError:  # a file system without hard links: created 0600, then written (Ray would write it 0644)
+            _create_token(path, token)
     finally:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
@@ -405,8 +422,12 @@ def _create_token(path: Path, token: str) -> None:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except OSError:  # written meanwhile by another process starting Ray: Ray's to say
         return
-    with os.fdopen(fd, "w") as f:
-        f.write(token)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(token)
+    except OSError:  # a full disk: the part written would be read as the token; Ray's to say
+        with contextlib.suppress(OSError):
+            os.unlink(path)
 
 
 def check_reachable(address: str, timeout: float = 5.0) -> None:

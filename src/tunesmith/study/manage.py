@@ -6,6 +6,7 @@ from __future__ import annotations
 import inspect
 import logging
 import os
+import string
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -217,7 +218,7 @@ def check_new_name(name: str) -> str:
     if name.startswith("-"):
         raise ValueError(f"study name {name!r} starts with '-': the command line (tunesmith show NAME, ...) would "
                          f"read it as an option; start it with another character, e.g. "
-                         f"{name.lstrip('-').strip() or 'study'!r}")
+                         f"{_without_dashes(name)!r}")
     if name != name.strip():
         raise ValueError(f"study name {name!r} begins or ends with white space, which lists and tables do not "
                          f"show (it would pass for {name.strip()!r}); write {name.strip()!r}")
@@ -228,6 +229,14 @@ def check_new_name(name: str) -> str:
             "that one; choose another name"
         )
     return name
+
+
+def _without_dashes(name: str) -> str:
+    """``name`` for the message refusing it for its leading '-': without its leading dashes and white space
+    (``'- -a'`` left ``'-a'``, refused again), without the ``":test"`` a new name may not end with."""
+    from .evaluate import SUFFIX
+
+    return name.lstrip("-" + string.whitespace).rstrip().removesuffix(SUFFIX).rstrip() or "study"
 
 
 def check_name_before_file(name: str, storage: Any) -> None:
