@@ -992,3 +992,43 @@ def test_a_resumed_trial_killed_once_its_oom_copy_is_queued_is_not_run_again(
     assert victim.state is TrialState.FAILED and victim.system.n_resumes == 1, victim  # before: paused, or resumed
     assert victim.system.requeued_as == copies[0].number and "exit code -9" in (victim.error or "")
     assert copies[0].state is not TrialState.WAITING and copies[0].system.n_resumes == 0
+
+
+def test_a_resumed_trial_killed_as_it_records_its_new_checkpoint_resumes_from_the_one_recorded(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The trainer deleted the previous "last" checkpoint (keep_last=1) as it saved the new one, before the
+    trial recorded the new path: a worker killed between them left the record naming a deleted file, and the
+    trial, held back to paused, trained again from the start ("its checkpoint ... is missing"). The older
+    file now stays until the validation's callbacks have run."""
+    torch = pytest.importorskip("torch")
+    from _train_util import mlp, split
+
+    from tunesmith.train import TrainConfig, objective
+
+    first: dict[int, int] = {}
+    url = f"sqlite:///{tmp_path / 's.db'}"
+
+    def killer(trainer: Any, record: Any) -> None:  # before the trial's own callback records the checkpoint
+        start = first.setdefault(id(trainer), record.index)
+        if start > 0 and record.index == start + 1 and _first_to_claim(tmp_path / "killed", start):
+            running = ts.load_study("s", url).trials_in("running")  # a resumed run's second validation
+            named = [Path(t.attrs["checkpoint"]).is_file() for t in running]
+            (tmp_path / "named").write_text(json.dumps(named))  # the checkpoint its record names, on disk?
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    base = TrainConfig(optimizer="sgd", momentum=0.0, epochs=9, batch_size=16, lr_adapt="hypergradient", hyper_lr=1e-2,
+                       device="cpu")
+    study = ts.Study({"lr": ts.Float(1e-3, 0.5, log=True)}, storage=url, name="s",
+                     pruner=ASHA(min_resource=1, reduction_factor=3, max_resource=9, pause=True))
+    for lr in (0.3, 0.2, 0.1, 0.05, 0.02, 0.01, 0.005, 0.002, 0.001):
+        study.enqueue({"lr": lr})
+    torch.set_num_threads(1)
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        study.optimize(objective(lambda p: mlp(), split(96), base=base, checkpoint_root=tmp_path / "ck",
+                                 callbacks=[killer]), n_trials=9, executor="process", n_jobs=1)
+    assert (tmp_path / "killed").exists(), caplog.text
+    assert "paused again (it had been resumed from a checkpoint)" in caplog.text
+    assert json.loads((tmp_path / "named").read_text()) == [True]  # before: deleted, the trial trained again
+    # from the start ("its checkpoint ... is missing")
+    held = [t for t in study.trials if t.system.n_holds]
+    assert len(held) == 1 and held[0].system.n_resumes == 2, study.trials
