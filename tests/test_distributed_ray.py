@@ -708,6 +708,36 @@ def test_ray_queues_one_retry_of_an_oom_trial_before_its_failure(ray_local: Any,
     assert copies[0].state is TrialState.COMPLETE and copies[0].attrs.get("reason") == "CUDA out of memory"
 
 
+def _oom_once_killed_once_queued(marker: str, trial: Any) -> float:
+    """``_oom_once_in_ray``, whose actor process is SIGKILLed once the copy is queued, before the failure is
+    written (the actor's own ``Study.requeue``, patched in its process)."""
+    from tunesmith.study.study import Study as ActorStudy
+
+    requeue = ActorStudy.requeue
+
+    def killed(self: Any, *args: Any, **kw: Any) -> int | None:
+        out = requeue(self, *args, **kw)
+        if out is not None:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return out
+
+    ActorStudy.requeue = killed  # type: ignore[method-assign]  # in this actor alone, killed with it
+    return _oom_once_in_ray(marker, trial)
+
+
+def test_ray_an_oom_trial_whose_actor_is_killed_once_its_copy_is_queued_points_to_that_copy(
+        ray_local: Any, tmp_path: Path) -> None:
+    """The actor killed between queueing the copy and writing the failure: the driver failed the trial as a
+    lost actor's without pointing to the copy that ran. It points to it; one copy, run once."""
+    study = Study({"x": Float(0, 1)}, sampler="random", seed=0, storage=f"sqlite:///{tmp_path / 'o.db'}", name="o")
+    study.optimize(functools.partial(_oom_once_killed_once_queued, str(tmp_path / "oom")), n_trials=3,
+                   executor=RayExecutor(n_workers=1))
+    first = study.trials[0]
+    copies = [t for t in study.trials if t.system.retry_of == 0]
+    assert len(copies) == 1 and copies[0].state is TrialState.COMPLETE, study.trials
+    assert first.state is TrialState.FAILED and first.system.requeued_as == copies[0].number, (first.error, first.worker)
+
+
 def test_ray_an_oom_copy_the_storage_refuses_in_the_actor_is_queued_by_the_driver(
         ray_local: Any, tmp_path: Path) -> None:
     """The actor's early copy refused by the storage: its error was recorded in place of the out-of-memory one

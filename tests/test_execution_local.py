@@ -309,6 +309,39 @@ def test_an_oom_retry_outlives_the_run_killed_with_its_worker(tmp_path: Path, su
     assert copies[0].params == study.trials[0].params and copies[0].system.oom_retries == 1
 
 
+@pytest.mark.parametrize("which", ["sqlite", "postgresql"])
+def test_an_oom_trial_whose_worker_is_killed_once_its_copy_is_queued_points_to_that_copy(
+        which: str, request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Two workers on one device; the one whose trial runs out of memory is SIGKILLed between queueing the
+    copy and writing the failure (the other may run the copy meanwhile). The parent failed the trial as a
+    dead worker's without pointing to its copy: the summary said "0 of them re-queued" and the record had no
+    ``requeued_as``, while the copy ran. It points to the copy, which runs once."""
+    from conftest import STORAGE_BACKENDS
+
+    url = STORAGE_BACKENDS[which](request, tmp_path)
+    assert url is not None
+    parent, requeue = os.getpid(), Study.requeue
+
+    def killed_once_queued(self: Study, trial: Any, *args: Any, **kw: Any) -> int | None:
+        out = requeue(self, trial, *args, **kw)
+        if os.getpid() != parent and out is not None:  # the worker, the copy queued, the failure not written
+            os.kill(os.getpid(), signal.SIGKILL)
+        return out
+
+    monkeypatch.setattr(Study, "requeue", killed_once_queued)
+    monkeypatch.setenv("OOM_MARKER", str(tmp_path / "oom"))
+    study = Study({"x": Float(0, 1)}, storage=url, name="g", sampler="random")
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        study.optimize(_oom_once, n_trials=3, gpus=["0"], trials_per_gpu=2, allow_missing_gpus=True)
+    first = study.trials[0]
+    copies = [t for t in study.trials if t.system.retry_of == 0]
+    assert len(copies) == 1 and copies[0].state is TrialState.COMPLETE, study.trials  # run once
+    assert first.state is TrialState.FAILED and "exit code -9" in (first.error or "")
+    assert first.system.requeued_as == copies[0].number, first  # before: None
+    assert f"trial 0 failed, re-queued as {copies[0].number}" in caplog.text
+
+
 def _oom_once_more(trial: Any) -> float:
     return float(trial.params["x"])
 

@@ -1229,3 +1229,44 @@ def test_a_token_of_root_s_that_others_may_read_is_refused_not_chmodded(monkeypa
         assert token.stat().st_mode & 0o777 == 0o640
     finally:
         shutil.rmtree(home)
+
+
+TOKEN_KILLED_WRITER = """
+import os, signal, sys
+from tunesmith.execution import ray
+
+link = os.link
+def killed(src, dst, **kw):  # as it links its draft in place: before, or after
+    if sys.argv[1] == "after":
+        link(src, dst, **kw)
+    os.kill(os.getpid(), signal.SIGKILL)
+os.link = killed
+ray.keep_token_private()
+"""
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_a_token_draft_left_by_a_process_killed_as_it_links_it_is_removed_later(
+        when: str, tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+    """A process killed between writing the token's draft and removing it (before its link: no token; after:
+    a second name of it) left ``.auth_token.XXXX.tmp`` in ``~/.ray`` for good, one a kill. A later start of a
+    private instance writes the token if none is there, and removes such drafts once a minute old."""
+    env = {**subprocess_env, "HOME": str(tmp_path / "home")}
+    for name in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"):
+        env.pop(name, None)
+    killed = subprocess.run([sys.executable, "-c", TOKEN_KILLED_WRITER, when], env=env, timeout=60)
+    assert killed.returncode == -signal.SIGKILL
+    folder = tmp_path / "home" / ".ray"
+    drafts = list(folder.glob(".auth_token.*.tmp"))
+    assert len(drafts) == 1 and (folder / "auth_token").exists() == (when == "after"), list(folder.iterdir())
+    again = subprocess.run([sys.executable, "-c", TOKEN_READER], env=env, capture_output=True, text=True, timeout=60)
+    assert again.returncode == 0, again.stderr
+    assert drafts[0].exists()  # a moment old: it may be another process's, being written
+    old = time.time() - 120
+    os.utime(drafts[0], (old, old))
+    again = subprocess.run([sys.executable, "-c", TOKEN_READER], env=env, capture_output=True, text=True, timeout=60)
+    assert again.returncode == 0, again.stderr
+    token = folder / "auth_token"
+    assert sorted(p.name for p in folder.iterdir()) == ["auth_token"]  # before: the draft kept
+    assert len(token.read_text()) == 64 and token.stat().st_mode & 0o777 == 0o600
+    assert again.stdout.strip().strip("'") == token.read_text()

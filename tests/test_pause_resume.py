@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -663,6 +664,12 @@ def _first_to_claim(marker: Path, number: int) -> bool:
 
 
 def _dies_in_its_first_resumed_run(folder: str) -> Any:
+    return _ends_its_first_resumed_run(folder, lambda: os.kill(os.getpid(), signal.SIGKILL))
+
+
+def _ends_its_first_resumed_run(folder: str, end: Callable[[], None]) -> Any:
+    """A resumable training whose first resumed run (of one trial, the one written to ``folder/killed``)
+    calls ``end`` after its first report."""
     def objective(trial: ts.Trial) -> float:
         path = Path(folder) / f"ck{trial.number}.json"
         w = json.loads(Path(trial.resume_from).read_text())["w"] if trial.is_resumed else 0.0
@@ -672,7 +679,7 @@ def _dies_in_its_first_resumed_run(folder: str) -> Any:
             trial.set_attr("checkpoint", str(path))
             trial.report((w - 3) ** 2, step)
             if trial.is_resumed and _first_to_claim(Path(folder) / "killed", trial.number):
-                os.kill(os.getpid(), signal.SIGKILL)
+                end()
             if trial.should_prune():
                 raise ts.TrialPruned()
         return (w - 3) ** 2
@@ -948,3 +955,80 @@ def test_promotions_left_by_study_stop_run_in_a_later_optimize_of_no_new_trials(
     study.optimize(_constant_curve, n_trials=0)
     assert len(study.trials) == 6 and pruner.promotable(study.trials, study.direction) == []
     assert study.trials[1].system.n_resumes == 1
+
+
+class OutOfMemoryError(RuntimeError):  # torch.cuda's, on a machine without a GPU
+    pass
+
+
+def _out_of_memory() -> None:
+    raise OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 MiB")
+
+
+def test_a_resumed_trial_killed_once_its_oom_copy_is_queued_is_not_run_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A promoted trial runs out of GPU memory; its copy is queued before its failure is written, and its
+    worker is SIGKILLed between the two. The parent, seeing the worker dead, held the trial back to paused
+    (a resumed trial keeps its promotion), so the configuration ran twice: the held trial resumed, and the
+    copy from the start. It is failed, pointing to the copy, which runs once."""
+    parent, requeue = os.getpid(), ts.Study.requeue
+
+    def killed_once_queued(self: ts.Study, trial: Any, *args: Any, **kw: Any) -> int | None:
+        out = requeue(self, trial, *args, **kw)
+        if os.getpid() != parent and out is not None:  # the worker, the copy queued, the failure not written
+            os.kill(os.getpid(), signal.SIGKILL)
+        return out
+
+    monkeypatch.setattr(ts.Study, "requeue", killed_once_queued)
+    url = f"sqlite:///{tmp_path / 'k.db'}"
+    study = ts.Study(SPACE, storage=url, name="k", pruner=ASHA(min_resource=1, reduction_factor=3, curve="best", pause=True, max_resource=9))  # fmt: skip
+    for lr in (0.45, 0.3, 0.05, 0.04, 0.03, 0.02):
+        study.enqueue({"lr": lr})
+    study.optimize(_ends_its_first_resumed_run(str(tmp_path), _out_of_memory), n_trials=6, gpus=["0"], trials_per_gpu=1,
+                   allow_missing_gpus=True)  # fmt: skip
+    victim = study.trials[int((tmp_path / "killed").read_text())]
+    copies = [t for t in study.trials if t.system.retry_of == victim.number]
+    assert len(copies) == 1 and copies[0].system.oom_retries == 1, study.trials
+    assert victim.state is TrialState.FAILED and victim.system.n_resumes == 1, victim  # before: paused, or resumed
+    assert victim.system.requeued_as == copies[0].number and "exit code -9" in (victim.error or "")
+    assert copies[0].state is not TrialState.WAITING and copies[0].system.n_resumes == 0
+
+
+def test_a_resumed_trial_killed_as_it_records_its_new_checkpoint_resumes_from_the_one_recorded(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The trainer deleted the previous "last" checkpoint (keep_last=1) as it saved the new one, before the
+    trial recorded the new path: a worker killed between them left the record naming a deleted file, and the
+    trial, held back to paused, trained again from the start ("its checkpoint ... is missing"). The older
+    file now stays until the validation's callbacks have run."""
+    torch = pytest.importorskip("torch")
+    from _train_util import mlp, split
+
+    from tunesmith.train import TrainConfig, objective
+
+    first: dict[int, int] = {}
+    url = f"sqlite:///{tmp_path / 's.db'}"
+
+    def killer(trainer: Any, record: Any) -> None:  # before the trial's own callback records the checkpoint
+        start = first.setdefault(id(trainer), record.index)
+        if start > 0 and record.index == start + 1 and _first_to_claim(tmp_path / "killed", start):
+            running = ts.load_study("s", url).trials_in("running")  # a resumed run's second validation
+            named = [Path(t.attrs["checkpoint"]).is_file() for t in running]
+            (tmp_path / "named").write_text(json.dumps(named))  # the checkpoint its record names, on disk?
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    base = TrainConfig(optimizer="sgd", momentum=0.0, epochs=9, batch_size=16, lr_adapt="hypergradient", hyper_lr=1e-2,
+                       device="cpu")
+    study = ts.Study({"lr": ts.Float(1e-3, 0.5, log=True)}, storage=url, name="s",
+                     pruner=ASHA(min_resource=1, reduction_factor=3, max_resource=9, pause=True))
+    for lr in (0.3, 0.2, 0.1, 0.05, 0.02, 0.01, 0.005, 0.002, 0.001):
+        study.enqueue({"lr": lr})
+    torch.set_num_threads(1)
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        study.optimize(objective(lambda p: mlp(), split(96), base=base, checkpoint_root=tmp_path / "ck",
+                                 callbacks=[killer]), n_trials=9, executor="process", n_jobs=1)
+    assert (tmp_path / "killed").exists(), caplog.text
+    assert "paused again (it had been resumed from a checkpoint)" in caplog.text
+    assert json.loads((tmp_path / "named").read_text()) == [True]  # before: deleted, the trial trained again
+    # from the start ("its checkpoint ... is missing")
+    held = [t for t in study.trials if t.system.n_holds]
+    assert len(held) == 1 and held[0].system.n_resumes == 2, study.trials

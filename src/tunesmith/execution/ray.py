@@ -314,6 +314,8 @@ def keep_token_private() -> None:
         return
     custom = os.environ.get("RAY_AUTH_TOKEN_PATH")
     path = Path(custom) if custom else Path.home() / ".ray" / "auth_token"
+    if not custom:
+        _sweep_token_drafts(path)
     if not custom and not os.path.lexists(path):
         _write_token(path)  # then checked as any other: another process starting Ray may have written it first
     elif not custom and path.is_symlink() and not path.exists():
@@ -415,6 +417,23 @@ def _write_token(path: Path) -> None:
     finally:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+
+
+#: how old a draft of the token (``_write_token``'s temporary file) must be to be taken for one left by a killed
+#: process: one being written is linked and removed within milliseconds
+DRAFT_AGE_S = 60.0
+
+
+def _sweep_token_drafts(path: Path) -> None:
+    """Remove the drafts of the token at ``path`` that a process killed while writing it left (before its link:
+    a token that never became one; after it: a second name of the token): this user's regular files,
+    ``DRAFT_AGE_S`` old. Private (0600 in the token's folder) and never read, they were kept for good, one a kill."""
+    with contextlib.suppress(OSError):
+        for draft in path.parent.glob(f".{path.name}.*.tmp"):
+            with contextlib.suppress(OSError):
+                st = draft.lstat()
+                if stat.S_ISREG(st.st_mode) and st.st_uid == os.getuid() and time.time() - st.st_mtime > DRAFT_AGE_S:
+                    draft.unlink()
 
 
 def _create_token(path: Path, token: str) -> None:

@@ -188,7 +188,7 @@ def still_lost(stored: FrozenTrial, failed: FrozenTrial) -> bool:
 NOT_NEEDED = "not needed: trial "
 
 
-def _taken_back(copy: FrozenTrial) -> bool:
+def taken_back(copy: FrozenTrial) -> bool:
     """Whether ``copy`` was taken back by :meth:`Storage.fail_with_copy`'s default before it ran."""
     return copy.state is TrialState.FAILED and copy.started is None and (copy.error or "").startswith(NOT_NEEDED)
 
@@ -359,7 +359,7 @@ class Storage(ABC):
                       if t.system.retry_of == failed.number]  # by number: the one holding claim, claim/N, ...
             if not copies:
                 raise copy_missing(failed.number, at)
-            if live := [c for c in copies if not _taken_back(c)]:
+            if live := [c for c in copies if not taken_back(c)]:
                 return None, live[0].number
             at = f"{claim}/{copies[-1].number}"  # as any caller reading these copies names it; bounded however many
         raise copy_missing(failed.number, at)

@@ -23,7 +23,7 @@ import functools
 from collections.abc import Callable, Iterable, Sequence
 
 from ..storage import Storage
-from ..storage.base import still_lost
+from ..storage.base import still_lost, taken_back
 from ..trial import FrozenTrial, SystemState, TrialState
 
 #: a trial whose worker dies each time it is resumed is held at most this often, then failed
@@ -205,16 +205,27 @@ def fail_lost(
     out = []
     for rec in lost:
         again = requeue and not (once and rec.system.retry_of is not None)
-        if again and not (dead and holds_promotion(rec)):  # both or neither: a caller killed midway
+        promoted = dead and holds_promotion(rec)
+        # both or neither: a caller killed midway (a copy queued already is pointed to, not held back to paused)
+        if (again and not promoted) or _copy_queued(storage, study_id, rec):
             failed = storage.fail_with_copy(study_id, lose(rec, error, now),  # queues no copy of a live trial
                                             claim=_RETRY_CLAIM.format(number=rec.number))  # fmt: skip
             out.extend([failed] if failed is not None else [])
             continue
-        new = hold(rec, error) if dead and holds_promotion(rec) else lose(rec, error, now)
+        new = hold(rec, error) if promoted else lose(rec, error, now)
         beat = functools.partial(still_lost, failed=rec) if judged else functools.partial(same_run, rec)
         if storage.update_trial(study_id, new, expect_state=TrialState.RUNNING, expect=beat):
             out.append(new)
     return out
+
+
+def _copy_queued(storage: Storage, study_id: int, rec: FrozenTrial) -> bool:
+    """Whether a copy of running ``rec`` was queued already: the out-of-memory retry its worker queues before
+    writing the failure (``gpu.retry_queued_first``). A worker killed between the two left a resumed trial
+    held back to paused, run twice (resumed, and its copy from the start), and any other failed without
+    pointing to its copy (``show`` and the summary said it was not re-queued)."""
+    return any(t.system.retry_of == rec.number and not taken_back(t)
+               for t in storage.get_trials(study_id, min_number=rec.number + 1))
 
 
 def same_run(read: FrozenTrial, stored: FrozenTrial) -> bool:

@@ -97,6 +97,7 @@ class Trainer:
         self.hyper = _hyper(self.optimizer, self.config)
         self.plateau = Plateau(self.config.plateau_patience, self.config.min_delta)
         self.history = History()
+        self._in_callbacks, self._rotate_due = False, False
         self.step = 0  # optimizer steps done
         self.epoch = 0  # epochs finished
         self._offset = 0  # batches of the current epoch already consumed
@@ -423,12 +424,17 @@ class Trainer:
             logging.getLogger("tunesmith").warning(
                 "the training loss is %s at step %d: the run diverged (a learning rate too high?) or the training "
                 "data hold a NaN or inf; training stops here", train_loss, self.step)
-        self._checkpoint(improved)
-        for cb in self.callbacks:
-            if hasattr(cb, "on_eval"):
-                cb.on_eval(self, record)
-            elif callable(cb):
-                cb(self, record)
+        self._in_callbacks = True  # the older checkpoints are deleted after the callbacks (_rotate)
+        try:
+            self._checkpoint(improved)
+            for cb in self.callbacks:
+                if hasattr(cb, "on_eval"):
+                    cb.on_eval(self, record)
+                elif callable(cb):
+                    cb(self, record)
+        finally:  # a pause or a prune raises out of a callback
+            self._in_callbacks = False
+            self._rotate()
 
     def _checkpoint(self, improved: bool) -> None:
         d = self.config.checkpoint_dir
@@ -451,7 +457,18 @@ class Trainer:
 
     def _save_last(self, d: str, state: dict[str, Any]) -> None:
         ckpt.save(ckpt.last_path(d, self.step), state)
-        ckpt.rotate(d, self.config.keep_last)
+        self._rotate_due = True
+        if not self._in_callbacks:
+            self._rotate()
+
+    def _rotate(self) -> None:
+        """The older "last" checkpoints deleted, once the validation's callbacks have run: one of them (a
+        study's trial) records the new file's path, and a process killed before it wrote it left a record
+        naming a file already deleted (a resumed trial then trained again from the start)."""
+        d = self.config.checkpoint_dir
+        if self._rotate_due and d is not None:
+            self._rotate_due = False
+            ckpt.rotate(d, self.config.keep_last)
 
     def checkpoint_now(self) -> str | None:
         """Write the "last" checkpoint of the current step if ``checkpoint_every``
