@@ -61,6 +61,14 @@ def test_a_study_created_without_heartbeats_is_said_once_per_process(
         for study in memory:  # each an in-memory storage of its own
             Study.load("s", study._storage, heartbeat_interval=1)
         assert caplog.text.count(told) == 4
+    Study(SPACE, storage=f"sqlite:///{tmp_path / 'c'}.db", name="s", heartbeat_interval=3, grace_period=15)
+    stored = "is stored with heartbeat_interval=3, grace_period=15"
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        for _ in range(3):  # the same other settings asked again: said once
+            Study.load("s", f"sqlite:///{tmp_path / 'c'}.db", heartbeat_interval=1, grace_period=2)
+        assert caplog.text.count(stored) == 1 and "(said once per process)" in caplog.text
+        Study.load("s", f"sqlite:///{tmp_path / 'c'}.db", heartbeat_interval=0.5, grace_period=2)
+        assert caplog.text.count(stored) == 2  # other settings asked: said again
 
 
 def test_a_worker_with_a_shorter_grace_never_fails_another_workers_live_trial(

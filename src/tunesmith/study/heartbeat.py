@@ -15,6 +15,7 @@ import math
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,8 +84,16 @@ class HeartbeatConfig:
         return cls.build(d.get("interval"), d.get("grace"), bool(requeue))
 
 
-#: the studies (storage, name) this process was told were created without heartbeats: told once, not at each open
-_TOLD_NO_BEATS: set[tuple[object, str]] = set()
+#: what this process was told of a study's stored heartbeats (storage, name, what): told once, not at each open
+_TOLD: set[tuple[object, ...]] = set()
+
+
+def _once(storage: Storage, study: str, *what: object) -> Callable[..., None]:
+    """logger.warning the first time this process says ``what`` of ``study`` in ``storage``, logger.debug after."""
+    told = (storage.url if storage.url != Storage.url else id(storage), study, *what)  # memory: each its own
+    first = told not in _TOLD
+    _TOLD.add(told)
+    return logger.warning if first else logger.debug
 
 
 def reconcile(mine: HeartbeatConfig, stored: HeartbeatConfig, study: str, storage: Storage) -> HeartbeatConfig:
@@ -93,19 +102,18 @@ def reconcile(mine: HeartbeatConfig, stored: HeartbeatConfig, study: str, storag
     worker's interval failed that worker's live trials (and threw away their results)."""
     if stored.interval is None or stored.grace is None or mine.interval is None or mine.grace is None:
         if stored.interval is None and mine.interval is not None:
-            told = (storage.url if storage.url != Storage.url else id(storage), study)  # memory: each its own
-            log = logger.debug if told in _TOLD_NO_BEATS else logger.warning
-            _TOLD_NO_BEATS.add(told)
-            log("study %r was created without heartbeats: its workers that were opened without heartbeat_interval "
+            _once(storage, study, "no beats")(
+                "study %r was created without heartbeats: its workers that were opened without heartbeat_interval "
                 "do not beat, and this process fails their running trials after %g s; pass heartbeat_interval to "
                 "every worker of it (said once per process)", study, mine.grace)
         return mine
     used = HeartbeatConfig(min(mine.interval, stored.interval), max(mine.grace, stored.grace), mine.requeue)
     if (used.interval, used.grace) != (mine.interval, mine.grace):
-        logger.warning(
+        _once(storage, study, stored.interval, stored.grace, mine.interval, mine.grace)(
             "study %r is stored with heartbeat_interval=%g, grace_period=%g; this process asked for %g and %g, "
             "so it beats every %g s and judges a trial lost after %g s (a shorter grace than another worker's "
-            "interval would fail that worker's live trials). Leave both out to use the stored ones",
+            "interval would fail that worker's live trials). Leave both out to use the stored ones (said once "
+            "per process)",
             study, stored.interval, stored.grace, mine.interval, mine.grace, used.interval, used.grace,
         )  # fmt: skip
     return used
