@@ -204,8 +204,8 @@ def _say_left_out(source: str, name: str, n: int, left: Mapping[int, str], book:
 
 def check_new_name(name: str) -> str:
     """``name`` for a new study (or a copy, a rename): a valid name without white space at either
-    end, not starting with "-" (the command line would read it as an option), and not ending in ``":test"`` (the companion in which evaluate_best keeps another study's
-    test results)."""
+    end, not starting with "-" (the command line would read it as an option), and not ending in
+    ``":test"`` (the companion in which evaluate_best keeps another study's test results)."""
     from .evaluate import SUFFIX
 
     check_study_name(name)

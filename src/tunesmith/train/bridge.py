@@ -395,8 +395,8 @@ def _store_curves(trial: Any, history: Any) -> None:
     at = history.overfit_at
     trial.set_attr("overfit_at", None if at is None else at + 1)
     trial.set_attr("curves", history.curves())
-    if history.records and history.records[-1].lrs:  # lr_adapt: the last validation's rate too
-        trial.set_attr("adapted_lr", _adapted(history.records))
+    if len(history.records) > MAX_ADAPTED and history.records[-1].lrs:  # lr_adapt: the last validation's rate
+        trial.set_attr("adapted_lr", _adapted(history.records))  # too (written at each one up to MAX_ADAPTED)
 
 
 def _trial_setup(trial: Any, base: TrainConfig, threads: int | None, warned: set[str]) -> tuple[dict[str, Any], TrainConfig]:
