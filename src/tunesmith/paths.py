@@ -113,16 +113,18 @@ def others_may_change(st: os.stat_result) -> str | None:
     return None
 
 
-def others_may_add(st: os.stat_result) -> str | None:
-    """Why another user may have put a file in a folder of this ``st`` (its stat): it is theirs (root aside),
-    or they may write it, sticky or not (the sticky bit keeps them from replacing entries, not from adding
-    new ones); None where neither (and where no owner is told, Windows)."""
+def every_user_may_add(st: os.stat_result) -> str | None:
+    """Why any user of the machine may have put a file in a folder of this ``st`` (its stat): everyone may
+    write it, sticky or not (the sticky bit keeps them from replacing entries, not from adding new ones), or
+    the group that may write it is the user's primary group, shared by other users (``users``: every user);
+    None where neither (a team's group, another user's folder: as the people who may change the files there)."""
     if not hasattr(os, "getuid"):
         return None
-    if st.st_uid not in (0, os.getuid()):
-        return f"is owned by another user (uid {st.st_uid})"
-    if st.st_mode & stat.S_IWOTH or st.st_mode & stat.S_IWGRP and not own_group(st.st_gid):
-        return f"can be written by other users (mode {stat.S_IMODE(st.st_mode):o})"
+    if st.st_mode & stat.S_IWOTH:
+        return f"can be written by every user (mode {stat.S_IMODE(st.st_mode):o})"
+    if st.st_mode & stat.S_IWGRP and st.st_gid == os.getgid() and not own_group(st.st_gid):
+        return (f"can be written by your primary group (gid {st.st_gid}, mode {stat.S_IMODE(st.st_mode):o}), "
+                "which other users share")
     return None
 
 

@@ -52,7 +52,7 @@ from typing import Any
 import yaml
 
 from ..execution.optimize import MAX_JOBS
-from ..paths import NotRegularFile, others_may_add, read_regular
+from ..paths import NotRegularFile, every_user_may_add, read_regular
 from ..space import Space
 from ..space.params import did_you_mean
 from ..space.space import load_yaml
@@ -353,7 +353,7 @@ def load_objective(spec: str, base_dir: Path = Path(".")) -> Callable[..., Any]:
     A script path (ends in ``.py`` or has a slash) is looked up in ``base_dir``
     (the study file's folder), then in the current folder; a module is
     imported with both folders on ``sys.path``, after the installed packages
-    (a file there adds a module, never replaces an installed one), each only where no other
+    (a file there adds a module, never replaces an installed one), each only where not every
     user may add files to it (not ``/tmp``).
     """
     target, _, func = spec.rpartition(":")
@@ -423,12 +423,14 @@ def _importable(*folders: Path) -> str:
     """Let modules be imported from ``folders``, after the installed ones: first on the path, a
     file planted beside a shared study file (``mypkg.py``, ``scipy.py``) replaced the installed
     module the file names, or one that tunesmith imports later, and ran on every machine. A folder
-    another user owns or may add files to (``/tmp``, sticky or not; group-writable by a group others
-    are in) is left off: a module not installed that anything imports later (``try: import X``) would
-    be found there, theirs. Returns what was left off and why, for an error to name ("" where nothing)."""
+    every user may add files to (``/tmp``, sticky or not, or writable by a primary group all users
+    share) is left off: a module not installed that anything imports later (``try: import X``) would
+    be found there, anyone's. A team's folder is searched, as Python searches a script's: those who
+    may add a module there may change the study file and script too. Returns what was left off and
+    why, for an error to name ("" where nothing)."""
     left = []
     for folder in folders:
-        why = _others_may_add(folder)
+        why = _every_user_may_add(folder)
         if why is not None:
             left.append(f"{folder} {why}")
         elif str(folder) not in sys.path:
@@ -439,10 +441,10 @@ def _importable(*folders: Path) -> str:
             "file and its modules to a folder of your own, or install them)")
 
 
-def _others_may_add(folder: Path) -> str | None:
-    """Why another user may have put a module in ``folder`` (see :func:`paths.others_may_add`), else None."""
+def _every_user_may_add(folder: Path) -> str | None:
+    """Why any user may have put a module in ``folder`` (see :func:`paths.every_user_may_add`), else None."""
     try:
-        return others_may_add(folder.resolve().stat())
+        return every_user_may_add(folder.resolve().stat())
     except OSError:
         return None  # nothing there to import from
 
