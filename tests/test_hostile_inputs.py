@@ -922,3 +922,24 @@ def test_a_link_of_another_user_further_on_the_way_is_not_written_through(tmp_pa
     os.lchown(leads, 0, 0)  # root's links (as the system's own): followed, as before
     ts.Study(SPACE, storage=f"sqlite:///{path}", name="s")
     assert ts.storage.make_storage(f"sqlite:///{victim}").list_studies()[0].name == "s"
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="making a link of another user needs root")
+def test_links_on_the_way_are_followed_as_the_system_follows_them(tmp_path: Path, monkeypatch: Any) -> None:
+    """``link/..`` is the link target's parent, not the link's folder; a loop of links ends; a relative path
+    from a working folder that was deleted names nothing."""
+    from tunesmith.paths import foreign_link_on
+
+    (tmp_path / "theirs" / "deep").mkdir(parents=True)
+    (tmp_path / "theirs" / "x").symlink_to(tmp_path / "victim")
+    os.lchown(tmp_path / "theirs" / "x", 65534, 65534)
+    (tmp_path / "a").symlink_to(tmp_path / "theirs" / "deep")
+    assert foreign_link_on(tmp_path / "a" / ".." / "x") == (tmp_path / "theirs" / "x", 65534)
+    assert foreign_link_on(tmp_path / "x") is None  # what a lexical "a/.." would have looked at
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    assert foreign_link_on(tmp_path / "loop" / "y") is None  # opening it fails (ELOOP)
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    gone.rmdir()
+    assert foreign_link_on("x") is None

@@ -41,7 +41,11 @@ def foreign_link_on(path: str | Path) -> tuple[Path, int] | None:
     told, Windows). Resolving stops at the first name that is not there."""
     if not hasattr(os, "getuid"):
         return None
-    todo = list(reversed(Path(os.path.join(os.getcwd(), path)).parts))  # no normpath: "link/.." is not "."
+    try:
+        whole = path if os.path.isabs(path) else os.path.join(os.getcwd(), path)  # no normpath: "link/.." is not "."
+    except OSError:  # the working folder was deleted: a relative path names nothing
+        return None
+    todo = list(reversed(Path(whole).parts))
     here = Path(todo.pop())
     followed = 0
     while todo:
