@@ -1,0 +1,71 @@
+"""Storage outages under running workers: a PostgreSQL server stopped and started again
+(fast and immediate shutdowns), its connections terminated, a SQLite file locked by
+another process. Real servers (tests/pg.py) and real worker processes; nothing finished
+may be lost or recorded twice, and no trial may stay running for good.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import threading
+import time
+from typing import Any
+
+import tunesmith as ts
+
+#: a worker process: one trial of SECONDS seconds with heartbeats every 0.2 s, judged lost after 1 s
+WORKER = (
+    "import sys, time\n"
+    "import tunesmith as ts\n"
+    "study = ts.Study.load('s', storage=sys.argv[1], heartbeat_interval=0.2, grace_period=1.0)\n"
+    "def objective(trial):\n"
+    "    time.sleep(float(sys.argv[2]))\n"
+    "    return 0.25\n"
+    "study.optimize(objective, n_trials=1)\n"
+)
+
+
+def _running(study: ts.Study, timeout: float = 60.0) -> list[Any]:
+    """The study's running trials, once there is one."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        running = [t for t in study.trials if t.state is ts.TrialState.RUNNING]
+        if running:
+            return running
+        time.sleep(0.05)
+    raise AssertionError("no trial started")
+
+
+def test_a_live_worker_s_trial_is_not_failed_as_lost_by_an_ask_that_waited_out_a_server_restart(
+    pg_server, pg_url: str, subprocess_env: dict[str, str]  # type: ignore[no-untyped-def]
+) -> None:
+    # the server stays down past the grace period: no worker can beat meanwhile, so beats missed then
+    # say nothing of the worker; an ask that waited out the outage failed the live trial ("worker
+    # lost") and the worker's result was thrown away when it came
+    study = ts.Study({"x": ts.Float(0, 1)}, storage=pg_url, name="s", sampler="random", seed=0,
+                     heartbeat_interval=0.2, grace_period=1.0)
+    worker = subprocess.Popen([sys.executable, "-c", WORKER, pg_url, "2.0"], env=subprocess_env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        (theirs,) = _running(study)
+        worker.send_signal(signal.SIGSTOP)  # its beats wait with the server (their retries land at random)
+        pg_server.stop()
+        asked: dict[str, Any] = {}
+        thread = threading.Thread(target=lambda: asked.setdefault("trial", study.ask()))
+        thread.start()  # retries while the server is down
+        time.sleep(2.0)
+        pg_server.start()
+        thread.join(60)
+        worker.send_signal(signal.SIGCONT)
+        _, err = worker.communicate(timeout=60)
+    finally:
+        worker.kill()
+        worker.wait()
+    assert worker.returncode == 0, err
+    study.tell(asked["trial"], 0.5)
+    done = {t.number: t for t in study.trials}
+    assert done[theirs.number].state is ts.TrialState.COMPLETE, done[theirs.number].error
+    assert done[theirs.number].value == 0.25 and "not recorded" not in err
+    assert [t.state for t in done.values()] == [ts.TrialState.COMPLETE] * 2
