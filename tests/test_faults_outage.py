@@ -69,3 +69,29 @@ def test_a_live_worker_s_trial_is_not_failed_as_lost_by_an_ask_that_waited_out_a
     assert done[theirs.number].state is ts.TrialState.COMPLETE, done[theirs.number].error
     assert done[theirs.number].value == 0.25 and "not recorded" not in err
     assert [t.state for t in done.values()] == [ts.TrialState.COMPLETE] * 2
+
+
+def test_a_connection_terminated_as_the_schema_version_is_read_is_retried(pg_server, pg_url: str) -> None:  # type: ignore[no-untyped-def]
+    # pg_terminate_backend (an administrator, a pooler, a failover) as a worker opened the database:
+    # the lost connection was taken for a damaged schema ("cannot read its schema version") and the
+    # worker ended, where any other statement is retried on a new connection
+    import psycopg
+    import sqlalchemy as sa
+
+    from tunesmith.storage import SQLStorage
+
+    SQLStorage(pg_url).close()  # the tables exist: the next open reads their version
+    cut: list[int] = []
+
+    def terminate(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        if "ts_meta" in statement and not cut:
+            cut.append(conn.connection.dbapi_connection.info.backend_pid)
+            with psycopg.connect(pg_server.dsn(pg_url.rsplit("/", 1)[1]), autocommit=True) as admin:
+                admin.execute("SELECT pg_terminate_backend(%s)", (cut[0],))
+
+    sa.event.listen(sa.engine.Engine, "before_cursor_execute", terminate)
+    try:
+        storage = SQLStorage(pg_url)
+    finally:
+        sa.event.remove(sa.engine.Engine, "before_cursor_execute", terminate)
+    assert cut and storage.list_studies() == []

@@ -960,6 +960,8 @@ class SQLStorage(Storage):
                 sa.select(meta_table.c.value).where(meta_table.c.key == "schema_version")
             ).first()
         except DBAPIError as exc:
+            if self._kind(exc) != "fatal":  # a connection lost as it read: retried (it ended the worker)
+                raise
             raise SchemaVersionError(f"{where}: cannot read its schema version ({exc.orig})") from exc
         if row is None:
             raise SchemaVersionError(
