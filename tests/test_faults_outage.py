@@ -7,10 +7,12 @@ may be lost or recorded twice, and no trial may stay running for good.
 from __future__ import annotations
 
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import tunesmith as ts
@@ -95,3 +97,34 @@ def test_a_connection_terminated_as_the_schema_version_is_read_is_retried(pg_ser
     finally:
         sa.event.remove(sa.engine.Engine, "before_cursor_execute", terminate)
     assert cut and storage.list_studies() == []
+
+
+FILE_LIMIT = (
+    "import resource, sys\n"
+    "import tunesmith as ts\n"
+    "study = ts.Study({'x': ts.Float(0, 1)}, storage=sys.argv[1], name='s', sampler='random', seed=0)\n"
+    "resource.setrlimit(resource.RLIMIT_FSIZE, (300_000, 300_000))  # the -wal grows past it\n"
+    "def objective(trial):\n"
+    "    for step in range(20):\n"
+    "        trial.report(trial.params['x'] + step, step=step)\n"
+    "    return trial.params['x']\n"
+    "study.optimize(objective, n_trials=1000)\n"
+)
+
+
+def test_a_sqlite_write_past_the_file_size_limit_names_the_limit_and_keeps_what_was_recorded(
+    tmp_path: Path, subprocess_env: dict[str, str]
+) -> None:
+    # a limit on file size (ulimit -f, a batch system's) ends a write with EFBIG, which SQLite reports as
+    # "disk I/O error": the hint spoke of a file deleted or a failing disk only
+    url = f"sqlite:///{tmp_path / 'f.db'}"
+    run = subprocess.run([sys.executable, "-c", FILE_LIMIT, url], env=subprocess_env, capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode != 0 and "StorageError" in run.stderr and "disk I/O error" in run.stderr, run.stderr[-800:]
+    assert "ulimit -f" in run.stderr.splitlines()[-1]
+    study = ts.Study.load("s", storage=url)
+    done = [t for t in study.trials if t.state is ts.TrialState.COMPLETE]
+    assert done and all(t.value == t.params["x"] and len(t.intermediate) == 20 for t in done)
+    check = sqlite3.connect(tmp_path / "f.db")
+    assert check.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    check.close()

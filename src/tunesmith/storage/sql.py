@@ -122,7 +122,8 @@ _HINTS = {
     "disk is full": "free space on the disk that holds the database, then run again",
     "no space left": "free space on the disk that holds the database, then run again",
     "disk i/o error": "the file or its -wal/-shm files beside it could not be read or written (deleted or "
-                      "moved while in use, or a failing disk); check the folder",
+                      "moved while in use, a limit on file size such as ulimit -f, or a failing disk); check "
+                      "the folder and the limits of the processes that write it",
     "malformed": "the file is damaged; restore it from a backup (sqlite3's .recover may save its rows)",
     "not a database": "the file is not a SQLite database (or is damaged); check the path",
     "readonly database": "the database or its folder is read-only; reading commands open it read-only, "
