@@ -220,8 +220,8 @@ class Storage(ABC):
 
     def reached_again(self) -> float | None:
         """When, by :meth:`clock`, this process last got through to the storage after an
-        outage (a lost connection, a database server restarting, a lock held past
-        ``OUTAGE_BUSY`` seconds); None if it never met one. The heartbeat check judges no
+        outage (a lost connection, a database server restarting, a SQLite file locked by
+        another process for a second or more); None if it never met one. The heartbeat check judges no
         trial lost by beats missed before then: its worker could not write them either."""
         return None
 

@@ -102,11 +102,11 @@ _SQLITE_DRIVER_WAIT = 0.0
 FILE_CHECK = 0.5
 
 _BUSY_STEP = 0.0002
+_BUSY_STEP_MAX = 0.005
 
 #: seconds a SQLite lock must keep every writer out before it counts as an outage (Storage.reached_again):
 #: shorter waits are the ordinary traffic of workers sharing a file, and would put off every heartbeat check
 OUTAGE_BUSY = 1.0
-_BUSY_STEP_MAX = 0.005
 
 
 def _is_busy(exc: DBAPIError) -> bool:
