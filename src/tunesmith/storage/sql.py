@@ -307,7 +307,10 @@ def _seconds(name: str, value: float) -> float:
 
 
 def _dumps(x: Any) -> str:
-    return json.dumps(x, separators=(",", ":"), default=_json_default)
+    """``x`` as compact JSON; an empty mapping (most trials' reports and attrs) as "{}" without the encoder."""
+    if not x and isinstance(x, dict):
+        return "{}"
+    return _ENCODER.encode(x)
 
 
 def _space_text(space: Mapping[str, Any]) -> str:
@@ -340,6 +343,11 @@ def _json_default(x: Any) -> Any:
     if isinstance(x, (set, frozenset, tuple)):
         return list(x)
     return repr(x)
+
+
+#: json.dumps(x, separators=..., default=...) builds an encoder at each call (several per trial written);
+#: one, made once, writes the same text (it keeps no state between calls, so threads share it)
+_ENCODER = json.JSONEncoder(separators=(",", ":"), default=_json_default)
 
 
 def _finite_or_none(v: float | None) -> float | None:
@@ -833,7 +841,7 @@ class SQLStorage(Storage):
         """``once()``, again after transient errors (see :class:`_Backoff`); what
         still fails is raised as StorageError (IntegrityError, which callers
         handle, as it is)."""
-        backoff = _Backoff(self.busy_timeout, self.retry_window)
+        backoff = None  # made at the first error: most operations succeed at once (3 a trial)
         while True:
             try:
                 result = once()
@@ -843,6 +851,7 @@ class SQLStorage(Storage):
                 kind = self._kind(exc)
                 if kind is None:
                     raise
+                backoff = backoff or _Backoff(self.busy_timeout, self.retry_window)
                 gave_up = "" if kind == "fatal" else backoff.wait(busy=kind == "busy")
                 if gave_up is not None:
                     raise self._error(exc, gave_up) from exc
