@@ -345,6 +345,32 @@ def test_a_diverged_run_is_pruned_not_failed() -> None:
 
     study.optimize(objective, n_trials=1, show_progress=False)
     assert study.trials[0].state is ts.TrialState.PRUNED, study.trials[0].error
+    assert study.trials[0].attrs["diverged_at"] == 1  # told apart from the pruner's stop
+
+
+def test_a_lightgbm_metric_turned_nan_keeps_the_round_it_diverged_at(data: tuple[Any, ...]) -> None:
+    """A diverged LightGBM run was pruned with nothing stored that said why: its trial read as one
+    the pruner stopped, without a report of the round. The round is kept as attrs["diverged_at"]."""
+    X_tr, X_va, y_tr, y_va = data
+
+    def nan_from_round_3(preds: Any, ds: Any) -> tuple[str, float, bool]:
+        nan_from_round_3.calls += 1  # type: ignore[attr-defined]
+        return "score", float("nan") if nan_from_round_3.calls >= 3 else 0.5, True  # type: ignore[attr-defined]
+
+    nan_from_round_3.calls = 0  # type: ignore[attr-defined]
+    study = _study(lightgbm_space(), "maximize")
+
+    def objective(trial: ts.Trial) -> float:
+        dtrain = lgb.Dataset(X_tr, label=y_tr)
+        lgb.train({"objective": "binary", "metric": "None", "verbose": -1, "num_threads": 1}, dtrain, 10,
+                  valid_sets=[lgb.Dataset(X_va, label=y_va, reference=dtrain)], feval=nan_from_round_3,
+                  callbacks=[LightGBMPruningCallback(trial)])
+        return 0.0
+
+    study.optimize(objective, n_trials=1, show_progress=False)
+    trial = study.trials[0]
+    assert trial.state is ts.TrialState.PRUNED and trial.intermediate == {1: 0.5, 2: 0.5}
+    assert trial.attrs["diverged_at"] == 3
 
 
 def test_an_xgboost_estimator_holding_the_callback_can_be_cloned_and_pickled(data: tuple[Any, ...]) -> None:

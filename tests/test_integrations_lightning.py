@@ -284,6 +284,33 @@ def test_ranks_that_run_the_script_again_do_not_make_trials_of_their_own(tmp_pat
     assert all("hold trials of their own" in (t.error or "") and "devices=1" in (t.error or "") for t in trials)
 
 
+class Diverging(Regression):
+    """Logs a val_loss that turns NaN from the second epoch on."""
+
+    def validation_step(self, batch: Any, _: int) -> None:
+        x, y = batch
+        loss = torch.nn.functional.mse_loss(self.net(x), y)
+        self.log("val_loss", loss * float("nan") if self.current_epoch >= 1 else loss)
+
+
+def test_a_diverged_fit_is_pruned_and_keeps_the_epoch_it_diverged_at(tmp_path: Path) -> None:
+    """A NaN val_loss pruned the trial unreported, with nothing stored that said why (it read as
+    stopped by the pruner); the epoch is kept as attrs["diverged_at"], as the trainer's bridge does."""
+    study = ts.Study(SPACE, sampler="random", seed=0, pruner=ASHA(min_resource=1, max_resource=EPOCHS))
+
+    def objective(trial: ts.Trial) -> float:
+        cb = PruningCallback(trial, checkpoint_dir=tmp_path / "ckpt")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            trainer(cb, tmp_path, callbacks=[cb]).fit(Diverging(0.01), *loaders())
+        return 0.0
+
+    study.optimize(objective, n_trials=1, show_progress=False)
+    trial = study.trials[0]
+    assert trial.state is ts.TrialState.PRUNED and list(trial.intermediate) == [1]
+    assert trial.attrs["diverged_at"] == 2
+
+
 class Accuracy(Regression):
     """Logs a higher-is-better "val_acc" and a custom "val_gain" next to val_loss."""
 

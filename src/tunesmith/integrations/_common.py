@@ -112,10 +112,18 @@ def report_and_decide(trial: Any, value: float, step: int) -> None:
                 "the folds without it and report their mean yourself"
             )
         if not math.isfinite(value):  # diverged: it cannot recover (as the Lightning callback decides)
-            raise TrialPruned(f"trial {trial.number}: the metric is {value} at boosting round {step}: diverged")
+            raise diverged(trial, value, step, "boosting round")
         trial.report(value, step)
     if trial.decision() is not Decision.CONTINUE:  # asked once: another worker may report meanwhile
         raise TrialPruned(f"trial {trial.number} pruned at step {step}")
+
+
+def diverged(trial: Any, value: float, step: int, unit: str) -> TrialPruned:
+    """The TrialPruned for a monitored ``value`` that is NaN or infinite at ``step`` (the run diverged), which is
+    not reported; the step is kept as ``trial.attrs["diverged_at"]``, as the trainer's bridge keeps it: the
+    study drops the exception's message, and the trial read as pruned by the pruner, with no report of that step."""
+    trial.set_attr("diverged_at", step)
+    return TrialPruned(f"trial {trial.number}: the metric is {value} at {unit} {step}: diverged")
 
 
 #: a lock per trial object, for :func:`report_and_decide`'s look at the reports and its report to be one step:

@@ -221,8 +221,9 @@ class PruningCallback(_Callback):
         value = self._value(trainer)
         if value is None:
             return Decision.CONTINUE  # not logged in this validation: nothing to report
-        if not math.isfinite(value):
-            return Decision.PRUNE  # diverged: it cannot recover
+        if not math.isfinite(value):  # diverged: it cannot recover
+            self.trial.set_attr("diverged_at", step)
+            return Decision.PRUNE
         self.trial.report(value, step)
         decision: Decision = self.trial.decision()
         return decision
