@@ -10,6 +10,7 @@ import re
 import threading
 import warnings
 import weakref
+from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -203,15 +204,20 @@ def check_names(what: str, **names: Any) -> None:
             raise TypeError(f"{what}: {key} must be a name (a non-empty string) or None, got {value!r}")
 
 
-def check_direction(trial: Any, metric: str, *, maximize: bool, what: str) -> None:
-    """A ValueError when the study's direction is not the metric's (``maximize``)."""
+def check_direction(trial: Any, metric: str, *, maximize: bool, what: str, others: Sequence[str] = ()) -> None:
+    """A ValueError when the study's direction is not the metric's (``maximize``), naming ``others``: the
+    metrics the same validation data evaluates that are better the study's way. With ``eval_metric=["auc",
+    "logloss"]`` in a study that maximizes, the callback follows the library's early stopping, which takes the
+    last metric (XGBoost) or the first (LightGBM), and the error said only "monitor another metric"."""
     want = "maximize" if maximize else "minimize"
     have = str(getattr(trial.study.direction, "value", trial.study.direction))
     if have != want:
+        pick = f": {what}(trial, metric={others[0]!r}) (evaluated, and better {'lower' if maximize else 'higher'}: " \
+               f"{list(others)})" if others else f" ({what}(trial, metric=...))"
         raise ValueError(
             f"{what}: the metric {metric!r} is better when {'higher' if maximize else 'lower'}, "
             f"but the study's direction is {have!r}; create the study with direction={want!r} "
-            "or monitor another metric"
+            f"or monitor another metric{pick}"
         )
 
 
