@@ -311,6 +311,18 @@ def test_a_diverged_fit_is_pruned_and_keeps_the_epoch_it_diverged_at(tmp_path: P
     assert trial.attrs["diverged_at"] == 2
 
 
+def test_a_strategy_that_pickles_the_trainer_is_refused_naming_the_fix(tmp_path: Path) -> None:
+    """strategy='ddp_spawn' pickles the Trainer into its ranks: the callback's trial failed it with
+    "cannot pickle '_thread.RLock' object"; the error now names the callback and what to do instead."""
+    trial = ts.Study(SPACE, storage=f"sqlite:///{tmp_path / 'ts.db'}").ask()
+    cb = PruningCallback(trial, checkpoint_dir=tmp_path / "ckpt")
+    t = trainer(cb, tmp_path, callbacks=[cb], strategy="ddp_spawn", devices=2)
+    with warnings.catch_warnings(), pytest.raises(TypeError, match=r"holds trial 0, .*'ddp_spawn'.*devices=1.*ddp_fork"):
+        warnings.simplefilter("ignore")
+        t.fit(Regression(0.1), *loaders())
+    assert trial.intermediate == {}
+
+
 class Accuracy(Regression):
     """Logs a higher-is-better "val_acc" and a custom "val_gain" next to val_loss."""
 

@@ -96,6 +96,19 @@ class PruningCallback(_Callback):
                               use="tunesmith.integrations.transformers.PruningCallback(trial, metric='eval_loss') "
                                   "with a transformers Trainer")  # fmt: skip
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Refused with the fix while it holds a trial: a strategy that starts its ranks by pickling the Trainer
+        ("ddp_spawn", "ddp_notebook" where fork is not there) failed with "cannot pickle '_thread.RLock' object"
+        (the trial's storage); a copy of the trial in each rank would report into copies anyway."""
+        if self.trial is not None:
+            raise TypeError(
+                f"PruningCallback holds trial {self.trial.number}, which cannot be pickled into the processes a "
+                "strategy such as 'ddp_spawn' starts; train one process per trial (devices=1; one trial per GPU: "
+                "study.optimize(..., gpus=[0, 1])), or on CPU fork the ranks (strategy='ddp_fork') with "
+                "study.ask() and study.tell() (docs/integrations.md, 'DDP and other strategies')"
+            )
+        return self.__dict__
+
     @property
     def resume_from(self) -> str | None:
         """The checkpoint a resumed trial continues from (for ``fit(ckpt_path=...)``), else None.
