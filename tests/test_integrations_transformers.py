@@ -285,6 +285,23 @@ def test_a_trainer_that_never_evaluates_is_warned_about(tmp_path: Path) -> None:
         PruningCallback(trial, "accuracy")
 
 
+def test_a_metric_turned_nan_prunes_and_keeps_the_step_it_diverged_at(tmp_path: Path) -> None:
+    """A NaN metric pruned the trial with nothing stored that said why; the step is kept as
+    attrs["diverged_at"], as the trainer's bridge keeps it."""
+    study = ts.Study(SMALL, direction="maximize", pruner=ts.pruners.ASHA(min_resource=1, max_resource=3))
+
+    def objective(trial: ts.Trial) -> float:
+        trainer, _ = tiny_trainer(base_args(tmp_path, num_train_epochs=3), trial, "eval_score")
+        trainer.compute_metrics = lambda _: {"score": float("nan") if trainer.state.epoch > 1.5 else 0.5}
+        trainer.train()
+        return 0.0
+
+    study.optimize(objective, n_trials=1, show_progress=False)
+    trial = study.trials[0]
+    assert trial.state is ts.TrialState.PRUNED and trial.intermediate == {1: 0.5}
+    assert trial.attrs["diverged_at"] == 2
+
+
 def test_a_misspelt_metric_gets_the_closest_evaluated_name(tmp_path: Path) -> None:
     """The error is a tunesmith error users catch by name (it was a plain ValueError), still a ValueError."""
     from tunesmith.integrations import transformers as integration

@@ -28,6 +28,7 @@ from ._common import (
     LOWER_IS_BETTER,
     check_trial,
     did_you_mean_metric,
+    diverged,
     guess_direction,
     moved_checkpoint,
     other_framework,
@@ -186,7 +187,7 @@ class PruningCallback(_TrainerCallback):
         if reported_before_a_hold(self.trial, step):
             return  # trained again from the pause's checkpoint after its worker died
         if not math.isfinite(value):
-            raise TrialPruned(f"{self.metric} is {value} at step {step}: diverged")
+            raise diverged(self.trial, value, step, "step")
         self.trial.report(value, step)
         decision = self.trial.decision()
         if decision is Decision.PAUSE:
