@@ -75,18 +75,21 @@ def test_a_new_storage_at_a_freed_storage_s_address_is_told_its_own(caplog: pyte
     """Before: storages without a URL were told apart by id(): a new one at the address of one freed (CPython
     reuses it at once) was taken for it, and the warning its study was due was kept at debug."""
     import gc
+    import weakref
 
     from tunesmith.storage import MemoryStorage
 
     told = "created without heartbeats"
     with caplog.at_level("WARNING", logger="tunesmith"):
-        first = Study(SPACE, name="s")._storage
+        first = MemoryStorage()
+        Study(SPACE, storage=first, name="s")
         Study.load("s", first, heartbeat_interval=1)
-        address = id(first)
+        address, gone = id(first), weakref.ref(first)
         del first
         gc.collect()
+        assert gone() is None  # freed: its address may be reused
         held = []  # each kept (made, not yet set up), so the next one takes another address
-        while len(held) < 20_000 and (not held or id(held[-1]) != address):
+        while len(held) < 200_000 and (not held or id(held[-1]) != address):
             held.append(MemoryStorage.__new__(MemoryStorage))
         if id(held[-1]) != address:
             pytest.skip("no new storage took the freed one's address")
