@@ -62,7 +62,7 @@ class P:
 class Cell:
     name: str
     data: Callable[[], tuple[np.ndarray, np.ndarray]]
-    estimator: Callable[[], Any]
+    estimator: Callable[[int], Any]  # the seed -> a new estimator; a random one's random_state from the seed or fixed
     space: dict[str, P]
     coarse: dict[str, int]  # grid points per numeric parameter: 16 configurations
     fine: dict[str, int]  # 64 configurations
@@ -118,25 +118,25 @@ def cells() -> list[Cell]:
     from sklearn.svm import SVC
 
     return [
-        Cell("svc-digits", _digits, lambda: SVC(),
+        Cell("svc-digits", _digits, lambda seed: SVC(),
              {"C": P("float", 1e-2, 1e3, True), "gamma": P("float", 1e-4, 1.0, True)},
              {"C": 4, "gamma": 4}, {"C": 8, "gamma": 8}),
         Cell("logreg-breast-cancer", _cancer,
-             lambda: make_pipeline(StandardScaler(), LogisticRegression(solver="liblinear")),
+             lambda seed: make_pipeline(StandardScaler(), LogisticRegression(solver="liblinear", random_state=seed)),
              {"logisticregression__C": P("float", 1e-4, 1e2, True), **_l1_or_l2()},
              {"logisticregression__C": 8}, {"logisticregression__C": 32}),
-        Cell("forest-classification", _made(1), lambda: RandomForestClassifier(n_estimators=25, random_state=0),
+        Cell("forest-classification", _made(1), lambda seed: RandomForestClassifier(n_estimators=25, random_state=0),
              {"max_features": P("float", 0.05, 1.0), "min_samples_leaf": P("int", 1, 40)},
              {"max_features": 4, "min_samples_leaf": 4}, {"max_features": 8, "min_samples_leaf": 8}),
-        Cell("boosting-classification", _made(2), lambda: HistGradientBoostingClassifier(max_iter=40, random_state=0),
+        Cell("boosting-classification", _made(2), lambda seed: HistGradientBoostingClassifier(max_iter=40, random_state=0),
              {"learning_rate": P("float", 1e-3, 1.0, True), "max_leaf_nodes": P("int", 2, 64)},
              {"learning_rate": 4, "max_leaf_nodes": 4}, {"learning_rate": 8, "max_leaf_nodes": 8}),
-        Cell("knn-moons", _moons, lambda: KNeighborsClassifier(),
+        Cell("knn-moons", _moons, lambda seed: KNeighborsClassifier(),
              {"n_neighbors": P("int", 1, 100), "weights": P("cat", choices=("uniform", "distance")),
               "p": P("cat", choices=(1, 2))},
              {"n_neighbors": 4}, {"n_neighbors": 16}),
         Cell("mlp-classification", _made(3, 400),
-             lambda: make_pipeline(StandardScaler(), MLPClassifier((32,), max_iter=80, random_state=0)),
+             lambda seed: make_pipeline(StandardScaler(), MLPClassifier((32,), max_iter=80, random_state=0)),
              {"mlpclassifier__alpha": P("float", 1e-6, 10.0, True),
               "mlpclassifier__learning_rate_init": P("float", 1e-4, 0.3, True)},
              {"mlpclassifier__alpha": 4, "mlpclassifier__learning_rate_init": 4},
@@ -194,7 +194,7 @@ def grid_space(space: dict[str, P], points: dict[str, int]) -> dict[str, list[An
 
 
 def build(method: str, cell: Cell, seed: int, cv: Any) -> Any:
-    est = cell.estimator()
+    est = cell.estimator(seed)
     if method in ("tunesmith", "tunesmith-pruned", "tunesmith-racing"):
         from tunesmith.sklearn import TunedSearchCV
 

@@ -100,7 +100,7 @@ def build(method: str, held: Held, seed: int, cv: Any) -> Any:
                         "tunesmith-previous": {"name": "auto", "bayes": {"ei_margin": 0.01}},
                         "tunesmith-halfrank": {"name": "auto", "bayes": {"ei_margin": 0.01, "half_rank": True}},
                         }.get(method, "auto")
-        return TunedSearchCV(held.cell.estimator(), B.scipy_space(held.cell.space), n_trials=B.N_TRIALS, cv=cv,
+        return TunedSearchCV(held.cell.estimator(seed), B.scipy_space(held.cell.space), n_trials=B.N_TRIALS, cv=cv,
                              random_state=seed, sampler=sampler)
     return B.build(method, held.cell, seed, cv)
 

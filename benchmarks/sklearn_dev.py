@@ -67,7 +67,7 @@ def run(mode: str, names: list[str], seeds: list[int], samplers: list[str], out:
                 continue
             variants = {k: v for k, v in variants.items() if variants_ is None or k in variants_}
             for name, (sampler, pruner) in variants.items():
-                s = TunedSearchCV(cell.estimator(), B.scipy_space(cell.space), n_trials=B.N_TRIALS, cv=cv,
+                s = TunedSearchCV(cell.estimator(seed), B.scipy_space(cell.space), n_trials=B.N_TRIALS, cv=cv,
                                   random_state=seed, sampler=sampler, pruner=pruner, refit=mode != "selection")
                 s.fit(xtr, ytr)
                 row: dict[str, Any] = {"cell": cell.name, "seed": seed, "v": name}
@@ -84,7 +84,7 @@ def run(mode: str, names: list[str], seeds: list[int], samplers: list[str], out:
                     r = s.cv_results_
                     row["folds"] = [[float(r[f"split{k}_test_score"][i]) for k in range(B.FOLDS)]
                                     for i in range(len(r["params"]))]
-                    row["test"] = [float(clone(cell.estimator()).set_params(**p).fit(xtr, ytr).score(xte, yte))
+                    row["test"] = [float(clone(cell.estimator(seed)).set_params(**p).fit(xtr, ytr).score(xte, yte))
                                    for p in r["params"]]
                     row["raw"] = [dict(t.params) for t in s.study_.trials]
                 with out.open("a") as f:
@@ -107,7 +107,7 @@ def _trace(cell: Any, seed: int, cv: Any, data: tuple[Any, ...], out: Path, name
                        "xi-0.01": lambda: xi_sampler(seed),
                        # the seventh round: "auto" with the worse half of the scores rank-warped
                        "half-rank": lambda: {"name": "auto", "bayes": {"ei_margin": 0.01, "half_rank": True}}}
-            s = TunedSearchCV(cell.estimator(), B.scipy_space(cell.space), n_trials=B.N_TRIALS, cv=cv,
+            s = TunedSearchCV(cell.estimator(seed), B.scipy_space(cell.space), n_trials=B.N_TRIALS, cv=cv,
                               random_state=seed, sampler=sampler[name]() if name in sampler else name)
         s.fit(xtr, ytr)
         r = s.cv_results_

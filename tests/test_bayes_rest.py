@@ -152,3 +152,24 @@ def test_a_step_with_no_held_parameter_in_the_model_keeps_the_incumbent() -> Non
     u = rest.step(U, y, relevant, none, np.random.default_rng(0), side=0.2, shrink_after=2, sure=0.01)
     assert u.tolist() == U[int(np.argmin(y))].tolist()
     assert rest.pinned(U, y, relevant, none, side=0.2, sure=0.01) is None
+
+
+def test_a_paused_trial_is_modelled_as_a_pruned_one_not_as_a_pending_one() -> None:
+    """Behind a pausing pruner the GP took a paused trial for a pending one, a fantasy at its own mean for as
+    long as it stayed paused (forever, unless promoted), though the pruner had stopped it as it stops the
+    pruned ones, which count as the worst loss seen. Now a paused trial is modelled as a pruned one."""
+    from tunesmith.samplers import BayesSampler
+    from tunesmith.trial import Direction, FrozenTrial, TrialState
+
+    space = ts.Space({"x": ts.Float(0, 1), "y": ts.Float(0, 1)})
+    rng = np.random.default_rng(0)
+    done = [FrozenTrial(i, TrialState.COMPLETE, {"x": float(rng.random()), "y": float(rng.random())},
+                        float(rng.random())) for i in range(8)]
+    stopped = [FrozenTrial(8 + i, TrialState.PAUSED, {"x": 0.9 + 0.02 * i, "y": 0.5}, 2.0, intermediate={3: 2.0})
+               for i in range(4)]
+    asked = {}
+    for state in (TrialState.PAUSED, TrialState.PRUNED):
+        sampler = BayesSampler(seed=1)
+        trials = done + [t.replace(state=state) for t in stopped]
+        asked[state] = [sampler.suggest(space, trials, Direction.MINIMIZE).params for _ in range(3)]
+    assert asked[TrialState.PAUSED] == asked[TrialState.PRUNED]

@@ -128,8 +128,9 @@ def test_a_folder_of_another_user_is_refused(tmp_path: Path) -> None:
     theirs = tmp_path / "theirs"
     theirs.mkdir(mode=0o755)
     os.chown(theirs, 65534, 65534)
-    with pytest.raises(CheckpointError, match="belongs to another user"):
+    with pytest.raises(CheckpointError, match="belongs to another user") as err:
         checkpoint.secure_dir(theirs)
+    assert isinstance(err.value, ts.UntrustedPathError) and isinstance(err.value, PermissionError)
 
 
 def test_folders_are_0700_and_files_0600(tmp_path: Path) -> None:

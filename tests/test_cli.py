@@ -504,6 +504,42 @@ def test_show_lists_paused_trials_of_a_study_whose_stored_pruner_is_none(
     assert "tunesmith tell s N --state pruned --storage" in out
 
 
+def test_commands_printed_for_a_study_named_with_a_leading_dash_run_when_pasted(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A study stored before names beginning with '-' were refused: the commands printed for it put the name
+    where the command line reads an option (`tunesmith tell -neg N ...`: "the following arguments are required")."""
+    import re
+    import sqlite3
+
+    from tunesmith.cli.commands import _show_command
+    from tunesmith.study.study import _copy_command
+
+    db = f"sqlite:///{tmp_path / 'p.db'}"
+    space = {"x": ts.Float(0, 1)}
+    study = ts.Study(space, storage=db, name="neg", sampler="random", seed=0,
+                     pruner=ts.pruners.ASHA(pause=True, min_resource=1, reduction_factor=3, max_resource=9))
+    for trial in [study.ask() for _ in range(2)]:
+        trial.set_attr("checkpoint", "none")
+        trial.report(trial.params["x"], 1)
+        study.tell(trial, state="paused")
+    study.storage.close()
+    with sqlite3.connect(tmp_path / "p.db") as conn:
+        conn.execute("UPDATE ts_studies SET name = '-neg'")
+    stored = ts.load_study("-neg", db)
+    assert run_cli("show", "--storage", db, "--", "-neg") == 0
+    out = " ".join(capsys.readouterr().out.split())
+    tell = re.search(r"tunesmith tell .*? N --state pruned --storage \S+|tunesmith tell .*? -- -neg N", out)
+    assert tell is not None, out
+    copy = _copy_command("-neg", stored.storage)
+    for printed in (tell[0].replace(" N", " 0"), _show_command(stored), copy.replace("STUDY.yaml", str(tmp_path / "s.yaml"))):
+        (tmp_path / "s.yaml").write_text("objective: obj.py:f\nspace:\n  x: {type: float, low: 0, high: 1}\n")
+        words = shlex.split(printed)
+        assert words[0] == "tunesmith" and "-neg" in words and words[words.index("-neg") - 1] == "--", printed
+        assert run_cli(*words[1:]) == 0, (printed, capsys.readouterr().err)
+    assert ts.load_study("-neg", db).trials[0].state is ts.TrialState.PRUNED
+    assert {s.name for s in ts.storage.make_storage(db).list_studies()} == {"-neg", "NEW_NAME"}
+
+
 def test_subcommand_table_is_extensible() -> None:
     names = [c.name for c in SUBCOMMANDS]
     assert names[:5] == ["run", "studies", "show", "export", "plot"] and {"worker", "importance"} <= set(names)

@@ -145,6 +145,8 @@ def test_a_lost_trial_s_seconds_end_at_its_last_heartbeat_and_a_deleted_checkpoi
     assert str(tmp_path / "gone") in pages[2] and "(gone" not in pages[2]  # another machine's: not looked for
     table = c.get("/studies/s").text
     assert table.count("<td>12.5</td>") == 3, table
+    assert c.get("/api/studies/s/trials/0").json()["duration"] == pytest.approx(12.5)  # as the pages: not ~100
+    assert [t["duration"] for t in c.get("/api/studies/s/trials").json()["trials"]] == pytest.approx([12.5] * 3)
 
 
 def test_the_trial_page_and_api_show_everything_of_a_trial(url: str) -> None:

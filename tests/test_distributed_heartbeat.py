@@ -71,6 +71,34 @@ def test_a_study_created_without_heartbeats_is_said_once_per_process(
         assert caplog.text.count(stored) == 2  # other settings asked: said again
 
 
+def test_a_new_storage_at_a_freed_storage_s_address_is_told_its_own(caplog: pytest.LogCaptureFixture) -> None:
+    """Before: storages without a URL were told apart by id(): a new one at the address of one freed (CPython
+    reuses it at once) was taken for it, and the warning its study was due was kept at debug."""
+    import gc
+    import weakref
+
+    from tunesmith.storage import MemoryStorage
+
+    told = "created without heartbeats"
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        first = MemoryStorage()
+        Study(SPACE, storage=first, name="s")
+        Study.load("s", first, heartbeat_interval=1)
+        address, gone = id(first), weakref.ref(first)
+        del first
+        gc.collect()
+        assert gone() is None  # freed: its address may be reused
+        held = []  # each kept (made, not yet set up), so the next one takes another address
+        while len(held) < 200_000 and (not held or id(held[-1]) != address):
+            held.append(MemoryStorage.__new__(MemoryStorage))
+        if id(held[-1]) != address:
+            pytest.skip("no new storage took the freed one's address")
+        held[-1].__init__()  # type: ignore[misc]
+        Study(SPACE, storage=held[-1], name="s")
+        Study.load("s", held[-1], heartbeat_interval=1)
+        assert caplog.text.count(told) == 2
+
+
 def test_a_worker_with_a_shorter_grace_never_fails_another_workers_live_trial(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -429,6 +429,36 @@ def test_an_output_that_is_a_link_of_another_user_is_refused(tmp_path: Path, cap
 
 
 @pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="making a link of another user needs root")
+def test_a_path_another_user_may_have_chosen_is_refused_with_one_class_a_permission_error(tmp_path: Path) -> None:
+    """Before: another user's link at an output, database or TensorBoard path raised a ValueError, while the
+    same kind of refusal elsewhere (a Ray token's folder others may write) raised a PermissionError."""
+    from tunesmith.integrations.tensorboard import _check_log_dir
+    from tunesmith.plots import replace_file
+    from tunesmith.storage.sql import _check_beside
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    links = []
+    for name in ("out.html", "s.db", "tb"):
+        links.append(tmp_path / name)
+        links[-1].symlink_to(victim)
+        os.lchown(links[-1], 65534, 65534)
+    open_db = tmp_path / "open.db"
+    sqlite3.connect(open_db).close()
+    (tmp_path / "open.db-wal").write_bytes(b"")
+    os.chown(tmp_path / "open.db-wal", 65534, 65534)
+    refusals = [lambda: replace_file(links[0], lambda f: f.write(b"x")),
+                lambda: ts.Study(SPACE, storage=f"sqlite:///{links[1]}", name="s"),
+                lambda: _check_log_dir(links[2]),
+                lambda: _check_beside(open_db, "sqlite:///open.db")]
+    for refused in refusals:
+        with pytest.raises(PermissionError, match="another user|belongs to uid 65534") as err:
+            refused()
+        assert isinstance(err.value, ts.UntrustedPathError) and isinstance(err.value, ValueError)  # as before
+    assert victim.read_text() == "precious"
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="making a link of another user needs root")
 def test_a_database_that_is_a_link_of_another_user_is_not_written_through(tmp_path: Path) -> None:
     """Before: a link another user planted at a study's database path (a shared folder) was followed: the
     study's tables went into the file they chose, another database of this user's."""
@@ -438,8 +468,8 @@ def test_a_database_that_is_a_link_of_another_user_is_not_written_through(tmp_pa
     link = tmp_path / "shared.db"
     link.symlink_to(victim)
     os.lchown(link, 65534, 65534)
-    with pytest.raises(ValueError, match=rf"{link} is a link owned by another user \(uid 65534\), who chose the file "
-                                         rf"it writes to \({victim}\)"):
+    with pytest.raises(ts.UntrustedPathError, match=rf"{link} is a link owned by another user \(uid 65534\), who "
+                                                   rf"chose the file it writes to \({victim}\)"):
         ts.Study(SPACE, storage=f"sqlite:///{link}", name="s")
     with sqlite3.connect(victim) as db:
         assert db.execute("SELECT name FROM sqlite_master").fetchall() == [("mine",)]
@@ -668,7 +698,8 @@ def test_a_journal_planted_beside_the_database_by_a_user_who_cannot_write_it_is_
     planted = tmp_path / f"shared.db{suffix}"
     planted.write_bytes(b"")
     os.chown(planted, 65534, 65534)
-    with pytest.raises(ValueError, match=f"shared.db{suffix} belongs to uid 65534, who may not write the database"):
+    with pytest.raises(ts.UntrustedPathError, match=f"shared.db{suffix} belongs to uid 65534, who may not write "
+                                                    "the database"):
         ts.load_study("s", url)
     assert main(["studies", "--storage", url]) != 0 and "uid 65534" in capsys.readouterr().err
     from tunesmith.storage.sql import _check_beside

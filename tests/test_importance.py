@@ -683,3 +683,16 @@ def test_the_design_asks_for_as_many_trials_as_importance_does() -> None:
     with pytest.raises(ValueError, match=f"importance needs at least {MIN_TRIALS} complete trials, got 9"):
         design(random_trials(space, lambda p: p["x"], 9, 0), space)
     assert MIN_TRIALS == 10 and len(design(random_trials(space, lambda p: p["x"], 10, 0), space).y) == 10
+
+
+def test_the_printed_table_aligns_wide_and_combining_names_by_the_columns_they_take() -> None:
+    """Before: aligned by len(): a CJK name (two columns a character) pushed its numbers right, a name with
+    a combining accent (a character taking no column) pulled them left."""
+    from rich.cells import cell_len
+
+    space = {"学习率": ts.Float(0, 1), "e\u0301ta": ts.Float(0, 1), "x": ts.Float(0, 1)}
+    study = ts.Study(space, sampler="random", seed=0)
+    study.optimize(lambda t: 3 * t.params["学习率"] + t.params["e\u0301ta"] ** 2 + 0.1 * t.params["x"], n_trials=14)
+    rows = str(study.importance()).splitlines()[1:]
+    starts = {cell_len(row[:row.rindex("  ") + 2]) for row in rows if "±" in row}  # where the numbers begin
+    assert len(starts) == 1, rows

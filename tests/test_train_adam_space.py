@@ -82,3 +82,18 @@ def test_no_schedules_leaves_the_schedule_to_the_train_config() -> None:
     with pytest.raises(ValueError, match=r"schedules must be a non-empty subset .*got \[\]; None leaves the schedule "
                                          r"to the TrainConfig"):
         adam_space(schedules=())
+
+
+def test_a_decay_range_no_searched_schedule_uses_is_refused_not_dropped() -> None:
+    """Before: adam_space(schedules=None, gamma=(0.2, 0.5)) returned a space without gamma, the range lost."""
+    with pytest.raises(ValueError, match=r"gamma=\(0.2, 0.5\) is searched only under the schedules \['step', "
+                                         r"'exponential', 'plateau'\], and schedules=None searches no schedule: add "
+                                         r"one of them to schedules, or leave gamma out \(gamma=None\)"):
+        adam_space(schedules=None, gamma=(0.2, 0.5))
+    with pytest.raises(ValueError, match=r"decay_epochs=\(2, 4\) is searched only under the schedules \['step'\], "
+                                         r"and schedules=\['cosine', 'exponential'\] has none of them"):
+        adam_space(schedules=("cosine", "exponential"), decay_epochs=(2, 4))
+    # the defaults, None, and a range a searched schedule uses are taken as before
+    assert set(adam_space(schedules=None)) == set(adam_space(schedules=None, gamma=None, decay_epochs=None))
+    assert "plateau_factor" in adam_space(schedules=("plateau",), gamma=(0.2, 0.5))
+    assert "gamma" not in adam_space(schedules=("cosine",))

@@ -33,6 +33,7 @@ from .exceptions import (
     TrialPaused,
     TrialPruned,
     TunesmithError,
+    UntrustedPathError,
     WorkersLost,
 )
 from .pruners import Decision, Pruner
@@ -153,6 +154,7 @@ __all__ = [
     "TrialPaused",
     "TrialPruned",
     "TrialState",
+    "UntrustedPathError",
     "TunesmithError",
     "WorkersLost",
     "cv",

@@ -37,6 +37,13 @@ class ResumeRefused(TunesmithError, RuntimeError):  # noqa: N818 - like TrialPau
     resumed, it fails that trial as any error does."""
 
 
+class UntrustedPathError(TunesmithError, PermissionError, ValueError):
+    """A file or folder tunesmith was to read or write is refused because another user may have chosen it
+    or may change it: their link in its place, a file or folder of theirs, one others may write (a Ray
+    token, a TensorBoard log folder, a SQLite journal, a checkpoint folder). A ``PermissionError`` and a
+    ``ValueError`` too; the message names the path, whose it is, and the fix."""
+
+
 class StorageError(TunesmithError):
     """A storage could not be opened, read or written: the database is missing,
     damaged, full, read-only, or unreachable for longer than the storage's

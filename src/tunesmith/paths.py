@@ -12,9 +12,11 @@ import stat
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from .exceptions import UntrustedPathError
+
 
 def refuse_foreign_link(path: Path, st: os.stat_result | None, what: str, fix: str) -> None:
-    """A ValueError where ``st`` (``path``'s lstat, None where there is nothing) is a symbolic link of
+    """An :class:`~tunesmith.exceptions.UntrustedPathError` where ``st`` (``path``'s lstat, None where there is nothing) is a symbolic link of
     another user (but root), or where reaching ``path`` follows one (a chain of links: the user's own link to
     another user's link in a folder of theirs, or a folder on the way that is their link): in a folder others
     can write, they chose which of this user's files is written. ``what`` begins the message (what was being
@@ -22,12 +24,12 @@ def refuse_foreign_link(path: Path, st: os.stat_result | None, what: str, fix: s
     if not hasattr(os, "getuid"):
         return
     if st is not None and stat.S_ISLNK(st.st_mode) and st.st_uid not in (0, os.getuid()):
-        raise ValueError(f"{what}: {path} is a link owned by another user (uid {st.st_uid}), who chose the file it "
+        raise UntrustedPathError(f"{what}: {path} is a link owned by another user (uid {st.st_uid}), who chose the file it "
                          f"writes to ({os.path.realpath(path)}); {fix}")
     theirs = foreign_link_on(path)
     if theirs is not None:
         link, uid = theirs
-        raise ValueError(f"{what}: {path} leads through {link}, a link owned by another user (uid {uid}), who chose "
+        raise UntrustedPathError(f"{what}: {path} leads through {link}, a link owned by another user (uid {uid}), who chose "
                          f"where it leads ({os.path.realpath(path)}); {fix}")
 
 

@@ -40,7 +40,7 @@ from ..space import Space, display_names, for_display
 from ..space.params import plural
 from ..space.space import load_yaml, shortened
 from ..storage import Storage, make_storage
-from ..storage.base import StudyRecord, mask_url, password_note
+from ..storage.base import StudyRecord, command_line, mask_url, password_note
 from ..study import Study, trial_rows
 from ..study.evaluate import SUFFIX as TEST_SUFFIX
 from ..study.evaluate import TestResult, results_from, test_results
@@ -210,8 +210,8 @@ def _show_command(study: Study) -> str:
     tunesmith.db in the current folder: "no study" for a study file's own storage)."""
     url = study.storage.display_url
     if "://" not in url:  # in memory: nothing to show after the run
-        return f"tunesmith show {shlex.quote(study.name)}"
-    return f"tunesmith show {shlex.quote(study.name)} --storage {shlex.quote(url)}{password_note(url)}"
+        return command_line("show", study.name)
+    return command_line("show", study.name, options=["--storage", url]) + password_note(url)
 
 
 def _print_run(study: Study, before: dict[int, tuple[TrialState, int]], top: int) -> None:
@@ -496,8 +496,8 @@ def _show_pruner(console: Any, study: Study, trials: list[FrozenTrial], storage:
     paused = [t.number for t in trials if t.state is TrialState.PAUSED]
     if study.pruner.name == "none" and not paused:
         return
-    tell = shlex.join(["tunesmith", "tell", study.name, "N", "--state", "pruned",
-                       *(["--storage", mask_url(storage)] if storage != DEFAULT_STORAGE else [])])
+    tell = command_line("tell", study.name, "N", options=[
+        "--state", "pruned", *(["--storage", mask_url(storage)] if storage != DEFAULT_STORAGE else [])])
     resumes = ("a later optimize (tunesmith run or worker) resumes those it promotes" if study.pruner.pauses else
                "the study's pruner pauses none: an optimize given the pruner that paused them resumes those it promotes")
     console.print(f"pruner {escape(pruner_label(study.pruner) or 'none')}"
@@ -538,7 +538,7 @@ def best_table(study: Study, trials: list[FrozenTrial], top: int) -> Table:
     names = [n for n in study.space if any(n in t.params for t in done)]
     if len(names) > MAX_PARAM_COLUMNS:  # thousands (a hyperparameter per weight) leave no column readable
         table.caption = (f"the first {SHOWN_PARAM_COLUMNS} of {len(names)} parameters; "
-                         f"tunesmith export {literal(shlex.quote(study.name))} writes them all")
+                         f"{literal(command_line('export', study.name))} writes them all")
         names = names[:SHOWN_PARAM_COLUMNS]
     shown = display_names(study.space)  # a list of dicts' "0:C" as "C" or "C [branch 0]"
     for n in names:

@@ -13,7 +13,6 @@ import functools
 import multiprocessing as mp
 import os
 import re
-import shlex
 import signal
 import sys
 from collections.abc import Callable, Mapping
@@ -23,7 +22,7 @@ from typing import Any
 from ..exceptions import STOPPING_SIGNALS, ResumeRefused, StudyNotFound, Terminated
 from ..execution import runs_in_processes
 from ..storage import MemoryStorage, Storage, make_storage
-from ..storage.base import password_note
+from ..storage.base import command_line, password_note
 from ..study import Study
 from ..study.manage import check_name_before_file
 from ..trial import FrozenTrial, TrialState
@@ -208,13 +207,13 @@ def tell_as_command(message: str, study: Study) -> str:
     """``message`` with its advice ``study.tell(N, state='pruned')`` as the ``tunesmith tell`` command; none
     for a study in memory, which this run takes with it (``--storage memory`` would find no study)."""
     url = study.storage.display_url
-    where = shlex.join(["--storage", url]) + password_note(url)
 
     def advice(m: re.Match[str]) -> str:
         if isinstance(study.storage, MemoryStorage):
             return ("`tunesmith tell` on a database storage (this study was in memory, gone with this run: give the "
                     "study file a `storage:` to keep its paused trials)")
-        return f"`tunesmith tell {shlex.quote(study.name)} {m[1]} --state pruned {where}`"
+        options = ["--state", "pruned", "--storage", url]
+        return f"`{command_line('tell', study.name, m[1], options=options)}`{password_note(url)}"
 
     return re.sub(r"study\.tell\((\d+), state='pruned'\)", advice, message)
 

@@ -39,7 +39,7 @@ from ..storage import Storage
 from ..study.manage import study_notes
 from ..trial import FrozenTrial, TrialState, as_count, json_finite
 from . import figures, pages
-from .aggregate import ORDERS, page
+from .aggregate import ORDERS, page, ran_for
 from .cache import StudyCache, View
 from .server import asked_uid, check_host, connection_ends, is_loopback, listed_uid, users_listed
 from .writes import WRITE_ROUTES
@@ -424,8 +424,10 @@ def api_compare(d: Dashboard, request: Request) -> Response:
 
 
 def trial_dict(t: FrozenTrial, *, full: bool = False) -> dict[str, Any]:
+    """A trial as the JSON endpoints give it; ``duration`` as the pages show it (:func:`ran_for`: to the last
+    heartbeat of a trial lost by the heartbeat check, not to when it was judged lost)."""
     out: dict[str, Any] = {"number": t.number, "state": t.state.value, "value": t.value, "params": dict(t.params),
-                           "worker": t.worker, "started": t.started, "completed": t.completed, "duration": t.duration}
+                           "worker": t.worker, "started": t.started, "completed": t.completed, "duration": ran_for(t)}
     if full:
         out.update(error=t.error, heartbeat=t.heartbeat, attrs=dict(t.attrs), checkpoint=t.attrs.get("checkpoint"),
                    intermediate={str(k): v for k, v in sorted(t.intermediate.items())})

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..exceptions import SearchExhausted, StorageError, WorkersLost, interrupted
+from ..exceptions import SearchExhausted, StorageError, UntrustedPathError, WorkersLost, interrupted
 from ..paths import kind_of, others_may_change, own_group, refuse_foreign_link
 from ..storage import MemoryStorage
 from ..storage.base import local_pid, worker_gone
@@ -354,7 +354,7 @@ def _take_token(path: Path, st: os.stat_result, *, custom: bool) -> None:
     _check_token_owned(path)
     if st.st_uid != os.getuid():  # root's (as `sudo` leaves one in a home): not this user's to make 0600
         if st.st_mode & stat.S_IROTH or st.st_mode & stat.S_IRGRP and not own_group(st.st_gid):
-            raise PermissionError(f"Ray's token {path} is root's and can be read by other users (mode "
+            raise UntrustedPathError(f"Ray's token {path} is root's and can be read by other users (mode "
                                   f"{stat.S_IMODE(st.st_mode):o}), so they know the token with which a private "
                                   f"Ray instance of yours lets code in; {_TOKEN_FIX}")
         return
@@ -370,7 +370,7 @@ _TOKEN_FIX = ("remove it and start again (tunesmith writes a new token only you 
 
 
 def _check_token_owned(path: Path) -> None:
-    """A PermissionError where Ray's token at ``path`` may be another user's choice: the file, a link to it
+    """An UntrustedPathError (a PermissionError) where Ray's token at ``path`` may be another user's choice: the file, a link to it
     or its folder is theirs (root aside), or others may write the file or change the folder (replace the
     file), so they may know the token that a new private instance would let in."""
     refuse_foreign_link(path, path.lstat(), "Ray's token", _TOKEN_FIX)
@@ -380,10 +380,10 @@ def _check_token_owned(path: Path) -> None:
 
 
 def _check_mine(where: Path, what: str) -> None:
-    """A PermissionError where ``where`` is another user's (root aside) or others may write it."""
+    """An UntrustedPathError (a PermissionError) where ``where`` is another user's (root aside) or others may write it."""
     why = others_may_change(where.stat())
     if why is not None:
-        raise PermissionError(f"{what} {where} {why}, so they may know the token with which a private Ray "
+        raise UntrustedPathError(f"{what} {where} {why}, so they may know the token with which a private Ray "
                               f"instance of yours lets code in; {_TOKEN_FIX}")
 
 

@@ -24,6 +24,7 @@ that switching it off makes (see :mod:`.data`).
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -83,8 +84,8 @@ class Importances:
         left = left_out_text(self.left_out)
         head = f"importance ({self.method}, {self.n_trials} complete trials{'; left out: ' + left if left else ''})"
         effects = [*self.main, *self.interactions[:5]]
-        width = max((len(e.label) for e in effects), default=0)
-        rows = [f"  {e.label:<{width}}  {e.fraction:.3f} ± {e.std:.3f}" for e in effects]
+        width = max((columns(e.label) for e in effects), default=0)
+        rows = [f"  {e.label}{' ' * (width - columns(e.label))}  {e.fraction:.3f} ± {e.std:.3f}" for e in effects]
         more = len(self.interactions) - 5
         return "\n".join([head, *rows, *([f"  ... {plural(more, 'more pair')} in .interactions"] if more > 0 else []),
                           *([self.note] if self.note else [])])
@@ -96,6 +97,13 @@ class Importances:
             "interactions": [{"params": list(e.names), "fraction": e.fraction, "std": e.std}
                              for e in self.interactions],
         }
+
+
+def columns(text: str) -> int:
+    """The columns ``text`` takes in a terminal: two for a wide character (CJK), none for a combining mark or
+    a zero-width one, one for the rest (``len`` misaligned names with either)."""
+    return sum(0 if unicodedata.combining(c) or unicodedata.category(c) in ("Mn", "Me", "Cf")
+               else 2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
 
 
 def importance(

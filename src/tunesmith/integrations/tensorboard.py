@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..exceptions import UntrustedPathError
 from ..paths import refuse_foreign_link
 from ..space import Categorical, Fixed, Float, Int, Param, Space
 from ..trial import FrozenTrial, TrialState
@@ -138,10 +139,10 @@ _FIX = "give the callback (or write_hparams) a log folder of your own"
 
 
 def _check_log_dir(folder: Path) -> None:
-    """A PermissionError where every user may write ``folder`` without the sticky bit (as /tmp has), or with
-    it in a folder of another user's (root aside: the folder's owner may replace any entry): any of them
-    could replace the runs written there; a ValueError for a link of another user's in its place (they chose
-    where the runs go). A folder a team shares (group-writable, a teammate's) is taken."""
+    """An UntrustedPathError (a PermissionError) where every user may write ``folder`` without the sticky bit
+    (as /tmp has), or with it in a folder of another user's (root aside: the folder's owner may replace any
+    entry): any of them could replace the runs written there; or where a link of another user's is in its
+    place (they chose where the runs go). A folder a team shares (group-writable, a teammate's) is taken."""
     try:
         refuse_foreign_link(folder, folder.lstat(), "TensorBoard's log folder", _FIX)
         st = folder.stat()
@@ -150,18 +151,18 @@ def _check_log_dir(folder: Path) -> None:
     if not hasattr(os, "getuid") or not st.st_mode & stat.S_IWOTH:  # Windows: no owner, every folder reads 0777
         return
     if not st.st_mode & stat.S_ISVTX:
-        raise PermissionError(f"TensorBoard's log folder {folder} can be written by every user (mode "
+        raise UntrustedPathError(f"TensorBoard's log folder {folder} can be written by every user (mode "
                               f"{stat.S_IMODE(st.st_mode):o}, without the sticky bit /tmp has), who could replace "
                               f"its runs; {_FIX}")
     if st.st_uid not in (0, os.getuid()):
-        raise PermissionError(f"TensorBoard's log folder {folder} can be written by every user (mode "
+        raise UntrustedPathError(f"TensorBoard's log folder {folder} can be written by every user (mode "
                               f"{stat.S_IMODE(st.st_mode):o}) and is owned by another user (uid {st.st_uid}), who "
                               f"may replace its runs, sticky bit or not; {_FIX}")
 
 
 def _check_own(folder: Path) -> bool:
-    """Whether the run folder ``folder`` exists; a ValueError where it is another user's link (root aside),
-    and a PermissionError where it is another user's folder in a log folder every user may write (sticky, as
+    """Whether the run folder ``folder`` exists; an UntrustedPathError (a PermissionError) where it is
+    another user's link (root aside), or another user's folder in a log folder every user may write (sticky, as
     /tmp). There another user made ``trial-3`` first: that trial was never written and TensorBoard showed
     their run as it, or made ``trial-3-paused`` a link: the run was written into the folder it names. In a
     team's folder (group-writable) a teammate's run is taken, as one of this user's: they wrote it."""
@@ -174,7 +175,7 @@ def _check_own(folder: Path) -> bool:
         return True
     owner = folder.stat().st_uid
     if owner not in (0, os.getuid()):
-        raise PermissionError(f"TensorBoard's run folder {folder} is owned by another user (uid {owner}), who "
+        raise UntrustedPathError(f"TensorBoard's run folder {folder} is owned by another user (uid {owner}), who "
                               f"may have put a run of theirs there; {_FIX}")
     return True
 

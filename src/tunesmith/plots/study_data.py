@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import shlex
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -15,7 +14,7 @@ import numpy as np
 
 from ..space import display_names, value_labels
 from ..space.params import did_you_mean_each, plural
-from ..storage.base import password_note
+from ..storage.base import command_line, password_note
 from ..trial import FrozenTrial, TrialState
 from .records import (
     BEST_COLOR,
@@ -248,8 +247,8 @@ def _draw_others(s: Snapshot, kind: str, names: Sequence[str]) -> str:
         return f"draw others with plots.{kind}s(study, params={list(names)!r})"
     listed = ",".join(names)  # "--params=-x,y": "--params -x,y" reads -x,y as an option
     params = [f"--params={listed}"] if listed.startswith("-") else ["--params", listed]
-    command = ["tunesmith", "plot", s.name, "--kind", kind, *params, "-o", f"{kind}.html", "--storage", s.storage]
-    return f"draw others with {shlex.join(command)}{password_note(s.storage)} (in Python: params=[...])"
+    command = command_line("plot", s.name, options=["--kind", kind, *params, "-o", f"{kind}.html", "--storage", s.storage])
+    return f"draw others with {command}{password_note(s.storage)} (in Python: params=[...])"
 
 
 def _pairs(names: Sequence[str]) -> list[tuple[str, str]]:

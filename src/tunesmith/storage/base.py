@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shlex
 import socket
 import time
 from abc import ABC, abstractmethod
@@ -126,6 +127,18 @@ def password_note(*shown: str) -> str:
     """What every command line or code printed with a masked storage URL adds, so that it is run with the
     password put back: " (with the password in place of ***)" where one of ``shown`` holds ``***``, else ""."""
     return " (with the password in place of ***)" if any("***" in s for s in shown) else ""
+
+
+def command_words(command: str, name: str, *rest: str, options: Sequence[str] = ()) -> list[str]:
+    """``tunesmith COMMAND NAME REST... OPTIONS...`` as words; a study name that begins with '-' (stored before
+    such names were refused: the command line reads it as an option) goes after the options and ``--``."""
+    words = [*options, "--", name, *rest] if name.startswith("-") else [name, *rest, *options]
+    return ["tunesmith", command, *words]
+
+
+def command_line(command: str, name: str, *rest: str, options: Sequence[str] = ()) -> str:
+    """:func:`command_words` as one line a shell reads back."""
+    return shlex.join(command_words(command, name, *rest, options=options))
 
 
 def worker_id() -> str:

@@ -43,6 +43,7 @@ from ..exceptions import (
     StudyNotFound,
     TrialFinishedError,
     TrialNotFound,
+    UntrustedPathError,
 )
 from ..nested import walk
 from ..paths import kind_of, refuse_foreign_link
@@ -169,7 +170,7 @@ def _study_row(conn: Connection, name: str, *columns: Any) -> Any:
 
 
 def _check_link(path: Path, url: str) -> None:
-    """A ValueError where the database file is a symbolic link of another user (but root): in a folder
+    """An UntrustedPathError where the database file is a symbolic link of another user (but root): in a folder
     others can write, they chose which file of this user's tunesmith writes its tables into."""
     try:
         st = path.lstat()
@@ -180,7 +181,7 @@ def _check_link(path: Path, url: str) -> None:
 
 
 def _check_beside(path: Path, url: str) -> None:
-    """A ValueError for a journal, WAL or WAL index beside the database file that someone who may
+    """An UntrustedPathError for a journal, WAL or WAL index beside the database file that someone who may
     not write the database made: SQLite reads the WAL as part of the database and copies it into
     the file, so whoever can create ``db-wal`` (any user, in a folder such as /tmp) changed what
     every reader saw and what writers kept. Links there SQLite refuses itself (unhelpfully)."""
@@ -204,7 +205,7 @@ def _check_beside(path: Path, url: str) -> None:
             continue  # its owner may write the database itself: a user of a shared database
         else:
             why = f"belongs to uid {st.st_uid}, who may not write the database"
-        raise ValueError(f"storage {url!r}: {side} {why}, so it could change what is read from the database "
+        raise UntrustedPathError(f"storage {url!r}: {side} {why}, so it could change what is read from the database "
                          "and written into it; remove it (when no process has the database open) or move the "
                          "database to a folder only its users can write")
 

@@ -10,11 +10,13 @@ workers never fail or re-queue the same trial twice.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -86,11 +88,25 @@ class HeartbeatConfig:
 
 #: what this process was told of a study's stored heartbeats (storage, name, what): told once, not at each open
 _TOLD: set[tuple[object, ...]] = set()
+#: a number of its own for each storage without a URL (memory), never reused, unlike ``id()`` once one is freed
+_SERIALS: weakref.WeakKeyDictionary[Storage, int] = weakref.WeakKeyDictionary()
+_NEXT_SERIAL = itertools.count()
+
+
+def _storage_key(storage: Storage) -> object:
+    """What tells ``storage`` from the others: its URL, else a number of its own (a storage that cannot be
+    weakly referenced or hashed: its ``id()``, which a later one may reuse once it is freed)."""
+    if storage.url != Storage.url:
+        return storage.url
+    try:
+        return ("memory", _SERIALS.setdefault(storage, next(_NEXT_SERIAL)))
+    except TypeError:
+        return ("id", id(storage))
 
 
 def _once(storage: Storage, study: str, *what: object) -> Callable[..., None]:
     """logger.warning the first time this process says ``what`` of ``study`` in ``storage``, logger.debug after."""
-    told = (storage.url if storage.url != Storage.url else id(storage), study, *what)  # memory: each its own
+    told = (_storage_key(storage), study, *what)  # memory: each its own
     first = told not in _TOLD
     _TOLD.add(told)
     return logger.warning if first else logger.debug

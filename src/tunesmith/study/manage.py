@@ -22,7 +22,7 @@ from ..space import Space
 from ..space.params import Fixed
 from ..space.space import finite_weights
 from ..storage import Storage, make_storage
-from ..storage.base import MAX_NAME_LENGTH, NewStudy, check_study_name, password_note
+from ..storage.base import MAX_NAME_LENGTH, NewStudy, check_study_name, command_line, password_note
 from ..trial import Direction, FrozenTrial, TrialState, as_count, json_attrs, one_line
 from .trial import _as_float, _as_step, short_repr
 
@@ -333,16 +333,14 @@ def _paused_elsewhere(trials: list[FrozenTrial], name: str, copy_id: str | None)
 def _tell_command(numbers: list[int], now: tuple[str, Storage], left: Any) -> str:
     """`` (or `tunesmith tell ...`)``: the command that ends the paused trials ``numbers`` in study ``now``
     (name, storage), with their numbers there; "" in memory or where a copy ``left`` them all out."""
-    import shlex
-
     from ..storage.memory import MemoryStorage
 
     holder, storage = now
     there = [str(n - sum(k < n for k in left)) for n in numbers if n not in left]
     if isinstance(storage, MemoryStorage) or not there:
         return ""
-    command = ["tunesmith", "tell", holder, *there, "--state", "pruned", "--storage", storage.display_url]
-    return f" (or `{shlex.join(command)}`{password_note(storage.display_url)})"
+    command = command_line("tell", holder, *there, options=["--state", "pruned", "--storage", storage.display_url])
+    return f" (or `{command}`{password_note(storage.display_url)})"
 
 
 def delete_study(storage: Storage, name: str) -> None:

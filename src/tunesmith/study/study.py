@@ -31,7 +31,7 @@ from ..space import Space
 from ..space.params import check_flag, did_you_mean, plural, same_definition, uncallable_with
 from ..space.space import same_spaces
 from ..storage import MemoryStorage, Storage, make_storage, worker_id
-from ..storage.base import NewStudy, password_note
+from ..storage.base import NewStudy, command_line, password_note
 from ..trial import Direction, FrozenTrial, TrialState, best_of, json_attrs
 from . import lifecycle
 from .heartbeat import Heartbeat, HeartbeatConfig, reconcile
@@ -1074,10 +1074,8 @@ def _book(name: str, space: Space, direction: Direction, results: Sequence[Froze
 def _copy_command(name: str, storage: Storage) -> str:
     """``tunesmith copy`` of study ``name`` into a study file's space, naming its storage: the command's
     default storage is the current folder's, not the study file's (relative to the file's folder)."""
-    import shlex
-
     where = [] if isinstance(storage, MemoryStorage) else ["--storage", storage.display_url]
-    return shlex.join(["tunesmith", "copy", name, "NEW_NAME", "--space", "STUDY.yaml", *where]) + password_note(*where)
+    return command_line("copy", name, "NEW_NAME", options=["--space", "STUDY.yaml", *where]) + password_note(*where)
 
 
 def _fill_hint(stored: Mapping[str, Any], given: Mapping[str, Any]) -> str:

@@ -57,6 +57,11 @@ Range = tuple[float, float]
 #: validation's made the write of the 10,000th 78 ms on SQLite and the attribute 277 KB: benchmarks/LOG.md)
 MAX_ADAPTED = 500
 
+# adam_space's decay-rate defaults, told from a range the caller gave by identity (a given range that no searched
+# schedule uses is refused, not dropped)
+_GAMMA: Range = (0.1, 0.99)
+_DECAY_EPOCHS: tuple[int, int] = (1, 10)
+
 
 def adam_space(
     *,
@@ -67,8 +72,8 @@ def adam_space(
     beta1: Range | None = (0.8, 0.99),
     beta2: Range | None = (0.9, 0.9999),
     eps: Range | None = (1e-10, 1e-6),
-    gamma: Range | None = (0.1, 0.99),
-    decay_epochs: tuple[int, int] | None = (1, 10),
+    gamma: Range | None = _GAMMA,
+    decay_epochs: tuple[int, int] | None = _DECAY_EPOCHS,
 ) -> Space:
     """A search space for Adam from common practice; names match :class:`TrainConfig` fields.
 
@@ -82,6 +87,7 @@ def adam_space(
     holds), e.g. ``adam_space(beta1=None, beta2=None, eps=None)`` searches the
     learning and decay rates only; ``schedules=None`` leaves the schedule (and its
     decay rates) to the TrainConfig, e.g. ``base=TrainConfig(schedule="cosine")``.
+    A decay range given (not its default) that no searched schedule uses is refused.
     """
     ranges = {"lr": lr, "weight_decay": weight_decay, "warmup": warmup, "beta1": beta1, "beta2": beta2, "eps": eps,
               "gamma": gamma, "decay_epochs": decay_epochs}
@@ -108,12 +114,28 @@ def adam_space(
         "warmup_fraction": (warmup, lambda r: Float(*r)),
     }
     params.update({name: make(r) for name, (r, make) in optional.items() if r is not None})
+    _check_decay_used(names, schedules, gamma, decay_epochs)
     params.update(_decay_params(names, gamma, decay_epochs))
     return Space(params)
 
 
 def _clamp(v: float, r: Range) -> float:
     return min(max(v, r[0]), r[1])
+
+
+def _check_decay_used(names: list[str], schedules: Any, gamma: Range | None,
+                      decay_epochs: tuple[int, int] | None) -> None:
+    """Refuse a decay range the caller gave that no searched schedule uses (it was dropped silently)."""
+    given = {"gamma": (gamma, _GAMMA, ("step", "exponential", "plateau")),
+             "decay_epochs": (decay_epochs, _DECAY_EPOCHS, ("step",))}
+    for name, (r, default, users) in given.items():
+        if r is None or r is default or any(s in users for s in names):
+            continue
+        searched = "schedules=None searches no schedule" if schedules is None else f"schedules={names} has none of them"
+        raise ValueError(f"adam_space: {name}={r!r} is searched only under the schedules {list(users)}, and "
+                         f"{searched}: add one of them to schedules, or leave {name} out ({name}=None); "
+                         "a fixed schedule's value goes in the TrainConfig (base=TrainConfig(schedule='step', "
+                         f"{name}=...))")
 
 
 def _decay_params(schedules: list[str], gamma: Range | None, decay_epochs: tuple[int, int] | None) -> dict[str, Any]:

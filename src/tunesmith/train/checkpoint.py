@@ -29,7 +29,7 @@ from typing import Any, BinaryIO
 import numpy as np
 import torch
 
-from ..exceptions import TunesmithError
+from ..exceptions import TunesmithError, UntrustedPathError
 from ..paths import NotRegularFile, foreign_link_on, open_regular, study_folder
 from ..storage.base import pid_alive
 
@@ -39,13 +39,18 @@ class CheckpointError(TunesmithError, ValueError):
     ``ValueError`` too)."""
 
 
+class UntrustedCheckpointFolder(CheckpointError, UntrustedPathError):  # noqa: N818 - a kind of CheckpointError
+    """A checkpoint folder another user owns, may write, or could swap for a link (a ``PermissionError``
+    too, as every :class:`~tunesmith.exceptions.UntrustedPathError`)."""
+
+
 class CheckpointMismatch(CheckpointError):  # noqa: N818 - a kind of CheckpointError
     """A sound checkpoint written for another model (tensors, shapes, frozen part) or other
     optimizer settings than the run that would resume from it."""
 
 
 __all__ = [
-    "CheckpointError", "CheckpointMismatch", "best_path", "check_dir", "clean_stale", "default_root", "inside", "is_complete",
+    "CheckpointError", "CheckpointMismatch", "UntrustedCheckpointFolder", "best_path", "check_dir", "clean_stale", "default_root", "inside", "is_complete",
     "last_path", "latest", "link", "list_last", "load", "rng_state", "rotate", "save", "secure_dir",
     "set_rng_state", "step_of", "study_folder",
 ]
@@ -117,14 +122,14 @@ def check_dir(path: str | Path) -> None:
     if not hasattr(os, "getuid"):  # Windows: no POSIX owner or mode bits to check
         return
     if st.st_uid != os.getuid():
-        raise CheckpointError(
+        raise UntrustedCheckpointFolder(
             f"checkpoint folder {str(p)!r} belongs to another user (uid {st.st_uid}; you are uid "
             f"{os.getuid()}): its owner could plant checkpoints there. Use a folder of your own "
             "(checkpoint_root=... / checkpoint_dir=...), or remove that folder"
         )
     if st.st_mode & 0o022:
         who = " and ".join(w for bit, w in ((0o020, "group"), (0o002, "others")) if st.st_mode & bit)
-        raise CheckpointError(
+        raise UntrustedCheckpointFolder(
             f"checkpoint folder {str(p)!r} is writable by {who} (mode {stat.S_IMODE(st.st_mode):04o}): "
             f"anyone who can write there can plant a checkpoint. Fix it with: chmod go-w {str(p)!r} "
             "(tunesmith creates its folders with mode 0700)"
@@ -145,14 +150,14 @@ def _check_parent(p: Path) -> None:
         whose = (f"a link of uid {link.st_uid}" if link.st_uid not in mine
                  else f"in {str(parent)!r}, which " + (f"belongs to uid {st.st_uid}" if st.st_uid not in mine
                                                       else f"others can write (mode {stat.S_IMODE(st.st_mode):04o})"))
-        raise CheckpointError(
+        raise UntrustedCheckpointFolder(
             f"checkpoint folder {str(p)!r} is {whose}: another user could swap it for a folder of their "
             "choosing. Use a folder of your own (checkpoint_root=... / checkpoint_dir=...)"
             + (f", or chmod o-w {str(parent)!r}" if st.st_uid in mine and link.st_uid in mine else "")
         )
     theirs = foreign_link_on(p)
     if theirs is not None:  # a chain of links, or a folder on the way that is a link of theirs
-        raise CheckpointError(
+        raise UntrustedCheckpointFolder(
             f"checkpoint folder {str(p)!r} leads through {str(theirs[0])!r}, a link of uid {theirs[1]}, who chose "
             f"where it leads ({os.path.realpath(p)}). Use a folder of your own (checkpoint_root=... / checkpoint_dir=...)"
         )

@@ -4,13 +4,15 @@ Per suggestion (notation in :mod:`.encoding`):
 
 1. fewer than ``n_init`` observations: the next point of the initial design
    (the center of the space, then quasi-random points);
-2. else: losses of completed trials (failed and pruned ones count as the worst
-   loss seen, so the model learns to avoid regions that fail) are warped and
+2. else: losses of completed trials (failed, pruned and paused ones count as the
+   worst loss seen, so the model learns to avoid regions that fail or that a
+   pruner stopped) are warped and
    a GP is fitted on at most ``max_train`` of them; hyperparameters (and, with
    ``warping="auto"``, the warping: Yeo-Johnson or none, whichever makes the
    losses likelier) are refit by marginal likelihood when the data grew by
    ``refit_every`` (warm started);
-3. pending trials (running, waiting, paused) are added as fantasies at their
+3. pending trials (running, waiting; not paused ones: a pruner stopped them,
+   and one resumed is running again) are added as fantasies at their
    posterior mean (kriging believer), so parallel workers spread out;
 4. the acquisition (log EI, prior weighted) is maximized and the best
    candidate not yet tried is returned.
@@ -87,7 +89,7 @@ class BayesSampler(Sampler):
         taken = set(row_keys(rows)) if trials else set()
         prior = PriorDensity.of(space)
         done = [t for t in trials if t.state is TrialState.COMPLETE]
-        bad = [t for t in trials if t.state in (TrialState.FAILED, TrialState.PRUNED)]
+        bad = [t for t in trials if t.state in _STOPPED]
         losses, self._loss_exp = in_safe_range(np.array([direction.sign() * float(t.value) for t in done]))  # type: ignore[arg-type]
         if self.options.half_rank:
             losses = half_rank(losses)
@@ -202,7 +204,7 @@ class BayesSampler(Sampler):
         return u
 
     def _pending_rows(self, space: Space, trials: Sequence[FrozenTrial]) -> np.ndarray:
-        pend = [t for t in trials if not t.state.is_finished]
+        pend = _pending(trials)
         return self._encode(space, pend) if pend else np.empty((0, space.ndim))
 
     def _training_subset(self, U: np.ndarray, loss: np.ndarray) -> np.ndarray:
@@ -262,7 +264,7 @@ class BayesSampler(Sampler):
         return self._theta, y_best
 
     def _with_fantasies(self, space: Space, enc: Encoding, gp: GP, trials: Sequence[FrozenTrial]) -> GP:
-        pend = [t for t in trials if not t.state.is_finished]
+        pend = _pending(trials)
         if not pend:
             return gp
         Zp, Ap = enc.to_gp(self._encode(space, pend))
@@ -275,6 +277,16 @@ class BayesSampler(Sampler):
 
 
 _CONTROLLER: list[Any] = []
+
+#: trials that ended without a value of their own, or that a pruner stopped: the worst loss seen (failure_penalty).
+#: A paused trial is one (as TPE models it as a pruned one): taken for a pending one, it was a fantasy at the
+#: model's mean for good, though the pruner had found it worse than those it let go on
+_STOPPED = frozenset({TrialState.FAILED, TrialState.PRUNED, TrialState.PAUSED})
+
+
+def _pending(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
+    """The trials running or waiting to run (a paused one is stopped, not pending)."""
+    return [t for t in trials if not t.state.is_finished and t.state is not TrialState.PAUSED]
 
 
 #: losses whose largest magnitude lies outside [2**-500, 2**500] are scaled into it: their squares
