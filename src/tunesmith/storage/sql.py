@@ -856,7 +856,7 @@ class SQLStorage(Storage):
                 if gave_up is not None:
                     raise self._error(exc, gave_up) from exc
             else:
-                if (backoff.failing_since is not None or backoff.busy_since is not None) and backoff.outage():
+                if backoff is not None and backoff.outage():  # it waited: an outage, or a lock held long
                     self._reached_again = time.monotonic()
                 return result
 
