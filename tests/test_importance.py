@@ -683,3 +683,29 @@ def test_the_design_asks_for_as_many_trials_as_importance_does() -> None:
     with pytest.raises(ValueError, match=f"importance needs at least {MIN_TRIALS} complete trials, got 9"):
         design(random_trials(space, lambda p: p["x"], 9, 0), space)
     assert MIN_TRIALS == 10 and len(design(random_trials(space, lambda p: p["x"], 10, 0), space).y) == 10
+
+
+def test_a_searchs_study_is_told_to_fit_the_search_again_not_to_optimize(tmp_path: Path) -> None:
+    """A TunedSearchCV's study too few trials for importance was told "study.optimize(objective, n_trials=6),
+    tunesmith run STUDY.yaml ...": it has no objective nor YAML; fitting the search again with a larger
+    n_trials is what records more, and doing as the message says gives importance its trials."""
+    from scipy.stats import loguniform
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.linear_model import LogisticRegression
+
+    from tunesmith.report import build_report
+    from tunesmith.sklearn import TunedSearchCV
+
+    X, y = load_breast_cancer(return_X_y=True)
+    X = X[:, :4]
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    search = TunedSearchCV(LogisticRegression(max_iter=200), {"C": loguniform(1e-3, 1e2), "tol": loguniform(1e-5, 1e-2)},
+                           n_trials=4, cv=3, sampler="random", storage=url, name="lr", random_state=0).fit(X, y)
+    advice = ("run at least 6 more (fit the search again on the same data with its storage= and name=, and n_trials 6 "
+              "larger: search.set_params(n_trials=search.n_trials + 6).fit(X, y)")
+    with pytest.raises(ValueError, match=re.escape(advice)) as caught:
+        search.study_.importance()
+    assert "study.optimize" not in str(caught.value)
+    assert advice in build_report(ts.load_study("lr", url), sections=["importance"])
+    search.set_params(n_trials=search.n_trials + 6).fit(X, y)
+    assert search.study_.importance().n_trials == 10

@@ -160,13 +160,22 @@ def left_out_text(left_out: Mapping[str, int]) -> str:
     return ", ".join(f"{n} {why}" for why, n in left_out.items())
 
 
+#: the attribute TunedSearchCV writes on its trials (tunesmith.sklearn.checks.SETUP_ATTR; not imported:
+#: that module needs scikit-learn)
+SEARCH_SETUP = "search_setup"
+
+
 def _how_to_add(trials: Sequence[FrozenTrial], more: int) -> str:
     """How to record ``more`` trials: a study of hypertune's steps (``attrs["outer_step"]``, failed ones
-    too) has no objective."""
+    too) has no objective, nor has a TunedSearchCV's (it fits again)."""
     if any("outer_step" in t.attrs for t in trials):
         return (f"record at least {more} more outer steps (hypertune(..., append=True) records another run's "
                 "steps after these)")
     runs, advice = _runs_for(trials, more)
+    if any(SEARCH_SETUP in t.attrs for t in trials):  # TunedSearchCV's: no objective to optimize
+        return (f"{advice} (fit the search again on the same data with its storage= and name=, and n_trials "
+                f"{runs} larger: search.set_params(n_trials=search.n_trials + {runs}).fit(X, y); the configurations "
+                "it evaluated count toward n_trials)")
     return (f"{advice} (study.optimize(objective, n_trials={runs}), tunesmith run STUDY.yaml "
             f"--n-trials {runs}, or another worker on the study)")
 
