@@ -91,6 +91,20 @@ def test_a_peers_argument_is_refused_with_what_to_write_instead(arg: str, advice
         TunedSearchCV(LogisticRegression(), **{arg: 30})
 
 
+@pytest.mark.parametrize(("arg", "advice"), [
+    ("seed", "write random_state="), ("direction", "leave it out: the search maximizes the score"),
+    ("greater_is_better", r".*pass its negated scorer \(scoring='neg_log_loss'"), ("mode", "leave it out"),
+    ("metric", "pass scoring="), ("show_progress", "pass verbose=1"), ("num_samples", "write n_trials="),
+])  # fmt: skip
+def test_a_study_s_argument_is_refused_with_what_to_write_instead(arg: str, advice: str) -> None:
+    """seed=, direction=, show_progress= (ts.Study's and optimize's) and Ray Tune's metric=/mode=/num_samples= were
+    "unexpected keyword argument" without a word of what TunedSearchCV calls them (num_samples: "did you mean
+    sampler=?")."""
+    with pytest.raises(TypeError, match=rf"TunedSearchCV takes no {arg}= \(an argument of ts.Study, optimize or Ray "
+                                        rf"Tune\): {advice}"):
+        TunedSearchCV(LogisticRegression(), {"C": [1.0]}, **{arg: 1})
+
+
 def test_a_misspelt_argument_names_the_closest_one_and_clone_still_works() -> None:
     with pytest.raises(TypeError, match=r"unexpected keyword argument 'n_trial'; did you mean n_trials=\?"):
         TunedSearchCV(LogisticRegression(), {"C": [1.0]}, n_trial=3)
