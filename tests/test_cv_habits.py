@@ -62,6 +62,19 @@ def test_missing_labels_are_refused_and_rare_classes_warned_about() -> None:
     assert sorted(np.concatenate([v for _, v in folds]).tolist()) == list(range(12))
 
 
+def test_a_regression_target_is_refused_by_stratified_with_what_to_use() -> None:
+    """cv.stratified(y) of a continuous target (diabetes' y / 7.3) warned that 209 "classes" had fewer members
+    than k and made folds of them; scikit-learn's StratifiedKFold refuses such a y. Whole-number floats (0.0,
+    1.0, as read from a CSV) stay class labels."""
+    y = np.random.default_rng(0).normal(size=60)
+    with pytest.raises(ValueError, match=r"stratified\(\) takes class labels, but y holds 60 distinct fractional "
+                                         r"values \(a regression target, such as 0.12573\d*\): use "
+                                         r"cv.kfold\(len\(y\), k=5\)"):
+        cv.stratified(y, k=5)
+    folds = cv.stratified(np.array([0.0, 1.0] * 10), k=5)
+    assert sorted(np.concatenate([v for _, v in folds]).tolist()) == list(range(20))
+
+
 @pytest.mark.parametrize("returned", [None, "high", np.array([0.9, 0.8])])
 def test_a_fold_function_that_returns_no_number_is_named(returned: object) -> None:
     study = _study()

@@ -63,6 +63,11 @@ def stratified(y: Sequence[Any] | np.ndarray, k: int = 5, *, shuffle: bool = Tru
     """``k`` folds that keep each class's share of ``y`` (labels) in every fold."""
     labels = _labels(y, "y", "stratified")
     _check_k(k, len(labels), "samples")
+    if labels.dtype.kind == "f" and not np.all(labels == np.round(labels)):  # scikit-learn's "continuous"
+        raise ValueError(f"stratified() takes class labels, but y holds {len(_unique(labels))} distinct fractional "
+                         f"values (a regression target, such as {float(labels[0])!r}): use cv.kfold(len(y), k={k}) for "
+                         "a regression, or stratify by binned values (np.digitize(y, np.quantile(y, [0.25, 0.5, "
+                         "0.75])))")
     rare = {c: n for c in _unique(labels) if (n := int(np.sum(labels == c))) < k}
     if rare:  # as scikit-learn's StratifiedKFold warns: some validation folds miss these classes
         warnings.warn(f"stratified(): {len(rare)} class(es) have fewer members than k={k} folds ("
