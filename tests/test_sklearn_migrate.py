@@ -293,6 +293,13 @@ def test_a_grid_sampler_over_a_distribution_says_its_grid_is_smaller_than_n_tria
     assert len(search.cv_results_["params"]) == 5
     with pytest.warns(UserWarning, match="has 3 configurations, fewer than n_trials=4"):
         TunedSearchCV(model, {"C": ts.Float(1e-3, 1e3, log=True, grid=3)}, n_trials=4, sampler="grid").fit(X, Y)
+    # n_trials=None is "the whole grid": it was refused as "this space is continuous" under sampler="grid" too
+    search = TunedSearchCV(model, {"C": loguniform(1e-3, 1e3), "fit_intercept": [True, False]}, sampler="grid",
+                           cv=3).fit(X, Y)
+    assert sorted(search.cv_results_["param_C"].tolist()) == pytest.approx(sorted([1e-3, 3e-2, 1.0, 3e1, 1e3] * 2),
+                                                                            rel=0.1)
+    with pytest.raises(ValueError, match="n_trials=None searches the whole grid, but this space is continuous"):
+        TunedSearchCV(model, {"C": loguniform(1e-3, 1e3)}, sampler="tpe").fit(X, Y)
 
 
 def test_a_misspelt_scorer_names_the_closest_and_refit_naming_an_unscored_metric_is_refused() -> None:

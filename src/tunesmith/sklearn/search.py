@@ -435,10 +435,11 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
 
     def _budget(self, search: SearchSpace) -> int:
         """``n_trials``, capped at the number of configurations of a finite space (with a
-        warning naming both, as ``RandomizedSearchCV`` caps ``n_iter``); None: the whole grid."""
+        warning naming both, as ``RandomizedSearchCV`` caps ``n_iter``); None: the whole grid (of a
+        finite space, or of ``sampler="grid"``'s points on its continuous parameters)."""
         size = search.space.cardinality
         points = _grid_points(self.sampler)
-        if points is not None and math.isinf(size) and self.n_trials is not None:  # sampler="grid", floats
+        if points is not None and math.isinf(size):  # sampler="grid" over floats: its grid (n_trials=None: all of it)
             size = len(search.space.grid(points))
             what = ("The grid of sampler='grid' (5 points on a continuous parameter unless ts.Float(..., grid=n) "
                     "or a list says otherwise)")
