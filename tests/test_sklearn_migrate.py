@@ -81,6 +81,17 @@ def test_optuna_and_skopt_spaces_become_the_matching_parameters() -> None:
     assert words == ts.Categorical(["distance", "x", "uniform"])  # not skopt's (low, high, prior)
 
 
+def test_skopt_s_space_and_n_iter_pairs_say_how_to_write_them() -> None:
+    """BayesSearchCV(search_spaces=[(space1, 8), (space2, 4)]) passed as the space was refused with "a list of
+    spaces must hold only dicts", not a word of the n_iter each pair carries."""
+    pairs = [({"C": (1e-2, 1e2, "log-uniform")}, 8), ({"tol": (1e-5, 1e-2, "log-uniform")}, 4)]
+    with pytest.raises(TypeError, match=r"a list of \(space, n_iter\) pairs is skopt's BayesSearchCV's: pass the "
+                                        r"list of the dicts, \[space for space, _ in pairs\], with n_trials= the sum"):
+        TunedSearchCV(LogisticRegression(), pairs, n_trials=12).fit(X, Y)
+    search = TunedSearchCV(LogisticRegression(), [space for space, _ in pairs], n_trials=3, cv=2).fit(X, Y)
+    assert len(search.cv_results_["params"]) == 3
+
+
 @pytest.mark.parametrize(("arg", "advice"), [
     ("n_iter", "write n_trials="), ("param_distributions", "pass the space as the second argument"),
     ("param_grid", "pass the space"), ("search_spaces", "pass the space"), ("pre_dispatch", "leave it out"),
