@@ -62,6 +62,19 @@ def test_missing_labels_are_refused_and_rare_classes_warned_about() -> None:
     assert sorted(np.concatenate([v for _, v in folds]).tolist()) == list(range(12))
 
 
+def test_a_regression_target_is_refused_by_stratified_with_what_to_use() -> None:
+    """cv.stratified(y) of a continuous target (diabetes' y / 7.3) warned that 209 "classes" had fewer members
+    than k and made folds of them; scikit-learn's StratifiedKFold refuses such a y. Whole-number floats (0.0,
+    1.0, as read from a CSV) stay class labels."""
+    y = np.random.default_rng(0).normal(size=60)
+    with pytest.raises(ValueError, match=r"stratified\(\) takes class labels, but y holds 60 distinct fractional "
+                                         r"values \(a regression target, such as 0.12573\d*\): use "
+                                         r"cv.kfold\(len\(y\), k=5\)"):
+        cv.stratified(y, k=5)
+    folds = cv.stratified(np.array([0.0, 1.0] * 10), k=5)
+    assert sorted(np.concatenate([v for _, v in folds]).tolist()) == list(range(20))
+
+
 @pytest.mark.parametrize("returned", [None, "high", np.array([0.9, 0.8])])
 def test_a_fold_function_that_returns_no_number_is_named(returned: object) -> None:
     study = _study()
@@ -191,3 +204,65 @@ def test_show_and_the_report_give_the_spread_over_folds(tmp_path, capsys: pytest
     assert "<th>spread over folds</th>" in table and all(f"<td>{c}</td>" in table for c in cells)
     trial = c.get(f"/studies/trees/trials/{study.trials[0].number}").text
     assert f"<td class=l>spread over folds</td><td>{cells[0]}</td>" in trial, trial
+
+
+def test_show_the_report_and_the_dashboard_give_a_searchs_train_score_and_gap(
+    tmp_path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """TunedSearchCV(return_train_score=True) stored every fold's training score, but show, the report and the
+    dashboard gave the validation mean alone: a scikit-learn user's overfitting signal (train 1.0 against
+    validation 0.63) was in cv_results_ only, and the overfitting plot said nothing was kept."""
+    datasets = pytest.importorskip("sklearn.datasets")
+    svm = pytest.importorskip("sklearn.svm")
+    from tunesmith.cli import main
+    from tunesmith.sklearn import TunedSearchCV
+
+    x, y = datasets.load_breast_cancer(return_X_y=True)
+    url = f"sqlite:///{tmp_path / 'rt.db'}"
+    search = TunedSearchCV(svm.SVC(), {"C": [1.0, 100.0], "gamma": [1e-5, 0.05]}, cv=3, return_train_score=True,
+                           storage=url, name="rt").fit(x, y)
+    res = search.cv_results_
+    cells = [f"{tr:.4g} ({tr - va:+.2g})" for tr, va in zip(res["mean_train_score"], res["mean_test_score"], strict=True)]
+    assert any(c.startswith("1 (+0.3") for c in cells), cells  # gamma=0.05 learns the training folds by heart
+    assert main(["show", "rt", "--storage", url]) == 0
+    out = capsys.readouterr().out
+    assert "train (train − validation)" in out and all(c in out for c in cells), out
+    pytest.importorskip("plotly")
+    from tunesmith.report import build_report
+
+    page = build_report(ts.load_study("rt", url))
+    assert "<th>train (train − validation)</th>" in page and all(f"<td>{c}</td>" in page for c in cells)
+    plain = TunedSearchCV(svm.SVC(), {"C": [1.0, 100.0]}, cv=3, storage=url, name="plain").fit(x, y)
+    assert "train (train" not in build_report(plain.study_)  # no training scores, no column
+    pytest.importorskip("starlette")
+    from starlette.testclient import TestClient
+
+    from tunesmith.dashboard import create_app, open_storage
+
+    c = TestClient(create_app(open_storage(url)))
+    table = c.get("/studies/rt").text
+    assert all(f"<td>{c}</td>" in table for c in cells), table
+    from tunesmith.plots import overfitting
+
+    best = search.study_.best_trial
+    assert "its training score over the folds is the 'train (train − validation)' column" in (
+        overfitting(best).message or "")
+    assert "training score" not in (overfitting(plain.study_.best_trial).message or "")
+
+
+def test_a_fold_function_s_train_value_is_the_training_score_over_the_folds_validated() -> None:
+    """A fold function's "train" value pairs with the reported one fold by fold (a pruned trial's folds it ran);
+    scores another writer stored as text or booleans are passed over, not read as numbers."""
+    from tunesmith.cv import train_and_validation
+
+    study = _study()
+
+    def objective(trial: ts.Trial) -> float:
+        return cv.cross_validate(trial, lambda tr, va: {"score": len(va) / 10, "train": len(tr) / 10},
+                                 cv.kfold(20, k=4), key="score")
+
+    study.optimize(objective, n_trials=1)
+    assert train_and_validation(study.trials[0].attrs["cv"]) == (1.5, 0.5)
+    record = {"folds": 3, "key": "test_f1", "scores": {"test_f1": [0.5, "x", 0.7], "train_f1": [1.0, 1.0, True]}}
+    assert train_and_validation(record) == (1.0, 0.5)
+    assert train_and_validation({"folds": 2, "key": "score", "scores": {"score": [0.5]}}) is None

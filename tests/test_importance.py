@@ -696,3 +696,40 @@ def test_the_printed_table_aligns_wide_and_combining_names_by_the_columns_they_t
     rows = str(study.importance()).splitlines()[1:]
     starts = {cell_len(row[:row.rindex("  ") + 2]) for row in rows if "±" in row}  # where the numbers begin
     assert len(starts) == 1, rows
+
+
+def test_a_searchs_study_is_told_to_fit_the_search_again_not_to_optimize(tmp_path: Path) -> None:
+    """A TunedSearchCV's study too few trials for importance was told "study.optimize(objective, n_trials=6),
+    tunesmith run STUDY.yaml ...": it has no objective nor YAML; fitting the search again with a larger
+    n_trials is what records more, and doing as the message says gives importance its trials."""
+    from scipy.stats import loguniform
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.linear_model import LogisticRegression
+
+    from tunesmith.report import build_report
+    from tunesmith.sklearn import TunedSearchCV
+
+    X, y = load_breast_cancer(return_X_y=True)
+    X = X[:, :4]
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    search = TunedSearchCV(LogisticRegression(max_iter=200), {"C": loguniform(1e-3, 1e2), "tol": loguniform(1e-5, 1e-2)},
+                           n_trials=4, cv=3, sampler="random", storage=url, name="lr", random_state=0).fit(X, y)
+    advice = ("run at least 6 more (fit the search again with n_trials 6 larger: search.set_params(n_trials="
+              "search.n_trials + 6).fit(X, y); with its storage= and name= it resumes")
+    with pytest.raises(ValueError, match=re.escape(advice)) as caught:
+        search.study_.importance()
+    assert "study.optimize" not in str(caught.value)
+    assert advice in build_report(ts.load_study("lr", url), sections=["importance"])
+    search.set_params(n_trials=search.n_trials + 6).fit(X, y)
+    assert search.study_.importance().n_trials == 10
+    # a search without storage is told the same (its trials hold the folds' fit times, no setup)
+    memory = TunedSearchCV(LogisticRegression(max_iter=200), {"C": loguniform(1e-3, 1e2)}, n_trials=3, cv=3,
+                           sampler="random", random_state=0).fit(X, y)
+    with pytest.raises(ValueError, match=re.escape("run at least 7 more (fit the search again with n_trials 7 larger")):
+        memory.study_.importance()
+    # fold racing has no rungs: a falling rate is said as what a pruner on folds does
+    for _ in range(9):
+        memory.study_.tell(memory.study_.ask(), state="pruned")
+    with pytest.raises(ValueError, match=r"none of the last 6 \(the pruner stopped the others, and lets fewer "
+                                         r"complete as better configurations are found\) \(fit the search again"):
+        memory.study_.importance()

@@ -81,6 +81,17 @@ def test_optuna_and_skopt_spaces_become_the_matching_parameters() -> None:
     assert words == ts.Categorical(["distance", "x", "uniform"])  # not skopt's (low, high, prior)
 
 
+def test_skopt_s_space_and_n_iter_pairs_say_how_to_write_them() -> None:
+    """BayesSearchCV(search_spaces=[(space1, 8), (space2, 4)]) passed as the space was refused with "a list of
+    spaces must hold only dicts", not a word of the n_iter each pair carries."""
+    pairs = [({"C": (1e-2, 1e2, "log-uniform")}, 8), ({"tol": (1e-5, 1e-2, "log-uniform")}, 4)]
+    with pytest.raises(TypeError, match=r"a list of \(space, n_iter\) pairs is skopt's BayesSearchCV's: pass the "
+                                        r"list of the dicts, \[space for space, _ in pairs\], with n_trials= the sum"):
+        TunedSearchCV(LogisticRegression(), pairs, n_trials=12).fit(X, Y)
+    search = TunedSearchCV(LogisticRegression(), [space for space, _ in pairs], n_trials=3, cv=2).fit(X, Y)
+    assert len(search.cv_results_["params"]) == 3
+
+
 @pytest.mark.parametrize(("arg", "advice"), [
     ("n_iter", "write n_trials="), ("param_distributions", "pass the space as the second argument"),
     ("param_grid", "pass the space"), ("search_spaces", "pass the space"), ("pre_dispatch", "leave it out"),
@@ -89,6 +100,20 @@ def test_optuna_and_skopt_spaces_become_the_matching_parameters() -> None:
 def test_a_peers_argument_is_refused_with_what_to_write_instead(arg: str, advice: str) -> None:
     with pytest.raises(TypeError, match=rf"TunedSearchCV takes no {arg}= \(an argument of other searches\): {advice}"):
         TunedSearchCV(LogisticRegression(), **{arg: 30})
+
+
+@pytest.mark.parametrize(("arg", "advice"), [
+    ("seed", "write random_state="), ("direction", "leave it out: the search maximizes the score"),
+    ("greater_is_better", r".*pass its negated scorer \(scoring='neg_log_loss'"), ("mode", "leave it out"),
+    ("metric", "pass scoring="), ("show_progress", "pass verbose=1"), ("num_samples", "write n_trials="),
+])  # fmt: skip
+def test_a_study_s_argument_is_refused_with_what_to_write_instead(arg: str, advice: str) -> None:
+    """seed=, direction=, show_progress= (ts.Study's and optimize's) and Ray Tune's metric=/mode=/num_samples= were
+    "unexpected keyword argument" without a word of what TunedSearchCV calls them (num_samples: "did you mean
+    sampler=?")."""
+    with pytest.raises(TypeError, match=rf"TunedSearchCV takes no {arg}= \(an argument of ts.Study, optimize or Ray "
+                                        rf"Tune\): {advice}"):
+        TunedSearchCV(LogisticRegression(), {"C": [1.0]}, **{arg: 1})
 
 
 def test_a_misspelt_argument_names_the_closest_one_and_clone_still_works() -> None:
@@ -279,6 +304,13 @@ def test_a_grid_sampler_over_a_distribution_says_its_grid_is_smaller_than_n_tria
     assert len(search.cv_results_["params"]) == 5
     with pytest.warns(UserWarning, match="has 3 configurations, fewer than n_trials=4"):
         TunedSearchCV(model, {"C": ts.Float(1e-3, 1e3, log=True, grid=3)}, n_trials=4, sampler="grid").fit(X, Y)
+    # n_trials=None is "the whole grid": it was refused as "this space is continuous" under sampler="grid" too
+    search = TunedSearchCV(model, {"C": loguniform(1e-3, 1e3), "fit_intercept": [True, False]}, sampler="grid",
+                           cv=3).fit(X, Y)
+    assert sorted(search.cv_results_["param_C"].tolist()) == pytest.approx(sorted([1e-3, 3e-2, 1.0, 3e1, 1e3] * 2),
+                                                                            rel=0.1)
+    with pytest.raises(ValueError, match="n_trials=None searches the whole grid, but this space is continuous"):
+        TunedSearchCV(model, {"C": loguniform(1e-3, 1e3)}, sampler="tpe").fit(X, Y)
 
 
 def test_a_misspelt_scorer_names_the_closest_and_refit_naming_an_unscored_metric_is_refused() -> None:

@@ -1064,6 +1064,15 @@ def test_evaluate_best_scores_the_top_configurations_on_a_test_split() -> None:
         params = search.cv_results_["params"][list(search.cv_results_["trial_number"]).index(r.trial)]
         assert r.mean == pytest.approx(SVC(**params).fit(xtr, ytr).score(xte, yte))
         assert r.gap == pytest.approx(r.validation - r.mean)
+    # train_test_split's order passed through: "y should be a 1d array" from the first refit, a warning
+    # that the test function failed, and nothing said of the order
+    with pytest.raises(ValueError, match=r"got \d+ rows of X with \d+ of y and \d+ rows of X_test with \d+ of "
+                                         r"y_test: pass the training data, then the test data .* write "
+                                         r"evaluate_best\(X_train, y_train, X_test, y_test\)"):
+        search.evaluate_best(xtr, xte, ytr, yte, k=2)
+    from tunesmith.study.evaluate import test_results as stored_results
+
+    assert len(stored_results(search.study_)) == 2  # the first call's results, nothing more recorded
 
 
 def test_parallel_trials_with_a_pruner() -> None:

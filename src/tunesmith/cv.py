@@ -63,6 +63,11 @@ def stratified(y: Sequence[Any] | np.ndarray, k: int = 5, *, shuffle: bool = Tru
     """``k`` folds that keep each class's share of ``y`` (labels) in every fold."""
     labels = _labels(y, "y", "stratified")
     _check_k(k, len(labels), "samples")
+    if labels.dtype.kind == "f" and not np.all(labels == np.round(labels)):  # scikit-learn's "continuous"
+        raise ValueError(f"stratified() takes class labels, but y holds {len(_unique(labels))} distinct fractional "
+                         f"values (a regression target, such as {float(labels[0])!r}): use cv.kfold(len(y), k={k}) for "
+                         "a regression, or stratify by binned values (np.digitize(y, np.quantile(y, [0.25, 0.5, "
+                         "0.75])))")
     rare = {c: n for c in _unique(labels) if (n := int(np.sum(labels == c))) < k}
     if rare:  # as scikit-learn's StratifiedKFold warns: some validation folds miss these classes
         warnings.warn(f"stratified(): {len(rare)} class(es) have fewer members than k={k} folds ("
@@ -382,6 +387,32 @@ def is_summary(value: Any) -> bool:
     """Whether ``value`` (a trial's ``attrs["cv"]``) is what :func:`summary` writes, not an
     attribute of that name an objective set itself."""
     return isinstance(value, Mapping) and isinstance(value.get("scores"), Mapping) and "folds" in value
+
+
+def train_and_validation(record: Any) -> tuple[float, float] | None:
+    """A fold record's mean training score and mean validation score over the folds that have both (the
+    training score: the value named ``train_<name>`` beside ``test_<name>``, as ``TunedSearchCV`` with
+    ``return_train_score=True`` records it, or ``train_<key>`` or ``train`` beside the reported ``key``); None
+    without one."""
+    if not is_summary(record) or not isinstance(record.get("key", "score"), str):
+        return None
+    key, scores = record.get("key", "score"), stored_scores(record)
+    names = ["train_" + key.removeprefix("test_") if key.startswith("test_") else "train_" + key, "train"]
+    train = next((scores[n] for n in names if n in scores), None)
+    if key not in scores or train is None:
+        return None
+    pairs = [(a, b) for a, b in zip(map(_stored_number, train), map(_stored_number, scores[key]), strict=False)
+             if a is not None and b is not None]
+    if not pairs:
+        return None
+    tr, val = (math.fsum(x) / len(pairs) for x in zip(*pairs, strict=True))
+    return tr, val
+
+
+def _stored_number(value: Any) -> float | None:
+    """A stored fold score as a finite float; another writer's text or boolean as None."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    return _finite(value) if ok else None
 
 
 def _finite(v: Any) -> float | None:

@@ -30,10 +30,13 @@ from ..plots.records import pruner_label
 from ..report import (
     FAILED_SHOWN,
     FOLDS_COLUMN,
+    TRAIN_COLUMN,
     folds_cell,
     has_folds,
+    has_train,
     latest_failures,
     overfit_cell,
+    train_cell,
 )
 from ..samplers.simple import GridSampler, grid_remaining
 from ..space import Space, display_names, for_display
@@ -535,6 +538,9 @@ def best_table(study: Study, trials: list[FrozenTrial], top: int) -> Table:
     folded = has_folds(done[:top])  # trials of cv.cross_validate: the spread to read the values against
     if folded:
         table.add_column(FOLDS_COLUMN, justify="right")
+    trains = has_train(done[:top])  # TunedSearchCV(return_train_score=True): the train/validation gap
+    if trains:
+        table.add_column(TRAIN_COLUMN, justify="right")
     names = [n for n in study.space if any(n in t.params for t in done)]
     if len(names) > MAX_PARAM_COLUMNS:  # thousands (a hyperparameter per weight) leave no column readable
         table.caption = (f"the first {SHOWN_PARAM_COLUMNS} of {len(names)} parameters; "
@@ -551,7 +557,7 @@ def best_table(study: Study, trials: list[FrozenTrial], top: int) -> Table:
         cells = [literal(_fmt(t.params[n])) if n in t.params else "" for n in names]
         secs = "" if t.duration is None else f"{t.duration:.3g}"
         extra = [overfit_cell(t)] if trained else []
-        spread = [folds_cell(t)] if folded else []
+        spread = ([folds_cell(t)] if folded else []) + ([train_cell(t)] if trains else [])
         table.add_row(str(t.number), f"{t.value:.6g}", *spread, *cells, secs, *extra)
     return table
 

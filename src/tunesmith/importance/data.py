@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from ..cv import CV_ATTR, is_summary
 from ..space import Param, Space
 from ..space.params import plural
 from ..trial import Direction, FrozenTrial, TrialState
@@ -160,13 +161,28 @@ def left_out_text(left_out: Mapping[str, int]) -> str:
     return ", ".join(f"{n} {why}" for why, n in left_out.items())
 
 
+#: the attribute TunedSearchCV writes on the trials of a stored search (tunesmith.sklearn.checks.SETUP_ATTR;
+#: not imported: that module needs scikit-learn)
+SEARCH_SETUP = "search_setup"
+
+
+def _searched(t: FrozenTrial) -> bool:
+    """Whether ``t`` is a TunedSearchCV's trial: a stored search's setup, or its folds' fit times (any search's)."""
+    record: Any = t.attrs.get(CV_ATTR)
+    return SEARCH_SETUP in t.attrs or (is_summary(record) and "fit_time" in record["scores"])
+
+
 def _how_to_add(trials: Sequence[FrozenTrial], more: int) -> str:
     """How to record ``more`` trials: a study of hypertune's steps (``attrs["outer_step"]``, failed ones
-    too) has no objective."""
+    too) has no objective, nor has a TunedSearchCV's (it fits again)."""
     if any("outer_step" in t.attrs for t in trials):
         return (f"record at least {more} more outer steps (hypertune(..., append=True) records another run's "
                 "steps after these)")
     runs, advice = _runs_for(trials, more)
+    if any(_searched(t) for t in trials):  # TunedSearchCV's: no objective to optimize
+        return (f"{advice} (fit the search again with n_trials {runs} larger: search.set_params(n_trials="
+                f"search.n_trials + {runs}).fit(X, y); with its storage= and name= it resumes, the configurations "
+                "it evaluated counting toward n_trials)")
     return (f"{advice} (study.optimize(objective, n_trials={runs}), tunesmith run STUDY.yaml "
             f"--n-trials {runs}, or another worker on the study)")
 
@@ -189,7 +205,9 @@ def _runs_for(trials: Sequence[FrozenTrial], more: int) -> tuple[int, str]:
                       "none complete: give it a later first rung, or fewer rungs)")
     later = decided[len(decided) // 2:]
     done_later = sum(t.state is TrialState.COMPLETE for t in later)
-    falls = "and lets fewer complete as its rungs fill"
+    # a pruner on folds (fold racing) has no rungs: it compares with the best configurations found so far
+    folds = any(is_summary(t.attrs.get(CV_ATTR)) for t in decided)
+    falls = f"and lets fewer complete as {'better configurations are found' if folds else 'its rungs fill'}"
     if 0 < done_later * len(decided) < complete * len(later):  # fewer complete now than at first
         runs = math.ceil(more * len(later) / done_later)
         return runs, (f"run about {runs} more, as {done_later} of the last {len(later)} completed ({complete} of "

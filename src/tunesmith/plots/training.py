@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from ..cv import CV_ATTR
+from ..cv import CV_ATTR, train_and_validation
 from ..trial import FrozenTrial, TrialState, finite_float
 from .records import BEST_COLOR, Chart, Series, group_color, nothing
 
@@ -32,8 +32,10 @@ def overfitting(source: Any, *, log_y: bool = False) -> Chart:
         raise TypeError(f"overfitting() takes a trial or a train History, got {type(source).__name__}")
     title = f"{name}: training and validation loss"
     if isinstance(source, FrozenTrial) and not curves["losses"] and isinstance(source.attrs.get(CV_ATTR), Mapping):
+        kept = ("; its training score over the folds is the 'train (train − validation)' column of tunesmith show "
+                "and of the report" if train_and_validation(source.attrs[CV_ATTR]) else "")
         return nothing("overfitting", title, f"{name} reported the running mean of its cross-validation folds, "
-                                             "not a loss by epoch (one fold's training curve is not kept)")
+                                             f"not a loss by epoch (one fold's training curve is not kept{kept})")
     val = curves["val"]
     if not val:
         return nothing("overfitting", title, f"{name} has no validation values (no reports)")

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..cv import CV_ATTR, is_summary
+from ..cv import CV_ATTR, is_summary, train_and_validation
 from ..plots import Record, Snapshot, snapshot
 from ..plots import records_of as _records_of
 from ..plots.plotly_render import unseen_as_escapes
@@ -137,9 +137,11 @@ def _best(s: Snapshot, top: int) -> str:
     folded = has_folds(done[:top])  # trials of cv.cross_validate, as in `show`
     trained = any("overfit_at" in t.attrs for t in done[:top])  # trials of ts.train.objective, as in `show`
     adapted = any("adapted_lr" in t.attrs for t in done[:top])  # TrainConfig(lr_adapt=...)
-    head = ["#", "validation value", *([FOLDS_COLUMN] if folded else []), *(["test value", "gap"] if tests else []),
-            *(shown[n] for n in names), "seconds", *(["overfit at"] if trained else []), *(["adapted lr"] if adapted else [])]
-    rows = [_best_row(t, names, s.test_of(t) if tests else None, tests, s.direction, folded)
+    trains = has_train(done[:top])  # TunedSearchCV(return_train_score=True)
+    head = ["#", "validation value", *([FOLDS_COLUMN] if folded else []), *([TRAIN_COLUMN] if trains else []),
+            *(["test value", "gap"] if tests else []), *(shown[n] for n in names), "seconds",
+            *(["overfit at"] if trained else []), *(["adapted lr"] if adapted else [])]
+    rows = [_best_row(t, names, s.test_of(t) if tests else None, tests, s.direction, folded, trains)
             + ([overfit_cell(t)] if trained else []) + ([adapted_cell(t)] if adapted else []) for t in done[:top]]
     note = ("<p class='note'>gap: how much the validation value overstated the test value (positive: the "
             "search was optimistic)</p>" if tests else "")
@@ -148,9 +150,10 @@ def _best(s: Snapshot, top: int) -> str:
 
 
 def _best_row(
-    t: FrozenTrial, names: list[str], test: float | None, tests: bool, direction: Direction, folded: bool = False
+    t: FrozenTrial, names: list[str], test: float | None, tests: bool, direction: Direction, folded: bool = False,
+    trains: bool = False,
 ) -> list[str]:
-    cells = [str(t.number), f"{t.value:.6g}", *([folds_cell(t)] if folded else [])]
+    cells = [str(t.number), f"{t.value:.6g}", *([folds_cell(t)] if folded else []), *([train_cell(t)] if trains else [])]
     if tests:
         gap = None if test is None or t.value is None else (
             t.value - test if direction is Direction.MAXIMIZE else test - t.value)
@@ -181,6 +184,23 @@ def folds_cell(t: FrozenTrial) -> str:
     if not isinstance(scores, list) or std is None:
         return ""
     return f"± {std:.2g} ({plural(len(scores), 'fold')})"
+
+
+#: the column that gives a cross-validated trial's training score (``TunedSearchCV(return_train_score=True)``, or a
+#: ``cv.cross_validate`` fold function's value named "train"), next to its validation value
+TRAIN_COLUMN = "train (train − validation)"
+
+
+def has_train(trials: Sequence[FrozenTrial]) -> bool:
+    """Whether any of ``trials`` recorded a training score beside its folds' validation scores."""
+    return any(train_cell(t) for t in trials)
+
+
+def train_cell(t: FrozenTrial) -> str:
+    """The mean training score over the folds a trial validated, and how far it is from the validation mean:
+    "0.999 (+0.0032)"; a training score well above the validation one (below, for a loss) is overfitting."""
+    means = train_and_validation(t.attrs.get(CV_ATTR))
+    return "" if means is None else f"{means[0]:.4g} ({means[0] - means[1]:+.2g})"
 
 
 def overfit_cell(t: FrozenTrial) -> str:

@@ -40,6 +40,16 @@ PEER_ARGS = {
     "catch": "pass error_score= (a number: a fold whose fit raises scores it; 'raise': the error stops fit)",
     "iid": "leave it out: scikit-learn removed it; the mean over folds is unweighted",
 }
+_DIRECTION = ("leave it out: the search maximizes the score, as scikit-learn's searches do; for a loss or an error "
+              "pass its negated scorer (scoring='neg_log_loss', 'neg_mean_squared_error', or make_scorer(fn, "
+              "greater_is_better=False))")
+#: the arguments of ts.Study and study.optimize (and Ray Tune's) that TunedSearchCV spells otherwise
+STUDY_ARGS = {
+    "seed": "write random_state=<the sampler's seed>", "direction": _DIRECTION, "mode": _DIRECTION,
+    "greater_is_better": _DIRECTION, "metric": "pass scoring= (a scikit-learn scorer name, a callable, or a list)",
+    "show_progress": "pass verbose=1 (a progress bar and tunesmith's info lines)",
+    "num_samples": "write n_trials=<the number of configurations to evaluate>",
+}
 
 
 class PeerArgs:
@@ -52,6 +62,9 @@ class PeerArgs:
         for name in kwargs.keys() - valid:
             if name in PEER_ARGS:
                 raise TypeError(f"{cls.__name__} takes no {name}= (an argument of other searches): {PEER_ARGS[name]}")
+            if name in STUDY_ARGS:
+                raise TypeError(f"{cls.__name__} takes no {name}= (an argument of ts.Study, optimize or Ray Tune): "
+                                f"{STUDY_ARGS[name]}")
             close = difflib.get_close_matches(name, sorted(valid), n=1)
             hint = f"; did you mean {close[0]}=?" if close else ""
             raise TypeError(f"{cls.__name__} got an unexpected keyword argument {name!r}{hint}")

@@ -36,7 +36,7 @@ from sklearn.utils.metadata_routing import (
     process_routing,
 )
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.validation import check_is_fitted, indexable
+from sklearn.utils.validation import _num_samples, check_is_fitted, indexable
 
 from ..cv import CV_ATTR, validate
 from ..exceptions import StudyNotFound
@@ -376,6 +376,7 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
         once per seed (set as every ``random_state`` the search does not set): mean and spread.
         ``best_params_`` stays what the search found."""
         check_is_fitted(self, "cv_results_")
+        _check_split_order(X, y, X_test, y_test)
         search = _as_stored(self.space, self.study_)
         scorer = self._scorer()
         seeded = _random_states(self.estimator, search) if seeds is not None else []
@@ -435,10 +436,11 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
 
     def _budget(self, search: SearchSpace) -> int:
         """``n_trials``, capped at the number of configurations of a finite space (with a
-        warning naming both, as ``RandomizedSearchCV`` caps ``n_iter``); None: the whole grid."""
+        warning naming both, as ``RandomizedSearchCV`` caps ``n_iter``); None: the whole grid (of a
+        finite space, or of ``sampler="grid"``'s points on its continuous parameters)."""
         size = search.space.cardinality
         points = _grid_points(self.sampler)
-        if points is not None and math.isinf(size) and self.n_trials is not None:  # sampler="grid", floats
+        if points is not None and math.isinf(size):  # sampler="grid" over floats: its grid (n_trials=None: all of it)
             size = len(search.space.grid(points))
             what = ("The grid of sampler='grid' (5 points on a continuous parameter unless ts.Float(..., grid=n) "
                     "or a list says otherwise)")
@@ -1204,6 +1206,22 @@ def _sampler(spec: Any) -> Any:
     if isinstance(spec, str) and spec.lower() == "auto":
         return {"name": "auto", "bayes": {"ei_margin": SCORE_MARGIN}}
     return spec
+
+
+def _check_split_order(X: Any, y: Any, X_test: Any, y_test: Any) -> None:
+    """``evaluate_best(X, y, X_test, y_test)``: rows that do not pair up (``train_test_split``'s order,
+    ``X_train, X_test, y_train, y_test``, passed as it returns them) are refused before any refit,
+    naming the order, rather than by the first refit's "y should be a 1d array"."""
+    if y is None or y_test is None:
+        return
+    rows = [_num_samples(a) for a in (X, y, X_test, y_test)]
+    if rows[0] != rows[1] or rows[2] != rows[3]:
+        raise ValueError(
+            f"evaluate_best(X, y, X_test, y_test) got {rows[0]} rows of X with {rows[1]} of y and {rows[2]} rows of "
+            f"X_test with {rows[3]} of y_test: pass the training data, then the test data "
+            "(train_test_split returns X_train, X_test, y_train, y_test: write evaluate_best(X_train, y_train, "
+            "X_test, y_test))"
+        )
 
 
 def _grid_points(spec: Any) -> Mapping[str, Any] | None:
