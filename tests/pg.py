@@ -51,8 +51,12 @@ def free_port(host: str = "127.0.0.1") -> int:
 class PostgresServer:
     """One PostgreSQL instance in a temporary folder; use as a context manager."""
 
-    def __init__(self, *, max_connections: int = 200, port: int | None = None) -> None:
+    def __init__(self, *, max_connections: int = 200, port: int | None = None, durable: bool = False) -> None:
+        """``durable``: PostgreSQL's own defaults for flushing (fsync, synchronous_commit, full page
+        writes) instead of the fast settings, for a test that stops the server as a crash would
+        (an immediate shutdown, SIGKILL): without them a commit already answered may be lost."""
         self.bindir = find_bindir()
+        self.durable = durable
         self.port = port or free_port()
         self.max_connections = max_connections
         self.root = Path(tempfile.mkdtemp(prefix="tunesmith-pg-"))
@@ -89,8 +93,9 @@ class PostgresServer:
         """Start (or restart) the server on the same port and data."""
         args = [str(self.bindir / "postgres"), "-D", str(self.data), "-p", str(self.port),
                 "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={self.root}",
-                "-c", f"max_connections={self.max_connections}", "-c", "fsync=off",
-                "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "shared_buffers=64MB"]
+                "-c", f"max_connections={self.max_connections}", "-c", "shared_buffers=64MB"]
+        if not self.durable:
+            args += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=self.root,
                                          start_new_session=True, **self._user)

@@ -1094,3 +1094,61 @@ def test_a_home_folder_path_in_a_study_file_elsewhere_is_not_anchored_to_the_fil
     assert main(["worker", str(path), "--n-trials", "1"]) == 0
     assert len(ts.load_study("h", f"sqlite:///{tmp_path / 'home.db'}").trials) == 1
     assert not (project / "~").exists()
+
+
+@pytest.mark.parametrize("mode", [0o1777, 0o777])
+def test_a_folder_others_may_add_modules_to_is_not_imported_from(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                  mode: int) -> None:
+    """A study file's or script's folder every user may add files to (/tmp, sticky or not) went on ``sys.path``
+    (after the installed packages): an optional module a script probes (``try: import X``) was found there,
+    another user's, and ran. Such a folder is left off; a module that is then not found names it."""
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(mode)
+    (shared / "probing_sec8.py").write_text(
+        "try:\n    import optional_sec8\nexcept ImportError:\n    optional_sec8 = None\n"
+        "def f(trial):\n    return 0.0 if optional_sec8 is None else optional_sec8.VALUE\n")
+    (shared / "optional_sec8.py").write_text("VALUE = 42.0\n")  # planted by another user
+    (shared / "module_sec8.py").write_text(OBJ)
+    monkeypatch.chdir(tmp_path)
+    fn = load_objective("probing_sec8.py:f", shared)
+    assert "optional_sec8" not in sys.modules and fn(SimpleNamespace(params={})) == 0.0
+    assert str(shared) not in sys.path
+    with pytest.raises(StudyFileError, match=rf"no module named 'module_sec8'\) \(not looked for in {shared} can be "
+                                             rf"written by every user \(mode {mode:o}\)"):
+        load_objective("module_sec8:f", shared)
+    shared.chmod(0o755)  # the user's own folder: imported from, as before
+    assert load_objective("module_sec8:f", shared)(SimpleNamespace(params={"x": 0.25})) == 0.0
+    for name in ("probing_sec8", "module_sec8", "optional_sec8"):
+        sys.modules.pop(name, None)  # not monkeypatch.delitem: that would put them back
+
+
+@pytest.mark.skipif(not hasattr(os, "getuid") or os.getuid() != 0, reason="runs as another user: root only")
+def test_a_folder_a_primary_group_other_users_share_may_write_is_not_imported_from() -> None:
+    """Group-writable by the user's primary group, where other users share it (nobody's nogroup is also _apt's
+    and sync's on Debian; ``users`` elsewhere): any of them may add a module, as in /tmp."""
+    import grp
+    import pwd
+    import shutil
+    import tempfile
+
+    from conftest import said_as_nobody
+
+    if len([u for u in pwd.getpwall() if u.pw_gid == 65534]) + len(grp.getgrgid(65534).gr_mem) < 2:
+        pytest.skip("needs a primary group other users share")
+    shared = Path(tempfile.mkdtemp(dir="/tmp"))  # tmp_path's root is root's alone
+    try:
+        shared.chmod(0o775)
+        os.chown(shared, 65534, 65534)
+        (shared / "module_group_sec8.py").write_text(OBJ)
+
+        def load() -> None:
+            load_objective("module_group_sec8:f", shared)
+
+        said = said_as_nobody(load)
+        assert f"not looked for in {shared} can be written by your primary group (gid 65534, mode 775)" in said, said
+        shared.chmod(0o755)
+        assert said_as_nobody(load) == "ok"
+    finally:
+        shutil.rmtree(shared)

@@ -1224,9 +1224,49 @@ def test_a_token_of_root_s_that_others_may_read_is_refused_not_chmodded(monkeypa
                                "(mode 644)") and "RAY_AUTH_TOKEN_PATH" in said, said
         assert token.stat().st_mode & 0o777 == 0o644 and token.read_text() == "a" * 64
         os.chown(token, 0, 65534)
-        token.chmod(0o640)  # readable by root and the user's own group alone
+        token.chmod(0o640)  # nobody's primary group, nogroup, is also _apt's and sync's (Debian): they read it
+        said = said_as_nobody(keep_token_private)
+        assert said.startswith(f"Ray's token {token} is root's and can be read by other users (mode 640)"), said
+        token.chmod(0o600)  # root's alone
         assert said_as_nobody(keep_token_private) == "ok"
-        assert token.stat().st_mode & 0o777 == 0o640
+        assert token.stat().st_mode & 0o777 == 0o600
+    finally:
+        shutil.rmtree(home)
+
+
+def _sharing_primary_group(gid: int) -> bool:
+    import grp
+    import pwd
+
+    return len([p for p in pwd.getpwall() if p.pw_gid == gid]) > 1 or len(grp.getgrgid(gid).gr_mem) > 1
+
+
+@pytest.mark.skipif(not hasattr(os, "getuid") or os.getuid() != 0, reason="runs as another user: root only")
+@pytest.mark.skipif(not _sharing_primary_group(65534), reason="needs a primary group other users share")
+def test_a_primary_group_other_users_share_is_not_taken_for_the_user_s_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A group-writable token folder of the user's primary group was taken as the user's own: where users share
+    one primary group (``users``; nobody's nogroup is also _apt's), any of them could put their token there."""
+    import tempfile
+
+    from conftest import said_as_nobody
+
+    from tunesmith.execution.ray import keep_token_private
+
+    home = Path(tempfile.mkdtemp(dir="/tmp"))  # tmp_path's root is root's alone
+    try:
+        home.chmod(0o755)
+        os.chown(home, 65534, 65534)
+        folder = home / ".ray"
+        folder.mkdir(mode=0o770)
+        folder.chmod(0o770)
+        os.chown(folder, 65534, 65534)
+        _token_env(monkeypatch, home)
+        said = said_as_nobody(keep_token_private)
+        assert said.startswith(f"the folder of Ray's token {folder} can be written by other users (mode 770)"), said
+        assert os.listdir(folder) == []  # no token written where they could put theirs
+        folder.chmod(0o700)
+        assert said_as_nobody(keep_token_private) == "ok"
+        assert (folder / "auth_token").stat().st_mode & 0o777 == 0o600
     finally:
         shutil.rmtree(home)
 

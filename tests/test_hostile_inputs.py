@@ -889,3 +889,57 @@ def test_a_deleted_study_id_written_as_a_digit_no_int_reads_blocks_no_new_study(
     with sqlite3.connect(tmp_path / "shared.db") as db:
         db.execute("INSERT OR REPLACE INTO ts_meta VALUES ('deleted_study_id', '\u00b2')")
     assert ts.Study(SPACE, storage=url, name="new").name == "new"
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="making a link of another user needs root")
+@pytest.mark.parametrize("through", ["chain", "folder"])
+def test_a_link_of_another_user_further_on_the_way_is_not_written_through(tmp_path: Path, through: str) -> None:
+    """Only the path's own last link was looked at: the user's own link to a link of another user's in a folder
+    of theirs ("chain"), or a path through a folder that is their link ("folder"), wrote the study's tables into
+    the file they chose, another database of this user's."""
+    victim = tmp_path / "victim.db"
+    with sqlite3.connect(victim) as db:
+        db.execute("CREATE TABLE mine (x)")
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    os.chown(theirs, 65534, 65534)
+    if through == "chain":
+        (theirs / "next.db").symlink_to(victim)
+        os.lchown(theirs / "next.db", 65534, 65534)
+        path = tmp_path / "mine.db"
+        path.symlink_to(theirs / "next.db")  # the user's own link
+        leads = theirs / "next.db"
+    else:
+        (theirs / "dir").symlink_to(tmp_path)
+        os.lchown(theirs / "dir", 65534, 65534)
+        path = theirs / "dir" / "victim.db"
+        leads = theirs / "dir"
+    with pytest.raises(ValueError, match=rf"{path} leads through {leads}, a link owned by another user \(uid 65534\), "
+                                         rf"who chose where it leads \({victim}\)"):
+        ts.Study(SPACE, storage=f"sqlite:///{path}", name="s")
+    with sqlite3.connect(victim) as db:
+        assert db.execute("SELECT name FROM sqlite_master").fetchall() == [("mine",)]
+    os.lchown(leads, 0, 0)  # root's links (as the system's own): followed, as before
+    ts.Study(SPACE, storage=f"sqlite:///{path}", name="s")
+    assert ts.storage.make_storage(f"sqlite:///{victim}").list_studies()[0].name == "s"
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="making a link of another user needs root")
+def test_links_on_the_way_are_followed_as_the_system_follows_them(tmp_path: Path, monkeypatch: Any) -> None:
+    """``link/..`` is the link target's parent, not the link's folder; a loop of links ends; a relative path
+    from a working folder that was deleted names nothing."""
+    from tunesmith.paths import foreign_link_on
+
+    (tmp_path / "theirs" / "deep").mkdir(parents=True)
+    (tmp_path / "theirs" / "x").symlink_to(tmp_path / "victim")
+    os.lchown(tmp_path / "theirs" / "x", 65534, 65534)
+    (tmp_path / "a").symlink_to(tmp_path / "theirs" / "deep")
+    assert foreign_link_on(tmp_path / "a" / ".." / "x") == (tmp_path / "theirs" / "x", 65534)
+    assert foreign_link_on(tmp_path / "x") is None  # what a lexical "a/.." would have looked at
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    assert foreign_link_on(tmp_path / "loop" / "y") is None  # opening it fails (ELOOP)
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    gone.rmdir()
+    assert foreign_link_on("x") is None

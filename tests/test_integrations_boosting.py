@@ -186,6 +186,26 @@ def test_lightgbm_errors_name_the_fix(data: tuple[Any, ...]) -> None:
         lgb.train(params, dtrain, 2, valid_sets=[dvalid], callbacks=[LightGBMPruningCallback(trial, data="nope")])
 
 
+def test_a_metric_against_the_study_names_the_evaluated_one_that_fits(data: tuple[Any, ...]) -> None:
+    """eval_metric=["auc", "logloss"] in a study that maximizes: the callback takes the metric the library's
+    early stopping takes (XGBoost's last, LightGBM's first), against the study's direction, and the error said
+    "monitor another metric" without saying how; it names metric= and the evaluated metrics that fit."""
+    X_tr, X_va, y_tr, y_va = data
+    trial = _study(xgboost_space(), "maximize").ask()
+    dtrain, dvalid = xgb.DMatrix(X_tr, label=y_tr), xgb.DMatrix(X_va, label=y_va)
+    with pytest.raises(ValueError, match=r"'logloss' is better when lower.*XGBoostPruningCallback\(trial, "
+                                         r"metric='auc'\) \(evaluated, and better higher: \['auc', 'aucpr'\]\)"):
+        xgb.train({"eval_metric": ["auc", "error", "aucpr", "logloss"], "nthread": 1}, dtrain, 2,
+                  evals=[(dvalid, "v")], callbacks=[XGBoostPruningCallback(trial)], verbose_eval=False)
+    trial = _study(lightgbm_space(), "minimize").ask()
+    ltrain = lgb.Dataset(X_tr, label=y_tr)
+    params = {"objective": "binary", "metric": ["auc", "binary_logloss"], "verbose": -1, "num_threads": 1}
+    with pytest.raises(ValueError, match=r"'auc' is better when higher.*LightGBMPruningCallback\(trial, "
+                                         r"metric='binary_logloss'\)"):
+        lgb.train(params, ltrain, 2, valid_sets=[lgb.Dataset(X_va, label=y_va, reference=ltrain)],
+                  callbacks=[LightGBMPruningCallback(trial)])
+
+
 def test_validation_data_without_a_metric_is_not_called_missing_data(data: tuple[Any, ...]) -> None:
     """Validation data given but no metric evaluated ('metric': 'None', disable_default_eval_metric)
     was refused as "training has no validation data: pass valid_sets=...", which the call had."""
@@ -345,6 +365,32 @@ def test_a_diverged_run_is_pruned_not_failed() -> None:
 
     study.optimize(objective, n_trials=1, show_progress=False)
     assert study.trials[0].state is ts.TrialState.PRUNED, study.trials[0].error
+    assert study.trials[0].attrs["diverged_at"] == 1  # told apart from the pruner's stop
+
+
+def test_a_lightgbm_metric_turned_nan_keeps_the_round_it_diverged_at(data: tuple[Any, ...]) -> None:
+    """A diverged LightGBM run was pruned with nothing stored that said why: its trial read as one
+    the pruner stopped, without a report of the round. The round is kept as attrs["diverged_at"]."""
+    X_tr, X_va, y_tr, y_va = data
+
+    def nan_from_round_3(preds: Any, ds: Any) -> tuple[str, float, bool]:
+        nan_from_round_3.calls += 1  # type: ignore[attr-defined]
+        return "score", float("nan") if nan_from_round_3.calls >= 3 else 0.5, True  # type: ignore[attr-defined]
+
+    nan_from_round_3.calls = 0  # type: ignore[attr-defined]
+    study = _study(lightgbm_space(), "maximize")
+
+    def objective(trial: ts.Trial) -> float:
+        dtrain = lgb.Dataset(X_tr, label=y_tr)
+        lgb.train({"objective": "binary", "metric": "None", "verbose": -1, "num_threads": 1}, dtrain, 10,
+                  valid_sets=[lgb.Dataset(X_va, label=y_va, reference=dtrain)], feval=nan_from_round_3,
+                  callbacks=[LightGBMPruningCallback(trial)])
+        return 0.0
+
+    study.optimize(objective, n_trials=1, show_progress=False)
+    trial = study.trials[0]
+    assert trial.state is ts.TrialState.PRUNED and trial.intermediate == {1: 0.5, 2: 0.5}
+    assert trial.attrs["diverged_at"] == 3
 
 
 def test_an_xgboost_estimator_holding_the_callback_can_be_cloned_and_pickled(data: tuple[Any, ...]) -> None:

@@ -232,6 +232,97 @@ def test_ddp_two_processes_report_from_rank_zero_only(tmp_path: Path) -> None:
     assert final.state is ts.TrialState.PRUNED and final.intermediate == reported
 
 
+DDP_SCRIPT = """
+import sys, warnings
+import torch, lightning.pytorch as L
+import tunesmith as ts
+from tunesmith.integrations.lightning import PruningCallback
+
+class Regression(L.LightningModule):
+    def __init__(self, lr):
+        super().__init__()
+        self.lr, self.net = lr, torch.nn.Linear(4, 1)
+    def training_step(self, batch, _):
+        return torch.nn.functional.mse_loss(self.net(batch[0]), batch[1])
+    def validation_step(self, batch, _):
+        self.log("val_loss", torch.nn.functional.mse_loss(self.net(batch[0]), batch[1]))
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=self.lr)
+
+def objective(trial):
+    x = torch.randn(64, 4)
+    data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, x.sum(1, keepdim=True)), batch_size=16)
+    cb = PruningCallback(trial)
+    t = L.Trainer(max_epochs=2, accelerator="cpu", devices=2, callbacks=[cb], logger=False,
+                  enable_progress_bar=False, enable_checkpointing=False, enable_model_summary=False)
+    t.fit(Regression(trial.params["lr"]), data, data)
+    return float(t.callback_metrics["val_loss"])
+
+warnings.simplefilter("ignore")
+study = ts.Study(ts.Space({"lr": ts.Float(1e-3, 1e-1, log=True)}), storage="sqlite:///ddp.db", name="ddp",
+                 pruner=ts.pruners.ASHA(min_resource=1, max_resource=2), sampler="random", seed=0)
+study.optimize(objective, n_trials=2, show_progress=False)
+"""
+
+
+def test_ranks_that_run_the_script_again_do_not_make_trials_of_their_own(tmp_path: Path) -> None:
+    """``devices=2`` on CPU: Lightning's default strategy ("ddp") starts rank 1 by running the script
+    again, whose study.optimize made trials of its own that trained with rank 0's and were recorded
+    apart (4 trials for n_trials=2, two without reports). Each rank's fit now fails at its setup,
+    naming the cause, and both studies stop: one trial per process, failed."""
+    import subprocess
+
+    script = tmp_path / "tune.py"
+    script.write_text(DDP_SCRIPT)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(ts.__file__).parents[1]),
+                                                        os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    trials = ts.load_study("ddp", f"sqlite:///{tmp_path / 'ddp.db'}").trials
+    assert [t.state for t in trials] == [ts.TrialState.FAILED] * 2
+    assert all("hold trials of their own" in (t.error or "") and "devices=1" in (t.error or "") for t in trials)
+
+
+class Diverging(Regression):
+    """Logs a val_loss that turns NaN from the second epoch on."""
+
+    def validation_step(self, batch: Any, _: int) -> None:
+        x, y = batch
+        loss = torch.nn.functional.mse_loss(self.net(x), y)
+        self.log("val_loss", loss * float("nan") if self.current_epoch >= 1 else loss)
+
+
+def test_a_diverged_fit_is_pruned_and_keeps_the_epoch_it_diverged_at(tmp_path: Path) -> None:
+    """A NaN val_loss pruned the trial unreported, with nothing stored that said why (it read as
+    stopped by the pruner); the epoch is kept as attrs["diverged_at"], as the trainer's bridge does."""
+    study = ts.Study(SPACE, sampler="random", seed=0, pruner=ASHA(min_resource=1, max_resource=EPOCHS))
+
+    def objective(trial: ts.Trial) -> float:
+        cb = PruningCallback(trial, checkpoint_dir=tmp_path / "ckpt")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            trainer(cb, tmp_path, callbacks=[cb]).fit(Diverging(0.01), *loaders())
+        return 0.0
+
+    study.optimize(objective, n_trials=1, show_progress=False)
+    trial = study.trials[0]
+    assert trial.state is ts.TrialState.PRUNED and list(trial.intermediate) == [1]
+    assert trial.attrs["diverged_at"] == 2
+
+
+def test_a_strategy_that_pickles_the_trainer_is_refused_naming_the_fix(tmp_path: Path) -> None:
+    """strategy='ddp_spawn' pickles the Trainer into its ranks: the callback's trial failed it with
+    "cannot pickle '_thread.RLock' object"; the error now names the callback and what to do instead."""
+    trial = ts.Study(SPACE, storage=f"sqlite:///{tmp_path / 'ts.db'}").ask()
+    cb = PruningCallback(trial, checkpoint_dir=tmp_path / "ckpt")
+    t = trainer(cb, tmp_path, callbacks=[cb], strategy="ddp_spawn", devices=2)
+    with warnings.catch_warnings(), pytest.raises(TypeError, match=r"holds trial 0, .*'ddp_spawn'.*devices=1.*ddp_fork"):
+        warnings.simplefilter("ignore")
+        t.fit(Regression(0.1), *loaders())
+    assert trial.intermediate == {}
+
+
 class Accuracy(Regression):
     """Logs a higher-is-better "val_acc" and a custom "val_gain" next to val_loss."""
 

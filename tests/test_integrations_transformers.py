@@ -285,6 +285,23 @@ def test_a_trainer_that_never_evaluates_is_warned_about(tmp_path: Path) -> None:
         PruningCallback(trial, "accuracy")
 
 
+def test_a_metric_turned_nan_prunes_and_keeps_the_step_it_diverged_at(tmp_path: Path) -> None:
+    """A NaN metric pruned the trial with nothing stored that said why; the step is kept as
+    attrs["diverged_at"], as the trainer's bridge keeps it."""
+    study = ts.Study(SMALL, direction="maximize", pruner=ts.pruners.ASHA(min_resource=1, max_resource=3))
+
+    def objective(trial: ts.Trial) -> float:
+        trainer, _ = tiny_trainer(base_args(tmp_path, num_train_epochs=3), trial, "eval_score")
+        trainer.compute_metrics = lambda _: {"score": float("nan") if trainer.state.epoch > 1.5 else 0.5}
+        trainer.train()
+        return 0.0
+
+    study.optimize(objective, n_trials=1, show_progress=False)
+    trial = study.trials[0]
+    assert trial.state is ts.TrialState.PRUNED and trial.intermediate == {1: 0.5}
+    assert trial.attrs["diverged_at"] == 2
+
+
 def test_a_misspelt_metric_gets_the_closest_evaluated_name(tmp_path: Path) -> None:
     """The error is a tunesmith error users catch by name (it was a plain ValueError), still a ValueError."""
     from tunesmith.integrations import transformers as integration
@@ -560,3 +577,45 @@ def test_an_attribute_error_inside_a_property_is_not_called_another_trainer_s(tm
     cb = lightning.PruningCallback(Forwarding(ts.Study(SMALL).ask()), checkpoint_dir=tmp_path)
     with pytest.raises(AttributeError, match="'Forwarding' object has no attribute 'resume_from'"):
         cb.resume_from  # noqa: B018
+
+
+@pytest.mark.parametrize("planted", ["open", "link", "chain", "folder"])
+def test_an_output_dir_another_user_may_have_chosen_is_refused_before_training(
+        tmp_path: Path, dataset: Any, planted: str) -> None:
+    """A trial's output_dir (where the Trainer writes its checkpoints, and resumes from) had no owner check: in
+    a base output_dir every user may write ("open", as /tmp/... in Hugging Face's examples without the sticky
+    bit), or with ``trial-0`` another user's link ("link"), the user's link to theirs ("chain") or their folder
+    ("folder"), the trial trained and wrote where they chose, or from what they planted. Refused now, by the rules
+    of the trainer's checkpoint folders."""
+    if planted != "open" and os.getuid() != 0:
+        pytest.skip("gives a file to another user: root only")
+    out = tmp_path / "out"
+    out.mkdir()
+    victim = tmp_path / "victim"
+    victim.mkdir(mode=0o700)
+    trial_dir = out / "trial-0"
+    if planted == "open":
+        out.chmod(0o777)
+        said = rf"in '{out}', which others can write \(mode 0777\)"
+    elif planted == "folder":
+        trial_dir.mkdir(mode=0o755)
+        os.chown(trial_dir, 65534, 65534)
+        said = r"belongs to another user \(uid 65534"
+    else:
+        theirs = tmp_path / "theirs"
+        theirs.mkdir()
+        os.chown(theirs, 65534, 65534)
+        (theirs / "next").symlink_to(victim)
+        os.lchown(theirs / "next", 65534, 65534)
+        trial_dir.symlink_to(theirs / "next" if planted == "chain" else victim)
+        if planted == "link":
+            os.lchown(trial_dir, 65534, 65534)
+        said = (rf"leads through '{theirs / 'next'}', a link of uid 65534" if planted == "chain"
+                else r"is a link of uid 65534")
+    space = ts.Space({**SMALL, "num_train_epochs": ts.Fixed(1)})
+    study = ts.Study(space, direction="minimize", sampler="random", seed=0)
+    with pytest.raises(ts.train.checkpoint.CheckpointError, match=rf"transformers' output_dir: .*{said}.*"
+                                                                  r"TrainingArguments\(output_dir=\.\.\.\)"):
+        study.optimize(objective(build(dataset), base=base_args(tmp_path)), n_trials=1, catch=(),
+                       show_progress=False)
+    assert os.listdir(victim) == []

@@ -285,3 +285,35 @@ def test_update_trial_expect_needs_expect_state() -> None:
     rec = st.create_trial(sid, params={"x": 0.5}, state=TrialState.RUNNING)
     with pytest.raises(ValueError, match=r"update_trial\(expect=...\) needs expect_state"):
         st.update_trial(sid, rec, expect=lambda stored: True)
+
+
+def test_a_record_s_replace_is_dataclasses_replace_checked_as_a_new_record() -> None:
+    """``FrozenTrial.replace`` copies the fields itself (the hot path of every start, report and end):
+    the copy must be the one ``dataclasses.replace`` makes, normalized and checked as a new record is,
+    with the original untouched, and a misspelt field refused by name."""
+    import dataclasses
+
+    rec = running(attrs={"note": "a"}, system=SystemState(n_resumes=1))
+    for changes in ({}, {"state": TrialState.COMPLETE, "value": 0.25, "completed": 3.0},
+                    {"state": "pruned", "value": 1}, {"intermediate": {0: 1.0}, "attrs": {}, "heartbeat": None},
+                    {"number": 7, "trial_id": 12, "system": SystemState(retry_of=2), "error": "x"}):
+        new, expected = rec.replace(**changes), dataclasses.replace(rec, **changes)  # type: ignore[arg-type]
+        assert new == expected and vars(new) == vars(expected) and type(new) is FrozenTrial
+        assert type(new.state) is TrialState and (new.value is None or type(new.value) is float)
+    assert rec == running(attrs={"note": "a"}, system=SystemState(n_resumes=1))  # the original is unchanged
+    assert rec.replace(value=2).value == 2.0 and type(rec.replace(value=2).value) is float
+    with pytest.raises(ValueError, match="trial 3: a complete trial needs a finite value"):
+        rec.replace(state=TrialState.COMPLETE)
+    with pytest.raises(ValueError, match="a complete trial needs a finite value"):
+        rec.replace(state="complete", value=float("nan"))
+    with pytest.raises(TypeError, match="unexpected keyword argument 'vaue'"):
+        rec.replace(vaue=1.0)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        rec.replace(value=1.0).value = 2.0  # type: ignore[misc]
+
+    @dataclasses.dataclass(frozen=True)
+    class Tagged(FrozenTrial):
+        tag: str = ""
+
+    tagged = Tagged(number=1, state=TrialState.RUNNING, params={}, tag="t").replace(tag="u")  # type: ignore[call-arg]
+    assert type(tagged) is Tagged and tagged.tag == "u"

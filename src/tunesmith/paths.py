@@ -4,35 +4,131 @@ what it reads is read only from a regular file (a FIFO planted in a shared folde
 from __future__ import annotations
 
 import errno
+import functools
 import hashlib
 import os
 import re
 import stat
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 
 def refuse_foreign_link(path: Path, st: os.stat_result | None, what: str, fix: str) -> None:
     """A ValueError where ``st`` (``path``'s lstat, None where there is nothing) is a symbolic link of
-    another user (but root): in a folder others can write, they chose which of this user's files is
-    written. ``what`` begins the message (what was being written), ``fix`` ends it."""
-    if st is None or not stat.S_ISLNK(st.st_mode) or not hasattr(os, "getuid") or st.st_uid in (0, os.getuid()):
+    another user (but root), or where reaching ``path`` follows one (a chain of links: the user's own link to
+    another user's link in a folder of theirs, or a folder on the way that is their link): in a folder others
+    can write, they chose which of this user's files is written. ``what`` begins the message (what was being
+    written), ``fix`` ends it."""
+    if not hasattr(os, "getuid"):
         return
-    raise ValueError(f"{what}: {path} is a link owned by another user (uid {st.st_uid}), who chose the file it "
-                     f"writes to ({os.path.realpath(path)}); {fix}")
+    if st is not None and stat.S_ISLNK(st.st_mode) and st.st_uid not in (0, os.getuid()):
+        raise ValueError(f"{what}: {path} is a link owned by another user (uid {st.st_uid}), who chose the file it "
+                         f"writes to ({os.path.realpath(path)}); {fix}")
+    theirs = foreign_link_on(path)
+    if theirs is not None:
+        link, uid = theirs
+        raise ValueError(f"{what}: {path} leads through {link}, a link owned by another user (uid {uid}), who chose "
+                         f"where it leads ({os.path.realpath(path)}); {fix}")
+
+
+#: at most this many links are followed in resolving a path (Linux's own limit)
+MAX_LINKS = 40
+
+
+def foreign_link_on(path: str | Path) -> tuple[Path, int] | None:
+    """The first symbolic link of another user (root aside) that resolving ``path`` follows, with its owner's
+    uid, at any link of a chain and at any folder on the way; None where there is none (and where no owner is
+    told, Windows). Resolving stops at the first name that is not there."""
+    if not hasattr(os, "getuid"):
+        return None
+    try:
+        whole = path if os.path.isabs(path) else os.path.join(os.getcwd(), path)  # no normpath: "link/.." is not "."
+    except OSError:  # the working folder was deleted: a relative path names nothing
+        return None
+    todo = list(reversed(Path(whole).parts))
+    here = Path(todo.pop())
+    followed = 0
+    while todo:
+        name = todo.pop()
+        if name == "..":
+            here = here.parent  # ``here`` is resolved, so its parent is the real one
+            continue
+        step = here / name
+        try:
+            st = os.lstat(step)
+        except OSError:
+            return None
+        if not stat.S_ISLNK(st.st_mode):
+            here = step
+            continue
+        if st.st_uid not in (0, os.getuid()):
+            return step, st.st_uid
+        followed += 1
+        if followed > MAX_LINKS:
+            return None  # a loop: opening it fails (ELOOP)
+        target = Path(os.readlink(step))
+        if target.is_absolute():
+            here = Path(target.anchor)
+        todo.extend(reversed(target.parts[1:] if target.is_absolute() else target.parts))
+    return None
+
+
+def own_group(gid: int) -> bool:
+    """Whether group ``gid`` is this user's alone: the user's primary group, with no other member (root aside)
+    in the group or password database. Where every user's primary group is one shared group (``users``), a
+    file that group may write is one every user may write."""
+    if not hasattr(os, "getgid") or gid != os.getgid():
+        return False
+    return _private_group(gid, os.getuid())
+
+
+@functools.lru_cache(maxsize=8)
+def _private_group(gid: int, uid: int) -> bool:
+    import grp
+    import pwd
+
+    try:
+        me = pwd.getpwuid(uid).pw_name
+        members = set(grp.getgrgid(gid).gr_mem)
+    except KeyError:  # a user or group the databases do not name: nothing says it is private
+        return False
+    root = {p.pw_name for p in _users() if p.pw_uid == 0}
+    return not members - {me} - root and all(p.pw_uid in (0, uid) for p in _users() if p.pw_gid == gid)
+
+
+def _users() -> list[Any]:
+    import pwd
+
+    return pwd.getpwall()
 
 
 def others_may_change(st: os.stat_result) -> str | None:
     """Why another user may have chosen what a file or folder of this ``st`` (its stat) holds: it is theirs
     (root aside), or they may write it (a folder's sticky bit keeps them from replacing this user's entries;
-    this user's own primary group is this user's); None where neither (and where no owner is told, Windows)."""
+    a group counts as this user's own only where no one else is in it: :func:`own_group`); None where neither
+    (and where no owner is told, Windows)."""
     if not hasattr(os, "getuid"):
         return None
     if st.st_uid not in (0, os.getuid()):
         return f"is owned by another user (uid {st.st_uid})"
     sticky = stat.S_ISDIR(st.st_mode) and st.st_mode & stat.S_ISVTX
-    if not sticky and (st.st_mode & stat.S_IWOTH or st.st_mode & stat.S_IWGRP and st.st_gid != os.getgid()):
+    if not sticky and (st.st_mode & stat.S_IWOTH or st.st_mode & stat.S_IWGRP and not own_group(st.st_gid)):
         return f"can be written by other users (mode {stat.S_IMODE(st.st_mode):o})"
+    return None
+
+
+def every_user_may_add(st: os.stat_result) -> str | None:
+    """Why any user of the machine may have put a file in a folder of this ``st`` (its stat): everyone may
+    write it, sticky or not (the sticky bit keeps them from replacing entries, not from adding new ones), or
+    the group that may write it is the user's primary group, shared by other users (``users``: every user);
+    None where neither (a team's group, another user's folder: as the people who may change the files there)."""
+    if not hasattr(os, "getuid"):
+        return None
+    if st.st_mode & stat.S_IWOTH:
+        return f"can be written by every user (mode {stat.S_IMODE(st.st_mode):o})"
+    if st.st_mode & stat.S_IWGRP and st.st_gid == os.getgid() and not own_group(st.st_gid):
+        return (f"can be written by your primary group (gid {st.st_gid}, mode {stat.S_IMODE(st.st_mode):o}), "
+                "which other users share")
     return None
 
 

@@ -196,8 +196,28 @@ class FrozenTrial:
         return self.params[name]
 
     def replace(self, **changes: Any) -> FrozenTrial:
-        """A copy with some fields changed (records themselves never change)."""
-        return dataclasses.replace(self, **changes)
+        """A copy with some fields changed (records themselves never change), checked as a new
+        record is (``__post_init__``).
+
+        What ``dataclasses.replace`` does, without its walk over every field's metadata and its
+        keyword call of ``__init__`` (3-4x the time; a trial's record is replaced at each start,
+        report and end). A subclass goes through ``dataclasses.replace``."""
+        if type(self) is not FrozenTrial:
+            return dataclasses.replace(self, **changes)
+        unknown = changes.keys() - _TRIAL_FIELDS
+        if unknown:
+            raise TypeError(f"FrozenTrial.replace() got an unexpected keyword argument {min(unknown)!r} "
+                            f"(the fields: {', '.join(_TRIAL_FIELDS_IN_ORDER)})")
+        new = object.__new__(FrozenTrial)
+        fields = new.__dict__
+        fields.update(self.__dict__)
+        fields.update(changes)
+        new.__post_init__()
+        return new
+
+
+_TRIAL_FIELDS_IN_ORDER = tuple(f.name for f in dataclasses.fields(FrozenTrial))
+_TRIAL_FIELDS = frozenset(_TRIAL_FIELDS_IN_ORDER)
 
 
 def best_of(trials: Iterable[FrozenTrial], direction: Direction | str) -> FrozenTrial | None:

@@ -52,7 +52,7 @@ from typing import Any
 import yaml
 
 from ..execution.optimize import MAX_JOBS
-from ..paths import NotRegularFile, read_regular
+from ..paths import NotRegularFile, every_user_may_add, read_regular
 from ..space import Space
 from ..space.params import did_you_mean
 from ..space.space import load_yaml
@@ -353,7 +353,8 @@ def load_objective(spec: str, base_dir: Path = Path(".")) -> Callable[..., Any]:
     A script path (ends in ``.py`` or has a slash) is looked up in ``base_dir``
     (the study file's folder), then in the current folder; a module is
     imported with both folders on ``sys.path``, after the installed packages
-    (a file there adds a module, never replaces an installed one).
+    (a file there adds a module, never replaces an installed one), each only where not every
+    user may add files to it (not ``/tmp``).
     """
     target, _, func = spec.rpartition(":")
     if not target or not func:
@@ -387,11 +388,13 @@ def _import_script(target: str, base_dir: Path) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     module.__dict__["__tunesmith_file__"] = str(found)  # marks it for shipping by value to Ray
     sys.modules[name] = module  # so its functions pickle by reference (spawned processes)
-    _importable(found.parent)  # the script may import its neighbours
+    left_off = _importable(found.parent)  # the script may import its neighbours
     try:
         loader.exec_module(module)
     except Exception as exc:
-        raise StudyFileError(f"objective script {str(found)!r} failed to import: {type(exc).__name__}: {exc}") from exc
+        hint = left_off if isinstance(exc, ImportError) else ""
+        raise StudyFileError(f"objective script {str(found)!r} failed to import: {type(exc).__name__}: {exc}"
+                             f"{hint}") from exc
     return module
 
 
@@ -416,25 +419,46 @@ def _installed_elsewhere(path: Path) -> bool:
     return spec is not None and (spec.origin is None or Path(spec.origin).resolve() != path)
 
 
-def _importable(*folders: Path) -> None:
+def _importable(*folders: Path) -> str:
     """Let modules be imported from ``folders``, after the installed ones: first on the path, a
     file planted beside a shared study file (``mypkg.py``, ``scipy.py``) replaced the installed
-    module the file names, or one that tunesmith imports later, and ran on every machine."""
-    for folder in map(str, folders):
-        if folder not in sys.path:
-            sys.path.append(folder)
+    module the file names, or one that tunesmith imports later, and ran on every machine. A folder
+    every user may add files to (``/tmp``, sticky or not, or writable by a primary group all users
+    share) is left off: a module not installed that anything imports later (``try: import X``) would
+    be found there, anyone's. A team's folder is searched, as Python searches a script's: those who
+    may add a module there may change the study file and script too. Returns what was left off and
+    why, for an error to name ("" where nothing)."""
+    left = []
+    for folder in folders:
+        why = _every_user_may_add(folder)
+        if why is not None:
+            left.append(f"{folder} {why}")
+        elif str(folder) not in sys.path:
+            sys.path.append(str(folder))
+    if not left:
+        return ""
+    return (f" (not looked for in {'; '.join(left)}, so a module there may be another user's: move the study "
+            "file and its modules to a folder of your own, or install them)")
+
+
+def _every_user_may_add(folder: Path) -> str | None:
+    """Why any user may have put a module in ``folder`` (see :func:`paths.every_user_may_add`), else None."""
+    try:
+        return every_user_may_add(folder.resolve().stat())
+    except OSError:
+        return None  # nothing there to import from
 
 
 def _import_module(target: str, base_dir: Path) -> ModuleType:
-    _importable(base_dir, Path.cwd())
+    left_off = _importable(base_dir, Path.cwd())
     try:
         return importlib.import_module(target)
     except ModuleNotFoundError as exc:
         if exc.name and target.startswith(exc.name):
             raise StudyFileError(
-                f"objective module {target!r} cannot be imported (no module named {exc.name!r}); "
+                f"objective module {target!r} cannot be imported (no module named {exc.name!r}){left_off}; "
                 "check the name, install it, or give a script path like 'train.py:objective'"
             ) from None
-        raise StudyFileError(f"objective module {target!r} failed to import: {exc}") from exc
+        raise StudyFileError(f"objective module {target!r} failed to import: {exc}{left_off}") from exc
     except Exception as exc:
         raise StudyFileError(f"objective module {target!r} failed to import: {type(exc).__name__}: {exc}") from exc

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from ..exceptions import SearchExhausted, StorageError, WorkersLost, interrupted
-from ..paths import kind_of, others_may_change, refuse_foreign_link
+from ..paths import kind_of, others_may_change, own_group, refuse_foreign_link
 from ..storage import MemoryStorage
 from ..storage.base import local_pid, worker_gone
 from ..study.lifecycle import held_promotions
@@ -353,7 +353,7 @@ def _take_token(path: Path, st: os.stat_result, *, custom: bool) -> None:
                          f"file; {fix} for tunesmith to write one only you can read")
     _check_token_owned(path)
     if st.st_uid != os.getuid():  # root's (as `sudo` leaves one in a home): not this user's to make 0600
-        if st.st_mode & stat.S_IROTH or st.st_mode & stat.S_IRGRP and st.st_gid != os.getgid():
+        if st.st_mode & stat.S_IROTH or st.st_mode & stat.S_IRGRP and not own_group(st.st_gid):
             raise PermissionError(f"Ray's token {path} is root's and can be read by other users (mode "
                                   f"{stat.S_IMODE(st.st_mode):o}), so they know the token with which a private "
                                   f"Ray instance of yours lets code in; {_TOKEN_FIX}")

@@ -10,6 +10,7 @@ import re
 import threading
 import warnings
 import weakref
+from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -112,10 +113,18 @@ def report_and_decide(trial: Any, value: float, step: int) -> None:
                 "the folds without it and report their mean yourself"
             )
         if not math.isfinite(value):  # diverged: it cannot recover (as the Lightning callback decides)
-            raise TrialPruned(f"trial {trial.number}: the metric is {value} at boosting round {step}: diverged")
+            raise diverged(trial, value, step, "boosting round")
         trial.report(value, step)
     if trial.decision() is not Decision.CONTINUE:  # asked once: another worker may report meanwhile
         raise TrialPruned(f"trial {trial.number} pruned at step {step}")
+
+
+def diverged(trial: Any, value: float, step: int, unit: str) -> TrialPruned:
+    """The TrialPruned for a monitored ``value`` that is NaN or infinite at ``step`` (the run diverged), which is
+    not reported; the step is kept as ``trial.attrs["diverged_at"]``, as the trainer's bridge keeps it: the
+    study drops the exception's message, and the trial read as pruned by the pruner, with no report of that step."""
+    trial.set_attr("diverged_at", step)
+    return TrialPruned(f"trial {trial.number}: the metric is {value} at {unit} {step}: diverged")
 
 
 #: a lock per trial object, for :func:`report_and_decide`'s look at the reports and its report to be one step:
@@ -195,15 +204,20 @@ def check_names(what: str, **names: Any) -> None:
             raise TypeError(f"{what}: {key} must be a name (a non-empty string) or None, got {value!r}")
 
 
-def check_direction(trial: Any, metric: str, *, maximize: bool, what: str) -> None:
-    """A ValueError when the study's direction is not the metric's (``maximize``)."""
+def check_direction(trial: Any, metric: str, *, maximize: bool, what: str, others: Sequence[str] = ()) -> None:
+    """A ValueError when the study's direction is not the metric's (``maximize``), naming ``others``: the
+    metrics the same validation data evaluates that are better the study's way. With ``eval_metric=["auc",
+    "logloss"]`` in a study that maximizes, the callback follows the library's early stopping, which takes the
+    last metric (XGBoost) or the first (LightGBM), and the error said only "monitor another metric"."""
     want = "maximize" if maximize else "minimize"
     have = str(getattr(trial.study.direction, "value", trial.study.direction))
     if have != want:
+        pick = f": {what}(trial, metric={others[0]!r}) (evaluated, and better {'lower' if maximize else 'higher'}: " \
+               f"{list(others)})" if others else f" ({what}(trial, metric=...))"
         raise ValueError(
             f"{what}: the metric {metric!r} is better when {'higher' if maximize else 'lower'}, "
             f"but the study's direction is {have!r}; create the study with direction={want!r} "
-            "or monitor another metric"
+            f"or monitor another metric{pick}"
         )
 
 

@@ -76,13 +76,15 @@ class LightGBMPruningCallback:
 
     def __call__(self, env: Any) -> None:
         train = getattr(env.model, "_train_data_name", "training")  # as lgb.early_stopping tells it
-        name, value, higher_better = self._pick(env.evaluation_result_list or [], train, env.model)
+        results = env.evaluation_result_list or []
+        data, name, value, higher_better = self._pick(results, train, env.model)
         if not self._checked:
-            check_direction(self.trial, name, maximize=higher_better, what="LightGBMPruningCallback")
+            others = [r[1] for r in results if r[0] == data and bool(r[3]) is not higher_better]
+            check_direction(self.trial, name, maximize=higher_better, what="LightGBMPruningCallback", others=others)
             self._checked = True
         report_and_decide(self.trial, float(value), env.iteration - env.begin_iteration + 1)
 
-    def _pick(self, results: list[tuple[Any, ...]], train: str, model: Any) -> tuple[str, float, bool]:
+    def _pick(self, results: list[tuple[Any, ...]], train: str, model: Any) -> tuple[str, str, float, bool]:
         sets = [r[0] for r in results if r[0] not in ("training", train)]
         if not sets and results and not self._checked and self.data is None:
             warnings.warn(
@@ -115,4 +117,4 @@ class LightGBMPruningCallback:
                 f"LightGBMPruningCallback: validation set {data!r} has no metric {metric!r}; have "
                 f"{[r[1] for r in mine]} (set 'metric' in the parameters)"
             )
-        return str(metric), float(row[2]), bool(row[3])  # lgb.cv rows: (name, metric, mean, higher, std)
+        return data, str(metric), float(row[2]), bool(row[3])  # lgb.cv rows: (name, metric, mean, higher, std)

@@ -96,6 +96,19 @@ class PruningCallback(_Callback):
                               use="tunesmith.integrations.transformers.PruningCallback(trial, metric='eval_loss') "
                                   "with a transformers Trainer")  # fmt: skip
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Refused with the fix while it holds a trial: a strategy that starts its ranks by pickling the Trainer
+        ("ddp_spawn", "ddp_notebook" where fork is not there) failed with "cannot pickle '_thread.RLock' object"
+        (the trial's storage); a copy of the trial in each rank would report into copies anyway."""
+        if self.trial is not None:
+            raise TypeError(
+                f"PruningCallback holds trial {self.trial.number}, which cannot be pickled into the processes a "
+                "strategy such as 'ddp_spawn' starts; train one process per trial (devices=1; one trial per GPU: "
+                "study.optimize(..., gpus=[0, 1])), or on CPU fork the ranks (strategy='ddp_fork') with "
+                "study.ask() and study.tell() (docs/integrations.md, 'DDP and other strategies')"
+            )
+        return self.__dict__
+
     @property
     def resume_from(self) -> str | None:
         """The checkpoint a resumed trial continues from (for ``fit(ckpt_path=...)``), else None.
@@ -125,6 +138,32 @@ class PruningCallback(_Callback):
         check_mark(self.trial, own.with_suffix(MARK), own, "a checkpoint_dir (by default <temp>/tunesmith-lightning/<name>)",
                    "Give each study its own checkpoint_dir (PruningCallback(trial, checkpoint_dir=...))")
         return str(path)
+
+    def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
+        if stage == "fit" and trainer.world_size > 1:
+            self._check_one_trial(trainer)
+
+    def _check_one_trial(self, trainer: Any) -> None:
+        """A ValueError on every rank when a rank other than 0 holds a trial other than rank 0's: Lightning's
+        default strategy for ``devices=2`` ("ddp") starts the other ranks by running the script again (torchrun
+        runs it once per rank), so each rank's ``study.optimize`` made trials of its own, which trained together
+        and were recorded apart: 4 trials for ``n_trials=2``, half of them without reports. Every rank stops
+        its study, so that no rank goes on to a next fit that waits for the others."""
+        mine = None if self.trial is None else (str(self.trial.study.name), self.trial.number)
+        zero = trainer.strategy.broadcast(mine, src=0)
+        if not trainer.strategy.reduce_boolean_decision(mine is not None and mine != zero, all=False):
+            return
+        if self.trial is not None:
+            self.trial.study.stop()
+        strategy = type(trainer.strategy).__name__
+        raise ValueError(
+            f"PruningCallback: the ranks of this {trainer.world_size}-process fit ({strategy}) hold trials "
+            f"of their own (this is rank {trainer.global_rank}, trial {mine}; rank 0's: {zero}): the strategy started "
+            "the other ranks by running your script again (torchrun runs it once per rank), so each rank's study made "
+            "trials of its own; the study is stopped. Tune with one process per trial (devices=1; one trial per GPU: "
+            "study.optimize(..., gpus=[0, 1])), or run the study on rank 0 only and give the other ranks "
+            "PruningCallback(None) (docs/integrations.md, 'DDP and other strategies')"
+        )
 
     def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
         if self.trial is not None and self.trial.resume_from is not None and trainer.ckpt_path is None:
@@ -195,8 +234,9 @@ class PruningCallback(_Callback):
         value = self._value(trainer)
         if value is None:
             return Decision.CONTINUE  # not logged in this validation: nothing to report
-        if not math.isfinite(value):
-            return Decision.PRUNE  # diverged: it cannot recover
+        if not math.isfinite(value):  # diverged: it cannot recover
+            self.trial.set_attr("diverged_at", step)
+            return Decision.PRUNE
         self.trial.report(value, step)
         decision: Decision = self.trial.decision()
         return decision

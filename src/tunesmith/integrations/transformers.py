@@ -28,6 +28,7 @@ from ._common import (
     LOWER_IS_BETTER,
     check_trial,
     did_you_mean_metric,
+    diverged,
     guess_direction,
     moved_checkpoint,
     other_framework,
@@ -147,6 +148,7 @@ class PruningCallback(_TrainerCallback):
             raise ValueError(f"trial {self.trial.number}: its checkpoint {path} is not in output_dir {args.output_dir} "
                              f"({Path(args.output_dir).absolute()}); give the resumed trial the output_dir it was paused "
                              f"with ({Path(path).parent}; by its absolute path from another working folder)")
+        _own_output_dir(args.output_dir, make=False)
         return str(path)
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
@@ -185,7 +187,7 @@ class PruningCallback(_TrainerCallback):
         if reported_before_a_hold(self.trial, step):
             return  # trained again from the pause's checkpoint after its worker died
         if not math.isfinite(value):
-            raise TrialPruned(f"{self.metric} is {value} at step {step}: diverged")
+            raise diverged(self.trial, value, step, "step")
         self.trial.report(value, step)
         decision = self.trial.decision()
         if decision is Decision.PAUSE:
@@ -244,6 +246,7 @@ def objective(
 
     def run(trial: Any) -> float:
         args = training_args(trial, base)
+        _own_output_dir(args.output_dir, make=True)  # before the Trainer makes it with the umask's mode
         trainer = build_trainer(args, dict(trial.params))
         _check_trial_args(trainer, args, base)
         cb = PruningCallback(trial, metric)
@@ -259,6 +262,20 @@ def objective(
         return cb.last
 
     return run
+
+
+def _own_output_dir(folder: str, *, make: bool) -> None:
+    """A CheckpointError where another user could have planted what the Trainer resumes from or chosen where
+    it writes, by the rules of the trainer's checkpoint folders (:func:`tunesmith.train.checkpoint.check_dir`):
+    a trial's ``output_dir`` (``make``: created 0700 first) of another user's or that others may write, a link
+    of theirs on the way to it, or one in a folder of theirs or one all may write without the sticky bit."""
+    from ..train.checkpoint import CheckpointError, check_dir, secure_dir
+
+    try:
+        secure_dir(folder) if make else check_dir(folder)
+    except CheckpointError as exc:
+        said = str(exc).replace("checkpoint_root=... / checkpoint_dir=...", "TrainingArguments(output_dir=...)")
+        raise CheckpointError(f"transformers' output_dir: {said}") from None
 
 
 def _check_trial_args(trainer: Any, args: Any, base: Any) -> None:

@@ -177,7 +177,7 @@ class XGBoostPruningCallback(_TrainingCallback):
             )
         metric, history = self._pick(evals_log, model)
         if not self._checked:
-            self._check_direction(metric)
+            self._check_direction(metric, evals_log)
             self._checked = True
         last = history[-1]
         value = last[0] if isinstance(last, Sequence) else last  # xgb.cv: (mean, std)
@@ -185,7 +185,7 @@ class XGBoostPruningCallback(_TrainingCallback):
             self._fit.reported = epoch
         report_and_decide(self.trial, float(value), epoch + 1)
 
-    def _check_direction(self, metric: str) -> None:
+    def _check_direction(self, metric: str, evals_log: Mapping[str, Any]) -> None:
         """A built-in metric's direction (or the one given as ``maximize``) must be the study's; a
         custom metric's is not known: only a name that says the other direction is warned about."""
         what = "XGBoostPruningCallback"
@@ -195,7 +195,9 @@ class XGBoostPruningCallback(_TrainingCallback):
             return
         if maximize is None:
             maximize = name in _MAXIMIZED
-        check_direction(self.trial, metric, maximize=maximize, what=what)
+        data = self.data if self.data is not None else list(evals_log)[-1]
+        others = [m for m in evals_log[data] if m.split("@")[0] in _BUILTIN and (m.split("@")[0] in _MAXIMIZED) is not maximize]
+        check_direction(self.trial, metric, maximize=maximize, what=what, others=others)
 
     def __call__(self, env: Any) -> None:
         """LightGBM calls its callbacks with one argument: this one is XGBoost's (the error said only that it

@@ -218,6 +218,13 @@ class Storage(ABC):
         trial as lost nor keep a dead one running."""
         return self.local_clock()
 
+    def reached_again(self) -> float | None:
+        """When, by :meth:`clock`, this process last got through to the storage after an
+        outage (a lost connection, a database server restarting, a SQLite file locked by
+        another process for a second or more); None if it never met one. The heartbeat check judges no
+        trial lost by beats missed before then: its worker could not write them either."""
+        return None
+
     @property
     def display_url(self) -> str:
         """:attr:`url` with any password hidden: the form to print, log or put in an error."""

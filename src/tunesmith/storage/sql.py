@@ -104,6 +104,10 @@ FILE_CHECK = 0.5
 _BUSY_STEP = 0.0002
 _BUSY_STEP_MAX = 0.005
 
+#: seconds a SQLite lock must keep every writer out before it counts as an outage (Storage.reached_again):
+#: shorter waits are the ordinary traffic of workers sharing a file, and would put off every heartbeat check
+OUTAGE_BUSY = 1.0
+
 
 def _is_busy(exc: DBAPIError) -> bool:
     text = str(exc.orig if exc.orig is not None else exc).lower()
@@ -118,7 +122,8 @@ _HINTS = {
     "disk is full": "free space on the disk that holds the database, then run again",
     "no space left": "free space on the disk that holds the database, then run again",
     "disk i/o error": "the file or its -wal/-shm files beside it could not be read or written (deleted or "
-                      "moved while in use, or a failing disk); check the folder",
+                      "moved while in use, a limit on file size such as ulimit -f, or a failing disk); check "
+                      "the folder and the limits of the processes that write it",
     "malformed": "the file is damaged; restore it from a backup (sqlite3's .recover may save its rows)",
     "not a database": "the file is not a SQLite database (or is damaged); check the path",
     "readonly database": "the database or its folder is read-only; reading commands open it read-only, "
@@ -302,7 +307,10 @@ def _seconds(name: str, value: float) -> float:
 
 
 def _dumps(x: Any) -> str:
-    return json.dumps(x, separators=(",", ":"), default=_json_default)
+    """``x`` as compact JSON; an empty mapping (most trials' reports and attrs) as "{}" without the encoder."""
+    if not x and isinstance(x, dict):
+        return "{}"
+    return _ENCODER.encode(x)
 
 
 def _space_text(space: Mapping[str, Any]) -> str:
@@ -335,6 +343,11 @@ def _json_default(x: Any) -> Any:
     if isinstance(x, (set, frozenset, tuple)):
         return list(x)
     return repr(x)
+
+
+#: json.dumps(x, separators=..., default=...) builds an encoder at each call (several per trial written);
+#: one, made once, writes the same text (it keeps no state between calls, so threads share it)
+_ENCODER = json.JSONEncoder(separators=(",", ":"), default=_json_default)
 
 
 def _finite_or_none(v: float | None) -> float | None:
@@ -452,6 +465,11 @@ class _Backoff:
         self.step, self.delay = _BUSY_STEP, 0.005
         self.busy_since: float | None = None
         self.failing_since: float | None = None
+
+    def outage(self) -> bool:
+        """Whether the attempts so far met an outage: any transient error, or a lock held OUTAGE_BUSY s."""
+        return self.failing_since is not None or (
+            self.busy_since is not None and time.monotonic() - self.busy_since >= OUTAGE_BUSY)
 
     def wait(self, *, busy: bool) -> str | None:
         """Sleep before the next attempt; or, past the limit, say why not (no sleep)."""
@@ -584,6 +602,7 @@ class SQLStorage(Storage):
         self._file_checked = 0.0  # monotonic time of the last check of _file_id on a read
         self._wrote = False  # whether this storage wrote to the file (then a replaced file is an error)
         self._offset: tuple[float, float] | None = None  # (server clock - local clock, when measured)
+        self._reached_again: float | None = None  # monotonic time an operation got through after an outage
         self._check_url()
         self._init_schema()
         if self._path is not None and not self._absent:
@@ -822,19 +841,29 @@ class SQLStorage(Storage):
         """``once()``, again after transient errors (see :class:`_Backoff`); what
         still fails is raised as StorageError (IntegrityError, which callers
         handle, as it is)."""
-        backoff = _Backoff(self.busy_timeout, self.retry_window)
+        backoff = None  # made at the first error: most operations succeed at once (3 a trial)
         while True:
             try:
-                return once()
+                result = once()
             except IntegrityError:
                 raise
             except Exception as exc:  # noqa: BLE001 - sorted by _kind just below
                 kind = self._kind(exc)
                 if kind is None:
                     raise
+                backoff = backoff or _Backoff(self.busy_timeout, self.retry_window)
                 gave_up = "" if kind == "fatal" else backoff.wait(busy=kind == "busy")
                 if gave_up is not None:
                     raise self._error(exc, gave_up) from exc
+            else:
+                if backoff is not None and backoff.outage():
+                    self._reached_again = time.monotonic()
+                return result
+
+    def reached_again(self) -> float | None:
+        if self._reached_again is None:
+            return None
+        return self.clock() - (time.monotonic() - self._reached_again)
 
     def _kind(self, exc: Exception) -> str | None:
         """``busy``, ``transient`` or ``fatal`` for a database error; None for any other."""
@@ -941,6 +970,8 @@ class SQLStorage(Storage):
                 sa.select(meta_table.c.value).where(meta_table.c.key == "schema_version")
             ).first()
         except DBAPIError as exc:
+            if self._kind(exc) != "fatal":  # a connection lost as it read: retried (it ended the worker)
+                raise
             raise SchemaVersionError(f"{where}: cannot read its schema version ({exc.orig})") from exc
         if row is None:
             raise SchemaVersionError(

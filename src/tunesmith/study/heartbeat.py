@@ -210,10 +210,11 @@ class Heartbeat:
         if not force and now - self._last_reap < cfg.interval:
             return []
         self._last_reap = now
-        stale = [
-            t for t in self.storage.get_trials(self.study_id, state=TrialState.RUNNING)
-            if (t.heartbeat or 0.0) < now - cfg.grace
-        ]  # fmt: skip
+        running = self.storage.get_trials(self.study_id, state=TrialState.RUNNING)
+        # beats missed while the storage was out of reach (a server restarting, a lock held long) say nothing
+        # of their workers: read after the trials, as that read may itself have waited out the outage
+        since = self.storage.reached_again() or 0.0
+        stale = [t for t in running if max(t.heartbeat or 0.0, since) < now - cfg.grace]
         if not stale:
             return []
         lost = fail_lost(self.storage, self.study_id, stale, error=LOST.format(grace=cfg.grace), now=now,

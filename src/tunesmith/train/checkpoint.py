@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from ..exceptions import TunesmithError
-from ..paths import NotRegularFile, open_regular, study_folder
+from ..paths import NotRegularFile, foreign_link_on, open_regular, study_folder
 from ..storage.base import pid_alive
 
 
@@ -149,6 +149,12 @@ def _check_parent(p: Path) -> None:
             f"checkpoint folder {str(p)!r} is {whose}: another user could swap it for a folder of their "
             "choosing. Use a folder of your own (checkpoint_root=... / checkpoint_dir=...)"
             + (f", or chmod o-w {str(parent)!r}" if st.st_uid in mine and link.st_uid in mine else "")
+        )
+    theirs = foreign_link_on(p)
+    if theirs is not None:  # a chain of links, or a folder on the way that is a link of theirs
+        raise CheckpointError(
+            f"checkpoint folder {str(p)!r} leads through {str(theirs[0])!r}, a link of uid {theirs[1]}, who chose "
+            f"where it leads ({os.path.realpath(p)}). Use a folder of your own (checkpoint_root=... / checkpoint_dir=...)"
         )
 
 

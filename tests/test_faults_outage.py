@@ -1,0 +1,130 @@
+"""Storage outages under running workers: a PostgreSQL server stopped and started again
+(fast and immediate shutdowns), its connections terminated, a SQLite file locked by
+another process. Real servers (tests/pg.py) and real worker processes; nothing finished
+may be lost or recorded twice, and no trial may stay running for good.
+"""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import tunesmith as ts
+
+#: a worker process: one trial of SECONDS seconds with heartbeats every 0.2 s, judged lost after 1 s
+WORKER = (
+    "import sys, time\n"
+    "import tunesmith as ts\n"
+    "study = ts.Study.load('s', storage=sys.argv[1], heartbeat_interval=0.2, grace_period=1.0)\n"
+    "def objective(trial):\n"
+    "    time.sleep(float(sys.argv[2]))\n"
+    "    return 0.25\n"
+    "study.optimize(objective, n_trials=1)\n"
+)
+
+
+def _running(study: ts.Study, timeout: float = 60.0) -> list[Any]:
+    """The study's running trials, once there is one."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        running = [t for t in study.trials if t.state is ts.TrialState.RUNNING]
+        if running:
+            return running
+        time.sleep(0.05)
+    raise AssertionError("no trial started")
+
+
+def test_a_live_worker_s_trial_is_not_failed_as_lost_by_an_ask_that_waited_out_a_server_restart(
+    pg_server, pg_url: str, subprocess_env: dict[str, str]  # type: ignore[no-untyped-def]
+) -> None:
+    # the server stays down past the grace period: no worker can beat meanwhile, so beats missed then
+    # say nothing of the worker; an ask that waited out the outage failed the live trial ("worker
+    # lost") and the worker's result was thrown away when it came
+    study = ts.Study({"x": ts.Float(0, 1)}, storage=pg_url, name="s", sampler="random", seed=0,
+                     heartbeat_interval=0.2, grace_period=1.0)
+    worker = subprocess.Popen([sys.executable, "-c", WORKER, pg_url, "2.0"], env=subprocess_env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        (theirs,) = _running(study)
+        worker.send_signal(signal.SIGSTOP)  # its beats wait with the server (their retries land at random)
+        pg_server.stop()
+        asked: dict[str, Any] = {}
+        thread = threading.Thread(target=lambda: asked.setdefault("trial", study.ask()))
+        thread.start()  # retries while the server is down
+        time.sleep(2.0)
+        pg_server.start()
+        thread.join(60)
+        worker.send_signal(signal.SIGCONT)
+        _, err = worker.communicate(timeout=60)
+    finally:
+        worker.kill()
+        worker.wait()
+    assert worker.returncode == 0, err
+    study.tell(asked["trial"], 0.5)
+    done = {t.number: t for t in study.trials}
+    assert done[theirs.number].state is ts.TrialState.COMPLETE, done[theirs.number].error
+    assert done[theirs.number].value == 0.25 and "not recorded" not in err
+    assert [t.state for t in done.values()] == [ts.TrialState.COMPLETE] * 2
+
+
+def test_a_connection_terminated_as_the_schema_version_is_read_is_retried(pg_server, pg_url: str) -> None:  # type: ignore[no-untyped-def]
+    # pg_terminate_backend (an administrator, a pooler, a failover) as a worker opened the database:
+    # the lost connection was taken for a damaged schema ("cannot read its schema version") and the
+    # worker ended, where any other statement is retried on a new connection
+    import psycopg
+    import sqlalchemy as sa
+
+    from tunesmith.storage import SQLStorage
+
+    SQLStorage(pg_url).close()  # the tables exist: the next open reads their version
+    cut: list[int] = []
+
+    def terminate(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        if "ts_meta" in statement and not cut:
+            cut.append(conn.connection.dbapi_connection.info.backend_pid)
+            with psycopg.connect(pg_server.dsn(pg_url.rsplit("/", 1)[1]), autocommit=True) as admin:
+                admin.execute("SELECT pg_terminate_backend(%s)", (cut[0],))
+
+    sa.event.listen(sa.engine.Engine, "before_cursor_execute", terminate)
+    try:
+        storage = SQLStorage(pg_url)
+    finally:
+        sa.event.remove(sa.engine.Engine, "before_cursor_execute", terminate)
+    assert cut and storage.list_studies() == []
+
+
+FILE_LIMIT = (
+    "import resource, sys\n"
+    "import tunesmith as ts\n"
+    "study = ts.Study({'x': ts.Float(0, 1)}, storage=sys.argv[1], name='s', sampler='random', seed=0)\n"
+    "resource.setrlimit(resource.RLIMIT_FSIZE, (300_000, 300_000))  # the -wal grows past it\n"
+    "def objective(trial):\n"
+    "    for step in range(20):\n"
+    "        trial.report(trial.params['x'] + step, step=step)\n"
+    "    return trial.params['x']\n"
+    "study.optimize(objective, n_trials=1000)\n"
+)
+
+
+def test_a_sqlite_write_past_the_file_size_limit_names_the_limit_and_keeps_what_was_recorded(
+    tmp_path: Path, subprocess_env: dict[str, str]
+) -> None:
+    # a limit on file size (ulimit -f, a batch system's) ends a write with EFBIG, which SQLite reports as
+    # "disk I/O error": the hint spoke of a file deleted or a failing disk only
+    url = f"sqlite:///{tmp_path / 'f.db'}"
+    run = subprocess.run([sys.executable, "-c", FILE_LIMIT, url], env=subprocess_env, capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode != 0 and "StorageError" in run.stderr and "disk I/O error" in run.stderr, run.stderr[-800:]
+    assert "ulimit -f" in run.stderr.splitlines()[-1]
+    study = ts.Study.load("s", storage=url)
+    done = [t for t in study.trials if t.state is ts.TrialState.COMPLETE]
+    assert done and all(t.value == t.params["x"] and len(t.intermediate) == 20 for t in done)
+    check = sqlite3.connect(tmp_path / "f.db")
+    assert check.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    check.close()
