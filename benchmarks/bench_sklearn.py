@@ -39,6 +39,9 @@ EQUAL = ["tunesmith", "grid-16", "random", "halving-random", "skopt-bayes", "opt
 METHODS = [*EQUAL, "tunesmith-pruned", "grid-64"]
 #: registered after the first run (benchmarks/sklearn.md, "Variant"): fold racing, pruner="folds"
 VARIANTS = ["tunesmith-racing"]
+#: registered 2026-12-06 (sklearn.md, "Racing that stops ties"), run with --methods: racing as it was
+#: before ties were stopped (ties=0), and racing with the sampler "auto" gives (what pruner="folds" alone runs)
+RACING = ["tunesmith-racing-noties", "tunesmith-racing-auto"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -195,13 +198,15 @@ def grid_space(space: dict[str, P], points: dict[str, int]) -> dict[str, list[An
 
 def build(method: str, cell: Cell, seed: int, cv: Any) -> Any:
     est = cell.estimator(seed)
-    if method in ("tunesmith", "tunesmith-pruned", "tunesmith-racing"):
+    if method in ("tunesmith", "tunesmith-pruned", *VARIANTS, *RACING):
         from tunesmith.sklearn import TunedSearchCV
 
         pruner = {"tunesmith": None, "tunesmith-pruned": {"name": "median", "n_startup_trials": 4},
-                  "tunesmith-racing": "folds"}[method]
+                  "tunesmith-racing": "folds", "tunesmith-racing-noties": {"name": "folds", "ties": 0},
+                  "tunesmith-racing-auto": "folds"}[method]
+        auto = pruner is None or method == "tunesmith-racing-auto"
         return TunedSearchCV(est, scipy_space(cell.space), n_trials=N_TRIALS, cv=cv, random_state=seed,
-                             sampler="auto" if pruner is None else "bayes", pruner=pruner)
+                             sampler="auto" if auto else "bayes", pruner=pruner)
     if method in ("grid-16", "grid-64"):
         from sklearn.model_selection import GridSearchCV
 
@@ -263,8 +268,9 @@ def report(rows: list[dict[str, Any]]) -> str:
     names = [c.name for c in cells() if any(r["cell"] == c.name for r in rows)]
     seeds = sorted({r["seed"] for r in rows})
     out = [_rank_table(by, names, seeds), _cell_table(by, names, seeds), _targets(by, names, seeds)]
-    if any(r["method"] in VARIANTS for r in rows):
-        out.append(_variant_table(by, names, seeds, "tunesmith-racing"))
+    for variant in [*VARIANTS, *RACING]:
+        if any(r["method"] == variant for r in rows):
+            out.append(_variant_table(by, names, seeds, variant))
     if failed:
         out.append("Runs that failed:\n\n" + "\n".join(f"- {r['cell']} seed {r['seed']} {r['method']}: {r['error']}"
                                                          for r in failed))
@@ -386,7 +392,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4], help="seeds (default 0 1 2 3 4)")
     ap.add_argument("--cells", nargs="+", default=None, help="cell names (default: all six)")
-    ap.add_argument("--methods", nargs="+", default=[*METHODS, *VARIANTS], choices=[*METHODS, *VARIANTS],
+    ap.add_argument("--methods", nargs="+", default=[*METHODS, *VARIANTS], choices=[*METHODS, *VARIANTS, *RACING],
                     help="methods (default: all)")
     ap.add_argument("--deadline", type=float, default=None, help="minutes after which no new (cell, seed) starts")
     ap.add_argument("--results", type=Path, default=RESULTS, help=f"JSON lines file (default {RESULTS})")

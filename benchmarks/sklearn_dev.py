@@ -43,7 +43,11 @@ RACING = {"bayes": ("bayes", None), "bayes-folds": ("bayes", "folds"), "tpe": ("
           # the sixth round (LOG.md, "fold racing with a tolerance that follows the folds' spread")
           "auto": ("auto", None),  # what the registered `tunesmith` row runs
           "bayes-folds-s0.5": ("bayes", {"name": "folds", "spread": 0.5}),
-          "bayes-folds-s1": ("bayes", {"name": "folds", "spread": 1.0})}
+          "bayes-folds-s1": ("bayes", {"name": "folds", "spread": 1.0}),
+          # the seventh round (LOG.md, "fold racing: ties and the sampler"): racing with "auto"'s
+          # sampler (what the unpruned row runs), and stopping configurations tied fold by fold
+          "auto-folds": ("auto", "folds"), "auto-folds-t2": ("auto", {"name": "folds", "ties": 2}),
+          "bayes-folds-t2": ("bayes", {"name": "folds", "ties": 2})}
 
 
 def run(mode: str, names: list[str], seeds: list[int], samplers: list[str], out: Path,

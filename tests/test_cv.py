@@ -271,11 +271,31 @@ def test_fold_racing_spread_follows_how_much_the_best_folds_disagree() -> None:
         ts.cv.FoldPruner(spread=-1)
 
 
+def test_fold_racing_stops_a_configuration_tied_fold_by_fold_with_a_finished_one() -> None:
+    best = _fold_trial(0, [0.9, 0.85, 0.9], ts.TrialState.COMPLETE)  # folds 0.9, 0.8, 1.0
+    other = _fold_trial(1, [0.92, 0.86, 0.8], ts.TrialState.COMPLETE)  # ahead on folds 1-2, behind in the end
+    racing = ts.cv.FoldPruner(ties=2)
+    up = ts.TrialState.RUNNING
+    for means, decision in (([0.9], Decision.CONTINUE),  # one fold alike: not yet
+                            ([0.9, 0.85], Decision.PRUNE),  # the best's scores on two folds: it cannot get ahead
+                            ([0.92, 0.86], Decision.PRUNE),  # the other's: it would end behind the best as it did
+                            ([0.95, 0.85], Decision.CONTINUE),  # level with the best on the mean only
+                            ([0.9, 0.85, 0.9], Decision.CONTINUE)):  # the last fold: never stopped
+        me = _fold_trial(2, means, up)
+        assert racing.decide(me, [best, other, me], Direction.MAXIMIZE) is decision, means
+    copy = _fold_trial(2, [0.9, 0.85], up)
+    assert ts.cv.FoldPruner(ties=3).decide(copy, [best, other, copy], Direction.MAXIMIZE) is Decision.CONTINUE
+    assert ts.cv.FoldPruner(ties=0).decide(copy, [best, other, copy], Direction.MAXIMIZE) is Decision.CONTINUE
+    assert racing.describe()["ties"] == 2
+    with pytest.raises(ValueError, match="ties"):
+        ts.cv.FoldPruner(ties=-1)
+
+
 def test_fold_racing_never_stops_a_configuration_at_its_last_fold() -> None:
     # an objective that asks the pruner after every fold, the last one too (a loop of its own,
     # not cross_validate): the third configuration is behind the best only at fold 3 of 3
     study = ts.Study({"x": ts.Float(0, 1)}, direction="maximize", sampler="grid", pruner="folds")
-    runs = {0.5: [0.9, 0.8, 0.85], 0.6: [0.9, 0.8, 0.84]}
+    runs = {0.5: [0.9, 0.8, 0.85], 0.6: [0.9, 0.81, 0.84]}
     for x in runs:
         study.enqueue({"x": x})
 
@@ -288,7 +308,7 @@ def test_fold_racing_never_stops_a_configuration_at_its_last_fold() -> None:
 
     study.optimize(objective, n_trials=2)
     assert [t.state for t in study.trials] == [ts.TrialState.COMPLETE] * 2 and study.trials[1].value == 0.84
-    best = _fold_trial(0, [0.9, 0.8, 0.85], ts.TrialState.COMPLETE)
+    best = _fold_trial(0, [0.9, 0.8, 0.85], ts.TrialState.COMPLETE)  # the same scores on every fold but the last
     last = _fold_trial(1, [0.9, 0.8, 0.84], ts.TrialState.RUNNING)
     assert ts.cv.FoldPruner().decide(last, [best, last], Direction.MAXIMIZE) is Decision.CONTINUE
 
@@ -309,6 +329,26 @@ def test_fold_racing_in_a_study_runs_one_fold_of_a_configuration_behind_the_best
     study.optimize(objective, n_trials=4)
     assert [calls.count(n) for n in range(4)] == [5, 1, 5, 1]
     assert study.best_trial.params["x"] == 0.6 and study.trials[3].state is ts.TrialState.PRUNED
+
+
+def test_fold_racing_runs_two_folds_of_a_configuration_that_repeats_the_best() -> None:
+    # a second configuration with the same predictions (a copy, or a parameter that changes nothing)
+    # cannot get ahead of the first: it stops after two folds instead of running all five
+    study = ts.Study({"x": ts.Float(0, 1)}, direction="maximize", sampler="grid", pruner="folds")
+    for x in (0.5, 0.5, 0.6, 0.6, 0.4):
+        study.enqueue({"x": x})
+    calls: list[int] = []
+
+    def objective(trial: ts.Trial) -> float:
+        def score(tr: np.ndarray, va: np.ndarray) -> float:
+            calls.append(trial.number)
+            return trial.params["x"] + 0.01 * int(va[0])
+
+        return cv.cross_validate(trial, score, cv.kfold(50, 5, shuffle=False))
+
+    study.optimize(objective, n_trials=5)
+    assert [calls.count(n) for n in range(5)] == [5, 2, 5, 2, 1]
+    assert study.best_trial.number == 2
 
 
 @pytest.mark.parametrize("record", [[1], "ab", {"folds": 4, "scores": {"score": [10**400]}},

@@ -447,6 +447,11 @@ class FoldPruner(Pruner):
             may be behind after k folds, on top of ``margin``: a tolerance that follows
             how much the folds disagree. 0: none.
         n_startup_trials: never stop before this many trials completed every fold.
+        ties: stop a configuration whose first k fold scores, k >= ``ties``, equal a
+            finished configuration's, fold by fold: the same scores on several folds
+            usually mean the same predictions, so it would end where that one ended,
+            which is not ahead of the best (ties go to the earlier trial). 0: never
+            (a configuration level with the best runs on).
 
     A configuration at the last fold (no finished one went further) is never stopped:
     it has run every fold, and its mean is what the best is chosen by.
@@ -458,13 +463,15 @@ class FoldPruner(Pruner):
     # would draw quasi-random points all along; racing was benchmarked with "bayes"
     auto_tpe = False
 
-    def __init__(self, *, margin: float = 0.0, spread: float = 0.0, n_startup_trials: int = 1) -> None:
+    def __init__(self, *, margin: float = 0.0, spread: float = 0.0, n_startup_trials: int = 1,
+                 ties: int = 2) -> None:
         for name, x, unit in (("margin", margin, "score units"), ("spread", spread, "standard errors")):
             if (v := finite_float(x)) is None or v < 0:  # text, a bool, NaN, an infinity, 10**400: refused
                 raise ValueError(f"{name} must be a number >= 0 ({unit}), got {x!r}")
         self.margin = float(margin)
         self.spread = float(spread)
         self.n_startup_trials = check_int("n_startup_trials", n_startup_trials, 1)
+        self.ties = check_int("ties", ties, 0)
 
     def decide(self, trial: FrozenTrial, trials: Sequence[FrozenTrial], direction: Direction) -> Decision:
         step = trial.last_step
@@ -482,6 +489,8 @@ class FoldPruner(Pruner):
             # the last fold: a configuration that has run every fold is never stopped (its
             # mean is complete; the best is chosen among such means), as with ASHA
             return Decision.CONTINUE
+        if self.ties and step >= self.ties and any(_same_folds(trial, t, step) for t in done):
+            return Decision.PRUNE
         best = min(done, key=lambda t: sign * float(t.value))  # type: ignore[arg-type]
         mine, theirs = sign * trial.intermediate[step], sign * best.intermediate[step]
         tolerance = self.margin + (self.spread * _fold_sd(best) / math.sqrt(step) if self.spread else 0.0)
@@ -489,7 +498,7 @@ class FoldPruner(Pruner):
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "margin": self.margin, "spread": self.spread,
-                "n_startup_trials": self.n_startup_trials}
+                "n_startup_trials": self.n_startup_trials, "ties": self.ties}
 
 
 def refuse_racing(trial: Any, what: str, unit: str, fix: str) -> None:
@@ -502,6 +511,16 @@ def refuse_racing(trial: Any, what: str, unit: str, fix: str) -> None:
                          f"1..k, but {what} reports a value per {unit}: a trial behind the best one's first {unit} "
                          f"would be stopped there. {fix} create the study with another pruner (pruner='asha', 'median' "
                          "or 'hyperband')")
+
+
+def _same_folds(trial: FrozenTrial, other: FrozenTrial, step: int) -> bool:
+    """Whether ``trial``'s first ``step`` fold scores equal ``other``'s, fold by fold (their
+    running means are equal at every step up to ``step``)."""
+    return all(
+        k in other.intermediate and k in trial.intermediate
+        and math.isclose(trial.intermediate[k], other.intermediate[k], rel_tol=1e-12, abs_tol=1e-12)
+        for k in range(1, step + 1)
+    )
 
 
 def _fold_sd(trial: FrozenTrial) -> float:
