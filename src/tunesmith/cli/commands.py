@@ -446,11 +446,13 @@ def _shown_trials(study: Study, top: int) -> list[FrozenTrial]:
 
     shown: list[FrozenTrial] = []
     for head in ranked(trials, study.direction):
+        if len(shown) >= top and head.value != shown[-1].value:
+            break  # the last shown value's ties are read too: their reports rank them (tie_key)
+        if len(whole) == WHOLE_READS:
+            return study.trials
         t = read(head.number)
         if t.state is TrialState.COMPLETE and t.value is not None:
             shown.append(t)
-        if len(shown) == top:
-            break
     if shown and any(not any(n in t.params for t in shown) for n in study.space):
         return study.trials
     for t in [t for t in trials if t.state is TrialState.FAILED][-FAILED_SHOWN:]:
