@@ -30,6 +30,8 @@ from ..plots.records import pruner_label
 from ..report import (
     FAILED_SHOWN,
     FOLDS_COLUMN,
+    diverged,
+    diverged_cell,
     folds_cell,
     has_folds,
     latest_failures,
@@ -547,10 +549,13 @@ def best_table(study: Study, trials: list[FrozenTrial], top: int) -> Table:
     trained = any("overfit_at" in t.attrs for t in done[:top])  # trials of ts.train.objective
     if trained:
         table.add_column("overfit at", justify="right")
+    nan = diverged(done[:top])  # a trained trial's value is its best before its metric turned NaN
+    if nan:
+        table.add_column("diverged at", justify="right")
     for t in done[:top]:
         cells = [literal(_fmt(t.params[n])) if n in t.params else "" for n in names]
         secs = "" if t.duration is None else f"{t.duration:.3g}"
-        extra = [overfit_cell(t)] if trained else []
+        extra = ([overfit_cell(t)] if trained else []) + ([diverged_cell(t)] if nan else [])
         spread = [folds_cell(t)] if folded else []
         table.add_row(str(t.number), f"{t.value:.6g}", *spread, *cells, secs, *extra)
     return table

@@ -12,7 +12,16 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from ..report import FOLDS_COLUMN, escape_html, folds_cell, has_folds, html_table, overfit_cell
+from ..report import (
+    FOLDS_COLUMN,
+    diverged,
+    diverged_cell,
+    escape_html,
+    folds_cell,
+    has_folds,
+    html_table,
+    overfit_cell,
+)
 from ..space.params import plural
 from ..space.space import shortened
 from ..study.manage import MAX_NOTE, study_notes
@@ -176,12 +185,14 @@ def trials_table(v: View, total: int, rows: list[FrozenTrial], *, offset: int, l
 
 def _extra_columns(rows: Sequence[FrozenTrial]) -> dict[str, Callable[[FrozenTrial], str]]:
     """The columns ``tunesmith show`` adds for what ``rows`` hold: the spread of a cross-validated
-    value over its folds, and where a trained trial began to overfit."""
+    value over its folds, where a trained trial began to overfit, and where a trial's metric turned NaN."""
     out: dict[str, Callable[[FrozenTrial], str]] = {}
     if has_folds(rows):
         out[FOLDS_COLUMN] = folds_cell
     if any("overfit_at" in t.attrs for t in rows):
         out["overfit at"] = overfit_cell
+    if diverged(rows):  # pruned by an integration's callback, or stopped by ts.train.objective, at a NaN metric
+        out["diverged at"] = diverged_cell
     return out
 
 
