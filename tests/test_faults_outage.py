@@ -128,3 +128,57 @@ def test_a_sqlite_write_past_the_file_size_limit_names_the_limit_and_keeps_what_
     check = sqlite3.connect(tmp_path / "f.db")
     assert check.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     check.close()
+
+
+#: a worker process that asks for a trial, says its number and sleeps in it (killed by the test)
+ASKS = (
+    "import sys, time\n"
+    "import tunesmith as ts\n"
+    "study = ts.Study.load('s', storage=sys.argv[1], heartbeat_interval=0.2, grace_period=3.0)\n"
+    "print(study.ask().number, flush=True)\n"
+    "time.sleep(600)\n"
+)
+
+
+def test_a_dead_worker_s_trial_is_failed_by_a_worker_that_meets_lock_waits_again_and_again(
+    tmp_path: Path, subprocess_env: dict[str, str]
+) -> None:
+    # another process takes the SQLite file's write lock for 1.5 s out of every 1.7 s: the asking worker
+    # waits a second or more again and again. Each wait excused every running trial for a grace period,
+    # so a trial whose worker died was never failed: a grace of 3 s, still running after 20 s
+    path = tmp_path / "o.db"
+    study = ts.Study({"x": ts.Float(0, 1)}, storage=f"sqlite:///{path}", name="s", sampler="random", seed=0,
+                     heartbeat_interval=0.2, grace_period=3.0)
+    dead = subprocess.Popen([sys.executable, "-c", ASKS, f"sqlite:///{path}"], env=subprocess_env,
+                            stdout=subprocess.PIPE, text=True)
+    stop = threading.Event()
+
+    def lock() -> None:
+        other = sqlite3.connect(path, isolation_level=None)
+        while not stop.is_set():
+            other.execute("BEGIN IMMEDIATE")
+            time.sleep(1.5)
+            other.execute("COMMIT")
+            time.sleep(0.2)
+        other.close()
+
+    locker = threading.Thread(target=lock)
+    try:
+        assert dead.stdout is not None
+        number = int(dead.stdout.readline())
+        locker.start()
+        time.sleep(0.5)
+        dead.kill()  # as it beats into the locked file
+        dead.wait()
+        end = time.monotonic() + 60
+        while time.monotonic() < end and study.storage.get_trial(study._study_id, number).state is ts.TrialState.RUNNING:
+            study.tell(study.ask(), 0.5)
+    finally:
+        stop.set()
+        if locker.is_alive():
+            locker.join()
+        dead.kill()
+        dead.wait()
+    lost = study.storage.get_trial(study._study_id, number)
+    assert lost.state is ts.TrialState.FAILED and (lost.error or "").startswith("worker lost"), lost
+    assert all(t.state is ts.TrialState.COMPLETE for t in study.trials if t.number != number)

@@ -218,12 +218,14 @@ class Storage(ABC):
         trial as lost nor keep a dead one running."""
         return self.local_clock()
 
-    def reached_again(self) -> float | None:
-        """When, by :meth:`clock`, this process last got through to the storage after an
-        outage (a lost connection, a database server restarting, a SQLite file locked by
-        another process for a second or more); None if it never met one. The heartbeat check judges no
-        trial lost by beats missed before then: its worker could not write them either."""
-        return None
+    def outages(self) -> Sequence[tuple[float, float]]:
+        """The recent outages this process met, each ``(last, again)`` by :meth:`clock`: its last
+        write that got through before (or its opening), and when it got through again. An outage
+        is a lost connection, a database server restarting, or a SQLite file locked by another
+        process for a second or more; none on memory. The heartbeat check does not count a trial
+        lost by beats it missed then (its worker could not write them either) unless it was lost
+        already at ``last``: see :func:`tunesmith.study.heartbeat.excused`."""
+        return ()
 
     @property
     def display_url(self) -> str:

@@ -12,6 +12,7 @@ waited on (busy timeout) and whole operations are retried on transient errors.
 
 from __future__ import annotations
 
+import collections
 import datetime
 import difflib
 import enum
@@ -107,6 +108,8 @@ _BUSY_STEP_MAX = 0.005
 #: seconds a SQLite lock must keep every writer out before it counts as an outage (Storage.reached_again):
 #: shorter waits are the ordinary traffic of workers sharing a file, and would put off every heartbeat check
 OUTAGE_BUSY = 1.0
+#: outages a storage keeps for the heartbeat check (Storage.outages): the recent ones, each a second or more
+OUTAGES_KEPT = 16
 
 
 def _is_busy(exc: DBAPIError) -> bool:
@@ -594,7 +597,8 @@ class SQLStorage(Storage):
         self._file_checked = 0.0  # monotonic time of the last check of _file_id on a read
         self._wrote = False  # whether this storage wrote to the file (then a replaced file is an error)
         self._offset: tuple[float, float] | None = None  # (server clock - local clock, when measured)
-        self._reached_again: float | None = None  # monotonic time an operation got through after an outage
+        self._wrote_at = time.monotonic()  # when a write last got through (or the storage opened)
+        self._outages: collections.deque[tuple[float, float]] = collections.deque(maxlen=OUTAGES_KEPT)  # monotonic
         self._check_url()
         self._init_schema()
         if self._path is not None and not self._absent:
@@ -769,7 +773,7 @@ class SQLStorage(Storage):
                 with conn.begin():
                     return fn(conn)
 
-        return self._retry(once)
+        return self._retry(once, write=write)
 
     def _tx(self, fn: Callable[[Cursor], T], *, write: bool) -> T:
         """Run ``fn`` on a DBAPI cursor in one transaction (the hot path; see prepared.py).
@@ -780,7 +784,7 @@ class SQLStorage(Storage):
         """
         self._check_writable(write)
         begin = "BEGIN IMMEDIATE" if write and self._sqlite else None
-        return self._retry(lambda: run_transaction(self.engine, self._stmts(), fn, begin=begin))
+        return self._retry(lambda: run_transaction(self.engine, self._stmts(), fn, begin=begin), write=write)
 
     def _check_writable(self, write: bool) -> None:
         if write and self.read_only:
@@ -829,7 +833,7 @@ class SQLStorage(Storage):
         assert self._statements is not None  # set with the engine
         return self._statements
 
-    def _retry(self, once: Callable[[], T]) -> T:
+    def _retry(self, once: Callable[[], T], *, write: bool) -> T:
         """``once()``, again after transient errors (see :class:`_Backoff`); what
         still fails is raised as StorageError (IntegrityError, which callers
         handle, as it is)."""
@@ -847,14 +851,27 @@ class SQLStorage(Storage):
                 if gave_up is not None:
                     raise self._error(exc, gave_up) from exc
             else:
-                if (backoff.failing_since is not None or backoff.busy_since is not None) and backoff.outage():
-                    self._reached_again = time.monotonic()
+                if backoff.failing_since is not None or backoff.busy_since is not None:
+                    self._got_through(backoff, write=write)
+                elif write:
+                    self._wrote_at = time.monotonic()
                 return result
 
-    def reached_again(self) -> float | None:
-        if self._reached_again is None:
-            return None
-        return self.clock() - (time.monotonic() - self._reached_again)
+    def _got_through(self, backoff: _Backoff, *, write: bool) -> None:
+        """Note an operation that got through after waiting: an outage if it waited one out. Its start is the
+        last write that got through before: a SQLite read passes while another process holds the write lock
+        that keeps every worker's beats out, and a worker may have met the outage long before this process."""
+        now = time.monotonic()
+        if backoff.outage():
+            self._outages.append((self._wrote_at, now))
+        if write:
+            self._wrote_at = now
+
+    def outages(self) -> list[tuple[float, float]]:
+        if not self._outages:
+            return []
+        shift = self.clock() - time.monotonic()
+        return [(last + shift, again + shift) for last, again in list(self._outages)]
 
     def _kind(self, exc: Exception) -> str | None:
         """``busy``, ``transient`` or ``fatal`` for a database error; None for any other."""
