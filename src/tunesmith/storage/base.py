@@ -326,7 +326,9 @@ class Storage(ABC):
         self.update_trial(study_id, full)
         return full
 
-    def fail_with_copy(self, study_id: int, failed: FrozenTrial, *, claim: str) -> FrozenTrial | None:
+    def fail_with_copy(
+        self, study_id: int, failed: FrozenTrial, *, claim: str, confirm: Callable[[], bool] | None = None
+    ) -> FrozenTrial | None:
         """Write ``failed`` (the end of a running trial: a compare-and-set on ``running``) and queue a
         waiting copy of it holding ``claim`` (same parameters, ``system.retry_of``), the failed record
         pointing to it (``system.requeued_as``): both or neither. Returns the failed record written, or
@@ -336,12 +338,14 @@ class Storage(ABC):
         queues the copy, then writes the record, and takes the copy back when the write loses; it reads the
         trial first, as the write's condition would judge it, so that a trial that beat since it was read gets
         no copy to take back. A copy taken back (a beat between that read and the write) holds ``claim`` for
-        good: a later call queues the trial's copy under a claim naming it (:meth:`_queue_copy`)."""
+        good: a later call queues the trial's copy under a claim naming it (:meth:`_queue_copy`).
+        ``confirm()``, where given, is asked in the write too: False leaves the trial as it is (None)."""
         if not still_lost(self.get_trial(study_id, failed.number), failed):
             return None
         made, number = self._queue_copy(study_id, failed, claim)
         new = failed.replace(system=failed.system.replace(requeued_as=number))
-        if self.update_trial(study_id, new, expect_state=TrialState.RUNNING, expect=lambda old: still_lost(old, failed)):
+        if self.update_trial(study_id, new, expect_state=TrialState.RUNNING,
+                             expect=lambda old: still_lost(old, failed) and (confirm is None or confirm())):
             return new
         stored = self.get_trial(study_id, failed.number)
         if made is not None and stored.system.requeued_as != number and not still_lost(stored, failed):

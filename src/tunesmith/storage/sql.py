@@ -25,6 +25,7 @@ import os
 import random
 import shlex
 import stat
+import threading
 import time
 import uuid
 import weakref
@@ -599,6 +600,7 @@ class SQLStorage(Storage):
         self._offset: tuple[float, float] | None = None  # (server clock - local clock, when measured)
         self._wrote_at = time.monotonic()  # when a write last got through (or the storage opened)
         self._outages: collections.deque[tuple[float, float]] = collections.deque(maxlen=OUTAGES_KEPT)  # monotonic
+        self._waits: dict[object, tuple[int, float, _Backoff]] = {}  # operations retrying: (thread, _wrote_at, ...)
         self._check_url()
         self._init_schema()
         if self._path is not None and not self._absent:
@@ -837,41 +839,59 @@ class SQLStorage(Storage):
         """``once()``, again after transient errors (see :class:`_Backoff`); what
         still fails is raised as StorageError (IntegrityError, which callers
         handle, as it is)."""
+        try:
+            result = once()
+        except IntegrityError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - sorted by _kind in _wait_out
+            return self._wait_out(once, exc, write=write)
+        if write:
+            self._wrote_at = time.monotonic()
+        return result
+
+    def _wait_out(self, once: Callable[[], T], exc: Exception, *, write: bool) -> T:
+        """``once()`` again, its first attempt having failed with ``exc``. Meanwhile the wait is an outage
+        under way (:meth:`outages`), counted from the last write that got through before it: a SQLite read
+        passes while another process holds the write lock that keeps every worker's beats out, and a worker
+        may have met the outage long before this process did."""
         backoff = _Backoff(self.busy_timeout, self.retry_window)
-        while True:
-            try:
-                result = once()
-            except IntegrityError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - sorted by _kind just below
+        token = object()
+        self._waits[token] = (threading.get_ident(), self._wrote_at, backoff)
+        try:
+            while True:
                 kind = self._kind(exc)
                 if kind is None:
-                    raise
+                    raise exc
                 gave_up = "" if kind == "fatal" else backoff.wait(busy=kind == "busy")
                 if gave_up is not None:
                     raise self._error(exc, gave_up) from exc
-            else:
-                if backoff.failing_since is not None or backoff.busy_since is not None:
-                    self._got_through(backoff, write=write)
-                elif write:
-                    self._wrote_at = time.monotonic()
+                try:
+                    result = once()
+                except IntegrityError:
+                    raise
+                except Exception as again:  # noqa: BLE001 - sorted by _kind above
+                    exc = again
+                    continue
+                now = time.monotonic()
+                if backoff.outage():
+                    self._outages.append((self._waits[token][1], now))
+                if write:
+                    self._wrote_at = now
                 return result
-
-    def _got_through(self, backoff: _Backoff, *, write: bool) -> None:
-        """Note an operation that got through after waiting: an outage if it waited one out. Its start is the
-        last write that got through before: a SQLite read passes while another process holds the write lock
-        that keeps every worker's beats out, and a worker may have met the outage long before this process."""
-        now = time.monotonic()
-        if backoff.outage():
-            self._outages.append((self._wrote_at, now))
-        if write:
-            self._wrote_at = now
+        finally:
+            del self._waits[token]
 
     def outages(self) -> list[tuple[float, float]]:
-        if not self._outages:
+        """:meth:`Storage.outages`, and those under way: this thread's operation waiting (any wait: it is
+        what a write judging a trial in its transaction has met) and other threads' waits of an outage's
+        length (a beat of this process held up by a lock), each until now."""
+        if not self._outages and not self._waits:
             return []
+        now, me = time.monotonic(), threading.get_ident()
+        spans = list(self._outages) + [(last, now) for thread, last, backoff in self._waits.copy().values()
+                                       if thread == me or backoff.outage()]  # fmt: skip
         shift = self.clock() - time.monotonic()
-        return [(last + shift, again + shift) for last, again in list(self._outages)]
+        return [(last + shift, again + shift) for last, again in spans]
 
     def _kind(self, exc: Exception) -> str | None:
         """``busy``, ``transient`` or ``fatal`` for a database error; None for any other."""
@@ -1392,8 +1412,11 @@ class SQLStorage(Storage):
 
         return self._tx(op, write=True)
 
-    def fail_with_copy(self, study_id: int, failed: FrozenTrial, *, claim: str) -> FrozenTrial | None:
-        """One transaction: a process killed midway leaves neither the copy nor the failed record."""
+    def fail_with_copy(
+        self, study_id: int, failed: FrozenTrial, *, claim: str, confirm: Callable[[], bool] | None = None
+    ) -> FrozenTrial | None:
+        """One transaction: a process killed midway leaves neither the copy nor the failed record;
+        ``confirm()`` asked once it holds the write lock."""
         token = uuid.uuid4().hex
         copy = FrozenTrial(number=0, state=TrialState.WAITING, params=dict(failed.params),
                            system=SystemState(retry_of=failed.number))  # fmt: skip
@@ -1402,6 +1425,8 @@ class SQLStorage(Storage):
         def op(cur: Cursor) -> FrozenTrial | None:
             retry, tried[0] = tried[0], True
             self._lock_hot(cur, study_id)
+            if confirm is not None and not confirm():
+                raise _NotRunning  # judged otherwise with what the write waited for
             held = cur.first("claimed", {"sid": study_id, "claim": claim})
             number = held[0] if held is not None else self._next_number(cur, study_id)
             if held is not None:  # queued by an earlier call: it must be this trial's copy

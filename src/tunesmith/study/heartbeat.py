@@ -226,8 +226,13 @@ class Heartbeat:
                  and not excused(t.heartbeat or 0.0, outages, now=now, grace=cfg.grace)]  # fmt: skip
         if not stale:
             return []
+        grace = cfg.grace
+
+        def confirm(t: FrozenTrial) -> bool:  # in the write: it may have waited out a lock the beats met too
+            return not excused(t.heartbeat or 0.0, self.storage.outages(), now=now, grace=grace)
+
         lost = fail_lost(self.storage, self.study_id, stale, error=LOST.format(grace=cfg.grace), now=now,
-                         requeue=cfg.requeue, dead=False, once=True, judged=True)  # fmt: skip
+                         requeue=cfg.requeue, dead=False, once=True, judged=True, confirm=confirm)  # fmt: skip
         for t in lost:
             again = f"; re-queued as trial {t.system.requeued_as}" if t.system.requeued_as is not None else ""
             # %r: a name read from the database, its terminal escapes shown, never sent to the terminal
