@@ -230,3 +230,40 @@ def test_a_live_worker_s_trial_is_not_failed_by_a_check_whose_write_waited_out_a
         worker.kill()
         worker.wait()
     _both_complete(study, worker, err, theirs, asked)
+
+
+def test_a_forked_worker_s_storage_does_not_inherit_an_outage_under_way_in_its_parent(tmp_path: Path) -> None:
+    # a thread of the parent waiting out a lock as the process forked: the child has no such thread, and its
+    # wait (copied with the storage) stayed under way there for good, excusing running trials' silence forever
+    import os
+
+    from tunesmith.storage import SQLStorage
+
+    path = tmp_path / "f.db"
+    storage = SQLStorage(f"sqlite:///{path}", busy_timeout=60.0)
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    writer = threading.Thread(target=lambda: storage.create_study("s", direction=ts.Direction.MINIMIZE, space={}, config={}))
+    writer.start()
+    try:
+        end = time.monotonic() + 60
+        while not storage.outages() and time.monotonic() < end:  # the write has waited a second
+            time.sleep(0.05)
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: tells whether it sees an outage once it has used the storage
+            try:
+                storage.list_studies()
+                os.write(write, b"1" if storage.outages() else b"0")
+            finally:
+                os._exit(0)
+        os.close(write)
+        seen = os.read(read, 1)
+        os.close(read)
+        os.waitpid(pid, 0)
+    finally:
+        other.execute("COMMIT")
+        other.close()
+        writer.join(60)
+    assert seen == b"0"
+    assert storage.outages()  # the parent's wait, once through, is an outage it met

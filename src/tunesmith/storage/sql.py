@@ -704,6 +704,7 @@ class SQLStorage(Storage):
         if self._engine is None or self._pid != os.getpid():
             if self._engine is not None:
                 self._engine.dispose(close=False)
+                self._waits = {}  # the parent's threads' waits: none of this process, under way for good here
             self._engine = self._make_engine()
             self._statements = Statements(_HOT, self._engine)
             self._pid = os.getpid()
@@ -879,7 +880,7 @@ class SQLStorage(Storage):
                     self._wrote_at = now
                 return result
         finally:
-            del self._waits[token]
+            self._waits.pop(token, None)  # (a forked child's storage starts without its parent's)
 
     def outages(self) -> list[tuple[float, float]]:
         """:meth:`Storage.outages`, and those under way: this thread's operation waiting (any wait: it is
