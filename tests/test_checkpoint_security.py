@@ -174,3 +174,38 @@ def test_a_relative_xdg_cache_home_is_ignored(monkeypatch: pytest.MonkeyPatch) -
     assert default_root() == Path.home() / ".cache" / "tunesmith" / "checkpoints"
     monkeypatch.setenv("XDG_CACHE_HOME", "/srv/cache")
     assert default_root() == Path("/srv/cache/tunesmith/checkpoints")
+
+
+def test_a_folder_only_the_user_s_private_group_may_write_is_the_user_s(tmp_path: Path) -> None:
+    """umask 002 with a private group per user (Ubuntu) leaves folders 0775: one that only the user's own group
+    may write was refused ("writable by group"), as a framework's Trainer makes them. A primary group that other
+    users share (nobody's nogroup is also _apt's and sync's on Debian) is still refused."""
+    import grp
+    import pwd
+    import shutil
+    import tempfile
+
+    from tunesmith.paths import own_group
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    os.chmod(mine, 0o770)
+    if own_group(os.getgid()):
+        checkpoint.check_dir(mine)
+    else:
+        with pytest.raises(CheckpointError, match=r"writable by group \(mode 0770\).*chmod go-w"):
+            checkpoint.check_dir(mine)
+    if os.getuid() != 0:
+        return  # giving a folder to another user needs root
+    if len([u for u in pwd.getpwall() if u.pw_gid == 65534]) + len(grp.getgrgid(65534).gr_mem) < 2:
+        pytest.skip("needs a primary group other users share")
+    from conftest import said_as_nobody
+
+    shared = Path(tempfile.mkdtemp(dir="/tmp"))  # tmp_path's root is root's alone
+    try:
+        os.chown(shared, 65534, 65534)
+        os.chmod(shared, 0o770)
+        said = said_as_nobody(lambda: checkpoint.check_dir(shared))
+        assert f"checkpoint folder '{shared}' is writable by group (mode 0770)" in said, said
+    finally:
+        shutil.rmtree(shared)

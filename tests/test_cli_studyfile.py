@@ -1115,9 +1115,13 @@ def test_a_folder_others_may_add_modules_to_is_not_imported_from(tmp_path: Path,
     fn = load_objective("probing_sec8.py:f", shared)
     assert "optional_sec8" not in sys.modules and fn(SimpleNamespace(params={})) == 0.0
     assert str(shared) not in sys.path
-    with pytest.raises(StudyFileError, match=rf"no module named 'module_sec8'\) \(not looked for in {shared} can be "
-                                             rf"written by every user \(mode {mode:o}\)"):
+    with pytest.raises(StudyFileError, match=rf"no module named 'module_sec8'\) \(not looked for in {shared}, which can "
+                                             rf"be written by every user \(mode {mode:o}\), so a module"):
         load_objective("module_sec8:f", shared)
+    monkeypatch.chdir(shared)  # the working folder as well: named once
+    with pytest.raises(StudyFileError) as said:
+        load_objective("module_sec8:f", shared)
+    assert str(said.value).count(str(shared)) == 1, said.value
     shared.chmod(0o755)  # the user's own folder: imported from, as before
     assert load_objective("module_sec8:f", shared)(SimpleNamespace(params={"x": 0.25})) == 0.0
     for name in ("probing_sec8", "module_sec8", "optional_sec8"):
@@ -1147,7 +1151,7 @@ def test_a_folder_a_primary_group_other_users_share_may_write_is_not_imported_fr
             load_objective("module_group_sec8:f", shared)
 
         said = said_as_nobody(load)
-        assert f"not looked for in {shared} can be written by your primary group (gid 65534, mode 775)" in said, said
+        assert f"not looked for in {shared}, which can be written by your primary group (gid 65534, mode 775)" in said, said
         shared.chmod(0o755)
         assert said_as_nobody(load) == "ok"
     finally:

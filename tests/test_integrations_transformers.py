@@ -619,3 +619,66 @@ def test_an_output_dir_another_user_may_have_chosen_is_refused_before_training(
         study.optimize(objective(build(dataset), base=base_args(tmp_path)), n_trials=1, catch=(),
                        show_progress=False)
     assert os.listdir(victim) == []
+
+
+def test_a_trial_folder_the_trainer_made_under_umask_002_resumes(tmp_path: Path) -> None:
+    """With a private group per user (Ubuntu's umask 002), the Trainer of a trial run with the callback on its
+    own made ``<output_dir>/trial-0`` mode 0775: its resume was refused ("writable by group", chmod go-w), though
+    no one else is in that group. A folder only the user's private group may write is the user's own."""
+    from _train_util import PauseAndPromote
+
+    from tunesmith.paths import own_group
+    from tunesmith.pruners import Decision
+
+    if not own_group(os.getgid()):
+        pytest.skip("the user's primary group is shared with other users here")
+
+    class PauseOnce(PauseAndPromote):
+        def decide(self, trial, trials, direction) -> Decision:  # type: ignore[no-untyped-def]
+            return Decision.PAUSE if trial.system.n_resumes == 0 else Decision.CONTINUE
+
+    base = TrainingArguments(output_dir=str(tmp_path / "runs"), eval_strategy="epoch", save_strategy="no",
+                             report_to="none", use_cpu=True, disable_tqdm=True, logging_strategy="no", num_train_epochs=2)
+    study = ts.Study(ts.Space({"learning_rate": ts.Fixed(1e-3)}), pruner=PauseOnce())
+    old = os.umask(0o002)
+    try:
+        trial = study.ask()
+        trainer, _ = tiny_trainer(training_args(trial, base), trial)
+        with pytest.raises(ts.TrialPaused):
+            trainer.train()
+        study.tell(trial, state="paused")
+        assert (tmp_path / "runs" / "trial-0").stat().st_mode & 0o777 == 0o775  # the Trainer made it
+        study.optimize(objective(tiny_build, base=base), n_trials=1, show_progress=False, catch=())
+    finally:
+        os.umask(old)
+    assert study.trials[0].state is ts.TrialState.COMPLETE and sorted(study.trials[0].intermediate) == [1, 2]
+    os.chmod(tmp_path / "runs" / "trial-0", 0o777)  # others may write it: refused, as before
+    with pytest.raises(ts.train.checkpoint.CheckpointError, match=r"writable by group and others \(mode 0777\)"):
+        ts.train.checkpoint.check_dir(tmp_path / "runs" / "trial-0")
+
+
+@pytest.mark.skipif(not hasattr(os, "getuid") or os.getuid() != 0, reason="runs as another user: root only")
+def test_an_output_dir_the_user_may_not_create_names_the_trainer_s_setting() -> None:
+    """An output_dir in a folder the user may not write (``/tmp/out`` made by someone else) said to "set
+    XDG_CACHE_HOME", which moves tunesmith's own checkpoints, not the Trainer's."""
+    import tempfile
+
+    from conftest import said_as_nobody
+
+    out = Path(tempfile.mkdtemp(dir="/tmp"))  # tmp_path's root is root's alone
+    out.chmod(0o755)  # root's: nobody may not add trial-0
+
+    def run() -> None:
+        study = ts.Study(ts.Space({"learning_rate": ts.Fixed(1e-3)}))
+        base = TrainingArguments(output_dir=str(out), eval_strategy="epoch", save_strategy="no", report_to="none",
+                                 use_cpu=True, disable_tqdm=True, logging_strategy="no", num_train_epochs=1)
+        study.optimize(objective(tiny_build, base=base), n_trials=1, catch=(), show_progress=False)
+
+    try:
+        said = said_as_nobody(run)
+        assert said.startswith(f"transformers' output_dir: cannot create the checkpoint folder '{out / 'trial-0'}' "
+                               "(Permission denied); pass a folder you can write to (TrainingArguments(output_dir=...))"
+                               ), said
+        assert not (out / "trial-0").exists()
+    finally:
+        shutil.rmtree(out)

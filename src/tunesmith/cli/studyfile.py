@@ -429,10 +429,10 @@ def _importable(*folders: Path) -> str:
     may add a module there may change the study file and script too. Returns what was left off and
     why, for an error to name ("" where nothing)."""
     left = []
-    for folder in folders:
+    for folder in dict.fromkeys(folders):  # the study file's folder is often the working folder
         why = _every_user_may_add(folder)
         if why is not None:
-            left.append(f"{folder} {why}")
+            left.append(f"{folder}, which {why}")
         elif str(folder) not in sys.path:
             sys.path.append(str(folder))
     if not left:

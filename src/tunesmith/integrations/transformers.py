@@ -274,7 +274,8 @@ def _own_output_dir(folder: str, *, make: bool) -> None:
     try:
         secure_dir(folder) if make else check_dir(folder)
     except CheckpointError as exc:
-        said = str(exc).replace("checkpoint_root=... / checkpoint_dir=...", "TrainingArguments(output_dir=...)")
+        said = str(exc).replace(", or set XDG_CACHE_HOME", "")  # tunesmith's default root, not the Trainer's
+        said = said.replace("checkpoint_root=... / checkpoint_dir=...", "TrainingArguments(output_dir=...)")
         raise CheckpointError(f"transformers' output_dir: {said}") from None
 
 

@@ -7,9 +7,9 @@ atomically and durably (a temporary file ``.<name>~<host>~<pid>~<random>.tmp``, 
 then renamed, the folder synced), so a run killed while saving, or a power cut, leaves the
 previous one intact; :func:`clean_stale` removes the temporary files of writers that died.
 Folders are created 0700 and files 0600; a folder owned by another user or writable by group
-or others is refused (:func:`secure_dir`). "Last" checkpoints are rotated (``keep_last``
-newest stay); "best" is one file, a hard link to the "last" file of the same
-step when there is one.
+(but the user's private group, as umask 002 leaves it) or others is refused (:func:`secure_dir`).
+"Last" checkpoints are rotated (``keep_last`` newest stay); "best" is one file, a hard link to
+the "last" file of the same step when there is one.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from ..exceptions import TunesmithError, UntrustedPathError
-from ..paths import NotRegularFile, foreign_link_on, open_regular, study_folder
+from ..paths import NotRegularFile, foreign_link_on, open_regular, own_group, study_folder
 from ..storage.base import pid_alive
 
 
@@ -127,7 +127,7 @@ def check_dir(path: str | Path) -> None:
             f"{os.getuid()}): its owner could plant checkpoints there. Use a folder of your own "
             "(checkpoint_root=... / checkpoint_dir=...), or remove that folder"
         )
-    if st.st_mode & 0o022:
+    if st.st_mode & 0o002 or st.st_mode & 0o020 and not own_group(st.st_gid):  # a private group's: the user's own
         who = " and ".join(w for bit, w in ((0o020, "group"), (0o002, "others")) if st.st_mode & bit)
         raise UntrustedCheckpointFolder(
             f"checkpoint folder {str(p)!r} is writable by {who} (mode {stat.S_IMODE(st.st_mode):04o}): "
