@@ -50,13 +50,15 @@ def alternate(repeats: int, run: Callable[[int], float]) -> dict[bool, float]:
     return {check: statistics.median(t) for check, t in times.items()}
 
 
-def save_ms(folder: Path, state: dict[str, Any], repeats: int) -> dict[bool, float]:
-    def save(i: int) -> float:
-        t0 = time.perf_counter()
-        checkpoint.save(checkpoint.last_path(folder, i), state)
-        checkpoint.rotate(folder, 1)
-        return 1000 * (time.perf_counter() - t0)
-    return alternate(repeats, save)
+def ms(call: Callable[[], object]) -> float:
+    t0 = time.perf_counter()
+    call()
+    return 1000 * (time.perf_counter() - t0)
+
+
+def save_and_rotate(folder: Path, state: dict[str, Any], i: int) -> None:
+    checkpoint.save(checkpoint.last_path(folder, i), state)
+    checkpoint.rotate(folder, 1)
 
 
 def folders(root: Path) -> dict[str, Path]:
@@ -69,12 +71,7 @@ def folders(root: Path) -> dict[str, Path]:
 
 
 def call_us(path: Path, n: int = 2000) -> float:
-    times = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        foreign_link_on(path)
-        times.append(1e6 * (time.perf_counter() - t0))
-    return statistics.median(times)
+    return 1000 * statistics.median(ms(lambda: foreign_link_on(path)) for _ in range(n))
 
 
 def main() -> None:
@@ -91,9 +88,9 @@ def main() -> None:
             checkpoint.secure_dir(folder)
             print(f"{where} ({len(folder.parts)} names): foreign_link_on {call_us(folder):.1f} us a call")
             for name, state in states.items():
-                ms = save_ms(folder, state, args.repeats)
-                print(f"  {name}: a save {ms[False]:.3f} ms without the check, {ms[True]:.3f} ms with "
-                      f"({ms[True] - ms[False]:+.3f} ms, ratio {ms[True] / ms[False]:.3f}, median of {args.repeats})")
+                t = alternate(args.repeats, lambda i: ms(lambda: save_and_rotate(folder, state, i)))  # noqa: B023
+                print(f"  {name}: a save {t[False]:.3f} ms without the check, {t[True]:.3f} ms with "
+                      f"({t[True] - t[False]:+.3f} ms, ratio {t[True] / t[False]:.3f}, median of {args.repeats})")
 
 
 if __name__ == "__main__":

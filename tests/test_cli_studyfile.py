@@ -1156,3 +1156,38 @@ def test_a_folder_a_primary_group_other_users_share_may_write_is_not_imported_fr
         assert said_as_nobody(load) == "ok"
     finally:
         shutil.rmtree(shared)
+
+
+def test_a_script_left_off_the_path_is_still_imported_by_spawned_processes(tmp_path: Path,
+                                                                           subprocess_env: dict[str, str]) -> None:
+    """With its folder left off ``sys.path`` (every user may add files there, as /tmp), a process started with
+    spawn (a DataLoader's workers or a ``spawn`` pool on macOS) could not import the script its functions
+    pickle by: the pool waited forever for its worker. The script alone stays importable by its name (its
+    neighbours do not), through a private folder removed when the command ends."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    (shared / "spawning_rev91.py").write_text(textwrap.dedent("""\
+        import multiprocessing
+        def square(v):
+            return v * v
+        def f(trial):
+            with multiprocessing.get_context("spawn").Pool(1) as pool:
+                return pool.map_async(square, [trial.params["x"]]).get(timeout=60)[0]
+        """))
+    (shared / "neighbour_rev91.py").write_text("VALUE = 1\n")
+    (shared / "probe_rev91.py").write_text("import neighbour_rev91\n")
+    path = write(shared, f"objective: spawning_rev91.py:f\nstorage: sqlite:///{tmp_path / 'db.db'}\n{SPACE}")
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    env = {**subprocess_env, "TMPDIR": str(temp)}
+    run = subprocess.run([sys.executable, "-m", "tunesmith", "run", str(path), "--n-trials", "1"], cwd=tmp_path,
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+    (trial,) = _trials(f"sqlite:///{tmp_path / 'db.db'}")
+    assert trial.state.value == "complete" and trial.value == pytest.approx(trial.params["x"] ** 2)
+    assert os.listdir(temp) == []  # the private folder is gone
+    probe = write(shared, f"objective: probe_rev91.py:f\n{SPACE}", name="p.yaml")
+    run = subprocess.run([sys.executable, "-m", "tunesmith", "run", str(probe), "--n-trials", "1"], cwd=tmp_path,
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode != 0 and "No module named 'neighbour_rev91' (not looked for in" in run.stderr, run.stderr

@@ -35,14 +35,18 @@ server URLs and ``--storage`` (relative to the current folder) are used as they 
 
 from __future__ import annotations
 
+import atexit
 import difflib
+import functools
 import importlib
 import importlib.machinery
 import importlib.util
 import math
 import os
 import re
+import shutil
 import sys
+import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -389,6 +393,8 @@ def _import_script(target: str, base_dir: Path) -> ModuleType:
     module.__dict__["__tunesmith_file__"] = str(found)  # marks it for shipping by value to Ray
     sys.modules[name] = module  # so its functions pickle by reference (spawned processes)
     left_off = _importable(found.parent)  # the script may import its neighbours
+    if left_off:
+        _importable_alone(name, found)
     try:
         loader.exec_module(module)
     except Exception as exc:
@@ -439,6 +445,22 @@ def _importable(*folders: Path) -> str:
         return ""
     return (f" (not looked for in {'; '.join(left)}, so a module there may be another user's: move the study "
             "file and its modules to a folder of your own, or install them)")
+
+
+@functools.cache  # once per script and name in a process
+def _importable_alone(name: str, script: Path) -> None:
+    """Let a process started with spawn (a DataLoader's workers or a ``spawn`` pool on macOS) import the script by
+    its module ``name``, which its functions pickle by, though its folder is left off ``sys.path``: a private
+    folder holding a link to the script alone goes on the path (without it such a pool waited forever)."""
+    folder = tempfile.mkdtemp(prefix="tunesmith-script-")  # 0700: no one else adds a module there
+    atexit.register(_remove_folder, folder, os.getpid())
+    os.symlink(script, os.path.join(folder, f"{name}.py"))
+    sys.path.append(folder)
+
+
+def _remove_folder(folder: str, pid: int) -> None:
+    if os.getpid() == pid:  # not a forked worker's exit: the process that made it may still spawn
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _every_user_may_add(folder: Path) -> str | None:
