@@ -223,12 +223,17 @@ def ended_without_blocking(fn: Callable[[], object], fifo: Path, what: str) -> l
 def said_as_nobody(call: Callable[[], object]) -> str:
     """What ``call()`` says run as another user (uid and gid 65534) in a forked child: "ok", or its error's
     text (root only: setuid)."""
+    return said_as(65534, 65534, call)
+
+
+def said_as(uid: int, gid: int, call: Callable[[], object]) -> str:
+    """What ``call()`` says run as user ``uid`` with primary group ``gid`` in a forked child (root only)."""
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:
         try:
-            os.setgid(65534)
-            os.setuid(65534)
+            os.setgid(gid)
+            os.setuid(uid)
             try:
                 call()
                 said = "ok"

@@ -209,3 +209,33 @@ def test_a_folder_only_the_user_s_private_group_may_write_is_the_user_s(tmp_path
         assert f"checkpoint folder '{shared}' is writable by group (mode 0770)" in said, said
     finally:
         shutil.rmtree(shared)
+
+
+@pytest.mark.skipif(not hasattr(os, "getuid") or os.getuid() != 0, reason="runs as another user: root only")
+def test_a_primary_group_not_named_as_the_user_is_not_taken_for_the_user_s(tmp_path: Path) -> None:
+    """A directory service that lists no users (LDAP, AD without enumeration) hides the other members of a shared
+    primary group ("domain users"): with none in the databases, such a group was taken for the user's own, and a
+    folder it may write was taken as the user's. Only a group named as the user (a user-private group) is."""
+    import grp
+    import pwd
+    import shutil
+    import tempfile
+
+    from conftest import said_as
+
+    try:
+        users, daemon = grp.getgrnam("users"), pwd.getpwuid(1)
+    except KeyError:
+        pytest.skip("needs a group 'users' and a user of uid 1")
+    if users.gr_mem or any(u.pw_gid == users.gr_gid for u in pwd.getpwall()):
+        pytest.skip("needs a group 'users' whose members the databases do not list")
+    folder = Path(tempfile.mkdtemp(dir="/tmp"))  # tmp_path's root is root's alone
+    try:
+        os.chown(folder, daemon.pw_uid, users.gr_gid)
+        os.chmod(folder, 0o770)
+        said = said_as(daemon.pw_uid, users.gr_gid, lambda: checkpoint.check_dir(folder))
+        assert f"checkpoint folder '{folder}' is writable by group (mode 0770)" in said, said
+        os.chown(folder, daemon.pw_uid, daemon.pw_gid)  # daemon's own group ("daemon"): the user's alone
+        assert said_as(daemon.pw_uid, daemon.pw_gid, lambda: checkpoint.check_dir(folder)) == "ok"
+    finally:
+        shutil.rmtree(folder)

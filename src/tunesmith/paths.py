@@ -76,9 +76,9 @@ def foreign_link_on(path: str | Path) -> tuple[Path, int] | None:
 
 
 def own_group(gid: int) -> bool:
-    """Whether group ``gid`` is this user's alone: the user's primary group, with no other member (root aside)
-    in the group or password database. Where every user's primary group is one shared group (``users``), a
-    file that group may write is one every user may write."""
+    """Whether group ``gid`` is this user's alone: the user's primary group, named as the user (a user-private
+    group), with no other member (root aside) in the group or password database. Where every user's primary
+    group is one shared group (``users``), a file that group may write is one every user may write."""
     if not hasattr(os, "getgid") or gid != os.getgid():
         return False
     return _private_group(gid, os.getuid())
@@ -91,11 +91,13 @@ def _private_group(gid: int, uid: int) -> bool:
 
     try:
         me = pwd.getpwuid(uid).pw_name
-        members = set(grp.getgrgid(gid).gr_mem)
+        group = grp.getgrgid(gid)
     except KeyError:  # a user or group the databases do not name: nothing says it is private
         return False
+    if group.gr_name != me:  # not a user-private group: a directory that lists no users (LDAP, AD) hides
+        return False  # its other members ("domain users", "staff")
     root = {p.pw_name for p in _users() if p.pw_uid == 0}
-    return not members - {me} - root and all(p.pw_uid in (0, uid) for p in _users() if p.pw_gid == gid)
+    return not set(group.gr_mem) - {me} - root and all(p.pw_uid in (0, uid) for p in _users() if p.pw_gid == gid)
 
 
 def _users() -> list[Any]:
@@ -130,7 +132,7 @@ def every_user_may_add(st: os.stat_result) -> str | None:
         return f"can be written by every user (mode {stat.S_IMODE(st.st_mode):o})"
     if st.st_mode & stat.S_IWGRP and st.st_gid == os.getgid() and not own_group(st.st_gid):
         return (f"can be written by your primary group (gid {st.st_gid}, mode {stat.S_IMODE(st.st_mode):o}), "
-                "which other users share")
+                "which other users may share")
     return None
 
 
