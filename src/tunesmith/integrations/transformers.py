@@ -276,7 +276,7 @@ def _own_output_dir(folder: str, *, make: bool) -> None:
     except CheckpointError as exc:
         said = str(exc).replace(", or set XDG_CACHE_HOME", "")  # tunesmith's default root, not the Trainer's
         said = said.replace("checkpoint_root=... / checkpoint_dir=...", "TrainingArguments(output_dir=...)")
-        raise CheckpointError(f"transformers' output_dir: {said}") from None
+        raise type(exc)(f"transformers' output_dir: {said}") from None  # an UntrustedPathError stays one
 
 
 def _check_trial_args(trainer: Any, args: Any, base: Any) -> None:
