@@ -351,6 +351,27 @@ def test_fold_racing_runs_two_folds_of_a_configuration_that_repeats_the_best() -
     assert study.best_trial.number == 2
 
 
+@pytest.mark.parametrize("scale", [1.0, 1e-13, 1e13])
+def test_fold_racing_ties_are_equal_fold_scores_at_any_scale(scale: float) -> None:
+    # minimized squared errors of 1e-13 (targets in micro-units): configurations two and five times
+    # better than the first are no tie with it and run every fold; only the exact copy stops
+    study = ts.Study({"x": ts.Float(0, 1)}, direction="minimize", sampler="grid", pruner="folds")
+    for x in (0.5, 0.3, 0.3, 0.1):
+        study.enqueue({"x": x})
+    calls: list[int] = []
+
+    def objective(trial: ts.Trial) -> float:
+        def score(tr: np.ndarray, va: np.ndarray) -> float:
+            calls.append(trial.number)
+            return scale * (trial.params["x"] + 0.01 * int(va[0]))
+
+        return cv.cross_validate(trial, score, cv.kfold(50, 5, shuffle=False))
+
+    study.optimize(objective, n_trials=4)
+    assert [calls.count(n) for n in range(4)] == [5, 5, 2, 5]
+    assert study.best_trial.params["x"] == 0.1
+
+
 @pytest.mark.parametrize("record", [[1], "ab", {"folds": 4, "scores": {"score": [10**400]}},
                                     {"folds": 4, "scores": {"score": ["fold text"]}}])
 def test_a_paused_trial_whose_fold_record_another_writer_changed_fails_naming_it(

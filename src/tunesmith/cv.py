@@ -515,10 +515,11 @@ def refuse_racing(trial: Any, what: str, unit: str, fix: str) -> None:
 
 def _same_folds(trial: FrozenTrial, other: FrozenTrial, step: int) -> bool:
     """Whether ``trial``'s first ``step`` fold scores equal ``other``'s, fold by fold (their
-    running means are equal at every step up to ``step``)."""
+    running means are equal at every step up to ``step``). Relative only: scores of any scale
+    (a squared error of 1e-13) tie only when equal, up to a storage's last digit."""
     return all(
         k in other.intermediate and k in trial.intermediate
-        and math.isclose(trial.intermediate[k], other.intermediate[k], rel_tol=1e-12, abs_tol=1e-12)
+        and math.isclose(trial.intermediate[k], other.intermediate[k], rel_tol=1e-12)
         for k in range(1, step + 1)
     )
 
