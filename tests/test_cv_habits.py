@@ -73,6 +73,11 @@ def test_a_regression_target_is_refused_by_stratified_with_what_to_use() -> None
         cv.stratified(y, k=5)
     folds = cv.stratified(np.array([0.0, 1.0] * 10), k=5)
     assert sorted(np.concatenate([v for _, v in folds]).tolist()) == list(range(20))
+    # the example is a fractional value, not the first label (a whole number here)
+    with pytest.raises(ValueError, match=r"y holds 1 distinct fractional values \(a regression target, such as 2.5\).*"
+                                         r"classes coded as fractions \(0.5, 1.5\) are labels once written as integers"):
+        cv.stratified([1.0, 2.0, 2.5, 3.0] * 5, k=5)
+    assert len(cv.stratified(np.array(["1.0", "2.0", "2.5", "3.0"] * 5), k=5)) == 5
 
 
 @pytest.mark.parametrize("returned", [None, "high", np.array([0.9, 0.8])])

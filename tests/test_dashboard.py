@@ -1218,6 +1218,20 @@ def test_importance_of_too_few_complete_trials_shows_why(tmp_path: Path) -> None
         assert plot["message"].startswith("importance needs at least 10 complete trials, got 2"), plot
 
 
+def test_the_trials_table_and_trial_page_say_where_a_trial_diverged(tmp_path: Path) -> None:
+    """A trial an integration's callback pruned at a NaN metric keeps the step as attrs["diverged_at"],
+    which only the trial's raw attributes showed: it read as stopped by the pruner."""
+    url = f"sqlite:///{tmp_path / 'nan.db'}"
+    study = ts.Study({"x": ts.Float(0, 1)}, storage=url, name="nan")
+    study.add_trial({"x": 0.5}, 0.3)
+    study.add_trial({"x": 0.7}, state="pruned", intermediate={1: 0.4, 2: 0.5}, attrs={"diverged_at": 3})
+    c = client(url)
+    table = c.get("/studies/nan").text
+    assert "<th>diverged at</th>" in table and "<td>step 3</td>" in table
+    assert "<td class=l>diverged at</td><td>step 3</td>" in c.get("/studies/nan/trials/1").text
+    assert "diverged at" not in c.get("/studies/nan/trials/0").text
+
+
 def test_the_trials_table_and_trial_page_have_the_overfit_column_that_show_has(tmp_path: Path) -> None:
     # trials of ts.train.objective: show and the report said where overfitting began, the dashboard only
     # inside the trial's raw attributes

@@ -714,18 +714,18 @@ def test_a_searchs_study_is_told_to_fit_the_search_again_not_to_optimize(tmp_pat
     url = f"sqlite:///{tmp_path / 's.db'}"
     search = TunedSearchCV(LogisticRegression(max_iter=200), {"C": loguniform(1e-3, 1e2), "tol": loguniform(1e-5, 1e-2)},
                            n_trials=4, cv=3, sampler="random", storage=url, name="lr", random_state=0).fit(X, y)
-    advice = ("run at least 6 more (fit the search again with n_trials 6 larger: search.set_params(n_trials="
-              "search.n_trials + 6).fit(X, y); with its storage= and name= it resumes")
+    advice = ("run at least 6 more (fit the search again with n_trials=10: search.set_params(n_trials=10).fit(X, y); "
+              "with its storage= and name= it resumes")
     with pytest.raises(ValueError, match=re.escape(advice)) as caught:
         search.study_.importance()
     assert "study.optimize" not in str(caught.value)
     assert advice in build_report(ts.load_study("lr", url), sections=["importance"])
-    search.set_params(n_trials=search.n_trials + 6).fit(X, y)
+    search.set_params(n_trials=10).fit(X, y)
     assert search.study_.importance().n_trials == 10
     # a search without storage is told the same (its trials hold the folds' fit times, no setup)
     memory = TunedSearchCV(LogisticRegression(max_iter=200), {"C": loguniform(1e-3, 1e2)}, n_trials=3, cv=3,
                            sampler="random", random_state=0).fit(X, y)
-    with pytest.raises(ValueError, match=re.escape("run at least 7 more (fit the search again with n_trials 7 larger")):
+    with pytest.raises(ValueError, match=re.escape("run at least 7 more (fit the search again with n_trials=10:")):
         memory.study_.importance()
     # fold racing has no rungs: a falling rate is said as what a pruner on folds does
     for _ in range(9):
@@ -733,3 +733,15 @@ def test_a_searchs_study_is_told_to_fit_the_search_again_not_to_optimize(tmp_pat
     with pytest.raises(ValueError, match=r"none of the last 6 \(the pruner stopped the others, and lets fewer "
                                          r"complete as better configurations are found\) \(fit the search again"):
         memory.study_.importance()
+    # a search that ran its whole finite space (n_trials=None, GridSearchCV's habit) has nothing more to run:
+    # "search.n_trials + 2" was None + 2, and a larger n_trials is capped at the 8 configurations
+    grid = TunedSearchCV(LogisticRegression(max_iter=200), {"C": [0.01, 0.1, 1.0, 10.0], "fit_intercept": [True, False]},
+                         cv=3).fit(X, y)
+    with pytest.raises(ValueError, match=r"got 8; the search evaluated each of the 8 configurations of its space: "
+                                         r"give its parameters more values \(or distributions, with n_trials=...\), "
+                                         r"fit it again and ask again"):
+        grid.study_.importance()
+    from tunesmith.importance.data import SEARCH_SETUP
+    from tunesmith.sklearn.checks import SETUP_ATTR
+
+    assert SEARCH_SETUP == SETUP_ATTR  # the name importance reads is the one the search writes

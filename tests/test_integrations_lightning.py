@@ -259,10 +259,25 @@ def objective(trial):
     return float(t.callback_metrics["val_loss"])
 
 warnings.simplefilter("ignore")
-study = ts.Study(ts.Space({"lr": ts.Float(1e-3, 1e-1, log=True)}), storage="sqlite:///ddp.db", name="ddp",
-                 pruner=ts.pruners.ASHA(min_resource=1, max_resource=2), sampler="random", seed=0)
+study = ts.Study(ts.Space({"lr": ts.Float(1e-3, 1e-1, log=True)}), storage=sys.argv[1] or None, name="ddp",
+                 pruner=ts.pruners.ASHA(min_resource=1, max_resource=2), sampler="random")
 study.optimize(objective, n_trials=2, show_progress=False)
+print("trials:", [(t.state.value, "hold trials of their own" in (t.error or "")) for t in study.trials], flush=True)
 """
+
+
+def run_ddp_script(folder: Path, storage: str) -> str:
+    """DDP_SCRIPT run in ``folder`` with the study in ``storage`` ("": in memory): what its ranks printed."""
+    import subprocess
+
+    script = folder / "tune.py"
+    script.write_text(DDP_SCRIPT)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(ts.__file__).parents[1]),
+                                                        os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, str(script), storage], cwd=folder, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
 
 
 def test_ranks_that_run_the_script_again_do_not_make_trials_of_their_own(tmp_path: Path) -> None:
@@ -270,18 +285,18 @@ def test_ranks_that_run_the_script_again_do_not_make_trials_of_their_own(tmp_pat
     again, whose study.optimize made trials of its own that trained with rank 0's and were recorded
     apart (4 trials for n_trials=2, two without reports). Each rank's fit now fails at its setup,
     naming the cause, and both studies stop: one trial per process, failed."""
-    import subprocess
-
-    script = tmp_path / "tune.py"
-    script.write_text(DDP_SCRIPT)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(ts.__file__).parents[1]),
-                                                        os.environ.get("PYTHONPATH", "")])}
-    done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
+    run_ddp_script(tmp_path, "sqlite:///ddp.db")
     trials = ts.load_study("ddp", f"sqlite:///{tmp_path / 'ddp.db'}").trials
     assert [t.state for t in trials] == [ts.TrialState.FAILED] * 2
     assert all("hold trials of their own" in (t.error or "") and "devices=1" in (t.error or "") for t in trials)
+
+
+def test_ranks_with_in_memory_studies_of_one_name_are_told_apart(tmp_path: Path) -> None:
+    """The script run again with an in-memory study of one name: each rank's study numbered its trials
+    from 0, so rank 1's trial 0 passed for rank 0's while each rank trained with parameters of its own
+    (both trials complete in each rank's study). The study's id tells them apart: both ranks fail."""
+    printed = [line for line in run_ddp_script(tmp_path, "").splitlines() if line.startswith("trials:")]
+    assert printed == ["trials: [('failed', True)]"] * 2, printed
 
 
 class Diverging(Regression):
@@ -321,6 +336,25 @@ def test_a_strategy_that_pickles_the_trainer_is_refused_naming_the_fix(tmp_path:
         warnings.simplefilter("ignore")
         t.fit(Regression(0.1), *loaders())
     assert trial.intermediate == {}
+
+
+def test_a_callback_is_copied_and_one_without_a_trial_pickled(tmp_path: Path) -> None:
+    """The refusal to pickle a trial (above) made copy.copy of a callback holding one fail as well (it
+    goes through __getstate__), which shares the trial and had worked; a callback without a trial (the
+    ranks other than 0) still pickles and copies whole."""
+    import copy
+    import pickle
+
+    trial = ts.Study(SPACE, storage=f"sqlite:///{tmp_path / 'ts.db'}").ask()
+    cb = PruningCallback(trial, checkpoint_dir=tmp_path / "ckpt")
+    copied = copy.copy(cb)
+    assert copied is not cb and copied.trial is trial and copied.checkpoint_dir == cb.checkpoint_dir
+    for f in (pickle.dumps, copy.deepcopy):
+        with pytest.raises(TypeError, match="holds trial 0"):
+            f(cb)
+    rank1 = PruningCallback(None, monitor="val_acc", checkpoint_dir=tmp_path)
+    for twin in (pickle.loads(pickle.dumps(rank1)), copy.deepcopy(rank1), copy.copy(rank1)):
+        assert (twin.trial, twin.monitor, twin.checkpoint_dir) == (None, "val_acc", tmp_path)
 
 
 class Accuracy(Regression):

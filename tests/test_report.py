@@ -61,6 +61,23 @@ def test_the_report_has_the_overfit_column_that_show_has() -> None:
     assert "<td>step 4 (gap 0.25)</td>" in page and "<td>- (gap 0.05)</td>" in page
 
 
+def test_show_and_the_report_say_where_a_trained_trial_diverged(tmp_path: Path, capsys: Any) -> None:
+    """ts.train.objective completes a run whose metric turned NaN with its best value so far and keeps the step
+    as attrs["diverged_at"]; show and the report ranked it with the others, without saying so."""
+    url = f"sqlite:///{tmp_path / 'nan.db'}"
+    study = ts.Study({"x": ts.Float(0, 1)}, storage=url, name="trained")
+    study.add_trial({"x": 0.5}, 0.3, attrs={"overfit_at": None, "diverged_at": 7})
+    study.add_trial({"x": 0.7}, 0.4, attrs={"overfit_at": None, "diverged_at": True})  # not a step: no cell
+    page = build_report(study)
+    assert "<th>diverged at</th>" in page and page.count("<td>step 7</td>") == 1
+    assert main(["show", "trained", "--storage", url]) == 0
+    out = capsys.readouterr().out
+    assert "diverged at" in out and "step 7" in out and "step True" not in out
+    study.add_trial({"x": 0.9}, 0.1)  # the only one shown by --top 1: no column
+    assert main(["show", "trained", "--storage", url, "--top", "1"]) == 0
+    assert "diverged" not in capsys.readouterr().out
+
+
 def test_the_overfit_column_gives_the_last_finite_gap_of_curves_stored_with_nan_gaps() -> None:
     # a NaN validation made every later smoothed gap NaN in curves stored before that was fixed: "(gap nan)"
     study = ts.Study({"x": ts.Float(0, 1)}, name="trained")

@@ -88,6 +88,8 @@ def test_skopt_s_space_and_n_iter_pairs_say_how_to_write_them() -> None:
     with pytest.raises(TypeError, match=r"a list of \(space, n_iter\) pairs is skopt's BayesSearchCV's: pass the "
                                         r"list of the dicts, \[space for space, _ in pairs\], with n_trials= the sum"):
         TunedSearchCV(LogisticRegression(), pairs, n_trials=12).fit(X, Y)
+    with pytest.raises(TypeError, match=r"a list of \(space, n_iter\) pairs is skopt's"):  # skopt mixes dicts and pairs
+        TunedSearchCV(LogisticRegression(), [pairs[0][0], pairs[1]], n_trials=12).fit(X, Y)
     search = TunedSearchCV(LogisticRegression(), [space for space, _ in pairs], n_trials=3, cv=2).fit(X, Y)
     assert len(search.cv_results_["params"]) == 3
 
@@ -311,6 +313,13 @@ def test_a_grid_sampler_over_a_distribution_says_its_grid_is_smaller_than_n_tria
                                                                             rel=0.1)
     with pytest.raises(ValueError, match="n_trials=None searches the whole grid, but this space is continuous"):
         TunedSearchCV(model, {"C": loguniform(1e-3, 1e3)}, sampler="tpe").fit(X, Y)
+    # a grid too large to run whole says how large, and why (its points per continuous parameter)
+    many = {"C": loguniform(1e-3, 1e3), "tol": loguniform(1e-6, 1e-2), "intercept_scaling": loguniform(0.1, 10),
+            "l1_ratio": ts.Float(0.0, 1.0), "max_iter": ts.Int(100, 2000), "warm_start": [True, False],
+            "class_weight": [None, "balanced"], "fit_intercept": [True, False], "penalty": ["l2", None]}
+    with pytest.raises(ValueError, match=r"continuous or huge \(the grid of sampler='grid' \(5 points on a continuous "
+                                         r"parameter .*\) has 200,000 configurations\): pass n_trials="):
+        TunedSearchCV(model, {**many, "dual": [False, True], "solver": ["lbfgs", "saga"]}, sampler="grid").fit(X, Y)
 
 
 def test_a_misspelt_scorer_names_the_closest_and_refit_naming_an_unscored_metric_is_refused() -> None:

@@ -1075,6 +1075,12 @@ def test_evaluate_best_scores_the_top_configurations_on_a_test_split() -> None:
     from tunesmith.study.evaluate import test_results as stored_results
 
     assert len(stored_results(search.study_)) == 2  # the first call's results, nothing more recorded
+    # a split in halves has as many rows on both sides: the rows pair up, X_test (y_train) is one value per row
+    xa, xb, ya, yb = train_test_split(X[:100], Y[:100], test_size=0.5, random_state=0)
+    with pytest.raises(ValueError, match=r"got X of 2 dimension\(s\) and X_test of 1: pass the training data, then the "
+                                         r"test data .* write evaluate_best\(X_train, y_train, X_test, y_test\)"):
+        search.evaluate_best(xa, xb, ya, yb, k=1)
+    assert len(stored_results(search.study_)) == 2
 
 
 def test_parallel_trials_with_a_pruner() -> None:

@@ -891,13 +891,13 @@ def test_a_study_of_an_unregistered_sampler_still_opens_and_asking_says_what_to_
 
 def test_an_integer_value_beyond_float_precision_is_said_once(caplog: pytest.LogCaptureFixture) -> None:
     """2**53 + 1 is stored as 2**53 (values are floats): it ties with 2**53, and the earlier
-    trial is then the best, silently. The study now says so, once."""
+    trial (neither reported) is then the best, silently. The study now says so, once."""
     study = ts.Study(SPACE, sampler="random", seed=0, name="counts")
     with caplog.at_level("WARNING", logger="tunesmith"):
         study.optimize(lambda t: 2**53 + 1 - t.number, n_trials=2)  # 2**53 + 1, then 2**53
         study.tell(study.ask(), np.int64(2**53 + 3))
     said = [r.getMessage() for r in caplog.records if "no exact float" in r.getMessage()]
     assert said == ["study 'counts': trial 0's value 9007199254740993 has no exact float and is stored as "
-                    "9007199254740992.0; values beyond 2**53 differing by less than their float spacing tie (the "
-                    "earlier trial is then the best): return a scaled value, e.g. value / 1e6"]
+                    "9007199254740992.0; values beyond 2**53 differing by less than their float spacing tie (a tie "
+                    "goes to the better reports, then the earlier trial): return a scaled value, e.g. value / 1e6"]
     assert [t.value for t in study.trials[:2]] == [2.0**53, 2.0**53] and study.best_trial.number == 0

@@ -11,7 +11,9 @@ study seed: the same 40 recorded configurations, enqueued in both libraries.
 Per study: ``epochs``, the epochs trained over 40 x 27 (no pruning's); ``regret``,
 the final test error of the trial the study names best (its configuration and
 seed) minus the best mean final test error of any recorded configuration (in
-percentage points); ``reached``, whether the best value is at most the best final
+percentage points; tunesmith rows also hold ``regret_earliest``, the same for the
+trial named best when ties on the value go to the earliest trial, the rule before
+ties were ranked by the reports, with ``best`` and ``earliest``, the two trials' numbers); ``reached``, whether the best value is at most the best final
 validation error of no-pruning random search on the same stream (40 trials, same
 seeds).
 
@@ -105,6 +107,7 @@ class Counter:
         self.chosen: dict[int, int] = {}  # trial number -> recorded configuration
         self.stopped_last: list[float] = []  # final values of trials stopped at the last epoch
         self.trained: dict[int, int] = {}  # trial number -> epochs trained
+        self.earliest: int | None = None  # tunesmith: the best by value, ties to the earliest trial
 
     def play(self, trial: Any, curve: np.ndarray, start: int, stop: type[BaseException]) -> float:
         """Report ``curve`` from epoch ``start`` on, asking the pruner after each epoch."""
@@ -148,6 +151,8 @@ def run_tunesmith(task: Task, stream: Stream, seed: int, opts: dict[str, Any]) -
         for c in stream.configs:
             study.enqueue(task.configs[c])
     study.optimize(objective, n_trials=N_TRIALS)
+    done = [t for t in study.trials if t.state is ts.TrialState.COMPLETE]
+    count.earliest = min(done, key=lambda t: (float(t.value), t.number)).number  # type: ignore[arg-type]
     return count, study.best_trial.number
 
 
@@ -366,7 +371,7 @@ def run_one(task: Task, method: str, opts: dict[str, Any], seed: int) -> dict[st
     count, best = run(task, stream, seed, opts)
     idx, s = count.chosen[best], stream.seeds[best]
     best_val = float(task.val[idx, s, -1])
-    return {
+    row = {
         "task": task.name, "method": method, "seed": seed,
         "epochs": count.epochs / (N_TRIALS * task.epochs),
         "regret": float(task.test[idx, s, -1]) - task.oracle,
@@ -375,6 +380,11 @@ def run_one(task: Task, method: str, opts: dict[str, Any], seed: int) -> dict[st
         "lost_finished": sum(v < best_val for v in count.stopped_last),
         "wall": round(time.perf_counter() - start, 3),
     }  # fmt: skip
+    if count.earliest is not None:  # the same study's best under the old tie rule (decisions do not depend on it)
+        e = count.earliest
+        row.update(best=best, earliest=e,
+                   regret_earliest=float(task.test[count.chosen[e], stream.seeds[e], -1]) - task.oracle)
+    return row
 
 
 METHODS_HELP = "names of METHODS (replay.py --list) or ts- rows parsed by parse_ts"

@@ -6,6 +6,8 @@
     python benchmarks/pruning_replay/report.py comparison FILE... --seeds 220-399
     python benchmarks/pruning_replay/report.py comparison FILE --asha CANDIDATE   # T1-T4 of a candidate
     python benchmarks/pruning_replay/report.py schedule benchmarks/results/pruning-replay-selection-v4.jsonl
+    python benchmarks/pruning_replay/report.py comparison FILE --rule earliest   # ties named as before (tunesmith rows)
+    python benchmarks/pruning_replay/report.py ties FILE   # each tunesmith row: the tie rule's paired effect
 """
 
 from __future__ import annotations
@@ -205,6 +207,27 @@ def comparison(rows: Rows, asha: str = "ts-asha") -> None:
         print(f"| {name} | " + " | ".join(cells) + " |")
 
 
+def earliest(rows: Rows) -> Rows:
+    """``rows`` with each tunesmith study's regret as it was when ties on the value went to the
+    earliest trial (``regret_earliest``, written by replay.py since ties are ranked by the reports)."""
+    return {k: {**r, "regret": r.get("regret_earliest", r["regret"])} for k, r in rows.items()}
+
+
+def ties(rows: Rows) -> None:
+    """Per tunesmith row, per task and pooled: the share of studies whose named best the tie rule
+    changed, the regret with ties to the earliest trial, and the paired difference (rule - earliest)."""
+    print("| row | studies | best changed | regret, ties to the earliest (pp) | regret, ties by the reports "
+          "| difference (90 % interval) |\n|---|---|---|---|---|---|")
+    for m in sorted({m for (_, m, _) in rows if m.startswith("ts-")}):
+        mine = {k: r for k, r in rows.items() if k[1] == m and "regret_earliest" in r}
+        for task in [None, *sorted({t for (t, _, _) in mine})]:
+            sub = [r for k, r in mine.items() if task is None or k[0] == task]
+            new, old = (np.array([float(r[x]) for r in sub]) for x in ("regret", "regret_earliest"))
+            changed = np.mean([r["best"] != r["earliest"] for r in sub])
+            print(f"| {m} | {task or 'pooled'} ({len(sub)}) | {changed:.3f} | {old.mean():.3f} | {new.mean():.3f} "
+                  f"| {fmt(interval(new - old))} |")
+
+
 def versus(rows: Rows, methods: Sequence[str], ref: str) -> None:
     """The table of ``methods`` and each one's paired differences to ``ref``."""
     print("\n".join(table(rows, [m for m in methods if m != ref] + [ref])))
@@ -216,14 +239,18 @@ def versus(rows: Rows, methods: Sequence[str], ref: str) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("what", choices=["selection", "comparison", "versus", "schedule"])
+    ap.add_argument("what", choices=["selection", "comparison", "versus", "schedule", "ties"])
     ap.add_argument("files", nargs="+")
     ap.add_argument("--methods", nargs="+", help="only these rows")
     ap.add_argument("--vs", help="versus: the reference row")
     ap.add_argument("--seeds", help="only these study seeds, a range: 220-399")
     ap.add_argument("--asha", default="ts-asha", help="comparison: the row judged as pruner='asha' (T1-T4)")
+    ap.add_argument("--rule", choices=["reports", "earliest"], default="reports",
+                    help="tunesmith's tie rule for the named best: the reports (now), the earliest trial (before)")
     args = ap.parse_args(argv)
     rows = load(args.files)
+    if args.rule == "earliest":
+        rows = earliest(rows)
     if args.seeds:
         lo, _, hi = args.seeds.partition("-")
         rows = {k: r for k, r in rows.items() if int(lo) <= k[2] <= int(hi or lo)}
@@ -231,6 +258,9 @@ def main(argv: list[str] | None = None) -> None:
         rows = {k: r for k, r in rows.items() if k[1] in args.methods}
     if args.what == "versus":
         versus(rows, args.methods or sorted({m for (_, m, _) in rows}), args.vs)
+        return
+    if args.what == "ties":
+        ties(rows)
         return
     if args.what == "schedule":
         schedule(rows, sorted({m for (_, m, _) in rows if m.startswith("ts-")}))

@@ -63,11 +63,13 @@ def stratified(y: Sequence[Any] | np.ndarray, k: int = 5, *, shuffle: bool = Tru
     """``k`` folds that keep each class's share of ``y`` (labels) in every fold."""
     labels = _labels(y, "y", "stratified")
     _check_k(k, len(labels), "samples")
-    if labels.dtype.kind == "f" and not np.all(labels == np.round(labels)):  # scikit-learn's "continuous"
-        raise ValueError(f"stratified() takes class labels, but y holds {len(_unique(labels))} distinct fractional "
-                         f"values (a regression target, such as {float(labels[0])!r}): use cv.kfold(len(y), k={k}) for "
-                         "a regression, or stratify by binned values (np.digitize(y, np.quantile(y, [0.25, 0.5, "
-                         "0.75])))")
+    fractional = np.flatnonzero(labels != np.round(labels)) if labels.dtype.kind == "f" else np.array([], dtype=int)
+    if len(fractional):  # scikit-learn's "continuous"
+        raise ValueError(f"stratified() takes class labels, but y holds {len(_unique(labels[fractional]))} distinct "
+                         f"fractional values (a regression target, such as {float(labels[fractional[0]])!r}): use "
+                         f"cv.kfold(len(y), k={k}) for a regression, or stratify by binned values (np.digitize(y, "
+                         "np.quantile(y, [0.25, 0.5, 0.75]))); classes coded as fractions (0.5, 1.5) are labels once "
+                         "written as integers or strings")
     rare = {c: n for c in _unique(labels) if (n := int(np.sum(labels == c))) < k}
     if rare:  # as scikit-learn's StratifiedKFold warns: some validation folds miss these classes
         warnings.warn(f"stratified(): {len(rare)} class(es) have fewer members than k={k} folds ("

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import itertools
 import math
 import os
 import re
@@ -221,23 +222,45 @@ _TRIAL_FIELDS = frozenset(_TRIAL_FIELDS_IN_ORDER)
 
 
 def best_of(trials: Iterable[FrozenTrial], direction: Direction | str) -> FrozenTrial | None:
-    """The complete trial with the best value by ``direction`` (the earliest
-    among ties), or None if none is complete: the one rule every part of
-    tunesmith uses to name the best trial."""
+    """The complete trial with the best value by ``direction``, or None if none is complete: the
+    one rule every part of tunesmith uses to name the best trial. Among trials tied on the value,
+    :func:`tie_key` decides: the better reports, read from the last backwards, then the earliest."""
+    tied = tied_best(trials, direction)
     sign = Direction.parse(direction).sign()
-    best: FrozenTrial | None = None
-    for t in trials:
-        if t.state is TrialState.COMPLETE and t.value is not None:
-            if best is None or (sign * t.value, t.number) < (sign * best.value, best.number):  # type: ignore[operator]
-                best = t
-    return best
+    return min(tied, key=lambda t: tie_key(t, sign)) if len(tied) > 1 else next(iter(tied), None)
+
+
+def tied_best(trials: Iterable[FrozenTrial], direction: Direction | str) -> list[FrozenTrial]:
+    """The complete trials whose value is the best by ``direction`` (more than one: a tie, which
+    their reports decide, so a reader of trials without their reports reads these whole)."""
+    sign = Direction.parse(direction).sign()
+    done = [t for t in trials if t.state is TrialState.COMPLETE and t.value is not None]
+    low = min((sign * float(t.value) for t in done), default=None)  # type: ignore[arg-type]
+    return [t for t in done if sign * float(t.value) == low]  # type: ignore[arg-type]
 
 
 def ranked(trials: Iterable[FrozenTrial], direction: Direction | str) -> list[FrozenTrial]:
-    """The complete trials, best first (ties: the earlier first), as :func:`best_of` ranks them."""
+    """The complete trials, best first, as :func:`best_of` ranks them (ties: :func:`tie_key`)."""
     sign = Direction.parse(direction).sign()
     done = [t for t in trials if t.state is TrialState.COMPLETE and t.value is not None]
-    return sorted(done, key=lambda t: (sign * float(t.value), t.number))  # type: ignore[arg-type]
+    done.sort(key=lambda t: (sign * float(t.value), t.number))  # type: ignore[arg-type]
+    out: list[FrozenTrial] = []
+    for _, group in itertools.groupby(done, key=lambda t: t.value):
+        tied = list(group)
+        out += tied if len(tied) == 1 else sorted(tied, key=lambda t: tie_key(t, sign))
+    return out
+
+
+def tie_key(t: FrozenTrial, sign: float) -> tuple[bool, tuple[float, ...], int]:
+    """How trials tied on the value rank, best first: by their reports (``intermediate``, in the
+    study's direction: ``sign`` is ``Direction.sign()``) read from the last one backwards, the
+    better at the first place they differ (equal so far, the one whose reports run out first);
+    trials that reported nothing after those that did; then by number. So one noisy last value
+    does not decide among equals: the trial that was also better before it does. Trials with
+    different values never reach this key, and a study whose trials report nothing ranks its ties
+    by number, the earliest first."""
+    reports = tuple(sign * float(t.intermediate[s]) for s in sorted(t.intermediate, reverse=True))
+    return not reports, reports, t.number
 
 
 def as_count(text: Any, digits: int = 18) -> int | None:

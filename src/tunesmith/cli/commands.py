@@ -31,6 +31,8 @@ from ..report import (
     FAILED_SHOWN,
     FOLDS_COLUMN,
     TRAIN_COLUMN,
+    diverged,
+    diverged_cell,
     folds_cell,
     has_folds,
     has_train,
@@ -446,11 +448,13 @@ def _shown_trials(study: Study, top: int) -> list[FrozenTrial]:
 
     shown: list[FrozenTrial] = []
     for head in ranked(trials, study.direction):
+        if len(shown) >= top and head.value != shown[-1].value:
+            break  # the last shown value's ties are read too: their reports rank them (tie_key)
+        if len(whole) == WHOLE_READS:
+            return study.trials
         t = read(head.number)
         if t.state is TrialState.COMPLETE and t.value is not None:
             shown.append(t)
-        if len(shown) == top:
-            break
     if shown and any(not any(n in t.params for t in shown) for n in study.space):
         return study.trials
     for t in [t for t in trials if t.state is TrialState.FAILED][-FAILED_SHOWN:]:
@@ -553,10 +557,13 @@ def best_table(study: Study, trials: list[FrozenTrial], top: int) -> Table:
     trained = any("overfit_at" in t.attrs for t in done[:top])  # trials of ts.train.objective
     if trained:
         table.add_column("overfit at", justify="right")
+    nan = diverged(done[:top])  # a trained trial's value is its best before its metric turned NaN
+    if nan:
+        table.add_column("diverged at", justify="right")
     for t in done[:top]:
         cells = [literal(_fmt(t.params[n])) if n in t.params else "" for n in names]
         secs = "" if t.duration is None else f"{t.duration:.3g}"
-        extra = [overfit_cell(t)] if trained else []
+        extra = ([overfit_cell(t)] if trained else []) + ([diverged_cell(t)] if nan else [])
         spread = ([folds_cell(t)] if folded else []) + ([train_cell(t)] if trains else [])
         table.add_row(str(t.number), f"{t.value:.6g}", *spread, *cells, secs, *extra)
     return table

@@ -9,7 +9,7 @@ import math
 
 from ..plots.reduce import MAX_POINTS, SAMPLE, sample, thin
 from ..study.heartbeat import LOST
-from ..trial import FrozenTrial, TrialState
+from ..trial import FrozenTrial, TrialState, ranked
 from .cache import View
 
 __all__ = ["MAX_POINTS", "ORDERS", "SAMPLE", "page", "sample", "thin"]
@@ -34,8 +34,12 @@ def _ordered(v: View, state: str | None, order: str) -> list[FrozenTrial]:
     rows = list(v.trials) if state is None else [t for t in v.trials if t.state.value == state]
     if order == "-number":
         rows.reverse()
-    elif order == "best":
-        rows.sort(key=lambda t: (t.state is not TrialState.COMPLETE, _loss(t, sign), t.number))
+    elif order == "best":  # the complete trials as best_trial ranks them, then the rest by value
+        done = ranked(rows, v.record.direction)
+        first = {t.number for t in done}
+        rest = [t for t in rows if t.number not in first]
+        rest.sort(key=lambda t: (t.state is not TrialState.COMPLETE, _loss(t, sign), t.number))
+        rows = done + rest
     elif order == "duration":
         rows.sort(key=lambda t: (-(ran_for(t) or 0.0), t.number))
     return rows

@@ -25,7 +25,7 @@ from ..space import Space
 from ..storage import Storage, StudyRecord
 from ..study.evaluate import SUFFIX, book_name, results_from
 from ..study.manage import sampler_label
-from ..trial import FrozenTrial, TrialState
+from ..trial import FrozenTrial, best_of, tied_best
 
 #: the suffix of the companion study where ``study.evaluate_best`` records test scores
 TEST_SUFFIX = SUFFIX
@@ -66,12 +66,7 @@ class View:
         return self.cached("counts", lambda: dict(Counter(t.state.value for t in self.trials)))
 
     def best(self) -> FrozenTrial | None:
-        def find() -> FrozenTrial | None:
-            sign = self.record.direction.sign()
-            done = [t for t in self.trials if t.state is TrialState.COMPLETE]
-            return min(done, key=lambda t: (sign * float(t.value), t.number)) if done else None  # type: ignore[arg-type]
-
-        return self.cached("best", find)
+        return self.cached("best", lambda: best_of(self.trials, self.record.direction))
 
     def trial(self, number: int) -> FrozenTrial | None:
         t = self.trials[number] if 0 <= number < len(self.trials) else None
@@ -173,13 +168,16 @@ class StudyCache:
         """The study as the list of studies shows it: once it has been read whole (shown, or
         read ahead by the server), its view; before, its trials' numbers, states, values and
         times only (``Storage.get_trial_heads``), so listing decodes no trial's parameters or
-        reports. A trial changed outside tunesmith in those is counted by its state until the
-        study is shown (then as the failed trial it is read as)."""
+        reports (unless complete trials tie for the best value: their reports rank them, so then
+        the study is read whole, as shown). A trial changed outside tunesmith in those is counted
+        by its state until the study is shown (then as the failed trial it is read as)."""
         entry = self._entry(record)
         if entry.read_at:
             return self.view(record.name)
         with self.io:
             heads = tuple(self.storage.get_trial_heads(record.study_id))
+        if len(tied_best(heads, record.direction)) > 1:
+            return self.view(record.name)  # a tie for the best: their reports decide it (tie_key)
         last = max((max(t.completed or 0.0, t.started or 0.0) for t in heads), default=0.0)
         return View(record, heads, entry.version, last, {})  # a memo of its own: not the whole trials'
 

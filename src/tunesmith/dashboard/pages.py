@@ -15,6 +15,8 @@ from urllib.parse import quote, urlencode
 from ..report import (
     FOLDS_COLUMN,
     TRAIN_COLUMN,
+    diverged,
+    diverged_cell,
     escape_html,
     folds_cell,
     has_folds,
@@ -186,7 +188,8 @@ def trials_table(v: View, total: int, rows: list[FrozenTrial], *, offset: int, l
 
 def _extra_columns(rows: Sequence[FrozenTrial]) -> dict[str, Callable[[FrozenTrial], str]]:
     """The columns ``tunesmith show`` adds for what ``rows`` hold: the spread of a cross-validated
-    value over its folds, its training score, and where a trained trial began to overfit."""
+    value over its folds, its training score, where a trained trial began to overfit, and where a trial's metric
+    turned NaN."""
     out: dict[str, Callable[[FrozenTrial], str]] = {}
     if has_folds(rows):
         out[FOLDS_COLUMN] = folds_cell
@@ -194,6 +197,8 @@ def _extra_columns(rows: Sequence[FrozenTrial]) -> dict[str, Callable[[FrozenTri
         out[TRAIN_COLUMN] = train_cell
     if any("overfit_at" in t.attrs for t in rows):
         out["overfit at"] = overfit_cell
+    if diverged(rows):  # pruned by an integration's callback, or stopped by ts.train.objective, at a NaN metric
+        out["diverged at"] = diverged_cell
     return out
 
 

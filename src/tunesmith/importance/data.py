@@ -123,7 +123,7 @@ def design(
         left = left_out_text(left_out)
         raise ValueError(
             f"importance needs at least {min_trials} complete trials, got {len(done) - n_bad}"
-            f"{f' (left out: {left})' if left else ''}; {_how_to_add(trials, more)} and ask again"
+            f"{f' (left out: {left})' if left else ''}; {_how_to_add(trials, more, space)} and ask again"
         )
     X = np.stack([u for u, _ in cols], axis=1)
     y = sign * np.fromiter((t.value for t in done), float, len(done))
@@ -172,17 +172,22 @@ def _searched(t: FrozenTrial) -> bool:
     return SEARCH_SETUP in t.attrs or (is_summary(record) and "fit_time" in record["scores"])
 
 
-def _how_to_add(trials: Sequence[FrozenTrial], more: int) -> str:
+def _how_to_add(trials: Sequence[FrozenTrial], more: int, space: Space) -> str:
     """How to record ``more`` trials: a study of hypertune's steps (``attrs["outer_step"]``, failed ones
-    too) has no objective, nor has a TunedSearchCV's (it fits again)."""
+    too) has no objective, nor has a TunedSearchCV's (it fits again, or has run its whole space)."""
     if any("outer_step" in t.attrs for t in trials):
         return (f"record at least {more} more outer steps (hypertune(..., append=True) records another run's "
                 "steps after these)")
     runs, advice = _runs_for(trials, more)
     if any(_searched(t) for t in trials):  # TunedSearchCV's: no objective to optimize
-        return (f"{advice} (fit the search again with n_trials {runs} larger: search.set_params(n_trials="
-                f"search.n_trials + {runs}).fit(X, y); with its storage= and name= it resumes, the configurations "
-                "it evaluated counting toward n_trials)")
+        size = space.cardinality
+        if len({repr(sorted(t.params.items())) for t in trials}) >= size:  # each configuration once: no more to run
+            return (f"the search evaluated each of the {int(size)} configurations of its space: give its parameters "
+                    "more values (or distributions, with n_trials=...), fit it again")
+        total = len(trials) + runs  # n_trials=None (the whole grid) has no n_trials to add to
+        return (f"{advice} (fit the search again with n_trials={total}: search.set_params(n_trials={total}).fit(X, "
+                "y); with its storage= and name= it resumes, the configurations it evaluated counting toward "
+                "n_trials)")
     return (f"{advice} (study.optimize(objective, n_trials={runs}), tunesmith run STUDY.yaml "
             f"--n-trials {runs}, or another worker on the study)")
 

@@ -109,6 +109,12 @@ class PruningCallback(_Callback):
             )
         return self.__dict__
 
+    def __copy__(self) -> PruningCallback:
+        """A shallow copy sharing the trial, as before :meth:`__getstate__` (which copy.copy calls) refused it."""
+        copied = type(self).__new__(type(self))
+        copied.__dict__.update(self.__dict__)
+        return copied
+
     @property
     def resume_from(self) -> str | None:
         """The checkpoint a resumed trial continues from (for ``fit(ckpt_path=...)``), else None.
@@ -148,8 +154,11 @@ class PruningCallback(_Callback):
         default strategy for ``devices=2`` ("ddp") starts the other ranks by running the script again (torchrun
         runs it once per rank), so each rank's ``study.optimize`` made trials of its own, which trained together
         and were recorded apart: 4 trials for ``n_trials=2``, half of them without reports. Every rank stops
-        its study, so that no rank goes on to a next fit that waits for the others."""
-        mine = None if self.trial is None else (str(self.trial.study.name), self.trial.number)
+        its study, so that no rank goes on to a next fit that waits for the others. A trial is told by its study's
+        name, id (``copy_id``) and number: in-memory studies of one name, one per rank, each numbered theirs from 0,
+        and passed for one trial while each rank sampled its own parameters."""
+        study = None if self.trial is None else self.trial.study
+        mine = None if study is None else (str(study.name), getattr(study, "copy_id", None), self.trial.number)
         zero = trainer.strategy.broadcast(mine, src=0)
         if not trainer.strategy.reduce_boolean_decision(mine is not None and mine != zero, all=False):
             return
@@ -158,7 +167,7 @@ class PruningCallback(_Callback):
         strategy = type(trainer.strategy).__name__
         raise ValueError(
             f"PruningCallback: the ranks of this {trainer.world_size}-process fit ({strategy}) hold trials "
-            f"of their own (this is rank {trainer.global_rank}, trial {mine}; rank 0's: {zero}): the strategy started "
+            f"of their own (this is rank {trainer.global_rank}, {_named(mine)}; rank 0's: {_named(zero)}): the strategy started "
             "the other ranks by running your script again (torchrun runs it once per rank), so each rank's study made "
             "trials of its own; the study is stopped. Tune with one process per trial (devices=1; one trial per GPU: "
             "study.optimize(..., gpus=[0, 1])), or run the study on rank 0 only and give the other ranks "
@@ -273,6 +282,14 @@ class PruningCallback(_Callback):
         number = self.trial.number if self.trial is not None else "rank"
         folder = self.checkpoint_dir or Path(trainer.default_root_dir)
         return folder / f"trial-{number}.ckpt"
+
+
+def _named(trial: tuple[str, str | None, int] | None) -> str:
+    """A trial as :meth:`PruningCallback._check_one_trial` tells it, ``(study name, copy_id, number)``, for its error."""
+    if trial is None:
+        return "no trial"
+    name, copy_id, number = trial
+    return f"trial {number} of study {name!r}" + ("" if copy_id is None else f" (id {copy_id[:8]})")
 
 
 def _study_folder(root: Path, study: str, copy_id: str | None = None) -> Path:

@@ -138,11 +138,13 @@ def _best(s: Snapshot, top: int) -> str:
     trained = any("overfit_at" in t.attrs for t in done[:top])  # trials of ts.train.objective, as in `show`
     adapted = any("adapted_lr" in t.attrs for t in done[:top])  # TrainConfig(lr_adapt=...)
     trains = has_train(done[:top])  # TunedSearchCV(return_train_score=True)
+    nan = diverged(done[:top])  # a trained trial's value is its best before its metric turned NaN
     head = ["#", "validation value", *([FOLDS_COLUMN] if folded else []), *([TRAIN_COLUMN] if trains else []),
             *(["test value", "gap"] if tests else []), *(shown[n] for n in names), "seconds",
-            *(["overfit at"] if trained else []), *(["adapted lr"] if adapted else [])]
+            *(["overfit at"] if trained else []), *(["adapted lr"] if adapted else []), *(["diverged at"] if nan else [])]
     rows = [_best_row(t, names, s.test_of(t) if tests else None, tests, s.direction, folded, trains)
-            + ([overfit_cell(t)] if trained else []) + ([adapted_cell(t)] if adapted else []) for t in done[:top]]
+            + ([overfit_cell(t)] if trained else []) + ([adapted_cell(t)] if adapted else [])
+            + ([diverged_cell(t)] if nan else []) for t in done[:top]]
     note = ("<p class='note'>gap: how much the validation value overstated the test value (positive: the "
             "search was optimistic)</p>" if tests else "")
     table = f"<div class='wide'>{html_table(head, rows, left=0)}</div>"  # a column per parameter: it scrolls, not the page
@@ -212,6 +214,19 @@ def overfit_cell(t: FrozenTrial) -> str:
         if isinstance(gap, list) else []  # stored before a NaN validation had no gap: NaN to the end
     end = f" (gap {gaps[-1]:.3g})" if gaps else ""
     return ("step " + str(at) if isinstance(at, int) and finite_float(at) is not None else "-") + end
+
+
+def diverged(trials: Sequence[FrozenTrial]) -> bool:
+    """Whether any of ``trials`` stopped where its monitored value turned NaN or infinite (``attrs["diverged_at"]``,
+    which ``ts.train.objective`` and the integrations' pruning callbacks keep)."""
+    return any("diverged_at" in t.attrs for t in trials)
+
+
+def diverged_cell(t: FrozenTrial) -> str:
+    """The step where the trial's monitored value turned NaN or infinite (the "diverged at" column of ``tunesmith
+    show``, the report and the dashboard), else empty: a pruned trial with it stopped there, not by the pruner."""
+    at = t.attrs.get("diverged_at")  # an objective's own attrs may hold anything
+    return f"step {at}" if isinstance(at, int) and not isinstance(at, bool) else ""
 
 
 def adapted_cell(t: FrozenTrial) -> str:

@@ -456,8 +456,9 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
                 return int(size)
             return int(self.n_trials)
         if math.isinf(size) or size > 100_000:
+            huge = "" if math.isinf(size) else f" ({what[0].lower()}{what[1:]} has {int(size):,} configurations)"
             raise ValueError(
-                "n_trials=None searches the whole grid, but this space is continuous or huge: "
+                f"n_trials=None searches the whole grid, but this space is continuous or huge{huge}: "
                 "pass n_trials=... (the number of configurations to evaluate)"
             )
         return int(size)
@@ -1214,14 +1215,27 @@ def _check_split_order(X: Any, y: Any, X_test: Any, y_test: Any) -> None:
     naming the order, rather than by the first refit's "y should be a 1d array"."""
     if y is None or y_test is None:
         return
+    order = ("pass the training data, then the test data (train_test_split returns X_train, X_test, y_train, "
+             "y_test: write evaluate_best(X_train, y_train, X_test, y_test))")
     rows = [_num_samples(a) for a in (X, y, X_test, y_test)]
     if rows[0] != rows[1] or rows[2] != rows[3]:
-        raise ValueError(
-            f"evaluate_best(X, y, X_test, y_test) got {rows[0]} rows of X with {rows[1]} of y and {rows[2]} rows of "
-            f"X_test with {rows[3]} of y_test: pass the training data, then the test data "
-            "(train_test_split returns X_train, X_test, y_train, y_test: write evaluate_best(X_train, y_train, "
-            "X_test, y_test))"
-        )
+        raise ValueError(f"evaluate_best(X, y, X_test, y_test) got {rows[0]} rows of X with {rows[1]} of y and "
+                         f"{rows[2]} rows of X_test with {rows[3]} of y_test: {order}")
+    dims = [_ndim(a) for a in (X, X_test)]
+    if dims[0] != dims[1]:  # a split in halves passed in that order: X_test is y_train, one value per row
+        raise ValueError(f"evaluate_best(X, y, X_test, y_test) got X of {dims[0]} dimension(s) and X_test of "
+                         f"{dims[1]}: {order}")
+
+
+def _ndim(a: Any) -> int:
+    """The number of dimensions of a data set (an array, a DataFrame, a sparse matrix, a list of rows)."""
+    shape = getattr(a, "shape", None)
+    if shape is None:
+        try:
+            shape = np.shape(a)
+        except ValueError:  # a list of rows of different lengths
+            return 2
+    return len(shape)
 
 
 def _grid_points(spec: Any) -> Mapping[str, Any] | None:

@@ -73,7 +73,7 @@ def as_search_space(spec: Any, *, labels: bool = True) -> SearchSpace:
     if isinstance(spec, Sequence) and not isinstance(spec, (str, bytes)) and not spec:
         raise ValueError(f"space={spec!r} is empty: give a dict of parameters to search, or a list of such dicts")
     if isinstance(spec, Sequence) and not isinstance(spec, (str, bytes)):
-        if all(isinstance(s, tuple) and len(s) == 2 and isinstance(s[0], Mapping) for s in spec):
+        if any(isinstance(s, tuple) and len(s) == 2 and isinstance(s[0], Mapping) for s in spec):  # dicts too
             raise TypeError("a list of (space, n_iter) pairs is skopt's BayesSearchCV's: pass the list of the dicts, "
                             "[space for space, _ in pairs], with n_trials= the sum of their n_iter (one budget over "
                             "the dicts: which dict is a parameter the sampler searches)")

@@ -170,7 +170,7 @@ def results_from(
 
 
 def ranked(study: Study) -> list[FrozenTrial]:
-    """Complete trials, best validation value first (ties: the earlier trial)."""
+    """Complete trials, best validation value first (ties: as ``best_trial`` ranks them)."""
     return ranked_trials(study.trials, study.direction)
 
 

@@ -31,7 +31,7 @@ from ..space import Space, for_display
 from ..space.narrow import dropped
 from ..space.params import did_you_mean_each, plural
 from ..storage import Storage
-from ..trial import FrozenTrial, TrialState
+from ..trial import FrozenTrial, TrialState, ranked
 
 if TYPE_CHECKING:
     from .study import Study
@@ -215,9 +215,8 @@ def _same_value(a: Any, b: Any) -> bool:
 
 
 def best_first(study: Study) -> list[FrozenTrial]:
-    """The complete trials, best first (ties: the earliest)."""
-    sign = study.direction.sign()
-    return sorted(study.trials_in(TrialState.COMPLETE), key=lambda t: (sign * float(t.value), t.number))  # type: ignore[arg-type]
+    """The complete trials, best first, as ``best_trial`` ranks them."""
+    return ranked(study.trials_in(TrialState.COMPLETE), study.direction)
 
 
 def focus_study(

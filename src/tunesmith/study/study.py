@@ -369,7 +369,8 @@ class Study:
 
     @property
     def best_trial(self) -> FrozenTrial:
-        """The complete trial with the best value (the earliest among ties)."""
+        """The complete trial with the best value; among ties, the one whose reports were better,
+        read from the last backwards, then the earliest (:func:`~tunesmith.trial.tie_key`)."""
         trials = self._history()
         best = best_of(trials, self.direction)
         if best is None:
@@ -695,13 +696,14 @@ class Study:
 
     def _warn_inexact(self, number: int, value: Any, stored: float) -> None:
         """Say once when an integer value has no exact float (beyond 2**53): values are stored
-        as floats, so it may tie with a neighbour and the earlier trial is then the best."""
+        as floats, so it may tie with a neighbour (a tie goes to the better reports, then the
+        earlier trial)."""
         if self._warned_inexact or not isinstance(value, (int, np.integer)) or int(value) == stored:
             return
         self._warned_inexact = True
         logger.warning("study %r: trial %d's value %d has no exact float and is stored as %r; values beyond 2**53 "
-                       "differing by less than their float spacing tie (the earlier trial is then the best): "
-                       "return a scaled value, e.g. value / 1e6", self.name, number, int(value), stored)
+                       "differing by less than their float spacing tie (a tie goes to the better reports, then the "
+                       "earlier trial): return a scaled value, e.g. value / 1e6", self.name, number, int(value), stored)
 
     def decide(self, record: FrozenTrial) -> Decision:
         """The pruner's answer for ``record`` (a running trial's latest reports):

@@ -1,0 +1,91 @@
+"""Ties on the value: the best is the trial whose reports were better, read from the last backwards,
+then the earliest (``tunesmith.trial.tie_key``); every reader of the best uses that one rule."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+import tunesmith as ts
+from tunesmith.cli import main
+from tunesmith.trial import ranked
+
+SPACE = {"x": ts.Float(0.0, 1.0)}
+
+
+def _tell(study: ts.Study, reports: Sequence[float], value: float) -> None:
+    trial = study.ask()
+    for step, v in enumerate(reports, start=1):
+        trial.report(v, step)
+    study.tell(trial, value)
+
+
+def _tied_study(storage: str | None, direction: str = "minimize", name: str = "ties") -> ts.Study:
+    """Trials 0-2 end on 0.5; read from the last report backwards trial 2 was better before it
+    (0.4 at step 2), trial 1 next (0.5 at step 2, then 0.6 against trial 0's 0.9)."""
+    study = ts.Study(SPACE, sampler="random", seed=0, storage=storage, name=name, direction=direction)
+    s = 1.0 if direction == "minimize" else -1.0
+    for reports in ([0.9, 0.5, 0.5], [0.6, 0.5, 0.5], [0.9, 0.4, 0.5]):
+        _tell(study, [s * v for v in reports], s * 0.5)
+    _tell(study, [s * 0.1, s * 0.1, s * 0.7], s * 0.7)  # better all along, worse at the end: not tied
+    return study
+
+
+@pytest.mark.parametrize("direction", ["minimize", "maximize"])
+def test_a_tie_on_the_value_goes_to_the_better_reports_read_from_the_last_backwards(
+        storage_url: str | None, direction: str) -> None:
+    study = _tied_study(storage_url, direction)
+    assert study.best_trial.number == 2 and study.best_value == (0.5 if direction == "minimize" else -0.5)
+    assert [t.number for t in ranked(study.trials, study.direction)] == [2, 1, 0, 3]
+    if storage_url is not None:  # read back from the database: the same best
+        again = ts.load_study("ties", storage_url)
+        assert again.best_trial.number == 2
+        assert [t.number for t in ranked(again.trials, again.direction)] == [2, 1, 0, 3]
+
+
+def test_the_value_decides_before_the_reports_and_trials_without_reports_keep_the_earliest() -> None:
+    study = ts.Study(SPACE, sampler="random", seed=0)
+    _tell(study, [0.1, 0.1], 0.3)
+    _tell(study, [0.9, 0.9], 0.2)  # worse reports, better value: the best
+    assert study.best_trial.number == 1
+    plain = ts.Study(SPACE, sampler="random", seed=0)
+    for _ in range(3):
+        plain.tell(plain.ask(), 1.0)  # no reports: ties stay with the earliest, as before
+    assert plain.best_trial.number == 0
+    _tell(plain, [2.0, 1.0], 1.0)  # reports, even worse ones, rank before none
+    assert plain.best_trial.number == 3
+    assert [t.number for t in ranked(plain.trials, plain.direction)] == [3, 0, 1, 2]
+
+
+def test_equal_reports_so_far_the_shorter_curve_then_the_earlier_trial() -> None:
+    study = ts.Study(SPACE, sampler="random", seed=0)
+    _tell(study, [0.3, 0.2, 0.1], 0.1)
+    _tell(study, [0.2, 0.1], 0.1)  # equal to trial 0 read backwards (0.1, 0.2), and runs out first
+    _tell(study, [0.3, 0.2, 0.1], 0.1)  # the same as trial 0: the earlier stays first
+    assert [t.number for t in ranked(study.trials, study.direction)] == [1, 0, 2]
+
+
+def test_every_reader_of_the_best_names_the_same_trial(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The dashboard's list (which reads trials without their reports unless the best is tied),
+    its study page and trials table, ``tunesmith show`` (which reads the top trials whole, the last
+    one's ties too), focus and evaluate_best's order: all follow ``best_trial``."""
+    from tunesmith.dashboard.aggregate import page
+    from tunesmith.dashboard.cache import StudyCache
+    from tunesmith.study.evaluate import ranked as evaluate_ranked
+    from tunesmith.study.focus import best_first
+
+    url = f"sqlite:///{tmp_path / 'ties.db'}"
+    study = _tied_study(url)
+    cache = StudyCache(ts.storage.make_storage(url))
+    record = next(r for r in cache.records() if r.name == "ties")
+    assert cache.listed(record).summary()["best"]["number"] == 2
+    assert cache.view("ties").best().number == 2  # type: ignore[union-attr]
+    assert [t.number for t in page(cache.view("ties"), order="best")[1]] == [2, 1, 0, 3]
+    assert best_first(study)[0].number == 2 and evaluate_ranked(study)[0].number == 2
+    for top in ("1", "2"):
+        assert main(["show", "ties", "--storage", url, "--top", top]) == 0
+        rows = re.findall(r"^\W*(\d)\s*│\s*0\.5\b", capsys.readouterr().out, flags=re.M)
+        assert rows == ["2", "1"][: int(top)], rows
