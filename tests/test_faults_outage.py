@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 import tunesmith as ts
 
 #: a worker process: one trial of SECONDS seconds with heartbeats every 0.2 s, judged lost after 1 s
@@ -40,6 +42,24 @@ def _running(study: ts.Study, timeout: float = 60.0) -> list[Any]:
     raise AssertionError("no trial started")
 
 
+def _go_on(thread: threading.Thread, worker: subprocess.Popen[str]) -> str:
+    """The test's ask done, the stopped worker let go on to its end; what it wrote to stderr."""
+    thread.join(60)
+    worker.send_signal(signal.SIGCONT)
+    return worker.communicate(timeout=60)[1]
+
+
+def _both_complete(study: ts.Study, worker: subprocess.Popen[str], err: str, theirs: Any, asked: dict[str, Any]) -> None:
+    """The worker's trial complete with its value (not failed as lost, its result recorded), and the
+    trial the test's ask started, told here."""
+    assert worker.returncode == 0, err
+    study.tell(asked["trial"], 0.5)
+    done = {t.number: t for t in study.trials}
+    assert done[theirs.number].state is ts.TrialState.COMPLETE, done[theirs.number].error
+    assert done[theirs.number].value == 0.25 and "not recorded" not in err
+    assert [t.state for t in done.values()] == [ts.TrialState.COMPLETE] * 2
+
+
 def test_a_live_worker_s_trial_is_not_failed_as_lost_by_an_ask_that_waited_out_a_server_restart(
     pg_server, pg_url: str, subprocess_env: dict[str, str]  # type: ignore[no-untyped-def]
 ) -> None:
@@ -59,18 +79,11 @@ def test_a_live_worker_s_trial_is_not_failed_as_lost_by_an_ask_that_waited_out_a
         thread.start()  # retries while the server is down
         time.sleep(2.0)
         pg_server.start()
-        thread.join(60)
-        worker.send_signal(signal.SIGCONT)
-        _, err = worker.communicate(timeout=60)
+        err = _go_on(thread, worker)
     finally:
         worker.kill()
         worker.wait()
-    assert worker.returncode == 0, err
-    study.tell(asked["trial"], 0.5)
-    done = {t.number: t for t in study.trials}
-    assert done[theirs.number].state is ts.TrialState.COMPLETE, done[theirs.number].error
-    assert done[theirs.number].value == 0.25 and "not recorded" not in err
-    assert [t.state for t in done.values()] == [ts.TrialState.COMPLETE] * 2
+    _both_complete(study, worker, err, theirs, asked)
 
 
 def test_a_connection_terminated_as_the_schema_version_is_read_is_retried(pg_server, pg_url: str) -> None:  # type: ignore[no-untyped-def]
@@ -128,3 +141,129 @@ def test_a_sqlite_write_past_the_file_size_limit_names_the_limit_and_keeps_what_
     check = sqlite3.connect(tmp_path / "f.db")
     assert check.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     check.close()
+
+
+#: a worker process that asks for a trial, says its number and sleeps in it (killed by the test)
+ASKS = (
+    "import sys, time\n"
+    "import tunesmith as ts\n"
+    "study = ts.Study.load('s', storage=sys.argv[1], heartbeat_interval=0.2, grace_period=3.0)\n"
+    "print(study.ask().number, flush=True)\n"
+    "time.sleep(600)\n"
+)
+
+
+def test_a_dead_worker_s_trial_is_failed_by_a_worker_that_meets_lock_waits_again_and_again(
+    tmp_path: Path, subprocess_env: dict[str, str]
+) -> None:
+    # another process takes the SQLite file's write lock for 1.5 s out of every 1.7 s: the asking worker
+    # waits a second or more again and again. Each wait excused every running trial for a grace period,
+    # so a trial whose worker died was never failed: a grace of 3 s, still running after 20 s
+    path = tmp_path / "o.db"
+    study = ts.Study({"x": ts.Float(0, 1)}, storage=f"sqlite:///{path}", name="s", sampler="random", seed=0,
+                     heartbeat_interval=0.2, grace_period=3.0)
+    dead = subprocess.Popen([sys.executable, "-c", ASKS, f"sqlite:///{path}"], env=subprocess_env,
+                            stdout=subprocess.PIPE, text=True)
+    stop = threading.Event()
+
+    def lock() -> None:
+        other = sqlite3.connect(path, isolation_level=None)
+        while not stop.is_set():
+            other.execute("BEGIN IMMEDIATE")
+            time.sleep(1.5)
+            other.execute("COMMIT")
+            time.sleep(0.2)
+        other.close()
+
+    locker = threading.Thread(target=lock)
+    try:
+        assert dead.stdout is not None
+        number = int(dead.stdout.readline())
+        locker.start()
+        time.sleep(0.5)
+        dead.kill()  # as it beats into the locked file
+        dead.wait()
+        end = time.monotonic() + 60
+        while time.monotonic() < end and study.storage.get_trial(study._study_id, number).state is ts.TrialState.RUNNING:
+            study.tell(study.ask(), 0.5)
+    finally:
+        stop.set()
+        if locker.is_alive():
+            locker.join()
+        dead.kill()
+        dead.wait()
+    lost = study.storage.get_trial(study._study_id, number)
+    assert lost.state is ts.TrialState.FAILED and (lost.error or "").startswith("worker lost"), lost
+    assert all(t.state is ts.TrialState.COMPLETE for t in study.trials if t.number != number)
+
+
+@pytest.mark.parametrize("requeue", [False, True])
+def test_a_live_worker_s_trial_is_not_failed_by_a_check_whose_write_waited_out_a_lock_held_past_the_grace(
+    tmp_path: Path, subprocess_env: dict[str, str], requeue: bool
+) -> None:
+    # another process holds the SQLite file's write lock past the grace period: the worker's beats wait on it,
+    # while the check's read of the running trials does not (WAL) and finds the trial's heartbeat old; its
+    # write waits with the beats, and failed the live trial when it got the lock first (the worker stopped
+    # here, so that its beat cannot land first by luck)
+    path = tmp_path / "l.db"
+    url = f"sqlite:///{path}"
+    study = ts.Study({"x": ts.Float(0, 1)}, storage=url, name="s", sampler="random", seed=0,
+                     heartbeat_interval=0.2, grace_period=1.0, requeue_failed=requeue)
+    worker = subprocess.Popen([sys.executable, "-c", WORKER, url, "2.0"], env=subprocess_env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        (theirs,) = _running(study)
+        other.execute("BEGIN IMMEDIATE")
+        worker.send_signal(signal.SIGSTOP)
+        time.sleep(1.5)  # the trial's last beat is older than the grace
+        asked: dict[str, Any] = {}
+        thread = threading.Thread(target=lambda: asked.setdefault("trial", study.ask()))
+        thread.start()
+        end = time.monotonic() + 60
+        while not study.storage.outages() and time.monotonic() < end:  # the check's write waits on the lock
+            time.sleep(0.05)
+        other.execute("COMMIT")
+        err = _go_on(thread, worker)
+    finally:
+        other.close()
+        worker.kill()
+        worker.wait()
+    _both_complete(study, worker, err, theirs, asked)
+
+
+def test_a_forked_worker_s_storage_does_not_inherit_an_outage_under_way_in_its_parent(tmp_path: Path) -> None:
+    # a thread of the parent waiting out a lock as the process forked: the child has no such thread, and its
+    # wait (copied with the storage) stayed under way there for good, excusing running trials' silence forever
+    import os
+
+    from tunesmith.storage import SQLStorage
+
+    path = tmp_path / "f.db"
+    storage = SQLStorage(f"sqlite:///{path}", busy_timeout=60.0)
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    writer = threading.Thread(target=lambda: storage.create_study("s", direction=ts.Direction.MINIMIZE, space={}, config={}))
+    writer.start()
+    try:
+        end = time.monotonic() + 60
+        while not storage.outages() and time.monotonic() < end:  # the write has waited a second
+            time.sleep(0.05)
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: tells whether it sees an outage once it has used the storage
+            try:
+                storage.list_studies()
+                os.write(write, b"1" if storage.outages() else b"0")
+            finally:
+                os._exit(0)
+        os.close(write)
+        seen = os.read(read, 1)
+        os.close(read)
+        os.waitpid(pid, 0)
+    finally:
+        other.execute("COMMIT")
+        other.close()
+        writer.join(60)
+    assert seen == b"0"
+    assert storage.outages()  # the parent's wait, once through, is an outage it met

@@ -231,12 +231,14 @@ class Storage(ABC):
         trial as lost nor keep a dead one running."""
         return self.local_clock()
 
-    def reached_again(self) -> float | None:
-        """When, by :meth:`clock`, this process last got through to the storage after an
-        outage (a lost connection, a database server restarting, a SQLite file locked by
-        another process for a second or more); None if it never met one. The heartbeat check judges no
-        trial lost by beats missed before then: its worker could not write them either."""
-        return None
+    def outages(self) -> Sequence[tuple[float, float]]:
+        """The recent outages this process met, each ``(last, again)`` by :meth:`clock`: its last
+        write that got through before (or its opening), and when it got through again. An outage
+        is a lost connection, a database server restarting, or a SQLite file locked by another
+        process for a second or more; none on memory. The heartbeat check does not count a trial
+        lost by beats it missed then (its worker could not write them either) unless it was lost
+        already at ``last``: see :func:`tunesmith.study.heartbeat.excused`."""
+        return ()
 
     @property
     def display_url(self) -> str:
@@ -337,7 +339,9 @@ class Storage(ABC):
         self.update_trial(study_id, full)
         return full
 
-    def fail_with_copy(self, study_id: int, failed: FrozenTrial, *, claim: str) -> FrozenTrial | None:
+    def fail_with_copy(
+        self, study_id: int, failed: FrozenTrial, *, claim: str, confirm: Callable[[], bool] | None = None
+    ) -> FrozenTrial | None:
         """Write ``failed`` (the end of a running trial: a compare-and-set on ``running``) and queue a
         waiting copy of it holding ``claim`` (same parameters, ``system.retry_of``), the failed record
         pointing to it (``system.requeued_as``): both or neither. Returns the failed record written, or
@@ -347,12 +351,14 @@ class Storage(ABC):
         queues the copy, then writes the record, and takes the copy back when the write loses; it reads the
         trial first, as the write's condition would judge it, so that a trial that beat since it was read gets
         no copy to take back. A copy taken back (a beat between that read and the write) holds ``claim`` for
-        good: a later call queues the trial's copy under a claim naming it (:meth:`_queue_copy`)."""
+        good: a later call queues the trial's copy under a claim naming it (:meth:`_queue_copy`).
+        ``confirm()``, where given, is asked in the write too: False leaves the trial as it is (None)."""
         if not still_lost(self.get_trial(study_id, failed.number), failed):
             return None
         made, number = self._queue_copy(study_id, failed, claim)
         new = failed.replace(system=failed.system.replace(requeued_as=number))
-        if self.update_trial(study_id, new, expect_state=TrialState.RUNNING, expect=lambda old: still_lost(old, failed)):
+        if self.update_trial(study_id, new, expect_state=TrialState.RUNNING,
+                             expect=lambda old: still_lost(old, failed) and (confirm is None or confirm())):
             return new
         stored = self.get_trial(study_id, failed.number)
         if made is not None and stored.system.requeued_as != number and not still_lost(stored, failed):

@@ -129,9 +129,11 @@ class MemoryStorage(Storage):
         if not old.state.is_finished and old.state is not new.state:
             self._live[study_id][old.state].discard(old.number)
 
-    def fail_with_copy(self, study_id: int, failed: FrozenTrial, *, claim: str) -> FrozenTrial | None:
+    def fail_with_copy(
+        self, study_id: int, failed: FrozenTrial, *, claim: str, confirm: Callable[[], bool] | None = None
+    ) -> FrozenTrial | None:
         with self._lock:  # both or neither: no other thread writes between
-            if not still_lost(self.get_trial(study_id, failed.number), failed):
+            if not still_lost(self.get_trial(study_id, failed.number), failed) or not (confirm is None or confirm()):
                 return None
             return super().fail_with_copy(study_id, failed, claim=claim)
 

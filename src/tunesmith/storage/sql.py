@@ -12,6 +12,7 @@ waited on (busy timeout) and whole operations are retried on transient errors.
 
 from __future__ import annotations
 
+import collections
 import datetime
 import difflib
 import enum
@@ -24,6 +25,7 @@ import os
 import random
 import shlex
 import stat
+import threading
 import time
 import uuid
 import weakref
@@ -108,6 +110,8 @@ _BUSY_STEP_MAX = 0.005
 #: seconds a SQLite lock must keep every writer out before it counts as an outage (Storage.reached_again):
 #: shorter waits are the ordinary traffic of workers sharing a file, and would put off every heartbeat check
 OUTAGE_BUSY = 1.0
+#: outages a storage keeps for the heartbeat check (Storage.outages): the recent ones, each a second or more
+OUTAGES_KEPT = 16
 
 
 def _is_busy(exc: DBAPIError) -> bool:
@@ -603,7 +607,9 @@ class SQLStorage(Storage):
         self._file_checked = 0.0  # monotonic time of the last check of _file_id on a read
         self._wrote = False  # whether this storage wrote to the file (then a replaced file is an error)
         self._offset: tuple[float, float] | None = None  # (server clock - local clock, when measured)
-        self._reached_again: float | None = None  # monotonic time an operation got through after an outage
+        self._wrote_at = time.monotonic()  # when a write last got through (or the storage opened)
+        self._outages: collections.deque[tuple[float, float]] = collections.deque(maxlen=OUTAGES_KEPT)  # monotonic
+        self._waits: dict[object, tuple[int, float, _Backoff]] = {}  # operations retrying: (thread, _wrote_at, ...)
         self._check_url()
         self._init_schema()
         if self._path is not None and not self._absent:
@@ -707,6 +713,7 @@ class SQLStorage(Storage):
         if self._engine is None or self._pid != os.getpid():
             if self._engine is not None:
                 self._engine.dispose(close=False)
+                self._waits = {}  # the parent's threads' waits: none of this process, under way for good here
             self._engine = self._make_engine()
             self._statements = Statements(_HOT, self._engine)
             self._pid = os.getpid()
@@ -778,7 +785,7 @@ class SQLStorage(Storage):
                 with conn.begin():
                     return fn(conn)
 
-        return self._retry(once)
+        return self._retry(once, write=write)
 
     def _tx(self, fn: Callable[[Cursor], T], *, write: bool) -> T:
         """Run ``fn`` on a DBAPI cursor in one transaction (the hot path; see prepared.py).
@@ -789,7 +796,7 @@ class SQLStorage(Storage):
         """
         self._check_writable(write)
         begin = "BEGIN IMMEDIATE" if write and self._sqlite else None
-        return self._retry(lambda: run_transaction(self.engine, self._stmts(), fn, begin=begin))
+        return self._retry(lambda: run_transaction(self.engine, self._stmts(), fn, begin=begin), write=write)
 
     def _check_writable(self, write: bool) -> None:
         if write and self.read_only:
@@ -838,33 +845,63 @@ class SQLStorage(Storage):
         assert self._statements is not None  # set with the engine
         return self._statements
 
-    def _retry(self, once: Callable[[], T]) -> T:
+    def _retry(self, once: Callable[[], T], *, write: bool) -> T:
         """``once()``, again after transient errors (see :class:`_Backoff`); what
         still fails is raised as StorageError (IntegrityError, which callers
         handle, as it is)."""
-        backoff = None  # made at the first error: most operations succeed at once (3 a trial)
-        while True:
-            try:
-                result = once()
-            except IntegrityError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - sorted by _kind just below
+        try:
+            result = once()
+        except IntegrityError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - sorted by _kind in _wait_out
+            return self._wait_out(once, exc, write=write)
+        if write:
+            self._wrote_at = time.monotonic()
+        return result
+
+    def _wait_out(self, once: Callable[[], T], exc: Exception, *, write: bool) -> T:
+        """``once()`` again, its first attempt having failed with ``exc``. Meanwhile the wait is an outage
+        under way (:meth:`outages`), counted from the last write that got through before it: a SQLite read
+        passes while another process holds the write lock that keeps every worker's beats out, and a worker
+        may have met the outage long before this process did."""
+        backoff = _Backoff(self.busy_timeout, self.retry_window)
+        token = object()
+        self._waits[token] = (threading.get_ident(), self._wrote_at, backoff)
+        try:
+            while True:
                 kind = self._kind(exc)
                 if kind is None:
-                    raise
-                backoff = backoff or _Backoff(self.busy_timeout, self.retry_window)
+                    raise exc
                 gave_up = "" if kind == "fatal" else backoff.wait(busy=kind == "busy")
                 if gave_up is not None:
                     raise self._error(exc, gave_up) from exc
-            else:
-                if backoff is not None and backoff.outage():
-                    self._reached_again = time.monotonic()
+                try:
+                    result = once()
+                except IntegrityError:
+                    raise
+                except Exception as again:  # noqa: BLE001 - sorted by _kind above
+                    exc = again
+                    continue
+                now = time.monotonic()
+                if backoff.outage():
+                    self._outages.append((self._waits[token][1], now))
+                if write:
+                    self._wrote_at = now
                 return result
+        finally:
+            self._waits.pop(token, None)  # (a forked child's storage starts without its parent's)
 
-    def reached_again(self) -> float | None:
-        if self._reached_again is None:
-            return None
-        return self.clock() - (time.monotonic() - self._reached_again)
+    def outages(self) -> list[tuple[float, float]]:
+        """:meth:`Storage.outages`, and those under way: this thread's operation waiting (any wait: it is
+        what a write judging a trial in its transaction has met) and other threads' waits of an outage's
+        length (a beat of this process held up by a lock), each until now."""
+        if not self._outages and not self._waits:
+            return []
+        now, me = time.monotonic(), threading.get_ident()
+        spans = list(self._outages) + [(last, now) for thread, last, backoff in self._waits.copy().values()
+                                       if thread == me or backoff.outage()]  # fmt: skip
+        shift = self.clock() - time.monotonic()
+        return [(last + shift, again + shift) for last, again in spans]
 
     def _kind(self, exc: Exception) -> str | None:
         """``busy``, ``transient`` or ``fatal`` for a database error; None for any other."""
@@ -1385,8 +1422,11 @@ class SQLStorage(Storage):
 
         return self._tx(op, write=True)
 
-    def fail_with_copy(self, study_id: int, failed: FrozenTrial, *, claim: str) -> FrozenTrial | None:
-        """One transaction: a process killed midway leaves neither the copy nor the failed record."""
+    def fail_with_copy(
+        self, study_id: int, failed: FrozenTrial, *, claim: str, confirm: Callable[[], bool] | None = None
+    ) -> FrozenTrial | None:
+        """One transaction: a process killed midway leaves neither the copy nor the failed record;
+        ``confirm()`` asked once it holds the write lock."""
         token = uuid.uuid4().hex
         copy = FrozenTrial(number=0, state=TrialState.WAITING, params=dict(failed.params),
                            system=SystemState(retry_of=failed.number))  # fmt: skip
@@ -1395,6 +1435,8 @@ class SQLStorage(Storage):
         def op(cur: Cursor) -> FrozenTrial | None:
             retry, tried[0] = tried[0], True
             self._lock_hot(cur, study_id)
+            if confirm is not None and not confirm():
+                raise _NotRunning  # judged otherwise with what the write waited for
             held = cur.first("claimed", {"sid": study_id, "claim": claim})
             number = held[0] if held is not None else self._next_number(cur, study_id)
             if held is not None:  # queued by an earlier call: it must be this trial's copy

@@ -17,7 +17,7 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -147,6 +147,16 @@ def _positive(name: str, v: Any) -> float:
                          "bits") from None
 
 
+def excused(beat: float, outages: Sequence[tuple[float, float]], *, now: float, grace: float) -> bool:
+    """Whether a trial whose last heartbeat is ``beat`` may owe its silence to an outage of the storage
+    (:meth:`Storage.outages`): one that ended less than ``grace`` ago, the trial not lost yet when it began.
+    Its worker could not write its beats then either, and gets ``grace`` after it to write one. A trial
+    lost before an outage is not excused by it, nor by any later one: a process meeting outages again
+    and again (a lock held a second or more every few seconds) kept a dead worker's trial running for good
+    when every outage excused every trial."""
+    return any(again > now - grace and beat >= last - grace for last, again in outages)
+
+
 LOST = "worker lost: no heartbeat for {grace:g} s (process killed or machine lost)"
 
 
@@ -227,14 +237,18 @@ class Heartbeat:
             return []
         self._last_reap = now
         running = self.storage.get_trials(self.study_id, state=TrialState.RUNNING)
-        # beats missed while the storage was out of reach (a server restarting, a lock held long) say nothing
-        # of their workers: read after the trials, as that read may itself have waited out the outage
-        since = self.storage.reached_again() or 0.0
-        stale = [t for t in running if max(t.heartbeat or 0.0, since) < now - cfg.grace]
+        outages = self.storage.outages()  # after the trials: that read may itself have waited one out
+        stale = [t for t in running if (t.heartbeat or 0.0) < now - cfg.grace
+                 and not excused(t.heartbeat or 0.0, outages, now=now, grace=cfg.grace)]  # fmt: skip
         if not stale:
             return []
+        grace = cfg.grace
+
+        def confirm(t: FrozenTrial) -> bool:  # in the write: it may have waited out a lock the beats met too
+            return not excused(t.heartbeat or 0.0, self.storage.outages(), now=now, grace=grace)
+
         lost = fail_lost(self.storage, self.study_id, stale, error=LOST.format(grace=cfg.grace), now=now,
-                         requeue=cfg.requeue, dead=False, once=True, judged=True)  # fmt: skip
+                         requeue=cfg.requeue, dead=False, once=True, judged=True, confirm=confirm)  # fmt: skip
         for t in lost:
             again = f"; re-queued as trial {t.system.requeued_as}" if t.system.requeued_as is not None else ""
             # %r: a name read from the database, its terminal escapes shown, never sent to the terminal

@@ -180,6 +180,7 @@ def fail_lost(
     dead: bool,
     once: bool = False,
     judged: bool = False,
+    confirm: Callable[[FrozenTrial], bool] | None = None,
 ) -> list[FrozenTrial]:
     """End the running trials of lost workers; the records this call changed.
 
@@ -201,22 +202,30 @@ def fail_lost(
     heartbeat it was read with, as :meth:`Storage.fail_with_copy` requires: a beat since says
     its worker is alive. Without it, only while it is the run that was read (:func:`same_run`), judged
     in the write: a trial put back in the queue and taken by another worker meanwhile is that worker's.
+    ``confirm(trial)``, where given, is asked in the write as well (the heartbeat check's judgement again,
+    with the outage the write itself waited out known): False leaves the trial running.
     """
     out = []
     for rec in lost:
         again = requeue and not (once and rec.system.retry_of is not None)
         promoted = dead and holds_promotion(rec)
         # both or neither: a caller killed midway (a copy queued already is pointed to, not held back to paused)
+        check = None if confirm is None else functools.partial(confirm, rec)
         if (again and not promoted) or _copy_queued(storage, study_id, rec):
             failed = storage.fail_with_copy(study_id, lose(rec, error, now),  # queues no copy of a live trial
-                                            claim=_RETRY_CLAIM.format(number=rec.number))  # fmt: skip
+                                            claim=_RETRY_CLAIM.format(number=rec.number), confirm=check)  # fmt: skip
             out.extend([failed] if failed is not None else [])
             continue
         new = hold(rec, error) if promoted else lose(rec, error, now)
         beat = functools.partial(still_lost, failed=rec) if judged else functools.partial(same_run, rec)
-        if storage.update_trial(study_id, new, expect_state=TrialState.RUNNING, expect=beat):
+        if storage.update_trial(study_id, new, expect_state=TrialState.RUNNING,
+                                expect=beat if check is None else functools.partial(_confirmed, beat, check)):
             out.append(new)
     return out
+
+
+def _confirmed(beat: Callable[[FrozenTrial], bool], check: Callable[[], bool], stored: FrozenTrial) -> bool:
+    return beat(stored) and check()
 
 
 def _copy_queued(storage: Storage, study_id: int, rec: FrozenTrial) -> bool:
