@@ -38,15 +38,18 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_sklearn as B  # noqa: E402
 
-RACING = {"bayes": ("bayes", None), "bayes-folds": ("bayes", "folds"), "tpe": ("tpe", None),
-          "tpe-folds": ("tpe", "folds"), "bayes-median": ("bayes", {"name": "median", "n_startup_trials": 4}),
+#: racing as every round before the seventh ran it, ties=0 (pruner="folds" stops ties since, 2026-12-06):
+#: the "-folds" rows of the results files, and the baseline the "-t2" rows are compared with
+NO_TIES = {"name": "folds", "ties": 0}
+RACING = {"bayes": ("bayes", None), "bayes-folds": ("bayes", NO_TIES), "tpe": ("tpe", None),
+          "tpe-folds": ("tpe", NO_TIES), "bayes-median": ("bayes", {"name": "median", "n_startup_trials": 4}),
           # the sixth round (LOG.md, "fold racing with a tolerance that follows the folds' spread")
           "auto": ("auto", None),  # what the registered `tunesmith` row runs
-          "bayes-folds-s0.5": ("bayes", {"name": "folds", "spread": 0.5}),
-          "bayes-folds-s1": ("bayes", {"name": "folds", "spread": 1.0}),
+          "bayes-folds-s0.5": ("bayes", {**NO_TIES, "spread": 0.5}),
+          "bayes-folds-s1": ("bayes", {**NO_TIES, "spread": 1.0}),
           # the seventh round (LOG.md, "fold racing: ties and the sampler"): racing with "auto"'s
           # sampler (what the unpruned row runs), and stopping configurations tied fold by fold
-          "auto-folds": ("auto", "folds"), "auto-folds-t2": ("auto", {"name": "folds", "ties": 2}),
+          "auto-folds": ("auto", NO_TIES), "auto-folds-t2": ("auto", {"name": "folds", "ties": 2}),
           "bayes-folds-t2": ("bayes", {"name": "folds", "ties": 2})}
 
 

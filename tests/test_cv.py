@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -335,20 +336,60 @@ def test_fold_racing_runs_two_folds_of_a_configuration_that_repeats_the_best() -
     # a second configuration with the same predictions (a copy, or a parameter that changes nothing)
     # cannot get ahead of the first: it stops after two folds instead of running all five
     study = ts.Study({"x": ts.Float(0, 1)}, direction="maximize", sampler="grid", pruner="folds")
-    for x in (0.5, 0.5, 0.6, 0.6, 0.4):
+    assert _folds_run(study, [0.5, 0.5, 0.6, 0.6, 0.4]) == [5, 2, 5, 2, 1]
+    assert study.best_trial.number == 2
+
+
+def _folds_run(study: ts.Study, xs: list[float], scale: float = 1.0) -> list[int]:
+    """How many of 5 folds each configuration ``x`` of ``xs`` ran (in this order), fold k scoring
+    ``scale * (x + 0.01 * k)``."""
+    first = len(study.trials)
+    for x in xs:
         study.enqueue({"x": x})
     calls: list[int] = []
 
     def objective(trial: ts.Trial) -> float:
         def score(tr: np.ndarray, va: np.ndarray) -> float:
             calls.append(trial.number)
-            return trial.params["x"] + 0.01 * int(va[0])
+            return scale * (trial.params["x"] + 0.01 * int(va[0]))
 
         return cv.cross_validate(trial, score, cv.kfold(50, 5, shuffle=False))
 
-    study.optimize(objective, n_trials=5)
-    assert [calls.count(n) for n in range(5)] == [5, 2, 5, 2, 1]
-    assert study.best_trial.number == 2
+    study.optimize(objective, n_trials=len(xs))
+    return [calls.count(first + n) for n in range(len(xs))]
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e-13, 1e13])
+def test_fold_racing_ties_are_equal_fold_scores_at_any_scale(scale: float) -> None:
+    # minimized squared errors of 1e-13 (targets in micro-units): configurations two and five times
+    # better than the first are no tie with it and run every fold; only the exact copy stops
+    study = ts.Study({"x": ts.Float(0, 1)}, direction="minimize", sampler="grid", pruner="folds")
+    assert _folds_run(study, [0.5, 0.3, 0.3, 0.1], scale) == [5, 5, 2, 5]
+    assert study.best_trial.params["x"] == 0.1
+
+
+def test_a_study_stored_before_ties_existed_reopens_racing_as_it_was_created(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture,
+) -> None:
+    # a study made with pruner="folds" before FoldPruner had ties stored no "ties": it ran every tie to
+    # the end, and reopened it goes on so (before: rebuilt with ties=2, its rule changed under it, and
+    # passing ties=0 to keep the old rule warned that it differed from the stored one)
+    url = f"sqlite:///{tmp_path / 'racing.db'}"
+    space = {"x": ts.Float(0, 1)}
+    ts.Study(space, storage=url, name="old", pruner="folds")
+    ts.Study(space, storage=url, name="new", pruner="folds")
+    with sqlite3.connect(tmp_path / "racing.db") as con:
+        config = json.loads(con.execute("SELECT config FROM ts_studies WHERE name = 'old'").fetchone()[0])
+        del config["pruner"]["ties"]
+        con.execute("UPDATE ts_studies SET config = ? WHERE name = 'old'", (json.dumps(config),))
+    con.close()
+    assert ts.Study(space, storage=url, name="new").pruner.describe()["ties"] == 2
+    old = ts.Study(space, storage=url, name="old")
+    assert old.pruner.describe()["ties"] == 0
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        ts.Study(space, storage=url, name="old", pruner={"name": "folds", "ties": 0})
+    assert "was created with pruner" not in caplog.text
+    assert _folds_run(old, [0.5, 0.5]) == [5, 5]  # the copy runs every fold, as the study was made to
 
 
 @pytest.mark.parametrize("record", [[1], "ab", {"folds": 4, "scores": {"score": [10**400]}},

@@ -452,8 +452,9 @@ class FoldPruner(Pruner):
         ties: stop a configuration whose first k fold scores, k >= ``ties``, equal a
             finished configuration's, fold by fold: the same scores on several folds
             usually mean the same predictions, so it would end where that one ended,
-            which is not ahead of the best (ties go to the earlier trial). 0: never
-            (a configuration level with the best runs on).
+            which is not ahead of the best (ties go to the configuration that finished
+            first). 0: never (a configuration level with the best runs on). A study
+            stored before this setting existed reopens with 0, the rule it was made with.
 
     A configuration at the last fold (no finished one went further) is never stopped:
     it has run every fold, and its mean is what the best is chosen by.
@@ -464,6 +465,7 @@ class FoldPruner(Pruner):
     # most configurations stop after a fold or two and TPE counts only complete ones, so it
     # would draw quasi-random points all along; racing was benchmarked with "bayes"
     auto_tpe = False
+    stored_before = {"ties": 0}  # noqa: RUF012 (a study stored before ties existed ran every tie to the end)
 
     def __init__(self, *, margin: float = 0.0, spread: float = 0.0, n_startup_trials: int = 1,
                  ties: int = 2) -> None:
@@ -517,10 +519,11 @@ def refuse_racing(trial: Any, what: str, unit: str, fix: str) -> None:
 
 def _same_folds(trial: FrozenTrial, other: FrozenTrial, step: int) -> bool:
     """Whether ``trial``'s first ``step`` fold scores equal ``other``'s, fold by fold (their
-    running means are equal at every step up to ``step``)."""
+    running means are equal at every step up to ``step``). Relative only: scores of any scale
+    (a squared error of 1e-13) tie only when equal, up to a storage's last digit."""
     return all(
         k in other.intermediate and k in trial.intermediate
-        and math.isclose(trial.intermediate[k], other.intermediate[k], rel_tol=1e-12, abs_tol=1e-12)
+        and math.isclose(trial.intermediate[k], other.intermediate[k], rel_tol=1e-12)
         for k in range(1, step + 1)
     )
 

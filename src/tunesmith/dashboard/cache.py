@@ -20,7 +20,7 @@ from typing import Any
 from ..exceptions import StudyNotFound
 from ..plots import Snapshot
 from ..plots.records import command_url, pruner_label, pruner_rungs
-from ..pruners import make_pruner
+from ..pruners import as_stored, make_pruner
 from ..space import Space
 from ..storage import Storage, StudyRecord
 from ..study.evaluate import SUFFIX, book_name, results_from
@@ -101,7 +101,7 @@ def sampler_name(config: Any) -> str:
 def stored_pruner(config: Any) -> Any:
     """The pruner a study's stored config describes; None where it cannot be built here (a custom one)."""
     try:
-        return make_pruner(config.get("pruner"))
+        return make_pruner(as_stored(config.get("pruner")))
     except (ValueError, TypeError):
         return None
 

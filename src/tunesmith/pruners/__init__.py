@@ -43,6 +43,15 @@ def register(name: str, cls: type[Pruner]) -> None:
     _BUILTIN[name.lower()] = cls
 
 
+def as_stored(spec: Any) -> Any:
+    """A pruner's description as stored with a study, with the settings it lacks (stored before
+    they existed) as :attr:`Pruner.stored_before` says they were then; anything else as it is."""
+    name = spec.get("name") if isinstance(spec, dict) else None
+    if not isinstance(name, str) or not is_known(name):
+        return spec
+    return {**_BUILTIN[_builtin_name(name)].stored_before, **spec}
+
+
 def _builtin_name(spec: str) -> str:
     """``spec`` lowered, or the name of the pruner whose class it names ("MedianPruner": "median")."""
     if spec.lower() in _BUILTIN:
@@ -105,6 +114,7 @@ __all__ = [
     "ASHA",
     "REPORTED_STATES",
     "Decision",
+    "as_stored",
     "Hyperband",
     "MedianPruner",
     "NopPruner",

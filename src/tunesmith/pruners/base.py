@@ -54,6 +54,10 @@ class Pruner(ABC):
     #: whose stopped trials are no such runs (fold racing) sets False, and "auto"
     #: picks as it does without a pruner.
     auto_tpe: bool = True
+    #: settings added since studies were stored with this pruner whose default changed its
+    #: rule, each with the value that keeps the rule a description stored without it had
+    #: (``FoldPruner``'s ``ties``: 0): such a study reopens deciding as it was created to
+    stored_before: dict[str, Any] = {}  # noqa: RUF012 (read, never changed)
 
     @abstractmethod
     def decide(

@@ -122,7 +122,7 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
         pruner: fold k is reported as step k (mean of the first k folds), so a
             configuration worse after its first folds stops: "folds" (fold racing,
             :class:`tunesmith.cv.FoldPruner`: behind the best one on the same
-            folds), or any pruner ("median", ...).
+            folds, or tied fold by fold with a finished one), or any pruner ("median", ...).
         timeout: seconds after which no new trial starts.
         storage, name: a persistent study (``"sqlite:///search.db"``); fitting
             again with the same name resumes it: trials already finished count

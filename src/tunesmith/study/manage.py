@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..exceptions import StorageError, StudyNotFound
 from ..paths import STUDY_FOLDER, study_folder
+from ..pruners import as_stored
 from ..space import Space
 from ..space.params import Fixed
 from ..space.space import finite_weights
@@ -541,7 +542,7 @@ def import_study(doc: Any, storage: str | Storage | None, name: str | None = Non
     book = _import_test_results(space, Direction.parse(head["direction"]), doc.get("test_results"), numbers)
     # its notes, trials and test results in the write that creates it: a partial import (a process killed)
     # would pass for the whole
-    return Study(space, direction=head.get("direction"), sampler=head.get("sampler"), pruner=head.get("pruner"),
+    return Study(space, direction=head.get("direction"), sampler=head.get("sampler"), pruner=as_stored(head.get("pruner")),
                  storage=dest, name=name, load_if_exists=False, _trials=records, _book=book or None,
                  _settings={COPY_ID: uuid.uuid4().hex, **_exported_pick(head), **({"notes": notes} if notes else {})})
 

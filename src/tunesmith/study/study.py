@@ -24,7 +24,7 @@ from ..exceptions import (
     no_attribute,
 )
 from ..importance import Importances, importance
-from ..pruners import Decision, NopPruner, Pruner, make_pruner
+from ..pruners import Decision, NopPruner, Pruner, as_stored, make_pruner
 from ..pruners import is_known as is_pruner
 from ..samplers import AutoSampler, Sampler, is_known, make_sampler
 from ..space import Space
@@ -1237,7 +1237,7 @@ def _described(stored: Any) -> Any:
     added since the study was made (``calibrate``) reads as its default, not as another pruner;
     as stored when it cannot be rebuilt here."""
     try:
-        return make_pruner(stored).describe()
+        return make_pruner(as_stored(stored)).describe()
     except (ValueError, TypeError, KeyError, AttributeError):
         return stored
 
@@ -1246,7 +1246,7 @@ def _stored_pruner(name: str, cfg: Mapping[str, Any]) -> Pruner:
     """The pruner a stored study was created with; a pruner this process does not
     know (a custom class not registered here) gives none, with a warning."""
     try:
-        return make_pruner(cfg.get("pruner"))
+        return make_pruner(as_stored(cfg.get("pruner")))
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
         logger.warning(
             "study %r: its stored pruner cannot be rebuilt here (%s); opened without a pruner. "
