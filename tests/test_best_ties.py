@@ -89,3 +89,42 @@ def test_every_reader_of_the_best_names_the_same_trial(tmp_path: Path, capsys: p
         assert main(["show", "ties", "--storage", url, "--top", top]) == 0
         rows = re.findall(r"^\W*(\d)\s*│\s*0\.5\b", capsys.readouterr().out, flags=re.M)
         assert rows == ["2", "1"][: int(top)], rows
+
+
+def test_the_list_of_studies_reads_the_tied_trials_whole_and_no_other(shared_storage_url: str) -> None:
+    """The list reads trials without their reports; where trials tie for the best it reads those
+    trials whole (their reports rank them), not the study's whole history. 600 more ties: past
+    the 512 numbers SQLite's query of listed trials takes at once."""
+    from tunesmith.dashboard.cache import StudyCache
+    from tunesmith.trial import FrozenTrial
+
+    study = _tied_study(shared_storage_url)
+    cache = StudyCache(ts.storage.make_storage(shared_storage_url))
+    listed = cache.listed(next(r for r in cache.records() if r.name == "ties"))
+    assert listed.summary()["best"]["number"] == 2
+    assert [bool(t.intermediate) for t in listed.trials] == [True, True, True, False]  # trial 3: its head
+    assert listed.trials[3].params == {} and listed.trials[2].params == study.trials[2].params
+    more = [FrozenTrial(number=0, state="complete", params={"x": 0.5}, value=0.5,
+                        intermediate={1: 0.3 if i == 550 else 0.6, 2: 0.5}) for i in range(600)]
+    study.storage.insert_trials(study._study_id, more)  # trial 554 was better than trial 2 before the last report
+    assert study.best_trial.number == 554
+    cache = StudyCache(ts.storage.make_storage(shared_storage_url))
+    listed = cache.listed(next(r for r in cache.records() if r.name == "ties"))
+    assert listed.summary()["best"]["number"] == 554 and not listed.trials[3].intermediate
+
+
+def test_a_report_that_is_no_number_ranks_as_the_worst(tmp_path: Path) -> None:
+    """A row written by hand may hold NaN among a trial's reports (``report`` takes none): it ranks
+    as the worst report, so the trial ranks after the tied trials whose reports are numbers, and
+    ``best_trial`` and the ranking agree (NaN compares unequal to everything: the earliest trial
+    held on to the best whatever the others reported)."""
+    import sqlite3
+
+    path = tmp_path / "nan.db"
+    _tied_study(f"sqlite:///{path}")
+    with sqlite3.connect(path) as db:
+        db.execute("""UPDATE ts_trials SET intermediate = '{"1": 0.9, "2": NaN, "3": 0.5}' WHERE number = 0""")
+    study = ts.load_study("ties", f"sqlite:///{path}")
+    assert study.trials[0].intermediate[2] != study.trials[0].intermediate[2]  # read back as NaN
+    assert study.best_trial.number == 2
+    assert [t.number for t in ranked(study.trials, study.direction)] == [2, 1, 0, 3]

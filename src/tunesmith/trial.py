@@ -258,9 +258,15 @@ def tie_key(t: FrozenTrial, sign: float) -> tuple[bool, tuple[float, ...], int]:
     trials that reported nothing after those that did; then by number. So one noisy last value
     does not decide among equals: the trial that was also better before it does. Trials with
     different values never reach this key, and a study whose trials report nothing ranks its ties
-    by number, the earliest first."""
-    reports = tuple(sign * float(t.intermediate[s]) for s in sorted(t.intermediate, reverse=True))
+    by number, the earliest first. A report that is no number (NaN: ``report`` takes none, a row
+    written by hand may hold one) ranks as the worst: NaN compares unequal to everything, so it
+    made the order depend on the trials' order and ``best_of`` disagree with ``ranked``."""
+    reports = tuple(_worst_if_nan(sign * float(t.intermediate[s])) for s in sorted(t.intermediate, reverse=True))
     return not reports, reports, t.number
+
+
+def _worst_if_nan(x: float) -> float:
+    return math.inf if math.isnan(x) else x
 
 
 def as_count(text: Any, digits: int = 18) -> int | None:
