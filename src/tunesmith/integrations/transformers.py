@@ -268,14 +268,15 @@ def _own_output_dir(folder: str, *, make: bool) -> None:
     """A CheckpointError where another user could have planted what the Trainer resumes from or chosen where
     it writes, by the rules of the trainer's checkpoint folders (:func:`tunesmith.train.checkpoint.check_dir`):
     a trial's ``output_dir`` (``make``: created 0700 first) of another user's or that others may write, a link
-    of theirs on the way to it, or one in a folder of theirs or one all may write without the sticky bit."""
+    of theirs on the way to it, or one in a folder of theirs or one all may write without the sticky bit (an
+    :class:`~tunesmith.exceptions.UntrustedPathError` too, as the checkpoint folder's own refusal)."""
     from ..train.checkpoint import CheckpointError, check_dir, secure_dir
 
     try:
         secure_dir(folder) if make else check_dir(folder)
     except CheckpointError as exc:
         said = str(exc).replace("checkpoint_root=... / checkpoint_dir=...", "TrainingArguments(output_dir=...)")
-        raise CheckpointError(f"transformers' output_dir: {said}") from None
+        raise type(exc)(f"transformers' output_dir: {said}") from None  # its class: UntrustedCheckpointFolder
 
 
 def _check_trial_args(trainer: Any, args: Any, base: Any) -> None:
