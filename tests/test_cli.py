@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import shlex
 import subprocess
 import sys
@@ -651,11 +652,14 @@ def test_show_with_thousands_of_parameters_keeps_the_value_readable(tmp_path: Pa
     assert run_cli("show", "wide", "--storage", db) == 0
     out = capsys.readouterr().out
     assert f"{study.best_value:.6g}" in out
-    assert "the first 6 of 300 parameters; tunesmith export wide writes them all" in " ".join(out.split())
+    said = re.search(r"the first 6 of 300 parameters; (tunesmith export .*) writes them all", " ".join(out.split()))
+    assert said is not None and said[1] == f"tunesmith export wide --storage {db}", out  # before: no --storage
+    assert run_cli(*shlex.split(said[1])[1:], "--format", "csv") == 0  # pasted: this study, not tunesmith.db's
+    assert capsys.readouterr().out.splitlines()[0].count("l2.w[") == 300
     odd = ts.Study(space, storage=db, name="wide $(id)", sampler="random", seed=0)  # pasted, the command runs `id`
     odd.optimize(lambda t: 1.0, n_trials=1)
     assert run_cli("show", "wide $(id)", "--storage", db) == 0
-    assert "tunesmith export 'wide $(id)' writes them all" in " ".join(capsys.readouterr().out.split())
+    assert f"tunesmith export 'wide $(id)' --storage {db} writes them all" in " ".join(capsys.readouterr().out.split())
     narrow = ts.Study(ts.Space({f"p{i}": ts.Float(0, 1) for i in range(16)}), storage=db, name="narrow", sampler="random")
     narrow.optimize(lambda t: 1.0, n_trials=1)
     assert run_cli("show", "narrow", "--storage", db) == 0

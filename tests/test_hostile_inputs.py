@@ -945,8 +945,8 @@ def test_a_link_of_another_user_further_on_the_way_is_not_written_through(tmp_pa
         os.lchown(theirs / "dir", 65534, 65534)
         path = theirs / "dir" / "victim.db"
         leads = theirs / "dir"
-    with pytest.raises(ValueError, match=rf"{path} leads through {leads}, a link owned by another user \(uid 65534\), "
-                                         rf"who chose where it leads \({victim}\)"):
+    with pytest.raises(ts.UntrustedPathError, match=rf"{path} leads through {leads}, a link owned by another user "
+                                                   rf"\(uid 65534\), who chose where it leads \({victim}\)"):
         ts.Study(SPACE, storage=f"sqlite:///{path}", name="s")
     with sqlite3.connect(victim) as db:
         assert db.execute("SELECT name FROM sqlite_master").fetchall() == [("mine",)]

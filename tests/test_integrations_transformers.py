@@ -614,10 +614,11 @@ def test_an_output_dir_another_user_may_have_chosen_is_refused_before_training(
                 else r"is a link of uid 65534")
     space = ts.Space({**SMALL, "num_train_epochs": ts.Fixed(1)})
     study = ts.Study(space, direction="minimize", sampler="random", seed=0)
-    with pytest.raises(ts.UntrustedPathError, match=rf"transformers' output_dir: .*{said}.*"
-                                                    r"TrainingArguments\(output_dir=\.\.\.\)"):
+    with pytest.raises(ts.train.checkpoint.CheckpointError, match=rf"transformers' output_dir: .*{said}.*"
+                                                                  r"TrainingArguments\(output_dir=\.\.\.\)") as err:
         study.optimize(objective(build(dataset), base=base_args(tmp_path)), n_trials=1, catch=(),
                        show_progress=False)
+    assert isinstance(err.value, ts.UntrustedPathError) and isinstance(err.value, PermissionError)  # one class
     assert os.listdir(victim) == []
 
 

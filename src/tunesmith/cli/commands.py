@@ -533,6 +533,14 @@ MAX_PARAM_COLUMNS = 16
 SHOWN_PARAM_COLUMNS = 6
 
 
+def _export_command(study: Study) -> str:
+    """The ``tunesmith export`` of ``study`` where it is stored: without ``--storage`` it read tunesmith.db
+    in the current folder (another study of that name, or none), unless that is where the study is."""
+    url = study.storage.display_url
+    where = [] if "://" not in url or study.storage.url == DEFAULT_STORAGE else ["--storage", url]
+    return command_line("export", study.name, options=where) + password_note(*where)
+
+
 def best_table(study: Study, trials: list[FrozenTrial], top: int) -> Table:
     """The ``top`` complete trials, best first, a column per parameter."""
     done = ranked(trials, study.direction)
@@ -548,7 +556,7 @@ def best_table(study: Study, trials: list[FrozenTrial], top: int) -> Table:
     names = [n for n in study.space if any(n in t.params for t in done)]
     if len(names) > MAX_PARAM_COLUMNS:  # thousands (a hyperparameter per weight) leave no column readable
         table.caption = (f"the first {SHOWN_PARAM_COLUMNS} of {len(names)} parameters; "
-                         f"{literal(command_line('export', study.name))} writes them all")
+                         f"{literal(_export_command(study))} writes them all")
         names = names[:SHOWN_PARAM_COLUMNS]
     shown = display_names(study.space)  # a list of dicts' "0:C" as "C" or "C [branch 0]"
     for n in names:

@@ -268,7 +268,8 @@ def _own_output_dir(folder: str, *, make: bool) -> None:
     """A CheckpointError where another user could have planted what the Trainer resumes from or chosen where
     it writes, by the rules of the trainer's checkpoint folders (:func:`tunesmith.train.checkpoint.check_dir`):
     a trial's ``output_dir`` (``make``: created 0700 first) of another user's or that others may write, a link
-    of theirs on the way to it, or one in a folder of theirs or one all may write without the sticky bit."""
+    of theirs on the way to it, or one in a folder of theirs or one all may write without the sticky bit (an
+    :class:`~tunesmith.exceptions.UntrustedPathError` too, as the checkpoint folder's own refusal)."""
     from ..train.checkpoint import CheckpointError, check_dir, secure_dir
 
     try:
