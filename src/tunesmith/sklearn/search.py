@@ -43,7 +43,7 @@ from ..exceptions import StudyNotFound
 from ..pruners import NopPruner
 from ..samplers import make_sampler
 from ..samplers.simple import GridSampler
-from ..space.params import MAX_GRID, check_seed, plural
+from ..space.params import MAX_GRID, check_seed, did_you_mean, plural
 from ..storage import MemoryStorage
 from ..storage.base import mask_url, password_note, worker_gone, worker_id
 from ..study import Study
@@ -432,7 +432,8 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
             return "score"
         if isinstance(self.refit, str):
             if self.refit not in scorers:
-                raise ValueError(f"refit={self.refit!r} is not one of the scorers {sorted(scorers)}")
+                raise ValueError(f"refit={self.refit!r} is not one of the scorers {sorted(scorers)}"
+                                 f"{did_you_mean(self.refit, sorted(scorers))}")
             return self.refit
         if self.refit is True:
             raise ValueError(
