@@ -587,6 +587,47 @@ def test_importing_the_csv_export_says_which_export_import_reads(tmp_path: Path,
     assert "it is the CSV export" in capsys.readouterr().err
 
 
+def test_importing_a_fifo_is_refused_unread_and_standard_input_is_read_by_dash(tmp_path: Path, capsys: Any,
+                                                                               monkeypatch: Any) -> None:
+    """``tunesmith import FIFO`` waited for a writer for good (read_text); it is refused unread, naming '-',
+    which reads standard input (the pipe from ``tunesmith export``)."""
+    import io
+    import os
+    import threading
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    ts.Study(SPACE, storage=url, name="s", sampler="random", seed=0).optimize(lambda t: t.params["x"], n_trials=2)
+    assert main(["export", "s", "--storage", url, "-o", str(tmp_path / "s.json")]) == 0
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    returned, let_go = threading.Event(), threading.Event()
+
+    def unblock() -> None:  # a reader still waiting after 30 s is let go (an empty file), so the test fails, not hangs
+        if not returned.wait(30):
+            let_go.set()
+            os.close(os.open(fifo, os.O_WRONLY))
+
+    helper = threading.Thread(target=unblock)
+    helper.start()
+    status = main(["import", str(fifo), "t", "--storage", f"sqlite:///{tmp_path / 't.db'}"])
+    returned.set()
+    helper.join()
+    assert (status, let_go.is_set()) == (2, False)
+    assert "it is a FIFO, not a regular file; name the file tunesmith export wrote, or '-'" in capsys.readouterr().err
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO((tmp_path / "s.json").read_bytes())))
+    assert main(["import", "-", "t", "--storage", f"sqlite:///{tmp_path / 't.db'}"]) == 0
+    assert "imported study 't' (2 trials)" in capsys.readouterr().out
+
+
+def test_importing_a_file_past_the_size_limit_names_the_option_that_raises_it(tmp_path: Path, capsys: Any) -> None:
+    """``tunesmith import`` read any file whole, however large; past ``--max-mb`` it is refused unparsed."""
+    (tmp_path / "big.json").write_text('{"study": {}, "trials": [' + "0," * 600_000 + "0]}")
+    assert main(["import", str(tmp_path / "big.json"), "--max-mb", "1", "--storage", f"sqlite:///{tmp_path / 't.db'}"]) == 2
+    assert "is larger than 1 MB, the limit of --max-mb" in capsys.readouterr().err
+    assert main(["import", str(tmp_path / "big.json"), "--max-mb", "2", "--storage", f"sqlite:///{tmp_path / 't.db'}"]) == 2
+    assert "needs 'study' and 'trials'" not in capsys.readouterr().err  # read, then refused for what it holds
+
+
 def test_importing_a_file_with_a_5000_digit_number_says_so_in_its_own_words(tmp_path: Path, capsys: Any) -> None:
     """json's error told a command-line user to call sys.set_int_max_str_digits()."""
     (tmp_path / "big.json").write_text('{"study": {"name": "s"}, "trials": [{"value": 1' + "0" * 5000 + "}]}")

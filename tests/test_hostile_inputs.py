@@ -610,6 +610,42 @@ def test_a_checkpoint_folder_in_a_folder_others_can_write_is_refused(tmp_path: P
     assert checkpoint.secure_dir(shared / "study").is_dir()
 
 
+@pytest.mark.skipif(not hasattr(os, "getuid") or os.getuid() != 0, reason="runs as another user: root only")
+def test_a_checkpoint_folder_in_a_folder_a_primary_group_every_user_shares_may_write_is_refused() -> None:
+    """A checkpoint folder's parent writable by any group was taken (a team's group, or a private one: umask
+    002); where it is the user's primary group and others share it (nobody's nogroup, also _apt's and sync's;
+    ``users`` elsewhere), any of them could swap the checkpoint folder for a link of theirs."""
+    import grp
+    import pwd
+    import shutil
+    import tempfile
+
+    from conftest import said_as_nobody
+
+    pytest.importorskip("torch")
+    from tunesmith.train import checkpoint
+
+    if len([u for u in pwd.getpwall() if u.pw_gid == 65534]) + len(grp.getgrgid(65534).gr_mem) < 2:
+        pytest.skip("needs a primary group other users share")
+    shared = Path(tempfile.mkdtemp(dir="/tmp"))  # tmp_path's root is root's alone
+    try:
+        os.chown(shared, 65534, 65534)
+
+        def secure() -> None:
+            checkpoint.secure_dir(shared / "study")
+
+        shared.chmod(0o775)
+        said = said_as_nobody(secure)
+        assert f"is in '{shared}', which can be written by your primary group (gid 65534, mode 775), which other " \
+               f"users share: another user could swap it" in said and f"chmod g-w '{shared}'" in said, said
+        shared.chmod(0o1775)  # sticky: no one renames another's entry
+        assert said_as_nobody(secure) == "ok"
+        shared.chmod(0o755)
+        assert said_as_nobody(secure) == "ok"
+    finally:
+        shutil.rmtree(shared)
+
+
 @pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="needs root to give a folder away")
 def test_a_checkpoint_folder_swapped_for_a_link_by_another_user_is_refused(tmp_path: Path) -> None:
     pytest.importorskip("torch")

@@ -349,6 +349,35 @@ def test_an_installed_package_that_fails_to_import_is_not_called_missing(
         require("ts_absent_pkg", extra="x", what="test")
 
 
+@pytest.mark.parametrize("package", ["xgboost", "lightgbm"])
+def test_an_older_library_than_the_extra_asks_for_is_refused_at_the_import(monkeypatch: pytest.MonkeyPatch,
+                                                                           package: str) -> None:
+    """require() checked no version of xgboost or lightgbm (their extras ask for >= 2.0 and >= 4.0): an
+    older one installed apart from the extra failed later, inside a callback."""
+    library = importlib.import_module(package)
+    monkeypatch.setattr(library, "__version__", "1.7.6")  # the installed library, said to be an old one
+    monkeypatch.delitem(sys.modules, f"tunesmith.integrations.{package}")
+    floor = {"xgboost": "2.0", "lightgbm": "4.0"}[package]
+    with pytest.raises(ImportError, match=rf"tunesmith.integrations.{package} needs {package} >= {floor}, this is "
+                                          rf"1.7.6: pip install -U 'tunesmith\[{package}\]'"):
+        importlib.import_module(f"tunesmith.integrations.{package}")
+
+
+def test_each_integration_s_floor_is_the_one_its_extra_asks_for() -> None:
+    """The versions require() refuses below are those pyproject.toml's extras install (xgboost and
+    lightgbm had none)."""
+    import tomllib
+
+    from tunesmith.integrations._common import FLOORS
+
+    extras = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    asked = {m.group(1): tuple(int(n) for n in m.group(2).split("."))
+             for requirements in extras.values() for r in requirements
+             if (m := re.fullmatch(r"([a-z]+)(?:\[\w+\])?>=([\d.]+)", r))}
+    assert {package: asked[package] for package in FLOORS} == FLOORS
+    assert {"xgboost", "lightgbm", "lightning", "transformers", "mlflow", "tensorboard"} <= set(FLOORS)
+
+
 def test_a_diverged_run_is_pruned_not_failed() -> None:
     """A metric that became inf or nan failed the trial ('report() takes a finite number ...
     raise ts.TrialPruned'), where the Lightning and Transformers callbacks prune it."""

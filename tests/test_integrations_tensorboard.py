@@ -247,6 +247,33 @@ def test_a_log_folder_another_user_chose_is_refused_by_what_it_is(tmp_path: Path
         write_hparams(study, link)
 
 
+@pytest.mark.skipif(not hasattr(os, "getuid") or os.getuid() != 0, reason="runs as another user: root only")
+def test_a_log_folder_a_primary_group_every_user_shares_may_write_is_refused_as_one_all_may_write() -> None:
+    """A team's log folder (group-writable) is taken; one of the user's primary group where every user shares
+    it (nobody's nogroup, also _apt's and sync's; ``users`` elsewhere) was taken too, though any of them
+    could make a run folder in it first, as in a folder every user may write."""
+    import grp
+    import pwd
+    import shutil
+    import tempfile
+
+    from conftest import said_as_nobody
+
+    if len([u for u in pwd.getpwall() if u.pw_gid == 65534]) + len(grp.getgrgid(65534).gr_mem) < 2:
+        pytest.skip("needs a primary group other users share")
+    shared = Path(tempfile.mkdtemp(dir="/tmp"))  # tmp_path's root is root's alone
+    try:
+        os.chown(shared, 65534, 65534)
+        shared.chmod(0o775)
+        said = said_as_nobody(lambda: TensorBoardCallback(shared))
+        assert f"log folder {shared} can be written by your primary group (gid 65534, mode 775), which other users " \
+               "share, without the sticky bit /tmp has" in said, said
+        shared.chmod(0o1775)
+        assert said_as_nobody(lambda: TensorBoardCallback(shared)) == "ok"
+    finally:
+        shutil.rmtree(shared)
+
+
 def test_a_log_folder_is_taken_where_no_owner_or_mode_is_told(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Windows has no os.getuid, and its stat reads every writable folder as mode 777: each log folder there
     was refused as one every user may write. The mode is that stat's; os.getuid is taken away as Windows has none."""

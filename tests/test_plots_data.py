@@ -1120,6 +1120,29 @@ def test_contours_of_branches_that_share_no_pair_say_so_and_hint_only_a_pair_tha
     assert all(c.empty for c in plots.contours(empty)) and (plots.contours(empty)[-1].message or "").count(",") >= 1
 
 
+def test_contour_messages_name_a_list_of_dicts_parameters_as_show_does_and_take_those_names() -> None:
+    """A list of dicts' "0:C" (stored) is shown as "C [branch 0]" by show, the tables and the plots'
+    titles, but the contour's refusals named "0:C", and params= took the stored key alone."""
+    space = ts.Space({"branch": ts.Categorical([0, 1]), "0:C": ts.Float(0.1, 10, log=True, when={"branch": [0]}),
+                      "0:gamma": ts.Float(0.01, 1, log=True, when={"branch": [0]}),
+                      "1:C": ts.Float(0.1, 10, log=True, when={"branch": [1]})})
+    study = ts.Study(space, direction="maximize", name="svm", sampler="random", seed=0)
+    study.optimize(lambda t: 1.0 if t.params["branch"] else float(t.number), n_trials=12)
+    one = plots.contours(study, params=["0:C"])
+    assert one[0].message == ("a contour needs two numeric parameters; only ['C [branch 0]'] was asked for (see the "
+                              "slice plot for the others)")
+    apart = plots.contours(study, params=["C [branch 1]", "0:C"])  # each name taken as show gives it
+    assert apart[0].message.startswith("a contour over C [branch 1] and C [branch 0] needs at least 3")
+    drawn = plots.contours(study, params=["C [branch 0]", "gamma"])
+    assert [(c.x_label, c.y_label, c.empty) for c in drawn] == [("C [branch 0]", "gamma", False)]
+    with pytest.raises(ValueError, match=r"got 'C \[branch 0\]' twice"):
+        plots.contour(study, "C [branch 0]", "0:C")
+    with pytest.raises(ValueError, match=r"\['branch'\] categorical"):
+        plots.contour(study, "branch", "0:C")
+    with pytest.raises(ValueError, match=r"searches \['branch', 'C \[branch 0\]', 'gamma', 'C \[branch 1\]'\]"):
+        plots.contours(study, params=["C [branch 2]"])
+
+
 def test_report_and_diagram_say_the_pruner_pauses_as_show_does() -> None:
     """A study whose ASHA pauses: `tunesmith show` printed "pruner asha (pause=True)" while the
     report's settings and the process diagram said "asha" alone, hiding that its paused trials

@@ -331,6 +331,10 @@ def test_a_misspelt_scorer_names_the_closest_and_refit_naming_an_unscored_metric
         TunedSearchCV(model, {"C": [1.0]}, refit="f1_macro").fit(X, Y)
     same = TunedSearchCV(model, {"C": [1.0]}, scoring="f1_macro", refit="f1_macro").fit(X, Y)
     assert same.best_score_ == same.cv_results_["mean_test_score"][0]
+    # a misspelt refit named the scorers, with no "did you mean" as a misspelt scorer has
+    with pytest.raises(ValueError, match=r"refit='f1_macor' is not one of the scorers \['accuracy', 'f1_macro'\] "
+                                         r"\(did you mean 'f1_macro'\?\)"):
+        TunedSearchCV(model, {"C": [1.0]}, scoring=["accuracy", "f1_macro"], refit="f1_macor").fit(X, Y)
 
 
 def test_a_ts_categorical_of_estimators_is_searched_as_the_list_of_them() -> None:

@@ -1377,3 +1377,29 @@ def _plant_claim(study: ts.Study, claim: object, *, over: bool = False) -> None:
     from tunesmith.study.manage import change_setting
 
     change_setting(study, "search_claim", lambda stored: claim if over or stored is None else stored)
+
+
+@pytest.mark.parametrize("verbose", [0, 1])
+def test_a_resumed_fit_says_so_in_one_line_of_its_own_and_verbose_0_nothing_else(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, verbose: int) -> None:
+    """At verbose=0 (silent, as scikit-learn's searches) a resumed fit logged the Study's "holds 3 trials:
+    resuming it (its trials count as this objective's ...)" and "sampler random recorded (was 'auto')".
+    Now one line of the search's, at any verbose (the earlier fits' trials change this one's results);
+    the sampler line with verbose=1 only. A first fit says nothing at verbose=0."""
+    X, y = make_classification(n_samples=60, n_features=4, random_state=0)
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    search = TunedSearchCV(LogisticRegression(), {"C": loguniform(1e-2, 1e2)}, n_trials=3, cv=3, storage=url,
+                           name="bc", verbose=verbose)
+    with caplog.at_level("INFO", logger="tunesmith"):
+        search.fit(X, y)
+        first = [r.getMessage() for r in caplog.records]
+        caplog.clear()
+        search.set_params(n_trials=5, sampler="random").fit(X, y)
+    said = [r.getMessage() for r in caplog.records]
+    resumed = (f"TunedSearchCV resumes study 'bc' in {search.study_.storage.display_url}: its 3 trials from earlier "
+               "fits count toward n_trials (5); another name (or name=None) starts a new search")
+    assert resumed in said and not [m for m in said if "resuming it" in m]
+    if verbose == 0:
+        assert (first, said) == ([], [resumed])
+    else:
+        assert "study 'bc': sampler random recorded (was 'auto')" in said

@@ -790,18 +790,43 @@ def _space_of(path: str | None) -> Space | None:
     return space
 
 
+#: megabytes ``tunesmith import`` reads by default (``--max-mb``): 100,000 trials of 100 reports are about 300
+IMPORT_MAX_MB = 1024
+
+
 def add_import_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("file", help="a study written by tunesmith export --format json")
+    p.add_argument("file", help="a study written by tunesmith export --format json ('-': standard input)")
     p.add_argument("new_name", nargs="?", help="the study's name (default: the name in the file)")
     p.add_argument("--skip-invalid", action="store_true",
                    help="leave out (and list) the trials that do not fit the file's space, instead of refusing the file")
+    p.add_argument("--max-mb", type=at_least(1), default=IMPORT_MAX_MB, metavar="MB",
+                   help=f"refuse a file larger than this (default {IMPORT_MAX_MB}: reading a file takes several "
+                        "times its size in memory)")
     add_storage_arg(p)
 
 
-def cmd_import(args: argparse.Namespace) -> int:
+def _read_export(file: str, max_mb: int) -> bytes:
+    """The bytes of the export ``file`` ('-': standard input), refused past ``max_mb`` megabytes; a FIFO, a
+    device or a folder is refused unread (a FIFO would wait for a writer, /dev/zero fill the memory)."""
+    limit = max_mb * 1_000_000
     try:
-        doc = json.loads(Path(args.file).read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError) as exc:  # Recursion: nested deep; Value: not UTF-8, JSON or 5,000 digits
+        raw = sys.stdin.buffer.read(limit + 1) if file == STDOUT else read_regular(Path(file), limit + 1)
+    except NotRegularFile as exc:
+        raise ValueError(f"cannot read {file!r}: it is {exc.kind}, not a regular file; name the file tunesmith "
+                         "export wrote, or '-' to read standard input (a pipe)") from None
+    except OSError as exc:
+        raise ValueError(f"cannot read {file!r} as a study exported as JSON: {exc}") from None
+    if len(raw) > limit:
+        raise ValueError(f"{file!r} is larger than {max_mb:,} MB, the limit of --max-mb (reading it takes several "
+                         "times that in memory): raise it (--max-mb N) if the file is an export you mean to import")
+    return raw
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    raw = _read_export(args.file, args.max_mb)
+    try:
+        doc = json.loads(raw.decode("utf-8"))
+    except (ValueError, RecursionError) as exc:  # Recursion: nested deep; Value: not UTF-8, JSON or 5,000 digits
         csv = isinstance(exc, json.JSONDecodeError) and exc.doc.startswith("number,")
         if type(exc) is ValueError:  # json's own words say to call sys.set_int_max_str_digits()
             exc = ValueError(f"it holds an integer of more than {sys.get_int_max_str_digits()} digits, which no "

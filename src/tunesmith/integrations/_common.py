@@ -20,11 +20,22 @@ from ..exceptions import TrialPruned
 from ..pruners import Decision
 from ..space import Fixed, Float, Int
 
+#: the oldest version of each integration's package tunesmith works with, as its extra in pyproject.toml asks
+#: (an older one installed apart from the extra failed inside a callback, not at the import)
+FLOORS: dict[str, tuple[int, ...]] = {
+    "xgboost": (2, 0),
+    "lightgbm": (4, 0),
+    "lightning": (2, 6),  # Trainer.fit(..., weights_only=True), as docs/integrations.md writes it
+    "transformers": (4, 41),  # TrainingArguments.eval_strategy, which the callback reads
+    "mlflow": (2, 10),
+    "tensorboard": (2, 18),  # 2.14-2.17 fail to import under NumPy 2 (np.string_)
+}
 
-def require(module: str, *, extra: str, what: str, floor: tuple[int, ...] = ()) -> ModuleType:
+
+def require(module: str, *, extra: str, what: str) -> ModuleType:
     """``import module``, or an ImportError that names the extra to install (or, when the package
     is there but its own import fails, one that says so and gives that error; or, when it is older
-    than ``floor``, the version needed)."""
+    than its :data:`FLOORS` entry, the version needed)."""
     try:
         found = importlib.import_module(module)
     except ImportError as exc:
@@ -37,7 +48,9 @@ def require(module: str, *, extra: str, what: str, floor: tuple[int, ...] = ()) 
         raise _broken(module, exc, extra=extra, what=what) from exc
     except Exception as exc:  # noqa: BLE001 - e.g. TensorBoard 2.17 under NumPy 2: AttributeError np.string_
         raise _broken(module, exc, extra=extra, what=what) from exc
-    return check_floor(found, floor, extra=extra, what=what)
+    package = module.partition(".")[0]
+    check_floor(importlib.import_module(package), FLOORS.get(package, ()), extra=extra, what=what)
+    return found
 
 
 def _broken(module: str, exc: Exception, *, extra: str, what: str) -> ImportError:

@@ -39,8 +39,7 @@ from ._common import (
     warn_direction,
 )
 
-L = require("lightning.pytorch", extra="lightning", what="tunesmith.integrations.lightning",
-            floor=(2, 6))  # Trainer.fit(..., weights_only=True), as docs/integrations.md writes it
+L = require("lightning.pytorch", extra="lightning", what="tunesmith.integrations.lightning")
 _Callback: Any = L.Callback
 STEPS = ("epoch", "global_step")
 #: beside a paused trial's ``trial-<n>.ckpt``: ``trial-<n>.study``, naming the study that wrote it

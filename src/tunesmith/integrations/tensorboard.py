@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..exceptions import UntrustedPathError
-from ..paths import refuse_foreign_link
+from ..paths import every_user_may_add, refuse_foreign_link
 from ..space import Categorical, Fixed, Float, Int, Param, Space
 from ..trial import FrozenTrial, TrialState
 from ._common import require
@@ -142,22 +142,24 @@ def _check_log_dir(folder: Path) -> None:
     """An UntrustedPathError (a PermissionError) where every user may write ``folder`` without the sticky bit
     (as /tmp has), or with it in a folder of another user's (root aside: the folder's owner may replace any
     entry): any of them could replace the runs written there; or where a link of another user's is in its
-    place (they chose where the runs go). A folder a team shares (group-writable, a teammate's) is taken."""
+    place (they chose where the runs go). A folder a team shares (group-writable, a teammate's) is taken, but
+    not one of the user's primary group where every user shares it (``users``: :func:`paths.every_user_may_add`)."""
     try:
         refuse_foreign_link(folder, folder.lstat(), "TensorBoard's log folder", _FIX)
         st = folder.stat()
     except FileNotFoundError:
         return
-    if not hasattr(os, "getuid") or not st.st_mode & stat.S_IWOTH:  # Windows: no owner, every folder reads 0777
+    why = every_user_may_add(st)  # None on Windows: no owner, every folder reads 0777
+    if why is None:
         return
     if not st.st_mode & stat.S_ISVTX:
-        raise UntrustedPathError(f"TensorBoard's log folder {folder} can be written by every user (mode "
-                              f"{stat.S_IMODE(st.st_mode):o}, without the sticky bit /tmp has), who could replace "
-                              f"its runs; {_FIX}")
+        mode = f"(mode {stat.S_IMODE(st.st_mode):o}, without the sticky bit /tmp has), who"
+        raise UntrustedPathError(f"TensorBoard's log folder {folder} " + (
+            f"can be written by every user {mode}" if st.st_mode & stat.S_IWOTH
+            else f"{why}, without the sticky bit /tmp has: any of them") + f" could replace its runs; {_FIX}")
     if st.st_uid not in (0, os.getuid()):
-        raise UntrustedPathError(f"TensorBoard's log folder {folder} can be written by every user (mode "
-                              f"{stat.S_IMODE(st.st_mode):o}) and is owned by another user (uid {st.st_uid}), who "
-                              f"may replace its runs, sticky bit or not; {_FIX}")
+        raise UntrustedPathError(f"TensorBoard's log folder {folder} {why} and is owned by another user (uid "
+                              f"{st.st_uid}), who may replace its runs, sticky bit or not; {_FIX}")
 
 
 def _check_own(folder: Path) -> bool:
@@ -171,7 +173,7 @@ def _check_own(folder: Path) -> bool:
     except FileNotFoundError:
         return False
     refuse_foreign_link(folder, st, "TensorBoard's run folder", _FIX)
-    if not hasattr(os, "getuid") or not folder.parent.stat().st_mode & stat.S_IWOTH:
+    if every_user_may_add(folder.parent.stat()) is None:
         return True
     owner = folder.stat().st_uid
     if owner not in (0, os.getuid()):

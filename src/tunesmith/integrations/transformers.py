@@ -42,8 +42,7 @@ from ._common import (
 __all__ = ["HIGHER_IS_BETTER", "LOWER_IS_BETTER", "MetricNotEvaluated", "PruningCallback", "default_direction", "objective", "search",
            "trainer_space", "training_args"]
 
-transformers = require("transformers", extra="transformers", what="tunesmith.integrations.transformers",
-                       floor=(4, 41))  # TrainingArguments.eval_strategy, which the callback reads
+transformers = require("transformers", extra="transformers", what="tunesmith.integrations.transformers")
 _TrainerCallback: Any = transformers.TrainerCallback
 SCHEDULERS = ("linear", "cosine", "constant_with_warmup", "polynomial")
 

@@ -217,9 +217,10 @@ def contours(study: Any, *, params: Sequence[str] | None = None, max_params: int
         first = sorted(numeric, key=lambda n: best is None or n not in best.params)[:max_params]
         names = [n for n in numeric if n in first]
     if len(names) < 2:  # of those asked for: "'svm' has ['C']" read as if the study had no other
-        asked = list(dict.fromkeys(params or ()))
-        which = (f"{s.name!r} has {names or 'none'}" if params is None else f"only {names} was asked for"
-                 if names == asked else f"of those asked for, {asked}, {f'only {names} is' if names else 'none is'} numeric")
+        asked, shown = _params(s, params) if params else [], _shown(s, names)
+        which = (f"{s.name!r} has {shown or 'none'}" if params is None else f"only {shown} was asked for"
+                 if names == asked else f"of those asked for, {_shown(s, asked)}, "
+                 f"{f'only {shown} is' if names else 'none is'} numeric")
         return [nothing("contour", f"{s.name}: contour", f"a contour needs two numeric parameters; {which} "
                         "(see the slice plot for the others)")]
     pairs = _pairs(names)
@@ -266,26 +267,26 @@ def contour(study: Any, x: str, y: str, *, resolution: int = 40) -> Chart:
     active (nearest trial outside their hull; trials at one point by their mean), the trials
     as dots, the best as a star."""
     s = snapshot(study)
-    _params(s, [x, y])
+    x, y = (_params(s, [n])[0] for n in (x, y))  # a displayed name as its stored key
+    shown = display_names(s.space)
     if x == y:
-        raise ValueError(f"a contour needs two different parameters, got {x!r} twice (see the slice plot for one)")
-    categorical = [n for n in (x, y) if s.space[n].kind == "categorical"]
+        raise ValueError(f"a contour needs two different parameters, got {shown[x]!r} twice (see the slice plot for one)")
+    categorical = _shown(s, [n for n in (x, y) if s.space[n].kind == "categorical"])
     if categorical:
         raise ValueError(f"a contour needs numeric parameters; {categorical} categorical (see the slice plot)")
     on = [t for t in s.fitting if x in t.params and y in t.params]
-    shown = display_names(s.space)
     title = f"{s.name}: value over {shown[x]} and {shown[y]} ({plural(len(on), 'trial')})"
     px, py = s.space[x], s.space[y]
     pts = np.array([[_unit(px, t.params[x]), _unit(py, t.params[y])] for t in on]).reshape(-1, 2)
-    flat = _flat(pts, [t.params for t in on], x, y)
+    flat = _flat(pts, [t.params for t in on], x, y, shown)
     if flat:
-        return nothing("contour", title, f"a contour over {x} and {y} needs at least 3 complete trials "
-                                         f"spread over both; {s.name!r} has {flat}")
+        return nothing("contour", title, f"a contour over {shown[x]} and {shown[y]} needs at least 3 complete "
+                                         f"trials spread over both; {s.name!r} has {flat}")
     values = np.array([float(t.value) for t in on])  # type: ignore[arg-type]
     lo, hi = values.min(), values.max()  # one value, or values apart by rounding only (2 and 2 + 4e-16):
     if hi <= lo + 1e-12 * max(abs(lo), abs(hi)):  # a surface under a scale of rounding (1.998e-14 + 2)
         return nothing("contour", title, f"the value was {values[0]:.6g} in all {len(on)} complete trials over "
-                                         f"{x} and {y}: nothing varies to draw")
+                                         f"{shown[x]} and {shown[y]}: nothing varies to draw")
     z = _interpolate(pts, values, resolution)
     u = np.linspace(0, 1, resolution)
     gx = [_at(px, v) for v in u]
@@ -304,7 +305,7 @@ def contour(study: Any, x: str, y: str, *, resolution: int = 40) -> Chart:
                  int_x=px.kind == "int", int_y=py.kind == "int", reverse_scale=s.sign > 0)  # best: yellow, as parallel
 
 
-def _flat(pts: np.ndarray, params: list[Mapping[str, Any]], x: str, y: str) -> str:
+def _flat(pts: np.ndarray, params: list[Mapping[str, Any]], x: str, y: str, shown: Mapping[str, str]) -> str:
     """Why the trials at ``pts`` span no surface ("" when they do): too few, or all at one value
     of a parameter, or at fewer than 3 points ("has 3" alone read as enough)."""
     n = len(pts)
@@ -312,7 +313,7 @@ def _flat(pts: np.ndarray, params: list[Mapping[str, Any]], x: str, y: str) -> s
         return str(n)
     for j, name in enumerate((x, y)):
         if np.ptp(pts[:, j]) == 0:
-            return f"{n}, all at {name} = {params[0][name]!r}"
+            return f"{n}, all at {shown[name]} = {params[0][name]!r}"
     points = len(np.unique(pts, axis=0))
     return f"{n}, at {points} distinct points" if points < 3 else ""
 
@@ -391,17 +392,24 @@ def _params(s: Snapshot, params: Sequence[str] | None) -> list[str]:
         return list(s.space.free)
     if isinstance(params, str):
         raise TypeError(f"params is a list of parameter names, got the string {params!r}; write params=[{params!r}]")
-    params = list(dict.fromkeys(params))
+    stored = {shown: key for key, shown in display_names(s.space).items() if key in s.space.free}
+    params = list(dict.fromkeys(p if p in s.space else stored.get(p, p) for p in params))
     if not params:  # drew nothing, without a word
-        raise ValueError(f"params names no parameter; name at least one of {list(s.space.free)} (or None for all)")
+        raise ValueError(f"params names no parameter; name at least one of {list(stored)} (or None for all)")
     fixed = [p for p in params if p in s.space and p not in s.space.free]
     if fixed:  # in the space, but one value: nothing to draw against
-        raise ValueError(f"{fixed} fixed, not searched: nothing varies to draw; {s.name!r} searches {list(s.space.free)}")
+        raise ValueError(f"{_shown(s, fixed)} fixed, not searched: nothing varies to draw; {s.name!r} searches {list(stored)}")
     unknown = [p for p in params if p not in s.space.free]
     if unknown:
-        raise ValueError(f"unknown parameter(s) {unknown}{did_you_mean_each(unknown, list(s.space.free))}; "
-                         f"{s.name!r} searches {list(s.space.free)}")
-    return list(params)
+        raise ValueError(f"unknown parameter(s) {unknown}{did_you_mean_each(unknown, list({**stored, **dict.fromkeys(s.space.free)}))}; "
+                         f"{s.name!r} searches {list(stored)}")
+    return params
+
+
+def _shown(s: Snapshot, names: Sequence[str]) -> list[str]:
+    """``names`` as tables and plots show them (a list of dicts' ``0:C`` as ``C [branch 0]``)."""
+    shown = display_names(s.space)
+    return [shown.get(n, n) for n in names]
 
 
 def _no_complete(s: Snapshot) -> str:

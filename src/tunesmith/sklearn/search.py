@@ -43,11 +43,12 @@ from ..exceptions import StudyNotFound
 from ..pruners import NopPruner
 from ..samplers import make_sampler
 from ..samplers.simple import GridSampler
-from ..space.params import MAX_GRID, check_seed, plural
+from ..space.params import MAX_GRID, check_seed, did_you_mean, plural
 from ..storage import MemoryStorage
 from ..storage.base import mask_url, password_note, worker_gone, worker_id
 from ..study import Study
-from ..study.manage import DROP, change_setting
+from ..study.manage import DROP, SAMPLER_RECORDED, change_setting
+from ..study.study import RESUMING
 from ..trial import FrozenTrial, TrialState, finite_float
 from .checks import SETUP_ATTR, PeerArgs, same_setup, space_change
 from .interrupts import (
@@ -140,7 +141,8 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
         random_state: seed of the sampler (and of the space's random draws).
         error_score: the score of a fold whose fit fails ("raise": raise).
         return_train_score: also score the training folds.
-        verbose: 0 silent; 1 progress bar and tunesmith's info lines.
+        verbose: 0 silent, but for one line when a fit resumes a stored study (its earlier trials count
+            toward ``n_trials``); 1 progress bar and tunesmith's info lines.
 
     Attributes after ``fit``: ``cv_results_`` (scikit-learn's keys, plus
     ``state`` and ``trial_number``), ``best_index_``, ``best_params_``,
@@ -199,7 +201,12 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
         budget = self._budget(search)
         prior = _prior_study(self.name, self.storage)  # checked before this fit opens it (and records its sampler)
         marks = self._resumable(prior, X, y, folds, cv, fit_params) if prior is not None else None
-        study = self._open_study(search, budget)
+        with _opening(self.verbose):
+            study = self._open_study(search, budget)
+        if prior is not None and prior.trials:  # at any verbose: the earlier fits' trials change this one's results
+            logger.info("TunedSearchCV resumes study %r in %s: its %s from earlier fits count toward n_trials "
+                        "(%d); another name (or name=None) starts a new search", study.name,
+                        study.storage.display_url, plural(len(prior.trials), "trial"), budget)
         search = _as_stored(self.space, study)
         if marks is None and _outlives_the_fit(study, self.storage):
             marks = self._resumable(study, X, y, folds, cv, fit_params)
@@ -406,7 +413,7 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
             raise ValueError(f"cv must be a number of folds >= 2, a scikit-learn splitter or a list of (train, test) "
                              f"pairs, got cv={self.cv!r}")
         if not isinstance(self.verbose, numbers.Integral):
-            raise ValueError(f"verbose must be an integer (0: silent, 1: a progress bar and info lines), got {self.verbose!r}")
+            raise ValueError(f"verbose must be an integer (0: silent but for a resume, 1: a progress bar and info lines), got {self.verbose!r}")
         if not (self.error_score == "raise" or isinstance(self.error_score, numbers.Number)):
             raise ValueError(f"error_score must be 'raise' or a number, got {self.error_score!r}")
 
@@ -425,7 +432,8 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
             return "score"
         if isinstance(self.refit, str):
             if self.refit not in scorers:
-                raise ValueError(f"refit={self.refit!r} is not one of the scorers {sorted(scorers)}")
+                raise ValueError(f"refit={self.refit!r} is not one of the scorers {sorted(scorers)}"
+                                 f"{did_you_mean(self.refit, sorted(scorers))}")
             return self.refit
         if self.refit is True:
             raise ValueError(
@@ -1283,6 +1291,22 @@ def _quiet(verbose: int, *, raising: bool = False) -> Iterator[None]:
     finally:
         logger.removeFilter(said)
         logger.setLevel(level)
+
+
+@contextlib.contextmanager
+def _opening(verbose: int) -> Iterator[None]:
+    """The study's own lines while a fit opens it: its resume line never (the fit says its own), the
+    sampler it records only with verbose > 0."""
+    dropped = {RESUMING} if verbose > 0 else {RESUMING, SAMPLER_RECORDED}
+
+    def said(record: logging.LogRecord) -> bool:
+        return record.msg not in dropped
+
+    logger.addFilter(said)
+    try:
+        yield
+    finally:
+        logger.removeFilter(said)
 
 
 def _said_by_the_error(record: logging.LogRecord) -> bool:

@@ -724,6 +724,10 @@ def change_setting(study: Study, key: str, change: Callable[[Any], Any]) -> Any:
     return stored[0]
 
 
+#: the line of a study whose sampler changed (TunedSearchCV at verbose=0 drops it)
+SAMPLER_RECORDED = "study %r: sampler %s recorded (was %r)"
+
+
 def record_sampler(study: Study, stored: Mapping[str, Any]) -> None:
     """Store the sampler this process uses when it is not the study's stored one
     (``tunesmith studies`` shows the sampler in use)."""
@@ -738,7 +742,7 @@ def record_sampler(study: Study, stored: Mapping[str, Any]) -> None:
         return
     was = _name(stored.get("sampler"))
     if was != now.get("name"):  # a new seed or setting of the same sampler is recorded silently
-        logger.info("study %r: sampler %s recorded (was %r)", study.name, now.get("name"), was)
+        logger.info(SAMPLER_RECORDED, study.name, now.get("name"), was)
 
 
 #: the key of a study's settings holding what sampler "auto" picked, written by the process that picked it

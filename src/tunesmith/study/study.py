@@ -49,6 +49,8 @@ from .resume import resume_next
 from .trial import Trial, _as_float, _of_shape, short_repr
 
 logger = logging.getLogger("tunesmith")
+#: the line of a study opened with a space that holds trials (a search says its own instead)
+RESUMING = "study %r in %s holds %s: resuming it (its trials count as this objective's; another name starts a new study)"
 T = TypeVar("T")
 #: the most trial numbers a refresh that left the queue out notes as skipped at once: more apart
 #: is no queue but a number written into the database by hand, read again from there instead
@@ -227,8 +229,7 @@ class Study:
             self._check_same(record, space, direction)
             # load_study, and evaluate_best opening its companion: the study wanted, nothing to say
             if space is not None and not in_companion() and (n := self._count(record.study_id)):
-                logger.info("study %r in %s holds %s: resuming it (its trials count as this objective's; "
-                            "another name starts a new study)", self.name, self._storage.display_url, plural(n, "trial"))
+                logger.info(RESUMING, self.name, self._storage.display_url, plural(n, "trial"))
             return record
         if space is None:
             raise ValueError(f"{missing}: pass a space to create it")

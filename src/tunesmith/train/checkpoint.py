@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from ..exceptions import TunesmithError, UntrustedPathError
-from ..paths import NotRegularFile, foreign_link_on, open_regular, own_group, study_folder
+from ..paths import NotRegularFile, every_user_may_add, foreign_link_on, open_regular, own_group, study_folder
 from ..storage.base import pid_alive
 
 
@@ -145,15 +145,19 @@ def _check_parent(p: Path) -> None:
     parent = p.absolute().parent
     st = os.stat(parent)
     mine = (0, os.getuid())
-    # group-writable parents pass: with a private group per user (umask 002) every folder is one
-    if link.st_uid not in mine or st.st_uid not in mine or (st.st_mode & 0o002 and not st.st_mode & stat.S_ISVTX):
+    # group-writable parents pass (with a private group per user, umask 002, every folder is one; a team's group is
+    # the team's), but not the user's primary group where every user shares it (users): every_user_may_add
+    everyone = None if st.st_mode & stat.S_ISVTX else every_user_may_add(st)
+    if link.st_uid not in mine or st.st_uid not in mine or everyone:
         whose = (f"a link of uid {link.st_uid}" if link.st_uid not in mine
                  else f"in {str(parent)!r}, which " + (f"belongs to uid {st.st_uid}" if st.st_uid not in mine
-                                                      else f"others can write (mode {stat.S_IMODE(st.st_mode):04o})"))
+                                                      else f"others can write (mode {stat.S_IMODE(st.st_mode):04o})"
+                                                      if st.st_mode & stat.S_IWOTH else str(everyone)))
         raise UntrustedCheckpointFolder(
             f"checkpoint folder {str(p)!r} is {whose}: another user could swap it for a folder of their "
             "choosing. Use a folder of your own (checkpoint_root=... / checkpoint_dir=...)"
-            + (f", or chmod o-w {str(parent)!r}" if st.st_uid in mine and link.st_uid in mine else "")
+            + (f", or chmod {'o' if st.st_mode & stat.S_IWOTH else 'g'}-w {str(parent)!r}"
+               if st.st_uid in mine and link.st_uid in mine else "")
         )
     theirs = foreign_link_on(p)
     if theirs is not None:  # a chain of links, or a folder on the way that is a link of theirs
