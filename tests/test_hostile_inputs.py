@@ -637,7 +637,7 @@ def test_a_checkpoint_folder_in_a_folder_a_primary_group_every_user_shares_may_w
         shared.chmod(0o775)
         said = said_as_nobody(secure)
         assert f"is in '{shared}', which can be written by your primary group (gid 65534, mode 775), which other " \
-               f"users share: another user could swap it" in said and f"chmod g-w '{shared}'" in said, said
+               f"users may share: another user could swap it" in said and f"chmod g-w '{shared}'" in said, said
         shared.chmod(0o1775)  # sticky: no one renames another's entry
         assert said_as_nobody(secure) == "ok"
         shared.chmod(0o755)

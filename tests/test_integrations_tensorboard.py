@@ -267,7 +267,7 @@ def test_a_log_folder_a_primary_group_every_user_shares_may_write_is_refused_as_
         shared.chmod(0o775)
         said = said_as_nobody(lambda: TensorBoardCallback(shared))
         assert f"log folder {shared} can be written by your primary group (gid 65534, mode 775), which other users " \
-               "share, without the sticky bit /tmp has" in said, said
+               "may share, without the sticky bit /tmp has" in said, said
         shared.chmod(0o1775)
         assert said_as_nobody(lambda: TensorBoardCallback(shared)) == "ok"
     finally:

@@ -30,7 +30,14 @@ import numpy as np
 import torch
 
 from ..exceptions import TunesmithError, UntrustedPathError
-from ..paths import NotRegularFile, every_user_may_add, foreign_link_on, open_regular, own_group, study_folder
+from ..paths import (
+    NotRegularFile,
+    every_user_may_add,
+    foreign_link_on,
+    open_regular,
+    own_group,
+    study_folder,
+)
 from ..storage.base import pid_alive
 
 
