@@ -154,6 +154,28 @@ def test_retry_after_committed_write_writes_nothing_twice(
         assert c.execute(sa.select(sa.func.count()).select_from(trials_table)).scalar_one() == 2
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_lost_trial_s_failure_committed_as_its_connection_broke_is_returned_though_the_retry_judges_otherwise(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the heartbeat check's confirm() asks the storage's outages, and the retry after a lost connection is
+    # one (this thread's wait under way): the retry took the committed failure and copy for a trial left
+    # running and returned None, so the check neither counted nor reported the trial it had failed
+    from tunesmith.study.lifecycle import lose
+
+    url = f"sqlite:///{tmp_path / 'db.db'}" if backend == "sqlite" else request.getfixturevalue("pg_url")
+    st = SQLStorage(url)
+    sid = _study(st)
+    read = st.create_trial(sid, params={"x": 1}, worker="w:1", now=100.0)
+    assert read is not None
+    left = _lose_connection_after_commit(monkeypatch, 1)
+    written = st.fail_with_copy(sid, lose(read, "lost", 300.0), claim="retry-of:0",
+                                confirm=lambda: not st.outages())  # fmt: skip
+    assert left == [0] and written is not None and written.system.requeued_as == 1
+    assert [(t.number, t.state) for t in st.get_trials(sid)] == [(0, TrialState.FAILED), (1, TrialState.WAITING)]
+    assert st.get_trial(sid, 0) == written
+
+
 def test_postgres_restart_is_retried(pg_server, pg_url: str) -> None:  # type: ignore[no-untyped-def]
     st = SQLStorage(pg_url)
     sid = _study(st)
