@@ -176,6 +176,42 @@ def test_a_lost_trial_s_failure_committed_as_its_connection_broke_is_returned_th
     assert st.get_trial(sid, 0) == written
 
 
+def test_the_heartbeat_check_s_judgement_in_its_write_asks_the_server_clock_on_no_second_connection(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # confirm() asks outages() inside the write's transaction, the study row locked: with the server clock's
+    # measure due (every CLOCK_CHECK s), outages() measured it again with a query on a second connection
+    from tunesmith.storage import prepared
+    from tunesmith.storage import sql as sql_module
+    from tunesmith.study.lifecycle import lose
+
+    st = SQLStorage(pg_url)
+    sid = _study(st)
+    read = st.create_trial(sid, params={"x": 1}, worker="w:1", now=100.0)
+    assert read is not None
+    st.clock()
+    assert st._offset is not None
+    st._offset = (st._offset[0], time.monotonic() - 2 * sql_module.CLOCK_CHECK)  # a measure due
+    real, left = prepared.run_transaction, [1]
+
+    def broken_once(*args, **kwargs):  # type: ignore[no-untyped-def]
+        if left[0] > 0:  # the first attempt's connection lost before it ran: the retry's wait is under way
+            left[0] -= 1
+            raise sa.exc.OperationalError("BEGIN", {}, Exception("server closed the connection unexpectedly"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(sql_module, "run_transaction", broken_once)
+    asked: list[str] = []
+    sa.event.listen(st.engine, "before_cursor_execute", lambda *a: asked.append(a[2]))
+    seen: list[list[tuple[float, float]]] = []
+    written = st.fail_with_copy(sid, lose(read, "lost", 300.0), claim="retry-of:0",
+                                confirm=lambda: seen.append(st.outages()) is None)  # fmt: skip
+    assert written is not None and left == [0] and len(seen) == 1 and len(seen[0]) == 1
+    assert not [q for q in asked if "clock_timestamp" in q], asked
+    (last, again), now = seen[0][0], st.clock()
+    assert last <= again <= now
+
+
 def test_postgres_restart_is_retried(pg_server, pg_url: str) -> None:  # type: ignore[no-untyped-def]
     st = SQLStorage(pg_url)
     sid = _study(st)

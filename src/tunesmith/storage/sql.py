@@ -900,7 +900,10 @@ class SQLStorage(Storage):
         now, me = time.monotonic(), threading.get_ident()
         spans = list(self._outages) + [(last, now) for thread, last, backoff in self._waits.copy().values()
                                        if thread == me or backoff.outage()]  # fmt: skip
-        shift = self.clock() - time.monotonic()
+        # the server's lead as last measured (the heartbeat check read the clock just before): asked inside a
+        # write's transaction, a new measure would be a second connection's query, the study row locked meanwhile
+        lead = self._offset[0] if self._offset is not None else self.clock() - self.local_clock()
+        shift = self.local_clock() + lead - time.monotonic()
         return [(last + shift, again + shift) for last, again in spans]
 
     def _kind(self, exc: Exception) -> str | None:
