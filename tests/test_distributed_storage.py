@@ -46,6 +46,10 @@ def _study(st: Storage) -> int:
     return st.create_study("s", direction=Direction.MINIMIZE, space={}, config={}).study_id
 
 
+def _sql_storage(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> SQLStorage:
+    return SQLStorage(f"sqlite:///{tmp_path / 'db.db'}" if backend == "sqlite" else request.getfixturevalue("pg_url"))
+
+
 def test_fail_running_stale_fails_and_requeues_keeping_reports(storage: Storage) -> None:
     sid = _study(storage)
     old = storage.create_trial(sid, params={"x": 1}, worker="h:1", now=100.0)
@@ -136,8 +140,7 @@ def test_create_trial_attrs(storage: Storage) -> None:
 def test_retry_after_committed_write_writes_nothing_twice(
     backend: str, tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    url = f"sqlite:///{tmp_path / 'db.db'}" if backend == "sqlite" else request.getfixturevalue("pg_url")
-    st = SQLStorage(url)
+    st = _sql_storage(backend, tmp_path, request)
     sid = _study(st)
     st.create_trial(sid, params={"q": 1}, state=TrialState.WAITING)
     left = _lose_connection_after_commit(monkeypatch, 1)
@@ -163,8 +166,7 @@ def test_a_lost_trial_s_failure_committed_as_its_connection_broke_is_returned_th
     # running and returned None, so the check neither counted nor reported the trial it had failed
     from tunesmith.study.lifecycle import lose
 
-    url = f"sqlite:///{tmp_path / 'db.db'}" if backend == "sqlite" else request.getfixturevalue("pg_url")
-    st = SQLStorage(url)
+    st = _sql_storage(backend, tmp_path, request)
     sid = _study(st)
     read = st.create_trial(sid, params={"x": 1}, worker="w:1", now=100.0)
     assert read is not None
