@@ -46,6 +46,10 @@ def _study(st: Storage) -> int:
     return st.create_study("s", direction=Direction.MINIMIZE, space={}, config={}).study_id
 
 
+def _sql_storage(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> SQLStorage:
+    return SQLStorage(f"sqlite:///{tmp_path / 'db.db'}" if backend == "sqlite" else request.getfixturevalue("pg_url"))
+
+
 def test_fail_running_stale_fails_and_requeues_keeping_reports(storage: Storage) -> None:
     sid = _study(storage)
     old = storage.create_trial(sid, params={"x": 1}, worker="h:1", now=100.0)
@@ -136,8 +140,7 @@ def test_create_trial_attrs(storage: Storage) -> None:
 def test_retry_after_committed_write_writes_nothing_twice(
     backend: str, tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    url = f"sqlite:///{tmp_path / 'db.db'}" if backend == "sqlite" else request.getfixturevalue("pg_url")
-    st = SQLStorage(url)
+    st = _sql_storage(backend, tmp_path, request)
     sid = _study(st)
     st.create_trial(sid, params={"q": 1}, state=TrialState.WAITING)
     left = _lose_connection_after_commit(monkeypatch, 1)
@@ -152,6 +155,63 @@ def test_retry_after_committed_write_writes_nothing_twice(
     assert [(t.number, t.state) for t in trials] == [(0, TrialState.RUNNING), (1, TrialState.COMPLETE)]
     with st.engine.connect() as c:
         assert c.execute(sa.select(sa.func.count()).select_from(trials_table)).scalar_one() == 2
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_lost_trial_s_failure_committed_as_its_connection_broke_is_returned_though_the_retry_judges_otherwise(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the heartbeat check's confirm() asks the storage's outages, and the retry after a lost connection is
+    # one (this thread's wait under way): the retry took the committed failure and copy for a trial left
+    # running and returned None, so the check neither counted nor reported the trial it had failed
+    from tunesmith.study.lifecycle import lose
+
+    st = _sql_storage(backend, tmp_path, request)
+    sid = _study(st)
+    read = st.create_trial(sid, params={"x": 1}, worker="w:1", now=100.0)
+    assert read is not None
+    left = _lose_connection_after_commit(monkeypatch, 1)
+    written = st.fail_with_copy(sid, lose(read, "lost", 300.0), claim="retry-of:0",
+                                confirm=lambda: not st.outages())  # fmt: skip
+    assert left == [0] and written is not None and written.system.requeued_as == 1
+    assert [(t.number, t.state) for t in st.get_trials(sid)] == [(0, TrialState.FAILED), (1, TrialState.WAITING)]
+    assert st.get_trial(sid, 0) == written
+
+
+def test_the_heartbeat_check_s_judgement_in_its_write_asks_the_server_clock_on_no_second_connection(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # confirm() asks outages() inside the write's transaction, the study row locked: with the server clock's
+    # measure due (every CLOCK_CHECK s), outages() measured it again with a query on a second connection
+    from tunesmith.storage import prepared
+    from tunesmith.storage import sql as sql_module
+    from tunesmith.study.lifecycle import lose
+
+    st = SQLStorage(pg_url)
+    sid = _study(st)
+    read = st.create_trial(sid, params={"x": 1}, worker="w:1", now=100.0)
+    assert read is not None
+    st.clock()
+    assert st._offset is not None
+    st._offset = (st._offset[0], time.monotonic() - 2 * sql_module.CLOCK_CHECK)  # a measure due
+    real, left = prepared.run_transaction, [1]
+
+    def broken_once(*args, **kwargs):  # type: ignore[no-untyped-def]
+        if left[0] > 0:  # the first attempt's connection lost before it ran: the retry's wait is under way
+            left[0] -= 1
+            raise sa.exc.OperationalError("BEGIN", {}, Exception("server closed the connection unexpectedly"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(sql_module, "run_transaction", broken_once)
+    asked: list[str] = []
+    sa.event.listen(st.engine, "before_cursor_execute", lambda *a: asked.append(a[2]))
+    seen: list[list[tuple[float, float]]] = []
+    written = st.fail_with_copy(sid, lose(read, "lost", 300.0), claim="retry-of:0",
+                                confirm=lambda: seen.append(st.outages()) is None)  # fmt: skip
+    assert written is not None and left == [0] and len(seen) == 1 and len(seen[0]) == 1
+    assert not [q for q in asked if "clock_timestamp" in q], asked
+    (last, again), now = seen[0][0], st.clock()
+    assert last <= again <= now
 
 
 def test_postgres_restart_is_retried(pg_server, pg_url: str) -> None:  # type: ignore[no-untyped-def]

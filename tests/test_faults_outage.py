@@ -6,6 +6,7 @@ may be lost or recorded twice, and no trial may stay running for good.
 
 from __future__ import annotations
 
+import select
 import signal
 import sqlite3
 import subprocess
@@ -258,7 +259,10 @@ def test_a_forked_worker_s_storage_does_not_inherit_an_outage_under_way_in_its_p
             finally:
                 os._exit(0)
         os.close(write)
-        seen = os.read(read, 1)
+        ready, _, _ = select.select([read], [], [], 60)  # a child stuck (a lock a parent's thread held) fails
+        if not ready:
+            os.kill(pid, signal.SIGKILL)
+        seen = os.read(read, 1) if ready else b"stuck"
         os.close(read)
         os.waitpid(pid, 0)
     finally:

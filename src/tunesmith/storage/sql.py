@@ -900,7 +900,10 @@ class SQLStorage(Storage):
         now, me = time.monotonic(), threading.get_ident()
         spans = list(self._outages) + [(last, now) for thread, last, backoff in self._waits.copy().values()
                                        if thread == me or backoff.outage()]  # fmt: skip
-        shift = self.clock() - time.monotonic()
+        # the server's lead as last measured (the heartbeat check read the clock just before): asked inside a
+        # write's transaction, a new measure would be a second connection's query, the study row locked meanwhile
+        lead = self._offset[0] if self._offset is not None else self.clock() - self.local_clock()
+        shift = self.local_clock() + lead - time.monotonic()
         return [(last + shift, again + shift) for last, again in spans]
 
     def _kind(self, exc: Exception) -> str | None:
@@ -1432,12 +1435,25 @@ class SQLStorage(Storage):
                            system=SystemState(retry_of=failed.number))  # fmt: skip
         tried = [False]
 
+        def record(number: int) -> tuple[FrozenTrial, dict[str, Any]]:
+            new = failed.replace(system=failed.system.replace(requeued_as=number))
+            return new, {**_trial_values(new, self._reports.encode(study_id, new)), "w_sid": study_id,
+                         "w_number": failed.number, "w_state": TrialState.RUNNING.value}  # fmt: skip
+
+        def committed(cur: Cursor, args: dict[str, Any]) -> bool:
+            row = cur.first("get_stored", {"sid": study_id, "number": failed.number})
+            return row is not None and all(a == args[k] for k, a in zip(_STORED_KEYS, row, strict=True))
+
         def op(cur: Cursor) -> FrozenTrial | None:
             retry, tried[0] = tried[0], True
             self._lock_hot(cur, study_id)
+            held = cur.first("claimed", {"sid": study_id, "claim": claim})
+            if retry and held is not None:
+                new, args = record(held[0])
+                if committed(cur, args):  # an earlier attempt committed both, its answer lost: known before
+                    return new  # confirm(), which this retry's own wait may have turned (that write got through)
             if confirm is not None and not confirm():
                 raise _NotRunning  # judged otherwise with what the write waited for
-            held = cur.first("claimed", {"sid": study_id, "claim": claim})
             number = held[0] if held is not None else self._next_number(cur, study_id)
             if held is not None:  # queued by an earlier call: it must be this trial's copy
                 row = cur.first("one_trial", {"sid": study_id, "number": number})
@@ -1446,14 +1462,9 @@ class SQLStorage(Storage):
             else:
                 self._insert(cur, {"sid": study_id, "claim": claim, "token": token, **_trial_values(copy),
                                    "number": number})  # fmt: skip
-            new = failed.replace(system=failed.system.replace(requeued_as=number))
-            args = {**_trial_values(new, self._reports.encode(study_id, new)), "w_sid": study_id,
-                    "w_number": failed.number, "w_state": TrialState.RUNNING.value}  # fmt: skip
+            new, args = record(number)
             if cur.execute("update_if_beat", args).rowcount != 0:
                 return new
-            row = cur.first("get_stored", {"sid": study_id, "number": failed.number}) if retry else None
-            if row is not None and all(a == args[k] for k, a in zip(_STORED_KEYS, row, strict=True)):
-                return new  # an earlier attempt committed both; its answer was lost
             raise _NotRunning  # no longer running, or beat since: the copy is rolled back with the transaction
 
         try:
