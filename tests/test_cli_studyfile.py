@@ -819,7 +819,7 @@ def test_a_json_study_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
 ])
 def test_a_study_file_runs_no_code_but_its_named_objective(tmp_path: Path, line: str,
                                                          capsys: pytest.CaptureFixture[str]) -> None:
-    """README (Security): YAML's safe loader builds no Python object; samplers and pruners come
+    """docs/security.md: YAML's safe loader builds no Python object; samplers and pruners come
     from tunesmith's registry by name; only the ``objective:`` module is imported."""
     marker = tmp_path / "ran"
     (tmp_path / "obj.py").write_text(OBJ)
