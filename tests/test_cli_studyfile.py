@@ -1163,15 +1163,23 @@ def test_a_script_left_off_the_path_is_still_imported_by_spawned_processes(tmp_p
     """With its folder left off ``sys.path`` (every user may add files there, as /tmp), a process started with
     spawn (a DataLoader's workers or a ``spawn`` pool on macOS) could not import the script its functions
     pickle by: the pool waited forever for its worker. The script alone stays importable by its name (its
-    neighbours do not), through a private folder removed when the command ends."""
+    neighbours do not), through a private folder removed when the command ends. That folder holds a copy of
+    what the command ran: through a link, a script replaced in the shared folder while the study ran was what
+    the spawned processes imported. Folders left by killed processes of this machine are removed."""
+    from tunesmith.cli.studyfile import _host
+
     shared = tmp_path / "shared"
     shared.mkdir()
     shared.chmod(0o777)
     (shared / "spawning_rev91.py").write_text(textwrap.dedent("""\
-        import multiprocessing
+        import multiprocessing, os
         def square(v):
             return v * v
         def f(trial):
+            planted = __file__ + ".new"  # another user replaces the script once it runs
+            with open(planted, "w") as out:
+                out.write("def square(v):\\n    return -1.0\\n")
+            os.replace(planted, __file__)
             with multiprocessing.get_context("spawn").Pool(1) as pool:
                 return pool.map_async(square, [trial.params["x"]]).get(timeout=60)[0]
         """))
@@ -1180,14 +1188,47 @@ def test_a_script_left_off_the_path_is_still_imported_by_spawned_processes(tmp_p
     path = write(shared, f"objective: spawning_rev91.py:f\nstorage: sqlite:///{tmp_path / 'db.db'}\n{SPACE}")
     temp = tmp_path / "temp"
     temp.mkdir()
+    ended = subprocess.Popen([sys.executable, "-c", ""])
+    ended.wait()
+    killed = temp / f"tunesmith-script-{_host()}-{ended.pid}-abc"  # a SIGKILLed run's folder
+    live = temp / f"tunesmith-script-{_host()}-{os.getpid()}-abc"  # a running one's
+    for folder in (killed, live):
+        folder.mkdir(mode=0o700)
+        (folder / "spawning_rev91.py").write_text(OBJ)
     env = {**subprocess_env, "TMPDIR": str(temp)}
     run = subprocess.run([sys.executable, "-m", "tunesmith", "run", str(path), "--n-trials", "1"], cwd=tmp_path,
                          env=env, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stdout + run.stderr
     (trial,) = _trials(f"sqlite:///{tmp_path / 'db.db'}")
     assert trial.state.value == "complete" and trial.value == pytest.approx(trial.params["x"] ** 2)
-    assert os.listdir(temp) == []  # the private folder is gone
+    assert os.listdir(temp) == [live.name]  # its own private folder is gone, and the killed run's
     probe = write(shared, f"objective: probe_rev91.py:f\n{SPACE}", name="p.yaml")
     run = subprocess.run([sys.executable, "-m", "tunesmith", "run", str(probe), "--n-trials", "1"], cwd=tmp_path,
                          env=env, capture_output=True, text=True, timeout=120)
     assert run.returncode != 0 and "No module named 'neighbour_rev91' (not looked for in" in run.stderr, run.stderr
+
+
+def test_a_script_runs_from_its_source_not_from_a_pycache_file_beside_it(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """An objective script was loaded as Python imports a module: from ``__pycache__/<name>.cpython-*.pyc``
+    beside it where that file's recorded size and time match the script's. In a folder every user may add
+    files to (/tmp), another user could plant that file, and their code ran in place of the script."""
+    import importlib.util
+    import py_compile
+
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    script = shared / "cached_rev100.py"
+    script.write_text("def f(trial):\n    return 1.0\n")
+    planted = tmp_path / "planted.py"
+    planted.write_text("def f(trial):\n    return 6.0\n")  # the same size
+    st = script.stat()
+    os.utime(planted, ns=(st.st_atime_ns, st.st_mtime_ns))  # the same time
+    cached = importlib.util.cache_from_source(str(script))
+    py_compile.compile(str(planted), cfile=cached, dfile=str(script), doraise=True)
+    try:
+        assert load_objective("cached_rev100.py:f", shared)(SimpleNamespace(params={})) == 1.0
+    finally:
+        sys.modules.pop("cached_rev100", None)
