@@ -61,6 +61,7 @@ from ..paths import NotRegularFile, every_user_may_add, read_regular
 from ..space import Space
 from ..space.params import did_you_mean
 from ..space.space import load_yaml
+from ..storage.base import pid_alive
 from ..study.heartbeat import HeartbeatConfig
 from ..trial import Direction
 
@@ -501,7 +502,7 @@ def _sweep(prefix: str) -> None:
         return
     for entry in names:
         pid = entry[len(prefix):].partition("-")[0]
-        if not entry.startswith(prefix) or not pid.isdigit() or _alive(int(pid)):
+        if not entry.startswith(prefix) or not pid.isdigit() or pid_alive(int(pid)):
             continue
         path = os.path.join(temp, entry)
         try:
@@ -510,16 +511,6 @@ def _sweep(prefix: str) -> None:
             continue
         if stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid():  # a link or another user's: left alone
             shutil.rmtree(path, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # another user's process: alive
-        return True
-    return True
 
 
 def _remove_folder(folder: str, pid: int) -> None:
