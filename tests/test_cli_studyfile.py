@@ -1158,6 +1158,37 @@ def test_a_folder_a_primary_group_other_users_share_may_write_is_not_imported_fr
         shutil.rmtree(shared)
 
 
+def test_a_user_the_password_database_does_not_name_is_told_to_chmod_their_group_writable_folder() -> None:
+    """A container's ``--user 54321`` (no entry in /etc/passwd) under umask 002: its own 0775 folder is left off
+    ``sys.path``, as no database says its group is its alone; the message named only moving the files, not
+    the fix in the user's hands (chmod g-w of the folder, theirs)."""
+    import grp  # noqa: F401 - imported before the fork: this uid may not read the interpreter's own files
+    import pwd  # noqa: F401
+    import shutil
+    import tempfile
+
+    from conftest import said_as
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root (setuid)")
+    shared = Path(tempfile.mkdtemp(dir="/tmp"))  # tmp_path's root is root's alone
+    try:
+        shared.chmod(0o775)
+        os.chown(shared, 54321, 54321)
+        (shared / "module_unlisted_rev100.py").write_text(OBJ)
+
+        def load() -> None:
+            load_objective("module_unlisted_rev100:f", shared)
+
+        said = said_as(54321, 54321, load)
+        assert f"not looked for in {shared}, which can be written by your primary group (gid 54321" in said, said
+        assert f"or install them, or keep others out of a folder of yours: chmod g-w {shared})" in said, said
+        shared.chmod(0o755)
+        assert said_as(54321, 54321, load) == "ok"
+    finally:
+        shutil.rmtree(shared)
+
+
 def test_a_script_left_off_the_path_is_still_imported_by_spawned_processes(tmp_path: Path,
                                                                            subprocess_env: dict[str, str]) -> None:
     """With its folder left off ``sys.path`` (every user may add files there, as /tmp), a process started with

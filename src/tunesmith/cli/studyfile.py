@@ -440,17 +440,27 @@ def _importable(*folders: Path) -> str:
     be found there, anyone's. A team's folder is searched, as Python searches a script's: those who
     may add a module there may change the study file and script too. Returns what was left off and
     why, for an error to name ("" where nothing)."""
-    left = []
+    left, mine = [], []
     for folder in dict.fromkeys(folders):  # the study file's folder is often the working folder
         why = _every_user_may_add(folder)
         if why is not None:
             left.append(f"{folder}, which {why}")
+            if why.startswith("can be written by your primary group") and _owner(folder) == os.getuid():
+                mine.append(str(folder))  # umask 002 with a shared or unlisted group (a container's --user)
         elif str(folder) not in sys.path:
             sys.path.append(str(folder))
     if not left:
         return ""
+    chmod = f", or keep others out of a folder of yours: chmod g-w {' '.join(mine)}" if mine else ""
     return (f" (not looked for in {'; '.join(left)}, so a module there may be another user's: move the study "
-            "file and its modules to a folder of your own, or install them)")
+            f"file and its modules to a folder of your own, or install them{chmod})")
+
+
+def _owner(folder: Path) -> int | None:
+    try:
+        return folder.resolve().stat().st_uid
+    except OSError:
+        return None
 
 
 class _ScriptLoader(importlib.machinery.SourceFileLoader):
