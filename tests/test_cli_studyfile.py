@@ -1129,41 +1129,15 @@ def test_a_folder_others_may_add_modules_to_is_not_imported_from(tmp_path: Path,
 
 
 @pytest.mark.skipif(not hasattr(os, "getuid") or os.getuid() != 0, reason="runs as another user: root only")
-def test_a_folder_a_primary_group_other_users_share_may_write_is_not_imported_from() -> None:
+@pytest.mark.parametrize("uid", [65534, 54321], ids=["shared-group", "unlisted-user"])
+def test_a_folder_a_primary_group_other_users_share_may_write_is_not_imported_from(uid: int) -> None:
     """Group-writable by the user's primary group, where other users share it (nobody's nogroup is also _apt's
-    and sync's on Debian; ``users`` elsewhere): any of them may add a module, as in /tmp."""
+    and sync's on Debian; ``users`` elsewhere): any of them may add a module, as in /tmp. So is one of a
+    container's ``--user 54321`` (no entry in /etc/passwd) under umask 002: no database says its group is its
+    alone. The message names the fix in the user's hands for a folder of theirs (it named only moving the
+    files): chmod g-w."""
     import grp
     import pwd
-    import shutil
-    import tempfile
-
-    from conftest import said_as_nobody
-
-    if len([u for u in pwd.getpwall() if u.pw_gid == 65534]) + len(grp.getgrgid(65534).gr_mem) < 2:
-        pytest.skip("needs a primary group other users share")
-    shared = Path(tempfile.mkdtemp(dir="/tmp"))  # tmp_path's root is root's alone
-    try:
-        shared.chmod(0o775)
-        os.chown(shared, 65534, 65534)
-        (shared / "module_group_sec8.py").write_text(OBJ)
-
-        def load() -> None:
-            load_objective("module_group_sec8:f", shared)
-
-        said = said_as_nobody(load)
-        assert f"not looked for in {shared}, which can be written by your primary group (gid 65534, mode 775)" in said, said
-        shared.chmod(0o755)
-        assert said_as_nobody(load) == "ok"
-    finally:
-        shutil.rmtree(shared)
-
-
-def test_a_user_the_password_database_does_not_name_is_told_to_chmod_their_group_writable_folder() -> None:
-    """A container's ``--user 54321`` (no entry in /etc/passwd) under umask 002: its own 0775 folder is left off
-    ``sys.path``, as no database says its group is its alone; the message named only moving the files, not
-    the fix in the user's hands (chmod g-w of the folder, theirs)."""
-    import grp  # noqa: F401 - imported before the fork: this uid may not read the interpreter's own files
-    import pwd  # noqa: F401
     import shutil
     import tempfile
 
@@ -1171,20 +1145,22 @@ def test_a_user_the_password_database_does_not_name_is_told_to_chmod_their_group
 
     if os.geteuid() != 0:
         pytest.skip("needs root (setuid)")
+    if uid == 65534 and len([u for u in pwd.getpwall() if u.pw_gid == 65534]) + len(grp.getgrgid(65534).gr_mem) < 2:
+        pytest.skip("needs a primary group other users share")
     shared = Path(tempfile.mkdtemp(dir="/tmp"))  # tmp_path's root is root's alone
     try:
         shared.chmod(0o775)
-        os.chown(shared, 54321, 54321)
-        (shared / "module_unlisted_rev100.py").write_text(OBJ)
+        os.chown(shared, uid, uid)
+        (shared / "module_group_sec8.py").write_text(OBJ)
 
         def load() -> None:
-            load_objective("module_unlisted_rev100:f", shared)
+            load_objective("module_group_sec8:f", shared)
 
-        said = said_as(54321, 54321, load)
-        assert f"not looked for in {shared}, which can be written by your primary group (gid 54321" in said, said
+        said = said_as(uid, uid, load)  # grp and pwd imported above: an unlisted uid may not read the stdlib here
+        assert f"not looked for in {shared}, which can be written by your primary group (gid {uid}, mode 775)" in said, said
         assert f"or install them, or keep others out of a folder of yours: chmod g-w {shared})" in said, said
         shared.chmod(0o755)
-        assert said_as(54321, 54321, load) == "ok"
+        assert said_as(uid, uid, load) == "ok"
     finally:
         shutil.rmtree(shared)
 
