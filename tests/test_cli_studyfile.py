@@ -1129,31 +1129,38 @@ def test_a_folder_others_may_add_modules_to_is_not_imported_from(tmp_path: Path,
 
 
 @pytest.mark.skipif(not hasattr(os, "getuid") or os.getuid() != 0, reason="runs as another user: root only")
-def test_a_folder_a_primary_group_other_users_share_may_write_is_not_imported_from() -> None:
+@pytest.mark.parametrize("uid", [65534, 54321], ids=["shared-group", "unlisted-user"])
+def test_a_folder_a_primary_group_other_users_share_may_write_is_not_imported_from(uid: int) -> None:
     """Group-writable by the user's primary group, where other users share it (nobody's nogroup is also _apt's
-    and sync's on Debian; ``users`` elsewhere): any of them may add a module, as in /tmp."""
+    and sync's on Debian; ``users`` elsewhere): any of them may add a module, as in /tmp. So is one of a
+    container's ``--user 54321`` (no entry in /etc/passwd) under umask 002: no database says its group is its
+    alone. The message names the fix in the user's hands for a folder of theirs (it named only moving the
+    files): chmod g-w."""
     import grp
     import pwd
     import shutil
     import tempfile
 
-    from conftest import said_as_nobody
+    from conftest import said_as
 
-    if len([u for u in pwd.getpwall() if u.pw_gid == 65534]) + len(grp.getgrgid(65534).gr_mem) < 2:
+    if os.geteuid() != 0:
+        pytest.skip("needs root (setuid)")
+    if uid == 65534 and len([u for u in pwd.getpwall() if u.pw_gid == 65534]) + len(grp.getgrgid(65534).gr_mem) < 2:
         pytest.skip("needs a primary group other users share")
     shared = Path(tempfile.mkdtemp(dir="/tmp"))  # tmp_path's root is root's alone
     try:
         shared.chmod(0o775)
-        os.chown(shared, 65534, 65534)
+        os.chown(shared, uid, uid)
         (shared / "module_group_sec8.py").write_text(OBJ)
 
         def load() -> None:
             load_objective("module_group_sec8:f", shared)
 
-        said = said_as_nobody(load)
-        assert f"not looked for in {shared}, which can be written by your primary group (gid 65534, mode 775)" in said, said
+        said = said_as(uid, uid, load)  # grp and pwd imported above: an unlisted uid may not read the stdlib here
+        assert f"not looked for in {shared}, which can be written by your primary group (gid {uid}, mode 775)" in said, said
+        assert f"or install them, or keep others out of a folder of yours: chmod g-w {shared})" in said, said
         shared.chmod(0o755)
-        assert said_as_nobody(load) == "ok"
+        assert said_as(uid, uid, load) == "ok"
     finally:
         shutil.rmtree(shared)
 
@@ -1163,15 +1170,23 @@ def test_a_script_left_off_the_path_is_still_imported_by_spawned_processes(tmp_p
     """With its folder left off ``sys.path`` (every user may add files there, as /tmp), a process started with
     spawn (a DataLoader's workers or a ``spawn`` pool on macOS) could not import the script its functions
     pickle by: the pool waited forever for its worker. The script alone stays importable by its name (its
-    neighbours do not), through a private folder removed when the command ends."""
+    neighbours do not), through a private folder removed when the command ends. That folder holds a copy of
+    what the command ran: through a link, a script replaced in the shared folder while the study ran was what
+    the spawned processes imported. Folders left by killed processes of this machine are removed."""
+    from tunesmith.cli.studyfile import _host
+
     shared = tmp_path / "shared"
     shared.mkdir()
     shared.chmod(0o777)
     (shared / "spawning_rev91.py").write_text(textwrap.dedent("""\
-        import multiprocessing
+        import multiprocessing, os
         def square(v):
             return v * v
         def f(trial):
+            planted = __file__ + ".new"  # another user replaces the script once it runs
+            with open(planted, "w") as out:
+                out.write("def square(v):\\n    return -1.0\\n")
+            os.replace(planted, __file__)
             with multiprocessing.get_context("spawn").Pool(1) as pool:
                 return pool.map_async(square, [trial.params["x"]]).get(timeout=60)[0]
         """))
@@ -1180,14 +1195,47 @@ def test_a_script_left_off_the_path_is_still_imported_by_spawned_processes(tmp_p
     path = write(shared, f"objective: spawning_rev91.py:f\nstorage: sqlite:///{tmp_path / 'db.db'}\n{SPACE}")
     temp = tmp_path / "temp"
     temp.mkdir()
+    ended = subprocess.Popen([sys.executable, "-c", ""])
+    ended.wait()
+    killed = temp / f"tunesmith-script-{_host()}-{ended.pid}-abc"  # a SIGKILLed run's folder
+    live = temp / f"tunesmith-script-{_host()}-{os.getpid()}-abc"  # a running one's
+    for folder in (killed, live):
+        folder.mkdir(mode=0o700)
+        (folder / "spawning_rev91.py").write_text(OBJ)
     env = {**subprocess_env, "TMPDIR": str(temp)}
     run = subprocess.run([sys.executable, "-m", "tunesmith", "run", str(path), "--n-trials", "1"], cwd=tmp_path,
                          env=env, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stdout + run.stderr
     (trial,) = _trials(f"sqlite:///{tmp_path / 'db.db'}")
     assert trial.state.value == "complete" and trial.value == pytest.approx(trial.params["x"] ** 2)
-    assert os.listdir(temp) == []  # the private folder is gone
+    assert os.listdir(temp) == [live.name]  # its own private folder is gone, and the killed run's
     probe = write(shared, f"objective: probe_rev91.py:f\n{SPACE}", name="p.yaml")
     run = subprocess.run([sys.executable, "-m", "tunesmith", "run", str(probe), "--n-trials", "1"], cwd=tmp_path,
                          env=env, capture_output=True, text=True, timeout=120)
     assert run.returncode != 0 and "No module named 'neighbour_rev91' (not looked for in" in run.stderr, run.stderr
+
+
+def test_a_script_runs_from_its_source_not_from_a_pycache_file_beside_it(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """An objective script was loaded as Python imports a module: from ``__pycache__/<name>.cpython-*.pyc``
+    beside it where that file's recorded size and time match the script's. In a folder every user may add
+    files to (/tmp), another user could plant that file, and their code ran in place of the script."""
+    import importlib.util
+    import py_compile
+
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    script = shared / "cached_rev100.py"
+    script.write_text("def f(trial):\n    return 1.0\n")
+    planted = tmp_path / "planted.py"
+    planted.write_text("def f(trial):\n    return 6.0\n")  # the same size
+    st = script.stat()
+    os.utime(planted, ns=(st.st_atime_ns, st.st_mtime_ns))  # the same time
+    cached = importlib.util.cache_from_source(str(script))
+    py_compile.compile(str(planted), cfile=cached, dfile=str(script), doraise=True)
+    try:
+        assert load_objective("cached_rev100.py:f", shared)(SimpleNamespace(params={})) == 1.0
+    finally:
+        sys.modules.pop("cached_rev100", None)

@@ -45,6 +45,7 @@ import math
 import os
 import re
 import shutil
+import stat
 import sys
 import tempfile
 from collections.abc import Callable, Mapping
@@ -60,6 +61,7 @@ from ..paths import NotRegularFile, every_user_may_add, read_regular
 from ..space import Space
 from ..space.params import did_you_mean
 from ..space.space import load_yaml
+from ..storage.base import pid_alive
 from ..study.heartbeat import HeartbeatConfig
 from ..trial import Direction
 
@@ -386,7 +388,11 @@ def _import_script(target: str, base_dir: Path) -> ModuleType:
         raise StudyFileError(f"objective script {target!r} not found (looked for {' and '.join(looked)})"
                              f"{did_you_mean(str(path), scripts)}")
     name = _module_name(found)
-    loader = importlib.machinery.SourceFileLoader(name, str(found))  # any file name, .py or not
+    try:
+        source = found.read_bytes()
+    except OSError as exc:
+        raise StudyFileError(f"objective script {str(found)!r} cannot be read: {exc.strerror or exc}") from None
+    loader = _ScriptLoader(name, str(found), source)  # any file name, .py or not
     spec = importlib.util.spec_from_file_location(name, found, loader=loader)
     assert spec is not None
     module = importlib.util.module_from_spec(spec)
@@ -394,7 +400,7 @@ def _import_script(target: str, base_dir: Path) -> ModuleType:
     sys.modules[name] = module  # so its functions pickle by reference (spawned processes)
     left_off = _importable(found.parent)  # the script may import its neighbours
     if left_off:
-        _importable_alone(name, found)
+        _importable_alone(name, source)
     try:
         loader.exec_module(module)
     except Exception as exc:
@@ -434,28 +440,87 @@ def _importable(*folders: Path) -> str:
     be found there, anyone's. A team's folder is searched, as Python searches a script's: those who
     may add a module there may change the study file and script too. Returns what was left off and
     why, for an error to name ("" where nothing)."""
-    left = []
+    left, mine = [], []
     for folder in dict.fromkeys(folders):  # the study file's folder is often the working folder
         why = _every_user_may_add(folder)
         if why is not None:
             left.append(f"{folder}, which {why}")
+            if why.startswith("can be written by your primary group") and _owner(folder) == os.getuid():
+                mine.append(str(folder))  # umask 002 with a shared or unlisted group (a container's --user)
         elif str(folder) not in sys.path:
             sys.path.append(str(folder))
     if not left:
         return ""
+    chmod = f", or keep others out of a folder of yours: chmod g-w {' '.join(mine)}" if mine else ""
     return (f" (not looked for in {'; '.join(left)}, so a module there may be another user's: move the study "
-            "file and its modules to a folder of your own, or install them)")
+            f"file and its modules to a folder of your own, or install them{chmod})")
+
+
+def _owner(folder: Path) -> int | None:
+    try:
+        return folder.resolve().stat().st_uid
+    except OSError:
+        return None
+
+
+class _ScriptLoader(importlib.machinery.SourceFileLoader):
+    """Runs the script from the ``source`` read once, never from a ``__pycache__`` file beside it: in a folder
+    others may write (/tmp), a ``.pyc`` planted there with the script's size and time was run in its place."""
+
+    def __init__(self, name: str, path: str, source: bytes) -> None:
+        super().__init__(name, path)
+        self.source = source
+
+    def get_code(self, fullname: str) -> Any:
+        return self.source_to_code(self.source, self.path)
+
+
+#: the private folders that keep scripts importable: ``<temp>/tunesmith-script-<host>-<pid>-<random>``
+_ALONE = "tunesmith-script-"
 
 
 @functools.cache  # once per script and name in a process
-def _importable_alone(name: str, script: Path) -> None:
+def _importable_alone(name: str, source: bytes) -> None:
     """Let a process started with spawn (a DataLoader's workers or a ``spawn`` pool on macOS) import the script by
     its module ``name``, which its functions pickle by, though its folder is left off ``sys.path``: a private
-    folder holding a link to the script alone goes on the path (without it such a pool waited forever)."""
-    folder = tempfile.mkdtemp(prefix="tunesmith-script-")  # 0700: no one else adds a module there
+    folder holding a copy of the ``source`` this process ran, alone, goes on the path (without it such a pool
+    waited forever). A copy, not a link: the script could be replaced in that folder while the study runs.
+    Folders left by this machine's processes that were killed (SIGKILL) are removed first."""
+    prefix = f"{_ALONE}{_host()}-"
+    _sweep(prefix)
+    folder = tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-")  # 0700: no one else adds a module there
     atexit.register(_remove_folder, folder, os.getpid())
-    os.symlink(script, os.path.join(folder, f"{name}.py"))
+    fd = os.open(os.path.join(folder, f"{name}.py"), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(source)
     sys.path.append(folder)
+
+
+def _host() -> str:
+    import hashlib
+    import socket
+
+    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]  # pids are this host's
+
+
+def _sweep(prefix: str) -> None:
+    """Remove this user's ``prefix<pid>-*`` folders in the temp folder whose process has ended."""
+    temp = tempfile.gettempdir()
+    try:
+        names = os.listdir(temp)
+    except OSError:
+        return
+    for entry in names:
+        pid = entry[len(prefix):].partition("-")[0]
+        if not entry.startswith(prefix) or not pid.isdigit() or pid_alive(int(pid)):
+            continue
+        path = os.path.join(temp, entry)
+        try:
+            st = os.lstat(path)
+        except OSError:
+            continue
+        if stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid():  # a link or another user's: left alone
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def _remove_folder(folder: str, pid: int) -> None:
