@@ -1215,6 +1215,32 @@ def test_a_script_left_off_the_path_is_still_imported_by_spawned_processes(tmp_p
     assert run.returncode != 0 and "No module named 'neighbour_rev91' (not looked for in" in run.stderr, run.stderr
 
 
+def test_a_script_named_as_an_imported_module_is_imported_by_spawned_processes(tmp_path: Path,
+                                                                               subprocess_env: dict[str, str]) -> None:
+    """A script named like a module the process imported (``json.py``) is loaded as ``tunesmith_objective_json``
+    and its functions pickle by that name; in a folder of the user's own (on ``sys.path``) no file had that
+    name, so a process started with spawn could not import it and the pool waited for a worker that died."""
+    mine = tmp_path / "mine"  # not the working folder, which ``python -m`` puts first on the path
+    mine.mkdir()
+    (mine / "json.py").write_text(textwrap.dedent("""\
+        import multiprocessing
+        def square(v):
+            return v * v
+        def f(trial):
+            with multiprocessing.get_context("spawn").Pool(1) as pool:
+                return pool.map_async(square, [trial.params["x"]]).get(timeout=30)[0]
+        """))
+    path = write(mine, f"objective: json.py:f\nstorage: sqlite:///{tmp_path / 'db.db'}\n{SPACE}")
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    run = subprocess.run([sys.executable, "-m", "tunesmith", "run", str(path), "--n-trials", "1"], cwd=tmp_path,
+                         env={**subprocess_env, "TMPDIR": str(temp)}, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+    (trial,) = _trials(f"sqlite:///{tmp_path / 'db.db'}")
+    assert trial.state.value == "complete" and trial.value == pytest.approx(trial.params["x"] ** 2), trial.error
+    assert os.listdir(temp) == []  # its private folder is gone with the command
+
+
 def test_a_script_runs_from_its_source_not_from_a_pycache_file_beside_it(tmp_path: Path,
                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     """An objective script was loaded as Python imports a module: from ``__pycache__/<name>.cpython-*.pyc``

@@ -399,7 +399,7 @@ def _import_script(target: str, base_dir: Path) -> ModuleType:
     module.__dict__["__tunesmith_file__"] = str(found)  # marks it for shipping by value to Ray
     sys.modules[name] = module  # so its functions pickle by reference (spawned processes)
     left_off = _importable(found.parent)  # the script may import its neighbours
-    if left_off:
+    if left_off or name != found.stem:  # its folder left off the path, or it holds the script by another name
         _importable_alone(name, source)
     try:
         loader.exec_module(module)
@@ -482,7 +482,8 @@ _ALONE = "tunesmith-script-"
 @functools.cache  # once per script and name in a process
 def _importable_alone(name: str, source: bytes) -> None:
     """Let a process started with spawn (a DataLoader's workers or a ``spawn`` pool on macOS) import the script by
-    its module ``name``, which its functions pickle by, though its folder is left off ``sys.path``: a private
+    its module ``name``, which its functions pickle by, though its folder is left off ``sys.path`` or holds it by
+    another name (``json.py`` loaded as ``tunesmith_objective_json``): a private
     folder holding a copy of the ``source`` this process ran, alone, goes on the path (without it such a pool
     waited forever). A copy, not a link: the script could be replaced in that folder while the study runs.
     Folders left by this machine's processes that were killed (SIGKILL) are removed first."""
