@@ -107,7 +107,7 @@ FILE_CHECK = 0.5
 _BUSY_STEP = 0.0002
 _BUSY_STEP_MAX = 0.005
 
-#: seconds a SQLite lock must keep every writer out before it counts as an outage (Storage.reached_again):
+#: seconds a SQLite lock must keep every writer out before it counts as an outage (Storage.outages):
 #: shorter waits are the ordinary traffic of workers sharing a file, and would put off every heartbeat check
 OUTAGE_BUSY = 1.0
 #: outages a storage keeps for the heartbeat check (Storage.outages): the recent ones, each a second or more
