@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -292,6 +293,26 @@ def test_fold_racing_stops_a_configuration_tied_fold_by_fold_with_a_finished_one
         ts.cv.FoldPruner(ties=-1)
 
 
+@pytest.mark.parametrize("direction", ["maximize", "minimize"])
+def test_fold_racing_races_against_the_trial_the_study_names_best_among_ties(direction: str) -> None:
+    # two finished configurations tie on the mean over 3 folds (0.75); the study names the later one
+    # best (its running means, read from the last fold back, are ahead: 1.0 after fold 1 against 0.5),
+    # so that is the one a new configuration must keep up with. Racing took the earliest of the tied
+    # ones, a best no other part of tunesmith named, and kept a configuration behind the best running.
+    runs = {0.1: [0.5, 1.0, 0.75], 0.2: [1.0, 0.5, 0.75], 0.3: [0.8, 0.6, 0.6]}  # the third: behind after 2 folds
+    sign = 1.0 if direction == "maximize" else -1.0
+    study = ts.Study({"x": ts.Float(0, 1)}, direction=direction, sampler="grid", pruner="folds")
+    # ahead of the earlier tied trial after fold 1 (0.8 > 0.5), behind the named best (0.8 < 1.0)
+    assert _folds_run(study, list(runs), fold_score=lambda x, k: sign * runs[x][k], n_folds=3) == [3, 3, 1]
+    assert study.trials[0].value == study.trials[1].value and study.best_trial.number == 1
+    # the same decision whatever order the trials come in (min() took the first of the tied ones)
+    first, second = _fold_trial(0, [0.5, 0.75, 0.75], ts.TrialState.COMPLETE), \
+        _fold_trial(1, [1.0, 0.75, 0.75], ts.TrialState.COMPLETE)
+    me = _fold_trial(2, [0.8], ts.TrialState.RUNNING)
+    for trials in ([first, second, me], [second, first, me]):
+        assert ts.cv.FoldPruner().decide(me, trials, Direction.MAXIMIZE) is Decision.PRUNE
+
+
 def test_fold_racing_never_stops_a_configuration_at_its_last_fold() -> None:
     # an objective that asks the pruner after every fold, the last one too (a loop of its own,
     # not cross_validate): the third configuration is behind the best only at fold 3 of 3
@@ -340,9 +361,10 @@ def test_fold_racing_runs_two_folds_of_a_configuration_that_repeats_the_best() -
     assert study.best_trial.number == 2
 
 
-def _folds_run(study: ts.Study, xs: list[float], scale: float = 1.0) -> list[int]:
-    """How many of 5 folds each configuration ``x`` of ``xs`` ran (in this order), fold k scoring
-    ``scale * (x + 0.01 * k)``."""
+def _folds_run(study: ts.Study, xs: list[float], scale: float = 1.0,
+               fold_score: Callable[[float, int], float] | None = None, n_folds: int = 5) -> list[int]:
+    """How many of ``n_folds`` folds each configuration ``x`` of ``xs`` ran (in this order), fold k
+    (from 0) scoring ``fold_score(x, k)``, by default ``scale * (x + 0.01 * k)``."""
     first = len(study.trials)
     for x in xs:
         study.enqueue({"x": x})
@@ -351,9 +373,10 @@ def _folds_run(study: ts.Study, xs: list[float], scale: float = 1.0) -> list[int
     def objective(trial: ts.Trial) -> float:
         def score(tr: np.ndarray, va: np.ndarray) -> float:
             calls.append(trial.number)
-            return scale * (trial.params["x"] + 0.01 * int(va[0]))
+            x, k = trial.params["x"], int(va[0]) // 10
+            return fold_score(x, k) if fold_score else scale * (x + 0.01 * k)
 
-        return cv.cross_validate(trial, score, cv.kfold(50, 5, shuffle=False))
+        return cv.cross_validate(trial, score, cv.kfold(10 * n_folds, n_folds, shuffle=False))
 
     study.optimize(objective, n_trials=len(xs))
     return [calls.count(first + n) for n in range(len(xs))]

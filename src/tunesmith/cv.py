@@ -36,6 +36,7 @@ from .trial import (
     FrozenTrial,
     TrialState,
     _as_float_or_nan,
+    best_of,
     finite_float,
     mean_and_spread,
     short_repr,
@@ -429,7 +430,9 @@ def _finite(v: Any) -> float | None:
 class FoldPruner(Pruner):
     """Fold racing (``pruner="folds"``): stop a configuration after fold k when its mean
     over folds 1..k is worse than the best finished configuration's mean over the
-    same k folds (by more than ``margin``).
+    same k folds (by more than ``margin``). The best is the one ``study.best_trial``
+    would name among them: finished configurations tied on the mean are ranked by
+    their running means, read from the last fold backwards (:func:`tunesmith.trial.tie_key`).
 
     Every trial must run the same folds in the same order (as :func:`cross_validate`
     with a fixed list of folds, and ``TunedSearchCV``, do): the comparison is then
@@ -495,7 +498,10 @@ class FoldPruner(Pruner):
             return Decision.CONTINUE
         if self.ties and step >= self.ties and any(_same_folds(trial, t, step) for t in done):
             return Decision.PRUNE
-        best = min(done, key=lambda t: sign * float(t.value))  # type: ignore[arg-type]
+        # the incumbent is the trial the study names best among these (ties ranked by their reports,
+        # as best_trial ranks them): which configurations stop depends on it
+        if (best := best_of(done, direction)) is None:
+            return Decision.CONTINUE
         mine, theirs = sign * trial.intermediate[step], sign * best.intermediate[step]
         tolerance = self.margin + (self.spread * _fold_sd(best) / math.sqrt(step) if self.spread else 0.0)
         return Decision.PRUNE if mine > theirs + tolerance else Decision.CONTINUE
