@@ -50,10 +50,7 @@ RACING = {"bayes": ("bayes", None), "bayes-folds": ("bayes", NO_TIES), "tpe": ("
           # the seventh round (LOG.md, "fold racing: ties and the sampler"): racing with "auto"'s
           # sampler (what the unpruned row runs), and stopping configurations tied fold by fold
           "auto-folds": ("auto", NO_TIES), "auto-folds-t2": ("auto", {"name": "folds", "ties": 2}),
-          "bayes-folds-t2": ("bayes", {"name": "folds", "ties": 2}),
-          # the eighth round (LOG.md, t20c): the GP models a configuration racing stopped by the mean of
-          # the folds it ran (BayesSampler(fold_means=True)), not as the worst loss seen
-          "bayes-folds-t2-fm": ({"name": "bayes", "fold_means": True}, {"name": "folds", "ties": 2})}
+          "bayes-folds-t2": ("bayes", {"name": "folds", "ties": 2})}
 
 
 def run(mode: str, names: list[str], seeds: list[int], samplers: list[str], out: Path,
@@ -417,8 +414,7 @@ def _analyse_racing(rows: list[dict[str, Any]]) -> None:
     for r in rows:
         by[(r["cell"], r["seed"])][r["v"]] = r["test"]
         nfits[(r["cell"], r["seed"])][r["v"]] = r["fits"]
-    _paired_print(by, [("bayes-folds", "bayes"), ("tpe-folds", "tpe"), ("bayes-median", "bayes"), ("tpe", "bayes"),
-                       ("bayes-folds-t2-fm", "bayes-folds-t2")],
+    _paired_print(by, [("bayes-folds", "bayes"), ("tpe-folds", "tpe"), ("bayes-median", "bayes"), ("tpe", "bayes")],
                   nfits)
     racers = sorted({v for r in by.values() for v in r if "-folds" in v})
     for base in ("auto", "bayes"):

@@ -173,32 +173,3 @@ def test_a_paused_trial_is_modelled_as_a_pruned_one_not_as_a_pending_one() -> No
         trials = done + [t.replace(state=state) for t in stopped]
         asked[state] = [sampler.suggest(space, trials, Direction.MINIMIZE).params for _ in range(3)]
     assert asked[TrialState.PAUSED] == asked[TrialState.PRUNED]
-
-
-def test_fold_means_models_a_configuration_stopped_during_cross_validation_by_its_folds() -> None:
-    """Fold racing stops a configuration that is behind the best after a fold or two, often one close to it;
-    the GP counted it as the worst loss seen, so the neighbourhood of the best read as the worst region. With
-    ``fold_means`` a stopped trial that holds a fold record is modelled by its last report (the mean of its
-    folds); one without a record (epochs) and a failed one still count as the worst loss."""
-    from tunesmith.cv import CV_ATTR, summary
-    from tunesmith.samplers import BayesSampler
-    from tunesmith.trial import Direction, FrozenTrial, TrialState
-
-    space = ts.Space({"x": ts.Float(0, 1)})
-    done = [FrozenTrial(i, TrialState.COMPLETE, {"x": x}, v) for i, (x, v) in
-            enumerate([(0.05, 0.5), (0.95, 0.5), (0.2, 0.55), (0.8, 0.55)])]
-    record = {CV_ATTR: summary({"score": [0.9]}, "score", 5)}
-
-    def stopped(state: TrialState, attrs: dict[str, object]) -> list[FrozenTrial]:
-        return [FrozenTrial(4 + i, state, {"x": x}, intermediate={1: 0.9}, attrs=attrs)
-                for i, x in enumerate([0.4, 0.5, 0.6])]  # 0.9 after one fold, in the middle of the space
-
-    def asked(trials: list[FrozenTrial], **options: bool) -> float:
-        return float(BayesSampler(seed=3, **options).suggest(space, trials, Direction.MAXIMIZE).params["x"])
-
-    assert abs(asked(done + stopped(TrialState.PRUNED, record), fold_means=True) - 0.5) < 0.2
-    for trials, options in ((done + stopped(TrialState.PRUNED, record), {}),  # the default: the worst loss
-                            (done + stopped(TrialState.PRUNED, {}), {"fold_means": True}),  # no fold record
-                            (done + stopped(TrialState.FAILED, record), {"fold_means": True})):
-        assert abs(asked(trials, **options) - 0.5) > 0.25, options
-    assert BayesSampler(fold_means=True).describe()["fold_means"] is True

@@ -35,11 +35,6 @@ class BayesOptions:
         maxiter: L-BFGS-B iterations of the acquisition refinement.
         prior_beta: piBO strength; the prior's exponent is prior_beta / n.
         failure_penalty: failed trials count as the worst observed loss.
-        fold_means: a trial stopped during cross-validation (its ``attrs["cv"]``
-            holds the folds it ran, as :func:`tunesmith.cv.cross_validate`
-            records them) is modelled by its last report, the mean of those
-            folds, which estimates what every fold would have given; other
-            stopped trials count as the worst observed loss.
         branch_design: in conditional spaces, a branch (trials sharing the
             same active parameters) with fewer than 1 + its numeric parameters
             trials gets its next quasi-random point instead of the model's.
@@ -90,7 +85,6 @@ class BayesOptions:
     maxiter: int = 50
     prior_beta: float = 10.0
     failure_penalty: bool = True
-    fold_means: bool = False
     ls_penalty: float = 0.1
     branch_design: bool = True
     focus: bool = True

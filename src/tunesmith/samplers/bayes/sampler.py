@@ -59,7 +59,6 @@ class BayesSampler(Sampler):
         self._fit_key = ""
         self._warping = ""
         self._encoded = EncodedTrials()
-        self._measured = np.empty(0)  # the losses of stopped trials modelled by their fold means (fold_means)
         self._loss_exp = 0  # the model's losses were divided by 2**_loss_exp (see in_safe_range)
 
     def describe(self) -> dict[str, Any]:
@@ -91,12 +90,7 @@ class BayesSampler(Sampler):
         prior = PriorDensity.of(space)
         done = [t for t in trials if t.state is TrialState.COMPLETE]
         bad = [t for t in trials if t.state in _STOPPED]
-        measured = [t for t in bad if self.options.fold_means and t.state is not TrialState.FAILED
-                    and _fold_mean(t) is not None]
-        bad = measured + [t for t in bad if t not in measured]
-        raw = [float(t.value) for t in done] + [_fold_mean(t) for t in measured]  # type: ignore[arg-type]
-        scaled, self._loss_exp = in_safe_range(direction.sign() * np.array(raw))
-        losses, self._measured = scaled[: len(done)], scaled[len(done):]
+        losses, self._loss_exp = in_safe_range(np.array([direction.sign() * float(t.value) for t in done]))  # type: ignore[arg-type]
         if self.options.half_rank:
             losses = half_rank(losses)
         if len(done) + len(bad) < self.n_init(space) or len(done) < 2 or np.ptp(losses) == 0:
@@ -125,9 +119,8 @@ class BayesSampler(Sampler):
         prior: PriorDensity | None,
     ) -> np.ndarray | None:
         enc = Encoding.of(space)
-        m = self._measured
-        obs = done + (bad if self.options.failure_penalty else bad[: len(m)])
-        loss = np.r_[losses, m, np.full(len(obs) - len(done) - len(m), max(losses.max(), m.max(initial=-np.inf)))]
+        obs = done + (bad if self.options.failure_penalty else [])
+        loss = np.r_[losses, np.full(len(obs) - len(done), losses.max())]
         U_obs = self._encode(space, obs)
         keep = self._training_subset(U_obs, loss)
         U_tr = U_obs[keep]
@@ -284,18 +277,6 @@ class BayesSampler(Sampler):
 
 
 _CONTROLLER: list[Any] = []
-
-def _fold_mean(t: FrozenTrial) -> float | None:
-    """A stopped trial's last report when its steps were folds (``attrs["cv"]`` is a fold record):
-    the mean of the folds it ran, an estimate of its mean over every fold; else None."""
-    from ...cv import CV_ATTR, is_summary
-
-    step = t.last_step
-    if step is None or not is_summary(t.attrs.get(CV_ATTR)):
-        return None
-    value = t.intermediate.get(step)
-    return value if value is not None and math.isfinite(value) else None
-
 
 #: trials that ended without a value of their own, or that a pruner stopped: the worst loss seen (failure_penalty).
 #: A paused trial is one (as TPE models it as a pruned one): taken for a pending one, it was a fantasy at the
