@@ -371,18 +371,36 @@ def _pruning_summary(by: dict[Any, Any], names: list[str], seeds: list[int], pru
 def _variant_table(by: dict[Any, Any], names: list[str], seeds: list[int], variant: str) -> str:
     lines = [f"Variant `{variant}` against `tunesmith` (target 3's rule; test score mean over the seeds both ran)",
              "", f"| cell | seeds | {variant} test / fits (median) | pruned - unpruned | fits pruned / unpruned "
-             "| 3: reached |", "|---|---|---|---|---|---|"]
+             "| 3: reached | standard error of pruned - unpruned (better, worse, tied) |", "|---|---|---|---|---|---|---|"]
+    every: list[float] = []
     for c in names:
         rs = [by[(c, s, variant)] for s in seeds if (c, s, variant) in by]
         if not rs:
             continue
-        n = _paired(by, c, seeds, variant, "tunesmith")[2]
-        lines.append(f"| {c} | {n} | {np.mean([r['test_score'] for r in rs]):.4f} / "
-                     f"{int(np.median([r['fits'] for r in rs]))} | {_pruning_cells(by, c, seeds, variant)}")
+        diffs = _differences(by, c, seeds, variant, "tunesmith")
+        every += diffs
+        lines.append(f"| {c} | {len(diffs)} | {np.mean([r['test_score'] for r in rs]):.4f} / "
+                     f"{int(np.median([r['fits'] for r in rs]))} | {_pruning_cells(by, c, seeds, variant)} "
+                     f"{_spread(diffs)} |")
     met, overall = _pruning_summary(by, names, seeds, variant)
     lines += ["", f"Target 3 with `{variant}` reached in {met} of {len(names)} cells "
-              f"(all cells: pruned / unpruned fits = {overall:.2f})."]
+              f"(all cells: pruned / unpruned fits = {overall:.2f}; paired over the {len(every)} pairs, "
+              f"pruned - unpruned {np.mean(every) if every else float('nan'):+.4f}, standard error {_spread(every)})."]
     return "\n".join(lines)
+
+
+def _differences(by: dict[Any, Any], c: str, seeds: list[int], a: str, b: str) -> list[float]:
+    """The test-score differences a - b of cell ``c``, one per seed both ran."""
+    return [by[(c, s, a)]["test_score"] - by[(c, s, b)]["test_score"] for s in seeds
+            if (c, s, a) in by and (c, s, b) in by]
+
+
+def _spread(diffs: list[float]) -> str:
+    """The standard error of the mean of paired ``diffs`` (their standard deviation, ddof 1, over the
+    square root of their number; "-" for fewer than two) and how many are above, below and at zero."""
+    se = f"{np.std(diffs, ddof=1) / np.sqrt(len(diffs)):.4f}" if len(diffs) > 1 else "-"
+    up, down = sum(d > 0 for d in diffs), sum(d < 0 for d in diffs)
+    return f"{se} ({up}, {down}, {len(diffs) - up - down})"
 
 
 # -- main ---------------------------------------------------------------------------------------------

@@ -134,12 +134,34 @@ def report(rows: list[dict[str, Any]]) -> str:
     names = [h.cell.name for h in cells() if any(r["cell"] == h.cell.name for r in rows)]
     seeds = sorted({r["seed"] for r in rows})
     pairs = [(c, s) for c in names for s in seeds if all((c, s, m) in by for m in B.EQUAL)]
-    out = [_ranks(by, pairs), _paired(by, pairs), B._cell_table(by, names, seeds, [*B.EQUAL, *EXTRA], B.EQUAL), _spearman(by, pairs)]
+    # a run of tunesmith against racing alone (no peers: --methods tunesmith tunesmith-racing) has no
+    # pair for the rank tables, which then failed (an IndexError) before printing anything
+    out = [_ranks(by, pairs), _paired(by, pairs), _spearman(by, pairs)] if pairs else []
+    out.insert(min(2, len(out)), B._cell_table(by, names, seeds, [*B.EQUAL, *EXTRA], B.EQUAL))
     for v in VARIANTS:
         vp = [(c, s) for c, s in pairs if (c, s, v) in by]
         if vp:
             out.append(_variant(by, vp, v))
+    others = dict.fromkeys(r["method"] for r in rows if r["method"] not in (*B.EQUAL, *VARIANTS))
+    out += [_against_tunesmith(by, names, seeds, m) for m in others]
     return "\n\n".join(out)
+
+
+def _against_tunesmith(by: dict[Any, Any], names: list[str], seeds: list[int], method: str) -> str:
+    """``method`` (racing) against ``tunesmith`` per cell over the seeds both ran: the test-score
+    difference, its standard error, the fits ratio and the pick's CV score difference."""
+    lines = [f"`{method}` - `tunesmith` per cell (seeds both ran)", "",
+             "| cell | seeds | test | standard error (better, worse, tied) | fits | CV score of the pick |",
+             "|---|---|---|---|---|---|"]
+    for c in names:
+        ss = [s for s in seeds if (c, s, method) in by and (c, s, "tunesmith") in by]
+        if not ss:
+            continue
+        d = B._differences(by, c, ss, method, "tunesmith")
+        fits = sum(by[(c, s, method)]["fits"] for s in ss) / sum(by[(c, s, "tunesmith")]["fits"] for s in ss)
+        cv = np.mean([by[(c, s, method)]["cv_score"] - by[(c, s, "tunesmith")]["cv_score"] for s in ss])
+        lines.append(f"| {c} | {len(ss)} | {np.mean(d):+.4f} | {B._spread(d)} | {fits:.2f} | {cv:+.4f} |")
+    return "\n".join(lines)
 
 
 def _variant(by: dict[Any, Any], pairs: list[tuple[str, int]], variant: str) -> str:
