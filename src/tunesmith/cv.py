@@ -441,8 +441,9 @@ class FoldPruner(Pruner):
     level with the best, so most configurations stop after one or two folds
     (benchmarks/sklearn.md). The price: a configuration that is behind on its first
     folds but would have ended ahead is stopped; with folds of a few hundred
-    samples such differences are mostly noise (the same benchmark: the test score
-    did not drop).
+    samples such differences are mostly noise (the same benchmark, 10 seeds: 0.39
+    of the fits at 0.0013 lower test score, standard error 0.0017; on test sets of
+    thousands the forest and the boosting lost 0.0027 each).
 
     Args:
         margin: how far behind (in score units, e.g. 0.01 accuracy) a configuration
