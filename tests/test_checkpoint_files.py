@@ -268,7 +268,7 @@ def test_a_best_checkpoint_a_storage_writer_named_loads_only_where_no_other_user
         assert all(not p.any() for p in model.parameters())
         return
     with pytest.raises(ts.UntrustedPathError, match=r"checkpoint .*best\.pt.*(owned by another user|can be written by "
-                                                    r"other users).*so they may have chosen the weights"):
+                                                    r"other users).*so they may have chosen what it holds"):
         load_weights(mlp(seed=5), named)
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -19,8 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..exceptions import UntrustedPathError
-from ..paths import others_may_change, refuse_foreign_link
+from ..paths import PLANTED_FIX, refuse_planted
 from . import checkpoint as ckpt
 from .checkpoint import CheckpointError, CheckpointMismatch
 from .finetune import is_frozen_module
@@ -115,32 +113,12 @@ def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
 
     ``model`` is built as for training (``build_model(params)``: the same pre-trained
     weights and frozen blocks), since a checkpoint leaves out the frozen part. A file another
-    user may have chosen is refused (:func:`refuse_planted`)."""
-    refuse_planted(Path(path).expanduser())
+    user may have chosen is refused (:func:`~tunesmith.paths.refuse_planted`): the path is mostly read
+    from a study, which whoever may write its database can change."""
+    refuse_planted(Path(path).expanduser(), "checkpoint", PLANTED_FIX)
     state = ckpt.load(path)
     load_model_state(model, state["model"], state.get("model_meta"), repr(str(path)))
     return model
-
-
-def refuse_planted(path: Path) -> None:
-    """An :class:`~tunesmith.exceptions.UntrustedPathError` where another user may have chosen the checkpoint at
-    ``path``: the file is theirs (root aside) or others may write it, its folder is theirs or others may replace
-    files in it (not sticky), or the path follows a link of theirs. The path is mostly read from a study
-    (``attrs["best_checkpoint"]``), which whoever may write its database can change: to a file of theirs
-    (/tmp/theirs.pt), whose weights were then loaded as the best trial's (and torch before 2.6 ran code
-    from such a file even with ``weights_only=True``). Nothing is refused where the path is not there
-    (:func:`checkpoint.load` says so) or no owner is told (Windows)."""
-    fix = "load a checkpoint your own runs wrote (a trial's folder under its checkpoint_root), or copy it to a folder of yours"
-    try:
-        refuse_foreign_link(path, os.lstat(path), f"checkpoint {str(path)!r}", fix)
-        real = Path(os.path.realpath(path))
-        for what, st in ((real, os.stat(real)), (real.parent, os.stat(real.parent))):
-            why = others_may_change(st)
-            if why:
-                raise UntrustedPathError(f"checkpoint {str(path)!r}: {str(what)!r} {why}, so they may have chosen the "
-                                         f"weights it holds; {fix}")
-    except FileNotFoundError:
-        return
 
 
 #: counters of a resumable checkpoint: integers >= 0
