@@ -741,7 +741,3 @@ def test_a_searchs_study_is_told_to_fit_the_search_again_not_to_optimize(tmp_pat
                                          r"give its parameters more values \(or distributions, with n_trials=...\), "
                                          r"fit it again and ask again"):
         grid.study_.importance()
-    from tunesmith.importance.data import SEARCH_SETUP
-    from tunesmith.sklearn.checks import SETUP_ATTR
-
-    assert SEARCH_SETUP == SETUP_ATTR  # the name importance reads is the one the search writes

@@ -46,6 +46,10 @@ logger = logging.getLogger("tunesmith")
 Fold = tuple[np.ndarray, np.ndarray]
 FoldScore = Callable[[np.ndarray, np.ndarray], Any]
 CV_ATTR = "cv"
+#: the trial attribute describing a stored TunedSearchCV's estimator (its parameters that are not searched)
+#: and scoring, written with the data fingerprint; here, not in tunesmith.sklearn (which needs scikit-learn),
+#: so that importance reads it by the name the search writes
+SETUP_ATTR = "search_setup"
 
 
 # -- splits ----------------------------------------------------------------------------------------

@@ -38,7 +38,7 @@ from sklearn.utils.metadata_routing import (
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import _num_samples, check_is_fitted, indexable
 
-from ..cv import CV_ATTR, validate
+from ..cv import CV_ATTR, SETUP_ATTR, validate
 from ..exceptions import StudyNotFound
 from ..pruners import NopPruner
 from ..samplers import make_sampler
@@ -50,7 +50,7 @@ from ..study import Study
 from ..study.manage import DROP, SAMPLER_RECORDED, change_setting
 from ..study.study import RESUMING
 from ..trial import FrozenTrial, TrialState, finite_float
-from .checks import SETUP_ATTR, PeerArgs, same_setup, space_change
+from .checks import PeerArgs, same_setup, space_change
 from .interrupts import (
     evaluated,
     noting_ctrl_c,
@@ -72,7 +72,7 @@ DATA_ATTR = "search_data"
 #: without it was fingerprinted by X, y and the folds alone)
 FIT_ATTR = "search_fit_params"
 #: the study setting holding what the first fit of a stored search recorded of its data, fit
-#: parameters and setup (the attributes above and checks.SETUP_ATTR) and its worker: written once,
+#: parameters and setup (the attributes above and cv.SETUP_ATTR) and its worker: written once,
 #: compare-and-set, so that fits on other data started at once cannot both pass the check
 CLAIM_KEY = "search_claim"
 
