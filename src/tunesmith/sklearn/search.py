@@ -36,7 +36,7 @@ from sklearn.utils.metadata_routing import (
     process_routing,
 )
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.validation import _num_samples, check_is_fitted, indexable
+from sklearn.utils.validation import check_is_fitted, indexable
 
 from ..cv import CV_ATTR, SETUP_ATTR, validate
 from ..exceptions import StudyNotFound
@@ -1225,7 +1225,7 @@ def _check_split_order(X: Any, y: Any, X_test: Any, y_test: Any) -> None:
         return
     order = ("pass the training data, then the test data (train_test_split returns X_train, X_test, y_train, "
              "y_test: write evaluate_best(X_train, y_train, X_test, y_test))")
-    rows = [_num_samples(a) for a in (X, y, X_test, y_test)]
+    rows = [_n_samples(a) for a in (X, y, X_test, y_test)]
     if rows[0] != rows[1] or rows[2] != rows[3]:
         raise ValueError(f"evaluate_best(X, y, X_test, y_test) got {rows[0]} rows of X with {rows[1]} of y and "
                          f"{rows[2]} rows of X_test with {rows[3]} of y_test: {order}")
@@ -1233,6 +1233,19 @@ def _check_split_order(X: Any, y: Any, X_test: Any, y_test: Any) -> None:
     if dims[0] != dims[1]:  # a split in halves passed in that order: X_test is y_train, one value per row
         raise ValueError(f"evaluate_best(X, y, X_test, y_test) got X of {dims[0]} dimension(s) and X_test of "
                          f"{dims[1]}: {order}")
+
+
+def _n_samples(a: Any) -> int:
+    """The number of samples of a data set: its first dimension (an array, a DataFrame, a sparse matrix), or
+    its length (a list of rows). Not scikit-learn's private ``_num_samples``, which an upgrade may move."""
+    shape = getattr(a, "shape", None)
+    if isinstance(shape, tuple) and shape and isinstance(shape[0], (int, np.integer)):
+        return int(shape[0])
+    try:
+        return len(a)
+    except TypeError:  # a number, or an iterator that has no length
+        raise TypeError(f"evaluate_best expects arrays of samples (an array, a DataFrame, a list of rows), got "
+                        f"{type(a).__name__}") from None
 
 
 def _ndim(a: Any) -> int:
