@@ -1407,6 +1407,27 @@ def _plant_claim(study: ts.Study, claim: object, *, over: bool = False) -> None:
     change_setting(study, "search_claim", lambda stored: claim if over or stored is None else stored)
 
 
+def test_a_fit_opening_its_study_leaves_another_thread_s_resume_line_said(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """While a fit opens its study, the filter that drops the Study's resume line (the fit says its own) was
+    on the process's logger for every thread: a study another thread resumed meanwhile said nothing."""
+    import threading
+
+    from tunesmith.sklearn.search import _opening
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    ts.Study({"x": ts.Float(0, 1)}, storage=url, name="other").optimize(lambda t: t.params["x"], n_trials=2)
+    with caplog.at_level("INFO", logger="tunesmith"), _opening(0):
+        ts.Study({"x": ts.Float(0, 1)}, storage=url, name="other", load_if_exists=True)  # this thread's: dropped
+        assert not [r for r in caplog.records if "resuming it" in r.getMessage()]
+        elsewhere = threading.Thread(target=ts.Study, args=({"x": ts.Float(0, 1)},),
+                                     kwargs={"storage": url, "name": "other", "load_if_exists": True})
+        elsewhere.start()
+        elsewhere.join()
+    said = [r.getMessage() for r in caplog.records]
+    assert [m for m in said if "'other'" in m and "holds 2 trials: resuming it" in m], said
+
+
 @pytest.mark.parametrize("verbose", [0, 1])
 def test_a_resumed_fit_says_so_in_one_line_of_its_own_and_verbose_0_nothing_else(
         tmp_path: Path, caplog: pytest.LogCaptureFixture, verbose: int) -> None:

@@ -1309,11 +1309,13 @@ def _quiet(verbose: int, *, raising: bool = False) -> Iterator[None]:
 @contextlib.contextmanager
 def _opening(verbose: int) -> Iterator[None]:
     """The study's own lines while a fit opens it: its resume line never (the fit says its own), the
-    sampler it records only with verbose > 0."""
+    sampler it records only with verbose > 0. Only this thread's: the filter is on the process's logger,
+    and another thread opening a study meanwhile says its lines."""
     dropped = {RESUMING} if verbose > 0 else {RESUMING, SAMPLER_RECORDED}
+    opener = threading.get_ident()
 
     def said(record: logging.LogRecord) -> bool:
-        return record.msg not in dropped
+        return record.thread != opener or record.msg not in dropped
 
     logger.addFilter(said)
     try:
