@@ -792,6 +792,8 @@ def _space_of(path: str | None) -> Space | None:
 
 #: megabytes ``tunesmith import`` reads by default (``--max-mb``): 100,000 trials of 100 reports are about 300
 IMPORT_MAX_MB = 1024
+#: ``--max-mb``'s megabyte: 10**6 bytes, as ``ls -l --si`` and ``du --si`` count (not 2**20, a mebibyte)
+MEGABYTE = 1_000_000
 
 
 def add_import_args(p: argparse.ArgumentParser) -> None:
@@ -800,15 +802,15 @@ def add_import_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--skip-invalid", action="store_true",
                    help="leave out (and list) the trials that do not fit the file's space, instead of refusing the file")
     p.add_argument("--max-mb", type=at_least(1), default=IMPORT_MAX_MB, metavar="MB",
-                   help=f"refuse a file larger than this (default {IMPORT_MAX_MB}: reading a file takes several "
-                        "times its size in memory)")
+                   help=f"refuse a file larger than MB megabytes of {MEGABYTE:,} bytes (default {IMPORT_MAX_MB}: "
+                        "reading a file takes several times its size in memory)")
     add_storage_arg(p)
 
 
 def _read_export(file: str, max_mb: int) -> bytes:
     """The bytes of the export ``file`` ('-': standard input), refused past ``max_mb`` megabytes; a FIFO, a
     device or a folder is refused unread (a FIFO would wait for a writer, /dev/zero fill the memory)."""
-    limit = max_mb * 1_000_000
+    limit = max_mb * MEGABYTE
     try:
         raw = sys.stdin.buffer.read(limit + 1) if file == STDOUT else read_regular(Path(file), limit + 1)
     except NotRegularFile as exc:
@@ -817,8 +819,9 @@ def _read_export(file: str, max_mb: int) -> bytes:
     except OSError as exc:
         raise ValueError(f"cannot read {file!r} as a study exported as JSON: {exc}") from None
     if len(raw) > limit:
-        raise ValueError(f"{file!r} is larger than {max_mb:,} MB, the limit of --max-mb (reading it takes several "
-                         "times that in memory): raise it (--max-mb N) if the file is an export you mean to import")
+        raise ValueError(f"{file!r} is larger than {max_mb:,} MB ({limit:,} bytes), the limit of --max-mb (reading it "
+                         "takes several times that in memory): raise it (--max-mb N, in megabytes of "
+                         f"{MEGABYTE:,} bytes) if the file is an export you mean to import")
     return raw
 
 
