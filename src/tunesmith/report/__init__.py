@@ -200,9 +200,10 @@ def has_train(trials: Sequence[FrozenTrial]) -> bool:
 
 def train_cell(t: FrozenTrial) -> str:
     """The mean training score over the folds a trial validated, and how far it is from the validation mean:
-    "0.999 (+0.0032)"; a training score well above the validation one (below, for a loss) is overfitting."""
+    "0.999 (+0.0032)", "-2876 (+511.2)"; a training score well above the validation one (below, for a loss) is
+    overfitting. Both to 4 significant digits, as the score: ``.2g`` wrote a gap past 100 as "+5.1e+02"."""
     means = train_and_validation(t.attrs.get(CV_ATTR))
-    return "" if means is None else f"{means[0]:.4g} ({means[0] - means[1]:+.2g})"
+    return "" if means is None else f"{means[0]:.4g} ({means[0] - means[1]:+.4g})"
 
 
 def overfit_cell(t: FrozenTrial) -> str:
