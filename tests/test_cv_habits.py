@@ -270,6 +270,14 @@ def test_a_fold_function_s_train_value_is_the_training_score_over_the_folds_vali
     assert train_and_validation(study.trials[0].attrs["cv"]) == (1.5, 0.5)
     record = {"folds": 3, "key": "test_f1", "scores": {"test_f1": [0.5, "x", 0.7], "train_f1": [1.0, 1.0, True]}}
     assert train_and_validation(record) == (1.0, 0.5)
+    # the trial's value averages folds 0 and 2 (0.6); the gap is over fold 0 alone, and its cell says so
+    from tunesmith.cv import paired_folds
+    from tunesmith.report import train_cell
+
+    assert paired_folds(record) == (1, 2)
+    trial = _study().add_trial({"a": 0.5}, value=0.6, attrs={"cv": record})
+    assert train_cell(trial) == "1 (+0.5; 1 of 2 folds)"
+    assert train_cell(study.trials[0]) == "1.5 (+1)"  # every validated fold has its training score: no count
     assert train_and_validation({"folds": 2, "key": "score", "scores": {"score": [0.5]}}) is None
     # a loss in the thousands (neg_mean_squared_error) and one in thousandths: the gap as the score, never "+5.1e+02"
     from tunesmith.report import train_cell

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..cv import CV_ATTR, is_summary, train_and_validation
+from ..cv import CV_ATTR, is_summary, paired_folds, train_and_validation
 from ..plots import Record, Snapshot, snapshot
 from ..plots import records_of as _records_of
 from ..plots.plotly_render import unseen_as_escapes
@@ -201,9 +201,15 @@ def has_train(trials: Sequence[FrozenTrial]) -> bool:
 def train_cell(t: FrozenTrial) -> str:
     """The mean training score over the folds a trial validated, and how far it is from the validation mean:
     "0.999 (+0.0032)", "-2876 (+511.2)"; a training score well above the validation one (below, for a loss) is
-    overfitting. Both to 4 significant digits, as the score: ``.2g`` wrote a gap past 100 as "+5.1e+02"."""
-    means = train_and_validation(t.attrs.get(CV_ATTR))
-    return "" if means is None else f"{means[0]:.4g} ({means[0] - means[1]:+.4g})"
+    overfitting. Both to 4 significant digits, as the score: ``.2g`` wrote a gap past 100 as "+5.1e+02". Where
+    some validated folds have no training score, both means are over the folds that have both, and the cell
+    says how many: "0.999 (+0.0032; 3 of 5 folds)" (its validation mean is then not the trial's value)."""
+    record = t.attrs.get(CV_ATTR)
+    means, folds = train_and_validation(record), paired_folds(record)
+    if means is None or folds is None:
+        return ""
+    some = f"; {folds[0]} of {folds[1]} folds" if folds[0] < folds[1] else ""
+    return f"{means[0]:.4g} ({means[0] - means[1]:+.4g}{some})"
 
 
 def overfit_cell(t: FrozenTrial) -> str:
