@@ -30,6 +30,7 @@ from ..plots.records import pruner_label
 from ..report import (
     FAILED_SHOWN,
     FOLDS_COLUMN,
+    PRUNED_SHOWN,
     TRAIN_COLUMN,
     diverged,
     diverged_cell,
@@ -37,6 +38,7 @@ from ..report import (
     has_folds,
     has_train,
     latest_failures,
+    latest_pruned,
     overfit_cell,
     train_cell,
 )
@@ -407,6 +409,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         _show_failed(console, trials)
         _show_pruner(console, study, trials, args.storage)
         _show_running(console, study, trials)
+        _show_pruned(console, trials)
         return 0
     console.print(best_table(study, trials, args.top))
     tests = test_results(study)
@@ -415,6 +418,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     _show_failed(console, trials)
     _show_pruner(console, study, trials, args.storage)
     _show_running(console, study, trials)
+    _show_pruned(console, trials)
     return 0
 
 
@@ -457,7 +461,9 @@ def _shown_trials(study: Study, top: int) -> list[FrozenTrial]:
             shown.append(t)
     if shown and any(not any(n in t.params for t in shown) for n in study.space):
         return study.trials
-    for t in [t for t in trials if t.state is TrialState.FAILED][-FAILED_SHOWN:]:
+    listed = ([t for t in trials if t.state is TrialState.FAILED][-FAILED_SHOWN:]
+              + [t for t in trials if t.state is TrialState.PRUNED][-PRUNED_SHOWN:])  # their reports: the step
+    for t in listed:
         if t.number not in whole:
             read(t.number)
     return trials
@@ -493,6 +499,15 @@ def _show_failed(console: Any, trials: list[FrozenTrial]) -> None:
     for number, where, error in rows:
         # literal: both read from the database (an objective's message may hold terminal escapes)
         console.print(f"  #{number}{' ' if where else ''}{literal(where)}: {literal(error)}", soft_wrap=True, highlight=False)
+
+
+def _show_pruned(console: Any, trials: list[FrozenTrial]) -> None:
+    """The latest pruned trials, each with its value (its last report) and that report's step, as the
+    dashboard's trials table and ``export`` give them."""
+    rows, more = latest_pruned(trials)
+    if rows:
+        console.print(f"pruned trials{f' ({more})' if more else ''}, each with its last report: {'; '.join(rows)}",
+                      soft_wrap=True, highlight=False)
 
 
 def _show_pruner(console: Any, study: Study, trials: list[FrozenTrial], storage: str) -> None:

@@ -248,6 +248,40 @@ def adapted_cell(t: FrozenTrial) -> str:
     return f"{xs[0]:.3g} → {xs[-1]:.3g}" if xs else ""
 
 
+#: the column a pruned or paused trial's last report's step is in (show's pruned trials, the dashboard)
+STOPPED_COLUMN = "stopped at"
+
+
+def stopped(trials: Sequence[FrozenTrial]) -> bool:
+    """Whether any of ``trials`` was stopped (pruned, or paused) after a report: its value is that report's."""
+    return any(stopped_cell(t) for t in trials)
+
+
+def stopped_cell(t: FrozenTrial) -> str:
+    """The step of a pruned or paused trial's last report ("step 2"), of which its value is the report; else
+    empty (a complete trial's value is its objective's, and a trial stopped before reporting has no step)."""
+    step = t.last_step if t.state in (TrialState.PRUNED, TrialState.PAUSED) else None
+    return "" if step is None else f"step {step}"
+
+
+#: the pruned trials ``tunesmith show`` lists with their last report (the latest)
+PRUNED_SHOWN = 5
+
+
+def latest_pruned(trials: Sequence[FrozenTrial]) -> tuple[list[str], str]:
+    """The latest pruned trials as ``show`` lists them, "#7 at step 2: 0.4013" (and where its metric turned
+    NaN: "(diverged at step 3)"), and a note when more were pruned."""
+    pruned = [t for t in trials if t.state is TrialState.PRUNED]
+    more = f"the last {PRUNED_SHOWN} of {len(pruned)}; tunesmith export lists all" if len(pruned) > PRUNED_SHOWN else ""
+    rows = []
+    for t in pruned[-PRUNED_SHOWN:]:
+        at, value = stopped_cell(t), "no value" if t.value is None else f"{t.value:.6g}"
+        nan = diverged_cell(t)
+        rows.append(f"#{t.number}{' at ' + at if at else ' before its first report'}: {value}"
+                    + (f" (diverged at {nan})" if nan else ""))
+    return rows, more
+
+
 #: the failed trials ``tunesmith show`` and the report list with their worker and error (the latest)
 FAILED_SHOWN = 5
 
