@@ -1086,7 +1086,7 @@ def test_contours_of_a_conditional_space_pair_the_parameters_of_the_best_trials_
     assert not any(c.empty for c in cs[:-1])
     assert cs[-1].empty and (cs[-1].message or "").endswith("plots.contours(study, params=['depth', 'rate'])")
     named = plots.contours(study, params=["alpha", "C"])  # asked for: drawn as asked, with the reason
-    assert len(named) == 1 and named[0].empty and "needs at least 3 complete trials" in (named[0].message or "")
+    assert len(named) == 1 and named[0].empty and "alpha and C are never active together" in (named[0].message or "")
 
 
 def test_contours_of_branches_that_share_no_pair_say_so_and_hint_only_a_pair_that_meets() -> None:
@@ -1132,7 +1132,19 @@ def test_contour_messages_name_a_list_of_dicts_parameters_as_show_does_and_take_
     assert one[0].message == ("a contour needs two numeric parameters; only ['C [branch 0]'] was asked for (see the "
                               "slice plot for the others)")
     apart = plots.contours(study, params=["C [branch 1]", "0:C"])  # each name taken as show gives it
-    assert apart[0].message.startswith("a contour over C [branch 1] and C [branch 0] needs at least 3")
+    # two branches' parameters never meet: "needs at least 3 complete trials ... has 0" read as "run more"
+    assert apart[0].message == ("C [branch 1] and C [branch 0] are never active together: the conditional space puts "
+                                "them in different branches ('svm' has C [branch 1] in 8 and C [branch 0] in 4 of its "
+                                "12 complete trials); see the slice plot for each"), apart[0].message
+    nested = ts.Space({"model": ts.Categorical(["svm", "tree"]), "kernel": ts.Categorical(["rbf", "poly"],
+                       when={"model": ["svm"]}), "gamma": ts.Float(0.01, 1, when={"kernel": ["rbf"]}),
+                       "depth": ts.Int(1, 9, when={"model": ["tree"]}), "degree": ts.Int(2, 5, when={"kernel": ["poly"]})})
+    deep = ts.Study(nested, name="deep", sampler="random", seed=0)
+    deep.optimize(lambda t: float(t.number), n_trials=8)
+    assert "never active together" in plots.contour(deep, "gamma", "depth").message  # apart through 'kernel'
+    assert "never active together" in plots.contour(deep, "gamma", "degree").message
+    few = ts.Space({"a": ts.Float(0, 1), "b": ts.Float(0, 1, when={"c": ["on"]}), "c": ts.Categorical(["on", "off"])})
+    assert "needs at least 3" in plots.contour(ts.Study(few, name="few"), "a", "b").message  # could meet: no trial yet
     drawn = plots.contours(study, params=["C [branch 0]", "gamma"])
     assert [(c.x_label, c.y_label, c.empty) for c in drawn] == [("C [branch 0]", "gamma", False)]
     with pytest.raises(ValueError, match=r"got 'C \[branch 0\]' twice"):

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ..cv import CV_ATTR, is_summary
+from ..cv import CV_ATTR, SETUP_ATTR, is_summary
 from ..space import Param, Space
 from ..space.params import plural
 from ..trial import Direction, FrozenTrial, TrialState
@@ -161,15 +161,10 @@ def left_out_text(left_out: Mapping[str, int]) -> str:
     return ", ".join(f"{n} {why}" for why, n in left_out.items())
 
 
-#: the attribute TunedSearchCV writes on the trials of a stored search (tunesmith.sklearn.checks.SETUP_ATTR;
-#: not imported: that module needs scikit-learn)
-SEARCH_SETUP = "search_setup"
-
-
 def _searched(t: FrozenTrial) -> bool:
     """Whether ``t`` is a TunedSearchCV's trial: a stored search's setup, or its folds' fit times (any search's)."""
     record: Any = t.attrs.get(CV_ATTR)
-    return SEARCH_SETUP in t.attrs or (is_summary(record) and "fit_time" in record["scores"])
+    return SETUP_ATTR in t.attrs or (is_summary(record) and "fit_time" in record["scores"])
 
 
 def _how_to_add(trials: Sequence[FrozenTrial], more: int, space: Space) -> str:
