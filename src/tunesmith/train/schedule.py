@@ -50,6 +50,28 @@ def lr_factor(
     return float(cfg.plateau_factor**reductions)
 
 
+#: the settings the schedule's factor at a step depends on (with the run's total steps)
+SCHEDULE_FIELDS = ("epochs", "max_steps", "schedule", "warmup_steps", "warmup_fraction", "decay_steps", "decay_epochs",
+                   "gamma", "min_lr", "plateau_factor")
+
+
+def total_steps_of(cfg: TrainConfig, steps_per_epoch: int) -> int:
+    """The run's optimizer steps: ``epochs`` epochs or ``max_steps``, whichever ends it first."""
+    by_epochs = cfg.epochs * steps_per_epoch if cfg.epochs else math.inf
+    return int(min(by_epochs, cfg.max_steps or math.inf))
+
+
+def factor_moved(
+    step: int, saved: TrainConfig, now: TrainConfig, *, steps_per_epoch: int, reductions: int = 0
+) -> tuple[float, float] | None:
+    """The schedule's factors at ``step`` under the run ``saved`` and under ``now`` (the same model
+    and optimizer, other schedule settings or length), or None where they agree: a resumed run
+    whose longer ``epochs`` stretches a cosine, or moves a ``warmup_fraction``, jumps in rate."""
+    before, after = (lr_factor(step, c, total_steps=total_steps_of(c, steps_per_epoch), steps_per_epoch=steps_per_epoch,
+                               reductions=reductions) for c in (saved, now))
+    return None if math.isclose(before, after, rel_tol=1e-9, abs_tol=1e-12) else (before, after)
+
+
 def lr_at(step: int, cfg: TrainConfig, *, total_steps: int, steps_per_epoch: int, reductions: int = 0) -> float:
     """The main learning rate (``cfg.lr`` times :func:`lr_factor`)."""
     f = lr_factor(step, cfg, total_steps=total_steps, steps_per_epoch=steps_per_epoch, reductions=reductions)
