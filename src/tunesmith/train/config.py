@@ -269,7 +269,16 @@ _ALIASES = {
     "bs": "batch_size", "batchsize": "batch_size", "n_epochs": "epochs", "num_epochs": "epochs",
     "max_epochs": "epochs", "clip": "clip_norm", "grad_clip": "clip_norm", "max_grad_norm": "clip_norm",
     "gradient_clip_val": "clip_norm", "early_stopping_patience": "patience",
+    # Hugging Face TrainingArguments, Lightning, Keras and torch's schedulers
+    "adam_beta1": "beta1", "adam_beta2": "beta2", "adam_epsilon": "eps", "num_train_epochs": "epochs",
+    "per_device_train_batch_size": "batch_size", "train_batch_size": "batch_size", "lr_scheduler_type": "schedule",
+    "gradient_accumulation_steps": "accumulate", "accumulate_grad_batches": "accumulate",
+    "clipnorm": "clip_norm", "clipvalue": "clip_value", "gradient_clip_value": "clip_value",
+    "eval_steps": "eval_every", "save_total_limit": "keep_last", "output_dir": "checkpoint_dir",
+    "eta_min": "min_lr",
 }
+#: names that stand for two fields at once
+_SPLIT = {"betas": "give beta1=..., beta2=...: torch's betas=(b1, b2) is beta1=b1, beta2=b2"}
 
 
 def lookalike(name: str) -> str | None:
@@ -293,7 +302,8 @@ def _refuse_unknown_fields(init: Any) -> Any:
     def checked(self: TrainConfig, *args: Any, **kwargs: Any) -> None:
         unknown = [k for k in kwargs if k not in TrainConfig.field_names()]
         if unknown:
-            hints = [f"{k!r} (did you mean {lookalike(k)!r}?)" if lookalike(k) else repr(k) for k in unknown]
+            hints = [f"{k!r} ({_SPLIT[k]})" if k in _SPLIT else f"{k!r} (did you mean {lookalike(k)!r}?)"
+                     if lookalike(k) else repr(k) for k in unknown]
             raise TypeError(f"TrainConfig has no field {', '.join(hints)}; its fields: "
                             f"{', '.join(sorted(TrainConfig.field_names()))}")
         init(self, *args, **kwargs)
