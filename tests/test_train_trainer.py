@@ -196,7 +196,7 @@ def test_records_throughput_and_metrics() -> None:
         ({"beta2": 1.0}, "beta2"),
         ({"epochs": None}, "epochs or max_steps"),
         ({"warmup_steps": 3, "warmup_fraction": 0.1}, "not both"),
-        ({"schedule": "linear"}, "schedule"),
+        ({"schedule": "onecycle"}, "schedule"),
         ({"batch_size": 0}, "batch_size"),
         ({"clip_norm": -1.0}, "clip_norm"),
         ({"lr": -1e-3}, r"TrainConfig\.lr must be a number > 0"),

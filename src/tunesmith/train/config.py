@@ -19,7 +19,9 @@ if TYPE_CHECKING:
     import torch
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
-SCHEDULES = ("constant", "step", "exponential", "cosine", "plateau")
+SCHEDULES = ("constant", "step", "exponential", "cosine", "linear", "plateau")
+#: the schedules that decay over the whole run to ``min_lr`` (the only ones that use it)
+ENDING_AT_MIN_LR = ("cosine", "linear")
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16")
 LR_ADAPT = (None, "hypergradient", "hypergradient-mult")
@@ -51,8 +53,8 @@ class TrainConfig:
     Schedule (a pure function of the optimizer step, see ``schedule.lr_at``):
         warmup_steps or warmup_fraction (of all steps, to the nearest step, halves up): linear warm-up from 0.
         schedule: "constant", "step" (``gamma ** floor(t / decay_steps)``),
-            "exponential" (``gamma ** (t / decay_steps)``), "cosine" (to
-            ``min_lr``, at most ``lr``: a larger one is refused; the other
+            "exponential" (``gamma ** (t / decay_steps)``), "cosine" and "linear" (to
+            ``min_lr`` at the run's last step, at most ``lr``: a larger one is refused; the other
             schedules do not use ``min_lr``) or "plateau" (times ``plateau_factor`` after
             ``plateau_patience`` evaluations without improvement).
         decay_steps or decay_epochs: optimizer steps, or epochs, per decay for
@@ -163,10 +165,10 @@ class TrainConfig:
         _positive("eps", self.eps)
         for name in ("weight_decay", "l1", "l2", "min_delta", "min_lr", "warmup_fraction"):
             _at_least(name, getattr(self, name), 0.0)
-        if self.schedule == "cosine" and _num(self.min_lr) and self.min_lr > self.lr:
+        if self.schedule in ENDING_AT_MIN_LR and _num(self.min_lr) and self.min_lr > self.lr:
             raise ValueError(
                 f"TrainConfig.min_lr ({self.min_lr!r}) > TrainConfig.lr ({self.lr!r}) with schedule={self.schedule!r}: "
-                "min_lr is the rate the cosine schedule ends at, so it must not exceed the peak lr (it was once "
+                f"min_lr is the rate the {self.schedule} schedule ends at, so it must not exceed the peak lr (it was once "
                 "clamped to lr, a constant schedule); lower min_lr or raise lr (when both are searched, give "
                 "min_lr a range below lr's, or search a ratio and set min_lr = ratio * lr in the objective)"
             )

@@ -9,6 +9,7 @@ constant       1
 step           gamma ** floor(t / d)
 exponential    gamma ** (t / d)
 cosine         m + (1 - m) * (1 + cos(pi * min(t, T) / T)) / 2,  m = min_lr / lr
+linear         m + (1 - m) * (1 - min(t, T) / T)                  (Hugging Face's default)
 plateau        plateau_factor ** reductions  (reductions counted by :class:`Plateau`)
 =============  ==============================================================
 """
@@ -19,7 +20,7 @@ import dataclasses
 import math
 from typing import Any
 
-from .config import TrainConfig
+from .config import ENDING_AT_MIN_LR, TrainConfig
 
 
 def warmup_steps(cfg: TrainConfig, total_steps: int) -> int:
@@ -43,10 +44,11 @@ def lr_factor(
         return float(cfg.gamma ** (t // d))
     if cfg.schedule == "exponential":
         return float(cfg.gamma ** (t / d))
-    if cfg.schedule == "cosine":
+    if cfg.schedule in ENDING_AT_MIN_LR:
         big_t = max(total_steps - w, 1)
         m = cfg.min_lr / cfg.lr  # <= 1: TrainConfig refuses min_lr > lr
-        return m + (1.0 - m) * 0.5 * (1.0 + math.cos(math.pi * min(t, big_t) / big_t))
+        done = min(t, big_t) / big_t  # the share of the decay behind: 0 after warm-up, 1 at the run's end
+        return m + (1.0 - m) * (0.5 * (1.0 + math.cos(math.pi * done)) if cfg.schedule == "cosine" else 1.0 - done)
     return float(cfg.plateau_factor**reductions)
 
 
