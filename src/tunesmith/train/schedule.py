@@ -47,8 +47,9 @@ def lr_factor(
     if cfg.schedule in ENDING_AT_MIN_LR:
         big_t = max(total_steps - w, 1)
         m = cfg.min_lr / cfg.lr  # <= 1: TrainConfig refuses min_lr > lr
-        done = min(t, big_t) / big_t  # the share of the decay behind: 0 after warm-up, 1 at the run's end
-        return m + (1.0 - m) * (0.5 * (1.0 + math.cos(math.pi * done)) if cfg.schedule == "cosine" else 1.0 - done)
+        if cfg.schedule == "cosine":
+            return m + (1.0 - m) * 0.5 * (1.0 + math.cos(math.pi * min(t, big_t) / big_t))
+        return m + (1.0 - m) * (1.0 - min(t, big_t) / big_t)
     return float(cfg.plateau_factor**reductions)
 
 
