@@ -49,7 +49,14 @@ from .finetune import GradualUnfreezing, keep_frozen_in_eval, warn_hand_frozen_b
 from .history import EvalRecord, History
 from .hypergrad import HypergradientLR
 from .model_state import FrozenFingerprint, check_fields, checked_state, complete_state, model_state
-from .optim import check_head, head_names, l1_l2_penalty, make_optimizer, penalized
+from .optim import (
+    check_head,
+    head_names,
+    l1_l2_penalty,
+    make_optimizer,
+    penalized,
+    warn_frozen_head,
+)
 from .schedule import (
     SCHEDULE_FIELDS,
     Plateau,
@@ -135,6 +142,7 @@ class Trainer:
                 "fit again would return the same history without training. Build a new Trainer for a new run; "
                 "to train longer, resume from its checkpoint with more epochs (cfg.with_params({'epochs': ...}))")
         check_head(cfg, self.head, self.model)
+        warn_frozen_head(self.model, self.head)
         self._check_optimizer_holds_model()
         warn_hand_frozen_batch_norms(self.model)
         loader = self.train_loader(train)
