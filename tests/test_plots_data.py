@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import textwrap
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -533,6 +534,17 @@ def test_a_contour_of_trials_that_span_no_surface_says_why_not_only_how_many() -
     assert chart([(1, 1), (3, 3)]) == head + "2"
 
 
+def test_contours_of_a_study_without_a_complete_trial_say_so_once_as_the_slices_do() -> None:
+    """Every trial failed: the contours said "a contour over C and x needs at least 3 complete trials spread
+    over both; 's' has 0" once for each pair, where the slices said why in one line."""
+    s = snap([("failed", None)] * 4 + [("pruned", 0.5)])
+    charts = plots.contours(s)
+    assert [c.message for c in charts] == ["study 's' has no complete trial yet (1 pruned, 4 failed)"]
+    assert charts[0].message == plots.slices(s)[0].message and charts[0].empty
+    asked = plots.contours(s, params=["C", "x"])
+    assert [c.message for c in asked] == [charts[0].message]
+
+
 def test_a_contour_of_one_value_says_so_rather_than_draw_a_scale_of_rounding() -> None:
     """Thirty trials of value 2 drew one colour under a scale labelled -1.998 to 1.998 (offset
     "1e-14+2") in matplotlib: the value's rounding, read as a range."""
@@ -634,6 +646,25 @@ def test_long_parameter_names_are_cut_in_the_middle_on_image_axes_and_never_made
     plt.close(ax.figure)
     alike = ["a" * 20 + "X" + "b" * 20, "a" * 20 + "Y" + "b" * 20]  # cut, both would read "aaaaaaaaa…bbbbbbbbbb"
     assert short_labels(alike, width=20) == alike
+
+
+def test_an_image_of_pairs_of_long_names_is_widened_so_no_label_runs_off_its_edge(tmp_path: Path) -> None:
+    """A pair of two long names ("a…b × c…d", 67 characters) ran off a 7-inch image's left edge (matplotlib:
+    "Tight layout not applied"); the image is widened for its labels, the bars keeping their width."""
+    from PIL import Image
+
+    a = "Lernrate_für_den_Optimierer_der_ersten_Schicht_des_Netzwerks"
+    b = "Gewichtsabnahme_für_alle_Faltungsschichten_und_vollverbundenen"
+    imp = Importances("fanova", (Effect((a,), 0.6, 0.05), Effect((b,), 0.2, 0.02)), (Effect((a, b), 0.1, 0.01),), 50)
+    out = tmp_path / "importance.png"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "Tight layout not applied": the labels did not fit
+        plots.save(plots.importance_bars(imp), out)
+    pixels = np.asarray(Image.open(out).convert("L"))
+    assert pixels[:, :2].min() == 255 and pixels[:, -2:].min() == 255  # nothing drawn across either edge
+    plain = tmp_path / "short.png"  # short names: the image keeps its size
+    plots.save(plots.importance_bars(Importances("fanova", (Effect(("lr",), 1.0, 0.0),), (), 50)), plain)
+    assert Image.open(plain).size == (840, 540) and Image.open(out).size[0] > 840
 
 
 def test_overfitting_graph_of_a_trial_marks_the_stop_and_the_restored_best() -> None:
@@ -1116,8 +1147,8 @@ def test_contours_of_branches_that_share_no_pair_say_so_and_hint_only_a_pair_tha
     study.optimize(lambda t: {"a": 1, "b": 0, "c": 3}[t.params["model"]] + 0.01 * t.number, n_trials=30)
     cs = plots.contours(study)  # w has no partner: no hint to draw it
     assert [(c.x_label, c.y_label) for c in cs] == [("lr", "x"), ("lr", "y")]
-    empty = ts.Study(two, name="empty")
-    assert all(c.empty for c in plots.contours(empty)) and (plots.contours(empty)[-1].message or "").count(",") >= 1
+    empty = ts.Study(two, name="empty")  # no trial yet: said once, as the slices say it
+    assert [c.message for c in plots.contours(empty)] == ["study 'empty' has no complete trial yet"]
 
 
 def test_contour_messages_name_a_list_of_dicts_parameters_as_show_does_and_take_those_names() -> None:

@@ -115,6 +115,8 @@ def save(records: Sequence[Record], path: Any, *, dpi: int = 120, format: str | 
     try:
         for r, ax in zip(records, axes, strict=True):
             to_matplotlib(r, ax)
+        if len(axes) == 1:
+            _widen_for_labels(axes[0])
         fig.tight_layout()
         fig.savefig(path, dpi=dpi, format=format)
     except (ValueError, OverflowError) as e:  # matplotlib's "arange: cannot compute length", "cannot convert float infinity"
@@ -128,6 +130,21 @@ def save(records: Sequence[Record], path: Any, *, dpi: int = 120, format: str | 
                          "plotly draws, or draw a transformed value") from e
     finally:
         _plt().close(fig)
+
+
+def _widen_for_labels(ax: Any) -> None:
+    """Widen ``ax``'s figure where its labels need more than the margins beside the axes (a pair of two long
+    parameter names as an importance bar's label, 67 characters, ran off a 7-inch image, and ``tight_layout``
+    squeezed the bars to a sliver): the axes keep the width they were drawn at (their title was cut into lines
+    that wide), the labels get what they measure."""
+    fig = ax.figure
+    drawn = fig.get_tightbbox(fig.canvas.get_renderer())  # inches, every label and colour bar included
+    box = ax.get_position()  # fractions of the figure
+    width = fig.get_figwidth()
+    left, right = box.x0 * width - drawn.x0, drawn.x1 - box.x1 * width
+    needed = left + box.width * width + right + 0.3  # tight_layout's padding, about 0.1 inch a side
+    if needed > width:
+        fig.set_figwidth(needed)
 
 
 #: magnitudes from which matplotlib's axis limits, ticks and colour bars can overflow (1e308 fails, 1e300 draws)
