@@ -667,6 +667,39 @@ def test_an_image_of_pairs_of_long_names_is_widened_so_no_label_runs_off_its_edg
     assert Image.open(plain).size == (840, 540) and Image.open(out).size[0] > 840
 
 
+def test_a_log_integer_parameter_is_ticked_with_its_values_in_an_image() -> None:
+    """n_estimators (5 to 200, log) over trials from 34 to 94 was ticked "2×10¹ 3×10¹ 4×10¹ 6×10¹"."""
+    space = ts.Space({"n_estimators": ts.Int(5, 200, log=True), "lr": ts.Float(1e-3, 1.0, log=True)})
+    trials = tuple(FrozenTrial(i, TrialState.COMPLETE, {"n_estimators": n, "lr": lr}, value=float(i))
+                   for i, (n, lr) in enumerate([(34, 0.01), (44, 0.02), (71, 0.05), (94, 0.03)]))
+    study = plots.Snapshot("s", Direction.MINIMIZE, space, trials)
+    n, lr = plots.slices(study)
+    ax = to_matplotlib(n)
+    ax.figure.canvas.draw()
+    labels = [t.get_text() for t in (*ax.get_xticklabels(), *ax.get_xticklabels(minor=True)) if t.get_text()]
+    assert labels and all(label.isdigit() for label in labels) and "40" in labels, labels
+    plt.close(ax.figure)
+    ax = to_matplotlib(lr)  # a float's log axis keeps matplotlib's powers of ten
+    ax.figure.canvas.draw()
+    assert any("10^" in t.get_text() for t in ax.get_xticklabels())
+    plt.close(ax.figure)
+
+
+def test_importance_bands_stop_at_zero_in_both_renderers() -> None:
+    """fANOVA's band (the trees' spread, 0.07) under a fraction of 0.04 was drawn down to -0.03: no share
+    of the variance is negative. The band above keeps its whole length."""
+    imp = Importances("fanova", (Effect(("C",), 0.55, 0.26), Effect(("gamma",), 0.04, 0.07)),
+                      (Effect(("C", "gamma"), 0.0, 0.02),), 99)
+    bars = plots.importance_bars(imp)
+    html = to_plotly(bars).data[0]
+    assert list(html.x) == [0.0, 0.04, 0.55] and list(html.error_x.array) == [0.02, 0.07, 0.26]
+    assert list(html.error_x.arrayminus) == [0.0, 0.04, 0.26]
+    ax = to_matplotlib(bars)
+    ends = [x for line in ax.collections for seg in line.get_segments() for x, _ in seg]  # the error bars' lines
+    assert ends and min(ends) == 0.0 and max(ends) == pytest.approx(0.81)
+    plt.close(ax.figure)
+
+
 def test_overfitting_graph_of_a_trial_marks_the_stop_and_the_restored_best() -> None:
     t = FrozenTrial(3, TrialState.COMPLETE, {"x": 0.1}, value=0.4, intermediate={1: 0.9, 2: 0.5, 3: 0.4, 4: 0.45, 5: 0.6},
                     attrs={"curves": {"train_loss": [1.0, 0.6, 0.4, 0.3, None]}, "best_step": 3,
