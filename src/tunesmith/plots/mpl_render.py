@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import re
+import warnings
 from collections.abc import Sequence
 from typing import Any, overload
 
@@ -113,12 +115,15 @@ def save(records: Sequence[Record], path: Any, *, dpi: int = 120, format: str | 
                     else (7, 4.5))
     fig = axes[0].figure
     try:
-        for r, ax in zip(records, axes, strict=True):
-            to_matplotlib(r, ax)
-        if len(axes) == 1:
-            _widen_for_labels(axes[0])
-        fig.tight_layout()
-        fig.savefig(path, dpi=dpi, format=format)
+        with warnings.catch_warnings(record=True) as said:
+            warnings.simplefilter("always")
+            for r, ax in zip(records, axes, strict=True):
+                to_matplotlib(r, ax)
+            if len(axes) == 1:
+                _widen_for_labels(axes[0])
+            fig.tight_layout()
+            fig.savefig(path, dpi=dpi, format=format)
+        _pass_on(said)
     except (ValueError, OverflowError) as e:  # matplotlib's "arange: cannot compute length", "cannot convert float infinity"
         huge, (lo, hi) = _largest(records), _log_span(records)
         decades = math.log10(hi) - math.log10(lo)
@@ -130,6 +135,30 @@ def save(records: Sequence[Record], path: Any, *, dpi: int = 120, format: str | 
                          "plotly draws, or draw a transformed value") from e
     finally:
         _plt().close(fig)
+
+
+#: matplotlib's warning for a character its font lacks, drawn as a box: one a character, each time it is drawn
+_MISSING_GLYPH = re.compile(r"Glyph (\d+) .*missing from font\(s\) (.+?)\.?$")
+
+
+def _pass_on(said: Sequence[warnings.WarningMessage]) -> None:
+    """Warn again what matplotlib warned while drawing an image, but its "Glyph 27169 (...) missing from font(s)
+    DejaVu Sans" for each character and each time it is drawn (81 lines for a study named in Chinese) as one
+    warning that names the characters and what to do."""
+    missing: dict[str, str] = {}
+    for w in said:
+        glyph = _MISSING_GLYPH.match(str(w.message))
+        if glyph:
+            missing.setdefault(chr(int(glyph.group(1))), glyph.group(2))
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
+    if missing:
+        fonts = ", ".join(sorted(set(missing.values())))
+        chars = "".join(list(missing)[:20]) + (f" and {len(missing) - 20} more" if len(missing) > 20 else "")
+        warnings.warn(f"the image's font ({fonts}) has no glyph for {len(missing)} characters of its text ({chars}): "
+                      "they are drawn as boxes. Name a font that has them first in matplotlib's font.family "
+                      "(matplotlib.rcParams['font.family'] = ['Noto Sans CJK JP', 'DejaVu Sans']), or write the plot "
+                      "as HTML (the browser finds a font)", UserWarning, stacklevel=2)
 
 
 def _widen_for_labels(ax: Any) -> None:
