@@ -713,6 +713,20 @@ def test_characters_the_image_font_lacks_are_said_once_with_the_fix(tmp_path: Pa
     assert "5 characters of its text (学习率模型)" in glyphs and "font.family" in glyphs and "HTML" in glyphs
 
 
+def test_the_best_so_far_of_a_study_of_one_trial_is_drawn_as_a_dot() -> None:
+    """With one trial the history's "best so far" was a step line of one point: a legend entry, nothing drawn."""
+    chart = plots.history_data(snap([("complete", 0.3)]))
+    assert chart.find("best-so-far").x == [0]
+    (best,) = [t for t in to_plotly(chart).data if t.name == "best so far"]
+    assert best.mode == "lines+markers"
+    ax = to_matplotlib(chart)
+    (line,) = [line for line in ax.get_lines() if line.get_gid() == "best-so-far"]
+    assert line.get_marker() == "o"
+    plt.close(ax.figure)
+    two = to_plotly(plots.history_data(snap([("complete", 0.3), ("complete", 0.2)])))
+    assert [t.mode for t in two.data if t.name == "best so far"] == ["lines"]
+
+
 def test_overfitting_graph_of_a_trial_marks_the_stop_and_the_restored_best() -> None:
     t = FrozenTrial(3, TrialState.COMPLETE, {"x": 0.1}, value=0.4, intermediate={1: 0.9, 2: 0.5, 3: 0.4, 4: 0.45, 5: 0.6},
                     attrs={"curves": {"train_loss": [1.0, 0.6, 0.4, 0.3, None]}, "best_step": 3,

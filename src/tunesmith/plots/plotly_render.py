@@ -141,7 +141,9 @@ def _whole_ticks(c: Chart, axis: str) -> dict[str, Any]:
 
 
 def _scatter(go: Any, s: Series, c: Chart) -> Any:
-    return go.Scatter(x=_hs(s.x), y=list(s.y), mode="lines", name=_escape(s.label or ""), showlegend=s.label is not None,
+    # a line of one point draws nothing: a dot too (the best so far of a study of one trial)
+    mode = "lines+markers" if len(s.x) == 1 else "lines"
+    return go.Scatter(x=_hs(s.x), y=list(s.y), mode=mode, name=_escape(s.label or ""), showlegend=s.label is not None,
                       line={"color": s.color, "width": s.width, "dash": DASHES.get(s.dash, "solid"),
                             "shape": "hv" if s.mode == "steps" else "linear"},
                       opacity=s.opacity, hovertext=_hs(s.hover) if s.hover else None, legendgroup=s.color)
