@@ -545,6 +545,32 @@ def test_the_trials_to_run_for_importance_count_those_a_pruner_stops() -> None:
         only_pruned.importance()
 
 
+def test_importance_of_a_study_whose_every_trial_failed_names_the_error_to_fix_first(tmp_path: Path, capsys) -> None:
+    """Every trial failed: "run at least 10 more" was all it said, though more trials would fail alike."""
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    study = ts.Study(SPACE, storage=url, name="broken", sampler="random", seed=0)
+
+    def objective(trial: ts.Trial) -> float:
+        raise FileNotFoundError(f"no data at /data/train.csv\x1b[2J (trial {trial.number})")
+
+    study.optimize(objective, n_trials=3)
+    said = (r"got 0 \(left out: 3 failed\); every one of the 3 finished trials failed \(the last, #2: FileNotFoundError: "
+            r"no data at /data/train.csv\\x1b\[2J \(trial 2\).*\): fix what fails in the objective \(tunesmith show lists "
+            r"each trial's error\), then run at least 10 more and ask again$")
+    with pytest.raises(ValueError, match=said):
+        study.importance()
+    assert main(["importance", "broken", "--storage", url]) == 2
+    err = capsys.readouterr().err
+    assert "every one of the 3 finished trials failed" in err and "\x1b" not in err  # the ESC as its escape
+    one = ts.Study(SPACE, sampler="random", seed=0)
+    one.tell(one.ask(), state="failed")
+    with pytest.raises(ValueError, match=r"the one finished trial failed \(the last, #0: marked failed by tell\(\)\)"):
+        one.importance()
+    one.optimize(lambda t: closed_form(t.params), n_trials=1)  # one complete: the rate advice as before
+    with pytest.raises(ValueError, match=r"got 1 \(left out: 1 failed\); run at least 9 more \(study"):
+        one.importance()
+
+
 def test_the_trials_to_run_for_importance_follow_a_completion_rate_that_falls() -> None:
     """ASHA lets fewer trials complete as its rungs fill: at 2 of its first 20, "run at least 80 more" gave 3
     complete trials, not 8. The advice follows the later half of the trials where it completed fewer, and

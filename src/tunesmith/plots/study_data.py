@@ -223,16 +223,18 @@ def contours(study: Any, *, params: Sequence[str] | None = None, max_params: int
                  f"{f'only {shown} is' if names else 'none is'} numeric")
         return [nothing("contour", f"{s.name}: contour", f"a contour needs two numeric parameters; {which} "
                         "(see the slice plot for the others)")]
+    if not s.fitting:  # one reason, as the slices give it, not "needs at least 3 complete trials" for each pair
+        return [nothing("contour", f"{s.name}: contour", _no_complete(s))]
     pairs = _pairs(names)
     met = [(x, y) for x, y in pairs if _together(s, x, y)]
-    if params is None and s.fitting and not any(_together(s, x, y) for x, y in _pairs(numeric)):
+    if params is None and not any(_together(s, x, y) for x, y in _pairs(numeric)):
         return [nothing("contour", f"{s.name}: contour", f"no complete trial of {s.name!r} has two numeric parameters "
                         "active together (its conditional space puts them in different branches); see the slice plot")]
     drawn = met if params is None and met else pairs
     charts = [contour(s, x, y) for x, y in drawn]
-    if len(names) < len(numeric):  # a pair not drawn that some trial has, else (no trial yet) any
+    if len(names) < len(numeric):  # a pair not drawn that some trial has
         others = [(x, y) for x, y in _pairs(numeric) if (x, y) not in drawn and not {x, y} <= set(names)]
-        hint = next((p for p in others if _together(s, *p)), None if s.fitting else others[0])
+        hint = next((p for p in others if _together(s, *p)), None)
         if hint is not None:
             charts.append(nothing("contour", f"{s.name}: contours of the other parameters",
                                   f"contours of the first {max_params} of {len(numeric)} numeric parameters; "
