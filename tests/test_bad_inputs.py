@@ -623,7 +623,14 @@ def test_importing_a_file_past_the_size_limit_names_the_option_that_raises_it(tm
     """``tunesmith import`` read any file whole, however large; past ``--max-mb`` it is refused unparsed."""
     (tmp_path / "big.json").write_text('{"study": {}, "trials": [' + "0," * 600_000 + "0]}")
     assert main(["import", str(tmp_path / "big.json"), "--max-mb", "1", "--storage", f"sqlite:///{tmp_path / 't.db'}"]) == 2
-    assert "is larger than 1 MB, the limit of --max-mb" in capsys.readouterr().err
+    assert "is larger than 1 MB (1,000,000 bytes), the limit of --max-mb" in capsys.readouterr().err
+    # a megabyte is 10**6 bytes, as the help and the error say: a file of exactly 1,000,000 bytes is read
+    (tmp_path / "edge.json").write_bytes(b"[" + b" " * (1_000_000 - 2) + b"]")
+    assert main(["import", str(tmp_path / "edge.json"), "--max-mb", "1", "--storage", f"sqlite:///{tmp_path / 't.db'}"]) == 2
+    assert "larger than" not in capsys.readouterr().err  # read, then refused for what it holds
+    (tmp_path / "edge.json").write_bytes(b"[" + b" " * (1_000_000 - 1) + b"]")
+    assert main(["import", str(tmp_path / "edge.json"), "--max-mb", "1", "--storage", f"sqlite:///{tmp_path / 't.db'}"]) == 2
+    assert "in megabytes of 1,000,000 bytes" in capsys.readouterr().err
     assert main(["import", str(tmp_path / "big.json"), "--max-mb", "2", "--storage", f"sqlite:///{tmp_path / 't.db'}"]) == 2
     assert "needs 'study' and 'trials'" not in capsys.readouterr().err  # read, then refused for what it holds
 

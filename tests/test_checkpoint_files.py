@@ -229,6 +229,49 @@ def test_a_study_keeps_what_can_resume_and_the_best_of_finished_trials(tmp_path:
         Trainer(mlp(), TrainConfig(epochs=3, batch_size=16)).fit(*DATA, resume_from=done.attrs["best_checkpoint"])
 
 
+@pytest.mark.parametrize("planted", ["others-may-write", "folder-others-may-write", "theirs", "own-in-sticky-folder"])
+def test_a_best_checkpoint_a_storage_writer_named_loads_only_where_no_other_user_chose_it(
+        tmp_path: Path, planted: str) -> None:
+    """``load_weights(model, trial.attrs["best_checkpoint"])``, as docs/train.md writes it, loaded whatever file the
+    stored path named: whoever may write the study's database pointed it at a file of theirs (here: the best trial's
+    weights zeroed), and their weights were loaded as the best trial's (torch before 2.6 ran code from such a file
+    even with weights_only=True). A file of the user's own in a sticky folder (/tmp) still loads."""
+    import sqlite3
+
+    if planted == "theirs" and os.getuid() != 0:
+        pytest.skip("a file of another user: root makes it (chown)")
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    study = ts.Study({"lr": ts.Float(1e-3, 1e-1, log=True)}, sampler="random", seed=0, name="s", storage=url)
+    study.optimize(objective(lambda p: mlp(), DATA, base=TrainConfig(epochs=1, batch_size=16),
+                             checkpoint_root=tmp_path / "ckpt"), n_trials=1)
+    own = study.best_trial.attrs["best_checkpoint"]
+    load_weights(mlp(seed=5), own)  # the user's own run's: loaded
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    theirs = shared / "best.pt"
+    state = checkpoint.load(own)
+    checkpoint.save(theirs, {**state, "model": {k: torch.zeros_like(v) for k, v in state["model"].items()}})
+    if planted == "others-may-write":
+        theirs.chmod(0o666)
+    elif planted == "folder-others-may-write":
+        shared.chmod(0o777)
+    elif planted == "theirs":
+        os.chown(theirs, 65534, 65534)
+    else:
+        shared.chmod(0o1777)
+    with sqlite3.connect(tmp_path / "study.db") as db:  # a writer of the database
+        db.execute("UPDATE ts_trials SET attrs = json_set(attrs, '$.best_checkpoint', ?)", (str(theirs),))
+    named = ts.load_study("s", url).best_trial.attrs["best_checkpoint"]
+    assert named == str(theirs)
+    if planted == "own-in-sticky-folder":
+        model = load_weights(mlp(seed=5), named)
+        assert all(not p.any() for p in model.parameters())
+        return
+    with pytest.raises(ts.UntrustedPathError, match=r"checkpoint .*best\.pt.*(owned by another user|can be written by "
+                                                    r"other users).*so they may have chosen what it holds"):
+        load_weights(mlp(seed=5), named)
+
+
 def test_a_folder_the_sweep_cannot_tidy_fails_no_other_trial(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """Tidying another trial's folder is housekeeping: before, an entry it could not delete (here a
     folder named like a checkpoint) failed every later trial of the study with IsADirectoryError."""

@@ -629,6 +629,39 @@ def test_show_says_why_trials_failed_and_where(tmp_path: Path, capsys: pytest.Ca
     assert f"#13 on {worker}: ValueError: [bold]bad batch 13[/]" in out and "#3 " not in out and "second line" not in out
 
 
+def test_show_lists_pruned_trials_with_their_last_report_and_its_step_as_the_dashboard_and_export(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """show counted pruned trials but listed none, where the dashboard's table and export give each with its
+    value (its last report): an integration's trial pruned where its metric turned NaN was not in show at all.
+    Now the latest five, each at its last report's step, which the dashboard gives too ("stopped at")."""
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    study = ts.Study({"x": ts.Float(0, 1)}, storage=url, name="p", sampler="random", seed=0)
+    for i in range(8):
+        study.add_trial({"x": i / 10}, i / 10)
+    for i in range(5):
+        study.add_trial({"x": 0.5}, state="pruned", intermediate={1: 0.9 + i, 2: 0.8 + i})
+    study.add_trial({"x": 0.7}, state="pruned", intermediate={1: 0.4, 2: 0.5}, attrs={"diverged_at": 3})
+    for top in ("3", "20"):  # past --top only the heads are read first: the listed trials' reports are read too
+        assert main(["show", "p", "--storage", url, "--top", top]) == 0
+        out = capsys.readouterr().out
+        assert ("pruned trials (the last 5 of 6; tunesmith export lists all), each with its last report: "
+                "#9 at step 2: 1.8; #10 at step 2: 2.8; #11 at step 2: 3.8; #12 at step 2: 4.8; "
+                "#13 at step 2: 0.5 (diverged at step 3)") in " ".join(out.split()), out
+    assert main(["export", "p", "--storage", url, "--format", "json"]) == 0
+    exported = json.loads(capsys.readouterr().out)["trials"][13]
+    assert (exported["state"], exported["value"], max(map(int, exported["intermediate"]))) == ("pruned", 0.5, 2)
+    pytest.importorskip("starlette")
+    from starlette.testclient import TestClient
+
+    from tunesmith.dashboard import create_app, open_storage
+
+    c = TestClient(create_app(open_storage(url)))
+    table = c.get("/studies/p").text
+    assert "<th>stopped at</th>" in table and table.count("<td>step 2</td>") == 6, table
+    assert "<td class=l>stopped at</td><td>step 2</td>" in c.get("/studies/p/trials/13").text
+    assert "stopped at" not in c.get("/studies/p/trials/0").text
+
+
 def test_show_prints_whole_values_when_not_to_a_terminal(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     # rich folds tables to 80 columns off a terminal: a dozen parameters were all cut to "0.…"
@@ -1085,7 +1118,7 @@ def test_an_image_of_a_study_named_in_letters_the_font_lacks(tmp_path: Path, cap
     url = f"sqlite:///{tmp_path / 'a.db'}"
     study = ts.Study({"x": ts.Float(0, 1)}, storage=url, name="研究", sampler="random", seed=0)
     study.optimize(lambda t: t.params["x"], n_trials=3)
-    with pytest.warns(UserWarning, match="missing from font"):  # matplotlib's own, as it draws the title
+    with pytest.warns(UserWarning, match=r"has no glyph for 2 characters of its text \(研究\)"):  # said once
         assert main(["plot", "研究", "--storage", url, "--kind", "history", "-o", str(tmp_path / "h.png")]) == 0
     assert (tmp_path / "h.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "wrote the history of '研究'" in capsys.readouterr().err

@@ -227,7 +227,7 @@ def test_show_the_report_and_the_dashboard_give_a_searchs_train_score_and_gap(
     search = TunedSearchCV(svm.SVC(), {"C": [1.0, 100.0], "gamma": [1e-5, 0.05]}, cv=3, return_train_score=True,
                            storage=url, name="rt").fit(x, y)
     res = search.cv_results_
-    cells = [f"{tr:.4g} ({tr - va:+.2g})" for tr, va in zip(res["mean_train_score"], res["mean_test_score"], strict=True)]
+    cells = [f"{tr:.4g} ({tr - va:+.4g})" for tr, va in zip(res["mean_train_score"], res["mean_test_score"], strict=True)]
     assert any(c.startswith("1 (+0.3") for c in cells), cells  # gamma=0.05 learns the training folds by heart
     assert main(["show", "rt", "--storage", url]) == 0
     out = capsys.readouterr().out
@@ -270,4 +270,20 @@ def test_a_fold_function_s_train_value_is_the_training_score_over_the_folds_vali
     assert train_and_validation(study.trials[0].attrs["cv"]) == (1.5, 0.5)
     record = {"folds": 3, "key": "test_f1", "scores": {"test_f1": [0.5, "x", 0.7], "train_f1": [1.0, 1.0, True]}}
     assert train_and_validation(record) == (1.0, 0.5)
+    # the trial's value averages folds 0 and 2 (0.6); the gap is over fold 0 alone, and its cell says so
+    from tunesmith.cv import paired_folds
+    from tunesmith.report import train_cell
+
+    assert paired_folds(record) == (1, 2)
+    trial = _study().add_trial({"a": 0.5}, value=0.6, attrs={"cv": record})
+    assert train_cell(trial) == "1 (+0.5; 1 of 2 folds)"
+    assert train_cell(study.trials[0]) == "1.5 (+1)"  # every validated fold has its training score: no count
     assert train_and_validation({"folds": 2, "key": "score", "scores": {"score": [0.5]}}) is None
+    # a loss in the thousands (neg_mean_squared_error) and one in thousandths: the gap as the score, never "+5.1e+02"
+    from tunesmith.report import train_cell
+
+    for train, validation, cell in ((-2876.4, -3387.6, "-2876 (+511.2)"), (0.00121, 0.00173, "0.00121 (-0.00052)")):
+        study = _study()
+        study.optimize(lambda trial, tr=train, va=validation: cv.cross_validate(
+            trial, lambda _t, _v: {"score": va, "train": tr}, cv.kfold(20, k=4), key="score"), n_trials=1)
+        assert train_cell(study.trials[0]) == cell

@@ -5,6 +5,7 @@ the live "changes since" endpoint, server-side reduction of large studies, bad i
 from __future__ import annotations
 
 import contextlib
+import errno
 import html
 import io
 import json
@@ -386,6 +387,63 @@ def test_a_port_in_use_is_refused_before_reading_with_a_clear_message(url: str, 
     assert "read 2 of 2" not in err and "Ctrl-C" not in err  # refused before reading, never claims to serve
     assert main(["dashboard", "--storage", url, "--host", "192.0.2.1", "--port", str(port)]) == 2  # not ours
     assert f"cannot listen on 192.0.2.1:{port}" in capsys.readouterr().err
+
+
+def _ipv6_loopback_or_skip() -> None:
+    try:
+        socket.create_server(("::1", 0), family=socket.AF_INET6).close()
+    except OSError:
+        pytest.skip("no IPv6 loopback")
+
+
+@pytest.mark.parametrize("first", ["bound", "listening"])
+def test_a_program_on_localhost_s_other_address_is_refused_before_reading(
+        url: str, first: str, monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
+    """A dashboard on 127.0.0.1 left [::1] of its port to anyone: a browser opening http://localhost:PORT/ reached
+    their server first, and a page of theirs shares the dashboard's origin (tests/test_dashboard_browser.py shows the
+    attack). Another program there is named, before the studies are read, and nothing is served."""
+    import uvicorn
+
+    _ipv6_loopback_or_skip()
+    served: list[Any] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served.append(app))
+    with socket.socket(socket.AF_INET6) as other:
+        other.bind(("::1", 0))
+        if first == "listening":
+            other.listen()
+        port = other.getsockname()[1]
+        assert main(["dashboard", "--storage", url, "--port", str(port)]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot listen on 127.0.0.1:{port} safely: another program is bound to [::1]:{port}" in err, err
+    assert "http://localhost:" in err and "--port N" in err and "read 2 of 2" not in err and not served, err
+
+
+def test_no_other_program_can_listen_on_localhost_s_other_address_while_the_dashboard_serves(
+        url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import uvicorn
+
+    _ipv6_loopback_or_skip()
+    tried: list[str] = []
+
+    def run(app: Any, *, host: str, port: int, **kw: Any) -> None:  # another user's server, while it serves
+        other = "127.0.0.1" if ":" in host else "::1"
+        with socket.socket(socket.AF_INET6 if ":" in other else socket.AF_INET) as theirs:
+            theirs.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                theirs.bind((other, port))
+                theirs.listen()
+                tried.append(f"{other} taken")
+            except OSError as exc:
+                tried.append(f"{other} {errno.errorcode.get(exc.errno or 0, exc)}")
+
+    monkeypatch.setattr(uvicorn, "run", run)
+    port = free_port()
+    assert main(["dashboard", "--storage", url, "--port", str(port)]) == 0
+    assert main(["dashboard", "--storage", url, "--host", "::1", "--port", str(port)]) == 0
+    assert main(["dashboard", "--storage", url, "--host", "127.0.0.2", "--port", str(port)]) == 0  # not localhost's
+    assert tried == ["::1 EADDRINUSE", "127.0.0.1 EADDRINUSE", "::1 taken"]
+    with socket.socket(socket.AF_INET6) as after:  # given back when the server stops
+        after.bind(("::1", port))
 
 
 def test_the_server_reads_every_study_before_it_answers(url: str, monkeypatch: pytest.MonkeyPatch,

@@ -204,6 +204,52 @@ def test_another_user_of_the_machine_cannot_read_the_dashboard(served: tuple[str
             assert got.stdout.startswith(answer), (header, source, to, user, got.stdout + got.stderr)
 
 
+def test_another_user_cannot_serve_http_localhost_beside_the_dashboard(served: tuple[str, str]) -> None:
+    """The dashboard listened on 127.0.0.1 only, and [::1] of its port was anyone's: another user's server there got
+    the browser's http://localhost:PORT/ (IPv6 first), and its page, of the dashboard's own origin, read every study
+    from the dashboard once that server had closed (the browser then went on to 127.0.0.1; the Host was localhost).
+    Now the dashboard holds [::1] of its port, so no one else can listen there and the browser reaches the dashboard."""
+    import socket
+
+    sync_api = browser_or_skip()
+    base, _ = served
+    port = int(base.rsplit(":", 1)[1])
+    try:
+        socket.create_server(("::1", 0), family=socket.AF_INET6).close()
+    except OSError:
+        pytest.skip("no IPv6 loopback")
+    page_of_theirs = (b"<!doctype html><title>theirs</title><script>setTimeout(async () => { const r = await "
+                      b"fetch('/api/studies'); document.title = 'read: ' + (await r.text()).slice(0, 60); }, 1000)"
+                      b"</script>")
+    squatter = socket.socket(socket.AF_INET6)
+    squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        squatter.bind(("::1", port))
+        squatter.listen()
+    except OSError:
+        squatter.close()
+    else:
+        def serve_once() -> None:  # one page, then gone: the page's next requests go on to 127.0.0.1
+            with squatter:
+                squatter.settimeout(30)
+                with contextlib.suppress(OSError), squatter.accept()[0] as c:
+                    c.recv(65536)
+                    c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nConnection: close\r\n"
+                              b"Content-Length: %d\r\n\r\n" % len(page_of_theirs) + page_of_theirs)
+
+        threading.Thread(target=serve_once, daemon=True).start()
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(f"http://localhost:{port}/")
+            page.wait_for_timeout(2000)
+            title = page.title()
+        finally:
+            browser.close()
+    assert title == "studies - tunesmith", title  # before: 'read: {"studies":[{"name":"live",...'
+
+
 def _own_network_address() -> list[str]:
     """This machine's IPv4 address on its route out, if it has one: a UDP socket's connect sends nothing."""
     import socket

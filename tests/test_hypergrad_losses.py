@@ -150,3 +150,17 @@ def test_a_start_that_the_models_dtype_rounds_onto_a_bound_is_refused_by_name(kw
     with pytest.raises(ValueError, match=f"classifier_losses: {said} in torch.float16, the model's dtype, on a bound"):
         classifier_losses(model, **kw)
     classifier_losses(model.float(), **kw)  # float32 holds them
+
+
+def test_a_printed_result_is_a_summary_not_every_weight() -> None:
+    """Before: ``print(result)`` printed the dataclass's repr, every weight tensor twice (``params``
+    and ``best_params``) and each step's hyperparameters: hundreds of lines for a small MLP."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 32), nn.ReLU(), nn.Linear(32, 2))
+    train, val = _data()
+    result = _tune(classifier_losses(model, l2="weight", label_smoothing=0.1), train, val)
+    text = repr(result)
+    assert len(text.splitlines()) == 1 and len(text) < 400, text
+    assert text.startswith(f"TuneResult(2 outer steps; best: steps[{result.best}] (score ")
+    assert "'l2.0.weight': tensor of (32, 6) in [" in text and "'label_smoothing': 0.1" in text
+    assert "params: 4 tensors, 290 weights" in text

@@ -545,6 +545,32 @@ def test_the_trials_to_run_for_importance_count_those_a_pruner_stops() -> None:
         only_pruned.importance()
 
 
+def test_importance_of_a_study_whose_every_trial_failed_names_the_error_to_fix_first(tmp_path: Path, capsys) -> None:
+    """Every trial failed: "run at least 10 more" was all it said, though more trials would fail alike."""
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    study = ts.Study(SPACE, storage=url, name="broken", sampler="random", seed=0)
+
+    def objective(trial: ts.Trial) -> float:
+        raise FileNotFoundError(f"no data at /data/train.csv\x1b[2J (trial {trial.number})")
+
+    study.optimize(objective, n_trials=3)
+    said = (r"got 0 \(left out: 3 failed\); every one of the 3 finished trials failed \(the last, #2: FileNotFoundError: "
+            r"no data at /data/train.csv\\x1b\[2J \(trial 2\).*\): fix what fails in the objective \(tunesmith show lists "
+            r"each trial's error\), then run at least 10 more and ask again$")
+    with pytest.raises(ValueError, match=said):
+        study.importance()
+    assert main(["importance", "broken", "--storage", url]) == 2
+    err = capsys.readouterr().err
+    assert "every one of the 3 finished trials failed" in err and "\x1b" not in err  # the ESC as its escape
+    one = ts.Study(SPACE, sampler="random", seed=0)
+    one.tell(one.ask(), state="failed")
+    with pytest.raises(ValueError, match=r"the one finished trial failed \(the last, #0: marked failed by tell\(\)\)"):
+        one.importance()
+    one.optimize(lambda t: closed_form(t.params), n_trials=1)  # one complete: the rate advice as before
+    with pytest.raises(ValueError, match=r"got 1 \(left out: 1 failed\); run at least 9 more \(study"):
+        one.importance()
+
+
 def test_the_trials_to_run_for_importance_follow_a_completion_rate_that_falls() -> None:
     """ASHA lets fewer trials complete as its rungs fill: at 2 of its first 20, "run at least 80 more" gave 3
     complete trials, not 8. The advice follows the later half of the trials where it completed fewer, and
@@ -696,6 +722,16 @@ def test_the_printed_table_aligns_wide_and_combining_names_by_the_columns_they_t
     rows = str(study.importance()).splitlines()[1:]
     starts = {cell_len(row[:row.rindex("  ") + 2]) for row in rows if "±" in row}  # where the numbers begin
     assert len(starts) == 1, rows
+    # a Hangul syllable written decomposed (its vowel takes no column of its own: 2 columns, not 3), a soft
+    # hyphen (printed: 1 column, not 0) and a zero-width space (0) were counted otherwise than a terminal draws them
+    space = {"\u1112\u1161\u11a8\u1109\u1173\u11b8": ts.Float(0, 1), "learn\u00adrate": ts.Float(0, 1),
+             "zero\u200bwidth": ts.Float(0, 1), "x": ts.Float(0, 1)}
+    study = ts.Study(space, sampler="random", seed=0)
+    names = list(space)
+    study.optimize(lambda t: 3 * t.params[names[0]] + t.params[names[1]] ** 2 + t.params[names[2]], n_trials=14)
+    rows = str(study.importance()).splitlines()[1:]
+    starts = {cell_len(row[:row.rindex("  ") + 2]) for row in rows if "±" in row}
+    assert len(starts) == 1, rows
 
 
 def test_a_searchs_study_is_told_to_fit_the_search_again_not_to_optimize(tmp_path: Path) -> None:
@@ -741,7 +777,3 @@ def test_a_searchs_study_is_told_to_fit_the_search_again_not_to_optimize(tmp_pat
                                          r"give its parameters more values \(or distributions, with n_trials=...\), "
                                          r"fit it again and ask again"):
         grid.study_.importance()
-    from tunesmith.importance.data import SEARCH_SETUP
-    from tunesmith.sklearn.checks import SETUP_ATTR
-
-    assert SEARCH_SETUP == SETUP_ATTR  # the name importance reads is the one the search writes

@@ -214,8 +214,8 @@ def test_tell_names_the_states_it_takes() -> None:
     assert study.trials[0].state is TrialState.RUNNING  # nothing written
 
 
-def test_ask_resumes_with_trial_attributes() -> None:
-    study = ts.Study(SPACE, pruner=ASHA(min_resource=1, reduction_factor=3, curve="best", pause=True, max_resource=27), seed=1)
+def _second_reported_twice(study: ts.Study) -> ts.Trial:
+    """Trial 0 told 0.1 after reports at steps 0 and 1; trial 1 asked and reported 0.5 at both (returned)."""
     first = study.ask()
     first.report(0.1, 0)
     first.report(0.1, 1)
@@ -223,16 +223,26 @@ def test_ask_resumes_with_trial_attributes() -> None:
     t = study.ask()
     t.report(0.5, 0)
     t.report(0.5, 1)
+    return t
+
+
+def _four_pruned_at_rung_1(study: ts.Study) -> None:
+    for v in (0.9, 0.8, 0.7, 0.6):
+        o = study.ask()
+        o.report(v, 0)
+        o.report(v, 1)
+        study.tell(o, state="pruned")
+
+
+def test_ask_resumes_with_trial_attributes() -> None:
+    study = ts.Study(SPACE, pruner=ASHA(min_resource=1, reduction_factor=3, curve="best", pause=True, max_resource=27), seed=1)
+    t = _second_reported_twice(study)
     t.set_attr("checkpoint", "ck.pt")
     assert t.decision() is Decision.PAUSE
     paused = study.tell(t, state="paused")
     assert paused.state is TrialState.PAUSED and paused.value == 0.5
     assert study.trials_in("failed") == []
-    for v in (0.9, 0.8, 0.7, 0.6):  # rung 1 now holds 6 trials: quota 2, trial 1 qualifies
-        o = study.ask()
-        o.report(v, 0)
-        o.report(v, 1)
-        study.tell(o, state="pruned")
+    _four_pruned_at_rung_1(study)  # rung 1 now holds 6 trials: quota 2, trial 1 qualifies
     again = study.ask()
     assert again.number == t.number and again.params == t.params and again.is_resumed
     assert again.start_step == 2 and again.resume_from == "ck.pt"
@@ -327,6 +337,46 @@ def _check_parallel(study: ts.Study, folder: Path) -> list[int]:
     pids = [int(pid) for number, start, pid in lines if (number, start) == ("1", "2")]
     assert len(pids) == 1, "trial 1 was not resumed"
     return pids
+
+
+@pytest.mark.parametrize("planted", [None, "folder-others-may-write", "theirs"])
+def test_a_checkpoint_a_storage_writer_named_is_not_handed_to_the_resumed_trial(tmp_path: Path, planted: str | None) -> None:
+    """``trial.resume_from`` is ``attrs["checkpoint"]`` as stored, and docs/pruning.md's objective loads it: whoever
+    may write the study's database pointed a paused trial's at a file of theirs, whose weights the resumed trial
+    then trained on (and torch before 2.6 ran code from such a file even with weights_only=True)."""
+    import sqlite3
+
+    if planted == "theirs" and os.getuid() != 0:
+        pytest.skip("a file of another user: root makes it (chown)")
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    study = ts.Study(SPACE, storage=url, name="s", seed=1,
+                     pruner=ASHA(min_resource=1, reduction_factor=3, curve="best", pause=True, max_resource=27))
+    t = _second_reported_twice(study)
+    own = tmp_path / "ck.pt"
+    own.write_bytes(b"the user's weights")
+    t.set_attr("checkpoint", str(own))
+    assert study.tell(t, state="paused").state is TrialState.PAUSED
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    theirs = shared / "ck.pt"
+    theirs.write_bytes(b"their weights")
+    if planted == "folder-others-may-write":
+        shared.chmod(0o777)
+    elif planted == "theirs":
+        os.chown(theirs, 65534, 65534)
+    if planted:
+        with sqlite3.connect(tmp_path / "study.db") as db:  # a writer of the database
+            db.execute("UPDATE ts_trials SET attrs = json_set(attrs, '$.checkpoint', ?) WHERE number = ?",
+                       (str(theirs), t.number))
+    _four_pruned_at_rung_1(study)  # rung 1 now holds 6 trials: trial 1 is promoted
+    again = study.ask()
+    assert again.number == t.number and again.is_resumed
+    if not planted:
+        assert again.resume_from == str(own)
+        return
+    with pytest.raises(ts.UntrustedPathError, match=rf"trial {t.number}'s checkpoint to resume from .*ck\.pt.*"
+                                                    r"(owned by another user|can be written by other users)"):
+        again.resume_from  # noqa: B018 - the property refuses
 
 
 def test_pause_resume_with_threads_on_memory(tmp_path: Path) -> None:

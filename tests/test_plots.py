@@ -213,6 +213,57 @@ def test_an_output_over_another_user_s_file_in_a_sticky_folder_is_refused_in_a_s
         shutil.rmtree(folder)
 
 
+@pytest.mark.skipif(not hasattr(os, "fork") or not hasattr(os, "geteuid") or os.geteuid() != 0,
+                    reason="needs root: the folder's owner, and the user (nobody) who writes in it")
+@pytest.mark.parametrize("swapped_for", ["link", "hard-link"])
+def test_an_output_swapped_while_it_is_written_in_place_writes_no_other_file(swapped_for: str) -> None:
+    """In a folder the user may not add files to (another user's, 0755), an output of the user's there is written in
+    place, since no file can be made beside it. Its folder's owner replaced it, after the look and before the write,
+    with a link (or another name) of a file of the user's: ``open(path, "wb")`` emptied that file and wrote the
+    report into it. Now the file opened is written only when it is still the one looked at."""
+    import shutil
+    import sys
+    import tempfile
+    import threading
+
+    from conftest import said_as_nobody
+
+    from tunesmith.plots import replace_file
+
+    base = Path(tempfile.mkdtemp(dir="/tmp"))
+    try:
+        os.chmod(base, 0o755)
+        theirs, home = base / "team", base / "home"  # the folder's owner: root; the user: nobody
+        theirs.mkdir(mode=0o755)
+        home.mkdir(mode=0o700)
+        os.chown(home, 65534, 65534)
+        precious, out = home / "notes.txt", theirs / "report.html"
+        for f in (precious, out):
+            f.write_text("the user's own")
+            os.chown(f, 65534, 65534)
+        looked, swapped = os.pipe(), os.pipe()
+
+        def owner() -> None:  # swaps the output once the writer has looked at it (it then tried a file beside it)
+            os.read(looked[0], 1)
+            out.unlink()
+            os.symlink(precious, out) if swapped_for == "link" else os.link(precious, out)
+            os.write(swapped[1], b"!")
+
+        def write() -> None:
+            sys.addaudithook(lambda event, args: (os.write(looked[1], b"!"), os.read(swapped[0], 1))
+                             if event == "open" and str(args[0]).startswith(str(theirs / ".report.html.")) else None)
+            replace_file(out, lambda f: f.write(b"<html>the report</html>"))
+
+        thread = threading.Thread(target=owner, daemon=True)
+        thread.start()
+        said = said_as_nobody(write)
+        thread.join(10)
+        assert precious.read_text() == "the user's own", said  # before: '<html>the report</html>'
+        assert str(out) in said, said
+    finally:
+        shutil.rmtree(base)
+
+
 def test_the_dashboard_s_figure_json_is_plotly_s_json_of_the_figure(study: ts.Study) -> None:
     """figure_json adds the template to the JSON instead of letting plotly copy it into the figure, and
     the process diagram sets its boxes at once: the browser must get the same figure either way."""

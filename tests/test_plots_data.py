@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import textwrap
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -533,6 +534,17 @@ def test_a_contour_of_trials_that_span_no_surface_says_why_not_only_how_many() -
     assert chart([(1, 1), (3, 3)]) == head + "2"
 
 
+def test_contours_of_a_study_without_a_complete_trial_say_so_once_as_the_slices_do() -> None:
+    """Every trial failed: the contours said "a contour over C and x needs at least 3 complete trials spread
+    over both; 's' has 0" once for each pair, where the slices said why in one line."""
+    s = snap([("failed", None)] * 4 + [("pruned", 0.5)])
+    charts = plots.contours(s)
+    assert [c.message for c in charts] == ["study 's' has no complete trial yet (1 pruned, 4 failed)"]
+    assert charts[0].message == plots.slices(s)[0].message and charts[0].empty
+    asked = plots.contours(s, params=["C", "x"])
+    assert [c.message for c in asked] == [charts[0].message]
+
+
 def test_a_contour_of_one_value_says_so_rather_than_draw_a_scale_of_rounding() -> None:
     """Thirty trials of value 2 drew one colour under a scale labelled -1.998 to 1.998 (offset
     "1e-14+2") in matplotlib: the value's rounding, read as a range."""
@@ -634,6 +646,85 @@ def test_long_parameter_names_are_cut_in_the_middle_on_image_axes_and_never_made
     plt.close(ax.figure)
     alike = ["a" * 20 + "X" + "b" * 20, "a" * 20 + "Y" + "b" * 20]  # cut, both would read "aaaaaaaaa…bbbbbbbbbb"
     assert short_labels(alike, width=20) == alike
+
+
+def test_an_image_of_pairs_of_long_names_is_widened_so_no_label_runs_off_its_edge(tmp_path: Path) -> None:
+    """A pair of two long names ("a…b × c…d", 67 characters) ran off a 7-inch image's left edge (matplotlib:
+    "Tight layout not applied"); the image is widened for its labels, the bars keeping their width."""
+    from PIL import Image
+
+    a = "Lernrate_für_den_Optimierer_der_ersten_Schicht_des_Netzwerks"
+    b = "Gewichtsabnahme_für_alle_Faltungsschichten_und_vollverbundenen"
+    imp = Importances("fanova", (Effect((a,), 0.6, 0.05), Effect((b,), 0.2, 0.02)), (Effect((a, b), 0.1, 0.01),), 50)
+    out = tmp_path / "importance.png"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "Tight layout not applied": the labels did not fit
+        plots.save(plots.importance_bars(imp), out)
+    pixels = np.asarray(Image.open(out).convert("L"))
+    assert pixels[:, :2].min() == 255 and pixels[:, -2:].min() == 255  # nothing drawn across either edge
+    plain = tmp_path / "short.png"  # short names: the image keeps its size
+    plots.save(plots.importance_bars(Importances("fanova", (Effect(("lr",), 1.0, 0.0),), (), 50)), plain)
+    assert Image.open(plain).size == (840, 540) and Image.open(out).size[0] > 840
+
+
+def test_a_log_integer_parameter_is_ticked_with_its_values_in_an_image() -> None:
+    """n_estimators (5 to 200, log) over trials from 34 to 94 was ticked "2×10¹ 3×10¹ 4×10¹ 6×10¹"."""
+    space = ts.Space({"n_estimators": ts.Int(5, 200, log=True), "lr": ts.Float(1e-3, 1.0, log=True)})
+    trials = tuple(FrozenTrial(i, TrialState.COMPLETE, {"n_estimators": n, "lr": lr}, value=float(i))
+                   for i, (n, lr) in enumerate([(34, 0.01), (44, 0.02), (71, 0.05), (94, 0.03)]))
+    study = plots.Snapshot("s", Direction.MINIMIZE, space, trials)
+    n, lr = plots.slices(study)
+    ax = to_matplotlib(n)
+    ax.figure.canvas.draw()
+    labels = [t.get_text() for t in (*ax.get_xticklabels(), *ax.get_xticklabels(minor=True)) if t.get_text()]
+    assert labels and all(label.isdigit() for label in labels) and "40" in labels, labels
+    plt.close(ax.figure)
+    ax = to_matplotlib(lr)  # a float's log axis keeps matplotlib's powers of ten
+    ax.figure.canvas.draw()
+    assert any("10^" in t.get_text() for t in ax.get_xticklabels())
+    plt.close(ax.figure)
+
+
+def test_importance_bands_stop_at_zero_in_both_renderers() -> None:
+    """fANOVA's band (the trees' spread, 0.07) under a fraction of 0.04 was drawn down to -0.03: no share
+    of the variance is negative. The band above keeps its whole length."""
+    imp = Importances("fanova", (Effect(("C",), 0.55, 0.26), Effect(("gamma",), 0.04, 0.07)),
+                      (Effect(("C", "gamma"), 0.0, 0.02),), 99)
+    bars = plots.importance_bars(imp)
+    html = to_plotly(bars).data[0]
+    assert list(html.x) == [0.0, 0.04, 0.55] and list(html.error_x.array) == [0.02, 0.07, 0.26]
+    assert list(html.error_x.arrayminus) == [0.0, 0.04, 0.26]
+    ax = to_matplotlib(bars)
+    ends = [x for line in ax.collections for seg in line.get_segments() for x, _ in seg]  # the error bars' lines
+    assert ends and min(ends) == 0.0 and max(ends) == pytest.approx(0.81)
+    plt.close(ax.figure)
+
+
+def test_characters_the_image_font_lacks_are_said_once_with_the_fix(tmp_path: Path) -> None:
+    """A study named in Chinese printed matplotlib's "Glyph 27169 (...) missing from font(s) DejaVu Sans" for
+    each character each time it was drawn: 81 lines before the command's own."""
+    imp = Importances("fanova", (Effect(("学习率_模型",), 0.7, 0.05), Effect(("lr",), 0.3, 0.02)), (), 50)
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        plots.save(plots.importance_bars(imp), tmp_path / "i.png")
+    texts = [str(w.message) for w in said]
+    assert not any(t.startswith("Glyph") for t in texts), texts
+    (glyphs,) = [t for t in texts if "has no glyph" in t]
+    assert "5 characters of its text (学习率模型)" in glyphs and "font.family" in glyphs and "HTML" in glyphs
+
+
+def test_the_best_so_far_of_a_study_of_one_trial_is_drawn_as_a_dot() -> None:
+    """With one trial the history's "best so far" was a step line of one point: a legend entry, nothing drawn."""
+    chart = plots.history_data(snap([("complete", 0.3)]))
+    assert chart.find("best-so-far").x == [0]
+    (best,) = [t for t in to_plotly(chart).data if t.name == "best so far"]
+    assert best.mode == "lines+markers"
+    ax = to_matplotlib(chart)
+    (line,) = [line for line in ax.get_lines() if line.get_gid() == "best-so-far"]
+    assert line.get_marker() == "o"
+    plt.close(ax.figure)
+    two = to_plotly(plots.history_data(snap([("complete", 0.3), ("complete", 0.2)])))
+    assert [t.mode for t in two.data if t.name == "best so far"] == ["lines"]
 
 
 def test_overfitting_graph_of_a_trial_marks_the_stop_and_the_restored_best() -> None:
@@ -1086,7 +1177,7 @@ def test_contours_of_a_conditional_space_pair_the_parameters_of_the_best_trials_
     assert not any(c.empty for c in cs[:-1])
     assert cs[-1].empty and (cs[-1].message or "").endswith("plots.contours(study, params=['depth', 'rate'])")
     named = plots.contours(study, params=["alpha", "C"])  # asked for: drawn as asked, with the reason
-    assert len(named) == 1 and named[0].empty and "needs at least 3 complete trials" in (named[0].message or "")
+    assert len(named) == 1 and named[0].empty and "alpha and C are never active together" in (named[0].message or "")
 
 
 def test_contours_of_branches_that_share_no_pair_say_so_and_hint_only_a_pair_that_meets() -> None:
@@ -1116,8 +1207,8 @@ def test_contours_of_branches_that_share_no_pair_say_so_and_hint_only_a_pair_tha
     study.optimize(lambda t: {"a": 1, "b": 0, "c": 3}[t.params["model"]] + 0.01 * t.number, n_trials=30)
     cs = plots.contours(study)  # w has no partner: no hint to draw it
     assert [(c.x_label, c.y_label) for c in cs] == [("lr", "x"), ("lr", "y")]
-    empty = ts.Study(two, name="empty")
-    assert all(c.empty for c in plots.contours(empty)) and (plots.contours(empty)[-1].message or "").count(",") >= 1
+    empty = ts.Study(two, name="empty")  # no trial yet: said once, as the slices say it
+    assert [c.message for c in plots.contours(empty)] == ["study 'empty' has no complete trial yet"]
 
 
 def test_contour_messages_name_a_list_of_dicts_parameters_as_show_does_and_take_those_names() -> None:
@@ -1132,7 +1223,19 @@ def test_contour_messages_name_a_list_of_dicts_parameters_as_show_does_and_take_
     assert one[0].message == ("a contour needs two numeric parameters; only ['C [branch 0]'] was asked for (see the "
                               "slice plot for the others)")
     apart = plots.contours(study, params=["C [branch 1]", "0:C"])  # each name taken as show gives it
-    assert apart[0].message.startswith("a contour over C [branch 1] and C [branch 0] needs at least 3")
+    # two branches' parameters never meet: "needs at least 3 complete trials ... has 0" read as "run more"
+    assert apart[0].message == ("C [branch 1] and C [branch 0] are never active together: the conditional space puts "
+                                "them in different branches ('svm' has C [branch 1] in 8 and C [branch 0] in 4 of its "
+                                "12 complete trials); see the slice plot for each"), apart[0].message
+    nested = ts.Space({"model": ts.Categorical(["svm", "tree"]), "kernel": ts.Categorical(["rbf", "poly"],
+                       when={"model": ["svm"]}), "gamma": ts.Float(0.01, 1, when={"kernel": ["rbf"]}),
+                       "depth": ts.Int(1, 9, when={"model": ["tree"]}), "degree": ts.Int(2, 5, when={"kernel": ["poly"]})})
+    deep = ts.Study(nested, name="deep", sampler="random", seed=0)
+    deep.optimize(lambda t: float(t.number), n_trials=8)
+    assert "never active together" in plots.contour(deep, "gamma", "depth").message  # apart through 'kernel'
+    assert "never active together" in plots.contour(deep, "gamma", "degree").message
+    few = ts.Space({"a": ts.Float(0, 1), "b": ts.Float(0, 1, when={"c": ["on"]}), "c": ts.Categorical(["on", "off"])})
+    assert "needs at least 3" in plots.contour(ts.Study(few, name="few"), "a", "b").message  # could meet: no trial yet
     drawn = plots.contours(study, params=["C [branch 0]", "gamma"])
     assert [(c.x_label, c.y_label, c.empty) for c in drawn] == [("C [branch 0]", "gamma", False)]
     with pytest.raises(ValueError, match=r"got 'C \[branch 0\]' twice"):

@@ -1083,6 +1083,34 @@ def test_evaluate_best_scores_the_top_configurations_on_a_test_split() -> None:
     assert len(stored_results(search.study_)) == 2
 
 
+def test_tunesmith_imports_no_private_scikit_learn_function_an_upgrade_may_move() -> None:
+    """evaluate_best counted rows with scikit-learn's private ``_num_samples``; the imports of private names
+    that remain are those scikit-learn offers other packages (``BaseSearchCV``'s module, ``_safe_indexing``,
+    listed in its API reference, and the metadata-routing helpers its public ``metadata_routing`` module
+    exports for third-party estimators)."""
+    import ast
+
+    private = set()
+    for path in (Path(ts.__file__).parent).rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "sklearn":
+                private |= {f"{node.module}.{a.name}" for a in node.names
+                            if a.name.startswith("_") or "._" in f".{node.module}"}
+    assert private == {"sklearn.model_selection._search.BaseSearchCV", "sklearn.utils._safe_indexing",
+                       "sklearn.utils.metadata_routing._raise_for_params",
+                       "sklearn.utils.metadata_routing._routing_enabled"}
+    import pandas as pd
+    from scipy import sparse
+
+    from tunesmith.sklearn.search import _n_samples
+
+    rows = np.arange(12.0).reshape(4, 3)
+    for data in (rows, rows.tolist(), pd.DataFrame(rows), pd.Series(rows[:, 0]), sparse.csr_matrix(rows), rows[:, 0]):
+        assert _n_samples(data) == 4
+    with pytest.raises(TypeError, match="evaluate_best expects arrays of samples .* got int"):
+        _n_samples(4)
+
+
 def test_parallel_trials_with_a_pruner() -> None:
     search = TunedSearchCV(LogisticRegression(max_iter=300), {"C": loguniform(1e-3, 1e2)}, n_trials=6, cv=3,
                            random_state=0, n_jobs=2, pruner="median").fit(X, Y)
@@ -1377,6 +1405,27 @@ def _plant_claim(study: ts.Study, claim: object, *, over: bool = False) -> None:
     from tunesmith.study.manage import change_setting
 
     change_setting(study, "search_claim", lambda stored: claim if over or stored is None else stored)
+
+
+def test_a_fit_opening_its_study_leaves_another_thread_s_resume_line_said(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """While a fit opens its study, the filter that drops the Study's resume line (the fit says its own) was
+    on the process's logger for every thread: a study another thread resumed meanwhile said nothing."""
+    import threading
+
+    from tunesmith.sklearn.search import _opening
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    ts.Study({"x": ts.Float(0, 1)}, storage=url, name="other").optimize(lambda t: t.params["x"], n_trials=2)
+    with caplog.at_level("INFO", logger="tunesmith"), _opening(0):
+        ts.Study({"x": ts.Float(0, 1)}, storage=url, name="other", load_if_exists=True)  # this thread's: dropped
+        assert not [r for r in caplog.records if "resuming it" in r.getMessage()]
+        elsewhere = threading.Thread(target=ts.Study, args=({"x": ts.Float(0, 1)},),
+                                     kwargs={"storage": url, "name": "other", "load_if_exists": True})
+        elsewhere.start()
+        elsewhere.join()
+    said = [r.getMessage() for r in caplog.records]
+    assert [m for m in said if "'other'" in m and "holds 2 trials: resuming it" in m], said
 
 
 @pytest.mark.parametrize("verbose", [0, 1])

@@ -243,7 +243,7 @@ def test_adam_space_names_are_config_fields_with_sensible_priors() -> None:
     for _ in range(20):
         TrainConfig().with_params(study.ask().params)  # every sample is a valid config
     with pytest.raises(ValueError, match="schedules"):
-        adam_space(schedules=["linear"])
+        adam_space(schedules=["onecycle"])
 
 
 def test_space_parameter_that_breaks_the_config_is_reported_early() -> None:

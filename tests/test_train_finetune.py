@@ -254,3 +254,33 @@ def test_batch_norm_frozen_by_hand_is_said_in_the_singular_and_per_class(
     said = [r.getMessage() for r in caplog.records if "frozen by hand" in r.getMessage()]
     assert len(said) == 2, said
     assert "1 batch norm layer of the " in said[0] and "has its weights frozen by hand" in said[0]
+
+
+def test_a_head_frozen_with_the_whole_model_is_said_to_keep_its_first_weights(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Before: freeze(model) then unfreeze_last(blocks, 1) and head="head" trained the last block only; the
+    head (a new one: random) never moved and nothing said so."""
+    from tunesmith.train import optim, unfreeze
+
+    monkeypatch.setattr(optim, "_SAID_HEAD", weakref.WeakSet(), raising=False)
+    train, val = split(96)
+    model = Net()
+    freeze(model)
+    unfreeze_last(model.backbone, 1)
+    before = snapshot(model)
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        Trainer(model, CFG, head="head").fit(train, val)
+    assert not changed(before, snapshot(model), "head.weight")  # what the warning is about
+    said = [r.getMessage() for r in caplog.records if "is frozen" in r.getMessage()]
+    assert len(said) == 1 and "the head 'head' of the Net is frozen" in said[0], said
+    assert "tunesmith.train.unfreeze(model.head)" in said[0]
+    caplog.clear()
+    monkeypatch.setattr(optim, "_SAID_HEAD", weakref.WeakSet())
+    model = Net()
+    freeze(model)
+    unfreeze_last(model.backbone, 1)
+    unfreeze(model.head)  # the fix: the head trains, nothing to say
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        Trainer(model, CFG, head="head").fit(train, val)
+    assert not [r for r in caplog.records if "is frozen" in r.getMessage()]

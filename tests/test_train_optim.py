@@ -177,3 +177,19 @@ def test_an_unknown_field_names_the_one_meant() -> None:
     with pytest.raises(TypeError, match=r"no field 'betas1' \(did you mean 'beta1'\?\), 'zz';"):
         TrainConfig(betas1=0.9, zz=1)
     assert TrainConfig(lr=0.1).with_params({"lr": 0.2, "hidden": 3}).lr == 0.2  # other keys: build_model's
+
+
+@pytest.mark.parametrize(("name", "field"), [("adam_beta2", "beta2"), ("adam_epsilon", "eps"),
+                                             ("num_train_epochs", "epochs"), ("lr_scheduler_type", "schedule"),
+                                             ("gradient_accumulation_steps", "accumulate"), ("save_total_limit", "keep_last"),
+                                             ("eta_min", "min_lr"), ("per_device_train_batch_size", "batch_size")])
+def test_a_field_named_as_torch_hugging_face_or_keras_name_it_names_the_one_meant(name: str, field: str) -> None:
+    """Before: ``TrainConfig(adam_beta2=0.98)``, as Hugging Face's TrainingArguments spells it, said only
+    "no field 'adam_beta2'" and listed every field."""
+    with pytest.raises(TypeError, match=rf"no field '{name}' \(did you mean '{field}'\?\)"):
+        TrainConfig(**{name: 1})
+
+
+def test_torch_betas_says_to_give_beta1_and_beta2() -> None:
+    with pytest.raises(TypeError, match=r"no field 'betas' \(give beta1=\.\.\., beta2=\.\.\.: torch's betas"):
+        TrainConfig(betas=(0.9, 0.99))

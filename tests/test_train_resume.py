@@ -105,6 +105,35 @@ def test_resume_with_another_learning_rate_is_refused(tmp_path: Path) -> None:
     assert len(history.records) == 4 and history.records[-1].lr == pytest.approx(1e-3)  # more epochs: resumed
 
 
+@pytest.mark.parametrize("schedule", ["cosine", "warmup_fraction"])
+def test_a_longer_resumed_run_whose_schedule_stretches_says_the_rate_jumps(
+    schedule: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Before: resuming a cosine run with more epochs restarted its decay without a word (the rate
+    at the resumed step jumped from the saved run's to the longer schedule's); the same with a
+    warm-up given as a fraction of the run, which grows with it."""
+    kind = {"schedule": "cosine"} if schedule == "cosine" else {"warmup_fraction": 0.75}
+    cfg = TrainConfig(epochs=2, batch_size=16, lr=1e-3, checkpoint_dir=str(tmp_path), device="cpu", **kind)
+    Trainer(mlp(), cfg).fit(*split(64))
+    last = checkpoint.latest(tmp_path)
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        history = Trainer(mlp(), cfg.with_params({"epochs": 4})).fit(*split(64), resume_from=last)
+    assert len(history.records) == 4  # resumed all the same
+    assert "epochs=2 there, 4 here" in caplog.text and "a restart of its decay" in caplog.text, caplog.text
+
+
+def test_a_longer_resumed_run_whose_rates_go_on_as_saved_says_nothing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A constant or exponential schedule, or a warm-up in steps, does not depend on the run's length."""
+    for i, kind in enumerate(({"schedule": "exponential", "gamma": 0.5}, {"warmup_steps": 2})):
+        cfg = TrainConfig(epochs=2, batch_size=16, lr=1e-3, checkpoint_dir=str(tmp_path / str(i)), device="cpu", **kind)
+        Trainer(mlp(), cfg).fit(*split(64))
+        with caplog.at_level("WARNING", logger="tunesmith"):
+            Trainer(mlp(), cfg.with_params({"epochs": 4})).fit(*split(64), resume_from=checkpoint.latest(tmp_path / str(i)))
+    assert "resuming" not in caplog.text, caplog.text
+
+
 def test_a_run_resumed_from_its_moved_folder_names_its_best_checkpoint_there(tmp_path: Path) -> None:
     """The history inside a checkpoint names best.pt by the path it was written at: resumed from
     the folder moved elsewhere (a project folder moved, another machine), the run kept the old

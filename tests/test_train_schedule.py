@@ -30,6 +30,7 @@ FORMULAS = {
     "step": lambda s: 0.5 ** (s // 6),
     "exponential": lambda s: 0.5 ** (s / 6),
     "cosine": lambda s: 0.5 * (1 + math.cos(math.pi * s / 30)),
+    "linear": lambda s: 1 - s / 30,
 }
 
 
@@ -50,6 +51,18 @@ def test_linear_warmup_then_cosine_to_min_lr() -> None:
     expected += [LR * (m + (1 - m) * 0.5 * (1 + math.cos(math.pi * (s - 5) / 25))) for s in range(5, 30)]
     assert seen == pytest.approx(expected, rel=1e-12)
     assert max(seen) == pytest.approx(LR)
+
+
+def test_linear_warmup_then_linear_decay_to_min_lr() -> None:
+    """Before: "linear" (Hugging Face's default, warm-up then a straight line down) was refused;
+    a study could not compare it with cosine."""
+    cfg = TrainConfig(lr=LR, schedule="linear", epochs=5, batch_size=8, warmup_steps=5, min_lr=1e-3)
+    seen, _ = applied_lrs(cfg)
+    m = 1e-3 / LR
+    expected = [LR * (s + 1) / 5 for s in range(5)] + [LR * (m + (1 - m) * (1 - (s - 5) / 25)) for s in range(5, 30)]
+    assert seen == pytest.approx(expected, rel=1e-12)
+    with pytest.raises(ValueError, match=r"min_lr \(0\.01\) > TrainConfig\.lr \(0\.001\) with schedule='linear'"):
+        TrainConfig(lr=1e-3, min_lr=1e-2, schedule="linear")
 
 
 def test_warmup_fraction_counts_steps_of_the_whole_run() -> None:
@@ -128,7 +141,7 @@ def test_a_warmup_as_long_as_the_run_says_lr_is_reached_at_the_last_step(caplog:
     assert "reaches lr (0.01) only at the last step" in caplog.text and "never reaches" not in caplog.text
 
 
-@pytest.mark.parametrize("schedule", ["constant", "step", "exponential", "cosine", "plateau"])
+@pytest.mark.parametrize("schedule", ["constant", "step", "exponential", "cosine", "linear", "plateau"])
 def test_each_records_lr_is_the_rate_of_the_next_step(schedule: str) -> None:
     """Before: under "plateau" a record showed the rate before the reduction its own validation
     caused (lr where the next step ran at lr / 2)."""

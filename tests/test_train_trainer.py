@@ -47,6 +47,16 @@ def test_early_stopping_stops_at_the_right_epoch_and_restores_best() -> None:
     assert not all(torch.equal(final[k], snaps.states[5][k]) for k in final)
 
 
+def test_a_printed_history_is_a_summary_of_the_run() -> None:
+    """Before: ``print(history)`` printed every record's every field (40 lines of a 60-epoch run
+    on one line); the summary says where the best and the overfitting are, by record and epoch."""
+    history, _, _ = run_curve([1.0, 0.8, 0.7, 0.72, 0.76, 0.8, 0.85, 0.6, 0.55, 0.6, 0.68, 0.78, 0.9])
+    assert repr(history) == ("History(13 validations; best: records[8] (epoch 9, step 27, loss 0.55); "
+                             "overfit_at: records[9] (epoch 10))")
+    stopped, _, _ = run_curve([1.0, 0.8, 0.7, 0.75, 0.72, 0.71, 0.5, 0.4], patience=3)
+    assert repr(stopped).endswith("best: records[2] (epoch 3, step 9, loss 0.7); overfit_at: records[3] (epoch 4); stopped early)")
+
+
 def test_min_delta_requires_a_real_improvement() -> None:
     curve = [1.0, 0.8, 0.7, 0.68, 0.66, 0.3]
     history, _, _ = run_curve(curve, patience=2, min_delta=0.05)
@@ -186,7 +196,7 @@ def test_records_throughput_and_metrics() -> None:
         ({"beta2": 1.0}, "beta2"),
         ({"epochs": None}, "epochs or max_steps"),
         ({"warmup_steps": 3, "warmup_fraction": 0.1}, "not both"),
-        ({"schedule": "linear"}, "schedule"),
+        ({"schedule": "onecycle"}, "schedule"),
         ({"batch_size": 0}, "batch_size"),
         ({"clip_norm": -1.0}, "clip_norm"),
         ({"lr": -1e-3}, r"TrainConfig\.lr must be a number > 0"),

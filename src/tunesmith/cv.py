@@ -47,6 +47,10 @@ logger = logging.getLogger("tunesmith")
 Fold = tuple[np.ndarray, np.ndarray]
 FoldScore = Callable[[np.ndarray, np.ndarray], Any]
 CV_ATTR = "cv"
+#: the trial attribute describing a stored TunedSearchCV's estimator (its parameters that are not searched)
+#: and scoring, written with the data fingerprint; here, not in tunesmith.sklearn (which needs scikit-learn),
+#: so that importance reads it by the name the search writes
+SETUP_ATTR = "search_setup"
 
 
 # -- splits ----------------------------------------------------------------------------------------
@@ -396,7 +400,26 @@ def train_and_validation(record: Any) -> tuple[float, float] | None:
     """A fold record's mean training score and mean validation score over the folds that have both (the
     training score: the value named ``train_<name>`` beside ``test_<name>``, as ``TunedSearchCV`` with
     ``return_train_score=True`` records it, or ``train_<key>`` or ``train`` beside the reported ``key``); None
-    without one."""
+    without one. Where some validated folds have no training score (a scorer that failed on the training
+    folds only), the validation mean is over the others, not the trial's value: see :func:`paired_folds`."""
+    paired = _paired(record)
+    if paired is None:
+        return None
+    pairs = paired[0]
+    tr, val = (math.fsum(x) / len(pairs) for x in zip(*pairs, strict=True))
+    return tr, val
+
+
+def paired_folds(record: Any) -> tuple[int, int] | None:
+    """The folds :func:`train_and_validation` averages, and the folds validated (what the trial's value
+    averages); None where it gives nothing."""
+    paired = _paired(record)
+    return None if paired is None else (len(paired[0]), paired[1])
+
+
+def _paired(record: Any) -> tuple[list[tuple[float, float]], int] | None:
+    """A fold record's (training, validation) scores of the folds that have both, and how many folds have a
+    validation score; None without a training score or a fold that has both."""
     if not is_summary(record) or not isinstance(record.get("key", "score"), str):
         return None
     key, scores = record.get("key", "score"), stored_scores(record)
@@ -404,12 +427,10 @@ def train_and_validation(record: Any) -> tuple[float, float] | None:
     train = next((scores[n] for n in names if n in scores), None)
     if key not in scores or train is None:
         return None
-    pairs = [(a, b) for a, b in zip(map(_stored_number, train), map(_stored_number, scores[key]), strict=False)
+    validation = list(map(_stored_number, scores[key]))
+    pairs = [(a, b) for a, b in zip(map(_stored_number, train), validation, strict=False)
              if a is not None and b is not None]
-    if not pairs:
-        return None
-    tr, val = (math.fsum(x) / len(pairs) for x in zip(*pairs, strict=True))
-    return tr, val
+    return (pairs, sum(v is not None for v in validation)) if pairs else None
 
 
 def _stored_number(value: Any) -> float | None:

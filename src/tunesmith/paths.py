@@ -121,6 +121,31 @@ def others_may_change(st: os.stat_result) -> str | None:
     return None
 
 
+#: what to do instead of loading a checkpoint :func:`refuse_planted` refused
+PLANTED_FIX = ("load a checkpoint your own runs wrote (a trial's folder under its checkpoint_root), or copy it to a "
+               "folder of yours")
+
+
+def refuse_planted(path: Path, what: str, fix: str) -> None:
+    """An :class:`~tunesmith.exceptions.UntrustedPathError` where another user may have chosen what ``path`` holds:
+    it is theirs (root aside) or others may write it, its folder is theirs or others may replace files in it (not
+    sticky), or reaching it follows a link of theirs. For a path read from a study (``attrs["checkpoint"]``,
+    ``["best_checkpoint"]``), which whoever may write its database can change: to a file of theirs (/tmp/theirs.pt),
+    whose weights were then loaded as the trial's (and torch before 2.6 ran code from such a file even with
+    ``weights_only=True``). ``what`` names it in the message, ``fix`` ends it. Nothing is refused where the path
+    is not there (its reader says so) or no owner is told (Windows)."""
+    try:
+        refuse_foreign_link(path, os.lstat(path), f"{what} {str(path)!r}", fix)
+        real = Path(os.path.realpath(path))
+        for name, st in ((real, os.stat(real)), (real.parent, os.stat(real.parent))):
+            why = others_may_change(st)
+            if why:
+                raise UntrustedPathError(f"{what} {str(path)!r}: {str(name)!r} {why}, so they may have chosen what it "
+                                         f"holds; {fix}")
+    except FileNotFoundError:
+        return
+
+
 def every_user_may_add(st: os.stat_result) -> str | None:
     """Why any user of the machine may have put a file in a folder of this ``st`` (its stat): everyone may
     write it, sticky or not (the sticky bit keeps them from replacing entries, not from adding new ones), or

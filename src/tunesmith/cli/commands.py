@@ -30,6 +30,7 @@ from ..plots.records import pruner_label
 from ..report import (
     FAILED_SHOWN,
     FOLDS_COLUMN,
+    PRUNED_SHOWN,
     TRAIN_COLUMN,
     diverged,
     diverged_cell,
@@ -37,6 +38,7 @@ from ..report import (
     has_folds,
     has_train,
     latest_failures,
+    latest_pruned,
     overfit_cell,
     train_cell,
 )
@@ -407,6 +409,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         _show_failed(console, trials)
         _show_pruner(console, study, trials, args.storage)
         _show_running(console, study, trials)
+        _show_pruned(console, trials)
         return 0
     console.print(best_table(study, trials, args.top))
     tests = test_results(study)
@@ -415,6 +418,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     _show_failed(console, trials)
     _show_pruner(console, study, trials, args.storage)
     _show_running(console, study, trials)
+    _show_pruned(console, trials)
     return 0
 
 
@@ -457,7 +461,9 @@ def _shown_trials(study: Study, top: int) -> list[FrozenTrial]:
             shown.append(t)
     if shown and any(not any(n in t.params for t in shown) for n in study.space):
         return study.trials
-    for t in [t for t in trials if t.state is TrialState.FAILED][-FAILED_SHOWN:]:
+    listed = ([t for t in trials if t.state is TrialState.FAILED][-FAILED_SHOWN:]
+              + [t for t in trials if t.state is TrialState.PRUNED][-PRUNED_SHOWN:])  # their reports: the step
+    for t in listed:
         if t.number not in whole:
             read(t.number)
     return trials
@@ -493,6 +499,15 @@ def _show_failed(console: Any, trials: list[FrozenTrial]) -> None:
     for number, where, error in rows:
         # literal: both read from the database (an objective's message may hold terminal escapes)
         console.print(f"  #{number}{' ' if where else ''}{literal(where)}: {literal(error)}", soft_wrap=True, highlight=False)
+
+
+def _show_pruned(console: Any, trials: list[FrozenTrial]) -> None:
+    """The latest pruned trials, each with its value (its last report) and that report's step, as the
+    dashboard's trials table and ``export`` give them."""
+    rows, more = latest_pruned(trials)
+    if rows:
+        console.print(f"pruned trials{f' ({more})' if more else ''}, each with its last report: {'; '.join(rows)}",
+                      soft_wrap=True, highlight=False)
 
 
 def _show_pruner(console: Any, study: Study, trials: list[FrozenTrial], storage: str) -> None:
@@ -792,6 +807,8 @@ def _space_of(path: str | None) -> Space | None:
 
 #: megabytes ``tunesmith import`` reads by default (``--max-mb``): 100,000 trials of 100 reports are about 300
 IMPORT_MAX_MB = 1024
+#: ``--max-mb``'s megabyte: 10**6 bytes, as ``ls -l --si`` and ``du --si`` count (not 2**20, a mebibyte)
+MEGABYTE = 1_000_000
 
 
 def add_import_args(p: argparse.ArgumentParser) -> None:
@@ -800,15 +817,15 @@ def add_import_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--skip-invalid", action="store_true",
                    help="leave out (and list) the trials that do not fit the file's space, instead of refusing the file")
     p.add_argument("--max-mb", type=at_least(1), default=IMPORT_MAX_MB, metavar="MB",
-                   help=f"refuse a file larger than this (default {IMPORT_MAX_MB}: reading a file takes several "
-                        "times its size in memory)")
+                   help=f"refuse a file larger than MB megabytes of {MEGABYTE:,} bytes (default {IMPORT_MAX_MB}: "
+                        "reading a file takes several times its size in memory)")
     add_storage_arg(p)
 
 
 def _read_export(file: str, max_mb: int) -> bytes:
     """The bytes of the export ``file`` ('-': standard input), refused past ``max_mb`` megabytes; a FIFO, a
     device or a folder is refused unread (a FIFO would wait for a writer, /dev/zero fill the memory)."""
-    limit = max_mb * 1_000_000
+    limit = max_mb * MEGABYTE
     try:
         raw = sys.stdin.buffer.read(limit + 1) if file == STDOUT else read_regular(Path(file), limit + 1)
     except NotRegularFile as exc:
@@ -817,8 +834,9 @@ def _read_export(file: str, max_mb: int) -> bytes:
     except OSError as exc:
         raise ValueError(f"cannot read {file!r} as a study exported as JSON: {exc}") from None
     if len(raw) > limit:
-        raise ValueError(f"{file!r} is larger than {max_mb:,} MB, the limit of --max-mb (reading it takes several "
-                         "times that in memory): raise it (--max-mb N) if the file is an export you mean to import")
+        raise ValueError(f"{file!r} is larger than {max_mb:,} MB ({limit:,} bytes), the limit of --max-mb (reading it "
+                         "takes several times that in memory): raise it (--max-mb N, in megabytes of "
+                         f"{MEGABYTE:,} bytes) if the file is an export you mean to import")
     return raw
 
 

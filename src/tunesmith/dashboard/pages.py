@@ -14,6 +14,7 @@ from urllib.parse import quote, urlencode
 
 from ..report import (
     FOLDS_COLUMN,
+    STOPPED_COLUMN,
     TRAIN_COLUMN,
     diverged,
     diverged_cell,
@@ -23,6 +24,8 @@ from ..report import (
     has_train,
     html_table,
     overfit_cell,
+    stopped,
+    stopped_cell,
     train_cell,
 )
 from ..space.params import plural
@@ -188,8 +191,8 @@ def trials_table(v: View, total: int, rows: list[FrozenTrial], *, offset: int, l
 
 def _extra_columns(rows: Sequence[FrozenTrial]) -> dict[str, Callable[[FrozenTrial], str]]:
     """The columns ``tunesmith show`` adds for what ``rows`` hold: the spread of a cross-validated
-    value over its folds, its training score, where a trained trial began to overfit, and where a trial's metric
-    turned NaN."""
+    value over its folds, its training score, where a trained trial began to overfit, where a trial's metric
+    turned NaN, and the step of a pruned or paused trial's last report, its value (show lists pruned trials so)."""
     out: dict[str, Callable[[FrozenTrial], str]] = {}
     if has_folds(rows):
         out[FOLDS_COLUMN] = folds_cell
@@ -199,6 +202,8 @@ def _extra_columns(rows: Sequence[FrozenTrial]) -> dict[str, Callable[[FrozenTri
         out["overfit at"] = overfit_cell
     if diverged(rows):  # pruned by an integration's callback, or stopped by ts.train.objective, at a NaN metric
         out["diverged at"] = diverged_cell
+    if stopped(rows):  # a pruned or paused trial's value is its last report: at which step
+        out[STOPPED_COLUMN] = stopped_cell
     return out
 
 

@@ -193,21 +193,66 @@ def serve(storage: str | Storage, *, host: str = LOOPBACK, port: int = 8080, all
         print("warning: this system does not say whose a connection is (no netlink sock_diag, no /proc/net/tcp), "
               "so any user of this machine can read the dashboard", file=out)
     check_port(host, port)  # before reading the studies, which can take a while
-    app = create_app(st, allow_writes=allow_writes, poll_seconds=poll_seconds, host=host)
-    started = time.perf_counter()
-    records = app.state.dashboard.cache.records()
-    rest = warm(app, records, budget_s=WARM_BUDGET_S)
-    print(f"read {len(records) - len(rest)} of {plural(len(records), 'study', 'studies')} in {time.perf_counter() - started:.1f} s"
-          + (f"; the other {len(rest)} are read in the background" if rest else ""), file=out, flush=True)
-    if rest:
-        threading.Thread(target=warm, args=(app, rest), daemon=True, name="tunesmith-dashboard-warm").start()
-    mode = "writes allowed" if allow_writes else "read-only"
-    print(f"tunesmith dashboard of {st.display_url} ({mode}) at http://{_netloc(host, port)}/ ; Ctrl-C stops it",
-          file=out, flush=True)
-    with _hangup_stops(uvicorn.Server) as hung_up:
-        uvicorn.run(app, host=host, port=port, log_level="warning", http=deadline_protocol(),
-                    proxy_headers=False)  # a client's X-Forwarded-For would stand for its address
+    with contextlib.ExitStack() as held:
+        for sock in hold_localhost(host, port):  # until the server stops
+            held.enter_context(sock)
+        app = create_app(st, allow_writes=allow_writes, poll_seconds=poll_seconds, host=host)
+        started = time.perf_counter()
+        records = app.state.dashboard.cache.records()
+        rest = warm(app, records, budget_s=WARM_BUDGET_S)
+        print(f"read {len(records) - len(rest)} of {plural(len(records), 'study', 'studies')} in "
+              f"{time.perf_counter() - started:.1f} s" + (f"; the other {len(rest)} are read in the background" if rest else ""),
+              file=out, flush=True)
+        if rest:
+            threading.Thread(target=warm, args=(app, rest), daemon=True, name="tunesmith-dashboard-warm").start()
+        mode = "writes allowed" if allow_writes else "read-only"
+        print(f"tunesmith dashboard of {st.display_url} ({mode}) at http://{_netloc(host, port)}/ ; Ctrl-C stops it",
+              file=out, flush=True)
+        with _hangup_stops(uvicorn.Server) as hung_up:
+            uvicorn.run(app, host=host, port=port, log_level="warning", http=deadline_protocol(),
+                        proxy_headers=False)  # a client's X-Forwarded-For would stand for its address
     return hung_up[0] if hung_up else None
+
+
+#: the addresses a browser connects to for ``http://localhost:PORT/``: IPv6's first where the machine has it
+LOCALHOST = ("::1", "127.0.0.1")
+
+
+def hold_localhost(host: str, port: int) -> list[socket.socket]:
+    """Sockets bound (not listening) to ``port`` on the addresses of :data:`LOCALHOST` that a server on ``host``
+    does not listen on, where it listens on one of them: another user could otherwise listen there (127.0.0.1
+    and ::1 are separate sockets), and a browser opening ``http://localhost:PORT/`` reached their server first; a
+    page it served shares the dashboard's origin, so once they closed their socket its requests went on to the
+    dashboard and read every study (and, with --allow-writes, the forms' token). Bound without SO_REUSEADDR, no
+    other socket can listen there, and a browser's connection there is refused at once, so it goes on to the
+    dashboard's address. An OSError naming the address where another program is bound (or was a moment ago:
+    a connection's TIME_WAIT) and what to do; nothing where the machine has no such address."""
+    try:
+        ours = {info[4][0] for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)}
+    except OSError:
+        return []
+    if not ours & set(LOCALHOST):  # another loopback address (127.0.0.2): localhost's are not the dashboard's
+        return []
+    held: list[socket.socket] = []
+    for address in (a for a in LOCALHOST if a not in ours):
+        try:
+            sock = socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET, socket.SOCK_STREAM)
+        except OSError:  # no IPv6 here: nobody can listen there either
+            continue
+        try:
+            sock.bind((address, port))
+        except OSError as exc:
+            sock.close()
+            if exc.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
+                continue
+            for other in held:
+                other.close()
+            raise OSError(f"cannot listen on {_netloc(host, port)} safely: another program is bound to "
+                          f"{_netloc(address, port)} ({exc.strerror}), which a browser may reach for "
+                          f"http://localhost:{port}/ instead of the dashboard, and a page served there could read "
+                          "the dashboard: pass --port N") from None
+        held.append(sock)
+    return held
 
 
 @contextlib.contextmanager

@@ -100,10 +100,25 @@ class Importances:
 
 
 def columns(text: str) -> int:
-    """The columns ``text`` takes in a terminal: two for a wide character (CJK), none for a combining mark or
-    a zero-width one, one for the rest (``len`` misaligned names with either)."""
-    return sum(0 if unicodedata.combining(c) or unicodedata.category(c) in ("Mn", "Me", "Cf")
-               else 2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+    """The columns ``text`` takes in a terminal: two for a wide character (CJK, a Hangul syllable's leading
+    consonant), none for a combining mark, a zero-width character or a decomposed Hangul syllable's vowel
+    and final consonant (they join the leading one's two columns), one for the rest, a soft hyphen included
+    (terminals print it; ``len`` misaligned names with any of these)."""
+    return sum(_columns(c) for c in text)
+
+
+#: the vowels and final consonants of decomposed Hangul (Hangul Jamo and Jamo Extended-B): no column of
+#: their own, as a terminal (wcwidth) draws them
+_HANGUL_JOINING = ((0x1160, 0x11FF), (0xD7B0, 0xD7FF))
+
+
+def _columns(c: str) -> int:
+    if c == "\u00ad":  # a soft hyphen: a format character (Cf) that terminals print as "-"
+        return 1
+    if unicodedata.combining(c) or unicodedata.category(c) in ("Mn", "Me", "Cf") or any(
+            lo <= ord(c) <= hi for lo, hi in _HANGUL_JOINING):
+        return 0
+    return 2 if unicodedata.east_asian_width(c) in "WF" else 1
 
 
 def importance(

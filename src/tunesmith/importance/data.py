@@ -25,10 +25,10 @@ from typing import Any
 
 import numpy as np
 
-from ..cv import CV_ATTR, is_summary
+from ..cv import CV_ATTR, SETUP_ATTR, is_summary
 from ..space import Param, Space
 from ..space.params import plural
-from ..trial import Direction, FrozenTrial, TrialState
+from ..trial import Direction, FrozenTrial, TrialState, one_line
 
 ABSENT = object()  # a parameter missing from a trial (inactive)
 
@@ -161,20 +161,18 @@ def left_out_text(left_out: Mapping[str, int]) -> str:
     return ", ".join(f"{n} {why}" for why, n in left_out.items())
 
 
-#: the attribute TunedSearchCV writes on the trials of a stored search (tunesmith.sklearn.checks.SETUP_ATTR;
-#: not imported: that module needs scikit-learn)
-SEARCH_SETUP = "search_setup"
-
-
 def _searched(t: FrozenTrial) -> bool:
     """Whether ``t`` is a TunedSearchCV's trial: a stored search's setup, or its folds' fit times (any search's)."""
     record: Any = t.attrs.get(CV_ATTR)
-    return SEARCH_SETUP in t.attrs or (is_summary(record) and "fit_time" in record["scores"])
+    return SETUP_ATTR in t.attrs or (is_summary(record) and "fit_time" in record["scores"])
 
 
 def _how_to_add(trials: Sequence[FrozenTrial], more: int, space: Space) -> str:
     """How to record ``more`` trials: a study of hypertune's steps (``attrs["outer_step"]``, failed ones
     too) has no objective, nor has a TunedSearchCV's (it fits again, or has run its whole space)."""
+    failed = [t for t in trials if t.state is TrialState.FAILED]
+    if failed and not any(t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.PAUSED) for t in trials):
+        return _all_failed(failed, more)
     if any("outer_step" in t.attrs for t in trials):
         return (f"record at least {more} more outer steps (hypertune(..., append=True) records another run's "
                 "steps after these)")
@@ -190,6 +188,16 @@ def _how_to_add(trials: Sequence[FrozenTrial], more: int, space: Space) -> str:
                 "n_trials)")
     return (f"{advice} (study.optimize(objective, n_trials={runs}), tunesmith run STUDY.yaml "
             f"--n-trials {runs}, or another worker on the study)")
+
+
+def _all_failed(failed: Sequence[FrozenTrial], more: int) -> str:
+    """The advice where every finished trial failed: more trials fail alike ("run at least 10 more" was all
+    it said), so the objective's error comes first; the last one's first line, as ``tunesmith show`` lists it."""
+    last = max(failed, key=lambda t: t.number)
+    error = one_line((last.error or "").strip().split("\n")[0] or "no error recorded", 200)
+    which = "the one finished trial" if len(failed) == 1 else f"every one of the {len(failed)} finished trials"
+    return (f"{which} failed (the last, #{last.number}: {error}): fix what fails in the objective (tunesmith show "
+            f"lists each trial's error), then run at least {more} more")
 
 
 def _runs_for(trials: Sequence[FrozenTrial], more: int) -> tuple[int, str]:

@@ -164,8 +164,7 @@ def _write_over(path: Path, write: Callable[[BinaryIO], object]) -> Path:
     except PermissionError:  # a folder the user may not add files to: its file itself, if only one name has it
         if st is None or st.st_nlink > 1:
             raise
-        with open(path, "wb") as out:
-            write(out)
+        _write_in_place(path, st, write)
         return path
     try:
         with os.fdopen(fd, "wb") as f:  # written through the descriptor: the name may be swapped meanwhile
@@ -179,6 +178,25 @@ def _write_over(path: Path, write: Callable[[BinaryIO], object]) -> Path:
         tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+def _write_in_place(path: Path, st: os.stat_result, write: Callable[[BinaryIO], object]) -> None:
+    """Write the file ``path`` itself, the one of ``st`` (its lstat): in a folder the user may not add files to,
+    whoever may (its owner) could put a link or another name of a file of the user's in its place after the
+    look, and ``open(path, "wb")`` emptied and wrote that file. Opened without following a link and without
+    emptying it, it is emptied only when it is still the file looked at."""
+    try:
+        fd = os.open(path, os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError as exc:
+        raise type(exc)(exc.errno, f"{exc.strerror}: it was swapped for a link while it was written"
+                        if os.path.islink(path) else exc.strerror, str(path)) from None
+    with os.fdopen(fd, "wb") as out:
+        now = os.fstat(out.fileno())
+        if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino) or now.st_nlink > 1:
+            raise PermissionError(f"{str(path)!r} was replaced by another file while it was written, by whoever may "
+                                  "change its folder; nothing was written: write to a folder of your own")
+        out.truncate(0)
+        write(out)
 
 
 def _replace(tmp: Path, path: Path, st: os.stat_result | None) -> None:

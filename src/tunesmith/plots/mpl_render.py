@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import re
+import warnings
 from collections.abc import Sequence
 from typing import Any, overload
 
@@ -113,10 +115,15 @@ def save(records: Sequence[Record], path: Any, *, dpi: int = 120, format: str | 
                     else (7, 4.5))
     fig = axes[0].figure
     try:
-        for r, ax in zip(records, axes, strict=True):
-            to_matplotlib(r, ax)
-        fig.tight_layout()
-        fig.savefig(path, dpi=dpi, format=format)
+        with warnings.catch_warnings(record=True) as said:
+            warnings.simplefilter("always")
+            for r, ax in zip(records, axes, strict=True):
+                to_matplotlib(r, ax)
+            if len(axes) == 1:
+                _widen_for_labels(axes[0])
+            fig.tight_layout()
+            fig.savefig(path, dpi=dpi, format=format)
+        _pass_on(said)
     except (ValueError, OverflowError) as e:  # matplotlib's "arange: cannot compute length", "cannot convert float infinity"
         huge, (lo, hi) = _largest(records), _log_span(records)
         decades = math.log10(hi) - math.log10(lo)
@@ -128,6 +135,45 @@ def save(records: Sequence[Record], path: Any, *, dpi: int = 120, format: str | 
                          "plotly draws, or draw a transformed value") from e
     finally:
         _plt().close(fig)
+
+
+#: matplotlib's warning for a character its font lacks, drawn as a box: one a character, each time it is drawn
+_MISSING_GLYPH = re.compile(r"Glyph (\d+) .*missing from font\(s\) (.+?)\.?$")
+
+
+def _pass_on(said: Sequence[warnings.WarningMessage]) -> None:
+    """Warn again what matplotlib warned while drawing an image, but its "Glyph 27169 (...) missing from font(s)
+    DejaVu Sans" for each character and each time it is drawn (81 lines for a study named in Chinese) as one
+    warning that names the characters and what to do."""
+    missing: dict[str, str] = {}
+    for w in said:
+        glyph = _MISSING_GLYPH.match(str(w.message))
+        if glyph:
+            missing.setdefault(chr(int(glyph.group(1))), glyph.group(2))
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
+    if missing:
+        fonts = ", ".join(sorted(set(missing.values())))
+        chars = "".join(list(missing)[:20]) + (f" and {len(missing) - 20} more" if len(missing) > 20 else "")
+        warnings.warn(f"the image's font ({fonts}) has no glyph for {len(missing)} characters of its text ({chars}): "
+                      "they are drawn as boxes. Name a font that has them first in matplotlib's font.family "
+                      "(matplotlib.rcParams['font.family'] = ['Noto Sans CJK JP', 'DejaVu Sans']), or write the plot "
+                      "as HTML (the browser finds a font)", UserWarning, stacklevel=2)
+
+
+def _widen_for_labels(ax: Any) -> None:
+    """Widen ``ax``'s figure where its labels need more than the margins beside the axes (a pair of two long
+    parameter names as an importance bar's label, 67 characters, ran off a 7-inch image, and ``tight_layout``
+    squeezed the bars to a sliver): the axes keep the width they were drawn at (their title was cut into lines
+    that wide), the labels get what they measure."""
+    fig = ax.figure
+    drawn = fig.get_tightbbox(fig.canvas.get_renderer())  # inches, every label and colour bar included
+    box = ax.get_position()  # fractions of the figure
+    width = fig.get_figwidth()
+    left, right = box.x0 * width - drawn.x0, drawn.x1 - box.x1 * width
+    needed = left + box.width * width + right + 0.3  # tight_layout's padding, about 0.1 inch a side
+    if needed > width:
+        fig.set_figwidth(needed)
 
 
 #: magnitudes from which matplotlib's axis limits, ticks and colour bars can overflow (1e308 fails, 1e300 draws)
@@ -175,11 +221,14 @@ def _chart(ax: Any, c: Chart) -> None:
         ax.set_xscale("log")
     if c.log_y:
         ax.set_yscale("log")
-    from matplotlib.ticker import MaxNLocator
+    from matplotlib.ticker import LogFormatter, MaxNLocator
 
     for axis, whole, log in ((ax.xaxis, c.int_x, c.log_x), (ax.yaxis, c.int_y, c.log_y)):
         if whole and not log:
             axis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))  # no "epoch 2.5", "degree 3.25"
+        elif whole:  # a log integer (n_estimators from 5 to 200) ticked 40, 60, not 4×10¹, 6×10¹
+            axis.set_major_formatter(LogFormatter())
+            axis.set_minor_formatter(LogFormatter(labelOnlyBase=False))
     if any(s.label for s in c.series):
         ax.legend(loc="best", fontsize="small")
 
@@ -188,6 +237,8 @@ def _draw(ax: Any, s: Series, c: Chart) -> None:
     style = {"color": s.color, "lw": s.width, "alpha": s.opacity, "label": _legend(s.label), "gid": s.gid}
     if s.dash:
         style["ls"] = s.dash
+    if s.mode in ("lines", "steps") and len(s.x) == 1:  # a line of one point draws nothing: a dot (one trial's best)
+        style["marker"] = "o"
     if s.mode == "lines":
         ax.plot(list(s.x), list(s.y), **style)
     elif s.mode == "steps":
@@ -198,7 +249,8 @@ def _draw(ax: Any, s: Series, c: Chart) -> None:
         ax.fill_between(list(s.x), list(s.low or ()), list(s.high or ()), color=s.color, alpha=s.opacity, lw=0,
                         step="post", gid=s.gid)
     elif s.mode == "bars":
-        ax.barh(range(len(s.y)), list(s.x), xerr=list(s.error or ()), color=s.color, capsize=3, gid=s.gid)
+        ax.barh(range(len(s.y)), list(s.x), xerr=[s.error_below(), list(s.error)] if s.error else None,
+                color=s.color, capsize=3, gid=s.gid)
         ax.set_yticks(range(len(s.y)), [plain(y) for y in short_labels([str(y) for y in s.y])])
     elif s.mode == "contour":
         cs = ax.contourf(list(s.x), list(s.y), np.array(s.z), levels=25,

@@ -141,7 +141,9 @@ def _whole_ticks(c: Chart, axis: str) -> dict[str, Any]:
 
 
 def _scatter(go: Any, s: Series, c: Chart) -> Any:
-    return go.Scatter(x=_hs(s.x), y=list(s.y), mode="lines", name=_escape(s.label or ""), showlegend=s.label is not None,
+    # a line of one point draws nothing: a dot too (the best so far of a study of one trial)
+    mode = "lines+markers" if len(s.x) == 1 else "lines"
+    return go.Scatter(x=_hs(s.x), y=list(s.y), mode=mode, name=_escape(s.label or ""), showlegend=s.label is not None,
                       line={"color": s.color, "width": s.width, "dash": DASHES.get(s.dash, "solid"),
                             "shape": "hv" if s.mode == "steps" else "linear"},
                       opacity=s.opacity, hovertext=_hs(s.hover) if s.hover else None, legendgroup=s.color)
@@ -168,7 +170,8 @@ def _traces(go: Any, s: Series, c: Chart) -> list[Any]:
     if s.mode == "bars":
         names = _names(s.y)  # a name of 200 characters drawn whole squeezed the bars: its whole in the hover
         return [go.Bar(x=list(s.x), y=_hs(names), orientation="h", marker={"color": s.color},
-                       error_x={"type": "data", "array": list(s.error or ())}, showlegend=False,
+                       error_x={"type": "data", "array": list(s.error or ()), "arrayminus": s.error_below()},
+                       showlegend=False,
                        hovertext=_hs(s.y) if names != list(s.y) else None)]
     if s.mode == "contour":
         return [go.Contour(x=list(s.x), y=list(s.y), z=[list(r) for r in (s.z or [])], colorscale=s.color,

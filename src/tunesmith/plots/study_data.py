@@ -223,16 +223,18 @@ def contours(study: Any, *, params: Sequence[str] | None = None, max_params: int
                  f"{f'only {shown} is' if names else 'none is'} numeric")
         return [nothing("contour", f"{s.name}: contour", f"a contour needs two numeric parameters; {which} "
                         "(see the slice plot for the others)")]
+    if not s.fitting:  # one reason, as the slices give it, not "needs at least 3 complete trials" for each pair
+        return [nothing("contour", f"{s.name}: contour", _no_complete(s))]
     pairs = _pairs(names)
     met = [(x, y) for x, y in pairs if _together(s, x, y)]
-    if params is None and s.fitting and not any(_together(s, x, y) for x, y in _pairs(numeric)):
+    if params is None and not any(_together(s, x, y) for x, y in _pairs(numeric)):
         return [nothing("contour", f"{s.name}: contour", f"no complete trial of {s.name!r} has two numeric parameters "
                         "active together (its conditional space puts them in different branches); see the slice plot")]
     drawn = met if params is None and met else pairs
     charts = [contour(s, x, y) for x, y in drawn]
-    if len(names) < len(numeric):  # a pair not drawn that some trial has, else (no trial yet) any
+    if len(names) < len(numeric):  # a pair not drawn that some trial has
         others = [(x, y) for x, y in _pairs(numeric) if (x, y) not in drawn and not {x, y} <= set(names)]
-        hint = next((p for p in others if _together(s, *p)), None if s.fitting else others[0])
+        hint = next((p for p in others if _together(s, *p)), None)
         if hint is not None:
             charts.append(nothing("contour", f"{s.name}: contours of the other parameters",
                                   f"contours of the first {max_params} of {len(numeric)} numeric parameters; "
@@ -279,6 +281,12 @@ def contour(study: Any, x: str, y: str, *, resolution: int = 40) -> Chart:
     px, py = s.space[x], s.space[y]
     pts = np.array([[_unit(px, t.params[x]), _unit(py, t.params[y])] for t in on]).reshape(-1, 2)
     flat = _flat(pts, [t.params for t in on], x, y, shown)
+    if not on and _apart(s.space, x, y):  # "needs at least 3 complete trials ... has 0" read as "run more"
+        alone = [sum(n in t.params for t in s.fitting) for n in (x, y)]
+        return nothing("contour", title, f"{shown[x]} and {shown[y]} are never active together: the conditional "
+                                         f"space puts them in different branches ({s.name!r} has {shown[x]} in "
+                                         f"{alone[0]} and {shown[y]} in {alone[1]} of its "
+                                         f"{plural(len(s.fitting), 'complete trial')}); see the slice plot for each")
     if flat:
         return nothing("contour", title, f"a contour over {shown[x]} and {shown[y]} needs at least 3 complete "
                                          f"trials spread over both; {s.name!r} has {flat}")
@@ -303,6 +311,28 @@ def contour(study: Any, x: str, y: str, *, resolution: int = 40) -> Chart:
     return Chart("contour", title, shown[x], shown[y], tuple(series), log_x=bool(getattr(px, "log", False)),
                  log_y=bool(getattr(py, "log", False)), color_label=f"value ({s.direction.value})",
                  int_x=px.kind == "int", int_y=py.kind == "int", reverse_scale=s.sign > 0)  # best: yellow, as parallel
+
+
+def _apart(space: Any, x: str, y: str) -> bool:
+    """Whether the conditions of ``x`` and ``y`` (theirs and those of the parameters they depend on) ask one
+    parameter for values they do not share, so that no configuration has both active."""
+    asked = [_conditions(space, n) for n in (x, y)]
+    return any(not asked[0][k] & asked[1][k] for k in asked[0].keys() & asked[1].keys())
+
+
+def _conditions(space: Any, name: str) -> dict[str, set[Any]]:
+    """The values each parameter must take for ``name`` to be active, through the parameters it depends on."""
+    out: dict[str, set[Any]] = {}
+    todo, seen = [name], set()
+    while todo:
+        n = todo.pop()
+        if n in seen or n not in space:
+            continue
+        seen.add(n)
+        for parent, values in space[n].when.items():
+            out[parent] = out[parent] & set(values) if parent in out else set(values)
+            todo.append(parent)
+    return out
 
 
 def _flat(pts: np.ndarray, params: list[Mapping[str, Any]], x: str, y: str, shown: Mapping[str, str]) -> str:

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..cv import CV_ATTR, is_summary, train_and_validation
+from ..cv import CV_ATTR, is_summary, paired_folds, train_and_validation
 from ..plots import Record, Snapshot, snapshot
 from ..plots import records_of as _records_of
 from ..plots.plotly_render import unseen_as_escapes
@@ -200,9 +200,16 @@ def has_train(trials: Sequence[FrozenTrial]) -> bool:
 
 def train_cell(t: FrozenTrial) -> str:
     """The mean training score over the folds a trial validated, and how far it is from the validation mean:
-    "0.999 (+0.0032)"; a training score well above the validation one (below, for a loss) is overfitting."""
-    means = train_and_validation(t.attrs.get(CV_ATTR))
-    return "" if means is None else f"{means[0]:.4g} ({means[0] - means[1]:+.2g})"
+    "0.999 (+0.0032)", "-2876 (+511.2)"; a training score well above the validation one (below, for a loss) is
+    overfitting. Both to 4 significant digits, as the score: ``.2g`` wrote a gap past 100 as "+5.1e+02". Where
+    some validated folds have no training score, both means are over the folds that have both, and the cell
+    says how many: "0.999 (+0.0032; 3 of 5 folds)" (its validation mean is then not the trial's value)."""
+    record = t.attrs.get(CV_ATTR)
+    means, folds = train_and_validation(record), paired_folds(record)
+    if means is None or folds is None:
+        return ""
+    some = f"; {folds[0]} of {folds[1]} folds" if folds[0] < folds[1] else ""
+    return f"{means[0]:.4g} ({means[0] - means[1]:+.4g}{some})"
 
 
 def overfit_cell(t: FrozenTrial) -> str:
@@ -239,6 +246,40 @@ def adapted_cell(t: FrozenTrial) -> str:
     xs = [x for x in map(finite_float, rates[roles[0]]) if x is not None] \
         if isinstance(rates[roles[0]], list) else []  # 10**400 from another writer: no float
     return f"{xs[0]:.3g} → {xs[-1]:.3g}" if xs else ""
+
+
+#: the column a pruned or paused trial's last report's step is in (show's pruned trials, the dashboard)
+STOPPED_COLUMN = "stopped at"
+
+
+def stopped(trials: Sequence[FrozenTrial]) -> bool:
+    """Whether any of ``trials`` was stopped (pruned, or paused) after a report: its value is that report's."""
+    return any(stopped_cell(t) for t in trials)
+
+
+def stopped_cell(t: FrozenTrial) -> str:
+    """The step of a pruned or paused trial's last report ("step 2"), of which its value is the report; else
+    empty (a complete trial's value is its objective's, and a trial stopped before reporting has no step)."""
+    step = t.last_step if t.state in (TrialState.PRUNED, TrialState.PAUSED) else None
+    return "" if step is None else f"step {step}"
+
+
+#: the pruned trials ``tunesmith show`` lists with their last report (the latest)
+PRUNED_SHOWN = 5
+
+
+def latest_pruned(trials: Sequence[FrozenTrial]) -> tuple[list[str], str]:
+    """The latest pruned trials as ``show`` lists them, "#7 at step 2: 0.4013" (and where its metric turned
+    NaN: "(diverged at step 3)"), and a note when more were pruned."""
+    pruned = [t for t in trials if t.state is TrialState.PRUNED]
+    more = f"the last {PRUNED_SHOWN} of {len(pruned)}; tunesmith export lists all" if len(pruned) > PRUNED_SHOWN else ""
+    rows = []
+    for t in pruned[-PRUNED_SHOWN:]:
+        at, value = stopped_cell(t), "no value" if t.value is None else f"{t.value:.6g}"
+        nan = diverged_cell(t)
+        rows.append(f"#{t.number}{' at ' + at if at else ' before its first report'}: {value}"
+                    + (f" (diverged at {nan})" if nan else ""))
+    return rows, more
 
 
 #: the failed trials ``tunesmith show`` and the report list with their worker and error (the latest)

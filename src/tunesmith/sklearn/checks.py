@@ -9,12 +9,9 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from ..cv import SETUP_ATTR
 from ..study import Study
 from .space import SearchSpace
-
-#: the trial attribute describing the estimator (its parameters that are not searched) and the
-#: scoring of a stored search, written with the data fingerprint (search.DATA_ATTR)
-SETUP_ATTR = "search_setup"
 
 #: estimator parameters that change how fast, not what, a fit computes: a resume may change them
 HOW_FAST = ("n_jobs", "verbose", "memory", "copy", "copy_X", "warm_start")

@@ -36,9 +36,9 @@ from sklearn.utils.metadata_routing import (
     process_routing,
 )
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.validation import _num_samples, check_is_fitted, indexable
+from sklearn.utils.validation import check_is_fitted, indexable
 
-from ..cv import CV_ATTR, validate
+from ..cv import CV_ATTR, SETUP_ATTR, validate
 from ..exceptions import StudyNotFound
 from ..pruners import NopPruner
 from ..samplers import make_sampler
@@ -50,7 +50,7 @@ from ..study import Study
 from ..study.manage import DROP, SAMPLER_RECORDED, change_setting
 from ..study.study import RESUMING
 from ..trial import FrozenTrial, TrialState, finite_float
-from .checks import SETUP_ATTR, PeerArgs, same_setup, space_change
+from .checks import PeerArgs, same_setup, space_change
 from .interrupts import (
     evaluated,
     noting_ctrl_c,
@@ -72,7 +72,7 @@ DATA_ATTR = "search_data"
 #: without it was fingerprinted by X, y and the folds alone)
 FIT_ATTR = "search_fit_params"
 #: the study setting holding what the first fit of a stored search recorded of its data, fit
-#: parameters and setup (the attributes above and checks.SETUP_ATTR) and its worker: written once,
+#: parameters and setup (the attributes above and cv.SETUP_ATTR) and its worker: written once,
 #: compare-and-set, so that fits on other data started at once cannot both pass the check
 CLAIM_KEY = "search_claim"
 
@@ -1225,7 +1225,7 @@ def _check_split_order(X: Any, y: Any, X_test: Any, y_test: Any) -> None:
         return
     order = ("pass the training data, then the test data (train_test_split returns X_train, X_test, y_train, "
              "y_test: write evaluate_best(X_train, y_train, X_test, y_test))")
-    rows = [_num_samples(a) for a in (X, y, X_test, y_test)]
+    rows = [_n_samples(a) for a in (X, y, X_test, y_test)]
     if rows[0] != rows[1] or rows[2] != rows[3]:
         raise ValueError(f"evaluate_best(X, y, X_test, y_test) got {rows[0]} rows of X with {rows[1]} of y and "
                          f"{rows[2]} rows of X_test with {rows[3]} of y_test: {order}")
@@ -1233,6 +1233,19 @@ def _check_split_order(X: Any, y: Any, X_test: Any, y_test: Any) -> None:
     if dims[0] != dims[1]:  # a split in halves passed in that order: X_test is y_train, one value per row
         raise ValueError(f"evaluate_best(X, y, X_test, y_test) got X of {dims[0]} dimension(s) and X_test of "
                          f"{dims[1]}: {order}")
+
+
+def _n_samples(a: Any) -> int:
+    """The number of samples of a data set: its first dimension (an array, a DataFrame, a sparse matrix), or
+    its length (a list of rows). Not scikit-learn's private ``_num_samples``, which an upgrade may move."""
+    shape = getattr(a, "shape", None)
+    if isinstance(shape, tuple) and shape and isinstance(shape[0], (int, np.integer)):
+        return int(shape[0])
+    try:
+        return len(a)
+    except TypeError:  # a number, or an iterator that has no length
+        raise TypeError(f"evaluate_best expects arrays of samples (an array, a DataFrame, a list of rows), got "
+                        f"{type(a).__name__}") from None
 
 
 def _ndim(a: Any) -> int:
@@ -1296,11 +1309,13 @@ def _quiet(verbose: int, *, raising: bool = False) -> Iterator[None]:
 @contextlib.contextmanager
 def _opening(verbose: int) -> Iterator[None]:
     """The study's own lines while a fit opens it: its resume line never (the fit says its own), the
-    sampler it records only with verbose > 0."""
+    sampler it records only with verbose > 0. Only this thread's: the filter is on the process's logger,
+    and another thread opening a study meanwhile says its lines."""
     dropped = {RESUMING} if verbose > 0 else {RESUMING, SAMPLER_RECORDED}
+    opener = threading.get_ident()
 
     def said(record: logging.LogRecord) -> bool:
-        return record.msg not in dropped
+        return record.thread != opener or record.msg not in dropped
 
     logger.addFilter(said)
     try:

@@ -8,9 +8,11 @@ import operator
 import sys
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from ..exceptions import TrialFinishedError, no_attribute
+from ..paths import PLANTED_FIX, refuse_planted
 from ..pruners import Decision
 from ..space.params import a_type, did_you_mean
 from ..trial import FrozenTrial, SystemState, TrialState, _as_float_or_nan, json_attrs, short_repr
@@ -137,8 +139,13 @@ class Trial:
         """The checkpoint to continue from (``attrs["checkpoint"]``) when resumed, else None.
 
         None also for a resumed trial that set no ``attrs["checkpoint"]`` before it was
-        paused (the study logs a warning at that pause)."""
-        return self._record.attrs.get("checkpoint") if self.is_resumed else None
+        paused (the study logs a warning at that pause). A path another user may have chosen is
+        refused (:func:`~tunesmith.paths.refuse_planted`): whoever may write the study's database
+        can change it."""
+        path = self._record.attrs.get("checkpoint") if self.is_resumed else None
+        if isinstance(path, str) and path:
+            refuse_planted(Path(path).expanduser(), f"trial {self.number}'s checkpoint to resume from", PLANTED_FIX)
+        return path
 
     @property
     def attrs(self) -> Mapping[str, Any]:

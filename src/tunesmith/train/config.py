@@ -19,7 +19,9 @@ if TYPE_CHECKING:
     import torch
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
-SCHEDULES = ("constant", "step", "exponential", "cosine", "plateau")
+SCHEDULES = ("constant", "step", "exponential", "cosine", "linear", "plateau")
+#: the schedules that decay over the whole run to ``min_lr`` (the only ones that use it)
+ENDING_AT_MIN_LR = ("cosine", "linear")
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16")
 LR_ADAPT = (None, "hypergradient", "hypergradient-mult")
@@ -51,8 +53,8 @@ class TrainConfig:
     Schedule (a pure function of the optimizer step, see ``schedule.lr_at``):
         warmup_steps or warmup_fraction (of all steps, to the nearest step, halves up): linear warm-up from 0.
         schedule: "constant", "step" (``gamma ** floor(t / decay_steps)``),
-            "exponential" (``gamma ** (t / decay_steps)``), "cosine" (to
-            ``min_lr``, at most ``lr``: a larger one is refused; the other
+            "exponential" (``gamma ** (t / decay_steps)``), "cosine" and "linear" (to
+            ``min_lr`` at the run's last step, at most ``lr``: a larger one is refused; the other
             schedules do not use ``min_lr``) or "plateau" (times ``plateau_factor`` after
             ``plateau_patience`` evaluations without improvement).
         decay_steps or decay_epochs: optimizer steps, or epochs, per decay for
@@ -163,10 +165,10 @@ class TrainConfig:
         _positive("eps", self.eps)
         for name in ("weight_decay", "l1", "l2", "min_delta", "min_lr", "warmup_fraction"):
             _at_least(name, getattr(self, name), 0.0)
-        if self.schedule == "cosine" and _num(self.min_lr) and self.min_lr > self.lr:
+        if self.schedule in ENDING_AT_MIN_LR and _num(self.min_lr) and self.min_lr > self.lr:
             raise ValueError(
                 f"TrainConfig.min_lr ({self.min_lr!r}) > TrainConfig.lr ({self.lr!r}) with schedule={self.schedule!r}: "
-                "min_lr is the rate the cosine schedule ends at, so it must not exceed the peak lr (it was once "
+                f"min_lr is the rate the {self.schedule} schedule ends at, so it must not exceed the peak lr (it was once "
                 "clamped to lr, a constant schedule); lower min_lr or raise lr (when both are searched, give "
                 "min_lr a range below lr's, or search a ratio and set min_lr = ratio * lr in the objective)"
             )
@@ -269,7 +271,16 @@ _ALIASES = {
     "bs": "batch_size", "batchsize": "batch_size", "n_epochs": "epochs", "num_epochs": "epochs",
     "max_epochs": "epochs", "clip": "clip_norm", "grad_clip": "clip_norm", "max_grad_norm": "clip_norm",
     "gradient_clip_val": "clip_norm", "early_stopping_patience": "patience",
+    # Hugging Face TrainingArguments, Lightning, Keras and torch's schedulers
+    "adam_beta1": "beta1", "adam_beta2": "beta2", "adam_epsilon": "eps", "num_train_epochs": "epochs",
+    "per_device_train_batch_size": "batch_size", "train_batch_size": "batch_size", "lr_scheduler_type": "schedule",
+    "gradient_accumulation_steps": "accumulate", "accumulate_grad_batches": "accumulate",
+    "clipnorm": "clip_norm", "clipvalue": "clip_value", "gradient_clip_value": "clip_value",
+    "eval_steps": "eval_every", "save_total_limit": "keep_last", "output_dir": "checkpoint_dir",
+    "eta_min": "min_lr",
 }
+#: names that stand for two fields at once
+_SPLIT = {"betas": "give beta1=..., beta2=...: torch's betas=(b1, b2) is beta1=b1, beta2=b2"}
 
 
 def lookalike(name: str) -> str | None:
@@ -293,7 +304,8 @@ def _refuse_unknown_fields(init: Any) -> Any:
     def checked(self: TrainConfig, *args: Any, **kwargs: Any) -> None:
         unknown = [k for k in kwargs if k not in TrainConfig.field_names()]
         if unknown:
-            hints = [f"{k!r} (did you mean {lookalike(k)!r}?)" if lookalike(k) else repr(k) for k in unknown]
+            hints = [f"{k!r} ({_SPLIT[k]})" if k in _SPLIT else f"{k!r} (did you mean {lookalike(k)!r}?)"
+                     if lookalike(k) else repr(k) for k in unknown]
             raise TypeError(f"TrainConfig has no field {', '.join(hints)}; its fields: "
                             f"{', '.join(sorted(TrainConfig.field_names()))}")
         init(self, *args, **kwargs)

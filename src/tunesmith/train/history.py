@@ -99,6 +99,19 @@ class History:
     def best(self) -> EvalRecord | None:
         return None if self.best_index is None else self.records[self.best_index]
 
+    def __repr__(self) -> str:
+        """A summary: printing a run's History printed every record's every field (``records`` holds them)."""
+        parts = [f"{len(self.records)} validations"]
+        best = self.best
+        if best is not None:
+            parts.append(f"best: records[{best.index}] (epoch {best.epoch}, step {best.step}, loss {self.best_loss:.4g})")
+        at = self.overfit_at
+        if at is not None:
+            parts.append(f"overfit_at: records[{at}] (epoch {self.records[at].epoch})")
+        parts += ["stopped early"] * self.stopped_early + ["running"] * (not self.finished)
+        parts += [f"best_checkpoint={self.best_checkpoint!r}"] * bool(self.best_checkpoint)
+        return f"History({'; '.join(parts)})"
+
     @property
     def overfit_at(self) -> int | None:
         """Index of the record where the run's overfitting began, or None: the first of the rising

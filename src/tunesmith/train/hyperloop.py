@@ -169,6 +169,24 @@ class TuneResult:
     best: int | None = None
     best_params: dict[str, torch.Tensor] | None = None
 
+    def __repr__(self) -> str:
+        """A summary: the dataclass's repr printed every weight tensor (``params``, ``best_params``)."""
+        best = "none finite" if self.best is None else f"steps[{self.best}] (score {self.steps[self.best].score:.4g})"
+        n = sum(t.numel() for t in self.params.values())
+        return (f"TuneResult({len(self.steps)} outer steps; best: {best}; hparams: {_brief(self.hparams)}; "
+                f"params: {len(self.params)} tensors, {n:,} weights)")
+
+
+def _brief(values: Mapping[str, torch.Tensor], most: int = 8) -> str:
+    """Hyperparameter values as numbers (a tensor of several as its shape and range), the first ``most``."""
+    def one(t: torch.Tensor) -> str:
+        if t.numel() == 1:
+            return f"{float(t):.4g}"
+        return f"tensor of {tuple(t.shape)} in [{float(t.min()):.3g}, {float(t.max()):.3g}]" if t.numel() else "empty"
+    shown = [f"{k!r}: {one(v.detach())}" for k, v in list(values.items())[:most]]
+    more = f", ... {len(values) - most} more" if len(values) > most else ""
+    return "{" + ", ".join(shown) + more + "}"
+
 
 @dataclasses.dataclass(frozen=True)
 class LoopOptions:

@@ -11,7 +11,9 @@ skip parameters whose ``grad`` is None, so frozen weights stay bit-identical).
 from __future__ import annotations
 
 import difflib
+import logging
 import re
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -131,6 +133,27 @@ def check_head(cfg: TrainConfig, head: Sequence[str], model: nn.Module | None = 
             f"Trainer(model, cfg, head=[{guess or 'classifier'!r}]){which} (objective(..., head=...) in a study), "
             "or drop backbone_lr"
         )
+
+
+def warn_frozen_head(model: nn.Module, head: Sequence[str]) -> None:
+    """Say (once per model class) that a head named with ``head=`` is frozen while other parts train:
+    after ``freeze(model)``, which freezes the head too, it kept its first weights without a word
+    (a new head stays random) while only the thawed blocks trained."""
+    params = list(model.named_parameters())
+    frozen = [h for h in head if not any(p.requires_grad for n, p in params if _in_head(n, [h]))]
+    kind = type(model)
+    if not frozen or kind in _SAID_HEAD or not any(p.requires_grad for _, p in params):
+        return  # (nothing trainable at all: the first step refuses it)
+    _SAID_HEAD.add(kind)
+    logging.getLogger("tunesmith").warning(
+        "the head %s of the %s is frozen (none of its parameters requires grad, as after freeze(model), which freezes "
+        "the head too), so it keeps its first weights while the rest trains; thaw it after freezing the model "
+        "(tunesmith.train.unfreeze(model.%s)), or freeze the backbone alone (said once per model class)",
+        ", ".join(map(repr, frozen)), kind.__qualname__, frozen[0])
+
+
+#: model classes whose frozen head was warned about
+_SAID_HEAD: weakref.WeakSet[type] = weakref.WeakSet()
 
 
 def _last_child(model: nn.Module) -> str | None:

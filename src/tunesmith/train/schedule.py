@@ -9,6 +9,7 @@ constant       1
 step           gamma ** floor(t / d)
 exponential    gamma ** (t / d)
 cosine         m + (1 - m) * (1 + cos(pi * min(t, T) / T)) / 2,  m = min_lr / lr
+linear         m + (1 - m) * (1 - min(t, T) / T)                  (Hugging Face's default)
 plateau        plateau_factor ** reductions  (reductions counted by :class:`Plateau`)
 =============  ==============================================================
 """
@@ -19,7 +20,7 @@ import dataclasses
 import math
 from typing import Any
 
-from .config import TrainConfig
+from .config import ENDING_AT_MIN_LR, TrainConfig
 
 
 def warmup_steps(cfg: TrainConfig, total_steps: int) -> int:
@@ -43,11 +44,35 @@ def lr_factor(
         return float(cfg.gamma ** (t // d))
     if cfg.schedule == "exponential":
         return float(cfg.gamma ** (t / d))
-    if cfg.schedule == "cosine":
+    if cfg.schedule in ENDING_AT_MIN_LR:
         big_t = max(total_steps - w, 1)
         m = cfg.min_lr / cfg.lr  # <= 1: TrainConfig refuses min_lr > lr
-        return m + (1.0 - m) * 0.5 * (1.0 + math.cos(math.pi * min(t, big_t) / big_t))
+        if cfg.schedule == "cosine":
+            return m + (1.0 - m) * 0.5 * (1.0 + math.cos(math.pi * min(t, big_t) / big_t))
+        return m + (1.0 - m) * (1.0 - min(t, big_t) / big_t)
     return float(cfg.plateau_factor**reductions)
+
+
+#: the settings the schedule's factor at a step depends on (with the run's total steps)
+SCHEDULE_FIELDS = ("epochs", "max_steps", "schedule", "warmup_steps", "warmup_fraction", "decay_steps", "decay_epochs",
+                   "gamma", "min_lr", "plateau_factor")
+
+
+def total_steps_of(cfg: TrainConfig, steps_per_epoch: int) -> int:
+    """The run's optimizer steps: ``epochs`` epochs or ``max_steps``, whichever ends it first."""
+    by_epochs = cfg.epochs * steps_per_epoch if cfg.epochs else math.inf
+    return int(min(by_epochs, cfg.max_steps or math.inf))
+
+
+def factor_moved(
+    step: int, saved: TrainConfig, now: TrainConfig, *, steps_per_epoch: int, reductions: int = 0
+) -> tuple[float, float] | None:
+    """The schedule's factors at ``step`` under the run ``saved`` and under ``now`` (the same model
+    and optimizer, other schedule settings or length), or None where they agree: a resumed run
+    whose longer ``epochs`` stretches a cosine, or moves a ``warmup_fraction``, jumps in rate."""
+    before, after = (lr_factor(step, c, total_steps=total_steps_of(c, steps_per_epoch), steps_per_epoch=steps_per_epoch,
+                               reductions=reductions) for c in (saved, now))
+    return None if math.isclose(before, after, rel_tol=1e-9, abs_tol=1e-12) else (before, after)
 
 
 def lr_at(step: int, cfg: TrainConfig, *, total_steps: int, steps_per_epoch: int, reductions: int = 0) -> float:

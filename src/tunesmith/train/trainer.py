@@ -49,8 +49,22 @@ from .finetune import GradualUnfreezing, keep_frozen_in_eval, warn_hand_frozen_b
 from .history import EvalRecord, History
 from .hypergrad import HypergradientLR
 from .model_state import FrozenFingerprint, check_fields, checked_state, complete_state, model_state
-from .optim import check_head, head_names, l1_l2_penalty, make_optimizer, penalized
-from .schedule import Plateau, lr_factor, warmup_steps
+from .optim import (
+    check_head,
+    head_names,
+    l1_l2_penalty,
+    make_optimizer,
+    penalized,
+    warn_frozen_head,
+)
+from .schedule import (
+    SCHEDULE_FIELDS,
+    Plateau,
+    factor_moved,
+    lr_factor,
+    total_steps_of,
+    warmup_steps,
+)
 
 Callback = Callable[["Trainer", EvalRecord], None]
 
@@ -128,6 +142,7 @@ class Trainer:
                 "fit again would return the same history without training. Build a new Trainer for a new run; "
                 "to train longer, resume from its checkpoint with more epochs (cfg.with_params({'epochs': ...}))")
         check_head(cfg, self.head, self.model)
+        warn_frozen_head(self.model, self.head)
         self._check_optimizer_holds_model()
         warn_hand_frozen_batch_norms(self.model)
         loader = self.train_loader(train)
@@ -138,8 +153,7 @@ class Trainer:
             check_items(val, "val")
             check_dtypes(val, self.model, "val")
         self.steps_per_epoch = math.ceil(loader.batches / cfg.accumulate)
-        by_epochs = cfg.epochs * self.steps_per_epoch if cfg.epochs else math.inf
-        self.total_steps = int(min(by_epochs, cfg.max_steps or math.inf))
+        self.total_steps = total_steps_of(cfg, self.steps_per_epoch)
         if cfg.warmup_steps and cfg.warmup_steps >= self.total_steps:
             # the warm-up's step s runs at (s + 1) / warmup_steps of lr: lr itself only at its last step
             reached = "reaches lr (%g) only at the last step" if cfg.warmup_steps == self.total_steps else \
@@ -155,7 +169,9 @@ class Trainer:
         if resume_from is not None:
             # the model as built: what a best.pt written before the resumed checkpoint leaves out
             self._built = _cpu_state(self.model) if cfg.restore_best else None
-            self.load_state(ckpt.load(resume_from), where=str(resume_from))  # on CPU: RNG states stay CPU tensors
+            state = ckpt.load(resume_from)  # on CPU: RNG states stay CPU tensors
+            self.load_state(state, where=str(resume_from))
+            self._warn_schedule_moved(state.get("config") or {}, str(resume_from))
         else:
             _seed_all(cfg.seed)
         # gradients left by a backward before fit would move frozen weights (and add to the first step's)
@@ -166,6 +182,31 @@ class Trainer:
             self._restore_best()
         self.history.finished = True
         return self.history
+
+    def _warn_schedule_moved(self, saved: Mapping[str, Any], where: str) -> None:
+        """A resumed run whose schedule settings or length differ from the checkpoint's, such that
+        the rate at the resumed step is not the one the saved run would have used there."""
+        cfg = self.config
+        changed = {k: saved[k] for k in SCHEDULE_FIELDS if k in saved and saved[k] != getattr(cfg, k)}
+        if not changed:
+            return
+        try:
+            before = cfg.with_params(changed)
+        except (TypeError, ValueError):  # a checkpoint of an older tunesmith whose values no longer pass
+            return
+        moved = factor_moved(self.step, before, cfg, steps_per_epoch=self.steps_per_epoch,
+                             reductions=self.plateau.reductions)
+        if moved is None:
+            return
+        differ = "; ".join(f"{k}={v!r} there, {getattr(cfg, k)!r} here" for k, v in changed.items())
+        logging.getLogger("tunesmith").warning(
+            "resuming %s at step %d with other schedule settings (%s): the schedule is a function of the step and "
+            "of the run's total steps (%d there, %d here), so the learning rate at this step becomes %.4g where the "
+            "saved run had %.4g (schedule=%r, a restart of its decay rather than its continuation); resume with "
+            "the checkpoint's settings to continue its rates, or start a new run from its weights "
+            "(tunesmith.train.load_weights) with a schedule of its own", where, self.step, differ,
+            total_steps_of(before, self.steps_per_epoch), self.total_steps, cfg.lr * moved[1], cfg.lr * moved[0],
+            cfg.schedule)
 
     def _warn_schedule_never_decays(self) -> None:
         """A step schedule whose first decay falls after the run's last step trains at a constant rate."""
