@@ -662,6 +662,31 @@ def test_show_lists_pruned_trials_with_their_last_report_and_its_step_as_the_das
     assert "stopped at" not in c.get("/studies/p/trials/0").text
 
 
+def test_show_gives_a_pruned_trial_s_last_report_and_a_value_told_with_it_apart(
+        shared_storage_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """show's pruned trials said "each with its last report" and printed the trial's value beside the step: a
+    value told with the pruning (``tell(n, 0.9, state="pruned")``) read as step 1's report, which was 0.3."""
+    study = ts.Study({"x": ts.Float(0, 1)}, storage=shared_storage_url, name="p", sampler="random", seed=0,
+                     pruner="median")
+    for i in range(3):
+        study.add_trial({"x": i / 10}, i / 10, intermediate={1: i / 10})
+
+    def objective(trial: ts.Trial) -> float:
+        trial.report(2.5, 1)
+        trial.report(1 / 3, 2)
+        raise ts.TrialPruned()  # pruned by the objective: its value is its last report
+
+    study.optimize(objective, n_trials=1)
+    told = study.ask()
+    told.report(0.3, 1)
+    study.tell(told, 0.9, state="pruned")
+    study.tell(study.ask(), state="pruned")
+    assert main(["show", "p", "--storage", shared_storage_url, "--top", "1"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert ("pruned trials, each with its last report: #3 at step 2: 0.333333; #4 at step 1: 0.3 (value 0.9); "
+            "#5 before its first report: no value") in out, out
+
+
 def test_show_prints_whole_values_when_not_to_a_terminal(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     # rich folds tables to 80 columns off a terminal: a dozen parameters were all cut to "0.…"

@@ -1408,9 +1408,10 @@ def _plant_claim(study: ts.Study, claim: object, *, over: bool = False) -> None:
 
 
 def test_a_fit_opening_its_study_leaves_another_thread_s_resume_line_said(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
     """While a fit opens its study, the filter that drops the Study's resume line (the fit says its own) was
     on the process's logger for every thread: a study another thread resumed meanwhile said nothing."""
+    import logging
     import threading
 
     from tunesmith.sklearn.search import _opening
@@ -1426,6 +1427,13 @@ def test_a_fit_opening_its_study_leaves_another_thread_s_resume_line_said(
         elsewhere.join()
     said = [r.getMessage() for r in caplog.records]
     assert [m for m in said if "'other'" in m and "holds 2 trials: resuming it" in m], said
+    # records without their thread (logging.logThreads = False, a documented saving) read as another
+    # thread's: a resumed fit said the Study's resume line beside its own
+    caplog.clear()
+    monkeypatch.setattr(logging, "logThreads", False)
+    with caplog.at_level("INFO", logger="tunesmith"), _opening(0):
+        ts.Study({"x": ts.Float(0, 1)}, storage=url, name="other", load_if_exists=True)
+    assert not [r for r in caplog.records if "resuming it" in r.getMessage()], caplog.records
 
 
 @pytest.mark.parametrize("verbose", [0, 1])

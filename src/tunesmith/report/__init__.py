@@ -258,7 +258,7 @@ def stopped(trials: Sequence[FrozenTrial]) -> bool:
 
 
 def stopped_cell(t: FrozenTrial) -> str:
-    """The step of a pruned or paused trial's last report ("step 2"), of which its value is the report; else
+    """The step of a pruned or paused trial's last report ("step 2"), its value unless another was told; else
     empty (a complete trial's value is its objective's, and a trial stopped before reporting has no step)."""
     step = t.last_step if t.state in (TrialState.PRUNED, TrialState.PAUSED) else None
     return "" if step is None else f"step {step}"
@@ -270,16 +270,23 @@ PRUNED_SHOWN = 5
 
 def latest_pruned(trials: Sequence[FrozenTrial]) -> tuple[list[str], str]:
     """The latest pruned trials as ``show`` lists them, "#7 at step 2: 0.4013" (and where its metric turned
-    NaN: "(diverged at step 3)"), and a note when more were pruned."""
+    NaN: "(diverged at step 3)"), and a note when more were pruned. A value told with the pruning
+    (``study.tell(n, 0.9, state="pruned")``, ``add_trial``) is not the last report: it follows, "(value 0.9)"."""
     pruned = [t for t in trials if t.state is TrialState.PRUNED]
     more = f"the last {PRUNED_SHOWN} of {len(pruned)}; tunesmith export lists all" if len(pruned) > PRUNED_SHOWN else ""
-    rows = []
-    for t in pruned[-PRUNED_SHOWN:]:
-        at, value = stopped_cell(t), "no value" if t.value is None else f"{t.value:.6g}"
-        nan = diverged_cell(t)
-        rows.append(f"#{t.number}{' at ' + at if at else ' before its first report'}: {value}"
-                    + (f" (diverged at {nan})" if nan else ""))
-    return rows, more
+    return [_pruned_row(t) for t in pruned[-PRUNED_SHOWN:]], more
+
+
+def _pruned_row(t: FrozenTrial) -> str:
+    """"#7 at step 2: 0.4013": a pruned trial's last report and its step, and its value where that is another."""
+    value = "no value" if t.value is None else f"value {t.value:.6g}"
+    step = t.last_step
+    if step is None:
+        return f"#{t.number} before its first report: {value}"
+    last = t.intermediate[step]
+    nan = diverged_cell(t)
+    return (f"#{t.number} at step {step}: {last:.6g}" + ("" if t.value == last else f" ({value})")
+            + (f" (diverged at {nan})" if nan else ""))
 
 
 #: the failed trials ``tunesmith show`` and the report list with their worker and error (the latest)

@@ -1310,12 +1310,13 @@ def _quiet(verbose: int, *, raising: bool = False) -> Iterator[None]:
 def _opening(verbose: int) -> Iterator[None]:
     """The study's own lines while a fit opens it: its resume line never (the fit says its own), the
     sampler it records only with verbose > 0. Only this thread's: the filter is on the process's logger,
-    and another thread opening a study meanwhile says its lines."""
+    and another thread opening a study meanwhile says its lines. A logger's filter runs in the thread that
+    logs: that thread is asked, not ``record.thread``, which is None under ``logging.logThreads = False``."""
     dropped = {RESUMING} if verbose > 0 else {RESUMING, SAMPLER_RECORDED}
     opener = threading.get_ident()
 
     def said(record: logging.LogRecord) -> bool:
-        return record.thread != opener or record.msg not in dropped
+        return threading.get_ident() != opener or record.msg not in dropped
 
     logger.addFilter(said)
     try:
