@@ -32,7 +32,10 @@ def _matplotlib() -> Any:
         import matplotlib
     except ImportError:
         raise ImportError("image plots need matplotlib: pip install 'tunesmith[plots]'") from None
-    return matplotlib
+    from ..integrations._common import check_floor
+
+    # before 3.8.4 built for NumPy 1: under NumPy 2 pyplot failed with "numpy.core.multiarray failed to import"
+    return check_floor(matplotlib, (3, 8, 4), extra="plots", what="an image plot")
 
 
 def _plt() -> Any:
