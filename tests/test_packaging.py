@@ -73,8 +73,45 @@ def test_an_image_plot_without_matplotlib_names_the_extra(study_file: Path) -> N
     assert "image plots need matplotlib: pip install 'tunesmith[plots]'" in out.stderr, out.stderr
 
 
+#: (the library's module, an old version, the floor, the distribution and extra that ask for it, one line using it)
+BUILT_FOR_NUMPY_1 = [
+    ("torch", "2.2.2", "2.3", "torch", "train", "import tunesmith.train"),
+    ("matplotlib", "3.8.3", "3.8.4", "matplotlib", "plots",
+     "from tunesmith import plots; plots.save(plots.records_of(s, 'history'), 'h.png')"),
+    ("sklearn", "1.4.1.post1", "1.4.2", "scikit-learn", "importance", "s.importance('fanova')"),
+]
+
+
+@pytest.mark.parametrize(("module", "old", "floor", "dist", "extra", "use"), BUILT_FOR_NUMPY_1,
+                         ids=[case[0] for case in BUILT_FOR_NUMPY_1])
+def test_a_library_older_than_its_extra_s_floor_is_named_with_the_version(
+        tmp_path: Path, module: str, old: str, floor: str, dist: str, extra: str, use: str) -> None:
+    """torch 2.1-2.2, matplotlib 3.7-3.8.3 and scikit-learn 1.3-1.4.1 are built for NumPy 1: under NumPy 2
+    training failed on "Numpy is not available", pyplot on "numpy.core.multiarray failed to import", the
+    forest on "numpy.dtype size changed". Each is refused when first used, naming the floor, and that
+    floor is the one its extra asks for."""
+    out = run_without(set(), f"""
+        import types
+        fake = types.ModuleType({module!r})
+        fake.__version__ = {old!r}
+        sys.modules[{module!r}] = fake
+        import tunesmith as ts
+        s = ts.Study(ts.Space({{"x": ts.Float(0, 1), "y": ts.Float(0, 1)}}), sampler="random", seed=0)
+        s.optimize(lambda t: t.params["x"], n_trials=12)
+        try:
+            """ + use + """
+        except ImportError as e:
+            print(e)
+    """, cwd=tmp_path)
+    assert f"needs {module} >= {floor}, this is {old}: pip install -U 'tunesmith[{extra}]'" in out.stdout, \
+        out.stdout + out.stderr
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert f"{dist}>={floor}" in extras[extra]
+
+
 def test_an_old_scikit_learn_is_named_with_the_version_tunesmith_sklearn_needs() -> None:
-    """The importance extra allows scikit-learn 1.3; TunedSearchCV needs 1.6 (get_tags) and
+    """The importance extra allows scikit-learn 1.4.2; TunedSearchCV needs 1.6 (get_tags) and
     failed with "cannot import name 'get_tags' from 'sklearn.utils'"."""
     out = run_without(set(), """
         import types

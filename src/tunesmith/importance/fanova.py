@@ -95,10 +95,15 @@ def fanova(design: Design, options: FanovaOptions, seed: int) -> list[TreeEffect
 
 def _fit(design: Design, options: FanovaOptions, seed: int) -> Any:
     try:
-        from sklearn.ensemble import RandomForestRegressor
+        import sklearn
     except ImportError:
         raise ImportError("fANOVA importance needs scikit-learn: pip install 'tunesmith[importance]' "
                           "(the ped-anova method needs no extra)") from None
+    from ..integrations._common import check_floor
+
+    # before 1.4.2 built for NumPy 1: under NumPy 2 the forest's import failed ("numpy.dtype size changed")
+    check_floor(sklearn, (1, 4, 2), extra="importance", what="fANOVA importance")
+    from sklearn.ensemble import RandomForestRegressor
     forest = RandomForestRegressor(
         n_estimators=options.n_trees, min_samples_leaf=options.min_samples_leaf, max_depth=options.max_depth,
         max_features=options.max_features, random_state=seed, n_jobs=1,

@@ -34,7 +34,10 @@ def _matplotlib() -> Any:
         import matplotlib
     except ImportError:
         raise ImportError("image plots need matplotlib: pip install 'tunesmith[plots]'") from None
-    return matplotlib
+    from ..integrations._common import check_floor
+
+    # before 3.8.4 built for NumPy 1: under NumPy 2 pyplot failed with "numpy.core.multiarray failed to import"
+    return check_floor(matplotlib, (3, 8, 4), extra="plots", what="an image plot")
 
 
 def _plt() -> Any:
@@ -76,7 +79,8 @@ _MEASURED_AT = 100
 def _title_lines(ax: Any, title: str) -> list[str]:
     """``title`` in lines as wide as ``ax`` at most (matplotlib centres a title over its axes and
     draws it on one line however long, cut at the figure's edge), measured in the title's font:
-    the sum of its characters' advances (kerning only narrows a line)."""
+    the sum of its characters' advances (kerning only narrows a line), unhinted: matplotlib before
+    3.9 hints them at 8 times the width (text.hinting_factor), and titles were wrapped 8 times too narrow."""
     from matplotlib.font_manager import FontProperties, findfont, get_font
 
     from .records import wrap_to_width
@@ -84,7 +88,7 @@ def _title_lines(ax: Any, title: str) -> list[str]:
     font = FontProperties(size="medium", weight=_matplotlib().rcParams["axes.titleweight"])
     face = get_font(findfont(font))
     face.set_size(_MEASURED_AT, 72)  # matplotlib sets its size before drawing
-    scale = font.get_size_in_points() / _MEASURED_AT / 64  # FreeType's advances are in 64ths
+    scale = font.get_size_in_points() / _MEASURED_AT
     advances: dict[str, float] = {}
 
     def measure(line: str) -> float:
@@ -97,16 +101,16 @@ def _title_lines(ax: Any, title: str) -> list[str]:
 
 
 def _advance(face: Any, c: str) -> float:
-    """The advance of ``c`` in ``face`` (in 64ths); a whole em for one the font lacks (a study named
+    """The advance of ``c`` in ``face`` (in points); a whole em for one the font lacks (a study named
     '研究' raised "No glyphs have been loaded"), as wide as such letters are: the line is never cut."""
     import warnings
 
     with warnings.catch_warnings():  # "Glyph ... missing from font": matplotlib says it as it draws the title
         warnings.simplefilter("ignore")
         try:
-            return float(face.load_char(ord(c)).horiAdvance)
+            return float(face.load_char(ord(c)).linearHoriAdvance) / 65536  # FreeType's 16.16 fixed point
         except RuntimeError:
-            return float(_MEASURED_AT * 64)
+            return float(_MEASURED_AT)
 
 
 def save(records: Sequence[Record], path: Any, *, dpi: int = 120, format: str | None = None) -> None:
@@ -124,7 +128,8 @@ def save(records: Sequence[Record], path: Any, *, dpi: int = 120, format: str | 
             fig.tight_layout()
             fig.savefig(path, dpi=dpi, format=format)
         _pass_on(said)
-    except (ValueError, OverflowError) as e:  # matplotlib's "arange: cannot compute length", "cannot convert float infinity"
+    except (ValueError, OverflowError, IndexError) as e:  # matplotlib's "arange: cannot compute length", "cannot
+        # convert float infinity", and before 3.9 "index 0 is out of bounds" (its ticker found no tick)
         huge, (lo, hi) = _largest(records), _log_span(records)
         decades = math.log10(hi) - math.log10(lo)
         if huge < HUGE and decades < WIDE_LOG:

@@ -12,7 +12,7 @@ try:
 except ImportError:  # pragma: no cover - depends on the environment
     raise ImportError("tunesmith.sklearn needs scikit-learn: pip install 'tunesmith[sklearn]'") from None
 
-# sklearn.utils.get_tags: an older scikit-learn (the importance extra allows 1.3) failed with
+# sklearn.utils.get_tags: an older scikit-learn (the importance extra allows 1.4.2) failed with
 # "cannot import name 'get_tags'"
 check_floor(sklearn, (1, 6), extra="sklearn", what="tunesmith.sklearn")
 

@@ -21,12 +21,17 @@ Needs the ``train`` extra: ``pip install 'tunesmith[train]'``.
 from __future__ import annotations
 
 try:
-    import torch  # noqa: F401
+    import torch
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     raise ImportError(
         "tunesmith.train needs PyTorch, which is not installed; install it with "
         "pip install 'tunesmith[train]'"
     ) from exc
+else:  # torch 2.1 and 2.2 are built for NumPy 1: under NumPy 2 (which tunesmith allows) every tensor
+    # made from an array failed deep inside training with "Numpy is not available"
+    from ..integrations._common import check_floor
+
+    check_floor(torch, (2, 3), extra="train", what="tunesmith.train")
 
 from . import checkpoint
 from .bridge import adam_space, objective, set_threads
