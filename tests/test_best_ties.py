@@ -153,7 +153,7 @@ def _random_history(rng: random.Random, n: int) -> list[FrozenTrial]:
 
 @pytest.mark.parametrize("seed", range(12))
 def test_large_ties_rank_as_tie_key_sorts_them(seed: int) -> None:
-    """``ranked`` and ``best_of`` build the keys of many tied trials at once (``_bulk_tie_order``); the order
+    """``ranked`` and ``best_of`` build the keys of many tied trials at once (``_bulk_tie_keys``); the order
     is the one tie_key's tuples give, trial by trial, on histories with every shape of tie."""
     rng = random.Random(seed)
     trials = _random_history(rng, rng.choice([400, 1500]))
@@ -164,7 +164,7 @@ def test_large_ties_rank_as_tie_key_sorts_them(seed: int) -> None:
         assert [t.number for t in ranked(trials, direction)] == [t.number for t in want]
         assert best_of(trials, direction) is want[0]
         tied = tied_best(trials, direction)
-        assert len(tied) >= BULK_TIES and ts.trial._bulk_tie_order(tied, sign) is not None  # ranked in bulk
+        assert len(tied) >= BULK_TIES and ts.trial._bulk_tie_keys(tied, sign) is not None  # ranked in bulk
 
 
 def test_records_built_by_hand_rank_as_tie_key_sorts_them() -> None:

@@ -230,8 +230,11 @@ def best_of(trials: Iterable[FrozenTrial], direction: Direction | str) -> Frozen
     if len(tied) < 2:
         return next(iter(tied), None)
     sign = Direction.parse(direction).sign()
-    order = _bulk_tie_order(tied, sign)
-    return min(tied, key=lambda t: tie_key(t, sign)) if order is None else tied[order[0]]
+    keys = _bulk_tie_keys(tied, sign)
+    if keys is None:
+        return min(tied, key=lambda t: tie_key(t, sign))
+    low = min((k for k in keys if k), default=b"")  # trials that reported nothing rank after those that did
+    return min((t for t, k in zip(tied, keys, strict=True) if k == low), key=lambda t: t.number)
 
 
 def tied_best(trials: Iterable[FrozenTrial], direction: Direction | str) -> list[FrozenTrial]:
@@ -261,24 +264,28 @@ def ranked(trials: Iterable[FrozenTrial], direction: Direction | str) -> list[Fr
 
 
 def _ranked_ties(tied: list[FrozenTrial], sign: float) -> list[FrozenTrial]:
-    """``sorted(tied, key=lambda t: tie_key(t, sign))``, through :func:`_bulk_tie_order` where it applies."""
-    order = _bulk_tie_order(tied, sign)
-    return sorted(tied, key=lambda t: tie_key(t, sign)) if order is None else [tied[i] for i in order]
+    """``sorted(tied, key=lambda t: tie_key(t, sign))``, through :func:`_bulk_tie_keys` where they apply."""
+    keys = _bulk_tie_keys(tied, sign)
+    if keys is None:
+        return sorted(tied, key=lambda t: tie_key(t, sign))
+    by_number = sorted(range(len(tied)), key=lambda i: tied[i].number)
+    reported = [i for i in by_number if keys[i]]
+    reported.sort(key=keys.__getitem__)  # stable: equal keys stay in number order, as tie_key has them
+    return [tied[i] for i in reported] + [tied[i] for i in by_number if not keys[i]]
 
 
-#: the fewest tied trials :func:`_bulk_tie_order` ranks (fewer: :func:`tie_key`'s own are as quick)
+#: the fewest tied trials whose keys :func:`_bulk_tie_keys` builds (fewer: :func:`tie_key`'s own are as quick)
 BULK_TIES = 32
-def _bulk_tie_order(tied: list[FrozenTrial], sign: float) -> list[int] | None:
-    """The positions of ``tied`` in the order ``sorted(tied, key=lambda t: tie_key(t, sign))`` gives
-    them, with every trial's key built at once: one pass over every report in NumPy instead of a
-    tuple of Python floats per trial compared report by report. A trial's key is its reports, in the
-    study's direction and from its last step backwards, as the bytes of their float64 bits mapped so
-    that unsigned big-endian order is the numbers' order (-0.0 as 0.0, NaN as +inf, as tie_key has
+def _bulk_tie_keys(tied: list[FrozenTrial], sign: float) -> list[bytes] | None:
+    """Keys of ``tied`` that sort as :func:`tie_key`'s do but for the trial number (sort by number
+    first, then stably by these), built at once: one pass over every report in NumPy instead of a
+    tuple of Python floats per trial, compared report by report. A trial's key is its reports, in
+    the study's direction and from its last step backwards, as the bytes of their float64 bits mapped
+    so that unsigned big-endian order is the numbers' order (-0.0 as 0.0, NaN as +inf, as tie_key has
     them): bytes compare as those tuples do, place by place, the one that runs out first ranking
-    first. Stable sorts by number, then by the bytes, give tie_key's order, equal keys in the order
-    given; the trials that reported nothing go last. None (tie_key ranks them) for fewer than
-    :data:`BULK_TIES` trials and for reports that are no dict of int steps to numbers (a record
-    built by hand), or that hold a step beyond 64 bits."""
+    first. ``b""`` for a trial that reported nothing (it ranks after those that did, by number).
+    None (tie_key ranks them) for fewer than :data:`BULK_TIES` trials and for reports that are no
+    dict of int steps to numbers (a record built by hand), or that hold a step beyond 64 bits."""
     if len(tied) < BULK_TIES or any(type(t.intermediate) is not dict for t in tied):
         return None
     reports: list[dict[int, float]] = [t.intermediate for t in tied]  # type: ignore[misc]
@@ -298,12 +305,7 @@ def _bulk_tie_order(tied: list[FrozenTrial], sign: float) -> list[int] | None:
             values = values[np.lexsort((steps, owner))]
     raw = _ordered_bytes(values, sign)[::-1]  # every trial's reports backwards, big-endian; the trials backwards
     total = len(raw)
-    keys = [raw[total - 8 * e:total - 8 * b] for b, e in zip(starts.tolist(), ends.tolist(), strict=True)]
-    numbers = [t.number for t in tied]
-    order = sorted(range(len(tied)), key=numbers.__getitem__)
-    reported = [i for i in order if keys[i]]
-    reported.sort(key=keys.__getitem__)
-    return reported + [i for i in order if not keys[i]]
+    return [raw[total - 8 * e:total - 8 * b] for b, e in zip(starts.tolist(), ends.tolist(), strict=True)]
 
 
 def _ordered_bytes(values: np.ndarray, sign: float) -> bytes:
