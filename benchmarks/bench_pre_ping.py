@@ -51,15 +51,7 @@ def run(lib: str, url: str, trials: int) -> dict[str, float]:
 
         optuna.logging.set_verbosity(logging.WARNING)
         ostudy = optuna.create_study(storage=url, study_name=name, sampler=optuna.samplers.RandomSampler(seed=0))
-
-        def loop(n: int) -> None:
-            for _ in range(n):
-                trial = ostudy.ask()
-                x = trial.suggest_float("x", -5.0, 5.0)
-                trial.suggest_float("lr", 1e-5, 1e-1, log=True)
-                trial.suggest_int("n", 1, 64)
-                trial.suggest_categorical("act", ["relu", "tanh", "gelu"])
-                ostudy.tell(trial, x**2)
+        loop = bench_overhead.optuna_loop(ostudy)
     loop(WARMUP)
     wall, cpu = time.perf_counter(), time.process_time()
     loop(trials)
