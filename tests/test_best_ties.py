@@ -3,10 +3,7 @@ then the earliest (``tunesmith.trial.tie_key``); every reader of the best uses t
 
 from __future__ import annotations
 
-import math
-import random
 import re
-import types
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -14,7 +11,7 @@ import pytest
 
 import tunesmith as ts
 from tunesmith.cli import main
-from tunesmith.trial import BULK_TIES, FrozenTrial, TrialState, best_of, ranked, tie_key, tied_best
+from tunesmith.trial import ranked
 
 SPACE = {"x": ts.Float(0.0, 1.0)}
 
@@ -131,52 +128,3 @@ def test_a_report_that_is_no_number_ranks_as_the_worst(tmp_path: Path) -> None:
     assert study.trials[0].intermediate[2] != study.trials[0].intermediate[2]  # read back as NaN
     assert study.best_trial.number == 2
     assert [t.number for t in ranked(study.trials, study.direction)] == [2, 1, 0, 3]
-
-
-def _random_history(rng: random.Random, n: int) -> list[FrozenTrial]:
-    """``n`` trials with every shape of tie: a few values (0.0 and -0.0 among them), curves drawn from a
-    few numbers (so that they agree over stretches), of every length (none too), some steps written out
-    of order or with gaps, some reports NaN or infinite, some trials not complete, numbers shuffled."""
-    numbers = rng.sample(range(10 * n), n)
-    out = []
-    for number in numbers:
-        state = rng.choice([TrialState.COMPLETE] * 6 + [TrialState.PRUNED, TrialState.RUNNING])
-        value = rng.choice([0.0, -0.0, 0.25, 1.0, -3.5]) if state is not TrialState.RUNNING else None
-        steps = sorted(rng.sample(range(1, 40), rng.choice([0, 0, 1, 2, 3, 5, 8, 12])))
-        if rng.random() < 0.1:
-            rng.shuffle(steps)
-        pool = [0.0, -0.0, 0.5, 0.5, 0.75, -1.0, 1e308, -1e-300, math.inf, -math.inf, math.nan]
-        reports = {s: rng.choice(pool[:7] if rng.random() < 0.9 else pool) for s in steps}
-        out.append(FrozenTrial(number=number, state=state, value=value, params={}, intermediate=reports))
-    return out
-
-
-@pytest.mark.parametrize("seed", range(12))
-def test_large_ties_rank_as_tie_key_sorts_them(seed: int) -> None:
-    """``ranked`` and ``best_of`` build the keys of many tied trials at once (``_bulk_tie_keys``); the order
-    is the one tie_key's tuples give, trial by trial, on histories with every shape of tie."""
-    rng = random.Random(seed)
-    trials = _random_history(rng, rng.choice([400, 1500]))
-    for direction in ("minimize", "maximize"):
-        sign = ts.trial.Direction.parse(direction).sign()
-        done = [t for t in trials if t.state is TrialState.COMPLETE]
-        want = sorted(done, key=lambda t: (sign * t.value, tie_key(t, sign)))  # type: ignore[operator]
-        assert [t.number for t in ranked(trials, direction)] == [t.number for t in want]
-        assert best_of(trials, direction) is want[0]
-        tied = tied_best(trials, direction)
-        assert len(tied) >= BULK_TIES and ts.trial._bulk_tie_keys(tied, sign) is not None  # ranked in bulk
-
-
-def test_records_built_by_hand_rank_as_tie_key_sorts_them() -> None:
-    """Reports that are no dict of int steps to floats (ints among the values, float steps, a mapping
-    of another type, a step beyond 64 bits) rank as tie_key sorts them too."""
-    rng = random.Random(5)
-    trials = [t for t in _random_history(rng, 300) if t.state is TrialState.COMPLETE]
-    odd = [{1: 2, 2: 0.5}, {1.5: 0.5, 2: 0.5}, types.MappingProxyType({1: 0.5, 2: 0.5}), {2**70: 0.5}]
-    trials += [FrozenTrial(number=1000 + i, state=TrialState.COMPLETE, value=0.0, params={}, intermediate=r)
-               for i, r in enumerate(odd)]
-    for direction in ("minimize", "maximize"):
-        sign = ts.trial.Direction.parse(direction).sign()
-        want = sorted(trials, key=lambda t: (sign * t.value, tie_key(t, sign)))  # type: ignore[operator]
-        assert [t.number for t in ranked(trials, direction)] == [t.number for t in want]
-        assert best_of(trials, direction) is want[0]

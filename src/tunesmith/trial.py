@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import array
 import dataclasses
 import enum
 import itertools
@@ -227,14 +226,8 @@ def best_of(trials: Iterable[FrozenTrial], direction: Direction | str) -> Frozen
     one rule every part of tunesmith uses to name the best trial. Among trials tied on the value,
     :func:`tie_key` decides: the better reports, read from the last backwards, then the earliest."""
     tied = tied_best(trials, direction)
-    if len(tied) < 2:
-        return next(iter(tied), None)
     sign = Direction.parse(direction).sign()
-    keys = _bulk_tie_keys(tied, sign)
-    if keys is None:
-        return min(tied, key=lambda t: tie_key(t, sign))
-    low = min((k for k in keys if k), default=b"")  # trials that reported nothing rank after those that did
-    return min((t for t, k in zip(tied, keys, strict=True) if k == low), key=lambda t: t.number)
+    return min(tied, key=lambda t: tie_key(t, sign)) if len(tied) > 1 else next(iter(tied), None)
 
 
 def tied_best(trials: Iterable[FrozenTrial], direction: Direction | str) -> list[FrozenTrial]:
@@ -251,75 +244,11 @@ def ranked(trials: Iterable[FrozenTrial], direction: Direction | str) -> list[Fr
     sign = Direction.parse(direction).sign()
     done = [t for t in trials if t.state is TrialState.COMPLETE and t.value is not None]
     done.sort(key=lambda t: (sign * float(t.value), t.number))  # type: ignore[arg-type]
-    values = np.fromiter((t.value for t in done), dtype=float, count=len(done))
-    ends = [int(i) + 1 for i in np.flatnonzero(values[1:] != values[:-1])] + [len(done)]
-    if len(ends) == len(done):  # no two complete trials tie: done is the ranking
-        return done
     out: list[FrozenTrial] = []
-    start = 0
-    for end in ends:
-        out += done[start:end] if end - start == 1 else _ranked_ties(done[start:end], sign)
-        start = end
+    for _, group in itertools.groupby(done, key=lambda t: t.value):
+        tied = list(group)
+        out += tied if len(tied) == 1 else sorted(tied, key=lambda t: tie_key(t, sign))
     return out
-
-
-def _ranked_ties(tied: list[FrozenTrial], sign: float) -> list[FrozenTrial]:
-    """``sorted(tied, key=lambda t: tie_key(t, sign))``, through :func:`_bulk_tie_keys` where they apply."""
-    keys = _bulk_tie_keys(tied, sign)
-    if keys is None:
-        return sorted(tied, key=lambda t: tie_key(t, sign))
-    by_number = sorted(range(len(tied)), key=lambda i: tied[i].number)
-    reported = [i for i in by_number if keys[i]]
-    reported.sort(key=keys.__getitem__)  # stable: equal keys stay in number order, as tie_key has them
-    return [tied[i] for i in reported] + [tied[i] for i in by_number if not keys[i]]
-
-
-#: the fewest tied trials whose keys :func:`_bulk_tie_keys` builds (fewer: :func:`tie_key`'s own are as quick)
-BULK_TIES = 32
-def _bulk_tie_keys(tied: list[FrozenTrial], sign: float) -> list[bytes] | None:
-    """Keys of ``tied`` that sort as :func:`tie_key`'s do but for the trial number (sort by number
-    first, then stably by these), built at once: one pass over every report in NumPy instead of a
-    tuple of Python floats per trial, compared report by report. A trial's key is its reports, in
-    the study's direction and from its last step backwards, as the bytes of their float64 bits mapped
-    so that unsigned big-endian order is the numbers' order (-0.0 as 0.0, NaN as +inf, as tie_key has
-    them): bytes compare as those tuples do, place by place, the one that runs out first ranking
-    first. ``b""`` for a trial that reported nothing (it ranks after those that did, by number).
-    None (tie_key ranks them) for fewer than :data:`BULK_TIES` trials and for reports that are no
-    dict of int steps to numbers (a record built by hand), or that hold a step beyond 64 bits."""
-    if len(tied) < BULK_TIES or any(type(t.intermediate) is not dict for t in tied):
-        return None
-    reports: list[dict[int, float]] = [t.intermediate for t in tied]  # type: ignore[misc]
-    try:  # array's types convert as int() and float() do numbers, and refuse text, None and 2**63 on
-        steps = np.frombuffer(array.array("q", itertools.chain.from_iterable(reports)), dtype=np.int64)
-        values = np.frombuffer(array.array("d", itertools.chain.from_iterable(r.values() for r in reports)))
-    except (OverflowError, TypeError):
-        return None  # float or text steps, steps beyond 64 bits, text or None as values, ints beyond floats
-    lengths = np.fromiter(map(len, reports), dtype=np.int64, count=len(reports))
-    ends = np.cumsum(lengths)
-    starts = ends - lengths
-    if len(steps) > 1:
-        later = steps[1:] > steps[:-1]
-        later[starts[(lengths > 0) & (starts > 0)] - 1] = True  # a new trial's first step
-        if not later.all():  # steps not recorded in increasing order: sort each trial's own
-            owner = np.repeat(np.arange(len(reports)), lengths)
-            values = values[np.lexsort((steps, owner))]
-    raw = _ordered_bytes(values, sign)[::-1]  # every trial's reports backwards, big-endian; the trials backwards
-    total = len(raw)
-    return [raw[total - 8 * e:total - 8 * b] for b, e in zip(starts.tolist(), ends.tolist(), strict=True)]
-
-
-def _ordered_bytes(values: np.ndarray, sign: float) -> bytes:
-    """``sign * values`` as float64 bits in native little-endian bytes, each mapped so that the
-    unsigned order of the bits is the numbers' order: -0.0 as 0.0 and NaN as +inf (tie_key's
-    numbers), the sign bit set for the rest of the positives, every bit flipped for negatives."""
-    signed = values * sign
-    signed += 0.0  # -0.0 + 0.0 is 0.0
-    signed[np.isnan(signed)] = np.inf
-    bits = signed.view(np.int64)
-    flip = bits >> 63  # every bit of a negative, none of a positive
-    flip |= np.int64(-(2**63))
-    bits ^= flip
-    return bits.tobytes()
 
 
 def tie_key(t: FrozenTrial, sign: float) -> tuple[bool, tuple[float, ...], int]:
