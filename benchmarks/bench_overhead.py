@@ -93,6 +93,11 @@ def optuna_open(kind: str, folder: str, seed: int) -> Callable[[int], None]:
         sampler=optuna.samplers.RandomSampler(seed=seed),
         load_if_exists=True,
     )
+    return optuna_loop(study)
+
+
+def optuna_loop(study: Any) -> Callable[[int], None]:
+    """A loop of ``n`` ask+tell on the Optuna ``study``, the space of :func:`_ts_space`."""
 
     def loop(n: int) -> None:
         for _ in range(n):

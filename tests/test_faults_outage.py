@@ -161,6 +161,31 @@ def test_a_connection_terminated_as_the_schema_version_is_read_is_retried(pg_ser
     assert cut and storage.list_studies() == []
 
 
+
+def test_connections_terminated_between_transactions_are_replaced(pg_server, pg_url: str) -> None:  # type: ignore[no-untyped-def]
+    # every backend of the database terminated between two trials (an administrator, a pooler, a
+    # failover): the pooled connections are replaced (pinged at checkout; a transaction that meets a
+    # dead one runs again on a new connection) and every trial is recorded once
+    import psycopg
+
+    study = ts.Study({"x": ts.Float(0, 1)}, storage=pg_url, name="s", sampler="random", seed=0)
+    terminated = 0
+    for _cut in range(3):
+        for _ in range(2):
+            trial = study.ask()
+            trial.report(0.5, step=1)
+            study.tell(trial, trial.params["x"])
+        with psycopg.connect(pg_server.dsn(pg_url.rsplit("/", 1)[1]), autocommit=True) as admin:
+            terminated += sum(ok for (ok,) in admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"))
+    assert terminated >= 3  # each round cut this process's connections
+    again = ts.Study.load("s", storage=pg_url)
+    assert [(t.number, t.state.value, t.intermediate) for t in again.trials] == [
+        (n, "complete", {1: 0.5}) for n in range(6)]
+    assert [t.value for t in again.trials] == [t.params["x"] for t in again.trials]
+
+
 FILE_LIMIT = (
     "import resource, sys\n"
     "import tunesmith as ts\n"
