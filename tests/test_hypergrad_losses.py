@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 from torch import nn
@@ -164,3 +166,6 @@ def test_a_printed_result_is_a_summary_not_every_weight() -> None:
     assert text.startswith(f"TuneResult(2 outer steps; best: steps[{result.best}] (score ")
     assert "'l2.0.weight': tensor of (32, 6) in [" in text and "'label_smoothing': 0.1" in text
     assert "params: 4 tensors, 290 weights" in text
+    one = dataclasses.replace(result, steps=result.steps[:1], best=0)
+    assert repr(one).startswith("TuneResult(1 outer step; best: steps[0] (score "), repr(one)  # was "1 outer steps"
+    assert repr(dataclasses.replace(result, steps=[], best=None)).startswith("TuneResult(0 outer steps; best: none;")

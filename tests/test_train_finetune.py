@@ -284,3 +284,34 @@ def test_a_head_frozen_with_the_whole_model_is_said_to_keep_its_first_weights(
     with caplog.at_level("WARNING", logger="tunesmith"):
         Trainer(model, CFG, head="head").fit(train, val)
     assert not [r for r in caplog.records if "is frozen" in r.getMessage()]
+
+
+def said_frozen(model: nn.Module, head: list[str], monkeypatch: pytest.MonkeyPatch,
+                caplog: pytest.LogCaptureFixture) -> list[str]:
+    """The frozen-head warnings of one fit of ``model`` with ``head``, as the first of its class."""
+    from tunesmith.train import optim
+
+    monkeypatch.setattr(optim, "_SAID_HEAD", weakref.WeakSet())
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        Trainer(model, CFG, head=head).fit(*split(96))
+    return [r.getMessage() for r in caplog.records if "is frozen" in r.getMessage()]
+
+
+def test_the_frozen_heads_fix_is_python_for_an_index_and_a_parameter(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Before: a head inside a Sequential was told to thaw with ``unfreeze(model.backbone.2)`` (a
+    syntax error) and a second frozen head or a head named by a parameter was left out of the fix."""
+    from tunesmith.train import unfreeze
+
+    models = [Net(), Net()]
+    for model in models:
+        freeze(model)
+        model.backbone[0].requires_grad_(True)
+    said = said_frozen(models[0], ["backbone.2", "head.weight"], monkeypatch, caplog)
+    assert len(said) == 1 and "the head 'backbone.2', 'head.weight' of the Net" in said[0], said
+    assert "(tunesmith.train.unfreeze(model.backbone[2]); model.head.weight.requires_grad_(True))" in said[0]
+    unfreeze(models[1].backbone[2])  # the fix as said
+    models[1].head.weight.requires_grad_(True)
+    assert not said_frozen(models[1], ["backbone.2", "head.weight"], monkeypatch, caplog)

@@ -105,9 +105,10 @@ def test_resume_with_another_learning_rate_is_refused(tmp_path: Path) -> None:
     assert len(history.records) == 4 and history.records[-1].lr == pytest.approx(1e-3)  # more epochs: resumed
 
 
-@pytest.mark.parametrize("schedule", ["cosine", "warmup_fraction"])
+@pytest.mark.parametrize(("schedule", "said"), [("cosine", "schedule='cosine': a jump in its decay"),
+                                                ("warmup_fraction", "schedule='constant': back inside a warm-up of 9 steps")])
 def test_a_longer_resumed_run_whose_schedule_stretches_says_the_rate_jumps(
-    schedule: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    schedule: str, said: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Before: resuming a cosine run with more epochs restarted its decay without a word (the rate
     at the resumed step jumped from the saved run's to the longer schedule's); the same with a
@@ -119,7 +120,20 @@ def test_a_longer_resumed_run_whose_schedule_stretches_says_the_rate_jumps(
     with caplog.at_level("WARNING", logger="tunesmith"):
         history = Trainer(mlp(), cfg.with_params({"epochs": 4})).fit(*split(64), resume_from=last)
     assert len(history.records) == 4  # resumed all the same
-    assert "epochs=2 there, 4 here" in caplog.text and "a restart of its decay" in caplog.text, caplog.text
+    assert "epochs=2 there, 4 here" in caplog.text and said in caplog.text, caplog.text
+
+
+def test_a_resume_past_the_shorter_runs_end_names_no_rate(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Before: a cosine run's checkpoint at step 9 of 12 resumed with epochs=2 (6 steps) warned that
+    "the learning rate at this step becomes 0", though the run trains no step at all from there."""
+    cfg = TrainConfig(epochs=4, batch_size=16, lr=1e-3, schedule="cosine", checkpoint_dir=str(tmp_path), keep_last=4,
+                      device="cpu")
+    Trainer(mlp(), cfg).fit(*split(64))
+    step_9 = tmp_path / "last-000000009.pt"
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        history = Trainer(mlp(), cfg.with_params({"epochs": 2})).fit(*split(64), resume_from=step_9)
+    assert [r.step for r in history.records] == [3, 6, 9]  # nothing trained after the checkpoint
+    assert "resuming" not in caplog.text, caplog.text
 
 
 def test_a_longer_resumed_run_whose_rates_go_on_as_saved_says_nothing(

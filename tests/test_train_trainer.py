@@ -55,6 +55,8 @@ def test_a_printed_history_is_a_summary_of_the_run() -> None:
                              "overfit_at: records[9] (epoch 10))")
     stopped, _, _ = run_curve([1.0, 0.8, 0.7, 0.75, 0.72, 0.71, 0.5, 0.4], patience=3)
     assert repr(stopped).endswith("best: records[2] (epoch 3, step 9, loss 0.7); overfit_at: records[3] (epoch 4); stopped early)")
+    one, _, _ = run_curve([0.5])
+    assert repr(one) == "History(1 validation; best: records[0] (epoch 1, step 3, loss 0.5))"  # was "1 validations"
 
 
 def test_min_delta_requires_a_real_improvement() -> None:

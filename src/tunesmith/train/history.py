@@ -101,7 +101,7 @@ class History:
 
     def __repr__(self) -> str:
         """A summary: printing a run's History printed every record's every field (``records`` holds them)."""
-        parts = [f"{len(self.records)} validations"]
+        parts = [f"{len(self.records)} validation{'s' * (len(self.records) != 1)}"]
         best = self.best
         if best is not None:
             parts.append(f"best: records[{best.index}] (epoch {best.epoch}, step {best.step}, loss {self.best_loss:.4g})")

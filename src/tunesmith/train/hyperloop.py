@@ -171,9 +171,9 @@ class TuneResult:
 
     def __repr__(self) -> str:
         """A summary: the dataclass's repr printed every weight tensor (``params``, ``best_params``)."""
-        best = "none finite" if self.best is None else f"steps[{self.best}] (score {self.steps[self.best].score:.4g})"
+        best = ("none finite" if self.steps else "none") if self.best is None else f"steps[{self.best}] (score {self.steps[self.best].score:.4g})"
         n = sum(t.numel() for t in self.params.values())
-        return (f"TuneResult({len(self.steps)} outer steps; best: {best}; hparams: {_brief(self.hparams)}; "
+        return (f"TuneResult({len(self.steps)} outer step{'s' * (len(self.steps) != 1)}; best: {best}; hparams: {_brief(self.hparams)}; "
                 f"params: {len(self.params)} tensors, {n:,} weights)")
 
 

@@ -11,6 +11,7 @@ skip parameters whose ``grad`` is None, so frozen weights stay bit-identical).
 from __future__ import annotations
 
 import difflib
+import keyword
 import logging
 import re
 import weakref
@@ -148,8 +149,35 @@ def warn_frozen_head(model: nn.Module, head: Sequence[str]) -> None:
     logging.getLogger("tunesmith").warning(
         "the head %s of the %s is frozen (none of its parameters requires grad, as after freeze(model), which freezes "
         "the head too), so it keeps its first weights while the rest trains; thaw it after freezing the model "
-        "(tunesmith.train.unfreeze(model.%s)), or freeze the backbone alone (said once per model class)",
-        ", ".join(map(repr, frozen)), kind.__qualname__, frozen[0])
+        "(%s), or freeze the backbone alone (said once per model class)",
+        ", ".join(map(repr, frozen)), kind.__qualname__, _thaw_code(model, frozen, {n for n, _ in params}))
+
+
+def _thaw_code(model: nn.Module, head: Sequence[str], params: set[str]) -> str:
+    """The code that thaws the frozen head parts: ``unfreeze`` for modules (``model.backbone[2]``, not
+    ``model.backbone.2``), ``requires_grad_(True)`` for a head named by a parameter."""
+    modules = [_attribute_code(model, h, "get_submodule") for h in head if h not in params]
+    code = [f"{_attribute_code(model, h, 'get_parameter')}.requires_grad_(True)" for h in head if h in params]
+    if modules:
+        code.insert(0, f"tunesmith.train.unfreeze({modules[0] if len(modules) == 1 else '[' + ', '.join(modules) + ']'})")
+    return "; ".join(code)
+
+
+def _attribute_code(model: nn.Module, name: str, getter: str) -> str:
+    """``model``'s part ``name`` as Python: ``[2]`` in a Sequential or ModuleList, ``['k']`` in a
+    ModuleDict, ``.name`` elsewhere, and ``model.getter(name)`` where that is no Python."""
+    code, owner = "model", model
+    for part in name.split("."):
+        if isinstance(owner, (nn.Sequential, nn.ModuleList)) and part.isdigit():
+            code += f"[{part}]"
+        elif isinstance(owner, nn.ModuleDict):
+            code += f"[{part!r}]"
+        elif part.isidentifier() and not keyword.iskeyword(part):
+            code += f".{part}"
+        else:
+            return f"model.{getter}({name!r})"
+        owner = owner._modules.get(part) or nn.Module()  # a parameter's name ends the walk
+    return code
 
 
 #: model classes whose frozen head was warned about

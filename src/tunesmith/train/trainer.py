@@ -188,8 +188,8 @@ class Trainer:
         the rate at the resumed step is not the one the saved run would have used there."""
         cfg = self.config
         changed = {k: saved[k] for k in SCHEDULE_FIELDS if k in saved and saved[k] != getattr(cfg, k)}
-        if not changed:
-            return
+        if not changed or self.step >= self.total_steps:
+            return  # (at or past this run's end no step runs at the rate it would name)
         try:
             before = cfg.with_params(changed)
         except (TypeError, ValueError):  # a checkpoint of an older tunesmith whose values no longer pass
@@ -199,14 +199,17 @@ class Trainer:
         if moved is None:
             return
         differ = "; ".join(f"{k}={v!r} there, {getattr(cfg, k)!r} here" for k, v in changed.items())
+        warm = warmup_steps(cfg, self.total_steps)
+        # a longer warmup_fraction puts the step back inside the warm-up: no decay restarts there
+        jump = f"back inside a warm-up of {warm} steps" if self.step < warm else "a jump in its decay"
         logging.getLogger("tunesmith").warning(
             "resuming %s at step %d with other schedule settings (%s): the schedule is a function of the step and "
             "of the run's total steps (%d there, %d here), so the learning rate at this step becomes %.4g where the "
-            "saved run had %.4g (schedule=%r, a restart of its decay rather than its continuation); resume with "
+            "saved run had %.4g (schedule=%r: %s, not the saved run's rates continued); resume with "
             "the checkpoint's settings to continue its rates, or start a new run from its weights "
             "(tunesmith.train.load_weights) with a schedule of its own", where, self.step, differ,
             total_steps_of(before, self.steps_per_epoch), self.total_steps, cfg.lr * moved[1], cfg.lr * moved[0],
-            cfg.schedule)
+            cfg.schedule, jump)
 
     def _warn_schedule_never_decays(self) -> None:
         """A step schedule whose first decay falls after the run's last step trains at a constant rate."""
