@@ -727,6 +727,20 @@ def test_the_best_so_far_of_a_study_of_one_trial_is_drawn_as_a_dot() -> None:
     assert [t.mode for t in two.data if t.name == "best so far"] == ["lines"]
 
 
+def test_a_trial_pruned_at_its_first_report_ends_in_an_x_not_the_paused_o() -> None:
+    """A curve of one report is drawn as a dot: a pruned trial's read as the "o" that marks a paused one."""
+    trials = tuple(FrozenTrial(i, state, {"x": 0.5}, value=0.5 if state is TrialState.COMPLETE else None,
+                               intermediate={1: 0.5 + i})
+                   for i, state in enumerate((TrialState.PRUNED, TrialState.PAUSED, TrialState.COMPLETE)))
+    chart = plots.curves_data(plots.Snapshot("s", Direction.MINIMIZE, ts.Space({"x": ts.Float(0, 1)}), trials))
+    ax = to_matplotlib(chart)
+    assert {line.get_gid(): line.get_marker() for line in ax.get_lines() if line.get_gid().startswith("trial-")} == {
+        "trial-0": "x", "trial-1": "o", "trial-2": "o"}
+    plt.close(ax.figure)
+    dots = {t.hovertext[0]: t.marker.symbol for t in to_plotly(chart).data if t.hovertext and t.mode == "lines+markers"}
+    assert dots == {"trial 0": "x", "trial 1": "circle", "trial 2": "circle"}
+
+
 def test_overfitting_graph_of_a_trial_marks_the_stop_and_the_restored_best() -> None:
     t = FrozenTrial(3, TrialState.COMPLETE, {"x": 0.1}, value=0.4, intermediate={1: 0.9, 2: 0.5, 3: 0.4, 4: 0.45, 5: 0.6},
                     attrs={"curves": {"train_loss": [1.0, 0.6, 0.4, 0.3, None]}, "best_step": 3,

@@ -238,7 +238,7 @@ def _draw(ax: Any, s: Series, c: Chart) -> None:
     if s.dash:
         style["ls"] = s.dash
     if s.mode in ("lines", "steps") and len(s.x) == 1:  # a line of one point draws nothing: a dot (one trial's best)
-        style["marker"] = "o"
+        style["marker"] = s.marker or "o"
     if s.mode == "lines":
         ax.plot(list(s.x), list(s.y), **style)
     elif s.mode == "steps":
