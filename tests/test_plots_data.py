@@ -685,6 +685,20 @@ def test_a_log_integer_parameter_is_ticked_with_its_values_in_an_image() -> None
     plt.close(ax.figure)
 
 
+def test_a_log_integer_over_decades_is_ticked_in_one_notation() -> None:
+    """n from 1 to 100,000 (log) was ticked "1000 1e4 1e+05": the decades each as its number."""
+    space = ts.Space({"n": ts.Int(1, 100_000, log=True)})
+    trials = tuple(FrozenTrial(i, TrialState.COMPLETE, {"n": n}, value=float(i))
+                   for i, n in enumerate([1, 30, 700, 20_000, 100_000]))
+    ax = to_matplotlib(plots.slices(plots.Snapshot("s", Direction.MINIMIZE, space, trials))[0])
+    ax.figure.canvas.draw()
+    low, high = ax.get_xlim()
+    labels = [t.get_text() for t in (*ax.get_xticklabels(), *ax.get_xticklabels(minor=True))
+              if t.get_text() and low <= t.get_position()[0] <= high]
+    assert labels == ["1", "10", "100", "1000", "10000", "100000"]
+    plt.close(ax.figure)
+
+
 def test_importance_bands_stop_at_zero_in_both_renderers() -> None:
     """fANOVA's band (the trees' spread, 0.07) under a fraction of 0.04 was drawn down to -0.03: no share
     of the variance is negative. The band above keeps its whole length."""

@@ -221,16 +221,28 @@ def _chart(ax: Any, c: Chart) -> None:
         ax.set_xscale("log")
     if c.log_y:
         ax.set_yscale("log")
-    from matplotlib.ticker import LogFormatter, MaxNLocator
+    from matplotlib.ticker import MaxNLocator
 
     for axis, whole, log in ((ax.xaxis, c.int_x, c.log_x), (ax.yaxis, c.int_y, c.log_y)):
         if whole and not log:
             axis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))  # no "epoch 2.5", "degree 3.25"
         elif whole:  # a log integer (n_estimators from 5 to 200) ticked 40, 60, not 4×10¹, 6×10¹
-            axis.set_major_formatter(LogFormatter())
-            axis.set_minor_formatter(LogFormatter(labelOnlyBase=False))
+            axis.set_major_formatter(_plain_log())
+            axis.set_minor_formatter(_plain_log(minor=True))
     if any(s.label for s in c.series):
         ax.legend(loc="best", fontsize="small")
+
+
+def _plain_log(*, minor: bool = False) -> Any:
+    """matplotlib's ``LogFormatter`` (the ticks it labels: decades, and between them where the axis spans
+    about one), each label as a plain number: its own wrote "1000 1e4 1e+05" on one axis."""
+    from matplotlib.ticker import LogFormatter
+
+    class PlainLog(LogFormatter):
+        def __call__(self, x: float, pos: int | None = None) -> str:
+            return f"{x:g}" if super().__call__(x, pos) else ""
+
+    return PlainLog(labelOnlyBase=not minor)
 
 
 def _draw(ax: Any, s: Series, c: Chart) -> None:
