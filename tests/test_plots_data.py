@@ -725,6 +725,12 @@ def test_characters_the_image_font_lacks_are_said_once_with_the_fix(tmp_path: Pa
     assert not any(t.startswith("Glyph") for t in texts), texts
     (glyphs,) = [t for t in texts if "has no glyph" in t]
     assert "5 characters of its text (学习率模型)" in glyphs and "font.family" in glyphs and "HTML" in glyphs
+    with warnings.catch_warnings(record=True) as said:  # one: "1 characters" read as a slip
+        warnings.simplefilter("always")
+        plots.save(plots.importance_bars(Importances("fanova", (Effect(("lr🚀",), 1.0, 0.0),), (), 50)),
+                   tmp_path / "one.png")
+    (one,) = [str(w.message) for w in said if "has no glyph" in str(w.message)]
+    assert "no glyph for 1 character of its text (🚀): it is drawn as a box. Name a font that has it first" in one
 
 
 def test_the_best_so_far_of_a_study_of_one_trial_is_drawn_as_a_dot() -> None:

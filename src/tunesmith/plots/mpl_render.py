@@ -10,6 +10,7 @@ from typing import Any, overload
 
 import numpy as np
 
+from ..space.params import plural
 from .records import LINE, Axis, Chart, Diagram, Parallel, Record, Series, end_ticks, short_labels
 
 
@@ -155,8 +156,9 @@ def _pass_on(said: Sequence[warnings.WarningMessage]) -> None:
     if missing:
         fonts = ", ".join(sorted(set(missing.values())))
         chars = "".join(list(missing)[:20]) + (f" and {len(missing) - 20} more" if len(missing) > 20 else "")
-        warnings.warn(f"the image's font ({fonts}) has no glyph for {len(missing)} characters of its text ({chars}): "
-                      "they are drawn as boxes. Name a font that has them first in matplotlib's font.family "
+        drawn, them = ("it is drawn as a box", "it") if len(missing) == 1 else ("they are drawn as boxes", "them")
+        warnings.warn(f"the image's font ({fonts}) has no glyph for {plural(len(missing), 'character')} of its text "
+                      f"({chars}): {drawn}. Name a font that has {them} first in matplotlib's font.family "
                       "(matplotlib.rcParams['font.family'] = ['Noto Sans CJK JP', 'DejaVu Sans']), or write the plot "
                       "as HTML (the browser finds a font)", UserWarning, stacklevel=2)
 
