@@ -734,6 +734,32 @@ def test_the_printed_table_aligns_wide_and_combining_names_by_the_columns_they_t
     assert len(starts) == 1, rows
 
 
+def test_a_search_whose_every_fit_failed_is_told_to_fix_the_fit_and_fit_a_new_search(tmp_path: Path) -> None:
+    """A TunedSearchCV whose every fit failed was told to "fix what fails in the objective ..., then run at
+    least 10 more": it has no objective, and the fixed estimator is refused as a resume of the same name."""
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    from tunesmith.sklearn import TunedSearchCV
+
+    X, y = load_iris(return_X_y=True)
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    space = {"C": ts.Float(0.01, 10, log=True)}
+    with pytest.raises(ValueError, match="configurations failed to fit"):
+        TunedSearchCV(LogisticRegression(solver="nosuch"), space, n_trials=3, cv=3, storage=url, name="lr").fit(X, y)
+    with pytest.raises(ValueError, match=r"every one of the 3 finished trials failed \(the last, #2: FitFailedError: .*"
+                                         r"\): fix what fails in the estimator's fit \(tunesmith show lists each "
+                                         r"trial's error\), then fit the search again with n_trials=10 or more under "
+                                         r"another name= \(a stored search resumes only with the same estimator, data "
+                                         r"and space\) and ask again$"):
+        ts.load_study("lr", url).importance()
+    fixed = LogisticRegression(max_iter=300)
+    with pytest.raises(ValueError, match="searched with another estimator"):  # as the message says: refused
+        TunedSearchCV(fixed, space, n_trials=13, cv=3, storage=url, name="lr").fit(X, y)
+    search = TunedSearchCV(fixed, space, n_trials=10, cv=3, storage=url, name="lr-fixed").fit(X, y)
+    assert search.study_.importance().n_trials == 10
+
+
 def test_a_searchs_study_is_told_to_fit_the_search_again_not_to_optimize(tmp_path: Path) -> None:
     """A TunedSearchCV's study too few trials for importance was told "study.optimize(objective, n_trials=6),
     tunesmith run STUDY.yaml ...": it has no objective nor YAML; fitting the search again with a larger

@@ -685,6 +685,20 @@ def test_a_log_integer_parameter_is_ticked_with_its_values_in_an_image() -> None
     plt.close(ax.figure)
 
 
+def test_a_log_integer_over_decades_is_ticked_in_one_notation() -> None:
+    """n from 1 to 100,000 (log) was ticked "1000 1e4 1e+05": the decades each as its number."""
+    space = ts.Space({"n": ts.Int(1, 100_000, log=True)})
+    trials = tuple(FrozenTrial(i, TrialState.COMPLETE, {"n": n}, value=float(i))
+                   for i, n in enumerate([1, 30, 700, 20_000, 100_000]))
+    ax = to_matplotlib(plots.slices(plots.Snapshot("s", Direction.MINIMIZE, space, trials))[0])
+    ax.figure.canvas.draw()
+    low, high = ax.get_xlim()
+    labels = [t.get_text() for t in (*ax.get_xticklabels(), *ax.get_xticklabels(minor=True))
+              if t.get_text() and low <= t.get_position()[0] <= high]
+    assert labels == ["1", "10", "100", "1000", "10000", "100000"]
+    plt.close(ax.figure)
+
+
 def test_importance_bands_stop_at_zero_in_both_renderers() -> None:
     """fANOVA's band (the trees' spread, 0.07) under a fraction of 0.04 was drawn down to -0.03: no share
     of the variance is negative. The band above keeps its whole length."""
@@ -711,6 +725,12 @@ def test_characters_the_image_font_lacks_are_said_once_with_the_fix(tmp_path: Pa
     assert not any(t.startswith("Glyph") for t in texts), texts
     (glyphs,) = [t for t in texts if "has no glyph" in t]
     assert "5 characters of its text (学习率模型)" in glyphs and "font.family" in glyphs and "HTML" in glyphs
+    with warnings.catch_warnings(record=True) as said:  # one: "1 characters" read as a slip
+        warnings.simplefilter("always")
+        plots.save(plots.importance_bars(Importances("fanova", (Effect(("lr🚀",), 1.0, 0.0),), (), 50)),
+                   tmp_path / "one.png")
+    (one,) = [str(w.message) for w in said if "has no glyph" in str(w.message)]
+    assert "no glyph for 1 character of its text (🚀): it is drawn as a box. Name a font that has it first" in one
 
 
 def test_the_best_so_far_of_a_study_of_one_trial_is_drawn_as_a_dot() -> None:
@@ -725,6 +745,20 @@ def test_the_best_so_far_of_a_study_of_one_trial_is_drawn_as_a_dot() -> None:
     plt.close(ax.figure)
     two = to_plotly(plots.history_data(snap([("complete", 0.3), ("complete", 0.2)])))
     assert [t.mode for t in two.data if t.name == "best so far"] == ["lines"]
+
+
+def test_a_trial_pruned_at_its_first_report_ends_in_an_x_not_the_paused_o() -> None:
+    """A curve of one report is drawn as a dot: a pruned trial's read as the "o" that marks a paused one."""
+    trials = tuple(FrozenTrial(i, state, {"x": 0.5}, value=0.5 if state is TrialState.COMPLETE else None,
+                               intermediate={1: 0.5 + i})
+                   for i, state in enumerate((TrialState.PRUNED, TrialState.PAUSED, TrialState.COMPLETE)))
+    chart = plots.curves_data(plots.Snapshot("s", Direction.MINIMIZE, ts.Space({"x": ts.Float(0, 1)}), trials))
+    ax = to_matplotlib(chart)
+    assert {line.get_gid(): line.get_marker() for line in ax.get_lines() if line.get_gid().startswith("trial-")} == {
+        "trial-0": "x", "trial-1": "o", "trial-2": "o"}
+    plt.close(ax.figure)
+    dots = {t.hovertext[0]: t.marker.symbol for t in to_plotly(chart).data if t.hovertext and t.mode == "lines+markers"}
+    assert dots == {"trial 0": "x", "trial 1": "circle", "trial 2": "circle"}
 
 
 def test_overfitting_graph_of_a_trial_marks_the_stop_and_the_restored_best() -> None:

@@ -172,7 +172,7 @@ def _how_to_add(trials: Sequence[FrozenTrial], more: int, space: Space) -> str:
     too) has no objective, nor has a TunedSearchCV's (it fits again, or has run its whole space)."""
     failed = [t for t in trials if t.state is TrialState.FAILED]
     if failed and not any(t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.PAUSED) for t in trials):
-        return _all_failed(failed, more)
+        return _all_failed(trials, failed, more)
     if any("outer_step" in t.attrs for t in trials):
         return (f"record at least {more} more outer steps (hypertune(..., append=True) records another run's "
                 "steps after these)")
@@ -190,14 +190,20 @@ def _how_to_add(trials: Sequence[FrozenTrial], more: int, space: Space) -> str:
             f"--n-trials {runs}, or another worker on the study)")
 
 
-def _all_failed(failed: Sequence[FrozenTrial], more: int) -> str:
+def _all_failed(trials: Sequence[FrozenTrial], failed: Sequence[FrozenTrial], more: int) -> str:
     """The advice where every finished trial failed: more trials fail alike ("run at least 10 more" was all
-    it said), so the objective's error comes first; the last one's first line, as ``tunesmith show`` lists it."""
+    it said), so the objective's error comes first; the last one's first line, as ``tunesmith show`` lists it.
+    A TunedSearchCV has no objective ("fix what fails in the objective" was all it said): its estimator's fit to
+    fix, and once fixed a search of another name, as the stored one refuses a changed estimator."""
     last = max(failed, key=lambda t: t.number)
     error = one_line((last.error or "").strip().split("\n")[0] or "no error recorded", 200)
     which = "the one finished trial" if len(failed) == 1 else f"every one of the {len(failed)} finished trials"
-    return (f"{which} failed (the last, #{last.number}: {error}): fix what fails in the objective (tunesmith show "
-            f"lists each trial's error), then run at least {more} more")
+    what, then = "the objective", f"run at least {more} more"
+    if any(_searched(t) for t in trials):  # the fixed search is another: a stored one resumes only unchanged
+        what, then = "the estimator's fit", (f"fit the search again with n_trials={more} or more under another name= "
+                                              "(a stored search resumes only with the same estimator, data and space)")
+    return (f"{which} failed (the last, #{last.number}: {error}): fix what fails in {what} (tunesmith show lists "
+            f"each trial's error), then {then}")
 
 
 def _runs_for(trials: Sequence[FrozenTrial], more: int) -> tuple[int, str]:

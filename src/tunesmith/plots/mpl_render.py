@@ -10,6 +10,7 @@ from typing import Any, overload
 
 import numpy as np
 
+from ..space.params import plural
 from .records import LINE, Axis, Chart, Diagram, Parallel, Record, Series, end_ticks, short_labels
 
 
@@ -160,8 +161,9 @@ def _pass_on(said: Sequence[warnings.WarningMessage]) -> None:
     if missing:
         fonts = ", ".join(sorted(set(missing.values())))
         chars = "".join(list(missing)[:20]) + (f" and {len(missing) - 20} more" if len(missing) > 20 else "")
-        warnings.warn(f"the image's font ({fonts}) has no glyph for {len(missing)} characters of its text ({chars}): "
-                      "they are drawn as boxes. Name a font that has them first in matplotlib's font.family "
+        drawn, them = ("it is drawn as a box", "it") if len(missing) == 1 else ("they are drawn as boxes", "them")
+        warnings.warn(f"the image's font ({fonts}) has no glyph for {plural(len(missing), 'character')} of its text "
+                      f"({chars}): {drawn}. Name a font that has {them} first in matplotlib's font.family "
                       "(matplotlib.rcParams['font.family'] = ['Noto Sans CJK JP', 'DejaVu Sans']), or write the plot "
                       "as HTML (the browser finds a font)", UserWarning, stacklevel=2)
 
@@ -226,16 +228,28 @@ def _chart(ax: Any, c: Chart) -> None:
         ax.set_xscale("log")
     if c.log_y:
         ax.set_yscale("log")
-    from matplotlib.ticker import LogFormatter, MaxNLocator
+    from matplotlib.ticker import MaxNLocator
 
     for axis, whole, log in ((ax.xaxis, c.int_x, c.log_x), (ax.yaxis, c.int_y, c.log_y)):
         if whole and not log:
             axis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))  # no "epoch 2.5", "degree 3.25"
         elif whole:  # a log integer (n_estimators from 5 to 200) ticked 40, 60, not 4×10¹, 6×10¹
-            axis.set_major_formatter(LogFormatter())
-            axis.set_minor_formatter(LogFormatter(labelOnlyBase=False))
+            axis.set_major_formatter(_plain_log())
+            axis.set_minor_formatter(_plain_log(minor=True))
     if any(s.label for s in c.series):
         ax.legend(loc="best", fontsize="small")
+
+
+def _plain_log(*, minor: bool = False) -> Any:
+    """matplotlib's ``LogFormatter`` (the ticks it labels: decades, and between them where the axis spans
+    about one), each label as a plain number: its own wrote "1000 1e4 1e+05" on one axis."""
+    from matplotlib.ticker import LogFormatter
+
+    class PlainLog(LogFormatter):
+        def __call__(self, x: float, pos: int | None = None) -> str:
+            return f"{x:g}" if super().__call__(x, pos) else ""
+
+    return PlainLog(labelOnlyBase=not minor)
 
 
 def _draw(ax: Any, s: Series, c: Chart) -> None:
@@ -243,7 +257,7 @@ def _draw(ax: Any, s: Series, c: Chart) -> None:
     if s.dash:
         style["ls"] = s.dash
     if s.mode in ("lines", "steps") and len(s.x) == 1:  # a line of one point draws nothing: a dot (one trial's best)
-        style["marker"] = "o"
+        style["marker"] = s.marker or "o"
     if s.mode == "lines":
         ax.plot(list(s.x), list(s.y), **style)
     elif s.mode == "steps":

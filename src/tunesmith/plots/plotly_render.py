@@ -142,11 +142,13 @@ def _whole_ticks(c: Chart, axis: str) -> dict[str, Any]:
 
 def _scatter(go: Any, s: Series, c: Chart) -> Any:
     # a line of one point draws nothing: a dot too (the best so far of a study of one trial)
-    mode = "lines+markers" if len(s.x) == 1 else "lines"
-    return go.Scatter(x=_hs(s.x), y=list(s.y), mode=mode, name=_escape(s.label or ""), showlegend=s.label is not None,
+    # (its ``marker``: a pruned trial's curve of one report ends in its "x", not in the "o" of a paused one)
+    dot = {"mode": "lines+markers", "marker": {"symbol": SYMBOLS.get(s.marker, "circle")}} if len(s.x) == 1 else {}
+    return go.Scatter(x=_hs(s.x), y=list(s.y), name=_escape(s.label or ""), showlegend=s.label is not None,
                       line={"color": s.color, "width": s.width, "dash": DASHES.get(s.dash, "solid"),
                             "shape": "hv" if s.mode == "steps" else "linear"},
-                      opacity=s.opacity, hovertext=_hs(s.hover) if s.hover else None, legendgroup=s.color)
+                      opacity=s.opacity, hovertext=_hs(s.hover) if s.hover else None, legendgroup=s.color,
+                      **(dot or {"mode": "lines"}))
 
 
 def _traces(go: Any, s: Series, c: Chart) -> list[Any]:

@@ -92,6 +92,8 @@ class Series:
     ``low`` and ``high``), "bars" (horizontal bars of length ``x`` at labels ``y``,
     error ``error`` above and :meth:`error_below` under), "contour" (``z[i][j]`` at ``x[j]``,
     ``y[i]``), "vline" (vertical lines at ``x``). ``gid`` names it for tests and for the renderers' ids.
+    ``marker``: of "markers", and of a line or step series of one point, which is drawn as that marker
+    ("o" where none is named).
     """
 
     label: str | None

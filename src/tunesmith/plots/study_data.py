@@ -94,10 +94,12 @@ def learning_curves(study: Any, *, log_y: bool = False) -> Chart:
         label = None if t.state in labelled else f"{t.state.value} ({counts[t.state]})"
         labelled.add(t.state)
         thick = best is not None and t.number == best.number
+        # marker: the dot a renderer draws for a line of one report, a pruned trial's its "x" (not the paused "o")
         series.append(Series(label, steps, [t.intermediate[k] for k in steps], color=STATE_COLORS[t.state],
                              width=2.5 if thick else 1.0, opacity=0.6 if t.state is TrialState.PRUNED else 1.0,
-                             gid=f"trial-{t.number}", hover=[f"trial {t.number}"] * len(steps)))
-    ended = (TrialState.PRUNED, TrialState.PAUSED)  # their last report gets a marker already
+                             marker=END_MARKERS.get(t.state), gid=f"trial-{t.number}",
+                             hover=[f"trial {t.number}"] * len(steps)))
+    ended = tuple(END_MARKERS)  # their last report gets a marker already
     for state in TrialState:  # a line of one report draws nothing: those trials' reports as points
         once = [t for t in trials if t.state is state and state not in ended and len(t.intermediate) == 1]
         if once:
@@ -113,9 +115,13 @@ def learning_curves(study: Any, *, log_y: bool = False) -> Chart:
                     f"the reports of {s.name!r}")
 
 
+#: the marker that ends a learning curve of a trial the pruner stopped
+END_MARKERS = {TrialState.PRUNED: "x", TrialState.PAUSED: "o"}
+
+
 def _curve_ends(trials: list[FrozenTrial]) -> list[Series]:
     out = []
-    for state, marker in ((TrialState.PRUNED, "x"), (TrialState.PAUSED, "o")):
+    for state, marker in END_MARKERS.items():
         ends = [t for t in trials if t.state is state]
         if ends:
             out.append(Series(None, [max(t.intermediate) for t in ends], [t.intermediate[max(t.intermediate)] for t in ends],
