@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import socket
 import stat
 import subprocess
@@ -270,6 +271,29 @@ def test_a_best_checkpoint_a_storage_writer_named_loads_only_where_no_other_user
     with pytest.raises(ts.UntrustedPathError, match=r"checkpoint .*best\.pt.*(owned by another user|can be written by "
                                                     r"other users).*so they may have chosen what it holds"):
         load_weights(mlp(seed=5), named)
+
+
+@pytest.mark.parametrize("open_to_others", ["folder", "file"])
+def test_a_checkpoint_of_the_user_s_own_others_may_write_is_refused_with_the_chmod_that_fixes_it(
+        tmp_path: Path, open_to_others: str) -> None:
+    """A best checkpoint copied into a team's folder of the user's (group-writable), or copied under umask 002 with a
+    group others share, is refused by load_weights (others may have changed it); the message said to load one the
+    user's runs wrote or to copy it "to a folder of yours", which that folder already is. It names the chmod."""
+    study = ts.Study({"lr": ts.Float(1e-3, 1e-1, log=True)}, sampler="random", seed=0, name="s")
+    study.optimize(objective(lambda p: mlp(), DATA, base=TrainConfig(epochs=1, batch_size=16),
+                             checkpoint_root=tmp_path / "ckpt"), n_trials=1)
+    team = tmp_path / "team"
+    team.mkdir()
+    copied = team / "best.pt"
+    shutil.copy(study.best_trial.attrs["best_checkpoint"], copied)
+    loose = team if open_to_others == "folder" else copied
+    loose.chmod(0o777 if open_to_others == "folder" else 0o666)
+    with pytest.raises(ts.UntrustedPathError) as refused:
+        load_weights(mlp(seed=5), copied)
+    assert f"can be written by other users (mode {'777' if open_to_others == 'folder' else '666'})" in str(refused.value)
+    assert f"if no one else should write it: chmod go-w {str(loose)!r}; else load a checkpoint" in str(refused.value)
+    subprocess.run(["chmod", "go-w", str(loose)], check=True)  # as the message says
+    load_weights(mlp(seed=5), copied)
 
 
 def test_a_folder_the_sweep_cannot_tidy_fails_no_other_trial(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

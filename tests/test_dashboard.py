@@ -446,6 +446,28 @@ def test_no_other_program_can_listen_on_localhost_s_other_address_while_the_dash
         after.bind(("::1", port))
 
 
+def test_localhost_s_other_address_held_by_closed_connections_says_to_wait(url: str, monkeypatch: pytest.MonkeyPatch,
+                                                                          capsys: Any) -> None:
+    """A dashboard on 127.0.0.1 that served a browser and stopped leaves its closed connections on 127.0.0.1:PORT
+    for a minute (TIME_WAIT: the server closed them); one started then with --host ::1 on that port cannot hold
+    127.0.0.1:PORT, and was told another program was bound there, which none was."""
+    import uvicorn
+
+    _ipv6_loopback_or_skip()
+    served: list[Any] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served.append(app))
+    with socket.create_server(("127.0.0.1", 0)) as before:  # a server that closes its connection first, then stops
+        port = before.getsockname()[1]
+        with socket.create_connection(("127.0.0.1", port)) as browser:
+            conn, _ = before.accept()
+            conn.close()
+            assert browser.recv(1) == b""
+    assert main(["dashboard", "--storage", url, "--host", "::1", "--port", str(port)]) == 2
+    err = capsys.readouterr().err
+    assert f"nothing listens on 127.0.0.1:{port}" in err and "start it again in a minute, or pass --port N" in err, err
+    assert "another program is bound" not in err and not served, err
+
+
 def test_the_server_reads_every_study_before_it_answers(url: str, monkeypatch: pytest.MonkeyPatch,
                                                          capsys: Any) -> None:
     """So that the first view of a large study is as fast as any later one."""

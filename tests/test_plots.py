@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -261,6 +263,68 @@ def test_an_output_swapped_while_it_is_written_in_place_writes_no_other_file(swa
         assert precious.read_text() == "the user's own", said  # before: '<html>the report</html>'
         assert str(out) in said, said
     finally:
+        shutil.rmtree(base)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork") or not hasattr(os, "mkfifo"), reason="a FIFO, and a child to wait on")
+def test_an_output_swapped_for_a_fifo_while_it_is_written_in_place_does_not_hang() -> None:
+    """In a folder the user may not add files to, an output of theirs is written in place; whoever may change the
+    folder put a FIFO there after the look, and the write waited forever for a reader. Here the folder is the user's
+    own, 0555 (root writes anywhere, so as root the user is nobody), swapped when the writer tries its new file."""
+    import shutil
+    import sys
+    import tempfile
+
+    from tunesmith.plots import replace_file
+
+    base = Path(tempfile.mkdtemp(dir="/tmp"))
+    try:
+        os.chmod(base, 0o755)
+        folder = base / "shut"
+        folder.mkdir()
+        out = folder / "report.html"
+        out.write_text("the user's own")
+        if os.geteuid() == 0:
+            os.chown(folder, 65534, 65534)
+            os.chown(out, 65534, 65534)
+        os.chmod(folder, 0o555)
+        said_r, said_w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the user, who also swaps the output (as the folder's owner would)
+            try:
+                if os.geteuid() == 0:
+                    os.setgid(65534)
+                    os.setuid(65534)
+
+                def swap(event: str, args: tuple[Any, ...]) -> None:
+                    if event == "open" and str(args[0]).startswith(str(folder / ".report.html.")):
+                        os.chmod(folder, 0o755)
+                        out.unlink()
+                        os.mkfifo(out)
+                        os.chmod(folder, 0o555)
+
+                sys.addaudithook(swap)
+                try:
+                    replace_file(out, lambda f: f.write(b"<html>the report</html>"))
+                    said = "ok"
+                except OSError as exc:
+                    said = str(exc)
+                os.write(said_w, said.encode())
+            finally:
+                os._exit(0)
+        os.close(said_w)
+        for _ in range(600):  # 60 s: the fixed write returns in milliseconds; before, it never returned
+            if os.waitpid(pid, os.WNOHANG)[0]:
+                break
+            time.sleep(0.1)
+        else:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+        with os.fdopen(said_r) as answer:
+            said = answer.read()
+        assert "it was swapped for a FIFO while it was written" in said and str(out) in said, said
+    finally:
+        os.chmod(base / "shut", 0o755)
         shutil.rmtree(base)
 
 

@@ -132,16 +132,19 @@ def refuse_planted(path: Path, what: str, fix: str) -> None:
     sticky), or reaching it follows a link of theirs. For a path read from a study (``attrs["checkpoint"]``,
     ``["best_checkpoint"]``), which whoever may write its database can change: to a file of theirs (/tmp/theirs.pt),
     whose weights were then loaded as the trial's (and torch before 2.6 ran code from such a file even with
-    ``weights_only=True``). ``what`` names it in the message, ``fix`` ends it. Nothing is refused where the path
-    is not there (its reader says so) or no owner is told (Windows)."""
+    ``weights_only=True``). ``what`` names it in the message, ``fix`` ends it (after the ``chmod`` that fixes a file
+    or folder of the user's own that others may write: a team's folder, a ``cp`` under umask 002). Nothing is
+    refused where the path is not there (its reader says so) or no owner is told (Windows)."""
     try:
         refuse_foreign_link(path, os.lstat(path), f"{what} {str(path)!r}", fix)
         real = Path(os.path.realpath(path))
         for name, st in ((real, os.stat(real)), (real.parent, os.stat(real.parent))):
             why = others_may_change(st)
             if why:
+                mode_only = st.st_uid == os.getuid()  # the user's own: the mode is what lets others in
                 raise UntrustedPathError(f"{what} {str(path)!r}: {str(name)!r} {why}, so they may have chosen what it "
-                                         f"holds; {fix}")
+                                         f"holds; " + (f"if no one else should write it: chmod go-w {str(name)!r}; "
+                                                       "else " if mode_only else "") + fix)
     except FileNotFoundError:
         return
 

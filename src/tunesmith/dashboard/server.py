@@ -225,8 +225,9 @@ def hold_localhost(host: str, port: int) -> list[socket.socket]:
     page it served shares the dashboard's origin, so once they closed their socket its requests went on to the
     dashboard and read every study (and, with --allow-writes, the forms' token). Bound without SO_REUSEADDR, no
     other socket can listen there, and a browser's connection there is refused at once, so it goes on to the
-    dashboard's address. An OSError naming the address where another program is bound (or was a moment ago:
-    a connection's TIME_WAIT) and what to do; nothing where the machine has no such address."""
+    dashboard's address. An OSError naming the address where another program is bound, or where connections a
+    server there closed a moment ago still hold it (TIME_WAIT), and what to do; nothing where the machine has no
+    such address."""
     try:
         ours = {info[4][0] for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)}
     except OSError:
@@ -247,12 +248,31 @@ def hold_localhost(host: str, port: int) -> list[socket.socket]:
                 continue
             for other in held:
                 other.close()
+            if exc.errno == errno.EADDRINUSE and _only_closed_connections(address, port):
+                raise OSError(f"cannot listen on {_netloc(host, port)} safely yet: nothing listens on "
+                              f"{_netloc(address, port)}, where a browser may go for http://localhost:{port}/, but it "
+                              "is still taken, most likely by connections a server there closed a moment ago (a "
+                              "dashboard that stopped; they go within a minute), and the dashboard must hold it too: "
+                              "start it again in a minute, or pass --port N") from None
             raise OSError(f"cannot listen on {_netloc(host, port)} safely: another program is bound to "
                           f"{_netloc(address, port)} ({exc.strerror}), which a browser may reach for "
                           f"http://localhost:{port}/ instead of the dashboard, and a page served there could read "
                           "the dashboard: pass --port N") from None
         held.append(sock)
     return held
+
+
+def _only_closed_connections(address: str, port: int) -> bool:
+    """Whether no socket listens on ``address:port`` (nor is bound there without SO_REUSEADDR), so that what kept
+    :func:`hold_localhost` from binding it were connections closed there (TIME_WAIT, up to a minute on Linux): a
+    server's that had served on that address and stopped (a dashboard started on ``::1`` after one on 127.0.0.1)."""
+    with socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((address, port))
+        except OSError:
+            return False
+    return True
 
 
 @contextlib.contextmanager

@@ -13,6 +13,7 @@ the kinds ``tunesmith plot --kind`` draws. Needs ``pip install 'tunesmith[plots]
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
 import stat
@@ -184,17 +185,21 @@ def _write_in_place(path: Path, st: os.stat_result, write: Callable[[BinaryIO], 
     """Write the file ``path`` itself, the one of ``st`` (its lstat): in a folder the user may not add files to,
     whoever may (its owner) could put a link or another name of a file of the user's in its place after the
     look, and ``open(path, "wb")`` emptied and wrote that file. Opened without following a link and without
-    emptying it, it is emptied only when it is still the file looked at."""
+    emptying it, it is emptied only when it is still the file looked at. Opened without blocking: a FIFO put in
+    its place (which no one reads) held the command forever."""
     try:
-        fd = os.open(path, os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0))
+        fd = os.open(path, os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
     except OSError as exc:
-        raise type(exc)(exc.errno, f"{exc.strerror}: it was swapped for a link while it was written"
-                        if os.path.islink(path) else exc.strerror, str(path)) from None
+        swapped = "a link" if os.path.islink(path) else "a FIFO" if exc.errno == errno.ENXIO else None
+        raise type(exc)(exc.errno, f"{exc.strerror}: it was swapped for {swapped} while it was written"
+                        if swapped else exc.strerror, str(path)) from None
     with os.fdopen(fd, "wb") as out:
         now = os.fstat(out.fileno())
         if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino) or now.st_nlink > 1:
             raise PermissionError(f"{str(path)!r} was replaced by another file while it was written, by whoever may "
                                   "change its folder; nothing was written: write to a folder of your own")
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(out.fileno(), True)
         out.truncate(0)
         write(out)
 
