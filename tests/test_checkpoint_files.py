@@ -11,6 +11,7 @@ import stat
 import subprocess
 import sys
 import textwrap
+import warnings
 from pathlib import Path
 
 import pytest
@@ -403,6 +404,23 @@ def test_resuming_from_a_folder_or_a_file_that_is_no_checkpoint_says_so(tmp_path
     text.write_text("not a checkpoint\n")
     with pytest.raises(CheckpointError, match="not a complete torch.save archive"):
         Trainer(mlp(), CFG).fit(*DATA, resume_from=text)
+
+
+def test_a_torchscript_archive_named_as_a_checkpoint_is_refused_before_torch_reads_it(tmp_path: Path) -> None:
+    """torch.load hands a TorchScript archive to torch.jit.load, whose code ran even with weights_only=True
+    before torch 2.6 (CVE-2025-32434). Before: torch 2.6+ refused it, and the message called the file
+    "truncated or corrupt", quoting torch's advice to retry with weights_only=False."""
+    script = tmp_path / "last-000000003.pt"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit.script: deprecated in recent torch
+        torch.jit.save(torch.jit.script(mlp()), str(script))
+    model = mlp()
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        for load in (lambda: Trainer(model, CFG).fit(*DATA, resume_from=script), lambda: load_weights(model, script)):
+            with pytest.raises(CheckpointError, match=r"is a TorchScript archive \(torch.jit.save\), which holds code"):
+                load()
+    assert not [w for w in seen if "TorchScript" in str(w.message)]  # torch's "dispatching to 'torch.jit.load'"
 
 
 def test_resuming_from_a_fifo_says_it_is_no_regular_file(tmp_path: Path) -> None:

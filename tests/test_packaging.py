@@ -75,7 +75,7 @@ def test_an_image_plot_without_matplotlib_names_the_extra(study_file: Path) -> N
 
 #: (the library's module, an old version, the floor, the distribution and extra that ask for it, one line using it)
 BUILT_FOR_NUMPY_1 = [
-    ("torch", "2.2.2", "2.3", "torch", "train", "import tunesmith.train"),
+    ("torch", "2.2.2", "2.6", "torch", "train", "import tunesmith.train"),
     ("matplotlib", "3.8.3", "3.8.4", "matplotlib", "plots",
      "from tunesmith import plots; plots.save(plots.records_of(s, 'history'), 'h.png')"),
     ("sklearn", "1.4.1.post1", "1.4.2", "scikit-learn", "importance", "s.importance('fanova')"),
@@ -89,7 +89,7 @@ def test_a_library_older_than_its_extra_s_floor_is_named_with_the_version(
     """torch 2.1-2.2, matplotlib 3.7-3.8.3 and scikit-learn 1.3-1.4.1 are built for NumPy 1: under NumPy 2
     training failed on "Numpy is not available", pyplot on "numpy.core.multiarray failed to import", the
     forest on "numpy.dtype size changed". Each is refused when first used, naming the floor, and that
-    floor is the one its extra asks for."""
+    floor is the one its extra asks for (torch's is 2.6: the test below)."""
     out = run_without(set(), f"""
         import types
         fake = types.ModuleType({module!r})
@@ -108,6 +108,29 @@ def test_a_library_older_than_its_extra_s_floor_is_named_with_the_version(
     tomllib = pytest.importorskip("tomllib")  # Python 3.11+
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     assert f"{dist}>={floor}" in extras[extra]
+
+
+def test_a_torch_whose_weights_only_load_can_run_code_is_refused_by_every_extra_and_the_import() -> None:
+    """Every checkpoint loads with ``torch.load(weights_only=True)``, which before torch 2.6 handed a
+    TorchScript archive to ``torch.jit.load`` and ran its code (CVE-2025-32434); the floor was 2.3, and
+    a study's checkpoint named by another writer of its storage could run code with torch 2.5.1."""
+    out = run_without(set(), """
+        import types
+        fake = types.ModuleType("torch")
+        fake.__version__ = "2.5.1+cpu"
+        sys.modules["torch"] = fake
+        try:
+            import tunesmith.train
+        except ImportError as e:
+            print(e)
+    """)
+    assert "tunesmith.train needs torch >= 2.6, this is 2.5.1+cpu: pip install -U 'tunesmith[train]'" in out.stdout, \
+        out.stdout + out.stderr
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    with_torch = {name: [r for r in reqs if r.startswith("torch")] for name, reqs in extras.items()}
+    assert {name: reqs for name, reqs in with_torch.items() if reqs} == {
+        extra: ["torch>=2.6"] for extra in ("train", "finetune", "lightning", "transformers")}
 
 
 def test_an_old_scikit_learn_is_named_with_the_version_tunesmith_sklearn_needs() -> None:

@@ -27,11 +27,11 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
         "tunesmith.train needs PyTorch, which is not installed; install it with "
         "pip install 'tunesmith[train]'"
     ) from exc
-else:  # torch 2.1 and 2.2 are built for NumPy 1: under NumPy 2 (which tunesmith allows) every tensor
-    # made from an array failed deep inside training with "Numpy is not available"
+else:  # before 2.6 torch.load(weights_only=True), which reads every checkpoint, ran the code of a TorchScript
+    # archive named as one (CVE-2025-32434); 2.1 and 2.2 are also built for NumPy 1 ("Numpy is not available")
     from ..integrations._common import check_floor
 
-    check_floor(torch, (2, 3), extra="train", what="tunesmith.train")
+    check_floor(torch, (2, 6), extra="train", what="tunesmith.train")
 
 from . import checkpoint
 from .bridge import adam_space, objective, set_threads

@@ -289,6 +289,10 @@ def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str
             raise CheckpointError(f"checkpoint {str(path)!r} cannot be read: it is not a complete torch.save archive "
                                   "(truncated or corrupt, a copy cut short, a full disk, or not a checkpoint at all). "
                                   "checkpoint.latest(folder) skips such files; delete it, or resume from an older one")
+        if _torchscript(f):  # torch.load hands it to torch.jit.load: before torch 2.6 it ran (CVE-2025-32434)
+            raise CheckpointError(f"checkpoint {str(path)!r} was not loaded: it is a TorchScript archive "
+                                  "(torch.jit.save), which holds code that loading it would run; tunesmith "
+                                  "writes none, so something else wrote it: delete it")
         f.seek(0)
         try:
             state: Any = torch.load(f, map_location=map_location, weights_only=True)
@@ -297,6 +301,16 @@ def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str
     if not isinstance(state, dict) or "model" not in state or "step" not in state:
         raise CheckpointError(f"{str(path)!r} is not a tunesmith checkpoint (no model/step)")
     return state
+
+
+def _torchscript(f: BinaryIO) -> bool:
+    """Whether the open file ``f`` is a TorchScript archive (its constants, as torch itself tells one)."""
+    f.seek(0)
+    try:
+        with zipfile.ZipFile(f) as z:
+            return any(n.endswith("/constants.pkl") or n == "constants.pkl" for n in z.namelist())
+    except (zipfile.BadZipFile, ValueError):
+        return False
 
 
 def _raw_pickle(f: BinaryIO) -> bool:
