@@ -349,7 +349,9 @@ def test_a_long_title_fits_the_plot_as_the_page_draws_it(tmp_path: Path, width: 
     """Titles were cut every 80 characters whatever the plot's width: 80 capital Ws are 1,350 px at
     plotly's 17 px, past the edge of a plot of 700 (and of one on a phone), a plot 1,200 px wide
     had lines of half its width. Each title is now cut to the width the page draws its plot at,
-    measured in its font, and again when the window is resized."""
+    measured in its font, and again when the window is resized. On a phone the title's lines took
+    the whole figure's height, and plotly.js before 4 (plotly < 7) then failed the redraw, leaving
+    the title as wide as before."""
     sync_api = browser_or_skip()
     study = ts.Study({"x": ts.Float(0, 1), "y": ts.Float(0, 1)}, sampler="random", seed=0, name="W" * 200)
     study.optimize(lambda t: t.params["x"], n_trials=5)
@@ -357,7 +359,8 @@ def test_a_long_title_fits_the_plot_as_the_page_draws_it(tmp_path: Path, width: 
     read = """() => [...document.querySelectorAll('.js-plotly-plot')].map((gd) => {
         const svg = gd.querySelector('.main-svg').getBoundingClientRect(), title = gd.querySelector('.gtitle');
         const box = title.getBoundingClientRect();
-        return [box.left - svg.left, box.right - svg.left, svg.width, title.textContent, gd.layout.title.text];
+        return [box.left - svg.left, box.right - svg.left, svg.width, title.textContent, gd.layout.title.text,
+                gd._fullLayout._size.h];
     })"""
     with sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
@@ -373,8 +376,10 @@ def test_a_long_title_fits_the_plot_as_the_page_draws_it(tmp_path: Path, width: 
         finally:
             browser.close()
     assert len(drawn) >= 3, drawn
-    for (left, right, plot_width, text, lines), (_, right2, width2, text2, lines2) in zip(drawn, narrower, strict=True):
+    for (left, right, plot_width, text, lines, high), (_, right2, width2, text2, lines2, high2) in zip(
+            drawn, narrower, strict=True):
         assert 0 <= left and right <= plot_width and right2 <= width2, (left, right, plot_width, right2, width2)
+        assert min(high, high2) > 100, (high, high2)  # the figure grows with its title: the plot keeps its height
         assert "W" * 200 in text and text2.replace(" ", "") == text.replace(" ", "")  # every letter, on lines
         assert lines.count("<br>") < lines2.count("<br>"), (lines, lines2)
         assert right > plot_width * 0.6  # lines as wide as the plot, not a fixed count of letters

@@ -319,10 +319,16 @@ function tunesmithFitTitle(gd) {
   }
   const text = lines.map((l) => l.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;")).join("<br>");
   if (text === full.title.text) { return; }
-  const many = lines.length > 1;
+  const many = lines.length > 1, top = meta.top + TITLE_LINE * (lines.length - 1);
+  // the figure as first drawn: a taller title grows it by as much, so that the plot keeps its height
+  // (a top margin past the figure's height squeezed the plot away, and plotly.js before 4 threw
+  // "Something went wrong with axis scaling" with the relayout left unfinished)
+  const first = gd.tunesmithFirst || (gd.tunesmithFirst = {"height": full.height, "top": full.margin.t,
+                                                           "set": gd.layout.height || null});
   gd.tunesmithFitting = true;
   const done = () => { gd.tunesmithFitting = false; };
-  Plotly.relayout(gd, {"title.text": text, "margin.t": meta.top + TITLE_LINE * (lines.length - 1),
+  Plotly.relayout(gd, {"title.text": text, "margin.t": top,
+                       "height": top > first.top ? first.height + top - first.top : first.set, "autosize": true,
                        "title.y": many ? 1 : null, "title.yref": many ? "container" : null,
                        "title.yanchor": many ? "top" : null, "title.pad.t": many ? 12 : null}).then(done, done);
 }
