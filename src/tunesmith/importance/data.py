@@ -194,12 +194,16 @@ def _all_failed(trials: Sequence[FrozenTrial], failed: Sequence[FrozenTrial], mo
     """The advice where every finished trial failed: more trials fail alike ("run at least 10 more" was all
     it said), so the objective's error comes first; the last one's first line, as ``tunesmith show`` lists it.
     A TunedSearchCV has no objective ("fix what fails in the objective" was all it said): its estimator's fit to
-    fix, and once fixed a search of another name, as the stored one refuses a changed estimator."""
+    fix, and once fixed a search of another name, as the stored one refuses a changed estimator. Nor has a study
+    of hypertune's steps: its training to fix, then more outer steps recorded (``append=True``)."""
     last = max(failed, key=lambda t: t.number)
     error = one_line((last.error or "").strip().split("\n")[0] or "no error recorded", 200)
     which = "the one finished trial" if len(failed) == 1 else f"every one of the {len(failed)} finished trials"
     what, then = "the objective", f"run at least {more} more"
-    if any(_searched(t) for t in trials):  # the fixed search is another: a stored one resumes only unchanged
+    if any("outer_step" in t.attrs for t in trials):  # hypertune's steps: no objective, and its run records more
+        what, then = "the training", (f"record at least {more} more outer steps (hypertune(..., append=True) records "
+                                      "another run's steps after these)")
+    elif any(_searched(t) for t in trials):  # the fixed search is another: a stored one resumes only unchanged
         what, then = "the estimator's fit", (f"fit the search again with n_trials={more} or more under another name= "
                                               "(a stored search resumes only with the same estimator, data and space)")
     return (f"{which} failed (the last, #{last.number}: {error}): fix what fails in {what} (tunesmith show lists "
