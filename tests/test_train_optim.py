@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 
@@ -193,3 +194,16 @@ def test_a_field_named_as_torch_hugging_face_or_keras_name_it_names_the_one_mean
 def test_torch_betas_says_to_give_beta1_and_beta2() -> None:
     with pytest.raises(TypeError, match=r"no field 'betas' \(give beta1=\.\.\., beta2=\.\.\.: torch's betas"):
         TrainConfig(betas=(0.9, 0.99))
+
+
+@pytest.mark.parametrize(("kwargs", "said"), [
+    ({"Betas": (0.9, 0.99)}, r"no field 'Betas' \(give beta1=\.\.\., beta2=\.\.\."),
+    ({"fp16": True}, r"no field 'fp16' \(tunesmith's mixed precision is bf16, not fp16: give precision='bf16'"),
+    ({"bf16": True}, r"no field 'bf16' \(give precision='bf16' \(bf16=False is precision='fp32'"),
+    ({"BF16": True, "Adam_Beta2": 0.98}, r"no field 'BF16' \(give precision='bf16'.*'Adam_Beta2' \(did you mean 'beta2'"),
+])
+def test_betas_in_any_case_and_hugging_faces_fp16_and_bf16_name_the_field(kwargs: dict[str, Any], said: str) -> None:
+    """Before: the betas hint matched only the lower-case name, and Hugging Face's ``fp16=True`` /
+    ``bf16=True`` said only "no field" (tunesmith's is ``precision``)."""
+    with pytest.raises(TypeError, match=said):
+        TrainConfig(**kwargs)

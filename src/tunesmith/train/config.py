@@ -279,8 +279,13 @@ _ALIASES = {
     "eval_steps": "eval_every", "save_total_limit": "keep_last", "output_dir": "checkpoint_dir",
     "eta_min": "min_lr",
 }
-#: names that stand for two fields at once
-_SPLIT = {"betas": "give beta1=..., beta2=...: torch's betas=(b1, b2) is beta1=b1, beta2=b2"}
+#: names whose field a sentence names: two fields at once, or a flag that is one value of a field
+_EXPLAINED = {
+    "betas": "give beta1=..., beta2=...: torch's betas=(b1, b2) is beta1=b1, beta2=b2",
+    "fp16": "tunesmith's mixed precision is bf16, not fp16: give precision='bf16' (or 'auto', the default: bf16 "
+            "autocast on CUDA, fp32 on the CPU); fp16=False is precision='fp32'",
+    "bf16": "give precision='bf16' (bf16=False is precision='fp32'; 'auto', the default, is bf16 on CUDA)",
+}
 
 
 def lookalike(name: str) -> str | None:
@@ -297,6 +302,15 @@ def lookalike(name: str) -> str | None:
     return close[0] if close else None
 
 
+def _hint(name: str) -> str:
+    """``name`` (not a field) as the unknown-field error names it, with the field meant where one is."""
+    key = name.lower().replace("-", "_")
+    if key in _EXPLAINED:  # Betas= as betas=
+        return f"{name!r} ({_EXPLAINED[key]})"
+    field = lookalike(name)
+    return repr(name) if field is None else f"{name!r} (did you mean {field!r}?)"
+
+
 def _refuse_unknown_fields(init: Any) -> Any:
     """``TrainConfig(learning_rate=...)`` names the field meant, not only the unknown keyword."""
 
@@ -304,9 +318,7 @@ def _refuse_unknown_fields(init: Any) -> Any:
     def checked(self: TrainConfig, *args: Any, **kwargs: Any) -> None:
         unknown = [k for k in kwargs if k not in TrainConfig.field_names()]
         if unknown:
-            hints = [f"{k!r} ({_SPLIT[k]})" if k in _SPLIT else f"{k!r} (did you mean {lookalike(k)!r}?)"
-                     if lookalike(k) else repr(k) for k in unknown]
-            raise TypeError(f"TrainConfig has no field {', '.join(hints)}; its fields: "
+            raise TypeError(f"TrainConfig has no field {', '.join(map(_hint, unknown))}; its fields: "
                             f"{', '.join(sorted(TrainConfig.field_names()))}")
         init(self, *args, **kwargs)
 
