@@ -208,6 +208,27 @@ def test_data_in_the_wrong_form_says_how_to_convert() -> None:
     assert np.isfinite(Trainer(model, TrainConfig(epochs=1, batch_size=16)).fit((x, y), None).records[-1].train_loss)
 
 
+def test_a_list_of_samples_is_told_in_one_line_how_to_stack_it() -> None:
+    """Before: a list of 48 ``(x, y)`` tuples was refused naming every item's type ("builtins.tuple" 48 times);
+    now it is named as samples, with the line that stacks them, which then trains."""
+    import numpy as np
+    import torch
+
+    x, y = blobs(48)
+    samples = [(x[i], int(y[i])) for i in range(48)]
+    with pytest.raises(ValueError, match=r"got a list of 48 samples of 2 items each; stack each position into one "
+                                         r"tensor: data = tuple\(torch.stack\(\[torch.as_tensor\(s\[i\]\) for s in data\]\) "
+                                         r"for i in range\(2\)\)$") as refused:
+        Trainer(mlp(), TrainConfig(epochs=1, batch_size=16)).fit(samples, None)
+    assert "builtins.tuple" not in str(refused.value)
+    rows = [r.numpy() for r in x[:10]]  # ten arrays: their type named once, three conversions at most
+    with pytest.raises(ValueError, match=r"got list of 10 items \(10 x numpy.ndarray\); convert the arrays: item 0 .*; "
+                                         r"item 1 .*; and 8 more alike$"):
+        Trainer(mlp(), TrainConfig(epochs=1, batch_size=16)).fit(rows, None)
+    data = tuple(torch.stack([torch.as_tensor(s[i]) for s in samples]) for i in range(2))
+    assert np.isfinite(Trainer(mlp(), TrainConfig(epochs=1, batch_size=16)).fit(data, None).records[-1].train_loss)
+
+
 def test_integer_feature_arrays_are_told_to_become_float32_naming_the_dtype() -> None:
     """NumPy integer features (counts, pixel values) were told the float advice meant for float inputs, and
     float regression targets torch.as_tensor(y), which keeps float64; each array now gets the advice for the

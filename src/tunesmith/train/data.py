@@ -34,11 +34,7 @@ def check_data(data: Any, what: str) -> int:
     """Number of samples in ``data``; ValueError naming the problem otherwise."""
     if isinstance(data, (tuple, list)):
         if len(data) < 2 or not all(isinstance(t, torch.Tensor) for t in data):
-            kinds = ", ".join(type_path(t) for t in data)
-            hints = [h for i, t in enumerate(data) if (h := _conversion(t, i, target=i == len(data) - 1))]
-            hint = f"; convert the arrays: {'; '.join(hints)}" if hints else ""
-            raise ValueError(f"{what}: pass a tuple of tensors (x, ..., y) or a torch Dataset, got {type(data).__name__} "
-                             f"of {len(data)} items ({kinds}){hint}")
+            raise ValueError(f"{what}: pass a tuple of tensors (x, ..., y) or a torch Dataset, got {_not_columns(data)}")
         n = len(data[0])
         if any(len(t) != n for t in data):
             raise ValueError(f"{what}: tensors differ in length {[len(t) for t in data]}; they must share the first dimension")
@@ -56,6 +52,22 @@ def check_data(data: Any, what: str) -> int:
     elif isinstance(data, torch.utils.data.DataLoader):
         hint = "; pass its dataset (loader.dataset): the trainer batches it with TrainConfig.batch_size"
     raise TypeError(f"{what}: expected a tuple of tensors or a torch Dataset, got {type(data).__name__}{hint}")
+
+
+def _not_columns(data: tuple[Any, ...] | list[Any]) -> str:
+    """What ``data`` (a tuple or list that is no tuple of tensors) holds, and what to pass instead: a list of
+    samples ``[(x, y), ...]`` is told how to stack it (its every item's type was listed, 48 times for 48 samples)."""
+    width = {len(t) if isinstance(t, (tuple, list)) else -1 for t in data}
+    if len(width) == 1 and 0 < (k := width.pop()) < len(data):
+        return (f"a {type(data).__name__} of {len(data)} samples of {k} items each; stack each position into one "
+                f"tensor: data = tuple(torch.stack([torch.as_tensor(s[i]) for s in data]) for i in range({k}))")
+    kinds = [type_path(t) for t in data]
+    shown = ", ".join(kinds) if len(set(kinds)) > 1 or len(kinds) < 3 else f"{len(kinds)} x {kinds[0]}"
+    hints = [h for i, t in enumerate(data) if (h := _conversion(t, i, target=i == len(data) - 1))]
+    if len(hints) > 3:
+        hints = [*hints[:2], f"and {len(hints) - 2} more alike"]
+    hint = f"; convert the arrays: {'; '.join(hints)}" if hints else ""
+    return f"{type(data).__name__} of {len(data)} items ({shown}){hint}"
 
 
 def _conversion(value: Any, i: int, *, target: bool) -> str:
