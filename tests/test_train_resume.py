@@ -148,6 +148,59 @@ def test_a_longer_resumed_run_whose_rates_go_on_as_saved_says_nothing(
     assert "resuming" not in caplog.text, caplog.text
 
 
+class _EpochGuard:
+    """Fails a run that starts more epochs than it has: a resume whose epoch yields no batch looped for ever."""
+
+    def __init__(self, most: int) -> None:
+        self.most, self.started = most, 0
+
+    def on_epoch_start(self, trainer: Trainer, epoch: int) -> None:
+        self.started += 1
+        assert self.started <= self.most, f"epoch {epoch} started {self.started} times: the run does not advance"
+
+
+def test_a_resume_on_a_larger_training_set_says_the_rate_jumps_and_ends_its_decay_with_the_run(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Before: the checkpoint did not hold the saved run's steps per epoch, so a cosine run resumed on four
+    times the data said nothing, and its schedule, stretched over epochs x the new steps per epoch, was still
+    at a third of its rate when the last epoch ended (it never reached min_lr)."""
+    from _train_util import blobs
+
+    x, y = blobs(192)
+    cfg = TrainConfig(epochs=4, batch_size=16, lr=1e-3, schedule="cosine", checkpoint_dir=str(tmp_path / "a"),
+                      keep_last=4, device="cpu")
+    Trainer(mlp(), cfg).fit((x[:48], y[:48]))  # 3 steps per epoch
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        history = Trainer(mlp(), cfg.with_params({"checkpoint_dir": str(tmp_path / "b")}), callbacks=_EpochGuard(2)).fit(
+            (x, y), resume_from=tmp_path / "a" / "last-000000006.pt")  # after epoch 2; then 12 steps per epoch
+    assert [r.step for r in history.records] == [3, 6, 18, 30]
+    assert history.records[-1].lr == pytest.approx(0.0, abs=1e-12), history.records[-1].lr  # min_lr at the run's end
+    said = caplog.text
+    assert ("with another training set size (3 optimizer steps per epoch there, 12 here: a training set larger than the "
+            "saved run's)") in said and "total steps (12 there, 30 here)" in said, said
+    assert "becomes 0.0009045 where the saved run had 0.0005" in said and "training set size to continue" in said, said
+
+
+def test_a_resume_mid_epoch_on_a_smaller_training_set_goes_on_with_the_next_epoch(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Before: a checkpoint written after batch 4 of an epoch, resumed on a set of 2 batches, started that epoch
+    after its end, which yielded no batch and never ended: fit looped for ever."""
+    from _train_util import blobs
+
+    x, y = blobs(96)
+    cfg = TrainConfig(epochs=3, batch_size=16, lr=1e-3, eval_every=2, checkpoint_dir=str(tmp_path / "a"), keep_last=9,
+                      device="cpu")
+    Trainer(mlp(), cfg).fit((x, y))  # 6 steps per epoch, a checkpoint every 2
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        history = Trainer(mlp(), cfg.with_params({"checkpoint_dir": str(tmp_path / "b")}), callbacks=_EpochGuard(3)).fit(
+            (x[:32], y[:32]), resume_from=tmp_path / "a" / "last-000000004.pt")
+    assert [(r.epoch, r.step) for r in history.records] == [(0, 2), (0, 4), (2, 6), (3, 8)]
+    assert ("in epoch 1 after its batch 4, but this training set has 2 batches per epoch (a smaller set than the saved "
+            "run's): the rest of that epoch is skipped and training goes on with epoch 2") in caplog.text, caplog.text
+
+
 def test_a_run_resumed_from_its_moved_folder_names_its_best_checkpoint_there(tmp_path: Path) -> None:
     """The history inside a checkpoint names best.pt by the path it was written at: resumed from
     the folder moved elsewhere (a project folder moved, another machine), the run kept the old

@@ -123,6 +123,8 @@ def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
 
 #: counters of a resumable checkpoint: integers >= 0
 COUNTERS = ("step", "epoch", "offset", "bad")
+#: the saved run's length, which its schedule followed: integers >= 0 where present
+RUN_LENGTH = ("steps_per_epoch", "total_steps")
 
 
 def check_fields(state: Mapping[str, Any], where: str, *, resumable: bool = True) -> None:
@@ -168,6 +170,8 @@ def _run_problems(state: Mapping[str, Any]) -> list[str]:
     acc = state.get("acc")
     if not (isinstance(acc, (list, tuple)) and len(acc) == 3 and all(_number(v) for v in acc)):
         out.append(f"'acc' must be a list of 3 numbers, got {_kind(acc)}")
+    out += [f"{k!r} must be an integer >= 0, got {_kind(state[k])}" for k in RUN_LENGTH
+            if k in state and not _count(state[k])]  # (absent from a checkpoint of an older tunesmith)
     if "ref" in state and not _number(state["ref"]):
         out.append(f"'ref' must be a number, got {_kind(state['ref'])}")
     if not _history_ok(state.get("history")):

@@ -65,13 +65,15 @@ def total_steps_of(cfg: TrainConfig, steps_per_epoch: int) -> int:
 
 
 def factor_moved(
-    step: int, saved: TrainConfig, now: TrainConfig, *, steps_per_epoch: int, reductions: int = 0
+    step: int, saved: TrainConfig, now: TrainConfig, *, total_steps: tuple[int, int],
+    steps_per_epoch: tuple[int, int], reductions: int = 0
 ) -> tuple[float, float] | None:
     """The schedule's factors at ``step`` under the run ``saved`` and under ``now`` (the same model
-    and optimizer, other schedule settings or length), or None where they agree: a resumed run
-    whose longer ``epochs`` stretches a cosine, or moves a ``warmup_fraction``, jumps in rate."""
-    before, after = (lr_factor(step, c, total_steps=total_steps_of(c, steps_per_epoch), steps_per_epoch=steps_per_epoch,
-                               reductions=reductions) for c in (saved, now))
+    and optimizer, other schedule settings, length or training set size), each with its run's total
+    steps and steps per epoch, or None where they agree: a resumed run whose longer ``epochs`` or
+    larger training set stretches a cosine, or moves a ``warmup_fraction``, jumps in rate."""
+    before, after = (lr_factor(step, c, total_steps=t, steps_per_epoch=s, reductions=reductions)
+                     for c, t, s in zip((saved, now), total_steps, steps_per_epoch, strict=True))
     return None if math.isclose(before, after, rel_tol=1e-9, abs_tol=1e-12) else (before, after)
 
 

@@ -171,7 +171,7 @@ class Trainer:
             self._built = _cpu_state(self.model) if cfg.restore_best else None
             state = ckpt.load(resume_from)  # on CPU: RNG states stay CPU tensors
             self.load_state(state, where=str(resume_from))
-            self._warn_schedule_moved(state.get("config") or {}, str(resume_from))
+            self._resumed(state, str(resume_from), loader.batches)
         else:
             _seed_all(cfg.seed)
         # gradients left by a backward before fit would move frozen weights (and add to the first step's)
@@ -183,33 +183,64 @@ class Trainer:
         self.history.finished = True
         return self.history
 
-    def _warn_schedule_moved(self, saved: Mapping[str, Any], where: str) -> None:
-        """A resumed run whose schedule settings or length differ from the checkpoint's, such that
-        the rate at the resumed step is not the one the saved run would have used there."""
+    def _resumed(self, state: Mapping[str, Any], where: str, batches: int) -> None:
+        """After a checkpoint was loaded: the run's length at this training set's size, and what the user
+        should know (the schedule moved, an epoch past this set's end skipped)."""
+        if self._offset >= batches:  # a smaller training set: the saved epoch's batch is past this one's end
+            logging.getLogger("tunesmith").warning(
+                "resuming %s in epoch %d after its batch %d, but this training set has %d batches per epoch (a smaller "
+                "set than the saved run's): the rest of that epoch is skipped and training goes on with epoch %d",
+                where, self.epoch + 1, self._offset, batches, self.epoch + 2)
+            self.epoch, self._offset = self.epoch + 1, 0  # (left as it was, the epoch yielded no batch: no end)
+        self.total_steps = self._run_steps(batches)
+        self._warn_schedule_moved(state, where)
+
+    def _run_steps(self, batches: int) -> int:
+        """The run's optimizer steps: those done, the rest of the current epoch and the epochs after it at
+        this training set's size (``epochs`` times the steps per epoch, unless a resumed run's set is larger or
+        smaller than the saved run's: its schedule then still ends with its last epoch), or ``max_steps``."""
         cfg = self.config
+        if cfg.epochs is None:
+            return total_steps_of(cfg, self.steps_per_epoch)
+        rest = math.ceil((batches - self._offset) / cfg.accumulate) if self.epoch < cfg.epochs else 0
+        by_epochs = self.step + rest + max(cfg.epochs - self.epoch - 1, 0) * self.steps_per_epoch
+        return min(by_epochs, cfg.max_steps or by_epochs)
+
+    def _warn_schedule_moved(self, state: Mapping[str, Any], where: str) -> None:
+        """A resumed run whose schedule settings, length or training set size differ from the checkpoint's,
+        such that the rate at the resumed step is not the one the saved run would have used there."""
+        cfg, saved = self.config, state.get("config") or {}
         changed = {k: saved[k] for k in SCHEDULE_FIELDS if k in saved and saved[k] != getattr(cfg, k)}
-        if not changed or self.step >= self.total_steps:
+        per_epoch = state.get("steps_per_epoch") or self.steps_per_epoch  # (not saved by an older tunesmith)
+        if not (changed or per_epoch != self.steps_per_epoch) or self.step >= self.total_steps:
             return  # (at or past this run's end no step runs at the rate it would name)
         try:
             before = cfg.with_params(changed)
         except (TypeError, ValueError):  # a checkpoint of an older tunesmith whose values no longer pass
             return
-        moved = factor_moved(self.step, before, cfg, steps_per_epoch=self.steps_per_epoch,
-                             reductions=self.plateau.reductions)
+        total = state.get("total_steps") or total_steps_of(before, per_epoch)
+        moved = factor_moved(self.step, before, cfg, total_steps=(total, self.total_steps),
+                             steps_per_epoch=(per_epoch, self.steps_per_epoch), reductions=self.plateau.reductions)
         if moved is None:
             return
-        differ = "; ".join(f"{k}={v!r} there, {getattr(cfg, k)!r} here" for k, v in changed.items())
+        differ = [f"{k}={v!r} there, {getattr(cfg, k)!r} here" for k, v in changed.items()]
+        if per_epoch != self.steps_per_epoch:
+            differ.append(f"{per_epoch} optimizer steps per epoch there, {self.steps_per_epoch} here: a training set "
+                          f"{'larger' if self.steps_per_epoch > per_epoch else 'smaller'} than the saved run's")
         warm = warmup_steps(cfg, self.total_steps)
         # a longer warmup_fraction puts the step back inside the warm-up: no decay restarts there
         jump = f"back inside a warm-up of {warm} steps" if self.step < warm else "a jump in its decay"
+        other = [w for w, on in (("other schedule settings", changed),
+                                 ("another training set size", per_epoch != self.steps_per_epoch)) if on]
+        same = "settings and training set size" if per_epoch != self.steps_per_epoch else "settings"
         logging.getLogger("tunesmith").warning(
-            "resuming %s at step %d with other schedule settings (%s): the schedule is a function of the step and "
+            "resuming %s at step %d with %s (%s): the schedule is a function of the step and "
             "of the run's total steps (%d there, %d here), so the learning rate at this step becomes %.4g where the "
             "saved run had %.4g (schedule=%r: %s, not the saved run's rates continued); resume with "
-            "the checkpoint's settings to continue its rates, or start a new run from its weights "
-            "(tunesmith.train.load_weights) with a schedule of its own", where, self.step, differ,
-            total_steps_of(before, self.steps_per_epoch), self.total_steps, cfg.lr * moved[1], cfg.lr * moved[0],
-            cfg.schedule, jump)
+            "the checkpoint's %s to continue its rates, or start a new run from its weights "
+            "(tunesmith.train.load_weights) with a schedule of its own", where, self.step, " and ".join(other),
+            "; ".join(differ),
+            total, self.total_steps, cfg.lr * moved[1], cfg.lr * moved[0], cfg.schedule, jump, same)
 
     def _warn_schedule_never_decays(self) -> None:
         """A step schedule whose first decay falls after the run's last step trains at a constant rate."""
@@ -563,6 +594,9 @@ class Trainer:
             "ref": self._ref,
             # mid-run, so never finished: left out, the checkpoint reads in a tunesmith before History.finished
             "history": {k: v for k, v in self.history.to_dict().items() if k != "finished"},
+            # what the schedule followed: a resume on a larger or smaller training set is compared with it
+            "steps_per_epoch": self.steps_per_epoch,
+            "total_steps": self.total_steps,
             "rng": ckpt.rng_state(),
             "config": self.config.to_dict(),
             "hypergrad": None if self.hyper is None else self.hyper.state_dict(),
