@@ -133,7 +133,41 @@ def test_a_resume_past_the_shorter_runs_end_names_no_rate(tmp_path: Path, caplog
     with caplog.at_level("WARNING", logger="tunesmith"):
         history = Trainer(mlp(), cfg.with_params({"epochs": 2})).fit(*split(64), resume_from=step_9)
     assert [r.step for r in history.records] == [3, 6, 9]  # nothing trained after the checkpoint
-    assert "resuming" not in caplog.text, caplog.text
+    assert "rate at this step" not in caplog.text and "trains nothing" in caplog.text, caplog.text
+
+
+def test_a_resume_that_trains_nothing_says_so_naming_the_epochs(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Before: a resume at or past the run's end (the same epochs as the finished run, a max_steps already reached)
+    or of a run that had stopped early returned the checkpoint's history without a word."""
+    cfg = TrainConfig(epochs=2, batch_size=16, lr=1e-3, checkpoint_dir=str(tmp_path / "a"), device="cpu")
+    Trainer(mlp(), cfg).fit(*split(64))
+    done = checkpoint.latest(tmp_path / "a")
+    stopping = cfg.with_params({"checkpoint_dir": str(tmp_path / "s"), "epochs": 30, "lr": 0.5, "patience": 1})
+    stopped = Trainer(mlp(), stopping).fit(*split(64))
+    assert stopped.stopped_early
+    cases = [
+        (cfg, done, "saved after epoch 2 (step 6), trains nothing: this run ends with epoch 2 (epochs=2). fit returns "
+                    "the checkpoint's history and its best weights (restore_best); to train longer, resume with more "
+                    "than 2 epochs (config.with_params({'epochs': 4}))"),
+        (cfg.with_params({"epochs": None, "max_steps": 5, "restore_best": False}), done,
+         "trains nothing: this run ends at step 5 (max_steps=5). fit returns the checkpoint's history; to train longer, "
+         "resume with max_steps above 6"),
+        (stopping.with_params({"patience": 4}), checkpoint.latest(tmp_path / "s"),
+         "trains nothing: the saved run had stopped early (1 validation without an improvement; a larger patience does "
+         "not undo that). fit returns the checkpoint's history and its best weights (restore_best); to train on from "
+         "its weights, start a new run: tunesmith.train.load_weights(model, path)"),
+    ]
+    for i, (run, path, said) in enumerate(cases):
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="tunesmith"):
+            history = Trainer(mlp(), run.with_params({"checkpoint_dir": str(tmp_path / str(i))})).fit(
+                *split(64), resume_from=path)
+        assert history.records[-1].step == checkpoint.step_of(path)  # trained nothing, as before
+        assert said in caplog.text, caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="tunesmith"):  # a run with epochs left says nothing
+        Trainer(mlp(), cfg.with_params({"epochs": 3, "checkpoint_dir": str(tmp_path / "m")})).fit(*split(64), resume_from=done)
+    assert "trains nothing" not in caplog.text, caplog.text
 
 
 def test_a_longer_resumed_run_whose_rates_go_on_as_saved_says_nothing(

@@ -185,7 +185,7 @@ class Trainer:
 
     def _resumed(self, state: Mapping[str, Any], where: str, batches: int) -> None:
         """After a checkpoint was loaded: the run's length at this training set's size, and what the user
-        should know (the schedule moved, an epoch past this set's end skipped)."""
+        should know (the schedule moved, an epoch past this set's end skipped, nothing left to train)."""
         if self._offset >= batches:  # a smaller training set: the saved epoch's batch is past this one's end
             logging.getLogger("tunesmith").warning(
                 "resuming %s in epoch %d after its batch %d, but this training set has %d batches per epoch (a smaller "
@@ -194,6 +194,8 @@ class Trainer:
             self.epoch, self._offset = self.epoch + 1, 0  # (left as it was, the epoch yielded no batch: no end)
         self.total_steps = self._run_steps(batches)
         self._warn_schedule_moved(state, where)
+        if self._done():
+            self._warn_nothing_left(where)
 
     def _run_steps(self, batches: int) -> int:
         """The run's optimizer steps: those done, the rest of the current epoch and the epochs after it at
@@ -241,6 +243,29 @@ class Trainer:
             "(tunesmith.train.load_weights) with a schedule of its own", where, self.step, " and ".join(other),
             "; ".join(differ),
             total, self.total_steps, cfg.lr * moved[1], cfg.lr * moved[0], cfg.schedule, jump, same)
+
+    def _warn_nothing_left(self, where: str) -> None:
+        """A resume at or past the run's end, or of a run that had stopped, trains nothing: said, naming the
+        epochs (fit returned the checkpoint's history without a word)."""
+        cfg, h = self.config, self.history
+        if h.stopped_early:
+            last = h.records[-1] if h.records else None
+            why = ("the saved run had stopped: its training loss diverged" if last is not None
+                   and not math.isfinite(last.train_loss) else "the saved run had stopped early "
+                   f"({self._bad} validation{'s' if self._bad != 1 else ''} without an improvement; a larger patience "
+                   "does not undo that)")
+            fix = "to train on from its weights, start a new run: tunesmith.train.load_weights(model, path)"
+        elif cfg.epochs is not None and self.epoch >= cfg.epochs:
+            why = f"this run ends with epoch {cfg.epochs} (epochs={cfg.epochs})"
+            fix = (f"to train longer, resume with more than {self.epoch} epochs "
+                   f"(config.with_params({{'epochs': {self.epoch + cfg.epochs}}}))")
+        else:
+            why = f"this run ends at step {self.total_steps} (max_steps={cfg.max_steps})"
+            fix = f"to train longer, resume with max_steps above {self.step}"
+        logging.getLogger("tunesmith").warning(
+            "resuming %s, saved after epoch %d (step %d), trains nothing: %s. fit returns the checkpoint's "
+            "history%s; %s", where, self.epoch, self.step, why,
+            " and its best weights (restore_best)" if cfg.restore_best else "", fix)
 
     def _warn_schedule_never_decays(self) -> None:
         """A step schedule whose first decay falls after the run's last step trains at a constant rate."""
