@@ -297,6 +297,37 @@ def test_a_checkpoint_of_the_user_s_own_others_may_write_is_refused_with_the_chm
     load_weights(mlp(seed=5), copied)
 
 
+@pytest.mark.parametrize("where", ["own-folder", "own-in-sticky-folder", "folder-others-may-write", "others-may-write"])
+def test_a_checkpoint_to_resume_from_is_checked_as_one_load_weights_reads(tmp_path: Path, where: str) -> None:
+    """Before: ``fit(resume_from=...)`` loaded a file others may write, or one in a folder where they may replace it,
+    which load_weights and a study's ``trial.resume_from`` refuse; the user's own file in a folder of theirs, or in a
+    shared folder with the sticky bit (/tmp), resumes as before."""
+    run = CFG.with_params({"epochs": 1, "checkpoint_dir": str(tmp_path / "run")})
+    Trainer(mlp(), run).fit(*DATA)
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    copied = folder / "last.pt"
+    shutil.copy(checkpoint.latest(tmp_path / "run"), copied)
+    loose = {"own-in-sticky-folder": None, "folder-others-may-write": folder, "others-may-write": copied}.get(where)
+    if where == "own-in-sticky-folder":
+        folder.chmod(0o1777)
+    elif loose is not None:
+        loose.chmod(0o777 if loose == folder else 0o666)
+    again = run.with_params({"epochs": 2, "checkpoint_dir": str(tmp_path / "again")})
+    model = mlp(seed=3)
+    if loose is None:
+        assert Trainer(model, again).fit(*DATA, resume_from=copied).records[-1].epoch == 2
+        return
+    before = snapshot(model)
+    with pytest.raises(ts.UntrustedPathError, match=r"checkpoint to resume from .*can be written by other users \(mode "
+                                                    r"(777|666)\), so they may have chosen what it holds; if no one else "
+                                                    rf"should write it: chmod go-w '{loose}'"):
+        Trainer(model, again).fit(*DATA, resume_from=copied)
+    assert all(torch.equal(v, snapshot(model)[k]) for k, v in before.items())  # nothing of it loaded
+    subprocess.run(["chmod", "go-w", str(loose)], check=True)  # as the message says
+    assert Trainer(mlp(seed=3), again).fit(*DATA, resume_from=copied).records[-1].epoch == 2
+
+
 def test_a_folder_the_sweep_cannot_tidy_fails_no_other_trial(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """Tidying another trial's folder is housekeeping: before, an entry it could not delete (here a
     folder named like a checkpoint) failed every later trial of the study with IsADirectoryError."""

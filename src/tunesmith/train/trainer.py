@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..paths import PLANTED_FIX, refuse_planted
 from ..space.params import a_type
 from . import checkpoint as ckpt
 from .config import TrainConfig
@@ -133,7 +134,8 @@ class Trainer:
         ``resume_from``: a checkpoint written by this trainer (any "last" or
         "best" file); training continues exactly where it was saved. A
         checkpoint of another model, optimizer or batch size is refused
-        (:class:`~tunesmith.train.checkpoint.CheckpointError`).
+        (:class:`~tunesmith.train.checkpoint.CheckpointError`), and so is a file another
+        user may have chosen (:func:`~tunesmith.paths.refuse_planted`, as ``load_weights``).
         """
         cfg = self.config
         if self.step and resume_from is None:  # its run is done: the loop below would not take a step
@@ -167,6 +169,8 @@ class Trainer:
             ckpt.secure_dir(cfg.checkpoint_dir)
             ckpt.clean_stale(cfg.checkpoint_dir)  # temporary files of writers killed while saving
         if resume_from is not None:
+            # as load_weights and a study's trial.resume_from: a user's path may name a team's or a shared folder
+            refuse_planted(Path(resume_from).expanduser(), "checkpoint to resume from", PLANTED_FIX)
             # the model as built: what a best.pt written before the resumed checkpoint leaves out
             self._built = _cpu_state(self.model) if cfg.restore_best else None
             state = ckpt.load(resume_from)  # on CPU: RNG states stay CPU tensors
