@@ -17,6 +17,7 @@ from tunesmith.train import (  # noqa: E402
     freeze,
     replace_head,
     trainable,
+    unfreeze,
     unfreeze_last,
 )
 from tunesmith.train.finetune import keep_frozen_in_eval  # noqa: E402
@@ -222,6 +223,70 @@ def test_batch_norm_frozen_by_hand_is_said_to_learn_its_running_statistics(caplo
         Trainer(model, CFG, head="head").fit(train, val)
     assert not changed(before, snapshot(model), "backbone")
     assert not [r for r in caplog.records if "frozen by hand" in r.getMessage()]
+
+
+def _with_bn_momentum(momentum: float) -> nn.Module:
+    model = Net()
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm1d):
+            m.momentum = momentum
+    return model
+
+
+def test_batch_norm_slower_than_torch_s_default_in_a_short_run_is_said_once(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Before: a model whose batch norm momentum is 0.01 (EfficientNet-Lite0's package, Keras ports) trained a short
+    run whose running statistics barely moved from their start, so validation lagged training, without a word."""
+    from tunesmith.train import finetune
+
+    monkeypatch.setattr(finetune, "_SAID_SLOW", weakref.WeakSet(), raising=False)
+    train, val = split(96)  # 72 samples: 5 batches per epoch at batch_size 16, 10 in the run
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        Trainer(_with_bn_momentum(0.01), CFG, head="head").fit(train, val)
+        Trainer(_with_bn_momentum(0.01), CFG, head="head").fit(train, val)  # said once per model class
+    said = [r.getMessage() for r in caplog.records if "below torch's default" in r.getMessage()]
+    assert len(said) == 1, said
+    assert ("3 batch norm layers of the Net (backbone.0.1, backbone.1.1, backbone.2.1) have momentum 0.01, below "
+            "torch's default 0.1: over this run's 10 training batches their running statistics, which evaluation "
+            "normalizes with, keep 90% of their values at the start") in said[0]
+    assert "m.momentum = 0.1" in said[0]
+    frozen = _with_bn_momentum(0.01)
+    freeze(frozen.backbone)  # its batch norm does not train: its statistics stay by design
+    quiet = [
+        (Net(), CFG),  # torch's default
+        (_with_bn_momentum(0.05), CFG.with_params({"epochs": 9})),  # 45 batches: 0.95 ** 45 < 10% kept
+        (frozen, CFG),
+    ]
+    caplog.clear()
+    for model, cfg in quiet:
+        monkeypatch.setattr(finetune, "_SAID_SLOW", weakref.WeakSet(), raising=False)
+        with caplog.at_level("WARNING", logger="tunesmith"):
+            Trainer(model, cfg, head="head").fit(train, val)
+    assert "below torch's default" not in caplog.text, caplog.text
+
+
+def test_efficientnet_lite0_s_batch_norm_momentum_is_said_where_its_last_block_is_fine_tuned(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The package's EfficientNet-Lite0 sets momentum 0.01 (validation loss 2.06 against a training loss of 0.7 in a
+    short run of its last block); examples/finetune_digits.py sets 0.1, a user's own script was not told."""
+    pytest.importorskip("efficientnet_lite_pytorch")
+    from efficientnet_lite_pytorch import EfficientNet
+
+    from tunesmith.train import finetune
+
+    monkeypatch.setattr(finetune, "_SAID_SLOW", weakref.WeakSet(), raising=False)
+    model = EfficientNet.from_name("efficientnet-lite0", num_classes=10, image_size=32)
+    freeze(model)
+    unfreeze_last(model._blocks, 1)
+    unfreeze(model._fc)
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(16, 3, 32, 32, generator=g), torch.randint(0, 10, (16,), generator=g)
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        Trainer(model, TrainConfig(epochs=1, batch_size=8, device="cpu"), head="_fc").fit((x, y))
+    assert ("3 batch norm layers of the EfficientNet (_blocks.15._bn0, _blocks.15._bn1, _blocks.15._bn2) have "
+            "momentum 0.01") in caplog.text, caplog.text
 
 
 def test_batch_norm_frozen_by_hand_is_said_in_the_singular_and_per_class(

@@ -46,7 +46,12 @@ from .data import (
     to_device,
     use_bf16,
 )
-from .finetune import GradualUnfreezing, keep_frozen_in_eval, warn_hand_frozen_batch_norms
+from .finetune import (
+    GradualUnfreezing,
+    keep_frozen_in_eval,
+    warn_hand_frozen_batch_norms,
+    warn_slow_batch_norms,
+)
 from .history import EvalRecord, History
 from .hypergrad import HypergradientLR
 from .model_state import FrozenFingerprint, check_fields, checked_state, complete_state, model_state
@@ -178,6 +183,7 @@ class Trainer:
             self._resumed(state, str(resume_from), loader.batches)
         else:
             _seed_all(cfg.seed)
+        warn_slow_batch_norms(self.model, (self.total_steps - self.step) * cfg.accumulate)
         # gradients left by a backward before fit would move frozen weights (and add to the first step's)
         self.optimizer.zero_grad(set_to_none=True)
         while not self._done():
