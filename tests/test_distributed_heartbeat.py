@@ -240,6 +240,29 @@ def test_a_clock_stepped_between_two_measures_of_the_server_s_fails_no_live_tria
     assert reaper.trials[live.number].state is TrialState.COMPLETE
 
 
+def test_a_clock_stepped_while_the_server_s_is_queried_does_not_shift_the_measure(pg_url: str) -> None:
+    """The step lands between the measure's two readings of this process's clock (here: as the query is sent):
+    the measure set the server's time against their middle, half the step off, until the next one."""
+    import sqlalchemy as sa
+
+    from tunesmith.storage import SQLStorage
+
+    storage = SQLStorage(pg_url)
+    real, step = time.time, [0.0]
+    storage.local_clock = lambda: real() + step[0]
+
+    def stepped(*_: object) -> None:
+        step[0] = 120.0
+
+    sa.event.listen(storage.engine, "before_cursor_execute", stepped)
+    try:
+        lead = storage.clock() - storage.local_clock()  # the first measure: stepped during its query
+    finally:
+        sa.event.remove(storage.engine, "before_cursor_execute", stepped)
+    assert abs(lead + 120.0) < 1.0, lead  # the server's clock (this machine's) is 120 s behind the stepped one
+    storage.close()
+
+
 def test_a_lost_copy_is_failed_not_copied_again(tmp_path: Path) -> None:
     """Parameters that kill every worker that runs them (a crash in native code, the OOM killer):
     with requeue_failed each lost copy got a copy of its own, so a fleet of restarted workers

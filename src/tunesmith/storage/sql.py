@@ -664,15 +664,21 @@ class SQLStorage(Storage):
 
     def _lead(self, query: str) -> float:
         """The server's clock (``query``) less this process's, by the quickest of up to CLOCK_TRIES queries:
-        the first one's retries may have waited out an outage, the next ones meet the server back."""
+        the first one's retries may have waited out an outage, the next ones meet the server back. A query
+        during which this process's clock stepped (its time and the monotonic clock's apart by over CLOCK_STEP)
+        measured half the step too: another is made, and it is kept only where every one stepped."""
         best = (math.inf, 0.0)  # (the query's time, the lead it measured)
+        lead = 0.0
         for _ in range(CLOCK_TRIES):
             start, before = time.monotonic(), self.local_clock()
             server = float(self._run(lambda c: c.execute(sa.text(query)).scalar_one(), write=False))
-            best = min(best, (time.monotonic() - start, server - (before + self.local_clock()) / 2))
-            if best[0] <= CLOCK_ROUND_TRIP:
-                break
-        return best[1]
+            took, after = time.monotonic() - start, self.local_clock()
+            lead = server - (before + after) / 2
+            if abs(after - before - took) <= CLOCK_STEP:
+                best = min(best, (took, lead))
+                if took <= CLOCK_ROUND_TRIP:
+                    break
+        return best[1] if best[0] < math.inf else lead
 
     # -- connections ------------------------------------------------------------
     @property
