@@ -219,6 +219,50 @@ def test_heartbeats_on_postgresql_use_the_servers_clock(pg_url: str, skewed: str
     assert done.started is not None and done.completed is not None and 1.5 < done.completed - done.started < 10
 
 
+@pytest.mark.parametrize("stepped", ["worker", "reaper"])
+@pytest.mark.parametrize("step", [-120.0, 120.0], ids=["back", "forward"])
+def test_a_clock_stepped_between_two_measures_of_the_server_s_fails_no_live_trial(
+    pg_url: str, stepped: str, step: float
+) -> None:
+    """One machine's clock stepped (NTP, a date set by hand, a resume from suspend) just after its storage
+    measured the server's: the old lead shifted every beat it wrote, or every age it judged, by the step
+    until the next measure (CLOCK_CHECK later), and a live trial read as lost in that time was failed."""
+    worker = Study(SPACE, storage=pg_url, name="c", sampler="random", heartbeat_interval=0.2, grace_period=1.0)
+    reaper = Study.load("c", pg_url)
+    live = worker.ask()  # beats in the background
+    reaper._heartbeat.reap(force=True)  # both storages have measured the server's clock
+    real = time.time
+    (worker if stepped == "worker" else reaper)._storage.local_clock = lambda: real() + step
+    time.sleep(1.0)  # beats written after the step (within CLOCK_CHECK of the measures)
+    reaper._heartbeat.reap(force=True)
+    assert reaper.trials[live.number].state is TrialState.RUNNING, reaper.trials[live.number].error
+    worker.tell(live, 1.0)
+    assert reaper.trials[live.number].state is TrialState.COMPLETE
+
+
+def test_a_clock_stepped_while_the_server_s_is_queried_does_not_shift_the_measure(pg_url: str) -> None:
+    """The step lands between the measure's two readings of this process's clock (here: as the query is sent):
+    the measure set the server's time against their middle, half the step off, until the next one."""
+    import sqlalchemy as sa
+
+    from tunesmith.storage import SQLStorage
+
+    storage = SQLStorage(pg_url)
+    real, step = time.time, [0.0]
+    storage.local_clock = lambda: real() + step[0]
+
+    def stepped(*_: object) -> None:
+        step[0] = 120.0
+
+    sa.event.listen(storage.engine, "before_cursor_execute", stepped)
+    try:
+        lead = storage.clock() - storage.local_clock()  # the first measure: stepped during its query
+    finally:
+        sa.event.remove(storage.engine, "before_cursor_execute", stepped)
+    assert abs(lead + 120.0) < 1.0, lead  # the server's clock (this machine's) is 120 s behind the stepped one
+    storage.close()
+
+
 def test_a_lost_copy_is_failed_not_copied_again(tmp_path: Path) -> None:
     """Parameters that kill every worker that runs them (a crash in native code, the OOM killer):
     with requeue_failed each lost copy got a copy of its own, so a fleet of restarted workers

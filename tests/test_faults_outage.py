@@ -344,3 +344,70 @@ def test_a_forked_worker_s_storage_does_not_inherit_an_outage_under_way_in_its_p
         writer.join(60)
     assert seen == b"0"
     assert storage.outages()  # the parent's wait, once through, is an outage it met
+
+
+#: a worker process frozen (SIGSTOP: a debugger, a suspended or live-migrated VM, a laptop lid) inside a write
+#: transaction, the study's row locked: its connection's session waits for it, as one cut off by a network
+#: partition does until the server's TCP keepalive gives up (two hours by default)
+FROZEN = (
+    "import os, signal, sys\n"
+    "import sqlalchemy as sa\n"
+    "from tunesmith.storage import SQLStorage, sql_pg\n"
+    "from tunesmith.storage.sql_schema import studies_table\n"
+    "sql_pg.IDLE_IN_TRANSACTION = float(sys.argv[2])\n"
+    "storage = SQLStorage(sys.argv[1])\n"
+    "tries = []\n"
+    "def freeze(conn):\n"
+    "    conn.execute(sa.select(studies_table.c.study_id).with_for_update())\n"
+    "    tries.append(1)\n"
+    "    if len(tries) == 1:\n"
+    "        print('locked', flush=True)\n"
+    "        os.kill(os.getpid(), signal.SIGSTOP)\n"
+    "storage._run(freeze, write=True)\n"
+    "print(len(tries), flush=True)\n"
+)
+
+
+def test_a_worker_frozen_inside_a_write_does_not_hold_every_other_worker_s_writes(
+    pg_url: str, subprocess_env: dict[str, str]
+) -> None:
+    # its session stayed idle in the transaction, holding the study's row lock, for as long as it was frozen:
+    # every other worker's ask, tell and heartbeat waited on it (here: for ever). The server now ends a
+    # tunesmith session idle inside a transaction for IDLE_IN_TRANSACTION seconds; a worker that wakes up
+    # meets a lost connection and runs its transaction again
+    study = ts.Study({"x": ts.Float(0, 1)}, storage=pg_url, name="s", sampler="random", seed=0)
+    frozen = subprocess.Popen([sys.executable, "-c", FROZEN, pg_url, "1.0"], env=subprocess_env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert frozen.stdout is not None and frozen.stdout.readline().strip() == "locked", frozen.stderr
+        time.sleep(0.2)  # stopped by now
+        done: dict[str, Any] = {}
+        thread = threading.Thread(target=lambda: done.setdefault("trial", study.ask()), daemon=True)
+        thread.start()
+        thread.join(30)
+        assert "trial" in done, "the ask waited 30 s on the frozen worker's lock"
+        study.tell(done["trial"], 0.5)
+        frozen.send_signal(signal.SIGCONT)  # wakes up to a connection the server ended: retried, then done
+        out, err = frozen.communicate(timeout=60)
+        assert frozen.returncode == 0 and out.split() == ["2"], err  # its transaction ran again
+    finally:
+        frozen.kill()
+        frozen.wait()
+    assert [(t.number, t.state.value) for t in ts.Study.load("s", storage=pg_url).trials] == [(0, "complete")]
+
+
+def test_tunesmith_s_sessions_get_an_idle_in_transaction_timeout_unless_the_url_sets_one(pg_url: str) -> None:
+    import sqlalchemy as sa
+
+    from tunesmith.storage import SQLStorage
+
+    def shown(url: str) -> str:
+        storage = SQLStorage(url)
+        try:
+            return str(storage._run(lambda c: c.execute(sa.text("SHOW idle_in_transaction_session_timeout")).scalar_one(),
+                                    write=False))
+        finally:
+            storage.close()
+
+    assert shown(pg_url) == "5min"
+    assert shown(pg_url + "?options=-c%20idle_in_transaction_session_timeout%3D7000") == "7s"  # the user's kept

@@ -98,6 +98,10 @@ CLOCK_CHECK = 5.0
 CLOCK_ROUND_TRIP = 0.05
 #: queries of the server's clock at most per measure, the quickest one kept
 CLOCK_TRIES = 3
+#: seconds this process's clock may move apart from its monotonic one since the last measure before the server's
+#: is measured again: a step of the clock (NTP, a date set by hand, a machine resumed from suspend) would
+#: otherwise shift every beat written and judged until the next measure, and a live trial read as lost
+CLOCK_STEP = 0.1
 #: the server's clock, seconds since the epoch, by dialect (SQLite has no server)
 _SERVER_NOW = {
     "postgresql": "SELECT extract(epoch FROM clock_timestamp())",
@@ -612,7 +616,7 @@ class SQLStorage(Storage):
         self._file_id: tuple[int, int] | None = None  # SQLite: its (device, inode) once opened
         self._file_checked = 0.0  # monotonic time of the last check of _file_id on a read
         self._wrote = False  # whether this storage wrote to the file (then a replaced file is an error)
-        self._offset: tuple[float, float] | None = None  # (server clock - local clock, when measured)
+        self._offset: tuple[float, float, float] | None = None  # (server - local clock, monotonic and local then)
         self._wrote_at = time.monotonic()  # when a write last got through (or the storage opened)
         self._outages: collections.deque[tuple[float, float]] = collections.deque(maxlen=OUTAGES_KEPT)  # monotonic
         self._waits: dict[object, tuple[int, float, _Backoff]] = {}  # operations retrying: (thread, _wrote_at, ...)
@@ -642,29 +646,39 @@ class SQLStorage(Storage):
     def clock(self) -> float:
         """Now by the database server's clock on PostgreSQL and MySQL (workers on several
         machines compare heartbeats with it): this process's clock plus the server's lead
-        over it, measured with one query at most every CLOCK_CHECK seconds. SQLite (and
-        any other database) has no server: this process's clock, so the machines that
-        share a SQLite file must keep their clocks in step (NTP)."""
+        over it, measured with one query at most every CLOCK_CHECK seconds, and again as
+        soon as this process's clock has stepped (CLOCK_STEP). SQLite (and any other
+        database) has no server: this process's clock, so the machines that share a
+        SQLite file must keep their clocks in step (NTP)."""
         if self._sqlite:  # read at every ask and tell: no property, no engine
             return self.local_clock()
         query = _SERVER_NOW.get(self.engine.dialect.name)
         if query is None:
             return self.local_clock()
-        if self._offset is None or time.monotonic() - self._offset[1] >= CLOCK_CHECK:
-            self._offset = (self._lead(query), time.monotonic())
-        return self.local_clock() + self._offset[0]
+        mono, local, then = time.monotonic(), self.local_clock(), self._offset
+        if then is None or mono - then[1] >= CLOCK_CHECK or abs(local - then[2] - (mono - then[1])) > CLOCK_STEP:
+            lead = self._lead(query)
+            mono, local = time.monotonic(), self.local_clock()
+            self._offset = then = (lead, mono, local)
+        return local + then[0]
 
     def _lead(self, query: str) -> float:
         """The server's clock (``query``) less this process's, by the quickest of up to CLOCK_TRIES queries:
-        the first one's retries may have waited out an outage, the next ones meet the server back."""
+        the first one's retries may have waited out an outage, the next ones meet the server back. A query
+        during which this process's clock stepped (its time and the monotonic clock's apart by over CLOCK_STEP)
+        measured half the step too: another is made, and it is kept only where every one stepped."""
         best = (math.inf, 0.0)  # (the query's time, the lead it measured)
+        lead = 0.0
         for _ in range(CLOCK_TRIES):
             start, before = time.monotonic(), self.local_clock()
             server = float(self._run(lambda c: c.execute(sa.text(query)).scalar_one(), write=False))
-            best = min(best, (time.monotonic() - start, server - (before + self.local_clock()) / 2))
-            if best[0] <= CLOCK_ROUND_TRIP:
-                break
-        return best[1]
+            took, after = time.monotonic() - start, self.local_clock()
+            lead = server - (before + after) / 2
+            if abs(after - before - took) <= CLOCK_STEP:
+                best = min(best, (took, lead))
+                if took <= CLOCK_ROUND_TRIP:
+                    break
+        return best[1] if best[0] < math.inf else lead
 
     # -- connections ------------------------------------------------------------
     @property

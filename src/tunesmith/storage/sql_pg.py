@@ -32,12 +32,25 @@ logger = logging.getLogger("tunesmith")
 #: the search path of every connection: PostgreSQL's own objects only
 SAFE_SEARCH_PATH = "pg_catalog, pg_temp"
 
-#: where the role's own search path finds tunesmith's tables, else where it would create them
+#: seconds the server lets a session of tunesmith's wait inside a transaction for its process before ending it
+#: (``idle_in_transaction_session_timeout``; kept where the URL's options or the role set one). tunesmith's
+#: transactions run no user code, so only a process frozen mid-transaction waits that long (stopped by a
+#: debugger or SIGSTOP, a suspended VM, a network partition): its session held the study's row lock, and
+#: every other worker's ask, tell and heartbeat waited on it, for as long as it stayed frozen (behind a
+#: partition, until the server's TCP keepalive gave up: two hours by default). Ended, the lock is freed; the
+#: frozen process, woken, meets a lost connection and runs its transaction again. Generous: a read of a
+#: study of millions of trials converts its rows before it commits, slower on a loaded machine.
+IDLE_IN_TRANSACTION = 300.0
+
+#: where the role's own search path finds tunesmith's tables, else where it would create them; and whether
+#: the session has an idle-in-transaction timeout already
 _FIND_SCHEMA = (
     "SELECT COALESCE((SELECT n.nspname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n "
     "ON n.oid OPERATOR(pg_catalog.=) c.relnamespace "
     "WHERE c.oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass('ts_studies'::pg_catalog.text)::pg_catalog.oid), "
-    "pg_catalog.current_schema())"
+    "pg_catalog.current_schema()), "
+    "pg_catalog.current_setting('idle_in_transaction_session_timeout'::pg_catalog.text) "
+    "OPERATOR(pg_catalog.<>) '0'::pg_catalog.text"
 )
 
 #: roles but the schema's owner and this session's role that may create objects in the schema
@@ -55,14 +68,17 @@ _warned: set[tuple[str, str]] = set()
 
 def pin_search_path(engine: Engine, where: str) -> None:
     """Make each new connection of ``engine`` search pg_catalog alone, and name tunesmith's
-    tables with the schema its first connection found (``where``: the storage, for messages)."""
+    tables with the schema its first connection found (``where``: the storage, for messages).
+    A session without an idle-in-transaction timeout gets IDLE_IN_TRANSACTION's."""
 
     def _on_connect(dbapi_conn: Any, _: Any) -> None:
         cur = dbapi_conn.cursor()
         try:
             cur.execute(_FIND_SCHEMA)  # psycopg2's execute returns None: fetched apart
-            schema = cur.fetchone()[0]
-            cur.execute(f"SET search_path TO {SAFE_SEARCH_PATH}")
+            schema, timed = cur.fetchone()
+            cur.execute(f"SET search_path TO {SAFE_SEARCH_PATH}" if timed else
+                        f"SET search_path TO {SAFE_SEARCH_PATH}; "  # one round trip
+                        f"SET idle_in_transaction_session_timeout = {max(1, round(IDLE_IN_TRANSACTION * 1000))}")
         finally:
             cur.close()
         dbapi_conn.commit()
