@@ -91,7 +91,8 @@ def run_bash(block: Block, where: str, folder: Path) -> None:
 
 
 def check_yaml(block: Block, where: str, folder: Path) -> None:
-    """A study file as ``tunesmith run`` reads it (keys, values, space; the objective is not imported), else a space."""
+    """A study file as ``tunesmith run`` reads it (keys, values, space; the objective is not imported) and its
+    study made in memory (sampler, pruner and direction by name; its storage is not opened), else a space."""
     import yaml
 
     import tunesmith as ts
@@ -101,7 +102,10 @@ def check_yaml(block: Block, where: str, folder: Path) -> None:
     if isinstance(data, dict) and "objective" in data:
         path = folder / f"{data.get('name', 'study')}.yaml"
         path.write_text(block.code)
-        StudyFile.load(path)
+        sf = StudyFile.load(path)
+        given = {k: dict(v) if isinstance(v, dict) else v for k, v in
+                 {"direction": sf.direction, "sampler": sf.sampler, "pruner": sf.pruner}.items() if v is not None}
+        ts.Study(sf.build_space(), seed=sf.seed, **given)
     else:
         assert len(ts.Space.from_yaml(block.code)) > 0, where
 
