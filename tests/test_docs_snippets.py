@@ -12,11 +12,20 @@ does not paste:
 
 An objective that fails with a programming error (a name the page never defined, a parameter
 the space does not have) fails the test, though the study itself goes on.
+
+Every fenced block says what it is, so none is left out unseen: ``python``; ``bash``, commands a
+reader types, run where they stand in the page's folder (``tunesmith`` as ``python -m tunesmith``,
+each command's status 0 or the test fails); ``yaml``, a study file (it has ``objective:``) read as
+``tunesmith run`` reads it, or else a space read by ``ts.Space.from_yaml``; ``text``, what a command
+prints or a synopsis, not run. ``<!-- not run: REASON -->`` leaves out a bash or yaml block too.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,22 +40,26 @@ _RUN_FIRST = "<!-- run first:"
 _BAD_TRIAL = re.compile(r"trial \d+ failed: (NameError|AttributeError|ImportError|ModuleNotFoundError|SyntaxError|KeyError|TypeError)")
 
 
+LANGUAGES = ("python", "bash", "yaml", "text")
+
+
 @dataclass
 class Block:
     line: int  # 1-based line of the block's first code line
     code: str
     run: bool
+    lang: str = "python"
 
 
-def python_blocks(text: str) -> list[Block]:
-    """The page's Python blocks and ``run first`` comments, in order."""
+def blocks(text: str) -> list[Block]:
+    """The page's fenced blocks (``lang`` "" where the fence names none) and ``run first`` comments, in order."""
     lines = text.splitlines()
-    blocks: list[Block] = []
+    found: list[Block] = []
     i = 0
     while i < len(lines):
         if lines[i].strip() == _RUN_FIRST:
             end = lines.index("-->", i)
-            blocks.append(Block(i + 2, "\n".join(lines[i + 1:end]), True))
+            found.append(Block(i + 2, "\n".join(lines[i + 1:end]), True))
             i = end + 1
             continue
         m = _FENCE.match(lines[i])
@@ -57,11 +70,44 @@ def python_blocks(text: str) -> list[Block]:
         end = i + 1
         while not lines[end].strip().startswith("```"):
             end += 1
-        if tag == "python":
-            skipped = i > 0 and bool(_NOT_RUN.match(lines[i - 1]))
-            blocks.append(Block(i + 2, "\n".join(line[indent:] for line in lines[i + 1:end]), not skipped))
+        skipped = tag == "text" or i > 0 and bool(_NOT_RUN.match(lines[i - 1]))
+        found.append(Block(i + 2, "\n".join(line[indent:] for line in lines[i + 1:end]), not skipped, tag))
         i = end + 1
-    return blocks
+    return found
+
+
+def python_blocks(text: str) -> list[Block]:
+    """The page's Python blocks and ``run first`` comments, in order."""
+    return [b for b in blocks(text) if b.lang == "python"]
+
+
+def run_bash(block: Block, where: str, folder: Path) -> None:
+    """A bash block's commands, as a reader types them, in ``folder``; the first to fail fails the test."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]),
+           "COLUMNS": "120", "OMP_NUM_THREADS": "1"}
+    script = f'tunesmith() {{ "{sys.executable}" -m tunesmith "$@"; }}\nset -euo pipefail\n{block.code}\n'
+    done = subprocess.run(["bash", "-c", script], cwd=folder, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, f"{where}: status {done.returncode}\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
+
+
+def check_yaml(block: Block, where: str, folder: Path) -> None:
+    """A study file as ``tunesmith run`` reads it (keys, values, space; the objective is not imported) and its
+    study made in memory (sampler, pruner and direction by name; its storage is not opened), else a space."""
+    import yaml
+
+    import tunesmith as ts
+    from tunesmith.cli.studyfile import StudyFile
+
+    data = yaml.safe_load(block.code)
+    if isinstance(data, dict) and "objective" in data:
+        path = folder / f"{data.get('name', 'study')}.yaml"
+        path.write_text(block.code)
+        sf = StudyFile.load(path)
+        given = {k: dict(v) if isinstance(v, dict) else v for k, v in
+                 {"direction": sf.direction, "sampler": sf.sampler, "pruner": sf.pruner}.items() if v is not None}
+        ts.Study(sf.build_space(), seed=sf.seed, **given)
+    else:
+        assert len(ts.Space.from_yaml(block.code)) > 0, where
 
 
 PAGES = sorted(p.name for p in DOCS.glob("*.md"))
@@ -73,11 +119,25 @@ def test_every_page_is_checked() -> None:
     assert PAGES and all(python_blocks((DOCS / p).read_text()) for p in PAGES)
 
 
+def test_every_block_says_what_it_is() -> None:
+    """A fence without a language (or one this test does not know) is a block nobody runs or reads;
+    an indented code block hides commands from it the same way."""
+    unnamed = [f"{page}, line {b.line}: ```{b.lang}" for page in [*PAGES, *SLOW_PAGES]
+               for b in blocks(page_path(page).read_text()) if b.lang not in LANGUAGES]
+    indented = [f"{page}: {line.strip()}" for page in [*PAGES, *SLOW_PAGES]
+                for line in re.sub(r"```.*?```|<!--.*?-->", "", page_path(page).read_text(), flags=re.S).splitlines()
+                if re.match(r" {4}\S", line) and not re.match(r" {4}(?:[-*]|\d+\.)\s", line)]
+    assert unnamed == [] and indented == []
+
+
 def test_a_block_can_be_left_out_and_set_up() -> None:
     page = ("```python\nx = 1\n```\n<!-- not run: a fragment -->\n```python\nrun(x)\n```\n"
-            "<!-- run first:\ny = 2\n-->\n  ```python\n  print(y)\n  ```\n```bash\nls\n```\n")
+            "<!-- run first:\ny = 2\n-->\n  ```python\n  print(y)\n  ```\n```bash\nls\n```\n"
+            "<!-- not run: a server -->\n```bash\nserve\n```\n```text\nout\n```\n")
     assert [(b.line, b.code, b.run) for b in python_blocks(page)] == [
         (2, "x = 1", True), (6, "run(x)", False), (9, "y = 2", True), (12, "print(y)", True)]
+    assert [(b.line, b.code, b.run, b.lang) for b in blocks(page) if b.lang != "python"] == [
+        (15, "ls", True, "bash"), (19, "serve", False, "bash"), (22, "out", False, "text")]
 
 
 def page_path(page: str) -> Path:
@@ -90,9 +150,16 @@ def test_page_runs(page: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     path = page_path(page)
     monkeypatch.chdir(tmp_path)
     namespace: dict[str, object] = {"__name__": "__main__"}
-    for block in python_blocks(path.read_text()):
-        if block.run:
-            exec(compile(block.code, f"{path.relative_to(ROOT)}, block at line {block.line}", "exec"), namespace)
+    for block in blocks(path.read_text()):
+        where = f"{path.relative_to(ROOT)}, block at line {block.line}"
+        if not block.run:
+            continue
+        if block.lang == "python":
+            exec(compile(block.code, where, "exec"), namespace)
+        elif block.lang == "bash":
+            run_bash(block, where, tmp_path)
+        elif block.lang == "yaml":
+            check_yaml(block, where, tmp_path)
     out, err = capfd.readouterr()
     bad = _BAD_TRIAL.search(err)
     assert bad is None, f"{path.relative_to(ROOT)}: an objective failed: {err[bad.start():bad.start() + 300]}"
