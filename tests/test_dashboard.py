@@ -1375,3 +1375,30 @@ def test_a_websocket_handshake_gets_the_checks_a_request_gets(url: str) -> None:
             refused = handshake("localhost:8080", ("127.0.0.1", 1), listener.getsockname())
             assert [(m["type"], m["code"]) for m in refused] == [("websocket.close", 1008)], refused
             assert "answers the user who started it" in refused[0]["reason"]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux's namespaces")
+def test_localhost_naming_an_address_the_machine_lacks_is_refused_before_the_studies_are_read(
+        url: str, tmp_path: Path) -> None:
+    """Where /etc/hosts names ::1 for localhost too (Docker's hosts file) but the machine has no IPv6, the server
+    binds every address localhost names and failed on ::1 only after the studies were read (check_port tried the
+    first address). Run in a network and mount namespace of its own: IPv6 off on its loopback, such a hosts file."""
+    import shutil
+    import subprocess
+
+    if shutil.which("unshare") is None or subprocess.run(["unshare", "-rnm", "true"], capture_output=True).returncode:
+        pytest.skip("no user and network namespace to run in")
+    hosts = tmp_path / "hosts"
+    hosts.write_text("127.0.0.1 localhost\n::1 localhost ip6-localhost\n")
+    code = ("import sys; from tunesmith.cli import main; "
+            f"sys.exit(main(['dashboard', '--storage', {url!r}, '--host', 'localhost', '--port', '8093']))")
+    setup = ('mount --bind "$0" /etc/hosts && ip link set lo up && sysctl -qw net.ipv6.conf.lo.disable_ipv6=1 '
+             '&& exec "$@"')
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run(["unshare", "-rnm", "sh", "-c", setup, str(hosts), sys.executable, "-c", code],
+                          capture_output=True, text=True, env=env, timeout=120)
+    if "Permission denied" in done.stderr and "tunesmith" not in done.stderr:
+        pytest.skip(f"the namespace could not be set up: {done.stderr.strip()}")
+    assert done.returncode == 2, done.stderr
+    assert "cannot listen on localhost:8093 (localhost names [::1]:8093)" in done.stderr
+    assert "pass --host 127.0.0.1" in done.stderr and "read " not in done.stderr + done.stdout
