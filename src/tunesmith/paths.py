@@ -126,7 +126,7 @@ PLANTED_FIX = ("load a checkpoint your own runs wrote (a trial's folder under it
                "folder of yours")
 
 
-def refuse_planted(path: Path, what: str, fix: str) -> None:
+def refuse_planted(path: Path, what: str, fix: str, *, missing: bool = True) -> None:
     """An :class:`~tunesmith.exceptions.UntrustedPathError` where another user may have chosen what ``path`` holds:
     it is theirs (root aside) or others may write it, its folder is theirs or others may replace files in it (not
     sticky), or reaching it follows a link of theirs. For a path read from a study (``attrs["checkpoint"]``,
@@ -136,7 +136,8 @@ def refuse_planted(path: Path, what: str, fix: str) -> None:
     or folder of the user's own that others may write: a team's folder, a ``cp`` under umask 002). A path not there
     (a link to nothing too) is refused where another user may put a file there before it is read: the nearest folder
     on its way that is there is theirs or others may add to it (sticky or not, as /tmp); elsewhere nothing is
-    refused (its reader says it is missing), nor where no owner is told (Windows)."""
+    refused (its reader says it is missing), nor where no owner is told (Windows). ``missing=False``: a path not
+    there is not refused for its folder (its reader loads only a file of a folder it checks itself)."""
     try:
         st: os.stat_result | None = os.lstat(path)
     except FileNotFoundError:
@@ -146,7 +147,8 @@ def refuse_planted(path: Path, what: str, fix: str) -> None:
     try:
         checked = ((real, os.stat(real)), (real.parent, os.stat(real.parent)))
     except FileNotFoundError:
-        _refuse_missing(path, real, what, fix)
+        if missing:
+            _refuse_missing(path, real, what, fix)
         return
     for name, found in checked:
         why = others_may_change(found)
@@ -177,8 +179,10 @@ def _refuse_missing(path: Path, real: Path, what: str, fix: str) -> None:
             why = f"can be written by other users (mode {stat.S_IMODE(st.st_mode):o})"
         else:
             return
+        mode_only = st.st_uid == os.getuid() and not st.st_mode & stat.S_ISVTX  # the user's own, not as /tmp
+        chmod = f"if no one else should write it: chmod go-w {str(folder)!r}; else " if mode_only else ""
         raise UntrustedPathError(f"{what} {str(path)!r} is not there, and {str(folder)!r} {why}, so they may put a "
-                                 f"file of theirs there before it is read; {fix}")
+                                 f"file of theirs there before it is read; {chmod}{fix}")
 
 
 def every_user_may_add(st: os.stat_result) -> str | None:
