@@ -231,16 +231,18 @@ def test_a_study_keeps_what_can_resume_and_the_best_of_finished_trials(tmp_path:
         Trainer(mlp(), TrainConfig(epochs=3, batch_size=16)).fit(*DATA, resume_from=done.attrs["best_checkpoint"])
 
 
-@pytest.mark.parametrize("planted", ["others-may-write", "folder-others-may-write", "theirs", "own-in-sticky-folder"])
+@pytest.mark.parametrize("planted", ["others-may-write", "folder-others-may-write", "theirs", "own-in-sticky-folder",
+                                     "theirs-made-as-it-is-read"])
 def test_a_best_checkpoint_a_storage_writer_named_loads_only_where_no_other_user_chose_it(
         tmp_path: Path, planted: str) -> None:
     """``load_weights(model, trial.attrs["best_checkpoint"])``, as docs/train.md writes it, loaded whatever file the
     stored path named: whoever may write the study's database pointed it at a file of theirs (here: the best trial's
     weights zeroed), and their weights were loaded as the best trial's (torch before 2.6 ran code from such a file
-    even with weights_only=True). A file of the user's own in a sticky folder (/tmp) still loads."""
+    even with weights_only=True). A file of the user's own in a sticky folder (/tmp) still loads. A path not there
+    yet in a sticky folder passed the look, and their file made there after it (here as torch opens it) loaded."""
     import sqlite3
 
-    if planted == "theirs" and os.getuid() != 0:
+    if planted.startswith("theirs") and os.getuid() != 0:
         pytest.skip("a file of another user: root makes it (chown)")
     url = f"sqlite:///{tmp_path / 'study.db'}"
     study = ts.Study({"lr": ts.Float(1e-3, 1e-1, log=True)}, sampler="random", seed=0, name="s", storage=url)
@@ -261,6 +263,18 @@ def test_a_best_checkpoint_a_storage_writer_named_loads_only_where_no_other_user
         os.chown(theirs, 65534, 65534)
     else:
         shared.chmod(0o1777)
+    if planted == "theirs-made-as-it-is-read":
+        kept = tmp_path / "kept.pt"
+        theirs.rename(kept)
+        os.chown(kept, 65534, 65534)
+        armed = [True]
+
+        def plant(event: str, args: tuple[object, ...]) -> None:  # after every look, as the file is opened to be read
+            if event == "open" and armed and str(args[0]) == str(theirs):
+                armed.clear()
+                kept.rename(theirs)
+
+        sys.addaudithook(plant)  # stays for the session, disarmed after its one plant
     with sqlite3.connect(tmp_path / "study.db") as db:  # a writer of the database
         db.execute("UPDATE ts_trials SET attrs = json_set(attrs, '$.best_checkpoint', ?)", (str(theirs),))
     named = ts.load_study("s", url).best_trial.attrs["best_checkpoint"]
@@ -270,8 +284,10 @@ def test_a_best_checkpoint_a_storage_writer_named_loads_only_where_no_other_user
         assert all(not p.any() for p in model.parameters())
         return
     with pytest.raises(ts.UntrustedPathError, match=r"checkpoint .*best\.pt.*(owned by another user|can be written by "
-                                                    r"other users).*so they may have chosen what it holds"):
+                                                    r"other users).*so they may (have chosen what it holds|put a file)"):
         load_weights(mlp(seed=5), named)
+    if planted == "theirs-made-as-it-is-read":
+        armed.clear()
 
 
 @pytest.mark.parametrize("open_to_others", ["folder", "file"])

@@ -1328,3 +1328,77 @@ def test_the_trials_table_and_trial_page_have_the_overfit_column_that_show_has(t
     ts.Study({"x": ts.Float(0, 1)}, storage=f"sqlite:///{tmp_path / 'plain.db'}", name="p").add_trial({"x": 0.1}, 1.0)
     plain = client(f"sqlite:///{tmp_path / 'plain.db'}")
     assert "overfit at" not in plain.get("/studies/p").text and "spread over folds" not in plain.get("/studies/p").text
+
+
+def test_a_websocket_handshake_gets_the_checks_a_request_gets(url: str) -> None:
+    """With a websocket library installed (``uvicorn[standard]``) a handshake's scope is ``websocket``, which
+    the Host and user checks let through unchecked: a websocket route, once added, would have answered a page of
+    another site that points its name at 127.0.0.1, or another user. Here such a route is added to the
+    dashboard's application, and handshakes are handed to it as uvicorn hands them."""
+    import asyncio
+
+    from starlette.routing import WebSocketRoute
+    from starlette.websockets import WebSocket
+
+    app = create_app(open_storage(url), host="127.0.0.1")
+
+    async def studies(ws: WebSocket) -> None:
+        await ws.accept()
+        await ws.send_text("every study")
+        await ws.close()
+
+    app.router.routes.append(WebSocketRoute("/ws", studies))
+
+    def handshake(host: str, client: tuple[str, int], server: tuple[str, int]) -> list[dict[str, Any]]:
+        sent: list[dict[str, Any]] = []
+        asked = iter([{"type": "websocket.connect"}, {"type": "websocket.disconnect", "code": 1000}])
+
+        async def receive() -> dict[str, Any]:
+            return next(asked)
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        scope = {"type": "websocket", "path": "/ws", "raw_path": b"/ws", "query_string": b"", "root_path": "",
+                 "headers": [(b"host", host.encode())], "scheme": "ws", "server": server, "client": client,
+                 "subprotocols": [], "asgi": {"version": "3.0"}}
+        asyncio.run(app(scope, receive, send))
+        return sent
+
+    with socket.create_server(("127.0.0.1", 0)) as listener, socket.create_connection(listener.getsockname()) as mine:
+        ends = (mine.getsockname(), listener.getsockname())
+        assert [m["type"] for m in handshake("localhost:8080", *ends)][:2] == ["websocket.accept", "websocket.send"]
+        refused = handshake("rebound.example:8080", *ends)
+        assert refused[0]["type"] == "websocket.close" and refused[0]["code"] == 1008, refused
+        assert "rebound.example" in refused[0]["reason"] and len(refused) == 1
+        if sys.platform.startswith("linux"):  # a connection not found as this user's: another user's, for all it knows
+            refused = handshake("localhost:8080", ("127.0.0.1", 1), listener.getsockname())
+            assert [(m["type"], m["code"]) for m in refused] == [("websocket.close", 1008)], refused
+            assert "answers the user who started it" in refused[0]["reason"]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux's namespaces")
+def test_localhost_naming_an_address_the_machine_lacks_is_refused_before_the_studies_are_read(
+        url: str, tmp_path: Path) -> None:
+    """Where /etc/hosts names ::1 for localhost too (Docker's hosts file) but the machine has no IPv6, the server
+    binds every address localhost names and failed on ::1 only after the studies were read (check_port tried the
+    first address). Run in a network and mount namespace of its own: IPv6 off on its loopback, such a hosts file."""
+    import shutil
+    import subprocess
+
+    if shutil.which("unshare") is None or subprocess.run(["unshare", "-rnm", "true"], capture_output=True).returncode:
+        pytest.skip("no user and network namespace to run in")
+    hosts = tmp_path / "hosts"
+    hosts.write_text("127.0.0.1 localhost\n::1 localhost ip6-localhost\n")
+    code = ("import sys; from tunesmith.cli import main; "
+            f"sys.exit(main(['dashboard', '--storage', {url!r}, '--host', 'localhost', '--port', '8093']))")
+    setup = ('{ mount --bind "$0" /etc/hosts && ip link set lo up && sysctl -qw net.ipv6.conf.lo.disable_ipv6=1; } '
+             '|| exit 97; exec "$@"')
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run(["unshare", "-rnm", "sh", "-c", setup, str(hosts), sys.executable, "-c", code],
+                          capture_output=True, text=True, env=env, timeout=120)
+    if done.returncode == 97:
+        pytest.skip(f"the namespace could not be set up: {done.stderr.strip()}")
+    assert done.returncode == 2, done.stderr
+    assert "cannot listen on localhost:8093 (localhost names [::1]:8093)" in done.stderr
+    assert "pass --host 127.0.0.1" in done.stderr and "read " not in done.stderr + done.stdout

@@ -1010,3 +1010,45 @@ def test_links_on_the_way_are_followed_as_the_system_follows_them(tmp_path: Path
     monkeypatch.chdir(gone)
     gone.rmdir()
     assert foreign_link_on("x") is None
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="needs root to make a file of another user")
+def test_a_wal_planted_after_the_storage_was_made_and_before_it_connects_is_refused(tmp_path: Path) -> None:
+    """The journals beside the database were looked at when the storage was made, and SQLite opens them at
+    its first read, later (``Study(...)`` then ``optimize``, the dashboard, a forked worker's connection): another
+    user's WAL planted in between was read as part of the database. Here it changes trial 0's value to -1e9
+    (made as the attacker would: a copy of the database, changed under a connection kept open, its WAL taken)."""
+    import shutil
+
+    from tunesmith.storage import SQLStorage
+
+    url, study = _sqlite_study(tmp_path)
+    study.storage.close()
+    db = tmp_path / "shared.db"
+    os.chmod(db, 0o644)
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    shutil.copy(db, theirs / "copy.db")
+    held = sqlite3.connect(theirs / "copy.db")
+    held.execute("PRAGMA journal_mode=WAL")
+    held.execute("PRAGMA wal_autocheckpoint=0")
+    held.execute("UPDATE ts_trials SET value = -1e9 WHERE number = 0")
+    held.commit()
+    wal = (theirs / "copy.db-wal").read_bytes()
+    held.close()
+    planted = tmp_path / "shared.db-wal"
+    armed = [True]
+
+    def plant(event: str, args: tuple[Any, ...]) -> None:  # as SQLite opens the file, after the storage's look
+        if event == "sqlite3.connect" and armed and str(args[0]) == str(db):
+            armed.clear()
+            planted.write_bytes(wal)
+            os.chown(planted, 65534, 65534)
+
+    sys.addaudithook(plant)  # stays for the session, disarmed after its one plant
+    with pytest.raises(ts.UntrustedPathError, match="shared.db-wal belongs to uid 65534, who may not write"):
+        SQLStorage(url)  # its schema read at once: SQLite opens the planted WAL
+    assert not armed
+    planted.unlink()
+    assert sorted(t.value for t in ts.load_study("s", url).trials) == sorted(t.value for t in study.trials)
+    assert min(t.value for t in study.trials) > -1  # the database kept what it held

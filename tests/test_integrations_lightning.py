@@ -695,13 +695,21 @@ def test_a_monitor_no_validation_logs_stops_the_study_from_worker_processes(tmp_
     assert all("study is stopped" in (t.error or "") for t in study.trials)
 
 
-def test_a_paused_trial_resumes_after_its_project_folder_moved(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("was_in", ["own-folder", "sticky-folder"])
+def test_a_paused_trial_resumes_after_its_project_folder_moved(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                               was_in: str) -> None:
     """A trial paused with PruningCallback(trial, checkpoint_dir="checkpoints") stores its checkpoint
     absolute; its project folder (database and checkpoints) then moved, the study opened from the new
     place refused it ("not in the callback's folder"), where the relative paths stored before resumed
-    it. Its file in the new place's checkpoint folder is taken, as the trainer's are."""
+    it. Its file in the new place's checkpoint folder is taken, as the trainer's are. Moved out of a
+    folder every user may add to (/tmp), the old path is refused to the user's own code (another user may
+    put a file there), not to the callback, which loads only its own folder's file."""
     import shutil
 
+    if was_in == "sticky-folder":
+        (tmp_path / "shared").mkdir(mode=0o1777)
+        os.chmod(tmp_path / "shared", 0o1777)
+        tmp_path = tmp_path / "shared"
     (tmp_path / "proj").mkdir()
     starts: list[int] = []
 
@@ -718,7 +726,12 @@ def test_a_paused_trial_resumes_after_its_project_folder_moved(tmp_path: Path, m
     shutil.rmtree(tmp_path / "proj")
     monkeypatch.chdir(tmp_path / "proj2")
     resumed = ts.Study.load("moved", "sqlite:///ts.db", pruner=PauseOnce()).ask()
-    assert resumed.is_resumed and resumed.resume_from == str(tmp_path / "proj" / "checkpoints" / "trial-0.ckpt")
+    stored = str(tmp_path / "proj" / "checkpoints" / "trial-0.ckpt")
+    if was_in == "sticky-folder":
+        with pytest.raises(ts.UntrustedPathError, match="is not there, and .*shared.* can be written by other users"):
+            resumed.resume_from  # noqa: B018 - the property refuses
+    else:
+        assert resumed.is_resumed and resumed.resume_from == stored
     fit(resumed)
     assert starts == [0, 1] and sorted(resumed.intermediate) == list(range(1, EPOCHS + 1))
 

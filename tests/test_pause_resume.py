@@ -339,7 +339,8 @@ def _check_parallel(study: ts.Study, folder: Path) -> list[int]:
     return pids
 
 
-@pytest.mark.parametrize("planted", [None, "folder-others-may-write", "theirs"])
+@pytest.mark.parametrize("planted", [None, "folder-others-may-write", "theirs", "not-there-in-a-folder-others-may-add-to",
+                                     "own-link-to-nothing-there", "not-there-in-an-own-folder"])
 def test_a_checkpoint_a_storage_writer_named_is_not_handed_to_the_resumed_trial(tmp_path: Path, planted: str | None) -> None:
     """``trial.resume_from`` is ``attrs["checkpoint"]`` as stored, and docs/pruning.md's objective loads it: whoever
     may write the study's database pointed a paused trial's at a file of theirs, whose weights the resumed trial
@@ -364,6 +365,14 @@ def test_a_checkpoint_a_storage_writer_named_is_not_handed_to_the_resumed_trial(
         shared.chmod(0o777)
     elif planted == "theirs":
         os.chown(theirs, 65534, 65534)
+    elif planted in ("not-there-in-a-folder-others-may-add-to", "own-link-to-nothing-there"):
+        theirs.unlink()  # they put their file there once the path is handed on (sticky, as /tmp: they may add one)
+        shared.chmod(0o1777)
+        if planted == "own-link-to-nothing-there":
+            theirs, link = tmp_path / "link.pt", theirs
+            theirs.symlink_to(link)
+    elif planted == "not-there-in-an-own-folder":
+        theirs.unlink()
     if planted:
         with sqlite3.connect(tmp_path / "study.db") as db:  # a writer of the database
             db.execute("UPDATE ts_trials SET attrs = json_set(attrs, '$.checkpoint', ?) WHERE number = ?",
@@ -374,7 +383,10 @@ def test_a_checkpoint_a_storage_writer_named_is_not_handed_to_the_resumed_trial(
     if not planted:
         assert again.resume_from == str(own)
         return
-    with pytest.raises(ts.UntrustedPathError, match=rf"trial {t.number}'s checkpoint to resume from .*ck\.pt.*"
+    if planted == "not-there-in-an-own-folder":  # no one else may add it: handed on, the user's load says it is missing
+        assert again.resume_from == str(theirs)
+        return
+    with pytest.raises(ts.UntrustedPathError, match=rf"trial {t.number}'s checkpoint to resume from .*(ck|link)\.pt.*"
                                                     r"(owned by another user|can be written by other users)"):
         again.resume_from  # noqa: B018 - the property refuses
 

@@ -126,27 +126,63 @@ PLANTED_FIX = ("load a checkpoint your own runs wrote (a trial's folder under it
                "folder of yours")
 
 
-def refuse_planted(path: Path, what: str, fix: str) -> None:
+def refuse_planted(path: Path, what: str, fix: str, *, missing: bool = True) -> None:
     """An :class:`~tunesmith.exceptions.UntrustedPathError` where another user may have chosen what ``path`` holds:
     it is theirs (root aside) or others may write it, its folder is theirs or others may replace files in it (not
     sticky), or reaching it follows a link of theirs. For a path read from a study (``attrs["checkpoint"]``,
     ``["best_checkpoint"]``), which whoever may write its database can change: to a file of theirs (/tmp/theirs.pt),
     whose weights were then loaded as the trial's (and torch before 2.6 ran code from such a file even with
     ``weights_only=True``). ``what`` names it in the message, ``fix`` ends it (after the ``chmod`` that fixes a file
-    or folder of the user's own that others may write: a team's folder, a ``cp`` under umask 002). Nothing is
-    refused where the path is not there (its reader says so) or no owner is told (Windows)."""
+    or folder of the user's own that others may write: a team's folder, a ``cp`` under umask 002). A path not there
+    (a link to nothing too) is refused where another user may put a file there before it is read: the nearest folder
+    on its way that is there is theirs or others may add to it (sticky or not, as /tmp); elsewhere nothing is
+    refused (its reader says it is missing), nor where no owner is told (Windows). ``missing=False``: a path not
+    there is not refused for its folder (its reader loads only a file of a folder it checks itself)."""
     try:
-        refuse_foreign_link(path, os.lstat(path), f"{what} {str(path)!r}", fix)
-        real = Path(os.path.realpath(path))
-        for name, st in ((real, os.stat(real)), (real.parent, os.stat(real.parent))):
-            why = others_may_change(st)
-            if why:
-                mode_only = st.st_uid == os.getuid()  # the user's own: the mode is what lets others in
-                raise UntrustedPathError(f"{what} {str(path)!r}: {str(name)!r} {why}, so they may have chosen what it "
-                                         f"holds; " + (f"if no one else should write it: chmod go-w {str(name)!r}; "
-                                                       "else " if mode_only else "") + fix)
+        st: os.stat_result | None = os.lstat(path)
     except FileNotFoundError:
+        st = None
+    refuse_foreign_link(path, st, f"{what} {str(path)!r}", fix)
+    real = Path(os.path.realpath(path))
+    try:
+        checked = ((real, os.stat(real)), (real.parent, os.stat(real.parent)))
+    except FileNotFoundError:
+        if missing:
+            _refuse_missing(path, real, what, fix)
         return
+    for name, found in checked:
+        why = others_may_change(found)
+        if why:
+            mode_only = found.st_uid == os.getuid()  # the user's own: the mode is what lets others in
+            raise UntrustedPathError(f"{what} {str(path)!r}: {str(name)!r} {why}, so they may have chosen what it "
+                                     f"holds; " + (f"if no one else should write it: chmod go-w {str(name)!r}; "
+                                                   "else " if mode_only else "") + fix)
+
+
+def _refuse_missing(path: Path, real: Path, what: str, fix: str) -> None:
+    """:func:`refuse_planted` of ``path``, which resolves to ``real``, not there: refused where the nearest folder
+    of ``real`` that is there lets another user add to it (theirs, root aside, or written by others; the sticky bit
+    keeps them from replacing entries, not from making new ones), since they may put their file there before it
+    is read (a checkpoint path handed on by ``trial.resume_from`` is loaded by the user's code, later)."""
+    if not hasattr(os, "getuid"):
+        return
+    for folder in real.parents:
+        try:
+            st = os.stat(folder)
+        except FileNotFoundError:
+            continue
+        except OSError:
+            return  # not to be looked at: not to be added to either (its reader says what it cannot open)
+        if st.st_uid not in (0, os.getuid()):
+            why = f"is owned by another user (uid {st.st_uid})"
+        elif st.st_mode & stat.S_IWOTH or st.st_mode & stat.S_IWGRP and not own_group(st.st_gid):
+            why = f"can be written by other users (mode {stat.S_IMODE(st.st_mode):o})"
+        else:
+            return
+        mode_only = st.st_uid == os.getuid() and not st.st_mode & stat.S_ISVTX  # the user's own, not as /tmp
+        chmod = f"if no one else should write it: chmod go-w {str(folder)!r}; else " if mode_only else ""
+        raise UntrustedPathError(f"{what} {str(path)!r} is not there, and {str(folder)!r} {why}, so they may put a "
+                                 f"file of theirs there before it is read; {chmod}{fix}")
 
 
 def every_user_may_add(st: os.stat_result) -> str | None:

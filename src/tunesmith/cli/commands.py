@@ -73,11 +73,15 @@ def wide_console() -> Console:
     """Rich's console; when the output is not a terminal (a pipe, a file, a CI log) rich would
     fold tables to 80 columns, cutting every value of a study with a dozen parameters to
     "0.…": there, tables take the width they need (COLUMNS still decides when set; 1,000 cut
-    the values of 14 parameters of 90 characters)."""
-    out = _Console()
-    if out.is_terminal or "COLUMNS" in os.environ:
+    the values of 14 parameters of 90 characters). ``COLUMNS=0`` (a terminal that reports no size) is taken as
+    not set: rich wrote nothing at all, and the command ended with status 0."""
+    env: dict[str, str] | os._Environ[str] = os.environ
+    if env.get("COLUMNS", "1").strip().lstrip("0") == "":
+        env = {k: v for k, v in env.items() if k != "COLUMNS"}
+    out = _Console(_environ=env)
+    if out.is_terminal or "COLUMNS" in env:
         return out
-    return _Console(width=100_000)
+    return _Console(width=100_000, _environ=env)
 
 
 class _Console(Console):

@@ -159,27 +159,41 @@ class _Headers:
 class _LoopbackNamesOnly:
     """A dashboard that listens on loopback answers only requests addressed to ``localhost``,
     ``127.0.0.1`` or ``[::1]``: a page of another site that points its own name at 127.0.0.1
-    (DNS rebinding) could otherwise read every study, and the write forms' token with them."""
+    (DNS rebinding) could otherwise read every study, and the write forms' token with them. Every scope but
+    the server's own ``lifespan`` is checked: a websocket handshake (served with a websocket library installed,
+    ``uvicorn[standard]``) reached the application unchecked, which a websocket route would have answered."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http":
+        if scope["type"] != "lifespan":
             sent = dict(scope.get("headers") or []).get(b"host", b"").decode("latin-1").lower()
             name = sent.rsplit(":", 1)[0] if not sent.endswith("]") else sent
             if not is_loopback(name.strip("[]")):
                 text = (f"this dashboard answers only requests addressed to localhost or 127.0.0.1, not {sent!r}; "
                         "to reach it from other machines, start it with --host 0.0.0.0")
-                await PlainTextResponse(text, 421)(scope, receive, send)
+                await _refuse(scope, receive, send, text, 421)
                 return
             if await _another_user(scope):
                 text = ("this dashboard answers the user who started it only (or root), and this connection is not "
                         "theirs: another user of this machine could read every study (and, with --allow-writes, "
                         "change and delete them)")
-                await PlainTextResponse(text, 403)(scope, receive, send)
+                await _refuse(scope, receive, send, text, 403)
                 return
         await self.app(scope, receive, send)
+
+
+async def _refuse(scope: Any, receive: Any, send: Any, text: str, status: int) -> None:
+    """Answer a refused request: ``text`` with ``status`` over HTTP; a websocket handshake closed before it is
+    accepted (the server answers 403), as policy violation (1008) with the reason (cut to a close frame's
+    123 bytes); a scope of another type is not answered."""
+    if scope["type"] == "http":
+        await PlainTextResponse(text, status)(scope, receive, send)
+    elif scope["type"] == "websocket":
+        from starlette.websockets import WebSocketClose
+
+        await WebSocketClose(1008, text.encode()[:123].decode(errors="ignore"))(scope, receive, send)
 
 
 async def _another_user(scope: Any) -> bool:

@@ -378,20 +378,33 @@ def check_host(host: str, spelt: Callable[[str], str] = "--host {}".format) -> s
 
 def check_port(host: str, port: int) -> None:
     """An OSError naming the address and what to do when ``host:port`` cannot be listened on
-    (taken by another program, or an address this machine does not have)."""
+    (taken by another program, or an address this machine does not have). Every address ``host`` names is
+    tried, as the server binds each: ``localhost`` where /etc/hosts names ::1 too but the machine has no IPv6
+    (Docker's hosts file) failed only once the studies were read."""
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)  # as asyncio asks
     except OSError as exc:
         raise OSError(f"cannot listen on {_netloc(host, port)}: {exc} (check --host)") from None
-    family, kind, proto, _, address = infos[0]
-    with socket.socket(family, kind, proto) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server sets it
-        try:
-            sock.bind(address)
-        except OSError as exc:
-            hint = ("another program (another dashboard?) listens there: pass --port N"
-                    if exc.errno == errno.EADDRINUSE else "check --host and --port")
-            raise OSError(f"cannot listen on {_netloc(host, port)}: {exc.strerror}; {hint}") from None
+    for family, kind, proto, _, address in dict.fromkeys((i[0], i[1], i[2], "", i[4]) for i in infos):
+        with socket.socket(family, kind, proto) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server sets it
+            try:
+                sock.bind(address)
+            except OSError as exc:
+                raise OSError(_unbound(host, port, str(address[0]), exc)) from None
+
+
+def _unbound(host: str, port: int, address: str, exc: OSError) -> str:
+    """What :func:`check_port` says where ``address``, one of ``host``'s, could not be bound (``exc``)."""
+    where = _netloc(host, port) if address == host else f"{_netloc(host, port)} ({host} names {_netloc(address, port)})"
+    if exc.errno == errno.EADDRINUSE:
+        return f"cannot listen on {where}: {exc.strerror}; another program (another dashboard?) listens there: pass --port N"
+    if exc.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT) and address != host:
+        others = sorted({a for a in LOCALHOST if a != address}) if host == "localhost" else []
+        fix = f"pass --host {others[0]}" if others else "pass --host with an address this machine has"
+        return (f"cannot listen on {where}: {exc.strerror}: this machine does not have that address (IPv6 off?), "
+                f"and the server listens on every address {host} names; {fix}")
+    return f"cannot listen on {where}: {exc.strerror}; check --host and --port"
 
 
 def warm(app: Any, records: list[StudyRecord], *, budget_s: float = math.inf) -> list[StudyRecord]:

@@ -28,6 +28,7 @@ from typing import Any
 
 from ..exceptions import TrialPaused, TrialPruned
 from ..pruners import Decision
+from ..study.trial import checkpoint_to_resume
 from ._common import (
     check_trial,
     did_you_mean_metric,
@@ -120,7 +121,7 @@ class PruningCallback(_Callback):
 
         A path from the storage is data: it must lie in this callback's checkpoint folder,
         else a ValueError (load it with ``fit(..., weights_only=True)``)."""
-        path = None if self.trial is None else self.trial.resume_from
+        path = None if self.trial is None else checkpoint_to_resume(self.trial, missing=False)
         if path is None or self.checkpoint_dir is None:
             return None
         folder = self.checkpoint_dir.resolve()
@@ -174,7 +175,7 @@ class PruningCallback(_Callback):
         )
 
     def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
-        if self.trial is not None and self.trial.resume_from is not None and trainer.ckpt_path is None:
+        if self.trial is not None and checkpoint_to_resume(self.trial, missing=False) is not None and trainer.ckpt_path is None:
             raise ValueError(
                 f"PruningCallback: trial {self.trial.number} was paused and is resumed, but trainer.fit "
                 "starts from scratch; pass its checkpoint: trainer.fit(model, ..., ckpt_path=cb.resume_from, "

@@ -23,6 +23,7 @@ from typing import Any
 from ..exceptions import MetricNotEvaluated, TrialPaused, TrialPruned
 from ..pruners import Decision
 from ..space import Categorical, Fixed, Float, Int, Space
+from ..study.trial import checkpoint_to_resume
 from ._common import (
     HIGHER_IS_BETTER,
     LOWER_IS_BETTER,
@@ -139,7 +140,7 @@ class PruningCallback(_TrainerCallback):
     def resume_from(self, args: Any) -> str | None:
         """The checkpoint folder a resumed trial continues from, else None; it must lie in
         ``args.output_dir`` (a path read from the storage is data), else a ValueError."""
-        path = self.trial.resume_from
+        path = checkpoint_to_resume(self.trial, missing=False)
         if path is None:
             return None
         path = moved_checkpoint(path, Path(args.output_dir).resolve())
@@ -152,7 +153,7 @@ class PruningCallback(_TrainerCallback):
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self._training = True
-        if self.trial.resume_from is not None and state.global_step == 0:
+        if checkpoint_to_resume(self.trial, missing=False) is not None and state.global_step == 0:
             raise ValueError(
                 f"PruningCallback: trial {self.trial.number} was paused and is resumed, but train() starts "
                 "from scratch; pass its checkpoint: trainer.train(resume_from_checkpoint=cb.resume_from(args))"

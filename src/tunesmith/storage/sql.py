@@ -224,6 +224,17 @@ def _check_beside(path: Path, url: str) -> None:
                          "database to a folder only its users can write")
 
 
+def _check_beside_at_connect(path: Path, url: str, dbapi_conn: Any, _: Any) -> None:
+    """:func:`_check_beside` as a new connection opens, before any statement (SQLite opens the journals at the
+    first read): one planted after the storage was made (a study made, then run; a forked worker's connection)
+    was read as part of the database. A refused connection is closed unread."""
+    try:
+        _check_beside(path, url)
+    except UntrustedPathError:
+        dbapi_conn.close()  # nothing read: SQLite has not opened the journal, so its close copies nothing in
+        raise
+
+
 def missing_sqlite_file(url: str) -> bool:
     """Whether ``url`` names a SQLite database file that is not there (relative paths from the
     current folder, as :class:`SQLStorage` opens them)."""
@@ -755,6 +766,9 @@ class SQLStorage(Storage):
         engine = self._sqlite_engine()
         # not self: the listener would keep the storage, and its connections, to a collection
         _listen_to_sqlite(engine, read_only=self.read_only, synchronous=self._synchronous)
+        if self._path is not None:  # looked at again as each connection opens, before SQLite reads them
+            event.listen(engine, "connect", functools.partial(_check_beside_at_connect, self._path, self.url),
+                         insert=True)
         return engine
 
     def _server_engine(self) -> Engine:

@@ -141,11 +141,8 @@ class Trial:
         None also for a resumed trial that set no ``attrs["checkpoint"]`` before it was
         paused (the study logs a warning at that pause). A path another user may have chosen is
         refused (:func:`~tunesmith.paths.refuse_planted`): whoever may write the study's database
-        can change it."""
-        path = self._record.attrs.get("checkpoint") if self.is_resumed else None
-        if isinstance(path, str) and path:
-            refuse_planted(Path(path).expanduser(), f"trial {self.number}'s checkpoint to resume from", PLANTED_FIX)
-        return path
+        can change it; so is a path not there where another user may make it before your code loads it."""
+        return checkpoint_to_resume(self, missing=True)
 
     @property
     def attrs(self) -> Mapping[str, Any]:
@@ -310,3 +307,16 @@ def missing_reason(name: Any, params: Mapping[str, Any], space: Any) -> str:
     need = " and ".join(f"{parent} in {list(values)!r}" for parent, values in space[name].when.items())
     return (f"{name!r} is inactive in this trial: it needs {need}, here {', '.join(unmet)}. Inactive "
             f"parameters are absent from trial.params: use trial.params.get({name!r}) or check the condition")
+
+
+def checkpoint_to_resume(trial: Trial, *, missing: bool) -> Any:
+    """``trial.resume_from``; with ``missing=False`` a path not there is not refused for its folder: for the
+    integrations' callbacks, which load only a file of their own checked folder (the stored path re-rooted
+    there where the folder moved since the pause: a default folder in /tmp, since removed)."""
+    if not isinstance(trial, Trial):  # another kind of trial: its own rule
+        return trial.resume_from
+    path = trial._record.attrs.get("checkpoint") if trial.is_resumed else None
+    if isinstance(path, str) and path:
+        refuse_planted(Path(path).expanduser(), f"trial {trial.number}'s checkpoint to resume from", PLANTED_FIX,
+                       missing=missing)
+    return path
