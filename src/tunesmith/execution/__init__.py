@@ -24,7 +24,7 @@ _OPTIONS = {
     "inline": set(),
     "thread": set(),
     "process": {"gpus", "trials_per_gpu", "threads_per_trial", "trial_timeout"},
-    "ray": {"ray_address", "resources_per_trial", "trials_per_gpu", "ray_init", "trial_timeout"},
+    "ray": {"ray_address", "resources_per_trial", "trials_per_gpu", "ray_init", "trial_timeout", "ray_start_timeout"},
 }
 
 #: Ray Tune's names (tune.run, tune.TuneConfig, tune.with_resources) and Optuna's (study.optimize)
@@ -155,6 +155,8 @@ def _ray_options(options: Mapping[str, Any]) -> dict[str, Any]:
 
         check_address(out["ray_address"], "ray_address")
         out["address"] = out.pop("ray_address")
+    if "ray_start_timeout" in out:
+        out["start_timeout"] = out.pop("ray_start_timeout")
     return out
 
 
