@@ -18,7 +18,7 @@ from .gpu import Slot, SlotPool, plan_slots
 from .local import InlineExecutor, ThreadExecutor
 from .loop import Budget, Run, worker_loop
 from .optimize import run_optimize
-from .process import ProcessExecutor
+from .process import ProcessExecutor, check_trial_timeout
 
 _OPTIONS = {
     "inline": set(),
@@ -156,7 +156,7 @@ def _ray_options(options: Mapping[str, Any]) -> dict[str, Any]:
         check_address(out["ray_address"], "ray_address")
         out["address"] = out.pop("ray_address")
     if "ray_start_timeout" in out:
-        out["start_timeout"] = out.pop("ray_start_timeout")
+        out["start_timeout"] = check_trial_timeout(out.pop("ray_start_timeout"), "ray_start_timeout")
     return out
 
 

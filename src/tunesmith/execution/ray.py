@@ -64,7 +64,7 @@ LOST_AFTER = 60.0
 #: seconds an actor may wait to start, while the cluster's nodes could hold it, before a warning says what holds its resources
 START_WARN_AFTER = 30.0
 #: seconds optimize, as it ends, gives an actor still starting to come up before it kills it (see _Driver._stop_actors)
-START_GRACE = 10.0
+START_GRACE = 30.0  # a worker took over 10 s to start on a loaded 2-core machine
 
 
 class ClusterLost(WorkersLost):
@@ -573,6 +573,9 @@ class _Driver:
                 if a.up:
                     self.ray.kill(a.handle)
             pending = [a.who for a in starting] if self.starved_since is None else []
+            if pending:
+                logger.info("waiting up to %g s for %d Ray actor(s) still starting before stopping them (Ray may "
+                            "leak the worker of an actor killed as it starts)", START_GRACE, len(pending))
             end = time.monotonic() + START_GRACE
             with contextlib.suppress(Exception):  # the cluster is gone: the kills below say nothing more
                 while pending and time.monotonic() < end:  # a second at a time: Ctrl-C works meanwhile
