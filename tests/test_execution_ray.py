@@ -1359,6 +1359,7 @@ class _Holder:
 
 
 def _hold_a_cpu(ray: Any) -> Any:
+    assert _cpus_free(ray, 2.0)  # an earlier test's killed actors give theirs back in a while
     holder = ray.remote(_Holder).options(num_cpus=1).remote()
     ray.get(holder.up.remote(), timeout=120)
     return holder

@@ -514,6 +514,7 @@ class _Driver:
         self.index = 0
         self.checked = 0.0  # when the cluster's resources were last looked at
         self.starved_since: float | None = None  # since when no node can run a trial
+        self.unstartable = False  # ActorsNotStarted was raised: the starting actors wait for resources held elsewhere
         before = [] if self.memory else self.study.trials
         # the trials of earlier calls, but for those waiting: this call may run them (they count in n_trials)
         self.first = min([t.number for t in before if t.state is TrialState.WAITING], default=len(before))
@@ -566,13 +567,14 @@ class _Driver:
         up (its resources granted, a worker process taking it on): Ray ignores a kill that reaches the
         worker just before the actor does (ray-project/ray#27743), and the worker then becomes the actor
         anyway, holding its resources until Ray stops, so that a later optimize on the same instance
-        whose actors need them waits for good. Not while no node can hold a trial (none will start)."""
+        whose actors need them waits for good. Not while no node can hold a trial, nor after
+        :class:`ActorsNotStarted` (none will start)."""
         starting = [a for a in self.actors if not a.up]
         try:
             for a in self.actors:
                 if a.up:
                     self.ray.kill(a.handle)
-            pending = [a.who for a in starting] if self.starved_since is None else []
+            pending = [a.who for a in starting] if self.starved_since is None and not self.unstartable else []
             if pending:
                 logger.info("waiting up to %g s for %d Ray actor(s) still starting before stopping them (Ray may "
                             "leak the worker of an actor killed as it starts)", START_GRACE, len(pending))
@@ -940,6 +942,7 @@ class _Driver:
             return
         held = self._held_resources()
         if stuck:
+            self.unstartable = True
             raise ActorsNotStarted(f"no Ray actor could start in {limit:g} s (ray_start_timeout): {held}")
         for a in late:
             a.warned = True
