@@ -154,6 +154,11 @@ def test_ray_options_are_checked() -> None:
     study = Study({"x": Float(0, 1)})
     with pytest.raises(TypeError, match="does not take"):
         study.optimize(objective, n_trials=1, executor="ray", gpus=[0])
+    with pytest.raises(ValueError, match=r"^start_timeout must be a positive number of seconds or None, got 0$"):
+        RayExecutor(start_timeout=0)
+    with pytest.raises(ValueError, match=r"^ray_start_timeout must be a positive number of seconds or None, got '9'$"):
+        study.optimize(objective, n_trials=1, executor="ray", ray_start_timeout="9")
+    assert RayExecutor(start_timeout=30).start_timeout == 30.0
 
 
 def test_resources_fit_on_one_node_and_take_ray_s_own_names() -> None:

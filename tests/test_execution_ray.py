@@ -1310,3 +1310,112 @@ def test_a_token_draft_left_by_a_process_killed_as_it_links_it_is_removed_later(
     assert sorted(p.name for p in folder.iterdir()) == ["auth_token"]  # before: the draft kept
     assert len(token.read_text()) == 64 and token.stat().st_mode & 0o777 == 0o600
     assert again.stdout.strip().strip("'") == token.read_text()
+
+
+def _kills_its_worker_on_trial_0(trial: Any) -> float:
+    if trial.number == 0:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return float(trial.params["x"])
+
+
+def _tunesmith_actors(ray: Any) -> dict[str, Any]:
+    from ray._private import state  # the GCS's actor table: no dashboard needed
+
+    return {k: v for k, v in state.actors().items() if v["ActorClassName"] in ("EvalWorker", "StudyWorker")}
+
+
+def _cpus_free(ray: Any, cpus: float, within: float = 60.0) -> bool:
+    end = time.monotonic() + within
+    while ray.available_resources().get("CPU", 0.0) < cpus and time.monotonic() < end:
+        time.sleep(0.2)
+    return bool(ray.available_resources().get("CPU", 0.0) >= cpus)
+
+
+def test_an_actor_starting_as_optimize_ends_is_killed_once_it_is_up(
+    ray_local: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before, optimize's end killed a replacement actor still starting: Ray may ignore that kill
+    (ray-project/ray#27743) and its worker then becomes the actor anyway, holding a CPU for the
+    rest of the instance (a second optimize needing it waited forever). Its actor's record said
+    ``never_started``: it is now given time to come up first, then killed."""
+    from tunesmith.execution import ray as ray_executor
+
+    monkeypatch.setattr(ray_executor, "START_GRACE", 300.0)  # a loaded machine starts a worker slowly
+    before = set(_tunesmith_actors(ray_local))
+    study = Study({"x": Float(0, 1)}, sampler="random", seed=0)
+    study.optimize(_kills_its_worker_on_trial_0, n_trials=4, n_jobs=2, executor="ray")
+    assert [t.state for t in study.trials].count(TrialState.COMPLETE) == 3
+    ours = {k: v for k, v in _tunesmith_actors(ray_local).items() if k not in before}
+    assert len(ours) == 3  # the two actors and the lost one's replacement
+    # a record's DeathCause is a protobuf message
+    never = [k for k, v in ours.items() if v["DeathCause"].actor_died_error_context.never_started]
+    assert not never, f"killed before they started: {never}"
+    assert _cpus_free(ray_local, 2.0)
+
+
+class _Holder:
+    def up(self) -> bool:
+        return True
+
+
+def _hold_a_cpu(ray: Any) -> Any:
+    assert _cpus_free(ray, 2.0)  # an earlier test's killed actors give theirs back in a while
+    holder = ray.remote(_Holder).options(num_cpus=1).remote()
+    ray.get(holder.up.remote(), timeout=120)
+    return holder
+
+
+def test_an_actor_that_cannot_start_for_ray_start_timeout_fails_optimize_naming_what_holds_it(
+    ray_local: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Before: a trial needing both CPUs of the instance, one held by other work (here an actor; a
+    worker Ray leaked after a kill as it started holds one the same way), waited forever, silently
+    (the cluster's nodes fit it, so no ClusterLost)."""
+    from tunesmith.execution import ray as ray_executor
+
+    monkeypatch.setattr(ray_executor, "START_WARN_AFTER", 1.0)
+    holder = _hold_a_cpu(ray_local)
+    study = Study({"x": Float(0, 1)}, sampler="random", seed=0)
+    try:
+        with caplog.at_level("WARNING", logger="tunesmith"), \
+                pytest.raises(ray_executor.ActorsNotStarted) as err:
+            study.optimize(_objective, n_trials=2, executor="ray", resources_per_trial={"cpu": 2},
+                           ray_start_timeout=4.0)
+    finally:
+        ray_local.kill(holder)
+    said = str(err.value)
+    assert "no Ray actor could start in 4 s (ray_start_timeout)" in said
+    assert "a trial needs {'CPU': 2.0}, the cluster has {'CPU': 1.0} free of {'CPU': 2.0}" in said
+    assert "ray-project/ray#27743" in said and "ray.shutdown()" in said
+    assert "1 Ray actor(s) waited over 1 s to start: a trial needs {'CPU': 2.0}" in caplog.text
+    assert study.trials == []  # an actor gets trials only once it is up
+    assert _cpus_free(ray_local, 2.0)
+    study.optimize(_objective, n_trials=2, executor="ray", resources_per_trial={"cpu": 2}, ray_start_timeout=120.0)
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
+
+
+def test_an_actor_waiting_for_resources_is_said_and_starts_once_they_are_freed(
+    ray_local: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from tunesmith.execution import ray as ray_executor
+
+    monkeypatch.setattr(ray_executor, "START_WARN_AFTER", 1.0)
+    holder = _hold_a_cpu(ray_local)
+    said = "waited over 1 s to start"
+
+    def free_once_said() -> None:
+        end = time.monotonic() + 300
+        while said not in caplog.text and time.monotonic() < end:
+            time.sleep(0.1)
+        ray_local.kill(holder)
+
+    freer = threading.Thread(target=free_once_said, daemon=True)
+    study = Study({"x": Float(0, 1)}, sampler="random", seed=0)
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        freer.start()
+        try:
+            study.optimize(_objective, n_trials=2, executor="ray", resources_per_trial={"cpu": 2})
+        finally:
+            freer.join()
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
+    assert caplog.text.count(said) == 1  # once per actor

@@ -18,13 +18,13 @@ from .gpu import Slot, SlotPool, plan_slots
 from .local import InlineExecutor, ThreadExecutor
 from .loop import Budget, Run, worker_loop
 from .optimize import run_optimize
-from .process import ProcessExecutor
+from .process import ProcessExecutor, check_trial_timeout
 
 _OPTIONS = {
     "inline": set(),
     "thread": set(),
     "process": {"gpus", "trials_per_gpu", "threads_per_trial", "trial_timeout"},
-    "ray": {"ray_address", "resources_per_trial", "trials_per_gpu", "ray_init", "trial_timeout"},
+    "ray": {"ray_address", "resources_per_trial", "trials_per_gpu", "ray_init", "trial_timeout", "ray_start_timeout"},
 }
 
 #: Ray Tune's names (tune.run, tune.TuneConfig, tune.with_resources) and Optuna's (study.optimize)
@@ -155,6 +155,8 @@ def _ray_options(options: Mapping[str, Any]) -> dict[str, Any]:
 
         check_address(out["ray_address"], "ray_address")
         out["address"] = out.pop("ray_address")
+    if "ray_start_timeout" in out:
+        out["start_timeout"] = check_trial_timeout(out.pop("ray_start_timeout"), "ray_start_timeout")
     return out
 
 

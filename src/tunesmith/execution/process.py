@@ -72,14 +72,14 @@ SETTLE = 0.5
 MAX_BARREN_DEATHS = 10
 
 
-def check_trial_timeout(trial_timeout: Any) -> float | None:
-    """``trial_timeout`` as seconds (None: no limit), or a ValueError."""
+def check_trial_timeout(trial_timeout: Any, name: str = "trial_timeout") -> float | None:
+    """``trial_timeout`` as seconds (None: no limit), or a ValueError naming ``name`` (the argument)."""
     if trial_timeout is None:
         return None
     if isinstance(trial_timeout, bool) or not isinstance(trial_timeout, (int, float)) or not (
         math.isfinite(trial_timeout) and trial_timeout > 0
     ):
-        raise ValueError(f"trial_timeout must be a positive number of seconds or None, got {trial_timeout!r}")
+        raise ValueError(f"{name} must be a positive number of seconds or None, got {trial_timeout!r}")
     return float(trial_timeout)
 
 

@@ -61,11 +61,20 @@ MAX_REPLACEMENTS = 20
 INTERRUPT_GRACE = 5.0  # seconds Ctrl-C waits for the stopped actors' calls to end
 #: seconds without a node that has the resources of one trial before the cluster counts as lost
 LOST_AFTER = 60.0
+#: seconds an actor may wait to start, while the cluster's nodes could hold it, before a warning says what holds its resources
+START_WARN_AFTER = 30.0
+#: seconds optimize, as it ends, gives an actor still starting to come up before it kills it (see _Driver._stop_actors)
+START_GRACE = 30.0  # a worker took over 10 s to start on a loaded 2-core machine
 
 
 class ClusterLost(WorkersLost):
     """The Ray cluster can no longer run a trial: no node has had the resources for one
     for ``lost_after`` seconds (its nodes died, or it cannot be reached)."""
+
+
+class ActorsNotStarted(WorkersLost):
+    """No actor of optimize's could start for ``start_timeout`` seconds, though the cluster's
+    nodes could hold one: other work holds the resources its trials need."""
 
 
 #: the oldest Ray the executor is tested with (the ``ray`` extra asks for it)
@@ -150,6 +159,8 @@ class _Actor:
     calls: dict[Any, list[int]] = field(default_factory=dict)  # ref -> trial numbers (memory mode)
     since: float | None = None  # when its current call started (None: not up yet)
     up: bool = False  # it has started (got its resources): only then does it get trials
+    spawned: float = field(default_factory=time.monotonic)  # when it was asked for
+    warned: bool = False  # a warning said it waits long to start
     done: set[int] = field(default_factory=set)  # SQL mode: the trials whose outcome came back
 
 
@@ -171,6 +182,10 @@ class RayExecutor(Executor):
             are failed and :class:`ClusterLost` is raised.
         trial_timeout: seconds a trial may run; then its actor is killed, the
             trial failed with the reason (never re-queued) and the actor replaced.
+        start_timeout: seconds optimize waits with no actor started while the
+            cluster's nodes could hold one (other work holds the resources a trial
+            needs) before it raises :class:`ActorsNotStarted`; None: it waits, and
+            says what holds the resources after ``START_WARN_AFTER`` seconds.
     """
 
     name = "ray"
@@ -185,6 +200,7 @@ class RayExecutor(Executor):
         ray_init: Mapping[str, Any] | None = None,
         trial_timeout: float | None = None,
         lost_after: float = LOST_AFTER,
+        start_timeout: float | None = None,
     ) -> None:
         check_address(address, "address")
         if n_workers is not None and (isinstance(n_workers, bool) or not isinstance(n_workers, int) or n_workers < 1):
@@ -197,6 +213,7 @@ class RayExecutor(Executor):
         if check_trial_timeout(lost_after) is None:
             raise ValueError("lost_after must be a positive number of seconds")
         self.lost_after = float(lost_after)
+        self.start_timeout = check_trial_timeout(start_timeout, "start_timeout")
 
     # -- connection ------------------------------------------------------------------
     def _connect(self, ray: Any) -> bool:
@@ -497,6 +514,7 @@ class _Driver:
         self.index = 0
         self.checked = 0.0  # when the cluster's resources were last looked at
         self.starved_since: float | None = None  # since when no node can run a trial
+        self.unstartable = False  # ActorsNotStarted was raised: the starting actors wait for resources held elsewhere
         before = [] if self.memory else self.study.trials
         # the trials of earlier calls, but for those waiting: this call may run them (they count in n_trials)
         self.first = min([t.number for t in before if t.state is TrialState.WAITING], default=len(before))
@@ -540,10 +558,34 @@ class _Driver:
             self._interrupt(f"stopped: {str(exc).splitlines()[0][:200]}")
             raise
         finally:
-            for a in self.actors:
-                self.ray.kill(a.handle)
+            self._stop_actors()
         self.calls.raise_error(self.error)
         return self.exhausted
+
+    def _stop_actors(self) -> None:
+        """Kill every actor. One still starting is first given up to :data:`START_GRACE` seconds to come
+        up (its resources granted, a worker process taking it on): Ray ignores a kill that reaches the
+        worker just before the actor does (ray-project/ray#27743), and the worker then becomes the actor
+        anyway, holding its resources until Ray stops, so that a later optimize on the same instance
+        whose actors need them waits for good. Not while no node can hold a trial, nor after
+        :class:`ActorsNotStarted` (none will start)."""
+        starting = [a for a in self.actors if not a.up]
+        try:
+            for a in self.actors:
+                if a.up:
+                    self.ray.kill(a.handle)
+            pending = [a.who for a in starting] if self.starved_since is None and not self.unstartable else []
+            if pending:
+                logger.info("waiting up to %g s for %d Ray actor(s) still starting before stopping them (Ray may "
+                            "leak the worker of an actor killed as it starts)", START_GRACE, len(pending))
+            end = time.monotonic() + START_GRACE
+            with contextlib.suppress(Exception):  # the cluster is gone: the kills below say nothing more
+                while pending and time.monotonic() < end:  # a second at a time: Ctrl-C works meanwhile
+                    timeout = min(1.0, max(0.0, end - time.monotonic()))
+                    pending = self.ray.wait(pending, num_returns=len(pending), timeout=timeout)[1]
+        finally:
+            for a in starting:
+                self.ray.kill(a.handle)
 
     def _nodes(self) -> list[dict[str, float]]:
         """The resources of each live node of the cluster."""
@@ -565,8 +607,9 @@ class _Driver:
             with contextlib.suppress(Exception):  # already ended, or its actor is gone
                 self.ray.cancel(ref)
         for a in self.actors:
-            with contextlib.suppress(Exception):
-                self.ray.kill(a.handle)
+            if a.up:  # one still starting holds no call: it is killed as run() ends (see _stop_actors)
+                with contextlib.suppress(Exception):
+                    self.ray.kill(a.handle)
         if refs:
             with contextlib.suppress(Exception):
                 self.ray.wait(refs, num_returns=len(refs), timeout=INTERRUPT_GRACE)
@@ -869,12 +912,14 @@ class _Driver:
         try:
             total: Any = self._nodes()
             fit_workers(total, self.ex.resources)
-            self.starved_since = None
-            return
         except ValueError:  # no node fits a trial
             pass
         except Exception as exc:  # noqa: BLE001 - the cluster cannot be reached
             total = f"unreachable: {type(exc).__name__}"
+        else:
+            self.starved_since = None
+            self._watch_starting(now)
+            return
         self.starved_since = self.starved_since or now
         if now - self.starved_since > self.ex.lost_after:
             raise ClusterLost(
@@ -883,6 +928,41 @@ class _Driver:
                 "Restart the cluster (or its nodes) and call optimize again: the study resumes "
                 "where it stopped",
             )
+
+    def _watch_starting(self, now: float) -> None:
+        """The cluster's nodes could hold a trial, yet an actor waits to start: after
+        :data:`START_WARN_AFTER` seconds a warning says what holds the resources its trial needs;
+        with no actor up for ``start_timeout`` seconds, :class:`ActorsNotStarted` is raised."""
+        waiting = [a for a in self.actors if not a.up]
+        longest = max((now - a.spawned for a in waiting), default=0.0)
+        limit = self.ex.start_timeout
+        stuck = limit is not None and longest > limit and not any(a.up for a in self.actors)
+        late = [a for a in waiting if not a.warned and now - a.spawned > START_WARN_AFTER]
+        if not (stuck or late):
+            return
+        held = self._held_resources()
+        if stuck:
+            self.unstartable = True
+            raise ActorsNotStarted(f"no Ray actor could start in {limit:g} s (ray_start_timeout): {held}")
+        for a in late:
+            a.warned = True
+        logger.warning("%d Ray actor(s) waited over %g s to start: %s. optimize(..., ray_start_timeout=SECONDS) "
+                       "fails instead of waiting", len(late), START_WARN_AFTER, held)
+
+    def _held_resources(self) -> str:
+        """What a trial needs against what the cluster has free and in all, and what to do."""
+        need = {_ray_name(k): v for k, v in self.ex.resources.items() if v > 0}
+        try:
+            free, total = self.ray.available_resources(), self.ray.cluster_resources()
+        except Exception as exc:  # noqa: BLE001 - the cluster cannot be reached this once
+            free = total = {"unreachable": type(exc).__name__}
+        now_free = {k: round(float(free.get(k, 0.0)), 6) for k in need}
+        in_all = {k: round(float(total.get(k, 0.0)), 6) for k in need}
+        return (f"a trial needs {need}, the cluster has {now_free} free of {in_all}. Other work on the cluster holds "
+                "the rest: another driver's tasks or actors, or a Ray worker process left holding an actor's "
+                "resources after Ray ignored its kill as it started (ray-project/ray#27743; `ray list actors` "
+                "or `ray status` shows it). Free them (end that work; on an instance this process started, "
+                "ray.shutdown() then start Ray again), or lower resources_per_trial")
 
     def _stop_overdue(self) -> None:
         """Replace the actors whose trial has run longer than ``trial_timeout``."""

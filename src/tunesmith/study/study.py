@@ -758,7 +758,8 @@ class Study:
             executor_options: passed to the executor: ``gpus``,
                 ``trials_per_gpu``, ``threads_per_trial`` (process);
                 ``ray_address``, ``resources_per_trial``, ``trials_per_gpu``
-                (ray); ``trial_timeout`` (process and ray: seconds a trial
+                (ray), ``ray_start_timeout`` (ray: seconds with no actor able to
+                start before optimize fails); ``trial_timeout`` (process and ray: seconds a trial
                 may run before its worker is stopped and the trial failed;
                 refused by the inline and thread executors, which cannot stop
                 a running objective). See docs/distributed.md.
