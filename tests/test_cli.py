@@ -662,6 +662,33 @@ def test_show_lists_pruned_trials_with_their_last_report_and_its_step_as_the_das
     assert "stopped at" not in c.get("/studies/p/trials/0").text
 
 
+@pytest.mark.parametrize("pruner, full", [
+    (ts.pruners.ASHA(min_resource=2, max_resource=9, pause=True), "9 steps, the pruner's max_resource"),
+    (None, "9 steps, the longest complete trial"),
+])
+def test_show_and_the_report_say_how_many_steps_the_trials_trained_and_stopping_them_early_saved(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], pruner: ts.Pruner | None, full: str) -> None:
+    """show and the report gave the pruner and the trials' states, never the steps (epochs) trained, the
+    steps pruning saved, or the steps the trials were stopped at: a practitioner on a budget could not see
+    where it went. Now a line: trained, stopped (how many at each step), saved against full runs."""
+    from tunesmith.report import build_report
+
+    url = f"sqlite:///{tmp_path / 'b.db'}"
+    study = ts.Study({"x": ts.Float(0, 1)}, storage=url, name="b", sampler="random", seed=0, pruner=pruner)
+    curve = {step: 1.0 / step for step in range(1, 10)}
+    for i in range(3):  # 3 full runs of 9 steps
+        study.add_trial({"x": i / 10}, 0.1 + i, intermediate=curve)
+    for _ in range(4):  # 4 stopped at step 2, 1 at step 4: 2 * 4 + 4 steps trained, 7 * 4 + 5 saved
+        study.add_trial({"x": 0.5}, state="pruned", intermediate={1: 2.0, 2: 1.5})
+    study.add_trial({"x": 0.6}, state="pruned", intermediate={1: 2.0, 2: 1.5, 3: 1.2, 4: 1.1})
+    said = ("budget: 39 steps trained by 8 trials; 5 stopped early (pruned or paused: 4 at step 2, 1 at step 4), "
+            f"saving 33 steps against running them in full ({full}): 0.54 of the steps without early stopping")
+    for top in ("2", "20"):  # --top 2 reads the trials' heads first, without their reports
+        assert main(["show", "b", "--storage", url, "--top", top]) == 0
+        assert said in " ".join(capsys.readouterr().out.split())
+    assert said.removeprefix("budget: ").replace("'", "&#x27;") in build_report(ts.load_study("b", url))
+
+
 def test_show_gives_a_pruned_trial_s_last_report_and_a_value_told_with_it_apart(
         shared_storage_url: str, capsys: pytest.CaptureFixture[str]) -> None:
     """show's pruned trials said "each with its last report" and printed the trial's value beside the step: a

@@ -538,6 +538,35 @@ def test_a_pruner_whose_objective_never_reports_is_said_once(caplog: pytest.LogC
                     "epoch; ts.cv.cross_validate reports each fold), or leave pruner= out"]
 
 
+def test_should_prune_in_a_study_without_a_pruner_says_once_that_nothing_is_stopped(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A practitioner who kept the default pruner (none) and called trial.should_prune() each epoch had no
+    trial stopped and no word of why (Optuna's default pruner is the median); the first call now says so,
+    once per study. With a pruner, and in cross-validation (whose folds are reported either way), nothing."""
+    from tunesmith import cv
+
+    def epochs(trial: ts.Trial) -> float:
+        for epoch in range(1, 4):
+            trial.report(float(trial.params["x"]) / epoch, epoch)
+            if trial.should_prune():
+                raise ts.TrialPruned()
+        return float(trial.params["x"])
+
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        plain = ts.Study(SPACE, storage=url, name="plain", sampler="random", seed=0)
+        plain.optimize(epochs, n_trials=3)
+        plain.optimize(epochs, n_trials=2)
+        ts.Study(SPACE, storage=url, name="asha", sampler="random", seed=0, pruner="asha").optimize(epochs, n_trials=3)
+        folds = cv.kfold(6, 3, shuffle=False)
+        ts.Study(SPACE, storage=url, name="cv", sampler="random", seed=0).optimize(
+            lambda t: cv.cross_validate(t, lambda tr, va: float(va[0]), folds), n_trials=2)
+    said = [r.getMessage() for r in caplog.records if "should_prune" in r.getMessage()]
+    assert said == ["study 'plain' has no pruner (pruner=None, the default), so trial.should_prune() is always "
+                    "False and no trial is stopped early: pass pruner='asha' (or 'median', 'hyperband'; Optuna's "
+                    "default is the median) to ts.Study, or a study file's pruner: (docs/pruning.md)"]
+
+
 def test_a_parameter_read_as_an_attribute_says_to_index_the_dict() -> None:
     """``trial.params.lr`` (as a namespace or OmegaConf reads) said only "'Params' object has
     no attribute 'lr'"; it now says to write ``trial.params['lr']``, and why an inactive one is absent."""

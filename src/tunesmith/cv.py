@@ -328,7 +328,7 @@ def _run(
                 _say_fold_failed(trial, k, n_folds, name, table[name][-1])
             return mean  # a failed fold: the study marks the trial failed with this value
         trial.report(mean, k)
-        if k < n_folds and trial.should_prune():
+        if k < n_folds and trial.decision() is not Decision.CONTINUE:  # without a pruner: nothing to say
             raise TrialPruned(f"stopped after fold {k} of {n_folds}")
     return mean_and_spread(table[name])[0]
 

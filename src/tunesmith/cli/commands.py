@@ -32,6 +32,7 @@ from ..report import (
     FOLDS_COLUMN,
     PRUNED_SHOWN,
     TRAIN_COLUMN,
+    budget_spent,
     diverged,
     diverged_cell,
     folds_cell,
@@ -412,6 +413,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         console.print("no complete trial yet")
         _show_failed(console, trials)
         _show_pruner(console, study, trials, args.storage)
+        _show_budget(console, study, trials)
         _show_running(console, study, trials)
         _show_pruned(console, trials)
         return 0
@@ -421,6 +423,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         console.print(test_table(study, tests))
     _show_failed(console, trials)
     _show_pruner(console, study, trials, args.storage)
+    _show_budget(console, study, trials)
     _show_running(console, study, trials)
     _show_pruned(console, trials)
     return 0
@@ -512,6 +515,16 @@ def _show_pruned(console: Any, trials: list[FrozenTrial]) -> None:
     if rows:
         console.print(f"pruned trials{f' ({more})' if more else ''}, each with its last report: {'; '.join(rows)}",
                       soft_wrap=True, highlight=False)
+
+
+def _show_budget(console: Any, study: Study, trials: list[FrozenTrial]) -> None:
+    """Where the steps went, once a trial was stopped early: trained, saved by the pruner, and when it stopped
+    trials. ``trials`` may be heads without reports: every trial's reports are read then, only when one was
+    stopped (0.4 s at 5,000 trials of 50 reports)."""
+    said = "" if not any(t.state in (TrialState.PRUNED, TrialState.PAUSED) for t in trials) else budget_spent(
+        study.trials, getattr(study.pruner, "max_resource", None))
+    if said:
+        console.print(f"budget: {said}", soft_wrap=True, highlight=False)
 
 
 def _show_pruner(console: Any, study: Study, trials: list[FrozenTrial], storage: str) -> None:

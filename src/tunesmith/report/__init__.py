@@ -51,7 +51,8 @@ def build_report(study: Any, *, top: int = 10, sections: Sequence[str] = SECTION
 
     s = snapshot(study)
     drawn, skipped = _plots(s, sections)
-    parts = [f"<h1>{_e(s.name)}</h1>", _settings(s), _space(s), _best(s, top), _failed(s)]
+    max_resource = getattr(getattr(study, "pruner", None), "max_resource", None)
+    parts = [f"<h1>{_e(s.name)}</h1>", _settings(s, max_resource), _space(s), _best(s, top), _failed(s)]
     parts.append("<h2>Plots</h2>" + _reduced(s, sections))
     parts.append(to_html(drawn, full=False) if drawn else "<p class='note'>no plot has anything to draw yet</p>")
     if skipped:
@@ -100,7 +101,7 @@ def _reduced(s: Snapshot, sections: Sequence[str]) -> str:
             "the best-so-far line keeps every step).</p>")
 
 
-def _settings(s: Snapshot) -> str:
+def _settings(s: Snapshot, max_resource: int | None = None) -> str:
     counts = Counter(t.state.value for t in s.trials)
     rows = [("direction", s.direction.value), ("sampler", s.sampler or "?"), ("pruner", s.pruner or "none"),
             ("trials", f"{len(s.trials)}" + (" (" + ", ".join(f"{n} {k}" for k, n in counts.items()) + ")"
@@ -108,6 +109,9 @@ def _settings(s: Snapshot) -> str:
     best = s.best()
     if best is not None:
         rows.append(("best", f"trial {best.number}: {best.value:.6g}"))
+    budget = budget_spent(s.trials, max_resource)
+    if budget:
+        rows.append(("budget", budget))
     return "<h2>Settings</h2>" + html_table(["setting", "value"], [[k, v] for k, v in rows], left=2)
 
 
@@ -262,6 +266,32 @@ def stopped_cell(t: FrozenTrial) -> str:
     empty (a complete trial's value is its objective's, and a trial stopped before reporting has no step)."""
     step = t.last_step if t.state in (TrialState.PRUNED, TrialState.PAUSED) else None
     return "" if step is None else f"step {step}"
+
+
+def budget_spent(trials: Sequence[FrozenTrial], max_resource: int | None = None) -> str:
+    """Where the steps (epochs) went: how many the trials trained, and how many stopping the pruned and paused
+    ones early saved against training them in full; "" when no trial was stopped after a report.
+
+    A trial trained up to its last report's step; a full run is ``max_resource`` steps (the pruner's, when it
+    has one), else as long as the longest complete trial. Said by ``tunesmith show`` and the report."""
+    trained = sum(t.last_step or 0 for t in trials)
+    stopped_at = sorted(t.last_step for t in trials
+                        if t.state in (TrialState.PRUNED, TrialState.PAUSED) and t.last_step is not None)
+    if not stopped_at:
+        return ""
+    reporting = sum(t.last_step is not None for t in trials)
+    when = ", ".join(f"{n} at step {step}" for step, n in sorted(Counter(stopped_at).items()))
+    said = (f"{trained:,} steps trained by {plural(reporting, 'trial')}; {len(stopped_at)} stopped early "
+            f"(pruned or paused: {when})")
+    complete = [t.last_step for t in trials if t.state is TrialState.COMPLETE and t.last_step is not None]
+    full, whose = (max_resource, "the pruner's max_resource") if max_resource else (
+        max(complete, default=None), "the longest complete trial")
+    if full is None:
+        return said + "; what that saved shows once a trial completes (a full run's steps)"
+    saved = sum(max(full - step, 0) for step in stopped_at)
+    share = trained / (trained + saved) if trained + saved else 1.0
+    return (said + f", saving {saved:,} steps against running them in full ({full} steps, {whose}): "
+            f"{share:.2f} of the steps without early stopping")
 
 
 #: the pruned trials ``tunesmith show`` lists with their last report (the latest)

@@ -188,6 +188,7 @@ class Study:
         self._size: float | None = None  # the space's number of configurations, once asked
         self._stop_requested = False
         self._said_no_reports = False  # the pruner-without-reports warning: once per study object
+        self._said_no_pruner = False  # should_prune() in a study without a pruner: said once per study object
         self._picked: str | None = None  # what sampler "auto" picked, once recorded
 
     @property

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import logging
 import math
 import operator
 import sys
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from ..exceptions import TrialFinishedError, no_attribute
 from ..paths import PLANTED_FIX, refuse_planted
-from ..pruners import Decision
+from ..pruners import Decision, NopPruner
 from ..space.params import a_type, did_you_mean
 from ..trial import FrozenTrial, SystemState, TrialState, _as_float_or_nan, json_attrs, short_repr
 
@@ -113,9 +114,18 @@ class Trial:
 
         End the objective by raising :class:`tunesmith.TrialPruned` when true;
         when the pruner paused the trial (rather than pruned it) the study
-        records it as paused and may resume it later (see :attr:`resume_from`).
+        records it as paused and may resume it later (see :attr:`resume_from`). A study without a pruner
+        (the default) never stops a trial: the first call says so, once per study.
         """
-        return self.decision() is not Decision.CONTINUE
+        decision = self.decision()
+        study = self.study
+        if isinstance(getattr(study, "pruner", None), NopPruner) and not getattr(study, "_said_no_pruner", True):
+            study._said_no_pruner = True
+            logging.getLogger("tunesmith").warning(
+                "study %r has no pruner (pruner=None, the default), so trial.should_prune() is always False and "
+                "no trial is stopped early: pass pruner='asha' (or 'median', 'hyperband'; Optuna's default is "
+                "the median) to ts.Study, or a study file's pruner: (docs/pruning.md)", study.name)
+        return decision is not Decision.CONTINUE
 
     def decision(self) -> Decision:
         """The pruner's full answer: continue, prune, or pause (resumable)."""
