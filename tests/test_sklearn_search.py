@@ -1460,3 +1460,46 @@ def test_a_resumed_fit_says_so_in_one_line_of_its_own_and_verbose_0_nothing_else
         assert (first, said) == ([], [resumed])
     else:
         assert "study 'bc': sampler random recorded (was 'auto')" in said
+
+
+class _SaysMidFit(LogisticRegression):
+    """A fit that, once, sets the user's level and has another thread log an info line."""
+
+    said: list[str] = []
+
+    def fit(self, X: object, y: object, **kw: object) -> _SaysMidFit:
+        import logging
+        import threading
+
+        if not self.said:
+            self.said.append("set")
+            ts.set_verbosity("debug")
+            other = threading.Thread(target=logging.getLogger("tunesmith").info, args=("another thread's line",))
+            other.start()
+            other.join()
+        return super().fit(X, y, **kw)
+
+
+def test_a_quiet_fit_is_quiet_for_itself_alone_and_keeps_the_level_the_user_set(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """verbose=0 raised the process's "tunesmith" logger to WARNING for the whole fit and put back the
+    level it found: another thread's info lines were dropped meanwhile, and a level the user set during the
+    fit was undone (two quiet fits in threads could leave it at WARNING). Now a filter scoped to the fit's
+    context (its thread and its trial threads) drops its info lines; the level is never touched."""
+    import logging
+
+    log = logging.getLogger("tunesmith")
+    _SaysMidFit.said.clear()
+    with caplog.at_level("INFO", logger="tunesmith"):
+        TunedSearchCV(_SaysMidFit(), {"C": [0.1, 1.0]}, cv=2).fit(X, Y)
+        assert log.level == logging.DEBUG  # what the user set during the fit stays
+        assert [r.getMessage() for r in caplog.records] == ["another thread's line"]
+        caplog.clear()
+        # a pruned search runs its trials in threads (n_jobs=2): theirs are the fit's own, silent
+        search = TunedSearchCV(LogisticRegression(max_iter=500), {"C": loguniform(1e-3, 1e2)}, n_trials=8, cv=3,
+                               pruner="median", n_jobs=2, random_state=0).fit(X, Y)
+        assert len(search.study_.trials) == 8
+        assert [r.getMessage() for r in caplog.records if r.levelno < logging.WARNING] == []
+        search.set_params(verbose=1, name=None).fit(X, Y)
+        assert [r for r in caplog.records if r.levelno == logging.INFO]  # the same fit said its lines at verbose=1
+    log.setLevel(logging.INFO)

@@ -18,6 +18,7 @@ import time
 import uuid
 import warnings
 from collections.abc import Callable, Iterator, Mapping
+from contextvars import ContextVar
 from typing import Any
 
 import numpy as np
@@ -1287,23 +1288,33 @@ def _jobs(n_jobs: int | None) -> int:
     return max(1, (os.cpu_count() or 1) + 1 + int(n_jobs)) if n_jobs < 0 else int(n_jobs)
 
 
+#: the filter of the fit running in this context at verbose=0 (None: not quiet); a ThreadExecutor's
+#: workers run in a copy of their caller's context, so a fit's own trial threads are quiet with it
+_QUIET: ContextVar[Callable[[logging.LogRecord], bool] | None] = ContextVar("tunesmith_quiet", default=None)
+
+
+def _quiet_here(record: logging.LogRecord) -> bool:
+    """The "tunesmith" logger's filter: a quiet fit's own lines (its thread and its trial threads)
+    are its warnings only; every other thread's lines pass as the logger's level says."""
+    said = _QUIET.get()
+    return said is None or (record.levelno >= logging.WARNING and said(record))
+
+
 @contextlib.contextmanager
 def _quiet(verbose: int, *, raising: bool = False) -> Iterator[None]:
     """tunesmith's info lines only with verbose > 0 (warnings always, but for the line of a trial
     whose fit or scorer failed: the search's FitFailedWarning or "Scoring failed" warning says it,
-    or with error_score="raise" the error that stops fit)."""
+    or with error_score="raise" the error that stops fit). Scoped to this fit: the logger's level is
+    left as the user set it, and another thread's lines meanwhile are said."""
     if verbose > 0:
         yield
         return
-    level = logger.level
-    said = _said_by_the_error if raising else _said_by_a_warning
-    logger.setLevel(max(level, logging.WARNING))
-    logger.addFilter(said)
+    logger.addFilter(_quiet_here)  # once: a no-op outside a quiet fit
+    token = _QUIET.set(_said_by_the_error if raising else _said_by_a_warning)
     try:
         yield
     finally:
-        logger.removeFilter(said)
-        logger.setLevel(level)
+        _QUIET.reset(token)
 
 
 @contextlib.contextmanager
