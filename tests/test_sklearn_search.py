@@ -1503,3 +1503,30 @@ def test_a_quiet_fit_is_quiet_for_itself_alone_and_keeps_the_level_the_user_set(
         search.set_params(verbose=1, name=None).fit(X, Y)
         assert [r for r in caplog.records if r.levelno == logging.INFO]  # the same fit said its lines at verbose=1
     log.setLevel(logging.INFO)
+
+
+class _FoldPattern(LogisticRegression):
+    """Scores 1 then 0.5 on KFold(2)'s two folds with good_first, else 0.5 then 1: tied on the mean."""
+
+    def __init__(self, good_first: bool = False) -> None:
+        super().__init__()
+        self.good_first = good_first
+
+    def score(self, X: np.ndarray, y: np.ndarray, sample_weight: object = None) -> float:
+        first = bool(X[0, 0] == 0)  # fold 1 tests rows 0-9
+        return 1.0 if first == self.good_first else 0.5
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_tied_configurations_of_a_space_without_grid_order_take_the_study_s_best_trial(seed: int) -> None:
+    """Among tied configurations of a space with no grid order (a ts.Space, distributions) best_index_ was
+    the first trial run, study_.best_trial the study's pick (the running means read from the last fold
+    backwards): two stories. Now best_index_, best_params_, rank 1 and study_.best_trial name one trial."""
+    X = np.arange(40, dtype=float).reshape(20, 2)
+    y = np.array([0, 1] * 10)
+    search = TunedSearchCV(_FoldPattern(), ts.Space({"good_first": ts.Categorical([False, True])}), n_trials=2,
+                           cv=KFold(2), sampler="grid", random_state=seed).fit(X, y)
+    results = search.cv_results_
+    assert list(results["mean_test_score"]) == [0.75, 0.75] and list(results["rank_test_score"]) == [1, 1]
+    assert results["trial_number"][search.best_index_] == search.study_.best_trial.number
+    assert search.best_params_ == search.study_.best_params == {"good_first": True}

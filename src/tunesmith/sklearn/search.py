@@ -50,7 +50,7 @@ from ..storage.base import mask_url, password_note, worker_gone, worker_id
 from ..study import Study
 from ..study.manage import DROP, SAMPLER_RECORDED, change_setting
 from ..study.study import RESUMING
-from ..trial import FrozenTrial, TrialState, finite_float
+from ..trial import FrozenTrial, TrialState, best_of, finite_float
 from .checks import PeerArgs, same_setup, space_change
 from .interrupts import (
     evaluated,
@@ -362,8 +362,10 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
         if callable(self.refit):
             self.best_index_ = _refit_index(self.refit, self.cv_results_)
         else:
+            best = best_of(trials, study.direction)
             self.best_index_ = _first_best(self.cv_results_[f"rank_test_{metric}"], self.cv_results_["params"],
-                                           self.space)
+                                           self.space, list(self.cv_results_["trial_number"]),
+                                           None if best is None else best.number)
             self.best_score_ = float(self.cv_results_[f"mean_test_{metric}"][self.best_index_])
         self.best_params_ = self.cv_results_["params"][self.best_index_]
         if self.refit:
@@ -699,17 +701,22 @@ def _check_refit(search: TunedSearchCV, attr: str) -> None:
         check_is_fitted(search, "best_estimator_")
 
 
-def _first_best(ranks: np.ndarray, params: list[dict[str, Any]], space: Any) -> int:
+def _first_best(ranks: np.ndarray, params: list[dict[str, Any]], space: Any, numbers: list[int],
+                best: int | None) -> int:
     """The row ranked first; among ties, the first in GridSearchCV's order of the grid (its
-    ``ParameterGrid``), so that a grid run in a random order picks what GridSearchCV picks."""
+    ``ParameterGrid``), so that a grid run in a random order picks what GridSearchCV picks. A space
+    with no grid order (distributions, a ts.Space; no scikit-learn search has an order to keep) takes
+    the study's own pick, trial ``best`` (``study_.best_trial``), where it is among the tied rows."""
     from sklearn.model_selection import ParameterGrid
 
     tied = [int(i) for i in np.flatnonzero(ranks == ranks.min())]
     try:
         grid = ParameterGrid(space) if len(tied) > 1 else []
         order = {_config_key(p): i for i, p in enumerate(grid)} if len(grid) <= 100_000 else {}
-    except (TypeError, ValueError):  # distributions, a ts.Space: no grid order, the first trial
+    except (TypeError, ValueError):  # distributions, a ts.Space: no grid order
         order = {}
+    if not order and best is not None and best in (studied := [numbers[i] for i in tied]):
+        return tied[studied.index(best)]
     return min(tied, key=lambda i: (order.get(_config_key(params[i]), len(order)), i))
 
 
