@@ -115,7 +115,34 @@ def _advance(face: Any, c: str) -> float:
 
 
 def save(records: Sequence[Record], path: Any, *, dpi: int = 120, format: str | None = None) -> None:
-    """All records into one image file (a path or a binary file of ``format``), one panel each."""
+    """All records into one image file (a path or a binary file of ``format``), one panel each. Characters
+    the font lacks (a study named in Chinese) are drawn in an installed font that has them, where one is."""
+    import io
+
+    buf = io.BytesIO()
+    said = _image(records, buf, dpi=dpi, format=format or _format_of(path))
+    missing = _missing(said)
+    fallback = _font_with(set(missing)) if missing else None
+    if fallback is not None:  # drawn again, that font after the families set: matplotlib takes it for what they lack
+        with _matplotlib().rc_context({"font.family": [*_matplotlib().rcParams["font.family"], fallback]}):
+            buf = io.BytesIO()
+            said = _image(records, buf, dpi=dpi, format=format or _format_of(path))
+    _pass_on(said)
+    if hasattr(path, "write"):
+        path.write(buf.getvalue())
+    else:
+        with open(path, "wb") as f:
+            f.write(buf.getvalue())
+
+
+def _format_of(path: Any) -> str | None:
+    name = path if isinstance(path, str) else getattr(path, "name", None)
+    suffix = str(name).rsplit(".", 1)[-1].lower() if name and "." in str(name) else ""
+    return suffix or None
+
+
+def _image(records: Sequence[Record], path: Any, *, dpi: int, format: str | None) -> list[warnings.WarningMessage]:
+    """Draw ``records`` into ``path``; what matplotlib warned while drawing."""
     axes = new_axes(len(records), size=(11, 4.5) if len(records) == 1 and records[0].kind in ("parallel", "process")
                     else (7, 4.5))
     fig = axes[0].figure
@@ -128,7 +155,7 @@ def save(records: Sequence[Record], path: Any, *, dpi: int = 120, format: str | 
                 _widen_for_labels(axes[0])
             fig.tight_layout()
             fig.savefig(path, dpi=dpi, format=format)
-        _pass_on(said)
+        return list(said)
     except (ValueError, OverflowError, IndexError) as e:  # matplotlib's "arange: cannot compute length", "cannot
         # convert float infinity", and before 3.9 "index 0 is out of bounds" (its ticker found no tick)
         huge, (lo, hi) = _largest(records), _log_span(records)
@@ -147,23 +174,60 @@ def save(records: Sequence[Record], path: Any, *, dpi: int = 120, format: str | 
 _MISSING_GLYPH = re.compile(r"Glyph (\d+) .*missing from font\(s\) (.+?)\.?$")
 
 
-def _pass_on(said: Sequence[warnings.WarningMessage]) -> None:
-    """Warn again what matplotlib warned while drawing an image, but its "Glyph 27169 (...) missing from font(s)
-    DejaVu Sans" for each character and each time it is drawn (81 lines for a study named in Chinese) as one
-    warning that names the characters and what to do."""
+def _missing(said: Sequence[warnings.WarningMessage]) -> dict[str, str]:
+    """The characters matplotlib drew as boxes, each with the fonts it looked in."""
     missing: dict[str, str] = {}
     for w in said:
         glyph = _MISSING_GLYPH.match(str(w.message))
         if glyph:
             missing.setdefault(chr(int(glyph.group(1))), glyph.group(2))
-        else:
+    return missing
+
+
+#: the characters of each installed font file, read once a process (only when a text needs another font)
+_CHARS: dict[str, frozenset[int]] = {}
+
+
+def _font_with(chars: set[str]) -> str | None:
+    """The family of an installed font (matplotlib's list) that has every one of ``chars``, else of the one
+    that has the most of them; None where none has any."""
+    from matplotlib import font_manager
+    from matplotlib.ft2font import FT2Font
+
+    wanted = {ord(c) for c in chars}
+    best, most = None, 0
+    for entry in sorted(font_manager.fontManager.ttflist, key=lambda e: (e.name, e.fname)):
+        if entry.name.startswith("Last Resort"):  # matplotlib's own: a box for every character
+            continue
+        if entry.fname not in _CHARS:
+            try:
+                _CHARS[entry.fname] = frozenset(FT2Font(entry.fname).get_charmap())
+            except (OSError, RuntimeError, ValueError):  # a font file gone or unreadable since matplotlib listed it
+                _CHARS[entry.fname] = frozenset()
+        has = len(wanted & _CHARS[entry.fname])
+        if has > most:
+            best, most = entry.name, has
+            if has == len(wanted):
+                break
+    return best
+
+
+def _pass_on(said: Sequence[warnings.WarningMessage]) -> None:
+    """Warn again what matplotlib warned while drawing an image, but its "Glyph 27169 (...) missing from font(s)
+    DejaVu Sans" for each character and each time it is drawn (81 lines for a study named in Chinese) as one
+    warning that names the characters and what to do."""
+    missing = _missing(said)
+    for w in said:
+        if not _MISSING_GLYPH.match(str(w.message)):
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
     if missing:
         fonts = ", ".join(sorted(set(missing.values())))
         chars = "".join(list(missing)[:20]) + (f" and {len(missing) - 20} more" if len(missing) > 20 else "")
         drawn, them = ("it is drawn as a box", "it") if len(missing) == 1 else ("they are drawn as boxes", "them")
         warnings.warn(f"the image's font ({fonts}) has no glyph for {plural(len(missing), 'character')} of its text "
-                      f"({chars}): {drawn}. Name a font that has {them} first in matplotlib's font.family "
+                      f"({chars}): {drawn}, and no installed font has {them}. Install one that has {them} (Chinese, "
+                      "Japanese, Korean: the Noto Sans CJK fonts; Debian and Ubuntu: apt install fonts-noto-cjk), "
+                      "which tunesmith then finds, or name it first in matplotlib's font.family "
                       "(matplotlib.rcParams['font.family'] = ['Noto Sans CJK JP', 'DejaVu Sans']), or write the plot "
                       "as HTML (the browser finds a font)", UserWarning, stacklevel=2)
 
