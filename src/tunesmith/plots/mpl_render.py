@@ -11,7 +11,19 @@ from typing import Any, overload
 import numpy as np
 
 from ..space.params import plural
-from .records import LINE, Axis, Chart, Diagram, Parallel, Record, Series, end_ticks, short_labels
+from .records import (
+    LINE,
+    Axis,
+    Chart,
+    Diagram,
+    Parallel,
+    Record,
+    Series,
+    end_ticks,
+    longest_fit,
+    short_labels,
+    wrap_to_width,
+)
 
 
 @overload
@@ -83,8 +95,6 @@ def _title_lines(ax: Any, title: str) -> list[str]:
     the sum of its characters' advances (kerning only narrows a line), unhinted: matplotlib before
     3.9 hints them at 8 times the width (text.hinting_factor), and titles were wrapped 8 times too narrow."""
     from matplotlib.font_manager import FontProperties, findfont, get_font
-
-    from .records import wrap_to_width
 
     font = FontProperties(size="medium", weight=_matplotlib().rcParams["axes.titleweight"])
     face = get_font(findfont(font))
@@ -280,12 +290,10 @@ def _largest(records: Sequence[Record]) -> float:
 def _chart(ax: Any, c: Chart) -> None:
     if c.x_categories:  # the choices in the space's order, not in the order the trials drew them
         ax.xaxis.update_units(np.array(c.x_categories))
-        from matplotlib.ticker import FuncFormatter
-
-        names = ax.xaxis.get_major_formatter()
-        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, pos: plain(names(x, pos))))
     for s in c.series:
         _draw(ax, s, c)
+    if c.x_categories:  # each choice at its position (0, 1, ...), cut into lines that fit its slot
+        _fit_ticks(ax, [plain(choice) for choice in short_labels([str(x) for x in c.x_categories])], fontsize=None)
     ax.set_xlabel(plain(short_labels([c.x_label])[0]))
     ax.set_ylabel(plain(short_labels([c.y_label])[0]))
     if c.log_x:
@@ -361,6 +369,35 @@ def _cmap(name: str) -> str:
     return {"Viridis": "viridis", "Greys": "Greys"}.get(name, "viridis")
 
 
+#: the lines a tick label may take; a longer one keeps its first and last lines, "…" between them
+TICK_LINES = 3
+
+
+def _fit_ticks(ax: Any, labels: Sequence[str], *, fontsize: float | None) -> None:
+    """``labels`` on ``ax``'s x ticks 0, 1, ..., each cut into lines no wider than the space between two ticks
+    (at spaces, and a word wider than that, a long choice or a name in wide characters, where it must be), at most
+    :data:`TICK_LINES` (a longer one: its first line, "…" and as much of its end as fits a line): long choices of a slice and long parameter names of parallel coordinates ran into
+    each other (rotated or not), where each now keeps to its own slot."""
+    from matplotlib.font_manager import FontProperties
+
+    renderer = ax.figure.canvas.get_renderer()
+    ax.get_xlim()  # the limits the drawn data set
+    slot = 0.9 * abs(ax.transData.transform((1, 0))[0] - ax.transData.transform((0, 0))[0])  # pixels
+    prop = FontProperties(size=fontsize or _matplotlib().rcParams["xtick.labelsize"])
+
+    def measure(text: str) -> float:
+        return float(renderer.get_text_width_height_descent(text, prop, ismath=False)[0])
+
+    def fitted(label: str) -> str:
+        lines = wrap_to_width(label, slot, measure) or [""]
+        if len(lines) <= TICK_LINES:
+            return "\n".join(lines)
+        tail = longest_fit(label[::-1], slot, lambda end: measure(end[::-1]))  # the end that fits a line
+        return "\n".join([lines[0], "…", label[-tail:].lstrip()])
+
+    ax.set_xticks(range(len(labels)), [fitted(label) for label in labels], fontsize=fontsize)
+
+
 def _parallel(ax: Any, p: Parallel) -> None:
     plt = _plt()
     if not p.axes:
@@ -387,9 +424,9 @@ def _parallel(ax: Any, p: Parallel) -> None:
         ticks = a.ticks or end_ticks(lo, hi, a.log)
         for t, label in ticks:  # at the height of the lines through it (0.5 for an axis of one value)
             ax.text(j + 0.03, float(_unit([t], a)[0]), plain(label), fontsize=7, va="center")
-    ax.set_xticks(range(n), [plain(a) for a in short_labels([a.name for a in p.axes])], rotation=20, fontsize=8)
     ax.set_yticks([])
     ax.set_xlim(-0.1, n - 0.6)
+    _fit_ticks(ax, [plain(a) for a in short_labels([a.name for a in p.axes])], fontsize=8)
     sm = plt.cm.ScalarMappable(norm=norm, cmap=cmap)
     ax.figure.colorbar(sm, ax=ax, label=plain(p.color_label))
 
