@@ -134,9 +134,14 @@ def save(records: Sequence[Record], path: Any, *, dpi: int = 120, format: str | 
     missing = _missing(said)
     fallback = _font_with(set(missing)) if missing else None
     if fallback is not None:  # drawn again, that font after the families set: matplotlib takes it for what they lack
-        with _matplotlib().rc_context({"font.family": [*_matplotlib().rcParams["font.family"], fallback]}):
-            buf = io.BytesIO()
-            said = _image(records, buf, dpi=dpi, format=format or _format_of(path))
+        again = io.BytesIO()
+        try:
+            with _matplotlib().rc_context({"font.family": [*_matplotlib().rcParams["font.family"], fallback]}):
+                said_again = _image(records, again, dpi=dpi, format=format or _format_of(path))
+        except (RuntimeError, ValueError, OSError):  # a font FreeType cannot size (a colour emoji's bitmaps): boxes
+            pass
+        else:
+            buf, said = again, said_again
     _pass_on(said)
     if hasattr(path, "write"):
         path.write(buf.getvalue())
