@@ -574,3 +574,36 @@ def test_a_huge_choice_is_cut_in_the_report_s_tables_and_plots_as_in_show() -> N
     chart = next(c for c in slices(study) if c.x_label == "c")
     assert list(chart.x_categories) == [
         "a" * 100 + "... (choice 1, 1,000,000 characters)", "b", "a" * 100 + "... (choice 3, 1,000,000 characters)"]
+
+
+@pytest.mark.slow
+def test_a_slice_of_long_choices_draws_them_in_lines_apart_in_the_page(tmp_path: Path) -> None:
+    """Six choices of 152 characters were each one rotated line in the HTML slice, which plotly's margin
+    squeezed to a strip of 50 px. Now each tick is at most 3 lines of 20 columns (the first, "…", the end;
+    its hover keeps the whole choice): measured in the browser, the labels are apart and the plot keeps its height."""
+    from tunesmith import plots
+
+    choices = [f"preprocessing pipeline number {i} with standard scaling then a principal component analysis "
+               f"keeping ninety five percent of the <b>variance</b> and a final step {i}" for i in range(6)]
+    study = ts.Study(ts.Space({"pipe": ts.Categorical(choices), "x": ts.Float(0, 1)}), sampler="random", seed=0)
+    study.optimize(lambda t: t.params["x"] + choices.index(t.params["pipe"]), n_trials=20)
+    (chart,) = [c for c in plots.slices(study) if c.x_categories]
+    from tunesmith.plots.plotly_render import to_plotly
+
+    axis = to_plotly(chart).layout.xaxis
+    assert [t.split("<br>") for t in axis.ticktext] == [["preprocessing", "…", f"&gt; and a final step {i}"]
+                                                        for i in range(6)]
+    assert list(axis.tickvals) == [c.replace("<", "&lt;").replace(">", "&gt;") for c in choices]
+    sync_api = browser_or_skip()
+    out = plots.save(chart, tmp_path / "slice.html")
+
+    def read(page: Any) -> tuple[list[list[float]], float]:
+        page.wait_for_function("window.Plotly !== undefined", timeout=30_000)
+        boxes = page.eval_on_selector_all(".xtick text", "ts => ts.map(t => { const r = t.getBoundingClientRect();"
+                                          " return [r.left, r.right]; })")
+        return boxes, page.eval_on_selector("rect.nsewdrag", "r => r.getBoundingClientRect().height")
+
+    boxes, plot = _in_chromium(sync_api, out, read)
+    boxes.sort()
+    assert len(boxes) == 6 and all(a[1] <= b[0] for a, b in zip(boxes, boxes[1:], strict=False)), boxes
+    assert plot > 200, plot
