@@ -786,6 +786,25 @@ def test_export_csv_writes_list_and_dict_attributes_as_json(tmp_path: Path, caps
     assert json.loads(row["attrs_cv"]) == {**cv, "scores": [0.9, None]} and row["attrs_tag"] == "plain"
 
 
+def test_export_csv_gives_the_step_a_pruned_trial_stopped_at_in_a_last_column(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The CSV had a pruned trial's value (its last report) but not the step it stopped at (the JSON's
+    reports alone had it). Now a last column, stopped_at_step: the columns before it are as they were."""
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    study = ts.Study({"x": ts.Float(0, 1)}, storage=db, name="s", sampler="random", seed=0)
+    study.add_trial({"x": 0.1}, 0.1, intermediate={1: 0.3, 2: 0.1})
+    study.add_trial({"x": 0.2}, state="pruned", intermediate={1: 0.9, 3: 0.8})
+    study.add_trial({"x": 0.3}, state="pruned")  # stopped before its first report
+    assert run_cli("export", "s", "--storage", db, "--format", "csv") == 0
+    text = capsys.readouterr().out
+    assert text.splitlines()[0] == "number,state,value,params_x,duration,error,worker,stopped_at_step"
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert [(r["state"], r["value"], r["stopped_at_step"]) for r in rows] == [
+        ("complete", "0.1", ""), ("pruned", "0.8", "3"), ("pruned", "", "")]
+    pytest.importorskip("pandas")
+    assert study.to_dataframe()["stopped_at_step"].tolist()[1] == 3
+
+
 def test_show_says_how_to_fail_running_trials_of_a_study_without_heartbeats(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # a killed optimize process leaves its trials running forever; show only counted them

@@ -734,6 +734,28 @@ def test_the_printed_table_aligns_wide_and_combining_names_by_the_columns_they_t
     assert len(starts) == 1, rows
 
 
+def test_columns_agrees_with_rich_on_every_assigned_character() -> None:
+    """columns differed from rich (and the terminals it measures for) on spacing marks (U+093E: 1, drawn on its
+    letter's column), the Hangul fillers (U+3164: 2, U+FFA0: 1), emoji skin tones (2, they join the emoji), the
+    Arabic number signs (U+0600-U+0605: 0, printed) and the hexagrams (1, wide since Unicode 16). Every assigned
+    printable character is checked, and names that mix them."""
+    import unicodedata
+    from importlib.metadata import version
+
+    from rich.cells import cell_len
+
+    from tunesmith.importance import columns
+
+    if int(version("rich").split(".")[0]) < 15:  # older rich measures by older Unicode tables (the hexagrams: 1)
+        pytest.skip(f"rich {version('rich')} measures by older tables; this compares with rich 15 or later")
+    off = [hex(cp) for cp in range(0x20, 0x110000)
+           if not (0x7F <= cp < 0xA0 or 0xD800 <= cp <= 0xDFFF) and unicodedata.category(chr(cp)) != "Cn"
+           and columns(chr(cp)) != cell_len(chr(cp))]
+    assert off == [], off[:20]
+    for name in ("ह\u093e\u093f", "\u3164x\uffa0", "\U0001f44d\U0001f3fd ok", "\u0600\u0601 5", "\u4dc0\u2630 y"):
+        assert columns(name) == cell_len(name), name
+
+
 def test_a_search_whose_every_fit_failed_is_told_to_fix_the_fit_and_fit_a_new_search(tmp_path: Path) -> None:
     """A TunedSearchCV whose every fit failed was told to "fix what fails in the objective ..., then run at
     least 10 more": it has no objective, and the fixed estimator is refused as a resume of the same name."""

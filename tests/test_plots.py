@@ -367,3 +367,45 @@ def test_the_process_diagram_draws_a_box_per_node_and_an_arrow_and_a_label_per_e
     assert arrows == [d.arrow(a, b) for a, b, _ in edges] and arrows[0] != arrows[1][2:] + arrows[1][:2]
     empty = figure_json(plots.Diagram("process", "s: process", message="no trials yet"))["layout"]
     assert not empty.get("shapes") and [a["text"] for a in empty["annotations"]] == ["no trials yet"]
+
+
+def _tick_boxes(ax: Any) -> list[Any]:
+    """The drawn extents of ``ax``'s x tick labels, after the figure's layout (as saved)."""
+    fig = ax.figure
+    fig.tight_layout()
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    return [t.get_window_extent(renderer) for t in ax.get_xticklabels() if t.get_text()]
+
+
+@pytest.mark.filterwarnings("ignore:Glyph:UserWarning")  # matplotlib's font here has no Chinese: boxes, measured
+def test_long_choices_of_a_slice_and_long_names_of_parallel_coordinates_do_not_run_into_each_other() -> None:
+    """A slice of six choices of 152 characters drew each on one line across its neighbours (the image only
+    widened), and parallel coordinates rotated long names, in wide characters too, into each other. Now each
+    label is cut into lines that fit its slot (first line, "…", its end where more than 3): measured apart."""
+    from tunesmith.plots.mpl_render import TICK_LINES, to_matplotlib
+
+    choices = [f"preprocessing pipeline number {i} with standard scaling then a principal component analysis "
+               f"keeping ninety five percent of the variance and a final step {i}" for i in range(6)]
+    names = ["学习率调度器的预热步数与衰减因子", "正则化强度系数以及权重衰减的比例", "批量大小与梯度累积步数的乘积值",
+             *(f"{c}_" + "very_long_parameter_name" * 2 for c in "xyz")]
+    space = ts.Space({"pipe": ts.Categorical(choices), **{n: ts.Float(0, 1) for n in names}})
+    study = ts.Study(space, sampler="random", seed=0)
+    study.optimize(lambda t: t.params[names[0]] + choices.index(t.params["pipe"]), n_trials=20)
+    (chart,) = [c for c in plots.slices(study) if c.x_categories]
+    assert list(chart.x_categories) == choices  # the record keeps each choice whole: the renderer fits it
+    parallel = plots.parallel(study)
+    assert set(names) <= {a.name for a in parallel.axes}
+    for record in (chart, parallel):
+        ax = to_matplotlib(record)
+        try:
+            boxes = sorted(_tick_boxes(ax), key=lambda b: b.x0)
+            labels = [t.get_text() for t in ax.get_xticklabels() if t.get_text()]
+            assert len(boxes) >= 4 and all(len(label.split("\n")) <= TICK_LINES for label in labels), labels
+            overlaps = [(a.x1, b.x0) for a, b in zip(boxes, boxes[1:], strict=False) if a.x1 > b.x0]
+            assert overlaps == [], (record.kind, labels)
+            assert all(ax.figure.bbox.x0 <= b.x0 and b.x1 <= ax.figure.bbox.x1 for b in boxes), labels
+            if record is chart:  # each choice's end, which tells them apart, is drawn
+                assert [label.split("\n")[-1][-6:] for label in labels] == [f"step {i}" for i in range(6)]
+        finally:
+            plt.close(ax.figure)

@@ -730,7 +730,57 @@ def test_characters_the_image_font_lacks_are_said_once_with_the_fix(tmp_path: Pa
         plots.save(plots.importance_bars(Importances("fanova", (Effect(("lr🚀",), 1.0, 0.0),), (), 50)),
                    tmp_path / "one.png")
     (one,) = [str(w.message) for w in said if "has no glyph" in str(w.message)]
-    assert "no glyph for 1 character of its text (🚀): it is drawn as a box. Name a font that has it first" in one
+    assert "no glyph for 1 character of its text (🚀): it is drawn as a box, and no installed font has it" in one
+    assert "apt install fonts-noto-cjk" in glyphs and "which tunesmith then finds" in glyphs
+
+
+def _font_of(path: Path, family: str, chars: str) -> Path:
+    """A TrueType font named ``family`` whose glyphs for ``chars`` are squares (fontTools, matplotlib's own)."""
+    from fontTools.fontBuilder import FontBuilder
+    from fontTools.pens.ttGlyphPen import TTGlyphPen
+
+    def square() -> object:
+        pen = TTGlyphPen(None)
+        for point in ((100, 0), (100, 700), (900, 700), (900, 0)):
+            (pen.lineTo if point != (100, 0) else pen.moveTo)(point)
+        pen.closePath()
+        return pen.glyph()
+
+    names = [".notdef", *(f"uni{ord(c):04X}" for c in chars)]
+    fb = FontBuilder(1000, isTTF=True)
+    fb.setupGlyphOrder(names)
+    fb.setupCharacterMap({ord(c): f"uni{ord(c):04X}" for c in chars})
+    fb.setupGlyf({name: square() for name in names})
+    fb.setupHorizontalMetrics({name: (1000, 100) for name in names})
+    fb.setupHorizontalHeader(ascent=800, descent=-200)
+    fb.setupNameTable({"familyName": family, "styleName": "Regular"})
+    fb.setupOS2()
+    fb.setupPost()
+    fb.save(str(path))
+    return path
+
+
+def test_characters_the_image_font_lacks_are_drawn_in_an_installed_font_that_has_them(tmp_path: Path) -> None:
+    """A name in Chinese was drawn as boxes even where an installed font had its characters (matplotlib looks in
+    its font.family alone). Now an installed font that has them is found and drawn after the families set: no
+    warning, and the image's text is drawn (not the boxes: the picture differs from the one without the font)."""
+    from matplotlib import font_manager
+
+    imp = Importances("fanova", (Effect(("学习率_模型",), 0.7, 0.05), Effect(("lr",), 0.3, 0.02)), (), 50)
+    with pytest.warns(UserWarning, match="no installed font has them"):
+        plots.save(plots.importance_bars(imp), tmp_path / "boxes.svg")
+    font = _font_of(tmp_path / "cjk.ttf", "Tunesmith Test CJK", "学习率模型")
+    font_manager.fontManager.addfont(str(font))
+    try:
+        with warnings.catch_warnings(record=True) as said:
+            warnings.simplefilter("always")
+            plots.save(plots.importance_bars(imp), tmp_path / "drawn.svg")
+        assert not [str(w.message) for w in said if "glyph" in str(w.message).lower()], [str(w.message) for w in said]
+        assert (tmp_path / "drawn.svg").read_bytes() != (tmp_path / "boxes.svg").read_bytes()
+        assert font_manager.fontManager.ttflist[-1].name == "Tunesmith Test CJK"
+    finally:
+        font_manager.fontManager.ttflist = [e for e in font_manager.fontManager.ttflist if e.fname != str(font)]
+        font_manager.FontManager._findfont_cached.cache_clear()
 
 
 def test_the_best_so_far_of_a_study_of_one_trial_is_drawn_as_a_dot() -> None:

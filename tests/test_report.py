@@ -113,6 +113,35 @@ def test_the_report_says_why_the_latest_trials_failed_as_show_does(
     assert "(100,000 characters)" in page and "w" * 1000 not in page
 
 
+def test_the_report_lists_the_latest_pruned_trials_below_the_best_with_the_step_each_stopped_at(
+        tmp_path: Path) -> None:
+    """The report counted pruned trials but listed none (show, the dashboard and export give each): a reader
+    could not tell at which step the pruner stopped them or with what. Now the latest 20 below the best and the
+    failed trials, each with its step, its last report, a value told apart from it, NaN's step, its parameters."""
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    study = ts.Study({"x": ts.Float(0, 1), "k": ts.Categorical(["a", "<b>"])}, storage=url, name="p",
+                     sampler="random", seed=0)
+    for i in range(3):
+        study.add_trial({"x": i / 10, "k": "a"}, i / 10)
+    for i in range(22):
+        study.add_trial({"x": 0.5, "k": "<b>"}, state="pruned", intermediate={1: 0.9, 2: 1.0 + i})
+    study.add_trial({"x": 0.7, "k": "a"}, state="pruned", intermediate={1: 0.4, 3: 0.6}, attrs={"diverged_at": 4})
+    study.add_trial({"x": 0.8, "k": "a"}, 0.95, state="pruned", intermediate={1: 0.3})  # a value told with it
+    study.add_trial({"x": 0.9, "k": "a"}, state="pruned")  # before its first report
+    page = build_report(study)
+    head = "<h2>Pruned trials (the last 20 of 25; tunesmith export lists all)</h2>"
+    assert page.index("<h2>Best 3 of 3 complete trials</h2>") < page.index(head) < page.index("<h2>Plots</h2>")
+    table = page[page.index(head):page.index("<h2>Plots</h2>")]
+    assert ("<tr><th>#</th><th>stopped at</th><th>last report</th><th>value</th><th>diverged at</th><th>x</th>"
+            "<th>k</th><th>seconds</th></tr>") in table
+    assert table.count("<tr>") == 21 and "<tr><td>8</td>" in table and "<tr><td>7</td>" not in table  # #3-#7 left out
+    assert "<td>24</td><td>step 2</td><td>22</td><td></td><td></td><td>0.5</td><td>&lt;b&gt;</td>" in table
+    assert "<td>25</td><td>step 3</td><td>0.6</td><td></td><td>step 4</td><td>0.7</td><td>a</td>" in table
+    assert "<td>26</td><td>step 1</td><td>0.3</td><td>0.95</td><td></td><td>0.8</td>" in table
+    assert "<td>27</td><td>before its first report</td><td></td><td></td><td></td><td>0.9</td>" in table
+    assert "Pruned trials" not in build_report(ts.Study({"x": ts.Float(0, 1)}))
+
+
 def test_control_characters_of_a_failed_trial_are_written_as_escapes_in_the_report_and_the_dashboard(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -545,3 +574,36 @@ def test_a_huge_choice_is_cut_in_the_report_s_tables_and_plots_as_in_show() -> N
     chart = next(c for c in slices(study) if c.x_label == "c")
     assert list(chart.x_categories) == [
         "a" * 100 + "... (choice 1, 1,000,000 characters)", "b", "a" * 100 + "... (choice 3, 1,000,000 characters)"]
+
+
+@pytest.mark.slow
+def test_a_slice_of_long_choices_draws_them_in_lines_apart_in_the_page(tmp_path: Path) -> None:
+    """Six choices of 152 characters were each one rotated line in the HTML slice, which plotly's margin
+    squeezed to a strip of 50 px. Now each tick is at most 3 lines of 20 columns (the first, "…", the end;
+    its hover keeps the whole choice): measured in the browser, the labels are apart and the plot keeps its height."""
+    from tunesmith import plots
+
+    choices = [f"preprocessing pipeline number {i} with standard scaling then a principal component analysis "
+               f"keeping ninety five percent of the <b>variance</b> and a final step {i}" for i in range(6)]
+    study = ts.Study(ts.Space({"pipe": ts.Categorical(choices), "x": ts.Float(0, 1)}), sampler="random", seed=0)
+    study.optimize(lambda t: t.params["x"] + choices.index(t.params["pipe"]), n_trials=20)
+    (chart,) = [c for c in plots.slices(study) if c.x_categories]
+    from tunesmith.plots.plotly_render import to_plotly
+
+    axis = to_plotly(chart).layout.xaxis
+    assert [t.split("<br>") for t in axis.ticktext] == [["preprocessing", "…", f"&gt; and a final step {i}"]
+                                                        for i in range(6)]
+    assert list(axis.tickvals) == [c.replace("<", "&lt;").replace(">", "&gt;") for c in choices]
+    sync_api = browser_or_skip()
+    out = plots.save(chart, tmp_path / "slice.html")
+
+    def read(page: Any) -> tuple[list[list[float]], float]:
+        page.wait_for_function("window.Plotly !== undefined", timeout=30_000)
+        boxes = page.eval_on_selector_all(".xtick text", "ts => ts.map(t => { const r = t.getBoundingClientRect();"
+                                          " return [r.left, r.right]; })")
+        return boxes, page.eval_on_selector("rect.nsewdrag", "r => r.getBoundingClientRect().height")
+
+    boxes, plot = _in_chromium(sync_api, out, read)
+    boxes.sort()
+    assert len(boxes) == 6 and all(a[1] <= b[0] for a, b in zip(boxes, boxes[1:], strict=False)), boxes
+    assert plot > 200, plot

@@ -1460,3 +1460,73 @@ def test_a_resumed_fit_says_so_in_one_line_of_its_own_and_verbose_0_nothing_else
         assert (first, said) == ([], [resumed])
     else:
         assert "study 'bc': sampler random recorded (was 'auto')" in said
+
+
+class _SaysMidFit(LogisticRegression):
+    """A fit that, once, sets the user's level and has another thread log an info line."""
+
+    said: list[str] = []
+
+    def fit(self, X: object, y: object, **kw: object) -> _SaysMidFit:
+        import logging
+        import threading
+
+        if not self.said:
+            self.said.append("set")
+            ts.set_verbosity("debug")
+            other = threading.Thread(target=logging.getLogger("tunesmith").info, args=("another thread's line",))
+            other.start()
+            other.join()
+        return super().fit(X, y, **kw)
+
+
+def test_a_quiet_fit_is_quiet_for_itself_alone_and_keeps_the_level_the_user_set(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """verbose=0 raised the process's "tunesmith" logger to WARNING for the whole fit and put back the
+    level it found: another thread's info lines were dropped meanwhile, and a level the user set during the
+    fit was undone (two quiet fits in threads could leave it at WARNING). Now a filter scoped to the fit's
+    context (its thread and its trial threads) drops its info lines; the level is never touched."""
+    import logging
+
+    log = logging.getLogger("tunesmith")
+    _SaysMidFit.said.clear()
+    with caplog.at_level("INFO", logger="tunesmith"):
+        TunedSearchCV(_SaysMidFit(), {"C": [0.1, 1.0]}, cv=2).fit(X, Y)
+        assert log.level == logging.DEBUG  # what the user set during the fit stays
+        assert [r.getMessage() for r in caplog.records] == ["another thread's line"]
+        caplog.clear()
+        # a pruned search runs its trials in threads (n_jobs=2): theirs are the fit's own, silent
+        search = TunedSearchCV(LogisticRegression(max_iter=500), {"C": loguniform(1e-3, 1e2)}, n_trials=8, cv=3,
+                               pruner="median", n_jobs=2, random_state=0).fit(X, Y)
+        assert len(search.study_.trials) == 8
+        assert [r.getMessage() for r in caplog.records if r.levelno < logging.WARNING] == []
+        search.set_params(verbose=1, name=None).fit(X, Y)
+        assert [r for r in caplog.records if r.levelno == logging.INFO]  # the same fit said its lines at verbose=1
+    log.setLevel(logging.INFO)
+
+
+class _FoldPattern(LogisticRegression):
+    """Scores 1 then 0.5 on KFold(2)'s two folds with good_first, else 0.5 then 1: tied on the mean."""
+
+    def __init__(self, good_first: bool = False) -> None:
+        super().__init__()
+        self.good_first = good_first
+
+    def score(self, X: np.ndarray, y: np.ndarray, sample_weight: object = None) -> float:
+        first = bool(X[0, 0] == 0)  # fold 1 tests rows 0-9
+        return 1.0 if first == self.good_first else 0.5
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_tied_configurations_of_a_space_without_grid_order_take_the_study_s_best_trial(seed: int) -> None:
+    """Among tied configurations of a space with no grid order (a ts.Space, distributions) best_index_ was
+    the first trial run, study_.best_trial the study's pick (the running means read from the last fold
+    backwards): two stories. Now best_index_, best_params_, rank 1 and study_.best_trial name one trial."""
+    X = np.arange(40, dtype=float).reshape(20, 2)
+    y = np.array([0, 1] * 10)
+    search = TunedSearchCV(_FoldPattern(), ts.Space({"good_first": ts.Categorical([False, True])}), n_trials=2,
+                           cv=KFold(2), sampler="grid", random_state=seed).fit(X, y)
+    results = search.cv_results_
+    assert list(results["mean_test_score"]) == [0.75, 0.75] and list(results["rank_test_score"]) == [1, 1]
+    assert results["trial_number"][search.best_index_] == search.study_.best_trial.number
+    assert search.best_params_ == search.study_.best_params == {"good_first": True}

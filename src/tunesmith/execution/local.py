@@ -7,6 +7,7 @@ worker process (``executor="process"`` or ``"ray"``).
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
 import logging
 import os
@@ -72,8 +73,9 @@ class ThreadExecutor(Executor):
         if job.callbacks:  # a worker goes on once its record was called back (as inline)
             run.ended = functools.partial(_hand_over, inbox)
         raised: list[BaseException] = []  # what an objective raised that ``catch`` does not cover
-        threads = [
-            threading.Thread(target=_worker, args=(run, raised), daemon=True) for _ in range(self.n_jobs)
+        threads = [  # each in a copy of the caller's context (its context variables: a quiet fit's, say)
+            threading.Thread(target=contextvars.copy_context().run, args=(_worker, run, raised), daemon=True)
+            for _ in range(self.n_jobs)
         ]
         try:
             for t in threads:  # a signal while they start stops those started too

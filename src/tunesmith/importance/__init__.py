@@ -100,25 +100,38 @@ class Importances:
 
 
 def columns(text: str) -> int:
-    """The columns ``text`` takes in a terminal: two for a wide character (CJK, a Hangul syllable's leading
-    consonant), none for a combining mark, a zero-width character or a decomposed Hangul syllable's vowel
-    and final consonant (they join the leading one's two columns), one for the rest, a soft hyphen included
-    (terminals print it; ``len`` misaligned names with any of these)."""
+    """The columns ``text`` takes in a terminal, as rich and wcwidth measure it: two for a wide character
+    (CJK, a Hangul syllable's leading consonant, the I Ching's hexagrams), none for a combining mark (a
+    spacing one, Devanagari's U+093E, included: it draws on its letter's column), a zero-width character, a
+    decomposed Hangul syllable's vowel and final consonant (they join the leading one's two columns), a
+    Hangul filler or an emoji's skin tone (it joins the emoji), one for the rest: a soft hyphen and the
+    Arabic number signs (U+0600-U+0605) included, which terminals print (``len`` misaligned names with any of
+    these)."""
     return sum(_columns(c) for c in text)
 
 
-#: the vowels and final consonants of decomposed Hangul (Hangul Jamo and Jamo Extended-B): no column of
-#: their own, as a terminal (wcwidth) draws them
-_HANGUL_JOINING = ((0x1160, 0x11FF), (0xD7B0, 0xD7FF))
+#: the characters of no column of their own beside the marks: decomposed Hangul's vowels and final consonants
+#: (Hangul Jamo, Jamo Extended-B), the Hangul fillers, the emoji skin-tone modifiers
+_JOINING = ((0x1160, 0x11FF), (0xD7B0, 0xD7FF), (0x3164, 0x3164), (0xFFA0, 0xFFA0), (0x1F3FB, 0x1F3FF))
+#: format characters (Cf) a terminal prints, one column each: the soft hyphen, the prepended number signs
+_PRINTED = ((0xAD, 0xAD), (0x600, 0x605), (0x6DD, 0x6DD), (0x70F, 0x70F), (0x890, 0x891), (0x8E2, 0x8E2),
+            (0x110BD, 0x110BD), (0x110CD, 0x110CD))
+#: wide since Unicode 16 (the trigrams, the hexagrams, Tai Xuan Jing, counting rods), which the unicodedata of
+#: an older Python does not know
+_WIDE = ((0x2630, 0x2637), (0x268A, 0x268F), (0x4DC0, 0x4DFF), (0x1D300, 0x1D356), (0x1D360, 0x1D376))
+
+
+def _within(c: str, ranges: tuple[tuple[int, int], ...]) -> bool:
+    return any(lo <= ord(c) <= hi for lo, hi in ranges)
 
 
 def _columns(c: str) -> int:
-    if c == "\u00ad":  # a soft hyphen: a format character (Cf) that terminals print as "-"
+    if _within(c, _PRINTED):
         return 1
-    if unicodedata.combining(c) or unicodedata.category(c) in ("Mn", "Me", "Cf") or any(
-            lo <= ord(c) <= hi for lo, hi in _HANGUL_JOINING):
+    if (unicodedata.combining(c) or unicodedata.category(c) in ("Mn", "Me", "Mc", "Cf", "Zl", "Zp")
+            or _within(c, _JOINING)):
         return 0
-    return 2 if unicodedata.east_asian_width(c) in "WF" else 1
+    return 2 if unicodedata.east_asian_width(c) in "WF" or _within(c, _WIDE) else 1
 
 
 def importance(

@@ -11,7 +11,19 @@ from typing import Any, overload
 import numpy as np
 
 from ..space.params import plural
-from .records import LINE, Axis, Chart, Diagram, Parallel, Record, Series, end_ticks, short_labels
+from .records import (
+    LINE,
+    Axis,
+    Chart,
+    Diagram,
+    Parallel,
+    Record,
+    Series,
+    end_ticks,
+    longest_fit,
+    short_labels,
+    wrap_to_width,
+)
 
 
 @overload
@@ -84,8 +96,6 @@ def _title_lines(ax: Any, title: str) -> list[str]:
     3.9 hints them at 8 times the width (text.hinting_factor), and titles were wrapped 8 times too narrow."""
     from matplotlib.font_manager import FontProperties, findfont, get_font
 
-    from .records import wrap_to_width
-
     font = FontProperties(size="medium", weight=_matplotlib().rcParams["axes.titleweight"])
     face = get_font(findfont(font))
     face.set_size(_MEASURED_AT, 72)  # matplotlib sets its size before drawing
@@ -115,7 +125,39 @@ def _advance(face: Any, c: str) -> float:
 
 
 def save(records: Sequence[Record], path: Any, *, dpi: int = 120, format: str | None = None) -> None:
-    """All records into one image file (a path or a binary file of ``format``), one panel each."""
+    """All records into one image file (a path or a binary file of ``format``), one panel each. Characters
+    the font lacks (a study named in Chinese) are drawn in an installed font that has them, where one is."""
+    import io
+
+    buf = io.BytesIO()
+    said = _image(records, buf, dpi=dpi, format=format or _format_of(path))
+    missing = _missing(said)
+    fallback = _font_with(set(missing)) if missing else None
+    if fallback is not None:  # drawn again, that font after the families set: matplotlib takes it for what they lack
+        again = io.BytesIO()
+        try:
+            with _matplotlib().rc_context({"font.family": [*_matplotlib().rcParams["font.family"], fallback]}):
+                said_again = _image(records, again, dpi=dpi, format=format or _format_of(path))
+        except (RuntimeError, ValueError, OSError):  # a font FreeType cannot size (a colour emoji's bitmaps): boxes
+            pass
+        else:
+            buf, said = again, said_again
+    _pass_on(said)
+    if hasattr(path, "write"):
+        path.write(buf.getvalue())
+    else:
+        with open(path, "wb") as f:
+            f.write(buf.getvalue())
+
+
+def _format_of(path: Any) -> str | None:
+    name = path if isinstance(path, str) else getattr(path, "name", None)
+    suffix = str(name).rsplit(".", 1)[-1].lower() if name and "." in str(name) else ""
+    return suffix or None
+
+
+def _image(records: Sequence[Record], path: Any, *, dpi: int, format: str | None) -> list[warnings.WarningMessage]:
+    """Draw ``records`` into ``path``; what matplotlib warned while drawing."""
     axes = new_axes(len(records), size=(11, 4.5) if len(records) == 1 and records[0].kind in ("parallel", "process")
                     else (7, 4.5))
     fig = axes[0].figure
@@ -128,7 +170,7 @@ def save(records: Sequence[Record], path: Any, *, dpi: int = 120, format: str | 
                 _widen_for_labels(axes[0])
             fig.tight_layout()
             fig.savefig(path, dpi=dpi, format=format)
-        _pass_on(said)
+        return list(said)
     except (ValueError, OverflowError, IndexError) as e:  # matplotlib's "arange: cannot compute length", "cannot
         # convert float infinity", and before 3.9 "index 0 is out of bounds" (its ticker found no tick)
         huge, (lo, hi) = _largest(records), _log_span(records)
@@ -147,23 +189,60 @@ def save(records: Sequence[Record], path: Any, *, dpi: int = 120, format: str | 
 _MISSING_GLYPH = re.compile(r"Glyph (\d+) .*missing from font\(s\) (.+?)\.?$")
 
 
-def _pass_on(said: Sequence[warnings.WarningMessage]) -> None:
-    """Warn again what matplotlib warned while drawing an image, but its "Glyph 27169 (...) missing from font(s)
-    DejaVu Sans" for each character and each time it is drawn (81 lines for a study named in Chinese) as one
-    warning that names the characters and what to do."""
+def _missing(said: Sequence[warnings.WarningMessage]) -> dict[str, str]:
+    """The characters matplotlib drew as boxes, each with the fonts it looked in."""
     missing: dict[str, str] = {}
     for w in said:
         glyph = _MISSING_GLYPH.match(str(w.message))
         if glyph:
             missing.setdefault(chr(int(glyph.group(1))), glyph.group(2))
-        else:
+    return missing
+
+
+#: the characters of each installed font file, read once a process (only when a text needs another font)
+_CHARS: dict[str, frozenset[int]] = {}
+
+
+def _font_with(chars: set[str]) -> str | None:
+    """The family of an installed font (matplotlib's list) that has every one of ``chars``, else of the one
+    that has the most of them; None where none has any."""
+    from matplotlib import font_manager
+    from matplotlib.ft2font import FT2Font
+
+    wanted = {ord(c) for c in chars}
+    best, most = None, 0
+    for entry in sorted(font_manager.fontManager.ttflist, key=lambda e: (e.name, e.fname)):
+        if entry.name.startswith("Last Resort"):  # matplotlib's own: a box for every character
+            continue
+        if entry.fname not in _CHARS:
+            try:
+                _CHARS[entry.fname] = frozenset(FT2Font(entry.fname).get_charmap())
+            except (OSError, RuntimeError, ValueError):  # a font file gone or unreadable since matplotlib listed it
+                _CHARS[entry.fname] = frozenset()
+        has = len(wanted & _CHARS[entry.fname])
+        if has > most:
+            best, most = entry.name, has
+            if has == len(wanted):
+                break
+    return best
+
+
+def _pass_on(said: Sequence[warnings.WarningMessage]) -> None:
+    """Warn again what matplotlib warned while drawing an image, but its "Glyph 27169 (...) missing from font(s)
+    DejaVu Sans" for each character and each time it is drawn (81 lines for a study named in Chinese) as one
+    warning that names the characters and what to do."""
+    missing = _missing(said)
+    for w in said:
+        if not _MISSING_GLYPH.match(str(w.message)):
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
     if missing:
         fonts = ", ".join(sorted(set(missing.values())))
         chars = "".join(list(missing)[:20]) + (f" and {len(missing) - 20} more" if len(missing) > 20 else "")
         drawn, them = ("it is drawn as a box", "it") if len(missing) == 1 else ("they are drawn as boxes", "them")
         warnings.warn(f"the image's font ({fonts}) has no glyph for {plural(len(missing), 'character')} of its text "
-                      f"({chars}): {drawn}. Name a font that has {them} first in matplotlib's font.family "
+                      f"({chars}): {drawn}, and no installed font has {them}. Install one that has {them} (Chinese, "
+                      "Japanese, Korean: the Noto Sans CJK fonts; Debian and Ubuntu: apt install fonts-noto-cjk), "
+                      "which tunesmith then finds, or name it first in matplotlib's font.family "
                       "(matplotlib.rcParams['font.family'] = ['Noto Sans CJK JP', 'DejaVu Sans']), or write the plot "
                       "as HTML (the browser finds a font)", UserWarning, stacklevel=2)
 
@@ -216,12 +295,10 @@ def _largest(records: Sequence[Record]) -> float:
 def _chart(ax: Any, c: Chart) -> None:
     if c.x_categories:  # the choices in the space's order, not in the order the trials drew them
         ax.xaxis.update_units(np.array(c.x_categories))
-        from matplotlib.ticker import FuncFormatter
-
-        names = ax.xaxis.get_major_formatter()
-        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, pos: plain(names(x, pos))))
     for s in c.series:
         _draw(ax, s, c)
+    if c.x_categories:  # each choice at its position (0, 1, ...), cut into lines that fit its slot
+        _fit_ticks(ax, [plain(choice) for choice in short_labels([str(x) for x in c.x_categories])], fontsize=None)
     ax.set_xlabel(plain(short_labels([c.x_label])[0]))
     ax.set_ylabel(plain(short_labels([c.y_label])[0]))
     if c.log_x:
@@ -297,6 +374,35 @@ def _cmap(name: str) -> str:
     return {"Viridis": "viridis", "Greys": "Greys"}.get(name, "viridis")
 
 
+#: the lines a tick label may take; a longer one keeps its first and last lines, "…" between them
+TICK_LINES = 3
+
+
+def _fit_ticks(ax: Any, labels: Sequence[str], *, fontsize: float | None) -> None:
+    """``labels`` on ``ax``'s x ticks 0, 1, ..., each cut into lines no wider than the space between two ticks
+    (at spaces, and a word wider than that, a long choice or a name in wide characters, where it must be), at most
+    :data:`TICK_LINES` (a longer one: its first line, "…" and as much of its end as fits a line): long choices of a slice and long parameter names of parallel coordinates ran into
+    each other (rotated or not), where each now keeps to its own slot."""
+    from matplotlib.font_manager import FontProperties
+
+    renderer = ax.figure.canvas.get_renderer()
+    ax.get_xlim()  # the limits the drawn data set
+    slot = 0.9 * abs(ax.transData.transform((1, 0))[0] - ax.transData.transform((0, 0))[0])  # pixels
+    prop = FontProperties(size=fontsize or _matplotlib().rcParams["xtick.labelsize"])
+
+    def measure(text: str) -> float:
+        return float(renderer.get_text_width_height_descent(text, prop, ismath=False)[0])
+
+    def fitted(label: str) -> str:
+        lines = wrap_to_width(label, slot, measure) or [""]
+        if len(lines) <= TICK_LINES:
+            return "\n".join(lines)
+        tail = longest_fit(label[::-1], slot, lambda end: measure(end[::-1]))  # the end that fits a line
+        return "\n".join([lines[0], "…", label[-tail:].lstrip()])
+
+    ax.set_xticks(range(len(labels)), [fitted(label) for label in labels], fontsize=fontsize)
+
+
 def _parallel(ax: Any, p: Parallel) -> None:
     plt = _plt()
     if not p.axes:
@@ -323,9 +429,9 @@ def _parallel(ax: Any, p: Parallel) -> None:
         ticks = a.ticks or end_ticks(lo, hi, a.log)
         for t, label in ticks:  # at the height of the lines through it (0.5 for an axis of one value)
             ax.text(j + 0.03, float(_unit([t], a)[0]), plain(label), fontsize=7, va="center")
-    ax.set_xticks(range(n), [plain(a) for a in short_labels([a.name for a in p.axes])], rotation=20, fontsize=8)
     ax.set_yticks([])
     ax.set_xlim(-0.1, n - 0.6)
+    _fit_ticks(ax, [plain(a) for a in short_labels([a.name for a in p.axes])], fontsize=8)
     sm = plt.cm.ScalarMappable(norm=norm, cmap=cmap)
     ax.figure.colorbar(sm, ax=ax, label=plain(p.color_label))
 

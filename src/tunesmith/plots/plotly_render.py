@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from numbers import Real
 from typing import Any
 
+from ..importance import columns
 from ..trial import CONTROL_BUT_LINES, as_escape
 from .records import (
     HTML_NAME_WIDTH,
@@ -20,6 +21,7 @@ from .records import (
     Record,
     Series,
     axis_label,
+    longest_fit,
     short_labels,
     wrap_to_width,
 )
@@ -120,6 +122,8 @@ def _chart(go: Any, c: Chart) -> Any:
     fig.update_xaxes(title=_escape(c.x_label), type="log" if c.log_x else None)
     if c.x_categories:  # the choices in the space's order, and "16" a label, not the number 16
         fig.update_xaxes(type="category", categoryorder="array", categoryarray=_hs(c.x_categories))
+        if any(columns(str(x)) > TICK_COLUMNS for x in c.x_categories):  # long choices: lines of their own
+            fig.update_xaxes(tickvals=_hs(c.x_categories), ticktext=[_tick_text(str(x)) for x in c.x_categories])
     fig.update_yaxes(title=_escape(c.y_label), type="log" if c.log_y else None)
     fig.update_xaxes(**_whole_ticks(c, "x"))
     fig.update_yaxes(**_whole_ticks(c, "y"))
@@ -187,6 +191,20 @@ def _traces(go: Any, s: Series, c: Chart) -> list[Any]:
 def _names(labels: Sequence[Any]) -> list[str]:
     """Bar labels or axis titles, each parameter name at most :data:`HTML_NAME_WIDTH` characters."""
     return short_labels([str(v) for v in labels], HTML_NAME_WIDTH)
+
+
+#: the columns of a line of a categorical tick's text in a page; 3 lines at most (longer: the first, "…", the end)
+TICK_COLUMNS = 20
+
+
+def _tick_text(choice: str) -> str:
+    """A long choice as a tick's text in lines of :data:`TICK_COLUMNS` (a choice of 152 characters was drawn
+    on one line, rotated, and squeezed the plot to a strip; the hover keeps the whole choice)."""
+    lines = wrap_to_width(choice, TICK_COLUMNS, columns) or [""]
+    if len(lines) > 3:
+        tail = longest_fit(choice[::-1], TICK_COLUMNS, lambda end: columns(end[::-1]))
+        lines = [lines[0], "…", choice[-tail:].lstrip()]
+    return "<br>".join(_escape(line) for line in lines)
 
 
 def _hs(values: Sequence[Any]) -> list[Any]:

@@ -48,7 +48,7 @@ def wrap_to_width(text: str, width: float, measure: Callable[[str], float]) -> l
             if line:
                 lines.append(line)
             while len(word) > 1 and measure(word) > width:
-                cut = _longest_fit(word, width, measure)
+                cut = longest_fit(word, width, measure)
                 lines.append(word[:cut])
                 word = word[cut:]
             line = word
@@ -56,7 +56,7 @@ def wrap_to_width(text: str, width: float, measure: Callable[[str], float]) -> l
     return lines
 
 
-def _longest_fit(word: str, width: float, measure: Callable[[str], float]) -> int:
+def longest_fit(word: str, width: float, measure: Callable[[str], float]) -> int:
     """How many of ``word``'s first characters fit ``width`` (at least one: a line shows something)."""
     low, high = 1, len(word)
     while low < high:

@@ -4,7 +4,8 @@
     write_report(study, "report.html")
 
 It holds the study's settings and search space, the best trials (validation next to
-test where ``study.evaluate_best`` recorded it), the latest failed trials (worker and error), every plot that
+test where ``study.evaluate_best`` recorded it), the latest failed trials (worker and error), the latest
+pruned ones (the step each stopped at, its last report, its parameters), every plot that
 applies (history, learning curves, the process diagram, importance, parallel
 coordinates, slices, contours, the best trial's overfitting graph) and says which
 plots had nothing to draw. From the shell: ``tunesmith report NAME -o report.html``.
@@ -52,7 +53,7 @@ def build_report(study: Any, *, top: int = 10, sections: Sequence[str] = SECTION
     s = snapshot(study)
     drawn, skipped = _plots(s, sections)
     max_resource = getattr(getattr(study, "pruner", None), "max_resource", None)
-    parts = [f"<h1>{_e(s.name)}</h1>", _settings(s, max_resource), _space(s), _best(s, top), _failed(s)]
+    parts = [f"<h1>{_e(s.name)}</h1>", _settings(s, max_resource), _space(s), _best(s, top), _failed(s), _pruned(s)]
     parts.append("<h2>Plots</h2>" + _reduced(s, sections))
     parts.append(to_html(drawn, full=False) if drawn else "<p class='note'>no plot has anything to draw yet</p>")
     if skipped:
@@ -302,9 +303,14 @@ def latest_pruned(trials: Sequence[FrozenTrial]) -> tuple[list[str], str]:
     """The latest pruned trials as ``show`` lists them, "#7 at step 2: 0.4013" (and where its metric turned
     NaN: "(diverged at step 3)"), and a note when more were pruned. A value told with the pruning
     (``study.tell(n, 0.9, state="pruned")``, ``add_trial``) is not the last report: it follows, "(value 0.9)"."""
-    pruned = [t for t in trials if t.state is TrialState.PRUNED]
-    more = f"the last {PRUNED_SHOWN} of {len(pruned)}; tunesmith export lists all" if len(pruned) > PRUNED_SHOWN else ""
-    return [_pruned_row(t) for t in pruned[-PRUNED_SHOWN:]], more
+    pruned, more = _latest(trials, TrialState.PRUNED, PRUNED_SHOWN)
+    return [_pruned_row(t) for t in pruned], more
+
+
+def _latest(trials: Sequence[FrozenTrial], state: TrialState, shown: int) -> tuple[list[FrozenTrial], str]:
+    """The latest ``shown`` trials in ``state``, and a note when there are more."""
+    some = [t for t in trials if t.state is state]
+    return some[-shown:], f"the last {shown} of {len(some)}; tunesmith export lists all" if len(some) > shown else ""
 
 
 def _pruned_row(t: FrozenTrial) -> str:
@@ -327,10 +333,8 @@ def latest_failures(trials: Sequence[FrozenTrial]) -> tuple[list[tuple[int, str,
     """The latest failed trials as (number, where it failed, the error's first line), and a note when more
     failed. Where: ``on <worker>``; for a trial no worker ran (recorded with ``add_trial``), hypertune's outer
     step it records, or ``""``."""
-    failed = [t for t in trials if t.state is TrialState.FAILED]
-    more = f"the last {FAILED_SHOWN} of {len(failed)}; tunesmith export lists all" if len(failed) > FAILED_SHOWN else ""
-    return [(t.number, _where_failed(t), _first_line(t.error or "no error recorded")[:300])
-            for t in failed[-FAILED_SHOWN:]], more
+    failed, more = _latest(trials, TrialState.FAILED, FAILED_SHOWN)
+    return [(t.number, _where_failed(t), _first_line(t.error or "no error recorded")[:300]) for t in failed], more
 
 
 def _where_failed(trial: FrozenTrial) -> str:
@@ -361,6 +365,32 @@ def _failed(s: Snapshot) -> str:
     if not rows:
         return ""
     return f"<h2>Failed trials{f' ({_e(more)})' if more else ''}</h2>" + html_table(["#", "where", "error"], [(n, where or "-", error) for n, where, error in rows], left=3)
+
+
+#: the pruned trials the report lists (the latest), below the best and the failed ones
+PRUNED_REPORTED = 20
+
+
+def _pruned(s: Snapshot) -> str:
+    """The latest pruned trials: the step each stopped at, its last report (its value, and the value told with
+    the pruning where that is another), where its metric turned NaN, and its parameters."""
+    pruned, more = _latest(s.trials, TrialState.PRUNED, PRUNED_REPORTED)
+    if not pruned:
+        return ""
+    names = [n for n in s.space if any(n in t.params for t in pruned)]
+    told = any(t.last_step is not None and t.value != t.intermediate[t.last_step] for t in pruned)
+    nan = diverged(pruned)
+    head = ["#", "stopped at", "last report", *(["value"] if told else []), *(["diverged at"] if nan else []),
+            *(display_names(s.space)[n] for n in names), "seconds"]
+    rows = []
+    for t in pruned:
+        last = None if t.last_step is None else t.intermediate[t.last_step]
+        rows.append([str(t.number), stopped_cell(t) or "before its first report", "" if last is None else f"{last:.6g}",
+                     *(["" if t.value is None or t.value == last else f"{t.value:.6g}"] if told else []),
+                     *([diverged_cell(t)] if nan else []), *(_fmt(t.params[n]) if n in t.params else "" for n in names),
+                     "" if t.duration is None else f"{t.duration:.3g}"])
+    note = f" ({_e(more)})" if more else ""
+    return f"<h2>Pruned trials{note}</h2><div class='wide'>{html_table(head, rows, left=0)}</div>"
 
 
 def html_table(head: Sequence[str], rows: Sequence[Sequence[Any]], *, left: int, raw: bool = False) -> str:

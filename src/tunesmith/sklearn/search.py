@@ -18,6 +18,7 @@ import time
 import uuid
 import warnings
 from collections.abc import Callable, Iterator, Mapping
+from contextvars import ContextVar
 from typing import Any
 
 import numpy as np
@@ -49,7 +50,7 @@ from ..storage.base import mask_url, password_note, worker_gone, worker_id
 from ..study import Study
 from ..study.manage import DROP, SAMPLER_RECORDED, change_setting
 from ..study.study import RESUMING
-from ..trial import FrozenTrial, TrialState, finite_float
+from ..trial import FrozenTrial, TrialState, best_of, finite_float
 from .checks import PeerArgs, same_setup, space_change
 from .interrupts import (
     evaluated,
@@ -361,8 +362,10 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
         if callable(self.refit):
             self.best_index_ = _refit_index(self.refit, self.cv_results_)
         else:
+            best = best_of(trials, study.direction)
             self.best_index_ = _first_best(self.cv_results_[f"rank_test_{metric}"], self.cv_results_["params"],
-                                           self.space)
+                                           self.space, list(self.cv_results_["trial_number"]),
+                                           None if best is None else best.number)
             self.best_score_ = float(self.cv_results_[f"mean_test_{metric}"][self.best_index_])
         self.best_params_ = self.cv_results_["params"][self.best_index_]
         if self.refit:
@@ -698,17 +701,22 @@ def _check_refit(search: TunedSearchCV, attr: str) -> None:
         check_is_fitted(search, "best_estimator_")
 
 
-def _first_best(ranks: np.ndarray, params: list[dict[str, Any]], space: Any) -> int:
+def _first_best(ranks: np.ndarray, params: list[dict[str, Any]], space: Any, numbers: list[int],
+                best: int | None) -> int:
     """The row ranked first; among ties, the first in GridSearchCV's order of the grid (its
-    ``ParameterGrid``), so that a grid run in a random order picks what GridSearchCV picks."""
+    ``ParameterGrid``), so that a grid run in a random order picks what GridSearchCV picks. A space
+    with no grid order (distributions, a ts.Space; no scikit-learn search has an order to keep) takes
+    the study's own pick, trial ``best`` (``study_.best_trial``), where it is among the tied rows."""
     from sklearn.model_selection import ParameterGrid
 
     tied = [int(i) for i in np.flatnonzero(ranks == ranks.min())]
     try:
         grid = ParameterGrid(space) if len(tied) > 1 else []
         order = {_config_key(p): i for i, p in enumerate(grid)} if len(grid) <= 100_000 else {}
-    except (TypeError, ValueError):  # distributions, a ts.Space: no grid order, the first trial
+    except (TypeError, ValueError):  # distributions, a ts.Space: no grid order
         order = {}
+    if not order and best is not None and best in (studied := [numbers[i] for i in tied]):
+        return tied[studied.index(best)]
     return min(tied, key=lambda i: (order.get(_config_key(params[i]), len(order)), i))
 
 
@@ -1287,23 +1295,33 @@ def _jobs(n_jobs: int | None) -> int:
     return max(1, (os.cpu_count() or 1) + 1 + int(n_jobs)) if n_jobs < 0 else int(n_jobs)
 
 
+#: the filter of the fit running in this context at verbose=0 (None: not quiet); a ThreadExecutor's
+#: workers run in a copy of their caller's context, so a fit's own trial threads are quiet with it
+_QUIET: ContextVar[Callable[[logging.LogRecord], bool] | None] = ContextVar("tunesmith_quiet", default=None)
+
+
+def _quiet_here(record: logging.LogRecord) -> bool:
+    """The "tunesmith" logger's filter: a quiet fit's own lines (its thread and its trial threads)
+    are its warnings only; every other thread's lines pass as the logger's level says."""
+    said = _QUIET.get()
+    return said is None or (record.levelno >= logging.WARNING and said(record))
+
+
 @contextlib.contextmanager
 def _quiet(verbose: int, *, raising: bool = False) -> Iterator[None]:
     """tunesmith's info lines only with verbose > 0 (warnings always, but for the line of a trial
     whose fit or scorer failed: the search's FitFailedWarning or "Scoring failed" warning says it,
-    or with error_score="raise" the error that stops fit)."""
+    or with error_score="raise" the error that stops fit). Scoped to this fit: the logger's level is
+    left as the user set it, and another thread's lines meanwhile are said."""
     if verbose > 0:
         yield
         return
-    level = logger.level
-    said = _said_by_the_error if raising else _said_by_a_warning
-    logger.setLevel(max(level, logging.WARNING))
-    logger.addFilter(said)
+    logger.addFilter(_quiet_here)  # once: a no-op outside a quiet fit
+    token = _QUIET.set(_said_by_the_error if raising else _said_by_a_warning)
     try:
         yield
     finally:
-        logger.removeFilter(said)
-        logger.setLevel(level)
+        _QUIET.reset(token)
 
 
 @contextlib.contextmanager

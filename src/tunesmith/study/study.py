@@ -1261,7 +1261,8 @@ def _stored_pruner(name: str, cfg: Mapping[str, Any]) -> Pruner:
 
 def trial_rows(trials: Iterable[FrozenTrial], space: Space) -> list[dict[str, Any]]:
     """Flat rows for tables and exports: number, state, value, a column per parameter, one per
-    attribute any trial set (``attrs_<key>``), times."""
+    attribute any trial set (``attrs_<key>``), duration, error, worker, and the step of a pruned or
+    paused trial's last report (``stopped_at_step``; None for the others and one stopped before reporting)."""
     trials = list(trials)
     attr_keys = list(dict.fromkeys(k for t in trials for k in t.attrs))
     rows = []
@@ -1274,6 +1275,8 @@ def trial_rows(trials: Iterable[FrozenTrial], space: Space) -> list[dict[str, An
         row["duration"] = t.duration
         row["error"] = t.error
         row["worker"] = t.worker
+        # last, so that a reader of the columns before it by position reads them as before
+        row["stopped_at_step"] = t.last_step if t.state in (TrialState.PRUNED, TrialState.PAUSED) else None
         rows.append(row)
     return rows
 
