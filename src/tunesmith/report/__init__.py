@@ -53,7 +53,8 @@ def build_report(study: Any, *, top: int = 10, sections: Sequence[str] = SECTION
     s = snapshot(study)
     drawn, skipped = _plots(s, sections)
     max_resource = getattr(getattr(study, "pruner", None), "max_resource", None)
-    parts = [f"<h1>{_e(s.name)}</h1>", _settings(s, max_resource), _space(s), _best(s, top), _failed(s), _pruned(s)]
+    parts = [f"<h1>{_e(s.name)}</h1>", _settings(s, max_resource), _space(s), _best(s, top)]
+    parts += [_failed(s), _pruned(s)]
     parts.append("<h2>Plots</h2>" + _reduced(s, sections))
     parts.append(to_html(drawn, full=False) if drawn else "<p class='note'>no plot has anything to draw yet</p>")
     if skipped:
