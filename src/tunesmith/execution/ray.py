@@ -68,8 +68,9 @@ class ClusterLost(WorkersLost):
     for ``lost_after`` seconds (its nodes died, or it cannot be reached)."""
 
 
-#: the oldest Ray the executor is tested with (the ``ray`` extra asks for it)
-MIN_RAY = (2, 9)
+#: the oldest Ray the executor is tested with (the ``ray`` extra asks for it): Ray 2.9 imports ``pkg_resources``,
+#: which setuptools 81 and later do not have, so its dashboard failed to start and its node had no CPUs
+MIN_RAY = (2, 10)
 
 
 def import_ray() -> Any:
