@@ -77,8 +77,11 @@ class ActorsNotStarted(WorkersLost):
     nodes could hold one: other work holds the resources its trials need."""
 
 
-#: the oldest Ray the executor is tested with (the ``ray`` extra asks for it)
-MIN_RAY = (2, 9)
+#: the oldest Ray the executor is tested with (the ``ray`` extra asks for it): Ray 2.9 imports ``pkg_resources``,
+#: which setuptools 81 and later do not have, so its dashboard failed to start and its node had no CPUs; from 2.10
+#: to 2.48 the driver's ``ray.get`` raised "Broken pipe" (RaySystemError, OSError) once the only node was lost,
+#: which ended optimize there rather than failing the running trials as lost (``ClusterLost``)
+MIN_RAY = (2, 49)
 
 
 def import_ray() -> Any:

@@ -23,8 +23,8 @@ from ..space import Fixed, Float, Int
 #: the oldest version of each integration's package tunesmith works with, as its extra in pyproject.toml asks
 #: (an older one installed apart from the extra failed inside a callback, not at the import)
 FLOORS: dict[str, tuple[int, ...]] = {
-    "xgboost": (2, 0),
-    "lightgbm": (4, 0),
+    "xgboost": (3, 1, 3),  # XGBClassifier under scikit-learn >= 1.8; callbacks called in the order given (3.1.2)
+    "lightgbm": (4, 7),  # LGBMModel.fit(eval_X=, eval_y=), as docs/integrations.md writes it
     "lightning": (2, 6),  # Trainer.fit(..., weights_only=True), as docs/integrations.md writes it
     "transformers": (4, 41),  # TrainingArguments.eval_strategy, which the callback reads
     "mlflow": (2, 10),
