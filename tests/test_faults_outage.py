@@ -379,7 +379,9 @@ def test_a_worker_frozen_inside_a_write_does_not_hold_every_other_worker_s_write
     frozen = subprocess.Popen([sys.executable, "-c", FROZEN, pg_url, "1.0"], env=subprocess_env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        assert frozen.stdout is not None and frozen.stdout.readline().strip() == "locked", frozen.stderr
+        assert frozen.stdout is not None and frozen.stderr is not None
+        line = frozen.stdout.readline().strip()  # "" where it ended: its error is all written then
+        assert line == "locked", line or frozen.stderr.read()
         time.sleep(0.2)  # stopped by now
         done: dict[str, Any] = {}
         thread = threading.Thread(target=lambda: done.setdefault("trial", study.ask()), daemon=True)
@@ -396,7 +398,10 @@ def test_a_worker_frozen_inside_a_write_does_not_hold_every_other_worker_s_write
     assert [(t.number, t.state.value) for t in ts.Study.load("s", storage=pg_url).trials] == [(0, "complete")]
 
 
-def test_tunesmith_s_sessions_get_an_idle_in_transaction_timeout_unless_the_url_sets_one(pg_url: str) -> None:
+def test_tunesmith_s_sessions_get_an_idle_in_transaction_timeout_unless_the_user_sets_one(
+    pg_url: str, pg_server: Any
+) -> None:
+    import psycopg
     import sqlalchemy as sa
 
     from tunesmith.storage import SQLStorage
@@ -409,5 +414,16 @@ def test_tunesmith_s_sessions_get_an_idle_in_transaction_timeout_unless_the_url_
         finally:
             storage.close()
 
+    def alter(statement: str) -> None:
+        with psycopg.connect(pg_server.dsn(db), autocommit=True) as conn:
+            conn.execute(statement)
+
+    db = sa.engine.make_url(pg_url).database
+    option = "?options=-c%20idle_in_transaction_session_timeout%3D"
     assert shown(pg_url) == "5min"
-    assert shown(pg_url + "?options=-c%20idle_in_transaction_session_timeout%3D7000") == "7s"  # the user's kept
+    assert shown(pg_url + option + "7000") == "7s"  # the user's kept
+    assert shown(pg_url + option + "0") == "0"  # turned off by the user: kept off (it got 5 min)
+    alter(f'ALTER DATABASE "{db}" SET idle_in_transaction_session_timeout = 9000')
+    assert shown(pg_url) == "9s"
+    alter(f'ALTER ROLE CURRENT_USER IN DATABASE "{db}" SET idle_in_transaction_session_timeout = 0')
+    assert shown(pg_url) == "0"

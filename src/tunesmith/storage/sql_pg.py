@@ -33,24 +33,28 @@ logger = logging.getLogger("tunesmith")
 SAFE_SEARCH_PATH = "pg_catalog, pg_temp"
 
 #: seconds the server lets a session of tunesmith's wait inside a transaction for its process before ending it
-#: (``idle_in_transaction_session_timeout``; kept where the URL's options or the role set one). tunesmith's
-#: transactions run no user code, so only a process frozen mid-transaction waits that long (stopped by a
-#: debugger or SIGSTOP, a suspended VM, a network partition): its session held the study's row lock, and
-#: every other worker's ask, tell and heartbeat waited on it, for as long as it stayed frozen (behind a
-#: partition, until the server's TCP keepalive gave up: two hours by default). Ended, the lock is freed; the
-#: frozen process, woken, meets a lost connection and runs its transaction again. Generous: a read of a
-#: study of millions of trials converts its rows before it commits, slower on a loaded machine.
+#: (``idle_in_transaction_session_timeout``; kept where the server sets one, or the URL's options, the role or
+#: the database set any, 0 included). tunesmith's transactions run no user code, so only a process frozen
+#: mid-transaction waits that long (stopped by a debugger or SIGSTOP, a suspended VM, a network partition): its
+#: session held the study's row lock, and every other worker's ask and tell waited on it (not the beats: they
+#: write their trials' rows alone) for as long as it stayed frozen (behind a partition, until the server's TCP
+#: keepalive gave up: two hours by default). Ended, the lock is freed; the frozen process, woken, meets a lost
+#: connection and runs its transaction again. Generous: a read of a study of millions of trials converts its
+#: rows before it commits, slower on a loaded machine.
 IDLE_IN_TRANSACTION = 300.0
 
 #: where the role's own search path finds tunesmith's tables, else where it would create them; and whether
-#: the session has an idle-in-transaction timeout already
+#: the session's idle-in-transaction timeout is to be kept: one is set, or the user chose it for these connections,
+#: 0 (none) included (its source: the URL's options or PGOPTIONS, ALTER ROLE, ALTER DATABASE, ALTER ROLE ... IN
+#: DATABASE); a server without the setting (before PostgreSQL 9.6) has none to set
 _FIND_SCHEMA = (
     "SELECT COALESCE((SELECT n.nspname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n "
     "ON n.oid OPERATOR(pg_catalog.=) c.relnamespace "
     "WHERE c.oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass('ts_studies'::pg_catalog.text)::pg_catalog.oid), "
     "pg_catalog.current_schema()), "
-    "pg_catalog.current_setting('idle_in_transaction_session_timeout'::pg_catalog.text) "
-    "OPERATOR(pg_catalog.<>) '0'::pg_catalog.text"
+    "COALESCE((SELECT s.setting OPERATOR(pg_catalog.<>) '0'::pg_catalog.text OR s.source OPERATOR(pg_catalog.=) "
+    "ANY ('{client,user,database,\"database user\"}'::pg_catalog.text[]) FROM pg_catalog.pg_settings s "
+    "WHERE s.name OPERATOR(pg_catalog.=) 'idle_in_transaction_session_timeout'::pg_catalog.text), true)"
 )
 
 #: roles but the schema's owner and this session's role that may create objects in the schema
