@@ -161,15 +161,6 @@ class Trainer:
             check_dtypes(val, self.model, "val")
         self.steps_per_epoch = math.ceil(loader.batches / cfg.accumulate)
         self.total_steps = total_steps_of(cfg, self.steps_per_epoch)
-        if cfg.warmup_steps and cfg.warmup_steps >= self.total_steps:
-            # the warm-up's step s runs at (s + 1) / warmup_steps of lr: lr itself only at its last step
-            reached = "reaches lr (%g) only at the last step" if cfg.warmup_steps == self.total_steps else \
-                "never reaches lr (%g)"
-            logging.getLogger("tunesmith").warning(
-                "TrainConfig.warmup_steps (%d) is not below the run's %d optimizer steps: the learning rate "
-                + reached + " and the schedule never starts; lower warmup_steps or use warmup_fraction",
-                cfg.warmup_steps, self.total_steps, cfg.lr)
-        self._warn_schedule_never_decays()
         if cfg.checkpoint_dir is not None:
             ckpt.secure_dir(cfg.checkpoint_dir)
             ckpt.clean_stale(cfg.checkpoint_dir)  # temporary files of writers killed while saving
@@ -183,6 +174,16 @@ class Trainer:
             self._resumed(state, str(resume_from), loader.batches)
         else:
             _seed_all(cfg.seed)
+        # said with the run's length as resumed: on a larger or smaller training set it is not epochs x steps per epoch
+        if cfg.warmup_steps and cfg.warmup_steps >= self.total_steps:
+            # the warm-up's step s runs at (s + 1) / warmup_steps of lr: lr itself only at its last step
+            reached = "reaches lr (%g) only at the last step" if cfg.warmup_steps == self.total_steps else \
+                "never reaches lr (%g)"
+            logging.getLogger("tunesmith").warning(
+                "TrainConfig.warmup_steps (%d) is not below the run's %d optimizer steps: the learning rate "
+                + reached + " and the schedule never starts; lower warmup_steps or use warmup_fraction",
+                cfg.warmup_steps, self.total_steps, cfg.lr)
+        self._warn_schedule_never_decays()
         warn_slow_batch_norms(self.model, (self.total_steps - self.step) * cfg.accumulate)
         # gradients left by a backward before fit would move frozen weights (and add to the first step's)
         self.optimizer.zero_grad(set_to_none=True)
