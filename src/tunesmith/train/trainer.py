@@ -203,6 +203,10 @@ class Trainer:
                 "set than the saved run's): the rest of that epoch is skipped and training goes on with epoch %d",
                 where, self.epoch + 1, self._offset, batches, self.epoch + 2)
             self.epoch, self._offset = self.epoch + 1, 0  # (left as it was, the epoch yielded no batch: no end)
+        best = self.history.best_checkpoint
+        if self.config.restore_best and best:  # loaded at the run's end where no validation improves on it
+            refuse_planted(Path(best), f"best checkpoint named in {where} (restore_best loads it)", "resume with "
+                           "restore_best=False: the run then ends with its last weights, not those of that file")
         self.total_steps = self._run_steps(batches)
         self._warn_schedule_moved(state, where)
         if self._done():
@@ -656,8 +660,10 @@ class Trainer:
         d = self.config.checkpoint_dir
         for key in ("best_checkpoint", "last_checkpoint"):
             path = getattr(self.history, key)  # written where the folder was before it moved: here now
-            if d is not None and path and not Path(path).is_file():
-                setattr(self.history, key, ckpt.moved_into(path, d))
+            moved = ckpt.moved_into(path, d) if d is not None and path else path
+            # the moved folder's own file, even where another is at the old place (someone's, after the move)
+            if moved != path and (Path(moved).is_file() or not Path(path).is_file()):
+                setattr(self.history, key, moved)
         self._ref = state.get("ref", self.history.best_loss)  # older checkpoints: the same
         self._best_state = None
 
