@@ -344,6 +344,39 @@ def test_a_checkpoint_to_resume_from_is_checked_as_one_load_weights_reads(tmp_pa
     assert Trainer(mlp(seed=3), again).fit(*DATA, resume_from=copied).records[-1].epoch == 2
 
 
+def test_the_best_checkpoint_a_resumed_run_restores_is_checked_as_the_checkpoint_is(tmp_path: Path) -> None:
+    """Before: a resumed run restored the best.pt its checkpoint names (restore_best) whoever had put it there: a
+    file at the old place of a moved run folder (anyone may make /tmp/<old name> after the move) or in a folder
+    others may write; the run ended with those weights as its best."""
+    run = CFG.with_params({"epochs": 2, "checkpoint_dir": str(tmp_path / "a" / "x" / "run")})
+    Trainer(mlp(), run).fit(*DATA)
+    shutil.move(tmp_path / "a", tmp_path / "b")
+    here = tmp_path / "b" / "x" / "run"
+    theirs = CFG.with_params({"epochs": 1, "lr": 0.5, "checkpoint_dir": str(tmp_path / "theirs")})
+    Trainer(mlp(seed=9), theirs).fit(*DATA)
+    (tmp_path / "a" / "x" / "run").mkdir(parents=True)  # the old place, taken after the move
+    shutil.copy(tmp_path / "theirs" / "best.pt", tmp_path / "a" / "x" / "run" / "best.pt")
+    model = mlp()
+    history = Trainer(model, run.with_params({"checkpoint_dir": str(here)})).fit(
+        *DATA, resume_from=checkpoint.latest(here))  # nothing left to train: the best weights are restored
+    assert history.best_checkpoint == str(here / "best.pt")  # the moved folder's own, not the one at the old place
+    own = torch.load(here / "best.pt", weights_only=True)["model"]
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in own.items())
+
+    team = CFG.with_params({"epochs": 2, "checkpoint_dir": str(tmp_path / "team" / "run")})
+    Trainer(mlp(), team).fit(*DATA)
+    (tmp_path / "team" / "run").chmod(0o777)  # others may replace its best.pt
+    (tmp_path / "mine").mkdir()
+    copied = tmp_path / "mine" / "last.pt"
+    shutil.copy(checkpoint.latest(tmp_path / "team" / "run"), copied)  # the user's own file in their folder
+    again = team.with_params({"epochs": 3, "checkpoint_dir": str(tmp_path / "mine" / "run")})
+    with pytest.raises(ts.UntrustedPathError, match=r"best checkpoint named in .*last.pt \(restore_best loads it\) "
+                                                    r".*can be written by other users \(mode 777\).*resume with "
+                                                    r"restore_best=False"):
+        Trainer(mlp(), again).fit(*DATA, resume_from=copied)
+    history = Trainer(mlp(), again.with_params({"restore_best": False})).fit(*DATA, resume_from=copied)
+    assert history.records[-1].epoch == 3  # as the message says
+
 def test_a_folder_the_sweep_cannot_tidy_fails_no_other_trial(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """Tidying another trial's folder is housekeeping: before, an entry it could not delete (here a
     folder named like a checkpoint) failed every later trial of the study with IsADirectoryError."""

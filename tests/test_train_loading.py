@@ -229,6 +229,16 @@ def test_a_list_of_samples_is_told_in_one_line_how_to_stack_it() -> None:
     assert np.isfinite(Trainer(mlp(), TrainConfig(epochs=1, batch_size=16)).fit(data, None).records[-1].train_loss)
 
 
+def test_a_list_of_samples_without_targets_is_told_it_has_none() -> None:
+    """Before: a list of one-item samples ``[(x,), ...]`` was told "samples of 1 items each" and a line that
+    stacks them into a tuple of one tensor, which is then refused (no target)."""
+    x, _ = blobs(20)
+    with pytest.raises(ValueError, match=r"got a list of 20 samples of 1 item each, inputs without targets: each "
+                                         r"sample is \(x, \.\.\., y\), the target last") as refused:
+        Trainer(mlp(), TrainConfig(epochs=1, batch_size=16)).fit([(row,) for row in x], None)
+    assert "range(1)" not in str(refused.value)
+
+
 def test_integer_feature_arrays_are_told_to_become_float32_naming_the_dtype() -> None:
     """NumPy integer features (counts, pixel values) were told the float advice meant for float inputs, and
     float regression targets torch.as_tensor(y), which keeps float64; each array now gets the advice for the

@@ -235,6 +235,32 @@ def test_a_resume_mid_epoch_on_a_smaller_training_set_goes_on_with_the_next_epoc
             "run's): the rest of that epoch is skipped and training goes on with epoch 2") in caplog.text, caplog.text
 
 
+@pytest.mark.parametrize(("settings", "false"), [
+    ({"schedule": "cosine", "warmup_steps": 20}, "warmup_steps (20) is not below the run's 12 optimizer steps"),
+    ({"schedule": "step", "decay_steps": 20}, "the run has 12 after warm-up: the rate never decays"),
+])
+def test_a_resume_on_a_smaller_training_set_judges_its_warm_up_and_decay_by_the_run_s_length(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, settings: dict[str, object], false: str
+) -> None:
+    """Before: the warm-up and step-decay warnings took the run as epochs x the smaller set's steps per epoch
+    (4 x 3 = 12), not its length as resumed (24 steps done, 6 to go): a run past its warm-up at step 20, and
+    decayed there, was told its rate never reaches lr or never decays."""
+    from _train_util import blobs
+
+    x, y = blobs(192)
+    cfg = TrainConfig(epochs=4, batch_size=16, lr=1e-3, checkpoint_dir=str(tmp_path / "a"), keep_last=4,
+                      device="cpu", **settings)
+    Trainer(mlp(), cfg).fit((x, y))  # 12 steps per epoch
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        history = Trainer(mlp(), cfg.with_params({"checkpoint_dir": str(tmp_path / "b")})).fit(
+            (x[:48], y[:48]), resume_from=tmp_path / "a" / "last-000000024.pt")  # after epoch 2; then 3 per epoch
+    assert [r.step for r in history.records] == [12, 24, 27, 30]
+    if settings["schedule"] == "cosine":  # the resume's own warning stays (a step decay's rate goes on as saved)
+        assert "total steps (48 there, 30 here)" in caplog.text, caplog.text
+    assert false not in caplog.text and "is not below" not in caplog.text and "never decays" not in caplog.text, \
+        caplog.text
+
+
 def test_a_run_resumed_from_its_moved_folder_names_its_best_checkpoint_there(tmp_path: Path) -> None:
     """The history inside a checkpoint names best.pt by the path it was written at: resumed from
     the folder moved elsewhere (a project folder moved, another machine), the run kept the old

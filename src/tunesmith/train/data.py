@@ -59,6 +59,9 @@ def _not_columns(data: tuple[Any, ...] | list[Any]) -> str:
     samples ``[(x, y), ...]`` is told how to stack it (its every item's type was listed, 48 times for 48 samples)."""
     width = {len(t) if isinstance(t, (tuple, list)) else -1 for t in data}
     if len(width) == 1 and 0 < (k := width.pop()) < len(data):
+        if k == 1:  # stacked, one tensor: no target
+            return (f"a {type(data).__name__} of {len(data)} samples of 1 item each, inputs without targets: each "
+                    "sample is (x, ..., y), the target last; stack the inputs into one tensor x and pass (x, y)")
         return (f"a {type(data).__name__} of {len(data)} samples of {k} items each; stack each position into one "
                 f"tensor: data = tuple(torch.stack([torch.as_tensor(s[i]) for s in data]) for i in range({k}))")
     kinds = [type_path(t) for t in data]

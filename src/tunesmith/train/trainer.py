@@ -161,15 +161,6 @@ class Trainer:
             check_dtypes(val, self.model, "val")
         self.steps_per_epoch = math.ceil(loader.batches / cfg.accumulate)
         self.total_steps = total_steps_of(cfg, self.steps_per_epoch)
-        if cfg.warmup_steps and cfg.warmup_steps >= self.total_steps:
-            # the warm-up's step s runs at (s + 1) / warmup_steps of lr: lr itself only at its last step
-            reached = "reaches lr (%g) only at the last step" if cfg.warmup_steps == self.total_steps else \
-                "never reaches lr (%g)"
-            logging.getLogger("tunesmith").warning(
-                "TrainConfig.warmup_steps (%d) is not below the run's %d optimizer steps: the learning rate "
-                + reached + " and the schedule never starts; lower warmup_steps or use warmup_fraction",
-                cfg.warmup_steps, self.total_steps, cfg.lr)
-        self._warn_schedule_never_decays()
         if cfg.checkpoint_dir is not None:
             ckpt.secure_dir(cfg.checkpoint_dir)
             ckpt.clean_stale(cfg.checkpoint_dir)  # temporary files of writers killed while saving
@@ -183,6 +174,16 @@ class Trainer:
             self._resumed(state, str(resume_from), loader.batches)
         else:
             _seed_all(cfg.seed)
+        # said with the run's length as resumed: on a larger or smaller training set it is not epochs x steps per epoch
+        if cfg.warmup_steps and cfg.warmup_steps >= self.total_steps:
+            # the warm-up's step s runs at (s + 1) / warmup_steps of lr: lr itself only at its last step
+            reached = "reaches lr (%g) only at the last step" if cfg.warmup_steps == self.total_steps else \
+                "never reaches lr (%g)"
+            logging.getLogger("tunesmith").warning(
+                "TrainConfig.warmup_steps (%d) is not below the run's %d optimizer steps: the learning rate "
+                + reached + " and the schedule never starts; lower warmup_steps or use warmup_fraction",
+                cfg.warmup_steps, self.total_steps, cfg.lr)
+        self._warn_schedule_never_decays()
         warn_slow_batch_norms(self.model, (self.total_steps - self.step) * cfg.accumulate)
         # gradients left by a backward before fit would move frozen weights (and add to the first step's)
         self.optimizer.zero_grad(set_to_none=True)
@@ -202,6 +203,10 @@ class Trainer:
                 "set than the saved run's): the rest of that epoch is skipped and training goes on with epoch %d",
                 where, self.epoch + 1, self._offset, batches, self.epoch + 2)
             self.epoch, self._offset = self.epoch + 1, 0  # (left as it was, the epoch yielded no batch: no end)
+        best = self.history.best_checkpoint
+        if self.config.restore_best and best:  # loaded at the run's end where no validation improves on it
+            refuse_planted(Path(best), f"best checkpoint named in {where} (restore_best loads it)", "resume with "
+                           "restore_best=False: the run then ends with its last weights, not those of that file")
         self.total_steps = self._run_steps(batches)
         self._warn_schedule_moved(state, where)
         if self._done():
@@ -655,8 +660,10 @@ class Trainer:
         d = self.config.checkpoint_dir
         for key in ("best_checkpoint", "last_checkpoint"):
             path = getattr(self.history, key)  # written where the folder was before it moved: here now
-            if d is not None and path and not Path(path).is_file():
-                setattr(self.history, key, ckpt.moved_into(path, d))
+            moved = ckpt.moved_into(path, d) if d is not None and path else path
+            # the moved folder's own file, even where another is at the old place (someone's, after the move)
+            if moved != path and (Path(moved).is_file() or not Path(path).is_file()):
+                setattr(self.history, key, moved)
         self._ref = state.get("ref", self.history.best_loss)  # older checkpoints: the same
         self._best_state = None
 
