@@ -377,6 +377,37 @@ def test_the_best_checkpoint_a_resumed_run_restores_is_checked_as_the_checkpoint
     history = Trainer(mlp(), again.with_params({"restore_best": False})).fit(*DATA, resume_from=copied)
     assert history.records[-1].epoch == 3  # as the message says
 
+
+@pytest.mark.parametrize("where", ["own-folder", "sticky-folder", "folder-others-may-write"])
+def test_a_checkpoint_to_resume_from_not_there_is_refused_where_another_user_may_make_it(tmp_path: Path,
+                                                                                        where: str) -> None:
+    """``fit(resume_from=...)`` on a path not there: in a folder of the user's own it says the file does not
+    exist; in one others may add files to (sticky, as /tmp, or not) they may make it between the look and the load,
+    so it is refused as not there, with the ``chmod go-w`` where the folder is the user's own and not sticky (no
+    such hint for a shared sticky folder: it would shut the others out)."""
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    folder.chmod({"own-folder": 0o755, "sticky-folder": 0o1777, "folder-others-may-write": 0o777}[where])
+    gone = folder / "run" / "last.pt"
+    model = mlp(seed=3)
+    before = snapshot(model)
+    cfg = CFG.with_params({"epochs": 1, "checkpoint_dir": str(tmp_path / "again")})
+    if where == "own-folder":
+        with pytest.raises(FileNotFoundError, match=r"checkpoint '.*last\.pt' does not exist"):
+            Trainer(model, cfg).fit(*DATA, resume_from=gone)
+        return
+    with pytest.raises(ts.UntrustedPathError, match=rf"checkpoint to resume from '{gone}' is not there, and '{folder}' "
+                                                    r"can be written by other users \(mode 1?777\), so they may put a "
+                                                    r"file of theirs there before it is read; ") as refused:
+        Trainer(model, cfg).fit(*DATA, resume_from=gone)
+    assert all(torch.equal(v, snapshot(model)[k]) for k, v in before.items())
+    assert ("chmod go-w" in str(refused.value)) == (where == "folder-others-may-write"), refused.value
+    if where == "folder-others-may-write":
+        subprocess.run(["chmod", "go-w", str(folder)], check=True)  # as the message says: then it is only missing
+        with pytest.raises(FileNotFoundError, match="does not exist"):
+            Trainer(mlp(seed=3), cfg).fit(*DATA, resume_from=gone)
+
+
 def test_a_folder_the_sweep_cannot_tidy_fails_no_other_trial(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """Tidying another trial's folder is housekeeping: before, an entry it could not delete (here a
     folder named like a checkpoint) failed every later trial of the study with IsADirectoryError."""

@@ -727,16 +727,19 @@ def test_show_prints_whole_values_when_not_to_a_terminal(tmp_path: Path, capsys:
     assert main(["importance", "wide", "--storage", url]) == 2  # one trial: says so, the same console
 
 
-@pytest.mark.parametrize("columns", ["0", "00"])
-def test_columns_of_zero_is_taken_as_not_set(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                             monkeypatch: pytest.MonkeyPatch, columns: str) -> None:
-    """``COLUMNS=0`` (set where a terminal reports no size): rich's width 0 wrote nothing, status 0."""
+@pytest.mark.parametrize("columns", ["0", "00", "abc", "", " 120", "\u00b2"])
+def test_columns_of_no_width_is_taken_as_not_set(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                 monkeypatch: pytest.MonkeyPatch, columns: str) -> None:
+    """``COLUMNS=0`` (set where a terminal reports no size): rich's width 0 wrote nothing, status 0. One rich does
+    not read (``abc``, empty, `` 120``) folded the table to 80 columns off a terminal, cutting a dozen values to
+    "0.…"; ``²``, a digit to ``str.isdigit`` that int() does not read, failed the command ("invalid literal")."""
     monkeypatch.setenv("COLUMNS", columns)
     url = f"sqlite:///{tmp_path / 'z.db'}"
-    ts.Study({"learning_rate": ts.Float(0, 1)}, storage=url, name="zero").add_trial({"learning_rate": 0.123456}, 0.5)
+    study = ts.Study({f"learning_rate_{i}": ts.Float(0, 1) for i in range(12)}, storage=url, name="zero")
+    study.add_trial({f"learning_rate_{i}": 0.123456 for i in range(12)}, 0.5)
     assert main(["show", "zero", "--storage", url]) == 0
     out = capsys.readouterr().out
-    assert "learning_rate" in out and "0.1235" in out and "zero" in out, out
+    assert "learning_rate_11" in out and out.count("0.1235") == 12 and "zero" in out, out
 
 
 def test_show_with_thousands_of_parameters_keeps_the_value_readable(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

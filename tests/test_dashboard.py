@@ -994,6 +994,34 @@ def test_an_ipv6_host_in_brackets_is_listened_on_without_them() -> None:
     assert "other machines" not in out.getvalue(), out.getvalue()
 
 
+def test_any_ipv6_address_is_checked_as_the_server_binds_it_ipv6_only() -> None:
+    """``--host ::`` where another program listens on 0.0.0.0 of the port: the server (asyncio's create_server, as
+    uvicorn starts it) binds [::] IPv6 only and serves, but check_port bound it for both families and refused it
+    before any study was read ("another program (another dashboard?) listens there"). [::] itself taken is refused."""
+    import asyncio
+
+    from tunesmith.dashboard.server import check_port
+
+    try:
+        socket.create_server(("::1", 0), family=socket.AF_INET6).close()
+    except OSError:
+        pytest.skip("no IPv6")
+    with socket.create_server(("0.0.0.0", 0)) as other:
+        port = other.getsockname()[1]
+        check_port("::", port)
+
+        async def bind() -> list[Any]:  # what the server does next
+            server = await asyncio.get_running_loop().create_server(asyncio.Protocol, host="::", port=port)
+            bound = [s.getsockname()[:2] for s in server.sockets]
+            server.close()
+            return bound
+
+        assert asyncio.run(bind()) == [("::", port)]
+    with socket.create_server(("::", 0), family=socket.AF_INET6) as taken:
+        with pytest.raises(OSError, match=rf"cannot listen on \[::\]:{taken.getsockname()[1]}: .*pass --port N"):
+            check_port("::", taken.getsockname()[1])
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux's socket tables")
 def test_a_connection_sock_diag_does_not_find_is_not_looked_for_in_the_tables() -> None:
     """The kernel's "no such socket" (ENOENT) was taken as "cannot ask", and /proc/net/tcp and tcp6 were read

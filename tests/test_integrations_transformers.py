@@ -510,11 +510,15 @@ def test_a_resumed_trial_whose_worker_died_goes_on_from_its_checkpoint(tmp_path:
     assert sorted(trial.intermediate) == [1, 2, 3, 4] and trial.value == pytest.approx(trial.intermediate[4])
 
 
-def test_a_paused_trial_resumes_after_its_project_folder_moved(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("was_in", ["own-folder", "sticky-folder"])
+def test_a_paused_trial_resumes_after_its_project_folder_moved(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                               was_in: str) -> None:
     """A trial paused under TrainingArguments("runs") stores its checkpoint folder absolute; its
     project folder (database and runs) then moved, the study opened from the new place refused it
     ("not in output_dir"), where the relative paths stored before resumed it. Its folder in the new
-    place's output_dir is taken, as the trainer's checkpoints are."""
+    place's output_dir is taken, as the trainer's checkpoints are. Moved out of a folder every user may
+    add to (/tmp), the old path is refused to the user's own code (another user may make it), not to the
+    callback, which takes only its own output_dir's folder."""
     from _train_util import PauseAndPromote
 
     from tunesmith.pruners import Decision
@@ -525,6 +529,10 @@ def test_a_paused_trial_resumes_after_its_project_folder_moved(tmp_path: Path, m
 
     base = TrainingArguments(output_dir="runs", eval_strategy="epoch", save_strategy="no", report_to="none",
                              use_cpu=True, disable_tqdm=True, logging_strategy="no", num_train_epochs=2)
+    if was_in == "sticky-folder":
+        (tmp_path / "shared").mkdir()
+        os.chmod(tmp_path / "shared", 0o1777)
+        tmp_path = tmp_path / "shared"
     (tmp_path / "proj").mkdir()
     monkeypatch.chdir(tmp_path / "proj")
     space = ts.Space({"learning_rate": ts.Float(1e-4, 1e-2, log=True)})
@@ -539,7 +547,14 @@ def test_a_paused_trial_resumes_after_its_project_folder_moved(tmp_path: Path, m
     monkeypatch.chdir(tmp_path / "proj2")
     study = ts.Study.load("moved", "sqlite:///ts.db", pruner=PauseOnce())
     assert study.trials[0].attrs["checkpoint"] == str(tmp_path / "proj" / "runs" / "trial-0" / "checkpoint-4")
-    study.optimize(objective(tiny_build, base=base), n_trials=1, show_progress=False)
+    if was_in == "sticky-folder":
+        resumed = study.ask()
+        assert resumed.number == 0 and resumed.is_resumed
+        with pytest.raises(ts.UntrustedPathError, match="is not there, and .*shared.* can be written by other users"):
+            resumed.resume_from  # noqa: B018 - the property refuses
+        study.tell(resumed, objective(tiny_build, base=base)(resumed))
+    else:
+        study.optimize(objective(tiny_build, base=base), n_trials=1, show_progress=False)
     assert study.trials[0].state is ts.TrialState.COMPLETE and sorted(study.trials[0].intermediate) == [1, 2]
     assert study.trials[0].system.n_resumes == 1
 

@@ -74,10 +74,13 @@ def wide_console() -> Console:
     """Rich's console; when the output is not a terminal (a pipe, a file, a CI log) rich would
     fold tables to 80 columns, cutting every value of a study with a dozen parameters to
     "0.…": there, tables take the width they need (COLUMNS still decides when set; 1,000 cut
-    the values of 14 parameters of 90 characters). ``COLUMNS=0`` (a terminal that reports no size) is taken as
-    not set: rich wrote nothing at all, and the command ended with status 0."""
+    the values of 14 parameters of 90 characters). A COLUMNS that is no width above 0 is taken as not set:
+    ``COLUMNS=0`` (a terminal that reports no size) made rich write nothing at all, with status 0; one rich
+    does not read (``abc``, empty) folded a pipe's tables to 80 columns; a digit int() does not read (``²``)
+    failed the command with "invalid literal for int()"."""
     env: dict[str, str] | os._Environ[str] = os.environ
-    if env.get("COLUMNS", "1").strip().lstrip("0") == "":
+    columns = env.get("COLUMNS")
+    if columns is not None and not (columns.isascii() and columns.isdigit() and int(columns) > 0):
         env = {k: v for k, v in env.items() if k != "COLUMNS"}
     out = _Console(_environ=env)
     if out.is_terminal or "COLUMNS" in env:

@@ -380,7 +380,9 @@ def check_port(host: str, port: int) -> None:
     """An OSError naming the address and what to do when ``host:port`` cannot be listened on
     (taken by another program, or an address this machine does not have). Every address ``host`` names is
     tried, as the server binds each: ``localhost`` where /etc/hosts names ::1 too but the machine has no IPv6
-    (Docker's hosts file) failed only once the studies were read."""
+    (Docker's hosts file) failed only once the studies were read. An IPv6 address is bound IPv6 only, as asyncio
+    binds it: ``--host ::`` was refused where another program listened on 0.0.0.0 of the port, which the server
+    does not take."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)  # as asyncio asks
     except OSError as exc:
@@ -388,6 +390,8 @@ def check_port(host: str, port: int) -> None:
     for family, kind, proto, _, address in dict.fromkeys((i[0], i[1], i[2], "", i[4]) for i in infos):
         with socket.socket(family, kind, proto) as sock:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server sets it
+            if family == socket.AF_INET6 and hasattr(socket, "IPV6_V6ONLY"):
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)  # as asyncio's create_server sets it
             try:
                 sock.bind(address)
             except OSError as exc:
