@@ -210,9 +210,13 @@ class RayExecutor(Executor):
         self.resources = check_resources(resources_per_trial, trials_per_gpu)
         self.ray_init = dict(ray_init or {})
         self.trial_timeout = check_trial_timeout(trial_timeout)
-        if check_trial_timeout(lost_after) is None:
-            raise ValueError("lost_after must be a positive number of seconds")
-        self.lost_after = float(lost_after)
+        try:  # None is no limit for the others, not for this one
+            lost = check_trial_timeout(lost_after, "lost_after")
+        except ValueError:
+            lost = None
+        if lost is None:  # it said "trial_timeout must be ..." for lost_after="x"
+            raise ValueError(f"lost_after must be a positive number of seconds, got {lost_after!r}")
+        self.lost_after = lost
         self.start_timeout = check_trial_timeout(start_timeout, "start_timeout")
 
     # -- connection ------------------------------------------------------------------
