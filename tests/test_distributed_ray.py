@@ -159,6 +159,9 @@ def test_ray_options_are_checked() -> None:
     with pytest.raises(ValueError, match=r"^ray_start_timeout must be a positive number of seconds or None, got '9'$"):
         study.optimize(objective, n_trials=1, executor="ray", ray_start_timeout="9")
     assert RayExecutor(start_timeout=30).start_timeout == 30.0
+    for bad in ("x", 0, None, float("nan")):
+        with pytest.raises(ValueError, match=rf"^lost_after must be a positive number of seconds, got {bad!r}$"):
+            RayExecutor(lost_after=bad)
 
 
 def test_resources_fit_on_one_node_and_take_ray_s_own_names() -> None:

@@ -1419,3 +1419,73 @@ def test_an_actor_waiting_for_resources_is_said_and_starts_once_they_are_freed(
             freer.join()
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
     assert caplog.text.count(said) == 1  # once per actor
+
+
+def _sleeps(trial: Any) -> float:
+    time.sleep(1.5)
+    return float(trial.params["x"])
+
+
+def test_an_actor_waiting_for_resources_longer_than_the_grace_is_killed_at_once_as_optimize_ends(
+    ray_local: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Before, an actor waiting for resources held elsewhere (here a CPU another actor holds) kept
+    every optimize's end waiting the whole grace (30 s) for it, though it had waited that long
+    already: its kill cancels a request for resources, which Ray's race does not touch. The grace
+    now counts from when the actor was asked for."""
+    from tunesmith.execution import ray as ray_executor
+
+    monkeypatch.setattr(ray_executor, "START_GRACE", 2.0)
+    holder = _hold_a_cpu(ray_local)
+    study = Study({"x": Float(0, 1)}, sampler="random", seed=0)
+    try:
+        with caplog.at_level("INFO", logger="tunesmith"):  # 2 trials of 1.5 s: the second actor waits 3 s at least
+            study.optimize(_sleeps, n_trials=2, n_jobs=2, executor="ray")
+    finally:
+        ray_local.kill(holder)
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
+    assert "still starting" not in caplog.text
+    assert _cpus_free(ray_local, 2.0)
+
+
+_PRIVATE_SCRIPT = """
+import logging, os, signal, sys
+import tunesmith as ts
+from tunesmith.execution import ray as ray_executor
+
+ray_executor.START_GRACE = 300.0  # as in a loaded machine's test above: the replacement is still starting
+logging.getLogger("tunesmith").setLevel(logging.INFO)
+
+def objective(trial):
+    if trial.number == 0:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return trial.params["x"]
+
+study = ts.Study({"x": ts.Float(0, 1)}, sampler="random", seed=0)
+study.optimize(objective, n_trials=4, n_jobs=2, executor="ray", ray_init={
+    "num_cpus": 2, "_temp_dir": sys.argv[1], "include_dashboard": False, "log_to_driver": False,
+    "_node_ip_address": "127.0.0.1"})
+print("STATES", sorted(t.state.value for t in study.trials), flush=True)
+"""
+
+
+def test_optimize_on_the_private_instance_it_started_does_not_wait_for_an_actor_still_starting(
+    subprocess_env: dict[str, str]
+) -> None:
+    """Before, optimize waited (about 6 s, up to 30 s) for the replacement actor still starting as it
+    ended, though it then stops the instance it started itself, with every worker of it: a worker
+    Ray leaked would hold nothing past that."""
+    from ray_util import RAY_ENV, kill_all_under, quiet_home, short_tmp
+
+    temp = short_tmp("tsp")
+    env = {**subprocess_env, **RAY_ENV, "HOME": quiet_home(temp)}
+    try:
+        done = subprocess.run([sys.executable, "-c", _PRIVATE_SCRIPT, str(temp)], env=env, capture_output=True,
+                              text=True, timeout=240)
+    finally:
+        kill_all_under(temp)
+        shutil.rmtree(temp, ignore_errors=True)
+    said = done.stdout + done.stderr
+    assert "STATES ['complete', 'complete', 'complete', 'failed']" in done.stdout, said[-3000:]
+    assert "a Ray worker was lost" in said  # a replacement was asked for
+    assert "still starting" not in said, said[-3000:]

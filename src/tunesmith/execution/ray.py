@@ -213,21 +213,26 @@ class RayExecutor(Executor):
         self.resources = check_resources(resources_per_trial, trials_per_gpu)
         self.ray_init = dict(ray_init or {})
         self.trial_timeout = check_trial_timeout(trial_timeout)
-        if check_trial_timeout(lost_after) is None:
-            raise ValueError("lost_after must be a positive number of seconds")
-        self.lost_after = float(lost_after)
+        try:  # None is no limit for the others, not for this one
+            lost = check_trial_timeout(lost_after, "lost_after")
+        except ValueError:
+            lost = None
+        if lost is None:  # it said "trial_timeout must be ..." for lost_after="x"
+            raise ValueError(f"lost_after must be a positive number of seconds, got {lost_after!r}")
+        self.lost_after = lost
         self.start_timeout = check_trial_timeout(start_timeout, "start_timeout")
 
     # -- connection ------------------------------------------------------------------
-    def _connect(self, ray: Any) -> bool:
-        """Initialize Ray if needed; True when this call started it (and must stop it)."""
+    def _connect(self, ray: Any) -> tuple[bool, bool]:
+        """Initialize Ray if needed: whether this call started it (and must stop it), and whether what
+        it started is a private instance (that stopping it ends), not a connection to a cluster."""
         if ray.is_initialized():
             if self.address is not None:
                 check_same_cluster(self.address, ray.get_runtime_context().gcs_address)
             if self.ray_init:
                 logger.warning("ray_init %s ignored: Ray is already initialized in this process (ray.init was "
                                "called before); call ray.shutdown() first for these to apply", sorted(self.ray_init))
-            return False
+            return False, False
         kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": True, **self.ray_init}
         address = self.address or env_address()
         if address:
@@ -238,7 +243,7 @@ class RayExecutor(Executor):
         if not address:
             keep_token_private()
         ray.init(address=address or "local", **kwargs)
-        return True
+        return True, not address
 
     def _options(self) -> dict[str, Any]:
         res = dict(self.resources)
@@ -252,9 +257,9 @@ class RayExecutor(Executor):
     # -- running ---------------------------------------------------------------------------
     def run(self, job: Job) -> str | None:
         ray = import_ray()
-        started = self._connect(ray)
+        started, private = self._connect(ray)
         try:
-            return _Driver(ray, self, job).run()
+            return _Driver(ray, self, job, instance_ends=private).run()
         finally:
             if started:
                 ray.shutdown()
@@ -502,8 +507,9 @@ def lost_worker(exc: BaseException) -> str:
 class _Driver:
     """Hands out the budget to actors, collects records, replaces lost actors."""
 
-    def __init__(self, ray: Any, ex: RayExecutor, job: Job) -> None:
+    def __init__(self, ray: Any, ex: RayExecutor, job: Job, instance_ends: bool = False) -> None:
         self.ray = ray
+        self.instance_ends = instance_ends  # a private instance this call started, stopped as it ends
         self.ex = ex
         self.job = job
         self.study = job.study
@@ -566,29 +572,41 @@ class _Driver:
         return self.exhausted
 
     def _stop_actors(self) -> None:
-        """Kill every actor. One still starting is first given up to :data:`START_GRACE` seconds to come
-        up (its resources granted, a worker process taking it on): Ray ignores a kill that reaches the
-        worker just before the actor does (ray-project/ray#27743), and the worker then becomes the actor
-        anyway, holding its resources until Ray stops, so that a later optimize on the same instance
-        whose actors need them waits for good. Not while no node can hold a trial, nor after
-        :class:`ActorsNotStarted` (none will start)."""
+        """Kill every actor. One still starting is first given time to come up (its resources granted, a
+        worker process taking it on), until :data:`START_GRACE` seconds after it was asked for: Ray
+        ignores a kill that reaches the worker just before the actor does (ray-project/ray#27743), and
+        the worker then becomes the actor anyway, holding its resources until Ray stops, so that a later
+        optimize on the same instance whose actors need them waits for good. One asked for longer ago
+        waits for resources held elsewhere (its kill is a cancelled request). No wait while no node can
+        hold a trial, after :class:`ActorsNotStarted` (none will start), nor on a private instance this
+        call started (it stops as the call ends, with every worker of it)."""
         starting = [a for a in self.actors if not a.up]
         try:
             for a in self.actors:
                 if a.up:
                     self.ray.kill(a.handle)
-            pending = [a.who for a in starting] if self.starved_since is None and not self.unstartable else []
-            if pending:
-                logger.info("waiting up to %g s for %d Ray actor(s) still starting before stopping them (Ray may "
-                            "leak the worker of an actor killed as it starts)", START_GRACE, len(pending))
-            end = time.monotonic() + START_GRACE
-            with contextlib.suppress(Exception):  # the cluster is gone: the kills below say nothing more
-                while pending and time.monotonic() < end:  # a second at a time: Ctrl-C works meanwhile
-                    timeout = min(1.0, max(0.0, end - time.monotonic()))
-                    pending = self.ray.wait(pending, num_returns=len(pending), timeout=timeout)[1]
+            if self.starved_since is None and not self.unstartable and not self.instance_ends:
+                self._await_starting(starting)
         finally:
             for a in starting:
                 self.ray.kill(a.handle)
+
+    def _await_starting(self, starting: list[_Actor]) -> None:
+        """Wait, a second at a time (Ctrl-C stops it), until each of ``starting`` is up or
+        :data:`START_GRACE` seconds old."""
+        until = {a.who: a.spawned + START_GRACE for a in starting}
+        pending = [who for who, end in until.items() if end > time.monotonic()]
+        if pending:
+            logger.info("waiting up to %.0f s for %d Ray actor(s) still starting before stopping them (Ray may "
+                        "leak the worker of an actor killed as it starts; Ctrl-C stops waiting)",
+                        max(until[w] for w in pending) - time.monotonic(), len(pending))
+        with contextlib.suppress(Exception):  # the cluster is gone: the kills after say nothing more
+            while pending:
+                now = time.monotonic()
+                pending = [w for w in pending if until[w] > now]
+                if pending:
+                    timeout = min(1.0, max(until[w] for w in pending) - now)
+                    pending = self.ray.wait(pending, num_returns=len(pending), timeout=timeout)[1]
 
     def _nodes(self) -> list[dict[str, float]]:
         """The resources of each live node of the cluster."""
