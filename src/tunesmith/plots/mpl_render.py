@@ -420,7 +420,8 @@ def _fit_ticks(ax: Any, labels: Sequence[str], *, fontsize: float | None) -> Non
         head, tail = longest_fit(label, tall / 2, measure), longest_fit(label[::-1], tall / 2, lambda end: measure(end[::-1]))
         return label[:head] + "…" + label[-tail:]
 
-    every = max(1, math.ceil(1.2 * renderer.get_text_width_height_descent("0", prop, ismath=False)[1] / step))
+    line = renderer.points_to_pixels(prop.get_size_in_points()) * 1.2  # a line as drawn: 1.2 times the size
+    every = max(1, math.ceil(line / step))
     shown = [upright(label) if i % every == 0 else "" for i, label in enumerate(labels)]
     ax.set_xticks(range(len(labels)), shown, fontsize=fontsize, rotation=90)
 
