@@ -1198,6 +1198,7 @@ def test_run_and_worker_name_the_study_by_its_name_now_when_it_was_renamed_while
     assert capsys.readouterr().out.startswith("study 'q3-renamed': 2 finished trials in ")
 
 
+@pytest.mark.usefixtures("matplotlib_fonts_alone")
 def test_an_image_of_a_study_named_in_letters_the_font_lacks(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """`TS plot 研究 -o h.png` ended in a traceback ("RuntimeError: No glyphs have been loaded"): the title
     was measured letter by letter, and the font has no '研'; compare's title names the study file's study too."""

@@ -409,3 +409,28 @@ def test_long_choices_of_a_slice_and_long_names_of_parallel_coordinates_do_not_r
                 assert [label.split("\n")[-1][-6:] for label in labels] == [f"step {i}" for i in range(6)]
         finally:
             plt.close(ax.figure)
+
+
+def test_many_choices_of_a_slice_are_drawn_upright_whole_and_apart() -> None:
+    """Twenty choices of 12 characters, or 60 numbers, leave a slot of two or three characters between ticks:
+    cut into lines that narrow, every label read "op…w" (or "1…0") and none could be told apart. Now labels too
+    wide for a slot that narrow are drawn upright and whole, on every k-th tick where a line is taller than
+    the slot, apart; a few short choices stay as they are."""
+    from tunesmith.plots.mpl_render import to_matplotlib
+
+    for choices, every in (([f"opt_{i}_adamw" for i in range(20)], 1), (list(range(1000, 1060)), 3),
+                           (["relu", "tanh", "gelu"], 1)):
+        study = ts.Study(ts.Space({"c": ts.Categorical(choices), "x": ts.Float(0, 1)}), sampler="random", seed=0)
+        study.optimize(lambda t: t.params["x"], n_trials=40)
+        (chart,) = [c for c in plots.slices(study) if c.x_categories]
+        ax = to_matplotlib(chart)
+        try:
+            boxes = sorted(_tick_boxes(ax), key=lambda b: b.x0)
+            labels = [t.get_text() for t in ax.get_xticklabels()]
+            shown = [i for i, label in enumerate(labels) if label]
+            k = shown[1] - shown[0]  # every k-th: at most every 3rd (a line is about 2.4 slots of 60 choices)
+            assert labels == [str(c) if i % k == 0 else "" for i, c in enumerate(choices)] and k <= every, labels
+            assert [(a.x1, b.x0) for a, b in zip(boxes, boxes[1:], strict=False) if a.x1 > b.x0] == [], labels
+            assert {t.get_rotation() for t in ax.get_xticklabels()} == {0.0 if len(choices) == 3 else 90.0}
+        finally:
+            plt.close(ax.figure)

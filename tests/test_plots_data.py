@@ -714,6 +714,7 @@ def test_importance_bands_stop_at_zero_in_both_renderers() -> None:
     plt.close(ax.figure)
 
 
+@pytest.mark.usefixtures("matplotlib_fonts_alone")
 def test_characters_the_image_font_lacks_are_said_once_with_the_fix(tmp_path: Path) -> None:
     """A study named in Chinese printed matplotlib's "Glyph 27169 (...) missing from font(s) DejaVu Sans" for
     each character each time it was drawn: 81 lines before the command's own."""
@@ -760,6 +761,7 @@ def _font_of(path: Path, family: str, chars: str) -> Path:
     return path
 
 
+@pytest.mark.usefixtures("matplotlib_fonts_alone")
 def test_characters_the_image_font_lacks_are_drawn_in_an_installed_font_that_has_them(tmp_path: Path) -> None:
     """A name in Chinese was drawn as boxes even where an installed font had its characters (matplotlib looks in
     its font.family alone). Now an installed font that has them is found and drawn after the families set: no

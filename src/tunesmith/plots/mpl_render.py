@@ -376,31 +376,54 @@ def _cmap(name: str) -> str:
 
 #: the lines a tick label may take; a longer one keeps its first and last lines, "…" between them
 TICK_LINES = 3
+#: the characters ("0") a slot between two ticks must hold for labels to be cut into lines there; in a narrower
+#: one (many choices) labels wider than it are drawn upright instead
+TICK_CHARACTERS = 6
 
 
 def _fit_ticks(ax: Any, labels: Sequence[str], *, fontsize: float | None) -> None:
     """``labels`` on ``ax``'s x ticks 0, 1, ..., each cut into lines no wider than the space between two ticks
     (at spaces, and a word wider than that, a long choice or a name in wide characters, where it must be), at most
-    :data:`TICK_LINES` (a longer one: its first line, "…" and as much of its end as fits a line): long choices of a slice and long parameter names of parallel coordinates ran into
-    each other (rotated or not), where each now keeps to its own slot."""
+    :data:`TICK_LINES` (a longer one: its first line, "…" and as much of its end as fits a line): long choices of
+    a slice and long parameter names of parallel coordinates ran into each other (rotated or not), where each now
+    keeps to its own slot. Where that space holds fewer than :data:`TICK_CHARACTERS` characters and a label is wider
+    (20 choices of 12 characters, 60 numbers) they are drawn upright instead, not cut into lines of a character
+    or two that all read alike."""
     from matplotlib.font_manager import FontProperties
 
     renderer = ax.figure.canvas.get_renderer()
     ax.get_xlim()  # the limits the drawn data set
-    slot = 0.9 * abs(ax.transData.transform((1, 0))[0] - ax.transData.transform((0, 0))[0])  # pixels
+    step = abs(ax.transData.transform((1, 0))[0] - ax.transData.transform((0, 0))[0])  # pixels
+    slot = 0.9 * step
     prop = FontProperties(size=fontsize or _matplotlib().rcParams["xtick.labelsize"])
 
     def measure(text: str) -> float:
         return float(renderer.get_text_width_height_descent(text, prop, ismath=False)[0])
 
-    def fitted(label: str) -> str:
+    def in_lines(label: str) -> str:
         lines = wrap_to_width(label, slot, measure) or [""]
         if len(lines) <= TICK_LINES:
             return "\n".join(lines)
         tail = longest_fit(label[::-1], slot, lambda end: measure(end[::-1]))  # the end that fits a line
         return "\n".join([lines[0], "…", label[-tail:].lstrip()])
 
-    ax.set_xticks(range(len(labels)), [fitted(label) for label in labels], fontsize=fontsize)
+    if slot >= measure("0" * TICK_CHARACTERS) or all(measure(label) <= slot for label in labels):
+        ax.set_xticks(range(len(labels)), [in_lines(label) for label in labels], fontsize=fontsize)
+        return
+    # upright, as long as a third of the figure's height at most (longer: its start, "…", its end), and on every
+    # k-th tick where a line is taller than the space between two ticks
+    tall = ax.figure.bbox.height / 3
+
+    def upright(label: str) -> str:
+        if measure(label) <= tall:
+            return label
+        head, tail = longest_fit(label, tall / 2, measure), longest_fit(label[::-1], tall / 2, lambda end: measure(end[::-1]))
+        return label[:head] + "…" + label[-tail:]
+
+    line = renderer.points_to_pixels(prop.get_size_in_points()) * 1.2  # a line as drawn: 1.2 times the size
+    every = max(1, math.ceil(line / step))
+    shown = [upright(label) if i % every == 0 else "" for i, label in enumerate(labels)]
+    ax.set_xticks(range(len(labels)), shown, fontsize=fontsize, rotation=90)
 
 
 def _parallel(ax: Any, p: Parallel) -> None:
