@@ -87,32 +87,52 @@ def measure(path: str) -> dict[str, float]:
     return took
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def tree_parser(doc: str) -> argparse.ArgumentParser:
+    """The arguments of a benchmark of two source trees: ``--trees A B``, ``--rounds``, and the hidden
+    ``--measure PATH`` that :func:`run_trees` runs in each tree's process."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
     ap.add_argument("--trees", nargs=2, required=True, metavar=("A", "B"), help="two src folders")
-    ap.add_argument("--sizes", nargs="+", type=int, default=list(SIZES))
-    ap.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS))
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--measure", help=argparse.SUPPRESS)
+    return ap
+
+
+def said_trees(args: argparse.Namespace) -> list[str]:
+    """The two trees' folders, printed with how the medians are taken."""
+    trees = [str(Path(t).resolve()) for t in args.trees]
+    print(f"A = {trees[0]}\nB = {trees[1]}\nmedian seconds of {args.rounds} rounds, each tree in a fresh process")
+    return trees
+
+
+def run_trees(script: str, trees: list[str], rounds: int, path: str) -> list[list[dict[str, float]]]:
+    """Each tree's measurements of the study in ``path``: ``script --measure path`` in a fresh process under
+    the tree's PYTHONPATH, the trees alternating, ``rounds`` times (its last line of output, JSON)."""
+    runs: list[list[dict[str, float]]] = [[] for _ in trees]
+    for _ in range(rounds):
+        for i, tree in enumerate(trees):
+            env = {**os.environ, "PYTHONPATH": tree, "OMP_NUM_THREADS": "1"}
+            out = subprocess.run([sys.executable, script, "--trees", *trees, "--measure", path],
+                                 env=env, check=True, capture_output=True, text=True).stdout
+            runs[i].append(json.loads(out.splitlines()[-1]))
+    return runs
+
+
+def main() -> None:
+    ap = tree_parser(__doc__)
+    ap.add_argument("--sizes", nargs="+", type=int, default=list(SIZES))
+    ap.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS))
     args = ap.parse_args()
     if args.measure:
         print(json.dumps(measure(args.measure)))
         return
-    trees = [str(Path(t).resolve()) for t in args.trees]
-    print(f"A = {trees[0]}\nB = {trees[1]}\nmedian seconds of {args.rounds} rounds, each tree in a fresh process")
+    trees = said_trees(args)
     print(f"{'trials':>7} {'ties':>5} {'step':>11} {'A':>8} {'B':>8} {'B/A':>6}")
     with tempfile.TemporaryDirectory() as tmp:
         for size in args.sizes:
             for kind in args.kinds:
                 path = os.path.join(tmp, f"{kind}-{size}.db")
                 build(path, size, kind)
-                runs: list[list[dict[str, float]]] = [[], []]
-                for _ in range(args.rounds):
-                    for i, tree in enumerate(trees):
-                        env = {**os.environ, "PYTHONPATH": tree, "OMP_NUM_THREADS": "1"}
-                        out = subprocess.run([sys.executable, __file__, "--trees", *trees, "--measure", path],
-                                             env=env, check=True, capture_output=True, text=True).stdout
-                        runs[i].append(json.loads(out.splitlines()[-1]))
+                runs = run_trees(__file__, trees, args.rounds, path)
                 for step in STEPS:
                     a, b = (statistics.median(r[step] for r in runs[i]) for i in (0, 1))
                     print(f"{size:>7} {kind:>5} {step:>11} {a:8.4f} {b:8.4f} {b / a:6.2f}", flush=True)

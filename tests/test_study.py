@@ -542,7 +542,8 @@ def test_should_prune_in_a_study_without_a_pruner_says_once_that_nothing_is_stop
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """A practitioner who kept the default pruner (none) and called trial.should_prune() each epoch had no
     trial stopped and no word of why (Optuna's default pruner is the median); the first call now says so,
-    once per study. With a pruner, and in cross-validation (whose folds are reported either way), nothing."""
+    once per study. With a pruner, with pruner="none" given (the user's choice), and in cross-validation (whose
+    folds are reported either way), nothing."""
     from tunesmith import cv
 
     def epochs(trial: ts.Trial) -> float:
@@ -558,13 +559,16 @@ def test_should_prune_in_a_study_without_a_pruner_says_once_that_nothing_is_stop
         plain.optimize(epochs, n_trials=3)
         plain.optimize(epochs, n_trials=2)
         ts.Study(SPACE, storage=url, name="asha", sampler="random", seed=0, pruner="asha").optimize(epochs, n_trials=3)
+        # pruner="none" given: no early stopping is meant (the message says so), nothing to say
+        ts.Study(SPACE, storage=url, name="none", sampler="random", seed=0, pruner="none").optimize(epochs, n_trials=2)
         folds = cv.kfold(6, 3, shuffle=False)
         ts.Study(SPACE, storage=url, name="cv", sampler="random", seed=0).optimize(
             lambda t: cv.cross_validate(t, lambda tr, va: float(va[0]), folds), n_trials=2)
     said = [r.getMessage() for r in caplog.records if "should_prune" in r.getMessage()]
     assert said == ["study 'plain' has no pruner (pruner=None, the default), so trial.should_prune() is always "
                     "False and no trial is stopped early: pass pruner='asha' (or 'median', 'hyperband'; Optuna's "
-                    "default is the median) to ts.Study, or a study file's pruner: (docs/pruning.md)"]
+                    "default is the median) to ts.Study, or a study file's pruner: (docs/pruning.md); pruner='none' "
+                    "says that no early stopping is meant, and silences this"]
 
 
 def test_a_parameter_read_as_an_attribute_says_to_index_the_dict() -> None:

@@ -270,30 +270,47 @@ def stopped_cell(t: FrozenTrial) -> str:
     return "" if step is None else f"step {step}"
 
 
+#: the steps the budget line names with the trials stopped at each (those that stopped the most); the others
+#: are counted together (a pruner that stops at any step, as the median does on boosting rounds, stopped
+#: trials at hundreds of steps: the line ran to 3,500 characters)
+STOP_STEPS_SHOWN = 6
+
+
 def budget_spent(trials: Sequence[FrozenTrial], max_resource: int | None = None) -> str:
     """Where the steps (epochs) went: how many the trials trained, and how many stopping the pruned and paused
     ones early saved against training them in full; "" when no trial was stopped after a report.
 
     A trial trained up to its last report's step; a full run is ``max_resource`` steps (the pruner's, when it
     has one), else as long as the longest complete trial. Said by ``tunesmith show`` and the report."""
-    trained = sum(t.last_step or 0 for t in trials)
-    stopped_at = sorted(t.last_step for t in trials
-                        if t.state in (TrialState.PRUNED, TrialState.PAUSED) and t.last_step is not None)
+    last = [(t.state, t.last_step) for t in trials if t.intermediate]  # read once: max over every report
+    trained = sum(step for _, step in last if step is not None)
+    stopped_at = sorted(step for state, step in last
+                        if state in (TrialState.PRUNED, TrialState.PAUSED) and step is not None)
     if not stopped_at:
         return ""
-    reporting = sum(t.last_step is not None for t in trials)
-    when = ", ".join(f"{n} at step {step}" for step, n in sorted(Counter(stopped_at).items()))
-    said = (f"{trained:,} steps trained by {plural(reporting, 'trial')}; {len(stopped_at)} stopped early "
-            f"(pruned or paused: {when})")
-    complete = [t.last_step for t in trials if t.state is TrialState.COMPLETE and t.last_step is not None]
+    said = (f"{trained:,} steps trained by {plural(len(last), 'trial')}; {len(stopped_at):,} stopped early "
+            f"(pruned or paused: {_stopped_when(Counter(stopped_at))})")
+    complete = [step for state, step in last if state is TrialState.COMPLETE and step is not None]
     full, whose = (max_resource, "the pruner's max_resource") if max_resource else (
         max(complete, default=None), "the longest complete trial")
     if full is None:
         return said + "; what that saved shows once a trial completes (a full run's steps)"
     saved = sum(max(full - step, 0) for step in stopped_at)
     share = trained / (trained + saved) if trained + saved else 1.0
-    return (said + f", saving {saved:,} steps against running them in full ({full} steps, {whose}): "
+    return (said + f", saving {saved:,} steps against running them in full ({full:,} steps, {whose}): "
             f"{share:.2f} of the steps without early stopping")
+
+
+def _stopped_when(at: Counter[int]) -> str:
+    """``4 at step 2, 1 at step 4``: the trials stopped at each step, in step order, for the
+    ``STOP_STEPS_SHOWN`` steps that stopped the most; the rest in one count with their range."""
+    shown = sorted(sorted(at, key=lambda step: (-at[step], step))[:STOP_STEPS_SHOWN])
+    said = ", ".join(f"{at[step]:,} at step {step}" for step in shown)
+    rest = sorted(set(at) - set(shown))
+    if rest:
+        said += (f"; {sum(at[step] for step in rest):,} at {len(rest):,} other steps "
+                 f"from {rest[0]} to {rest[-1]}")
+    return said
 
 
 #: the pruned trials ``tunesmith show`` lists with their last report (the latest)

@@ -125,6 +125,7 @@ class Study:
             beat = stored_beat if heartbeat_interval is None else reconcile(beat, stored_beat, self.name, self._storage)
         self._heartbeat = Heartbeat(self._storage, self._study_id, beat)
         self._start_warnings()
+        self._said_no_pruner = pruner is not None  # pruner="none" given: no early stopping is meant, nothing to say
         if sampler is not None:
             self.sampler.check(self.space)
             record_sampler(self, cfg)  # an override on an existing study is recorded

@@ -115,7 +115,8 @@ class Trial:
         End the objective by raising :class:`tunesmith.TrialPruned` when true;
         when the pruner paused the trial (rather than pruned it) the study
         records it as paused and may resume it later (see :attr:`resume_from`). A study without a pruner
-        (the default) never stops a trial: the first call says so, once per study.
+        (the default) never stops a trial: the first call says so, once per study (not with ``pruner="none"``
+        given: no early stopping is meant).
         """
         decision = self.decision()
         study = self.study
@@ -124,7 +125,8 @@ class Trial:
             logging.getLogger("tunesmith").warning(
                 "study %r has no pruner (pruner=None, the default), so trial.should_prune() is always False and "
                 "no trial is stopped early: pass pruner='asha' (or 'median', 'hyperband'; Optuna's default is "
-                "the median) to ts.Study, or a study file's pruner: (docs/pruning.md)", study.name)
+                "the median) to ts.Study, or a study file's pruner: (docs/pruning.md); pruner='none' says that no early "
+                "stopping is meant, and silences this", study.name)
         return decision is not Decision.CONTINUE
 
     def decision(self) -> Decision:
