@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +43,7 @@ _BAD_TRIAL = re.compile(r"trial \d+ failed: (NameError|AttributeError|ImportErro
 
 
 LANGUAGES = ("python", "bash", "yaml", "text")
+BASH_TIMEOUT = 300  # seconds for one bash block
 
 
 @dataclass
@@ -86,28 +89,39 @@ def run_bash(block: Block, where: str, folder: Path) -> None:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]),
            "COLUMNS": "120", "OMP_NUM_THREADS": "1"}
     script = f'tunesmith() {{ "{sys.executable}" -m tunesmith "$@"; }}\nset -euo pipefail\n{block.code}\n'
-    done = subprocess.run(["bash", "-c", script], cwd=folder, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, f"{where}: status {done.returncode}\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
+    # a session of its own: a command still running at the timeout is stopped with the shell, not left behind
+    shell = subprocess.Popen(["bash", "-c", script], cwd=folder, env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        out, err = shell.communicate(timeout=BASH_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        os.killpg(shell.pid, signal.SIGKILL)
+        out, err = shell.communicate()
+        pytest.fail(f"{where}: still running after {BASH_TIMEOUT} s (stopped)\n{out[-2000:]}\n{err[-2000:]}")
+    assert shell.returncode == 0, f"{where}: status {shell.returncode}\n{out[-2000:]}\n{err[-2000:]}"
 
 
 def check_yaml(block: Block, where: str, folder: Path) -> None:
     """A study file as ``tunesmith run`` reads it (keys, values, space; the objective is not imported) and its
-    study made in memory (sampler, pruner and direction by name; its storage is not opened), else a space."""
+    study made in memory (sampler, pruner and direction by name; its storage is not opened), else a space.
+    Nothing is written: a file named after the study (``name: team/mlp``) could land outside ``folder``."""
     import yaml
 
     import tunesmith as ts
     from tunesmith.cli.studyfile import StudyFile
+    from tunesmith.space.space import load_yaml
 
-    data = yaml.safe_load(block.code)
-    if isinstance(data, dict) and "objective" in data:
-        path = folder / f"{data.get('name', 'study')}.yaml"
-        path.write_text(block.code)
-        sf = StudyFile.load(path)
-        given = {k: dict(v) if isinstance(v, dict) else v for k, v in
-                 {"direction": sf.direction, "sampler": sf.sampler, "pruner": sf.pruner}.items() if v is not None}
-        ts.Study(sf.build_space(), seed=sf.seed, **given)
-    else:
-        assert len(ts.Space.from_yaml(block.code)) > 0, where
+    try:
+        data = load_yaml(block.code)
+        if isinstance(data, dict) and "objective" in data:
+            sf = StudyFile.from_dict(data, base_dir=folder)
+            given = {k: dict(v) if isinstance(v, dict) else v for k, v in
+                     {"direction": sf.direction, "sampler": sf.sampler, "pruner": sf.pruner}.items() if v is not None}
+            ts.Study(sf.build_space(), seed=sf.seed, **given)
+        else:
+            assert len(ts.Space.from_yaml(block.code)) > 0, where
+    except (yaml.YAMLError, ValueError, TypeError) as exc:
+        pytest.fail(f"{where}: {exc}")
 
 
 PAGES = sorted(p.name for p in DOCS.glob("*.md"))
@@ -138,6 +152,46 @@ def test_a_block_can_be_left_out_and_set_up() -> None:
         (2, "x = 1", True), (6, "run(x)", False), (9, "y = 2", True), (12, "print(y)", True)]
     assert [(b.line, b.code, b.run, b.lang) for b in blocks(page) if b.lang != "python"] == [
         (15, "ls", True, "bash"), (19, "serve", False, "bash"), (22, "out", False, "text")]
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, dead and not yet reaped, does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+def test_a_failing_command_fails_its_page_and_a_slow_one_is_stopped(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The check itself: a command's failure fails the block with its own message (the next command not
+    run); a block past its time fails, its commands stopped with it, none left running."""
+    with pytest.raises(AssertionError, match=r"page, block at line 3: status 2[\s\S]*no study named 'svm-toi'"):
+        run_bash(Block(3, "tunesmith show svm-toi\ntouch after", True, "bash"), "page, block at line 3", tmp_path)
+    assert not (tmp_path / "after").exists()
+    monkeypatch.setattr(sys.modules[__name__], "BASH_TIMEOUT", 5)
+    with pytest.raises(pytest.fail.Exception, match="still running after 5 s"):
+        run_bash(Block(1, "sleep 600 & echo $! > sleeper\nwait", True, "bash"), "page", tmp_path)
+    sleeper = int((tmp_path / "sleeper").read_text())
+    for _ in range(50):  # SIGKILL is delivered at once; the process table may lag a moment
+        if not _running(sleeper):
+            break
+        time.sleep(0.1)
+    assert not _running(sleeper)
+
+
+def test_a_study_file_is_read_as_run_reads_it_and_nothing_is_written(tmp_path: Path) -> None:
+    """A misspelt sampler, which the file's own reading lets pass, fails the block, naming it; a study
+    named with a slash (a name ``Study`` takes) is read without a file made for it, in or out of the folder."""
+    space = "space:\n  C: {type: float, low: 0.1, high: 10, log: true}\n"
+    with pytest.raises(pytest.fail.Exception, match=r"guide.md, block at line 9: .*unknown sampler 'gird'"):
+        check_yaml(Block(9, f"objective: a.py:f\nsampler: gird\n{space}", True, "yaml"), "guide.md, block at line 9",
+                   tmp_path)
+    with pytest.raises(pytest.fail.Exception, match=r"page: study file: direction must be .* 'maximise'"):
+        check_yaml(Block(1, f"objective: a.py:f\ndirection: maximise\n{space}", True, "yaml"), "page", tmp_path)
+    check_yaml(Block(1, f"name: team/mlp\nobjective: a.py:f\nsampler: {{name: tpe}}\n{space}", True, "yaml"),
+               "page", tmp_path)
+    assert list(tmp_path.iterdir()) == []
 
 
 def page_path(page: str) -> Path:

@@ -99,6 +99,23 @@ def test_batches_of_the_wrong_dtype_or_shape_say_what_to_convert() -> None:
     assert [s.val_loss for s in column.steps] == [s.val_loss for s in _tune(problem, (x, y), val).steps]
 
 
+def test_a_dataset_for_a_batch_is_refused_with_what_to_pass() -> None:
+    """The README's training block takes train and val as tensors or a Dataset (Trainer.fit reads both), and
+    its hypertune block passes the same; a Dataset failed with "too many values to unpack (expected 2)", and
+    one of two samples unpacked into them."""
+    from torch.utils.data import TensorDataset
+
+    problem = classifier_losses(nn.Linear(6, 2), label_smoothing=0.1)
+    (x, y), val = _data()
+    for train in [TensorDataset(x, y), TensorDataset(x[:2], y[:2])]:
+        for batches in [(train, val), (val, train)]:
+            with pytest.raises(TypeError, match=r"got a TensorDataset, which holds samples, not a batch; pass the "
+                                                r"batch itself, e.g. \(x_train, y_train\) \(a TensorDataset's: "
+                                                r"dataset.tensors\), or a function of the step"):
+                _tune(problem, *batches)
+    assert len(_tune(problem, TensorDataset(x, y).tensors, val).steps) == 2  # as the message says
+
+
 def test_numpy_indices_for_an_embedding_are_told_to_stay_integers() -> None:
     """NumPy token indices were told torch.as_tensor(x, dtype=torch.float32), which nn.Embedding refuses;
     converted as told, the model tunes."""

@@ -231,10 +231,15 @@ def check_not_empty(what: str, batch: Any) -> None:
 
 
 def check_one_batch(what: str, batch: Any) -> None:
-    """Refuse a DataLoader or an iterator where one batch is wanted: those hold many batches, and
-    the loss would fail on them with an unpacking error that does not say why."""
+    """Refuse a DataLoader, an iterator or a Dataset where one batch is wanted: those hold many batches
+    or samples, and the loss would fail on them with an unpacking error that does not say why (a Dataset
+    of two samples would unpack into them)."""
     if batch is None:  # the loss would fail unpacking it, without saying which batch
         raise TypeError(f"{what}, got None")
+    if isinstance(batch, torch.utils.data.Dataset):  # Trainer.fit takes one, so a reader passes the same here
+        tensors = " (a TensorDataset's: dataset.tensors)" if hasattr(batch, "tensors") else ""
+        raise TypeError(f"{what}, got {a_type(batch)}, which holds samples, not a batch; pass the batch itself, "
+                        f"e.g. (x_train, y_train){tensors}, or a function of the step that returns one")
     if isinstance(batch, torch.utils.data.DataLoader) or hasattr(batch, "__next__"):
         raise TypeError(f"{what}, got {a_type(batch)}; for minibatches from a DataLoader pass e.g. "
                         "it = (b for _ in itertools.count() for b in loader) and lambda _step: next(it)")
