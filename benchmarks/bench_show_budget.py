@@ -6,7 +6,8 @@ through the public CLI, for two source trees side by side.
 Each study (SQLite, 5,000 trials by default, written in one transaction) holds trials that report
 every step up to their last: ``rungs`` as ASHA leaves them (half stopped at step 2, a quarter at 4,
 then 8 and 16; 7% complete at step 50), ``full`` every trial complete at step 50 but one pruned
-there (one stopped trial is enough for ``show`` to read every trial's reports). The cells, each
+there (one stopped trial is enough for ``show`` to read each trial's last step:
+``Storage.get_last_steps``, one query; before, every trial whole). The cells, each
 run in a fresh process per tree (the trees alternating, ``--rounds`` times; the process's median
 of ``CALLS`` calls, output dropped): ``show`` (``tunesmith show NAME``: the heads, then the shown
 trials whole), ``show-top200`` (``--top 200``: every trial read whole at once) and ``report``

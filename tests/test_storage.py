@@ -867,3 +867,38 @@ def test_a_ctrl_c_at_any_line_of_a_memory_write_leaves_its_reads_by_state_whole(
             for state in TrialState:
                 assert st.get_trials(sid, state=state) == [t for t in every if t.state is state], (name, k, state)
         assert k > 3, (name, k)
+
+
+def test_each_trial_s_last_step_is_read_as_the_whole_trials_give_it(storage_url: str | None) -> None:
+    """``tunesmith show``'s budget line reads each trial's state and last report's step alone (one query on
+    SQL): the same steps, and the same line, as from the trials read whole, for every state, steps reported
+    out of order, from 0 and past 2**53, values in every notation, and trials without reports."""
+    from tunesmith.report import budget_of_steps, budget_spent
+
+    study = ts.Study({"x": ts.Float(0, 1)}, storage=storage_url, name="s", sampler="random", seed=0,
+                     pruner=ts.pruners.ASHA(min_resource=1, reduction_factor=3, max_resource=50, pause=True))
+    study.add_trial({"x": 0.1}, 0.1, intermediate={step: 1.0 / step for step in range(1, 51)})
+    study.add_trial({"x": 0.2}, 0.2, intermediate={0: 3.0, 7: 2.0, 3: 1.0})  # reported out of order
+    study.add_trial({"x": 0.4}, state="pruned", intermediate={4: -1e-300, 2: 5e300})
+    study.add_trial({"x": 0.5}, state="failed", intermediate={9: 1.0})
+    study.add_trial({"x": 0.6}, state="pruned")  # stopped before its first report
+    study.add_trial({"x": 0.3}, state="pruned", intermediate={1: 2.0, 2: 1e-7})
+    study.add_trial({"x": 0.7}, state="pruned", intermediate={2**60: 1.5e300})
+    for step in (3, 3, 8):
+        study.add_trial({"x": 0.8}, state="pruned", intermediate={1: 0.5, step: 0.25})
+    paused = study.ask()
+    paused.report(0.5, 1)
+    paused.report(0.4, 3)  # a rung (1, 3, 9, 27)
+    study.tell(paused, state="paused")
+    running = study.ask()
+    running.report(0.9, 5)
+    study.ask()  # running, without reports
+    storage = study.storage
+    whole = storage.get_trials(study._study_id)
+    last = storage.get_last_steps(study._study_id)
+    assert last == [(t.state, t.last_step) for t in whole if t.last_step is not None]
+    assert (TrialState.PRUNED, 2) in last and (TrialState.PAUSED, 3) in last and (TrialState.RUNNING, 5) in last
+    for max_resource in (None, 50, 10):
+        said = budget_spent(whole, max_resource)
+        assert said.startswith("1,152,921,504,606,847,")
+        assert budget_of_steps(last, max_resource) == said

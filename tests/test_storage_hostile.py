@@ -84,6 +84,7 @@ def _check(url: str, column: str, value: object, capsys: pytest.CaptureFixture[s
     assert f"column {column} of trial 1" in str(bad.error) and "changed outside tunesmith" in str(bad.error)
     assert len(str(bad.error)) < 500  # a 100 MB value is not copied into the message
     assert [t.state for t in trials if t.number != 1] == [ts.TrialState.COMPLETE] * 3
+    assert study.storage.get_last_steps(study._study_id) == []  # the failed row's reports are not read either
     assert study.best_trial.number == best.number
     study.optimize(lambda t: t.params["x"] ** 2, n_trials=1)  # the study goes on
     assert len(study.trials) == 5 and study.trials[4].state is ts.TrialState.COMPLETE
@@ -634,3 +635,19 @@ def test_a_study_whose_stored_choices_read_back_alike_still_opens(sqlite_url: st
     assert f"choice {alike!r} is stored 2 times" in caplog.text and "read as one choice (a new space refuses" in caplog.text
     assert main(["export", "ls", "--storage", sqlite_url, "--format", "json", "-o", str(tmp_path / "ls.json")]) == 0
     assert len(study.copy("ls2").trials) == 6
+
+
+@pytest.mark.parametrize("reports", ['{"1": NaN, "4": 2.5}', '{"2":1.0,"5":-Infinity}', ' { "3" : 1 } ',
+                                     '{"1": 2, "1": 3, "6": 1E+2}', '{"' + "9" * 19 + '": 0.5}'])
+def test_each_trial_s_last_step_reads_reports_the_database_s_json_does_not_parse_as_the_whole_read(
+        shared_storage_url: str, reports: str) -> None:
+    """Reports written outside tunesmith that Python's JSON reads but SQLite's or PostgreSQL's does not
+    (NaN, Infinity) or that the query does not take (spaces, a repeated step, a step past 64 bits): each
+    trial's last step, for the budget line, is still what the whole trials give."""
+    url = shared_storage_url
+    _study(url)
+    _write(url, "intermediate", reports)
+    _write(url, "state", "pruned")
+    study = ts.Study.load("victim", storage=url)
+    whole = [(t.state, t.last_step) for t in study.trials if t.last_step is not None]
+    assert study.storage.get_last_steps(study._study_id) == whole

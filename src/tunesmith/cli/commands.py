@@ -32,6 +32,7 @@ from ..report import (
     FOLDS_COLUMN,
     PRUNED_SHOWN,
     TRAIN_COLUMN,
+    budget_of_steps,
     budget_spent,
     diverged,
     diverged_cell,
@@ -405,7 +406,7 @@ def _study_file_hint(name: str) -> str:
 
 def cmd_show(args: argparse.Namespace) -> int:
     study = _load(args.name, args.storage)
-    trials = _shown_trials(study, args.top)
+    trials, whole = _shown_and_whole(study, args.top)
     console = wide_console()
     console.print(f"study [bold]{literal(study.name)}[/] ({study.direction.value}, sampler {literal(study.sampler_label)}): "
                   f"{plural(len(trials), 'trial')} ({_state_counts(trials)})", soft_wrap=True)
@@ -416,7 +417,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         console.print("no complete trial yet")
         _show_failed(console, trials)
         _show_pruner(console, study, trials, args.storage)
-        _show_budget(console, study, trials)
+        _show_budget(console, study, trials, whole)
         _show_running(console, study, trials)
         _show_pruned(console, trials)
         return 0
@@ -426,7 +427,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         console.print(test_table(study, tests))
     _show_failed(console, trials)
     _show_pruner(console, study, trials, args.storage)
-    _show_budget(console, study, trials)
+    _show_budget(console, study, trials, whole)
     _show_running(console, study, trials)
     _show_pruned(console, trials)
     return 0
@@ -437,19 +438,25 @@ WHOLE_READS = 100
 
 
 def _shown_trials(study: Study, top: int) -> list[FrozenTrial]:
+    """:func:`_shown_and_whole`'s trials."""
+    return _shown_and_whole(study, top)[0]
+
+
+def _shown_and_whole(study: Study, top: int) -> tuple[list[FrozenTrial], bool]:
     """The trials as ``show`` prints them: every trial's head (number, state, value, times: what is
     counted and ranked) and, whole and in the space's form as ``study.trials`` gives them, the ``top``
     best complete trials and the last failed ones (what is printed). Reading every trial whole cost
     0.4 s at 5,000 trials of 50 reports. A row whole-read as unreadable takes its head's place (a
     failed trial). The whole history where that would not print the same: a parameter of the
-    space that none of the top trials has (a column only another trial may fill), or a long ``--top``."""
+    space that none of the top trials has (a column only another trial may fill), or a long ``--top``;
+    and whether that was read (every trial whole)."""
     if top > WHOLE_READS:  # read whole at once, without the heads first (the heads made it 15% slower)
-        return study.trials
+        return study.trials, True
     storage = study.storage
     sid = study._study_id  # the study opened: its id is known
     trials = storage.get_trial_heads(sid)
     if len(trials) <= top:
-        return study.trials
+        return study.trials, True
     at = {t.number: i for i, t in enumerate(trials)}
     whole: set[int] = set()
 
@@ -465,18 +472,18 @@ def _shown_trials(study: Study, top: int) -> list[FrozenTrial]:
         if len(shown) >= top and head.value != shown[-1].value:
             break  # the last shown value's ties are read too: their reports rank them (tie_key)
         if len(whole) == WHOLE_READS:
-            return study.trials
+            return study.trials, True
         t = read(head.number)
         if t.state is TrialState.COMPLETE and t.value is not None:
             shown.append(t)
     if shown and any(not any(n in t.params for t in shown) for n in study.space):
-        return study.trials
+        return study.trials, True
     listed = ([t for t in trials if t.state is TrialState.FAILED][-FAILED_SHOWN:]
               + [t for t in trials if t.state is TrialState.PRUNED][-PRUNED_SHOWN:])  # their reports: the step
     for t in listed:
         if t.number not in whole:
             read(t.number)
-    return trials
+    return trials, False
 
 
 def _show_running(console: Any, study: Study, trials: list[FrozenTrial]) -> None:
@@ -520,13 +527,16 @@ def _show_pruned(console: Any, trials: list[FrozenTrial]) -> None:
                       soft_wrap=True, highlight=False)
 
 
-def _show_budget(console: Any, study: Study, trials: list[FrozenTrial]) -> None:
+def _show_budget(console: Any, study: Study, trials: list[FrozenTrial], whole: bool) -> None:
     """Where the steps went, once a trial was stopped early: trained, saved by the pruner, and when it stopped
-    trials. ``trials`` may be heads without reports: every trial's reports are read then, only when one was
-    stopped (a plain show of 5,000 trials of 50 reports went from 0.43 s to 1.64 s: benchmarks/bench_show_budget.py;
-    a query of each trial's last step alone would spare reading the rest)."""
-    said = "" if not any(t.state in (TrialState.PRUNED, TrialState.PAUSED) for t in trials) else budget_spent(
-        study.trials, getattr(study.pruner, "max_resource", None))
+    trials. ``trials`` may be heads without reports (``whole`` false): each trial's state and last step are
+    read then, only when one was stopped, in one query: a plain show of 5,000 trials of 50 reports, one stopped,
+    took 0.30 s where reading every trial whole took 0.44 s (0.12 s without the line; benchmarks/bench_show_budget.py)."""
+    if not any(t.state in (TrialState.PRUNED, TrialState.PAUSED) for t in trials):
+        return
+    max_resource = getattr(study.pruner, "max_resource", None)
+    said = budget_spent(trials, max_resource) if whole else budget_of_steps(
+        study.storage.get_last_steps(study._study_id), max_resource)
     if said:
         console.print(f"budget: {said}", soft_wrap=True, highlight=False)
 

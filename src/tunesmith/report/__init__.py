@@ -282,15 +282,19 @@ def budget_spent(trials: Sequence[FrozenTrial], max_resource: int | None = None)
 
     A trial trained up to its last report's step; a full run is ``max_resource`` steps (the pruner's, when it
     has one), else as long as the longest complete trial. Said by ``tunesmith show`` and the report."""
-    last = [(t.state, t.last_step) for t in trials if t.intermediate]  # read once: max over every report
-    trained = sum(step for _, step in last if step is not None)
-    stopped_at = sorted(step for state, step in last
-                        if state in (TrialState.PRUNED, TrialState.PAUSED) and step is not None)
+    return budget_of_steps([(t.state, t.last_step) for t in trials if t.last_step is not None], max_resource)
+
+
+def budget_of_steps(last: Sequence[tuple[TrialState, int]], max_resource: int | None = None) -> str:
+    """:func:`budget_spent` from each trial with a report's state and last step alone, as
+    ``Storage.get_last_steps`` reads them without reading the trials whole."""
+    trained = sum(step for _, step in last)
+    stopped_at = sorted(step for state, step in last if state in (TrialState.PRUNED, TrialState.PAUSED))
     if not stopped_at:
         return ""
     said = (f"{trained:,} steps trained by {plural(len(last), 'trial')}; {len(stopped_at):,} stopped early "
             f"(pruned or paused: {_stopped_when(Counter(stopped_at))})")
-    complete = [step for state, step in last if state is TrialState.COMPLETE and step is not None]
+    complete = [step for state, step in last if state is TrialState.COMPLETE]
     full, whose = (max_resource, "the pruner's max_resource") if max_resource else (
         max(complete, default=None), "the longest complete trial")
     if full is None:

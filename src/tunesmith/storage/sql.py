@@ -71,6 +71,7 @@ from .sql_schema import (
     DecodedRows,
     _BadColumn,
     _json_object,
+    last_step_row,
     meta_table,
     metadata,
     rows_to_trials,
@@ -373,6 +374,32 @@ def _json_default(x: Any) -> Any:
 
 #: json.dumps(x, separators=..., default=...) builds an encoder at each call (several per trial written);
 #: one, made once, writes the same text (it keeps no state between calls, so threads share it)
+#: each trial's state and its last report's step, where the database's JSON takes its reports as tunesmith writes
+#: them (steps as canonical integers, values numbers); else its reports' text, read as the whole read does
+#: (``NaN``, a diverged trial's report, is no JSON to SQLite or PostgreSQL)
+_LAST_STEPS_SQLITE = """
+SELECT t.state,
+       CASE WHEN ok THEN (SELECT max(CAST(key AS INTEGER)) FROM json_each(t.intermediate)) END,
+       CASE WHEN ok THEN NULL ELSE t.intermediate END
+FROM (SELECT state, number, intermediate,
+             CASE WHEN json_valid(intermediate) THEN json_type(intermediate) = 'object'
+                  AND NOT EXISTS (SELECT 1 FROM json_each(intermediate)
+                                  WHERE key <> CAST(CAST(key AS INTEGER) AS TEXT) OR CAST(key AS INTEGER) < 0
+                                        OR type NOT IN ('integer', 'real')) ELSE 0 END AS ok
+      FROM {trials} WHERE study_id = :sid) AS t
+WHERE t.intermediate <> '{{}}'
+ORDER BY t.number
+"""
+_LAST_STEPS_PG = """
+SELECT t.state,
+       CASE WHEN ok THEN (SELECT max(k::bigint) FROM pg_catalog.jsonb_object_keys(t.intermediate::jsonb) AS k) END,
+       CASE WHEN ok THEN NULL ELSE t.intermediate END
+FROM (SELECT state, number, intermediate,
+             intermediate ~ '^\\{{("(0|[1-9][0-9]{{0,17}})":-?[0-9]+(\\.[0-9]+)?([eE][-+]?[0-9]+)?,?)*\\}}$' AS ok
+      FROM {trials} WHERE study_id = :sid) AS t
+WHERE t.intermediate <> '{{}}'
+ORDER BY t.number
+"""
 _ENCODER = json.JSONEncoder(separators=(",", ":"), default=_json_default)
 
 
@@ -1570,6 +1597,16 @@ class SQLStorage(Storage):
     def get_trial_heads(self, study_id: int) -> list[FrozenTrial]:
         rows = self._tx(lambda c: c.all("trial_heads", {"sid": study_id}), write=False)
         return rows_to_trials(rows, self._warned, head=True)
+
+    def get_last_steps(self, study_id: int) -> list[tuple[TrialState, int]]:
+        if reads_through_get_trials(self, SQLStorage):  # a subclass filtering or counting in get_trials
+            return super().get_last_steps(study_id)
+
+        def op(conn: Connection) -> list[Any]:
+            sql = _LAST_STEPS_PG if self.engine.dialect.name == "postgresql" else _LAST_STEPS_SQLITE
+            return list(conn.execute(sa.text(sql.format(trials=qualified(conn, "ts_trials"))), {"sid": study_id}))
+
+        return [row for row in (last_step_row(*r) for r in self._run(op, write=False)) if row is not None]
 
     def count_trials(self, study_id: int) -> int:
         return int(self._tx(lambda c: c.first("count_trials", {"sid": study_id}), write=False)[0])

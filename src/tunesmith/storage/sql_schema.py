@@ -400,4 +400,23 @@ def _decode(r: Sequence[Any], head: bool = False) -> FrozenTrial:
 
 
 _STATES = frozenset(s.value for s in TrialState)
+
+
+def last_step_row(state: Any, last: Any, raw: Any) -> tuple[TrialState, int] | None:
+    """A row of :meth:`SQLStorage.get_last_steps`'s query as the whole read gives it: the trial's state and its
+    last report's step, or None for a trial without reports, or one the whole read fails as unreadable (its
+    reports are then not read). ``raw``: the ``intermediate`` text, where the query could not take its steps
+    (JSON the database does not parse, as ``NaN``; a key or a value not as tunesmith writes them)."""
+    if not isinstance(state, str) or state not in _STATES:
+        return None
+    if raw is not None:
+        try:
+            reports = _json_object("intermediate", raw)
+            steps = _column("intermediate", lambda: [_step(k) for k, v in reports.items() if float(v) is not None])
+        except _BadColumn:
+            return None
+        last = max(steps, default=None)
+        if last is not None and not last < 2**63:
+            return None
+    return None if last is None else (TrialState(state), int(last))
 _DIRECTIONS = frozenset(d.value for d in Direction)
