@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -651,3 +652,33 @@ def test_each_trial_s_last_step_reads_reports_the_database_s_json_does_not_parse
     study = ts.Study.load("victim", storage=url)
     whole = [(t.state, t.last_step) for t in study.trials if t.last_step is not None]
     assert study.storage.get_last_steps(study._study_id) == whole
+
+
+@pytest.mark.parametrize("reports", ['{"1":01}', '{"1":1e999999}', '{"2":' + "9" * 200_000 + '}', '{"1":-0,"3":1.5E-999999}'])
+def test_each_trial_s_last_step_reads_numbers_the_database_refuses_without_failing(
+        shared_storage_url: str, reports: str) -> None:
+    """Reports whose numbers PostgreSQL's jsonb refuses (a leading zero, out of its numeric range) though they
+    look like JSON: each trial's last step, for the budget line, is what the whole trials give, not an error."""
+    url = shared_storage_url
+    _study(url)
+    _write(url, "intermediate", reports)
+    _write(url, "state", "pruned")
+    study = ts.Study.load("victim", storage=url)
+    whole = [(t.state, t.last_step) for t in study.trials if t.last_step is not None]
+    assert study.storage.get_last_steps(study._study_id) == whole
+
+
+@pytest.mark.parametrize(("state", "value"), [("complete", None), ("pruned", math.inf), ("stopped", 0.5)])
+def test_each_trial_s_last_step_leaves_out_a_row_the_head_read_fails(
+        shared_storage_url: str, state: str, value: float | None) -> None:
+    """A trial with reports whose state or value was changed outside tunesmith (a complete trial without a
+    finite value) is counted by ``show`` as a failed trial: the budget line does not count its steps either."""
+    url = shared_storage_url
+    _study(url)
+    _write(url, "intermediate", '{"1":0.5,"3":0.25}')
+    _write(url, "state", state)
+    _write(url, "value", value)
+    study = ts.Study.load("victim", storage=url)
+    assert study.storage.get_trial_heads(study._study_id)[1].state is ts.TrialState.FAILED
+    whole = [(t.state, t.last_step) for t in study.trials if t.last_step is not None]
+    assert whole == [] and study.storage.get_last_steps(study._study_id) == whole

@@ -453,7 +453,9 @@ class Storage(ABC):
     def get_last_steps(self, study_id: int) -> list[tuple[TrialState, int]]:
         """Each trial with a report: its state and its last report's step (its highest), by number; what
         the budget line counts (``report.budget_spent``), without reading each trial whole. A row changed
-        outside tunesmith that :meth:`get_trials` reads as a failed trial has no reports here either."""
+        outside tunesmith in its number, state, value, times or reports (what :meth:`get_trial_heads` and the
+        reports' read check) has no reports here, as :meth:`get_trials` reads it as a failed trial; a storage
+        may still count one whose other columns (parameters, attrs) alone were changed."""
         return [(t.state, t.last_step) for t in self.get_trials(study_id) if t.last_step is not None]
 
     def count_trials(self, study_id: int) -> int:

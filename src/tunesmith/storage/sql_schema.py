@@ -402,12 +402,16 @@ def _decode(r: Sequence[Any], head: bool = False) -> FrozenTrial:
 _STATES = frozenset(s.value for s in TrialState)
 
 
-def last_step_row(state: Any, last: Any, raw: Any) -> tuple[TrialState, int] | None:
+def last_step_row(trial_id: Any, number: Any, state: Any, value: Any, started: Any, completed: Any,
+                  last: Any, raw: Any) -> tuple[TrialState, int] | None:
     """A row of :meth:`SQLStorage.get_last_steps`'s query as the whole read gives it: the trial's state and its
-    last report's step, or None for a trial without reports, or one the whole read fails as unreadable (its
-    reports are then not read). ``raw``: the ``intermediate`` text, where the query could not take its steps
-    (JSON the database does not parse, as ``NaN``; a key or a value not as tunesmith writes them)."""
-    if not isinstance(state, str) or state not in _STATES:
+    last report's step, or None for a trial without reports, or one the head read (number, state, value, times:
+    what ``show`` counts) or the reports' read fails as unreadable (its reports are then not read). ``raw``: the
+    ``intermediate`` text, where the query could not take its steps (JSON the database does not parse, as
+    ``NaN``; a key or a value not as tunesmith writes them)."""
+    try:
+        _decode((trial_id, number, state, None, value, None, None, None, None, started, completed, None, None), True)
+    except _BadColumn:
         return None
     if raw is not None:
         try:
