@@ -375,8 +375,7 @@ def _json_default(x: Any) -> Any:
 #: json.dumps(x, separators=..., default=...) builds an encoder at each call (several per trial written);
 #: one, made once, writes the same text (it keeps no state between calls, so threads share it)
 #: each trial's head (as ``get_trial_heads`` reads it) and its last report's step, where the database's JSON takes
-#: its reports as tunesmith writes them (steps as canonical integers, values numbers a float holds: SQLite reads an
-#: integer past 1.8e308 as an infinity where Python's float() refuses it; PostgreSQL's numeric refuses
+#: its reports as tunesmith writes them (steps as canonical integers, values numbers: PostgreSQL's numeric refuses
 #: exponents past its range and JSON refuses a leading zero); else its reports' text, read as the whole read does
 #: (``NaN``, a diverged trial's report, is no JSON to SQLite or PostgreSQL)
 _LAST_STEPS_SQLITE = """
@@ -388,7 +387,7 @@ FROM (SELECT trial_id, number, state, value, started, completed, intermediate,
                   AND NOT EXISTS (SELECT 1 FROM json_each(intermediate)
                                   WHERE key <> CAST(CAST(key AS INTEGER) AS TEXT) OR CAST(key AS INTEGER) < 0
                                         OR type NOT IN ('integer', 'real')
-                                        OR value > 1.7976931348623157e308 OR value < -1.7976931348623157e308) ELSE 0 END AS ok
+                                       ) ELSE 0 END AS ok
       FROM {trials} WHERE study_id = :sid) AS t
 WHERE t.intermediate <> '{{}}'
 ORDER BY t.number
