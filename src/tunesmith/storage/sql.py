@@ -372,8 +372,6 @@ def _json_default(x: Any) -> Any:
     return repr(x)
 
 
-#: json.dumps(x, separators=..., default=...) builds an encoder at each call (several per trial written);
-#: one, made once, writes the same text (it keeps no state between calls, so threads share it)
 #: each trial's head (as ``get_trial_heads`` reads it) and its last report's step, where the database's JSON takes
 #: its reports as tunesmith writes them (steps as canonical integers, values numbers: PostgreSQL's numeric refuses
 #: exponents past its range and JSON refuses a leading zero); else its reports' text, read as the whole read does
@@ -403,6 +401,9 @@ FROM (SELECT trial_id, number, state, value, started, completed, intermediate,
 WHERE t.intermediate <> '{{}}'
 ORDER BY t.number
 """
+
+#: json.dumps(x, separators=..., default=...) builds an encoder at each call (several per trial written);
+#: one, made once, writes the same text (it keeps no state between calls, so threads share it)
 _ENCODER = json.JSONEncoder(separators=(",", ":"), default=_json_default)
 
 
