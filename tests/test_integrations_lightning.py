@@ -262,7 +262,9 @@ warnings.simplefilter("ignore")
 study = ts.Study(ts.Space({"lr": ts.Float(1e-3, 1e-1, log=True)}), storage=sys.argv[1] or None, name="ddp",
                  pruner=ts.pruners.ASHA(min_resource=1, max_resource=2), sampler="random")
 study.optimize(objective, n_trials=2, show_progress=False)
-print("trials:", [(t.state.value, "hold trials of their own" in (t.error or "")) for t in study.trials], flush=True)
+said = [(t.state.value, "hold trials of their own" in (t.error or "")) for t in study.trials]
+sys.stdout.write(f"trials: {said}\\n")  # one write: the two ranks share the pipe (print writes its parts apart)
+sys.stdout.flush()
 """
 
 
