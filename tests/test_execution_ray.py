@@ -651,7 +651,7 @@ def test_a_database_taken_between_two_actors_writes_says_how_many_trials_were_fa
 
 
 def test_a_sigterm_as_the_ray_actors_start_kills_those_started(
-    ray_local: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ray_local: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A SIGTERM (or Ctrl-C) while the driver started its actors was raised outside its interrupt
     handling: the actors started were never killed, and lived on in the Ray session."""
@@ -672,9 +672,11 @@ def test_a_sigterm_as_the_ray_actors_start_kills_those_started(
 
     monkeypatch.setattr(ray_executor._Driver, "_spawn", spawn_then_signal)
     study = Study({"x": Float(0, 1)}, sampler="random", seed=0, storage=f"sqlite:///{tmp_path / 's.db'}", name="s")
-    code = optimize_interruptibly(study, _sleeps, {"n_trials": 4, "n_jobs": 3, "executor": "ray"})
+    with caplog.at_level("INFO", logger="tunesmith"):
+        code = optimize_interruptibly(study, _sleeps, {"n_trials": 4, "n_jobs": 3, "executor": "ray"})
     assert code == 128 + signal.SIGTERM
     assert drivers and len(drivers[0].actors) == 2
+    assert "still starting" not in caplog.text  # the user stops now: no grace for the starting actors
     for actor in drivers[0].actors:
         with pytest.raises(ray.exceptions.RayActorError):
             ray.get(actor.handle.whoami.remote(), timeout=60)

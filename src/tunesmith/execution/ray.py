@@ -524,6 +524,7 @@ class _Driver:
         self.checked = 0.0  # when the cluster's resources were last looked at
         self.starved_since: float | None = None  # since when no node can run a trial
         self.unstartable = False  # ActorsNotStarted was raised: the starting actors wait for resources held elsewhere
+        self.interrupted = False  # Ctrl-C or SIGTERM: every actor is killed at once, as the user asked to stop
         before = [] if self.memory else self.study.trials
         # the trials of earlier calls, but for those waiting: this call may run them (they count in n_trials)
         self.first = min([t.number for t in before if t.state is TrialState.WAITING], default=len(before))
@@ -551,6 +552,7 @@ class _Driver:
             self._loop()
             self._finish_promoted()
         except KeyboardInterrupt as exc:
+            self.interrupted = True  # stop now: no grace for actors still starting
             with _held(STOPS):  # a second Ctrl-C or SIGTERM waits until the running trials are recorded
                 self.budget.stop()
                 failed, left = self._interrupt(interrupted(exc))
@@ -578,14 +580,15 @@ class _Driver:
         the worker then becomes the actor anyway, holding its resources until Ray stops, so that a later
         optimize on the same instance whose actors need them waits for good. One asked for longer ago
         waits for resources held elsewhere (its kill is a cancelled request). No wait while no node can
-        hold a trial, after :class:`ActorsNotStarted` (none will start), nor on a private instance this
-        call started (it stops as the call ends, with every worker of it)."""
+        hold a trial, after :class:`ActorsNotStarted` (none will start), after Ctrl-C or SIGTERM (the user
+        stops now), nor on a private instance this call started (it stops as the call ends, with every worker
+        of it)."""
         starting = [a for a in self.actors if not a.up]
         try:
             for a in self.actors:
                 if a.up:
                     self.ray.kill(a.handle)
-            if self.starved_since is None and not self.unstartable and not self.instance_ends:
+            if self.starved_since is None and not (self.unstartable or self.instance_ends or self.interrupted):
                 self._await_starting(starting)
         finally:
             for a in starting:
