@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from kill_storm import Storm
 
-from tunesmith import Categorical, Float, MemoryStorage, SQLStorage, Study, TrialState
+from tunesmith import Categorical, Float, MemoryStorage, SQLStorage, Study, TrialPruned, TrialState
 from tunesmith.execution import Executor, InlineExecutor, Job, ProcessExecutor, ThreadExecutor
 from tunesmith.pruners import NopPruner
 from tunesmith.samplers import GridSampler, RandomSampler, Sampler
@@ -742,6 +742,32 @@ def test_the_sampler_auto_picked_is_said_once_per_run_not_once_per_worker(tmp_pa
     assert len(study.trials) == 4
     assert said.read_text().count("sampler 'auto' picked") == 1, said.read_text()
 
+
+
+def _asks_the_pruner(trial: Any) -> float:
+    for epoch in range(1, 3):
+        trial.report(float(trial.params["x"]) / epoch, epoch)
+        if trial.should_prune():
+            raise TrialPruned()
+    return float(trial.params["x"])
+
+
+def test_should_prune_without_a_pruner_is_said_once_per_optimize_not_once_per_worker(tmp_path: Path) -> None:
+    """A study without a pruner whose objective calls trial.should_prune() says that nothing is stopped; with
+    n_jobs worker processes each worker said it (3 identical warnings for n_jobs=3). The first worker says it."""
+    said = tmp_path / "log.txt"
+    handler = logging.FileHandler(said)  # appends: the forked workers write to the same file
+    handler.setLevel(logging.WARNING)
+    log = logging.getLogger("tunesmith")
+    log.addHandler(handler)
+    try:
+        study = Study({"x": Float(0, 1)}, storage=f"sqlite:///{tmp_path / 'a.db'}", name="a", sampler="random")
+        study.optimize(_asks_the_pruner, n_trials=6, n_jobs=3)
+    finally:
+        log.removeHandler(handler)
+        handler.close()
+    assert results(study) == 6
+    assert said.read_text().count("trial.should_prune() is always False") == 1, said.read_text()
 
 _HELD_PAST_BUSY_TIMEOUT = """
 import sys

@@ -648,7 +648,7 @@ def _child(run: Run, slot: Slot, threads: int | None, seat: Seat, outbox: Any, w
         run.budget.bind(seat)
         run.ended = _record_sender(outbox, parent, slot.index, wait)
         apply_env(slot.env(threads))
-        run.study.for_worker(slot.index + 1)
+        run.study.for_worker(slot.index + 1, speaks=slot.index == 0)  # the first worker says the study's warnings
         auto.SAY_PICK = slot.index == 0  # the same pick in every worker: said once per run
         if slot.device is not None:
             run.objective = retry_queued_first(run.objective, run.study)

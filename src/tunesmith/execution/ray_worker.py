@@ -108,7 +108,7 @@ class StudyWorker:
         auto.SAY_PICK = index == 0  # every actor picks the same sampler: the first says which (its own process)
         stored_space.SAY_DROPPED = False  # the driver opened the study first and said what its space left out
         study = Study(storage=spec.open_storage(), name=spec.name, sampler=spec.sampler, pruner=spec.pruner)
-        study.for_worker(10_000 + index, session=spec.session)
+        study.for_worker(10_000 + index, session=spec.session, speaks=index == 0)
         self.run = Run(study, retry_queued_first(objective, study), Budget(None, None), catch)  # the driver may die
         self.me = worker_id()
         self.raylet = os.getppid()  # the process that started this actor: its node's raylet

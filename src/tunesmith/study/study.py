@@ -919,11 +919,16 @@ class Study:
         index, it seeds each worker's sampler differently (see :meth:`for_worker`)."""
         return self._session
 
-    def for_worker(self, index: int, *, session: int | None = None) -> Study:
+    def for_worker(self, index: int, *, session: int | None = None, speaks: bool = True) -> Study:
         """Prepare this (forked or newly opened) study object for parallel worker
         ``index``: its sampler seeded apart from other workers' (by ``session``,
-        default this object's) and its cache of trials read afresh. Returns it."""
+        default this object's) and its cache of trials read afresh. ``speaks=False``
+        (every worker of a run but the first): the once-a-study warnings about the
+        objective (``should_prune()`` without a pruner) are left to the first, which
+        says the same. Returns it."""
         self.sampler.reseed(self._session if session is None else session, index)
+        if not speaks:
+            self._said_no_pruner = True
         with self._lock:
             self._finished.clear()
             self._canonical_params.clear()
