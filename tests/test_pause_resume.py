@@ -44,7 +44,7 @@ def straight_curve(lr: float, seed: int) -> list[float]:
     return [train_step(state, lr) for _ in range(N_STEPS)]
 
 
-def file_objective(trial: ts.Trial, folder: str) -> float:
+def file_objective(trial: ts.Trial, folder: str, after_report: Callable[[ts.Trial, int], None] | None = None) -> float:
     path = Path(folder) / f"trial{trial.number}.json"
     if trial.is_resumed:
         state = json.loads(Path(trial.resume_from).read_text())
@@ -60,6 +60,8 @@ def file_objective(trial: ts.Trial, folder: str) -> float:
         path.write_text(json.dumps(state))
         trial.set_attr("checkpoint", str(path))
         trial.report(loss, step)
+        if after_report is not None:
+            after_report(trial, step)
         if trial.should_prune():
             raise ts.TrialPruned()
     return loss
@@ -763,6 +765,79 @@ def test_a_worker_process_killed_in_a_resumed_trial_loses_nothing(tmp_path: Path
     assert victim.system.n_resumes >= 2  # resumed again after its worker died
     steps = sorted(victim.intermediate)
     assert steps == list(range(steps[-1] + 1))  # continued from its checkpoint: no step twice or missing
+
+
+def stop_once(trial: ts.Trial, step: int, folder: str, which: str) -> None:
+    """``file_objective``'s ``after_report`` that waits, once, for the test's signal (writing ``folder/stopped``):
+    in the first report of a resumed run (``which="resumed"``), or in trial 0's first, before any rung."""
+    first = step == trial.record.system.resumed_step + 1 if trial.is_resumed else step == 0
+    here = first and (trial.is_resumed if which == "resumed" else trial.number == 0)
+    if here and _first_to_claim(Path(folder) / "stopped", trial.number):
+        time.sleep(120)  # the signal comes meanwhile
+
+
+_RUN_STOPPABLE = """
+import functools, sys
+sys.path.insert(0, {tests!r})
+import tunesmith as ts
+from tunesmith.cli.launch import optimize_interruptibly
+from test_pause_resume import LRS, file_objective, stop_once
+
+url, folder, which, jobs = sys.argv[1:]
+study = ts.Study({{"lr": ts.Float(0.01, 0.9, log=True)}}, storage=url, name="s", load_if_exists=True,
+                 pruner=ts.pruners.ASHA(min_resource=1, reduction_factor=3, curve="best", pause=True, max_resource=9))
+if which != "again":
+    for lr in LRS:
+        study.enqueue({{"lr": lr}})
+stop = functools.partial(stop_once, folder=folder, which=which)
+sys.exit(optimize_interruptibly(study, functools.partial(file_objective, folder=folder, after_report=stop),
+                                {{"n_trials": 0 if which == "again" else len(LRS), "n_jobs": int(jobs)}}))
+"""
+
+
+@pytest.mark.parametrize("which, sig, jobs", [
+    ("resumed", signal.SIGINT, "1"), ("resumed", signal.SIGTERM, "2"),
+    ("never-paused", signal.SIGINT, "2"), ("never-paused", signal.SIGTERM, "1"),
+], ids=["resumed-ctrl-c-inline", "resumed-sigterm-processes", "never-paused-ctrl-c-processes", "never-paused-sigterm-inline"])
+def test_a_trial_stopped_by_ctrl_c_or_sigterm_is_resumed_from_its_checkpoint_by_the_next_optimize(
+        tmp_path: Path, shared_storage_url: str, subprocess_env: dict[str, str], which: str, sig: int, jobs: str) -> None:
+    """A run stopped by Ctrl-C or SIGTERM failed the trial it was training ("interrupted"), though its
+    checkpoint was recorded: the next optimize never resumed it (a promoted trial lost its promotion and
+    its epochs; a trial not paused yet reran nothing of it). A trial that can go on from its checkpoint
+    (resumed after a pause, or any trial that reported under a pruner that pauses) goes back to paused,
+    ``system.held`` saying why, no hold counted, and the next optimize resumes it first, from there
+    (inline, and in n_jobs worker processes, which the signal sent to the command alone reaches 2 s later)."""
+    script = _RUN_STOPPABLE.format(tests=str(Path(__file__).parent))
+    run = [sys.executable, "-c", script, shared_storage_url, str(tmp_path)]
+    proc = subprocess.Popen([*run, which, jobs], env=subprocess_env, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (tmp_path / "stopped").exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert (tmp_path / "stopped").exists(), "no trial was stopped"
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 128 + sig, err
+    number = int((tmp_path / "stopped").read_text())
+    stopped = ts.load_study("s", shared_storage_url).trials[number]
+    name = "KeyboardInterrupt" if sig == signal.SIGINT else "SIGTERM"
+    assert stopped.state is TrialState.PAUSED and stopped.system.held == f"interrupted ({name})", stopped
+    assert stopped.system.n_holds == 0 and stopped.attrs["checkpoint"]
+    assert "interrupted" in err and "Traceback" not in err, err
+    last, before = stopped.last_step, len(starts(tmp_path))
+    assert last is not None
+
+    again = subprocess.run([*run, "again", "1"], env=subprocess_env, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    study = ts.load_study("s", shared_storage_url)
+    assert not study.trials_in("failed") and len(study.trials) == len(LRS)
+    resumed = study.trials[number]
+    assert resumed.system.n_resumes == stopped.system.n_resumes + 1 and resumed.system.held is None
+    assert starts(tmp_path)[before][0] == number or jobs != "1"  # first (two were held where another worker trained one)
+    assert starts(tmp_path).count((number, last + 1)) == 1 and (number, 0) not in starts(tmp_path)[before:]
+    check_resumed_runs_are_exact(study)  # every report as an uninterrupted run's
 
 
 def test_a_promoted_trial_judged_lost_by_heartbeat_alone_is_failed(tmp_path: Path) -> None:

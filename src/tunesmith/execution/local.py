@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 from ..exceptions import StorageError, interrupted
-from ..trial import FrozenTrial
+from ..trial import FrozenTrial, TrialState
 from .base import Executor, Job
 from .callbacks import Callbacks
 from .loop import Budget, Run, worker_loop
@@ -50,8 +50,8 @@ class InlineExecutor(Executor):
             failed = _interrupted(run, exc)  # in case it landed outside the objective
             if failed is None:
                 logger.warning("interrupted: stopped; %s", _LEFT_RUNNING)
-            elif failed or run.stopped:  # none left running: run_trial failed the trial the interrupt stopped
-                logger.warning("interrupted: stopped after the running trial was marked failed")
+            elif failed or run.stopped:  # none left running: run_trial failed (or paused) the trial the interrupt stopped
+                logger.warning("interrupted: stopped after %s", _fate(run.stopped_trial))
             else:  # between trials, in a callback (a Ctrl-C once the last trial had ended)
                 said_stopped(False)
         calls.raise_error()
@@ -140,6 +140,14 @@ def _deliver(inbox: queue.SimpleQueue[tuple[FrozenTrial, threading.Event]], call
 
 def _me(pid: int | None = None) -> str:
     return f"{socket.gethostname()}:{os.getpid() if pid is None else pid}"
+
+
+def _fate(stopped: FrozenTrial | None) -> str:
+    """What became of the trial an interrupt stopped inline."""
+    if stopped is not None and stopped.state is TrialState.PAUSED:
+        return (f"trial {stopped.number} was paused with its checkpoint (attrs['checkpoint']): the next optimize "
+                "resumes it first, from there")
+    return "the running trial was marked failed"
 
 
 #: what an interrupted run says when the storage refused to record its running trials as failed

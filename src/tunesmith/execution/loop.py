@@ -495,7 +495,7 @@ def run_one(run: Run, *, only: str | None = None) -> FrozenTrial | None:
             run.budget.refund()  # its copy runs under this call's budget: the lost attempt is not counted
         return None
     except KeyboardInterrupt as exc:  # not one that came once its result was written (in tell)
-        run.stopped = trial.record.state is TrialState.FAILED and trial.record.error == interrupted(exc)
+        run.stopped = stopped_by(trial.record, interrupted(exc))
         run.stopped_trial = trial.record if run.stopped else None
         raise
     except BaseException:  # what catch= lets through: run_trial failed the trial (a Ray actor answers with it)
@@ -510,6 +510,14 @@ def run_one(run: Run, *, only: str | None = None) -> FrozenTrial | None:
             _hand_on(run, failed, resumed)
     _hand_on(run, record, resumed)
     return record
+
+
+def stopped_by(record: FrozenTrial, error: str) -> bool:
+    """Whether ``record`` is a trial that the interrupt of ``error`` stopped: failed with that error,
+    or paused with it to resume from its checkpoint (``Study.run_trial``)."""
+    if record.state is TrialState.PAUSED:
+        return record.system.held == error
+    return record.state is TrialState.FAILED and record.error == error
 
 
 def _hand_on(run: Run, record: FrozenTrial, resumed: bool) -> None:

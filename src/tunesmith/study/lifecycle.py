@@ -7,7 +7,8 @@ The transitions are pure functions from a record to the next record::
                         |   |                 |  \\--abandon--> pruned
                         |   \\--unstart (never began: back to the queue)
                         \\--lose--> failed (a lost worker; maybe re-queued as a new waiting copy)
-                        \\--hold--> paused (a resumed trial's worker died: it keeps its promotion)
+                        \\--hold--> paused (a resumed trial's worker died: it keeps its promotion;
+                                         an interrupt stopped a trial that can go on from its checkpoint)
 
 Below them, the few operations that apply a transition to the storage. Each
 writes with a compare-and-set on the state the record was read in
@@ -78,6 +79,13 @@ def resume(rec: FrozenTrial, worker: str, now: float) -> FrozenTrial:
 def abandon(rec: FrozenTrial, now: float) -> FrozenTrial:
     """A paused trial no promotion can reach any more: pruned for good."""
     return finish(rec, rec.value, TrialState.PRUNED, None, now).replace(heartbeat=None)
+
+
+def resumable(rec: FrozenTrial, *, pauses: bool) -> bool:
+    """Whether running ``rec`` can go on from its checkpoint (``attrs["checkpoint"]``) in a later run
+    rather than start over: it was resumed after a pause, or it reported under a pruner that pauses
+    (``pauses``: its study resumes paused trials, and its objective resumes from ``trial.resume_from``)."""
+    return bool(rec.attrs.get("checkpoint")) and (rec.is_resumed or (pauses and rec.last_step is not None))
 
 
 def holds_promotion(rec: FrozenTrial) -> bool:

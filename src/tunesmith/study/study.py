@@ -767,7 +767,9 @@ class Study:
                 a running objective). See docs/distributed.md.
 
         Ctrl-C stops cleanly: running trials are marked failed ("interrupted"),
-        nothing is half-written, and optimize returns.
+        nothing is half-written, and optimize returns. A trial that can go on from
+        its checkpoint (``attrs["checkpoint"]``: resumed after a pause, or reported
+        under a pruner that pauses) is paused instead, and the next optimize resumes it first.
         """
         from .runner import runner
 
@@ -941,10 +943,16 @@ class Study:
         return self._heartbeat.config
 
     def _mark_interrupted(self, trial: Trial, exc: KeyboardInterrupt | None = None) -> None:
+        """Record a trial whose objective an interrupt stopped: back to paused where it can go on from its
+        checkpoint (:func:`lifecycle.resumable`; the next ``optimize`` resumes it first, ``system.held``
+        says why), else failed as interrupted."""
         from ..exceptions import interrupted
 
+        error = interrupted(exc)
         try:
-            self.tell(trial, state=TrialState.FAILED, error=interrupted(exc))
+            if lifecycle.resumable(trial.record, pauses=self.pruner.pauses) and self._pause_again(trial, error):
+                return
+            self.tell(trial, state=TrialState.FAILED, error=error)
         except TrialFinishedError:
             pass
         except StorageError as error:  # a busy database: the interrupt goes on (it turned into this error, the
