@@ -840,6 +840,34 @@ def test_a_trial_stopped_by_ctrl_c_or_sigterm_is_resumed_from_its_checkpoint_by_
     check_resumed_runs_are_exact(study)  # every report as an uninterrupted run's
 
 
+def _killed_once_before_any_rung(trial: ts.Trial, step: int, folder: str) -> None:
+    if trial.number == 2 and step == 0 and not trial.is_resumed and _first_to_claim(Path(folder) / "killed", 2):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_a_worker_killed_in_a_trial_never_paused_resumes_it_from_its_checkpoint_under_requeue_failed(
+        tmp_path: Path, shared_storage_url: str) -> None:
+    """A worker process SIGKILLed in a new trial that had recorded a checkpoint (never paused) had the
+    trial failed and, with requeue_failed, a copy run from the start, though the checkpoint was recorded.
+    Under a pruner that pauses, the trial goes back to paused (as a resumed trial of a dead worker does,
+    one hold counted) and is resumed first, from its checkpoint; n_trials still counts it once."""
+    study = ts.Study(SPACE, sampler="random", seed=0, storage=shared_storage_url, name="k", heartbeat_interval=0.5,
+                     pruner=ASHA(min_resource=1, reduction_factor=3, curve="best", pause=True, max_resource=N_STEPS),
+                     requeue_failed=True)
+    for lr in LRS:
+        study.enqueue({"lr": lr})
+    after = functools.partial(_killed_once_before_any_rung, folder=str(tmp_path))
+    study.optimize(functools.partial(file_objective, folder=str(tmp_path), after_report=after), n_trials=len(LRS),
+                   n_jobs=2, executor="process")
+    trials = study.trials
+    assert (tmp_path / "killed").exists()
+    assert len(trials) == len(LRS) and not study.trials_in("failed") and not study.trials_in("waiting")  # no copy
+    killed = trials[2]
+    assert killed.system.n_resumes >= 1 and killed.system.n_holds == 1, killed.system
+    assert (2, 1) in starts(tmp_path) and starts(tmp_path).count((2, 0)) == 1  # on from its checkpoint at step 0
+    check_resumed_runs_are_exact(study)
+
+
 def test_a_promoted_trial_judged_lost_by_heartbeat_alone_is_failed(tmp_path: Path) -> None:
     # its worker may be alive and write again: only a failed trial refuses those writes
     study = ts.Study(SPACE, storage=f"sqlite:///{tmp_path / 's.db'}", name="s", pruner=ASHA(min_resource=1, reduction_factor=3, curve="best", pause=True))

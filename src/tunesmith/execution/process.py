@@ -516,9 +516,10 @@ def _stop_error(code: int | None, name: str | None) -> str:
 
 
 def _new_trial(lost: list[FrozenTrial]) -> bool:
-    """Whether a dead worker's failed trials include a new one (not a resumed trial, which
-    goes back to paused): the trial a budget unit it held became."""
-    return any(not t.is_resumed and t.state is not TrialState.PAUSED for t in lost)
+    """Whether a dead worker's failed (or held) trials include a new one (not a resumed trial, which
+    goes back to paused): the trial a budget unit it held became. A new trial held back to paused to
+    resume from its checkpoint is one (it counts among the call's new trials; its resume takes no unit)."""
+    return any(not t.is_resumed for t in lost)
 
 
 def _fail_dead(run: Run, pid: int, error: str, *, requeue: bool | None = None) -> list[FrozenTrial] | None:

@@ -88,13 +88,13 @@ def resumable(rec: FrozenTrial, *, pauses: bool) -> bool:
     return bool(rec.attrs.get("checkpoint")) and (rec.is_resumed or (pauses and rec.last_step is not None))
 
 
-def holds_promotion(rec: FrozenTrial) -> bool:
-    """Whether ``rec`` (running) was resumed after a pause, has a checkpoint,
-    progressed since it was last held and was held fewer than MAX_HOLDS times:
-    losing its worker must not lose the promotion it earned, nor its training."""
+def holds_promotion(rec: FrozenTrial, *, pauses: bool = False) -> bool:
+    """Whether ``rec`` (running) is :func:`resumable`, progressed since it was last
+    held and was held fewer than MAX_HOLDS times: losing its worker must not lose
+    the promotion it earned, nor its training."""
     sys = rec.system
     progressed = sys.held_at_step is None or (rec.last_step is not None and rec.last_step > sys.held_at_step)
-    return rec.is_resumed and bool(rec.attrs.get("checkpoint")) and progressed and sys.n_holds < MAX_HOLDS
+    return resumable(rec, pauses=pauses) and progressed and sys.n_holds < MAX_HOLDS
 
 
 def hold(rec: FrozenTrial, error: str, *, lost: bool = True) -> FrozenTrial:
@@ -189,6 +189,7 @@ def fail_lost(
     once: bool = False,
     judged: bool = False,
     confirm: Callable[[FrozenTrial], bool] | None = None,
+    pauses: bool = False,
 ) -> list[FrozenTrial]:
     """End the running trials of lost workers; the records this call changed.
 
@@ -196,7 +197,10 @@ def fail_lost(
     waiting copy with the same parameters (``system.retry_of``), and the failed
     record points to it (``system.requeued_as``). With ``dead`` (the caller saw
     the worker's process exit), a trial that :func:`holds_promotion` goes back
-    to paused instead (:func:`hold`): no copy, nothing failed. Not otherwise: a
+    to paused instead (:func:`hold`): no copy, nothing failed; with ``pauses`` (the
+    study's pruner pauses) and a copy due, a trial never paused that recorded a
+    checkpoint and a report too: it resumes from there instead of running again from
+    the start. Not otherwise: a
     worker judged lost by its heartbeat may write again, which a failed trial
     refuses. Two workers calling this at once never fail or re-queue the same
     trial twice: the copy is created under a claim unique to the trial, and the
@@ -216,7 +220,7 @@ def fail_lost(
     out = []
     for rec in lost:
         again = requeue and not (once and rec.system.retry_of is not None)
-        promoted = dead and holds_promotion(rec)
+        promoted = dead and holds_promotion(rec, pauses=pauses and again)
         # both or neither: a caller killed midway (a copy queued already is pointed to, not held back to paused)
         check = None if confirm is None else functools.partial(confirm, rec)
         if (again and not promoted) or _copy_queued(storage, study_id, rec):

@@ -865,12 +865,13 @@ class Study:
         if ``requeue`` (default: as the study's requeue_failed, a trial that is a copy
         already excepted). With ``dead``
         (its process is seen to have exited), a trial resumed from a checkpoint
-        goes back to paused, keeping its promotion (:func:`lifecycle.fail_lost`)."""
+        goes back to paused, keeping its promotion, and one re-queued under a pruner
+        that pauses resumes from its checkpoint (:func:`lifecycle.fail_lost`)."""
         running = self._storage.get_trials(self._study_id, state=TrialState.RUNNING)
         return lifecycle.fail_lost(
             self._storage, self._study_id, [t for t in running if t.worker == worker], error=error,
             now=self._storage.clock(), requeue=self._heartbeat.config.requeue if requeue is None else requeue, dead=dead,
-            once=requeue is None,
+            once=requeue is None, pauses=self.pruner.pauses,
         )  # fmt: skip
 
     def fail_trial(self, number: int, error: str, *, requeue: bool = False) -> FrozenTrial | None:
