@@ -1282,3 +1282,39 @@ def test_the_line_that_works_is_quoted_for_the_shell_and_hides_a_password(
     assert exc.value.code == 2 and "invalid choice" not in err and "secret" not in err
     assert err.endswith(f"after its name: {line}\n")
     assert not (tmp_path / "x.db").exists()
+
+
+def test_show_names_the_trials_a_ctrl_c_paused_to_resume_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """After Ctrl-C, optimize returns normally and the trial it stopped waits, paused, with its checkpoint:
+    nothing said so, neither to the script nor in ``show`` (its paused trials were "resumed if promoted").
+    ``study.interrupted`` says what stopped the call, and ``show`` which trials the next optimize resumes
+    first, and why."""
+    import os
+    import signal
+
+    def objective(trial: ts.Trial) -> float:
+        for epoch in range(max(trial.start_step, 1), 4):  # on from its checkpoint when resumed
+            trial.set_attr("checkpoint", str(tmp_path / f"ck{trial.number}.pt"))
+            trial.report(float(trial.params["x"]), epoch)
+            if trial.number == 1 and epoch == 2 and not trial.is_resumed:
+                os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C: raised here, in the objective
+                time.sleep(30)
+            if trial.should_prune():
+                raise ts.TrialPruned()
+        return float(trial.params["x"])
+
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    study = ts.Study({"x": ts.Float(0, 1)}, storage=url, name="c", sampler="random", seed=0,
+                     pruner=ts.pruners.ASHA(pause=True, min_resource=1, max_resource=3))
+    study.optimize(objective, n_trials=4)
+    assert study.interrupted == "interrupted (KeyboardInterrupt)"
+    monkeypatch.setenv("COLUMNS", "400")
+    capsys.readouterr()
+    assert run_cli("show", "c", "--storage", url) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "the next optimize resumes first, from their checkpoints: #1 stopped by Ctrl-C or SIGTERM" in out, out
+    study.optimize(objective, n_trials=0)
+    assert study.interrupted is None and study.trials[1].state is TrialState.COMPLETE
+    assert run_cli("show", "c", "--storage", url) == 0
+    assert "resumes first" not in capsys.readouterr().out

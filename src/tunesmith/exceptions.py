@@ -116,6 +116,11 @@ class Terminated(KeyboardInterrupt):  # noqa: N818 - an interruption, as Keyboar
 STOPPING_SIGNALS: list[str] = []
 
 
+def is_interrupt(error: str | None) -> bool:
+    """Whether a trial's ``error`` (or ``system.held``) is one :func:`interrupted` gave."""
+    return (error or "").startswith("interrupted (")
+
+
 def interrupted(exc: BaseException | None = None) -> str:
     """The error of a trial an interruption stopped: ``interrupted (SIGTERM)`` for :class:`Terminated`
     (or while the command line notes a SIGTERM in :data:`STOPPING_SIGNALS`), else

@@ -23,7 +23,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ..exceptions import StorageError, StudyNotFound, TrialFinishedError, UnreadableSpaceError
+from ..exceptions import (
+    StorageError,
+    StudyNotFound,
+    TrialFinishedError,
+    UnreadableSpaceError,
+    is_interrupt,
+)
 from ..paths import NotRegularFile, read_regular
 from ..plots import HTML, IMAGES, check_output
 from ..plots.records import pruner_label
@@ -555,8 +561,21 @@ def _show_pruner(console: Any, study: Study, trials: list[FrozenTrial], storage:
                "the study's pruner pauses none: an optimize given the pruner that paused them resumes those it promotes")
     console.print(f"pruner {escape(pruner_label(study.pruner) or 'none')}"
                   + (f"; {len(paused)} paused ({_numbers(paused, PAUSED_SHOWN)}): {resumes}; "
-                     f"{literal(tell)}{password_note(tell)} ends one for good" if paused else ""),
-                  soft_wrap=True, highlight=False)
+                     f"{literal(tell)}{password_note(tell)} ends one for good" if paused else "")
+                  + _held_note(trials), soft_wrap=True, highlight=False)
+
+
+def _held_note(trials: list[FrozenTrial]) -> str:
+    """The paused trials held to resume from their checkpoints, first, by the next optimize: stopped by an
+    interrupt (Ctrl-C, SIGTERM), or their worker died; "" when none is."""
+    held = [t for t in trials if t.state is TrialState.PAUSED and t.system.held is not None]
+    if not held:
+        return ""
+    stopped = [t.number for t in held if is_interrupt(t.system.held)]
+    died = [t.number for t in held if not is_interrupt(t.system.held)]
+    why = [f"{_numbers(stopped, PAUSED_SHOWN)} stopped by Ctrl-C or SIGTERM" if stopped else "",
+           f"{_numbers(died, PAUSED_SHOWN)} whose worker died or refused the checkpoint" if died else ""]
+    return f"; the next optimize resumes first, from their checkpoints: {'; '.join(w for w in why if w)}"
 
 
 def test_table(study: Study, tests: dict[int, TestResult]) -> Table:

@@ -38,6 +38,9 @@ class Job:
             ``raise_error()`` once they are done).
         on_trial: progress hook for each finished trial seen by the driver.
         poll: progress hook that re-reads the storage (workers elsewhere).
+        interrupted: set by the executor when an interrupt (Ctrl-C, SIGTERM) stopped
+            the run: the error its stopped trials got (``exceptions.interrupted``), which
+            ``study.interrupted`` gives after ``optimize`` returns.
     """
 
     study: Study
@@ -48,6 +51,7 @@ class Job:
     callbacks: tuple[Callable[[Study, FrozenTrial], None], ...] = ()
     on_trial: OnTrial | None = None
     poll: Callable[[], None] | None = None
+    interrupted: str | None = None
 
 
 class Executor(ABC):

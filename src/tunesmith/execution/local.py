@@ -47,6 +47,7 @@ class InlineExecutor(Executor):
         try:
             worker_loop(run)
         except KeyboardInterrupt as exc:
+            job.interrupted = interrupted(exc)
             failed = _interrupted(run, exc)  # in case it landed outside the objective
             if failed is None:
                 logger.warning("interrupted: stopped; %s", _LEFT_RUNNING)
@@ -84,7 +85,7 @@ class ThreadExecutor(Executor):
                 _deliver(inbox, calls, 0.1)
         except KeyboardInterrupt as exc:
             with _held(STOPS):  # a second one, raised between the two, left the trials running
-                run.interrupted = interrupted(exc)  # first: a trial asked from now on is failed by its thread
+                run.interrupted = job.interrupted = interrupted(exc)  # first: a trial asked from now on is failed by its thread
                 run.budget.stop()
                 failed = _interrupted(run, exc)
                 if failed is None:  # again: a busy database may be free by now

@@ -45,7 +45,8 @@ def run_optimize(
     show_progress: bool | None,
     executor: Any,
     options: Mapping[str, Any],
-) -> None:
+) -> str | None:
+    """Run ``study``'s trials (``Study.optimize``); the error of the trials an interrupt stopped, if one did."""
     from . import make_executor
 
     _check_args(objective, n_trials, timeout, n_jobs)
@@ -73,6 +74,7 @@ def run_optimize(
         _end_callbacks(study, callbacks, error)
     if exhausted:
         logger.info("%s; optimize stopped", exhausted)
+    return job.interrupted
 
 
 def _end_callbacks(study: Study, callbacks: tuple[Callable[..., Any], ...], error: BaseException | None) -> None:

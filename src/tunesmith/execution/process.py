@@ -218,6 +218,7 @@ class _Pool:
         # it left the trials of workers that had not recorded theirs (a busy database) running for good
         with _held(STOPS):
             name = exc.name if isinstance(exc, Terminated) else STOPPING_SIGNALS[0] if STOPPING_SIGNALS else None
+            self.job.interrupted = _stop_error(0, name)
             if name is not None:  # SIGTERM: the workers, stopped with a Ctrl-C of their own, record it as sent
                 self.signalled.value = signal.Signals[name].value  # first: a worker the SIGTERM reached inside
             self.budget.stop()  # the budget's lock waits for it (then raises) holding the lock

@@ -553,6 +553,7 @@ class _Driver:
             self._finish_promoted()
         except KeyboardInterrupt as exc:
             self.interrupted = True  # stop now: no grace for actors still starting
+            self.job.interrupted = interrupted(exc)
             with _held(STOPS):  # a second Ctrl-C or SIGTERM waits until the running trials are recorded
                 self.budget.stop()
                 failed, left = self._interrupt(interrupted(exc))

@@ -9,6 +9,7 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from ..exceptions import is_interrupt
 from ..study import Study
 from ..study.lifecycle import requeue_copy
 from ..trial import FrozenTrial, TrialState
@@ -16,7 +17,7 @@ from ..trial import FrozenTrial, TrialState
 
 def was_interrupted(trial: FrozenTrial) -> bool:
     """Whether Ctrl-C or a stopping signal failed ``trial`` (its configuration was not evaluated)."""
-    return trial.state is TrialState.FAILED and (trial.error or "").startswith("interrupted (")
+    return trial.state is TrialState.FAILED and is_interrupt(trial.error)
 
 
 def evaluated(trials: list[FrozenTrial]) -> list[FrozenTrial]:

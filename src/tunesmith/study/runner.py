@@ -8,18 +8,18 @@ register their entry point here with :func:`use_runner`.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
-_runner: Callable[..., None] | None = None
+_runner: Callable[..., str | None] | None = None
 
 
-def use_runner(fn: Callable[..., None]) -> None:
-    """Make ``fn(study, objective, **options)`` the function ``Study.optimize`` calls."""
+def use_runner(fn: Callable[..., str | None]) -> None:
+    """Make ``fn(study, objective, **options)`` the function ``Study.optimize`` calls; it returns the
+    error of the trials an interrupt stopped, if one stopped the run (``Study.interrupted``), else None."""
     global _runner
     _runner = fn
 
 
-def runner() -> Callable[..., Any]:
+def runner() -> Callable[..., str | None]:
     if _runner is None:
         raise RuntimeError("no executor is registered: import tunesmith (or tunesmith.execution) first")
     return _runner

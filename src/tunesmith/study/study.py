@@ -188,6 +188,7 @@ class Study:
         self._warned_inexact = False  # an integer value beyond 2**53 stored as the nearest float
         self._size: float | None = None  # the space's number of configurations, once asked
         self._stop_requested = False
+        self._interrupted: str | None = None  # what interrupted the last optimize call (Study.interrupted)
         self._said_no_reports = False  # the pruner-without-reports warning: once per study object
         self._said_no_pruner = False  # should_prune() in a study without a pruner: said once per study object
         self._picked: str | None = None  # what sampler "auto" picked, once recorded
@@ -770,13 +771,15 @@ class Study:
         nothing is half-written, and optimize returns. A trial that can go on from
         its checkpoint (``attrs["checkpoint"]``: resumed after a pause, or reported
         under a pruner that pauses) is paused instead, and the next optimize resumes it first.
+        :attr:`interrupted` says afterwards whether an interrupt stopped the call.
         """
         from .runner import runner
 
         n_trials, timeout, n_jobs = _py(n_trials), _py(timeout), _py(n_jobs)
         self._warn_about_budget(n_trials)
         self._stop_requested = False  # a stop() before this call does not end it
-        runner()(
+        self._interrupted = None
+        self._interrupted = runner()(
             self,
             objective,
             n_trials=n_trials,
@@ -810,6 +813,13 @@ class Study:
         process or Ray actor, which holds its own copy of the study, the run is
         stopped once that trial ends)."""
         self._stop_requested = True
+
+    @property
+    def interrupted(self) -> str | None:
+        """Whether an interrupt (Ctrl-C, SIGTERM) stopped the last ``optimize`` call of this object, which
+        then returned normally: the error its stopped trials got (``"interrupted (KeyboardInterrupt)"``,
+        ``"interrupted (SIGTERM)"``), else None. A script checks it before going on as after a full run."""
+        return self._interrupted
 
     @property
     def stopping(self) -> bool:
