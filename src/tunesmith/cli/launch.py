@@ -21,6 +21,7 @@ from typing import Any
 
 from ..exceptions import STOPPING_SIGNALS, ResumeRefused, StudyNotFound, Terminated
 from ..execution import runs_in_processes
+from ..execution.loop import stopped_by
 from ..storage import MemoryStorage, Storage, make_storage
 from ..storage.base import command_line, password_note
 from ..study import Study
@@ -247,8 +248,9 @@ def _noting_interrupts(objective: Callable[..., Any], raised: Any, came: list[in
 
 def _noting_actors(raised: Any, _: Study, record: FrozenTrial) -> None:
     """A callback under Ray: notes in ``raised`` a trial an actor's objective failed by raising
-    KeyboardInterrupt itself (the driver stops the run then): the command exits 130 (it exited 0)."""
-    if record.state is TrialState.FAILED and record.error == "interrupted (KeyboardInterrupt)":
+    KeyboardInterrupt itself (the driver stops the run then), or paused to resume from its checkpoint:
+    the command exits 130 (it exited 0)."""
+    if stopped_by(record, "interrupted (KeyboardInterrupt)"):
         raised.value = 1
 
 
