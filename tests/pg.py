@@ -152,6 +152,19 @@ class PostgresServer:
     def url(self, db: str) -> str:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{db}"
 
+    def password_role(self, role: str, password: str) -> str:
+        """A role that must give ``password`` (scram-sha-256 on 127.0.0.1; every other role is still
+        trusted), owning a fresh database of its name; the URL to it, without the password."""
+        import psycopg
+
+        with psycopg.connect(self.dsn("postgres"), autocommit=True) as conn:
+            conn.execute(f"CREATE ROLE \"{role}\" LOGIN PASSWORD '{password}'")
+            conn.execute(f'CREATE DATABASE "{role}" OWNER "{role}"')
+            hba = self.data / "pg_hba.conf"  # the first matching line decides: this role's goes first
+            hba.write_text(f"host all {role} 127.0.0.1/32 scram-sha-256\n" + hba.read_text())
+            conn.execute("SELECT pg_reload_conf()")
+        return f"postgresql+psycopg://{role}@127.0.0.1:{self.port}/{role}"
+
     def __enter__(self) -> PostgresServer:
         try:
             self.init()

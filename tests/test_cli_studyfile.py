@@ -178,6 +178,29 @@ def test_a_worker_takes_its_storage_from_the_command_line(tmp_path: Path) -> Non
     assert len(ts.load_study("w2", url).trials) == 3 and len(ts.load_study("w", url).trials) == 2
 
 
+def test_workers_whose_copies_of_the_objective_differ_are_warned(tmp_path: Path,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    """Two machines, each with its own copy of the study file and objective, one edited: the
+    study ranked the results of both codes together and nothing said so."""
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    folders = {}
+    for machine, code in (("a", OBJ), ("b", OBJ.replace("** 2", "** 2 * 100"))):
+        (tmp_path / machine).mkdir()
+        (tmp_path / machine / "obj.py").write_text(code)
+        folders[machine] = write(tmp_path / machine, f"name: w\nstorage: {url}\nobjective: obj.py:f\n{SPACE}")
+
+    def worker(machine: str) -> str:
+        caplog.clear()
+        assert main(["worker", str(folders[machine]), "--n-trials", "1"]) == 0
+        return caplog.text
+
+    assert "other code for its objective" not in worker("a") + worker("a")  # the same code: nothing said
+    said = worker("b")
+    assert "study 'w' was last run with other code for its objective: obj.py" in said and "--name NEW" in said
+    assert "other code for its objective" in worker("a")  # the old copy again: the other way round
+    assert ts.load_study("w", url).storage.get_study("w").config["objective_code"]["file"] == "obj.py"
+
+
 def test_a_study_under_the_home_folder_is_resumed_without_its_space(tmp_path: Path,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     # before: "missing key(s) ['space']: there is no study": the file check did not expand "~"

@@ -206,6 +206,19 @@ def test_an_objective_ray_workers_cannot_import_leaves_no_trial_running(ray_loca
     assert {t.state for t in study.trials} == {TrialState.WAITING}
 
 
+def test_actors_that_cannot_open_the_storage_are_told_so_not_to_ship_a_module(
+        ray_local: Any, pg_server: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The driver found the PostgreSQL password in PGPASSWORD, the cluster's workers (started
+    without it) did not: the error told the user to install or ship the objective's module."""
+    url = pg_server.password_role(f"ray_pw_{os.getpid()}_{time.monotonic_ns()}", "s3cret-pw")
+    monkeypatch.setenv("PGPASSWORD", "s3cret-pw")  # this process only: the running instance's workers lack it
+    study = Study({"x": Float(0, 1)}, storage=url, name="no-pw", sampler="random", seed=0)
+    with pytest.raises(WorkersLost, match="could not start in Ray: .*no password supplied") as err:
+        study.optimize(objective, n_trials=2, executor="ray")
+    assert "where `ray start` ran on each node" in str(err.value) and "py_modules" not in str(err.value)
+    assert study.trials == []
+
+
 @pytest.mark.timeout(90)
 @pytest.mark.parametrize("storage", ["memory", "sqlite"])
 def test_an_actor_that_cannot_start_holds_no_trial(ray_local: Any, tmp_path: Path, storage: str) -> None:

@@ -525,6 +525,30 @@ def test_a_bad_connection_option_is_refused_at_once_not_retried(query: str, caus
     assert waits == [] and cause in str(err.value) and "retry_window" not in str(err.value)  # no second try
 
 
+def test_a_missing_password_is_refused_at_once_saying_where_to_give_it(
+        pg_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """A role that needs a password, opened without one (a Ray node whose `ray start` lacked
+    PGPASSWORD): libpq's "no password supplied" was retried for the whole retry_window (60 s
+    from a study file), then given with no word on where the password goes."""
+    from tunesmith.exceptions import StorageError
+    from tunesmith.storage import SQLStorage, sql
+
+    url = pg_server.password_role(f"pw_{os.getpid()}_{time.monotonic_ns()}", SECRET)
+    monkeypatch.delenv("PGPASSWORD", raising=False)
+    monkeypatch.setenv("PGPASSFILE", str(tmp_path / "no-pgpass"))
+    waits = []
+    wait = sql._Backoff.wait
+    monkeypatch.setattr(sql._Backoff, "wait", lambda self, **kw: waits.append(kw) or wait(self, **kw))
+    with pytest.raises(StorageError, match="no password supplied") as err:
+        SQLStorage(url, retry_window=20.0)
+    assert waits == [] and "set PGPASSWORD" in str(err.value) and "ray start" in str(err.value)
+    with pytest.raises(StorageError, match="password authentication failed") as err:
+        SQLStorage(url.replace("@", ":wrong@"), retry_window=20.0)
+    assert waits == [] and "check the password" in str(err.value) and "wrong" not in str(err.value)
+    monkeypatch.setenv("PGPASSWORD", SECRET)  # given where the hint says, it opens
+    assert SQLStorage(url).list_studies() == []
+
+
 def test_a_port_that_is_not_a_number_is_named_with_the_storage() -> None:
     from tunesmith.storage import SQLStorage
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import errno
 import functools
+import hashlib
+import inspect
 import multiprocessing as mp
 import os
 import re
@@ -25,7 +27,7 @@ from ..execution.loop import stopped_by
 from ..storage import MemoryStorage, Storage, make_storage
 from ..storage.base import command_line, password_note
 from ..study import Study
-from ..study.manage import check_name_before_file
+from ..study.manage import check_name_before_file, record_objective_code
 from ..trial import FrozenTrial, TrialState
 from .studyfile import SPACE_EXAMPLE, StudyFile, StudyFileError, sqlite_path
 
@@ -282,9 +284,22 @@ def prepare(
     if sf.executor == "ray":
         ship_by_value(objective)
     study = open_study(sf)
+    code = objective_code(objective)
+    if code is not None:
+        record_objective_code(study, *code)
     if sf.n_trials is None and sf.timeout is None:
         print("note: no n_trials or timeout: running until the search is exhausted or Ctrl-C", file=sys.stderr)
     return sf, study, objective
+
+
+def objective_code(objective: Callable[..., Any]) -> tuple[str, str] | None:
+    """The name of the file that defines ``objective`` and the SHA-256 of its bytes (None where
+    it has no file: a built-in, a compiled module)."""
+    try:
+        path = Path(inspect.getsourcefile(objective) or "")
+        return path.name, hashlib.sha256(path.read_bytes()).hexdigest()
+    except (TypeError, OSError):
+        return None
 
 
 def _check_algorithms(sf: StudyFile, args: argparse.Namespace) -> None:

@@ -474,6 +474,18 @@ def _create_token(path: Path, token: str) -> None:
             os.unlink(path)
 
 
+def start_hint(cause: str) -> str:
+    """What to do about an actor that could not start: its storage (each actor opens the study's
+    database itself, with its node's environment) or, else, the objective's module."""
+    if f"{StorageError.__name__}:" in cause:
+        return ("Each Ray worker opens the study's storage itself, with its node's environment: every node "
+                "must reach the database and find its password (PGPASSWORD or ~/.pgpass where `ray start` "
+                "ran on each node, or in the URL)")
+    return ("The objective and its module must be importable on every node: install it there, ship it with "
+            "ray_init={'runtime_env': {'py_modules': [mymodule]}} (where this process starts Ray), or define "
+            "the objective in the driver script")
+
+
 def check_reachable(address: str, timeout: float = 5.0) -> None:
     """A ConnectionError naming ``address`` and what to do when nothing listens there: Ray itself
     retried a wrong address for minutes, printing only its own connection warnings."""
@@ -818,11 +830,7 @@ class _Driver:
             if getattr(exc, "actor_init_failed", False):
                 self._unstart_all()
                 cause = [line.strip() for line in str(exc).splitlines() if line.strip()][-1]
-                raise WorkersLost(
-                    f"a tunesmith worker could not start in Ray: {cause}. The objective and its module must be "
-                    "importable on every node: install it there, ship it with ray_init={'runtime_env': "
-                    "{'py_modules': [mymodule]}} (where this process starts Ray), or define the objective in the "
-                    "driver script") from None
+                raise WorkersLost(f"a tunesmith worker could not start in Ray: {cause}. {start_hint(cause)}") from None
             self._replace(actor, lost_worker(exc))
             return
         except self.ray.exceptions.RayTaskError as exc:  # tunesmith's own code failed in the actor: raised at the end

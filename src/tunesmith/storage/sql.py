@@ -146,11 +146,17 @@ _HINTS = {
                          "runs need write access",
     "unable to open": "check that the file exists, that you can read it and write its folder (reading "
                       "commands, tunesmith studies/show/export, open it read-only)",
+    "no password supplied": "the server asks for a password: set PGPASSWORD (or a ~/.pgpass file) where each "
+                            "worker runs (on a Ray cluster, in the environment of `ray start` on every node), "
+                            "or write it in the URL",
+    "password authentication failed": "check the password in the URL, PGPASSWORD or ~/.pgpass of the machine "
+                                      "that opened the storage",
 }
 
 
 #: messages of errors that no retry can fix, though they mention a connection
-_FATAL = ("does not exist", "authentication failed", "no pg_hba.conf entry", "permission denied",
+_FATAL = ("does not exist", "authentication failed", "no password supplied", "no pg_hba.conf entry",
+          "permission denied",
           "disk is full", "no space left", "disk i/o error", "malformed", "not a database",
           # a URL's bad connection option (?sslmode=bogus, ?connect_timeout=x): the same on every try
           "invalid connection option", "invalid sslmode value", "invalid integer value", "bad value for")

@@ -745,6 +745,34 @@ def record_sampler(study: Study, stored: Mapping[str, Any]) -> None:
         logger.info(SAMPLER_RECORDED, study.name, now.get("name"), was)
 
 
+#: the key of a study's settings holding the objective's file and the SHA-256 of its bytes, as last run
+OBJECTIVE_CODE = "objective_code"
+
+
+def record_objective_code(study: Study, file: str, sha256: str) -> None:
+    """Store the objective's file name and digest (``tunesmith run`` and ``worker``), warning when
+    the study was last run with other code: workers on machines whose copies differ rank the results
+    of two objectives as one, which nothing else would show."""
+    now = {"file": file, "sha256": sha256}
+    was: list[Any] = [None]
+
+    def change(stored: Any) -> Any:
+        was[0] = stored
+        return now
+
+    try:
+        change_setting(study, OBJECTIVE_CODE, change)
+    except StudyNotFound:  # renamed or deleted meanwhile: said by the run itself
+        return
+    old = was[0]
+    if isinstance(old, Mapping) and old.get("sha256") != sha256:
+        logger.warning(
+            "study %r was last run with other code for its objective: %s (sha256 %.12s) then, %s (sha256 %.12s) "
+            "here; the trials of both are ranked together in this study. Bring this machine's copy up to date, "
+            "or, if the change is meant, run the new code as another study (--name NEW)",
+            study.name, one_line(str(old.get("file"))), one_line(str(old.get("sha256"))), file, sha256)
+
+
 #: the key of a study's settings holding what sampler "auto" picked, written by the process that picked it
 PICKED = "sampler_picked"
 
