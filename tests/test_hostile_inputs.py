@@ -590,6 +590,75 @@ def test_a_trial_of_a_million_reports_draws_a_plot_file_of_bounded_size(tmp_path
     assert "drawn with 2,000" in capsys.readouterr().err
 
 
+def _rename_parameter(db: Path, old: str, new: str) -> None:
+    """``old`` renamed ``new`` in the stored space and in every trial's parameters, as a writer of the database may."""
+    with sqlite3.connect(db) as c:
+        space = json.loads(c.execute("SELECT space FROM ts_studies").fetchone()[0])
+        c.execute("UPDATE ts_studies SET space = ?", (json.dumps({new if k == old else k: v for k, v in space.items()}),))
+        for trial_id, params in c.execute("SELECT trial_id, params FROM ts_trials").fetchall():
+            params = json.loads(params)
+            params[new] = params.pop(old)
+            c.execute("UPDATE ts_trials SET params = ? WHERE trial_id = ?", (json.dumps(params), trial_id))
+
+
+def test_a_word_of_a_megabyte_is_cut_into_lines_measuring_about_it_not_it_once_a_line() -> None:
+    """Titles are cut into lines by measuring them: each line cut from a long word measured all that was
+    left of it, so a word of n characters cost about n * n / (a line) measured: a parameter name of a
+    megabyte, stored by a writer of the database, held a slice plot (the report, the dashboard's page of
+    the study) for hours. Now each cut measures at most twice the line it makes."""
+    from tunesmith.plots.records import longest_fit, wrap_to_width
+
+    measured = 0
+
+    def measure(text: str) -> float:
+        nonlocal measured
+        measured += len(text)
+        if measured > 100 * 200_000:
+            raise AssertionError(f"measured {measured:,} characters of a 200,000-character word")
+        return float(len(text))
+
+    word = "ab" * 100_000
+    lines = wrap_to_width(f"study: {word} end", 40, measure)
+    assert lines[0] == "study:" and lines[-1] == "end" and "".join(lines[1:-1]) == word
+    assert all(len(line) <= 40 for line in lines)
+    assert longest_fit(word, 40, len) == 40 and longest_fit(word, 40, len, 199_990) == 10
+    assert longest_fit("abc", 0.5, len) == 1  # at least one: a line shows something
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("output", ["html", "png", "dashboard"])
+def test_a_parameter_name_a_writer_made_a_megabyte_long_draws_a_slice_whose_title_is_cut_short(
+    tmp_path: Path, capsys: Any, output: str
+) -> None:
+    """A slice's title names its parameter: a name of 10**6 characters, stored by another writer of the
+    database, drew a title of 10**6 characters cut into 25,000 lines (hours, a worker thread of the
+    dashboard held each time its page asked). Titles now keep their start and end, 1,200 characters in all."""
+    pytest.importorskip("plotly")
+    url, _ = _sqlite_study(tmp_path)
+    long = "x" * 300_000
+    capsys.readouterr()
+    _rename_parameter(tmp_path / "shared.db", "x", long)
+    if output == "dashboard":
+        pytest.importorskip("starlette")
+        from starlette.testclient import TestClient
+
+        from tunesmith.dashboard import create_app, open_storage
+
+        answer = TestClient(create_app(open_storage(url))).get("/api/studies/s/plots/slice")
+        assert answer.status_code == 200, answer.text[:300]
+        titles = [p["figure"]["layout"]["meta"]["title"] for p in answer.json()["plots"]]
+    else:
+        out = tmp_path / f"slice.{output}"
+        assert main(["plot", "s", "--kind", "slice", "--storage", url, "-o", str(out)]) == 0
+        assert out.stat().st_size > 0
+        text = out.read_text("utf-8") if output == "html" else ""
+        titles = [json.loads(t)["title"] for t in re.findall(r'"meta":(\{"title":"(?:[^"\\]|\\.)*","top":\d+\})', text)]
+    if output != "png":
+        assert titles and all(len(t) <= 2_000 for t in titles), [len(t) for t in titles]
+        assert any(t.startswith("s: value against xxx") and "…" in t for t in titles), [t[:40] for t in titles]
+    assert len(capsys.readouterr().err) < 10_000  # "wrote the slice of 's' (TITLE; ...)"
+
+
 # -- checkpoint folders ----------------------------------------------------------------------------
 
 

@@ -13,6 +13,7 @@ from rich.table import Table
 from ..importance import METHODS, Importances
 from ..importance.data import left_out_text
 from ..plots import HTML
+from ..plots.records import short_title
 from ..report import REPORT_FILE
 from ..space import display_names
 from ..space.params import plural
@@ -141,12 +142,12 @@ def write_records(records: list, output: str, what: str) -> int:
               "lowest and highest value)", file=sys.stderr)
     for r in records:
         if r.empty:
-            print(f"not drawn: {one_line(r.title, None)}: {one_line(r.message or '', None)}", file=sys.stderr)
+            print(f"not drawn: {one_line(short_title(r.title), None)}: {one_line(r.message or '', None)}", file=sys.stderr)
     return 0
 
 
 def _describe(records: list) -> str:
-    return "; ".join(one_line(r.title, None) for r in records[:3]) + (f"; and {len(records) - 3} more" if len(records) > 3 else "")
+    return "; ".join(one_line(short_title(r.title), None) for r in records[:3]) + (f"; and {len(records) - 3} more" if len(records) > 3 else "")
 
 
 def _mpl_to_file(output: str) -> None:

@@ -22,6 +22,7 @@ from .records import (
     end_ticks,
     longest_fit,
     short_labels,
+    short_title,
     wrap_to_width,
 )
 
@@ -79,7 +80,7 @@ def to_matplotlib(record: Record, ax: Any = None) -> Any:
         _diagram(ax, record)
     else:
         _chart(ax, record)
-    ax.set_title(plain("\n".join(_title_lines(ax, record.title))), fontsize="medium")
+    ax.set_title(plain("\n".join(_title_lines(ax, short_title(record.title)))), fontsize="medium")
     if record.empty:
         ax.text(0.5, 0.5, plain(record.message), ha="center", va="center", transform=ax.transAxes, wrap=True)
     return ax

@@ -23,6 +23,7 @@ from .records import (
     axis_label,
     longest_fit,
     short_labels,
+    short_title,
     wrap_to_width,
 )
 
@@ -70,7 +71,7 @@ def to_plotly(record: Record, *, template: bool = True) -> Any:
         fig = _diagram(go, record)
     else:
         fig = _chart(go, record)
-    title = unseen_as_escapes(record.title)  # as drawn: an ESC is 4 characters (\x1b)
+    title = unseen_as_escapes(short_title(record.title))  # as drawn: an ESC is 4 characters (\x1b)
     lines = _title_lines(title, fig.layout.width or FIGURE_WIDTH)
     top = 110 if isinstance(record, Parallel) else 60
     fig.update_layout(title="<br>".join(_escape(line) for line in lines),
@@ -368,7 +369,7 @@ def to_html(records: Sequence[Record], *, full: bool = True, include_js: bool = 
     body = "\n".join(parts)
     if not full:
         return body
-    title = records[0].title if records else "tunesmith"
+    title = short_title(records[0].title) if records else "tunesmith"
     return f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{_escape(title)}</title></head><body>{body}</body></html>"
 
 

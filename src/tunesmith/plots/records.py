@@ -36,7 +36,9 @@ def short_labels(labels: Sequence[str], width: int = NAME_WIDTH) -> list[str]:
 
 def wrap_to_width(text: str, width: float, measure: Callable[[str], float]) -> list[str]:
     """``text`` cut into lines no wider than ``width`` as ``measure`` (a line's drawn width) says:
-    at spaces, and a word wider than a line (a long study name) wherever it must be cut."""
+    at spaces, and a word wider than a line (a long study name) wherever it must be cut. Each cut
+    measures no more than twice the line it makes: a word of a megabyte (a name a database's writer
+    chose) is cut in time proportional to it, where measuring what was left of it for each line took hours."""
     lines: list[str] = []
     for paragraph in text.split("\n"):
         line = ""
@@ -47,22 +49,44 @@ def wrap_to_width(text: str, width: float, measure: Callable[[str], float]) -> l
                 continue
             if line:
                 lines.append(line)
-            while len(word) > 1 and measure(word) > width:
-                cut = longest_fit(word, width, measure)
-                lines.append(word[:cut])
-                word = word[cut:]
-            line = word
+            start = 0
+            while len(word) - start > 1:
+                cut = longest_fit(word, width, measure, start)
+                if start + cut >= len(word):
+                    break
+                lines.append(word[start:start + cut])
+                start += cut
+            line = word[start:]
         lines.append(line)
     return lines
 
 
-def longest_fit(word: str, width: float, measure: Callable[[str], float]) -> int:
-    """How many of ``word``'s first characters fit ``width`` (at least one: a line shows something)."""
-    low, high = 1, len(word)
+def longest_fit(word: str, width: float, measure: Callable[[str], float], start: int = 0) -> int:
+    """How many of ``word``'s characters from ``start`` on fit ``width`` (at least one: a line shows
+    something), measuring pieces no longer than twice what fits (doubling, then halving)."""
+    low, high, probe = 1, len(word) - start, 2
+    while probe < high:
+        if measure(word[start:start + probe]) > width:
+            high = probe - 1
+            break
+        low, probe = probe, 2 * probe
     while low < high:
         mid = (low + high + 1) // 2
-        low, high = (mid, high) if measure(word[:mid]) <= width else (low, mid - 1)
+        low, high = (mid, high) if measure(word[start:start + mid]) <= width else (low, mid - 1)
     return low
+
+
+#: the most characters of a plot's title drawn: a longer one (a name a database's writer made a megabyte
+#: long) keeps its start, "…" and its end (a study name and a parameter's name, 512 each, fit whole)
+MAX_TITLE = 1200
+
+
+def short_title(title: str) -> str:
+    """``title``, or its first and last characters and "…" between them where it is longer than :data:`MAX_TITLE`."""
+    if len(title) <= MAX_TITLE:
+        return title
+    head = (MAX_TITLE - 1) // 2
+    return title[:head] + "…" + title[-(MAX_TITLE - 1 - head):]
 
 
 #: colour of each trial state (a colour-blind-safe palette)
