@@ -854,6 +854,8 @@ def test_show_tells_a_running_trial_whose_heartbeats_stopped_from_a_live_one(
                      heartbeat_interval=1, grace_period=30, requeue_failed=True)
     study.add_trial({"x": 0.5}, 0.5)
     lost, live = study.ask(), study.ask()
+    for t in (lost, live):
+        study._heartbeat.finished(t.number)  # this process's beats stop: the test writes them
     now = study.storage.clock()
     study.storage.heartbeat(study._study_id, [lost.number], now - 100)
     study.storage.heartbeat(study._study_id, [live.number], now - 1)
