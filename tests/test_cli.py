@@ -845,6 +845,30 @@ def test_show_says_how_to_fail_running_trials_of_a_study_without_heartbeats(
     assert "no heartbeats" not in capsys.readouterr().out
 
 
+def test_show_tells_a_running_trial_whose_heartbeats_stopped_from_a_live_one(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # a worker killed mid-trial (kill -9) left its trial counted as running, like the live ones, until the
+    # next ask of some worker failed it: show said nothing of it
+    db = f"sqlite:///{tmp_path / 'h.db'}"
+    study = ts.Study({"x": ts.Float(0, 1)}, storage=db, name="h", sampler="random", seed=0,
+                     heartbeat_interval=1, grace_period=30, requeue_failed=True)
+    study.add_trial({"x": 0.5}, 0.5)
+    lost, live = study.ask(), study.ask()
+    for t in (lost, live):
+        study._heartbeat.finished(t.number)  # this process's beats stop: the test writes them
+    now = study.storage.clock()
+    study.storage.heartbeat(study._study_id, [lost.number], now - 100)
+    study.storage.heartbeat(study._study_id, [live.number], now - 1)
+    assert run_cli("show", "h", "--storage", db) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert (f"1 running trial (#{lost.number}) with no heartbeat for over the grace period of 30 s (the oldest 10"
+            in out), out
+    assert "fails it as lost and re-queues it" in out and f"#{live.number})" not in out
+    study.storage.heartbeat(study._study_id, [lost.number], now)  # it beats again: nothing to say
+    assert run_cli("show", "h", "--storage", db) == 0
+    assert "no heartbeat" not in capsys.readouterr().out
+
+
 def test_export_json_is_strict_json_with_a_nan_attribute(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # before: attrs {"loss": NaN} were written as NaN, which jq and JSON.parse refuse
     url = f"sqlite:///{tmp_path / 'n.db'}"

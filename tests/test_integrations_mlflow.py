@@ -528,3 +528,22 @@ def test_a_parent_run_without_the_study_id_is_taken_only_when_unambiguous(
     assert parent.data.tags["tunesmith.study_id"] == b.copy_id
     trials = [r for r in new if "tunesmith.trial" in r.data.tags]
     assert len(trials) == 2 and all(r.data.tags["mlflow.parentRunId"] == parent.info.run_id for r in trials)
+
+
+def test_an_experiment_deleted_in_mlflow_is_refused_naming_how_to_restore_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # before: MLflow's own "INVALID_PARAMETER_VALUE: The experiment 1 must be in the 'active' state. Current
+    # state is deleted." out of optimize after the first trial, naming neither the experiment nor a fix
+    uri = _file_store(tmp_path, monkeypatch)
+    study = ts.Study(SPACE, seed=0, name="trashed")
+    first = MLflowCallback(tracking_uri=uri)
+    study.optimize(lambda t: t.params["x"], n_trials=1, callbacks=[first], show_progress=False)
+    experiment = first.client.get_experiment_by_name("trashed")
+    first.client.delete_experiment(experiment.experiment_id)  # the UI's delete: the experiment goes to the trash
+    again = MLflowCallback(tracking_uri=uri)
+    with pytest.raises(ValueError, match=rf"experiment 'trashed' \(id {experiment.experiment_id}\) is deleted.*"
+                                         rf"mlflow experiments restore --experiment-id {experiment.experiment_id}"):
+        study.optimize(lambda t: t.params["x"], n_trials=2, callbacks=[again], show_progress=False)
+    assert len(study.trials) == 2  # the trial is kept in the study, for log_study once the experiment is back
+    again.client.restore_experiment(experiment.experiment_id)
+    MLflowCallback(tracking_uri=uri).log_study(study)
+    assert len(trial_runs(again.client, experiment.experiment_id, "trashed")) == 2

@@ -8,6 +8,7 @@ of seed, or of the generator's stream, risks).
 from __future__ import annotations
 
 import math
+import warnings
 from collections import Counter
 from typing import Any
 
@@ -130,6 +131,24 @@ def test_sobol_on_small_discrete_space_does_not_repeat_while_it_can() -> None:
     space = ts.Space({"k": ts.Categorical(["a", "b"]), "n": ts.Int(1, 4)})
     got = draw(ts.SobolSampler(seed=3), space, 8)
     assert len({space.key(c) for c in got}) == 8
+
+
+
+@pytest.mark.parametrize("sampler", ["sobol", "bayes", "auto"])
+def test_a_library_s_warning_is_shown_once_in_a_study_not_again_each_trial(sampler: str) -> None:
+    # Python shows a warning once per place, until any code changes the warning filters: the Sobol draws
+    # had changed them (a catch_warnings around each draw), so a warning the user's training library gives
+    # at each fit (Lightning's "LeafSpec is deprecated" under torch 2.13) was printed again every trial.
+    space = ts.Space({"x": ts.Float(0.0, 1.0), "k": ts.Int(1, 8)})
+
+    def objective(trial: ts.Trial) -> float:
+        warnings.warn("the library says this once", UserWarning, stacklevel=1)
+        return float(trial.params["x"])
+
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("default")
+        ts.Study(space, sampler=sampler, seed=0).optimize(objective, n_trials=6)
+    assert [str(w.message) for w in said].count("the library says this once") == 1, [str(w.message) for w in said]
 
 
 # -- grid -----------------------------------------------------------------------------------------------

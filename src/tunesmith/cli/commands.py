@@ -496,13 +496,31 @@ def _show_running(console: Any, study: Study, trials: list[FrozenTrial]) -> None
     """Without heartbeats, a trial whose whole run was killed (the optimize process itself, or
     its machine) stays running forever: say how to have such trials failed."""
     running = [t.number for t in trials if t.state is TrialState.RUNNING]
-    if running and study.heartbeat_config.interval is None:
+    cfg = study.heartbeat_config
+    if running and cfg.interval is not None and cfg.grace is not None:
+        _show_silent(console, study, [t for t in trials if t.state is TrialState.RUNNING], cfg.grace)
+    if running and cfg.interval is None:
         console.print(f"{plural(len(running), 'running trial')} ({_numbers(running, 5)}): this study has no "
                       "heartbeats, so a trial whose process was killed with its optimize call stays running; to "
                       "fail those, open the study with heartbeat_interval=S (and grace_period=G; in a study file, "
                       "heartbeat_interval: S for tunesmith run or worker): the next trial asked fails running trials "
                       "with no heartbeat for G seconds", soft_wrap=True, highlight=False)
 
+
+
+def _show_silent(console: Any, study: Study, running: list[FrozenTrial], grace: float) -> None:
+    """Running trials whose last heartbeat is older than the grace period (a worker killed with its
+    optimize call): show counted them as running, with nothing to tell them from live ones."""
+    now = study.storage.clock()  # the clock the beats were written with
+    silent = [t for t in running if (t.heartbeat or t.started or now) < now - grace]
+    if not silent:
+        return
+    since = max(now - (t.heartbeat or t.started or now) for t in silent)
+    again = " and re-queues it" if study.heartbeat_config.requeue else ""
+    console.print(f"{plural(len(silent), 'running trial')} ({_numbers([t.number for t in silent], 5)}) with no "
+                  f"heartbeat for over the grace period of {grace:g} s (the oldest {since:.0f} s ago): its worker "
+                  f"looks lost (killed, or its machine); the next trial asked of this study (optimize, tunesmith "
+                  f"run or worker) fails it as lost{again}", soft_wrap=True, highlight=False)
 
 #: ``show`` lists the numbers of this many paused trials, for ``tunesmith tell``
 PAUSED_SHOWN = 20

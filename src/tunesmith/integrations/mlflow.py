@@ -132,6 +132,14 @@ class MLflowCallback:
         if _key(study) not in self._ids:
             name = self.experiment or study.name
             found = experiment_by_name(self.client, name)
+            if found is not None and found.lifecycle_stage == "deleted":  # MLflow refused the first run's logging
+                raise ValueError(
+                    f"MLflowCallback: the MLflow experiment {name!r} (id {found.experiment_id}) is deleted (in "
+                    f"MLflow's trash), so nothing can be logged to it; restore it (mlflow experiments restore "
+                    f"--experiment-id {found.experiment_id}, or MlflowClient().restore_experiment("
+                    f"{found.experiment_id!r})), log to another with MLflowCallback(experiment=...), or remove "
+                    "it for good (mlflow gc) so that the callback creates it anew"
+                )
             experiment_id = found.experiment_id if found else self._create_experiment(name)
             run = self._find_parent(experiment_id, study)
             if run is None:

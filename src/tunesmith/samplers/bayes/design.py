@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 from scipy.stats import qmc
 
@@ -31,9 +29,7 @@ def initial_point(
         return np.asarray((prior.mode(u) if prior is not None else u)[0])
     engine = qmc.Sobol(space.ndim, scramble=True, seed=seed)
     engine.fast_forward(index)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # balance warnings for non-powers of 2
-        u = engine.random(1)
+    u = engine.random(1)
     if prior is not None and index % 2 == 1:
         u = prior.sample(space, u, rng)
     return np.asarray(u[0])
