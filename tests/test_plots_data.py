@@ -631,7 +631,8 @@ def test_a_long_parameter_name_is_cut_on_html_bars_and_parallel_axes_whole_in_th
     space = ts.Space({long: ts.Float(1e-3, 1.0, log=True), "x": ts.Float(0, 1)})
     study = plots.Snapshot("s", Direction.MINIMIZE, space, trials_of([("complete", 1.0), ("complete", 2.0)], space))
     dims = to_plotly(plots.parallel(study)).data[0].dimensions
-    assert [d.label for d in dims] == [f"{short} (log scale)", "x", "value (minimize)"]
+    # cut, then in lines of at most 110 px (17 p at 10 px), three at most: the first, "…", the end
+    assert [d.label for d in dims] == ["p" * 17 + "<br>…<br>" + "p" * 8 + " (log scale)", "x", "value (minimize)"]
     few = to_plotly(plots.importance_bars(Importances("fanova", (Effect(("lr",), 1.0, 0.0),), (), 50)))
     assert few.data[0].hovertext is None  # nothing cut: plotly's own hover
 
