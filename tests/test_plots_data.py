@@ -24,6 +24,7 @@ import tunesmith as ts  # noqa: E402
 from tunesmith import plots  # noqa: E402
 from tunesmith.cli import build_parser, main  # noqa: E402
 from tunesmith.importance import Effect, Importances  # noqa: E402
+from tunesmith.plots import mpl_render  # noqa: E402
 from tunesmith.plots.mpl_render import short_labels, to_matplotlib  # noqa: E402
 from tunesmith.plots.plotly_render import to_plotly  # noqa: E402
 from tunesmith.plots.records import Chart, Series  # noqa: E402
@@ -829,6 +830,7 @@ def test_characters_the_image_font_lacks_are_drawn_in_an_installed_font_that_has
         plots.save(plots.importance_bars(imp), tmp_path / "boxes.svg")
     font = _font_of(tmp_path / "cjk.ttf", "Tunesmith Test CJK", "学习率模型")
     font_manager.fontManager.addfont(str(font))
+    mpl_render._HAS.clear()  # what other tests' searches asked
     try:
         with warnings.catch_warnings(record=True) as said:
             warnings.simplefilter("always")
@@ -836,6 +838,9 @@ def test_characters_the_image_font_lacks_are_drawn_in_an_installed_font_that_has
         assert not [str(w.message) for w in said if "glyph" in str(w.message).lower()], [str(w.message) for w in said]
         assert (tmp_path / "drawn.svg").read_bytes() != (tmp_path / "boxes.svg").read_bytes()
         assert font_manager.fontManager.ttflist[-1].name == "Tunesmith Test CJK"
+        # each listed file was asked for these characters alone, not read whole (a CJK font's map: 45,000)
+        assert {code for known in mpl_render._HAS.values() for code in known} == {ord(c) for c in "学习率模型"}
+        assert mpl_render._HAS[str(font)] == dict.fromkeys(map(ord, "学习率模型"), True)
     finally:
         font_manager.fontManager.ttflist = [e for e in font_manager.fontManager.ttflist if e.fname != str(font)]
         font_manager.FontManager._findfont_cached.cache_clear()
