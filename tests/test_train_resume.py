@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
@@ -152,10 +153,10 @@ def test_a_resume_that_trains_nothing_says_so_naming_the_epochs(tmp_path: Path, 
         (cfg.with_params({"epochs": None, "max_steps": 5, "restore_best": False}), done,
          "trains nothing: this run ends at step 5 (max_steps=5). fit returns the checkpoint's history; to train longer, "
          "resume with max_steps above 6"),
-        (stopping.with_params({"patience": 4}), checkpoint.latest(tmp_path / "s"),
-         "trains nothing: the saved run had stopped early (1 validation without an improvement; a larger patience does "
-         "not undo that). fit returns the checkpoint's history and its best weights (restore_best); to train on from "
-         "its weights, start a new run: tunesmith.train.load_weights(model, path)"),
+        (stopping, checkpoint.latest(tmp_path / "s"),
+         "trains nothing: the saved run had stopped early (1 validation without an improvement, patience=1 here). "
+         "fit returns the checkpoint's history and its best weights (restore_best); to train on, resume with patience "
+         "above 1 (or None)"),
     ]
     for i, (run, path, said) in enumerate(cases):
         caplog.clear()
@@ -168,6 +169,39 @@ def test_a_resume_that_trains_nothing_says_so_naming_the_epochs(tmp_path: Path, 
     with caplog.at_level("WARNING", logger="tunesmith"):  # a run with epochs left says nothing
         Trainer(mlp(), cfg.with_params({"epochs": 3, "checkpoint_dir": str(tmp_path / "m")})).fit(*split(64), resume_from=done)
     assert "trains nothing" not in caplog.text, caplog.text
+
+
+def test_a_run_stopped_by_its_patience_goes_on_when_resumed_with_a_larger_one(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The checkpoint's stopped_early ended a resumed run whatever patience it was given: patience=3 on a run that
+    had stopped after 1 validation without an improvement trained nothing. Now it trains until 3 (or to its
+    epochs with patience=None); the same patience still trains nothing, and a diverged run stays stopped."""
+    stopping = TrainConfig(epochs=12, batch_size=16, lr=1e-3, min_delta=10.0, patience=1,
+                           checkpoint_dir=str(tmp_path / "s"), device="cpu")
+    saved = Trainer(mlp(), stopping).fit(*split(64))
+    assert saved.stopped_early and len(saved.records) == 2  # min_delta 10: no validation improves enough
+    last = checkpoint.latest(tmp_path / "s")
+    for i, (patience, records) in enumerate(((3, 4), (None, 12))):
+        caplog.clear()
+        run = stopping.with_params({"patience": patience, "checkpoint_dir": str(tmp_path / str(i))})
+        with caplog.at_level("INFO", logger="tunesmith"):
+            history = Trainer(mlp(), run).fit(*split(64), resume_from=last)
+        assert len(history.records) == records and history.stopped_early == (patience is not None), history
+        assert [r.step for r in history.records[:2]] == [r.step for r in saved.records]
+        assert (f"stopped early after 1 validation without an improvement; patience={patience} here, so training "
+                "goes on") in caplog.text, caplog.text
+    (x, y), val = split(64)
+    x = x.clone()
+    x[5, 0] = float("nan")  # a NaN in the data: the training loss is NaN, the run stops (diverged)
+    diverging = stopping.with_params({"min_delta": 0.0, "patience": None, "epochs": 4,
+                                      "checkpoint_dir": str(tmp_path / "d")})
+    diverged = Trainer(mlp(), diverging).fit((x, y), val)
+    assert diverged.stopped_early and not math.isfinite(diverged.records[-1].train_loss)
+    caplog.clear()
+    with caplog.at_level("INFO", logger="tunesmith"):
+        again = Trainer(mlp(), diverging.with_params({"checkpoint_dir": str(tmp_path / "e"), "patience": 5})).fit(
+            (x, y), val, resume_from=checkpoint.latest(tmp_path / "d"))
+    assert len(again.records) == len(diverged.records) and "its training loss diverged" in caplog.text, caplog.text
 
 
 def test_a_longer_resumed_run_whose_rates_go_on_as_saved_says_nothing(

@@ -207,10 +207,26 @@ class Trainer:
         if self.config.restore_best and best:  # loaded at the run's end where no validation improves on it
             refuse_planted(Path(best), f"best checkpoint named in {where} (restore_best loads it)", "resume with "
                            "restore_best=False: the run then ends with its last weights, not those of that file")
+        self._go_on_with_patience(where)
         self.total_steps = self._run_steps(batches)
         self._warn_schedule_moved(state, where)
         if self._done():
             self._warn_nothing_left(where)
+
+    def _go_on_with_patience(self, where: str) -> None:
+        """A saved run stopped early by its patience goes on where this run's patience allows more validations
+        without an improvement than it had (or none is set): the checkpoint's ``stopped_early`` ended the resumed
+        run whatever ``patience`` it was given. A diverged run (a non-finite training loss) stays stopped."""
+        h, patience = self.history, self.config.patience
+        last = h.records[-1] if h.records else None
+        if not h.stopped_early or last is None or not math.isfinite(last.train_loss):
+            return
+        if patience is not None and self._bad >= patience:
+            return
+        h.stopped_early = False
+        logging.getLogger("tunesmith").info(
+            "resuming %s: the saved run had stopped early after %d validation%s without an improvement; patience=%s "
+            "here, so training goes on", where, self._bad, "s" if self._bad != 1 else "", patience)
 
     def _run_steps(self, batches: int) -> int:
         """The run's optimizer steps: those done, the rest of the current epoch and the epochs after it at
@@ -267,9 +283,11 @@ class Trainer:
             last = h.records[-1] if h.records else None
             why = ("the saved run had stopped: its training loss diverged" if last is not None
                    and not math.isfinite(last.train_loss) else "the saved run had stopped early "
-                   f"({self._bad} validation{'s' if self._bad != 1 else ''} without an improvement; a larger patience "
-                   "does not undo that)")
-            fix = "to train on from its weights, start a new run: tunesmith.train.load_weights(model, path)"
+                   f"({self._bad} validation{'s' if self._bad != 1 else ''} without an improvement, "
+                   f"patience={cfg.patience} here)")
+            fix = ("to train on from its weights, start a new run: tunesmith.train.load_weights(model, path)"
+                   if last is not None and not math.isfinite(last.train_loss) else
+                   f"to train on, resume with patience above {self._bad} (or None)")
         elif cfg.epochs is not None and self.epoch >= cfg.epochs:
             why = f"this run ends with epoch {cfg.epochs} (epochs={cfg.epochs})"
             fix = (f"to train longer, resume with more than {self.epoch} epochs "
