@@ -265,8 +265,49 @@ def test_a_resume_mid_epoch_on_a_smaller_training_set_goes_on_with_the_next_epoc
         history = Trainer(mlp(), cfg.with_params({"checkpoint_dir": str(tmp_path / "b")}), callbacks=_EpochGuard(3)).fit(
             (x[:32], y[:32]), resume_from=tmp_path / "a" / "last-000000004.pt")
     assert [(r.epoch, r.step) for r in history.records] == [(0, 2), (0, 4), (2, 6), (3, 8)]
-    assert ("in epoch 1 after its batch 4, but this training set has 2 batches per epoch (a smaller set than the saved "
-            "run's): the rest of that epoch is skipped and training goes on with epoch 2") in caplog.text, caplog.text
+    assert ("in epoch 1 after its batch 4, but this training set has 32 samples where the saved run's had 96: the "
+            "saved epoch's order of samples cannot go on on it (it would skip some and repeat others), so the rest of "
+            "epoch 1 is skipped and training goes on with epoch 2") in caplog.text, caplog.text
+
+
+class _Seen:
+    """The first feature of each sample trained on (a sample's number there), by epoch."""
+
+    def __init__(self) -> None:
+        self.by_epoch: dict[int, list[int]] = {}
+        self.epoch = -1
+
+    def on_epoch_start(self, trainer: Trainer, epoch: int) -> None:
+        self.epoch = epoch
+        if not self.by_epoch:
+            trainer.model.register_forward_pre_hook(
+                lambda m, args: self.by_epoch.setdefault(self.epoch, []).extend(args[0][:, 0].long().tolist())
+                if m.training else None)
+
+
+@pytest.mark.parametrize(("samples", "said"), [(128, "96"), (90, "96")])
+def test_a_resume_early_in_an_epoch_on_a_set_of_another_size_reads_that_epoch_again_whole(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, samples: int, said: str
+) -> None:
+    """Before: a checkpoint after batch 2 of an epoch, resumed on a set of another size, went on at batch 2 of the
+    new set's permutation: 96 of 128 samples trained in that epoch (32 never, and of the 90 of a set of the same
+    batch count, some twice with the 2 batches before). Now that epoch is read again from its start: each sample of
+    the new set once after the resume."""
+    from _train_util import blobs
+
+    x, y = blobs(max(samples, 96))
+    x[:, 0] = torch.arange(len(x), dtype=x.dtype)  # each sample's number
+    cfg = TrainConfig(epochs=2, batch_size=16, lr=1e-3, eval_every=2, checkpoint_dir=str(tmp_path / "a"), keep_last=9,
+                      device="cpu")
+    Trainer(mlp(), cfg).fit((x[:96], y[:96]))  # 6 steps per epoch, a checkpoint every 2
+    seen = _Seen()
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        Trainer(mlp(), cfg.with_params({"checkpoint_dir": str(tmp_path / "b")}), callbacks=seen).fit(
+            (x[:samples], y[:samples]), resume_from=tmp_path / "a" / "last-000000008.pt")
+    assert sorted(seen.by_epoch[1]) == list(range(samples)), seen.by_epoch
+    assert (f"in epoch 2 after its batch 2, but this training set has {samples} samples where the saved run's had "
+            f"{said}: the saved epoch's order of samples cannot go on on it (it would skip some and repeat others), "
+            "so epoch 2 is read again from its start") in caplog.text, caplog.text
 
 
 @pytest.mark.parametrize(("settings", "false"), [
