@@ -310,6 +310,38 @@ def test_compare_with_nothing_to_draw_prints_no_table(project: Path, capsys: pyt
     assert not (project / "c.html").exists()
 
 
+def test_compare_says_each_run_as_it_ends_where_standard_error_is_no_terminal(
+        project: Path, subprocess_env: dict[str, str]) -> None:
+    """With its output in a CI log or a pipe, compare printed nothing until its table: no progress bar is drawn
+    there. Now a line as each run ends, flushed: read here while the next run waits for this test's go."""
+    (project / "waits.py").write_text(
+        "import pathlib, time\n"
+        "def objective(trial):\n"
+        "    calls = pathlib.Path(__file__).with_name('calls')\n"
+        "    calls.write_text(calls.read_text() + '.' if calls.exists() else '.')\n"
+        "    go = pathlib.Path(__file__).with_name('go')\n"
+        "    for _ in range(400):  # the second run waits for the test's go, 20 s at most\n"
+        "        if len(calls.read_text()) <= 2 or go.exists():\n"
+        "            break\n"
+        "        time.sleep(0.05)\n"
+        "    return trial.params['x'] ** 2\n")
+    (project / "s.yaml").write_text("name: w\nobjective: waits.py:objective\nspace:\n  x: {type: float, low: -1, high: 1}\n")
+    cmd = [sys.executable, "-m", "tunesmith", "compare", str(project / "s.yaml"), "--samplers", "random,sobol",
+           "--budget", "2", "--seeds", "1", "-o", str(project / "c.html")]
+    with subprocess.Popen(cmd, cwd=project, env=subprocess_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True) as proc:
+        try:
+            first = proc.stderr.readline() if proc.stderr else ""
+            running = proc.poll() is None
+        finally:
+            (project / "go").touch()
+        out, err = proc.communicate(timeout=120)
+    assert running and first.startswith("compare: random, seed 0: done, 2/2 trials, best "), (first, err)
+    assert "(run 1 of 2, " in first and proc.returncode == 0, err
+    assert "compare: sobol, seed 0: done, 2/2 trials, best " in err and "(run 2 of 2, " in err, err
+    assert "best value after the budget" in out
+
+
 def test_compare_refuses_an_unknown_sampler_as_a_command_line_user_mends_it(
         project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run_cli("compare", str(project / "study.yaml"), "--samplers", "random,gird", "-o", str(project / "c.html")) == 2

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import struct
 import textwrap
 import warnings
+import zlib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -21,6 +24,7 @@ import tunesmith as ts  # noqa: E402
 from tunesmith import plots  # noqa: E402
 from tunesmith.cli import build_parser, main  # noqa: E402
 from tunesmith.importance import Effect, Importances  # noqa: E402
+from tunesmith.plots import mpl_render  # noqa: E402
 from tunesmith.plots.mpl_render import short_labels, to_matplotlib  # noqa: E402
 from tunesmith.plots.plotly_render import to_plotly  # noqa: E402
 from tunesmith.plots.records import Chart, Series  # noqa: E402
@@ -628,7 +632,8 @@ def test_a_long_parameter_name_is_cut_on_html_bars_and_parallel_axes_whole_in_th
     space = ts.Space({long: ts.Float(1e-3, 1.0, log=True), "x": ts.Float(0, 1)})
     study = plots.Snapshot("s", Direction.MINIMIZE, space, trials_of([("complete", 1.0), ("complete", 2.0)], space))
     dims = to_plotly(plots.parallel(study)).data[0].dimensions
-    assert [d.label for d in dims] == [f"{short} (log scale)", "x", "value (minimize)"]
+    # cut, then in lines of at most 110 px (17 p at 10 px), three at most: the first, "…", the end
+    assert [d.label for d in dims] == ["p" * 17 + "<br>…<br>" + "p" * 8 + " (log scale)", "x", "value (minimize)"]
     few = to_plotly(plots.importance_bars(Importances("fanova", (Effect(("lr",), 1.0, 0.0),), (), 50)))
     assert few.data[0].hovertext is None  # nothing cut: plotly's own hover
 
@@ -735,13 +740,16 @@ def test_characters_the_image_font_lacks_are_said_once_with_the_fix(tmp_path: Pa
     assert "apt install fonts-noto-cjk" in glyphs and "which tunesmith then finds" in glyphs
 
 
-def _font_of(path: Path, family: str, chars: str) -> Path:
-    """A TrueType font named ``family`` whose glyphs for ``chars`` are squares (fontTools, matplotlib's own)."""
+def _font_of(path: Path, family: str, chars: str, *, bitmaps: bool = False) -> Path:
+    """A TrueType font named ``family`` whose glyphs for ``chars`` are squares (fontTools, matplotlib's own);
+    ``bitmaps``: PNG pictures of one size in an sbix table and no outlines, as a colour emoji font has them."""
     from fontTools.fontBuilder import FontBuilder
     from fontTools.pens.ttGlyphPen import TTGlyphPen
 
     def square() -> object:
         pen = TTGlyphPen(None)
+        if bitmaps:
+            return pen.glyph()
         for point in ((100, 0), (100, 700), (900, 700), (900, 0)):
             (pen.lineTo if point != (100, 0) else pen.moveTo)(point)
         pen.closePath()
@@ -757,8 +765,57 @@ def _font_of(path: Path, family: str, chars: str) -> Path:
     fb.setupNameTable({"familyName": family, "styleName": "Regular"})
     fb.setupOS2()
     fb.setupPost()
+    if bitmaps:
+        _only_pictures(fb.font, names[1:])
     fb.save(str(path))
     return path
+
+
+def _only_pictures(font: Any, names: list[str]) -> None:
+    """``font``'s outlines replaced by a red 8x8 PNG a glyph at 109 pixels an em (Noto Color Emoji's size)."""
+    from fontTools.ttLib import newTable
+    from fontTools.ttLib.tables import sbixGlyph, sbixStrike
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows = b"".join(b"\x00" + b"\xff\x00\x00" * 8 for _ in range(8))
+    png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 8, 8, 8, 2, 0, 0, 0))
+           + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+    del font["glyf"], font["loca"]
+    font["maxp"].tableVersion = 0x00005000  # no outlines: FreeType then knows the font's fixed sizes alone
+    strike = sbixStrike.Strike(ppem=109, resolution=72)
+    for name in names:
+        strike.glyphs[name] = sbixGlyph.Glyph(glyphName=name, graphicType="png ", imageData=png,
+                                              originOffsetX=0, originOffsetY=0)
+    sbix = newTable("sbix")
+    sbix.version, sbix.flags, sbix.strikes = 1, 1, {109: strike}
+    font["sbix"] = sbix
+
+
+@pytest.mark.usefixtures("matplotlib_fonts_alone")
+def test_a_colour_emoji_font_that_cannot_be_drawn_is_named_with_why(tmp_path: Path) -> None:
+    """An installed font that had the characters but that FreeType cannot size (a colour emoji font's pictures
+    come in fixed sizes) was found, failed to draw, and the warning said "no installed font has it": the user
+    looked for a font they had. Now the warning names that font and matplotlib's error, and what draws them."""
+    from matplotlib import font_manager
+
+    font = _font_of(tmp_path / "emoji.ttf", "Tunesmith Test Emoji", "🚀", bitmaps=True)
+    # listed as a font cache can list it (matplotlib's addfont refuses a font without outlines today)
+    font_manager.fontManager.ttflist.append(font_manager.FontEntry(fname=str(font), name="Tunesmith Test Emoji"))
+    imp = Importances("fanova", (Effect(("lr🚀",), 1.0, 0.0),), (), 50)
+    try:
+        with warnings.catch_warnings(record=True) as said:
+            warnings.simplefilter("always")
+            plots.save(plots.importance_bars(imp), tmp_path / "one.png")
+    finally:
+        font_manager.fontManager.ttflist = [e for e in font_manager.fontManager.ttflist if e.fname != str(font)]
+        font_manager.FontManager._findfont_cached.cache_clear()
+    (one,) = [str(w.message) for w in said if "has no glyph" in str(w.message)]
+    assert "no installed font" not in one, one
+    assert "(🚀): it is drawn as a box. The installed font Tunesmith Test Emoji has it, but matplotlib failed" in one
+    assert "invalid pixel size)" in one and "as a colour emoji font's" in one and "fonts-symbola" in one, one
+    assert (tmp_path / "one.png").read_bytes().startswith(b"\x89PNG")
 
 
 @pytest.mark.usefixtures("matplotlib_fonts_alone")
@@ -773,6 +830,7 @@ def test_characters_the_image_font_lacks_are_drawn_in_an_installed_font_that_has
         plots.save(plots.importance_bars(imp), tmp_path / "boxes.svg")
     font = _font_of(tmp_path / "cjk.ttf", "Tunesmith Test CJK", "学习率模型")
     font_manager.fontManager.addfont(str(font))
+    mpl_render._HAS.clear()  # what other tests' searches asked
     try:
         with warnings.catch_warnings(record=True) as said:
             warnings.simplefilter("always")
@@ -780,6 +838,9 @@ def test_characters_the_image_font_lacks_are_drawn_in_an_installed_font_that_has
         assert not [str(w.message) for w in said if "glyph" in str(w.message).lower()], [str(w.message) for w in said]
         assert (tmp_path / "drawn.svg").read_bytes() != (tmp_path / "boxes.svg").read_bytes()
         assert font_manager.fontManager.ttflist[-1].name == "Tunesmith Test CJK"
+        # each listed file was asked for these characters alone, not read whole (a CJK font's map: 45,000)
+        assert {code for known in mpl_render._HAS.values() for code in known} == {ord(c) for c in "学习率模型"}
+        assert mpl_render._HAS[str(font)] == dict.fromkeys(map(ord, "学习率模型"), True)
     finally:
         font_manager.fontManager.ttflist = [e for e in font_manager.fontManager.ttflist if e.fname != str(font)]
         font_manager.FontManager._findfont_cached.cache_clear()

@@ -597,6 +597,37 @@ def test_a_huge_choice_is_cut_in_the_report_s_tables_and_plots_as_in_show() -> N
 
 
 @pytest.mark.slow
+def test_long_names_of_parallel_coordinates_are_titles_in_lines_apart_in_the_page(tmp_path: Path) -> None:
+    """plotly drew each parallel axis' title on one line: six names of 28 to 48 characters overlapped by 3 pairs
+    in a page 1200 px wide. Now each is cut into at most 3 lines as wide as the space between two axes of a
+    figure 700 px wide: measured in the browser, the titles are apart, inside the figure and above the ticks."""
+    from tunesmith import plots
+    from tunesmith.plots.plotly_render import to_plotly
+
+    names = [f"layer_{i}_" + "dropout_probability_of_the_attention_block"[:20 + 5 * i] for i in range(6)]
+    study = ts.Study(ts.Space({name: ts.Float(0, 1) for name in names}), sampler="random", seed=0)
+    study.optimize(lambda t: sum(t.params.values()), n_trials=12)
+    record = plots.parallel(study)
+    titles = [d.label.split("<br>") for d in to_plotly(record).data[0].dimensions]
+    assert titles[0] == ["layer_0_dropout_p", "robability_"] and max(map(len, titles)) == 3, titles
+    assert [t[0] for t in titles[:6]] == [n[:17] for n in names]
+    sync_api = browser_or_skip()
+    out = plots.save(record, tmp_path / "parallel.html")
+
+    def read(page: Any) -> tuple[list[list[float]], float, float]:
+        page.wait_for_function("window.Plotly !== undefined", timeout=30_000)
+        page.wait_for_selector(".axis-title")
+        boxes = page.eval_on_selector_all(".axis-title", "ts => ts.map(t => { const r = t.getBoundingClientRect();"
+                                          " return [r.left, r.right, r.bottom]; })")
+        ticks = page.eval_on_selector_all(".tick text", "ts => Math.min(...ts.map(t => t.getBoundingClientRect().top))")
+        return boxes, ticks, page.eval_on_selector(".main-svg", "s => s.getBoundingClientRect().width")
+
+    boxes, ticks, width = _in_chromium(sync_api, out, read)
+    boxes.sort()
+    assert len(boxes) == 7 and all(a[1] <= b[0] for a, b in zip(boxes, boxes[1:], strict=False)), boxes
+    assert boxes[0][0] >= 0 and boxes[-1][1] <= width and max(b[2] for b in boxes) < ticks, (boxes, ticks, width)
+
+
 def test_a_slice_of_long_choices_draws_them_in_lines_apart_in_the_page(tmp_path: Path) -> None:
     """Six choices of 152 characters were each one rotated line in the HTML slice, which plotly's margin
     squeezed to a strip of 50 px. Now each tick is at most 3 lines of 20 columns (the first, "…", the end;

@@ -334,6 +334,22 @@ def test_to_dataframe() -> None:
     assert len(df) == 4 and np.allclose(df["value"], [t.value for t in study.trials])
 
 
+def test_integer_columns_with_empty_rows_stay_integers_in_the_dataframe() -> None:
+    """stopped_at_step and a conditional Int parameter were floats (3.0) wherever some rows were empty, as pandas
+    makes an int column with gaps; now pandas' nullable Int64, and an Int parameter every trial has stays int64."""
+    pd = pytest.importorskip("pandas")
+    space = {"k": ts.Categorical(["a", "b"]), "n": ts.Int(1, 9, when={"k": ["a"]}), "m": ts.Int(1, 5)}
+    study = ts.Study(space, sampler="random", seed=0)
+    study.add_trial({"k": "a", "n": 3, "m": 2}, 0.1, intermediate={1: 0.3})
+    study.add_trial({"k": "b", "m": 4}, state="pruned", intermediate={1: 0.9, 3: 0.8})
+    df = study.to_dataframe()
+    assert str(df["stopped_at_step"].dtype) == "Int64" and str(df["params_n"].dtype) == "Int64"
+    assert df["params_m"].dtype == np.int64
+    assert df["stopped_at_step"].isna().tolist() == [True, False] and df["stopped_at_step"][1] == 3
+    assert df["params_n"][0] == 3 and df["params_n"][1] is pd.NA
+    assert ts.Study({"x": ts.Int(0, 3)}).to_dataframe().empty
+
+
 def test_study_survives_its_process_and_resumes_by_name(sqlite_url: str, subprocess_env: dict[str, str]) -> None:
     code = (
         "import sys, tunesmith as ts\n"

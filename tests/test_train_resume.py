@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
@@ -152,10 +153,10 @@ def test_a_resume_that_trains_nothing_says_so_naming_the_epochs(tmp_path: Path, 
         (cfg.with_params({"epochs": None, "max_steps": 5, "restore_best": False}), done,
          "trains nothing: this run ends at step 5 (max_steps=5). fit returns the checkpoint's history; to train longer, "
          "resume with max_steps above 6"),
-        (stopping.with_params({"patience": 4}), checkpoint.latest(tmp_path / "s"),
-         "trains nothing: the saved run had stopped early (1 validation without an improvement; a larger patience does "
-         "not undo that). fit returns the checkpoint's history and its best weights (restore_best); to train on from "
-         "its weights, start a new run: tunesmith.train.load_weights(model, path)"),
+        (stopping, checkpoint.latest(tmp_path / "s"),
+         "trains nothing: the saved run had stopped early (1 validation without an improvement, patience=1 here). "
+         "fit returns the checkpoint's history and its best weights (restore_best); to train on, resume with patience "
+         "above 1 (or None)"),
     ]
     for i, (run, path, said) in enumerate(cases):
         caplog.clear()
@@ -168,6 +169,39 @@ def test_a_resume_that_trains_nothing_says_so_naming_the_epochs(tmp_path: Path, 
     with caplog.at_level("WARNING", logger="tunesmith"):  # a run with epochs left says nothing
         Trainer(mlp(), cfg.with_params({"epochs": 3, "checkpoint_dir": str(tmp_path / "m")})).fit(*split(64), resume_from=done)
     assert "trains nothing" not in caplog.text, caplog.text
+
+
+def test_a_run_stopped_by_its_patience_goes_on_when_resumed_with_a_larger_one(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The checkpoint's stopped_early ended a resumed run whatever patience it was given: patience=3 on a run that
+    had stopped after 1 validation without an improvement trained nothing. Now it trains until 3 (or to its
+    epochs with patience=None); the same patience still trains nothing, and a diverged run stays stopped."""
+    stopping = TrainConfig(epochs=12, batch_size=16, lr=1e-3, min_delta=10.0, patience=1,
+                           checkpoint_dir=str(tmp_path / "s"), device="cpu")
+    saved = Trainer(mlp(), stopping).fit(*split(64))
+    assert saved.stopped_early and len(saved.records) == 2  # min_delta 10: no validation improves enough
+    last = checkpoint.latest(tmp_path / "s")
+    for i, (patience, records) in enumerate(((3, 4), (None, 12))):
+        caplog.clear()
+        run = stopping.with_params({"patience": patience, "checkpoint_dir": str(tmp_path / str(i))})
+        with caplog.at_level("INFO", logger="tunesmith"):
+            history = Trainer(mlp(), run).fit(*split(64), resume_from=last)
+        assert len(history.records) == records and history.stopped_early == (patience is not None), history
+        assert [r.step for r in history.records[:2]] == [r.step for r in saved.records]
+        assert (f"stopped early after 1 validation without an improvement; patience={patience} here, so training "
+                "goes on") in caplog.text, caplog.text
+    (x, y), val = split(64)
+    x = x.clone()
+    x[5, 0] = float("nan")  # a NaN in the data: the training loss is NaN, the run stops (diverged)
+    diverging = stopping.with_params({"min_delta": 0.0, "patience": None, "epochs": 4,
+                                      "checkpoint_dir": str(tmp_path / "d")})
+    diverged = Trainer(mlp(), diverging).fit((x, y), val)
+    assert diverged.stopped_early and not math.isfinite(diverged.records[-1].train_loss)
+    caplog.clear()
+    with caplog.at_level("INFO", logger="tunesmith"):
+        again = Trainer(mlp(), diverging.with_params({"checkpoint_dir": str(tmp_path / "e"), "patience": 5})).fit(
+            (x, y), val, resume_from=checkpoint.latest(tmp_path / "d"))
+    assert len(again.records) == len(diverged.records) and "its training loss diverged" in caplog.text, caplog.text
 
 
 def test_a_longer_resumed_run_whose_rates_go_on_as_saved_says_nothing(
@@ -231,8 +265,49 @@ def test_a_resume_mid_epoch_on_a_smaller_training_set_goes_on_with_the_next_epoc
         history = Trainer(mlp(), cfg.with_params({"checkpoint_dir": str(tmp_path / "b")}), callbacks=_EpochGuard(3)).fit(
             (x[:32], y[:32]), resume_from=tmp_path / "a" / "last-000000004.pt")
     assert [(r.epoch, r.step) for r in history.records] == [(0, 2), (0, 4), (2, 6), (3, 8)]
-    assert ("in epoch 1 after its batch 4, but this training set has 2 batches per epoch (a smaller set than the saved "
-            "run's): the rest of that epoch is skipped and training goes on with epoch 2") in caplog.text, caplog.text
+    assert ("in epoch 1 after its batch 4, but this training set has 32 samples where the saved run's had 96: the "
+            "saved epoch's order of samples cannot go on on it (it would skip some and repeat others), so the rest of "
+            "epoch 1 is skipped and training goes on with epoch 2") in caplog.text, caplog.text
+
+
+class _Seen:
+    """The first feature of each sample trained on (a sample's number there), by epoch."""
+
+    def __init__(self) -> None:
+        self.by_epoch: dict[int, list[int]] = {}
+        self.epoch = -1
+
+    def on_epoch_start(self, trainer: Trainer, epoch: int) -> None:
+        self.epoch = epoch
+        if not self.by_epoch:
+            trainer.model.register_forward_pre_hook(
+                lambda m, args: self.by_epoch.setdefault(self.epoch, []).extend(args[0][:, 0].long().tolist())
+                if m.training else None)
+
+
+@pytest.mark.parametrize(("samples", "said"), [(128, "96"), (90, "96")])
+def test_a_resume_early_in_an_epoch_on_a_set_of_another_size_reads_that_epoch_again_whole(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, samples: int, said: str
+) -> None:
+    """Before: a checkpoint after batch 2 of an epoch, resumed on a set of another size, went on at batch 2 of the
+    new set's permutation: 96 of 128 samples trained in that epoch (32 never, and of the 90 of a set of the same
+    batch count, some twice with the 2 batches before). Now that epoch is read again from its start: each sample of
+    the new set once after the resume."""
+    from _train_util import blobs
+
+    x, y = blobs(max(samples, 96))
+    x[:, 0] = torch.arange(len(x), dtype=x.dtype)  # each sample's number
+    cfg = TrainConfig(epochs=2, batch_size=16, lr=1e-3, eval_every=2, checkpoint_dir=str(tmp_path / "a"), keep_last=9,
+                      device="cpu")
+    Trainer(mlp(), cfg).fit((x[:96], y[:96]))  # 6 steps per epoch, a checkpoint every 2
+    seen = _Seen()
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        Trainer(mlp(), cfg.with_params({"checkpoint_dir": str(tmp_path / "b")}), callbacks=seen).fit(
+            (x[:samples], y[:samples]), resume_from=tmp_path / "a" / "last-000000008.pt")
+    assert sorted(seen.by_epoch[1]) == list(range(samples)), seen.by_epoch
+    assert (f"in epoch 2 after its batch 2, but this training set has {samples} samples where the saved run's had "
+            f"{said}: the saved epoch's order of samples cannot go on on it (it would skip some and repeat others), "
+            "so epoch 2 is read again from its start") in caplog.text, caplog.text
 
 
 @pytest.mark.parametrize(("settings", "false"), [

@@ -6,7 +6,7 @@ import argparse
 import json
 import statistics
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from rich.table import Table
 
@@ -22,6 +22,7 @@ from ..trial import one_line
 from .commands import (
     PLOT_FILES,
     STDOUT,
+    _a_terminal,
     _load,
     _write_utf8,
     at_least,
@@ -194,14 +195,23 @@ def cmd_compare(args: argparse.Namespace) -> int:
     for name in samplers:
         check_name("sampler", name, "--samplers")
     direction = sf.direction or "minimize"
-    runs = run_samplers(objective, space, samplers=samplers, budget=args.budget,
-                        seeds=range(args.seeds), direction=direction, pruner=sf.pruner)
+    runs = run_samplers(objective, space, samplers=samplers, budget=args.budget, seeds=range(args.seeds),
+                        direction=direction, pruner=sf.pruner, progress=_progress_lines())
     chart = comparison(runs, direction=direction, log_y=args.log_y,
                        title=f"{sf.name}: best so far, {plural(args.budget, 'trial')}, {plural(args.seeds, 'seed')}")
     table = _compare_table(runs, direction)
     if table.row_count:  # no run with a complete trial: nothing on standard output, as nothing is drawn
         wide_console().print(table)
     return write_records([chart], args.output, f"the comparison of {', '.join(samplers)}")
+
+
+def _progress_lines() -> Callable[[str], None] | None:
+    """Where standard error is no terminal (a CI log, ``2>&1 | tee``), where the runs' progress bars are not
+    drawn: a line there as each run ends (and every 30 s within one), flushed; compare printed nothing until
+    its table."""
+    if _a_terminal(sys.stderr):
+        return None
+    return lambda line: print(f"compare: {line}", file=sys.stderr, flush=True)
 
 
 def _compare_table(runs: dict, direction: str) -> Table:

@@ -3,12 +3,13 @@ coloured, with the median best-so-far over seeds and a band."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-from ..trial import Direction, TrialState
+from ..trial import Direction, TrialState, best_of
 from .records import Chart, Series, Snapshot, group_color, nothing, on_log_y, snapshot
 
 
@@ -129,9 +130,12 @@ def run_samplers(
     seeds: Sequence[int] = (0, 1, 2),
     direction: Direction | str = Direction.MINIMIZE,
     pruner: Any = None,
+    progress: Callable[[str], None] | None = None,
 ) -> dict[str, list[Any]]:
     """Run each sampler on ``objective`` for ``budget`` trials with each seed (in memory)
-    and return ``{sampler: [study per seed]}`` for :func:`comparison`."""
+    and return ``{sampler: [study per seed]}`` for :func:`comparison`. ``progress``: called with a line of
+    text as each run ends and, within a run, after a trial once :data:`PROGRESS_EVERY` seconds have passed
+    since the last line (``tunesmith compare`` prints them where no progress bar is drawn)."""
     from ..study import Study
 
     if isinstance(samplers, str) or isinstance(seeds, (str, int)):  # a name's letters, or "3 seeds"?
@@ -140,11 +144,35 @@ def run_samplers(
     if budget < 1 or not seeds or not samplers:
         raise ValueError("compare needs budget >= 1, at least one seed and at least one sampler")
     out: dict[str, list[Any]] = {}
+    runs = len(samplers) * len(seeds)
     for name in samplers:
         out[name] = []
         for seed in seeds:
             study = Study(space, direction=direction, sampler=name, seed=seed, pruner=pruner,
                           name=f"{name}-seed{seed}")
-            study.optimize(objective, n_trials=budget)
+            started = time.monotonic()
+            said = [started]
+
+            def say(study: Any, record: Any, *, run: str = f"{name}, seed {seed}", said: list[float] = said) -> None:
+                if progress is not None and time.monotonic() - said[0] >= PROGRESS_EVERY:
+                    said[0] = time.monotonic()
+                    progress(f"{run}: {_run_state(study, budget)}")
+
+            study.optimize(objective, n_trials=budget, callbacks=[say])
             out[name].append(study)
+            if progress is not None:
+                done = sum(map(len, out.values()))
+                progress(f"{name}, seed {seed}: done, {_run_state(study, budget)} (run {done} of {runs}, "
+                         f"{time.monotonic() - started:.1f} s)")
     return out
+
+
+#: seconds between two progress lines within one run of :func:`run_samplers` (one line at each run's end)
+PROGRESS_EVERY = 30.0
+
+
+def _run_state(study: Any, budget: int) -> str:
+    """"12/30 trials, best 0.0123" (or "none complete") for a progress line."""
+    best = best_of(study.trials, study.direction)
+    return (f"{len(study.trials)}/{budget} trials, "
+            + (f"best {best.value:.6g}" if best is not None else "none complete"))

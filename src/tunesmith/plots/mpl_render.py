@@ -134,16 +134,17 @@ def save(records: Sequence[Record], path: Any, *, dpi: int = 120, format: str | 
     said = _image(records, buf, dpi=dpi, format=format or _format_of(path))
     missing = _missing(said)
     fallback = _font_with(set(missing)) if missing else None
+    failed: tuple[str, str] | None = None
     if fallback is not None:  # drawn again, that font after the families set: matplotlib takes it for what they lack
         again = io.BytesIO()
         try:
             with _matplotlib().rc_context({"font.family": [*_matplotlib().rcParams["font.family"], fallback]}):
                 said_again = _image(records, again, dpi=dpi, format=format or _format_of(path))
-        except (RuntimeError, ValueError, OSError):  # a font FreeType cannot size (a colour emoji's bitmaps): boxes
-            pass
+        except (RuntimeError, ValueError, OSError) as e:  # a font FreeType cannot size (a colour emoji's bitmaps)
+            failed = (fallback, str(e))
         else:
             buf, said = again, said_again
-    _pass_on(said)
+    _pass_on(said, failed)
     if hasattr(path, "write"):
         path.write(buf.getvalue())
     else:
@@ -200,27 +201,22 @@ def _missing(said: Sequence[warnings.WarningMessage]) -> dict[str, str]:
     return missing
 
 
-#: the characters of each installed font file, read once a process (only when a text needs another font)
-_CHARS: dict[str, frozenset[int]] = {}
+#: whether each installed font file has a character, by file and code point: asked once a process, and only
+#: when a text needs another font
+_HAS: dict[str, dict[int, bool]] = {}
 
 
 def _font_with(chars: set[str]) -> str | None:
     """The family of an installed font (matplotlib's list) that has every one of ``chars``, else of the one
     that has the most of them; None where none has any."""
     from matplotlib import font_manager
-    from matplotlib.ft2font import FT2Font
 
-    wanted = {ord(c) for c in chars}
+    wanted = sorted({ord(c) for c in chars})
     best, most = None, 0
     for entry in sorted(font_manager.fontManager.ttflist, key=lambda e: (e.name, e.fname)):
         if entry.name.startswith("Last Resort"):  # matplotlib's own: a box for every character
             continue
-        if entry.fname not in _CHARS:
-            try:
-                _CHARS[entry.fname] = frozenset(FT2Font(entry.fname).get_charmap())
-            except (OSError, RuntimeError, ValueError):  # a font file gone or unreadable since matplotlib listed it
-                _CHARS[entry.fname] = frozenset()
-        has = len(wanted & _CHARS[entry.fname])
+        has = _how_many(entry.fname, wanted)
         if has > most:
             best, most = entry.name, has
             if has == len(wanted):
@@ -228,24 +224,52 @@ def _font_with(chars: set[str]) -> str | None:
     return best
 
 
-def _pass_on(said: Sequence[warnings.WarningMessage]) -> None:
+def _how_many(fname: str, codes: Sequence[int]) -> int:
+    """How many of ``codes`` the font file has: each asked of FreeType once, not the file's whole character map
+    (45,000 code points a CJK font): a first search through this machine's fonts and ten CJK-sized ones took
+    1.20 s reading the maps, 0.26 s asking (benchmarks/bench_font_search.py)."""
+    from matplotlib.ft2font import FT2Font
+
+    known = _HAS.setdefault(fname, {})
+    unknown = [c for c in codes if c not in known]
+    if unknown:
+        try:
+            font = FT2Font(fname)
+            known.update({c: font.get_char_index(c) != 0 for c in unknown})
+        except (OSError, RuntimeError, ValueError):  # a font file gone or unreadable since matplotlib listed it
+            known.update(dict.fromkeys(unknown, False))
+    return sum(known[c] for c in codes)
+
+
+def _pass_on(said: Sequence[warnings.WarningMessage], failed: tuple[str, str] | None = None) -> None:
     """Warn again what matplotlib warned while drawing an image, but its "Glyph 27169 (...) missing from font(s)
     DejaVu Sans" for each character and each time it is drawn (81 lines for a study named in Chinese) as one
-    warning that names the characters and what to do."""
+    warning that names the characters and what to do. ``failed``: the installed font that has them and the error
+    it failed to draw with, said instead of "no installed font has them"."""
     missing = _missing(said)
     for w in said:
         if not _MISSING_GLYPH.match(str(w.message)):
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
-    if missing:
-        fonts = ", ".join(sorted(set(missing.values())))
-        chars = "".join(list(missing)[:20]) + (f" and {len(missing) - 20} more" if len(missing) > 20 else "")
-        drawn, them = ("it is drawn as a box", "it") if len(missing) == 1 else ("they are drawn as boxes", "them")
-        warnings.warn(f"the image's font ({fonts}) has no glyph for {plural(len(missing), 'character')} of its text "
-                      f"({chars}): {drawn}, and no installed font has {them}. Install one that has {them} (Chinese, "
-                      "Japanese, Korean: the Noto Sans CJK fonts; Debian and Ubuntu: apt install fonts-noto-cjk), "
-                      "which tunesmith then finds, or name it first in matplotlib's font.family "
-                      "(matplotlib.rcParams['font.family'] = ['Noto Sans CJK JP', 'DejaVu Sans']), or write the plot "
-                      "as HTML (the browser finds a font)", UserWarning, stacklevel=2)
+    if not missing:
+        return
+    fonts = ", ".join(sorted(set(missing.values())))
+    chars = "".join(list(missing)[:20]) + (f" and {len(missing) - 20} more" if len(missing) > 20 else "")
+    drawn, them = ("it is drawn as a box", "it") if len(missing) == 1 else ("they are drawn as boxes", "them")
+    head = f"the image's font ({fonts}) has no glyph for {plural(len(missing), 'character')} of its text ({chars}): "
+    if failed:
+        font, error = failed
+        why = (": its pictures come in fixed sizes, as a colour emoji font's, and matplotlib draws outlines only"
+               if "pixel size" in error else "")
+        warnings.warn(f"{head}{drawn}. The installed font {font} has {them}, but matplotlib failed to draw in it "
+                      f"({error}){why}. Install a font that draws {them} in outlines (emoji: Symbola; Debian and "
+                      "Ubuntu: apt install fonts-symbola), which tunesmith then finds, or write the plot as HTML "
+                      "(the browser draws colour emoji)", UserWarning, stacklevel=2)
+        return
+    warnings.warn(f"{head}{drawn}, and no installed font has {them}. Install one that has {them} (Chinese, "
+                  "Japanese, Korean: the Noto Sans CJK fonts; Debian and Ubuntu: apt install fonts-noto-cjk), "
+                  "which tunesmith then finds, or name it first in matplotlib's font.family "
+                  "(matplotlib.rcParams['font.family'] = ['Noto Sans CJK JP', 'DejaVu Sans']), or write the plot "
+                  "as HTML (the browser finds a font)", UserWarning, stacklevel=2)
 
 
 def _widen_for_labels(ax: Any) -> None:

@@ -6,7 +6,7 @@ import functools
 import json
 import math
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from numbers import Real
 from typing import Any
 
@@ -201,11 +201,31 @@ TICK_COLUMNS = 20
 def _tick_text(choice: str) -> str:
     """A long choice as a tick's text in lines of :data:`TICK_COLUMNS` (a choice of 152 characters was drawn
     on one line, rotated, and squeezed the plot to a strip; the hover keeps the whole choice)."""
-    lines = wrap_to_width(choice, TICK_COLUMNS, columns) or [""]
+    return _in_lines(choice, TICK_COLUMNS, columns)
+
+
+def _in_lines(text: str, width: float, measure: Callable[[str], float]) -> str:
+    """``text`` escaped, in at most 3 lines of ``width`` as ``measure`` says (longer: the first, "…", the end)."""
+    lines = wrap_to_width(text, width, measure) or [""]
     if len(lines) > 3:
-        tail = longest_fit(choice[::-1], TICK_COLUMNS, lambda end: columns(end[::-1]))
-        lines = [lines[0], "…", choice[-tail:].lstrip()]
+        tail = longest_fit(text[::-1], width, lambda end: measure(end[::-1]))
+        lines = [lines[0], "…", text[-tail:].lstrip()]
     return "<br>".join(_escape(line) for line in lines)
+
+
+#: px of parallel coordinates' axis titles (plotly's parcoords labels)
+AXIS_TITLE_SIZE = 10
+#: px an axis title's line takes at most: the first axis is at the figure's left margin (60 px), its title
+#: centred on it
+AXIS_TITLE_WIDTH = 110
+
+
+def _axis_titles(names: Sequence[str], width: float) -> list[str]:
+    """Parallel coordinates' axis titles in lines no wider than the space between two axes of a figure
+    ``width`` px wide (plotly drew each on one line: six names of 38 to 48 characters overlapped by 3 pairs)."""
+    between = (width - 60 - 30) / max(len(names) - 1, 1) - 8
+    room = min(max(between, 5 * AXIS_TITLE_SIZE), AXIS_TITLE_WIDTH)
+    return [_in_lines(name, room, lambda line: _title_width(line) * AXIS_TITLE_SIZE / TITLE_SIZE) for name in names]
 
 
 def _hs(values: Sequence[Any]) -> list[Any]:
@@ -241,8 +261,10 @@ def _rgba(color: str, alpha: float) -> str:
 
 def _parallel(go: Any, p: Parallel) -> Any:
     dims = []
-    for a, name in zip(p.axes, _names([a.name for a in p.axes]), strict=True):
-        d: dict[str, Any] = {"label": _escape(f"{name} (log scale)" if a.log else name), "values": list(a.values)}
+    names = [f"{name} (log scale)" if a.log else name for a, name in zip(p.axes, _names([a.name for a in p.axes]),
+                                                                           strict=True)]
+    for a, title in zip(p.axes, _axis_titles(names, FIGURE_WIDTH), strict=True):
+        d: dict[str, Any] = {"label": title, "values": list(a.values)}
         ticks = a.ticks or (_decades(a.values) if a.log else ())
         if ticks:  # a log axis's ticks name values (0.001, 0.01), never their log10 (-3, -2); plotly draws a tick's
             # text as it is (the choice "d<&>" was drawn "d&lt;&amp;&gt;"), its label and titles as HTML

@@ -28,7 +28,7 @@ from ..pruners import Decision, NopPruner, Pruner, as_stored, make_pruner
 from ..pruners import is_known as is_pruner
 from ..samplers import AutoSampler, Sampler, is_known, make_sampler
 from ..space import Space
-from ..space.params import check_flag, did_you_mean, plural, same_definition, uncallable_with
+from ..space.params import Int, check_flag, did_you_mean, plural, same_definition, uncallable_with
 from ..space.space import same_spaces
 from ..storage import MemoryStorage, Storage, make_storage, worker_id
 from ..storage.base import NewStudy, command_line, password_note
@@ -410,12 +410,19 @@ class Study:
         return evaluate_best(self, fn, k=k, seeds=seeds)
 
     def to_dataframe(self) -> Any:
-        """The trials as a pandas DataFrame (one row each, a column per parameter)."""
+        """The trials as a pandas DataFrame (one row each, a column per parameter). Integer columns with
+        empty rows (``stopped_at_step``, an ``Int`` parameter whose condition some trials did not meet) are
+        pandas' nullable ``Int64`` (``<NA>`` where empty), not floats."""
         try:
             import pandas as pd
         except ImportError:
             raise ImportError("to_dataframe needs pandas: pip install 'tunesmith[sklearn]'") from None
-        return pd.DataFrame(trial_rows(self.trials, self.space))
+        frame = pd.DataFrame(trial_rows(self.trials, self.space))
+        ints = [f"params_{name}" for name, param in self.space.items() if isinstance(param, Int)]
+        for column in ["stopped_at_step", *(c for c in ints if c in frame and frame[c].isna().any())]:
+            if column in frame:
+                frame[column] = frame[column].astype("Int64")
+        return frame
 
     def importance(self, method: str = "fanova", *, params: Sequence[str] | None = None, seed: int = 0,
                    options: Any = None) -> Importances:

@@ -179,13 +179,17 @@ def warn_slow_batch_norms(model: nn.Module, batches: int) -> None:
     logging.getLogger("tunesmith").warning(
         "%d batch norm %s of the %s (%s%s) %s momentum %s, below torch's default %g: over this run's %d training "
         "batches %s running statistics, which evaluation normalizes with, keep %.0f%% of their values at the start, "
-        "so validation lags training. For a short run set it to %g: for m in model.modules(): if isinstance(m, "
-        "nn.BatchNorm2d): m.momentum = %g (BatchNorm1d/3d alike); ignore this if the statistics are meant to stay "
-        "near their start (said once per model class)",
+        "so validation lags training. For a short run set it to %g: %s; ignore this if the statistics are meant to "
+        "stay near their start (said once per model class)",
         len(names), "layer" if len(names) == 1 else "layers", kind.__qualname__, ", ".join(names[:3]), more,
         "has" if len(names) == 1 else "have", f"{least:g}" if all(m == least for _, m in slow) else f"{least:g} or more",
         TORCH_BN_MOMENTUM, batches, "its" if len(names) == 1 else "their", 100 * kept, TORCH_BN_MOMENTUM,
-        TORCH_BN_MOMENTUM)
+        SET_BN_MOMENTUM % TORCH_BN_MOMENTUM)
+
+
+#: the fix the slow batch-norm warning gives, one line of Python as printed (every batch norm kind: 1d, 2d, 3d, sync)
+SET_BN_MOMENTUM = ("for m in [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]: "
+                   "m.momentum = %g")
 
 
 #: model classes whose slow batch norm was warned about

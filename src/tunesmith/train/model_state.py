@@ -124,7 +124,7 @@ def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
 #: counters of a resumable checkpoint: integers >= 0
 COUNTERS = ("step", "epoch", "offset", "bad")
 #: the saved run's length, which its schedule followed: integers >= 0 where present
-RUN_LENGTH = ("steps_per_epoch", "total_steps")
+RUN_LENGTH = ("steps_per_epoch", "total_steps", "train_samples")
 
 
 def check_fields(state: Mapping[str, Any], where: str, *, resumable: bool = True) -> None:

@@ -128,6 +128,7 @@ class Trainer:
         self._built: dict[str, torch.Tensor] | None = None  # a resumed model's state before loading
         self.steps_per_epoch = 0
         self.total_steps = 0
+        self.train_samples = 0  # the training set's size: a resume mid-epoch on another size starts anew
         self._frozen_hash = FrozenFingerprint()
         self._warned_val = False
         self._one_checked = False  # batch_size=1: batch norm's input checked at the first forward
@@ -161,6 +162,7 @@ class Trainer:
             check_dtypes(val, self.model, "val")
         self.steps_per_epoch = math.ceil(loader.batches / cfg.accumulate)
         self.total_steps = total_steps_of(cfg, self.steps_per_epoch)
+        self.train_samples = loader.sampler.args[0]
         if cfg.checkpoint_dir is not None:
             ckpt.secure_dir(cfg.checkpoint_dir)
             ckpt.clean_stale(cfg.checkpoint_dir)  # temporary files of writers killed while saving
@@ -197,20 +199,54 @@ class Trainer:
     def _resumed(self, state: Mapping[str, Any], where: str, batches: int) -> None:
         """After a checkpoint was loaded: the run's length at this training set's size, and what the user
         should know (the schedule moved, an epoch past this set's end skipped, nothing left to train)."""
-        if self._offset >= batches:  # a smaller training set: the saved epoch's batch is past this one's end
-            logging.getLogger("tunesmith").warning(
-                "resuming %s in epoch %d after its batch %d, but this training set has %d batches per epoch (a smaller "
-                "set than the saved run's): the rest of that epoch is skipped and training goes on with epoch %d",
-                where, self.epoch + 1, self._offset, batches, self.epoch + 2)
-            self.epoch, self._offset = self.epoch + 1, 0  # (left as it was, the epoch yielded no batch: no end)
+        self._resume_epoch_on(state, where, batches)
         best = self.history.best_checkpoint
         if self.config.restore_best and best:  # loaded at the run's end where no validation improves on it
             refuse_planted(Path(best), f"best checkpoint named in {where} (restore_best loads it)", "resume with "
                            "restore_best=False: the run then ends with its last weights, not those of that file")
+        self._go_on_with_patience(where)
         self.total_steps = self._run_steps(batches)
         self._warn_schedule_moved(state, where)
         if self._done():
             self._warn_nothing_left(where)
+
+    def _go_on_with_patience(self, where: str) -> None:
+        """A saved run stopped early by its patience goes on where this run's patience allows more validations
+        without an improvement than it had (or none is set): the checkpoint's ``stopped_early`` ended the resumed
+        run whatever ``patience`` it was given. A diverged run (a non-finite training loss) stays stopped."""
+        h, patience = self.history, self.config.patience
+        last = h.records[-1] if h.records else None
+        if not h.stopped_early or last is None or not math.isfinite(last.train_loss):
+            return
+        if patience is not None and self._bad >= patience:
+            return
+        h.stopped_early = False
+        logging.getLogger("tunesmith").info(
+            "resuming %s: the saved run had stopped early after %d validation%s without an improvement; patience=%s "
+            "here, so training goes on", where, self._bad, "s" if self._bad != 1 else "", patience)
+
+    def _resume_epoch_on(self, state: Mapping[str, Any], where: str, batches: int) -> None:
+        """A checkpoint written inside an epoch, resumed on a training set of another size: the saved epoch's
+        order (a permutation of the saved set's samples) cannot be continued on this one, whose permutation from
+        the saved batch on skipped some samples and repeated others in that epoch (and, past a smaller set's
+        end, yielded no batch: the epoch never ended). The epoch is read again from its start where fewer
+        batches were read than remain, else its rest is skipped; either way said."""
+        saved = state.get("train_samples")  # (not saved by an older tunesmith: its steps per epoch tell)
+        other = (saved != self.train_samples if saved is not None
+                 else (state.get("steps_per_epoch") or self.steps_per_epoch) != self.steps_per_epoch)
+        if not (self._offset and other):
+            return
+        sizes = (f"{self.train_samples} samples where the saved run's had {saved}" if saved is not None
+                 else f"{batches} batches per epoch, another number than the saved run's")
+        left = batches - self._offset
+        then = (f"epoch {self.epoch + 1} is read again from its start (the {self._offset} batches read before the "
+                "checkpoint are seen twice in it, whichever samples they were)" if left > self._offset else
+                f"the rest of epoch {self.epoch + 1} is skipped and training goes on with epoch {self.epoch + 2}")
+        logging.getLogger("tunesmith").warning(
+            "resuming %s in epoch %d after its batch %d, but this training set has %s: the saved epoch's order of "
+            "samples cannot go on on it (it would skip some and repeat others), so %s", where, self.epoch + 1,
+            self._offset, sizes, then)
+        self.epoch, self._offset = (self.epoch, 0) if left > self._offset else (self.epoch + 1, 0)
 
     def _run_steps(self, batches: int) -> int:
         """The run's optimizer steps: those done, the rest of the current epoch and the epochs after it at
@@ -267,9 +303,11 @@ class Trainer:
             last = h.records[-1] if h.records else None
             why = ("the saved run had stopped: its training loss diverged" if last is not None
                    and not math.isfinite(last.train_loss) else "the saved run had stopped early "
-                   f"({self._bad} validation{'s' if self._bad != 1 else ''} without an improvement; a larger patience "
-                   "does not undo that)")
-            fix = "to train on from its weights, start a new run: tunesmith.train.load_weights(model, path)"
+                   f"({self._bad} validation{'s' if self._bad != 1 else ''} without an improvement, "
+                   f"patience={cfg.patience} here)")
+            fix = ("to train on from its weights, start a new run: tunesmith.train.load_weights(model, path)"
+                   if last is not None and not math.isfinite(last.train_loss) else
+                   f"to train on, resume with patience above {self._bad} (or None)")
         elif cfg.epochs is not None and self.epoch >= cfg.epochs:
             why = f"this run ends with epoch {cfg.epochs} (epochs={cfg.epochs})"
             fix = (f"to train longer, resume with more than {self.epoch} epochs "
@@ -637,6 +675,7 @@ class Trainer:
             # what the schedule followed: a resume on a larger or smaller training set is compared with it
             "steps_per_epoch": self.steps_per_epoch,
             "total_steps": self.total_steps,
+            "train_samples": self.train_samples,
             "rng": ckpt.rng_state(),
             "config": self.config.to_dict(),
             "hypergrad": None if self.hyper is None else self.hyper.state_dict(),
