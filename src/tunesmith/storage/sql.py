@@ -64,7 +64,13 @@ from .base import (
     unencoded_at,
 )
 from .prepared import Cursor, Statements, run_transaction
-from .sql_pg import pin_search_path, qualified, tables_schema, warn_other_writers
+from .sql_pg import (
+    connection_defaults,
+    pin_search_path,
+    qualified,
+    tables_schema,
+    warn_other_writers,
+)
 from .sql_schema import (
     _HOT,
     SINCE_WIDTHS,
@@ -806,7 +812,10 @@ class SQLStorage(Storage):
         """The engine of a database server's URL (PostgreSQL), or an error naming the missing driver
         or the unknown kind of database."""
         try:
-            engine = sa.create_engine(self.url, pool_pre_ping=True, future=True)
+            url = sa.engine.make_url(self.url)
+            engine = sa.create_engine(url, pool_pre_ping=True, future=True,
+                                      connect_args=connection_defaults(url) if url.get_backend_name() == "postgresql"
+                                      else {})
         except ModuleNotFoundError as exc:
             raise ImportError(
                 f"storage {self.display_url!r} needs a database driver ({exc.name}); for PostgreSQL "
