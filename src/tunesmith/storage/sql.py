@@ -201,11 +201,13 @@ def _check_link(path: Path, url: str) -> None:
                         "remove the link")
 
 
-def _check_beside(path: Path, url: str) -> None:
+def _check_beside(path: Path, url: str, read_only: bool = False) -> None:
     """An UntrustedPathError for a journal, WAL or WAL index beside the database file that someone who may
     not write the database made: SQLite reads the WAL as part of the database and copies it into
     the file, so whoever can create ``db-wal`` (any user, in a folder such as /tmp) changed what
-    every reader saw and what writers kept. Links there SQLite refuses itself (unhelpfully)."""
+    every reader saw and what writers kept. Links there SQLite refuses itself (unhelpfully). One made by a
+    user of the database's group that has their own group is theirs to make, and read (``read_only``), but
+    refused for writing: this user's SQLite could not write it."""
     if not hasattr(os, "getuid"):
         return
     try:
@@ -224,6 +226,10 @@ def _check_beside(path: Path, url: str) -> None:
             continue
         elif db.st_mode & 0o002 or (db.st_mode & 0o020 and st.st_gid == db.st_gid):
             continue  # its owner may write the database itself: a user of a shared database
+        elif db.st_mode & 0o020 and _in_group(st.st_uid, db.st_gid):
+            if read_only:
+                continue
+            raise UntrustedPathError(_teammate_s_journal(url, side, st, db))
         else:
             why = f"belongs to uid {st.st_uid}, who may not write the database"
         raise UntrustedPathError(f"storage {url!r}: {side} {why}, so it could change what is read from the database "
@@ -231,12 +237,36 @@ def _check_beside(path: Path, url: str) -> None:
                          "database to a folder only its users can write")
 
 
-def _check_beside_at_connect(path: Path, url: str, dbapi_conn: Any, _: Any) -> None:
+def _in_group(uid: int, gid: int) -> bool:
+    """Whether the user ``uid`` is in group ``gid`` (their primary group or, as the system's group database
+    says, another of theirs); False for a user it does not name."""
+    import pwd
+
+    try:
+        user = pwd.getpwuid(uid)
+        return gid == user.pw_gid or gid in os.getgrouplist(user.pw_name, user.pw_gid)
+    except (KeyError, OSError):
+        return False
+
+
+def _teammate_s_journal(url: str, side: Path, st: os.stat_result, db: os.stat_result) -> str:
+    """The refusal of a journal made by a user of the database's group, in a folder that gave it their own group:
+    SQLite cannot write it for the others (who are not in that group), so it is refused as any other."""
+    folder = side.parent
+    return (f"storage {url!r}: {side} belongs to uid {st.st_uid}, a user of the database's group (gid {db.st_gid}), "
+            f"but has their group (gid {st.st_gid}), since the folder gives new files their maker's group: your "
+            "processes could not write it while theirs have the database open (SQLite: attempt to write a readonly "
+            f"database). Have the folder give its files its own group: chgrp {db.st_gid} {str(folder)!r} and chmod "
+            f"g+s {str(folder)!r} (then their next run's journals get gid {db.st_gid}); meanwhile wait for their run "
+            "to end (reading commands, tunesmith show and export, read it meanwhile)")
+
+
+def _check_beside_at_connect(path: Path, url: str, read_only: bool, dbapi_conn: Any, _: Any) -> None:
     """:func:`_check_beside` as a new connection opens, before any statement (SQLite opens the journals at the
     first read): one planted after the storage was made (a study made, then run; a forked worker's connection)
     was read as part of the database. A refused connection is closed unread."""
     try:
-        _check_beside(path, url)
+        _check_beside(path, url, read_only)
     except UntrustedPathError:
         dbapi_conn.close()  # nothing read: SQLite has not opened the journal, so its close copies nothing in
         raise
@@ -781,7 +811,7 @@ class SQLStorage(Storage):
         if not path.parent.is_dir() and not self.read_only:  # read-only: a file not there, read as empty
             raise ValueError(f"storage {self.url!r}: folder {path.parent} does not exist; create it first")
         _check_regular(path, self.url)
-        _check_beside(path, self.url)
+        _check_beside(path, self.url, self.read_only)
         self._absent = self.read_only and not path.is_file()  # read as empty, never created
 
     @property
@@ -804,7 +834,8 @@ class SQLStorage(Storage):
         # not self: the listener would keep the storage, and its connections, to a collection
         _listen_to_sqlite(engine, read_only=self.read_only, synchronous=self._synchronous)
         if self._path is not None:  # looked at again as each connection opens, before SQLite reads them
-            event.listen(engine, "connect", functools.partial(_check_beside_at_connect, self._path, self.url),
+            event.listen(engine, "connect", functools.partial(_check_beside_at_connect, self._path, self.url,
+                                                                 self.read_only),
                          insert=True)
         return engine
 
