@@ -272,6 +272,23 @@ def _check_beside_at_connect(path: Path, url: str, read_only: bool, dbapi_conn: 
         raise
 
 
+@functools.lru_cache(maxsize=1)
+def _sqlite_json() -> bool:
+    """Whether the SQLite library Python's sqlite3 uses has the JSON functions (built in since 3.38; before, a
+    compile option some builds left out): where not, what a query of them would tell is read the Python way."""
+    import sqlite3
+
+    conn = sqlite3.connect(":memory:")
+    try:
+        conn.execute("SELECT json_valid('{}'), json_type('{}')").fetchone()
+        conn.execute("SELECT key FROM json_each('{}')").fetchall()
+    except sqlite3.OperationalError:  # "no such function" / "no such table" (json_each)
+        return False
+    finally:
+        conn.close()
+    return True
+
+
 def missing_sqlite_file(url: str) -> bool:
     """Whether ``url`` names a SQLite database file that is not there (relative paths from the
     current folder, as :class:`SQLStorage` opens them)."""
@@ -410,8 +427,9 @@ def _json_default(x: Any) -> Any:
 
 #: each trial's head (as ``get_trial_heads`` reads it) and its last report's step, where the database's JSON takes
 #: its reports as tunesmith writes them (steps as canonical integers, values numbers: PostgreSQL's numeric refuses
-#: exponents past its range and JSON refuses a leading zero); else its reports' text, read as the whole read does
-#: (``NaN``, a diverged trial's report, is no JSON to SQLite or PostgreSQL)
+#: exponents past its range and JSON refuses a leading zero; SQLite reads an integer past a float's range as an
+#: infinity, which Python's float() refuses); else its reports' text, read as the whole read does (``NaN``, a
+#: diverged trial's report, is no JSON to SQLite or PostgreSQL)
 _LAST_STEPS_SQLITE = """
 SELECT t.trial_id, t.number, t.state, t.value, t.started, t.completed,
        CASE WHEN ok THEN (SELECT max(CAST(key AS INTEGER)) FROM json_each(t.intermediate)) END,
@@ -420,7 +438,9 @@ FROM (SELECT trial_id, number, state, value, started, completed, intermediate,
              CASE WHEN json_valid(intermediate) THEN json_type(intermediate) = 'object'
                   AND NOT EXISTS (SELECT 1 FROM json_each(intermediate)
                                   WHERE key <> CAST(CAST(key AS INTEGER) AS TEXT) OR CAST(key AS INTEGER) < 0
-                                        OR type NOT IN ('integer', 'real')
+                                        OR CASE type WHEN 'real' THEN 0
+                                                     WHEN 'integer' THEN abs(atom) > 1.7976931348623157e308
+                                                     ELSE 1 END
                                        ) ELSE 0 END AS ok
       FROM {trials} WHERE study_id = :sid) AS t
 WHERE t.intermediate <> '{{}}'
@@ -1643,8 +1663,8 @@ class SQLStorage(Storage):
         return rows_to_trials(rows, self._warned, head=True)
 
     def get_last_steps(self, study_id: int) -> list[tuple[TrialState, int]]:
-        if reads_through_get_trials(self, SQLStorage):  # a subclass filtering or counting in get_trials
-            return super().get_last_steps(study_id)
+        if reads_through_get_trials(self, SQLStorage) or (self.is_sqlite and not _sqlite_json()):
+            return super().get_last_steps(study_id)  # a subclass filtering in get_trials; a SQLite without JSON
 
         def op(conn: Connection) -> list[Any]:
             sql = _LAST_STEPS_PG if self.engine.dialect.name == "postgresql" else _LAST_STEPS_SQLITE
