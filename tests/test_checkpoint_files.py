@@ -290,6 +290,53 @@ def test_a_best_checkpoint_a_storage_writer_named_loads_only_where_no_other_user
         armed.clear()
 
 
+@pytest.mark.parametrize("reader", ["load_weights", "resume_from"])
+def test_a_folder_of_the_user_s_own_swapped_by_the_owner_of_the_folder_above_as_it_is_read_is_refused(
+        tmp_path: Path, reader: str) -> None:
+    """The checks looked at the file and its folder by name, then the file was opened by name: a folder of the
+    user's own inside another user's folder was renamed away by them between the two and one of theirs put in its
+    place, and their weights (here zeroed) were loaded. The folder is now opened, checked as opened, and the file
+    read in it."""
+    if os.getuid() != 0:
+        pytest.skip("a folder of another user: root makes it (chown)")
+    run = CFG.with_params({"epochs": 1, "checkpoint_dir": str(tmp_path / "run")})
+    Trainer(mlp(), run).fit(*DATA)
+    theirs = tmp_path / "theirs"
+    mine = theirs / "mine"
+    mine.mkdir(parents=True, mode=0o700)
+    target = mine / "last.pt"
+    shutil.copy(checkpoint.latest(tmp_path / "run"), target)
+    state = checkpoint.load(target)
+    planted = tmp_path / "planted"  # their folder, to be put in place of mine
+    planted.mkdir()
+    checkpoint.save(planted / "last.pt", {**state, "model": {k: torch.zeros_like(v) for k, v in state["model"].items()}})
+    for p in (theirs, planted, planted / "last.pt"):
+        os.chown(p, 65534, 65534)
+    armed = [True]
+
+    def swap(event: str, args: tuple[object, ...]) -> None:  # after the look, as the checkpoint is opened
+        if event == "open" and armed and str(args[0]) in (str(target), str(mine)):
+            armed.clear()
+            mine.rename(theirs / "mine.old")  # as the owner of theirs may
+            planted.rename(mine)
+
+    model = mlp(seed=5)
+    before = snapshot(model)
+    sys.addaudithook(swap)  # stays for the session, disarmed after its one swap
+    try:
+        with pytest.raises(ts.UntrustedPathError, match=r"mine'? is owned by another user \(uid 65534\) \(it changed "
+                                                        r"since it was looked at\)"):
+            if reader == "load_weights":
+                load_weights(model, target)
+            else:
+                Trainer(model, run.with_params({"epochs": 2, "checkpoint_dir": str(tmp_path / "again")})).fit(
+                    *DATA, resume_from=target)
+    finally:
+        armed.clear()
+    assert (theirs / "mine.old" / "last.pt").is_file()  # swapped as it was read
+    assert all(torch.equal(v, snapshot(model)[k]) for k, v in before.items())  # nothing of theirs loaded
+
+
 @pytest.mark.parametrize("open_to_others", ["folder", "file"])
 def test_a_checkpoint_of_the_user_s_own_others_may_write_is_refused_with_the_chmod_that_fixes_it(
         tmp_path: Path, open_to_others: str) -> None:

@@ -943,6 +943,36 @@ def test_export_csv_writes_no_cell_a_spreadsheet_would_run(tmp_path: Path, capsy
     assert rows[3]["error"] == "'+cmd|' /C calc'!A0" and [r["value"] for r in rows[:3]] == ["-1.0"] * 3  # numbers stay
 
 
+@pytest.mark.parametrize("text", [" =1+1", "\n=1+1", "\u3000=1+1", "\uff1d1+1", " \uff0bcmd", "\uff0d1",
+                                  "\uff20SUM(1)", "\ufe661", "\tplain", "\rplain"])
+def test_export_csv_neutralises_formulas_behind_white_space_or_in_full_width(tmp_path: Path, text: str) -> None:
+    """A spreadsheet that trims a cell's leading white space, or reads a full-width ＝ as =, ran these
+    as formulas: only an ASCII = + - @ (or a tab, a carriage return) in the first place got the '."""
+    db = f"sqlite:///{tmp_path / 'f.db'}"
+    study = ts.Study({"k": ts.Categorical([text, " plain", "a=b"])}, storage=db, name="f")
+    for k in (text, " plain", "a=b"):
+        study.add_trial({"k": k}, 1.0)
+    out = tmp_path / "t.csv"
+    assert run_cli("export", "f", "--storage", db, "-o", str(out)) == 0
+    rows = list(csv.DictReader(io.StringIO(out.read_bytes().decode(), newline="")))  # the \r kept
+    assert [r["params_k"] for r in rows] == ["'" + text, " plain", "a=b"]  # texts that start no formula stay
+
+
+def test_export_csv_quotes_a_text_holding_a_carriage_return_so_its_row_stays_one(tmp_path: Path) -> None:
+    """csv wrote a lone \r bare (its line end was \n): a reader split the row there, and the text
+    after it, a formula the ' did not cover, started a row of its own."""
+    db = f"sqlite:///{tmp_path / 'f.db'}"
+    study = ts.Study({"x": ts.Float(0, 1)}, storage=db, name="f")
+    study.tell(study.ask(), state="failed", error="ok\r=1+1")
+    study.add_trial({"x": 0.5}, 1.0)
+    out = tmp_path / "t.csv"
+    assert run_cli("export", "f", "--storage", db, "-o", str(out)) == 0
+    raw = out.read_bytes().decode()
+    rows = list(csv.DictReader(io.StringIO(raw, newline="")))
+    assert [r["error"] for r in rows] == ["ok\r=1+1", ""]
+    assert raw.count("\n") == 3 and "\r\n" not in raw  # rows still end in \n alone
+
+
 def test_importance_pairs_under_ped_anova_is_refused_not_ignored(tmp_path: Path,
                                                                  capsys: pytest.CaptureFixture[str]) -> None:
     """--pairs counts fANOVA's pairs; under --method ped-anova it was ignored without a word."""

@@ -6,6 +6,7 @@ may be lost or recorded twice, and no trial may stay running for good.
 
 from __future__ import annotations
 
+import os
 import select
 import signal
 import sqlite3
@@ -398,21 +399,25 @@ def test_a_worker_frozen_inside_a_write_does_not_hold_every_other_worker_s_write
     assert [(t.number, t.state.value) for t in ts.Study.load("s", storage=pg_url).trials] == [(0, "complete")]
 
 
+def shown(url: str) -> str:
+    """The idle-in-transaction timeout a session of tunesmith's storage on ``url`` has."""
+    import sqlalchemy as sa
+
+    from tunesmith.storage import SQLStorage
+
+    storage = SQLStorage(url)
+    try:
+        return str(storage._run(lambda c: c.execute(sa.text("SHOW idle_in_transaction_session_timeout")).scalar_one(),
+                                write=False))
+    finally:
+        storage.close()
+
+
 def test_tunesmith_s_sessions_get_an_idle_in_transaction_timeout_unless_the_user_sets_one(
     pg_url: str, pg_server: Any
 ) -> None:
     import psycopg
     import sqlalchemy as sa
-
-    from tunesmith.storage import SQLStorage
-
-    def shown(url: str) -> str:
-        storage = SQLStorage(url)
-        try:
-            return str(storage._run(lambda c: c.execute(sa.text("SHOW idle_in_transaction_session_timeout")).scalar_one(),
-                                    write=False))
-        finally:
-            storage.close()
 
     def alter(statement: str) -> None:
         with psycopg.connect(pg_server.dsn(db), autocommit=True) as conn:
@@ -427,3 +432,105 @@ def test_tunesmith_s_sessions_get_an_idle_in_transaction_timeout_unless_the_user
     assert shown(pg_url) == "9s"
     alter(f'ALTER ROLE CURRENT_USER IN DATABASE "{db}" SET idle_in_transaction_session_timeout = 0')
     assert shown(pg_url) == "0"
+
+
+@pytest.fixture
+def own_pg_server() -> Any:
+    """A server of the test's own, for changes the session's server must not see (ALTER SYSTEM, SIGSTOP)."""
+    from pg import PostgresServer, PostgresUnavailable
+
+    try:
+        server = PostgresServer().__enter__()
+    except (PostgresUnavailable, ImportError, OSError) as exc:
+        pytest.skip(f"no PostgreSQL server could be started ({exc})")
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+def test_a_server_wide_idle_in_transaction_timeout_is_kept_0_included(own_pg_server: Any) -> None:
+    """postgresql.conf's (or ALTER SYSTEM's) 0 is an administrator's choice too: it got tunesmith's 300 s."""
+    import psycopg
+
+    url = own_pg_server.url("postgres")
+
+    def system(value: str) -> None:
+        with psycopg.connect(own_pg_server.dsn("postgres"), autocommit=True) as conn:
+            conn.execute(f"ALTER SYSTEM {value}")
+            conn.execute("SELECT pg_reload_conf()")
+        time.sleep(0.5)  # the server's processes reread it on the signal
+
+    assert shown(url) == "5min"  # PostgreSQL's built-in 0
+    system("SET idle_in_transaction_session_timeout = 0")
+    assert shown(url) == "0"
+    system("SET idle_in_transaction_session_timeout = 8000")
+    assert shown(url) == "8s"
+    system("RESET idle_in_transaction_session_timeout")
+    assert shown(url) == "5min"
+
+
+def _socket_options(storage: Any) -> tuple[int, int, int]:
+    import socket
+
+    with storage.engine.connect() as conn:
+        fd = conn.connection.dbapi_connection.pgconn.socket
+        sock = socket.socket(fileno=os.dup(fd))
+        try:
+            return (sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE),
+                    sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE),
+                    sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT))
+        finally:
+            sock.close()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads Linux's TCP socket options")
+def test_postgres_connections_get_keepalives_and_a_user_timeout_the_url_may_change(pg_url: str) -> None:
+    """Without them a server gone without a reset (a partition) held a pooled connection's check for as
+    long as the kernel retransmits (about 15 minutes), an idle one's for 2 hours."""
+    from tunesmith.storage import SQLStorage
+
+    storage = SQLStorage(pg_url)
+    try:
+        assert _socket_options(storage) == (1, 30, 30_000)
+    finally:
+        storage.close()
+    storage = SQLStorage(pg_url + "?keepalives_idle=120&tcp_user_timeout=0")
+    try:
+        assert _socket_options(storage) == (1, 120, 0)  # the URL's own
+    finally:
+        storage.close()
+
+
+def test_a_server_that_answers_nothing_fails_a_new_connection_within_the_connect_timeout(own_pg_server: Any) -> None:
+    """A postmaster that accepts TCP connections but answers nothing (stopped, swamped): libpq waited
+    for it forever. Now the connection fails after connect_timeout (10 s), an outage the storage waits out."""
+    import sqlalchemy as sa
+
+    from tunesmith.storage import SQLStorage
+
+    storage = SQLStorage(own_pg_server.url("postgres"))
+    outcome: list[BaseException | None] = []
+
+    def connect() -> None:
+        try:
+            with storage.engine.connect():
+                outcome.append(None)
+        except BaseException as exc:  # noqa: BLE001 - the thread's result
+            outcome.append(exc)
+
+    storage.engine.dispose()
+    own_pg_server.proc.send_signal(signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        thread = threading.Thread(target=connect, daemon=True)
+        thread.start()
+        thread.join(45)
+        waited = time.monotonic() - started
+    finally:
+        own_pg_server.proc.send_signal(signal.SIGCONT)  # a connect still waiting then completes
+    thread.join(30)
+    storage.close()
+    assert not thread.is_alive() and outcome, "the connection never ended"
+    assert isinstance(outcome[0], sa.exc.OperationalError), f"the connection waited {waited:.0f} s: {outcome[0]!r}"
+    assert "timeout" in str(outcome[0]).lower()

@@ -641,12 +641,13 @@ def test_a_study_whose_stored_choices_read_back_alike_still_opens(sqlite_url: st
 @pytest.mark.parametrize("reports", ['{"1": NaN, "4": 2.5}', '{"2":1.0,"5":-Infinity}', ' { "3" : 1 } ',
                                      '{"1": 2, "1": 3, "6": 1E+2}', '{"' + "9" * 19 + '": 0.5}',
                                      '{"1":01}', '{"1":1e999999}', '{"2":1' + "0" * 200_000 + '.5}',
-                                     '{"1":-0,"3":1.5E-999999}'])
+                                     '{"1":-0,"3":1.5E-999999}', '{"1":0.5,"2":1' + "0" * 400 + '}'])
 def test_each_trial_s_last_step_reads_reports_the_database_s_json_does_not_parse_as_the_whole_read(
         shared_storage_url: str, reports: str) -> None:
     """Reports written outside tunesmith that Python's JSON reads but SQLite's or PostgreSQL's does not
     (NaN, Infinity), that the query does not take (spaces, a repeated step, a step past 64 bits), or whose
-    numbers PostgreSQL's jsonb refuses (a leading zero, out of its numeric range): each trial's last step, for
+    numbers PostgreSQL's jsonb refuses (a leading zero, out of its numeric range), or an integer past a float's
+    range (SQLite reads it as an infinity, the whole read fails the trial): each trial's last step, for
     the budget line, is still what the whole trials give, not an error."""
     url = shared_storage_url
     _study(url)
@@ -655,6 +656,32 @@ def test_each_trial_s_last_step_reads_reports_the_database_s_json_does_not_parse
     study = ts.Study.load("victim", storage=url)
     whole = [(t.state, t.last_step) for t in study.trials if t.last_step is not None]
     assert study.storage.get_last_steps(study._study_id) == whole
+
+
+def test_each_trial_s_last_step_is_read_without_sqlite_s_json_functions_where_the_library_lacks_them(
+        sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SQLite before 3.38 had its JSON functions as a compile option: where a build left them out, the budget line's
+    query failed and with it ``tunesmith show``. Where the library lacks them the whole read gives the steps. (No
+    such build here: the storage's connections get a json_valid that fails, and the library is said to lack them.)"""
+    from tunesmith.storage import sql
+
+    assert getattr(sql, "_sqlite_json", lambda: True)()  # this SQLite has them
+    _study(sqlite_url)
+    _write(sqlite_url, "intermediate", '{"1":0.5,"3":0.25}')
+    _write(sqlite_url, "state", "pruned")
+
+    def no_json(dbapi_conn: object, _: object) -> None:
+        def missing(*_: object) -> None:
+            raise ValueError("no such function: json_valid")
+
+        dbapi_conn.create_function("json_valid", 1, missing)  # type: ignore[attr-defined]
+
+    study = ts.Study.load("victim", storage=sqlite_url)
+    sa.event.listen(study.storage.engine, "connect", no_json)
+    study.storage.engine.dispose()
+    monkeypatch.setattr(sql, "_sqlite_json", lambda: False, raising=False)
+    whole = [(t.state, t.last_step) for t in study.trials if t.last_step is not None]
+    assert whole and study.storage.get_last_steps(study._study_id) == whole
 
 
 @pytest.mark.parametrize(("state", "value"), [("complete", None), ("pruned", math.inf), ("stopped", 0.5)])

@@ -216,26 +216,68 @@ def kind_of(mode: int) -> str:
             else "no regular file")
 
 
-def open_regular(path: Path) -> BinaryIO:
+#: how a file is opened to be read: without waiting (a FIFO), and not handed on to child processes
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+def open_regular(path: Path, *, planted: tuple[str, str] | None = None) -> BinaryIO:
     """The regular file ``path``, open for reading (blocking reads). It is opened first (non-blocking:
     opening a FIFO, one swapped in after any check too, never waits for a writer) and the open file is
-    looked at: anything but a regular file raises :class:`NotRegularFile`, unread; a failed open, its OSError."""
+    looked at: anything but a regular file raises :class:`NotRegularFile`, unread; a failed open, its OSError.
+    ``planted``: ``(what, fix)`` of :func:`refuse_planted`, which it runs first; then the folder and the file are
+    opened and checked as opened (:func:`_open_in_checked_folder`), so a folder swapped after the look (its parent
+    is another user's) is not read from."""
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+        if planted is not None:
+            refuse_planted(path, *planted)
+            fd = _open_in_checked_folder(path, *planted)
+        else:
+            fd = os.open(path, _READ_FLAGS)
     except OSError as exc:
         if exc.errno == errno.ENXIO:  # a socket (or a device with nothing behind it) cannot be opened
             raise NotRegularFile(path, kind_of(os.stat(path).st_mode)) from None
         raise
     try:
-        mode = os.fstat(fd).st_mode
+        st = os.fstat(fd)
+        mode = st.st_mode
         if not stat.S_ISREG(mode):
             raise NotRegularFile(path, kind_of(mode))
+        why = others_may_change(st) if planted is not None else None
+        if planted is not None and why:
+            raise UntrustedPathError(f"{planted[0]} {str(path)!r} {why} (it changed since it was looked at), so they "
+                                     f"may have chosen what it holds; {planted[1]}")
         if hasattr(os, "set_blocking"):
             os.set_blocking(fd, True)
         return os.fdopen(fd, "rb")
     except BaseException:
         os.close(fd)
         raise
+
+
+def _open_in_checked_folder(path: Path, what: str, fix: str) -> int:
+    """A descriptor of ``path`` read in its folder (links resolved) as opened: that folder's descriptor is checked
+    (another user's, or one others may replace files in, is refused) and the file opened in it without following a
+    link. Between a look by name and an open by name, a folder above that is another user's can be renamed away
+    and one of theirs put in its place; a folder held open is the one read from. Where descriptors of folders are
+    not supported (Windows), the path is opened by name."""
+    real = Path(os.path.realpath(path))
+    if os.open not in os.supports_dir_fd or not hasattr(os, "O_DIRECTORY"):
+        return os.open(real, _READ_FLAGS)
+    folder = os.open(real.parent, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        why = others_may_change(os.fstat(folder))
+        if why:
+            raise UntrustedPathError(f"{what} {str(path)!r}: its folder {str(real.parent)!r} {why} (it changed since "
+                                     f"it was looked at), so they may have chosen what it holds; {fix}")
+        try:
+            return os.open(real.name, _READ_FLAGS | os.O_NOFOLLOW, dir_fd=folder)
+        except OSError as exc:
+            if exc.errno != errno.ELOOP:
+                raise
+            raise UntrustedPathError(f"{what} {str(path)!r} became a link after it was looked at, so someone may "
+                                     f"have chosen what it holds; {fix}") from None
+    finally:
+        os.close(folder)
 
 
 def read_regular(path: Path, limit: int) -> bytes:

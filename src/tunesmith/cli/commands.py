@@ -15,6 +15,7 @@ import re
 import shlex
 import sys
 import time
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -716,15 +717,24 @@ def _export_format(given: str | None, output: str | None) -> str:
 def export_csv(study: Study) -> str:
     trials = study.trials
     rows = trial_rows(trials, study.space)
-    buf = io.StringIO()
+    buf = _LineFeedRows()
     columns = list(rows[0]) if rows else ["number", "state", "value"]
-    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\r\n")
     writer.writeheader()
     for row, t in zip(rows, trials, strict=True):
         # an empty cell is an inactive parameter (or no value); a None the trial took is written "None"
         writer.writerow({k: "None" if v is None and k.startswith("params_") and k[7:] in t.params else
                          "" if v is None else _inert(_attr_cell(k, v)) for k, v in row.items()})
     return buf.getvalue()
+
+
+class _LineFeedRows(io.StringIO):
+    """Rows that csv wrote ending in "\r\n" kept ending in "\n". csv quotes a text holding a
+    character of its line end only: with "\n" a text with a lone "\r" was written bare, and readers
+    (spreadsheets too) split its row there, the rest of the text starting a row of its own."""
+
+    def write(self, s: str) -> int:  # csv writes each row, its line end included, in one call
+        return super().write(s[:-2] + "\n" if s.endswith("\r\n") else s)
 
 
 def _attr_cell(column: str, v: Any) -> Any:
@@ -735,11 +745,21 @@ def _attr_cell(column: str, v: Any) -> Any:
     return v
 
 
+FORMULA_STARTS = frozenset("=+-@")
+
+
 def _inert(v: Any) -> Any:
     """A text a spreadsheet would read as a formula (``=HYPERLINK(...)``, ``@SUM(...)``, ``+``, ``-``)
     with a ``'`` before it, so that opening the file runs nothing (a value, an error or a worker
-    name can come from whoever writes the database)."""
-    return "'" + v if isinstance(v, str) and v[:1] in ("=", "+", "-", "@", "\t", "\r") else v
+    name can come from whoever writes the database). Also where white space (a line break, U+3000)
+    comes before one, which an import that trims spaces removes, and for the characters that read
+    as one under NFKC (full-width ``＝ ＋ － ＠``, small ``﹦``), which a spreadsheet may take for
+    the ASCII ones: a ``'`` costs the reader of a text nothing, a formula run costs them more."""
+    if not isinstance(v, str) or not v:
+        return v
+    if v[0] in "\t\r" or unicodedata.normalize("NFKC", v.lstrip()[:1])[:1] in FORMULA_STARTS:
+        return "'" + v
+    return v
 
 
 def export_json(study: Study) -> str:

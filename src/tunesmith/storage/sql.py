@@ -64,7 +64,13 @@ from .base import (
     unencoded_at,
 )
 from .prepared import Cursor, Statements, run_transaction
-from .sql_pg import pin_search_path, qualified, tables_schema, warn_other_writers
+from .sql_pg import (
+    connection_defaults,
+    pin_search_path,
+    qualified,
+    tables_schema,
+    warn_other_writers,
+)
 from .sql_schema import (
     _HOT,
     SINCE_WIDTHS,
@@ -201,11 +207,13 @@ def _check_link(path: Path, url: str) -> None:
                         "remove the link")
 
 
-def _check_beside(path: Path, url: str) -> None:
+def _check_beside(path: Path, url: str, read_only: bool = False) -> None:
     """An UntrustedPathError for a journal, WAL or WAL index beside the database file that someone who may
     not write the database made: SQLite reads the WAL as part of the database and copies it into
     the file, so whoever can create ``db-wal`` (any user, in a folder such as /tmp) changed what
-    every reader saw and what writers kept. Links there SQLite refuses itself (unhelpfully)."""
+    every reader saw and what writers kept. Links there SQLite refuses itself (unhelpfully). One made by a
+    user of the database's group that has their own group is theirs to make, and read (``read_only``), but
+    refused for writing: this user's SQLite could not write it."""
     if not hasattr(os, "getuid"):
         return
     try:
@@ -224,6 +232,10 @@ def _check_beside(path: Path, url: str) -> None:
             continue
         elif db.st_mode & 0o002 or (db.st_mode & 0o020 and st.st_gid == db.st_gid):
             continue  # its owner may write the database itself: a user of a shared database
+        elif db.st_mode & 0o020 and _in_group(st.st_uid, db.st_gid):
+            if read_only:
+                continue
+            raise UntrustedPathError(_teammate_s_journal(url, side, st, db))
         else:
             why = f"belongs to uid {st.st_uid}, who may not write the database"
         raise UntrustedPathError(f"storage {url!r}: {side} {why}, so it could change what is read from the database "
@@ -231,15 +243,56 @@ def _check_beside(path: Path, url: str) -> None:
                          "database to a folder only its users can write")
 
 
-def _check_beside_at_connect(path: Path, url: str, dbapi_conn: Any, _: Any) -> None:
+def _in_group(uid: int, gid: int) -> bool:
+    """Whether the user ``uid`` is in group ``gid`` (their primary group or, as the system's group database
+    says, another of theirs); False for a user it does not name."""
+    import pwd
+
+    try:
+        user = pwd.getpwuid(uid)
+        return gid == user.pw_gid or gid in os.getgrouplist(user.pw_name, user.pw_gid)
+    except (KeyError, OSError):
+        return False
+
+
+def _teammate_s_journal(url: str, side: Path, st: os.stat_result, db: os.stat_result) -> str:
+    """The refusal of a journal made by a user of the database's group, in a folder that gave it their own group:
+    SQLite cannot write it for the others (who are not in that group), so it is refused as any other."""
+    folder = side.parent
+    return (f"storage {url!r}: {side} belongs to uid {st.st_uid}, a user of the database's group (gid {db.st_gid}), "
+            f"but has their group (gid {st.st_gid}), since the folder gives new files their maker's group: your "
+            "processes could not write it while theirs have the database open (SQLite: attempt to write a readonly "
+            f"database). Have the folder give its files its own group: chgrp {db.st_gid} {str(folder)!r} and chmod "
+            f"g+s {str(folder)!r} (then their next run's journals get gid {db.st_gid}); meanwhile wait for their run "
+            "to end (reading commands, tunesmith show and export, read it meanwhile)")
+
+
+def _check_beside_at_connect(path: Path, url: str, read_only: bool, dbapi_conn: Any, _: Any) -> None:
     """:func:`_check_beside` as a new connection opens, before any statement (SQLite opens the journals at the
     first read): one planted after the storage was made (a study made, then run; a forked worker's connection)
     was read as part of the database. A refused connection is closed unread."""
     try:
-        _check_beside(path, url)
+        _check_beside(path, url, read_only)
     except UntrustedPathError:
         dbapi_conn.close()  # nothing read: SQLite has not opened the journal, so its close copies nothing in
         raise
+
+
+@functools.lru_cache(maxsize=1)
+def _sqlite_json() -> bool:
+    """Whether the SQLite library Python's sqlite3 uses has the JSON functions (built in since 3.38; before, a
+    compile option some builds left out): where not, what a query of them would tell is read the Python way."""
+    import sqlite3
+
+    conn = sqlite3.connect(":memory:")
+    try:
+        conn.execute("SELECT json_valid('{}'), json_type('{}')").fetchone()
+        conn.execute("SELECT key FROM json_each('{}')").fetchall()
+    except sqlite3.OperationalError:  # "no such function" / "no such table" (json_each)
+        return False
+    finally:
+        conn.close()
+    return True
 
 
 def missing_sqlite_file(url: str) -> bool:
@@ -380,8 +433,9 @@ def _json_default(x: Any) -> Any:
 
 #: each trial's head (as ``get_trial_heads`` reads it) and its last report's step, where the database's JSON takes
 #: its reports as tunesmith writes them (steps as canonical integers, values numbers: PostgreSQL's numeric refuses
-#: exponents past its range and JSON refuses a leading zero); else its reports' text, read as the whole read does
-#: (``NaN``, a diverged trial's report, is no JSON to SQLite or PostgreSQL)
+#: exponents past its range and JSON refuses a leading zero; SQLite reads an integer past a float's range as an
+#: infinity, which Python's float() refuses); else its reports' text, read as the whole read does (``NaN``, a
+#: diverged trial's report, is no JSON to SQLite or PostgreSQL)
 _LAST_STEPS_SQLITE = """
 SELECT t.trial_id, t.number, t.state, t.value, t.started, t.completed,
        CASE WHEN ok THEN (SELECT max(CAST(key AS INTEGER)) FROM json_each(t.intermediate)) END,
@@ -390,7 +444,9 @@ FROM (SELECT trial_id, number, state, value, started, completed, intermediate,
              CASE WHEN json_valid(intermediate) THEN json_type(intermediate) = 'object'
                   AND NOT EXISTS (SELECT 1 FROM json_each(intermediate)
                                   WHERE key <> CAST(CAST(key AS INTEGER) AS TEXT) OR CAST(key AS INTEGER) < 0
-                                        OR type NOT IN ('integer', 'real')
+                                        OR CASE type WHEN 'real' THEN 0
+                                                     WHEN 'integer' THEN abs(atom) > 1.7976931348623157e308
+                                                     ELSE 1 END
                                        ) ELSE 0 END AS ok
       FROM {trials} WHERE study_id = :sid) AS t
 WHERE t.intermediate <> '{{}}'
@@ -781,7 +837,7 @@ class SQLStorage(Storage):
         if not path.parent.is_dir() and not self.read_only:  # read-only: a file not there, read as empty
             raise ValueError(f"storage {self.url!r}: folder {path.parent} does not exist; create it first")
         _check_regular(path, self.url)
-        _check_beside(path, self.url)
+        _check_beside(path, self.url, self.read_only)
         self._absent = self.read_only and not path.is_file()  # read as empty, never created
 
     @property
@@ -804,7 +860,8 @@ class SQLStorage(Storage):
         # not self: the listener would keep the storage, and its connections, to a collection
         _listen_to_sqlite(engine, read_only=self.read_only, synchronous=self._synchronous)
         if self._path is not None:  # looked at again as each connection opens, before SQLite reads them
-            event.listen(engine, "connect", functools.partial(_check_beside_at_connect, self._path, self.url),
+            event.listen(engine, "connect", functools.partial(_check_beside_at_connect, self._path, self.url,
+                                                                 self.read_only),
                          insert=True)
         return engine
 
@@ -812,7 +869,10 @@ class SQLStorage(Storage):
         """The engine of a database server's URL (PostgreSQL), or an error naming the missing driver
         or the unknown kind of database."""
         try:
-            engine = sa.create_engine(self.url, pool_pre_ping=True, future=True)
+            url = sa.engine.make_url(self.url)
+            engine = sa.create_engine(url, pool_pre_ping=True, future=True,
+                                      connect_args=connection_defaults(url) if url.get_backend_name() == "postgresql"
+                                      else {})
         except ModuleNotFoundError as exc:
             raise ImportError(
                 f"storage {self.display_url!r} needs a database driver ({exc.name}); for PostgreSQL "
@@ -1609,8 +1669,8 @@ class SQLStorage(Storage):
         return rows_to_trials(rows, self._warned, head=True)
 
     def get_last_steps(self, study_id: int) -> list[tuple[TrialState, int]]:
-        if reads_through_get_trials(self, SQLStorage):  # a subclass filtering or counting in get_trials
-            return super().get_last_steps(study_id)
+        if reads_through_get_trials(self, SQLStorage) or (self.is_sqlite and not _sqlite_json()):
+            return super().get_last_steps(study_id)  # a subclass filtering in get_trials; a SQLite without JSON
 
         def op(conn: Connection) -> list[Any]:
             sql = _LAST_STEPS_PG if self.engine.dialect.name == "postgresql" else _LAST_STEPS_SQLITE

@@ -19,6 +19,7 @@ and operator with its schema.
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 import sqlalchemy as sa
@@ -33,8 +34,8 @@ logger = logging.getLogger("tunesmith")
 SAFE_SEARCH_PATH = "pg_catalog, pg_temp"
 
 #: seconds the server lets a session of tunesmith's wait inside a transaction for its process before ending it
-#: (``idle_in_transaction_session_timeout``; kept where the server sets one, or the URL's options, the role or
-#: the database set any, 0 included). tunesmith's transactions run no user code, so only a process frozen
+#: (``idle_in_transaction_session_timeout``; kept where anyone set one, 0 included: the URL's options, the role,
+#: the database or the server's configuration). tunesmith's transactions run no user code, so only a process frozen
 #: mid-transaction waits that long (stopped by a debugger or SIGSTOP, a suspended VM, a network partition): its
 #: session held the study's row lock, and every other worker's ask and tell waited on it (not the beats: they
 #: write their trials' rows alone) for as long as it stayed frozen (behind a partition, until the server's TCP
@@ -43,17 +44,67 @@ SAFE_SEARCH_PATH = "pg_catalog, pg_temp"
 #: rows before it commits, slower on a loaded machine.
 IDLE_IN_TRANSACTION = 300.0
 
+#: libpq's connection settings tunesmith gives its PostgreSQL connections where the URL names none (each is
+#: the user's to set: ``?connect_timeout=30&keepalives_idle=120``; a URL naming a ``service`` gets none, its
+#: service file decides, and ``PGCONNECT_TIMEOUT`` is kept). libpq's own defaults wait forever for a server
+#: that accepted the TCP connection and answers nothing (a stopped or overloaded postmaster), and for one that
+#: vanished without a reset (a partition, an address failed over, a machine powered off) as long as the
+#: kernel retransmits (about 15 minutes) or keeps an idle connection (2 hours); a pooled connection's check
+#: before each use (``pool_pre_ping``) waited that long. With these a lost server is an error within a minute,
+#: which the storage's retries wait out as any outage. A connection over a Unix socket ignores all but the
+#: first. ``tcp_user_timeout`` needs libpq 12 or later (given only there).
+CONNECTION_DEFAULTS: dict[str, int] = {
+    "connect_timeout": 10,  # seconds for the whole start-up of each connection (its TCP connect and log in)
+    "keepalives": 1,  # libpq's default already; named so that the three below count
+    "keepalives_idle": 30,  # a connection idle 30 s (waiting on a lock, or pooled) is probed every 10 s,
+    "keepalives_interval": 10,  # a live server's kernel answers the probe even while its query runs,
+    "keepalives_count": 3,  # and 3 unanswered probes end the connection: about a minute
+    "tcp_user_timeout": 30_000,  # ms a sent query may stay unacknowledged: a ping of a vanished server
+}
+
+#: the URL query keys of a libpq service, whose file holds the connection settings
+_SERVICE_KEYS = ("service", "servicefile")
+
+
+def connection_defaults(url: sa.URL) -> dict[str, Any]:
+    """The ``connect_args`` of CONNECTION_DEFAULTS that the URL (or the environment) leaves to tunesmith,
+    for a libpq driver (psycopg, psycopg2); another driver takes other names, and gets none."""
+    libpq = _libpq_version(url.get_driver_name())
+    if libpq is None or any(k in url.query for k in _SERVICE_KEYS) or os.environ.get("PGSERVICE"):
+        return {}
+    given = set(url.query) | ({"connect_timeout"} if os.environ.get("PGCONNECT_TIMEOUT") else set())
+    return {k: v for k, v in CONNECTION_DEFAULTS.items()
+            if k not in given and (k != "tcp_user_timeout" or libpq >= 120000)}
+
+
+def _libpq_version(driver: str) -> int | None:
+    """The libpq release of a libpq driver (as 180006), None for another driver."""
+    try:
+        if driver == "psycopg":
+            import psycopg
+
+            return int(psycopg.pq.version())
+        if driver == "psycopg2":
+            import psycopg2.extensions  # type: ignore[import-not-found, import-untyped, unused-ignore]
+
+            return int(psycopg2.extensions.libpq_version())
+    except ImportError:
+        return None  # create_engine names the missing driver
+    return None
+
+
 #: where the role's own search path finds tunesmith's tables, else where it would create them; and whether
-#: the session's idle-in-transaction timeout is to be kept: one is set, or the user chose it for these connections,
-#: 0 (none) included (its source: the URL's options or PGOPTIONS, ALTER ROLE, ALTER DATABASE, ALTER ROLE ... IN
-#: DATABASE); a server without the setting (before PostgreSQL 9.6) has none to set
+#: the session's idle-in-transaction timeout is to be kept: one is set, or someone chose it, 0 (none) included
+#: (its source anything but PostgreSQL's built-in default: the URL's options or PGOPTIONS, ALTER ROLE, ALTER
+#: DATABASE, ALTER ROLE ... IN DATABASE, and server-wide postgresql.conf, ALTER SYSTEM, ``postgres -c``); a
+#: server without the setting (before PostgreSQL 9.6) has none to set
 _FIND_SCHEMA = (
     "SELECT COALESCE((SELECT n.nspname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n "
     "ON n.oid OPERATOR(pg_catalog.=) c.relnamespace "
     "WHERE c.oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass('ts_studies'::pg_catalog.text)::pg_catalog.oid), "
     "pg_catalog.current_schema()), "
-    "COALESCE((SELECT s.setting OPERATOR(pg_catalog.<>) '0'::pg_catalog.text OR s.source OPERATOR(pg_catalog.=) "
-    "ANY ('{client,user,database,\"database user\"}'::pg_catalog.text[]) FROM pg_catalog.pg_settings s "
+    "COALESCE((SELECT s.setting OPERATOR(pg_catalog.<>) '0'::pg_catalog.text OR s.source OPERATOR(pg_catalog.<>) "
+    "'default'::pg_catalog.text FROM pg_catalog.pg_settings s "
     "WHERE s.name OPERATOR(pg_catalog.=) 'idle_in_transaction_session_timeout'::pg_catalog.text), true)"
 )
 

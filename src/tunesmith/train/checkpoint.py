@@ -271,11 +271,14 @@ def _tmp_name(path: Path) -> Path:
     return path.with_name(f".{path.name}~{host}~{os.getpid()}~{secrets.token_hex(4)}.tmp")  # threads too
 
 
-def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a checkpoint with ``torch.load(weights_only=True)``: tensors and plain values only."""
+def load(path: str | Path, map_location: str | torch.device = "cpu", *,
+         planted: tuple[str, str] | None = None) -> dict[str, Any]:
+    """Read a checkpoint with ``torch.load(weights_only=True)``: tensors and plain values only.
+    ``planted``: ``(what, fix)``: refuse a file another user may have chosen, as opened
+    (:func:`~tunesmith.paths.open_regular`)."""
     path = Path(path).expanduser()
     try:
-        f = open_regular(path)  # opened first, then looked at: a FIFO swapped in never blocks the load
+        f = open_regular(path, planted=planted)  # opened first, then looked at: a FIFO swapped in never blocks
     except NotRegularFile as exc:
         if exc.kind == "a directory":
             raise IsADirectoryError(f"checkpoint {str(path)!r} is a folder; pass a checkpoint file in it, e.g. its "

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..paths import PLANTED_FIX, refuse_planted
+from ..paths import PLANTED_FIX
 from . import checkpoint as ckpt
 from .checkpoint import CheckpointError, CheckpointMismatch
 from .finetune import is_frozen_module
@@ -115,8 +115,7 @@ def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
     weights and frozen blocks), since a checkpoint leaves out the frozen part. A file another
     user may have chosen is refused (:func:`~tunesmith.paths.refuse_planted`): the path is mostly read
     from a study, which whoever may write its database can change."""
-    refuse_planted(Path(path).expanduser(), "checkpoint", PLANTED_FIX)
-    state = ckpt.load(path)
+    state = ckpt.load(path, planted=("checkpoint", PLANTED_FIX))
     load_model_state(model, state["model"], state.get("model_meta"), repr(str(path)))
     return model
 

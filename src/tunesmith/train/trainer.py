@@ -126,6 +126,7 @@ class Trainer:
         self._ref = math.inf  # the loss of the last improvement by more than min_delta
         self._best_state: dict[str, torch.Tensor] | None = None
         self._built: dict[str, torch.Tensor] | None = None  # a resumed model's state before loading
+        self._resumed_from = ""  # the checkpoint a resumed run was loaded from
         self.steps_per_epoch = 0
         self.total_steps = 0
         self.train_samples = 0  # the training set's size: a resume mid-epoch on another size starts anew
@@ -168,11 +169,11 @@ class Trainer:
             ckpt.clean_stale(cfg.checkpoint_dir)  # temporary files of writers killed while saving
         if resume_from is not None:
             # as load_weights and a study's trial.resume_from: a user's path may name a team's or a shared folder
-            refuse_planted(Path(resume_from).expanduser(), "checkpoint to resume from", PLANTED_FIX)
             # the model as built: what a best.pt written before the resumed checkpoint leaves out
             self._built = _cpu_state(self.model) if cfg.restore_best else None
-            state = ckpt.load(resume_from)  # on CPU: RNG states stay CPU tensors
+            state = ckpt.load(resume_from, planted=("checkpoint to resume from", PLANTED_FIX))  # CPU: RNG states too
             self.load_state(state, where=str(resume_from))
+            self._resumed_from = str(resume_from)
             self._resumed(state, str(resume_from), loader.batches)
         else:
             _seed_all(cfg.seed)
@@ -202,8 +203,7 @@ class Trainer:
         self._resume_epoch_on(state, where, batches)
         best = self.history.best_checkpoint
         if self.config.restore_best and best:  # loaded at the run's end where no validation improves on it
-            refuse_planted(Path(best), f"best checkpoint named in {where} (restore_best loads it)", "resume with "
-                           "restore_best=False: the run then ends with its last weights, not those of that file")
+            refuse_planted(Path(best), *self._best_planted(where))  # said before the training, and again as read
         self._go_on_with_patience(where)
         self.total_steps = self._run_steps(batches)
         self._warn_schedule_moved(state, where)
@@ -247,6 +247,12 @@ class Trainer:
             "samples cannot go on on it (it would skip some and repeat others), so %s", where, self.epoch + 1,
             self._offset, sizes, then)
         self.epoch, self._offset = (self.epoch, 0) if left > self._offset else (self.epoch + 1, 0)
+
+    @staticmethod
+    def _best_planted(where: str) -> tuple[str, str]:
+        """What a resumed run's best.pt is named as where refused, and what to do instead."""
+        return (f"best checkpoint named in {where} (restore_best loads it)",
+                "resume with restore_best=False: the run then ends with its last weights, not those of that file")
 
     def _run_steps(self, batches: int) -> int:
         """The run's optimizer steps: those done, the rest of the current epoch and the epochs after it at
@@ -648,7 +654,7 @@ class Trainer:
         path = self.history.best_checkpoint
         if self._built is None or not (path and Path(path).is_file()):
             return None
-        best = ckpt.load(path)
+        best = ckpt.load(path, planted=self._best_planted(self._resumed_from))
         check_fields(best, repr(path), resumable=False)
         meta = best.get("model_meta")
         return dict(best["model"]) if meta is None else complete_state(self._built, best["model"], meta, repr(path))
