@@ -151,7 +151,7 @@ def _history(rng: random.Random, n: int) -> list[FrozenTrial]:
             steps = rng.sample(range(1, 12), rng.randrange(1, 8))
             curve = {step: rng.choice(pool[:3]) if rng.random() < 0.8 else rng.choice(pool) for step in steps}
         curves.append(curve)
-    return [FrozenTrial(number=number, state=TrialState.COMPLETE, params={}, value=rng.choice([0.1, 0.2, 0.3]),
+    return [FrozenTrial(number=number, state=TrialState.COMPLETE, params={}, value=rng.choice([0.1, 0.2, 0.3, 0.0, -0.0]),
                         intermediate=curve) for number, curve in enumerate(curves)]
 
 
@@ -167,6 +167,10 @@ def _reports_key(t: FrozenTrial, sign: float) -> tuple[bool, tuple[float, ...], 
 def test_ranked_and_its_best_few_order_each_tie_as_tie_key_s_rule(seed: int, direction: str) -> None:
     rng = random.Random(seed)
     trials = _history(rng, rng.choice([30, 300, 1500]))
+    if seed % 4 < 2:  # no two values equal (nothing to rank by the reports), or one tie only
+        trials = [t.replace(value=t.number * rng.choice([1e-3, -1e-3])) for t in trials]
+        if seed % 4 == 1:
+            trials = [t.replace(value=trials[-1].value) if t.number == 3 else t for t in trials]
     rng.shuffle(trials)
     sign = ts.Direction.parse(direction).sign()
     want = [t.number for t in sorted(trials, key=lambda t: (sign * t.value, _reports_key(t, sign)))]  # type: ignore[operator]

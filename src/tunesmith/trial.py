@@ -247,6 +247,8 @@ def ranked(trials: Iterable[FrozenTrial], direction: Direction | str, top: int |
     sign = Direction.parse(direction).sign()
     done = [t for t in trials if t.state is TrialState.COMPLETE and t.value is not None]
     done.sort(key=lambda t: (sign * float(t.value), t.number))  # type: ignore[arg-type]
+    if len(set(map(_VALUE, done))) == len(done):  # no two equal: no tie to rank (as groupby, == decides)
+        return done if top is None else done[:top]
     out: list[FrozenTrial] = []
     for _, group in itertools.groupby(done, key=_VALUE):
         if top is not None and len(out) >= top:
