@@ -96,17 +96,22 @@ def optuna_open(kind: str, folder: str, seed: int) -> Callable[[int], None]:
     return optuna_loop(study)
 
 
+def optuna_objective(trial: Any) -> float:
+    """The trivial objective on an Optuna trial: the space of :func:`_ts_space` suggested, ``x ** 2``."""
+    x = trial.suggest_float("x", -5.0, 5.0)
+    trial.suggest_float("lr", 1e-5, 1e-1, log=True)
+    trial.suggest_int("n", 1, 64)
+    trial.suggest_categorical("act", ["relu", "tanh", "gelu"])
+    return float(x**2)
+
+
 def optuna_loop(study: Any) -> Callable[[int], None]:
     """A loop of ``n`` ask+tell on the Optuna ``study``, the space of :func:`_ts_space`."""
 
     def loop(n: int) -> None:
         for _ in range(n):
             trial = study.ask()
-            x = trial.suggest_float("x", -5.0, 5.0)
-            trial.suggest_float("lr", 1e-5, 1e-1, log=True)
-            trial.suggest_int("n", 1, 64)
-            trial.suggest_categorical("act", ["relu", "tanh", "gelu"])
-            study.tell(trial, x**2)
+            study.tell(trial, optuna_objective(trial))
 
     return loop
 

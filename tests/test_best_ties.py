@@ -3,6 +3,8 @@ then the earliest (``tunesmith.trial.tie_key``); every reader of the best uses t
 
 from __future__ import annotations
 
+import math
+import random
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,7 +13,7 @@ import pytest
 
 import tunesmith as ts
 from tunesmith.cli import main
-from tunesmith.trial import ranked
+from tunesmith.trial import FrozenTrial, TrialState, ranked, tie_key
 
 SPACE = {"x": ts.Float(0.0, 1.0)}
 
@@ -128,3 +130,51 @@ def test_a_report_that_is_no_number_ranks_as_the_worst(tmp_path: Path) -> None:
     assert study.trials[0].intermediate[2] != study.trials[0].intermediate[2]  # read back as NaN
     assert study.best_trial.number == 2
     assert [t.number for t in ranked(study.trials, study.direction)] == [2, 1, 0, 3]
+
+
+def _history(rng: random.Random, n: int) -> list[FrozenTrial]:
+    """``n`` complete trials of few values, their reports drawn from few numbers (0.0 and -0.0, NaN, infinities
+    among them), some of them none, some a prefix or a copy of another's, steps out of order: ties past every depth."""
+    pool = [0.5, 0.25, 0.0, -0.0, 1.0, math.nan, math.inf, -math.inf, 3]
+    curves: list[dict[int, float]] = []
+    for _ in range(n):
+        kind = rng.random()
+        if curves and kind < 0.3:  # a copy of an earlier curve, cut short or extended
+            curve = dict(rng.choice(curves))
+            for step in sorted(curve)[rng.randrange(len(curve) + 1):] if rng.random() < 0.5 else []:
+                del curve[step]
+            if rng.random() < 0.5:
+                curve[max(curve, default=0) + 1] = rng.choice(pool)
+        elif kind < 0.4:
+            curve = {}
+        else:
+            steps = rng.sample(range(1, 12), rng.randrange(1, 8))
+            curve = {step: rng.choice(pool[:3]) if rng.random() < 0.8 else rng.choice(pool) for step in steps}
+        curves.append(curve)
+    return [FrozenTrial(number=number, state=TrialState.COMPLETE, params={}, value=rng.choice([0.1, 0.2, 0.3, 0.0, -0.0]),
+                        intermediate=curve) for number, curve in enumerate(curves)]
+
+
+def _reports_key(t: FrozenTrial, sign: float) -> tuple[bool, tuple[float, ...], int]:
+    """tie_key's rule, one report at a time: ``sign * float(report)`` latest first, NaN as the worst."""
+    reports = tuple(math.inf if math.isnan(sign * float(t.intermediate[s])) else sign * float(t.intermediate[s])
+                    for s in sorted(t.intermediate, reverse=True))
+    return not reports, reports, t.number
+
+
+@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("direction", ["minimize", "maximize"])
+def test_ranked_and_its_best_few_order_each_tie_as_tie_key_s_rule(seed: int, direction: str) -> None:
+    rng = random.Random(seed)
+    trials = _history(rng, rng.choice([30, 300, 1500]))
+    if seed % 4 < 2:  # no two values equal (nothing to rank by the reports), or one tie only
+        trials = [t.replace(value=t.number * rng.choice([1e-3, -1e-3])) for t in trials]
+        if seed % 4 == 1:
+            trials = [t.replace(value=trials[-1].value) if t.number == 3 else t for t in trials]
+    rng.shuffle(trials)
+    sign = ts.Direction.parse(direction).sign()
+    want = [t.number for t in sorted(trials, key=lambda t: (sign * t.value, _reports_key(t, sign)))]  # type: ignore[operator]
+    assert [t.number for t in ranked(trials, direction)] == want
+    assert [tie_key(t, sign) for t in trials] == [_reports_key(t, sign) for t in trials]
+    for top in (0, 1, 10, rng.randrange(len(trials)), len(trials), len(trials) + 5):
+        assert [t.number for t in ranked(trials, direction, top)] == want[:top]

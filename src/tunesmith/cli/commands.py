@@ -627,14 +627,15 @@ def _export_command(study: Study) -> str:
 
 def best_table(study: Study, trials: list[FrozenTrial], top: int) -> Table:
     """The ``top`` complete trials, best first, a column per parameter."""
-    done = ranked(trials, study.direction)
-    table = Table(title=f"best {min(top, len(done))} of {plural(len(done), 'complete trial')} ({study.direction.value})")
+    best = ranked(trials, study.direction, top)
+    done = [t for t in trials if t.state is TrialState.COMPLETE and t.value is not None]
+    table = Table(title=f"best {len(best)} of {plural(len(done), 'complete trial')} ({study.direction.value})")
     table.add_column("#", justify="right")
     table.add_column("value", justify="right", no_wrap=True, min_width=8)  # never squeezed to "0…"
-    folded = has_folds(done[:top])  # trials of cv.cross_validate: the spread to read the values against
+    folded = has_folds(best)  # trials of cv.cross_validate: the spread to read the values against
     if folded:
         table.add_column(FOLDS_COLUMN, justify="right")
-    trains = has_train(done[:top])  # TunedSearchCV(return_train_score=True): the train/validation gap
+    trains = has_train(best)  # TunedSearchCV(return_train_score=True): the train/validation gap
     if trains:
         table.add_column(TRAIN_COLUMN, justify="right")
     names = [n for n in study.space if any(n in t.params for t in done)]
@@ -646,13 +647,13 @@ def best_table(study: Study, trials: list[FrozenTrial], top: int) -> Table:
     for n in names:
         table.add_column(literal(shown[n]))
     table.add_column("seconds", justify="right")
-    trained = any("overfit_at" in t.attrs for t in done[:top])  # trials of ts.train.objective
+    trained = any("overfit_at" in t.attrs for t in best)  # trials of ts.train.objective
     if trained:
         table.add_column("overfit at", justify="right")
-    nan = diverged(done[:top])  # a trained trial's value is its best before its metric turned NaN
+    nan = diverged(best)  # a trained trial's value is its best before its metric turned NaN
     if nan:
         table.add_column("diverged at", justify="right")
-    for t in done[:top]:
+    for t in best:
         cells = [literal(_fmt(t.params[n])) if n in t.params else "" for n in names]
         secs = "" if t.duration is None else f"{t.duration:.3g}"
         extra = ([overfit_cell(t)] if trained else []) + ([diverged_cell(t)] if nan else [])

@@ -134,23 +134,24 @@ def _as_json(d: dict[str, Any]) -> str:
 
 
 def _best(s: Snapshot, top: int) -> str:
-    done = ranked(s.trials, s.direction)
+    best = ranked(s.trials, s.direction, top)
+    done = [t for t in s.trials if t.state is TrialState.COMPLETE and t.value is not None]
     if not done:
         return "<h2>Best trials</h2><p class='note'>no complete trial yet</p>"
     names = [n for n in s.space if any(n in t.params for t in done)]
     tests = any(s.test_of(t) is not None for t in done)
     shown = display_names(s.space)
-    folded = has_folds(done[:top])  # trials of cv.cross_validate, as in `show`
-    trained = any("overfit_at" in t.attrs for t in done[:top])  # trials of ts.train.objective, as in `show`
-    adapted = any("adapted_lr" in t.attrs for t in done[:top])  # TrainConfig(lr_adapt=...)
-    trains = has_train(done[:top])  # TunedSearchCV(return_train_score=True)
-    nan = diverged(done[:top])  # a trained trial's value is its best before its metric turned NaN
+    folded = has_folds(best)  # trials of cv.cross_validate, as in `show`
+    trained = any("overfit_at" in t.attrs for t in best)  # trials of ts.train.objective, as in `show`
+    adapted = any("adapted_lr" in t.attrs for t in best)  # TrainConfig(lr_adapt=...)
+    trains = has_train(best)  # TunedSearchCV(return_train_score=True)
+    nan = diverged(best)  # a trained trial's value is its best before its metric turned NaN
     head = ["#", "validation value", *([FOLDS_COLUMN] if folded else []), *([TRAIN_COLUMN] if trains else []),
             *(["test value", "gap"] if tests else []), *(shown[n] for n in names), "seconds",
             *(["overfit at"] if trained else []), *(["adapted lr"] if adapted else []), *(["diverged at"] if nan else [])]
     rows = [_best_row(t, names, s.test_of(t) if tests else None, tests, s.direction, folded, trains)
             + ([overfit_cell(t)] if trained else []) + ([adapted_cell(t)] if adapted else [])
-            + ([diverged_cell(t)] if nan else []) for t in done[:top]]
+            + ([diverged_cell(t)] if nan else []) for t in best]
     note = ("<p class='note'>gap: how much the validation value overstated the test value (positive: the "
             "search was optimistic)</p>" if tests else "")
     table = f"<div class='wide'>{html_table(head, rows, left=0)}</div>"  # a column per parameter: it scrolls, not the page

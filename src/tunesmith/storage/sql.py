@@ -435,22 +435,23 @@ def _json_default(x: Any) -> Any:
 #: its reports as tunesmith writes them (steps as canonical integers, values numbers: PostgreSQL's numeric refuses
 #: exponents past its range and JSON refuses a leading zero; SQLite reads an integer past a float's range as an
 #: infinity, which Python's float() refuses); else its reports' text, read as the whole read does (``NaN``, a
-#: diverged trial's report, is no JSON to SQLite or PostgreSQL)
+#: diverged trial's report, is no JSON to SQLite or PostgreSQL). SQLite's gives both in one column (the step, or
+#: the text), each row's reports walked once: a column of a subquery in FROM used twice was computed twice (SQLite
+#: puts its expression in each place), three walks of ``json_each`` a row, 0.2 s on 5,000 trials; json_type apart
+#: from json_valid, in a WHEN of its own: in an OR it could be asked of what is no JSON
 _LAST_STEPS_SQLITE = """
-SELECT t.trial_id, t.number, t.state, t.value, t.started, t.completed,
-       CASE WHEN ok THEN (SELECT max(CAST(key AS INTEGER)) FROM json_each(t.intermediate)) END,
-       CASE WHEN ok THEN NULL ELSE t.intermediate END
-FROM (SELECT trial_id, number, state, value, started, completed, intermediate,
-             CASE WHEN json_valid(intermediate) THEN json_type(intermediate) = 'object'
-                  AND NOT EXISTS (SELECT 1 FROM json_each(intermediate)
-                                  WHERE key <> CAST(CAST(key AS INTEGER) AS TEXT) OR CAST(key AS INTEGER) < 0
-                                        OR CASE type WHEN 'real' THEN 0
-                                                     WHEN 'integer' THEN abs(atom) > 1.7976931348623157e308
-                                                     ELSE 1 END
-                                       ) ELSE 0 END AS ok
-      FROM {trials} WHERE study_id = :sid) AS t
-WHERE t.intermediate <> '{{}}'
-ORDER BY t.number
+SELECT trial_id, number, state, value, started, completed,
+       CASE WHEN NOT json_valid(intermediate) THEN intermediate
+            WHEN json_type(intermediate) <> 'object' THEN intermediate
+            ELSE (SELECT CASE WHEN count(*) = count(CASE WHEN key = CAST(CAST(key AS INTEGER) AS TEXT)
+                                                              AND CAST(key AS INTEGER) >= 0
+                                                              AND (type = 'real' OR type = 'integer'
+                                                                   AND abs(atom) <= 1.7976931348623157e308)
+                                                         THEN 1 END)
+                              THEN max(CAST(key AS INTEGER)) ELSE intermediate END
+                  FROM json_each(intermediate)) END
+FROM {trials} WHERE study_id = :sid AND intermediate <> '{{}}'
+ORDER BY number
 """
 _LAST_STEPS_PG = """
 SELECT t.trial_id, t.number, t.state, t.value, t.started, t.completed,
@@ -1673,8 +1674,12 @@ class SQLStorage(Storage):
             return super().get_last_steps(study_id)  # a subclass filtering in get_trials; a SQLite without JSON
 
         def op(conn: Connection) -> list[Any]:
-            sql = _LAST_STEPS_PG if self.engine.dialect.name == "postgresql" else _LAST_STEPS_SQLITE
-            return list(conn.execute(sa.text(sql.format(trials=qualified(conn, "ts_trials"))), {"sid": study_id}))
+            trials = qualified(conn, "ts_trials")
+            if self.engine.dialect.name == "postgresql":
+                return list(conn.execute(sa.text(_LAST_STEPS_PG.format(trials=trials)), {"sid": study_id}))
+            # SQLite's last column is the step, or the reports' text where its JSON could not take them
+            return [(*head, None, got) if isinstance(got, str) else (*head, got, None)
+                    for *head, got in conn.execute(sa.text(_LAST_STEPS_SQLITE.format(trials=trials)), {"sid": study_id})]
 
         return [row for row in (last_step_row(*r) for r in self._run(op, write=False)) if row is not None]
 

@@ -340,9 +340,12 @@ def _whole_characters(x: Any) -> Any:
 def _number(column: str, v: Any, *, finite: bool = False) -> float | None:
     if v is None:
         return None
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
+    if type(v) is float:  # most columns read: float() would give it back (several per trial read)
+        out = v
+    elif isinstance(v, bool) or not isinstance(v, (int, float)):
         raise _BadColumn(column, f"holds {type(v).__name__} {_short(v)}, not a number")
-    out = _column(column, lambda: float(v))
+    else:
+        out = _column(column, lambda: float(v))
     if finite and not math.isfinite(out):
         raise _BadColumn(column, f"holds {out!r}, not a finite number")
     return out
@@ -362,7 +365,8 @@ def _step(key: str) -> int:
     return int(key)
 
 
-def _decode(r: Sequence[Any], head: bool = False) -> FrozenTrial:
+def _head_state(r: Sequence[Any]) -> tuple[TrialState, float | None]:
+    """The state and value of a row's head (number, state, value), checked as the head read checks them."""
     if not _numbered(r):
         raise _BadColumn("number", f"holds {type(r[1]).__name__} {_short(r[1])}, not an integer")
     if not isinstance(r[2], str) or r[2] not in _STATES:
@@ -371,6 +375,11 @@ def _decode(r: Sequence[Any], head: bool = False) -> FrozenTrial:
     value = _number("value", r[4], finite=True)
     if value is None and state is TrialState.COMPLETE:
         raise _BadColumn("value", "is empty (or not finite) for a complete trial")
+    return state, value
+
+
+def _decode(r: Sequence[Any], head: bool = False) -> FrozenTrial:
+    state, value = _head_state(r)
     if head:
         return FrozenTrial(number=r[1], state=state, params={}, value=value, started=_number("started", r[9]),
                            completed=_number("completed", r[10]), trial_id=r[0])
@@ -409,8 +418,10 @@ def last_step_row(trial_id: Any, number: Any, state: Any, value: Any, started: A
     what ``show`` counts) or the reports' read fails as unreadable (its reports are then not read). ``raw``: the
     ``intermediate`` text, where the query could not take its steps (JSON the database does not parse, as
     ``NaN``; a key or a value not as tunesmith writes them)."""
-    try:
-        _decode((trial_id, number, state, None, value, None, None, None, None, started, completed, None, None), True)
+    try:  # the head read's checks, without the record it builds (a tenth of a second on 5,000 trials)
+        _head_state((trial_id, number, state, None, value))
+        _number("started", started)
+        _number("completed", completed)
     except _BadColumn:
         return None
     if raw is not None:
