@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import shutil
 import signal
@@ -817,6 +818,38 @@ def test_a_command_whose_objective_raised_keyboard_interrupt_in_an_actor_exits_1
     assert optimize_interruptibly(study, _slow, {**options, "n_trials": 1}) == 0
 
 
+def _second_checkpoints_then_raises_keyboard_interrupt(trial: Any, folder: str) -> float:
+    for step in range(max(trial.start_step, 1), 3):  # on from its checkpoint when resumed
+        trial.set_attr("checkpoint", str(Path(folder) / f"ck{trial.number}"))
+        trial.report(float(trial.params["x"]), step)
+        if trial.number == 1 and not trial.is_resumed:
+            raise KeyboardInterrupt
+    return float(trial.params["x"])
+
+
+def test_a_command_whose_actor_paused_the_trial_its_keyboard_interrupt_stopped_exits_130(
+        ray_local: Any, tmp_path: Path) -> None:
+    """Under a pruner that pauses, an actor's objective that raised KeyboardInterrupt after its trial
+    recorded a checkpoint and a report puts that trial back to paused (to resume from there), not failed:
+    ``tunesmith run`` must still exit 130, as for the failed one; the next run resumes it and exits 0."""
+    from tunesmith.cli.launch import optimize_interruptibly
+    from tunesmith.pruners import ASHA
+
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    study = Study({"x": Float(0, 1)}, sampler="random", seed=0, storage=url, name="c",
+                  pruner=ASHA(pause=True, min_resource=1, max_resource=2))
+    objective = functools.partial(_second_checkpoints_then_raises_keyboard_interrupt, folder=str(tmp_path))
+    options = {"n_trials": 8, "n_jobs": 1, "executor": "ray", "resources_per_trial": {"cpu": 2}}
+    assert optimize_interruptibly(study, objective, options) == 130
+    held = study.trials[1]
+    assert held.state is TrialState.PAUSED and held.system.held == "interrupted (KeyboardInterrupt)", held
+    assert not study.trials_in("failed")
+    assert optimize_interruptibly(study, objective, {**options, "n_trials": 0}) == 0
+    resumed = study.trials[1]
+    assert resumed.state is TrialState.COMPLETE and resumed.system.n_resumes == 1, resumed
+    assert sorted(resumed.intermediate) == [1, 2]
+
+
 class _NeedsTwo(Exception):
     """Pickles, but its copy cannot be made: pickle calls ``_NeedsTwo(message)``."""
 
@@ -1423,7 +1456,7 @@ def test_an_actor_waiting_for_resources_is_said_and_starts_once_they_are_freed(
     assert caplog.text.count(said) == 1  # once per actor
 
 
-def _sleeps(trial: Any) -> float:
+def _sleeps_briefly(trial: Any) -> float:
     time.sleep(1.5)
     return float(trial.params["x"])
 
@@ -1442,7 +1475,7 @@ def test_an_actor_waiting_for_resources_longer_than_the_grace_is_killed_at_once_
     study = Study({"x": Float(0, 1)}, sampler="random", seed=0)
     try:
         with caplog.at_level("INFO", logger="tunesmith"):  # 2 trials of 1.5 s: the second actor waits 3 s at least
-            study.optimize(_sleeps, n_trials=2, n_jobs=2, executor="ray")
+            study.optimize(_sleeps_briefly, n_trials=2, n_jobs=2, executor="ray")
     finally:
         ray_local.kill(holder)
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
