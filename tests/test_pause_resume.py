@@ -1197,3 +1197,46 @@ def test_a_resumed_trial_killed_as_it_records_its_new_checkpoint_resumes_from_th
     # from the start ("its checkpoint ... is missing")
     held = [t for t in study.trials if t.system.n_holds]
     assert len(held) == 1 and held[0].system.n_resumes == 2, study.trials
+
+
+def _docs_checkpoint_objective() -> tuple[Callable[[ts.Trial], float], Any]:
+    """docs/pruning.md's objective that resumes from its checkpoint, and its space, as the page runs them
+    (its setup block and its example, which runs a study of 12 trials in the current folder)."""
+    from test_docs_snippets import ROOT, python_blocks
+
+    found = python_blocks((ROOT / "docs" / "pruning.md").read_text())
+    at = next(i for i, b in enumerate(found) if "trial.resume_from" in b.code and "def objective" in b.code)
+    namespace: dict[str, Any] = {"__name__": "__main__"}
+    for block in found[:at + 1]:
+        if block.run:
+            exec(compile(block.code, f"docs/pruning.md, block at line {block.line}", "exec"), namespace)
+    return namespace["objective"], namespace["space"]
+
+
+def test_the_docs_objective_resumes_a_trial_stopped_between_its_last_report_and_its_return(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Ctrl-C after a trial's last report (in its last ``should_prune``, or in what the objective does after
+    its loop) holds it, paused, to resume from its checkpoint: resumed, ``trial.start_step`` is past the loop,
+    which runs no epoch. docs/pruning.md's objective then raised UnboundLocalError (``val`` never set) and the
+    trial, trained in full, failed; it returns its last report."""
+    monkeypatch.chdir(tmp_path)
+    objective, space = _docs_checkpoint_objective()
+    stopped: list[int] = []
+
+    def stopped_after_its_loop(trial: ts.Trial) -> float:
+        value = objective(trial)
+        if not stopped:  # the first trial to run in full: Ctrl-C as it returns
+            stopped.append(trial.number)
+            raise KeyboardInterrupt
+        return value
+
+    study = ts.Study(space, sampler="random", seed=0, pruner=ASHA(pause=True, max_resource=27))
+    study.optimize(stopped_after_its_loop, n_trials=12)
+    assert stopped and study.interrupted == "interrupted (KeyboardInterrupt)"
+    held = study.trials[stopped[0]]
+    assert held.state is TrialState.PAUSED and held.system.held == "interrupted (KeyboardInterrupt)", held
+    assert held.last_step == 27
+    study.optimize(objective, n_trials=0)
+    done = study.trials[stopped[0]]
+    assert done.state is TrialState.COMPLETE, done.error
+    assert done.value == done.intermediate[27] and done.system.n_resumes == held.system.n_resumes + 1
