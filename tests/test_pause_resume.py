@@ -1240,3 +1240,64 @@ def test_the_docs_objective_resumes_a_trial_stopped_between_its_last_report_and_
     done = study.trials[stopped[0]]
     assert done.state is TrialState.COMPLETE, done.error
     assert done.value == done.intermediate[27] and done.system.n_resumes == held.system.n_resumes + 1
+
+
+_RUN_BESIDE = """
+import functools, sys, time
+from pathlib import Path
+sys.path.insert(0, {tests!r})
+import tunesmith as ts
+from tunesmith.cli.launch import optimize_interruptibly
+from test_pause_resume import SPACE, _first_to_claim, file_objective
+
+url, folder, role = sys.argv[1:]
+here = Path(folder)
+
+def after_report(trial, step):
+    if role == "stopped" and step == 0 and _first_to_claim(here / "stopped", trial.number):
+        time.sleep(120)  # the test's Ctrl-C comes meanwhile
+    while role == "beside" and not (here / "release").exists():
+        time.sleep(0.02)  # training as the other process is stopped
+    if role == "beside":
+        time.sleep(0.1)  # an epoch: still running as the other records its stop
+
+study = ts.Study(SPACE, storage=url, name="s", load_if_exists=True)
+objective = functools.partial(file_objective, folder=folder, after_report=after_report)
+sys.exit(optimize_interruptibly(study, objective, {{"n_trials": 0 if role == "again" else 3}}))
+"""
+
+
+def test_a_trial_ctrl_c_paused_in_one_process_is_resumed_once_by_another_on_the_same_study(
+        tmp_path: Path, shared_storage_url: str, subprocess_env: dict[str, str]) -> None:
+    """Two processes run one study; Ctrl-C stops one in a trial that recorded a checkpoint and a report. The
+    trial goes back to paused in one write, and the other process (still running) resumes it from its
+    checkpoint: once, after the stopped process let go of it (no report or step twice, none missing)."""
+    study = enqueued_study(ASHA(min_resource=1, reduction_factor=3, curve="best", pause=True, max_resource=N_STEPS),
+                           shared_storage_url, "s")
+    script = _RUN_BESIDE.format(tests=str(Path(__file__).parent))
+    run = [sys.executable, "-c", script, shared_storage_url, str(tmp_path)]
+    stopped = subprocess.Popen([*run, "stopped"], env=subprocess_env, stderr=subprocess.PIPE, text=True)
+    beside = subprocess.Popen([*run, "beside"], env=subprocess_env, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (tmp_path / "stopped").exists() and stopped.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert (tmp_path / "stopped").exists(), "no trial was stopped"
+        stopped.send_signal(signal.SIGINT)
+        (tmp_path / "release").touch()  # the other process goes on, asking for trials as the stop is recorded
+        _, err = stopped.communicate(timeout=60)
+        _, err_beside = beside.communicate(timeout=120)
+    finally:
+        stopped.kill()
+        beside.kill()
+    assert stopped.returncode == 130, err
+    assert beside.returncode == 0, err_beside
+    number = int((tmp_path / "stopped").read_text())
+    again = subprocess.run([*run, "again"], env=subprocess_env, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr  # resumes it if the other process ended before it was paused
+    trials = study.trials
+    assert not study.trials_in("failed") and not study.trials_in("running"), trials
+    held = trials[number]
+    assert held.system.n_holds == 0 and held.system.n_resumes >= 1, held.system
+    assert starts(tmp_path).count((number, 0)) == 1 and starts(tmp_path).count((number, 1)) == 1, starts(tmp_path)
+    check_resumed_runs_are_exact(study)
