@@ -704,6 +704,28 @@ def test_the_sampler_auto_picked_is_said_by_the_first_actor_only(
     assert levels == ["INFO", "DEBUG", "DEBUG"], levels
 
 
+def _asks_the_pruner(trial: Any) -> float:
+    trial.report(float(trial.params["x"]), 1)
+    trial.should_prune()
+    return float(trial.params["x"])
+
+
+def test_should_prune_without_a_pruner_is_said_by_the_first_actor_only(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Under Ray's SQL mode each actor opens the study itself: each said that the study has no pruner at its
+    objective's first should_prune() (once per actor). The actor of index 0 says it."""
+    from tunesmith.execution.ray_worker import StudySpec, StudyWorker
+
+    said = []
+    for index in (0, 1, 2):  # StudyWorker is what the actor of that index runs, in a process of its own
+        study = Study({"x": Float(0, 1)}, storage=f"sqlite:///{tmp_path / 'p.db'}", name=f"p{index}")
+        with caplog.at_level("WARNING", logger="tunesmith"):
+            caplog.clear()
+            assert StudyWorker(StudySpec.of(study), _asks_the_pruner, (), index).run_one().record is not None
+        said.append(sum("should_prune() is always False" in r.getMessage() for r in caplog.records))
+    assert said == [1, 0, 0], said
+
+
 def test_weights_a_stored_space_leaves_out_are_said_by_the_driver_not_by_each_actor(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """A study stored with a NaN prior weight opens without those weights, with a warning once per
