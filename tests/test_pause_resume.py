@@ -1301,3 +1301,24 @@ def test_a_trial_ctrl_c_paused_in_one_process_is_resumed_once_by_another_on_the_
     assert held.system.n_holds == 0 and held.system.n_resumes >= 1, held.system
     assert starts(tmp_path).count((number, 0)) == 1 and starts(tmp_path).count((number, 1)) == 1, starts(tmp_path)
     check_resumed_runs_are_exact(study)
+
+
+def _held_by_ctrl_c(trial: ts.Trial) -> float:
+    if trial.is_resumed:  # promoted
+        return float(trial.number)
+    trial.set_attr("checkpoint", f"ck{trial.number}")
+    trial.report(float(trial.number), 1)
+    if trial.number == 2:
+        raise KeyboardInterrupt  # as a Ctrl-C in the objective
+    raise ts.TrialPaused()
+
+
+def test_the_storage_finds_the_held_trials_without_reading_every_paused_one(storage_url: str | None) -> None:
+    """``Storage.get_held``: what ``show`` names as resumed first; the paused trials' reports are not read."""
+    study = ts.Study(SPACE, storage=storage_url, name="h", sampler="random", seed=0,
+                     pruner=ASHA(min_resource=1, reduction_factor=3, pause=True, max_resource=N_STEPS))
+    study.optimize(_held_by_ctrl_c, n_trials=4)
+    assert study.interrupted == "interrupted (KeyboardInterrupt)"
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE, TrialState.PAUSED, TrialState.PAUSED]
+    held = study.storage.get_held(study._study_id)
+    assert [(t.number, t.system.held, t.intermediate) for t in held] == [(2, "interrupted (KeyboardInterrupt)", {1: 2.0})]

@@ -572,11 +572,11 @@ def _show_pruner(console: Any, study: Study, trials: list[FrozenTrial], storage:
 
 def _held_trials(study: Study, trials: list[FrozenTrial], whole: bool) -> list[FrozenTrial]:
     """The paused trials held to resume first, from their checkpoints (``report.held``). ``trials`` may be
-    heads (``whole`` false), which have no ``system``: the paused trials are read whole then (one query)."""
+    heads (``whole`` false), which have no ``system``: the storage finds them then (``Storage.get_held``:
+    reading every paused trial whole made a plain show of 5,000 trials, 93% paused, 1.5 times as slow)."""
     if not any(t.state is TrialState.PAUSED for t in trials):
         return []
-    paused = trials if whole else study.storage.get_trials(study._study_id, state=TrialState.PAUSED)
-    return [t for t in paused if held(t)]
+    return [t for t in trials if held(t)] if whole else study.storage.get_held(study._study_id)
 
 
 def _held_note(held: list[FrozenTrial]) -> str:
