@@ -7,7 +7,9 @@ Each study (SQLite, 5,000 trials by default, written in one transaction) holds t
 every step up to their last: ``rungs`` as ASHA leaves them (half stopped at step 2, a quarter at 4,
 then 8 and 16; 7% complete at step 50), ``full`` every trial complete at step 50 but one pruned
 there (one stopped trial is enough for ``show`` to read each trial's last step:
-``Storage.get_last_steps``, one query; before, every trial whole). The cells, each
+``Storage.get_last_steps``, one query; before, every trial whole), ``paused`` as ``rungs`` with the
+stopped trials paused (``ASHA(pause=True)``: ``show`` reads the paused trials whole to name those held to
+resume first, none here). The cells, each
 run in a fresh process per tree (the trees alternating, ``--rounds`` times; the process's median
 of ``CALLS`` calls, output dropped): ``show`` (``tunesmith show NAME``: the heads, then the shown
 trials whole), ``show-top200`` (``--top 200``: every trial read whole at once) and ``report``
@@ -28,7 +30,7 @@ import time
 # the same alternation of source trees as bench_ties_ranking
 from bench_ties_ranking import run_trees, said_trees, tree_parser
 
-KINDS = ("rungs", "full")
+KINDS = ("rungs", "full", "paused")
 CELLS = {"show": ["show", "b"], "show-top200": ["show", "b", "--top", "200"], "report": ["report", "b"]}
 #: calls of each cell in a process (its median is the process's time: the first call also imports)
 CALLS = 3
@@ -44,17 +46,18 @@ def build(path: str, trials: int, kind: str) -> None:
 
     rng = np.random.default_rng(trials)
     study = ts.Study({"x": ts.Float(0, 1)}, name="b", storage=f"sqlite:///{path}", sampler="random",
-                     pruner=ts.pruners.ASHA(max_resource=LAST))
+                     pruner=ts.pruners.ASHA(max_resource=LAST, pause=kind == "paused"))
     records = []
     for number in range(trials):
-        if kind == "rungs":
+        if kind in ("rungs", "paused"):
             last = int(rng.choice([2, 4, 8, 16, LAST], p=[0.5, 0.25, 0.12, 0.06, 0.07]))
         else:
             last = LAST
-        state = TrialState.PRUNED if (last < LAST if kind == "rungs" else number == 0) else TrialState.COMPLETE
+        stopped = TrialState.PAUSED if kind == "paused" else TrialState.PRUNED
+        state = stopped if (last < LAST if kind != "full" else number == 0) else TrialState.COMPLETE
         curve = {step: float(1.0 / step + rng.uniform(0, 0.1)) for step in range(1, last + 1)}
         records.append(FrozenTrial(number=0, state=state, params={"x": float(rng.uniform())},
-                                   value=curve[last] if state is TrialState.COMPLETE else None,
+                                   value=None if state is TrialState.PRUNED else curve[last],
                                    intermediate=curve, started=1.0, completed=2.0))
     study.storage.insert_trials(study._study_id, records)
 

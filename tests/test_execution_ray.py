@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import shutil
 import signal
@@ -703,6 +704,28 @@ def test_the_sampler_auto_picked_is_said_by_the_first_actor_only(
     assert levels == ["INFO", "DEBUG", "DEBUG"], levels
 
 
+def _asks_the_pruner(trial: Any) -> float:
+    trial.report(float(trial.params["x"]), 1)
+    trial.should_prune()
+    return float(trial.params["x"])
+
+
+def test_should_prune_without_a_pruner_is_said_by_the_first_actor_only(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Under Ray's SQL mode each actor opens the study itself: each said that the study has no pruner at its
+    objective's first should_prune() (once per actor). The actor of index 0 says it."""
+    from tunesmith.execution.ray_worker import StudySpec, StudyWorker
+
+    said = []
+    for index in (0, 1, 2):  # StudyWorker is what the actor of that index runs, in a process of its own
+        study = Study({"x": Float(0, 1)}, storage=f"sqlite:///{tmp_path / 'p.db'}", name=f"p{index}")
+        with caplog.at_level("WARNING", logger="tunesmith"):
+            caplog.clear()
+            assert StudyWorker(StudySpec.of(study), _asks_the_pruner, (), index).run_one().record is not None
+        said.append(sum("should_prune() is always False" in r.getMessage() for r in caplog.records))
+    assert said == [1, 0, 0], said
+
+
 def test_weights_a_stored_space_leaves_out_are_said_by_the_driver_not_by_each_actor(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """A study stored with a NaN prior weight opens without those weights, with a warning once per
@@ -815,6 +838,38 @@ def test_a_command_whose_objective_raised_keyboard_interrupt_in_an_actor_exits_1
     assert optimize_interruptibly(study, _second_raises_keyboard_interrupt, options) == 130
     assert (TrialState.FAILED, "interrupted (KeyboardInterrupt)") in {(t.state, t.error) for t in study.trials}
     assert optimize_interruptibly(study, _slow, {**options, "n_trials": 1}) == 0
+
+
+def _second_checkpoints_then_raises_keyboard_interrupt(trial: Any, folder: str) -> float:
+    for step in range(max(trial.start_step, 1), 3):  # on from its checkpoint when resumed
+        trial.set_attr("checkpoint", str(Path(folder) / f"ck{trial.number}"))
+        trial.report(float(trial.params["x"]), step)
+        if trial.number == 1 and not trial.is_resumed:
+            raise KeyboardInterrupt
+    return float(trial.params["x"])
+
+
+def test_a_command_whose_actor_paused_the_trial_its_keyboard_interrupt_stopped_exits_130(
+        ray_local: Any, tmp_path: Path) -> None:
+    """Under a pruner that pauses, an actor's objective that raised KeyboardInterrupt after its trial
+    recorded a checkpoint and a report puts that trial back to paused (to resume from there), not failed:
+    ``tunesmith run`` must still exit 130, as for the failed one; the next run resumes it and exits 0."""
+    from tunesmith.cli.launch import optimize_interruptibly
+    from tunesmith.pruners import ASHA
+
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    study = Study({"x": Float(0, 1)}, sampler="random", seed=0, storage=url, name="c",
+                  pruner=ASHA(pause=True, min_resource=1, max_resource=2))
+    objective = functools.partial(_second_checkpoints_then_raises_keyboard_interrupt, folder=str(tmp_path))
+    options = {"n_trials": 8, "n_jobs": 1, "executor": "ray", "resources_per_trial": {"cpu": 2}}
+    assert optimize_interruptibly(study, objective, options) == 130
+    held = study.trials[1]
+    assert held.state is TrialState.PAUSED and held.system.held == "interrupted (KeyboardInterrupt)", held
+    assert not study.trials_in("failed")
+    assert optimize_interruptibly(study, objective, {**options, "n_trials": 0}) == 0
+    resumed = study.trials[1]
+    assert resumed.state is TrialState.COMPLETE and resumed.system.n_resumes == 1, resumed
+    assert sorted(resumed.intermediate) == [1, 2]
 
 
 class _NeedsTwo(Exception):
@@ -1423,7 +1478,7 @@ def test_an_actor_waiting_for_resources_is_said_and_starts_once_they_are_freed(
     assert caplog.text.count(said) == 1  # once per actor
 
 
-def _sleeps(trial: Any) -> float:
+def _sleeps_briefly(trial: Any) -> float:
     time.sleep(1.5)
     return float(trial.params["x"])
 
@@ -1442,7 +1497,7 @@ def test_an_actor_waiting_for_resources_longer_than_the_grace_is_killed_at_once_
     study = Study({"x": Float(0, 1)}, sampler="random", seed=0)
     try:
         with caplog.at_level("INFO", logger="tunesmith"):  # 2 trials of 1.5 s: the second actor waits 3 s at least
-            study.optimize(_sleeps, n_trials=2, n_jobs=2, executor="ray")
+            study.optimize(_sleeps_briefly, n_trials=2, n_jobs=2, executor="ray")
     finally:
         ray_local.kill(holder)
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2

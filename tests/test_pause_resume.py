@@ -1197,3 +1197,128 @@ def test_a_resumed_trial_killed_as_it_records_its_new_checkpoint_resumes_from_th
     # from the start ("its checkpoint ... is missing")
     held = [t for t in study.trials if t.system.n_holds]
     assert len(held) == 1 and held[0].system.n_resumes == 2, study.trials
+
+
+def _docs_checkpoint_objective() -> tuple[Callable[[ts.Trial], float], Any]:
+    """docs/pruning.md's objective that resumes from its checkpoint, and its space, as the page runs them
+    (its setup block and its example, which runs a study of 12 trials in the current folder)."""
+    from test_docs_snippets import ROOT, python_blocks
+
+    found = python_blocks((ROOT / "docs" / "pruning.md").read_text())
+    at = next(i for i, b in enumerate(found) if "trial.resume_from" in b.code and "def objective" in b.code)
+    namespace: dict[str, Any] = {"__name__": "__main__"}
+    for block in found[:at + 1]:
+        if block.run:
+            exec(compile(block.code, f"docs/pruning.md, block at line {block.line}", "exec"), namespace)
+    return namespace["objective"], namespace["space"]
+
+
+def test_the_docs_objective_resumes_a_trial_stopped_between_its_last_report_and_its_return(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Ctrl-C after a trial's last report (in its last ``should_prune``, or in what the objective does after
+    its loop) holds it, paused, to resume from its checkpoint: resumed, ``trial.start_step`` is past the loop,
+    which runs no epoch. docs/pruning.md's objective then raised UnboundLocalError (``val`` never set) and the
+    trial, trained in full, failed; it returns its last report."""
+    monkeypatch.chdir(tmp_path)
+    objective, space = _docs_checkpoint_objective()
+    stopped: list[int] = []
+
+    def stopped_after_its_loop(trial: ts.Trial) -> float:
+        value = objective(trial)
+        if not stopped:  # the first trial to run in full: Ctrl-C as it returns
+            stopped.append(trial.number)
+            raise KeyboardInterrupt
+        return value
+
+    study = ts.Study(space, sampler="random", seed=0, pruner=ASHA(pause=True, max_resource=27))
+    study.optimize(stopped_after_its_loop, n_trials=12)
+    assert stopped and study.interrupted == "interrupted (KeyboardInterrupt)"
+    held = study.trials[stopped[0]]
+    assert held.state is TrialState.PAUSED and held.system.held == "interrupted (KeyboardInterrupt)", held
+    assert held.last_step == 27
+    study.optimize(objective, n_trials=0)
+    done = study.trials[stopped[0]]
+    assert done.state is TrialState.COMPLETE, done.error
+    assert done.value == done.intermediate[27] and done.system.n_resumes == held.system.n_resumes + 1
+
+
+_RUN_BESIDE = """
+import functools, sys, time
+from pathlib import Path
+sys.path.insert(0, {tests!r})
+import tunesmith as ts
+from tunesmith.cli.launch import optimize_interruptibly
+from test_pause_resume import SPACE, _first_to_claim, file_objective
+
+url, folder, role = sys.argv[1:]
+here = Path(folder)
+
+def after_report(trial, step):
+    if role == "stopped" and step == 0 and _first_to_claim(here / "stopped", trial.number):
+        time.sleep(120)  # the test's Ctrl-C comes meanwhile
+    while role == "beside" and not (here / "release").exists():
+        time.sleep(0.02)  # training as the other process is stopped
+    if role == "beside":
+        time.sleep(0.1)  # an epoch: still running as the other records its stop
+
+study = ts.Study(SPACE, storage=url, name="s", load_if_exists=True)
+objective = functools.partial(file_objective, folder=folder, after_report=after_report)
+sys.exit(optimize_interruptibly(study, objective, {{"n_trials": 0 if role == "again" else 3}}))
+"""
+
+
+def test_a_trial_ctrl_c_paused_in_one_process_is_resumed_once_by_another_on_the_same_study(
+        tmp_path: Path, shared_storage_url: str, subprocess_env: dict[str, str]) -> None:
+    """Two processes run one study; Ctrl-C stops one in a trial that recorded a checkpoint and a report. The
+    trial goes back to paused in one write, and the other process (still running) resumes it from its
+    checkpoint: once, after the stopped process let go of it (no report or step twice, none missing)."""
+    study = enqueued_study(ASHA(min_resource=1, reduction_factor=3, curve="best", pause=True, max_resource=N_STEPS),
+                           shared_storage_url, "s")
+    script = _RUN_BESIDE.format(tests=str(Path(__file__).parent))
+    run = [sys.executable, "-c", script, shared_storage_url, str(tmp_path)]
+    stopped = subprocess.Popen([*run, "stopped"], env=subprocess_env, stderr=subprocess.PIPE, text=True)
+    beside = subprocess.Popen([*run, "beside"], env=subprocess_env, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (tmp_path / "stopped").exists() and stopped.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert (tmp_path / "stopped").exists(), "no trial was stopped"
+        stopped.send_signal(signal.SIGINT)
+        (tmp_path / "release").touch()  # the other process goes on, asking for trials as the stop is recorded
+        _, err = stopped.communicate(timeout=60)
+        _, err_beside = beside.communicate(timeout=120)
+    finally:
+        stopped.kill()
+        beside.kill()
+    assert stopped.returncode == 130, err
+    assert beside.returncode == 0, err_beside
+    number = int((tmp_path / "stopped").read_text())
+    again = subprocess.run([*run, "again"], env=subprocess_env, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr  # resumes it if the other process ended before it was paused
+    trials = study.trials
+    assert not study.trials_in("failed") and not study.trials_in("running"), trials
+    held = trials[number]
+    assert held.system.n_holds == 0 and held.system.n_resumes >= 1, held.system
+    assert starts(tmp_path).count((number, 0)) == 1 and starts(tmp_path).count((number, 1)) == 1, starts(tmp_path)
+    check_resumed_runs_are_exact(study)
+
+
+def _held_by_ctrl_c(trial: ts.Trial) -> float:
+    if trial.is_resumed:  # promoted
+        return float(trial.number)
+    trial.set_attr("checkpoint", f"ck{trial.number}")
+    trial.report(float(trial.number), 1)
+    if trial.number == 2:
+        raise KeyboardInterrupt  # as a Ctrl-C in the objective
+    raise ts.TrialPaused()
+
+
+def test_the_storage_finds_the_held_trials_without_reading_every_paused_one(storage_url: str | None) -> None:
+    """``Storage.get_held``: what ``show`` names as resumed first; the paused trials' reports are not read."""
+    study = ts.Study(SPACE, storage=storage_url, name="h", sampler="random", seed=0,
+                     pruner=ASHA(min_resource=1, reduction_factor=3, pause=True, max_resource=N_STEPS))
+    study.optimize(_held_by_ctrl_c, n_trials=4)
+    assert study.interrupted == "interrupted (KeyboardInterrupt)"
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE, TrialState.PAUSED, TrialState.PAUSED]
+    held = study.storage.get_held(study._study_id)
+    assert [(t.number, t.system.held, t.intermediate) for t in held] == [(2, "interrupted (KeyboardInterrupt)", {1: 2.0})]

@@ -46,10 +46,12 @@ from ..report import (
     folds_cell,
     has_folds,
     has_train,
+    held,
     latest_failures,
     latest_pruned,
     overfit_cell,
     train_cell,
+    unheld,
 )
 from ..samplers.simple import GridSampler, grid_remaining
 from ..space import Space, display_names, for_display
@@ -414,6 +416,7 @@ def _study_file_hint(name: str) -> str:
 def cmd_show(args: argparse.Namespace) -> int:
     study = _load(args.name, args.storage)
     trials, whole = _shown_and_whole(study, args.top)
+    held_trials = _held_trials(study, trials, whole)
     console = wide_console()
     console.print(f"study [bold]{literal(study.name)}[/] ({study.direction.value}, sampler {literal(study.sampler_label)}): "
                   f"{plural(len(trials), 'trial')} ({_state_counts(trials)})", soft_wrap=True)
@@ -423,8 +426,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     if not any(t.state is TrialState.COMPLETE for t in trials):
         console.print("no complete trial yet")
         _show_failed(console, trials)
-        _show_pruner(console, study, trials, args.storage)
-        _show_budget(console, study, trials, whole)
+        _show_pruner(console, study, trials, args.storage, held_trials)
+        _show_budget(console, study, trials, whole, held_trials)
         _show_running(console, study, trials)
         _show_pruned(console, trials)
         return 0
@@ -433,8 +436,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     if tests:
         console.print(test_table(study, tests))
     _show_failed(console, trials)
-    _show_pruner(console, study, trials, args.storage)
-    _show_budget(console, study, trials, whole)
+    _show_pruner(console, study, trials, args.storage, held_trials)
+    _show_budget(console, study, trials, whole, held_trials)
     _show_running(console, study, trials)
     _show_pruned(console, trials)
     return 0
@@ -552,7 +555,8 @@ def _show_pruned(console: Any, trials: list[FrozenTrial]) -> None:
                       soft_wrap=True, highlight=False)
 
 
-def _show_budget(console: Any, study: Study, trials: list[FrozenTrial], whole: bool) -> None:
+def _show_budget(console: Any, study: Study, trials: list[FrozenTrial], whole: bool,
+                 held_trials: list[FrozenTrial]) -> None:
     """Where the steps went, once a trial was stopped early: trained, saved by the pruner, and when it stopped
     trials. ``trials`` may be heads without reports (``whole`` false): each trial's state and last step are
     read then, only when one was stopped, in one query: a plain show of 5,000 trials of 50 reports, one stopped,
@@ -561,16 +565,17 @@ def _show_budget(console: Any, study: Study, trials: list[FrozenTrial], whole: b
         return
     max_resource = getattr(study.pruner, "max_resource", None)
     said = budget_spent(trials, max_resource) if whole else budget_of_steps(
-        study.storage.get_last_steps(study._study_id), max_resource)
+        unheld(study.storage.get_last_steps(study._study_id), held_trials), max_resource)
     if said:
         console.print(f"budget: {said}", soft_wrap=True, highlight=False)
 
 
-def _show_pruner(console: Any, study: Study, trials: list[FrozenTrial], storage: str) -> None:
+def _show_pruner(console: Any, study: Study, trials: list[FrozenTrial], storage: str,
+                 held: list[FrozenTrial]) -> None:
     """The pruner that stopped the study's pruned and paused trials, and what becomes of the paused: their
     numbers, which ``tunesmith tell`` takes (its errors say show lists them). Paused trials are listed
     whatever the stored pruner: a study created without one may hold trials a later session paused under
-    another."""
+    another. ``held``: the paused trials held to resume first (:func:`_held_trials`)."""
     paused = [t.number for t in trials if t.state is TrialState.PAUSED]
     if study.pruner.name == "none" and not paused:
         return
@@ -581,13 +586,21 @@ def _show_pruner(console: Any, study: Study, trials: list[FrozenTrial], storage:
     console.print(f"pruner {escape(pruner_label(study.pruner) or 'none')}"
                   + (f"; {len(paused)} paused ({_numbers(paused, PAUSED_SHOWN)}): {resumes}; "
                      f"{literal(tell)}{password_note(tell)} ends one for good" if paused else "")
-                  + _held_note(trials), soft_wrap=True, highlight=False)
+                  + _held_note(held), soft_wrap=True, highlight=False)
 
 
-def _held_note(trials: list[FrozenTrial]) -> str:
+def _held_trials(study: Study, trials: list[FrozenTrial], whole: bool) -> list[FrozenTrial]:
+    """The paused trials held to resume first, from their checkpoints (``report.held``). ``trials`` may be
+    heads (``whole`` false), which have no ``system``: the storage finds them then (``Storage.get_held``:
+    reading every paused trial whole made a plain show of 5,000 trials, 93% paused, 1.5 times as slow)."""
+    if not any(t.state is TrialState.PAUSED for t in trials):
+        return []
+    return [t for t in trials if held(t)] if whole else study.storage.get_held(study._study_id)
+
+
+def _held_note(held: list[FrozenTrial]) -> str:
     """The paused trials held to resume from their checkpoints, first, by the next optimize: stopped by an
     interrupt (Ctrl-C, SIGTERM), or their worker died; "" when none is."""
-    held = [t for t in trials if t.state is TrialState.PAUSED and t.system.held is not None]
     if not held:
         return ""
     stopped = [t.number for t in held if is_interrupt(t.system.held)]

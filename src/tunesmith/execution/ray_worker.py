@@ -44,6 +44,7 @@ class StudySpec:
     storage_options: dict[str, float] = field(default_factory=dict)  # a SQLStorage's waits, kept in actors
     copy_id: str | None = None  # a copy's own checkpoint folder (Study.copy_id)
     direction: Any = None  # for an in-memory study's detached trials (the integrations check a metric's)
+    says_no_pruner: bool = False  # the driver's study was given no pruner and has not said so: actor 0 says it
 
     @classmethod
     def of(cls, study: Study) -> StudySpec:
@@ -51,7 +52,8 @@ class StudySpec:
 
         st = study.storage
         opts = {"retry_window": st.retry_window, "busy_timeout": st.busy_timeout} if isinstance(st, SQLStorage) else {}
-        return cls(st.url, study.name, study.sampler, study.pruner, study.session, opts, study.copy_id, study.direction)
+        return cls(st.url, study.name, study.sampler, study.pruner, study.session, opts, study.copy_id, study.direction,
+                   not study._said_no_pruner)
 
     def open_storage(self) -> Any:
         """The storage by URL, with the driver's ``retry_window`` and ``busy_timeout`` (actors used
@@ -108,6 +110,7 @@ class StudyWorker:
         auto.SAY_PICK = index == 0  # every actor picks the same sampler: the first says which (its own process)
         stored_space.SAY_DROPPED = False  # the driver opened the study first and said what its space left out
         study = Study(storage=spec.open_storage(), name=spec.name, sampler=spec.sampler, pruner=spec.pruner)
+        study._said_no_pruner = not spec.says_no_pruner  # opened with the pruner given: it would say nothing
         study.for_worker(10_000 + index, session=spec.session, speaks=index == 0)
         self.run = Run(study, retry_queued_first(objective, study), Budget(None, None), catch)  # the driver may die
         self.me = worker_id()

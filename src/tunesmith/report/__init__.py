@@ -282,8 +282,28 @@ def budget_spent(trials: Sequence[FrozenTrial], max_resource: int | None = None)
     ones early saved against training them in full; "" when no trial was stopped after a report.
 
     A trial trained up to its last report's step; a full run is ``max_resource`` steps (the pruner's, when it
-    has one), else as long as the longest complete trial. Said by ``tunesmith show`` and the report."""
-    return budget_of_steps([(t.state, t.last_step) for t in trials if t.last_step is not None], max_resource)
+    has one), else as long as the longest complete trial. A paused trial held to resume first (``system.held``:
+    an interrupt or its worker's death stopped it, not the pruner) trains on: counted as a running one. Said by
+    ``tunesmith show`` and the report."""
+    return budget_of_steps([(t.state, t.last_step) for t in trials if t.last_step is not None and not held(t)]
+                           + [(TrialState.RUNNING, t.last_step) for t in trials if t.last_step is not None and held(t)],
+                           max_resource)
+
+
+def held(t: FrozenTrial) -> bool:
+    """Whether ``t`` is paused to be resumed first, from its checkpoint (``system.held``: Ctrl-C or SIGTERM
+    stopped it, its worker died, or its objective refused the checkpoint), not paused by the pruner."""
+    return t.state is TrialState.PAUSED and t.system.held is not None
+
+
+def unheld(last: Sequence[tuple[TrialState, int]], held_trials: Sequence[FrozenTrial]) -> list[tuple[TrialState, int]]:
+    """``Storage.get_last_steps``'s rows with those of ``held_trials`` (:func:`held`) counted as running, as
+    :func:`budget_spent` counts them: one paused row at each such trial's last step."""
+    out = list(last)
+    for t in held_trials:
+        if t.last_step is not None and (TrialState.PAUSED, t.last_step) in out:
+            out[out.index((TrialState.PAUSED, t.last_step))] = (TrialState.RUNNING, t.last_step)
+    return out
 
 
 def budget_of_steps(last: Sequence[tuple[TrialState, int]], max_resource: int | None = None) -> str:

@@ -458,6 +458,12 @@ class Storage(ABC):
         may still count one whose other columns (parameters, attrs) alone were changed."""
         return [(t.state, t.last_step) for t in self.get_trials(study_id) if t.last_step is not None]
 
+    def get_held(self, study_id: int) -> list[FrozenTrial]:
+        """The paused trials held to resume first, from their checkpoints (``system.held``: an interrupt
+        stopped them, their worker died, or their objective refused the checkpoint), whole, by number; what
+        ``show`` names, without reading every paused trial's reports (a storage may skip them)."""
+        return [t for t in self.get_trials(study_id, state=TrialState.PAUSED) if t.system.held is not None]
+
     def count_trials(self, study_id: int) -> int:
         """How many trials the study has, in any state (a storage may count them without
         reading them: opening a study of thousands of trials needs only their number)."""

@@ -77,6 +77,7 @@ from .sql_schema import (
     DecodedRows,
     _BadColumn,
     _json_object,
+    held_number,
     last_step_row,
     meta_table,
     metadata,
@@ -1682,6 +1683,14 @@ class SQLStorage(Storage):
                     for *head, got in conn.execute(sa.text(_LAST_STEPS_SQLITE.format(trials=trials)), {"sid": study_id})]
 
         return [row for row in (last_step_row(*r) for r in self._run(op, write=False)) if row is not None]
+
+    def get_held(self, study_id: int) -> list[FrozenTrial]:
+        if reads_through_get_trials(self, SQLStorage):  # a subclass filtering or counting in get_trials
+            return super().get_held(study_id)
+        rows = self._tx(lambda c: c.all("paused_systems", {"sid": study_id}), write=False)
+        held = [n for n in (held_number(*r) for r in rows) if n is not None]
+        return [t for t in (self.get_trial(study_id, n) for n in held)
+                if t.state is TrialState.PAUSED and t.system.held is not None]  # as read now
 
     def count_trials(self, study_id: int) -> int:
         return int(self._tx(lambda c: c.first("count_trials", {"sid": study_id}), write=False)[0])

@@ -133,6 +133,7 @@ def _hot_statements() -> dict[str, Any]:
         .where(of_study, _tc.number >= _b("min_number"))
         .order_by(_tc.number),
         "trial_heads": sa.select(*_HEAD_COLS).where(of_study).order_by(_tc.number),
+        "paused_systems": sa.select(_tc.number, _tc.system).where(of_study, _tc.state == "paused").order_by(_tc.number),
     }
     out["trials_except"] = (
         sa.select(*_TRIAL_COLS)
@@ -409,6 +410,18 @@ def _decode(r: Sequence[Any], head: bool = False) -> FrozenTrial:
 
 
 _STATES = frozenset(s.value for s in TrialState)
+
+
+def held_number(number: Any, raw: Any) -> int | None:
+    """A row of the paused trials' numbers and ``system`` column: the number where the trial is held to resume
+    first (``system.held``), else None (not held, or a column changed outside tunesmith: the whole read, which
+    reads it as a failed trial, says so)."""
+    try:
+        data = _json_object("system", raw)
+        held = _column("system", lambda: SystemState.from_dict(data)).held
+    except _BadColumn:
+        return None
+    return number if held is not None and isinstance(number, int) else None
 
 
 def last_step_row(trial_id: Any, number: Any, state: Any, value: Any, started: Any, completed: Any,

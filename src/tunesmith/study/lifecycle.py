@@ -100,7 +100,8 @@ def holds_promotion(rec: FrozenTrial, *, pauses: bool = False) -> bool:
 def hold(rec: FrozenTrial, error: str, *, lost: bool = True) -> FrozenTrial:
     """A resumed trial whose worker died, back to paused keeping its promotion
     (reports and checkpoint kept; ``system.held`` says why). ``lost=False``: its
-    objective refused the checkpoint (``ResumeRefused``), which counts no hold."""
+    objective refused the checkpoint (``ResumeRefused``), or an interrupt stopped it
+    (Ctrl-C, SIGTERM: the user's, not a crash loop), which counts no hold."""
     last = rec.last_step
     value = rec.intermediate[last] if last is not None else None
     system = rec.system.replace(held=error)
