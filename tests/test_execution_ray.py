@@ -1491,3 +1491,24 @@ def test_optimize_on_the_private_instance_it_started_does_not_wait_for_an_actor_
     assert "STATES ['complete', 'complete', 'complete', 'failed']" in done.stdout, said[-3000:]
     assert "a Ray worker was lost" in said  # a replacement was asked for
     assert "still starting" not in said, said[-3000:]
+
+
+@pytest.mark.parametrize("storage", ["memory", "sqlite"])
+def test_optimize_returns_once_the_processes_of_the_actors_it_killed_have_ended(
+    ray_local: Any, tmp_path: Path, storage: str
+) -> None:
+    """Ray's kill only asks: optimize returned while the processes of the actors it killed (at its end, and
+    one replaced on trial_timeout) still ran, holding their CPUs for seconds on a loaded machine. A second
+    optimize on the same ``ray.init()`` then started one actor and not the other until they were given back
+    (a two-actor test started as the one before it ended saw its second actor run no trial)."""
+    from tunesmith.execution.ray import process_runs
+
+    url = None if storage == "memory" else f"sqlite:///{tmp_path / 'e.db'}"
+    before = set(_tunesmith_actors(ray_local))
+    study = Study({"x": Float(0, 1)}, sampler="random", seed=0, storage=url, name="e")
+    study.optimize(_hangs_on_one, n_trials=4, n_jobs=2, executor="ray", trial_timeout=2.0)
+    ours = {k: v for k, v in _tunesmith_actors(ray_local).items() if k not in before}
+    pids = [v["Pid"] for v in ours.values() if v["Pid"]]
+    assert len(pids) >= 3, ours  # the two actors and the timed-out one's replacement
+    assert not [pid for pid in pids if process_runs(pid)], "killed actors' processes still ran as optimize returned"
+    assert Counter(t.state.value for t in study.trials) == Counter({"complete": 3, "failed": 1})
