@@ -489,13 +489,16 @@ def _sleeps(trial: Any) -> float:
 
 
 def _terminate_once_running(name: str, url: str) -> None:
-    """A SIGTERM to this process once two trials of study ``name`` run."""
+    """A SIGTERM to this process once two trials of study ``name`` run (or at the deadline), unless optimize has
+    ended meanwhile (it ran trials, none runs): the signal would end a later test's xdist worker."""
     deadline = time.monotonic() + BOTH_RUNNING_WITHIN
     while time.monotonic() < deadline:
         if sum(t.state is TrialState.RUNNING for t in Study.load(name, url).trials) == 2:
             break
         time.sleep(0.2)
-    os.kill(os.getpid(), signal.SIGTERM)
+    trials = Study.load(name, url).trials
+    if not trials or any(t.state is TrialState.RUNNING for t in trials):
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def test_a_sigterm_to_the_command_records_sigterm_under_ray(ray_local: Any, tmp_path: Path) -> None:
