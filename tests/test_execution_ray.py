@@ -711,7 +711,7 @@ def test_the_sampler_auto_picked_is_said_by_the_first_actor_only(
     assert levels == ["INFO", "DEBUG", "DEBUG"], levels
 
 
-def _asks_the_pruner(trial: Any) -> float:
+def _reports_and_asks_the_pruner(trial: Any) -> float:
     trial.report(float(trial.params["x"]), 1)
     trial.should_prune()
     return float(trial.params["x"])
@@ -728,7 +728,7 @@ def test_should_prune_without_a_pruner_is_said_by_the_first_actor_only(
         study = Study({"x": Float(0, 1)}, storage=f"sqlite:///{tmp_path / 'p.db'}", name=f"p{index}")
         with caplog.at_level("WARNING", logger="tunesmith"):
             caplog.clear()
-            assert StudyWorker(StudySpec.of(study), _asks_the_pruner, (), index).run_one().record is not None
+            assert StudyWorker(StudySpec.of(study), _reports_and_asks_the_pruner, (), index).run_one().record is not None
         said.append(sum("should_prune() is always False" in r.getMessage() for r in caplog.records))
     assert said == [1, 0, 0], said
 
