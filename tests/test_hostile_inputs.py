@@ -659,6 +659,35 @@ def test_a_parameter_name_a_writer_made_a_megabyte_long_draws_a_slice_whose_titl
     assert len(capsys.readouterr().err) < 10_000  # "wrote the slice of 's' (TITLE; ...)"
 
 
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("output", ["html", "png"])
+def test_two_parameter_names_of_a_megabyte_alike_in_their_ends_draw_parallel_axes_titled_short(
+    tmp_path: Path, capsys: Any, output: str
+) -> None:
+    """Parameter names are drawn with their middle cut out unless that makes two read alike: then they were
+    drawn whole. Two names of 10**6 characters a writer of the database made alike in their first and last
+    characters were each cut into 3 lines of a parallel axis' title by measuring the whole name, line by line:
+    an image of parallel coordinates took about 5 minutes. Such names are now cut as titles are (their start,
+    "…" and their end, 1,200 characters) before their lines are made."""
+    from tunesmith.plots.records import MAX_TITLE, short_labels
+
+    url, _ = _sqlite_study(tmp_path)
+    one, two = "a" * 10**6, "a" * 30 + "b" + "a" * (10**6 - 31)
+    assert short_labels([one, "x"], 48)[0] == "a" * 23 + "…" + "a" * 24  # cut where the names stay apart
+    shown = short_labels([one, two], 48)
+    assert [len(name) for name in shown] == [MAX_TITLE] * 2 and shown[1].startswith("a" * 30 + "b"), shown
+    _rename_parameter(tmp_path / "shared.db", "x", one)
+    _rename_parameter(tmp_path / "shared.db", "k", two)
+    capsys.readouterr()
+    out = tmp_path / f"parallel.{output}"
+    assert main(["plot", "s", "--kind", "parallel", "--storage", url, "-o", str(out)]) == 0
+    assert out.stat().st_size > 0
+    if output == "html":
+        labels = [json.loads(f'"{label}"') for label in re.findall(r'"label":"((?:[^"\\]|\\.)*)"', out.read_text("utf-8"))]
+        assert len(labels) == 3 and all(len(label) < 200 and label.count("<br>") == 2 for label in labels[:2]), labels
+    assert len(capsys.readouterr().err) < 10_000
+
+
 # -- checkpoint folders ----------------------------------------------------------------------------
 
 

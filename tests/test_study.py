@@ -350,6 +350,31 @@ def test_integer_columns_with_empty_rows_stay_integers_in_the_dataframe() -> Non
     assert ts.Study({"x": ts.Int(0, 3)}).to_dataframe().empty
 
 
+def test_an_int_column_with_empty_rows_keeps_large_integers_and_a_value_a_writer_changed(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The conditional Int column was cast from the floats pandas made of it: 2**60 + 1 read 2**60; and a value
+    a writer of the database made 2.5 raised "cannot safely cast non-equivalent object to int64" out of
+    to_dataframe. Now the integers are read as stored, and a column holding another value stays as pandas
+    makes it."""
+    import sqlite3
+
+    pytest.importorskip("pandas")
+    space = {"k": ts.Categorical(["a", "b"]), "n": ts.Int(0, 2**62, when={"k": ["a"]})}
+    big = ts.Study(space)
+    big.add_trial({"k": "a", "n": 2**60 + 1}, 0.1)
+    big.add_trial({"k": "b"}, 0.2)
+    assert big.to_dataframe()["params_n"].tolist()[0] == 2**60 + 1
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    study = ts.Study(space, storage=url, name="s")
+    study.add_trial({"k": "a", "n": 3}, 0.1)
+    study.add_trial({"k": "b"}, 0.2, state="pruned", intermediate={2: 0.3})
+    with sqlite3.connect(tmp_path / "w.db") as c:
+        c.execute("UPDATE ts_trials SET params = ? WHERE params LIKE '%\"n\"%'", (json.dumps({"k": "a", "n": 2.5}),))
+    df = ts.load_study("s", url).to_dataframe()
+    assert df["params_n"].tolist()[0] == 2.5 and str(df["params_n"].dtype) != "Int64", df.dtypes
+    assert str(df["stopped_at_step"].dtype) == "Int64" and df["stopped_at_step"][1] == 2
+
+
 def test_study_survives_its_process_and_resumes_by_name(sqlite_url: str, subprocess_env: dict[str, str]) -> None:
     code = (
         "import sys, tunesmith as ts\n"

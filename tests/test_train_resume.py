@@ -204,6 +204,28 @@ def test_a_run_stopped_by_its_patience_goes_on_when_resumed_with_a_larger_one(
     assert len(again.records) == len(diverged.records) and "its training loss diverged" in caplog.text, caplog.text
 
 
+def test_a_run_a_callback_stopped_stays_stopped_when_resumed_without_a_patience(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A resume went on with any run whose training loss was finite and whose patience allowed more than its
+    validations without an improvement: one a callback had stopped (a target reached, with no patience set)
+    went on training when resumed, saying "stopped early after 0 validations without an improvement;
+    patience=None here". Only a stop its saved patience explains goes on."""
+
+    def stop_at_second(trainer: Trainer, record: object) -> None:
+        if len(trainer.history.records) == 2:
+            trainer.history.stopped_early = True  # a target reached
+
+    cfg = TrainConfig(epochs=6, batch_size=16, lr=1e-3, device="cpu", checkpoint_dir=str(tmp_path / "c"))
+    trainer = Trainer(mlp(), cfg, callbacks=[stop_at_second])
+    assert len(trainer.fit(*split(64)).records) == 2
+    saved = trainer.save(tmp_path / "stopped.pt")
+    with caplog.at_level("INFO", logger="tunesmith"):
+        again = Trainer(mlp(), cfg.with_params({"checkpoint_dir": str(tmp_path / "r")})).fit(*split(64), resume_from=saved)
+    assert len(again.records) == 2 and again.stopped_early, again
+    assert ("trains nothing: the saved run had been stopped by a callback (history.stopped_early), not by its patience"
+            in caplog.text and "load_weights" in caplog.text and "so training goes on" not in caplog.text), caplog.text
+
+
 def test_a_longer_resumed_run_whose_rates_go_on_as_saved_says_nothing(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -13,6 +13,7 @@ import numpy as np
 from ..space.params import plural
 from .records import (
     LINE,
+    MOST_LINES,
     Axis,
     Chart,
     Diagram,
@@ -20,6 +21,7 @@ from .records import (
     Record,
     Series,
     end_ticks,
+    in_lines,
     longest_fit,
     short_labels,
     short_title,
@@ -400,7 +402,7 @@ def _cmap(name: str) -> str:
 
 
 #: the lines a tick label may take; a longer one keeps its first and last lines, "…" between them
-TICK_LINES = 3
+TICK_LINES = MOST_LINES
 #: the characters ("0") a slot between two ticks must hold for labels to be cut into lines there; in a narrower
 #: one (many choices) labels wider than it are drawn upright instead
 TICK_CHARACTERS = 6
@@ -425,15 +427,9 @@ def _fit_ticks(ax: Any, labels: Sequence[str], *, fontsize: float | None) -> Non
     def measure(text: str) -> float:
         return float(renderer.get_text_width_height_descent(text, prop, ismath=False)[0])
 
-    def in_lines(label: str) -> str:
-        lines = wrap_to_width(label, slot, measure) or [""]
-        if len(lines) <= TICK_LINES:
-            return "\n".join(lines)
-        tail = longest_fit(label[::-1], slot, lambda end: measure(end[::-1]))  # the end that fits a line
-        return "\n".join([lines[0], "…", label[-tail:].lstrip()])
-
     if slot >= measure("0" * TICK_CHARACTERS) or all(measure(label) <= slot for label in labels):
-        ax.set_xticks(range(len(labels)), [in_lines(label) for label in labels], fontsize=fontsize)
+        ax.set_xticks(range(len(labels)), ["\n".join(in_lines(label, slot, measure)) for label in labels],
+                      fontsize=fontsize)
         return
     # upright, as long as a third of the figure's height at most (longer: its start, "…", its end), and on every
     # k-th tick where a line is taller than the space between two ticks

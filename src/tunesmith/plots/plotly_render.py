@@ -21,7 +21,7 @@ from .records import (
     Record,
     Series,
     axis_label,
-    longest_fit,
+    in_lines,
     short_labels,
     short_title,
     wrap_to_width,
@@ -206,11 +206,7 @@ def _tick_text(choice: str) -> str:
 
 def _in_lines(text: str, width: float, measure: Callable[[str], float]) -> str:
     """``text`` escaped, in at most 3 lines of ``width`` as ``measure`` says (longer: the first, "…", the end)."""
-    lines = wrap_to_width(text, width, measure) or [""]
-    if len(lines) > 3:
-        tail = longest_fit(text[::-1], width, lambda end: measure(end[::-1]))
-        lines = [lines[0], "…", text[-tail:].lstrip()]
-    return "<br>".join(_escape(line) for line in lines)
+    return "<br>".join(_escape(line) for line in in_lines(text, width, measure))
 
 
 #: px of parallel coordinates' axis titles (plotly's parcoords labels)

@@ -26,12 +26,14 @@ HTML_NAME_WIDTH = 48
 
 def short_labels(labels: Sequence[str], width: int = NAME_WIDTH) -> list[str]:
     """Labels whose parameter names (a pair's "a × b": each name) fit ``width`` characters,
-    their middle cut out; the labels unchanged where cutting would make two of them alike."""
+    their middle cut out; the labels whole where cutting would make two of them alike, up to
+    :data:`MAX_TITLE` characters (:func:`short_title`: two names of a megabyte a database's writer made
+    alike in their ends were drawn whole, an image's parallel axes measuring them for minutes)."""
     def cut(name: str) -> str:
         return name if len(name) <= width else name[: (width - 1) // 2] + "…" + name[-(width // 2):]
 
     short = [" × ".join(cut(part) for part in label.split(" × ")) for label in labels]
-    return short if len(set(short)) == len(set(labels)) else list(labels)
+    return short if len(set(short)) == len(set(labels)) else [short_title(label) for label in labels]
 
 
 def wrap_to_width(text: str, width: float, measure: Callable[[str], float]) -> list[str]:
@@ -59,6 +61,21 @@ def wrap_to_width(text: str, width: float, measure: Callable[[str], float]) -> l
             line = word[start:]
         lines.append(line)
     return lines
+
+
+#: the lines a tick's text or an axis' title may take (a longer one: its first line, "…" and its end)
+MOST_LINES = 3
+
+
+def in_lines(text: str, width: float, measure: Callable[[str], float]) -> list[str]:
+    """``text`` in lines no wider than ``width`` (:func:`wrap_to_width`), at most :data:`MOST_LINES`: a longer
+    one keeps its first line, "…" and as much of its end as fits a line (an image's and a page's ticks and
+    parallel axes' titles alike)."""
+    lines = wrap_to_width(text, width, measure) or [""]
+    if len(lines) <= MOST_LINES:
+        return lines
+    tail = longest_fit(text[::-1], width, lambda end: measure(end[::-1]))
+    return [lines[0], "…", text[-tail:].lstrip()]
 
 
 def longest_fit(word: str, width: float, measure: Callable[[str], float], start: int = 0) -> int:

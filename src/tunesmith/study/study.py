@@ -417,11 +417,13 @@ class Study:
             import pandas as pd
         except ImportError:
             raise ImportError("to_dataframe needs pandas: pip install 'tunesmith[sklearn]'") from None
-        frame = pd.DataFrame(trial_rows(self.trials, self.space))
+        rows = trial_rows(self.trials, self.space)
+        frame = pd.DataFrame(rows)
         ints = [f"params_{name}" for name, param in self.space.items() if isinstance(param, Int)]
-        for column in ["stopped_at_step", *(c for c in ints if c in frame and frame[c].isna().any())]:
-            if column in frame:
-                frame[column] = frame[column].astype("Int64")
+        for column in ["stopped_at_step", *ints]:
+            values = [row[column] for row in rows]
+            if column in frame and (column == "stopped_at_step" or None in values) and _all_int64(values):
+                frame[column] = pd.array(values, dtype="Int64")  # (not the floats pandas made: 2**60 + 1 kept)
         return frame
 
     def importance(self, method: str = "fanova", *, params: Sequence[str] | None = None, seed: int = 0,
@@ -1289,6 +1291,14 @@ def _stored_pruner(name: str, cfg: Mapping[str, Any]) -> Pruner:
             name, exc,
         )
         return NopPruner()
+
+
+def _all_int64(values: Sequence[Any]) -> bool:
+    """Whether each of ``values`` is None or an integer that int64 holds: a column :meth:`Study.to_dataframe`
+    makes pandas' ``Int64``. A value a database's writer changed (2.5 or "3" for an ``Int``, as a study loaded
+    with another space holds) leaves the column as pandas makes it, where casting it raised a TypeError."""
+    return all(v is None or (isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+                             and -2**63 <= v < 2**63) for v in values)
 
 
 def trial_rows(trials: Iterable[FrozenTrial], space: Space) -> list[dict[str, Any]]:

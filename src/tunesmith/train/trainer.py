@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from ..paths import PLANTED_FIX, refuse_planted
-from ..space.params import a_type
+from ..space.params import a_type, plural
 from . import checkpoint as ckpt
 from .config import TrainConfig
 from .data import (
@@ -204,20 +204,32 @@ class Trainer:
         best = self.history.best_checkpoint
         if self.config.restore_best and best:  # loaded at the run's end where no validation improves on it
             refuse_planted(Path(best), *self._best_planted(where))  # said before the training, and again as read
-        self._go_on_with_patience(where)
+        stop = self._stop_of(state)
+        if stop == "patience":
+            self._go_on_with_patience(where)
         self.total_steps = self._run_steps(batches)
         self._warn_schedule_moved(state, where)
         if self._done():
-            self._warn_nothing_left(where)
+            self._warn_nothing_left(where, stop)
+
+    def _stop_of(self, state: Mapping[str, Any]) -> str | None:
+        """Why the saved run had stopped early: "diverged" (a non-finite training loss), "patience" (its
+        validations without an improvement reached the saved run's ``patience``), "other" (a callback set
+        ``history.stopped_early``: a target reached, a non-finite validation a study's trial stops at), or None."""
+        h = self.history
+        if not h.stopped_early:
+            return None
+        last = h.records[-1] if h.records else None
+        if last is not None and not math.isfinite(last.train_loss):
+            return "diverged"
+        saved = (state.get("config") or {}).get("patience")
+        return "patience" if isinstance(saved, int) and self._bad >= saved else "other"
 
     def _go_on_with_patience(self, where: str) -> None:
         """A saved run stopped early by its patience goes on where this run's patience allows more validations
         without an improvement than it had (or none is set): the checkpoint's ``stopped_early`` ended the resumed
-        run whatever ``patience`` it was given. A diverged run (a non-finite training loss) stays stopped."""
+        run whatever ``patience`` it was given. A run that diverged or a callback stopped stays stopped."""
         h, patience = self.history, self.config.patience
-        last = h.records[-1] if h.records else None
-        if not h.stopped_early or last is None or not math.isfinite(last.train_loss):
-            return
         if patience is not None and self._bad >= patience:
             return
         h.stopped_early = False
@@ -301,19 +313,18 @@ class Trainer:
             "; ".join(differ),
             total, self.total_steps, cfg.lr * moved[1], cfg.lr * moved[0], cfg.schedule, jump, same)
 
-    def _warn_nothing_left(self, where: str) -> None:
+    def _warn_nothing_left(self, where: str, stop: str | None) -> None:
         """A resume at or past the run's end, or of a run that had stopped, trains nothing: said, naming the
-        epochs (fit returned the checkpoint's history without a word)."""
+        epochs (fit returned the checkpoint's history without a word). ``stop``: :meth:`_stop_of`."""
         cfg, h = self.config, self.history
         if h.stopped_early:
-            last = h.records[-1] if h.records else None
-            why = ("the saved run had stopped: its training loss diverged" if last is not None
-                   and not math.isfinite(last.train_loss) else "the saved run had stopped early "
-                   f"({self._bad} validation{'s' if self._bad != 1 else ''} without an improvement, "
-                   f"patience={cfg.patience} here)")
-            fix = ("to train on from its weights, start a new run: tunesmith.train.load_weights(model, path)"
-                   if last is not None and not math.isfinite(last.train_loss) else
-                   f"to train on, resume with patience above {self._bad} (or None)")
+            why = {"diverged": "the saved run had stopped: its training loss diverged",
+                   "patience": f"the saved run had stopped early ({plural(self._bad, 'validation')} without an "
+                               f"improvement, patience={cfg.patience} here)"}.get(
+                stop or "", "the saved run had been stopped by a callback (history.stopped_early), not by its "
+                            "patience")
+            fix = (f"to train on, resume with patience above {self._bad} (or None)" if stop == "patience" else
+                   "to train on from its weights, start a new run: tunesmith.train.load_weights(model, path)")
         elif cfg.epochs is not None and self.epoch >= cfg.epochs:
             why = f"this run ends with epoch {cfg.epochs} (epochs={cfg.epochs})"
             fix = (f"to train longer, resume with more than {self.epoch} epochs "
