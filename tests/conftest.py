@@ -214,6 +214,20 @@ def ray_local() -> Iterator[object]:
     kill_all_under(temp)
 
 
+@pytest.fixture(autouse=True)
+def _ray_all_free(request: pytest.FixtureRequest) -> None:
+    """A test on the session's Ray instance starts with all of its resources free: an earlier test's
+    killed actors or tasks still holding some would start its actors late (a two-actor test saw one
+    actor run every trial). Waits for them, then fails naming what holds them."""
+    if "ray_local" not in request.fixturenames:
+        return
+    from ray_util import wait_all_free
+
+    held = wait_all_free(request.getfixturevalue("ray_local"))
+    if held:
+        pytest.fail(f"the session's Ray instance is not free as this test starts, {held}", pytrace=False)
+
+
 def ended_without_blocking(fn: Callable[[], object], fifo: Path, what: str) -> list[object]:
     """What ``fn()`` returned or raised, run in a thread: it must end within 20 s, not wait for a writer of
     ``fifo`` (then a writer's open releases it, and the test fails saying that ``what`` blocked)."""

@@ -144,3 +144,28 @@ class TwoNodeCluster:
                 p.kill()
         kill_all_under(self.temp)  # daemons that outlived their `ray start`
         shutil.rmtree(self.temp, ignore_errors=True)
+
+
+def wait_all_free(ray: object, within: float = 60.0) -> str:
+    """Wait up to ``within`` seconds for every resource of the Ray instance to be free (an earlier test's
+    killed actors give theirs back once their processes end); "" once they are, else what holds them: the
+    resources free of the total, and each actor still alive or whose process outlived its death."""
+    end = time.monotonic() + within
+    while True:
+        free, total = ray.available_resources(), ray.cluster_resources()  # type: ignore[attr-defined]
+        held = {k: v - free.get(k, 0.0) for k, v in total.items() if free.get(k, 0.0) < v - 1e-9
+                and not k.startswith(("node:", "memory", "object_store_memory"))}
+        if not held or time.monotonic() > end:
+            break
+        time.sleep(0.2)
+    if not held:
+        return ""
+    from ray._private import state  # the GCS's actor table: no dashboard needed
+
+    holders = []
+    for actor_id, a in state.actors().items():
+        pid = a.get("Pid") or 0
+        if a["State"] != "DEAD" or (pid and Path(f"/proc/{pid}").exists()):
+            holders.append(f"{a['ActorClassName']} {actor_id[:8]} {a['State']} pid {pid or '-'}")
+    kinds = {k: (free.get(k, 0.0), total[k]) for k in held}
+    return f"held after {within:g} s: {held} (free, of all: {kinds}); actors: {holders or 'none alive'}"

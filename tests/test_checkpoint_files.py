@@ -10,6 +10,7 @@ import socket
 import stat
 import subprocess
 import sys
+import tempfile
 import textwrap
 import warnings
 from pathlib import Path
@@ -335,6 +336,33 @@ def test_a_folder_of_the_user_s_own_swapped_by_the_owner_of_the_folder_above_as_
         armed.clear()
     assert (theirs / "mine.old" / "last.pt").is_file()  # swapped as it was read
     assert all(torch.equal(v, snapshot(model)[k]) for k, v in before.items())  # nothing of theirs loaded
+
+
+@pytest.mark.skipif(not hasattr(os, "getuid") or os.getuid() != 0, reason="runs as another user: root only")
+def test_a_checkpoint_in_a_folder_the_user_may_pass_through_but_not_list_loads(tmp_path: Path) -> None:
+    """A shared models folder of root's, or a home folder, at mode 711: its files are opened by name, but the folder
+    cannot be listed. Opening the folder to read the checkpoint in it (a folder swapped after the look is not read
+    from) failed with "Permission denied" on the folder, for a checkpoint that loaded by name before."""
+    from conftest import said_as_nobody
+
+    Trainer(mlp(), CFG.with_params({"epochs": 1, "checkpoint_dir": str(tmp_path / "run")})).fit(*DATA)
+    shared = Path(tempfile.mkdtemp(dir="/tmp"))  # tmp_path's root is root's alone
+    try:
+        models = shared / "models"
+        models.mkdir()
+        shutil.copy(checkpoint.latest(tmp_path / "run"), models / "last.pt")
+        (models / "last.pt").chmod(0o644)
+        (models / "locked.pt").write_bytes(b"")
+        (models / "locked.pt").chmod(0o600)
+        models.chmod(0o711)
+        shared.chmod(0o755)
+        # (fit(resume_from=...) reads it as load_weights does: no training in a forked child, whose thread pools
+        # the parent's may have left unusable)
+        assert said_as_nobody(lambda: load_weights(mlp(seed=5), models / "last.pt")) == "ok"
+        said = said_as_nobody(lambda: load_weights(mlp(seed=5), models / "locked.pt"))
+        assert said == f"[Errno 13] Permission denied: {str(models / 'locked.pt')!r}", said  # the whole path
+    finally:
+        shutil.rmtree(shared)
 
 
 @pytest.mark.parametrize("open_to_others", ["folder", "file"])

@@ -455,18 +455,26 @@ def test_a_server_wide_idle_in_transaction_timeout_is_kept_0_included(own_pg_ser
 
     url = own_pg_server.url("postgres")
 
-    def system(value: str) -> None:
+    def system(value: str, setting: str, source: str) -> None:
         with psycopg.connect(own_pg_server.dsn("postgres"), autocommit=True) as conn:
             conn.execute(f"ALTER SYSTEM {value}")
             conn.execute("SELECT pg_reload_conf()")
-        time.sleep(0.5)  # the server's processes reread it on the signal
+        end = time.monotonic() + 60  # the postmaster rereads it on the signal, in its own time on a loaded machine
+        while True:  # until a new session (as tunesmith's are) sees it
+            with psycopg.connect(own_pg_server.dsn("postgres")) as conn:
+                row = conn.execute("SELECT setting, source FROM pg_settings "
+                                   "WHERE name = 'idle_in_transaction_session_timeout'").fetchone()
+            if row == (setting, source) or time.monotonic() > end:
+                break
+            time.sleep(0.05)
+        assert row == (setting, source), f"the server never reloaded its configuration: {row}"
 
     assert shown(url) == "5min"  # PostgreSQL's built-in 0
-    system("SET idle_in_transaction_session_timeout = 0")
+    system("SET idle_in_transaction_session_timeout = 0", "0", "configuration file")
     assert shown(url) == "0"
-    system("SET idle_in_transaction_session_timeout = 8000")
+    system("SET idle_in_transaction_session_timeout = 8000", "8000", "configuration file")
     assert shown(url) == "8s"
-    system("RESET idle_in_transaction_session_timeout")
+    system("RESET idle_in_transaction_session_timeout", "0", "default")
     assert shown(url) == "5min"
 
 

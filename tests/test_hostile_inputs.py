@@ -832,38 +832,50 @@ def _a_user_of_a_group_not_their_own() -> tuple[int, int, int] | None:
 
 
 @pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="needs root to make a file of another user")
-def test_a_teammate_s_wal_with_their_own_group_is_read_and_refused_for_writing_with_the_folder_s_fix(
-        tmp_path: Path) -> None:
+def test_a_teammate_s_wal_with_their_own_group_is_read_and_refused_for_writing_with_the_folder_s_fix() -> None:
     """A database shared by a group, in a folder without the setgid bit: a teammate's run makes the WAL with their
     own group, which the other users of the database cannot write (SQLite: "attempt to write a readonly database").
     It was refused as made by a user "who may not write the database" (a teammate, who may), with the advice to move
-    the database to a folder only its users can write (it is in one); reading commands were refused too."""
+    the database to a folder only its users can write (it is in one); reading commands were refused too. A user who
+    may write the WAL (root here) was refused as well, with the claim that they could not."""
+    import shutil
+    import tempfile
+
+    from conftest import said_as
+
     found = _a_user_of_a_group_not_their_own()
     if found is None:
         pytest.skip("no user of the system's group database is in a group besides their own")
     uid, own_gid, team = found
-    folder = tmp_path / "team"
-    folder.mkdir()
-    os.chown(folder, 0, team)
-    folder.chmod(0o775)  # the team's, without the setgid bit
-    url, study = _sqlite_study(folder)
-    study.storage.close()
-    db = folder / "shared.db"
-    os.chown(db, 0, team)
-    db.chmod(0o664)
-    wal = folder / "shared.db-wal"
-    wal.write_bytes(b"")  # as a teammate's running study leaves it (SQLite copies the database's mode)
-    os.chown(wal, uid, own_gid)
-    wal.chmod(0o664)
-    with pytest.raises(ts.UntrustedPathError) as refused:
-        ts.load_study("s", url)
-    said = str(refused.value)
-    assert f"belongs to uid {uid}, a user of the database's group (gid {team}), but has their group (gid {own_gid})" \
-           in said and f"chgrp {team} {str(folder)!r} and chmod g+s {str(folder)!r}" in said, said
-    assert len(ts.load_study("s", ts.SQLStorage(url, read_only=True)).trials) == 3  # read as any reader reads it
-    os.chown(wal, 65534, 65534)  # a user not in the group: as before
-    with pytest.raises(ts.UntrustedPathError, match="belongs to uid 65534, who may not write the database"):
-        ts.SQLStorage(url, read_only=True)
+    shared = Path(tempfile.mkdtemp(dir="/tmp"))  # tmp_path's root is root's alone: the team could not reach it
+    try:
+        shared.chmod(0o755)
+        folder = shared / "team"
+        folder.mkdir()
+        os.chown(folder, 0, team)
+        folder.chmod(0o775)  # the team's, without the setgid bit
+        url, study = _sqlite_study(folder)
+        study.storage.close()
+        db = folder / "shared.db"
+        os.chown(db, 0, team)
+        db.chmod(0o664)
+        wal = folder / "shared.db-wal"
+        wal.write_bytes(b"")  # as a teammate's running study leaves it (SQLite copies the database's mode)
+        os.chown(wal, uid, own_gid)
+        wal.chmod(0o664)
+        said = said_as(65534, team, lambda: ts.load_study("s", url))  # another user of the team
+        assert f"belongs to uid {uid}, a user of the database's group (gid {team}), but has their group (gid " \
+               f"{own_gid})" in said and f"chgrp {team} {str(folder)!r} and chmod g+s {str(folder)!r}" in said, said
+        assert said_as(65534, team, lambda: len(ts.load_study("s", ts.SQLStorage(url, read_only=True)).trials)) \
+            == "ok"  # read as any reader reads it
+        assert wal.exists()
+        assert len(ts.load_study("s", url).trials) == 3  # root may write it: nothing to refuse (its close takes it)
+        wal.write_bytes(b"")
+        os.chown(wal, 65534, 65534)  # a user not in the group: as before
+        with pytest.raises(ts.UntrustedPathError, match="belongs to uid 65534, who may not write the database"):
+            ts.SQLStorage(url, read_only=True)
+    finally:
+        shutil.rmtree(shared)
 
 
 def test_a_study_file_of_megabytes_is_refused_before_it_is_parsed(tmp_path: Path, capsys: Any,

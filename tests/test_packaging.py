@@ -389,3 +389,24 @@ def test_a_pytorch_example_without_its_library_names_the_extra(example: str, blo
         runpy.run_path({str(script)!r}, run_name="__main__")
     """)
     assert out.returncode != 0 and message in out.stderr, out.stderr[-2000:]
+
+
+def _defined_twice(path: Path) -> list[str]:
+    """A module's top-level functions and classes defined more than once (``@overload`` stubs aside)."""
+    import ast
+    import collections
+
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    defs = [n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
+    real = [n.name for n in defs
+            if not any(isinstance(d, ast.Name) and d.id == "overload" for d in n.decorator_list)]
+    return sorted(name for name, count in collections.Counter(real).items() if count > 1)
+
+
+def test_no_module_defines_a_function_or_class_twice() -> None:
+    """A second ``def`` of a name silently replaces the first for every caller, those above it too (ruff's F811 is
+    quiet once the first was used): a test helper's 30 s sleep once became another test's 1.5 s one that way, and
+    the tests that signalled a running trial found it finished under load."""
+    found = {str(p.relative_to(ROOT)): twice for folder in ("src", "tests", "benchmarks", "examples")
+             for p in sorted((ROOT / folder).rglob("*.py")) if (twice := _defined_twice(p))}
+    assert not found, f"defined twice (rename one): {found}"

@@ -218,6 +218,10 @@ def kind_of(mode: int) -> str:
 
 #: how a file is opened to be read: without waiting (a FIFO), and not handed on to child processes
 _READ_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+#: how a folder is opened to be read in: as a path only where the system can (Linux), which needs the right to pass
+#: through it, not to list it
+_FOLDER_FLAGS = (getattr(os, "O_PATH", os.O_RDONLY) | getattr(os, "O_DIRECTORY", 0)
+                 | getattr(os, "O_CLOEXEC", 0))
 
 
 def open_regular(path: Path, *, planted: tuple[str, str] | None = None) -> BinaryIO:
@@ -258,12 +262,20 @@ def _open_in_checked_folder(path: Path, what: str, fix: str) -> int:
     """A descriptor of ``path`` read in its folder (links resolved) as opened: that folder's descriptor is checked
     (another user's, or one others may replace files in, is refused) and the file opened in it without following a
     link. Between a look by name and an open by name, a folder above that is another user's can be renamed away
-    and one of theirs put in its place; a folder held open is the one read from. Where descriptors of folders are
-    not supported (Windows), the path is opened by name."""
+    and one of theirs put in its place; a folder held open is the one read from. The folder is opened as a path
+    only (Linux's ``O_PATH``), which needs no right to list it: a file in a folder the user may pass through but not
+    list (``chmod 711``: a shared models folder, a home folder) is read as it was by name. Where descriptors of
+    folders are not supported (Windows), or elsewhere the folder may not be listed, the path is opened by name (the
+    file is still checked as opened). An error names the whole path."""
     real = Path(os.path.realpath(path))
     if os.open not in os.supports_dir_fd or not hasattr(os, "O_DIRECTORY"):
         return os.open(real, _READ_FLAGS)
-    folder = os.open(real.parent, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        folder = os.open(real.parent, _FOLDER_FLAGS)
+    except PermissionError:
+        if _FOLDER_FLAGS & getattr(os, "O_PATH", 0):  # no right to pass through: the file cannot be opened either
+            raise
+        return os.open(real, _READ_FLAGS)
     try:
         why = others_may_change(os.fstat(folder))
         if why:
@@ -273,7 +285,7 @@ def _open_in_checked_folder(path: Path, what: str, fix: str) -> int:
             return os.open(real.name, _READ_FLAGS | os.O_NOFOLLOW, dir_fd=folder)
         except OSError as exc:
             if exc.errno != errno.ELOOP:
-                raise
+                raise OSError(exc.errno, exc.strerror, str(real)) from None  # the path, not its last name alone
             raise UntrustedPathError(f"{what} {str(path)!r} became a link after it was looked at, so someone may "
                                      f"have chosen what it holds; {fix}") from None
     finally:

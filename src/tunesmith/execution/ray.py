@@ -35,7 +35,7 @@ from typing import Any
 from ..exceptions import SearchExhausted, StorageError, UntrustedPathError, WorkersLost, interrupted
 from ..paths import kind_of, others_may_change, own_group, refuse_foreign_link
 from ..storage import MemoryStorage
-from ..storage.base import local_pid, worker_gone
+from ..storage.base import local_pid, pid_alive, worker_gone
 from ..study.lifecycle import held_promotions
 from ..trial import FrozenTrial, TrialState
 from .base import Executor, Job
@@ -65,6 +65,8 @@ LOST_AFTER = 60.0
 START_WARN_AFTER = 30.0
 #: seconds optimize, as it ends, gives an actor still starting to come up before it kills it (see _Driver._stop_actors)
 START_GRACE = 30.0  # a worker took over 10 s to start on a loaded 2-core machine
+#: seconds optimize, as it ends, waits for the processes of the actors it killed to end (their resources come back then)
+EXIT_WAIT = 15.0
 
 
 class ClusterLost(WorkersLost):
@@ -503,6 +505,18 @@ def check_reachable(address: str, timeout: float = 5.0) -> None:
             "starts a private one on this machine") from None
 
 
+def process_runs(pid: int) -> bool:
+    """Whether process ``pid`` of this machine runs: one ended but not yet reaped by its parent (a zombie)
+    does not, its sockets closed (the raylet has taken back its resources)."""
+    if not pid_alive(pid):
+        return False
+    try:
+        stat_line = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:  # no /proc (macOS), or ended meanwhile: as pid_alive said
+        return True
+    return stat_line.rpartition(")")[2].split()[:1] != ["Z"]
+
+
 def lost_worker_errors(ray: Any) -> tuple[type[BaseException], ...]:
     """What Ray raises for a call whose actor's process is gone: besides RayActorError, its memory
     monitor's OutOfMemoryError (which ended optimize, its trial left running), a crashed worker, a dead node."""
@@ -529,6 +543,7 @@ class _Driver:
         self.budget = Budget(job.n_trials, job.timeout)
         self.calls = Callbacks(job.study, job.callbacks, self.budget)
         self.actors: list[_Actor] = []
+        self.killed: list[_Actor] = []  # actors replaced or retired (killed) during the run
         self.exhausted: str | None = None
         self.error: BaseException | None = None  # an exception the study does not catch, raised at the end
         self.replacements = 0
@@ -606,6 +621,33 @@ class _Driver:
         finally:
             for a in starting:
                 self.ray.kill(a.handle)
+            if self.starved_since is None and not self.instance_ends:
+                self._await_exits()
+
+    def _await_exits(self) -> None:
+        """Once the actors are killed: wait, up to :data:`EXIT_WAIT` seconds, for their processes on this machine
+        to end. Ray's kill only asks; the resources of an actor come back once its process has ended, which every
+        optimize returned before (about 0.1 s before, on a 2-core machine at load 22), so that a second optimize
+        (or anything else on the same ``ray.init()``) started as this one returned found its CPUs held. Another machine's
+        processes cannot be watched from here. No wait on a private instance this call started (it stops), nor
+        while no node can hold a trial (a lost node's actors outlive their raylet, which no kill reaches)."""
+        pids = [pid for pid in map(local_pid, map(self._worker_of, self.actors + self.killed)) if pid]
+        end = time.monotonic() + EXIT_WAIT
+        while any(map(process_runs, pids)) and time.monotonic() < end:
+            time.sleep(0.05)  # Ctrl-C works meanwhile
+        left = [pid for pid in pids if process_runs(pid)]
+        if left:
+            logger.info("%d killed Ray actor process(es) still ran %g s after optimize stopped them (pids %s): "
+                        "their resources come back once they end", len(left), EXIT_WAIT, left)
+
+    def _worker_of(self, actor: _Actor) -> str:
+        """``host:pid`` of ``actor``'s process; "" where it never said (it never started, or died first)."""
+        if not actor.worker:
+            try:
+                actor.worker = self.ray.get(actor.who, timeout=0)
+            except Exception:  # noqa: BLE001 - not up, or gone before it answered
+                return ""
+        return actor.worker
 
     def _await_starting(self, starting: list[_Actor]) -> None:
         """Wait, a second at a time (Ctrl-C stops it), until each of ``starting`` is up or
@@ -1017,6 +1059,7 @@ class _Driver:
             self._take_ended(actor)
         ended = self._lost(actor, error, requeue=requeue, dead=dead)  # first: it asks the actor who it was
         self.ray.kill(actor.handle)
+        self.killed.append(actor)
         for t in ended:
             self.calls(t)
         failed = sum(t.state is TrialState.FAILED for t in ended)
@@ -1047,4 +1090,5 @@ class _Driver:
         self.budget.give_back(len(actor.calls))
         self.actors.remove(actor)
         self.ray.kill(actor.handle)
+        self.killed.append(actor)
         logger.warning("a Ray worker retired after an out-of-memory trial: one trial fewer per device")

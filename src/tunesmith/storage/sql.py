@@ -214,7 +214,7 @@ def _check_beside(path: Path, url: str, read_only: bool = False) -> None:
     the file, so whoever can create ``db-wal`` (any user, in a folder such as /tmp) changed what
     every reader saw and what writers kept. Links there SQLite refuses itself (unhelpfully). One made by a
     user of the database's group that has their own group is theirs to make, and read (``read_only``), but
-    refused for writing: this user's SQLite could not write it."""
+    refused for writing where this user may not write it (their SQLite could not)."""
     if not hasattr(os, "getuid"):
         return
     try:
@@ -234,7 +234,7 @@ def _check_beside(path: Path, url: str, read_only: bool = False) -> None:
         elif db.st_mode & 0o002 or (db.st_mode & 0o020 and st.st_gid == db.st_gid):
             continue  # its owner may write the database itself: a user of a shared database
         elif db.st_mode & 0o020 and _in_group(st.st_uid, db.st_gid):
-            if read_only:
+            if read_only or os.access(side, os.W_OK):  # root, or a user of the maker's own group, writes it
                 continue
             raise UntrustedPathError(_teammate_s_journal(url, side, st, db))
         else:
