@@ -169,3 +169,67 @@ def wait_all_free(ray: object, within: float = 60.0) -> str:
             holders.append(f"{a['ActorClassName']} {actor_id[:8]} {a['State']} pid {pid or '-'}")
     kinds = {k: (free.get(k, 0.0), total[k]) for k in held}
     return f"held after {within:g} s: {held} (free, of all: {kinds}); actors: {holders or 'none alive'}"
+
+
+class TokenHead:
+    """A one-node cluster on 127.0.0.1 with token authentication on (``ray start --head --block``,
+    RAY_AUTH_MODE=token, its token in a file of its own temp dir)."""
+
+    def __init__(self) -> None:
+        from pg import free_port
+
+        self.port = free_port("127.0.0.1")
+        self.temp = short_tmp("tstok")
+        self.token = os.urandom(32).hex()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def __enter__(self) -> TokenHead:
+        token_file = self.temp / "token"
+        token_file.write_text(self.token)
+        env = {**os.environ, **RAY_ENV, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token_file),
+               "HOME": quiet_home(self.temp)}
+        log = open(self.temp / "head.log", "wb")  # noqa: SIM115 - kept open for the daemon
+        self.proc = subprocess.Popen(
+            [_ray_bin(), "start", "--block", "--head", "--node-ip-address=127.0.0.1", f"--port={self.port}",
+             f"--temp-dir={self.temp}", "--include-dashboard=false", "--dashboard-agent-listen-port=0",
+             "--num-cpus=1", "--num-gpus=0"], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            self._wait()
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def _wait(self, timeout: float = 120.0) -> None:
+        """Until the GCS answers a call that carries the token."""
+        import grpc
+        from ray.core.generated import gcs_service_pb2, gcs_service_pb2_grpc
+
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"ray start exited: {(self.temp / 'head.log').read_text(errors='replace')}")
+            with grpc.insecure_channel(self.address) as channel:
+                try:
+                    gcs_service_pb2_grpc.NodeInfoGcsServiceStub(channel).GetClusterId(
+                        gcs_service_pb2.GetClusterIdRequest(), timeout=2.0,
+                        metadata=(("authorization", f"Bearer {self.token}"),))
+                    return
+                except grpc.RpcError:
+                    time.sleep(0.5)
+        raise RuntimeError(f"the Ray head did not answer: {(self.temp / 'head.log').read_text(errors='replace')}")
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        kill_all_under(self.temp)  # daemons that outlived their `ray start`
+        shutil.rmtree(self.temp, ignore_errors=True)

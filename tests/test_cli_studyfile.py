@@ -178,27 +178,64 @@ def test_a_worker_takes_its_storage_from_the_command_line(tmp_path: Path) -> Non
     assert len(ts.load_study("w2", url).trials) == 3 and len(ts.load_study("w", url).trials) == 2
 
 
+def _machine(folder: Path, url: str, source: bytes, objective: str = "obj.py:f") -> Path:
+    """A machine's own copy of the objective (``obj.py``) and of a study file naming ``url``."""
+    folder.mkdir()
+    (folder / "obj.py").write_bytes(source)
+    return write(folder, f"name: w\nstorage: {url}\nobjective: {objective}\n{SPACE}")
+
+
+def _worker_log(caplog: pytest.LogCaptureFixture, study_file: Path) -> str:
+    """What ``tunesmith worker STUDY_FILE --n-trials 1`` logged."""
+    caplog.clear()
+    assert main(["worker", str(study_file), "--n-trials", "1"]) == 0
+    return caplog.text
+
+
 def test_workers_whose_copies_of_the_objective_differ_are_warned(tmp_path: Path,
                                                                  caplog: pytest.LogCaptureFixture) -> None:
     """Two machines, each with its own copy of the study file and objective, one edited: the
     study ranked the results of both codes together and nothing said so."""
     url = f"sqlite:///{tmp_path / 'shared.db'}"
-    folders = {}
-    for machine, code in (("a", OBJ), ("b", OBJ.replace("** 2", "** 2 * 100"))):
-        (tmp_path / machine).mkdir()
-        (tmp_path / machine / "obj.py").write_text(code)
-        folders[machine] = write(tmp_path / machine, f"name: w\nstorage: {url}\nobjective: obj.py:f\n{SPACE}")
+    folders = {machine: _machine(tmp_path / machine, url, code.encode())
+               for machine, code in (("a", OBJ), ("b", OBJ.replace("** 2", "** 2 * 100")))}
 
     def worker(machine: str) -> str:
-        caplog.clear()
-        assert main(["worker", str(folders[machine]), "--n-trials", "1"]) == 0
-        return caplog.text
+        return _worker_log(caplog, folders[machine])
 
     assert "other code for its objective" not in worker("a") + worker("a")  # the same code: nothing said
     said = worker("b")
     assert "study 'w' was last run with other code for its objective: obj.py" in said and "--name NEW" in said
     assert "other code for its objective" in worker("a")  # the old copy again: the other way round
     assert ts.load_study("w", url).storage.get_study("w").config["objective_code"]["file"] == "obj.py"
+
+
+def test_a_copy_that_differs_in_comments_and_layout_only_is_not_warned_another_function_is(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The digest was of the file's bytes: a copy checked out with CRLF, reindented or with a comment
+    edited warned "other code" for the same code; a copy naming another function of the same file
+    (obj.py:g for obj.py:f) was taken for the same objective. A study the API created, then run by
+    ``worker``, is recorded without a word; an objective given as a module is digested the same."""
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    ts.Study({"x": ts.Float(0, 1)}, storage=url, name="w", sampler="random").optimize(lambda t: 0.0, n_trials=1)
+    code = OBJ + "def g(trial):\n    return trial.params['x']\n"
+    layout = ("# the team's objective\r\n" + code.replace("    ", "\t").replace("\n", "  # edited\n\n")
+              .replace("\n", "\r\n")).encode()
+    (tmp_path / "pkg" / "objpkg").mkdir(parents=True)
+    (tmp_path / "pkg" / "objpkg" / "__init__.py").write_text("")
+    (tmp_path / "pkg" / "objpkg" / "obj.py").write_text(code)
+    folders = {"pkg": write(tmp_path / "pkg", f"name: w\nstorage: {url}\nobjective: objpkg.obj:f\n{SPACE}")}
+    for machine, source, function in (("a", code.encode(), "f"), ("b", layout, "f"), ("c", code.encode(), "g")):
+        folders[machine] = _machine(tmp_path / machine, url, source, f"obj.py:{function}")
+
+    def worker(machine: str) -> str:
+        return _worker_log(caplog, folders[machine])
+
+    assert "other code" not in worker("a") + worker("b") + worker("pkg") + worker("a")
+    said = worker("c")
+    assert "other code for its objective: obj.py:f (sha256" in said and "then, obj.py:g (sha256" in said, said
+    stored = ts.load_study("w", url).storage.get_study("w").config["objective_code"]
+    assert stored["file"] == "obj.py" and stored["function"] == "g"
 
 
 def test_a_study_under_the_home_folder_is_resumed_without_its_space(tmp_path: Path,

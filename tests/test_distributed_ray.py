@@ -213,7 +213,7 @@ def test_actors_that_cannot_open_the_storage_are_told_so_not_to_ship_a_module(
     url = pg_server.password_role(f"ray_pw_{os.getpid()}_{time.monotonic_ns()}", "s3cret-pw")
     monkeypatch.setenv("PGPASSWORD", "s3cret-pw")  # this process only: the running instance's workers lack it
     study = Study({"x": Float(0, 1)}, storage=url, name="no-pw", sampler="random", seed=0)
-    with pytest.raises(WorkersLost, match="could not start in Ray: .*no password supplied") as err:
+    with pytest.raises(WorkersLost, match="could not start in Ray: .*(no password supplied|password authentication failed)") as err:
         study.optimize(objective, n_trials=2, executor="ray")
     assert "where `ray start` ran on each node" in str(err.value) and "py_modules" not in str(err.value)
     assert study.trials == []
@@ -781,3 +781,41 @@ def test_ray_an_oom_copy_the_storage_refuses_in_the_actor_is_queued_by_the_drive
     assert len(failed) == 1 and "CUDA out of memory" in (failed[0].error or ""), study.trials  # before: the storage's
     copies = [t for t in study.trials if t.system.retry_of == failed[0].number]
     assert len(copies) == 1 and copies[0].state is TrialState.COMPLETE and copies[0].system.oom_retries == 1
+
+
+_JOIN_SCRIPT = """
+import sys
+from tunesmith import Float, Study
+study = Study({"x": Float(0, 1)}, sampler="random", seed=0)
+try:
+    study.optimize(lambda t: t.params["x"], n_trials=2, executor="ray", ray_address=sys.argv[1])
+except ConnectionError as exc:
+    print("ConnectionError:", exc)
+print("trials:", len(study.trials))
+"""
+
+
+@pytest.mark.timeout(240)
+def test_a_cluster_that_asks_for_a_token_is_named_in_one_line_with_the_fix(subprocess_env: dict[str, str]) -> None:
+    """A `ray start` cluster with token authentication (on where ~/.ray/auth_token exists), joined by
+    address without RAY_AUTH_MODE=token: Ray printed "InvalidAuthToken" each second for 20 s, then
+    "Failed to connect to Ray cluster". One line now says that it asks for a token and how to send it;
+    a wrong token is named as such; the right one joins."""
+    pytest.importorskip("ray")
+    from ray_util import RAY_ENV, TokenHead
+
+    with TokenHead() as head:
+        def join(**env: str) -> tuple[str, str]:
+            base = {k: v for k, v in {**subprocess_env, **RAY_ENV}.items() if k != "RAY_AUTH_MODE"}
+            done = subprocess.run([sys.executable, "-c", _JOIN_SCRIPT, head.address], capture_output=True,
+                                  text=True, timeout=120, env={**base, "HOME": str(head.temp / "home"), **env})
+            assert done.returncode == 0, done.stderr[-3000:]
+            return done.stdout, done.stderr
+
+        out, err = join()
+        assert "asks for a token" in out and "set RAY_AUTH_MODE=token here" in out and "trials: 0" in out, out
+        assert "InvalidAuthToken" not in err, err
+        out, err = join(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN="0" * 64)
+        assert "refused this process's token" in out and "trials: 0" in out and "InvalidAuthToken" not in err, out
+        out, _ = join(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=head.token)
+        assert "ConnectionError" not in out and "trials: 2" in out, out

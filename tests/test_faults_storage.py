@@ -549,6 +549,35 @@ def test_a_missing_password_is_refused_at_once_saying_where_to_give_it(
     assert SQLStorage(url).list_studies() == []
 
 
+def test_a_password_role_rides_out_a_server_restart(pg_server, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A missing or refused password fails at once; a server that is only restarting, under a role
+    whose password PGPASSWORD gives, must still be waited for (it answers "the database system is
+    starting up", or refuses the connection, before it asks for any password): the study is read
+    once it is back, nothing lost."""
+    import threading
+
+    import tunesmith as ts
+    from tunesmith.storage import SQLStorage
+
+    url = pg_server.password_role(f"pwr_{os.getpid()}_{time.monotonic_ns()}", SECRET)
+    monkeypatch.setenv("PGPASSWORD", SECRET)
+    monkeypatch.setenv("PGPASSFILE", str(tmp_path / "no-pgpass"))
+    study = ts.Study({"x": ts.Float(0, 1)}, storage=url, name="r", sampler="random", seed=0)
+    study.optimize(lambda t: t.params["x"], n_trials=3)
+    storage = SQLStorage(url, retry_window=60.0)
+    pg_server.stop()
+    back = threading.Thread(target=pg_server.start)
+    timer = threading.Timer(2.0, back.start)
+    timer.start()
+    try:
+        assert [s.name for s in storage.list_studies()] == ["r"]  # waited for the restart, not refused
+        assert storage.count_trials(storage.get_study("r").study_id) == 3
+    finally:
+        timer.join()
+        back.join()
+
+
 def test_a_port_that_is_not_a_number_is_named_with_the_storage() -> None:
     from tunesmith.storage import SQLStorage
 

@@ -239,6 +239,7 @@ class RayExecutor(Executor):
         address = self.address or env_address()
         if address:
             check_reachable(address)
+            check_token(address)
         host = (address or "127.0.0.1").split("://")[-1].rsplit(":", 1)[0]
         if host.startswith("127."):  # a cluster on loopback: keep this driver on it too
             kwargs.setdefault("_node_ip_address", host)
@@ -515,6 +516,46 @@ def process_runs(pid: int) -> bool:
     except OSError:  # no /proc (macOS), or ended meanwhile: as pid_alive said
         return True
     return stat_line.rpartition(")")[2].split()[:1] != ["Z"]
+
+
+def check_token(address: str, timeout: float = 5.0) -> None:
+    """A ConnectionError in one line where the cluster at ``address`` (HOST:PORT of its GCS) refuses
+    this process for its token: Ray retried for 20 s, printing a line of "InvalidAuthToken" each second,
+    then said only "Failed to connect to Ray cluster". A cluster of `ray start` asks for a token where
+    ``~/.ray/auth_token`` exists, but a driver given an address sends one only with RAY_AUTH_MODE=token
+    (Ray does not send a user's token to an address on its own, nor does this)."""
+    if address.startswith("ray://") or "://" in address:
+        return  # Ray Client's server, or a form left to Ray
+    try:
+        import grpc
+        from ray._private.authentication.grpc_authentication_client_interceptor import (
+            _get_authentication_metadata_tuple,
+        )
+        from ray.core.generated import gcs_service_pb2, gcs_service_pb2_grpc
+    except ImportError:  # another Ray: its own errors
+        return
+    try:
+        metadata = _get_authentication_metadata_tuple()
+    except Exception:  # a token Ray cannot read: Ray's to say  # noqa: BLE001
+        return
+    with grpc.insecure_channel(address) as channel:
+        try:
+            gcs_service_pb2_grpc.NodeInfoGcsServiceStub(channel).GetClusterId(
+                gcs_service_pb2.GetClusterIdRequest(), metadata=metadata, timeout=timeout)  # type: ignore[attr-defined]
+        except grpc.RpcError as exc:
+            if exc.code() != grpc.StatusCode.UNAUTHENTICATED:
+                return  # anything else is Ray's to say, as before
+        else:
+            return
+    if metadata:
+        raise ConnectionError(
+            f"the Ray cluster at {address!r} refused this process's token: give the token of the cluster (the "
+            "head node's ~/.ray/auth_token, or RAY_AUTH_TOKEN_PATH there) in ~/.ray/auth_token, "
+            "RAY_AUTH_TOKEN_PATH or RAY_AUTH_TOKEN here") from None
+    raise ConnectionError(
+        f"the Ray cluster at {address!r} asks for a token (`ray start` turns token authentication on where "
+        "~/.ray/auth_token exists) and this process sends none: set RAY_AUTH_MODE=token here, with the "
+        "cluster's token in ~/.ray/auth_token, RAY_AUTH_TOKEN_PATH or RAY_AUTH_TOKEN") from None
 
 
 def lost_worker_errors(ray: Any) -> tuple[type[BaseException], ...]:

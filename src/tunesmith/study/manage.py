@@ -745,15 +745,16 @@ def record_sampler(study: Study, stored: Mapping[str, Any]) -> None:
         logger.info(SAMPLER_RECORDED, study.name, now.get("name"), was)
 
 
-#: the key of a study's settings holding the objective's file and the SHA-256 of its bytes, as last run
+#: the key of a study's settings holding the objective's file, function and code digest, as last run
 OBJECTIVE_CODE = "objective_code"
 
 
-def record_objective_code(study: Study, file: str, sha256: str) -> None:
-    """Store the objective's file name and digest (``tunesmith run`` and ``worker``), warning when
-    the study was last run with other code: workers on machines whose copies differ rank the results
-    of two objectives as one, which nothing else would show."""
-    now = {"file": file, "sha256": sha256}
+def record_objective_code(study: Study, file: str, function: str, sha256: str) -> None:
+    """Store the objective's file name, function name and code digest (``tunesmith run`` and
+    ``worker``), warning when the study was last run with other code or another function of the same
+    file: workers on machines whose copies differ rank the results of two objectives as one, which
+    nothing else would show. What was stored is only shown (one line, cut), never opened or run."""
+    now = {"file": file, "function": function, "sha256": sha256}
     was: list[Any] = [None]
 
     def change(stored: Any) -> Any:
@@ -765,12 +766,16 @@ def record_objective_code(study: Study, file: str, sha256: str) -> None:
     except StudyNotFound:  # renamed or deleted meanwhile: said by the run itself
         return
     old = was[0]
-    if isinstance(old, Mapping) and old.get("sha256") != sha256:
+    if not isinstance(old, Mapping):
+        return
+    other_function = isinstance(old.get("function"), str) and old["function"] != function
+    if old.get("sha256") != sha256 or other_function:
+        then = f"{old.get('file')}:{old['function']}" if isinstance(old.get("function"), str) else f"{old.get('file')}"
         logger.warning(
-            "study %r was last run with other code for its objective: %s (sha256 %.12s) then, %s (sha256 %.12s) "
+            "study %r was last run with other code for its objective: %s (sha256 %.12s) then, %s:%s (sha256 %.12s) "
             "here; the trials of both are ranked together in this study. Bring this machine's copy up to date, "
             "or, if the change is meant, run the new code as another study (--name NEW)",
-            study.name, one_line(str(old.get("file"))), one_line(str(old.get("sha256"))), file, sha256)
+            study.name, one_line(then, 200), one_line(str(old.get("sha256"))), file, function, sha256)
 
 
 #: the key of a study's settings holding what sampler "auto" picked, written by the process that picked it
