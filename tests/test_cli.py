@@ -878,25 +878,41 @@ def test_show_says_how_to_fail_running_trials_of_a_study_without_heartbeats(
 
 
 def test_show_tells_a_running_trial_whose_heartbeats_stopped_from_a_live_one(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        shared_storage_url: str, capsys: pytest.CaptureFixture[str]) -> None:
     # a worker killed mid-trial (kill -9) left its trial counted as running, like the live ones, until the
-    # next ask of some worker failed it: show said nothing of it
-    db = f"sqlite:///{tmp_path / 'h.db'}"
+    # next ask of some worker failed it: show said nothing of it. More trials than --top: show then reads
+    # the trials' heads, which had no heartbeat, and a live trial that began over the grace ago was called lost
+    import sqlalchemy as sa
+
+    from tunesmith.storage.sql_pg import qualified
+
+    db = shared_storage_url
     study = ts.Study({"x": ts.Float(0, 1)}, storage=db, name="h", sampler="random", seed=0,
                      heartbeat_interval=1, grace_period=30, requeue_failed=True)
-    study.add_trial({"x": 0.5}, 0.5)
+    for i in range(12):
+        study.add_trial({"x": i / 12}, i / 12)
     lost, live = study.ask(), study.ask()
     for t in (lost, live):
         study._heartbeat.finished(t.number)  # this process's beats stop: the test writes them
-    now = study.storage.clock()
+    now = study.storage.clock()  # the server's on PostgreSQL
+    with study.storage.engine.begin() as conn:  # both began long ago; the live one still beats
+        conn.execute(sa.text(f"UPDATE {qualified(conn, 'ts_trials')} SET started = :at WHERE study_id = :sid "
+                             "AND state = 'running'"),
+                     {"at": now - 500, "sid": study._study_id})
     study.storage.heartbeat(study._study_id, [lost.number], now - 100)
     study.storage.heartbeat(study._study_id, [live.number], now - 1)
     assert run_cli("show", "h", "--storage", db) == 0
     out = " ".join(capsys.readouterr().out.split())
-    assert (f"1 running trial (#{lost.number}) with no heartbeat for over the grace period of 30 s (the oldest 10"
+    assert (f"1 running trial (#{lost.number}) with no heartbeat for over the grace period of 30 s (its last 10"
             in out), out
-    assert "fails it as lost and re-queues it" in out and f"#{live.number})" not in out
-    study.storage.heartbeat(study._study_id, [lost.number], now)  # it beats again: nothing to say
+    assert "its worker looks lost" in out and "fails it as lost and re-queues it" in out, out
+    assert f"#{live.number})" not in out, out
+    study.storage.heartbeat(study._study_id, [live.number], now - 200)  # its worker is gone too
+    assert run_cli("show", "h", "--storage", db) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"2 running trials (#{lost.number}, #{live.number}) with no heartbeat" in out, out
+    assert "(the oldest 20" in out and "their workers look lost" in out and "fails them as lost and re-queues them" in out
+    study.storage.heartbeat(study._study_id, [lost.number, live.number], now)  # they beat again: nothing to say
     assert run_cli("show", "h", "--storage", db) == 0
     assert "no heartbeat" not in capsys.readouterr().out
 

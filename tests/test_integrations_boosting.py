@@ -186,6 +186,43 @@ def test_lightgbm_errors_name_the_fix(data: tuple[Any, ...]) -> None:
         lgb.train(params, dtrain, 2, valid_sets=[dvalid], callbacks=[LightGBMPruningCallback(trial, data="nope")])
 
 
+def _misconfigured(library: str, fault: str, data: tuple[Any, ...]) -> Any:
+    """An objective whose boosting run every trial shares a setting the callback refuses at round 1."""
+    X_tr, X_va, y_tr, y_va = data
+
+    def objective(trial: ts.Trial) -> float:
+        if library == "xgboost":
+            dtrain, dvalid = xgb.DMatrix(X_tr, label=y_tr), xgb.DMatrix(X_va, label=y_va)
+            evals = [] if fault == "no validation data" else [(dvalid, "valid")]
+            xgb.train({"objective": "binary:logistic", "eval_metric": "logloss", "nthread": 1}, dtrain, 3, evals=evals,
+                      callbacks=[XGBoostPruningCallback(trial, metric="aucc" if fault == "metric" else None)],
+                      verbose_eval=False)  # fmt: skip
+        else:
+            dtrain = lgb.Dataset(X_tr, label=y_tr)
+            valid = [] if fault == "no validation data" else [lgb.Dataset(X_va, label=y_va, reference=dtrain)]
+            lgb.train({"objective": "binary", "metric": "binary_logloss", "verbose": -1, "num_threads": 1}, dtrain, 3,
+                      valid_sets=valid, callbacks=[LightGBMPruningCallback(trial, metric="aucc" if fault == "metric" else None)])  # fmt: skip
+        return 0.0
+
+    return objective
+
+
+@pytest.mark.parametrize("fault", ["no validation data", "metric", "direction"])
+@pytest.mark.parametrize("library", ["xgboost", "lightgbm"])
+def test_a_setting_every_trial_shares_stops_the_study_at_the_first_trial(
+        library: str, fault: str, data: tuple[Any, ...]) -> None:
+    """No validation data, a metric not evaluated, or a metric better the other way than the study: every
+    trial failed alike at round 1 (optimize catches Exception by default), n_trials failed trials, where
+    the Lightning and Transformers callbacks stop the study. Now the first such trial stops it too."""
+    space = xgboost_space() if library == "xgboost" else lightgbm_space()
+    study = _study(space, "maximize" if fault == "direction" else "minimize")
+    study.optimize(_misconfigured(library, fault, data), n_trials=4, show_progress=False)
+    assert [t.state for t in study.trials] == [ts.TrialState.FAILED], [t.error for t in study.trials]
+    error = study.trials[0].error or ""
+    said = {"no validation data": "no validation data", "metric": "no metric 'aucc'", "direction": "better when lower"}
+    assert said[fault] in error and "the study is stopped (every trial would fail alike)" in error, error
+
+
 def test_a_metric_against_the_study_names_the_evaluated_one_that_fits(data: tuple[Any, ...]) -> None:
     """eval_metric=["auc", "logloss"] in a study that maximizes: the callback takes the metric the library's
     early stopping takes (XGBoost's last, LightGBM's first), against the study's direction, and the error said

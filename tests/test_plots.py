@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -434,3 +435,22 @@ def test_many_choices_of_a_slice_are_drawn_upright_whole_and_apart() -> None:
             assert {t.get_rotation() for t in ax.get_xticklabels()} == {0.0 if len(choices) == 3 else 90.0}
         finally:
             plt.close(ax.figure)
+
+
+def test_an_image_saved_each_trial_leaves_a_library_s_warning_shown_once(tmp_path: Path) -> None:
+    # Python shows a warning once per place until the warning filters change: each image saved changed them
+    # (to record matplotlib's warnings), so with a callback saving the history after each trial, a warning
+    # the objective's library gives once was printed again every trial
+    def warns(trial: ts.Trial) -> float:
+        warnings.warn("the library says this once", UserWarning, stacklevel=1)
+        return float(trial.params["x"])
+
+    def save_history(study: ts.Study, record: Any) -> None:
+        plots.save(plots.records_of(study, "history"), tmp_path / "history.png")
+
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("default")
+        ts.Study({"x": ts.Float(0.0, 1.0)}, sampler="random", seed=0).optimize(
+            warns, n_trials=4, callbacks=[save_history], show_progress=False)
+    assert [str(w.message) for w in said].count("the library says this once") == 1, [str(w.message) for w in said]
+    assert (tmp_path / "history.png").stat().st_size > 0

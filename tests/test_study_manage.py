@@ -867,9 +867,11 @@ def test_trial_heads_are_the_trials_numbers_states_values_and_times(storage: ts.
     study = ts.Study(SPACE, sampler="random", seed=0, storage=storage, name="h")
     study.optimize(lambda t: t.params["x"], n_trials=2)
     study.add_trial({"x": 0.5, "k": "a"}, state="pruned", intermediate={0: 0.9})
+    study.ask()  # running: its heartbeat is what show tells a lost worker's trial by
     heads = storage.get_trial_heads(study._study_id)
-    assert [(h.number, h.state, h.value, h.started, h.completed) for h in heads] == [
-        (t.number, t.state, t.value, t.started, t.completed) for t in study.trials]
+    assert [(h.number, h.state, h.value, h.started, h.completed, h.heartbeat) for h in heads] == [
+        (t.number, t.state, t.value, t.started, t.completed, t.heartbeat) for t in study.trials]
+    assert heads[-1].heartbeat is not None
 
 
 def test_a_stored_study_without_a_sampler_says_how_to_open_it_with_one(sqlite_url: str) -> None:

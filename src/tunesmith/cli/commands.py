@@ -520,11 +520,14 @@ def _show_silent(console: Any, study: Study, running: list[FrozenTrial], grace: 
     if not silent:
         return
     since = max(now - (t.heartbeat or t.started or now) for t in silent)
-    again = " and re-queues it" if study.heartbeat_config.requeue else ""
+    one = len(silent) == 1
+    it, last, lost = ("it", "its last", "its worker looks lost (killed, or its machine)") if one else (
+        "them", "the oldest", "their workers look lost (killed, or their machines)")
+    again = f" and re-queues {it}" if study.heartbeat_config.requeue else ""
     console.print(f"{plural(len(silent), 'running trial')} ({_numbers([t.number for t in silent], 5)}) with no "
-                  f"heartbeat for over the grace period of {grace:g} s (the oldest {since:.0f} s ago): its worker "
-                  f"looks lost (killed, or its machine); the next trial asked of this study (optimize, tunesmith "
-                  f"run or worker) fails it as lost{again}", soft_wrap=True, highlight=False)
+                  f"heartbeat for over the grace period of {grace:g} s ({last} {since:.0f} s ago): {lost}; the next "
+                  f"trial asked of this study (optimize, tunesmith run or worker) fails {it} as lost{again}",
+                  soft_wrap=True, highlight=False)
 
 #: ``show`` lists the numbers of this many paused trials, for ``tunesmith tell``
 PAUSED_SHOWN = 20

@@ -132,6 +132,15 @@ def report_and_decide(trial: Any, value: float, step: int) -> None:
         raise TrialPruned(f"trial {trial.number} pruned at step {step}")
 
 
+def stop_alike(trial: Any, exc: ValueError) -> ValueError:
+    """``exc``, a setting the study's trials share that a boosting callback refused at the first round (no
+    validation data, a metric not evaluated, a metric better the other way than the study): the study is
+    stopped, as the Lightning and Transformers callbacks stop it, where each trial failed alike (optimize
+    catches Exception by default)."""
+    trial.study.stop()
+    return ValueError(f"{exc}; the study is stopped (every trial would fail alike)")
+
+
 def diverged(trial: Any, value: float, step: int, unit: str) -> TrialPruned:
     """The TrialPruned for a monitored ``value`` that is NaN or infinite at ``step`` (the run diverged), which is
     not reported; the step is kept as ``trial.attrs["diverged_at"]``, as the trainer's bridge keeps it: the

@@ -14,7 +14,15 @@ import warnings
 from typing import Any
 
 from ..space import Fixed, Float, Int, Space
-from ._common import check_direction, check_names, check_pruner, report_and_decide, require, span
+from ._common import (
+    check_direction,
+    check_names,
+    check_pruner,
+    report_and_decide,
+    require,
+    span,
+    stop_alike,
+)
 
 lgb = require("lightgbm", extra="lightgbm", what="tunesmith.integrations.lightgbm")
 
@@ -77,11 +85,15 @@ class LightGBMPruningCallback:
     def __call__(self, env: Any) -> None:
         train = getattr(env.model, "_train_data_name", "training")  # as lgb.early_stopping tells it
         results = env.evaluation_result_list or []
-        data, name, value, higher_better = self._pick(results, train, env.model)
-        if not self._checked:
-            others = [r[1] for r in results if r[0] == data and bool(r[3]) is not higher_better]
-            check_direction(self.trial, name, maximize=higher_better, what="LightGBMPruningCallback", others=others)
-            self._checked = True
+        try:
+            data, name, value, higher_better = self._pick(results, train, env.model)
+            if not self._checked:
+                others = [r[1] for r in results if r[0] == data and bool(r[3]) is not higher_better]
+                check_direction(self.trial, name, maximize=higher_better, what="LightGBMPruningCallback",
+                                others=others)
+                self._checked = True
+        except ValueError as exc:
+            raise stop_alike(self.trial, exc) from None
         report_and_decide(self.trial, float(value), env.iteration - env.begin_iteration + 1)
 
     def _pick(self, results: list[tuple[Any, ...]], train: str, model: Any) -> tuple[str, str, float, bool]:

@@ -24,6 +24,7 @@ from ._common import (
     report_and_decide,
     require,
     span,
+    stop_alike,
     warn_direction,
 )
 
@@ -175,10 +176,13 @@ class XGBoostPruningCallback(_TrainingCallback):
                 "XGBoostPruningCallback: this callback came from a pickle, without its trial; make "
                 "a new one for the running trial: XGBoostPruningCallback(trial)"
             )
-        metric, history = self._pick(evals_log, model)
-        if not self._checked:
-            self._check_direction(metric, evals_log)
-            self._checked = True
+        try:
+            metric, history = self._pick(evals_log, model)
+            if not self._checked:
+                self._check_direction(metric, evals_log)
+                self._checked = True
+        except ValueError as exc:
+            raise stop_alike(self.trial, exc) from None
         last = history[-1]
         value = last[0] if isinstance(last, Sequence) else last  # xgb.cv: (mean, std)
         if self._fit is not None:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, overload
 
 import numpy as np
@@ -117,14 +118,14 @@ def _title_lines(ax: Any, title: str) -> list[str]:
 def _advance(face: Any, c: str) -> float:
     """The advance of ``c`` in ``face`` (in points); a whole em for one the font lacks (a study named
     '研究' raised "No glyphs have been loaded"), as wide as such letters are: the line is never cut."""
-    import warnings
-
-    with warnings.catch_warnings():  # "Glyph ... missing from font": matplotlib says it as it draws the title
-        warnings.simplefilter("ignore")
-        try:
+    try:
+        if c.isascii():  # every font has it: nothing to silence, and the warning filters stay as they are
             return float(face.load_char(ord(c)).linearHoriAdvance) / 65536  # FreeType's 16.16 fixed point
-        except RuntimeError:
-            return float(_MEASURED_AT)
+        with warnings.catch_warnings():  # "Glyph ... missing from font": matplotlib says it as it draws the title
+            warnings.simplefilter("ignore")
+            return float(face.load_char(ord(c)).linearHoriAdvance) / 65536
+    except RuntimeError:
+        return float(_MEASURED_AT)
 
 
 def save(records: Sequence[Record], path: Any, *, dpi: int = 120, format: str | None = None) -> None:
@@ -165,15 +166,25 @@ def _image(records: Sequence[Record], path: Any, *, dpi: int, format: str | None
     axes = new_axes(len(records), size=(11, 4.5) if len(records) == 1 and records[0].kind in ("parallel", "process")
                     else (7, 4.5))
     fig = axes[0].figure
+
+    # numpy's overflow warnings of matplotlib's arithmetic on values near a float's limit: a drawing that fails
+    # of them raises the error below, which says what to do
+    @np.errstate(over="ignore", invalid="ignore", divide="ignore")
+    def draw() -> None:
+        for r, ax in zip(records, axes, strict=True):
+            to_matplotlib(r, ax)
+        if len(axes) == 1:
+            _widen_for_labels(axes[0])
+        fig.tight_layout()
+        fig.savefig(path, dpi=dpi, format=format)
+
     try:
+        if all(text.isascii() for text in _texts(records)):  # no glyph to miss: matplotlib warns as it would,
+            draw()  # and the filters stay as they are (a change makes Python forget the warnings it has shown,
+            return []  # so a library's warning came again each trial where a callback saved an image)
         with warnings.catch_warnings(record=True) as said:
             warnings.simplefilter("always")
-            for r, ax in zip(records, axes, strict=True):
-                to_matplotlib(r, ax)
-            if len(axes) == 1:
-                _widen_for_labels(axes[0])
-            fig.tight_layout()
-            fig.savefig(path, dpi=dpi, format=format)
+            draw()
         return list(said)
     except (ValueError, OverflowError, IndexError) as e:  # matplotlib's "arange: cannot compute length", "cannot
         # convert float infinity", and before 3.9 "index 0 is out of bounds" (its ticker found no tick)
@@ -187,6 +198,25 @@ def _image(records: Sequence[Record], path: Any, *, dpi: int, format: str | None
                          "plotly draws, or draw a transformed value") from e
     finally:
         _plt().close(fig)
+
+
+def _texts(item: Any) -> Iterator[str]:
+    """Every string in ``item`` (records, their series, labels and categories), where a glyph could be missing."""
+    if isinstance(item, str):
+        yield item
+    elif dataclasses.is_dataclass(item) and not isinstance(item, type):
+        for field in dataclasses.fields(item):
+            yield from _texts(getattr(item, field.name))
+    elif isinstance(item, np.ndarray):
+        if item.dtype.kind in "OUS":
+            yield from (str(x) for x in item.ravel())
+    elif isinstance(item, Mapping):
+        for key, value in item.items():
+            yield from _texts(key)
+            yield from _texts(value)
+    elif isinstance(item, (list, tuple)):
+        for x in item:
+            yield from _texts(x)
 
 
 #: matplotlib's warning for a character its font lacks, drawn as a box: one a character, each time it is drawn

@@ -444,9 +444,9 @@ class Storage(ABC):
                 if t.number >= min_number or t.number in wanted]
 
     def get_trial_heads(self, study_id: int) -> list[FrozenTrial]:
-        """Every trial's number, state, value and times, by number, the rest (parameters, reports,
-        attrs) left empty where a storage can skip reading it: what a list of studies shows, without
-        decoding what each trial holds. A row changed outside tunesmith in a column not read here
+        """Every trial's number, state, value and times (started, completed, heartbeat), by number, the
+        rest (parameters, reports, attrs) left empty where a storage can skip reading it: what a list of
+        studies shows, without decoding what each trial holds. A row changed outside tunesmith in a column not read here
         shows as the failed trial it is read as by :meth:`get_trials`."""
         return self.get_trials(study_id)
 

@@ -80,10 +80,11 @@ _TRIAL_COLS = (
     _tc.trial_id, _tc.number, _tc.state, _tc.params, _tc.value, _tc.intermediate,
     _tc.attrs, _tc.error, _tc.worker, _tc.started, _tc.completed, _tc.heartbeat, _tc.system,
 )
-#: _TRIAL_COLS without what a list of studies does not show (parameters, reports, attrs, texts)
+#: _TRIAL_COLS without what a list of studies does not show (parameters, reports, attrs, texts); the heartbeat
+#: is kept: ``show`` tells a running trial whose beats stopped from a live one by it
 _HEAD_COLS = (
     _tc.trial_id, _tc.number, _tc.state, sa.null(), _tc.value, sa.null(),
-    sa.null(), sa.null(), sa.null(), _tc.started, _tc.completed, sa.null(), sa.null(),
+    sa.null(), sa.null(), sa.null(), _tc.started, _tc.completed, _tc.heartbeat, sa.null(),
 )
 _RECORD_KEYS = (
     "state", "params", "value", "intermediate", "attrs", "system", "error", "worker", "started", "completed",
@@ -182,7 +183,7 @@ def tuple_to_trial(r: Sequence[Any], warned: set[str] | None = None, *, head: bo
     of the wrong type, an unknown state, a complete trial without a finite value)
     is read as a failed trial whose error names the row, the column and what is
     wrong, so the study's other trials stay readable; nothing is written back.
-    ``head``: a row of ``_HEAD_COLS``, its number, state, value and times only.
+    ``head``: a row of ``_HEAD_COLS``, its number, state, value and times (heartbeat included) only.
     """
     try:
         return _decode(r, head)
@@ -383,7 +384,8 @@ def _decode(r: Sequence[Any], head: bool = False) -> FrozenTrial:
     state, value = _head_state(r)
     if head:
         return FrozenTrial(number=r[1], state=state, params={}, value=value, started=_number("started", r[9]),
-                           completed=_number("completed", r[10]), trial_id=r[0])
+                           completed=_number("completed", r[10]), heartbeat=_number("heartbeat", r[11]),
+                           trial_id=r[0])
     params = _json_object("params", r[3])
     raw = _json_object("intermediate", r[5])
     intermediate = _column("intermediate", lambda: {_step(k): float(v) for k, v in raw.items()})
