@@ -826,6 +826,10 @@ def test_a_trial_stopped_by_ctrl_c_or_sigterm_is_resumed_from_its_checkpoint_by_
     assert stopped.state is TrialState.PAUSED and stopped.system.held == f"interrupted ({name})", stopped
     assert stopped.system.n_holds == 0 and stopped.attrs["checkpoint"]
     assert "interrupted" in err and "Traceback" not in err, err
+    shown = subprocess.run([sys.executable, "-m", "tunesmith", "show", "s", "--storage", shared_storage_url],
+                           env={**subprocess_env, "COLUMNS": "400"}, capture_output=True, text=True, timeout=120)
+    said = "Ctrl-C" if sig == signal.SIGINT else "SIGTERM"  # the signal that stopped it (was "Ctrl-C or SIGTERM")
+    assert f"from their checkpoints: #{number} stopped by {said}\n" in shown.stdout, shown
     last, before = stopped.last_step, len(starts(tmp_path))
     assert last is not None
 

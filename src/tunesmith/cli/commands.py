@@ -603,14 +603,23 @@ def _held_trials(study: Study, trials: list[FrozenTrial], whole: bool) -> list[F
 
 def _held_note(held: list[FrozenTrial]) -> str:
     """The paused trials held to resume from their checkpoints, first, by the next optimize: stopped by an
-    interrupt (Ctrl-C, SIGTERM), or their worker died; "" when none is."""
+    interrupt (Ctrl-C, SIGTERM, SIGHUP: each named), or their worker died; "" when none is."""
     if not held:
         return ""
-    stopped = [t.number for t in held if is_interrupt(t.system.held)]
-    died = [t.number for t in held if not is_interrupt(t.system.held)]
-    why = [f"{_numbers(stopped, PAUSED_SHOWN)} stopped by Ctrl-C or SIGTERM" if stopped else "",
-           f"{_numbers(died, PAUSED_SHOWN)} whose worker died or refused the checkpoint" if died else ""]
-    return f"; the next optimize resumes first, from their checkpoints: {'; '.join(w for w in why if w)}"
+    by: dict[str, list[int]] = {}  # what stopped them, each once, in the trials' order
+    for t in held:
+        by.setdefault(_stopped_by(t.system.held), []).append(t.number)
+    why = [f"{_numbers(numbers, PAUSED_SHOWN)} {what}" for what, numbers in by.items()]
+    return f"; the next optimize resumes first, from their checkpoints: {'; '.join(why)}"
+
+
+def _stopped_by(why: str | None) -> str:
+    """Why a held trial waits, as show says it: the signal that stopped it (``interrupted (SIGHUP)``: "stopped
+    by SIGHUP"; Ctrl-C for a KeyboardInterrupt), else its worker died or refused the checkpoint."""
+    if not is_interrupt(why):
+        return "whose worker died or refused the checkpoint"
+    name = (why or "").removeprefix("interrupted (").removesuffix(")")
+    return f"stopped by {'Ctrl-C' if name == 'KeyboardInterrupt' else name}"
 
 
 def test_table(study: Study, tests: dict[int, TestResult]) -> Table:
