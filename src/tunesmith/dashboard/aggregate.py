@@ -60,8 +60,9 @@ class ByBest(Sequence[FrozenTrial]):
         rest.sort(key=lambda t: (t.state is not TrialState.COMPLETE, _loss(t, self._sign), t.number))
         self._rows = done + rest
         self._ties: list[tuple[int, int]] = []  # (start, end) of each run of equal values not ranked yet
-        start = 0
-        for _, run in itertools.groupby(done, key=operator.attrgetter("value")):  # == decides, as in ranked
+        start, value = 0, operator.attrgetter("value")
+        runs = itertools.groupby(done, key=value) if len(set(map(value, done))) < len(done) else ()
+        for _, run in runs:  # == decides, as in ranked (two values equal: a tie)
             end = start + sum(1 for _ in run)
             if end - start > 1:
                 self._ties.append((start, end))
