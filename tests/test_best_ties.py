@@ -178,6 +178,8 @@ def test_ranked_and_its_best_few_order_each_tie_as_tie_key_s_rule(seed: int, dir
     assert [tie_key(t, sign) for t in trials] == [_reports_key(t, sign) for t in trials]
     for top in (0, 1, 10, rng.randrange(len(trials)), len(trials), len(trials) + 5):
         assert [t.number for t in ranked(trials, direction, top)] == want[:top]
+    with pytest.raises(ValueError, match="top must be an integer >= 0"):  # not want[:-1], nor [] where tied
+        ranked(trials, direction, -1)
 
 
 @pytest.mark.parametrize("seed", range(6))

@@ -244,6 +244,8 @@ def ranked(trials: Iterable[FrozenTrial], direction: Direction | str, top: int |
     """The complete trials, best first, as :func:`best_of` ranks them (ties: :func:`tie_key`); ``top``: the
     best ``top`` of them only (the ties of the values past them are not ranked: a table of the best 10 of
     5,000 trials tied in groups of ~100 ranked them all)."""
+    if top is not None and top < 0:  # done[:-1] without a tie, nothing with one
+        raise ValueError(f"top must be an integer >= 0 (how many of the best trials), got {top!r}")
     sign = Direction.parse(direction).sign()
     done = by_value(trials, sign)
     if len(set(map(_VALUE, done))) == len(done):  # no two equal: no tie to rank (as groupby, == decides)
