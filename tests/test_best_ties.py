@@ -178,3 +178,48 @@ def test_ranked_and_its_best_few_order_each_tie_as_tie_key_s_rule(seed: int, dir
     assert [tie_key(t, sign) for t in trials] == [_reports_key(t, sign) for t in trials]
     for top in (0, 1, 10, rng.randrange(len(trials)), len(trials), len(trials) + 5):
         assert [t.number for t in ranked(trials, direction, top)] == want[:top]
+    with pytest.raises(ValueError, match="top must be an integer >= 0"):  # not want[:-1], nor [] where tied
+        ranked(trials, direction, -1)
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("direction", ["minimize", "maximize"])
+def test_the_dashboard_s_pages_by_best_rank_each_tie_they_show_and_only_those(
+        seed: int, direction: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The trials table ordered by best, page by page in any order, is the complete trials as ``ranked`` orders
+    them, then the rest by value; a page ranks the ties it shows (a tie across its edge whole), not the study's."""
+    from tunesmith.dashboard import aggregate
+
+    rng = random.Random(seed)
+    trials = _history(rng, rng.choice([40, 400]))
+    others = [TrialState.FAILED, TrialState.RUNNING, TrialState.PRUNED]  # the rest, after the complete ones
+    trials = [t.replace(state=rng.choice(others), value=None) if rng.random() < 0.2 else t for t in trials]
+    if seed % 3 == 0:  # no two values equal: nothing to rank by the reports
+        trials = [t if t.value is None else t.replace(value=t.number * 1e-3) for t in trials]
+    sign = ts.Direction.parse(direction).sign()
+    done = ranked(trials, direction)
+    first_numbers = {t.number for t in done}
+    rest = sorted((t for t in trials if t.number not in first_numbers), key=lambda t: (t.state is not TrialState.COMPLETE, t.number))
+    want = [t.number for t in done + rest]
+    calls: list[int] = []
+
+    def counted(t: FrozenTrial, s: float) -> tuple[bool, tuple[float, ...], int]:
+        calls.append(t.number)
+        return tie_key(t, s)
+
+    monkeypatch.setattr(aggregate, "tie_key", counted)
+    rows = aggregate.ByBest(trials, ts.Direction.parse(direction))
+    assert len(rows) == len(want)
+    limit = rng.choice([1, 7, 50])
+    offsets = list(range(0, len(want) + limit, limit))
+    first = rng.choice(offsets)
+    got = [t.number for t in rows[first:first + limit]]
+    assert got == want[first:first + limit]
+    tied_values = {sign * t.value for t in done if sum(sign * u.value == sign * t.value for u in done) > 1}  # type: ignore[operator]
+    shown = {sign * t.value for t in done[first:first + limit]}  # type: ignore[operator]
+    assert sorted(calls) == sorted(t.number for t in done if sign * t.value in shown & tied_values)  # type: ignore[operator]
+    rng.shuffle(offsets)
+    for offset in offsets:
+        assert [t.number for t in rows[offset:offset + limit]] == want[offset:offset + limit]
+    assert [t.number for t in rows] == want and rows[-1].number == want[-1] and rows[0].number == want[0]
+    assert len(calls) == len(set(calls))  # each tie ranked once

@@ -658,6 +658,22 @@ def test_each_trial_s_last_step_reads_reports_the_database_s_json_does_not_parse
     assert study.storage.get_last_steps(study._study_id) == whole
 
 
+@pytest.mark.parametrize("reports", [b'{"1":0.5,"3":0.25}', b"\x00\xff", b"7"])
+def test_each_trial_s_last_step_refuses_reports_stored_as_a_blob_as_the_whole_read(
+        sqlite_url: str, reports: bytes, capsys: pytest.CaptureFixture[str]) -> None:
+    """SQLite keeps bytes written into the reports' text column as a blob, and its json_valid reads a blob's bytes
+    as text: the budget line counted the steps of a trial the whole read refuses (its reports are not JSON text),
+    took a blob of one number for a step, and ``tunesmith show`` failed on any other blob (int() of the bytes)."""
+    _study(sqlite_url)
+    _write(sqlite_url, "intermediate", reports)
+    _write(sqlite_url, "state", "pruned")
+    study = ts.Study.load("victim", storage=sqlite_url)
+    whole = [(t.state, t.last_step) for t in study.trials if t.last_step is not None]
+    assert whole == [] and study.storage.get_last_steps(study._study_id) == whole
+    assert main(["show", "victim", "--storage", sqlite_url]) == 0
+    assert "budget" not in capsys.readouterr().out  # no trial stopped early with a step the whole read gives
+
+
 def test_each_trial_s_last_step_is_read_without_sqlite_s_json_functions_where_the_library_lacks_them(
         sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """SQLite before 3.38 had its JSON functions as a compile option: where a build left them out, the budget line's

@@ -244,9 +244,10 @@ def ranked(trials: Iterable[FrozenTrial], direction: Direction | str, top: int |
     """The complete trials, best first, as :func:`best_of` ranks them (ties: :func:`tie_key`); ``top``: the
     best ``top`` of them only (the ties of the values past them are not ranked: a table of the best 10 of
     5,000 trials tied in groups of ~100 ranked them all)."""
+    if top is not None and top < 0:  # done[:-1] without a tie, nothing with one
+        raise ValueError(f"top must be an integer >= 0 (how many of the best trials), got {top!r}")
     sign = Direction.parse(direction).sign()
-    done = [t for t in trials if t.state is TrialState.COMPLETE and t.value is not None]
-    done.sort(key=lambda t: (sign * float(t.value), t.number))  # type: ignore[arg-type]
+    done = by_value(trials, sign)
     if len(set(map(_VALUE, done))) == len(done):  # no two equal: no tie to rank (as groupby, == decides)
         return done if top is None else done[:top]
     out: list[FrozenTrial] = []
@@ -256,6 +257,14 @@ def ranked(trials: Iterable[FrozenTrial], direction: Direction | str, top: int |
         tied = list(group)
         out += tied if len(tied) == 1 else sorted(tied, key=lambda t: tie_key(t, sign))
     return out if top is None else out[:top]
+
+
+def by_value(trials: Iterable[FrozenTrial], sign: float) -> list[FrozenTrial]:
+    """The complete trials by value in the direction of ``sign`` (``Direction.sign()``), then by number:
+    :func:`ranked`'s order before its ties are ranked (each run of equal values ranks by :func:`tie_key`)."""
+    done = [t for t in trials if t.state is TrialState.COMPLETE and t.value is not None]
+    done.sort(key=lambda t: (sign * float(t.value), t.number))  # type: ignore[arg-type]
+    return done
 
 
 _VALUE = operator.attrgetter("value")

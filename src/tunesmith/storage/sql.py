@@ -439,10 +439,12 @@ def _json_default(x: Any) -> Any:
 #: diverged trial's report, is no JSON to SQLite or PostgreSQL). SQLite's gives both in one column (the step, or
 #: the text), each row's reports walked once: a column of a subquery in FROM used twice was computed twice (SQLite
 #: puts its expression in each place), three walks of ``json_each`` a row, 0.2 s on 5,000 trials; json_type apart
-#: from json_valid, in a WHEN of its own: in an OR it could be asked of what is no JSON
+#: from json_valid, in a WHEN of its own: in an OR it could be asked of what is no JSON. A column that is no text
+#: (a blob written outside tunesmith: SQLite's json_valid reads its bytes as text) is given back as it is, for the
+#: whole read's refusal, and only an integer in the last column is a step
 _LAST_STEPS_SQLITE = """
 SELECT trial_id, number, state, value, started, completed,
-       CASE WHEN NOT json_valid(intermediate) THEN intermediate
+       CASE WHEN typeof(intermediate) <> 'text' OR NOT json_valid(intermediate) THEN intermediate
             WHEN json_type(intermediate) <> 'object' THEN intermediate
             ELSE (SELECT CASE WHEN count(*) = count(CASE WHEN key = CAST(CAST(key AS INTEGER) AS TEXT)
                                                               AND CAST(key AS INTEGER) >= 0
@@ -1678,8 +1680,8 @@ class SQLStorage(Storage):
             trials = qualified(conn, "ts_trials")
             if self.engine.dialect.name == "postgresql":
                 return list(conn.execute(sa.text(_LAST_STEPS_PG.format(trials=trials)), {"sid": study_id}))
-            # SQLite's last column is the step, or the reports' text where its JSON could not take them
-            return [(*head, None, got) if isinstance(got, str) else (*head, got, None)
+            # SQLite's last column is the step (an integer; NULL: no report), else the column as stored
+            return [(*head, got, None) if got is None or type(got) is int else (*head, None, got)
                     for *head, got in conn.execute(sa.text(_LAST_STEPS_SQLITE.format(trials=trials)), {"sid": study_id})]
 
         return [row for row in (last_step_row(*r) for r in self._run(op, write=False)) if row is not None]
