@@ -830,6 +830,8 @@ def test_a_trial_stopped_by_ctrl_c_or_sigterm_is_resumed_from_its_checkpoint_by_
                            env={**subprocess_env, "COLUMNS": "400"}, capture_output=True, text=True, timeout=120)
     said = "Ctrl-C" if sig == signal.SIGINT else "SIGTERM"  # the signal that stopped it (was "Ctrl-C or SIGTERM")
     assert f"from their checkpoints: #{number} stopped by {said}\n" in shown.stdout, shown
+    if jobs == "2":  # the workers' trials were paused, not failed, as the last line said
+        assert "interrupted: running trials paused where they can go on from their checkpoints" in err, err
     last, before = stopped.last_step, len(starts(tmp_path))
     assert last is not None
 
@@ -1244,6 +1246,64 @@ def test_the_docs_objective_resumes_a_trial_stopped_between_its_last_report_and_
     done = study.trials[stopped[0]]
     assert done.state is TrialState.COMPLETE, done.error
     assert done.value == done.intermediate[27] and done.system.n_resumes == held.system.n_resumes + 1
+
+
+def _seeded_build(params: dict[str, Any]) -> Any:
+    """docs/pruning.md's model and optimizer, the same weights for each run: a resumed run is compared
+    with an uninterrupted one."""
+    import torch
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 1)
+    return model, torch.optim.SGD(model.parameters(), lr=params["lr"])
+
+
+class _KillsAfterTheSave:
+    """The ``torch`` a docs objective sees: its ``save`` writes the checkpoint, and once, at trial 0's
+    second save, SIGKILLs its worker process as it returns: the checkpoint saved, its report not written."""
+
+    def __init__(self, folder: Path) -> None:
+        import torch
+
+        self._torch, self._folder = torch, folder
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._torch, name)
+
+    def save(self, obj: Any, path: Any) -> None:
+        self._torch.save(obj, path)
+        if Path(path).name.startswith("trial-0") and not (self._folder / "killed").exists():
+            with open(self._folder / "saves", "a") as log:
+                log.write(f"{path}\n")
+            if len((self._folder / "saves").read_text().split()) == 2 and _first_to_claim(self._folder / "killed", 0):
+                os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_the_docs_objective_killed_between_its_checkpoint_save_and_its_report_resumes_exactly(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker killed after the objective saved epoch 2's checkpoint and before it reported epoch 2: the trial
+    is held (a dead worker, a pruner that pauses, requeue_failed) and resumed. docs/pruning.md's objective
+    saved one file per trial in place and recorded it apart from the report, so the trial resumed at epoch 2
+    from epoch 2's weights (that epoch trained twice: every later report off an uninterrupted run's); it now
+    saves each epoch to a new file, recorded with its report in one write (``report(checkpoint=...)``)."""
+    import torch
+
+    monkeypatch.chdir(tmp_path)
+    objective, space = _docs_checkpoint_objective()
+    objective.__globals__.update(build=_seeded_build, torch=_KillsAfterTheSave(tmp_path))
+    study = ts.Study(space, sampler="random", seed=0, storage=f"sqlite:///{tmp_path / 'k.db'}", name="k",
+                     pruner=ASHA(pause=True, max_resource=27), heartbeat_interval=0.5, requeue_failed=True)
+    study.optimize(objective, n_trials=3, n_jobs=1, executor="process")
+    assert (tmp_path / "killed").exists()
+    trials = study.trials
+    assert len(trials) == 3 and not study.trials_in("failed") and not study.trials_in("running"), trials
+    killed = trials[0]
+    assert killed.system.n_holds == 1 and killed.system.n_resumes >= 1, killed.system
+    model, opt = _seeded_build(killed.params)
+    straight = [objective.__globals__["train_one_epoch"](model, opt) for _ in range(27)]
+    assert sorted(killed.intermediate) == list(range(1, len(killed.intermediate) + 1))
+    assert [killed.intermediate[e] for e in sorted(killed.intermediate)] == straight[:len(killed.intermediate)]
+    assert torch.load(killed.attrs["checkpoint"], weights_only=True)  # the one recorded is whole
 
 
 _RUN_BESIDE = """

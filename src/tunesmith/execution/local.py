@@ -196,12 +196,19 @@ def left_running(failed: int, left: int, who: str) -> str:
     return f"the running trials of {left} {who}(s) could not be marked failed (said above): they stay running in the storage"
 
 
-def said_stopped(failed: bool, left: str = "", *, ended: bool = False) -> None:
+#: what the interrupt did to the running trials of worker processes under a pruner that pauses
+HELD_OR_FAILED = ("running trials paused where they can go on from their checkpoints (the next optimize resumes "
+                  "them first; tunesmith show names them), the others marked failed")
+
+
+def said_stopped(failed: bool, left: str = "", *, ended: bool = False, held: bool = False) -> None:
     """Log that an interrupt stopped optimize: with the running trials it failed, after every trial
     had ended (a Ctrl-C as the workers finished said trials were marked failed when none was; ``ended``:
     trials ran, and ended before the interrupt reached them), or with ``left``, what stays running
-    because the storage refused to record it."""
+    because the storage refused to record it. ``held``: the workers' objectives were stopped under a pruner
+    that pauses, so those of their trials that can go on from a checkpoint went back to paused, not failed."""
     logger.warning("interrupted: %s; optimize stopped", left if left else
+                   HELD_OR_FAILED if failed and held else
                    "running trials marked failed" if failed else
                    "the running trials ended before it reached them, recorded as they ended" if ended else
                    "no trial was running")

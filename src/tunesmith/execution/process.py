@@ -242,7 +242,8 @@ class _Pool:
             # its trial still running; looked at twice (see fail_stopped): the database may be free by now
             failed, left = fail_stopped(alive, lambda p: _fail_dead(self.run_, p.pid, _stop_error(p.exitcode, name),
                                                                  requeue=False))
-            said_stopped(stopped or bool(failed), left_running(len(failed), len(left), "worker"), ended=ran)
+            said_stopped(stopped or bool(failed), left_running(len(failed), len(left), "worker"), ended=ran,
+                         held=self.run_.study.pruner.pauses)
 
     def _watch(self) -> None:
         # every exit is handled, the last ones too: a death noticed after the

@@ -6,6 +6,7 @@ import copy
 import logging
 import math
 import operator
+import os
 import sys
 import time
 from collections.abc import Mapping
@@ -73,13 +74,19 @@ class Trial:
             )
         return no_attribute(self, name)
 
-    def report(self, value: float, step: int | None = None) -> None:
+    def report(self, value: float, step: int | None = None, *, checkpoint: Any = None) -> None:
         """Record an intermediate value (a validation score after an epoch).
 
         ``step`` defaults to one past the last reported step (1 for the first report:
         steps count from 1, as the trainer and the integrations count epochs and rounds,
         and as the pruners' rungs assume). Values are stored with the trial, survive
         restarts, and drive pruning.
+
+        ``checkpoint`` (a path, or any JSON value), where given, is recorded as
+        ``attrs["checkpoint"]`` in the same write as the report: a worker killed (or
+        interrupted) between two writes would leave the trial to resume from a
+        checkpoint one epoch ahead of its reports, or behind them. Save each epoch's
+        checkpoint to a new file and pass it here (docs/pruning.md).
         """
         v = _as_float(value)
         if v is None:
@@ -107,7 +114,11 @@ class Trial:
                 + "; steps must increase (report each step once)"
             )
         inter = {**self._record.intermediate, step: v}
-        self._write(self._record.replace(intermediate=inter, heartbeat=self._now()))
+        attrs = self._record.attrs
+        if checkpoint is not None:
+            where = os.fspath(checkpoint) if isinstance(checkpoint, os.PathLike) else checkpoint
+            attrs = {**attrs, **json_attrs({"checkpoint": where}, f"trial {self.number}: report(checkpoint=...)")}
+        self._write(self._record.replace(intermediate=inter, attrs=attrs, heartbeat=self._now()))
 
     def should_prune(self) -> bool:
         """Whether the study's pruner says to stop this trial now.
