@@ -13,6 +13,7 @@ import numpy as np
 from ..space.params import plural
 from .records import (
     LINE,
+    MAX_TITLE,
     Axis,
     Chart,
     Diagram,
@@ -80,12 +81,19 @@ def to_matplotlib(record: Record, ax: Any = None) -> Any:
         _diagram(ax, record)
     else:
         _chart(ax, record)
-    ax.set_title(plain("\n".join(_title_lines(ax, short_title(record.title)))), fontsize="medium")
+    lines = _title_lines(ax, short_title(record.title))
+    if len(record.title) > MAX_TITLE and len(lines) > TITLE_LINES:  # already not whole: its start and end
+        lines = [*lines[:TITLE_LINES - 2], "…", lines[-1]]
+    ax.set_title(plain("\n".join(lines)), fontsize="medium")
     if record.empty:
-        ax.text(0.5, 0.5, plain(record.message), ha="center", va="center", transform=ax.transAxes, wrap=True)
+        ax.text(0.5, 0.5, plain(short_title(record.message or "")), ha="center", va="center", transform=ax.transAxes,
+                wrap=True)
     return ax
 
 
+#: the lines of an image's title longer than :data:`MAX_TITLE` (cut): its first lines, "…" and its last (the figure
+#: does not grow: the 27 lines of a name of a megabyte ran off its top, with the start that says what the plot is)
+TITLE_LINES = 6
 #: points at which a title's letters are measured: at 100 a hinted advance is within 1%
 _MEASURED_AT = 100
 
