@@ -479,7 +479,7 @@ def test_an_image_slice_of_a_choice_among_50000_measures_and_names_as_many_label
 
 def test_an_html_slice_of_50000_ascii_choices_counts_their_columns_at_once(monkeypatch: Any) -> None:
     """An HTML slice asks whether any choice is longer than a tick's line: each of 50,000 choices was
-    measured a character at a time in Python (25 s of the page's time). Printable ASCII is now counted at
+    measured a character at a time in Python (seconds, most of the figure's time). Printable ASCII is now counted at
     once (one column a character); other text as before."""
     import tunesmith.importance as importance
     from tunesmith.plots.plotly_render import to_plotly
