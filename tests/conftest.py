@@ -146,7 +146,7 @@ def svm_space() -> ts.Space:
 def subprocess_env() -> dict[str, str]:
     """Environment for a child ``python`` that imports this checkout's tunesmith."""
     env = dict(os.environ)
-    env["PYTHONPATH"] = SRC + os.pathsep + env.get("PYTHONPATH", "")
+    env["PYTHONPATH"] = os.pathsep.join([SRC, *([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])])  # not "src:"
     env.setdefault("OMP_NUM_THREADS", "1")
     return env
 

@@ -86,8 +86,11 @@ def python_blocks(text: str) -> list[Block]:
 
 def run_bash(block: Block, where: str, folder: Path) -> None:
     """A bash block's commands, as a reader types them, in ``folder``; the first to fail fails the test."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]),
-           "COLUMNS": "120", "OMP_NUM_THREADS": "1"}
+    # no empty entry where none is set ("src:"): python reads one as the current folder, the block's own
+    given = os.environ.get("PYTHONPATH")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), *([given] if given else [])]),
+           "COLUMNS": "120", "OMP_NUM_THREADS": "1",
+           "PYTHONSAFEPATH": "1"}  # nor the folder python -m puts first (3.11 on), which the console script does not
     script = f'tunesmith() {{ "{sys.executable}" -m tunesmith "$@"; }}\nset -euo pipefail\n{block.code}\n'
     # a session of its own: a command still running at the timeout is stopped with the shell, not left behind
     shell = subprocess.Popen(["bash", "-c", script], cwd=folder, env=env, stdout=subprocess.PIPE,
@@ -357,3 +360,13 @@ def test_the_guide_names_every_tunesmith_variable_the_examples_read() -> None:
     examples = {m for f in (ROOT / "examples").iterdir() if f.suffix in (".py", ".yaml")
                 for m in re.findall(r"TUNESMITH_[A-Z_]+", f.read_text())}
     assert src == {"TUNESMITH_GPU_SHARE"} and sorted(v for v in examples if f"`{v}`" not in guide) == []
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="python -m puts the folder first before 3.11 (PYTHONSAFEPATH)")
+def test_a_bash_block_imports_from_the_checkout_not_from_its_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With no PYTHONPATH set, the blocks ran with ``PYTHONPATH=src:``, and ``tunesmith`` as ``python -m``: both
+    put the block's folder first on python's path (the console script a reader types does not), and a module a
+    block or a page's file left there (``json.py``) was imported in place of the library's."""
+    monkeypatch.delenv("PYTHONPATH", raising=False)
+    (tmp_path / "json.py").write_text("raise SystemExit('the folder was on the path')\n")
+    run_bash(Block(1, 'case ":$PYTHONPATH:" in *::*) exit 3;; esac\ntunesmith --version', True, "bash"), "here", tmp_path)

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 import tunesmith as ts
+from tunesmith import plots
 from tunesmith.cli import main
 
 SPACE = {"x": ts.Float(0, 1), "k": ts.Categorical(["a", "b"])}
@@ -686,6 +687,47 @@ def test_two_parameter_names_of_a_megabyte_alike_in_their_ends_draw_parallel_axe
         labels = [json.loads(f'"{label}"') for label in re.findall(r'"label":"((?:[^"\\]|\\.)*)"', out.read_text("utf-8"))]
         assert len(labels) == 3 and all(len(label) < 200 and label.count("<br>") == 2 for label in labels[:2]), labels
     assert len(capsys.readouterr().err) < 10_000
+
+
+@pytest.mark.timeout(120)
+def test_a_parameter_name_a_writer_made_a_megabyte_long_is_written_cut_everywhere_a_file_or_a_line_shows_it(
+    tmp_path: Path, capsys: Any
+) -> None:
+    """Past the titles, the name was written whole in the report's tables (the space, the best trials, the
+    importance's hover, the list of plots not drawn), an HTML slice's x-axis title, the dashboard's plot titles,
+    ``show``'s column and "nothing to draw: WHY"; an image's title of 1,200 characters took 27 lines and ran off
+    its top with the start that says what the plot is. Each is now cut as the titles are (start, "…", end)."""
+    pytest.importorskip("plotly")
+    pytest.importorskip("starlette")
+    from starlette.testclient import TestClient
+
+    from tunesmith.dashboard import create_app, open_storage
+    from tunesmith.plots.mpl_render import TITLE_LINES, to_matplotlib
+
+    url, _ = _sqlite_study(tmp_path)
+    long = "x" * 300_000
+    _rename_parameter(tmp_path / "shared.db", "x", long)
+    capsys.readouterr()
+    whole = "x" * 2_000
+    assert main(["report", "s", "--storage", url, "-o", str(tmp_path / "r.html")]) == 0
+    assert main(["plot", "s", "--kind", "slice", "--storage", url, "-o", str(tmp_path / "s.html")]) == 0
+    assert main(["plot", "s", "--kind", "contour", "--storage", url, "-o", str(tmp_path / "c.html")]) == 1
+    assert main(["show", "s", "--storage", url]) == 0
+    said = capsys.readouterr()
+    for name in ("r.html", "s.html"):
+        assert whole not in (tmp_path / name).read_text("utf-8"), name
+    assert whole not in said.out + said.err and "nothing to draw" in said.err
+    answer = TestClient(create_app(open_storage(url))).get("/api/studies/s/plots/slice")
+    assert answer.status_code == 200 and whole not in answer.text
+    (chart, *_) = plots.slices(ts.load_study("s", url))
+    ax = to_matplotlib(chart)
+    try:
+        title = ax.get_title().split("\n")
+        assert len(title) <= TITLE_LINES and title[0].startswith("s: value against"), title[:2]
+    finally:
+        import matplotlib.pyplot as plt
+
+        plt.close(ax.figure)
 
 
 # -- checkpoint folders ----------------------------------------------------------------------------

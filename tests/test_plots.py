@@ -428,9 +428,12 @@ def test_many_choices_of_a_slice_are_drawn_upright_whole_and_apart() -> None:
         try:
             boxes = sorted(_tick_boxes(ax), key=lambda b: b.x0)
             labels = [t.get_text() for t in ax.get_xticklabels()]
-            shown = [i for i, label in enumerate(labels) if label]
+            shown = [int(x) for x in ax.get_xticks()]
             k = shown[1] - shown[0]  # every k-th: at most every 3rd (a line is about 2.4 slots of 60 choices)
-            assert labels == [str(c) if i % k == 0 else "" for i, c in enumerate(choices)] and k <= every, labels
+            assert shown == list(range(0, len(choices), k)) and k <= every, shown
+            assert labels == [str(choices[i]) for i in shown], labels
+            # each choice keeps its mark
+            assert sorted({*shown, *(int(x) for x in ax.get_xticks(minor=True))}) == list(range(len(choices)))
             assert [(a.x1, b.x0) for a, b in zip(boxes, boxes[1:], strict=False) if a.x1 > b.x0] == [], labels
             assert {t.get_rotation() for t in ax.get_xticklabels()} == {0.0 if len(choices) == 3 else 90.0}
         finally:
@@ -454,3 +457,66 @@ def test_an_image_saved_each_trial_leaves_a_library_s_warning_shown_once(tmp_pat
             warns, n_trials=4, callbacks=[save_history], show_progress=False)
     assert [str(w.message) for w in said].count("the library says this once") == 1, [str(w.message) for w in said]
     assert (tmp_path / "history.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("drawn", [("c0", "c1"), ("c0", "c49999")])
+def test_an_image_slice_of_a_choice_among_50000_measures_and_names_as_many_labels_as_the_axis_has_room_for(
+    monkeypatch: Any, drawn: tuple[str, str]
+) -> None:
+    """A space of 50,000 choices (a writer of the database can store one) whose trials drew two: the image's
+    slice measured a label for each choice with the renderer and set 50,002 tick labels, for minutes (its slot
+    was measured on the drawn choices' view, before every choice's tick widened it). Now every choice is on the
+    axis and only every k-th is named: the measures and labels are bounded by the axis, not by the choices."""
+    from matplotlib.backends.backend_agg import RendererAgg
+
+    from tunesmith.plots.mpl_render import to_matplotlib
+
+    choices = [f"c{i}" for i in range(50_000)]
+    study = ts.Study(ts.Space({"k": ts.Categorical(choices)}), sampler="random", seed=0)
+    for i in range(6):
+        study.add_trial({"k": drawn[i % 2]}, float(i))
+    (chart,) = plots.slices(study)
+    measured = 0
+    real = RendererAgg.get_text_width_height_descent
+
+    def counted(self: Any, *args: Any, **kw: Any) -> Any:
+        nonlocal measured
+        measured += 1
+        return real(self, *args, **kw)
+
+    monkeypatch.setattr(RendererAgg, "get_text_width_height_descent", counted)
+    ax = to_matplotlib(chart)
+    try:
+        assert measured < 500, measured  # 50,000 and more before
+        ticks = [int(x) for x in ax.get_xticks()]
+        labels = [t.get_text() for t in ax.get_xticklabels()]
+        assert 2 <= len(ticks) <= 100 and ticks == list(range(0, 50_000, ticks[1])), ticks[:5]
+        assert labels == [choices[i] for i in ticks] and ax.get_xlim()[1] >= 49_999
+        assert len(ax.get_xticks(minor=True)) == 0  # a mark for each choice would draw a black bar
+    finally:
+        plt.close(ax.figure)
+
+
+def test_an_html_slice_of_50000_ascii_choices_counts_their_columns_at_once(monkeypatch: Any) -> None:
+    """An HTML slice asks whether any choice is longer than a tick's line: each of 50,000 choices was
+    measured a character at a time in Python (seconds, most of the figure's time). Printable ASCII is now counted at
+    once (one column a character); other text as before."""
+    import tunesmith.importance as importance
+    from tunesmith.plots.plotly_render import to_plotly
+
+    assert importance.columns("c49999 x~") == 9 and importance.columns("研究 e\u0301") == 6
+    one_at_a_time = 0
+    real = importance._columns
+
+    def counted(c: str) -> int:
+        nonlocal one_at_a_time
+        one_at_a_time += 1
+        return real(c)
+
+    monkeypatch.setattr(importance, "_columns", counted)
+    choices = [f"c{i}" for i in range(50_000)]
+    study = ts.Study(ts.Space({"k": ts.Categorical(choices)}), sampler="random", seed=0)
+    for i in range(4):
+        study.add_trial({"k": choices[i]}, float(i))
+    fig = to_plotly(plots.slices(study)[0])
+    assert list(fig.layout.xaxis.categoryarray) == choices and one_at_a_time < 1_000, one_at_a_time

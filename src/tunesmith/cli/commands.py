@@ -33,7 +33,7 @@ from ..exceptions import (
 )
 from ..paths import NotRegularFile, read_regular
 from ..plots import HTML, IMAGES, check_output
-from ..plots.records import pruner_label
+from ..plots.records import pruner_label, short_title
 from ..report import (
     FAILED_SHOWN,
     FOLDS_COLUMN,
@@ -670,7 +670,7 @@ def best_table(study: Study, trials: list[FrozenTrial], top: int) -> Table:
         names = names[:SHOWN_PARAM_COLUMNS]
     shown = display_names(study.space)  # a list of dicts' "0:C" as "C" or "C [branch 0]"
     for n in names:
-        table.add_column(literal(shown[n]))
+        table.add_column(literal(short_title(shown[n])))  # a name of a megabyte: its start, "…", its end
     table.add_column("seconds", justify="right")
     trained = any("overfit_at" in t.attrs for t in best)  # trials of ts.train.objective
     if trained:

@@ -127,7 +127,7 @@ def write_records(records: list, output: str, what: str) -> int:
 
     drawn = [r for r in records if not r.empty]
     if not drawn:
-        why = "; ".join(sorted({one_line(r.message or "", None) for r in records})) or "no records"
+        why = "; ".join(sorted({one_line(short_title(r.message or ""), None) for r in records})) or "no records"
         print(f"nothing to draw for {what}: {why}", file=sys.stderr)
         return 1
     from ..plots.reduce import MAX_POINTS, thin
@@ -143,7 +143,7 @@ def write_records(records: list, output: str, what: str) -> int:
               "lowest and highest value)", file=sys.stderr)
     for r in records:
         if r.empty:
-            print(f"not drawn: {one_line(short_title(r.title), None)}: {one_line(r.message or '', None)}", file=sys.stderr)
+            print(f"not drawn: {one_line(short_title(r.title), None)}: {one_line(short_title(r.message or ''), None)}", file=sys.stderr)
     return 0
 
 

@@ -20,13 +20,14 @@ def figure(record: Record) -> dict[str, Any]:
     """One record as the browser draws it: plotly's figure JSON, with its title and message
     (their control characters written as escapes)."""
     from ..plots.plotly_render import figure_json, unseen_as_escapes
+    from ..plots.records import short_title
 
     fig = figure_json(thin(record))
     # an empty reason ("", str() of an exception without a message) says so rather than nothing
-    message = None if record.message is None else unseen_as_escapes(record.message or NO_REASON)
+    message = None if record.message is None else unseen_as_escapes(short_title(record.message or NO_REASON))
     # title and message as the plot writes its title (a name's ESC as \x1b): the page shows them for a
     # plot with nothing to draw, where an ESC or U+202E was drawn as nothing or turned the line around
-    return {"kind": record.kind, "title": unseen_as_escapes(record.title), "message": message, "figure": fig}
+    return {"kind": record.kind, "title": unseen_as_escapes(short_title(record.title)), "message": message, "figure": fig}
 
 
 def study_plots(snap: Snapshot, kind: str) -> list[dict[str, Any]]:

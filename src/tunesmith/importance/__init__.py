@@ -106,7 +106,10 @@ def columns(text: str) -> int:
     decomposed Hangul syllable's vowel and final consonant (they join the leading one's two columns), a
     Hangul filler or an emoji's skin tone (it joins the emoji), one for the rest: a soft hyphen and the
     Arabic number signs (U+0600-U+0605) included, which terminals print (``len`` misaligned names with any of
-    these)."""
+    these). Printable ASCII is one column a character, counted at once (a character at a time, an HTML slice's
+    check of 50,000 choices took most of its time: benchmarks/bench_slice_choices.py)."""
+    if text.isascii() and text.isprintable():
+        return len(text)
     return sum(_columns(c) for c in text)
 
 

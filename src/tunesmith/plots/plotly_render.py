@@ -82,7 +82,7 @@ def to_plotly(record: Record, *, template: bool = True) -> Any:
     if len(lines) > 1:  # from the top down, clear of a legend or axis titles above the plot
         fig.update_layout(title={"y": 1, "yref": "container", "yanchor": "top", "pad": {"t": 12}})
     if record.empty:
-        fig.add_annotation(text=_escape(record.message or ""), showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
+        fig.add_annotation(text=_escape(short_title(record.message or "")), showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
     return fig
 
 
@@ -120,12 +120,12 @@ def _chart(go: Any, c: Chart) -> Any:
                               for s in rest if s.mode == "vline" for x in s.x])
     if any(s.colors is not None or s.mode == "contour" for s in c.series):  # a colour bar on the right
         fig.update_layout(legend={"orientation": "h", "x": 0, "y": 1.0, "yanchor": "bottom"})
-    fig.update_xaxes(title=_escape(c.x_label), type="log" if c.log_x else None)
+    fig.update_xaxes(title=_escape(short_title(c.x_label)), type="log" if c.log_x else None)
     if c.x_categories:  # the choices in the space's order, and "16" a label, not the number 16
         fig.update_xaxes(type="category", categoryorder="array", categoryarray=_hs(c.x_categories))
         if any(columns(str(x)) > TICK_COLUMNS for x in c.x_categories):  # long choices: lines of their own
             fig.update_xaxes(tickvals=_hs(c.x_categories), ticktext=[_tick_text(str(x)) for x in c.x_categories])
-    fig.update_yaxes(title=_escape(c.y_label), type="log" if c.log_y else None)
+    fig.update_yaxes(title=_escape(short_title(c.y_label)), type="log" if c.log_y else None)
     fig.update_xaxes(**_whole_ticks(c, "x"))
     fig.update_yaxes(**_whole_ticks(c, "y"))
     bars = [s for s in c.series if s.mode == "bars"]
@@ -179,7 +179,7 @@ def _traces(go: Any, s: Series, c: Chart) -> list[Any]:
         return [go.Bar(x=list(s.x), y=_hs(names), orientation="h", marker={"color": s.color},
                        error_x={"type": "data", "array": list(s.error or ()), "arrayminus": s.error_below()},
                        showlegend=False,
-                       hovertext=_hs(s.y) if names != list(s.y) else None)]
+                       hovertext=_hs([short_title(str(y)) for y in s.y]) if names != list(s.y) else None)]
     if s.mode == "contour":
         return [go.Contour(x=list(s.x), y=list(s.y), z=[list(r) for r in (s.z or [])], colorscale=s.color,
                            reversescale=c.reverse_scale, colorbar={"title": _escape(c.color_label or "")}, ncontours=25)]

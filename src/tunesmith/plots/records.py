@@ -10,9 +10,10 @@ Each has ``kind``, ``title`` and ``message``: when there is nothing to draw,
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from itertools import islice
 from typing import Any
 
 from ..space import Space
@@ -36,12 +37,18 @@ def short_labels(labels: Sequence[str], width: int = NAME_WIDTH) -> list[str]:
     return short if len(set(short)) == len(set(labels)) else [short_title(label) for label in labels]
 
 
-def wrap_to_width(text: str, width: float, measure: Callable[[str], float]) -> list[str]:
+def wrap_to_width(text: str, width: float, measure: Callable[[str], float], *, most: int | None = None) -> list[str]:
     """``text`` cut into lines no wider than ``width`` as ``measure`` (a line's drawn width) says:
     at spaces, and a word wider than a line (a long study name) wherever it must be cut. Each cut
     measures no more than twice the line it makes: a word of a megabyte (a name a database's writer
-    chose) is cut in time proportional to it, where measuring what was left of it for each line took hours."""
-    lines: list[str] = []
+    chose) is cut in time proportional to it, where measuring what was left of it for each line took hours.
+    ``most``: only the first ``most`` lines, cut and measured (a tick label shows three: a choice of a
+    megabyte was cut into 50,000 lines first)."""
+    return list(islice(_lines(text, width, measure), most))
+
+
+def _lines(text: str, width: float, measure: Callable[[str], float]) -> Iterator[str]:
+    """The lines of :func:`wrap_to_width`, each cut as it is asked for."""
     for paragraph in text.split("\n"):
         line = ""
         for word in paragraph.split(" "):
@@ -50,17 +57,16 @@ def wrap_to_width(text: str, width: float, measure: Callable[[str], float]) -> l
                 line = joined
                 continue
             if line:
-                lines.append(line)
+                yield line
             start = 0
             while len(word) - start > 1:
                 cut = longest_fit(word, width, measure, start)
                 if start + cut >= len(word):
                     break
-                lines.append(word[start:start + cut])
+                yield word[start:start + cut]
                 start += cut
             line = word[start:]
-        lines.append(line)
-    return lines
+        yield line
 
 
 #: the lines a tick's text or an axis' title may take (a longer one: its first line, "…" and its end)
@@ -71,7 +77,7 @@ def in_lines(text: str, width: float, measure: Callable[[str], float]) -> list[s
     """``text`` in lines no wider than ``width`` (:func:`wrap_to_width`), at most :data:`MOST_LINES`: a longer
     one keeps its first line, "…" and as much of its end as fits a line (an image's and a page's ticks and
     parallel axes' titles alike)."""
-    lines = wrap_to_width(text, width, measure) or [""]
+    lines = wrap_to_width(text, width, measure, most=MOST_LINES + 1) or [""]  # those shown, and one: cut or not
     if len(lines) <= MOST_LINES:
         return lines
     tail = longest_fit(text[::-1], width, lambda end: measure(end[::-1]))

@@ -24,6 +24,7 @@ from ..cv import CV_ATTR, is_summary, paired_folds, train_and_validation
 from ..plots import Record, Snapshot, snapshot
 from ..plots import records_of as _records_of
 from ..plots.plotly_render import unseen_as_escapes
+from ..plots.records import short_title
 from ..plots.reduce import MAX_POINTS, WHOLE, sample, sampled_note, thin
 from ..space import display_names, for_display
 from ..space.params import plural
@@ -58,7 +59,7 @@ def build_report(study: Any, *, top: int = 10, sections: Sequence[str] = SECTION
     parts.append("<h2>Plots</h2>" + _reduced(s, sections))
     parts.append(to_html(drawn, full=False) if drawn else "<p class='note'>no plot has anything to draw yet</p>")
     if skipped:
-        items = "".join(f"<li>{_e(k)}: {_e(why)}</li>" for k, why in skipped)
+        items = "".join(f"<li>{_e(k)}: {_e(short_title(why))}</li>" for k, why in skipped)
         parts.append(f"<p class='note'>not drawn:</p><ul class='note'>{items}</ul>")
     body = "\n".join(parts)
     return (f"<!DOCTYPE html><html><head><meta charset='utf-8'>{VIEWPORT}<title>tunesmith report: {_e(s.name)}</title>"
@@ -123,7 +124,7 @@ def _space(s: Snapshot) -> str:
         d = p.to_dict()
         kind = d.pop("type", p.kind)
         when = d.pop("when", None)
-        rows.append([name, kind, _as_json(d),  # 0.01..100's centre: 1, not 1.0000000000000009
+        rows.append([short_title(name), kind, _as_json(d),  # 0.01..100's centre: 1, not 1.0000000000000009
                      "" if not when else _as_json(when)])
     return "<h2>Search space</h2>" + html_table(["parameter", "type", "definition", "active when"], rows, left=4)
 
@@ -147,7 +148,7 @@ def _best(s: Snapshot, top: int) -> str:
     trains = has_train(best)  # TunedSearchCV(return_train_score=True)
     nan = diverged(best)  # a trained trial's value is its best before its metric turned NaN
     head = ["#", "validation value", *([FOLDS_COLUMN] if folded else []), *([TRAIN_COLUMN] if trains else []),
-            *(["test value", "gap"] if tests else []), *(shown[n] for n in names), "seconds",
+            *(["test value", "gap"] if tests else []), *(short_title(shown[n]) for n in names), "seconds",
             *(["overfit at"] if trained else []), *(["adapted lr"] if adapted else []), *(["diverged at"] if nan else [])]
     rows = [_best_row(t, names, s.test_of(t) if tests else None, tests, s.direction, folded, trains)
             + ([overfit_cell(t)] if trained else []) + ([adapted_cell(t)] if adapted else [])
@@ -424,7 +425,7 @@ def _pruned(s: Snapshot) -> str:
     told = any(t.last_step is not None and t.value != t.intermediate[t.last_step] for t in pruned)
     nan = diverged(pruned)
     head = ["#", "stopped at", "last report", *(["value"] if told else []), *(["diverged at"] if nan else []),
-            *(display_names(s.space)[n] for n in names), "seconds"]
+            *(short_title(display_names(s.space)[n]) for n in names), "seconds"]
     rows = []
     for t in pruned:
         last = None if t.last_step is None else t.intermediate[t.last_step]
@@ -458,7 +459,7 @@ def _short(v: Any) -> Any:
     if isinstance(v, (list, tuple)):
         return [_short(x) for x in v]
     if isinstance(v, dict):
-        return {k: _short(x) for k, x in v.items()}
+        return {short_title(k) if isinstance(k, str) else k: _short(x) for k, x in v.items()}  # a condition's names
     return v
 
 
