@@ -14,8 +14,11 @@ import itertools
 import os
 import signal
 import sys
+import time
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from ray_util import set_ray_env
@@ -186,19 +189,15 @@ def pg_url(pg_server: PostgresServer) -> str:
     return pg_server.create_database(f"t{os.getpid()}_{next(_db_numbers)}")
 
 
-@pytest.fixture(scope="session")
-def ray_local() -> Iterator[object]:
-    """A private single-node Ray instance on 127.0.0.1 (2 CPUs), for the session."""
-    from ray_util import kill_all_under, quiet_home, set_ray_env, short_tmp
+#: the session's Ray instance: its temp dir, and the last test that ran on it (see _ray_all_free)
+_RAY: dict[str, Any] = {}
 
-    set_ray_env()
-    try:
-        import ray
-    except ImportError:
-        if os.environ.get("CI"):
-            pytest.fail("CI must run the Ray tests: install the extra, pip install 'tunesmith[ray]'")
-        pytest.skip("Ray is not installed: pip install 'tunesmith[ray]'")
-    temp = short_tmp("tsr")
+
+def _start_ray(ray: Any) -> None:
+    """Start the session's Ray instance: private, single-node, on 127.0.0.1, 2 CPUs."""
+    from ray_util import quiet_home, short_tmp
+
+    temp = _RAY["temp"] = short_tmp("tsr")
     home = os.environ.get("HOME")
     os.environ["HOME"] = quiet_home(temp)  # for the Ray processes ray.init starts (see quiet_home)
     try:
@@ -209,23 +208,60 @@ def ray_local() -> Iterator[object]:
             del os.environ["HOME"]
         else:
             os.environ["HOME"] = home
-    yield ray
+
+
+def _stop_ray(ray: Any) -> None:
+    from ray_util import kill_all_under
+
     ray.shutdown()
-    kill_all_under(temp)
+    kill_all_under(_RAY["temp"])
+
+
+@pytest.fixture(scope="session")
+def ray_local() -> Iterator[object]:
+    """A private single-node Ray instance on 127.0.0.1 (2 CPUs), for the session."""
+    from ray_util import set_ray_env
+
+    set_ray_env()
+    try:
+        import ray
+    except ImportError:
+        if os.environ.get("CI"):
+            pytest.fail("CI must run the Ray tests: install the extra, pip install 'tunesmith[ray]'")
+        pytest.skip("Ray is not installed: pip install 'tunesmith[ray]'")
+    _start_ray(ray)
+    yield ray
+    _stop_ray(ray)
+
+
+#: seconds past which a test waiting for the resources the test before it held says so (a warning)
+RAY_SLOW_FREE = 20.0
 
 
 @pytest.fixture(autouse=True)
 def _ray_all_free(request: pytest.FixtureRequest) -> None:
     """A test on the session's Ray instance starts with all of its resources free: an earlier test's
     killed actors or tasks still holding some would start its actors late (a two-actor test saw one
-    actor run every trial). Waits for them, then fails naming what holds them."""
+    actor run every trial). Waits for them (up to 60 s; over :data:`RAY_SLOW_FREE` s is a warning naming
+    the test before), else fails naming what holds them and the test before, and restarts the instance:
+    one leak fails the test that found it, not every later one of its xdist worker after 60 s each."""
     if "ray_local" not in request.fixturenames:
         return
     from ray_util import wait_all_free
 
-    held = wait_all_free(request.getfixturevalue("ray_local"))
+    ray = request.getfixturevalue("ray_local")
+    before, _RAY["last"] = _RAY.get("last"), request.node.nodeid
+    start = time.monotonic()
+    held = wait_all_free(ray)
     if held:
-        pytest.fail(f"the session's Ray instance is not free as this test starts, {held}", pytrace=False)
+        _stop_ray(ray)
+        _start_ray(ray)
+        pytest.fail(f"the session's Ray instance is not free as this test starts (the test before on it: {before}), "
+                    f"{held}. It was restarted for the tests after", pytrace=False)
+    waited = time.monotonic() - start
+    if waited > RAY_SLOW_FREE:
+        warnings.warn(f"the session's Ray instance had resources held {waited:.0f} s after {before} ended",
+                      stacklevel=1)
 
 
 def ended_without_blocking(fn: Callable[[], object], fifo: Path, what: str) -> list[object]:

@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -128,16 +129,38 @@ def _stops_on_two(trial: Any) -> float:
     return float(trial.params["x"])
 
 
+def _stops_on_two_others_wait(gate: str) -> Callable[[Any], float]:
+    """:func:`_stops_on_two` whose trials after 2 wait (up to 240 s) until trial 2 has stopped the study (it
+    writes ``gate``): under load one actor's first trial, 2, was slow, and the other actor ran trials 4 to 7
+    before its stop came (8 trials, where the test asked for fewer)."""
+
+    def objective(trial: Any) -> float:
+        if trial.number > 2:
+            end = time.monotonic() + BOTH_RUNNING_WITHIN
+            while not os.path.exists(gate) and time.monotonic() < end:
+                time.sleep(0.05)
+            time.sleep(2.0)  # the driver takes trial 2's answer (and its stop) first
+        value = _stops_on_two(trial)
+        if trial.number == 2:
+            Path(gate).touch()
+        return value
+
+    return objective
+
+
 @pytest.mark.parametrize("storage", ["memory", "sqlite"])
 def test_study_stop_from_the_objective_in_an_actor_stops_the_run(ray_local: Any, tmp_path: Path, storage: str) -> None:
     """An objective's study.stop() in an actor: in memory the actor's trial has only the study's name,
     so it raised AttributeError ('_Named' object has no attribute 'stop') and failed the trial in
     place of its own error; with a database it set the flag of the actor's copy of the study,
-    which nothing read. Either way all 20 trials ran. The driver now stops the run, as for a callback."""
+    which nothing read. Either way all 20 trials ran. The driver now stops the run, as for a callback.
+    Until trial 2 stops it only trials 0 and 1 end: each of the two actors holds two calls, and one more
+    for each trial that ended, so at most 6 trials were asked however slowly either actor starts."""
     url = None if storage == "memory" else f"sqlite:///{tmp_path / 'p.db'}"
     study = Study({"x": Float(0, 1)}, sampler="random", seed=0, storage=url, name="p")
-    study.optimize(_stops_on_two, n_trials=20, n_jobs=2, executor="ray", resources_per_trial={"cpu": 1})
-    assert len(study.trials) < 8 and study.trials[2].state is TrialState.COMPLETE, [t.error for t in study.trials]
+    study.optimize(_stops_on_two_others_wait(str(tmp_path / "stopped")), n_trials=20, n_jobs=2, executor="ray",
+                   resources_per_trial={"cpu": 1})
+    assert len(study.trials) <= 6 and study.trials[2].state is TrialState.COMPLETE, [t.error for t in study.trials]
     # in memory the trial asked for a call queued behind the stopping one goes back to the queue, unrun
     assert {t.state for t in study.trials} <= {TrialState.COMPLETE, TrialState.WAITING}
 
@@ -1452,6 +1475,7 @@ def test_an_actor_that_cannot_start_for_ray_start_timeout_fails_optimize_naming_
     assert "a trial needs {'CPU': 2.0}, the cluster has {'CPU': 1.0} free of {'CPU': 2.0}" in said
     assert "ray-project/ray#27743" in said and "ray.shutdown()" in said
     assert "1 Ray actor(s) waited over 1 s to start: a trial needs {'CPU': 2.0}" in caplog.text
+    assert "this optimize's actors: 1 still starting. Other work on the cluster holds {'CPU': 1.0}" in said
     assert study.trials == []  # an actor gets trials only once it is up
     assert _cpus_free(ray_local, 2.0)
     study.optimize(_objective, n_trials=2, executor="ray", resources_per_trial={"cpu": 2}, ray_start_timeout=120.0)
@@ -1483,6 +1507,26 @@ def test_an_actor_waiting_for_resources_is_said_and_starts_once_they_are_freed(
             freer.join()
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
     assert caplog.text.count(said) == 1  # once per actor
+    assert "free of {'CPU': 2.0}; this optimize's actors: 1 still starting. Other work on the cluster holds" in caplog.text
+
+
+def test_the_warning_on_a_slow_start_counts_what_optimizes_own_actors_can_hold() -> None:
+    """It blamed other work on the cluster for every resource held, where only optimize's own actors held
+    them (two actors still starting on a loaded machine: Ray holds their CPUs from when their workers are
+    leased, "{'CPU': 0.0} free of {'CPU': 2.0}" with nothing else on the instance)."""
+    from tunesmith.execution.ray import Holders, held_resources
+
+    cpu, two = {"CPU": 1.0}, {"CPU": 2.0}
+    all_own = held_resources(cpu, {"CPU": 0.0}, two, Holders(starting=2))
+    assert "this optimize's actors: 2 still starting. This optimize's own actors may hold all of it" in all_own
+    assert "Other work" not in all_own and "ray.shutdown()" not in all_own
+    assert "Other work" not in held_resources(cpu, {"CPU": 0.0}, two, Holders(up=1, ending=1))
+    # one up and one starting on three CPUs, none free: one CPU is held by something else at least
+    other = held_resources(cpu, {"CPU": 0.0}, {"CPU": 3.0}, Holders(up=1, starting=1))
+    assert "1 up, 1 still starting. Other work on the cluster holds {'CPU': 1.0}" in other and "ray.shutdown()" in other
+    # a 2-CPU actor cannot be starting on the one CPU held: it waits, and the CPU held is another's
+    assert "Other work on the cluster holds {'CPU': 1.0}" in held_resources(two, {"CPU": 1.0}, two, Holders(starting=1))
+    assert "Other work on the cluster holds {'CPU': 1.0}" in held_resources(cpu, {"CPU": 1.0}, two, Holders())
 
 
 def _sleeps_briefly(trial: Any) -> float:

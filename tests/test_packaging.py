@@ -3,6 +3,7 @@ command line light, the metadata and the files a wheel ships."""
 
 from __future__ import annotations
 
+import ast
 import os
 import subprocess
 import sys
@@ -392,15 +393,27 @@ def test_a_pytorch_example_without_its_library_names_the_extra(example: str, blo
 
 
 def _defined_twice(path: Path) -> list[str]:
-    """A module's top-level functions and classes defined more than once (``@overload`` stubs aside)."""
-    import ast
+    """A module's functions and classes defined more than once in one scope, its top level or a class's body (a
+    test class's second method of a name drops the first test); ``@overload`` stubs and a property's setter
+    or deleter aside."""
     import collections
 
     tree = ast.parse(path.read_text(encoding="utf-8"))
-    defs = [n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
-    real = [n.name for n in defs
-            if not any(isinstance(d, ast.Name) and d.id == "overload" for d in n.decorator_list)]
-    return sorted(name for name, count in collections.Counter(real).items() if count > 1)
+    scopes = [("", tree.body)] + [(f"{n.name}.", n.body) for n in ast.walk(tree) if isinstance(n, ast.ClassDef)]
+    twice = []
+    for prefix, body in scopes:
+        defs = [n for n in body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
+        real = [n.name for n in defs if not any(_redefines(d) for d in n.decorator_list)]
+        twice += [prefix + name for name, count in collections.Counter(real).items() if count > 1]
+    return sorted(twice)
+
+
+def _redefines(decorator: ast.expr) -> bool:
+    """Whether a decorator makes a second ``def`` of a name right: ``@overload`` (``@typing.overload``),
+    ``@name.setter``, ``@name.deleter``."""
+    if isinstance(decorator, ast.Name):
+        return decorator.id == "overload"
+    return isinstance(decorator, ast.Attribute) and decorator.attr in ("overload", "setter", "deleter")
 
 
 def test_no_module_defines_a_function_or_class_twice() -> None:

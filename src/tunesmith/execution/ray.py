@@ -558,6 +558,41 @@ def check_token(address: str, timeout: float = 5.0) -> None:
         "cluster's token in ~/.ray/auth_token, RAY_AUTH_TOKEN_PATH or RAY_AUTH_TOKEN") from None
 
 
+@dataclass(frozen=True)
+class Holders:
+    """optimize's own actors that may hold a trial's resources: those up, those still starting (Ray holds an
+    actor's resources from when its worker process is leased, before it is up), and those it killed whose
+    process on this machine still ends."""
+
+    up: int = 0
+    starting: int = 0
+    ending: int = 0
+
+
+def held_resources(need: Mapping[str, float], free: Mapping[str, Any], total: Mapping[str, Any], own: Holders) -> str:
+    """Why an actor waits to start: what a trial needs, what the cluster has free and in all, and who holds the
+    rest: optimize's own actors (``own``; starting ones take long on a loaded machine, and nothing is to be
+    freed) or, beyond what they can hold, other work (and what to do then)."""
+    now_free = {k: round(float(free.get(k, 0.0)), 6) for k in need}
+    in_all = {k: round(float(total.get(k, 0.0)), 6) for k in need}
+    said = f"a trial needs {need}, the cluster has {now_free} free of {in_all}"
+    mine = [f"{n} {what}" for n, what in ((own.up, "up"), (own.starting, "still starting"),
+                                          (own.ending, "killed, their processes still ending")) if n]
+    said += f"; this optimize's actors: {', '.join(mine)}" if mine else ""
+    # what its actors up or ending hold for sure; a starting one holds a trial's whole need (leased) or nothing
+    rest = {k: in_all[k] - now_free[k] - (own.up + own.ending) * v for k, v in need.items()}
+    leased = max(0, min([own.starting, *(math.floor(rest[k] / v + 1e-9) for k, v in need.items())]))
+    other = {k: round(max(0.0, rest[k] - leased * v), 6) for k, v in need.items()}
+    if need and not any(v > 1e-6 for v in other.values()):
+        return (f"{said}. This optimize's own actors may hold all of it: Ray holds an actor's resources while its "
+                "worker process starts (slow on a loaded machine) and a killed one's until its process has ended; "
+                "they come back without anything to free (fewer n_jobs start fewer at once)")
+    return (f"{said}. Other work on the cluster holds {other}: another driver's tasks or actors, or a Ray worker "
+            "process left holding an actor's resources after Ray ignored its kill as it started (ray-project/ray#27743; "
+            "`ray list actors` or `ray status` shows it). Free them (end that work; on an instance this process "
+            "started, ray.shutdown() then start Ray again), or lower resources_per_trial")
+
+
 def lost_worker_errors(ray: Any) -> tuple[type[BaseException], ...]:
     """What Ray raises for a call whose actor's process is gone: besides RayActorError, its memory
     monitor's OutOfMemoryError (which ended optimize, its trial left running), a crashed worker, a dead node."""
@@ -662,17 +697,19 @@ class _Driver:
         finally:
             for a in starting:
                 self.ray.kill(a.handle)
-            if self.starved_since is None and not self.instance_ends:
-                self._await_exits()
+        # not after Ctrl-C or SIGTERM (nor one that cut the grace above short: it propagates from there)
+        if self.starved_since is None and not (self.instance_ends or self.interrupted):
+            self._await_exits()
 
     def _await_exits(self) -> None:
         """Once the actors are killed: wait, up to :data:`EXIT_WAIT` seconds, for their processes on this machine
         to end. Ray's kill only asks; the resources of an actor come back once its process has ended, which every
         optimize returned before (about 0.1 s before, on a 2-core machine at load 22), so that a second optimize
         (or anything else on the same ``ray.init()``) started as this one returned found its CPUs held. Another machine's
-        processes cannot be watched from here. No wait on a private instance this call started (it stops), nor
-        while no node can hold a trial (a lost node's actors outlive their raylet, which no kill reaches)."""
-        pids = [pid for pid in map(local_pid, map(self._worker_of, self.actors + self.killed)) if pid]
+        processes cannot be watched from here. No wait on a private instance this call started (it stops), while
+        no node can hold a trial (a lost node's actors outlive their raylet, which no kill reaches), nor after
+        Ctrl-C or SIGTERM (the user stops now). The wait is :data:`EXIT_WAIT` in all, however many actors."""
+        pids = self._pids(self.actors + self.killed)
         end = time.monotonic() + EXIT_WAIT
         while any(map(process_runs, pids)) and time.monotonic() < end:
             time.sleep(0.05)  # Ctrl-C works meanwhile
@@ -680,6 +717,10 @@ class _Driver:
         if left:
             logger.info("%d killed Ray actor process(es) still ran %g s after optimize stopped them (pids %s): "
                         "their resources come back once they end", len(left), EXIT_WAIT, left)
+
+    def _pids(self, actors: list[_Actor]) -> list[int]:
+        """The pids of ``actors``' processes on this machine (of those that said who they are)."""
+        return [pid for pid in map(local_pid, map(self._worker_of, actors)) if pid]
 
     def _worker_of(self, actor: _Actor) -> str:
         """``host:pid`` of ``actor``'s process; "" where it never said (it never started, or died first)."""
@@ -1066,19 +1107,15 @@ class _Driver:
                        "fails instead of waiting", len(late), START_WARN_AFTER, held)
 
     def _held_resources(self) -> str:
-        """What a trial needs against what the cluster has free and in all, and what to do."""
-        need = {_ray_name(k): v for k, v in self.ex.resources.items() if v > 0}
+        """What a trial needs against what the cluster has free and in all, whose actors hold it, and what to do."""
+        need = {_ray_name(k): float(v) for k, v in self.ex.resources.items() if v > 0}
         try:
             free, total = self.ray.available_resources(), self.ray.cluster_resources()
         except Exception as exc:  # noqa: BLE001 - the cluster cannot be reached this once
-            free = total = {"unreachable": type(exc).__name__}
-        now_free = {k: round(float(free.get(k, 0.0)), 6) for k in need}
-        in_all = {k: round(float(total.get(k, 0.0)), 6) for k in need}
-        return (f"a trial needs {need}, the cluster has {now_free} free of {in_all}. Other work on the cluster holds "
-                "the rest: another driver's tasks or actors, or a Ray worker process left holding an actor's "
-                "resources after Ray ignored its kill as it started (ray-project/ray#27743; `ray list actors` "
-                "or `ray status` shows it). Free them (end that work; on an instance this process started, "
-                "ray.shutdown() then start Ray again), or lower resources_per_trial")
+            return f"a trial needs {need}; what the cluster has free could not be read ({type(exc).__name__})"
+        ending = sum(map(process_runs, self._pids(self.killed)))
+        up = sum(a.up for a in self.actors)
+        return held_resources(need, free, total, Holders(up, len(self.actors) - up, ending))
 
     def _stop_overdue(self) -> None:
         """Replace the actors whose trial has run longer than ``trial_timeout``."""
