@@ -48,7 +48,7 @@ from ..exceptions import (
     UntrustedPathError,
 )
 from ..nested import walk
-from ..paths import kind_of, refuse_foreign_link
+from ..paths import NotRegularFile, kind_of, open_regular, refuse_foreign_link
 from ..space.params import did_you_mean
 from ..trial import NO_SYSTEM, Direction, FrozenTrial, SystemState, TrialState, as_count
 from .base import (
@@ -314,7 +314,7 @@ SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
 
 
 def databases_beside(url: str, *, limit: int = 3) -> list[str]:
-    """URLs of the SQLite files (by their suffix; none is opened) in the folder of the missing
+    """URLs of the tunesmith databases (:func:`holds_studies`) in the folder of the missing
     database ``url`` names, the closest to its name first: ``sqlite:///boost.db`` where a study was
     written to ``boost.db`` and a command read the default ``tunesmith.db``."""
     parsed = sa.engine.make_url(url)
@@ -325,9 +325,43 @@ def databases_beside(url: str, *, limit: int = 3) -> list[str]:
     except OSError:
         return []
     close = difflib.get_close_matches(path.name, names, n=limit, cutoff=0.6)
-    picked = [*close, *(n for n in names if n not in close)][:limit]
+    ordered = [*close, *(n for n in names if n not in close)][:_LOOKED_AT]
+    picked = [n for n in ordered if holds_studies(path.with_name(n))][:limit]
     return [parsed.set(database=str(Path(str(parsed.database)).with_name(n))).render_as_string(hide_password=False)
             for n in picked]
+
+
+#: how many SQLite files beside a missing database are opened to see whether they hold studies
+_LOOKED_AT = 20
+
+
+def holds_studies(path: Path) -> bool:
+    """Whether the SQLite file ``path`` is a tunesmith database (its schema has tunesmith's tables):
+    ``mlflow.db`` beside a missing ``study.db`` was suggested as if it held the study. The file is
+    opened read-only as a regular file (a FIFO is never waited on) and immutable (no lock taken, no
+    journal read or made beside it); only the names of its tables are read, nothing in it is run."""
+    import sqlite3
+
+    try:
+        f = open_regular(path)
+    except (OSError, NotRegularFile):
+        return False
+    with f:
+        if f.read(16) != b"SQLite format 3\x00":
+            return False
+        opened = Path(f"/dev/fd/{f.fileno()}")  # the file looked at, not one swapped in under its name since
+        uri = (opened if opened.exists() else path).absolute().as_uri() + "?mode=ro&immutable=1"
+        try:
+            conn = sqlite3.connect(uri, uri=True)
+        except sqlite3.Error:
+            return False
+        try:
+            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        except sqlite3.Error:  # not a database, encrypted, corrupt
+            return False
+        finally:
+            conn.close()
+    return set(metadata.tables) <= tables
 
 
 def storage_options(url: str) -> str:
