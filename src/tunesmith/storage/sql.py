@@ -49,7 +49,7 @@ from ..exceptions import (
 )
 from ..nested import walk
 from ..paths import NotRegularFile, kind_of, open_regular, refuse_foreign_link
-from ..space.params import did_you_mean
+from ..space.params import did_you_mean, plural
 from ..trial import NO_SYSTEM, Direction, FrozenTrial, SystemState, TrialState, as_count
 from .base import (
     NewStudy,
@@ -759,6 +759,7 @@ class SQLStorage(Storage):
         self._offset: tuple[float, float, float] | None = None  # (server - local clock, monotonic and local then)
         self._wrote_at = time.monotonic()  # when a write last got through (or the storage opened)
         self._outages: collections.deque[tuple[float, float]] = collections.deque(maxlen=OUTAGES_KEPT)  # monotonic
+        self._said_lock, self._said_until = threading.Lock(), -math.inf  # the last outage warned of (_say_outage)
         self._waits: dict[object, tuple[int, float, _Backoff]] = {}  # operations retrying: (thread, _wrote_at, ...)
         self._check_url()
         self._init_schema()
@@ -1043,6 +1044,7 @@ class SQLStorage(Storage):
         backoff = _Backoff(self.busy_timeout, self.retry_window)
         token = object()
         self._waits[token] = (threading.get_ident(), self._wrote_at, backoff)
+        began, first, retries = time.monotonic(), exc, 0
         try:
             while True:
                 kind = self._kind(exc)
@@ -1051,6 +1053,7 @@ class SQLStorage(Storage):
                 gave_up = "" if kind == "fatal" else backoff.wait(busy=kind == "busy")
                 if gave_up is not None:
                     raise self._error(exc, gave_up) from exc
+                retries += 1
                 try:
                     result = once()
                 except IntegrityError:
@@ -1061,11 +1064,25 @@ class SQLStorage(Storage):
                 now = time.monotonic()
                 if backoff.outage():
                     self._outages.append((self._waits[token][1], now))
+                    self._say_outage(began, now, retries, first)
                 if write:
                     self._wrote_at = now
                 return result
         finally:
             self._waits.pop(token, None)  # (a forked child's storage starts without its parent's)
+
+    def _say_outage(self, began: float, ended: float, retries: int, first: Exception) -> None:
+        """One warning as an outage of at least OUTAGE_BUSY s that this process rode out ends: how long,
+        how many retries, the first error. A team running many machines saw nothing at all, not even in a
+        worker's log, and could not tell why its trials took longer. Once per outage: the other threads'
+        operations that waited through the same one (a heartbeat's) say nothing more."""
+        with self._said_lock:
+            if ended - began < OUTAGE_BUSY or began <= self._said_until:
+                return
+            self._said_until = ended
+        cause = (str(getattr(first, "orig", None) or first).strip().splitlines() or [type(first).__name__])[0]
+        logger.warning("storage %r did not answer for %.1f s (%s, after: %s); it answers again",
+                       self.display_url, ended - began, plural(retries, "retry", "retries"), cause[:200])
 
     def outages(self) -> list[tuple[float, float]]:
         """:meth:`Storage.outages`, and those under way: this thread's operation waiting (any wait: it is
