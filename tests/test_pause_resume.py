@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -1240,6 +1241,63 @@ def test_the_docs_objective_resumes_a_trial_stopped_between_its_last_report_and_
     done = study.trials[stopped[0]]
     assert done.state is TrialState.COMPLETE, done.error
     assert done.value == done.intermediate[27] and done.system.n_resumes == held.system.n_resumes + 1
+
+
+_SAVES_AND_IS_KILLED = """
+import os, sys, torch
+sys.path.insert(0, {tests!r})
+from test_docs_snippets import ROOT, python_blocks
+
+found = python_blocks((ROOT / "docs" / "pruning.md").read_text())
+at = next(i for i, b in enumerate(found) if "trial.resume_from" in b.code and "def objective" in b.code)
+namespace = {{"__name__": "__main__"}}
+for block in found[:at]:
+    if block.run:
+        exec(compile(block.code, "docs/pruning.md", "exec"), namespace)
+saving = torch.save
+
+def announced(obj, f, *args, **kwargs):  # the real torch.save, after a line the test kills on
+    os.write(1, b"saving\\n")
+    return saving(obj, f, *args, **kwargs)
+
+torch.save = announced
+namespace["build"] = lambda params: (lambda m: (m, torch.optim.SGD(m.parameters(), lr=params["lr"])))(
+    torch.nn.Sequential(torch.nn.Linear(4, 1), torch.nn.Linear(1, 4_000_000)))  # 32 MB: a save takes a while
+namespace["train_one_epoch"] = lambda model, opt: 1.0
+exec(compile(found[at].code, "docs/pruning.md", "exec"), namespace)  # the page's study of 12 trials
+"""
+
+
+def test_the_docs_objective_killed_while_it_saves_leaves_a_checkpoint_the_resumed_trial_loads(tmp_path: Path) -> None:
+    """docs/pruning.md's objective saved with ``torch.save(state, path)`` in place: a kill (or Ctrl-C)
+    inside the save left a truncated file under the trial's name, which its resume could not load. Saved
+    with ``checkpoint.save`` (temporary file, fsync, rename), the file is the previous epoch's, whole; and a
+    file truncated some other way is refused by the page's load with an error naming it and what to do."""
+    pytest.importorskip("torch")
+    from tunesmith.train import checkpoint
+
+    f = tmp_path / "checkpoints" / "trial-0.pt"
+    for kill_at in (2, 3):  # the second run goes on over the first's files
+        child = subprocess.Popen([sys.executable, "-c", _SAVES_AND_IS_KILLED.format(tests=str(Path(__file__).parent))],
+                                 cwd=tmp_path, stdout=subprocess.PIPE)
+        try:
+            assert child.stdout is not None
+            for _ in range(kill_at):
+                assert child.stdout.readline() == b"saving\n"
+            whole, end = f.stat().st_size, time.monotonic() + 5.0  # the epoch before's save, done
+            while time.monotonic() < end and f.stat().st_size == whole and not any(f.parent.glob(".*.tmp")):
+                pass  # until the save is under way: the file rewritten in place, or a temporary one written
+            child.kill()  # inside the save of its kill_at-th epoch
+        finally:
+            child.kill()
+            child.wait()
+    assert sorted(p.name for p in f.parent.glob("*.pt")) == ["trial-0.pt"]  # killed in its third epoch's save
+    assert checkpoint.is_complete(f), f"{f.name} was left truncated"
+    assert checkpoint.load(f)["step"] == 2  # the last epoch saved whole
+    f.write_bytes(f.read_bytes()[: f.stat().st_size // 2])  # cut short all the same (a full disk, a copy)
+    with pytest.raises(checkpoint.CheckpointError, match=re.escape(f"checkpoint {str(f)!r} cannot be read: it is "
+                                                                   "not a complete torch.save archive")):
+        checkpoint.load(f)
 
 
 _RUN_BESIDE = """
