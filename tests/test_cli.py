@@ -1326,7 +1326,7 @@ def test_run_and_worker_name_the_study_by_its_name_now_when_it_was_renamed_while
     assert hint[:3] == ["tunesmith", "show", "quad-renamed"] and run_cli(*hint[1:]) == 0
     assert "nope" in capsys.readouterr().out
     assert run_cli("worker", str(project / "s.yaml"), "--n-trials", "2", "--name", "q3") == 1
-    assert capsys.readouterr().out.startswith("study 'q3-renamed': 2 finished trials in ")
+    assert "; study 'q3-renamed': 2 finished trials in " in capsys.readouterr().out
 
 
 @pytest.mark.usefixtures("matplotlib_fonts_alone")
