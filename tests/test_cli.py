@@ -395,6 +395,33 @@ def test_a_missing_default_database_names_the_databases_in_its_folder(
     assert not (tmp_path / "tunesmith.db").exists()
 
 
+def test_a_missing_database_names_only_the_tunesmith_databases_beside_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """`show` on a missing study.db suggested the MLflow store beside it (by its .db suffix alone), which
+    holds no study. Files are suggested only when their schema has tunesmith's tables, read read-only:
+    MLflow's own database, another SQLite database, a file that is no database and a FIFO are left out."""
+    import os
+    import sqlite3
+
+    mlflow = pytest.importorskip("mlflow")
+    monkeypatch.chdir(tmp_path)
+    mlflow.MlflowClient(tracking_uri="sqlite:///mlflow.db").search_experiments()  # MLflow makes its schema
+    assert "experiments" in {r[0] for r in sqlite3.connect("mlflow.db").execute("SELECT name FROM sqlite_master")}
+    with sqlite3.connect("ts_named.sqlite") as conn:  # tunesmith's names, one table short
+        conn.execute("CREATE TABLE ts_studies (x)")
+    (tmp_path / "noise.db").write_bytes(b"SQLite format 3\x00" + b"\xff" * 2000)
+    os.mkfifo(tmp_path / "pipe.db")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    assert run_cli("show", "s", "--storage", "sqlite:///study.db") == 2
+    assert capsys.readouterr().err.rstrip().endswith(f"(there is no database file at '{tmp_path / 'study.db'}')")
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no journal or lock file made beside them
+    ts.Study({"x": ts.Float(0, 1)}, storage="sqlite:///runs.db", name="s")
+    assert run_cli("show", "s", "--storage", "sqlite:///study.db") == 2
+    assert capsys.readouterr().err.rstrip().endswith("its folder holds sqlite:///runs.db)")
+    assert run_cli("studies", "--storage", "sqlite:///study.db") == 2
+    assert "(--storage names the one to read: --storage sqlite:///runs.db)" in capsys.readouterr().err
+
+
 def test_commands_that_write_leave_no_file_at_a_misspelt_storage(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """`note`, `rename`, `delete`, `copy` and `focus` with a misspelt --storage made an empty database there
     and said only "no study named ..."; they read it as missing, as `show` and ``load_study`` do."""
@@ -1315,7 +1342,7 @@ def test_run_and_worker_name_the_study_by_its_name_now_when_it_was_renamed_while
     assert hint[:3] == ["tunesmith", "show", "quad-renamed"] and run_cli(*hint[1:]) == 0
     assert "nope" in capsys.readouterr().out
     assert run_cli("worker", str(project / "s.yaml"), "--n-trials", "2", "--name", "q3") == 1
-    assert capsys.readouterr().out.startswith("study 'q3-renamed': 2 finished trials in ")
+    assert "; study 'q3-renamed': 2 finished trials in " in capsys.readouterr().out
 
 
 @pytest.mark.usefixtures("matplotlib_fonts_alone")

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections import Counter
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -1325,3 +1326,25 @@ def test_a_script_runs_from_its_source_not_from_a_pycache_file_beside_it(tmp_pat
         assert load_objective("cached_rev100.py:f", shared)(SimpleNamespace(params={})) == 1.0
     finally:
         sys.modules.pop("cached_rev100", None)
+
+
+def test_a_worker_s_summary_says_what_it_ran_beside_the_study_s_totals(tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """A second worker on a shared study printed the study's totals alone ("5 finished trials"): after a kill
+    or an outage a team could not tell what this machine had run. It now says both."""
+    path, db = _pausing_study(tmp_path, "return trial.params['x']")
+
+    def said(out: str) -> Counter[str]:
+        ran = re.search(r"this worker ran (\d+) trials? \(([^)]*)\); study 's': \d+ finished trials? in ", out)
+        assert ran, out
+        counts = Counter({state: int(n) for n, state in (part.split(" ") for part in ran[2].split(", "))})
+        assert counts.total() == int(ran[1]), out
+        return counts
+
+    assert main(["worker", str(path), "--n-trials", "3"]) == 0
+    first = said(capsys.readouterr().out)
+    assert first == Counter(t.state.value for t in ts.load_study("s", db).trials)  # all of them its own
+    assert main(["worker", str(path), "--n-trials", "2"]) == 0
+    second = said(capsys.readouterr().out)
+    trials = ts.load_study("s", db).trials
+    assert len(trials) == 5 and 2 <= second.total() <= 2 + sum(t.system.n_resumes for t in trials[:3]), second

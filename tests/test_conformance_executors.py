@@ -160,7 +160,9 @@ def test_the_objectives_own_keyboard_interrupt_stops_the_run(
     kind: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     """A KeyboardInterrupt from the objective stops the run as a Ctrl-C does (optimize returns): its trial
-    is recorded failed as interrupted, and called back under Ray alone (the guide says so)."""
+    is recorded failed as interrupted, and called back under Ray alone (the guide says so), and
+    ``study.interrupted`` says so whatever runs the objective (it stayed None in worker processes and Ray
+    actors, where the command exited 130 all the same)."""
     study = study_for(kind, tmp_path, request, sampler="random")
     seen: list[int] = []
     study.optimize(interrupts_on_the_third, n_trials=20, callbacks=[lambda s, r: seen.append(r.number)], **jobs(kind))
@@ -169,6 +171,9 @@ def test_the_objectives_own_keyboard_interrupt_stops_the_run(
     assert trials[2].state is TrialState.FAILED and trials[2].error == "interrupted (KeyboardInterrupt)"
     assert len(seen) == len(set(seen)) and set(seen) <= {t.number for t in trials}
     assert (2 in seen) == kind.startswith("ray")
+    assert study.interrupted == "interrupted (KeyboardInterrupt)", kind
+    study.optimize(square, n_trials=1, **jobs(kind))
+    assert study.interrupted is None  # the next call not interrupted
 
 
 def slow_unless_the_third(trial: ts.Trial) -> float:

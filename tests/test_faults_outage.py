@@ -7,6 +7,7 @@ may be lost or recorded twice, and no trial may stay running for good.
 from __future__ import annotations
 
 import os
+import re
 import select
 import signal
 import sqlite3
@@ -542,3 +543,43 @@ def test_a_server_that_answers_nothing_fails_a_new_connection_within_the_connect
     assert not thread.is_alive() and outcome, "the connection never ended"
     assert isinstance(outcome[0], sa.exc.OperationalError), f"the connection waited {waited:.0f} s: {outcome[0]!r}"
     assert "timeout" in str(outcome[0]).lower()
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
+def test_an_outage_a_worker_rides_out_is_said_in_one_line_once_it_ends(
+        backend: str, tmp_path: Path, subprocess_env: dict[str, str], request: pytest.FixtureRequest) -> None:
+    """A PostgreSQL restart (or a SQLite file locked by another process) that a worker waited out said
+    nothing, not even in its log: a team could not tell why its trials took longer. One warning as it ends
+    (how long, how many retries, the first error), not one per retry nor one per thread that waited (the
+    worker's heartbeats and its trial's writes meet the same outage)."""
+    worker_code = WORKER.replace("grace_period=1.0", "grace_period=60.0").replace(
+        "    return 0.25\n", "    trial.report(0.5, 1)\n    time.sleep(1.0)\n    return 0.25\n")
+    if backend == "postgresql":
+        pg_server = request.getfixturevalue("pg_server")
+        url = str(request.getfixturevalue("pg_url"))
+    else:
+        url = f"sqlite:///{tmp_path / 's.db'}"
+    study = ts.Study({"x": ts.Float(0, 1)}, storage=url, name="s", sampler="random", seed=0)
+    worker = subprocess.Popen([sys.executable, "-c", worker_code, url, "1.0"], env=subprocess_env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _running(study)
+        if backend == "postgresql":
+            pg_server.restart(down_for=2.5)  # beats, then the trial's report, wait with the server
+        else:
+            with sqlite3.connect(tmp_path / "s.db", isolation_level=None) as conn:
+                conn.execute("BEGIN EXCLUSIVE")  # no reader or writer gets through for 2.5 s
+                time.sleep(2.5)
+                conn.execute("COMMIT")
+            conn.close()
+        err = worker.communicate(timeout=60)[1]
+    finally:
+        worker.kill()
+        worker.wait()
+    assert worker.returncode == 0, err
+    said = [line for line in err.splitlines() if "did not answer for" in line]
+    assert len(said) == 1, err
+    seconds, retries = re.search(r"did not answer for ([\d.]+) s \((\d+) retr", said[0]).groups()  # type: ignore[union-attr]
+    assert 1.5 <= float(seconds) < 30 and int(retries) >= 2, said
+    assert said[0].endswith("; it answers again") and ("locked" in said[0]) == (backend == "sqlite"), said
+    assert [t.state for t in study.trials] == [ts.TrialState.COMPLETE]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -1259,19 +1260,19 @@ def _seeded_build(params: dict[str, Any]) -> Any:
 
 
 class _KillsAfterTheSave:
-    """The ``torch`` a docs objective sees: its ``save`` writes the checkpoint, and once, at trial 0's
+    """The ``checkpoint`` module a docs objective sees: its ``save`` writes the checkpoint, and once, at trial 0's
     second save, SIGKILLs its worker process as it returns: the checkpoint saved, its report not written."""
 
     def __init__(self, folder: Path) -> None:
-        import torch
+        from tunesmith.train import checkpoint
 
-        self._torch, self._folder = torch, folder
+        self._checkpoint, self._folder = checkpoint, folder
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._torch, name)
+        return getattr(self._checkpoint, name)
 
-    def save(self, obj: Any, path: Any) -> None:
-        self._torch.save(obj, path)
+    def save(self, path: Any, obj: Any) -> None:
+        self._checkpoint.save(path, obj)
         if Path(path).name.startswith("trial-0") and not (self._folder / "killed").exists():
             with open(self._folder / "saves", "a") as log:
                 log.write(f"{path}\n")
@@ -1290,7 +1291,7 @@ def test_the_docs_objective_killed_between_its_checkpoint_save_and_its_report_re
 
     monkeypatch.chdir(tmp_path)
     objective, space = _docs_checkpoint_objective()
-    objective.__globals__.update(build=_seeded_build, torch=_KillsAfterTheSave(tmp_path))
+    objective.__globals__.update(build=_seeded_build, checkpoint=_KillsAfterTheSave(tmp_path))
     study = ts.Study(space, sampler="random", seed=0, storage=f"sqlite:///{tmp_path / 'k.db'}", name="k",
                      pruner=ASHA(pause=True, max_resource=27), heartbeat_interval=0.5, requeue_failed=True)
     study.optimize(objective, n_trials=3, n_jobs=1, executor="process")
@@ -1304,6 +1305,64 @@ def test_the_docs_objective_killed_between_its_checkpoint_save_and_its_report_re
     assert sorted(killed.intermediate) == list(range(1, len(killed.intermediate) + 1))
     assert [killed.intermediate[e] for e in sorted(killed.intermediate)] == straight[:len(killed.intermediate)]
     assert torch.load(killed.attrs["checkpoint"], weights_only=True)  # the one recorded is whole
+
+
+_SAVES_AND_IS_KILLED = """
+import os, sys, torch
+sys.path.insert(0, {tests!r})
+from test_docs_snippets import ROOT, python_blocks
+
+found = python_blocks((ROOT / "docs" / "pruning.md").read_text())
+at = next(i for i, b in enumerate(found) if "trial.resume_from" in b.code and "def objective" in b.code)
+namespace = {{"__name__": "__main__"}}
+for block in found[:at]:
+    if block.run:
+        exec(compile(block.code, "docs/pruning.md", "exec"), namespace)
+saving = torch.save
+
+def announced(obj, f, *args, **kwargs):  # the real torch.save, after a line the test kills on
+    os.write(1, b"saving\\n")
+    return saving(obj, f, *args, **kwargs)
+
+torch.save = announced
+namespace["build"] = lambda params: (lambda m: (m, torch.optim.SGD(m.parameters(), lr=params["lr"])))(
+    torch.nn.Sequential(torch.nn.Linear(4, 1), torch.nn.Linear(1, 4_000_000)))  # 32 MB: a save takes a while
+namespace["train_one_epoch"] = lambda model, opt: 1.0
+exec(compile(found[at].code, "docs/pruning.md", "exec"), namespace)  # the page's study of 12 trials
+"""
+
+
+def test_the_docs_objective_killed_while_it_saves_leaves_a_checkpoint_the_resumed_trial_loads(tmp_path: Path) -> None:
+    """docs/pruning.md's objective saved with ``torch.save(state, path)`` in place: a kill (or Ctrl-C)
+    inside the save left a truncated file under the trial's name, which its resume could not load. Saved
+    with ``checkpoint.save`` (temporary file, fsync, rename), the file is the previous epoch's, whole; and a
+    file truncated some other way is refused by the page's load with an error naming it and what to do."""
+    pytest.importorskip("torch")
+    from tunesmith.train import checkpoint
+
+    folder = tmp_path / "checkpoints"
+    for kill_at in (2, 3):  # the second run goes on over the first's files
+        child = subprocess.Popen([sys.executable, "-c", _SAVES_AND_IS_KILLED.format(tests=str(Path(__file__).parent))],
+                                 cwd=tmp_path, stdout=subprocess.PIPE)
+        try:
+            assert child.stdout is not None
+            for _ in range(kill_at):
+                assert child.stdout.readline() == b"saving\n"
+            target, end = folder / f"trial-0-{kill_at}.pt", time.monotonic() + 5.0
+            while time.monotonic() < end and not target.exists() and not any(folder.glob(".*.tmp")):
+                pass  # until the save is under way: the file written in place, or a temporary one
+            child.kill()  # inside the save of its kill_at-th epoch
+        finally:
+            child.kill()
+            child.wait()
+    f = folder / "trial-0-2.pt"  # killed in its third epoch's save: the second epoch's file, the first's deleted
+    assert sorted(p.name for p in folder.glob("*.pt")) == [f.name]
+    assert checkpoint.is_complete(f), f"{f.name} was left truncated"
+    assert checkpoint.load(f)["step"] == 2  # the last epoch saved whole
+    f.write_bytes(f.read_bytes()[: f.stat().st_size // 2])  # cut short all the same (a full disk, a copy)
+    with pytest.raises(checkpoint.CheckpointError, match=re.escape(f"checkpoint {str(f)!r} cannot be read: it is "
+                                                                   "not a complete torch.save archive")):
+        checkpoint.load(f)
 
 
 _RUN_BESIDE = """

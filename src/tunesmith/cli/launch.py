@@ -395,14 +395,17 @@ def ship_by_value(objective: Callable[..., Any]) -> None:
 EVERY_TRIAL_FAILED = 1
 
 
-def run_trials(study: Study, objective: Callable[..., Any], options: Mapping[str, Any]) -> int:
+def run_trials(study: Study, objective: Callable[..., Any], options: Mapping[str, Any],
+               ended: dict[int, TrialState] | None = None) -> int:
     """:func:`optimize_interruptibly`, whose status becomes :data:`EVERY_TRIAL_FAILED` where the trials
     this command's workers ended (handed to optimize's callbacks, whatever the executor) hold a failed
     one and none complete or pruned: the objective raised each time, which a script must be able to
     tell. Nothing left to run (a grid exhausted) stays 0. ``study.name`` is then the study's name now. Trials that other workers of a shared study
     finished meanwhile are not this command's (a worker whose every trial failed exited 0 while
-    another completed some), nor is a lost worker's trial that this command's heartbeat check failed."""
-    ended: dict[int, TrialState] = {}
+    another completed some), nor is a lost worker's trial that this command's heartbeat check failed.
+    ``ended``, when given, receives each trial this command ended and its last state (a worker's summary
+    counts them)."""
+    ended = {} if ended is None else ended
 
     def note(_: Study, record: FrozenTrial) -> None:
         ended[record.number] = record.state  # a paused trial resumed here ends again: its last state

@@ -22,7 +22,7 @@ import argparse
 from collections import Counter
 
 from ..space.params import plural
-from ..trial import FrozenTrial
+from ..trial import FrozenTrial, TrialState
 from .launch import EVERY_TRIAL_FAILED, optimize_options, prepare, run_trials
 from .studyfile import EXECUTORS, StudyFile, StudyFileError
 
@@ -62,17 +62,28 @@ def check_shared_storage(sf: StudyFile) -> None:
 def cmd_worker(args: argparse.Namespace) -> int:
     """Open (or create) the study the file names and run its trials here."""
     sf, study, objective = prepare(args, check=check_shared_storage)
-    status = run_trials(study, objective, optimize_options(sf, show_progress=False))
+    ran: dict[int, TrialState] = {}
+    status = run_trials(study, objective, optimize_options(sf, show_progress=False), ran)
     trials = study.trials
     done = [t for t in trials if t.state.is_finished]
     failed = f"; every trial this worker ran failed (exit status {status})" if status == EVERY_TRIAL_FAILED else ""
     try:
-        print(f"study {study.name!r}: {plural(len(done), 'finished trial')} in {study.storage.display_url}"
-              f"{_unfinished(trials)}{failed}", flush=True)
+        print(f"{_ran_here(ran)}; study {study.name!r}: {plural(len(done), 'finished trial')} in "
+              f"{study.storage.display_url}{_unfinished(trials)}{failed}", flush=True)
     except OSError:
         if status <= 128:  # stopped by a signal: a terminal that closed (SIGHUP) takes no summary, the status says it
             raise
     return status
+
+
+def _ran_here(ran: dict[int, TrialState]) -> str:
+    """What this worker did ("this worker ran 5 trials (3 complete, 2 pruned)"): the study's totals
+    alone left a team unable to tell, after a kill or an outage, what one machine had run."""
+    if not ran:
+        return "this worker ran no trial"
+    counts = Counter(state.value for state in ran.values())
+    return (f"this worker ran {plural(len(ran), 'trial')} ("
+            + ", ".join(f"{n} {state}" for state, n in sorted(counts.items())) + ")")
 
 
 def _unfinished(trials: list[FrozenTrial]) -> str:

@@ -94,6 +94,8 @@ class ThreadExecutor(Executor):
             calls.error = None
             calls.callbacks = ()  # no more callbacks; the waiting threads go on
             _deliver(inbox, calls, 0.0)
+        if job.interrupted is None and run.budget.interrupted:
+            job.interrupted = interrupted()  # study.interrupted as inline
         calls.raise_error(raised[0] if raised else None)
         return run.exhausted
 
@@ -109,7 +111,7 @@ def _worker(run: Run, raised: list[BaseException]) -> None:
         raised.append(exc)
         run.budget.stop()
     except KeyboardInterrupt:  # the objective's own (a Ctrl-C reaches the calling thread): it stops the run, as
-        run.budget.stop()  # inline; the thread died of it, its traceback printed, and the others went on
+        run.budget.stop(interrupted=True)  # inline; the thread died of it, its traceback printed, and the others went on
         logger.warning("the objective raised KeyboardInterrupt in a worker thread (no Ctrl-C came): the run stops")
 
 

@@ -76,11 +76,13 @@ class Budget:
             self._base: Any = _Box(0)
             self._stop: Any = _Box(_GOING)
             self._ran_out: Any = _Box(0)
+            self._raised: Any = _Box(0)
             self._lock: Any = threading.Lock()
         else:
             self._base = ctx.Value("q", 0, lock=False)
             self._stop = ctx.Value("b", _GOING, lock=False)
             self._ran_out = ctx.Value("b", 0, lock=False)
+            self._raised = ctx.Value("b", 0, lock=False)
             self._lock = _RecordLock() if fcntl is not None and ctx.get_start_method() == "fork" else ctx.Lock()
         self._held = _Held(self._lock)
         self.seats = [Seat(ctx) for _ in range(seats)]  # created before any fork: all workers share them
@@ -176,13 +178,21 @@ class Budget:
         self.charge(-(held if back else 0) - max(0, requeued - refunded))
         return back
 
-    def stop(self, *, exhausted: bool = False) -> None:
+    def stop(self, *, exhausted: bool = False, interrupted: bool = False) -> None:
         """No new trial starts; ``exhausted``: because the search has none left
-        (earned promotions still run then, see :func:`finish_promoted`)."""
+        (earned promotions still run then, see :func:`finish_promoted`); ``interrupted``: because an
+        objective raised KeyboardInterrupt itself in a worker thread or process (``study.interrupted``)."""
         with self._locked():  # an interrupt (plain stop) is never turned back into exhaustion
             self._stop.value = _EXHAUSTED if exhausted and self._stop.value != _STOPPED else _STOPPED
             if exhausted:
                 self._ran_out.value = 1
+            if interrupted:
+                self._raised.value = 1
+
+    @property
+    def interrupted(self) -> bool:
+        """Whether an objective's own KeyboardInterrupt stopped the run (:meth:`stop`)."""
+        return bool(self._raised.value)
 
     @property
     def stopped(self) -> bool:

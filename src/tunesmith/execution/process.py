@@ -33,7 +33,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..exceptions import STOPPING_SIGNALS, ResumeRefused, StorageError, Terminated, WorkersLost
+from ..exceptions import (
+    STOPPING_SIGNALS,
+    ResumeRefused,
+    StorageError,
+    Terminated,
+    WorkersLost,
+    interrupted,
+)
 from ..samplers import auto
 from ..trial import FrozenTrial, TrialState
 from .base import Executor, Job
@@ -186,6 +193,8 @@ class _Pool:
             _wait([w.proc for w in self.workers.values()], 5.0)
         if self.job.poll is not None:
             self.job.poll()
+        if self.job.interrupted is None and self.budget.interrupted:  # a worker's objective raised it itself
+            self.job.interrupted = interrupted()  # study.interrupted as inline
         summary = self.losses.summary()
         if summary:
             logger.warning(summary)
@@ -695,7 +704,7 @@ def _stop_on_interrupt(run: Run, seat: Seat, index: int, exc: KeyboardInterrupt)
     """A KeyboardInterrupt in worker ``index``: the objective's own (no signal came) stops the run, as
     inline (replaced, it churned a worker per trial for good); a SIGINT to this worker alone is replaced."""
     if not _SIGNAL_CAME:
-        run.budget.stop()
+        run.budget.stop(interrupted=True)
         logging.getLogger("tunesmith").warning(
             "worker %d: the objective raised KeyboardInterrupt (no Ctrl-C came): the run stops", index)
     if _interrupted(run, exc) or run.stopped:  # and the parent fails what was left running

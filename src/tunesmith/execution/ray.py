@@ -983,6 +983,7 @@ class _Driver:
         record = apply_outcome(self.study, out) if self.memory else out.record
         if out.interrupted:
             logger.warning("the objective raised KeyboardInterrupt in a Ray worker (no Ctrl-C came): the run stops")
+            self.job.interrupted = self.job.interrupted or interrupted()  # study.interrupted as inline
         if out.stop:  # from the objective in the actor: as from a callback, no trial starts after it
             self.study.stop()  # (its trial failed elsewhere too: no record, the actor is given its next call below)
             self.calls.check_stop()

@@ -48,8 +48,8 @@ from ..exceptions import (
     UntrustedPathError,
 )
 from ..nested import walk
-from ..paths import kind_of, refuse_foreign_link
-from ..space.params import did_you_mean
+from ..paths import NotRegularFile, kind_of, open_regular, refuse_foreign_link
+from ..space.params import did_you_mean, plural
 from ..trial import NO_SYSTEM, Direction, FrozenTrial, SystemState, TrialState, as_count
 from .base import (
     NewStudy,
@@ -314,7 +314,7 @@ SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
 
 
 def databases_beside(url: str, *, limit: int = 3) -> list[str]:
-    """URLs of the SQLite files (by their suffix; none is opened) in the folder of the missing
+    """URLs of the tunesmith databases (:func:`holds_studies`) in the folder of the missing
     database ``url`` names, the closest to its name first: ``sqlite:///boost.db`` where a study was
     written to ``boost.db`` and a command read the default ``tunesmith.db``."""
     parsed = sa.engine.make_url(url)
@@ -325,9 +325,43 @@ def databases_beside(url: str, *, limit: int = 3) -> list[str]:
     except OSError:
         return []
     close = difflib.get_close_matches(path.name, names, n=limit, cutoff=0.6)
-    picked = [*close, *(n for n in names if n not in close)][:limit]
+    ordered = [*close, *(n for n in names if n not in close)][:_LOOKED_AT]
+    picked = [n for n in ordered if holds_studies(path.with_name(n))][:limit]
     return [parsed.set(database=str(Path(str(parsed.database)).with_name(n))).render_as_string(hide_password=False)
             for n in picked]
+
+
+#: how many SQLite files beside a missing database are opened to see whether they hold studies
+_LOOKED_AT = 20
+
+
+def holds_studies(path: Path) -> bool:
+    """Whether the SQLite file ``path`` is a tunesmith database (its schema has tunesmith's tables):
+    ``mlflow.db`` beside a missing ``study.db`` was suggested as if it held the study. The file is
+    opened read-only as a regular file (a FIFO is never waited on) and immutable (no lock taken, no
+    journal read or made beside it); only the names of its tables are read, nothing in it is run."""
+    import sqlite3
+
+    try:
+        f = open_regular(path)
+    except (OSError, NotRegularFile):
+        return False
+    with f:
+        if f.read(16) != b"SQLite format 3\x00":
+            return False
+        opened = Path(f"/dev/fd/{f.fileno()}")  # the file looked at, not one swapped in under its name since
+        uri = (opened if opened.exists() else path).absolute().as_uri() + "?mode=ro&immutable=1"
+        try:
+            conn = sqlite3.connect(uri, uri=True)
+        except sqlite3.Error:
+            return False
+        try:
+            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        except sqlite3.Error:  # not a database, encrypted, corrupt
+            return False
+        finally:
+            conn.close()
+    return set(metadata.tables) <= tables
 
 
 def storage_options(url: str) -> str:
@@ -727,6 +761,7 @@ class SQLStorage(Storage):
         self._offset: tuple[float, float, float] | None = None  # (server - local clock, monotonic and local then)
         self._wrote_at = time.monotonic()  # when a write last got through (or the storage opened)
         self._outages: collections.deque[tuple[float, float]] = collections.deque(maxlen=OUTAGES_KEPT)  # monotonic
+        self._said_lock, self._said_until = threading.Lock(), -math.inf  # the last outage warned of (_say_outage)
         self._waits: dict[object, tuple[int, float, _Backoff]] = {}  # operations retrying: (thread, _wrote_at, ...)
         self._check_url()
         self._init_schema()
@@ -1011,6 +1046,7 @@ class SQLStorage(Storage):
         backoff = _Backoff(self.busy_timeout, self.retry_window)
         token = object()
         self._waits[token] = (threading.get_ident(), self._wrote_at, backoff)
+        began, first, retries = time.monotonic(), exc, 0
         try:
             while True:
                 kind = self._kind(exc)
@@ -1019,6 +1055,7 @@ class SQLStorage(Storage):
                 gave_up = "" if kind == "fatal" else backoff.wait(busy=kind == "busy")
                 if gave_up is not None:
                     raise self._error(exc, gave_up) from exc
+                retries += 1
                 try:
                     result = once()
                 except IntegrityError:
@@ -1029,11 +1066,25 @@ class SQLStorage(Storage):
                 now = time.monotonic()
                 if backoff.outage():
                     self._outages.append((self._waits[token][1], now))
+                    self._say_outage(began, now, retries, first)
                 if write:
                     self._wrote_at = now
                 return result
         finally:
             self._waits.pop(token, None)  # (a forked child's storage starts without its parent's)
+
+    def _say_outage(self, began: float, ended: float, retries: int, first: Exception) -> None:
+        """One warning as an outage of at least OUTAGE_BUSY s that this process rode out ends: how long,
+        how many retries, the first error. A team running many machines saw nothing at all, not even in a
+        worker's log, and could not tell why its trials took longer. Once per outage: the other threads'
+        operations that waited through the same one (a heartbeat's) say nothing more."""
+        with self._said_lock:
+            if ended - began < OUTAGE_BUSY or began <= self._said_until:
+                return
+            self._said_until = ended
+        cause = (str(getattr(first, "orig", None) or first).strip().splitlines() or [type(first).__name__])[0]
+        logger.warning("storage %r did not answer for %.1f s (%s, after: %s); it answers again",
+                       self.display_url, ended - began, plural(retries, "retry", "retries"), cause[:200])
 
     def outages(self) -> list[tuple[float, float]]:
         """:meth:`Storage.outages`, and those under way: this thread's operation waiting (any wait: it is
