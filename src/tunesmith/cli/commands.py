@@ -511,7 +511,6 @@ def _show_running(console: Any, study: Study, trials: list[FrozenTrial]) -> None
                       "with no heartbeat for G seconds", soft_wrap=True, highlight=False)
 
 
-
 def _show_silent(console: Any, study: Study, running: list[FrozenTrial], grace: float) -> None:
     """Running trials whose last heartbeat is older than the grace period (a worker killed with its
     optimize call): show counted them as running, with nothing to tell them from live ones."""
@@ -528,6 +527,7 @@ def _show_silent(console: Any, study: Study, running: list[FrozenTrial], grace: 
                   f"heartbeat for over the grace period of {grace:g} s ({last} {since:.0f} s ago): {lost}; the next "
                   f"trial asked of this study (optimize, tunesmith run or worker) fails {it} as lost{again}",
                   soft_wrap=True, highlight=False)
+
 
 #: ``show`` lists the numbers of this many paused trials, for ``tunesmith tell``
 PAUSED_SHOWN = 20

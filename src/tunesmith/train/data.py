@@ -314,6 +314,7 @@ class Loader:
         self.data, self.seed, self.pin_memory = data, seed, pin_memory
         n = check_data(data, "data")
         self.sampler = _EpochBatches(n, batch_size, seed, shuffle=shuffle, drop_last=drop_last)
+        self.size = n  # the samples an epoch's order permutes
         self.batches = batch_count(n, batch_size, drop_last=drop_last)
         self.generator = torch.Generator()
         self.loader: DataLoader[Any] | None = None

@@ -163,7 +163,7 @@ class Trainer:
             check_dtypes(val, self.model, "val")
         self.steps_per_epoch = math.ceil(loader.batches / cfg.accumulate)
         self.total_steps = total_steps_of(cfg, self.steps_per_epoch)
-        self.train_samples = loader.sampler.args[0]
+        self.train_samples = loader.size
         if cfg.checkpoint_dir is not None:
             ckpt.secure_dir(cfg.checkpoint_dir)
             ckpt.clean_stale(cfg.checkpoint_dir)  # temporary files of writers killed while saving
