@@ -1255,3 +1255,69 @@ def test_a_wal_planted_after_the_storage_was_made_and_before_it_connects_is_refu
     planted.unlink()
     assert sorted(t.value for t in ts.load_study("s", url).trials) == sorted(t.value for t in study.trials)
     assert min(t.value for t in study.trials) > -1  # the database kept what it held
+
+
+# -- held trials (system.held) -------------------------------------------------------------------
+
+
+def _held_study(tmp_path: Path, held: str, copies: int = 1) -> str:
+    """A SQLite study of 3 complete trials and ``copies`` paused ones at step 1 whose ``system.held`` a writer of
+    the database set to ``held`` (rows written as another program would: SQL, no tunesmith)."""
+    url, study = _sqlite_study(tmp_path)
+    study.add_trial({"x": 0.5, "k": "a"}, state="pruned", intermediate={1: 0.3})
+    with sqlite3.connect(tmp_path / "shared.db") as db:
+        db.execute("UPDATE ts_trials SET state = 'paused', system = ? WHERE number = 3", (json.dumps({"held": held}),))
+        db.execute(
+            "WITH RECURSIVE n(i) AS (SELECT 4 UNION ALL SELECT i + 1 FROM n WHERE i < ?) "
+            "INSERT INTO ts_trials (study_id, number, state, params, value, intermediate, attrs, system, token, started) "
+            "SELECT study_id, i, state, params, value, intermediate, attrs, system, lower(hex(randomblob(16))), started "
+            "FROM ts_trials, n WHERE number = 3 AND ? > 1", (copies + 2, copies))
+    return url
+
+
+@pytest.mark.parametrize("top", ["10", "1"])  # every trial read whole; the heads, and the held trials by the storage
+def test_show_names_a_held_trial_s_stored_signal_literally(tmp_path: Path, capsys: Any, top: str) -> None:
+    """``show`` names what stopped each held trial from its ``system.held`` (``interrupted (SIGHUP)``: "stopped by
+    SIGHUP"), which a writer of the database can set: rich markup in it ("[/bold]") failed ``show`` with a
+    MarkupError, and escapes in it reached the terminal (the clipboard written, the screen cleared)."""
+    url = _held_study(tmp_path, "interrupted (\x1b]52;c;cHduZWQ=\x07\x1b[2J[/bold][link=file:///etc]x)")
+    assert main(["show", "s", "--storage", url, "--top", top]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "#3 stopped by \\x1b]52;c;cHduZWQ=\\x07\\x1b[2J[/bold][link=file:///etc]x" in out, out
+    assert not any(c in out for c in "\x1b\x07"), out
+
+
+class _CountedRow(tuple):
+    """A row of ``Storage.get_last_steps`` (state, step) that counts how often it is compared."""
+
+    compared = 0
+
+    def __eq__(self, other: object) -> bool:
+        _CountedRow.compared += 1
+        return tuple(self) == other
+
+    __hash__ = tuple.__hash__
+
+
+def test_the_budget_line_counts_many_held_trials_in_linear_time(tmp_path: Path) -> None:
+    """``show``'s budget line counts each held trial as running: each looked for its paused row from the start of
+    the rows (``in``, then ``index``), so 20,000 held trials a writer of the database made took 26 s, 100,000 about
+    ten minutes. Here the rows of a real study of 2,000 held trials, each counting how often it is compared."""
+    from tunesmith.report import budget_of_steps, unheld
+
+    url = _held_study(tmp_path, "interrupted (KeyboardInterrupt)", copies=2000)
+    with sqlite3.connect(tmp_path / "shared.db") as db:  # 2,000 pruned trials before them, each at step 1
+        db.execute("UPDATE ts_trials SET number = number + 2000 WHERE state = 'paused'")
+        db.execute("WITH RECURSIVE n(i) AS (SELECT 3 UNION ALL SELECT i + 1 FROM n WHERE i < 2002) "
+                   "INSERT INTO ts_trials (study_id, number, state, params, value, intermediate, attrs, token, started) "
+                   "SELECT study_id, i, 'pruned', params, value, intermediate, attrs, lower(hex(randomblob(16))), started "
+                   "FROM ts_trials, n WHERE number = 2003")
+    storage = ts.load_study("s", url).storage
+    sid = storage.get_study("s").study_id
+    held = storage.get_held(sid)
+    rows = [_CountedRow(row) for row in storage.get_last_steps(sid)]
+    assert len(held) == 2000 and len(rows) == 4000
+    out = unheld(rows, held)
+    assert _CountedRow.compared <= 10 * len(rows), _CountedRow.compared  # 8,000,000 with a look from the start each
+    assert out == [(ts.TrialState.PRUNED, 1)] * 2000 + [(ts.TrialState.RUNNING, 1)] * 2000
+    assert budget_of_steps(out).startswith("4,000 steps trained by 4000 trials; 2,000 stopped early")  # not 4,000

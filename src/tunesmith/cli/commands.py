@@ -615,11 +615,12 @@ def _held_note(held: list[FrozenTrial]) -> str:
 
 def _stopped_by(why: str | None) -> str:
     """Why a held trial waits, as show says it: the signal that stopped it (``interrupted (SIGHUP)``: "stopped
-    by SIGHUP"; Ctrl-C for a KeyboardInterrupt), else its worker died or refused the checkpoint."""
+    by SIGHUP"; Ctrl-C for a KeyboardInterrupt), else its worker died or refused the checkpoint. The name is
+    read from the database: shown literal and cut (a writer's "[/x]" failed show, and escapes drove the terminal)."""
     if not is_interrupt(why):
         return "whose worker died or refused the checkpoint"
     name = (why or "").removeprefix("interrupted (").removesuffix(")")
-    return f"stopped by {'Ctrl-C' if name == 'KeyboardInterrupt' else name}"
+    return f"stopped by {'Ctrl-C' if name == 'KeyboardInterrupt' else literal(short_title(name))}"
 
 
 def test_table(study: Study, tests: dict[int, TestResult]) -> Table:

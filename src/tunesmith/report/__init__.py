@@ -299,11 +299,15 @@ def held(t: FrozenTrial) -> bool:
 
 def unheld(last: Sequence[tuple[TrialState, int]], held_trials: Sequence[FrozenTrial]) -> list[tuple[TrialState, int]]:
     """``Storage.get_last_steps``'s rows with those of ``held_trials`` (:func:`held`) counted as running, as
-    :func:`budget_spent` counts them: one paused row at each such trial's last step."""
-    out = list(last)
-    for t in held_trials:
-        if t.last_step is not None and (TrialState.PAUSED, t.last_step) in out:
-            out[out.index((TrialState.PAUSED, t.last_step))] = (TrialState.RUNNING, t.last_step)
+    :func:`budget_spent` counts them: one paused row at each such trial's last step (the first such rows, in one
+    pass: each held trial looked for its row from the start, and 20,000 a writer of the database made took 26 s)."""
+    due = Counter(t.last_step for t in held_trials if t.last_step is not None)
+    out = []
+    for state, step in last:
+        if state is TrialState.PAUSED and due[step] > 0:
+            due[step] -= 1
+            state = TrialState.RUNNING
+        out.append((state, step))
     return out
 
 
