@@ -1321,3 +1321,18 @@ def test_the_budget_line_counts_many_held_trials_in_linear_time(tmp_path: Path) 
     assert _CountedRow.compared <= 10 * len(rows), _CountedRow.compared  # 8,000,000 with a look from the start each
     assert out == [(ts.TrialState.PRUNED, 1)] * 2000 + [(ts.TrialState.RUNNING, 1)] * 2000
     assert budget_of_steps(out).startswith("4,000 steps trained by 4000 trials; 2,000 stopped early")  # not 4,000
+
+
+def test_the_held_trials_are_read_at_once_not_one_read_each(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``Storage.get_held`` (``show`` with more trials than ``--top``) read each held trial by itself: 20,000 held
+    trials a writer of the database made took 12 s of ``show``'s 18. Now the paused trials' ``system`` column, then
+    the held ones whole in one transaction (512 a statement)."""
+    url = _held_study(tmp_path, "interrupted (SIGTERM)", copies=600)
+    storage = ts.load_study("s", url).storage
+    sid = storage.get_study("s").study_id
+    reads: list[int] = []
+    real = ts.SQLStorage._tx
+    monkeypatch.setattr(ts.SQLStorage, "_tx", lambda self, fn, *, write: reads.append(write) or real(self, fn, write=write))
+    held = storage.get_held(sid)
+    assert [t.number for t in held] == list(range(3, 603)) and {t.system.held for t in held} == {"interrupted (SIGTERM)"}
+    assert len(reads) <= 2, len(reads)  # 601 before

@@ -476,6 +476,10 @@ def _json_default(x: Any) -> Any:
 #: from json_valid, in a WHEN of its own: in an OR it could be asked of what is no JSON. A column that is no text
 #: (a blob written outside tunesmith: SQLite's json_valid reads its bytes as text) is given back as it is, for the
 #: whole read's refusal, and only an integer in the last column is a step
+#: a trial number past every trial's (PostgreSQL's column is a 32-bit integer): :meth:`SQLStorage.get_trials_since`
+#: from it reads the numbers it lists alone (and any number from it on, which a caller filters out)
+_PAST_EVERY_NUMBER = 2**31 - 1
+
 _LAST_STEPS_SQLITE = """
 SELECT trial_id, number, state, value, started, completed,
        CASE WHEN typeof(intermediate) <> 'text' OR NOT json_valid(intermediate) THEN intermediate
@@ -1741,9 +1745,10 @@ class SQLStorage(Storage):
         if reads_through_get_trials(self, SQLStorage):  # a subclass filtering or counting in get_trials
             return super().get_held(study_id)
         rows = self._tx(lambda c: c.all("paused_systems", {"sid": study_id}), write=False)
-        held = [n for n in (held_number(*r) for r in rows) if n is not None]
-        return [t for t in (self.get_trial(study_id, n) for n in held)
-                if t.state is TrialState.PAUSED and t.system.held is not None]  # as read now
+        held = {n for n in (held_number(*r) for r in rows) if n is not None}
+        # read at once, 512 a statement (one read each: 20,000 held trials a writer made took 12 s of show's 18)
+        return [t for t in self.get_trials_since(study_id, _PAST_EVERY_NUMBER, also=held)
+                if t.number in held and t.state is TrialState.PAUSED and t.system.held is not None]  # as read now
 
     def count_trials(self, study_id: int) -> int:
         return int(self._tx(lambda c: c.first("count_trials", {"sid": study_id}), write=False)[0])
