@@ -1249,6 +1249,45 @@ def test_the_docs_objective_resumes_a_trial_stopped_between_its_last_report_and_
     assert done.value == done.intermediate[27] and done.system.n_resumes == held.system.n_resumes + 1
 
 
+def test_the_docs_objective_of_two_studies_in_one_folder_resumes_each_from_its_own_checkpoint(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """docs/pruning.md's objective named its files by trial number alone (``checkpoints/trial-N-EPOCH.pt``), and
+    trial numbers repeat across studies: study ``a``'s trial 0, Ctrl-C'd after epoch 3 and held, then study ``b``
+    run in the same folder (its trial 0 saved ``trial-0-3.pt`` over ``a``'s and deleted it at epoch 4), and ``a``'s
+    resume failed (the file gone; had ``b`` stopped at epoch 3, ``a`` would have resumed from ``b``'s weights). Each
+    study now has its own folder; ``a``'s reports are an uninterrupted run's."""
+    pytest.importorskip("torch")
+    monkeypatch.chdir(tmp_path)
+    objective, space = _docs_checkpoint_objective()
+    train = objective.__globals__["train_one_epoch"]
+    epochs: list[int] = []
+
+    def interrupted_in_epoch_4(model: Any, opt: Any) -> float:  # a's trial 0: Ctrl-C after epoch 3's report
+        epochs.append(1)
+        if len(epochs) == 4:
+            raise KeyboardInterrupt
+        return float(train(model, opt))
+
+    objective.__globals__.update(build=_seeded_build, train_one_epoch=interrupted_in_epoch_4)
+    url = f"sqlite:///{tmp_path / 'two.db'}"
+    a = ts.Study(space, storage=url, name="a", pruner=ASHA(pause=True, max_resource=27))
+    a.enqueue({"lr": 0.01})
+    a.optimize(objective, n_trials=1)
+    assert a.trials[0].system.held == "interrupted (KeyboardInterrupt)" and a.trials[0].last_step == 3, a.trials[0]
+    objective.__globals__["train_one_epoch"] = train
+    b = ts.Study(space, storage=url, name="b")  # no pruner: its trial 0 trains 27 epochs, past a's epoch 3
+    b.enqueue({"lr": 0.3})
+    b.optimize(objective, n_trials=1)
+    assert b.trials[0].state is TrialState.COMPLETE
+    a.optimize(objective, n_trials=0)  # resumes the held trial first
+    resumed = a.trials[0]
+    assert resumed.state is not TrialState.FAILED, resumed.error
+    model, opt = _seeded_build(resumed.params)
+    straight = [train(model, opt) for _ in range(27)]
+    assert [resumed.intermediate[e] for e in sorted(resumed.intermediate)] == straight[:len(resumed.intermediate)]
+    assert len(resumed.intermediate) > 3
+
+
 def _seeded_build(params: dict[str, Any]) -> Any:
     """docs/pruning.md's model and optimizer, the same weights for each run: a resumed run is compared
     with an uninterrupted one."""
@@ -1340,25 +1379,28 @@ def test_the_docs_objective_killed_while_it_saves_leaves_a_checkpoint_the_resume
     pytest.importorskip("torch")
     from tunesmith.train import checkpoint
 
-    folder = tmp_path / "checkpoints"
-    for kill_at in (2, 3):  # the second run goes on over the first's files
+    folder = tmp_path / "checkpoints"  # a folder in it for each run's study
+    for kill_at in (2, 3):
         child = subprocess.Popen([sys.executable, "-c", _SAVES_AND_IS_KILLED.format(tests=str(Path(__file__).parent))],
                                  cwd=tmp_path, stdout=subprocess.PIPE)
         try:
             assert child.stdout is not None
             for _ in range(kill_at):
                 assert child.stdout.readline() == b"saving\n"
-            target, end = folder / f"trial-0-{kill_at}.pt", time.monotonic() + 5.0
-            while time.monotonic() < end and not target.exists() and not any(folder.glob(".*.tmp")):
+            end = time.monotonic() + 5.0
+            while (time.monotonic() < end and not any(folder.glob(f"*/trial-0-{kill_at}.pt"))
+                   and not any(folder.glob("*/.*.tmp"))):
                 pass  # until the save is under way: the file written in place, or a temporary one
             child.kill()  # inside the save of its kill_at-th epoch
         finally:
             child.kill()
             child.wait()
-    f = folder / "trial-0-2.pt"  # killed in its third epoch's save: the second epoch's file, the first's deleted
-    assert sorted(p.name for p in folder.glob("*.pt")) == [f.name]
-    assert checkpoint.is_complete(f), f"{f.name} was left truncated"
-    assert checkpoint.load(f)["step"] == 2  # the last epoch saved whole
+    # each killed in its kill_at-th epoch's save: the epoch before's file, whole, the others deleted
+    saved = sorted(folder.glob("*/*.pt"), key=lambda p: p.name)
+    assert [p.name for p in saved] == ["trial-0-1.pt", "trial-0-2.pt"], saved
+    for step, f in enumerate(saved, 1):
+        assert checkpoint.is_complete(f), f"{f.name} was left truncated"
+        assert checkpoint.load(f)["step"] == step  # the last epoch saved whole
     f.write_bytes(f.read_bytes()[: f.stat().st_size // 2])  # cut short all the same (a full disk, a copy)
     with pytest.raises(checkpoint.CheckpointError, match=re.escape(f"checkpoint {str(f)!r} cannot be read: it is "
                                                                    "not a complete torch.save archive")):
