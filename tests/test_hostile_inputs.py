@@ -1336,3 +1336,17 @@ def test_the_held_trials_are_read_at_once_not_one_read_each(tmp_path: Path, monk
     held = storage.get_held(sid)
     assert [t.number for t in held] == list(range(3, 603)) and {t.system.held for t in held} == {"interrupted (SIGTERM)"}
     assert len(reads) <= 2, len(reads)  # 601 before
+
+
+def test_show_names_a_few_of_the_held_trials_stored_signals_and_counts_the_rest(tmp_path: Path, capsys: Any) -> None:
+    """Each held trial's signal is read from the database: 20,000 held trials a writer gave each its own (of 1,000
+    characters) made ``show`` print a line of 20 MB naming every one. It names four (Ctrl-C, SIGTERM, SIGHUP and a
+    dead worker are all tunesmith writes), then counts the others."""
+    url = _held_study(tmp_path, "interrupted (SIGTERM)", copies=30)
+    with sqlite3.connect(tmp_path / "shared.db") as db:
+        db.execute("UPDATE ts_trials SET system = json_object('held', 'interrupted (S' || number || ')') "
+                   "WHERE state = 'paused' AND number > 3")
+    assert main(["show", "s", "--storage", url]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "#3 stopped by SIGTERM; #4 stopped by S4; #5 stopped by S5; #6 stopped by S6; #7, #8, " in out, out
+    assert "#26, ... stopped by 26 other signals" in out and "S7" not in out, out

@@ -609,8 +609,16 @@ def _held_note(held: list[FrozenTrial]) -> str:
     by: dict[str, list[int]] = {}  # what stopped them, each once, in the trials' order
     for t in held:
         by.setdefault(_stopped_by(t.system.held), []).append(t.number)
-    why = [f"{_numbers(numbers, PAUSED_SHOWN)} {what}" for what, numbers in by.items()]
+    whys = list(by.items())
+    why = [f"{_numbers(numbers, PAUSED_SHOWN)} {what}" for what, numbers in whys[:HELD_WHYS_SHOWN]]
+    if len(whys) > HELD_WHYS_SHOWN:  # a writer of the database can make each held trial's differ
+        rest = sorted(n for _, numbers in whys[HELD_WHYS_SHOWN:] for n in numbers)
+        why.append(f"{_numbers(rest, PAUSED_SHOWN)} stopped by {len(whys) - HELD_WHYS_SHOWN} other signals")
     return f"; the next optimize resumes first, from their checkpoints: {'; '.join(why)}"
+
+
+#: the reasons ``show`` names for held trials (Ctrl-C, SIGTERM, SIGHUP, a dead worker), the others counted
+HELD_WHYS_SHOWN = 4
 
 
 def _stopped_by(why: str | None) -> str:
