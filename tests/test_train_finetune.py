@@ -271,6 +271,32 @@ def test_batch_norm_slower_than_torch_s_default_in_a_short_run_is_said_once(
     assert "below torch's default" not in caplog.text, caplog.text
 
 
+def test_slow_batch_norm_in_the_blocks_gradual_unfreezing_thaws_is_said(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Before: the warning looked at the model as frozen when fit began, so a backbone frozen whole and thawed by
+    GradualUnfreezing (every batch norm frozen at the start) trained its momentum-0.01 batch norm without a word;
+    the blocks it never thaws within the run stay out of the warning."""
+    from tunesmith.train import finetune
+
+    train, val = split(96)  # 5 batches per epoch at batch_size 16
+    model = _with_bn_momentum(0.01)
+    freeze(model.backbone)
+    monkeypatch.setattr(finetune, "_SAID_SLOW", weakref.WeakSet(), raising=False)
+    with caplog.at_level("WARNING", logger="tunesmith"):  # 2 epochs: the last block thawed at epoch 1
+        Trainer(model, CFG, head="head", callbacks=[GradualUnfreezing(model.backbone, start=0)]).fit(train, val)
+    said = [r.getMessage() for r in caplog.records if "below torch's default" in r.getMessage()]
+    assert len(said) == 1, caplog.text
+    assert "1 batch norm layer of the Net (backbone.2.1) has momentum 0.01" in said[0], said[0]
+    caplog.clear()
+    model = _with_bn_momentum(0.01)
+    freeze(model.backbone)
+    monkeypatch.setattr(finetune, "_SAID_SLOW", weakref.WeakSet(), raising=False)
+    with caplog.at_level("WARNING", logger="tunesmith"):  # every 2 epochs: nothing thawed in a run of 2
+        Trainer(model, CFG, head="head", callbacks=[GradualUnfreezing(model.backbone, every=2)]).fit(train, val)
+    assert "below torch's default" not in caplog.text, caplog.text
+
+
 def test_efficientnet_lite0_s_batch_norm_momentum_is_said_where_its_last_block_is_fine_tuned(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

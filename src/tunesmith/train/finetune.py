@@ -159,12 +159,15 @@ TORCH_BN_MOMENTUM = 0.1
 STALE_SHARE = 0.1
 
 
-def warn_slow_batch_norms(model: nn.Module, batches: int) -> None:
+def warn_slow_batch_norms(model: nn.Module, batches: int, thawing: Sequence[nn.Module] = ()) -> None:
     """Say once per model class that batch norm trained with a momentum below torch's default keeps most of its
     starting running statistics over a run of ``batches`` training batches: evaluation normalizes with them, so
-    validation lags training (EfficientNet-Lite0's package sets 0.01: 1.72 against a training loss of 0.39, 0.90 at 0.1)."""
+    validation lags training (EfficientNet-Lite0's package sets 0.01: 1.72 against a training loss of 0.39, 0.90 at 0.1).
+    ``thawing``: frozen blocks that the run thaws (GradualUnfreezing), whose batch norm trains from then on."""
+    thawed = {id(m) for block in thawing for m in block.modules()}
     slow = [(name, m.momentum) for name, m in model.named_modules()
-            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats and not is_frozen_module(m)
+            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats
+            and (not is_frozen_module(m) or id(m) in thawed)
             and m.momentum is not None and 0 < m.momentum < TORCH_BN_MOMENTUM]
     kind = type(model)
     if not slow or kind in _SAID_SLOW or batches <= 0:
@@ -226,6 +229,12 @@ class GradualUnfreezing:
         self.blocks: list[nn.Module] = [] if self.of_model is not None else as_blocks(blocks)
         if self.of_model is None:
             _check_count("GradualUnfreezing", "start", start, len(self.blocks))
+
+    def thawed_by(self, model: nn.Module, last_epoch: int) -> list[nn.Module]:
+        """The blocks of ``model`` that are trainable at some epoch up to ``last_epoch`` (the last blocks)."""
+        blocks = self.blocks_of(model)
+        k = self.unfrozen_at(last_epoch, len(blocks))
+        return blocks[len(blocks) - k:] if k else []
 
     def unfrozen_at(self, epoch: int, n: int | None = None) -> int:
         """How many of the last blocks are trainable at ``epoch`` (of ``n`` blocks; default: the list given)."""

@@ -187,7 +187,7 @@ class Trainer:
                 + reached + " and the schedule never starts; lower warmup_steps or use warmup_fraction",
                 cfg.warmup_steps, self.total_steps, cfg.lr)
         self._warn_schedule_never_decays()
-        warn_slow_batch_norms(self.model, (self.total_steps - self.step) * cfg.accumulate)
+        warn_slow_batch_norms(self.model, (self.total_steps - self.step) * cfg.accumulate, self._thawing())
         # gradients left by a backward before fit would move frozen weights (and add to the first step's)
         self.optimizer.zero_grad(set_to_none=True)
         while not self._done():
@@ -395,6 +395,12 @@ class Trainer:
     def _thaws(self) -> bool:
         """Whether a callback may thaw frozen blocks (their batch norm may train later)."""
         return any(isinstance(cb, GradualUnfreezing) for cb in self.callbacks)
+
+    def _thawing(self) -> list[nn.Module]:
+        """The blocks that a callback (GradualUnfreezing) makes trainable by the run's last epoch."""
+        last_epoch = max(self.total_steps - 1, 0) // max(self.steps_per_epoch, 1)
+        return [b for cb in self.callbacks if isinstance(cb, GradualUnfreezing)
+                for b in cb.thawed_by(self.model, last_epoch)]
 
     def _loader(self, data: Data, *, shuffle: bool, drop_last: bool, persistent: bool = False) -> Loader:
         cfg = self.config
