@@ -97,3 +97,22 @@ def test_a_decay_range_no_searched_schedule_uses_is_refused_not_dropped() -> Non
     assert set(adam_space(schedules=None)) == set(adam_space(schedules=None, gamma=None, decay_epochs=None))
     assert "plateau_factor" in adam_space(schedules=("plateau",), gamma=(0.2, 0.5))
     assert "gamma" not in adam_space(schedules=("cosine",))
+
+
+def test_a_keyword_spelt_as_the_parameter_or_a_field_names_the_keyword_meant() -> None:
+    """Before: ``adam_space(warmup_fraction=(0, 0.1))``, the name of the parameter the space holds, gave Python's bare
+    "unexpected keyword argument", as did ``clip_norm=``, which adam_space does not search at all."""
+    for given, meant in [("warmup_fraction", "did you mean warmup=?"), ("schedule", "did you mean schedules=?"),
+                         ("learning_rate", "did you mean lr=?"), ("Weight_Decays", "did you mean weight_decay=?"),
+                         ("betas", "give beta1=(low, high) and beta2=(low, high)")]:
+        with pytest.raises(TypeError, match=r"its keywords: lr, schedules, weight_decay, warmup, beta1") as err:
+            adam_space(**{given: (0.0, 0.1)})
+        assert meant in str(err.value), err.value
+    with pytest.raises(TypeError, match=r"not TrainConfig\.clip_norm\. Add clip_norm to the space") as err:
+        adam_space(max_grad_norm=(0.1, 10.0))
+    fix = "{**adam_space(), 'clip_norm': ts.Float(0.1, 10.0)}"
+    assert fix.replace("0.1, 10.0", "low, high") in str(err.value)
+    space = ts.Space(eval(fix, {"adam_space": adam_space, "ts": ts}))  # noqa: S307  (the fix as the message gives it)
+    assert "clip_norm" in space and "lr" in space
+    with pytest.raises(TypeError, match=r"^adam_space\(\) has no keyword 'colour'; its keywords"):
+        adam_space(colour=(0, 1))

@@ -74,6 +74,7 @@ def adam_space(
     eps: Range | None = (1e-10, 1e-6),
     gamma: Range | None = _GAMMA,
     decay_epochs: tuple[int, int] | None = _DECAY_EPOCHS,
+    **unknown: Any,
 ) -> Space:
     """A search space for Adam from common practice; names match :class:`TrainConfig` fields.
 
@@ -87,8 +88,12 @@ def adam_space(
     holds), e.g. ``adam_space(beta1=None, beta2=None, eps=None)`` searches the
     learning and decay rates only; ``schedules=None`` leaves the schedule (and its
     decay rates) to the TrainConfig, e.g. ``base=TrainConfig(schedule="cosine")``.
-    A decay range given (not its default) that no searched schedule uses is refused.
+    A decay range given (not its default) that no searched schedule uses is refused. A keyword that is not one of
+    these is refused naming the keyword meant (``warmup_fraction=`` is ``warmup=``), or, for a TrainConfig field
+    adam_space does not search (``clip_norm``, ``batch_size``), how to add it to the space.
     """
+    if unknown:
+        raise TypeError(_unknown_keyword(next(iter(unknown))))
     ranges = {"lr": lr, "weight_decay": weight_decay, "warmup": warmup, "beta1": beta1, "beta2": beta2, "eps": eps,
               "gamma": gamma, "decay_epochs": decay_epochs}
     for name, r in ranges.items():
@@ -117,6 +122,31 @@ def adam_space(
     _check_decay_used(names, schedules, gamma, decay_epochs)
     params.update(_decay_params(names, gamma, decay_epochs))
     return Space(params)
+
+
+#: adam_space's keywords by the TrainConfig field (space parameter) each searches, where the two names differ
+_ADAM_KEYWORD = {"warmup_fraction": "warmup", "schedule": "schedules", "plateau_factor": "gamma"}
+
+
+def _unknown_keyword(name: str) -> str:
+    """Why adam_space refuses the keyword ``name``, with the keyword meant, or how to search that field."""
+    keywords = list(adam_space.__kwdefaults__ or {})
+    listed = f"its keywords: {', '.join(keywords)} (a (low, high) range each; schedules, a list of schedules)"
+    key = name.lower().replace("-", "_")
+    if key == "betas":
+        return f"adam_space() has no keyword 'betas': give beta1=(low, high) and beta2=(low, high); {listed}"
+    field = key if key in TrainConfig.field_names() else lookalike(name)
+    close = difflib.get_close_matches(key, keywords, n=1, cutoff=0.8)
+    meant = _ADAM_KEYWORD.get(field, field) if field else (close[0] if close else None)
+    if meant in keywords:
+        what = "plateau_factor is searched with gamma's range" if field == "plateau_factor" else f"did you mean {meant}=?"
+        return f"adam_space() has no keyword {name!r} ({what}); {listed}"
+    if field:
+        return (f"adam_space() has no keyword {name!r}: it searches Adam's rates, warm-up and schedule, not "
+                f"TrainConfig.{field}. Add {field} to the space it returns, e.g. ts.Space({{**adam_space(), "
+                f"{field!r}: ts.Float(low, high)}}) (ts.Int or ts.Categorical for whole numbers and choices), or "
+                f"fix it in the objective's base=TrainConfig({field}=...); {listed}")
+    return f"adam_space() has no keyword {name!r}; {listed}"
 
 
 def _clamp(v: float, r: Range) -> float:
