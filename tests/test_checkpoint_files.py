@@ -116,6 +116,33 @@ def test_a_last_checkpoint_is_on_disk_before_the_previous_one_is_deleted(
         assert ("sync folder", "", folder.stat().st_ino) in calls[at:i], calls
 
 
+def test_a_new_run_in_a_folder_of_an_earlier_run_keeps_its_own_checkpoints_not_the_earlier_ones(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Before: a second run of a script (or one started again after a Ctrl-C without resume_from) into the same
+    checkpoint_dir had its own "last" files rotated away by the earlier run's higher steps, so the folder held the
+    new run's best.pt beside the old run's last file, and checkpoint.latest resumed the old run."""
+    d = tmp_path / "run"
+    torch.manual_seed(0)
+    Trainer(mlp(), CFG.with_params({"epochs": 3, "keep_last": 1, "checkpoint_dir": d})).fit(*DATA)
+    assert [p.name for p in checkpoint.list_last(d)] == ["last-000000015.pt"]
+    torch.manual_seed(0)
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        history = Trainer(mlp(), CFG.with_params({"epochs": 1, "keep_last": 1, "checkpoint_dir": d})).fit(*DATA)
+    assert [p.name for p in checkpoint.list_last(d)] == ["last-000000005.pt"]
+    assert checkpoint.load(d / "best.pt")["step"] == history.best.step == 5
+    said = [r.getMessage() for r in caplog.records if "of an earlier run" in r.getMessage()]
+    assert len(said) == 1, caplog.text
+    assert "holds 1 \"last\" checkpoint of an earlier run (the newest: last-000000015.pt)" in said[0]
+    assert f"resume_from=tunesmith.train.checkpoint.latest({str(d)!r})" in said[0]
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="tunesmith"):  # a resume goes on with the folder's own run: nothing said
+        Trainer(mlp(), CFG.with_params({"epochs": 2, "keep_last": 1, "checkpoint_dir": d})).fit(
+            *DATA, resume_from=checkpoint.latest(d))
+    assert "of an earlier run" not in caplog.text
+    assert [p.name for p in checkpoint.list_last(d)] == ["last-000000010.pt"]
+
+
 def test_a_folder_the_file_system_cannot_sync_still_takes_checkpoints(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -127,6 +127,7 @@ class Trainer:
         self._best_state: dict[str, torch.Tensor] | None = None
         self._built: dict[str, torch.Tensor] | None = None  # a resumed model's state before loading
         self._resumed_from = ""  # the checkpoint a resumed run was loaded from
+        self._earlier: list[Path] = []  # "last" files of an earlier run in checkpoint_dir, deleted at this run's first
         self.steps_per_epoch = 0
         self.total_steps = 0
         self.train_samples = 0  # the training set's size: a resume mid-epoch on another size starts anew
@@ -167,6 +168,9 @@ class Trainer:
         if cfg.checkpoint_dir is not None:
             ckpt.secure_dir(cfg.checkpoint_dir)
             ckpt.clean_stale(cfg.checkpoint_dir)  # temporary files of writers killed while saving
+            if resume_from is None:
+                self._earlier = ckpt.list_last(cfg.checkpoint_dir)
+                self._warn_earlier_run(cfg.checkpoint_dir)
         if resume_from is not None:
             # as load_weights and a study's trial.resume_from: a user's path may name a team's or a shared folder
             # the model as built: what a best.pt written before the resumed checkpoint leaves out
@@ -644,7 +648,26 @@ class Trainer:
         d = self.config.checkpoint_dir
         if self._rotate_due and d is not None:
             self._rotate_due = False
+            for p in self._earlier:  # an earlier run's higher steps would outrank this run's files
+                p.unlink(missing_ok=True)
+            self._earlier = []
             ckpt.rotate(d, self.config.keep_last)
+
+    def _warn_earlier_run(self, d: str | Path) -> None:
+        """Say that a new run (no ``resume_from``) found an earlier run's "last" checkpoints in its folder: they
+        are deleted at its first checkpoint, since rotation (by step) and ``checkpoint.latest`` would otherwise
+        keep and resume the earlier run's files over this run's own."""
+        complete = [p for p in self._earlier if ckpt.is_complete(p)]  # a truncated one resumes nothing
+        if not complete:
+            return
+        logging.getLogger("tunesmith").warning(
+            "TrainConfig.checkpoint_dir %r holds %d \"last\" checkpoint%s of an earlier run (the newest: %s): this "
+            "run, started without resume_from, deletes %s at its first checkpoint and replaces best.pt, so that the "
+            "folder holds this run's files alone (checkpoint.latest would resume the earlier run's). To go on with "
+            "that run instead, stop now and pass fit(..., resume_from=tunesmith.train.checkpoint.latest(%r)); to "
+            "keep its files, give this run another checkpoint_dir",
+            str(d), len(complete), "" if len(complete) == 1 else "s", complete[-1].name,
+            "it" if len(complete) == 1 else "them", str(d))
 
     def checkpoint_now(self) -> str | None:
         """Write the "last" checkpoint of the current step if ``checkpoint_every``
