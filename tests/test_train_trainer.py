@@ -423,8 +423,16 @@ def test_a_hugging_face_output_and_a_per_sample_loss_are_named_with_the_fix() ->
     torch.manual_seed(0)
     bert = transformers.BertForSequenceClassification(config)
     ids, labels = torch.randint(0, 50, (32, 6)), torch.randint(0, 2, (32,))
-    with pytest.raises(ValueError, match=r"returned a SequenceClassifierOutput \(it holds 'logits': return model\(...\).logits\)"):
+    with pytest.raises(ValueError, match=r"returned a SequenceClassifierOutput \(it holds 'logits': return model\(...\).logits\)") as err:
         Trainer(bert, TrainConfig(epochs=1, device="cpu")).fit((ids, labels))
+    # the wrapper as the message gives it runs (it lacked __init__, so self.inner was never set), and so does its head
+    code = str(err.value).split("forward returns the logits:\n")[1].split("\nand train Logits(model)")[0]
+    scope: dict = {"torch": torch}
+    exec(compile(code, "<the refusal's wrapper>", "exec"), scope)  # noqa: S102
+    wrapped = scope["Logits"](bert)
+    assert "head='inner.classifier'" in str(err.value)
+    history = Trainer(wrapped, TrainConfig(epochs=1, batch_size=16, device="cpu"), head="inner.classifier").fit((ids, labels))
+    assert len(history.records) == 1
     per_sample = lambda out, y: torch.nn.functional.cross_entropy(out, y, reduction="none")  # noqa: E731
     with pytest.raises(ValueError, match=r"the loss function returned shape \(16,\), not one number.*\.mean\(\)"):
         Trainer(mlp(), TrainConfig(epochs=1, batch_size=16, device="cpu"), loss=per_sample).fit(*split(64))

@@ -359,9 +359,19 @@ def _tensor(output: Any, loss: str) -> torch.Tensor:
         return output
     logits = " (it holds 'logits': return model(...).logits)" if "logits" in getattr(output, "keys", lambda: ())() else ""
     raise ValueError(f"loss {loss!r} takes the model's output as one tensor, but the model returned a "
-                     f"{type(output).__name__}{logits}; wrap the model so that forward returns the logits, e.g. "
-                     "class Logits(nn.Module): def forward(self, *x): return self.inner(*x).logits, or pass "
-                     "loss=fn(output, target) that reads it")
+                     f"{type(output).__name__}{logits}; wrap the model so that forward returns the logits:\n"
+                     f"{LOGITS_WRAPPER}\nand train Logits(model) (its parts then named under 'inner.', e.g. "
+                     "head='inner.classifier'), or pass loss=fn(output, target) that reads it")
+
+
+#: the wrapper the refusal of a model output that is no tensor gives, as Python to paste
+LOGITS_WRAPPER = """class Logits(torch.nn.Module):
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, *x):
+        return self.inner(*x).logits"""
 
 
 def cross_entropy(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
