@@ -1025,6 +1025,19 @@ def test_overfitting_graph_draws_losses_only_where_the_trial_recorded_losses() -
     assert plain.find("val").label == "reported value" and plain.find("early-stop").label == "pruned (step 1)"
 
 
+def test_overfitting_graph_of_a_paused_trial_marks_where_it_paused() -> None:
+    """Before: a trial ASHA paused at epoch 4 (its validation loss rising since epoch 2) was drawn as a finished
+    run, with nothing to say that it stopped there and may go on; a pruned one is marked where it stopped."""
+    paused = FrozenTrial(19, TrialState.PAUSED, {"x": 0.1}, value=2.84, intermediate={1: 1.99, 2: 1.85, 3: 2.52, 4: 2.84},
+                         attrs={"curves": {"train_loss": [1.78, 0.71, 0.30, 0.24], "val_loss": [1.99, 1.85, 2.52, 2.84]},
+                                "best_step": 2})
+    chart = plots.overfitting(paused)
+    assert chart.find("early-stop").label == "paused (epoch 4)" and list(chart.find("early-stop").x) == [4]
+    running = FrozenTrial(20, TrialState.RUNNING, {"x": 0.1}, intermediate={1: 1.99, 2: 1.85},
+                          attrs={"curves": {"train_loss": [1.78, 0.71], "val_loss": [1.99, 1.85]}})
+    assert "early-stop" not in {s.gid for s in plots.overfitting(running).series}
+
+
 def test_overfitting_graph_from_a_real_training_run(tmp_path: Path) -> None:
     pytest.importorskip("torch")
     from _train_util import mlp, split

@@ -64,12 +64,13 @@ def _from_trial(t: FrozenTrial) -> dict[str, Any]:
     best = t.attrs.get("best_step") if _number(t.attrs.get("best_step")) else None
     if best is None and val and t.attrs.get("best_checkpoint"):
         best = min(((k, v) for k, v in val if math.isfinite(v)), key=lambda kv: kv[1], default=(None,))[0]
-    stop = steps[-1] if steps and (t.attrs.get("stopped_early") or t.state is TrialState.PRUNED) else None
+    stopped = t.attrs.get("stopped_early") or t.state in (TrialState.PRUNED, TrialState.PAUSED)
+    stop = steps[-1] if steps and stopped else None
     at: Any = t.attrs.get("overfit_at")
     at = at if finite_float(at) is not None else None  # an objective's own attrs may hold NaN, or 10**400
     return {"val": val, "train": list(enumerate(train, start=1)), "best": best, "stop": stop,
             "overfit": _overfit_steps(at, steps), "overfit_at": at, "pruned": t.state is TrialState.PRUNED,
-            "so_far": t.state in (TrialState.RUNNING, TrialState.PAUSED),
+            "paused": t.state is TrialState.PAUSED, "so_far": t.state in (TrialState.RUNNING, TrialState.PAUSED),
             "losses": bool(val_loss or train), "unit": _unit(_losses(curves.get("epoch")))}
 
 
@@ -129,7 +130,7 @@ def _overfit_series(c: dict[str, Any], val_label: str = "validation loss", unit:
         out.append(Series(_overfit_label(c["overfit_at"], unit, c["so_far"]), over, [val[k] for k in over],
                           mode="markers", marker="v", color=group_color(4), gid="overfitting"))
     if c["stop"] is not None:
-        what = "pruned" if c["pruned"] else "early stopping"
+        what = "pruned" if c["pruned"] else "paused" if c.get("paused") else "early stopping"
         out.append(Series(f"{what} ({unit} {c['stop']})", [c["stop"]], mode="vline", color="#555555",
                           dash="--", gid="early-stop"))
     if c["best"] in val:
