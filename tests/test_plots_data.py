@@ -1410,3 +1410,36 @@ def test_report_and_diagram_say_the_pruner_pauses_as_show_does() -> None:
     pruning = ts.Study(ts.Space({"x": ts.Float(0, 1)}), sampler="random", pruner="asha")
     pruning.tell(pruning.ask(), 0.5)
     assert plots.process(pruning).node("pruner").detail.startswith("asha\n")
+
+
+def test_a_compare_legend_cuts_a_long_study_or_sampler_name_into_lines_as_titles_are() -> None:
+    """The comparison's legend named each group whole on one line: a sampler's name of 300 characters took the
+    image's whole width, the plot squeezed to a strip beside it. Now each entry is at most 3 lines of 32
+    columns (a longer name: its first line, "…" and its end), the runs' note after it (or under it); the hover names it
+    whole up to a title's length; the history drawn into one Axes per study likewise."""
+    from tunesmith.importance import columns
+
+    LEGEND_COLUMNS, MOST_LINES = 32, 3  # noqa: N806  # records' constants, as the docstring says
+    long = "a_sampler_registered_by_the_objective_module_" * 7 + "end"
+    chart = plots.comparison({long: [[3, 2, 1], [4, 1, 0]], "random": [[2, 2, 2]]})
+    entry = chart.find(f"median-{long}").label
+    lines = entry.split("\n")
+    assert lines[0] == long[:LEGEND_COLUMNS] and lines[1] == "…" and long.endswith(lines[2]), lines
+    assert lines[3:] == ["(median of 2 runs)"] and all(columns(line) <= LEGEND_COLUMNS for line in lines), lines
+    assert chart.find("median-random").label == "random (1 run)"
+    fig = to_plotly(chart)
+    assert [tr.name for tr in fig.data if tr.showlegend][0] == "<br>".join(lines)
+    ax = to_matplotlib(chart)
+    ax.figure.canvas.draw()
+    legend = ax.get_legend().get_window_extent()
+    assert legend.width < 0.4 * ax.figure.bbox.width, (legend.width, ax.figure.bbox.width)
+    plt.close(ax.figure)
+    studies = [ts.Study({"x": ts.Float(0, 1)}, name=name, sampler="random", seed=0) for name in (long, "short")]
+    for s in studies:
+        s.optimize(lambda t: t.params["x"], n_trials=3)
+    ax = plots.history(studies[0])
+    plots.history(studies[1], ax)
+    texts = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert all(len(t.split("\n")) <= MOST_LINES and max(map(len, t.split("\n"))) <= LEGEND_COLUMNS for t in texts), texts
+    assert "short: best so far" in texts
+    plt.close(ax.figure)

@@ -658,3 +658,24 @@ def test_a_slice_of_long_choices_draws_them_in_lines_apart_in_the_page(tmp_path:
     boxes.sort()
     assert len(boxes) == 6 and all(a[1] <= b[0] for a, b in zip(boxes, boxes[1:], strict=False)), boxes
     assert plot > 200, plot
+
+
+def test_a_compare_legend_of_a_long_name_leaves_the_plot_its_width_in_the_page(tmp_path: Path) -> None:
+    """plotly drew a comparison's legend entry whole on one line: a sampler's name of 300 characters made the
+    legend wider than the page and the plot a sliver. Now the entry is in lines (as the data layer cuts it):
+    measured in the browser, the legend is under a third of the figure and the plot keeps most of it."""
+    from tunesmith import plots
+
+    long = "a_sampler_registered_by_the_objective_module_" * 7 + "end"
+    out = plots.save(plots.comparison({long: [[3, 2, 1], [4, 1, 0]], "random": [[2, 2, 2]]}),
+                     tmp_path / "compare.html")
+    sync_api = browser_or_skip()
+
+    def read(page: Any) -> tuple[float, float, float]:
+        page.wait_for_function("window.Plotly !== undefined", timeout=30_000)
+        page.wait_for_selector(".legend")
+        width = lambda selector: page.eval_on_selector(selector, "e => e.getBoundingClientRect().width")  # noqa: E731
+        return width(".legend"), width("rect.nsewdrag"), width(".main-svg")
+
+    legend, plot, figure = _in_chromium(sync_api, out, read)
+    assert legend < figure / 3 and plot > figure / 2, (legend, plot, figure)

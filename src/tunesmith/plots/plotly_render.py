@@ -149,7 +149,7 @@ def _scatter(go: Any, s: Series, c: Chart) -> Any:
     # a line of one point draws nothing: a dot too (the best so far of a study of one trial)
     # (its ``marker``: a pruned trial's curve of one report ends in its "x", not in the "o" of a paused one)
     dot = {"mode": "lines+markers", "marker": {"symbol": SYMBOLS.get(s.marker, "circle")}} if len(s.x) == 1 else {}
-    return go.Scatter(x=_hs(s.x), y=list(s.y), name=_escape(s.label or ""), showlegend=s.label is not None,
+    return go.Scatter(x=_hs(s.x), y=list(s.y), name=_legend(s.label), showlegend=s.label is not None,
                       line={"color": s.color, "width": s.width, "dash": DASHES.get(s.dash, "solid"),
                             "shape": "hv" if s.mode == "steps" else "linear"},
                       opacity=s.opacity, hovertext=_hs(s.hover) if s.hover else None, legendgroup=s.color,
@@ -166,7 +166,7 @@ def _traces(go: Any, s: Series, c: Chart) -> list[Any]:
                           colorbar={"title": _escape(c.color_label or "")})
         else:
             marker.update(color=s.color, line={"width": 0.5, "color": "#333333"})
-        return [go.Scatter(x=_hs(s.x), y=list(s.y), mode="markers", name=_escape(s.label or ""), marker=marker,
+        return [go.Scatter(x=_hs(s.x), y=list(s.y), mode="markers", name=_legend(s.label), marker=marker,
                            showlegend=s.label is not None, hovertext=_hs(s.hover) if s.hover else None)]
     if s.mode == "band":  # in steps, as the best so far it surrounds (and as matplotlib's step="post")
         fill, edge = _rgba(s.color, s.opacity), {"width": 0, "shape": "hv"}
@@ -185,8 +185,13 @@ def _traces(go: Any, s: Series, c: Chart) -> list[Any]:
                            reversescale=c.reverse_scale, colorbar={"title": _escape(c.color_label or "")}, ncontours=25)]
     if s.label is None:  # vline: drawn as shapes, which have no legend entry
         return []
-    return [go.Scatter(x=[None], y=[None], mode="lines", name=_escape(s.label), showlegend=True, hoverinfo="skip",
+    return [go.Scatter(x=[None], y=[None], mode="lines", name=_legend(s.label), showlegend=True, hoverinfo="skip",
                        line={"color": s.color, "width": s.width, "dash": DASHES.get(s.dash, "solid")})]
+
+
+def _legend(label: str | None) -> str:
+    """A series' legend entry, escaped, its lines (:func:`~.records.legend_label`) as plotly's ``<br>``."""
+    return _escape(label or "").replace("\n", "<br>")
 
 
 def _names(labels: Sequence[Any]) -> list[str]:
