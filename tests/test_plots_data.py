@@ -1443,3 +1443,46 @@ def test_a_compare_legend_cuts_a_long_study_or_sampler_name_into_lines_as_titles
     assert all(len(t.split("\n")) <= MOST_LINES and max(map(len, t.split("\n"))) <= LEGEND_COLUMNS for t in texts), texts
     assert "short: best so far" in texts
     plt.close(ax.figure)
+
+
+@pytest.mark.parametrize("drawn", [(3, 7), (0, 49_999), (12_345, 12_346)])
+def test_a_categorical_of_50000_stored_choices_is_drawn_with_a_bounded_axis_that_says_what_it_left_out(
+    drawn: tuple[int, int]
+) -> None:
+    """A space a database's writer stored with 50,000 choices (the trials drew two): the HTML slice sent every
+    choice to the page (0.8 MB of figure JSON; a parallel axis 1.2 MB), the image named every k-th, whether the trials drew it or not, and
+    neither said so; a parallel axis likewise had 50,000 ticks. Now an axis holds about 200 of them (those drawn,
+    the first, the last and 1 in k of the rest, in the space's order) and the title says how many of how many."""
+    import json
+    import re
+
+    from tunesmith.plots.plotly_render import figure_json
+
+    MAX_CHOICES = 200  # noqa: N806  # study_data's
+
+    choices = [f"choice-{i}" for i in range(50_000)]
+    study = ts.Study(ts.Space({"k": ts.Categorical(choices), "x": ts.Float(0, 1)}), sampler="random", seed=0)
+    for i in range(6):
+        study.add_trial({"k": choices[drawn[i % 2]], "x": i / 10}, float(i))
+    (chart, _) = plots.slices(study)
+    shown = list(chart.x_categories)
+    index = {c: i for i, c in enumerate(choices)}
+    assert {choices[d] for d in drawn} <= set(shown) and shown[0] == choices[0] and shown[-1] == choices[-1]
+    assert len(shown) <= MAX_CHOICES + 2 and [index[c] for c in shown] == sorted(index[c] for c in shown)
+    said = re.search(r"(\d+) of 50,000 choices shown: 2 choices the trials drew and 1 in (\d+) of the rest", chart.title)
+    assert said and int(said[1]) == len(shown), chart.title
+    k = int(said[2])
+    assert {index[c] for c in shown} == {*drawn, *range(0, 50_000, k), 49_999}
+    assert set(chart.find("trials").x) <= set(shown)
+    page = json.dumps(figure_json(chart))
+    assert len(page) < 60_000, len(page)  # 797 KB before (the labels, twice; the parallel figure's 1.2 MB)
+    parallel = plots.parallel(study)
+    ticks = parallel.axes[0].ticks
+    assert len(ticks) == len(shown) and [label for _, label in ticks] == shown
+    assert parallel.axes[0].span == (0.0, 49_999.0) and f"(k: {len(shown)} of 50,000 choices named" in parallel.title
+    ax = to_matplotlib(chart)
+    try:
+        named = [t.get_text() for t in ax.get_xticklabels()]
+        assert 2 <= len(named) <= len(shown) and set(named) <= set(shown), named[:5]
+    finally:
+        plt.close(ax.figure)
