@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import browser as in_browser
 import pytest
 from browser import ARTIFACTS, BROWSER_ARGS, CHROMIUM, browser_or_skip, only
 from pg import free_port
@@ -913,3 +914,19 @@ def test_a_page_of_tied_trials_ordered_by_best_says_they_tie_in_the_browser(
             page.eval_on_selector_all("table tr td:first-child", "cells => cells.map(c => c.innerText)")))
     assert said.startswith("trials tie on the value here: 0.5 (8 trials). Tied trials are ordered as study.best_trial"), said
     assert [r for r in rows if r.isdigit()][:5] == ["0", "1", "2", "3", "4"], rows
+
+
+def test_parallel_axis_titles_stay_apart_in_a_narrow_window(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+    """The titles of parallel coordinates were cut for a figure 700 px wide: in a narrower window (600 px: 6
+    pairs overlapped; 400 px) they ran into each other. The page cuts them again to the width it draws the
+    figure at, their lines above the range written over each axis."""
+    sync_api = browser_or_skip()
+    url = f"sqlite:///{tmp_path / 'narrow.db'}"
+    names = [f"layer_{i}_" + "dropout_probability_of_the_attention_block"[:20 + 5 * i] for i in range(6)]
+    ts.Study(ts.Space({name: ts.Float(0, 1) for name in names}), storage=url, name="narrow", sampler="random",
+             seed=0).optimize(lambda t: sum(t.params.values()), n_trials=12)
+    with _dashboard(url, subprocess_env) as base:
+        pages = [_read(sync_api, f"{base}/studies/narrow", lambda page: (
+            page.locator("section[data-kind='parallel']").scroll_into_view_if_needed(), in_browser.read_parallel_titles(page))[1],
+            width=width) for width in (600, 400)]
+    in_browser.assert_parallel_titles_apart(pages)
