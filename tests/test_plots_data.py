@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import struct
 import textwrap
@@ -1486,3 +1487,47 @@ def test_a_categorical_of_50000_stored_choices_is_drawn_with_a_bounded_axis_that
         assert 2 <= len(named) <= len(shown) and set(named) <= set(shown), named[:5]
     finally:
         plt.close(ax.figure)
+
+
+def test_reports_a_database_holds_as_nan_or_infinity_are_left_out_of_the_curves_and_the_plot_says_how_many(
+    tmp_path: Path,
+) -> None:
+    """``report()`` takes finite numbers only, but a row written by hand or by another program may hold NaN or
+    Infinity: each renderer dropped them without a word (matplotlib under a silenced NumPy warning, plotly as a
+    gap). The learning curves, the overfitting graph of reports and the dashboard's curve of a trial now leave
+    them out in the data layer and say once, in the title, how many reports of how many trials and why."""
+    import sqlite3
+
+    pytest.importorskip("starlette")
+    from starlette.testclient import TestClient
+
+    from tunesmith.dashboard import create_app
+
+    url = f"sqlite:///{tmp_path / 'n.db'}"
+    study = ts.Study({"x": ts.Float(0, 1)}, storage=url, name="s", sampler="random", seed=0)
+
+    def objective(t: ts.Trial) -> float:
+        for k in range(4):
+            t.report(t.params["x"] + k, k)
+        return t.params["x"]
+
+    study.optimize(objective, n_trials=5)
+    with sqlite3.connect(tmp_path / "n.db") as db:
+        db.execute("UPDATE ts_trials SET intermediate = ? WHERE number = 1",
+                   ('{"0": NaN, "1": Infinity, "2": 2.0, "3": -Infinity}',))
+        db.execute("UPDATE ts_trials SET intermediate = ? WHERE number = 2", ('{"0": NaN}',))
+    study = ts.load_study("s", url)
+    curves = plots.records_of(study, "curves")[0]
+    assert curves.title == "s: learning curves of 4 trials (4 NaN or infinite reports of 2 trials left out; 1 of them reported no other)"
+    assert (list(curves.find("trial-1").x), list(curves.find("trial-1").y)) == ([2], [2.0])
+    assert not [s for s in curves.series if s.gid == "trial-2"]
+    assert all(math.isfinite(y) for s in curves.series for y in s.y)
+    graph = plots.records_of(study, "overfitting", trial=1)[0]
+    assert graph.title.endswith("(3 NaN or infinite reports of 1 trial left out)") and not graph.empty
+    assert plots.records_of(study, "curves")[0].title == curves.title  # said the same on each read, not per draw
+    with TestClient(create_app(ts.storage.make_storage(url))) as c:
+        page = c.get("/api/studies/s/trials/1/curve").json()
+    assert "(3 NaN or infinite reports of 1 trial left out)" in json.dumps(page)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # drawn without a warning: nothing non-finite reaches matplotlib
+        plots.save([curves, graph], tmp_path / "c.png")

@@ -79,8 +79,12 @@ def learning_curves(study: Any, *, log_y: bool = False) -> Chart:
     trial ends in an "x", a paused one in an "o"; the best complete trial is thicker; the
     pruner's rungs are dotted vertical lines."""
     s = snapshot(study)
-    trials = [t for t in s.trials if t.intermediate]
-    title = f"{s.name}: learning curves of {plural(len(trials), 'trial')}"
+    left_out = unreadable_reports(s.trials)
+    trials = [t if not t.intermediate or all(map(math.isfinite, t.intermediate.values()))
+              else t.replace(intermediate={k: v for k, v in t.intermediate.items() if math.isfinite(v)})
+              for t in s.trials]
+    trials = [t for t in trials if t.intermediate]
+    title = f"{s.name}: learning curves of {plural(len(trials), 'trial')}{left_out}"
     if not trials:
         return nothing("curves", title, f"no trial of {s.name!r} reported intermediate values "
                                         "(call trial.report(value, step) in the objective); the history "
@@ -113,6 +117,19 @@ def learning_curves(study: Any, *, log_y: bool = False) -> Chart:
         series.append(Series("rungs", rungs, mode="vline", color="#555555", width=0.8, dash=":", gid="rungs"))
     return on_log_y(Chart("curves", title, "step", "reported value", tuple(series), log_y=log_y, int_x=True),
                     f"the reports of {s.name!r}")
+
+
+def unreadable_reports(trials: Sequence[FrozenTrial]) -> str:
+    """" (3 NaN or infinite reports of 2 trials left out; 1 of them reported no other)": what a plot of the
+    reports leaves out and why, said once in its title ("" for none). ``report()`` takes finite numbers only, but
+    a row written by hand or by another program may hold NaN or Infinity, which each renderer dropped unsaid."""
+    bad = {t.number: sum(not math.isfinite(v) for v in t.intermediate.values()) for t in trials}
+    bad = {n: k for n, k in bad.items() if k}
+    if not bad:
+        return ""
+    whole = sum(len(t.intermediate) == bad.get(t.number) for t in trials)
+    return (f" ({plural(sum(bad.values()), 'NaN or infinite report')} of {plural(len(bad), 'trial')} left out"
+            + (f"; {whole} of them reported no other" if whole else "") + ")")
 
 
 #: the marker that ends a learning curve of a trial the pruner stopped
