@@ -5,7 +5,7 @@ that lets a page reach only the allowed addresses and records every other reques
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,3 +44,27 @@ def only(allowed: tuple[str, ...], outside: list[str]) -> Callable[[Any], None]:
             r.abort()
 
     return route
+
+
+def read_parallel_titles(page: Any) -> tuple[list[list[float]], float, float]:
+    """A page's parallel axis titles ([left, right, bottom] each, once the page has cut them), the top of the
+    highest tick or range label of their figure, the figure's width."""
+    page.wait_for_function("window.Plotly !== undefined", timeout=30_000)
+    page.wait_for_selector(".axis-title")
+    page.wait_for_function("[...document.querySelectorAll('.js-plotly-plot')].filter(gd => gd.querySelector('.axis-title'))"
+                           ".every(gd => gd.tunesmithFitted && !gd.tunesmithFittingAxes)", timeout=30_000)
+    return page.evaluate("""() => {
+      const gd = [...document.querySelectorAll('.js-plotly-plot')].find(gd => gd.querySelector('.axis-title'));
+      const box = (t) => t.getBoundingClientRect();
+      return [[...gd.querySelectorAll('.axis-title')].map(t => [box(t).left, box(t).right, box(t).bottom]),
+              Math.min(...[...gd.querySelectorAll('.tick text, .axis-extent-text')].map(t => box(t).top)),
+              box(gd.querySelector('.main-svg')).width];
+    }""")
+
+
+def assert_parallel_titles_apart(pages: Sequence[tuple[list[list[float]], float, float]]) -> None:
+    """The 7 titles of each page apart, inside the figure, above its ticks and the ranges written above the axes."""
+    for boxes, ticks, width in pages:
+        boxes.sort()
+        assert len(boxes) == 7 and all(a[1] <= b[0] for a, b in zip(boxes, boxes[1:], strict=False)), (width, boxes)
+        assert boxes[0][0] >= 0 and boxes[-1][1] <= width and max(b[2] for b in boxes) < ticks, (boxes, ticks, width)

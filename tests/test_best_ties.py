@@ -223,3 +223,36 @@ def test_the_dashboard_s_pages_by_best_rank_each_tie_they_show_and_only_those(
         assert [t.number for t in rows[offset:offset + limit]] == want[offset:offset + limit]
     assert [t.number for t in rows] == want and rows[-1].number == want[-1] and rows[0].number == want[0]
     assert len(calls) == len(set(calls))  # each tie ranked once
+
+
+def test_a_page_of_trials_that_all_tie_says_they_tie_and_how_they_are_ordered(tmp_path: Path) -> None:
+    """A study whose trials all tied on the value showed, ordered by best, a first page of one value in an
+    order nothing on the page explained. The order is ``best_trial``'s (reports from the last backwards, those
+    with none after, then by number: the same on every read and page) and the page now says which values its
+    trials tie on, how many trials of the study hold each, and that order; a page of no tie says nothing."""
+    pytest.importorskip("starlette")
+    from starlette.testclient import TestClient
+
+    from tunesmith.dashboard import create_app
+    from tunesmith.dashboard.aggregate import page
+    from tunesmith.dashboard.cache import StudyCache
+
+    url = f"sqlite:///{tmp_path / 'ties.db'}"
+    study = ts.Study(SPACE, sampler="random", seed=0, storage=url, name="ties")
+    for i in range(60):  # every trial ends on 1.0; trials 10-19 reported, the better the later
+        _tell(study, [2.0 - i / 100] if 10 <= i < 20 else [], 1.0)
+    _tell(study, [], 3.0)  # trial 60: no tie
+    want = [*range(19, 9, -1), *range(10), *range(20, 60), 60]
+    assert [t.number for t in ranked(study.trials, study.direction)] == want
+    for _ in range(2):  # a fresh cache each time: the same order on every read
+        view = StudyCache(ts.storage.make_storage(url)).view("ties")
+        assert [t.number for t in page(view, order="best", offset=0, limit=50)[1]] == want[:50]
+        assert [t.number for t in page(view, order="best", offset=50, limit=50)[1]] == want[50:]
+    with TestClient(create_app(ts.storage.make_storage(url))) as c:
+        first = c.get("/studies/ties?order=best&limit=50").text
+        last = c.get("/studies/ties?order=best&offset=60&limit=50").text
+        by_number = c.get("/studies/ties?limit=50").text
+        live = c.get("/api/studies/ties/changes?since=x&order=best&limit=50").json()["html"]["trials"]
+    line = "trials tie on the value here: 1 (60 trials). Tied trials are ordered as <code>study.best_trial</code>"
+    assert line in first and line in live and "then by trial number, the earliest first" in first
+    assert "tie on the value" not in last and "tie on the value" not in by_number

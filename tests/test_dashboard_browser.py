@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import browser as in_browser
 import pytest
 from browser import ARTIFACTS, BROWSER_ARGS, CHROMIUM, browser_or_skip, only
 from pg import free_port
@@ -391,16 +392,24 @@ def test_a_study_of_many_parameters_keeps_the_page_s_width(tmp_path: Path, subpr
     space = {f"weight_decay_of_layer_{i}": ts.Float(0, 1) for i in range(200)}
     ts.Study(space, storage=url, name="wide", sampler="random", seed=0).optimize(
         lambda t: t.params["weight_decay_of_layer_0"], n_trials=6)
-    with _dashboard(url, subprocess_env) as base, sync_api.sync_playwright() as pw:
+    with _dashboard(url, subprocess_env) as base:
+        width = _read(sync_api, f"{base}/studies/wide", lambda page: page.evaluate("document.documentElement.scrollWidth"))
+    assert width <= 1300, width  # the trials table's 200 columns scroll in their box (the page was 18,000 px wide)
+
+
+def _read(sync_api: Any, url: str, read: Any, *, width: int = 1300) -> Any:
+    """What ``read(page)`` gets from the dashboard's page ``url`` in headless chromium ``width`` px wide, no
+    request leaving the dashboard."""
+    base = url.split("/", 3)
+    with sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1300, "height": 900})
-            page.route("**/*", only((base + "/",), []))
-            page.goto(f"{base}/studies/wide", wait_until="load")
-            width = page.evaluate("document.documentElement.scrollWidth")
+            page = browser.new_page(viewport={"width": width, "height": 900})
+            page.route("**/*", only(("/".join(base[:3]) + "/",), []))
+            page.goto(url, wait_until="load")
+            return read(page)
         finally:
             browser.close()
-    assert width <= 1300, width  # the trials table's 200 columns scroll in their box (the page was 18,000 px wide)
 
 
 @contextlib.contextmanager
@@ -888,3 +897,36 @@ def test_the_dashboard_benchmark_times_the_poll_that_finds_nothing_changed(
         assert answers["trials page (50)"]["total"] == 30
         with urllib.request.urlopen(f"{base}/api/studies/{bench_dashboard.STUDY}/changes?since=1", timeout=30) as r:
             assert json.loads(r.read())["changed"] is True
+
+
+def test_a_page_of_tied_trials_ordered_by_best_says_they_tie_in_the_browser(
+        tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+    """Ordered by best, a study whose trials all tie on the value showed a page of one value without a word:
+    the page says they tie and how they are ordered, and the rows are in that order (here by number: no reports)."""
+    sync_api = browser_or_skip()
+    url = f"sqlite:///{tmp_path / 'ties.db'}"
+    study = ts.Study(SPACE, storage=url, name="ties", sampler="random", seed=0)
+    for _ in range(8):
+        study.tell(study.ask(), 0.5)
+    with _dashboard(url, subprocess_env) as base:
+        said, rows = _read(sync_api, f"{base}/studies/ties?order=best&limit=5", lambda page: (
+            page.inner_text("p.ties"),
+            page.eval_on_selector_all("table tr td:first-child", "cells => cells.map(c => c.innerText)")))
+    assert said.startswith("trials tie on the value here: 0.5 (8 trials). Tied trials are ordered as study.best_trial"), said
+    assert [r for r in rows if r.isdigit()][:5] == ["0", "1", "2", "3", "4"], rows
+
+
+def test_parallel_axis_titles_stay_apart_in_a_narrow_window(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+    """The titles of parallel coordinates were cut for a figure 700 px wide: in a narrower window (600 px: 6
+    pairs overlapped; 400 px) they ran into each other. The page cuts them again to the width it draws the
+    figure at, their lines above the range written over each axis."""
+    sync_api = browser_or_skip()
+    url = f"sqlite:///{tmp_path / 'narrow.db'}"
+    names = [f"layer_{i}_" + "dropout_probability_of_the_attention_block"[:20 + 5 * i] for i in range(6)]
+    ts.Study(ts.Space({name: ts.Float(0, 1) for name in names}), storage=url, name="narrow", sampler="random",
+             seed=0).optimize(lambda t: sum(t.params.values()), n_trials=12)
+    with _dashboard(url, subprocess_env) as base:
+        pages = [_read(sync_api, f"{base}/studies/narrow", lambda page: (
+            page.locator("section[data-kind='parallel']").scroll_into_view_if_needed(), in_browser.read_parallel_titles(page))[1],
+            width=width) for width in (600, 400)]
+    in_browser.assert_parallel_titles_apart(pages)

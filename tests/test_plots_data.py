@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import struct
 import textwrap
@@ -1423,3 +1424,123 @@ def test_report_and_diagram_say_the_pruner_pauses_as_show_does() -> None:
     pruning = ts.Study(ts.Space({"x": ts.Float(0, 1)}), sampler="random", pruner="asha")
     pruning.tell(pruning.ask(), 0.5)
     assert plots.process(pruning).node("pruner").detail.startswith("asha\n")
+
+
+def test_a_compare_legend_cuts_a_long_study_or_sampler_name_into_lines_as_titles_are() -> None:
+    """The comparison's legend named each group whole on one line: a sampler's name of 300 characters took the
+    image's whole width, the plot squeezed to a strip beside it. Now each entry is at most 3 lines of 32
+    columns (a longer name: its first line, "…" and its end), the runs' note after it (or under it); the hover names it
+    whole up to a title's length; the history drawn into one Axes per study likewise."""
+    from tunesmith.importance import columns
+
+    LEGEND_COLUMNS, MOST_LINES = 32, 3  # noqa: N806  # records' constants, as the docstring says
+    long = "a_sampler_registered_by_the_objective_module_" * 7 + "end"
+    chart = plots.comparison({long: [[3, 2, 1], [4, 1, 0]], "random": [[2, 2, 2]]})
+    entry = chart.find(f"median-{long}").label
+    lines = entry.split("\n")
+    assert lines[0] == long[:LEGEND_COLUMNS] and lines[1] == "…" and long.endswith(lines[2]), lines
+    assert lines[3:] == ["(median of 2 runs)"] and all(columns(line) <= LEGEND_COLUMNS for line in lines), lines
+    assert chart.find("median-random").label == "random (1 run)"
+    fig = to_plotly(chart)
+    assert [tr.name for tr in fig.data if tr.showlegend][0] == "<br>".join(lines)
+    ax = to_matplotlib(chart)
+    ax.figure.canvas.draw()
+    legend = ax.get_legend().get_window_extent()
+    assert legend.width < 0.4 * ax.figure.bbox.width, (legend.width, ax.figure.bbox.width)
+    plt.close(ax.figure)
+    studies = [ts.Study({"x": ts.Float(0, 1)}, name=name, sampler="random", seed=0) for name in (long, "short")]
+    for s in studies:
+        s.optimize(lambda t: t.params["x"], n_trials=3)
+    ax = plots.history(studies[0])
+    plots.history(studies[1], ax)
+    texts = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert all(len(t.split("\n")) <= MOST_LINES and max(map(len, t.split("\n"))) <= LEGEND_COLUMNS for t in texts), texts
+    assert "short: best so far" in texts
+    plt.close(ax.figure)
+
+
+@pytest.mark.parametrize("drawn", [(3, 7), (0, 49_999), (12_345, 12_346)])
+def test_a_categorical_of_50000_stored_choices_is_drawn_with_a_bounded_axis_that_says_what_it_left_out(
+    drawn: tuple[int, int]
+) -> None:
+    """A space a database's writer stored with 50,000 choices (the trials drew two): the HTML slice sent every
+    choice to the page (0.8 MB of figure JSON; a parallel axis 1.2 MB), the image named every k-th, whether the trials drew it or not, and
+    neither said so; a parallel axis likewise had 50,000 ticks. Now an axis holds about 200 of them (those drawn,
+    the first, the last and 1 in k of the rest, in the space's order) and the title says how many of how many."""
+    import json
+    import re
+
+    from tunesmith.plots.plotly_render import figure_json
+
+    MAX_CHOICES = 200  # noqa: N806  # study_data's
+
+    choices = [f"choice-{i}" for i in range(50_000)]
+    study = ts.Study(ts.Space({"k": ts.Categorical(choices), "x": ts.Float(0, 1)}), sampler="random", seed=0)
+    for i in range(6):
+        study.add_trial({"k": choices[drawn[i % 2]], "x": i / 10}, float(i))
+    (chart, _) = plots.slices(study)
+    shown = list(chart.x_categories)
+    index = {c: i for i, c in enumerate(choices)}
+    assert {choices[d] for d in drawn} <= set(shown) and shown[0] == choices[0] and shown[-1] == choices[-1]
+    assert len(shown) <= MAX_CHOICES + 2 and [index[c] for c in shown] == sorted(index[c] for c in shown)
+    said = re.search(r"(\d+) of 50,000 choices shown: 2 choices the trials drew and 1 in (\d+) of the rest", chart.title)
+    assert said and int(said[1]) == len(shown), chart.title
+    k = int(said[2])
+    assert {index[c] for c in shown} == {*drawn, *range(0, 50_000, k), 49_999}
+    assert set(chart.find("trials").x) <= set(shown)
+    page = json.dumps(figure_json(chart))
+    assert len(page) < 60_000, len(page)  # 797 KB before (the labels, twice; the parallel figure's 1.2 MB)
+    parallel = plots.parallel(study)
+    ticks = parallel.axes[0].ticks
+    assert len(ticks) == len(shown) and [label for _, label in ticks] == shown
+    assert parallel.axes[0].span == (0.0, 49_999.0) and f"(k: {len(shown)} of 50,000 choices named" in parallel.title
+    ax = to_matplotlib(chart)
+    try:
+        named = [t.get_text() for t in ax.get_xticklabels()]
+        assert 2 <= len(named) <= len(shown) and set(named) <= set(shown), named[:5]
+    finally:
+        plt.close(ax.figure)
+
+
+def test_reports_a_database_holds_as_nan_or_infinity_are_left_out_of_the_curves_and_the_plot_says_how_many(
+    tmp_path: Path,
+) -> None:
+    """``report()`` takes finite numbers only, but a row written by hand or by another program may hold NaN or
+    Infinity: each renderer dropped them without a word (matplotlib under a silenced NumPy warning, plotly as a
+    gap). The learning curves, the overfitting graph of reports and the dashboard's curve of a trial now leave
+    them out in the data layer and say once, in the title, how many reports of how many trials and why."""
+    import sqlite3
+
+    pytest.importorskip("starlette")
+    from starlette.testclient import TestClient
+
+    from tunesmith.dashboard import create_app
+
+    url = f"sqlite:///{tmp_path / 'n.db'}"
+    study = ts.Study({"x": ts.Float(0, 1)}, storage=url, name="s", sampler="random", seed=0)
+
+    def objective(t: ts.Trial) -> float:
+        for k in range(4):
+            t.report(t.params["x"] + k, k)
+        return t.params["x"]
+
+    study.optimize(objective, n_trials=5)
+    with sqlite3.connect(tmp_path / "n.db") as db:
+        db.execute("UPDATE ts_trials SET intermediate = ? WHERE number = 1",
+                   ('{"0": NaN, "1": Infinity, "2": 2.0, "3": -Infinity}',))
+        db.execute("UPDATE ts_trials SET intermediate = ? WHERE number = 2", ('{"0": NaN}',))
+    study = ts.load_study("s", url)
+    curves = plots.records_of(study, "curves")[0]
+    assert curves.title == "s: learning curves of 4 trials (4 NaN or infinite reports of 2 trials left out; 1 of them reported no other)"
+    assert (list(curves.find("trial-1").x), list(curves.find("trial-1").y)) == ([2], [2.0])
+    assert not [s for s in curves.series if s.gid == "trial-2"]
+    assert all(math.isfinite(y) for s in curves.series for y in s.y)
+    graph = plots.records_of(study, "overfitting", trial=1)[0]
+    assert graph.title.endswith("(3 NaN or infinite reports of 1 trial left out)") and not graph.empty
+    assert plots.records_of(study, "curves")[0].title == curves.title  # said the same on each read, not per draw
+    with TestClient(create_app(ts.storage.make_storage(url))) as c:
+        page = c.get("/api/studies/s/trials/1/curve").json()
+    assert "(3 NaN or infinite reports of 1 trial left out)" in json.dumps(page)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # drawn without a warning: nothing non-finite reaches matplotlib
+        plots.save([curves, graph], tmp_path / "c.png")

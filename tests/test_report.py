@@ -7,12 +7,20 @@ import html
 import json
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
-from browser import ARTIFACTS, BROWSER_ARGS, CHROMIUM, browser_or_skip, only
+from browser import (
+    ARTIFACTS,
+    BROWSER_ARGS,
+    CHROMIUM,
+    assert_parallel_titles_apart,
+    browser_or_skip,
+    only,
+    read_parallel_titles,
+)
 
 pytest.importorskip("plotly")
 pytest.importorskip("sklearn")
@@ -387,7 +395,8 @@ def test_a_long_title_is_drawn_on_lines_that_fit_the_plot() -> None:
         assert all(_title_width(line) <= 700 * 0.95 - 10 for line in lines), lines
         assert "".join(lines).replace(" ", "") == record.title.replace(" ", "")  # every word, "<b>" as text
         assert layout.margin.t == (110 if kind == "parallel" else 60) + 22 * (len(lines) - 1)
-        assert layout.meta == {"title": record.title, "top": 110 if kind == "parallel" else 60}
+        axes = {"axes": ["x", "y", "value (minimize)"]} if kind == "parallel" else {}  # the page cuts them again
+        assert layout.meta == {"title": record.title, "top": 110 if kind == "parallel" else 60, **axes}
     short = ts.Study({"x": ts.Float(0, 1)}, sampler="random", seed=0, name="short")
     short.optimize(lambda t: t.params["x"], n_trials=3)
     assert "<br>" not in to_plotly(records_of(short, "history")[0]).layout.title.text
@@ -454,18 +463,21 @@ def test_a_title_of_control_characters_is_cut_into_lines_as_drawn(tmp_path: Path
     assert "".join(lines).replace(" ", "").count("\\x1b") == 100, lines
 
 
-def _in_chromium(sync_api: Any, out: Path, read: Callable[[Any], Any]) -> Any:
-    """What ``read`` gets from the report ``out`` opened in headless chromium, 1200 x 900, with no
-    request leaving the machine."""
+def _in_chromium(sync_api: Any, out: Path, read: Callable[[Any], Any], widths: Sequence[int] = (1200,)) -> Any:
+    """What ``read`` gets from the report ``out`` opened in headless chromium, 1200 x 900 (or each of ``widths``
+    px wide: a list of what it got), with no request leaving the machine."""
+    got = []
     with sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1200, "height": 900})
-            page.route("**/*", only(("file:", "data:", "about:"), []))
-            page.goto(out.as_uri(), wait_until="load")
-            return read(page)
+            for width in widths:
+                page = browser.new_page(viewport={"width": width, "height": 900})
+                page.route("**/*", only(("file:", "data:", "about:"), []))
+                page.goto(out.as_uri(), wait_until="load")
+                got.append(read(page))
         finally:
             browser.close()
+    return got if len(widths) > 1 else got[0]
 
 
 def test_a_plot_with_an_empty_reason_says_nothing_to_draw_in_the_report_and_the_plot_command(
@@ -600,7 +612,9 @@ def test_a_huge_choice_is_cut_in_the_report_s_tables_and_plots_as_in_show() -> N
 def test_long_names_of_parallel_coordinates_are_titles_in_lines_apart_in_the_page(tmp_path: Path) -> None:
     """plotly drew each parallel axis' title on one line: six names of 28 to 48 characters overlapped by 3 pairs
     in a page 1200 px wide. Now each is cut into at most 3 lines as wide as the space between two axes of a
-    figure 700 px wide: measured in the browser, the titles are apart, inside the figure and above the ticks."""
+    figure 700 px wide, and again by the page to the width it draws the figure at (below 700 px they overlapped:
+    at 600 px 6 pairs), their lines above the range written over each axis (the lines ran into it): measured in
+    the browser 1200, 700, 600 and 400 px wide, the titles are apart, inside the figure and above the ticks."""
     from tunesmith import plots
     from tunesmith.plots.plotly_render import to_plotly
 
@@ -614,18 +628,8 @@ def test_long_names_of_parallel_coordinates_are_titles_in_lines_apart_in_the_pag
     sync_api = browser_or_skip()
     out = plots.save(record, tmp_path / "parallel.html")
 
-    def read(page: Any) -> tuple[list[list[float]], float, float]:
-        page.wait_for_function("window.Plotly !== undefined", timeout=30_000)
-        page.wait_for_selector(".axis-title")
-        boxes = page.eval_on_selector_all(".axis-title", "ts => ts.map(t => { const r = t.getBoundingClientRect();"
-                                          " return [r.left, r.right, r.bottom]; })")
-        ticks = page.eval_on_selector_all(".tick text", "ts => Math.min(...ts.map(t => t.getBoundingClientRect().top))")
-        return boxes, ticks, page.eval_on_selector(".main-svg", "s => s.getBoundingClientRect().width")
+    assert_parallel_titles_apart(_in_chromium(sync_api, out, read_parallel_titles, (1200, 700, 600, 400)))
 
-    boxes, ticks, width = _in_chromium(sync_api, out, read)
-    boxes.sort()
-    assert len(boxes) == 7 and all(a[1] <= b[0] for a, b in zip(boxes, boxes[1:], strict=False)), boxes
-    assert boxes[0][0] >= 0 and boxes[-1][1] <= width and max(b[2] for b in boxes) < ticks, (boxes, ticks, width)
 
 
 def test_a_slice_of_long_choices_draws_them_in_lines_apart_in_the_page(tmp_path: Path) -> None:
@@ -658,3 +662,24 @@ def test_a_slice_of_long_choices_draws_them_in_lines_apart_in_the_page(tmp_path:
     boxes.sort()
     assert len(boxes) == 6 and all(a[1] <= b[0] for a, b in zip(boxes, boxes[1:], strict=False)), boxes
     assert plot > 200, plot
+
+
+def test_a_compare_legend_of_a_long_name_leaves_the_plot_its_width_in_the_page(tmp_path: Path) -> None:
+    """plotly drew a comparison's legend entry whole on one line: a sampler's name of 300 characters made the
+    legend wider than the page and the plot a sliver. Now the entry is in lines (as the data layer cuts it):
+    measured in the browser, the legend is under a third of the figure and the plot keeps most of it."""
+    from tunesmith import plots
+
+    long = "a_sampler_registered_by_the_objective_module_" * 7 + "end"
+    out = plots.save(plots.comparison({long: [[3, 2, 1], [4, 1, 0]], "random": [[2, 2, 2]]}),
+                     tmp_path / "compare.html")
+    sync_api = browser_or_skip()
+
+    def read(page: Any) -> tuple[float, float, float]:
+        page.wait_for_function("window.Plotly !== undefined", timeout=30_000)
+        page.wait_for_selector(".legend")
+        width = lambda selector: page.eval_on_selector(selector, "e => e.getBoundingClientRect().width")  # noqa: E731
+        return width(".legend"), width("rect.nsewdrag"), width(".main-svg")
+
+    legend, plot, figure = _in_chromium(sync_api, out, read)
+    assert legend < figure / 3 and plot > figure / 2, (legend, plot, figure)

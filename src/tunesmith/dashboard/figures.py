@@ -10,6 +10,7 @@ from typing import Any
 from ..plots import KINDS, Record, comparison, curves_data, importance_bars, records_of
 from ..plots.records import NO_REASON, Snapshot
 from ..plots.reduce import WHOLE, sample, sampled_note, thin
+from ..plots.study_data import unreadable_reports
 from .cache import StudyCache, View
 
 #: the plots of the study page, in order (those of the report, importance on its own page)
@@ -58,7 +59,7 @@ def trial_curve(snap: Snapshot, number: int) -> dict[str, Any]:
     if best is None or best.number != number:
         chart = replace(chart, series=tuple(replace(s, width=1.0) if s.gid == f"trial-{number}" else s
                                             for s in chart.series))
-    return figure(replace(chart, title=f"trial {number}: intermediate values"))
+    return figure(replace(chart, title=f"trial {number}: intermediate values{unreadable_reports([t])}"))
 
 
 def _study_rungs(snap: Snapshot) -> Callable[[int], list[int]] | None:

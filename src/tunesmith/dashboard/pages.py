@@ -8,6 +8,7 @@ import json
 import os
 import socket
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -186,7 +187,29 @@ def trials_table(v: View, total: int, rows: list[FrozenTrial], *, offset: int, l
               f"<span class='state-{t.state.value}'>{t.state.value}</span>", fmt(t.value),
               *(e(cell(t)) for cell in extra.values()),
               *(e(fmt(t.params.get(n))) for n in names), fmt(ran_for(t)), e(fmt(t.worker))] for t in rows]
-    return _pager(v, total, offset, limit, order, state, keep or {}) + table(head, cells, raw=True)
+    ties = _ties(v, rows) if order == "best" else ""
+    return _pager(v, total, offset, limit, order, state, keep or {}) + ties + table(head, cells, raw=True)
+
+
+#: the tied values a page names at most (the rest: "and N more")
+TIES_NAMED = 5
+
+
+def _ties(v: View, rows: Sequence[FrozenTrial]) -> str:
+    """A line saying which values the page's complete trials tie on, with how many trials of the study hold each,
+    and how a tie is ordered ("" where none does): a study whose trials all tied showed a page of one value in
+    an order nothing explained."""
+    counts: Counter[float | None] = v.cached(("tied values",), lambda: Counter(
+        t.value for t in v.trials if t.state is TrialState.COMPLETE and t.value is not None))
+    tied = list(dict.fromkeys(t.value for t in rows if t.state is TrialState.COMPLETE and counts.get(t.value, 0) > 1))
+    if not tied:
+        return ""
+    said = ", ".join(f"{e(fmt(x))} ({counts[x]:,} trials)" for x in tied[:TIES_NAMED])
+    more = f" and {plural(len(tied) - TIES_NAMED, 'other value')}" if len(tied) > TIES_NAMED else ""
+    return (f"<p class='note ties'>trials tie on the value here: {said}{more}. Tied trials are ordered as "
+            "<code>study.best_trial</code> ranks them: by their reports, the last one first (the better at the first "
+            "step they differ), those that reported nothing after them, then by trial number, the earliest "
+            "first; the order stays as it is until a trial joins the tie.</p>")
 
 
 def _extra_columns(rows: Sequence[FrozenTrial]) -> dict[str, Callable[[FrozenTrial], str]]:

@@ -37,6 +37,7 @@ from .records import (
     Series,
     Snapshot,
     group_color,
+    legend_label,
     snapshot,
 )
 from .study_data import contour, contours, parallel, process, slices
@@ -239,7 +240,7 @@ def history(study: Any, ax: Any = None, *, log_y: bool = False) -> Any:
     chart = history_data(snap, log_y=log_y)
     before = 0 if ax is None else sum(str(line.get_gid() or "").startswith("best-so-far") for line in ax.get_lines())
     chart = replace(chart, series=tuple(
-        replace(s, label=f"{snap.name}: {s.label}", gid=f"{s.gid}-{before}" if before else s.gid,
+        replace(s, label=legend_label(f"{snap.name}: {s.label}"), gid=f"{s.gid}-{before}" if before else s.gid,
                 color=group_color(before) if before else s.color)
         for s in chart.series))
     return to_matplotlib(chart, ax)

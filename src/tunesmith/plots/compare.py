@@ -10,7 +10,17 @@ from typing import Any
 import numpy as np
 
 from ..trial import Direction, TrialState, best_of
-from .records import Chart, Series, Snapshot, group_color, nothing, on_log_y, snapshot
+from .records import (
+    Chart,
+    Series,
+    Snapshot,
+    group_color,
+    legend_label,
+    nothing,
+    on_log_y,
+    short_title,
+    snapshot,
+)
 
 
 def comparison(
@@ -112,12 +122,12 @@ def _group_series(label: str, curves: list[np.ndarray], color: str, band: tuple[
         out.append(Series(None, x, med.tolist(), mode="band", low=lo.tolist(), high=hi.tolist(), color=color,
                           opacity=0.2, gid=f"band-{label}"))
     seeds = f"median of {len(curves)} runs" if len(curves) > 1 else "1 run"
-    out.append(Series(f"{label} ({seeds})", x, med.tolist(), mode="steps", color=color, width=2.0,
+    out.append(Series(legend_label(label, f"({seeds})"), x, med.tolist(), mode="steps", color=color, width=2.0,
                       gid=f"median-{label}"))
     # a step line holds each value until the next trial, so the last trial's value (the
     # result compared) would only show as a vertical drop at the right edge: mark it
     out.append(Series(None, x[-1:], med[-1:].tolist(), mode="markers", color=color, gid=f"final-{label}",
-                      hover=[f"{label}: {med[-1]:.6g} after {x[-1]} trials ({seeds})"]))
+                      hover=[f"{short_title(label)}: {med[-1]:.6g} after {x[-1]} trials ({seeds})"]))
     return out
 
 

@@ -15,6 +15,7 @@ from ..trial import CONTROL_BUT_LINES, as_escape
 from .records import (
     HTML_NAME_WIDTH,
     LINE,
+    MOST_LINES,
     Chart,
     Diagram,
     Parallel,
@@ -76,7 +77,7 @@ def to_plotly(record: Record, *, template: bool = True) -> Any:
     top = 110 if isinstance(record, Parallel) else 60
     fig.update_layout(title="<br>".join(_escape(line) for line in lines),
                       margin={"l": 60, "r": 30, "t": top + TITLE_LINE * (len(lines) - 1), "b": 50},
-                      meta={"title": title, "top": top})  # what FIT_TITLE cuts again to the drawn width
+                      meta={**(fig.layout.meta or {}), "title": title, "top": top})  # what FIT_TITLE cuts again
     if template:
         fig.update_layout(template=TEMPLATE)
     if len(lines) > 1:  # from the top down, clear of a legend or axis titles above the plot
@@ -149,7 +150,7 @@ def _scatter(go: Any, s: Series, c: Chart) -> Any:
     # a line of one point draws nothing: a dot too (the best so far of a study of one trial)
     # (its ``marker``: a pruned trial's curve of one report ends in its "x", not in the "o" of a paused one)
     dot = {"mode": "lines+markers", "marker": {"symbol": SYMBOLS.get(s.marker, "circle")}} if len(s.x) == 1 else {}
-    return go.Scatter(x=_hs(s.x), y=list(s.y), name=_escape(s.label or ""), showlegend=s.label is not None,
+    return go.Scatter(x=_hs(s.x), y=list(s.y), name=_legend(s.label), showlegend=s.label is not None,
                       line={"color": s.color, "width": s.width, "dash": DASHES.get(s.dash, "solid"),
                             "shape": "hv" if s.mode == "steps" else "linear"},
                       opacity=s.opacity, hovertext=_hs(s.hover) if s.hover else None, legendgroup=s.color,
@@ -166,7 +167,7 @@ def _traces(go: Any, s: Series, c: Chart) -> list[Any]:
                           colorbar={"title": _escape(c.color_label or "")})
         else:
             marker.update(color=s.color, line={"width": 0.5, "color": "#333333"})
-        return [go.Scatter(x=_hs(s.x), y=list(s.y), mode="markers", name=_escape(s.label or ""), marker=marker,
+        return [go.Scatter(x=_hs(s.x), y=list(s.y), mode="markers", name=_legend(s.label), marker=marker,
                            showlegend=s.label is not None, hovertext=_hs(s.hover) if s.hover else None)]
     if s.mode == "band":  # in steps, as the best so far it surrounds (and as matplotlib's step="post")
         fill, edge = _rgba(s.color, s.opacity), {"width": 0, "shape": "hv"}
@@ -185,8 +186,13 @@ def _traces(go: Any, s: Series, c: Chart) -> list[Any]:
                            reversescale=c.reverse_scale, colorbar={"title": _escape(c.color_label or "")}, ncontours=25)]
     if s.label is None:  # vline: drawn as shapes, which have no legend entry
         return []
-    return [go.Scatter(x=[None], y=[None], mode="lines", name=_escape(s.label), showlegend=True, hoverinfo="skip",
+    return [go.Scatter(x=[None], y=[None], mode="lines", name=_legend(s.label), showlegend=True, hoverinfo="skip",
                        line={"color": s.color, "width": s.width, "dash": DASHES.get(s.dash, "solid")})]
+
+
+def _legend(label: str | None) -> str:
+    """A series' legend entry, escaped, its lines (:func:`~.records.legend_label`) as plotly's ``<br>``."""
+    return _escape(label or "").replace("\n", "<br>")
 
 
 def _names(labels: Sequence[Any]) -> list[str]:
@@ -272,7 +278,9 @@ def _parallel(go: Any, p: Parallel) -> Any:
         dims.append(d)
     line = {"color": list(p.color), "colorscale": "Viridis", "reversescale": p.reverse_scale, "showscale": True,
             "colorbar": {"title": _escape(p.color_label)}}
-    return go.Figure(go.Parcoords(line=line, dimensions=dims) if p.axes else None)
+    # the names whole, for FIT_TITLE to cut again to the space between two axes as the page draws them
+    return go.Figure(go.Parcoords(line=line, dimensions=dims) if p.axes else None,
+                     layout={"meta": {"axes": [unseen_as_escapes(name) for name in names]}})
 
 
 def _plain_format(values: Sequence[float]) -> str | None:
@@ -336,9 +344,26 @@ function tunesmithFitTitle(gd) {
   const ctx = tunesmithFitTitle.ctx || (tunesmithFitTitle.ctx = document.createElement("canvas").getContext("2d"));
   ctx.font = full.title.font.size + "px " + full.title.font.family;
   const width = full.width * (1 - full.title.x) - 10;
-  const fits = (t) => ctx.measureText(t).width <= width;
+  const lines = tunesmithLines(meta.title, (t) => ctx.measureText(t).width <= width);
+  const text = tunesmithHtml(lines);
+  if (text === full.title.text) { return; }
+  const many = lines.length > 1, top = meta.top + TITLE_LINE * (lines.length - 1);
+  // the figure as first drawn: a taller title grows it by as much, so that the plot keeps its height
+  // (a top margin past the figure's height squeezed the plot away, and plotly.js before 4 threw
+  // "Something went wrong with axis scaling" with the relayout left unfinished)
+  const first = gd.tunesmithFirst || (gd.tunesmithFirst = {"height": full.height, "top": full.margin.t,
+                                                           "set": gd.layout.height || null});
+  gd.tunesmithFitting = true;
+  const done = () => { gd.tunesmithFitting = false; };
+  Plotly.relayout(gd, {"title.text": text, "margin.t": top,
+                       "height": top > first.top ? first.height + top - first.top : first.set, "autosize": true,
+                       "title.y": many ? 1 : null, "title.yref": many ? "container" : null,
+                       "title.yanchor": many ? "top" : null, "title.pad.t": many ? 12 : null}).then(done, done);
+}
+function tunesmithLines(text, fits) {
+  "use strict";
   const lines = [];
-  for (const paragraph of meta.title.split("\\n")) {
+  for (const paragraph of text.split("\\n")) {
     let line = "";
     for (let word of paragraph.split(" ")) {
       const joined = line ? line + " " + word : word;
@@ -354,26 +379,59 @@ function tunesmithFitTitle(gd) {
     }
     lines.push(line);
   }
-  const text = lines.map((l) => l.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;")).join("<br>");
-  if (text === full.title.text) { return; }
-  const many = lines.length > 1, top = meta.top + TITLE_LINE * (lines.length - 1);
-  // the figure as first drawn: a taller title grows it by as much, so that the plot keeps its height
-  // (a top margin past the figure's height squeezed the plot away, and plotly.js before 4 threw
-  // "Something went wrong with axis scaling" with the relayout left unfinished)
-  const first = gd.tunesmithFirst || (gd.tunesmithFirst = {"height": full.height, "top": full.margin.t,
-                                                           "set": gd.layout.height || null});
-  gd.tunesmithFitting = true;
-  const done = () => { gd.tunesmithFitting = false; };
-  Plotly.relayout(gd, {"title.text": text, "margin.t": top,
-                       "height": top > first.top ? first.height + top - first.top : first.set, "autosize": true,
-                       "title.y": many ? 1 : null, "title.yref": many ? "container" : null,
-                       "title.yanchor": many ? "top" : null, "title.pad.t": many ? 12 : null}).then(done, done);
+  return lines;
+}
+function tunesmithHtml(lines) {
+  return lines.map((l) => l.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;")).join("<br>");
+}
+// parallel coordinates' axis titles (``layout.meta.axes``: the names whole) cut into lines as wide as the space
+// between two axes as the figure is drawn, MOST_LINES at most (longer: the first, "…", the end), as _axis_titles
+// cuts them for a figure 700 px wide: a page narrower than that (a laptop's half screen) overlapped them
+function tunesmithFitAxes(gd) {
+  "use strict";
+  const meta = gd.layout && gd.layout.meta, full = gd._fullLayout, trace = gd._fullData && gd._fullData[0];
+  if (!meta || !Array.isArray(meta.axes) || !full || !full._size || !trace || trace.type !== "parcoords") { return; }
+  tunesmithRaiseAxes(gd);
+  if (gd.tunesmithFittingAxes) { return; }
+  const ctx = tunesmithFitTitle.ctx || (tunesmithFitTitle.ctx = document.createElement("canvas").getContext("2d"));
+  ctx.font = trace.labelfont.size + "px " + trace.labelfont.family;
+  const between = full._size.w * (trace.domain.x[1] - trace.domain.x[0]) / Math.max(meta.axes.length - 1, 1) - 8;
+  const room = Math.min(between, AXIS_TITLE_WIDTH);
+  const fits = (t) => ctx.measureText(t).width <= room;
+  const labels = meta.axes.map((name) => {
+    const lines = tunesmithLines(name, fits);
+    if (lines.length <= MOST_LINES) { return tunesmithHtml(lines); }
+    let tail = 1;
+    while (tail < name.length && fits(name.slice(-(tail + 1)))) { tail++; }
+    return tunesmithHtml([lines[0], "…", name.slice(-tail).trimStart()]);
+  });
+  const update = {};
+  labels.forEach((label, i) => { if (trace.dimensions[i] && trace.dimensions[i].label !== label) { update["dimensions[" + i + "].label"] = label; } });
+  if (!Object.keys(update).length) { return; }
+  gd.tunesmithFittingAxes = true;
+  const done = () => { gd.tunesmithFittingAxes = false; tunesmithRaiseAxes(gd); };
+  Plotly.restyle(gd, update, [0]).then(done, done);
+}
+// plotly draws a title's lines down from where its first line goes, into the range's end written above each axis:
+// a title of several lines is moved up by its lines after the first (plotly sets the place again at each redraw)
+function tunesmithRaiseAxes(gd) {
+  "use strict";
+  for (const t of gd.querySelectorAll("text.axis-title")) {
+    const lines = t.querySelectorAll("tspan.line").length, at = t.getAttribute("transform") || "";
+    const place = at.match(/translate\\(\\s*([-\\d.e]+)[\\s,]+([-\\d.e]+)\\s*\\)/);
+    if (lines < 2 || !place || at === t.tunesmithRaised) { continue; }
+    const up = 1.3 * (lines - 1) * (parseFloat(t.style.fontSize) || 10);
+    t.tunesmithRaised = "translate(" + place[1] + "," + (parseFloat(place[2]) - up) + ")";
+    t.setAttribute("transform", t.tunesmithRaised);
+  }
 }
 function tunesmithFitTitles(gd) {
-  if (!gd.tunesmithFitted) { gd.tunesmithFitted = true; gd.on("plotly_afterplot", () => tunesmithFitTitle(gd)); }
-  tunesmithFitTitle(gd);
+  const fit = () => { tunesmithFitTitle(gd); tunesmithFitAxes(gd); };
+  if (!gd.tunesmithFitted) { gd.tunesmithFitted = true; gd.on("plotly_afterplot", fit); }
+  fit();
 }
-""".replace("TITLE_LINE", str(TITLE_LINE))
+""".replace("TITLE_LINE", str(TITLE_LINE)).replace("AXIS_TITLE_WIDTH", str(AXIS_TITLE_WIDTH)).replace(
+    "MOST_LINES", str(MOST_LINES))
 
 
 def to_html(records: Sequence[Record], *, full: bool = True, include_js: bool = True) -> str:

@@ -112,6 +112,23 @@ def short_title(title: str) -> str:
     return title[:head] + "…" + title[-(MAX_TITLE - 1 - head):]
 
 
+#: the columns of a line of a legend's entry (a study's or a sampler's name): at most :data:`MOST_LINES` lines,
+#: as an axis' title (a longer name: its first line, "…" and its end)
+LEGEND_COLUMNS = 32
+
+
+def legend_label(name: str, note: str = "") -> str:
+    """``name`` as a legend's entry, in lines of at most :data:`LEGEND_COLUMNS` columns (:func:`in_lines`), ``note``
+    ("(median of 3 runs)") after it, or under it where the line would be longer: a legend drew a study's or a sampler's name whole on one line, however long
+    (a name of 300 characters took the figure's whole width, the plot squeezed beside it)."""
+    from ..importance import columns
+
+    lines = in_lines(name, LEGEND_COLUMNS, columns)
+    if note:  # after the name's last line where it fits there, else on a line of its own
+        lines = [*lines[:-1], f"{lines[-1]} {note}"] if columns(f"{lines[-1]} {note}") <= LEGEND_COLUMNS else [*lines, note]
+    return "\n".join(lines)
+
+
 #: colour of each trial state (a colour-blind-safe palette)
 STATE_COLORS = {
     TrialState.COMPLETE: "#0072B2",

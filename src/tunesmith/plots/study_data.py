@@ -79,8 +79,12 @@ def learning_curves(study: Any, *, log_y: bool = False) -> Chart:
     trial ends in an "x", a paused one in an "o"; the best complete trial is thicker; the
     pruner's rungs are dotted vertical lines."""
     s = snapshot(study)
-    trials = [t for t in s.trials if t.intermediate]
-    title = f"{s.name}: learning curves of {plural(len(trials), 'trial')}"
+    left_out = unreadable_reports(s.trials)
+    trials = [t if not t.intermediate or all(map(math.isfinite, t.intermediate.values()))
+              else t.replace(intermediate={k: v for k, v in t.intermediate.items() if math.isfinite(v)})
+              for t in s.trials]
+    trials = [t for t in trials if t.intermediate]
+    title = f"{s.name}: learning curves of {plural(len(trials), 'trial')}{left_out}"
     if not trials:
         return nothing("curves", title, f"no trial of {s.name!r} reported intermediate values "
                                         "(call trial.report(value, step) in the objective); the history "
@@ -115,6 +119,19 @@ def learning_curves(study: Any, *, log_y: bool = False) -> Chart:
                     f"the reports of {s.name!r}")
 
 
+def unreadable_reports(trials: Sequence[FrozenTrial]) -> str:
+    """" (3 NaN or infinite reports of 2 trials left out; 1 of them reported no other)": what a plot of the
+    reports leaves out and why, said once in its title ("" for none). ``report()`` takes finite numbers only, but
+    a row written by hand or by another program may hold NaN or Infinity, which each renderer dropped unsaid."""
+    bad = {t.number: sum(not math.isfinite(v) for v in t.intermediate.values()) for t in trials}
+    bad = {n: k for n, k in bad.items() if k}
+    if not bad:
+        return ""
+    whole = sum(len(t.intermediate) == bad.get(t.number) for t in trials)
+    return (f" ({plural(sum(bad.values()), 'NaN or infinite report')} of {plural(len(bad), 'trial')} left out"
+            + (f"; {whole} of them reported no other" if whole else "") + ")")
+
+
 #: the marker that ends a learning curve of a trial the pruner stopped
 END_MARKERS = {TrialState.PRUNED: "x", TrialState.PAUSED: "o"}
 
@@ -139,19 +156,24 @@ def parallel(study: Any, *, params: Sequence[str] | None = None) -> Parallel:
     if not done:
         return Parallel("parallel", title, message=_no_complete(s))
     shown = display_names(s.space)  # a list of dicts' "0:C" as "C" or "C [branch 0]"
-    axes = [dataclasses.replace(_axis(s, n, done), name=shown[n]) for n in names]
+    made = [_axis(s, n, done) for n in names]
+    axes = [dataclasses.replace(axis, name=shown[n]) for n, (axis, _) in zip(names, made, strict=True)]
+    notes = [f"{shown[n]}: {note}" for n, (_, note) in zip(names, made, strict=True) if note]
     values = [float(t.value) for t in done]  # type: ignore[arg-type]
     axes.append(Axis(f"value ({s.direction.value})", values))
+    title += f" ({'; '.join(notes)})" if notes else ""
     return Parallel("parallel", title, tuple(axes), values, reverse_scale=s.sign > 0)
 
 
-def _axis(s: Snapshot, name: str, trials: list[FrozenTrial]) -> Axis:
+def _axis(s: Snapshot, name: str, trials: list[FrozenTrial]) -> tuple[Axis, str]:
+    """The parameter's axis, and what of its choices it leaves unnamed (:func:`shown_choices`; "" for none)."""
     p = s.space[name]
     if p.kind == "categorical":
         labels = value_labels(list(p.choices))  # type: ignore[attr-defined]  # 1.0000000000000009 as 1
         pos = [float(p.index(t.params[name])) if name in t.params else -1.0 for t in trials]  # type: ignore[attr-defined]
-        ticks = [(float(i), c) for i, c in enumerate(labels)]
-        return Axis(name, pos, ticks + ([(-1.0, "inactive")] if -1.0 in pos else []))
+        shown, note = shown_choices(len(labels), [int(i) for i in pos if i >= 0])  # the axis spans them all
+        ticks = [(float(i), labels[i]) for i in shown]
+        return Axis(name, pos, ticks + ([(-1.0, "inactive")] if -1.0 in pos else [])), note.replace("shown", "named")
     log = bool(getattr(p, "log", False))
     raw = [float(t.params[name]) if name in t.params else None for t in trials]
     vals = [None if v is None else (float(np.log10(v)) if log else v) for v in raw]
@@ -163,10 +185,10 @@ def _axis(s: Snapshot, name: str, trials: list[FrozenTrial]) -> Axis:
     few = bool(known) and p.kind == "int" and not log and hi - lo <= 10 * step
     each = [(float(k), str(k)) for k in range(int(lo), int(hi) + 1, step)] if few else ()
     if None not in vals:  # else the renderers label the range themselves
-        return Axis(name, pos, each, log=log)
+        return Axis(name, pos, each, log=log), ""
     # ticks replace the renderers' own labels: the range's ends (or each value) are labelled with "inactive"
     ends = list(each) or (end_ticks(lo, hi, log) if known else [])
-    return Axis(name, pos, [(below, "inactive"), *ends], log=log)
+    return Axis(name, pos, [(below, "inactive"), *ends], log=log), ""
 
 
 def slices(study: Any, *, params: Sequence[str] | None = None, max_params: int = 24) -> list[Chart]:
@@ -187,6 +209,24 @@ def slices(study: Any, *, params: Sequence[str] | None = None, max_params: int =
     return charts
 
 
+#: the most choices of a categorical parameter a slice's axis holds (a parallel axis names): a space a database's
+#: writer stored with 50,000 choices sent every one of them to the page (5 MB) and named every k-th in an image
+MAX_CHOICES = 200
+
+
+def shown_choices(n: int, drawn: Sequence[int]) -> tuple[list[int], str]:
+    """The indices of a categorical's ``n`` choices an axis holds, in the space's order: all of them up to
+    :data:`MAX_CHOICES`; more, those the trials drew (``drawn``), the last and one in k of the rest, about
+    :data:`MAX_CHOICES` in all; and a note that says what was left out ("" when none was)."""
+    if n <= MAX_CHOICES:
+        return list(range(n)), ""
+    used = set(drawn)
+    k = math.ceil(n / max(MAX_CHOICES - len(used), 1))
+    shown = sorted(used.union(range(0, n, k), [n - 1]))  # the first and the last: the axis' ends
+    return shown, (f"{len(shown):,} of {n:,} choices shown: {plural(len(used), 'choice')} the trials drew and "
+                   f"1 in {k:,} of the rest")
+
+
 def _slice(s: Snapshot, name: str, done: list[FrozenTrial], label: str) -> Chart:
     on = [t for t in done if name in t.params]
     title = f"{s.name}: value against {label} ({plural(len(on), 'complete trial')})"
@@ -194,6 +234,11 @@ def _slice(s: Snapshot, name: str, done: list[FrozenTrial], label: str) -> Chart
         return nothing("slice", title, f"no complete trial of {s.name!r} has {name!r} active")
     p = s.space[name]
     labels = value_labels(list(p.choices)) if p.kind == "categorical" else None  # type: ignore[attr-defined]
+    categories: list[str] = []
+    if labels is not None:
+        shown, note = shown_choices(len(labels), [p.index(t.params[name]) for t in on])  # type: ignore[attr-defined]
+        categories = [labels[i] for i in shown]
+        title = f"{title[:-1]}; {note})" if note else title
 
     def x(v: Any) -> Any:  # a choice's label (by its index: 1, 1.0 and True are distinct choices)
         return v if labels is None else labels[p.index(v)]  # type: ignore[attr-defined]
@@ -208,7 +253,7 @@ def _slice(s: Snapshot, name: str, done: list[FrozenTrial], label: str) -> Chart
                             color=BEST_COLOR, gid="best"))
     return Chart("slice", title, label, f"value ({s.direction.value})", (pts, *extra),
                  log_x=bool(getattr(p, "log", False)), color_label="trial", int_x=p.kind == "int",
-                 x_categories=tuple(labels or ()))
+                 x_categories=tuple(categories))
 
 
 def contours(study: Any, *, params: Sequence[str] | None = None, max_params: int = 3) -> list[Chart]:

@@ -40,7 +40,10 @@ def overfitting(source: Any, *, log_y: bool = False) -> Chart:
     if not val:
         return nothing("overfitting", title, f"{name} has no validation values (no reports)")
     if not curves["losses"]:  # not a tunesmith.train trial: its reports may be any metric
-        return Chart("overfitting", f"{name}: reported values (no training loss recorded)", "step",
+        from .study_data import unreadable_reports
+
+        left_out = unreadable_reports([source]) if isinstance(source, FrozenTrial) else ""
+        return Chart("overfitting", f"{name}: reported values (no training loss recorded){left_out}", "step",
                      "reported value", tuple(_overfit_series(curves, "reported value", "step")), log_y=log_y,
                      int_x=True)
     unit = curves.get("unit", "epoch")
@@ -59,7 +62,7 @@ def _from_trial(t: FrozenTrial) -> dict[str, Any]:
     if val_loss:
         val = [(k, float(v)) for k, v in enumerate(val_loss, start=1) if v is not None]
     else:
-        val = [(k, t.intermediate[k]) for k in steps]
+        val = [(k, t.intermediate[k]) for k in steps if math.isfinite(t.intermediate[k])]  # the title says how many not
     train = [float("nan") if v is None else float(v) for v in _losses(curves.get("train_loss"))]
     best = t.attrs.get("best_step") if _number(t.attrs.get("best_step")) else None
     if best is None and val and t.attrs.get("best_checkpoint"):
