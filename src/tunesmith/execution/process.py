@@ -181,8 +181,12 @@ class _Pool:
         self.losses = Losses()
         self.raised: BaseException | None = None  # the objective's error catch let through (the first)
         self.signalled = self.ctx.Value("i", 0, lock=False)  # the signal that stopped the run (0: Ctrl-C)
+        # an outage the workers (and this process) ride out together is said once by one of them
+        self.outage_said = self.ctx.Value("d", -math.inf)
 
     def run(self) -> str | None:
+        storage = self.run_.study._storage
+        storage.share_outage_lines(self.outage_said)  # the workers forked from here share it
         try:
             for slot in self.ex.slots:  # a signal while they start stops those started too
                 self._start(slot)
@@ -191,6 +195,7 @@ class _Pool:
             self._interrupt(exc)
         finally:
             _wait([w.proc for w in self.workers.values()], 5.0)
+            storage.share_outage_lines(None)
         if self.job.poll is not None:
             self.job.poll()
         if self.job.interrupted is None and self.budget.interrupted:  # a worker's objective raised it itself

@@ -611,6 +611,25 @@ def _starts_with(new: Mapping[int, float], old: dict[int, float]) -> bool:
         math.copysign(1.0, a[1]) == math.copysign(1.0, b) for a, b in zip(head, old.values(), strict=True)))
 
 
+def _first_to_say(said: Any, began: float, ended: float) -> bool:
+    """Whether this process says the outage it waited through from ``began`` to ``ended`` (monotonic, one
+    clock for the machine's processes): none of the run's processes said one that ended since (``said``, a
+    shared ``Value("d")``; None: this process alone). Its lock is waited for briefly: a process killed holding
+    it must not keep the others' storages waiting (they say their line then, as before)."""
+    if said is None:
+        return True
+    lock = said.get_lock()
+    if not lock.acquire(timeout=0.5):
+        return True
+    try:
+        if began <= said.value:
+            return False
+        said.value = ended
+        return True
+    finally:
+        lock.release()
+
+
 class _Backoff:
     """Waits between attempts of one operation. A busy (locked) SQLite database is
     waited on in short randomized steps for up to ``busy_timeout`` seconds; other
@@ -762,6 +781,7 @@ class SQLStorage(Storage):
         self._wrote_at = time.monotonic()  # when a write last got through (or the storage opened)
         self._outages: collections.deque[tuple[float, float]] = collections.deque(maxlen=OUTAGES_KEPT)  # monotonic
         self._said_lock, self._said_until = threading.Lock(), -math.inf  # the last outage warned of (_say_outage)
+        self._said_shared: Any = None  # the same, shared with a run's other processes (share_outage_lines)
         self._waits: dict[object, tuple[int, float, _Backoff]] = {}  # operations retrying: (thread, _wrote_at, ...)
         self._check_url()
         self._init_schema()
@@ -1077,14 +1097,20 @@ class SQLStorage(Storage):
         """One warning as an outage of at least OUTAGE_BUSY s that this process rode out ends: how long,
         how many retries, the first error. A team running many machines saw nothing at all, not even in a
         worker's log, and could not tell why its trials took longer. Once per outage: the other threads'
-        operations that waited through the same one (a heartbeat's) say nothing more."""
+        operations that waited through the same one (a heartbeat's) say nothing more, nor do the other
+        processes of the same run (:meth:`share_outage_lines`: ``n_jobs`` worker processes wrote one each)."""
         with self._said_lock:
             if ended - began < OUTAGE_BUSY or began <= self._said_until:
                 return
             self._said_until = ended
+            if not _first_to_say(self._said_shared, began, ended):
+                return
         cause = (str(getattr(first, "orig", None) or first).strip().splitlines() or [type(first).__name__])[0]
         logger.warning("storage %r did not answer for %.1f s (%s, after: %s); it answers again",
                        self.display_url, ended - began, plural(retries, "retry", "retries"), cause[:200])
+
+    def share_outage_lines(self, said: Any) -> None:
+        self._said_shared = said
 
     def outages(self) -> list[tuple[float, float]]:
         """:meth:`Storage.outages`, and those under way: this thread's operation waiting (any wait: it is
