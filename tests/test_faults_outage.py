@@ -511,6 +511,29 @@ def test_postgres_connections_get_keepalives_and_a_user_timeout_the_url_may_chan
         storage.close()
 
 
+def test_an_empty_pgconnect_timeout_is_said_once_and_the_connections_keep_a_start_up_limit(
+        pg_url: str, subprocess_env: dict[str, str]) -> None:
+    """``PGCONNECT_TIMEOUT=`` (set, empty: ``export PGCONNECT_TIMEOUT=$T`` without ``T``) was taken as unset
+    without a word, where psycopg refuses it. Still taken as unset (the connections get connect_timeout=10),
+    and said once a process; a value in it is the connections' own."""
+    code = (
+        "import sys\n"
+        "from tunesmith.storage import SQLStorage\n"
+        "for _ in range(2):\n"
+        "    storage = SQLStorage(sys.argv[1])\n"
+        "    with storage.engine.connect() as c:\n"
+        "        print(c.connection.dbapi_connection.info.get_parameters().get('connect_timeout'))\n"
+        "    storage.close()\n"
+    )
+    for value, timeout, said in (("", "10", 1), ("25", "25", 0)):
+        out = subprocess.run([sys.executable, "-c", code, pg_url], env={**subprocess_env, "PGCONNECT_TIMEOUT": value},
+                             capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.split() == [timeout, timeout], out.stdout
+        lines = [line for line in out.stderr.splitlines() if "PGCONNECT_TIMEOUT is set but empty" in line]
+        assert len(lines) == said and all("Unset it, or give seconds" in line for line in lines), out.stderr
+
+
 def test_a_server_that_answers_nothing_fails_a_new_connection_within_the_connect_timeout(own_pg_server: Any) -> None:
     """A postmaster that accepts TCP connections but answers nothing (stopped, swamped): libpq waited
     for it forever. Now the connection fails after connect_timeout (10 s), an outage the storage waits out."""
