@@ -208,6 +208,32 @@ def _check_link(path: Path, url: str) -> None:
                         "remove the link")
 
 
+def log_alone(path: Path) -> str:
+    """What happened where SQLite file ``path`` is missing and its write-ahead log (``path-wal``) is there,
+    and how to get the study back; "" otherwise. The log holds the latest writes (all of them, where no
+    checkpoint copied any into the file): the file was moved or deleted while a process had it open."""
+    wal = path.with_name(path.name + "-wal")
+    try:
+        if path.exists() or not wal.is_file():
+            return ""
+        with wal.open("rb") as f:
+            header = f.read(32)
+    except OSError:
+        return ""
+    if len(header) < 32 or header[:4] not in (b"\x37\x7f\x06\x82", b"\x37\x7f\x06\x83"):
+        return ""
+    page = int.from_bytes(header[8:12], "big")
+    make = (f"python -c \"import sqlite3; c = sqlite3.connect({str(path)!r}); c.execute('PRAGMA page_size={page}'); "
+            "c.execute('PRAGMA journal_mode=wal'); c.close()\"")
+    return (f"the database file is missing but its write-ahead log {str(wal)!r} ({wal.stat().st_size} bytes) is "
+            "there: the file was moved or deleted while a process had it open, and the study's latest writes are "
+            "in the log. If the file was moved, put it back beside the log. Otherwise SQLite can rebuild the "
+            "database from the log where the log holds all of it (no checkpoint since the file was made): move "
+            f"the log aside, make an empty database in WAL mode of the log's page size ({make}), move the log "
+            f"back as {wal.name!r}, then check it (tunesmith show; PRAGMA integrity_check says 'ok'). Make no "
+            "database there before that: SQLite deletes a log it finds beside an empty file")
+
+
 def _check_beside(path: Path, url: str, read_only: bool = False) -> None:
     """An UntrustedPathError for a journal, WAL or WAL index beside the database file that someone who may
     not write the database made: SQLite reads the WAL as part of the database and copies it into
@@ -897,6 +923,9 @@ class SQLStorage(Storage):
             raise ValueError(f"storage {self.url!r}: folder {path.parent} does not exist; create it first")
         _check_regular(path, self.url)
         _check_beside(path, self.url, self.read_only)
+        alone = "" if self.read_only else log_alone(path)
+        if alone:  # creating the file here would have SQLite delete the log: the study's writes
+            raise ValueError(f"storage {self.display_url!r}: {alone}")
         self._absent = self.read_only and not path.is_file()  # read as empty, never created
 
     @property
@@ -1388,8 +1417,9 @@ class SQLStorage(Storage):
     def get_study(self, name: str) -> StudyRecord:
         check_study_name(name, lookup=True)
         if self._absent:
-            where = ("there is no database file at " + repr(str(self._path)) + beside_text(self.url)
-                     if self._path is not None and not self._path.is_file() else "it holds no studies")
+            where = ("it holds no studies" if self._path is None or self._path.is_file()
+                     else log_alone(self._path) or "there is no database file at " + repr(str(self._path))
+                     + beside_text(self.url))  # fmt: skip
             raise StudyNotFound(f"no study named {name!r} in {self.display_url} ({where})")
         row = self._run(lambda c: _study_row(c, name, studies_table), write=False)
         if row is None:
