@@ -133,6 +133,8 @@ class Trial:
         study = self.study
         if isinstance(getattr(study, "pruner", None), NopPruner) and not getattr(study, "_said_no_pruner", True):
             study._said_no_pruner = True
+            if (shared := getattr(study, "_said_no_pruner_to", None)) is not None:
+                shared.value = 1  # a worker process's: its replacement does not say it again
             logging.getLogger("tunesmith").warning(
                 "study %r has no pruner (pruner=None, the default), so trial.should_prune() is always False and "
                 "no trial is stopped early: pass pruner='asha' (or 'median', 'hyperband'; Optuna's default is "
