@@ -422,6 +422,53 @@ def test_a_missing_database_names_only_the_tunesmith_databases_beside_it(
     assert "(--storage names the one to read: --storage sqlite:///runs.db)" in capsys.readouterr().err
 
 
+def test_a_database_missing_beside_its_write_ahead_log_is_said_kept_and_rebuilt_as_the_hint_says(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``study.db`` gone (moved, deleted while a worker had it open) and ``study.db-wal`` left: `show` said
+    only that there is no database file, and a `run` made an empty database there, which had SQLite delete
+    the log, the study's writes. `show` says what happened and how SQLite rebuilds it from the log; a study
+    opened for writing there is refused and the log kept; the hint's steps give the study back whole."""
+    import shutil
+    import sqlite3
+
+    db, wal = tmp_path / "study.db", tmp_path / "study.db-wal"
+    url = f"sqlite:///{db}"
+    study = ts.Study({"x": ts.Float(0, 1)}, storage=url, name="s", sampler="random", seed=0)
+    study.optimize(lambda t: t.params["x"], n_trials=5)
+    shutil.copy(wal, tmp_path / "log")  # while the study has it open: its writes are in the log alone
+    study.storage.close()
+    for path in tmp_path.iterdir():
+        if path.name.startswith("study.db"):
+            path.unlink()
+    (tmp_path / "log").rename(wal)
+    kept = wal.read_bytes()
+    assert run_cli("show", "s", "--storage", url) == 2
+    err = capsys.readouterr().err
+    assert f"its write-ahead log '{wal}'" in err and "moved or deleted while a process had it open" in err, err
+    with pytest.raises(ValueError, match="SQLite deletes a log it finds beside an empty file"):
+        ts.Study({"x": ts.Float(0, 1)}, storage=url, name="s")
+    assert run_cli("run", str(_study_file(tmp_path, url))) != 0
+    assert not db.exists() and wal.read_bytes() == kept
+    page = int(re.search(r"PRAGMA page_size=(\d+)", err).group(1))  # type: ignore[union-attr]
+    wal.rename(tmp_path / "aside")  # the hint's steps
+    conn = sqlite3.connect(db)
+    conn.execute(f"PRAGMA page_size={page}")
+    conn.execute("PRAGMA journal_mode=wal")
+    conn.close()
+    (tmp_path / "aside").rename(wal)
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+    conn.close()
+    assert [t.value is not None for t in ts.load_study("s", url).trials] == [True] * 5
+
+
+def _study_file(folder: Path, url: str) -> Path:
+    (folder / "obj.py").write_text("def f(trial):\n    return trial.params['x']\n")
+    path = folder / "s.yaml"
+    path.write_text(f"name: s\nstorage: {url}\nobjective: obj.py:f\nn_trials: 1\nspace: {{x: {{type: float, low: 0, high: 1}}}}\n")
+    return path
+
+
 def test_commands_that_write_leave_no_file_at_a_misspelt_storage(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """`note`, `rename`, `delete`, `copy` and `focus` with a misspelt --storage made an empty database there
     and said only "no study named ..."; they read it as missing, as `show` and ``load_study`` do."""

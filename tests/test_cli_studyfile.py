@@ -239,6 +239,37 @@ def test_a_copy_that_differs_in_comments_and_layout_only_is_not_warned_another_f
     assert stored["file"] == "obj.py" and stored["function"] == "g"
 
 
+def test_a_local_module_the_objective_imports_edited_on_one_machine_is_warned_naming_it(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The digest covered the objective's own file: a helper module beside it (``helpers.py``, a local
+    package's module imported inside the function), edited on one machine, went unseen. Each local module
+    the file imports, and those they import, is digested too, and the warning names the files that differ;
+    an installed package's module (the same name as no file beside it) is not."""
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    code = ("import json\nfrom helpers import scale\n\ndef f(trial):\n    from lib import util\n"
+            "    return util.shift(scale(trial.params['x']))\n")
+    folders = {}
+    for machine, factor, offset in (("a", "2.0", "1.0"), ("b", "2.0", "1.0"), ("c", "3.0", "1.0"), ("d", "2.0", "5.0")):
+        folders[machine] = _machine(tmp_path / machine, url, code.encode())
+        (tmp_path / machine / "helpers.py").write_text(f"def scale(x):\n    return x * {factor}\n")
+        (tmp_path / machine / "lib").mkdir()
+        (tmp_path / machine / "lib" / "__init__.py").write_text("")
+        (tmp_path / machine / "lib" / "util.py").write_text("from .const import OFFSET\ndef shift(x):\n    return x + OFFSET\n")
+        (tmp_path / machine / "lib" / "const.py").write_text(f"OFFSET = {offset}\n")
+    (tmp_path / "b" / "json.py").write_text("# not the json imported: an installed module's name\n")
+
+    def worker(machine: str) -> str:
+        return _worker_log(caplog, folders[machine])
+
+    assert "other code" not in worker("a") + worker("b")
+    said = worker("c")
+    assert "other code for its objective" in said and "(files that differ: helpers.py)" in said, said
+    said = worker("d")  # a module the local package's module imports
+    assert "(files that differ: helpers.py, lib/const.py)" in said, said
+    stored = ts.load_study("w", url).storage.get_study("w").config["objective_code"]
+    assert sorted(stored["files"]) == ["helpers.py", "lib/__init__.py", "lib/const.py", "lib/util.py", "obj.py"]
+
+
 def test_a_study_under_the_home_folder_is_resumed_without_its_space(tmp_path: Path,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     # before: "missing key(s) ['space']: there is no study": the file check did not expand "~"

@@ -1108,3 +1108,36 @@ def test_a_command_whose_worker_alone_took_a_sigint_still_exits_0(tmp_path: Path
     options = {"n_trials": 3, "executor": ProcessExecutor(1)}
     assert optimize_interruptibly(study, _sigint_to_itself_first, options) == 0
     assert [t.state for t in study.trials] == [TrialState.FAILED] + [TrialState.COMPLETE] * 2
+
+
+_SAYS_THEN_DIES = (
+    "import os, sys\n"
+    "import tunesmith as ts\n"
+    "study = ts.Study({'x': ts.Float(0, 1)}, storage=sys.argv[1], name='s', sampler='random', seed=0)\n"
+    "def objective(trial):\n"
+    "    trial.report(trial.params['x'], 1)\n"
+    "    trial.should_prune()\n"
+    "    try:  # the first trial's worker dies right after it said the study has no pruner\n"
+    "        os.close(os.open(sys.argv[2], os.O_CREAT | os.O_EXCL | os.O_WRONLY))\n"
+    "    except FileExistsError:\n"
+    "        return trial.params['x']\n"
+    "    os._exit(1)\n"
+    "for _ in range(2):\n"
+    "    study.optimize(objective, n_trials=3, n_jobs=1, executor='process')\n"
+)
+
+
+def test_a_replaced_first_worker_and_a_later_call_do_not_say_the_no_pruner_warning_again(
+        tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+    """The first worker process says that the study has no pruner; a worker replacing it (the first died
+    right after saying it) said it again, and so did each later ``optimize`` call on the same study object.
+    Once per study object, as inline."""
+    import subprocess
+
+    marker = tmp_path / "died"
+    out = subprocess.run([sys.executable, "-c", _SAYS_THEN_DIES, f"sqlite:///{tmp_path / 's.db'}", str(marker)],
+                         env=subprocess_env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert marker.exists() and "died (exit code 1); trial 0 failed" in out.stderr, out.stderr
+    said = [line for line in out.stderr.splitlines() if "has no pruner" in line]
+    assert len(said) == 1, out.stderr

@@ -743,17 +743,53 @@ def _reports_and_asks_the_pruner(trial: Any) -> float:
 def test_should_prune_without_a_pruner_is_said_by_the_first_actor_only(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """Under Ray's SQL mode each actor opens the study itself: each said that the study has no pruner at its
-    objective's first should_prune() (once per actor). The actor of index 0 says it."""
+    objective's first should_prune() (once per actor). The actor the driver's spec names says it (the
+    driver names one at a time: the first, see the test after), once, and its answer says so."""
+    from dataclasses import replace
+
     from tunesmith.execution.ray_worker import StudySpec, StudyWorker
 
-    said = []
+    said, noted = [], []
     for index in (0, 1, 2):  # StudyWorker is what the actor of that index runs, in a process of its own
         study = Study({"x": Float(0, 1)}, storage=f"sqlite:///{tmp_path / 'p.db'}", name=f"p{index}")
+        spec = replace(StudySpec.of(study), says_no_pruner=index == 0)
         with caplog.at_level("WARNING", logger="tunesmith"):
             caplog.clear()
-            assert StudyWorker(StudySpec.of(study), _reports_and_asks_the_pruner, (), index).run_one().record is not None
+            worker = StudyWorker(spec, _reports_and_asks_the_pruner, (), index)
+            noted += [worker.run_one().said_no_pruner, worker.run_one().said_no_pruner]
         said.append(sum("should_prune() is always False" in r.getMessage() for r in caplog.records))
     assert said == [1, 0, 0], said
+    assert noted == [True, False, False, False, False, False], noted
+
+
+def _first_dies_then_asks_the_pruner(trial: Any, marker: str) -> float:
+    try:  # the study's first trial anywhere: its actor's process dies before should_prune()
+        os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return _reports_and_asks_the_pruner(trial)
+    os._exit(1)
+
+
+@pytest.mark.parametrize("storage", ["memory", "sqlite"])
+def test_should_prune_without_a_pruner_is_said_once_under_ray_across_lost_actors_and_calls(
+        ray_local: Any, tmp_path: Path, storage: str) -> None:
+    """Under Ray the no-pruner warning is said once per study object, as inline: in memory (where the
+    actors' detached trials never said it) and on SQL; an actor lost before it said it hands the saying
+    to the next one started, and a second optimize call on the same study does not say it again (each
+    call's first actor said it)."""
+    from conftest import _RAY
+
+    name = f"nopruner-{storage}-{os.getpid()}-{time.time_ns()}"
+    url = None if storage == "memory" else f"sqlite:///{tmp_path / 'n.db'}"
+    study = Study({"x": Float(0, 1)}, sampler="random", seed=0, storage=url, name=name)
+    objective = functools.partial(_first_dies_then_asks_the_pruner, marker=str(tmp_path / "died"))
+    for _ in range(2):
+        study.optimize(objective, n_trials=4, n_jobs=2, executor="ray")
+    assert (tmp_path / "died").exists()
+    said = [line for path in Path(_RAY["temp"]).rglob("worker-*") if path.is_file()
+            for line in path.read_text(errors="replace").splitlines()
+            if f"study {name!r} has no pruner" in line]  # fmt: skip
+    assert len(said) == 1, said
 
 
 def test_weights_a_stored_space_leaves_out_are_said_by_the_driver_not_by_each_actor(

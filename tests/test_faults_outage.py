@@ -511,6 +511,29 @@ def test_postgres_connections_get_keepalives_and_a_user_timeout_the_url_may_chan
         storage.close()
 
 
+def test_an_empty_pgconnect_timeout_is_said_once_and_the_connections_keep_a_start_up_limit(
+        pg_url: str, subprocess_env: dict[str, str]) -> None:
+    """``PGCONNECT_TIMEOUT=`` (set, empty: ``export PGCONNECT_TIMEOUT=$T`` without ``T``) was taken as unset
+    without a word, where psycopg refuses it. Still taken as unset (the connections get connect_timeout=10),
+    and said once a process; a value in it is the connections' own."""
+    code = (
+        "import sys\n"
+        "from tunesmith.storage import SQLStorage\n"
+        "for _ in range(2):\n"
+        "    storage = SQLStorage(sys.argv[1])\n"
+        "    with storage.engine.connect() as c:\n"
+        "        print(c.connection.dbapi_connection.info.get_parameters().get('connect_timeout'))\n"
+        "    storage.close()\n"
+    )
+    for value, timeout, said in (("", "10", 1), ("25", "25", 0)):
+        out = subprocess.run([sys.executable, "-c", code, pg_url], env={**subprocess_env, "PGCONNECT_TIMEOUT": value},
+                             capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.split() == [timeout, timeout], out.stdout
+        lines = [line for line in out.stderr.splitlines() if "PGCONNECT_TIMEOUT is set but empty" in line]
+        assert len(lines) == said and all("Unset it, or give seconds" in line for line in lines), out.stderr
+
+
 def test_a_server_that_answers_nothing_fails_a_new_connection_within_the_connect_timeout(own_pg_server: Any) -> None:
     """A postmaster that accepts TCP connections but answers nothing (stopped, swamped): libpq waited
     for it forever. Now the connection fails after connect_timeout (10 s), an outage the storage waits out."""
@@ -545,6 +568,53 @@ def test_a_server_that_answers_nothing_fails_a_new_connection_within_the_connect
     assert "timeout" in str(outcome[0]).lower()
 
 
+def _locked(path: Path, seconds: float) -> None:
+    """Hold SQLite file ``path`` locked (BEGIN EXCLUSIVE) for ``seconds``: no reader or writer gets through."""
+    with sqlite3.connect(path, isolation_level=None) as conn:
+        conn.execute("BEGIN EXCLUSIVE")
+        time.sleep(seconds)
+        conn.execute("COMMIT")
+    conn.close()
+
+
+def test_an_outage_the_processes_of_one_optimize_ride_out_together_is_said_once(
+        tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+    """``optimize(n_jobs=4)`` in worker processes, the SQLite file locked by another process for 2.5 s while
+    their four trials report: each process said the outage it rode out, so a user read the same outage four
+    or five times (the parent's heartbeat check meets it too). One line for the run; a later outage is said
+    again (its waits begin after the first line)."""
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    code = (
+        "import sys, time\n"
+        "import tunesmith as ts\n"
+        "study = ts.Study.load('s', storage=sys.argv[1], heartbeat_interval=0.2, grace_period=60.0)\n"
+        "def objective(trial):\n"
+        "    for step in range(1, 9):\n"
+        "        trial.report(0.5, step)\n"
+        "        time.sleep(1.0)\n"
+        "    return 0.25\n"
+        "study.optimize(objective, n_trials=4, n_jobs=4, executor='process')\n"
+    )
+    study = ts.Study({"x": ts.Float(0, 1)}, storage=url, name="s", sampler="random", seed=0)
+    worker = subprocess.Popen([sys.executable, "-c", code, url], env=subprocess_env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        end = time.monotonic() + 60
+        while len(_running(study)) < 4 and time.monotonic() < end:
+            time.sleep(0.05)
+        for _ in range(2):  # two outages, 3 s apart: each said once
+            _locked(tmp_path / "s.db", 2.5)
+            time.sleep(3.0)
+        err = worker.communicate(timeout=120)[1]
+    finally:
+        worker.kill()
+        worker.wait()
+    assert worker.returncode == 0, err
+    said = [line for line in err.splitlines() if "did not answer for" in line]
+    assert len(said) == 2, err
+    assert [t.state for t in study.trials] == [ts.TrialState.COMPLETE] * 4
+
+
 @pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
 def test_an_outage_a_worker_rides_out_is_said_in_one_line_once_it_ends(
         backend: str, tmp_path: Path, subprocess_env: dict[str, str], request: pytest.FixtureRequest) -> None:
@@ -567,11 +637,7 @@ def test_an_outage_a_worker_rides_out_is_said_in_one_line_once_it_ends(
         if backend == "postgresql":
             pg_server.restart(down_for=2.5)  # beats, then the trial's report, wait with the server
         else:
-            with sqlite3.connect(tmp_path / "s.db", isolation_level=None) as conn:
-                conn.execute("BEGIN EXCLUSIVE")  # no reader or writer gets through for 2.5 s
-                time.sleep(2.5)
-                conn.execute("COMMIT")
-            conn.close()
+            _locked(tmp_path / "s.db", 2.5)
         err = worker.communicate(timeout=60)[1]
     finally:
         worker.kill()

@@ -10,15 +10,11 @@ from __future__ import annotations
 import argparse
 import errno
 import functools
-import hashlib
-import inspect
-import io
 import multiprocessing as mp
 import os
 import re
 import signal
 import sys
-import tokenize
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -31,6 +27,7 @@ from ..storage.base import command_line, password_note
 from ..study import Study
 from ..study.manage import check_name_before_file, record_objective_code
 from ..trial import FrozenTrial, TrialState
+from .code import objective_code
 from .studyfile import SPACE_EXAMPLE, StudyFile, StudyFileError, sqlite_path
 
 # StudyFile field <- argparse destination; a command without the flag leaves the file's value
@@ -292,64 +289,6 @@ def prepare(
     if sf.n_trials is None and sf.timeout is None:
         print("note: no n_trials or timeout: running until the search is exhausted or Ctrl-C", file=sys.stderr)
     return sf, study, objective
-
-
-def objective_code(objective: Callable[..., Any]) -> tuple[str, str, str] | None:
-    """The name of the file that defines ``objective``, the function's name and :func:`code_digest` of
-    the file (None where it has no file: a built-in, a compiled module, a callable object)."""
-    try:
-        path = Path(inspect.getsourcefile(objective) or "")
-        digest = code_digest(path.read_bytes())
-    except (TypeError, OSError):
-        return None
-    name = f"{path.parent.name}/{path.name}" if path.name == "__init__.py" else path.name
-    return name, getattr(objective, "__qualname__", ""), digest
-
-
-#: tokens that carry no code: a comment, a line break inside brackets or of a blank line, the encoding
-_NO_CODE = frozenset({tokenize.COMMENT, tokenize.NL, tokenize.ENCODING})
-#: a token kept by its kind alone: how a line ends or how deep it is indented (tabs or spaces) is layout
-_LAYOUT = {tokenize.NEWLINE: "<newline>", tokenize.INDENT: "<indent>", tokenize.DEDENT: "<dedent>"}
-#: Python 3.12 splits an f-string (3.14 a t-string) into tokens; it is kept whole, as before 3.12
-_OPEN = {getattr(tokenize, n) for n in ("FSTRING_START", "TSTRING_START") if hasattr(tokenize, n)}
-_CLOSE = {getattr(tokenize, n) for n in ("FSTRING_END", "TSTRING_END") if hasattr(tokenize, n)}
-
-
-#: the largest file digested by its tokens (about 1.5 s on Python 3.11); a larger one by its bytes
-MAX_TOKENIZED = 1_000_000
-
-
-def code_digest(source: bytes) -> str:
-    """SHA-256 of the code in ``source`` (a Python file), comments and layout aside: a comment, a blank
-    line, another indentation or line ending (a checkout with CRLF) gives the same digest, the same on
-    Python 3.10 to 3.13; any change to a name, a number, a string or an operator another. A file that
-    does not tokenize, or one over ``MAX_TOKENIZED`` bytes: of its bytes."""
-    if len(source) > MAX_TOKENIZED:
-        return hashlib.sha256(source).hexdigest()
-    digest = hashlib.sha256()
-    try:
-        encoding = tokenize.detect_encoding(io.BytesIO(source).readline)[0]
-        text = source.decode(encoding).replace("\r\n", "\n").replace("\r", "\n")
-        lines = io.StringIO(text).readlines()  # rows as the tokenizer counts them (at "\n" only)
-        depth, start = 0, (0, 0)
-        for tok in tokenize.generate_tokens(io.StringIO(text).readline):
-            if tok.type in _OPEN:
-                depth, start = depth + 1, start if depth else tok.start
-                continue
-            if tok.type in _CLOSE:
-                depth -= 1
-                if depth:
-                    continue
-                piece = "".join(lines[start[0] - 1:tok.end[0]])
-                piece = piece[start[1]:len(piece) - len(lines[tok.end[0] - 1]) + tok.end[1]]
-            elif depth or tok.type in _NO_CODE:
-                continue
-            else:
-                piece = _LAYOUT.get(tok.type, tok.string)
-            digest.update(f"{len(piece)}:{piece}".encode("utf-8", "surrogatepass"))
-    except (SyntaxError, tokenize.TokenError, UnicodeDecodeError, LookupError):
-        return hashlib.sha256(source).hexdigest()
-    return digest.hexdigest()
 
 
 def _check_algorithms(sf: StudyFile, args: argparse.Namespace) -> None:

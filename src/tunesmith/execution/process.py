@@ -181,8 +181,14 @@ class _Pool:
         self.losses = Losses()
         self.raised: BaseException | None = None  # the objective's error catch let through (the first)
         self.signalled = self.ctx.Value("i", 0, lock=False)  # the signal that stopped the run (0: Ctrl-C)
+        # an outage the workers (and this process) ride out together is said once by one of them
+        self.outage_said = self.ctx.Value("d", -math.inf)
+        # the study's no-pruner warning was said by a worker: a replaced first worker does not say it again
+        self.said_no_pruner = self.ctx.Value("b", 0, lock=False)
 
     def run(self) -> str | None:
+        storage = self.run_.study._storage
+        storage.share_outage_lines(self.outage_said)  # the workers forked from here share it
         try:
             for slot in self.ex.slots:  # a signal while they start stops those started too
                 self._start(slot)
@@ -191,8 +197,11 @@ class _Pool:
             self._interrupt(exc)
         finally:
             _wait([w.proc for w in self.workers.values()], 5.0)
+            storage.share_outage_lines(None)
         if self.job.poll is not None:
             self.job.poll()
+        if self.said_no_pruner.value:  # once per study object, as inline: a later call says it no more
+            self.job.study._said_no_pruner = True
         if self.job.interrupted is None and self.budget.interrupted:  # a worker's objective raised it itself
             self.job.interrupted = interrupted()  # study.interrupted as inline
         summary = self.losses.summary()
@@ -210,7 +219,7 @@ class _Pool:
         seat = self.free.pop()
         inbox, outbox = self.ctx.Pipe(duplex=True)
         args = (self.run_, slot, self.ex.threads, seat, outbox, bool(self.job.callbacks), self.signalled,
-                _unheld_mask(), os.getpid())
+                _unheld_mask(), os.getpid(), self.said_no_pruner)
         p = self.ctx.Process(target=_child, args=args, daemon=False)
         born = self.run_.study._storage.clock()
         # a Ctrl-C or SIGTERM raised in the fork's own hooks is lost ("Exception ignored"): the run went on.
@@ -649,7 +658,7 @@ def _send_raised(outbox: Any, exc: Exception) -> None:
 
 
 def _child(run: Run, slot: Slot, threads: int | None, seat: Seat, outbox: Any, wait: bool, signalled: Any,
-           mask: set[int] | None, parent: int) -> None:
+           mask: set[int] | None, parent: int, said_no_pruner: Any) -> None:
     code = 0
     try:
         _unhold_in_worker()
@@ -660,7 +669,11 @@ def _child(run: Run, slot: Slot, threads: int | None, seat: Seat, outbox: Any, w
         run.budget.bind(seat)
         run.ended = _record_sender(outbox, parent, slot.index, wait)
         apply_env(slot.env(threads))
-        run.study.for_worker(slot.index + 1, speaks=slot.index == 0)  # the first worker says the study's warnings
+        # the first worker says the study's warnings; its replacement only what it did not say
+        speaks = slot.index == 0 and not said_no_pruner.value
+        run.study.for_worker(slot.index + 1, speaks=speaks)
+        if speaks:
+            run.study._said_no_pruner_to = said_no_pruner  # set as it is said (a worker may die right after)
         auto.SAY_PICK = slot.index == 0  # the same pick in every worker: said once per run
         if slot.device is not None:
             run.objective = retry_queued_first(run.objective, run.study)

@@ -28,7 +28,7 @@ import stat
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -167,6 +167,7 @@ class _Actor:
     spawned: float = field(default_factory=time.monotonic)  # when it was asked for
     warned: bool = False  # a warning said it waits long to start
     done: set[int] = field(default_factory=set)  # SQL mode: the trials whose outcome came back
+    speaks: bool = False  # it says the study's no-pruner warning (one live actor at a time, until one said it)
 
 
 class RayExecutor(Executor):
@@ -820,9 +821,12 @@ class _Driver:
         cls = EvalWorker if self.memory else StudyWorker
         remote = self.ray.remote(cls).options(**self.ex._options())
         spec = StudySpec.of(self.study)
+        # the no-pruner warning: one actor says it; another started only where that one is gone unheard
+        speaks = spec.says_no_pruner and not any(a.speaks for a in self.actors)
+        spec = replace(spec, says_no_pruner=speaks)
         handle = remote.remote(spec, self.job.objective, self.job.catch, self.index)
         self.index += 1
-        self.actors.append(_Actor(handle, handle.whoami.remote()))  # its calls come once it is up
+        self.actors.append(_Actor(handle, handle.whoami.remote(), speaks=speaks))  # its calls come once it is up
 
     def _start_up(self) -> None:
         """Give calls to the actors that have started, up to ``in_flight`` each. An actor waiting
@@ -981,6 +985,8 @@ class _Driver:
             self.budget.give_back()
             return None
         record = apply_outcome(self.study, out) if self.memory else out.record
+        if out.said_no_pruner:  # said once for the study object, as inline: no other actor, nor a later optimize
+            self.study._said_no_pruner = True
         if out.interrupted:
             logger.warning("the objective raised KeyboardInterrupt in a Ray worker (no Ctrl-C came): the run stops")
             self.job.interrupted = self.job.interrupted or interrupted()  # study.interrupted as inline

@@ -240,6 +240,12 @@ class Storage(ABC):
         already at ``last``: see :func:`tunesmith.study.heartbeat.excused`."""
         return ()
 
+    def share_outage_lines(self, said: Any) -> None:
+        """Let the processes of one run (forked from this one, holding copies of this object) say each outage
+        they ride out once between them: ``said`` is a ``multiprocessing`` ``Value("d")`` of the monotonic
+        time the last said outage ended (None: this process alone). Nothing to say on memory."""
+        return None
+
     @property
     def display_url(self) -> str:
         """:attr:`url` with any password hidden: the form to print, log or put in an error."""

@@ -208,6 +208,32 @@ def _check_link(path: Path, url: str) -> None:
                         "remove the link")
 
 
+def log_alone(path: Path) -> str:
+    """What happened where SQLite file ``path`` is missing and its write-ahead log (``path-wal``) is there,
+    and how to get the study back; "" otherwise. The log holds the latest writes (all of them, where no
+    checkpoint copied any into the file): the file was moved or deleted while a process had it open."""
+    wal = path.with_name(path.name + "-wal")
+    try:
+        if path.exists() or not wal.is_file():
+            return ""
+        with wal.open("rb") as f:
+            header = f.read(32)
+    except OSError:
+        return ""
+    if len(header) < 32 or header[:4] not in (b"\x37\x7f\x06\x82", b"\x37\x7f\x06\x83"):
+        return ""
+    page = int.from_bytes(header[8:12], "big")
+    make = (f"python -c \"import sqlite3; c = sqlite3.connect({str(path)!r}); c.execute('PRAGMA page_size={page}'); "
+            "c.execute('PRAGMA journal_mode=wal'); c.close()\"")
+    return (f"the database file is missing but its write-ahead log {str(wal)!r} ({wal.stat().st_size} bytes) is "
+            "there: the file was moved or deleted while a process had it open, and the study's latest writes are "
+            "in the log. If the file was moved, put it back beside the log. Otherwise SQLite can rebuild the "
+            "database from the log where the log holds all of it (no checkpoint since the file was made): move "
+            f"the log aside, make an empty database in WAL mode of the log's page size ({make}), move the log "
+            f"back as {wal.name!r}, then check it (tunesmith show; PRAGMA integrity_check says 'ok'). Make no "
+            "database there before that: SQLite deletes a log it finds beside an empty file")
+
+
 def _check_beside(path: Path, url: str, read_only: bool = False) -> None:
     """An UntrustedPathError for a journal, WAL or WAL index beside the database file that someone who may
     not write the database made: SQLite reads the WAL as part of the database and copies it into
@@ -615,6 +641,25 @@ def _starts_with(new: Mapping[int, float], old: dict[int, float]) -> bool:
         math.copysign(1.0, a[1]) == math.copysign(1.0, b) for a, b in zip(head, old.values(), strict=True)))
 
 
+def _first_to_say(said: Any, began: float, ended: float) -> bool:
+    """Whether this process says the outage it waited through from ``began`` to ``ended`` (monotonic, one
+    clock for the machine's processes): none of the run's processes said one that ended since (``said``, a
+    shared ``Value("d")``; None: this process alone). Its lock is waited for briefly: a process killed holding
+    it must not keep the others' storages waiting (they say their line then, as before)."""
+    if said is None:
+        return True
+    lock = said.get_lock()
+    if not lock.acquire(timeout=0.5):
+        return True
+    try:
+        if began <= said.value:
+            return False
+        said.value = ended
+        return True
+    finally:
+        lock.release()
+
+
 class _Backoff:
     """Waits between attempts of one operation. A busy (locked) SQLite database is
     waited on in short randomized steps for up to ``busy_timeout`` seconds; other
@@ -766,6 +811,7 @@ class SQLStorage(Storage):
         self._wrote_at = time.monotonic()  # when a write last got through (or the storage opened)
         self._outages: collections.deque[tuple[float, float]] = collections.deque(maxlen=OUTAGES_KEPT)  # monotonic
         self._said_lock, self._said_until = threading.Lock(), -math.inf  # the last outage warned of (_say_outage)
+        self._said_shared: Any = None  # the same, shared with a run's other processes (share_outage_lines)
         self._waits: dict[object, tuple[int, float, _Backoff]] = {}  # operations retrying: (thread, _wrote_at, ...)
         self._check_url()
         self._init_schema()
@@ -881,6 +927,9 @@ class SQLStorage(Storage):
             raise ValueError(f"storage {self.url!r}: folder {path.parent} does not exist; create it first")
         _check_regular(path, self.url)
         _check_beside(path, self.url, self.read_only)
+        alone = "" if self.read_only else log_alone(path)
+        if alone:  # creating the file here would have SQLite delete the log: the study's writes
+            raise ValueError(f"storage {self.display_url!r}: {alone}")
         self._absent = self.read_only and not path.is_file()  # read as empty, never created
 
     @property
@@ -1081,14 +1130,20 @@ class SQLStorage(Storage):
         """One warning as an outage of at least OUTAGE_BUSY s that this process rode out ends: how long,
         how many retries, the first error. A team running many machines saw nothing at all, not even in a
         worker's log, and could not tell why its trials took longer. Once per outage: the other threads'
-        operations that waited through the same one (a heartbeat's) say nothing more."""
+        operations that waited through the same one (a heartbeat's) say nothing more, nor do the other
+        processes of the same run (:meth:`share_outage_lines`: ``n_jobs`` worker processes wrote one each)."""
         with self._said_lock:
             if ended - began < OUTAGE_BUSY or began <= self._said_until:
                 return
             self._said_until = ended
+            if not _first_to_say(self._said_shared, began, ended):
+                return
         cause = (str(getattr(first, "orig", None) or first).strip().splitlines() or [type(first).__name__])[0]
         logger.warning("storage %r did not answer for %.1f s (%s, after: %s); it answers again",
                        self.display_url, ended - began, plural(retries, "retry", "retries"), cause[:200])
+
+    def share_outage_lines(self, said: Any) -> None:
+        self._said_shared = said
 
     def outages(self) -> list[tuple[float, float]]:
         """:meth:`Storage.outages`, and those under way: this thread's operation waiting (any wait: it is
@@ -1366,8 +1421,9 @@ class SQLStorage(Storage):
     def get_study(self, name: str) -> StudyRecord:
         check_study_name(name, lookup=True)
         if self._absent:
-            where = ("there is no database file at " + repr(str(self._path)) + beside_text(self.url)
-                     if self._path is not None and not self._path.is_file() else "it holds no studies")
+            where = ("it holds no studies" if self._path is None or self._path.is_file()
+                     else log_alone(self._path) or "there is no database file at " + repr(str(self._path))
+                     + beside_text(self.url))  # fmt: skip
             raise StudyNotFound(f"no study named {name!r} in {self.display_url} ({where})")
         row = self._run(lambda c: _study_row(c, name, studies_table), write=False)
         if row is None:

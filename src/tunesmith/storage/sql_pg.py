@@ -18,6 +18,7 @@ and operator with its schema.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from typing import Any
@@ -72,9 +73,29 @@ def connection_defaults(url: sa.URL) -> dict[str, Any]:
     libpq = _libpq_version(url.get_driver_name())
     if libpq is None or any(k in url.query for k in _SERVICE_KEYS) or os.environ.get("PGSERVICE"):
         return {}
-    given = set(url.query) | ({"connect_timeout"} if os.environ.get("PGCONNECT_TIMEOUT") else set())
+    given = set(url.query) | ({"connect_timeout"} if _env_connect_timeout() else set())
     return {k: v for k, v in CONNECTION_DEFAULTS.items()
             if k not in given and (k != "tcp_user_timeout" or libpq >= 120000)}
+
+
+def _env_connect_timeout() -> bool:
+    """Whether ``PGCONNECT_TIMEOUT`` gives the connections' start-up limit. An empty one does not: it is
+    taken as unset (``export PGCONNECT_TIMEOUT=$T`` with no ``T``), and said once."""
+    value = os.environ.get("PGCONNECT_TIMEOUT")
+    if value is None:
+        return False
+    if value.strip():
+        return True
+    _say_empty_connect_timeout()
+    return False
+
+
+@functools.cache
+def _say_empty_connect_timeout() -> None:
+    logger.warning(
+        "PGCONNECT_TIMEOUT is set but empty: taken as unset, so PostgreSQL connections wait at most %d s to "
+        "start (tunesmith's connect_timeout; psycopg refuses an empty value: 'bad value for connect_timeout'). "
+        "Unset it, or give seconds: PGCONNECT_TIMEOUT=30", CONNECTION_DEFAULTS["connect_timeout"])
 
 
 def _libpq_version(driver: str) -> int | None:

@@ -749,12 +749,17 @@ def record_sampler(study: Study, stored: Mapping[str, Any]) -> None:
 OBJECTIVE_CODE = "objective_code"
 
 
-def record_objective_code(study: Study, file: str, function: str, sha256: str) -> None:
+def record_objective_code(study: Study, file: str, function: str, sha256: str,
+                          files: Mapping[str, str] | None = None) -> None:
     """Store the objective's file name, function name and code digest (``tunesmith run`` and
     ``worker``), warning when the study was last run with other code or another function of the same
     file: workers on machines whose copies differ rank the results of two objectives as one, which
-    nothing else would show. What was stored is only shown (one line, cut), never opened or run."""
-    now = {"file": file, "function": function, "sha256": sha256}
+    nothing else would show. ``files``: each file's digest (the objective's and the local modules it
+    imports), which lets the warning name the files that differ. What was stored is only shown (one
+    line, cut), never opened or run."""
+    now: dict[str, Any] = {"file": file, "function": function, "sha256": sha256}
+    if files:
+        now["files"] = dict(files)
     was: list[Any] = [None]
 
     def change(stored: Any) -> Any:
@@ -773,9 +778,22 @@ def record_objective_code(study: Study, file: str, function: str, sha256: str) -
         then = f"{old.get('file')}:{old['function']}" if isinstance(old.get("function"), str) else f"{old.get('file')}"
         logger.warning(
             "study %r was last run with other code for its objective: %s (sha256 %.12s) then, %s:%s (sha256 %.12s) "
-            "here; the trials of both are ranked together in this study. Bring this machine's copy up to date, "
+            "here%s; the trials of both are ranked together in this study. Bring this machine's copy up to date, "
             "or, if the change is meant, run the new code as another study (--name NEW)",
-            study.name, one_line(then, 200), one_line(str(old.get("sha256"))), file, function, sha256)
+            study.name, one_line(then, 200), one_line(str(old.get("sha256"))), file, function, sha256,
+            _files_changed(old.get("files"), files))
+
+
+def _files_changed(then: Any, now: Mapping[str, str] | None) -> str:
+    """``" (files that differ: a.py, lib/b.py)"``, of the digests stored then and those here; "" where
+    either run stored none or only the function differs."""
+    if not isinstance(then, Mapping) or not now:
+        return ""
+    changed = sorted(str(name) for name in set(then) | set(now) if then.get(name) != now.get(name))
+    if not changed:
+        return ""
+    shown = ", ".join(changed[:5]) + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
+    return f" (files that differ: {one_line(shown, 300)})"
 
 
 #: the key of a study's settings holding what sampler "auto" picked, written by the process that picked it

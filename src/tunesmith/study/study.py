@@ -191,6 +191,7 @@ class Study:
         self._interrupted: str | None = None  # what interrupted the last optimize call (Study.interrupted)
         self._said_no_reports = False  # the pruner-without-reports warning: once per study object
         self._said_no_pruner = False  # should_prune() in a study without a pruner: said once per study object
+        self._said_no_pruner_to: Any = None  # a run's shared flag set as it is said (worker processes)
         self._picked: str | None = None  # what sampler "auto" picked, once recorded
 
     @property

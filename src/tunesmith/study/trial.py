@@ -133,6 +133,8 @@ class Trial:
         study = self.study
         if isinstance(getattr(study, "pruner", None), NopPruner) and not getattr(study, "_said_no_pruner", True):
             study._said_no_pruner = True
+            if (shared := getattr(study, "_said_no_pruner_to", None)) is not None:
+                shared.value = 1  # a worker process's: its replacement does not say it again
             logging.getLogger("tunesmith").warning(
                 "study %r has no pruner (pruner=None, the default), so trial.should_prune() is always False and "
                 "no trial is stopped early: pass pruner='asha' (or 'median', 'hyperband'; Optuna's default is "
@@ -207,10 +209,12 @@ class _Named:
     and its pruner (which the integrations' callbacks read: without them they failed every trial with an
     AttributeError; the pruner never stops a detached trial)."""
 
-    def __init__(self, name: str, copy_id: str | None = None, *, direction: Any = None, pruner: Any = None) -> None:
+    def __init__(self, name: str, copy_id: str | None = None, *, direction: Any = None, pruner: Any = None,
+                 said_no_pruner: bool = True) -> None:  # fmt: skip
         self.name = name
         self.copy_id = copy_id
         self.direction, self.pruner = direction, pruner
+        self._said_no_pruner = said_no_pruner  # False: should_prune() says once that no pruner stops a trial
         self.stopping = False  # stop() from the objective: the driver stops the run (Study.stop)
 
     def stop(self) -> None:
@@ -220,11 +224,13 @@ class _Named:
 class DetachedTrial(Trial):
     """A trial evaluated where its study's storage is out of reach (a Ray actor of an
     in-memory study): reports and attributes are kept in :attr:`record` for the
-    driver to write (:meth:`Study.record_progress`), and pruning never stops it."""
+    driver to write (:meth:`Study.record_progress`), and pruning never stops it. ``said_no_pruner=False``:
+    its ``should_prune()`` says the study's no-pruner warning (once: it is then True on :attr:`study`)."""
 
     def __init__(self, study_name: str, record: FrozenTrial, copy_id: str | None = None, *,
-                 direction: Any = None, pruner: Any = None) -> None:  # fmt: skip
-        super().__init__(cast("Study", _Named(study_name, copy_id, direction=direction, pruner=pruner)), record)
+                 direction: Any = None, pruner: Any = None, said_no_pruner: bool = True) -> None:  # fmt: skip
+        named = _Named(study_name, copy_id, direction=direction, pruner=pruner, said_no_pruner=said_no_pruner)
+        super().__init__(cast("Study", named), record)
 
     def decision(self) -> Decision:
         self._last_decision = Decision.CONTINUE
