@@ -797,7 +797,7 @@ def _killed_as_it_reports(trial, folder: str, at: int):
 
 
 def test_a_worker_killed_between_the_bridge_s_checkpoint_and_its_report_resumes_with_every_report(
-        tmp_path: Path, shared_storage_url: str) -> None:
+        tmp_path: Path, shared_storage_url: str, caplog: pytest.LogCaptureFixture) -> None:
     """The bridge recorded a validation's checkpoint, then (a second write) its report: a worker killed
     between the two left the trial to resume from the newer checkpoint with that validation's report
     missing for good (the pruner's rung, the curve). Both are now one write: the trial resumes from the
@@ -811,8 +811,11 @@ def test_a_worker_killed_between_the_bridge_s_checkpoint_and_its_report_resumes_
                      requeue_failed=True)
     for lr in (0.05, 0.01, 0.02):
         study.enqueue({"lr": lr})
-    study.optimize(functools.partial(_killed_as_it_reports, folder=str(tmp_path), at=2), n_trials=3, n_jobs=2,
-                   executor="process")
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        study.optimize(functools.partial(_killed_as_it_reports, folder=str(tmp_path), at=2), n_trials=3, n_jobs=2,
+                       executor="process")
+    # never paused before: the log said it "had been resumed from a checkpoint"
+    assert "trial 0 paused, to resume from its checkpoint (it was never paused before)" in caplog.text
     assert (tmp_path / "killed").exists()
     killed = study.trials[0]
     assert len(study.trials) == 3 and not study.trials_in("failed") and not study.trials_in("waiting")

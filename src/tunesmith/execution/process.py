@@ -512,7 +512,8 @@ def _fates(lost: list[FrozenTrial]) -> str:
     fates = []
     for t in lost:
         if t.state is TrialState.PAUSED:
-            fates.append(f"trial {t.number} paused again (it had been resumed from a checkpoint)")
+            fates.append(f"trial {t.number} paused again (it had been resumed from a checkpoint)" if t.system.n_resumes
+                         else f"trial {t.number} paused, to resume from its checkpoint (it was never paused before)")
         elif t.system.requeued_as is not None:
             fates.append(f"trial {t.number} failed, re-queued as {t.system.requeued_as}")
         else:
