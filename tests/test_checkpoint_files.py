@@ -20,6 +20,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from _train_util import Net, PauseAndPromote, mlp, snapshot, split  # noqa: E402
+from test_faults_storage import small_fs  # noqa: E402, F401 - the 1 MiB tmpfs fixture
 
 import tunesmith as ts  # noqa: E402
 from tunesmith.pruners import Decision, Pruner  # noqa: E402
@@ -695,3 +696,27 @@ def test_latest_and_load_expand_a_tilde(tmp_path: Path, monkeypatch: pytest.Monk
     found = checkpoint.latest("~/runs")
     assert found is not None and found.parent == tmp_path / "runs"
     assert checkpoint.load(f"~/runs/{found.name}")["step"] == checkpoint.load(found)["step"]
+
+
+def test_a_checkpoint_the_full_disk_refused_fails_its_trial_naming_the_folder(small_fs: Path, tmp_path: Path) -> None:  # noqa: F811
+    """The trainer's save on a full disk failed the trial with "OSError: [Errno 28] No space left on device at
+    .../checkpoint.py:229": which file, which disk? It names both and what to do; nothing of the file is left,
+    what the study recorded stays, and the next trial, with room again, trains."""
+    from test_faults_storage import _fill
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    study = ts.Study({"lr": ts.Float(1e-3, 1e-1, log=True)}, storage=url, name="s", sampler="random", seed=0)
+    obj = objective(lambda p: mlp(hidden=64), split(96), base=TrainConfig(epochs=2, batch_size=16),
+                    checkpoint_root=small_fs / "ck")
+    study.optimize(obj, n_trials=1)
+    _fill(small_fs)
+    study.optimize(obj, n_trials=1)
+    failed = study.trials[1]
+    assert failed.state is ts.TrialState.FAILED and failed.error.startswith("CheckpointError: cannot save the "
+                                                                            "checkpoint"), failed.error
+    assert f"free space on the disk that holds '{small_fs / 'ck'}" in failed.error
+    assert not [p for p in small_fs.rglob("*") if p.name.startswith(".") and p.is_file() and p.name != ".study"]
+    (small_fs / "filler").unlink()
+    study.optimize(obj, n_trials=1)
+    assert [t.state for t in ts.Study.load("s", url).trials] == [ts.TrialState.COMPLETE, ts.TrialState.FAILED,
+                                                                  ts.TrialState.COMPLETE]

@@ -1021,3 +1021,29 @@ def test_a_study_named_with_a_leading_dash_before_the_rule_is_read_after_two_das
     assert "study -neg" in capsys.readouterr().out
     assert main(["delete", "--storage", url, "--yes", "--", "-neg"]) == 0
     assert ts.storage.make_storage(url).list_studies() == []
+
+
+def test_a_database_on_a_full_disk_opened_anew_says_the_disk_is_full(small_fs: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """A study on a disk that filled up, opened by a new process (evaluate_best, show): SQLite cannot make
+    the WAL index it needs to open the file and says "disk I/O error", and the hint named a moved file, a
+    file size limit or a failing disk, not the full disk it was."""
+    import tunesmith as ts
+    from tunesmith.exceptions import StorageError
+
+    url = f"sqlite:///{small_fs / 'study.db'}"
+    study = ts.Study({"x": ts.Float(0, 1)}, storage=url, name="full", sampler="random", seed=1)
+    study.optimize(lambda t: t.params["x"], n_trials=3)
+    study.storage.close()
+    _fill(small_fs)
+    with pytest.raises(StorageError) as err:
+        ts.Study.load("full", url).evaluate_best(lambda t: t.params["x"], k=2)
+    assert "disk i/o error" in str(err.value).lower() and f"{small_fs} is full" in str(err.value), err.value
+    rc, _, stderr = _main("show", "full", "--storage", url, capsys=capsys)
+    assert rc != 0 and f"{small_fs} is full" in stderr and "Traceback" not in stderr, stderr
+    (small_fs / "filler").unlink()  # space again: the study is whole, and goes on
+    again = ts.Study.load("full", url)
+    assert len(again.trials) == 3
+    again.evaluate_best(lambda t: t.params["x"], k=2)
+    again.optimize(lambda t: t.params["x"], n_trials=1)
+    assert len(again.trials) == 4

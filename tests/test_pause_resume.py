@@ -1487,3 +1487,54 @@ def test_the_storage_finds_the_held_trials_without_reading_every_paused_one(stor
     assert [t.state for t in study.trials] == [TrialState.COMPLETE, TrialState.PAUSED, TrialState.PAUSED]
     held = study.storage.get_held(study._study_id)
     assert [(t.number, t.system.held, t.intermediate) for t in held] == [(2, "interrupted (KeyboardInterrupt)", {1: 2.0})]
+
+
+def signal_parent_then_die(trial: ts.Trial, step: int, folder: str) -> None:
+    """``file_objective``'s ``after_report``: trial 0's worker, after its first report, sends SIGTERM to the
+    optimize process (its parent) and then SIGKILLs itself, once: the parent's interrupt finds a worker that
+    died before it (the parent looks for a dead worker's trial half a second after the death)."""
+    if trial.number == 0 and step == 0 and not trial.is_resumed and _first_to_claim(Path(folder) / "killed", 0):
+        os.kill(os.getppid(), signal.SIGTERM)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+_RUN_SIGNALLED = """
+import functools, sys
+sys.path.insert(0, {tests!r})
+import tunesmith as ts
+from tunesmith.cli.launch import optimize_interruptibly
+from test_pause_resume import LRS, file_objective, signal_parent_then_die
+
+url, folder, again = sys.argv[1:]
+study = ts.Study({{"lr": ts.Float(0.01, 0.9, log=True)}}, storage=url, name="s", load_if_exists=True,
+                 pruner=ts.pruners.ASHA(min_resource=1, reduction_factor=3, curve="best", pause=True, max_resource=9),
+                 heartbeat_interval=0.5, requeue_failed=True)
+if again == "no":
+    for lr in LRS:
+        study.enqueue({{"lr": lr}})
+end = functools.partial(signal_parent_then_die, folder=folder)
+sys.exit(optimize_interruptibly(study, functools.partial(file_objective, folder=folder, after_report=end),
+                                {{"n_trials": 0 if again == "yes" else len(LRS), "n_jobs": 2}}))
+"""
+
+
+def test_a_worker_killed_just_before_a_sigterm_has_its_trial_resumed_by_the_next_optimize(
+        tmp_path: Path, shared_storage_url: str, subprocess_env: dict[str, str]) -> None:
+    """A worker SIGKILLed in a trial that recorded a checkpoint, the run SIGTERMed before the parent looked
+    for the dead worker's trial: the interrupt failed it ("interrupted (worker exit code -9)"), though
+    without the signal it was held (requeue_failed, a pruner that pauses) and the interrupted workers hold
+    theirs; its checkpoint was never resumed. Now it is held, and the next optimize resumes it first."""
+    run = [sys.executable, "-c", _RUN_SIGNALLED.format(tests=str(Path(__file__).parent)), shared_storage_url,
+           str(tmp_path)]
+    first = subprocess.run([*run, "no"], env=subprocess_env, capture_output=True, text=True, timeout=120)
+    assert first.returncode == 143 and (tmp_path / "killed").exists(), first.stderr
+    stopped = ts.load_study("s", shared_storage_url).trials[0]
+    assert stopped.state is TrialState.PAUSED and stopped.system.held == "interrupted (worker exit code -9)", stopped
+    assert stopped.last_step == 0 and not [t for t in ts.load_study("s", shared_storage_url).trials
+                                           if t.system.retry_of is not None]  # no copy queued
+    again = subprocess.run([*run, "yes"], env=subprocess_env, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    study = ts.load_study("s", shared_storage_url)
+    assert len(study.trials) == len(LRS) and not study.trials_in("failed")
+    assert starts(tmp_path).count((0, 1)) == 1 and starts(tmp_path).count((0, 0)) == 1  # on from its checkpoint
+    check_resumed_runs_are_exact(study)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -771,3 +774,50 @@ def test_a_trial_stores_where_overfitting_began_after_its_best_step(tmp_path: Pa
     assert t.state is ts.TrialState.COMPLETE, t.error
     assert t.attrs["best_step"] == 9 and t.attrs["overfit_at"] == 10
     assert list(plots.overfitting(t).find("overfitting").x) == [10, 11, 12, 13]
+
+
+def _killed_as_it_reports(trial, folder: str, at: int):
+    """The bridge's objective, its process SIGKILLed once as trial 0's report of validation ``at`` begins:
+    after the trainer saved that validation's checkpoint and the bridge took it, before anything of the
+    report was written."""
+    report = trial.report
+
+    def killing(value, step=None, **kwargs):
+        if trial.number == 0 and step == at and not trial.is_resumed:
+            try:
+                os.close(os.open(Path(folder) / "killed", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            except FileExistsError:
+                pass
+            else:
+                os.kill(os.getpid(), signal.SIGKILL)
+        return report(value, step, **kwargs)
+
+    trial.report = killing
+    return objective(lambda p: mlp(), DATA, base=BASE, checkpoint_root=Path(folder) / "ck")(trial)
+
+
+def test_a_worker_killed_between_the_bridge_s_checkpoint_and_its_report_resumes_with_every_report(
+        tmp_path: Path, shared_storage_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    """The bridge recorded a validation's checkpoint, then (a second write) its report: a worker killed
+    between the two left the trial to resume from the newer checkpoint with that validation's report
+    missing for good (the pruner's rung, the curve). Both are now one write: the trial resumes from the
+    checkpoint of its last report, trains the lost validation again and reports every one."""
+    space = {"lr": ts.Float(1e-3, 1e-1, log=True)}
+    ref = ts.Study(space, name="ref")
+    ref.enqueue({"lr": 0.05})
+    ref.optimize(objective(lambda p: mlp(), DATA, base=BASE, checkpoint_root=tmp_path / "ref"), n_trials=1)
+    pruner = ts.pruners.ASHA(min_resource=2, max_resource=BASE.epochs, reduction_factor=3, pause=True)  # no stop before 2
+    study = ts.Study(space, storage=shared_storage_url, name="k", pruner=pruner, heartbeat_interval=0.5,
+                     requeue_failed=True)
+    for lr in (0.05, 0.01, 0.02):
+        study.enqueue({"lr": lr})
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        study.optimize(functools.partial(_killed_as_it_reports, folder=str(tmp_path), at=2), n_trials=3, n_jobs=2,
+                       executor="process")
+    # never paused before: the log said it "had been resumed from a checkpoint"
+    assert "trial 0 paused, to resume from its checkpoint (it was never paused before)" in caplog.text
+    assert (tmp_path / "killed").exists()
+    killed = study.trials[0]
+    assert len(study.trials) == 3 and not study.trials_in("failed") and not study.trials_in("waiting")
+    assert killed.system.n_holds == 1 and killed.state is ts.TrialState.COMPLETE, killed
+    assert dict(killed.intermediate) == dict(ref.trials[0].intermediate)  # validation 2 reported too

@@ -258,8 +258,10 @@ class _Pool:
             stopped = still or any(w.seat.stopped for w in self.workers.values())
             # all: a worker whose records of its stopped trial met a busy database exits 130 all the same,
             # its trial still running; looked at twice (see fail_stopped): the database may be free by now
+            # a worker that died before (killed, SIGKILL, in its SETTLE) held none of its trial: held here, as the
+            # workers the interrupt stopped hold theirs (it was failed, its recorded checkpoint never resumed)
             failed, left = fail_stopped(alive, lambda p: _fail_dead(self.run_, p.pid, _stop_error(p.exitcode, name),
-                                                                 requeue=False))
+                                                                 requeue=False, stopped=True))
             said_stopped(stopped or bool(failed), left_running(len(failed), len(left), "worker"), ended=ran,
                          held=self.run_.study.pruner.pauses)
 
@@ -521,7 +523,8 @@ def _fates(lost: list[FrozenTrial]) -> str:
     fates = []
     for t in lost:
         if t.state is TrialState.PAUSED:
-            fates.append(f"trial {t.number} paused again (it had been resumed from a checkpoint)")
+            fates.append(f"trial {t.number} paused again (it had been resumed from a checkpoint)" if t.system.n_resumes
+                         else f"trial {t.number} paused, to resume from its checkpoint (it was never paused before)")
         elif t.system.requeued_as is not None:
             fates.append(f"trial {t.number} failed, re-queued as {t.system.requeued_as}")
         else:
@@ -542,16 +545,20 @@ def _new_trial(lost: list[FrozenTrial]) -> bool:
     return any(not t.is_resumed for t in lost)
 
 
-def _fail_dead(run: Run, pid: int, error: str, *, requeue: bool | None = None) -> list[FrozenTrial] | None:
+def _fail_dead(run: Run, pid: int, error: str, *, requeue: bool | None = None, stopped: bool = False,
+               ) -> list[FrozenTrial] | None:
     """Fail the running trials of a dead worker. Re-queued (as the study says, unless
     ``requeue`` is given) only if they are not re-queued copies themselves: a trial that
-    kills its worker twice is given up. None when the storage could not be written."""
+    kills its worker twice is given up. ``stopped``: an interrupt ends the run; a trial that can go on
+    from its checkpoint is held for the next optimize. None when the storage could not be written."""
     me = _me(pid)
     try:
         if requeue is None and run.study.heartbeat_config.requeue:
             mine = [t for t in run.study.trials_in(TrialState.RUNNING) if t.worker == me]
             requeue = not any(t.system.retry_of is not None for t in mine)
-        return run.study.fail_worker(me, error, dead=True, requeue=requeue)
+        # held where it would have been without the interrupt (a copy due: requeue_failed), the copy not queued
+        stopped = stopped and run.study.heartbeat_config.requeue
+        return run.study.fail_worker(me, error, dead=True, requeue=requeue, stopped=stopped)
     except StorageError as exc:
         logger.warning("could not mark the dead worker's trial failed: %s", exc)
         return None

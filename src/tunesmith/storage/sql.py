@@ -169,9 +169,23 @@ _FATAL = ("does not exist", "authentication failed", "no password supplied", "no
           "invalid connection option", "invalid sslmode value", "invalid integer value", "bad value for")
 
 
-def _hint(cause: str) -> str | None:
+def _hint(cause: str, path: Path | None = None) -> str | None:
+    """What to do about ``cause``; for SQLite's "disk I/O error" where the database's folder ``path`` is on a
+    full disk, that it is: opening a database needs its WAL index (the -shm file), which a full disk refuses
+    with that error, not with "disk is full"."""
     text = cause.lower()
+    if "disk i/o error" in text and path is not None and _no_space(path.parent):
+        return f"{path.parent} is full: {_HINTS['disk is full']}"
     return next((h for key, h in _HINTS.items() if key in text), None)
+
+
+def _no_space(folder: Path) -> bool:
+    """Whether the file system of ``folder`` has less room than a page of a database's WAL index."""
+    try:
+        st = os.statvfs(folder)
+    except (OSError, AttributeError):  # no statvfs on Windows
+        return False
+    return st.f_bavail * st.f_frsize < 32768
 
 
 def _check_regular(path: Path, url: str) -> None:
@@ -1177,7 +1191,7 @@ class SQLStorage(Storage):
     def _error(self, exc: BaseException, gave_up: str | None = None) -> StorageError:
         """A StorageError naming this storage (password hidden) and the cause."""
         cause = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [type(exc).__name__])[0]
-        hint = _hint(cause)
+        hint = _hint(cause, self._path)
         parts = [f"storage {self.display_url!r}: {cause}", gave_up, hint]
         return StorageError("; ".join(p for p in parts if p))
 

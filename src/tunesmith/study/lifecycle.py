@@ -191,6 +191,7 @@ def fail_lost(
     judged: bool = False,
     confirm: Callable[[FrozenTrial], bool] | None = None,
     pauses: bool = False,
+    stopped: bool = False,
 ) -> list[FrozenTrial]:
     """End the running trials of lost workers; the records this call changed.
 
@@ -216,12 +217,14 @@ def fail_lost(
     its worker is alive. Without it, only while it is the run that was read (:func:`same_run`), judged
     in the write: a trial put back in the queue and taken by another worker meanwhile is that worker's.
     ``confirm(trial)``, where given, is asked in the write as well (the heartbeat check's judgement again,
-    with the outage the write itself waited out known): False leaves the trial running.
+    with the outage the write itself waited out known): False leaves the trial running. ``stopped`` (an
+    interrupt ends the run, which queues no copy): a dead worker's trial never paused is held all the same,
+    as the interrupted workers hold theirs.
     """
     out = []
     for rec in lost:
         again = requeue and not (once and rec.system.retry_of is not None)
-        promoted = dead and holds_promotion(rec, pauses=pauses and again)
+        promoted = dead and holds_promotion(rec, pauses=pauses and (again or stopped))
         # both or neither: a caller killed midway (a copy queued already is pointed to, not held back to paused)
         check = None if confirm is None else functools.partial(confirm, rec)
         if (again and not promoted) or _copy_queued(storage, study_id, rec):

@@ -189,14 +189,15 @@ class _Reporter:
 
     def on_eval(self, trainer: Trainer, record: EvalRecord) -> None:
         path = trainer.history.last_checkpoint
-        if path is not None and self.trial.record.attrs.get("checkpoint") != path:
-            self.trial.set_attr("checkpoint", path)
+        new = path if path is not None and self.trial.record.attrs.get("checkpoint") != path else None
         n = len(trainer.history.records)
         if record.lrs and (n <= MAX_ADAPTED or n % (n // MAX_ADAPTED) == 0):  # lr_adapt: at the end too
             self.trial.set_attr("adapted_lr", _adapted(trainer.history.records))
         step = record.index + 1  # validations counted from 1: max_resource = epochs
         last = self.trial.record.last_step
         if last is not None and step <= last:
+            if new is not None:
+                self.trial.set_attr("checkpoint", new)
             return  # resumed from an older checkpoint: replays validations reported (and decided) before
         value = monitored(record, self.monitor)
         if not math.isfinite(value):
@@ -204,7 +205,9 @@ class _Reporter:
             trainer.history.stopped_early = True
             self.trial.set_attr("diverged_at", step)
             return
-        self.trial.report(value, step)
+        # the checkpoint in the report's own write: a worker killed between two writes left the trial to
+        # resume from this validation's checkpoint without its report (missing for good from its curve)
+        self.trial.report(value, step, checkpoint=new)
         decision = self.trial.decision()  # asked once: another worker may report meanwhile
         if decision is Decision.CONTINUE:
             return

@@ -15,6 +15,7 @@ the "last" file of the same step when there is one.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import random
 import re
@@ -231,11 +232,31 @@ def save(path: str | Path, state: dict[str, Any]) -> Path:
             f.flush()
             os.fsync(f.fileno())  # the data on disk before the name points to it
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        no_room = isinstance(exc, OSError) and out_of_room(path, exc)
+        if no_room:
+            raise no_room from exc
         raise
     _sync_dir(path.parent)  # the new name on disk before an older file is deleted
     return path
+
+
+#: a write refused for room: the disk (or the user's quota) is full, or the file is over a limit on file size
+_NO_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def out_of_room(path: Path, exc: OSError) -> CheckpointError | None:
+    """Where writing ``path`` failed for room, the error naming it and where to make room (the trial's error
+    said "[Errno 28] No space left on device" at a line of this module: which disk, which folder?)."""
+    if exc.errno not in _NO_ROOM:
+        return None
+    fix = ("raise the limit on file size (ulimit -f) of the processes that train" if exc.errno == errno.EFBIG
+           else f"free space on the disk that holds {str(path.parent)!r}")
+    return CheckpointError(
+        f"cannot save the checkpoint {str(path)!r} ({exc.strerror or exc}; nothing of it was left): {fix}, "
+        "or pass a folder on another disk (checkpoint_root=... / checkpoint_dir=...); keep_last=1 and the "
+        "objective's keep='none' keep fewer files")
 
 
 def _sync_dir(folder: Path) -> None:

@@ -126,8 +126,15 @@ def mark(trial: Any, path: Path, *, exclusive: bool = False) -> None:
         return
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | (os.O_EXCL if exclusive else os.O_TRUNC)
                  | getattr(os, "O_NOFOLLOW", 0), 0o600)  # fmt: skip
-    with os.fdopen(fd, "w") as f:
-        f.write(owner)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(owner)
+    except OSError as exc:  # a full disk: an empty marker would name no study
+        path.unlink(missing_ok=True)
+        no_room = ckpt.out_of_room(path, exc)
+        if no_room is None:
+            raise
+        raise no_room from exc
 
 
 #: the file of a trial's folder naming the study that wrote it (its creation time)
