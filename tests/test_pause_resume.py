@@ -46,7 +46,8 @@ def straight_curve(lr: float, seed: int) -> list[float]:
 
 
 def file_objective(trial: ts.Trial, folder: str, after_report: Callable[[ts.Trial, int], None] | None = None) -> float:
-    path = Path(folder) / f"trial{trial.number}.json"
+    """A user's resumable objective as docs/pruning.md writes it: each step's state saved to a new file, reported
+    with it (one write), then the step before's file deleted."""
     if trial.is_resumed:
         state = json.loads(Path(trial.resume_from).read_text())
         assert state["step"] == trial.start_step, (state, trial.start_step)
@@ -58,9 +59,10 @@ def file_objective(trial: ts.Trial, folder: str, after_report: Callable[[ts.Tria
     for step in range(trial.start_step, N_STEPS):
         loss = train_step(state, trial.params["lr"])
         state["step"] = step + 1
+        path = Path(folder) / f"trial{trial.number}-{step}.json"
         path.write_text(json.dumps(state))
-        trial.set_attr("checkpoint", str(path))
-        trial.report(loss, step)
+        trial.report(loss, step, checkpoint=str(path))
+        Path(folder, f"trial{trial.number}-{step - 1}.json").unlink(missing_ok=True)
         if after_report is not None:
             after_report(trial, step)
         if trial.should_prune():
@@ -467,13 +469,12 @@ def torch_objective(trial: ts.Trial, folder: str, snaps: dict[Any, Any]) -> floa
             opt.step()
         with torch.no_grad():
             val = float(torch.nn.functional.mse_loss(model(x[128:]), y[128:]))
-        path = str(Path(folder) / f"t{trial.number}.pt")
+        path = str(Path(folder) / f"t{trial.number}-{epoch}.pt")
         torch.save(
             {"model": model.state_dict(), "opt": opt.state_dict(), "order": order.get_state()}, path
         )
         snaps["saved", trial.number, epoch + 1] = _weights(model)
-        trial.set_attr("checkpoint", path)
-        trial.report(val, epoch)
+        trial.report(val, epoch, checkpoint=path)
         if trial.should_prune():
             raise ts.TrialPruned()
     snaps["final", trial.number] = _weights(model)
@@ -736,13 +737,12 @@ def _ends_its_first_resumed_run(folder: str, end: Callable[[], None]) -> Any:
     """A resumable training whose first resumed run (of one trial, the one written to ``folder/killed``)
     calls ``end`` after its first report."""
     def objective(trial: ts.Trial) -> float:
-        path = Path(folder) / f"ck{trial.number}.json"
         w = json.loads(Path(trial.resume_from).read_text())["w"] if trial.is_resumed else 0.0
         for step in range(trial.start_step, 9):
             w -= trial.params["lr"] * 2 * (w - 3)
+            path = Path(folder) / f"ck{trial.number}-{step}.json"
             path.write_text(json.dumps({"w": w}))
-            trial.set_attr("checkpoint", str(path))
-            trial.report((w - 3) ** 2, step)
+            trial.report((w - 3) ** 2, step, checkpoint=str(path))
             if trial.is_resumed and _first_to_claim(Path(folder) / "killed", trial.number):
                 end()
             if trial.should_prune():
@@ -1445,3 +1445,4 @@ def test_the_storage_finds_the_held_trials_without_reading_every_paused_one(stor
     assert [t.state for t in study.trials] == [TrialState.COMPLETE, TrialState.PAUSED, TrialState.PAUSED]
     held = study.storage.get_held(study._study_id)
     assert [(t.number, t.system.held, t.intermediate) for t in held] == [(2, "interrupted (KeyboardInterrupt)", {1: 2.0})]
+

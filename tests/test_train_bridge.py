@@ -771,3 +771,54 @@ def test_a_trial_stores_where_overfitting_began_after_its_best_step(tmp_path: Pa
     assert t.state is ts.TrialState.COMPLETE, t.error
     assert t.attrs["best_step"] == 9 and t.attrs["overfit_at"] == 10
     assert list(plots.overfitting(t).find("overfitting").x) == [10, 11, 12, 13]
+
+
+_KILLED_AS_IT_RECORDS_A_CHECKPOINT = """
+import os, signal, sys
+sys.path.insert(0, {tests!r})
+import tunesmith as ts
+from tunesmith.storage import SQLStorage
+from test_train_bridge import BASE, DATA, PromoteAll, build
+
+class KilledAtTheSecondCheckpoint(SQLStorage):
+    seen = set()
+
+    def update_trial(self, study_id, trial, **kwargs):
+        done = super().update_trial(study_id, trial, **kwargs)
+        if trial.state is ts.TrialState.RUNNING and trial.attrs.get("checkpoint"):
+            self.seen.add(trial.attrs["checkpoint"])
+            if len(self.seen) == 2:  # the write that recorded validation 2's checkpoint has committed
+                os.kill(os.getpid(), signal.SIGKILL)
+        return done
+
+url, root = sys.argv[1:]
+study = ts.Study({{"lr": ts.Float(1e-3, 1e-1, log=True)}}, storage=KilledAtTheSecondCheckpoint(url), name="k",
+                 sampler="random", seed=3, pruner=PromoteAll())
+study.optimize(ts.train.objective(build, DATA, base=BASE, checkpoint_root=root), n_trials=1)
+"""
+
+
+def test_a_worker_killed_as_it_records_a_checkpoint_resumes_without_a_report_missing(
+        tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+    """The bridge recorded each validation's checkpoint (set_attr), then its report: two writes. A process
+    SIGKILLed between them left a checkpoint one validation ahead of the reports, and the resumed trial never
+    reported that validation. Now one write records both: resumed, its reports equal an uninterrupted run's."""
+    url = f"sqlite:///{tmp_path / 'k.db'}"
+    script = _KILLED_AS_IT_RECORDS_A_CHECKPOINT.format(tests=str(Path(__file__).parent))
+    proc = subprocess.run([sys.executable, "-c", script, url, str(tmp_path / "ck")], env=subprocess_env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == -9, proc.stderr
+    study = ts.Study({"lr": ts.Float(1e-3, 1e-1, log=True)}, storage=url, name="k", load_if_exists=True,
+                     sampler="random", seed=3, pruner=PromoteAll())
+    (killed,) = study.trials
+    assert killed.state is ts.TrialState.RUNNING and killed.attrs["checkpoint"]
+    held = study.fail_worker(killed.worker, "worker process died (exit code -9)", dead=True, requeue=True)
+    assert [t.state for t in held] == [ts.TrialState.PAUSED]  # its process is dead: goes on from its checkpoint
+    study.optimize(objective(build, DATA, base=BASE, checkpoint_root=tmp_path / "ck"), n_trials=0)
+
+    ref = ts.Study({"lr": ts.Float(1e-3, 1e-1, log=True)}, sampler="random", seed=3, name="ref", pruner=PromoteAll())
+    ref.optimize(objective(build, DATA, base=BASE, checkpoint_root=tmp_path / "ref"), n_trials=1)
+    (resumed,) = study.trials
+    assert resumed.state is ts.TrialState.COMPLETE and resumed.system.n_resumes == 1, resumed
+    assert dict(resumed.intermediate) == dict(ref.trials[0].intermediate)  # was {1, 3, 4}: validation 2 lost
+    assert resumed.value == ref.trials[0].value
