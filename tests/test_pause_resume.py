@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 import tunesmith as ts
-from tunesmith.pruners import ASHA, Decision, Hyperband, SuccessiveHalving
+from tunesmith.pruners import ASHA, Decision, Hyperband, Pruner, SuccessiveHalving
 from tunesmith.storage import MemoryStorage, SQLStorage
 from tunesmith.storage.base import worker_id
 from tunesmith.study.lifecycle import claim_paused
@@ -55,7 +55,7 @@ def file_objective(trial: ts.Trial, folder: str, after_report: Callable[[ts.Tria
         state = {"w": 0.0, "seed": trial.number, "step": 0}
     with open(Path(folder) / "starts.log", "a") as log:  # O_APPEND: safe across processes
         log.write(f"{trial.number} {trial.start_step} {os.getpid()}\n")
-    loss = float("nan")
+    loss = trial.intermediate.get(trial.start_step - 1, float("nan"))  # held after its last report: no step left
     for step in range(trial.start_step, N_STEPS):
         loss = train_step(state, trial.params["lr"])
         state["step"] = step + 1
@@ -1446,3 +1446,75 @@ def test_the_storage_finds_the_held_trials_without_reading_every_paused_one(stor
     held = study.storage.get_held(study._study_id)
     assert [(t.number, t.system.held, t.intermediate) for t in held] == [(2, "interrupted (KeyboardInterrupt)", {1: 2.0})]
 
+
+_INTERRUPTED_AROUND_A_WRITE = """
+import functools, os, signal, sys
+sys.path.insert(0, {tests!r})
+import tunesmith as ts
+from tunesmith.cli.launch import optimize_interruptibly
+from tunesmith.storage import SQLStorage
+from test_pause_resume import SPACE, Goes, file_objective
+
+url, folder, where = sys.argv[1:]
+
+def ctrl_c():  # a real SIGINT: Python raises its KeyboardInterrupt at the next instruction
+    if not os.path.exists(os.path.join(folder, "sent")):
+        open(os.path.join(folder, "sent"), "w").close()
+        os.kill(os.getpid(), signal.SIGINT)
+
+class InterruptedAroundAWrite(SQLStorage):
+    def update_trial(self, study_id, trial, **kwargs):
+        if where == "in-tell-before-its-write" and trial.state is ts.TrialState.COMPLETE:
+            ctrl_c()  # the objective returned; its value is not written
+        done = super().update_trial(study_id, trial, **kwargs)
+        if where == "report-committed" and trial.state is ts.TrialState.RUNNING and trial.last_step == 2:
+            ctrl_c()  # the report and its checkpoint committed, the handle not given the record yet
+        return done
+
+def after_report(trial, step):
+    if where == "after-report-returned" and step == 2:
+        ctrl_c()
+
+study = ts.Study(SPACE, storage=InterruptedAroundAWrite(url), name="s", load_if_exists=True, pruner=Goes())
+if where != "again":
+    study.enqueue({{"lr": 0.3}})
+sys.exit(optimize_interruptibly(study, functools.partial(file_objective, folder=folder, after_report=after_report),
+                                {{"n_trials": 0 if where == "again" else 1}}))
+"""
+
+
+class Goes(Pruner):
+    """Never stops a trial, but pauses (a held trial is resumed)."""
+
+    pauses = True
+
+    def decide(self, trial: Any, trials: Any, direction: Any) -> Decision:
+        return Decision.CONTINUE
+
+    def promotable(self, trials: Any, direction: Any) -> list[int]:
+        return []
+
+
+@pytest.mark.parametrize("where", ["after-report-returned", "report-committed", "in-tell-before-its-write"])
+def test_a_ctrl_c_around_a_report_s_write_holds_the_trial_at_its_last_recorded_report(
+        tmp_path: Path, shared_storage_url: str, subprocess_env: dict[str, str], where: str) -> None:
+    """A KeyboardInterrupt raised after a report's write committed but before the handle took the record
+    failed the trial (its first report) or held it a report behind, that report and its checkpoint
+    overwritten; one after the objective returned, before its value was written, failed it. The last recorded
+    report with a checkpoint decides: held there (a real SIGINT at each point, inline), resumed exactly."""
+    script = _INTERRUPTED_AROUND_A_WRITE.format(tests=str(Path(__file__).parent))
+    run = [sys.executable, "-c", script, shared_storage_url, str(tmp_path)]
+    first = subprocess.run([*run, where], env=subprocess_env, capture_output=True, text=True, timeout=120)
+    assert first.returncode == 130 and (tmp_path / "sent").exists(), first.stderr
+    stopped = ts.load_study("s", shared_storage_url).trials[0]
+    reported = N_STEPS - 1 if where == "in-tell-before-its-write" else 2
+    assert stopped.state is TrialState.PAUSED and stopped.system.held == "interrupted (KeyboardInterrupt)", stopped
+    assert stopped.last_step == reported and stopped.attrs["checkpoint"].endswith(f"trial0-{reported}.json")
+
+    again = subprocess.run([*run, "again"], env=subprocess_env, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    study = ts.load_study("s", shared_storage_url)
+    (resumed,) = study.trials
+    assert resumed.state is TrialState.COMPLETE and resumed.system.n_resumes == 1, resumed
+    assert starts(tmp_path) == [(0, 0), (0, reported + 1)]
+    check_resumed_runs_are_exact(study)

@@ -861,9 +861,13 @@ class Study:
         except BaseException as exc:
             self.tell(trial, state=TrialState.FAILED, error=describe_exception(exc))
             raise
-        if _as_float(value) is None:  # the reason names the objective (tell() alone names itself)
-            return self.tell(trial, state=TrialState.FAILED, error=bad_value_reason(value))
-        return self.tell(trial, value)
+        try:
+            if _as_float(value) is None:  # the reason names the objective (tell() alone names itself)
+                return self.tell(trial, state=TrialState.FAILED, error=bad_value_reason(value))
+            return self.tell(trial, value)
+        except KeyboardInterrupt as exc:  # before the end was written: as one inside the objective
+            self._mark_interrupted(trial, exc)
+            raise
 
     def _pause_again(self, trial: Trial, reason: str) -> bool:
         """A resumed trial whose objective refused its checkpoint (:class:`ResumeRefused`), paused
@@ -970,6 +974,7 @@ class Study:
 
         error = interrupted(exc)
         try:
+            self._catch_up(trial)
             if lifecycle.resumable(trial.record, pauses=self.pruner.pauses) and self._pause_again(trial, error):
                 return
             self.tell(trial, state=TrialState.FAILED, error=error)
@@ -978,6 +983,14 @@ class Study:
         except StorageError as error:  # a busy database: the interrupt goes on (it turned into this error, the
             # trial left running), and the executor's handling of it looks again at what still runs
             logger.warning("could not mark the interrupted trial %d failed: %s", trial.number, error)
+
+    def _catch_up(self, trial: Trial) -> None:
+        """Give ``trial``'s handle its stored record where this run wrote a newer one: an interrupt raised after a
+        report's write committed, before the handle took the record, left the handle a report behind (held or
+        failed with it, that report and its checkpoint were overwritten)."""
+        stored = self._storage.get_trial(self._study_id, trial.number)
+        if lifecycle.same_run(trial.record, stored):
+            trial._record = stored
 
     # -- management (manage.py does the work) -------------------------------------------------
     def add_trial(
