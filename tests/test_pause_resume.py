@@ -852,15 +852,17 @@ def _killed_once_before_any_rung(trial: ts.Trial, step: int, folder: str) -> Non
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+@pytest.mark.parametrize("beats", [True, False], ids=["requeue_failed", "without-heartbeats"])
 def test_a_worker_killed_in_a_trial_never_paused_resumes_it_from_its_checkpoint_under_requeue_failed(
-        tmp_path: Path, shared_storage_url: str) -> None:
+        tmp_path: Path, shared_storage_url: str, beats: bool, caplog: pytest.LogCaptureFixture) -> None:
     """A worker process SIGKILLed in a new trial that had recorded a checkpoint (never paused) had the
     trial failed and, with requeue_failed, a copy run from the start, though the checkpoint was recorded.
     Under a pruner that pauses, the trial goes back to paused (as a resumed trial of a dead worker does,
-    one hold counted) and is resumed first, from its checkpoint; n_trials still counts it once."""
-    study = ts.Study(SPACE, sampler="random", seed=0, storage=shared_storage_url, name="k", heartbeat_interval=0.5,
-                     pruner=ASHA(min_resource=1, reduction_factor=3, curve="best", pause=True, max_resource=N_STEPS),
-                     requeue_failed=True)
+    one hold counted) and is resumed first, from its checkpoint; n_trials still counts it once. Without
+    heartbeats (no requeue_failed) the parent that saw the worker die failed it: held the same way now."""
+    beat: dict[str, Any] = {"heartbeat_interval": 0.5, "requeue_failed": True} if beats else {}
+    study = ts.Study(SPACE, sampler="random", seed=0, storage=shared_storage_url, name="k", **beat,
+                     pruner=ASHA(min_resource=1, reduction_factor=3, curve="best", pause=True, max_resource=N_STEPS))
     for lr in LRS:
         study.enqueue({"lr": lr})
     after = functools.partial(_killed_once_before_any_rung, folder=str(tmp_path))
@@ -873,6 +875,7 @@ def test_a_worker_killed_in_a_trial_never_paused_resumes_it_from_its_checkpoint_
     assert killed.system.n_resumes >= 1 and killed.system.n_holds == 1, killed.system
     assert (2, 1) in starts(tmp_path) and starts(tmp_path).count((2, 0)) == 1  # on from its checkpoint at step 0
     check_resumed_runs_are_exact(study)
+    assert "trial 2 paused to go on from its checkpoint (never paused before)" in caplog.text
 
 
 def test_a_promoted_trial_judged_lost_by_heartbeat_alone_is_failed(tmp_path: Path) -> None:

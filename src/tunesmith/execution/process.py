@@ -323,7 +323,7 @@ class _Pool:
         for w in list(self.workers.values()):
             if w.proc.exitcode in (0, 130, EXIT_OOM):
                 continue
-            lost = _fail_dead(self.run_, w.proc.pid, self._error(w), requeue=False if w.timed_out else None)
+            lost = _fail_dead(self.run_, w.proc.pid, self._error(w), timed_out=w.timed_out)
             if not lost:
                 continue
             for t in lost:
@@ -383,7 +383,7 @@ class _Pool:
             self._settle(w, kept=False, requeued=self._requeued_elsewhere(w, []))
             self._restart(self.pool.exited(w.slot, oom=True), held=w.owed, after=w)
             return
-        lost = _fail_dead(self.run_, w.proc.pid, self._error(w), requeue=False if w.timed_out else None) or []
+        lost = _fail_dead(self.run_, w.proc.pid, self._error(w), timed_out=w.timed_out) or []
         if w.slot.device is not None:
             self.losses.oom_requeued += _retry_lost_oom(self.run_, w.proc.pid, w.born)
         # a unit it held (taken, not yet recorded as placed) is kept if the trial it became
@@ -512,7 +512,8 @@ def _fates(lost: list[FrozenTrial]) -> str:
     fates = []
     for t in lost:
         if t.state is TrialState.PAUSED:
-            fates.append(f"trial {t.number} paused again (it had been resumed from a checkpoint)")
+            fates.append(f"trial {t.number} paused again (it had been resumed from a checkpoint)" if t.is_resumed
+                         else f"trial {t.number} paused to go on from its checkpoint (never paused before)")
         elif t.system.requeued_as is not None:
             fates.append(f"trial {t.number} failed, re-queued as {t.system.requeued_as}")
         else:
@@ -533,16 +534,19 @@ def _new_trial(lost: list[FrozenTrial]) -> bool:
     return any(not t.is_resumed for t in lost)
 
 
-def _fail_dead(run: Run, pid: int, error: str, *, requeue: bool | None = None) -> list[FrozenTrial] | None:
-    """Fail the running trials of a dead worker. Re-queued (as the study says, unless
-    ``requeue`` is given) only if they are not re-queued copies themselves: a trial that
-    kills its worker twice is given up. None when the storage could not be written."""
+def _fail_dead(run: Run, pid: int, error: str, *, requeue: bool | None = None,
+               timed_out: bool = False) -> list[FrozenTrial] | None:
+    """Fail the running trials of a dead worker, or hold those that go on from their checkpoints
+    (:meth:`Study.fail_worker`). Re-queued (as the study says, unless ``requeue`` is given; never after a
+    trial_timeout) only if they are not re-queued copies themselves: a trial that kills its worker twice is
+    given up. None when the storage could not be written."""
     me = _me(pid)
+    requeue = False if timed_out else requeue
     try:
         if requeue is None and run.study.heartbeat_config.requeue:
             mine = [t for t in run.study.trials_in(TrialState.RUNNING) if t.worker == me]
             requeue = not any(t.system.retry_of is not None for t in mine)
-        return run.study.fail_worker(me, error, dead=True, requeue=requeue)
+        return run.study.fail_worker(me, error, dead=True, requeue=requeue, timed_out=timed_out)
     except StorageError as exc:
         logger.warning("could not mark the dead worker's trial failed: %s", exc)
         return None

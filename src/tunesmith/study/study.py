@@ -882,19 +882,20 @@ class Study:
 
     # -- lost workers (heartbeat.py does the work) ----------------------------------------
     def fail_worker(
-        self, worker: str, error: str, *, requeue: bool | None = None, dead: bool = False
+        self, worker: str, error: str, *, requeue: bool | None = None, dead: bool = False, timed_out: bool = False
     ) -> list[FrozenTrial]:
         """Fail the running trials of ``worker`` (``host:pid``); re-queued as well
         if ``requeue`` (default: as the study's requeue_failed, a trial that is a copy
         already excepted). With ``dead``
         (its process is seen to have exited), a trial resumed from a checkpoint
-        goes back to paused, keeping its promotion, and one re-queued under a pruner
-        that pauses resumes from its checkpoint (:func:`lifecycle.fail_lost`)."""
+        goes back to paused, keeping its promotion, and so does one never paused that recorded a checkpoint and a
+        report under a pruner that pauses, to resume from there, unless ``timed_out`` (a trial_timeout stopped
+        it) and no copy is due (:func:`lifecycle.fail_lost`)."""
         running = self._storage.get_trials(self._study_id, state=TrialState.RUNNING)
         return lifecycle.fail_lost(
             self._storage, self._study_id, [t for t in running if t.worker == worker], error=error,
             now=self._storage.clock(), requeue=self._heartbeat.config.requeue if requeue is None else requeue, dead=dead,
-            once=requeue is None, pauses=self.pruner.pauses,
+            once=requeue is None, pauses=self.pruner.pauses, hold_new=dead and not timed_out,
         )  # fmt: skip
 
     def fail_trial(self, number: int, error: str, *, requeue: bool = False) -> FrozenTrial | None:
