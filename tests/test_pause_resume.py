@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 import tunesmith as ts
-from tunesmith.pruners import ASHA, Decision, Hyperband, SuccessiveHalving
+from tunesmith.pruners import ASHA, Decision, Hyperband, Pruner, SuccessiveHalving
 from tunesmith.storage import MemoryStorage, SQLStorage
 from tunesmith.storage.base import worker_id
 from tunesmith.study.lifecycle import claim_paused
@@ -46,7 +46,8 @@ def straight_curve(lr: float, seed: int) -> list[float]:
 
 
 def file_objective(trial: ts.Trial, folder: str, after_report: Callable[[ts.Trial, int], None] | None = None) -> float:
-    path = Path(folder) / f"trial{trial.number}.json"
+    """A user's resumable objective as docs/pruning.md writes it: each step's state saved to a new file, reported
+    with it (one write), then the step before's file deleted."""
     if trial.is_resumed:
         state = json.loads(Path(trial.resume_from).read_text())
         assert state["step"] == trial.start_step, (state, trial.start_step)
@@ -54,13 +55,14 @@ def file_objective(trial: ts.Trial, folder: str, after_report: Callable[[ts.Tria
         state = {"w": 0.0, "seed": trial.number, "step": 0}
     with open(Path(folder) / "starts.log", "a") as log:  # O_APPEND: safe across processes
         log.write(f"{trial.number} {trial.start_step} {os.getpid()}\n")
-    loss = float("nan")
+    loss = trial.intermediate.get(trial.start_step - 1, float("nan"))  # held after its last report: no step left
     for step in range(trial.start_step, N_STEPS):
         loss = train_step(state, trial.params["lr"])
         state["step"] = step + 1
+        path = Path(folder) / f"trial{trial.number}-{step}.json"
         path.write_text(json.dumps(state))
-        trial.set_attr("checkpoint", str(path))
-        trial.report(loss, step)
+        trial.report(loss, step, checkpoint=str(path))
+        Path(folder, f"trial{trial.number}-{step - 1}.json").unlink(missing_ok=True)
         if after_report is not None:
             after_report(trial, step)
         if trial.should_prune():
@@ -467,13 +469,12 @@ def torch_objective(trial: ts.Trial, folder: str, snaps: dict[Any, Any]) -> floa
             opt.step()
         with torch.no_grad():
             val = float(torch.nn.functional.mse_loss(model(x[128:]), y[128:]))
-        path = str(Path(folder) / f"t{trial.number}.pt")
+        path = str(Path(folder) / f"t{trial.number}-{epoch}.pt")
         torch.save(
             {"model": model.state_dict(), "opt": opt.state_dict(), "order": order.get_state()}, path
         )
         snaps["saved", trial.number, epoch + 1] = _weights(model)
-        trial.set_attr("checkpoint", path)
-        trial.report(val, epoch)
+        trial.report(val, epoch, checkpoint=path)
         if trial.should_prune():
             raise ts.TrialPruned()
     snaps["final", trial.number] = _weights(model)
@@ -736,13 +737,12 @@ def _ends_its_first_resumed_run(folder: str, end: Callable[[], None]) -> Any:
     """A resumable training whose first resumed run (of one trial, the one written to ``folder/killed``)
     calls ``end`` after its first report."""
     def objective(trial: ts.Trial) -> float:
-        path = Path(folder) / f"ck{trial.number}.json"
         w = json.loads(Path(trial.resume_from).read_text())["w"] if trial.is_resumed else 0.0
         for step in range(trial.start_step, 9):
             w -= trial.params["lr"] * 2 * (w - 3)
+            path = Path(folder) / f"ck{trial.number}-{step}.json"
             path.write_text(json.dumps({"w": w}))
-            trial.set_attr("checkpoint", str(path))
-            trial.report((w - 3) ** 2, step)
+            trial.report((w - 3) ** 2, step, checkpoint=str(path))
             if trial.is_resumed and _first_to_claim(Path(folder) / "killed", trial.number):
                 end()
             if trial.should_prune():
@@ -852,15 +852,17 @@ def _killed_once_before_any_rung(trial: ts.Trial, step: int, folder: str) -> Non
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+@pytest.mark.parametrize("beats", [True, False], ids=["requeue_failed", "without-heartbeats"])
 def test_a_worker_killed_in_a_trial_never_paused_resumes_it_from_its_checkpoint_under_requeue_failed(
-        tmp_path: Path, shared_storage_url: str) -> None:
+        tmp_path: Path, shared_storage_url: str, beats: bool, caplog: pytest.LogCaptureFixture) -> None:
     """A worker process SIGKILLed in a new trial that had recorded a checkpoint (never paused) had the
     trial failed and, with requeue_failed, a copy run from the start, though the checkpoint was recorded.
     Under a pruner that pauses, the trial goes back to paused (as a resumed trial of a dead worker does,
-    one hold counted) and is resumed first, from its checkpoint; n_trials still counts it once."""
-    study = ts.Study(SPACE, sampler="random", seed=0, storage=shared_storage_url, name="k", heartbeat_interval=0.5,
-                     pruner=ASHA(min_resource=1, reduction_factor=3, curve="best", pause=True, max_resource=N_STEPS),
-                     requeue_failed=True)
+    one hold counted) and is resumed first, from its checkpoint; n_trials still counts it once. Without
+    heartbeats (no requeue_failed) the parent that saw the worker die failed it: held the same way now."""
+    beat: dict[str, Any] = {"heartbeat_interval": 0.5, "requeue_failed": True} if beats else {}
+    study = ts.Study(SPACE, sampler="random", seed=0, storage=shared_storage_url, name="k", **beat,
+                     pruner=ASHA(min_resource=1, reduction_factor=3, curve="best", pause=True, max_resource=N_STEPS))
     for lr in LRS:
         study.enqueue({"lr": lr})
     after = functools.partial(_killed_once_before_any_rung, folder=str(tmp_path))
@@ -873,6 +875,7 @@ def test_a_worker_killed_in_a_trial_never_paused_resumes_it_from_its_checkpoint_
     assert killed.system.n_resumes >= 1 and killed.system.n_holds == 1, killed.system
     assert (2, 1) in starts(tmp_path) and starts(tmp_path).count((2, 0)) == 1  # on from its checkpoint at step 0
     check_resumed_runs_are_exact(study)
+    assert "trial 2 paused to go on from its checkpoint (never paused before)" in caplog.text
 
 
 def test_a_promoted_trial_judged_lost_by_heartbeat_alone_is_failed(tmp_path: Path) -> None:
@@ -1537,4 +1540,74 @@ def test_a_worker_killed_just_before_a_sigterm_has_its_trial_resumed_by_the_next
     study = ts.load_study("s", shared_storage_url)
     assert len(study.trials) == len(LRS) and not study.trials_in("failed")
     assert starts(tmp_path).count((0, 1)) == 1 and starts(tmp_path).count((0, 0)) == 1  # on from its checkpoint
+_INTERRUPTED_AROUND_A_WRITE = """
+import functools, os, signal, sys
+sys.path.insert(0, {tests!r})
+import tunesmith as ts
+from tunesmith.cli.launch import optimize_interruptibly
+from tunesmith.storage import SQLStorage
+from test_pause_resume import SPACE, Goes, file_objective
+
+url, folder, where = sys.argv[1:]
+
+def ctrl_c():  # a real SIGINT: Python raises its KeyboardInterrupt at the next instruction
+    if not os.path.exists(os.path.join(folder, "sent")):
+        open(os.path.join(folder, "sent"), "w").close()
+        os.kill(os.getpid(), signal.SIGINT)
+
+class InterruptedAroundAWrite(SQLStorage):
+    def update_trial(self, study_id, trial, **kwargs):
+        if where == "in-tell-before-its-write" and trial.state is ts.TrialState.COMPLETE:
+            ctrl_c()  # the objective returned; its value is not written
+        done = super().update_trial(study_id, trial, **kwargs)
+        if where == "report-committed" and trial.state is ts.TrialState.RUNNING and trial.last_step == 2:
+            ctrl_c()  # the report and its checkpoint committed, the handle not given the record yet
+        return done
+
+def after_report(trial, step):
+    if where == "after-report-returned" and step == 2:
+        ctrl_c()
+
+study = ts.Study(SPACE, storage=InterruptedAroundAWrite(url), name="s", load_if_exists=True, pruner=Goes())
+if where != "again":
+    study.enqueue({{"lr": 0.3}})
+sys.exit(optimize_interruptibly(study, functools.partial(file_objective, folder=folder, after_report=after_report),
+                                {{"n_trials": 0 if where == "again" else 1}}))
+"""
+
+
+class Goes(Pruner):
+    """Never stops a trial, but pauses (a held trial is resumed)."""
+
+    pauses = True
+
+    def decide(self, trial: Any, trials: Any, direction: Any) -> Decision:
+        return Decision.CONTINUE
+
+    def promotable(self, trials: Any, direction: Any) -> list[int]:
+        return []
+
+
+@pytest.mark.parametrize("where", ["after-report-returned", "report-committed", "in-tell-before-its-write"])
+def test_a_ctrl_c_around_a_report_s_write_holds_the_trial_at_its_last_recorded_report(
+        tmp_path: Path, shared_storage_url: str, subprocess_env: dict[str, str], where: str) -> None:
+    """A KeyboardInterrupt raised after a report's write committed but before the handle took the record
+    failed the trial (its first report) or held it a report behind, that report and its checkpoint
+    overwritten; one after the objective returned, before its value was written, failed it. The last recorded
+    report with a checkpoint decides: held there (a real SIGINT at each point, inline), resumed exactly."""
+    script = _INTERRUPTED_AROUND_A_WRITE.format(tests=str(Path(__file__).parent))
+    run = [sys.executable, "-c", script, shared_storage_url, str(tmp_path)]
+    first = subprocess.run([*run, where], env=subprocess_env, capture_output=True, text=True, timeout=120)
+    assert first.returncode == 130 and (tmp_path / "sent").exists(), first.stderr
+    stopped = ts.load_study("s", shared_storage_url).trials[0]
+    reported = N_STEPS - 1 if where == "in-tell-before-its-write" else 2
+    assert stopped.state is TrialState.PAUSED and stopped.system.held == "interrupted (KeyboardInterrupt)", stopped
+    assert stopped.last_step == reported and stopped.attrs["checkpoint"].endswith(f"trial0-{reported}.json")
+
+    again = subprocess.run([*run, "again"], env=subprocess_env, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    study = ts.load_study("s", shared_storage_url)
+    (resumed,) = study.trials
+    assert resumed.state is TrialState.COMPLETE and resumed.system.n_resumes == 1, resumed
+    assert starts(tmp_path) == [(0, 0), (0, reported + 1)]
     check_resumed_runs_are_exact(study)

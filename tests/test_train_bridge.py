@@ -815,9 +815,58 @@ def test_a_worker_killed_between_the_bridge_s_checkpoint_and_its_report_resumes_
         study.optimize(functools.partial(_killed_as_it_reports, folder=str(tmp_path), at=2), n_trials=3, n_jobs=2,
                        executor="process")
     # never paused before: the log said it "had been resumed from a checkpoint"
-    assert "trial 0 paused, to resume from its checkpoint (it was never paused before)" in caplog.text
+    assert "trial 0 paused to go on from its checkpoint (never paused before)" in caplog.text
     assert (tmp_path / "killed").exists()
     killed = study.trials[0]
     assert len(study.trials) == 3 and not study.trials_in("failed") and not study.trials_in("waiting")
     assert killed.system.n_holds == 1 and killed.state is ts.TrialState.COMPLETE, killed
     assert dict(killed.intermediate) == dict(ref.trials[0].intermediate)  # validation 2 reported too
+_KILLED_AS_IT_RECORDS_A_CHECKPOINT = """
+import os, signal, sys
+sys.path.insert(0, {tests!r})
+import tunesmith as ts
+from tunesmith.storage import SQLStorage
+from test_train_bridge import BASE, DATA, PromoteAll, build
+
+class KilledAtTheSecondCheckpoint(SQLStorage):
+    seen = set()
+
+    def update_trial(self, study_id, trial, **kwargs):
+        done = super().update_trial(study_id, trial, **kwargs)
+        if trial.state is ts.TrialState.RUNNING and trial.attrs.get("checkpoint"):
+            self.seen.add(trial.attrs["checkpoint"])
+            if len(self.seen) == 2:  # the write that recorded validation 2's checkpoint has committed
+                os.kill(os.getpid(), signal.SIGKILL)
+        return done
+
+url, root = sys.argv[1:]
+study = ts.Study({{"lr": ts.Float(1e-3, 1e-1, log=True)}}, storage=KilledAtTheSecondCheckpoint(url), name="k",
+                 sampler="random", seed=3, pruner=PromoteAll())
+study.optimize(ts.train.objective(build, DATA, base=BASE, checkpoint_root=root), n_trials=1)
+"""
+
+
+def test_a_worker_killed_as_it_records_a_checkpoint_resumes_without_a_report_missing(
+        tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+    """The bridge recorded each validation's checkpoint (set_attr), then its report: two writes. A process
+    SIGKILLed between them left a checkpoint one validation ahead of the reports, and the resumed trial never
+    reported that validation. Now one write records both: resumed, its reports equal an uninterrupted run's."""
+    url = f"sqlite:///{tmp_path / 'k.db'}"
+    script = _KILLED_AS_IT_RECORDS_A_CHECKPOINT.format(tests=str(Path(__file__).parent))
+    proc = subprocess.run([sys.executable, "-c", script, url, str(tmp_path / "ck")], env=subprocess_env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == -9, proc.stderr
+    study = ts.Study({"lr": ts.Float(1e-3, 1e-1, log=True)}, storage=url, name="k", load_if_exists=True,
+                     sampler="random", seed=3, pruner=PromoteAll())
+    (killed,) = study.trials
+    assert killed.state is ts.TrialState.RUNNING and killed.attrs["checkpoint"]
+    held = study.fail_worker(killed.worker, "worker process died (exit code -9)", dead=True, requeue=True)
+    assert [t.state for t in held] == [ts.TrialState.PAUSED]  # its process is dead: goes on from its checkpoint
+    study.optimize(objective(build, DATA, base=BASE, checkpoint_root=tmp_path / "ck"), n_trials=0)
+
+    ref = ts.Study({"lr": ts.Float(1e-3, 1e-1, log=True)}, sampler="random", seed=3, name="ref", pruner=PromoteAll())
+    ref.optimize(objective(build, DATA, base=BASE, checkpoint_root=tmp_path / "ref"), n_trials=1)
+    (resumed,) = study.trials
+    assert resumed.state is ts.TrialState.COMPLETE and resumed.system.n_resumes == 1, resumed
+    assert dict(resumed.intermediate) == dict(ref.trials[0].intermediate)  # was {1, 3, 4}: validation 2 lost
+    assert resumed.value == ref.trials[0].value

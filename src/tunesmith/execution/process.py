@@ -261,7 +261,7 @@ class _Pool:
             # a worker that died before (killed, SIGKILL, in its SETTLE) held none of its trial: held here, as the
             # workers the interrupt stopped hold theirs (it was failed, its recorded checkpoint never resumed)
             failed, left = fail_stopped(alive, lambda p: _fail_dead(self.run_, p.pid, _stop_error(p.exitcode, name),
-                                                                 requeue=False, stopped=True))
+                                                                 requeue=False))
             said_stopped(stopped or bool(failed), left_running(len(failed), len(left), "worker"), ended=ran,
                          held=self.run_.study.pruner.pauses)
 
@@ -334,7 +334,7 @@ class _Pool:
         for w in list(self.workers.values()):
             if w.proc.exitcode in (0, 130, EXIT_OOM):
                 continue
-            lost = _fail_dead(self.run_, w.proc.pid, self._error(w), requeue=False if w.timed_out else None)
+            lost = _fail_dead(self.run_, w.proc.pid, self._error(w), timed_out=w.timed_out)
             if not lost:
                 continue
             for t in lost:
@@ -394,7 +394,7 @@ class _Pool:
             self._settle(w, kept=False, requeued=self._requeued_elsewhere(w, []))
             self._restart(self.pool.exited(w.slot, oom=True), held=w.owed, after=w)
             return
-        lost = _fail_dead(self.run_, w.proc.pid, self._error(w), requeue=False if w.timed_out else None) or []
+        lost = _fail_dead(self.run_, w.proc.pid, self._error(w), timed_out=w.timed_out) or []
         if w.slot.device is not None:
             self.losses.oom_requeued += _retry_lost_oom(self.run_, w.proc.pid, w.born)
         # a unit it held (taken, not yet recorded as placed) is kept if the trial it became
@@ -523,8 +523,8 @@ def _fates(lost: list[FrozenTrial]) -> str:
     fates = []
     for t in lost:
         if t.state is TrialState.PAUSED:
-            fates.append(f"trial {t.number} paused again (it had been resumed from a checkpoint)" if t.system.n_resumes
-                         else f"trial {t.number} paused, to resume from its checkpoint (it was never paused before)")
+            fates.append(f"trial {t.number} paused again (it had been resumed from a checkpoint)" if t.is_resumed
+                         else f"trial {t.number} paused to go on from its checkpoint (never paused before)")
         elif t.system.requeued_as is not None:
             fates.append(f"trial {t.number} failed, re-queued as {t.system.requeued_as}")
         else:
@@ -545,20 +545,19 @@ def _new_trial(lost: list[FrozenTrial]) -> bool:
     return any(not t.is_resumed for t in lost)
 
 
-def _fail_dead(run: Run, pid: int, error: str, *, requeue: bool | None = None, stopped: bool = False,
-               ) -> list[FrozenTrial] | None:
-    """Fail the running trials of a dead worker. Re-queued (as the study says, unless
-    ``requeue`` is given) only if they are not re-queued copies themselves: a trial that
-    kills its worker twice is given up. ``stopped``: an interrupt ends the run; a trial that can go on
-    from its checkpoint is held for the next optimize. None when the storage could not be written."""
+def _fail_dead(run: Run, pid: int, error: str, *, requeue: bool | None = None,
+               timed_out: bool = False) -> list[FrozenTrial] | None:
+    """Fail the running trials of a dead worker, or hold those that go on from their checkpoints
+    (:meth:`Study.fail_worker`). Re-queued (as the study says, unless ``requeue`` is given; never after a
+    trial_timeout) only if they are not re-queued copies themselves: a trial that kills its worker twice is
+    given up. None when the storage could not be written."""
     me = _me(pid)
+    requeue = False if timed_out else requeue
     try:
         if requeue is None and run.study.heartbeat_config.requeue:
             mine = [t for t in run.study.trials_in(TrialState.RUNNING) if t.worker == me]
             requeue = not any(t.system.retry_of is not None for t in mine)
-        # held where it would have been without the interrupt (a copy due: requeue_failed), the copy not queued
-        stopped = stopped and run.study.heartbeat_config.requeue
-        return run.study.fail_worker(me, error, dead=True, requeue=requeue, stopped=stopped)
+        return run.study.fail_worker(me, error, dead=True, requeue=requeue, timed_out=timed_out)
     except StorageError as exc:
         logger.warning("could not mark the dead worker's trial failed: %s", exc)
         return None

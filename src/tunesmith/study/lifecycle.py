@@ -191,7 +191,7 @@ def fail_lost(
     judged: bool = False,
     confirm: Callable[[FrozenTrial], bool] | None = None,
     pauses: bool = False,
-    stopped: bool = False,
+    hold_new: bool = False,
 ) -> list[FrozenTrial]:
     """End the running trials of lost workers; the records this call changed.
 
@@ -202,7 +202,8 @@ def fail_lost(
     to paused instead (:func:`hold`): no copy, nothing failed; with ``pauses`` (the
     study's pruner pauses) and a copy due, a trial never paused that recorded a
     checkpoint and a report too: it resumes from there instead of running again from
-    the start. Not otherwise: a
+    the start; with ``hold_new`` as well without a copy due (the worker died, no trial_timeout stopped it: the
+    trial did not fail, and it goes on as one an interrupt stopped). Not otherwise: a
     worker judged lost by its heartbeat may write again, which a failed trial
     refuses. Two workers calling this at once never fail or re-queue the same
     trial twice: the copy is created under a claim unique to the trial, and the
@@ -224,7 +225,7 @@ def fail_lost(
     out = []
     for rec in lost:
         again = requeue and not (once and rec.system.retry_of is not None)
-        promoted = dead and holds_promotion(rec, pauses=pauses and (again or stopped))
+        promoted = dead and holds_promotion(rec, pauses=pauses and (again or hold_new))
         # both or neither: a caller killed midway (a copy queued already is pointed to, not held back to paused)
         check = None if confirm is None else functools.partial(confirm, rec)
         if (again and not promoted) or _copy_queued(storage, study_id, rec):

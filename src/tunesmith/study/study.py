@@ -862,9 +862,13 @@ class Study:
         except BaseException as exc:
             self.tell(trial, state=TrialState.FAILED, error=describe_exception(exc))
             raise
-        if _as_float(value) is None:  # the reason names the objective (tell() alone names itself)
-            return self.tell(trial, state=TrialState.FAILED, error=bad_value_reason(value))
-        return self.tell(trial, value)
+        try:
+            if _as_float(value) is None:  # the reason names the objective (tell() alone names itself)
+                return self.tell(trial, state=TrialState.FAILED, error=bad_value_reason(value))
+            return self.tell(trial, value)
+        except KeyboardInterrupt as exc:  # before the end was written: as one inside the objective
+            self._mark_interrupted(trial, exc)
+            raise
 
     def _pause_again(self, trial: Trial, reason: str) -> bool:
         """A resumed trial whose objective refused its checkpoint (:class:`ResumeRefused`), paused
@@ -879,20 +883,20 @@ class Study:
 
     # -- lost workers (heartbeat.py does the work) ----------------------------------------
     def fail_worker(
-        self, worker: str, error: str, *, requeue: bool | None = None, dead: bool = False, stopped: bool = False
+        self, worker: str, error: str, *, requeue: bool | None = None, dead: bool = False, timed_out: bool = False
     ) -> list[FrozenTrial]:
         """Fail the running trials of ``worker`` (``host:pid``); re-queued as well
         if ``requeue`` (default: as the study's requeue_failed, a trial that is a copy
         already excepted). With ``dead``
         (its process is seen to have exited), a trial resumed from a checkpoint
-        goes back to paused, keeping its promotion, and one re-queued under a pruner
-        that pauses resumes from its checkpoint (:func:`lifecycle.fail_lost`); so does one not
-        re-queued because an interrupt ends the run (``stopped``)."""
+        goes back to paused, keeping its promotion, and so does one never paused that recorded a checkpoint and a
+        report under a pruner that pauses, to resume from there, unless ``timed_out`` (a trial_timeout stopped
+        it) and no copy is due (:func:`lifecycle.fail_lost`)."""
         running = self._storage.get_trials(self._study_id, state=TrialState.RUNNING)
         return lifecycle.fail_lost(
             self._storage, self._study_id, [t for t in running if t.worker == worker], error=error,
             now=self._storage.clock(), requeue=self._heartbeat.config.requeue if requeue is None else requeue, dead=dead,
-            once=requeue is None, pauses=self.pruner.pauses, stopped=stopped,
+            once=requeue is None, pauses=self.pruner.pauses, hold_new=dead and not timed_out,
         )  # fmt: skip
 
     def fail_trial(self, number: int, error: str, *, requeue: bool = False) -> FrozenTrial | None:
@@ -972,6 +976,7 @@ class Study:
 
         error = interrupted(exc)
         try:
+            self._catch_up(trial)
             if lifecycle.resumable(trial.record, pauses=self.pruner.pauses) and self._pause_again(trial, error):
                 return
             self.tell(trial, state=TrialState.FAILED, error=error)
@@ -980,6 +985,14 @@ class Study:
         except StorageError as error:  # a busy database: the interrupt goes on (it turned into this error, the
             # trial left running), and the executor's handling of it looks again at what still runs
             logger.warning("could not mark the interrupted trial %d failed: %s", trial.number, error)
+
+    def _catch_up(self, trial: Trial) -> None:
+        """Give ``trial``'s handle its stored record where this run wrote a newer one: an interrupt raised after a
+        report's write committed, before the handle took the record, left the handle a report behind (held or
+        failed with it, that report and its checkpoint were overwritten)."""
+        stored = self._storage.get_trial(self._study_id, trial.number)
+        if lifecycle.same_run(trial.record, stored):
+            trial._record = stored
 
     # -- management (manage.py does the work) -------------------------------------------------
     def add_trial(

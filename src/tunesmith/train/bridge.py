@@ -8,7 +8,7 @@ same name (the rest go to ``build_model(params)``); validation k (counted
 from 1: the epoch, when validating each epoch) is reported as
 ``trial.report(value, k)``, so a pruner's ``max_resource`` is the number of
 validations; the newest checkpoint's path is
-stored as ``trial.attrs["checkpoint"]`` before the pruner is asked (with
+stored as ``trial.attrs["checkpoint"]`` in the same write as the report, before the pruner is asked (with
 ``lr_adapt``, each group's adapted learning rate per validation as
 ``trial.attrs["adapted_lr"]``, at most :data:`MAX_ADAPTED` of them); a pruned
 trial raises :class:`tunesmith.TrialPruned`. A run whose monitored value turns
@@ -195,18 +195,18 @@ class _Reporter:
             self.trial.set_attr("adapted_lr", _adapted(trainer.history.records))
         step = record.index + 1  # validations counted from 1: max_resource = epochs
         last = self.trial.record.last_step
-        if last is not None and step <= last:
-            if new is not None:
-                self.trial.set_attr("checkpoint", new)
-            return  # resumed from an older checkpoint: replays validations reported (and decided) before
         value = monitored(record, self.monitor)
-        if not math.isfinite(value):
+        if last is not None and step <= last or not math.isfinite(value):
+            if new is not None:  # no report goes with it: an older checkpoint than the reports replays them
+                self.trial.set_attr("checkpoint", new)
+            if last is not None and step <= last:
+                return  # resumed from an older checkpoint: replays validations reported (and decided) before
             # a diverged run (NaN/inf weights) cannot recover: stop it, keep its best so far
             trainer.history.stopped_early = True
             self.trial.set_attr("diverged_at", step)
             return
-        # the checkpoint in the report's own write: a worker killed between two writes left the trial to
-        # resume from this validation's checkpoint without its report (missing for good from its curve)
+        # one write: a worker killed between a checkpoint's record and its report resumed a validation ahead of
+        # its reports (that report missing for good)
         self.trial.report(value, step, checkpoint=new)
         decision = self.trial.decision()  # asked once: another worker may report meanwhile
         if decision is Decision.CONTINUE:
