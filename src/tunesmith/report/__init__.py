@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..cv import CV_ATTR, is_summary, paired_folds, train_and_validation
+from ..cv import CV_ATTR, fold_metric, is_summary, paired_folds, train_and_validation
 from ..plots import Record, Snapshot, snapshot
 from ..plots import records_of as _records_of
 from ..plots.plotly_render import unseen_as_escapes
@@ -147,7 +147,9 @@ def _best(s: Snapshot, top: int) -> str:
     adapted = any("adapted_lr" in t.attrs for t in best)  # TrainConfig(lr_adapt=...)
     trains = has_train(best)  # TunedSearchCV(return_train_score=True)
     nan = diverged(best)  # a trained trial's value is its best before its metric turned NaN
-    head = ["#", "validation value", *([FOLDS_COLUMN] if folded else []), *([TRAIN_COLUMN] if trains else []),
+    metric = fold_metric(s.trials)  # a search's scorer: with several, refit's
+    value = "validation value" + ("" if metric is None else f" ({short_title(metric)})")
+    head = ["#", value, *([FOLDS_COLUMN] if folded else []), *([TRAIN_COLUMN] if trains else []),
             *(["test value", "gap"] if tests else []), *(short_title(shown[n]) for n in names), "seconds",
             *(["overfit at"] if trained else []), *(["adapted lr"] if adapted else []), *(["diverged at"] if nan else [])]
     rows = [_best_row(t, names, s.test_of(t) if tests else None, tests, s.direction, folded, trains)
