@@ -101,3 +101,30 @@ def test_optuna_search_cv_s_attributes_say_what_to_write() -> None:
     with pytest.raises(AttributeError, match=r"no attribute 'nothing_'$"):  # any other name: a plain error
         search.nothing_  # noqa: B018
     assert hasattr(search, "predict_proba") and not hasattr(search, "transform")  # the delegation still answers
+
+
+def test_a_frame_of_text_columns_without_an_encoder_says_how_to_see_the_first_error() -> None:
+    X, y = _frame()  # noqa: N806
+    with pytest.raises(ValueError, match=r"All the 2 configurations failed to fit\. Errors: ValueError: could not "
+                                         r"convert string to float.*error_score='raise' raises the first error"):
+        TunedSearchCV(LogisticRegression(), {"C": [0.1, 1.0]}, cv=3).fit(X, y)  # "city" holds text
+    with pytest.raises(ValueError, match=r"could not convert string to float"):  # what the advice gives
+        TunedSearchCV(LogisticRegression(), {"C": [0.1, 1.0]}, cv=3, error_score="raise").fit(X, y)
+
+
+def test_focus_from_the_shell_tells_a_search_to_fit_a_search_on_the_focused_study(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import tunesmith as ts
+
+    X, y = _frame()  # noqa: N806
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    space = {"clf__C": loguniform(1e-2, 1e2), "clf__tol": [1e-4, 1e-3]}
+    TunedSearchCV(_pipe(), space, n_trials=3, cv=3, random_state=0, storage=url, name="tab").fit(X, y)
+    assert main(["focus", "tab", "--keep", "clf__C", "--storage", url]) == 0
+    out = capsys.readouterr().out
+    assert "fit a search on it" in out and "TunedSearchCV(estimator, Study.load('tab-focus'" in out
+    assert "optimize(objective" not in out and "tunesmith run" not in out  # a search has no objective
+    narrow = ts.Study.load("tab-focus", url)  # what the advice says to write runs, the carried trials counting
+    search = TunedSearchCV(_pipe(), narrow.space, n_trials=5, cv=3, storage=url, name="tab-focus").fit(X, y)
+    assert len(search.cv_results_["params"]) == 5 and set(search.best_params_) == set(space)

@@ -396,6 +396,13 @@ def is_summary(value: Any) -> bool:
     return isinstance(value, Mapping) and isinstance(value.get("scores"), Mapping) and "folds" in value
 
 
+def is_search_trial(t: Any) -> bool:
+    """Whether trial record ``t`` is a TunedSearchCV's: a stored search's setup, or its folds' fit times (any
+    search's). Such a study has no objective: it goes on by fitting a search again."""
+    record: Any = t.attrs.get(CV_ATTR)
+    return SETUP_ATTR in t.attrs or (is_summary(record) and "fit_time" in record["scores"])
+
+
 def fold_metric(trials: Iterable[Any]) -> str | None:
     """The name of the score the folds of ``trials`` averaged into each trial's value, for a column or an axis
     title: ``TunedSearchCV(scoring=["accuracy", "roc_auc"], refit="roc_auc")`` stores "test_roc_auc" and gives

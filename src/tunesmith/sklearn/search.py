@@ -1229,7 +1229,9 @@ def _check_failures(trials: list[Any]) -> None:
     complete = [t for t in trials if t.state is TrialState.COMPLETE]
     if not complete and not scored:  # a scorer that raised is no failed fit: NaN rows, as scikit-learn
         detail = "; ".join(sorted(set(errors))[:5]) or "no trial completed"
-        raise ValueError(f"All the {len(trials)} configurations failed to fit. Errors: {detail}")
+        raise ValueError(f"All the {len(trials)} configurations failed to fit. Errors: {detail}. It is very likely "
+                         "that the estimator is misconfigured: error_score='raise' raises the first error with its "
+                         "traceback (or fit the estimator alone on the data)")
     if errors:
         warnings.warn(
             f"{len(errors)} fits failed (their folds scored error_score); first errors: "
