@@ -52,13 +52,24 @@ def test_show_the_report_and_the_curves_name_the_scorer_a_search_optimized(
     out = capsys.readouterr().out
     report = build_report(search.study_, sections=[])
     chart = learning_curves(search.study_)
+    page = _dashboard_page(url, "/studies/tab")
     assert chart.x_label == "fold"  # fold k reports the mean of folds 1..k, not an epoch
     if shown is None:
-        assert "value (" not in out and "validation value (" not in report
+        assert "value (" not in out and "validation value (" not in report and "<th>value</th>" in page
         assert chart.y_label == "mean score of folds 1..k"
     else:
         assert f"value ({shown})" in out and f"validation value ({shown})" in report
+        assert f"<th>value ({shown})</th>" in page  # the dashboard's trials table
         assert chart.y_label == f"mean {shown} of folds 1..k"
+
+
+def _dashboard_page(url: str, path: str) -> str:
+    pytest.importorskip("starlette")
+    from starlette.testclient import TestClient
+
+    from tunesmith.dashboard import create_app, open_storage
+
+    return TestClient(create_app(open_storage(url, allow_writes=False))).get(path).text
 
 
 def test_a_study_without_folds_keeps_its_steps_and_reports() -> None:
