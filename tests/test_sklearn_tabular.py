@@ -3,6 +3,7 @@ numeric and categorical columns, several scorers, the study read back from the s
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
 import numpy as np
@@ -34,14 +35,14 @@ def _pipe() -> Pipeline:
     return Pipeline([("pre", pre), ("clf", LogisticRegression())])
 
 
-@pytest.mark.parametrize(("scoring", "refit", "shown"), [
-    (["accuracy", "roc_auc"], "roc_auc", "roc_auc"),  # the value is refit's scorer, not the first
-    ("f1", True, "f1"),
-    (None, True, None),  # the estimator's own score: nothing to name
+@pytest.mark.parametrize(("scoring", "refit", "shown", "setting"), [
+    (["accuracy", "roc_auc"], "roc_auc", "roc_auc", "scoring accuracy, roc_auc (the value: roc_auc)"),  # not the first
+    ("f1", True, "f1", "scoring f1"),
+    (None, True, None, "scoring the estimator's score"),  # nothing to name in the value column
 ])
 def test_show_the_report_and_the_curves_name_the_scorer_a_search_optimized(
-    scoring: object, refit: object, shown: str | None, tmp_path: Path, capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
+    scoring: object, refit: object, shown: str | None, setting: str, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     X, y = _frame()  # noqa: N806
     url = f"sqlite:///{tmp_path / 's.db'}"
@@ -54,6 +55,8 @@ def test_show_the_report_and_the_curves_name_the_scorer_a_search_optimized(
     chart = learning_curves(search.study_)
     page = _dashboard_page(url, "/studies/tab")
     assert chart.x_label == "fold"  # fold k reports the mean of folds 1..k, not an epoch
+    search_row = f"TunedSearchCV of Pipeline, {setting}, 3-fold cross-validation"
+    assert f"<td class=l>search</td><td class=l>{html.escape(search_row)}</td>" in report  # the settings' row
     if shown is None:
         assert "value (" not in out and "validation value (" not in report and "<th>value</th>" in page
         assert chart.y_label == "mean score of folds 1..k"
