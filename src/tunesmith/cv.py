@@ -396,6 +396,31 @@ def is_summary(value: Any) -> bool:
     return isinstance(value, Mapping) and isinstance(value.get("scores"), Mapping) and "folds" in value
 
 
+def is_search_trial(t: Any) -> bool:
+    """Whether trial record ``t`` is a TunedSearchCV's: a stored search's setup, or its folds' fit times (any
+    search's). Such a study has no objective: it goes on by fitting a search again."""
+    record: Any = t.attrs.get(CV_ATTR)
+    return SETUP_ATTR in t.attrs or (is_summary(record) and "fit_time" in record["scores"])
+
+
+def fold_metric(trials: Iterable[Any]) -> str | None:
+    """The name of the score the folds of ``trials`` averaged into each trial's value, for a column or an axis
+    title: ``TunedSearchCV(scoring=["accuracy", "roc_auc"], refit="roc_auc")`` stores "test_roc_auc" and gives
+    "roc_auc"; a search with one named scorer stores "test_score" and gives the scorer it recorded
+    (``scoring="f1"``: "f1"); a fold function's named value its name ("loss"). None where nothing names it (the
+    estimator's own score, a fold function's plain number, trials without folds, another writer's attrs)."""
+    key, scoring = None, None
+    for t in trials:
+        record, setup = t.attrs.get(CV_ATTR), t.attrs.get(SETUP_ATTR)
+        if key is None and is_summary(record) and isinstance(record.get("key"), str):
+            key = record["key"]
+        if scoring is None and isinstance(setup, Mapping) and isinstance(setup.get("scoring"), str):
+            scoring = setup["scoring"]
+    if key in (None, "score", "test_score"):
+        return scoring.rsplit(".", 1)[-1] if key == "test_score" and scoring else None  # a scorer's function by name
+    return key.removeprefix("test_") or None
+
+
 def train_and_validation(record: Any) -> tuple[float, float] | None:
     """A fold record's mean training score and mean validation score over the folds that have both (the
     training score: the value named ``train_<name>`` beside ``test_<name>``, as ``TunedSearchCV`` with

@@ -10,7 +10,7 @@ import difflib
 import functools
 import inspect
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 
@@ -182,16 +182,27 @@ OPTUNA_NAMES = {
 }
 
 
-def no_attribute(obj: object, name: str) -> Any:
+#: OptunaSearchCV's fitted attributes that TunedSearchCV spells otherwise, and what to write instead
+OPTUNA_SEARCH_NAMES = {
+    "trials_": "write search.study_.trials (search.cv_results_ has a row per trial)",
+    "best_trial_": "write search.study_.best_trial (search.best_index_ is its row of cv_results_)",
+    "n_trials_": "write len(search.cv_results_['params'])",
+    "user_attrs_": "write search.study_.notes (a trial's own: search.study_.trials[i].attrs)",
+    "sample_indices_": "TunedSearchCV fits every sample of each training fold (it has no subsample=)",
+}
+
+
+def no_attribute(obj: object, name: str, names: Mapping[str, str] = OPTUNA_NAMES,
+                 peer: str = "Optuna's name", guide: str = "docs/guide.md, 'Coming from Optuna'") -> Any:
     """What a class's ``__getattr__`` gives for ``obj.<name>``: the AttributeError, saying what to write
-    instead where ``name`` is Optuna's. A property whose getter raised an AttributeError of its own (a
-    custom storage's missing method under ``study.trials``) is run again, so that error is the one raised,
-    not a bare "no attribute 'trials'"."""
-    hint = OPTUNA_NAMES.get(name)
+    instead where ``name`` is the peer's (one of ``names``, read in ``guide``). A property whose getter raised an
+    AttributeError of its own (a custom storage's missing method under ``study.trials``) is run again, so that
+    error is the one raised, not a bare "no attribute 'trials'"."""
+    hint = names.get(name)
     if hint is None and hasattr(type(obj), name):
         return object.__getattribute__(obj, name)
     raise AttributeError(f"{type(obj).__name__!r} object has no attribute {name!r}"
-                          + (f": this is Optuna's name; {hint} (docs/guide.md, 'Coming from Optuna')" if hint else ""))
+                          + (f": this is {peer}; {hint} ({guide})" if hint else ""))
 
 
 #: Optuna's and Ray Tune's argument names of pruners and samplers, and tunesmith's for the same setting

@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from ..cv import fold_metric
 from ..exceptions import (
     StorageError,
     StudyNotFound,
@@ -665,7 +666,9 @@ def best_table(study: Study, trials: list[FrozenTrial], top: int) -> Table:
     done = [t for t in trials if t.state is TrialState.COMPLETE and t.value is not None]
     table = Table(title=f"best {len(best)} of {plural(len(done), 'complete trial')} ({study.direction.value})")
     table.add_column("#", justify="right")
-    table.add_column("value", justify="right", no_wrap=True, min_width=8)  # never squeezed to "0…"
+    metric = fold_metric(best)  # a search's scorer: with several, the value is refit's, not the first
+    value = "value" if metric is None else f"value ({literal(short_title(metric))})"
+    table.add_column(value, justify="right", no_wrap=True, min_width=8)  # never squeezed to "0…"
     folded = has_folds(best)  # trials of cv.cross_validate: the spread to read the values against
     if folded:
         table.add_column(FOLDS_COLUMN, justify="right")

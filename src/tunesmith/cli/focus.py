@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import shlex
 
+from ..cv import is_search_trial
 from ..importance import METHODS
 from ..space.params import plural
 from ..study.focus import CARRY, focus_study
@@ -34,8 +35,20 @@ def cmd_focus(args: argparse.Namespace) -> int:
                             storage=args.to_storage, carry=args.carry, method=args.method, seed=None,
                             log=False)
     print(plan.summary(study.name))
-    # --name=NAME: a name that begins with '-' (`--name -x`) is taken for an option
     print(f"created study {new.name!r} in {new.storage.display_url} ({plural(len(plan.keep), 'free parameter')}); "
-          f"run it with `tunesmith run FILE --name={shlex.quote(new.name)}` (a study file without `space:` uses the stored "
-          f"one) or Study.load({new.name!r}, storage).optimize(objective, ...)")
+          + (_search_advice(new.name, new.storage.display_url) if any(map(is_search_trial, study.trials))
+             else _run_advice(new.name)))
     return 0
+
+
+def _run_advice(name: str) -> str:
+    # --name=NAME: a name that begins with '-' (`--name -x`) is taken for an option
+    return (f"run it with `tunesmith run FILE --name={shlex.quote(name)}` (a study file without `space:` uses the "
+            f"stored one) or Study.load({name!r}, storage).optimize(objective, ...)")
+
+
+def _search_advice(name: str, url: str) -> str:
+    """A TunedSearchCV's study has no objective to run: a search fitted on the focused study goes on with it."""
+    return (f"fit a search on it, with the estimator, data, cv and scoring of the search it focuses: "
+            f"TunedSearchCV(estimator, Study.load({name!r}, {url!r}).space, n_trials=..., cv=..., scoring=..., "
+            f"storage={url!r}, name={name!r}).fit(X, y) (its carried trials count toward n_trials)")

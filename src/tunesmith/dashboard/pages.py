@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from ..cv import fold_metric
 from ..report import (
     FOLDS_COLUMN,
     STOPPED_COLUMN,
@@ -182,7 +183,8 @@ def trials_table(v: View, total: int, rows: list[FrozenTrial], *, offset: int, l
     """The trials table and its pager; the pager's links keep ``keep`` (``notes=all``: the page's other view)."""
     names = list(v.record.space)
     extra = _extra_columns(rows)
-    head = ["#", "state", "value", *extra, *names, "seconds", "worker"]
+    metric = fold_metric(rows)  # a search's scorer, as show and the report head the column
+    head = ["#", "state", "value" if metric is None else f"value ({metric})", *extra, *names, "seconds", "worker"]
     cells = [[f"<a href='/studies/{q(v.name)}/trials/{t.number}'>{t.number}</a>",
               f"<span class='state-{t.state.value}'>{t.state.value}</span>", fmt(t.value),
               *(e(cell(t)) for cell in extra.values()),

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ..cv import CV_ATTR, SETUP_ATTR, is_summary
+from ..cv import CV_ATTR, is_search_trial, is_summary
 from ..space import Param, Space
 from ..space.params import plural
 from ..trial import Direction, FrozenTrial, TrialState, one_line
@@ -161,12 +161,6 @@ def left_out_text(left_out: Mapping[str, int]) -> str:
     return ", ".join(f"{n} {why}" for why, n in left_out.items())
 
 
-def _searched(t: FrozenTrial) -> bool:
-    """Whether ``t`` is a TunedSearchCV's trial: a stored search's setup, or its folds' fit times (any search's)."""
-    record: Any = t.attrs.get(CV_ATTR)
-    return SETUP_ATTR in t.attrs or (is_summary(record) and "fit_time" in record["scores"])
-
-
 def _how_to_add(trials: Sequence[FrozenTrial], more: int, space: Space) -> str:
     """How to record ``more`` trials: a study of hypertune's steps (``attrs["outer_step"]``, failed ones
     too) has no objective, nor has a TunedSearchCV's (it fits again, or has run its whole space)."""
@@ -177,7 +171,7 @@ def _how_to_add(trials: Sequence[FrozenTrial], more: int, space: Space) -> str:
         return (f"record at least {more} more outer steps (hypertune(..., append=True) records another run's "
                 "steps after these)")
     runs, advice = _runs_for(trials, more)
-    if any(_searched(t) for t in trials):  # TunedSearchCV's: no objective to optimize
+    if any(is_search_trial(t) for t in trials):  # TunedSearchCV's: no objective to optimize
         size = space.cardinality
         if len({repr(sorted(t.params.items())) for t in trials}) >= size:  # each configuration once: no more to run
             return (f"the search evaluated each of the {int(size)} configurations of its space: give its parameters "
@@ -203,7 +197,7 @@ def _all_failed(trials: Sequence[FrozenTrial], failed: Sequence[FrozenTrial], mo
     if any("outer_step" in t.attrs for t in trials):  # hypertune's steps: no objective, and its run records more
         what, then = "the training", (f"record at least {more} more outer steps (hypertune(..., append=True) records "
                                       "another run's steps after these)")
-    elif any(_searched(t) for t in trials):  # the fixed search is another: a stored one resumes only unchanged
+    elif any(is_search_trial(t) for t in trials):  # the fixed search is another: a stored one resumes only unchanged
         what, then = "the estimator's fit", (f"fit the search again with n_trials={more} or more under another name= "
                                               "(a stored search resumes only with the same estimator, data and space)")
     return (f"{which} failed (the last, #{last.number}: {error}): fix what fails in {what} (tunesmith show lists "

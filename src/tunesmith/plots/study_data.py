@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from ..cv import CV_ATTR, fold_metric, is_summary
 from ..space import display_names, value_labels
 from ..space.params import did_you_mean_each, plural
 from ..storage.base import command_line, password_note
@@ -115,7 +116,8 @@ def learning_curves(study: Any, *, log_y: bool = False) -> Chart:
     rungs = list(s.rungs(max(max(t.intermediate) for t in trials))) if s.rungs else []
     if rungs:
         series.append(Series("rungs", rungs, mode="vline", color="#555555", width=0.8, dash=":", gid="rungs"))
-    return on_log_y(Chart("curves", title, "step", "reported value", tuple(series), log_y=log_y, int_x=True),
+    x_title, y_title = _curve_axes(trials)
+    return on_log_y(Chart("curves", title, x_title, y_title, tuple(series), log_y=log_y, int_x=True),
                     f"the reports of {s.name!r}")
 
 
@@ -130,6 +132,15 @@ def unreadable_reports(trials: Sequence[FrozenTrial]) -> str:
     whole = sum(len(t.intermediate) == bad.get(t.number) for t in trials)
     return (f" ({plural(sum(bad.values()), 'NaN or infinite report')} of {plural(len(bad), 'trial')} left out"
             + (f"; {whole} of them reported no other" if whole else "") + ")")
+
+
+def _curve_axes(trials: Sequence[FrozenTrial]) -> tuple[str, str]:
+    """The learning curves' axis titles: a step and its report, or, where every trial ran folds (``TunedSearchCV``,
+    ``cv.cross_validate``: fold k reports the mean of folds 1..k), the fold and that running mean of the score
+    the folds averaged ("mean roc_auc of folds 1..k")."""
+    if not all(is_summary(t.attrs.get(CV_ATTR)) for t in trials):
+        return "step", "reported value"
+    return "fold", f"mean {fold_metric(trials) or 'score'} of folds 1..k"
 
 
 #: the marker that ends a learning curve of a trial the pruner stopped

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..cv import CV_ATTR, is_summary, paired_folds, train_and_validation
+from ..cv import CV_ATTR, SETUP_ATTR, fold_metric, is_summary, paired_folds, train_and_validation
 from ..plots import Record, Snapshot, snapshot
 from ..plots import records_of as _records_of
 from ..plots.plotly_render import unseen_as_escapes
@@ -112,10 +112,29 @@ def _settings(s: Snapshot, max_resource: int | None = None) -> str:
     best = s.best()
     if best is not None:
         rows.append(("best", f"trial {best.number}: {best.value:.6g}"))
+    search = _search_setting(s.trials)
+    if search:
+        rows.append(("search", search))
     budget = budget_spent(s.trials, max_resource)
     if budget:
         rows.append(("budget", budget))
     return "<h2>Settings</h2>" + html_table(["setting", "value"], [[k, v] for k, v in rows], left=2)
+
+
+def _search_setting(trials: Sequence[FrozenTrial]) -> str:
+    """What a stored TunedSearchCV searched with, as its first fit recorded it: "TunedSearchCV of Pipeline, scoring
+    accuracy, roc_auc (the value: roc_auc), 5-fold cross-validation"; "" for another study."""
+    setup = next((t.attrs[SETUP_ATTR] for t in trials if isinstance(t.attrs.get(SETUP_ATTR), dict)), None)
+    if setup is None:
+        return ""
+    scoring = setup.get("scoring")  # another writer's attrs may hold anything
+    names = list(scoring) if isinstance(scoring, (list, dict)) else [scoring] if scoring is not None else []
+    metric = fold_metric(trials)
+    text = f"TunedSearchCV of {shortened(str(setup.get('estimator')))}, scoring " + (
+        ", ".join(shortened(str(n)) for n in names) if names else "the estimator's score")
+    text += f" (the value: {metric})" if metric and len(names) > 1 else ""
+    folds = next((t.attrs[CV_ATTR].get("folds") for t in trials if is_summary(t.attrs.get(CV_ATTR))), None)
+    return text + (f", {folds}-fold cross-validation" if isinstance(folds, int) else "")
 
 
 def _space(s: Snapshot) -> str:
@@ -147,7 +166,9 @@ def _best(s: Snapshot, top: int) -> str:
     adapted = any("adapted_lr" in t.attrs for t in best)  # TrainConfig(lr_adapt=...)
     trains = has_train(best)  # TunedSearchCV(return_train_score=True)
     nan = diverged(best)  # a trained trial's value is its best before its metric turned NaN
-    head = ["#", "validation value", *([FOLDS_COLUMN] if folded else []), *([TRAIN_COLUMN] if trains else []),
+    metric = fold_metric(s.trials)  # a search's scorer: with several, refit's
+    value = "validation value" + ("" if metric is None else f" ({short_title(metric)})")
+    head = ["#", value, *([FOLDS_COLUMN] if folded else []), *([TRAIN_COLUMN] if trains else []),
             *(["test value", "gap"] if tests else []), *(short_title(shown[n]) for n in names), "seconds",
             *(["overfit at"] if trained else []), *(["adapted lr"] if adapted else []), *(["diverged at"] if nan else [])]
     rows = [_best_row(t, names, s.test_of(t) if tests else None, tests, s.direction, folded, trains)

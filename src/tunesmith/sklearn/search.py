@@ -40,7 +40,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, indexable
 
 from ..cv import CV_ATTR, SETUP_ATTR, validate
-from ..exceptions import StudyNotFound
+from ..exceptions import OPTUNA_SEARCH_NAMES, StudyNotFound, no_attribute
 from ..pruners import NopPruner
 from ..samplers import make_sampler
 from ..samplers.simple import GridSampler
@@ -564,6 +564,10 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
         super().__setstate__(state)
         self.__dict__["_opening"] = threading.Lock()  # what is left to open is opened under it, once
 
+    def __getattr__(self, name: str) -> Any:  # only names no attribute, property or method holds
+        return no_attribute(self, name, OPTUNA_SEARCH_NAMES, "OptunaSearchCV's name",
+                            "docs/trust.md, 'Migrating from GridSearchCV'")
+
     def __repr__(self, N_CHAR_MAX: int = 700) -> str:
         """scikit-learn's repr, with a storage URL's password hidden (``get_params`` returns it as passed)."""
         return BaseEstimator.__repr__(self._shown(), N_CHAR_MAX)
@@ -980,16 +984,32 @@ def _check_names(estimator: Any, search: SearchSpace) -> None:
         return  # not an estimator: the scorer check says so
     valid = set(estimator.get_params(deep=True))
     searched = set(search.names.values())
-    for name in sorted(searched - valid):
-        parts = name.split("__")
-        if any("__".join(parts[:i]) in searched for i in range(1, len(parts))):
-            continue  # a parameter of an estimator the search itself sets ({"clf": [SVC()], "clf__C": [...]})
-        close = difflib.get_close_matches(name, sorted(valid), n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
+    invalid = [name for name in sorted(searched - valid)  # not of an estimator the search itself sets
+               if not any("__".join(name.split("__")[:i]) in searched for i in range(1, len(name.split("__"))))]
+    if not invalid:
+        return
+    prefix = _missing_prefix(invalid, valid)
+    if prefix is not None:
         raise ValueError(
-            f"Invalid parameter {name!r} in the search space for estimator {estimator!r}{hint}. "
-            f"Valid parameters are: {sorted(valid)}."
+            f"Invalid parameters {invalid} in the search space for estimator {type(estimator).__name__}: they are "
+            f"the parameters of its step {prefix[:-2]!r} without the step's prefix (scikit-learn names a step's "
+            f"parameter {prefix}{invalid[0]}). Prefix the names: {{{prefix!r} + k: v for k, v in space.items()}} "
+            "(a preset space such as lightgbm_space() or xgboost_space() names the model's own parameters)"
         )
+    close = difflib.get_close_matches(invalid[0], sorted(valid), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    raise ValueError(
+        f"Invalid parameter {invalid[0]!r} in the search space for estimator {estimator!r}{hint}. "
+        f"Valid parameters are: {sorted(valid)}."
+    )
+
+
+def _missing_prefix(invalid: list[str], valid: set[str]) -> str | None:
+    """The step prefix ("clf__") that makes every name of ``invalid`` a valid parameter, where there is one
+    and more than one name is missing it (one misspelt name gets the closest valid one instead)."""
+    steps = {n.rsplit("__", 1)[0] + "__" for n in valid if "__" in n}
+    fits = [p for p in steps if all(p + name in valid for name in invalid)]
+    return min(fits, key=len) if len(invalid) > 1 and fits else None
 
 
 def _scorers(estimator: Any, scoring: Any) -> tuple[dict[str, Any], bool]:
@@ -1209,7 +1229,9 @@ def _check_failures(trials: list[Any]) -> None:
     complete = [t for t in trials if t.state is TrialState.COMPLETE]
     if not complete and not scored:  # a scorer that raised is no failed fit: NaN rows, as scikit-learn
         detail = "; ".join(sorted(set(errors))[:5]) or "no trial completed"
-        raise ValueError(f"All the {len(trials)} configurations failed to fit. Errors: {detail}")
+        raise ValueError(f"All the {len(trials)} configurations failed to fit. Errors: {detail}. It is very likely "
+                         "that the estimator is misconfigured: error_score='raise' raises the first error with its "
+                         "traceback (or fit the estimator alone on the data)")
     if errors:
         warnings.warn(
             f"{len(errors)} fits failed (their folds scored error_score); first errors: "

@@ -1,0 +1,144 @@
+"""TunedSearchCV as a tabular-data practitioner meets it: a Pipeline with a ColumnTransformer over a frame of
+numeric and categorical columns, several scorers, the study read back from the shell and the report."""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("sklearn")
+pd = pytest.importorskip("pandas")
+from scipy.stats import loguniform  # noqa: E402
+from sklearn.compose import ColumnTransformer  # noqa: E402
+from sklearn.linear_model import LogisticRegression  # noqa: E402
+from sklearn.pipeline import Pipeline  # noqa: E402
+from sklearn.preprocessing import OneHotEncoder, StandardScaler  # noqa: E402
+
+from tunesmith.cli import main  # noqa: E402
+from tunesmith.plots.study_data import learning_curves  # noqa: E402
+from tunesmith.report import build_report  # noqa: E402
+from tunesmith.sklearn import TunedSearchCV  # noqa: E402
+
+
+def _frame(n: int = 160) -> tuple[pd.DataFrame, np.ndarray]:
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"age": rng.normal(45, 12, n), "city": rng.choice(["paris", "lyon", "nice"], n)})  # noqa: N806
+    y = ((X["age"] > 45) ^ (rng.random(n) < 0.2) | (X["city"] == "nice")).to_numpy().astype(int)
+    return X, y
+
+
+def _pipe() -> Pipeline:
+    pre = ColumnTransformer([("num", StandardScaler(), ["age"]), ("cat", OneHotEncoder(), ["city"])])
+    return Pipeline([("pre", pre), ("clf", LogisticRegression())])
+
+
+@pytest.mark.parametrize(("scoring", "refit", "shown", "setting"), [
+    (["accuracy", "roc_auc"], "roc_auc", "roc_auc", "scoring accuracy, roc_auc (the value: roc_auc)"),  # not the first
+    ("f1", True, "f1", "scoring f1"),
+    (None, True, None, "scoring the estimator's score"),  # nothing to name in the value column
+])
+def test_show_the_report_and_the_curves_name_the_scorer_a_search_optimized(
+    scoring: object, refit: object, shown: str | None, setting: str, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    X, y = _frame()  # noqa: N806
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    search = TunedSearchCV(_pipe(), {"clf__C": loguniform(1e-2, 1e2)}, n_trials=3, cv=3, scoring=scoring,
+                           refit=refit, random_state=0, storage=url, name="tab").fit(X, y)
+    monkeypatch.setenv("COLUMNS", "200")
+    assert main(["show", "tab", "--storage", url]) == 0
+    out = capsys.readouterr().out
+    report = build_report(search.study_, sections=[])
+    chart = learning_curves(search.study_)
+    page = _dashboard_page(url, "/studies/tab")
+    assert chart.x_label == "fold"  # fold k reports the mean of folds 1..k, not an epoch
+    search_row = f"TunedSearchCV of Pipeline, {setting}, 3-fold cross-validation"
+    assert f"<td class=l>search</td><td class=l>{html.escape(search_row)}</td>" in report  # the settings' row
+    if shown is None:
+        assert "value (" not in out and "validation value (" not in report and "<th>value</th>" in page
+        assert chart.y_label == "mean score of folds 1..k"
+    else:
+        assert f"value ({shown})" in out and f"validation value ({shown})" in report
+        assert f"<th>value ({shown})</th>" in page  # the dashboard's trials table
+        assert chart.y_label == f"mean {shown} of folds 1..k"
+
+
+def _dashboard_page(url: str, path: str) -> str:
+    pytest.importorskip("starlette")
+    from starlette.testclient import TestClient
+
+    from tunesmith.dashboard import create_app, open_storage
+
+    return TestClient(create_app(open_storage(url, allow_writes=False))).get(path).text
+
+
+def test_a_study_without_folds_keeps_its_steps_and_reports() -> None:
+    import tunesmith as ts
+
+    study = ts.Study(ts.Space({"x": ts.Float(0.0, 1.0)}), sampler="random", seed=0)
+
+    def objective(trial: ts.Trial) -> float:
+        trial.report(trial.params["x"], 1)
+        return float(trial.params["x"])
+
+    study.optimize(objective, n_trials=2)
+    chart = learning_curves(study)
+    assert (chart.x_label, chart.y_label) == ("step", "reported value")
+
+
+def test_a_space_naming_a_steps_parameters_without_its_prefix_is_told_to_prefix_them() -> None:
+    X, y = _frame()  # noqa: N806
+    preset = {"C": loguniform(1e-2, 1e2), "tol": [1e-4, 1e-3]}  # a model's own names, as a preset space gives them
+    with pytest.raises(ValueError, match=r"step 'clf' without the step's prefix") as err:
+        TunedSearchCV(_pipe(), preset, n_trials=2, cv=3).fit(X, y)
+    assert "{'clf__' + k: v for k, v in space.items()}" in str(err.value)
+    prefixed = {"clf__" + k: v for k, v in preset.items()}  # what the message says to write runs
+    assert set(TunedSearchCV(_pipe(), prefixed, n_trials=2, cv=3, random_state=0).fit(X, y).best_params_) == set(prefixed)
+    with pytest.raises(ValueError, match=r"did you mean 'clf__tol'"):  # one misspelt name: the closest one
+        TunedSearchCV(_pipe(), {"clf__C": [1.0], "clf__tl": [1e-4]}, cv=3).fit(X, y)
+
+
+def test_optuna_search_cv_s_attributes_say_what_to_write() -> None:
+    X, y = _frame()  # noqa: N806
+    search = TunedSearchCV(_pipe(), {"clf__C": loguniform(1e-2, 1e2)}, n_trials=3, cv=3, random_state=0).fit(X, y)
+    with pytest.raises(AttributeError, match=r"OptunaSearchCV's name; write search\.study_\.trials"):
+        search.trials_  # noqa: B018
+    with pytest.raises(AttributeError, match=r"write search\.study_\.best_trial"):
+        search.best_trial_  # noqa: B018
+    with pytest.raises(AttributeError, match=r"write len\(search\.cv_results_\['params'\]\)"):
+        search.n_trials_  # noqa: B018
+    assert len(search.cv_results_["params"]) == len(search.study_.trials) == 3
+    assert search.study_.best_trial.number == search.cv_results_["trial_number"][search.best_index_]
+    with pytest.raises(AttributeError, match=r"no attribute 'nothing_'$"):  # any other name: a plain error
+        search.nothing_  # noqa: B018
+    assert hasattr(search, "predict_proba") and not hasattr(search, "transform")  # the delegation still answers
+
+
+def test_a_frame_of_text_columns_without_an_encoder_says_how_to_see_the_first_error() -> None:
+    X, y = _frame()  # noqa: N806
+    with pytest.raises(ValueError, match=r"All the 2 configurations failed to fit\. Errors: ValueError: could not "
+                                         r"convert string to float.*error_score='raise' raises the first error"):
+        TunedSearchCV(LogisticRegression(), {"C": [0.1, 1.0]}, cv=3).fit(X, y)  # "city" holds text
+    with pytest.raises(ValueError, match=r"could not convert string to float"):  # what the advice gives
+        TunedSearchCV(LogisticRegression(), {"C": [0.1, 1.0]}, cv=3, error_score="raise").fit(X, y)
+
+
+def test_focus_from_the_shell_tells_a_search_to_fit_a_search_on_the_focused_study(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import tunesmith as ts
+
+    X, y = _frame()  # noqa: N806
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    space = {"clf__C": loguniform(1e-2, 1e2), "clf__tol": [1e-4, 1e-3]}
+    TunedSearchCV(_pipe(), space, n_trials=3, cv=3, random_state=0, storage=url, name="tab").fit(X, y)
+    assert main(["focus", "tab", "--keep", "clf__C", "--storage", url]) == 0
+    out = capsys.readouterr().out
+    assert "fit a search on it" in out and "TunedSearchCV(estimator, Study.load('tab-focus'" in out
+    assert "optimize(objective" not in out and "tunesmith run" not in out  # a search has no objective
+    narrow = ts.Study.load("tab-focus", url)  # what the advice says to write runs, the carried trials counting
+    search = TunedSearchCV(_pipe(), narrow.space, n_trials=5, cv=3, storage=url, name="tab-focus").fit(X, y)
+    assert len(search.cv_results_["params"]) == 5 and set(search.best_params_) == set(space)
