@@ -789,10 +789,13 @@ def _inert(v: Any) -> Any:
     name can come from whoever writes the database). Also where white space (a line break, U+3000)
     comes before one, which an import that trims spaces removes, and for the characters that read
     as one under NFKC (full-width ``＝ ＋ － ＠``, small ``﹦``), which a spreadsheet may take for
-    the ASCII ones: a ``'`` costs the reader of a text nothing, a formula run costs them more."""
+    the ASCII ones: a ``'`` costs the reader of a text nothing, a formula run costs them more. NULs are
+    looked through: LibreOffice Calc drops them as it imports, and ran ``\\x00=1+1`` as ``=1+1``. Other
+    characters before one (a zero-width space, a BOM, U+2060) are the cell's first: it read those as text."""
     if not isinstance(v, str) or not v:
         return v
-    if v[0] in "\t\r" or unicodedata.normalize("NFKC", v.lstrip()[:1])[:1] in FORMULA_STARTS:
+    seen = v.replace("\x00", "")
+    if seen.startswith(("\t", "\r")) or unicodedata.normalize("NFKC", seen.lstrip()[:1])[:1] in FORMULA_STARTS:
         return "'" + v
     return v
 
