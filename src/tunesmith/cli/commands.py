@@ -613,7 +613,8 @@ def _held_note(held: list[FrozenTrial]) -> str:
     why = [f"{_numbers(numbers, PAUSED_SHOWN)} {what}" for what, numbers in whys[:HELD_WHYS_SHOWN]]
     if len(whys) > HELD_WHYS_SHOWN:  # a writer of the database can make each held trial's differ
         rest = sorted(n for _, numbers in whys[HELD_WHYS_SHOWN:] for n in numbers)
-        why.append(f"{_numbers(rest, PAUSED_SHOWN)} stopped by {len(whys) - HELD_WHYS_SHOWN} other signals")
+        # not "signals": a dead worker's trials are among them where a writer's names came first
+        why.append(f"{_numbers(rest, PAUSED_SHOWN)} held for {plural(len(whys) - HELD_WHYS_SHOWN, 'other reason')}")
     return f"; the next optimize resumes first, from their checkpoints: {'; '.join(why)}"
 
 
