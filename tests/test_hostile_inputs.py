@@ -1321,7 +1321,7 @@ def test_the_budget_line_counts_many_held_trials_in_linear_time(tmp_path: Path) 
     out = unheld(rows, held)
     assert _CountedRow.compared <= 10 * len(rows), _CountedRow.compared  # 8,000,000 with a look from the start each
     assert out == [(ts.TrialState.PRUNED, 1)] * 2000 + [(ts.TrialState.RUNNING, 1)] * 2000
-    assert budget_of_steps(out).startswith("4,000 steps trained by 4000 trials; 2,000 stopped early")  # not 4,000
+    assert budget_of_steps(out).startswith("4,000 steps trained by 4,000 trials; 2,000 stopped early")  # not 4,000 stopped
 
 
 def test_the_held_trials_are_read_at_once_not_one_read_each(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
