@@ -7,6 +7,7 @@ import io
 import json
 import re
 import shlex
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -1497,3 +1498,22 @@ def test_show_names_the_trials_a_ctrl_c_paused_to_resume_first(tmp_path: Path, m
     assert study.interrupted is None and study.trials[1].state is TrialState.COMPLETE
     assert run_cli("show", "c", "--storage", url) == 0
     assert "resumes first" not in capsys.readouterr().out
+
+
+def test_export_csv_looks_through_nuls_which_a_spreadsheet_drops(tmp_path: Path) -> None:
+    """LibreOffice Calc (7.4, evaluating formulas as it imports a CSV) drops every NUL from a cell, so an error
+    ``\\x00=HYPERLINK(...)`` that a writer of the database stored (tunesmith writes none: it stores U+FFFD) ran as a
+    formula: the NUL came first and no ' went before it. A zero-width space, a BOM or a word joiner before the =
+    stays the cell's first character, which Calc read as text (and a ' would show): those are written as they are."""
+    db = tmp_path / "f.db"
+    texts = ["\x00=HYPERLINK(\"http://198.51.100.1/\")", "\x00\x00 +1", "\x00\t1", "\x00", "\u200b=1+1", "\ufeff=1+1",
+             "\u2060@SUM(1)", "a\x00=b"]
+    study = ts.Study({"k": ts.Float(0, 1)}, storage=f"sqlite:///{db}", name="f")
+    for _ in texts:
+        study.tell(study.ask(), state="failed", error="x")
+    with sqlite3.connect(db) as conn:  # as another program writes them
+        conn.executemany("UPDATE ts_trials SET error = ? WHERE number = ?", [(t, n) for n, t in enumerate(texts)])
+    out = tmp_path / "t.csv"
+    assert run_cli("export", "f", "--storage", f"sqlite:///{db}", "-o", str(out)) == 0
+    rows = list(csv.DictReader(io.StringIO(out.read_bytes().decode(), newline="")))
+    assert [r["error"] for r in rows] == ["'" + t for t in texts[:3]] + texts[3:]

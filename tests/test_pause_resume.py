@@ -1291,6 +1291,47 @@ def test_the_docs_objective_of_two_studies_in_one_folder_resumes_each_from_its_o
     assert len(resumed.intermediate) > 3
 
 
+def test_the_docs_objective_resumes_a_held_trial_after_a_rename_and_in_a_copy(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """docs/pruning.md's objective keeps its files in its study's folder, named after the study's name and copy
+    id: renamed, then copied, the study's held trial resumes from the file it recorded (the old name's folder) in
+    both, the copy writing its own folder alone, and the renamed study's reports are an uninterrupted run's. The
+    rename and the copy warned that the trial would fail ('refusing to resume'), which holds for tunesmith's
+    trainer and Lightning callback, and advised ending it: they now say that such an objective resumes it."""
+    pytest.importorskip("torch")
+    monkeypatch.chdir(tmp_path)
+    objective, space = _docs_checkpoint_objective()
+    train = objective.__globals__["train_one_epoch"]
+    epochs: list[int] = []
+
+    def interrupted_in_epoch_4(model: Any, opt: Any) -> float:
+        epochs.append(1)
+        if len(epochs) == 4:
+            raise KeyboardInterrupt
+        return float(train(model, opt))
+
+    objective.__globals__.update(build=_seeded_build, train_one_epoch=interrupted_in_epoch_4)
+    a = ts.Study(space, storage=f"sqlite:///{tmp_path / 'r.db'}", name="a", pruner=ASHA(pause=True, max_resource=27))
+    a.enqueue({"lr": 0.01})
+    a.optimize(objective, n_trials=1)
+    recorded = Path(a.trials[0].attrs["checkpoint"])
+    assert a.trials[0].system.held is not None and recorded.exists(), a.trials[0]
+    objective.__globals__["train_one_epoch"] = train
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        a.rename("a2")
+        c = a.copy("c")
+    said = [r.getMessage() for r in caplog.records if "its paused trial(s) [0]" in r.getMessage()]
+    assert len(said) == 2 and all("an objective that loads trial.resume_from itself, as docs/pruning.md's, "
+                                  "resumes them from the file recorded" in m for m in said), said
+    c.optimize(objective, n_trials=0)
+    assert recorded.exists() and c.trials[0].state is TrialState.COMPLETE, c.trials[0].error
+    a.optimize(objective, n_trials=0)
+    resumed = a.trials[0]
+    assert resumed.state is TrialState.COMPLETE and resumed.system.n_resumes == 1, resumed.error
+    model, opt = _seeded_build(resumed.params)
+    assert [resumed.intermediate[e] for e in range(1, 28)] == [train(model, opt) for _ in range(27)]
+
+
 def _seeded_build(params: dict[str, Any]) -> Any:
     """docs/pruning.md's model and optimizer, the same weights for each run: a resumed run is compared
     with an uninterrupted one."""

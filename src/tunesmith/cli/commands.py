@@ -614,7 +614,8 @@ def _held_note(held: list[FrozenTrial]) -> str:
     why = [f"{_numbers(numbers, PAUSED_SHOWN)} {what}" for what, numbers in whys[:HELD_WHYS_SHOWN]]
     if len(whys) > HELD_WHYS_SHOWN:  # a writer of the database can make each held trial's differ
         rest = sorted(n for _, numbers in whys[HELD_WHYS_SHOWN:] for n in numbers)
-        why.append(f"{_numbers(rest, PAUSED_SHOWN)} stopped by {len(whys) - HELD_WHYS_SHOWN} other signals")
+        # not "signals": a dead worker's trials are among them where a writer's names came first
+        why.append(f"{_numbers(rest, PAUSED_SHOWN)} held for {plural(len(whys) - HELD_WHYS_SHOWN, 'other reason')}")
     return f"; the next optimize resumes first, from their checkpoints: {'; '.join(why)}"
 
 
@@ -792,10 +793,13 @@ def _inert(v: Any) -> Any:
     name can come from whoever writes the database). Also where white space (a line break, U+3000)
     comes before one, which an import that trims spaces removes, and for the characters that read
     as one under NFKC (full-width ``＝ ＋ － ＠``, small ``﹦``), which a spreadsheet may take for
-    the ASCII ones: a ``'`` costs the reader of a text nothing, a formula run costs them more."""
+    the ASCII ones: a ``'`` costs the reader of a text nothing, a formula run costs them more. NULs are
+    looked through: LibreOffice Calc drops them as it imports, and ran ``\\x00=1+1`` as ``=1+1``. Other
+    characters before one (a zero-width space, a BOM, U+2060) are the cell's first: it read those as text."""
     if not isinstance(v, str) or not v:
         return v
-    if v[0] in "\t\r" or unicodedata.normalize("NFKC", v.lstrip()[:1])[:1] in FORMULA_STARTS:
+    seen = v.replace("\x00", "")
+    if seen.startswith(("\t", "\r")) or unicodedata.normalize("NFKC", seen.lstrip()[:1])[:1] in FORMULA_STARTS:
         return "'" + v
     return v
 

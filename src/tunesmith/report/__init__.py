@@ -339,7 +339,8 @@ def budget_of_steps(last: Sequence[tuple[TrialState, int]], max_resource: int | 
     stopped_at = sorted(step for state, step in last if state in (TrialState.PRUNED, TrialState.PAUSED))
     if not stopped_at:
         return ""
-    said = (f"{trained:,} steps trained by {plural(len(last), 'trial')}; {len(stopped_at):,} stopped early "
+    trials = f"{len(last):,} trial{'' if len(last) == 1 else 's'}"  # as the steps: "4,000", not "4000"
+    said = (f"{trained:,} steps trained by {trials}; {len(stopped_at):,} stopped early "
             f"(pruned or paused: {_stopped_when(Counter(stopped_at))})")
     complete = [step for state, step in last if state is TrialState.COMPLETE]
     full, whose = (max_resource, "the pruner's max_resource") if max_resource else (

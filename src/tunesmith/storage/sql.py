@@ -506,6 +506,10 @@ def _json_default(x: Any) -> Any:
     return repr(x)
 
 
+#: a trial number past every trial's (PostgreSQL's column is a 32-bit integer): :meth:`SQLStorage.get_trials_since`
+#: from it reads the numbers it lists alone (and any number from it on, which a caller filters out)
+_PAST_EVERY_NUMBER = 2**31 - 1
+
 #: each trial's head (as ``get_trial_heads`` reads it) and its last report's step, where the database's JSON takes
 #: its reports as tunesmith writes them (steps as canonical integers, values numbers: PostgreSQL's numeric refuses
 #: exponents past its range and JSON refuses a leading zero; SQLite reads an integer past a float's range as an
@@ -516,10 +520,6 @@ def _json_default(x: Any) -> Any:
 #: from json_valid, in a WHEN of its own: in an OR it could be asked of what is no JSON. A column that is no text
 #: (a blob written outside tunesmith: SQLite's json_valid reads its bytes as text) is given back as it is, for the
 #: whole read's refusal, and only an integer in the last column is a step
-#: a trial number past every trial's (PostgreSQL's column is a 32-bit integer): :meth:`SQLStorage.get_trials_since`
-#: from it reads the numbers it lists alone (and any number from it on, which a caller filters out)
-_PAST_EVERY_NUMBER = 2**31 - 1
-
 _LAST_STEPS_SQLITE = """
 SELECT trial_id, number, state, value, started, completed,
        CASE WHEN typeof(intermediate) <> 'text' OR NOT json_valid(intermediate) THEN intermediate

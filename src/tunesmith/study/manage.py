@@ -285,7 +285,8 @@ def rename_study(study: Study, new_name: str) -> None:
 def _warn_paused(trials: list[FrozenTrial], name: str, done: str, *, now: tuple[str, Storage], left: Any = (),
                  where: str = "the renamed study", fix: str = "Let them finish under the old name first",
                  copy_id: str | None = None, back: str | None = None) -> None:
-    """Paused trials with a checkpoint find it only in the checkpoint folder of the study that paused them:
+    """Paused trials with a checkpoint find it, under tunesmith's trainer and Lightning callback, only in the
+    checkpoint folder of the study that paused them:
     ``name``'s (``copy_id``: its id; a copy's, even under the same name, is another: ``where`` and ``fix`` say
     so), or, for a trial paused under a name the study had before or in the study it was copied from, that
     study's (said apart: neither name can resume it). ``now``: the study (name, storage) that holds them after,
@@ -299,9 +300,11 @@ def _warn_paused(trials: list[FrozenTrial], name: str, done: str, *, now: tuple[
     here = [n for n in paused if n not in elsewhere]
     if here:
         logger.warning(
-            "study %r, %s: its paused trial(s) %s keep their checkpoints in the folder named after %r, and a "
-            "trial resumes only from its own study's folder: promoted in %s, they fail ('refusing to resume'). "
-            "%s, or end them with study.tell(n, state='pruned')%s",
+            "study %r, %s: its paused trial(s) %s keep their checkpoints in the folder named after %r: "
+            "promoted in %s, they fail under tunesmith's trainer and Lightning callback, which resume a trial "
+            "only from its own study's folder ('refusing to resume'; an objective that loads trial.resume_from "
+            "itself, as docs/pruning.md's, resumes them from the file recorded). %s, or end them with "
+            "study.tell(n, state='pruned')%s",
             name, done, here, name, where, fix, _tell_command(here, now, left),
         )  # fmt: skip
     if elsewhere:
