@@ -117,31 +117,110 @@ def test_a_last_checkpoint_is_on_disk_before_the_previous_one_is_deleted(
         assert ("sync folder", "", folder.stat().st_ino) in calls[at:i], calls
 
 
-def test_a_new_run_in_a_folder_of_an_earlier_run_keeps_its_own_checkpoints_not_the_earlier_ones(
+def _names(d: Path) -> list[str]:
+    return sorted(p.name for p in d.iterdir())
+
+
+def test_a_new_run_in_a_folder_of_an_earlier_run_sets_the_earlier_files_aside_and_keeps_its_own(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Before: a second run of a script (or one started again after a Ctrl-C without resume_from) into the same
-    checkpoint_dir had its own "last" files rotated away by the earlier run's higher steps, so the folder held the
-    new run's best.pt beside the old run's last file, and checkpoint.latest resumed the old run."""
+    checkpoint_dir had its own "last" files rotated away by the earlier run's higher steps (and checkpoint.latest
+    resumed the old run); then the earlier run's "last" files and best.pt were deleted at the new run's first
+    checkpoint. Now they are moved into earlier-<time>, from where that run resumes, its own best restored."""
     d = tmp_path / "run"
     torch.manual_seed(0)
-    Trainer(mlp(), CFG.with_params({"epochs": 3, "keep_last": 1, "checkpoint_dir": d})).fit(*DATA)
-    assert [p.name for p in checkpoint.list_last(d)] == ["last-000000015.pt"]
+    first = Trainer(mlp(), CFG.with_params({"epochs": 3, "keep_last": 2, "checkpoint_dir": d})).fit(*DATA)
+    assert _names(d) == ["best.pt", "last-000000010.pt", "last-000000015.pt"]
+    earlier = {name: (d / name).read_bytes() for name in _names(d)}
     torch.manual_seed(0)
     with caplog.at_level("WARNING", logger="tunesmith"):
-        history = Trainer(mlp(), CFG.with_params({"epochs": 1, "keep_last": 1, "checkpoint_dir": d})).fit(*DATA)
-    assert [p.name for p in checkpoint.list_last(d)] == ["last-000000005.pt"]
+        history = Trainer(mlp(), CFG.with_params({"epochs": 1, "keep_last": 2, "checkpoint_dir": d})).fit(*DATA)
+    aside = [p for p in d.iterdir() if p.is_dir()]
+    assert len(aside) == 1 and aside[0].name.startswith("earlier-"), _names(d)
+    assert _names(d) == ["best.pt", aside[0].name, "last-000000005.pt"]
+    assert {name: (aside[0] / name).read_bytes() for name in _names(aside[0])} == earlier  # nothing lost
     assert checkpoint.load(d / "best.pt")["step"] == history.best.step == 5
-    said = [r.getMessage() for r in caplog.records if "of an earlier run" in r.getMessage()]
-    assert len(said) == 1, caplog.text
-    assert "holds 1 \"last\" checkpoint of an earlier run (the newest: last-000000015.pt)" in said[0]
+    said = [r.getMessage() for r in caplog.records if "earlier" in r.getMessage()]
+    assert len(said) == 2, caplog.text
+    assert "holds 2 \"last\" checkpoints (the newest: last-000000015.pt) and best.pt of an earlier run" in said[0]
     assert f"resume_from=tunesmith.train.checkpoint.latest({str(d)!r})" in said[0]
+    assert f"checkpoint_dir={str(aside[0])!r} and resume_from=tunesmith.train.checkpoint.latest" in said[1]
+    # the earlier run goes on from its folder, and restores its own best, not the later run's best.pt there
+    torch.manual_seed(0)
+    more = CFG.with_params({"epochs": 4, "keep_last": 2, "checkpoint_dir": aside[0], "patience": None})
+    model = mlp()
+    resumed = Trainer(model, more).fit(*DATA, resume_from=checkpoint.latest(aside[0]))
+    assert [r.step for r in resumed.records] == [5, 10, 15, 20] and resumed.records[:3] == first.records
+    assert resumed.best_checkpoint == str(aside[0] / "best.pt")
+    best = checkpoint.load(aside[0] / "best.pt")
+    assert all(torch.equal(v, best["model"][k]) for k, v in model.state_dict().items())
     caplog.clear()
     with caplog.at_level("WARNING", logger="tunesmith"):  # a resume goes on with the folder's own run: nothing said
-        Trainer(mlp(), CFG.with_params({"epochs": 2, "keep_last": 1, "checkpoint_dir": d})).fit(
+        Trainer(mlp(), CFG.with_params({"epochs": 2, "keep_last": 2, "checkpoint_dir": d})).fit(
             *DATA, resume_from=checkpoint.latest(d))
-    assert "of an earlier run" not in caplog.text
-    assert [p.name for p in checkpoint.list_last(d)] == ["last-000000010.pt"]
+    assert "earlier" not in caplog.text
+    assert _names(d) == ["best.pt", aside[0].name, "last-000000005.pt", "last-000000010.pt"]
+
+
+def test_a_run_resumed_from_an_older_checkpoint_sets_the_branch_it_leaves_aside(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Before: resumed from an older "last" file with keep_last > 1, the abandoned branch's higher steps outranked
+    the run's own in rotation (deleted them as written) and checkpoint.latest resumed that branch after a kill."""
+    d = tmp_path / "run"
+    torch.manual_seed(0)
+    Trainer(mlp(), CFG.with_params({"epochs": 4, "keep_last": 3, "checkpoint_dir": d})).fit(*DATA)
+    assert [p.name for p in checkpoint.list_last(d)] == ["last-000000010.pt", "last-000000015.pt", "last-000000020.pt"]
+    branch = {name: (d / name).read_bytes() for name in ("last-000000015.pt", "last-000000020.pt")}
+    torch.manual_seed(0)
+    with caplog.at_level("WARNING", logger="tunesmith"):  # from step 10 to 15, killed there (a run of 3 epochs)
+        Trainer(mlp(), CFG.with_params({"epochs": 3, "keep_last": 3, "checkpoint_dir": d})).fit(
+            *DATA, resume_from=d / "last-000000010.pt")
+    assert "holds 2 \"last\" checkpoints (the newest: last-000000020.pt) above the resumed step 10" in caplog.text
+    aside = next(p for p in d.iterdir() if p.is_dir())
+    assert {name: (aside / name).read_bytes() for name in _names(aside)} == branch
+    assert [p.name for p in checkpoint.list_last(d)] == ["last-000000010.pt", "last-000000015.pt"]
+    assert checkpoint.latest(d) == d / "last-000000015.pt"
+    assert checkpoint.load(d / "last-000000015.pt")["config"]["epochs"] == 3
+
+
+HOLDS_THE_FOLDER = textwrap.dedent(
+    """
+    import sys
+    sys.path[:0] = [{src!r}]
+    from tunesmith.train import checkpoint
+    try:
+        checkpoint.hold({d!r})
+    except checkpoint.CheckpointFolderBusy as exc:
+        print("refused:", exc)
+    else:
+        print("held")
+    """
+)
+
+
+def test_a_second_run_writing_one_checkpoint_folder_at_once_is_refused(tmp_path: Path) -> None:
+    """Before: two processes training into one checkpoint_dir at once replaced each other's best.pt, each one's
+    rotation deleted the other's "last" files, and checkpoint.latest mixed the two runs."""
+    d = tmp_path / "run"
+    seen: list[str] = []
+
+    def second_process(trainer: Trainer, record: object) -> None:
+        if not seen:
+            script = HOLDS_THE_FOLDER.format(src=str(TESTS.parent / "src"), d=str(d))
+            seen.append(subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                                       timeout=300, check=True).stdout)
+            with pytest.raises(checkpoint.CheckpointFolderBusy, match="being written by another run now"):
+                Trainer(mlp(), CFG.with_params({"checkpoint_dir": d})).fit(*DATA)
+
+    Trainer(mlp(), CFG.with_params({"checkpoint_dir": d}), callbacks=[second_process]).fit(*DATA)
+    assert seen[0].startswith("refused: checkpoint folder"), seen
+    assert "Give this run its own TrainConfig.checkpoint_dir" in seen[0]
+    assert _names(d) == ["best.pt", "last-000000005.pt", "last-000000010.pt", "last-000000015.pt"]
+    script = HOLDS_THE_FOLDER.format(src=str(TESTS.parent / "src"), d=str(d))  # fit's end freed it
+    assert subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                          check=True).stdout == "held\n"
 
 
 def test_a_folder_the_file_system_cannot_sync_still_takes_checkpoints(
@@ -258,6 +337,53 @@ def test_a_study_keeps_what_can_resume_and_the_best_of_finished_trials(tmp_path:
     load_weights(mlp(seed=5), done.attrs["best_checkpoint"])
     with pytest.raises(CheckpointError, match="load_weights"):
         Trainer(mlp(), TrainConfig(epochs=3, batch_size=16)).fit(*DATA, resume_from=done.attrs["best_checkpoint"])
+
+
+def _wait(event: object) -> None:
+    event.wait(120)  # type: ignore[attr-defined]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="no fork")
+def test_a_forked_child_that_outlives_the_run_does_not_hold_its_folder(tmp_path: Path) -> None:
+    """A process forked during fit (a DataLoader's persistent worker, kept alive by a traceback) shares the
+    folder lock's open file: without closing its copy, a resume in that folder was refused as a second writer."""
+    import multiprocessing
+
+    d = tmp_path / "run"
+    ctx = multiprocessing.get_context("fork")
+    done = ctx.Event()
+    children: list = []
+
+    def fork_a_child(trainer: Trainer, record: object) -> None:
+        if not children:
+            children.append(ctx.Process(target=_wait, args=(done,)))
+            children[0].start()
+
+    try:
+        Trainer(mlp(), CFG.with_params({"checkpoint_dir": d}), callbacks=[fork_a_child]).fit(*DATA)
+        assert children[0].is_alive()
+        history = Trainer(mlp(), CFG.with_params({"epochs": 4, "checkpoint_dir": d})).fit(
+            *DATA, resume_from=checkpoint.latest(d))
+        assert history.records[-1].step == 20
+    finally:
+        done.set()
+        for child in children:
+            child.join(60)
+
+
+def test_a_resumed_trial_drops_the_steps_its_record_never_named_leaving_no_folder_aside(tmp_path: Path) -> None:
+    """A worker killed after writing a "last" file but before the trial's record named it: the resumed trial
+    writes that step again, and the study's folder keeps no earlier-* copy of it (which retire never tidies)."""
+    study = ts.Study({"lr": ts.Float(1e-3, 1e-1, log=True)}, sampler="random", seed=0, name="s", pruner=PauseAt(2))
+    obj = objective(lambda p: mlp(), DATA, base=TrainConfig(epochs=3, batch_size=16), checkpoint_root=tmp_path)
+    study.optimize(obj, n_trials=1)
+    folder = checkpoint.study_folder(tmp_path, "s", study.copy_id) / "trial-0"
+    assert study.trials[0].attrs["checkpoint"] == str(folder / "last-000000010.pt")
+    shutil.copy(folder / "last-000000010.pt", folder / "last-000000015.pt")  # written, never recorded
+    study.pruner = PauseAndPromote()
+    study.optimize(obj, n_trials=1)
+    assert study.trials[0].state is ts.TrialState.COMPLETE
+    assert files(folder) == {"best.pt", ".study"}
 
 
 @pytest.mark.parametrize("planted", ["others-may-write", "folder-others-may-write", "theirs", "own-in-sticky-folder",

@@ -17,6 +17,7 @@ import time
 from collections import Counter
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 import yaml
@@ -1000,17 +1001,9 @@ def test_trials_that_end_before_a_sigterm_reaches_the_workers_are_not_said_to_be
     """``kill PID`` of ``worker --n-jobs 2``: the command passes the signal on to its workers 2 s later, and
     trials that end meanwhile are recorded complete. It said "running trials marked failed" all the same."""
     import signal
-    import subprocess
     import time
 
-    (tmp_path / "quick.py").write_text(
-        "import os, time\ndef f(trial):\n    while not os.path.exists(os.environ['GO']):\n"
-        "        time.sleep(0.01)\n    return 1.0\n")
-    url = f"sqlite:///{tmp_path / 'db.db'}"
-    path = write(tmp_path, f"objective: quick.py:f\nstorage: {url}\n{SPACE}")
-    go = tmp_path / "go"
-    proc = subprocess.Popen([sys.executable, "-m", "tunesmith", "worker", str(path), "--n-trials", "4", "--n-jobs", "2"],
-                            env={**subprocess_env, "GO": str(go)}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc, url, go = _gated_worker(tmp_path, subprocess_env, "--n-trials", "4", "--n-jobs", "2")
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:  # until both workers' trials run
         if (tmp_path / "db.db").exists() and sum(t.state.value == "running" for t in _trials(url)) == 2:
@@ -1147,6 +1140,20 @@ def _two_workers(tmp_path: Path, env: dict[str, str], sleep: float, more: str = 
                             start_new_session=True)
 
 
+def _gated_worker(tmp_path: Path, env: dict[str, str], *options: str, **popen: Any) -> tuple[subprocess.Popen[bytes], str, Path]:
+    """``tunesmith worker ... OPTIONS`` on an objective whose trials wait until the file ``go`` exists: the
+    process, the database's URL and ``go``."""
+    (tmp_path / "gated.py").write_text(
+        "import os, time\ndef f(trial):\n    while not os.path.exists(os.environ['GO']):\n"
+        "        time.sleep(0.01)\n    return 1.0\n")
+    url = f"sqlite:///{tmp_path / 'db.db'}"
+    path = write(tmp_path, f"objective: gated.py:f\nstorage: {url}\n{SPACE}")
+    go = tmp_path / "go"
+    proc = subprocess.Popen([sys.executable, "-m", "tunesmith", "worker", str(path), *options],
+                            env={**env, "GO": str(go)}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **popen)
+    return proc, url, go
+
+
 def _trials(url: str) -> list[ts.FrozenTrial]:
     try:
         return ts.load_study("s", url).trials
@@ -1158,19 +1165,19 @@ def test_an_ignored_sigint_stays_ignored(tmp_path: Path, subprocess_env: dict[st
     """A script's background job (``tunesmith worker a.yaml &``) starts with SIGINT ignored: a
     Ctrl-C meant for the script must not stop it (the handler of Ctrl-C is installed only otherwise)."""
     import signal
-    import subprocess
     import time
 
-    (tmp_path / "slow.py").write_text("import time\ndef f(trial):\n    time.sleep(1.5)\n    return 1.0\n")
-    path = write(tmp_path, f"objective: slow.py:f\nstorage: sqlite:///{tmp_path / 'db.db'}\n{SPACE}")
-    proc = subprocess.Popen([sys.executable, "-m", "tunesmith", "worker", str(path), "--n-trials", "2"],
-                            env=subprocess_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
-    time.sleep(2.5)
-    os.kill(proc.pid, signal.SIGINT)
+    proc, url, go = _gated_worker(tmp_path, subprocess_env, "--n-trials", "2",
+                                  preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    deadline = time.monotonic() + 60  # until the first trial runs, past where a handler would be installed
+    while not ((tmp_path / "db.db").exists() and any(t.state.value == "running" for t in _trials(url))):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[0].decode()
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGINT)  # (a sleep of 2.5 s stood for that wait: under load it came first)
+    go.touch()
     out = proc.communicate(timeout=60)[0].decode()
     assert proc.returncode == 0, out
-    assert [t.state.value for t in _trials(f"sqlite:///{tmp_path / 'db.db'}")] == ["complete", "complete"]
+    assert [t.state.value for t in _trials(url)] == ["complete", "complete"]
 
 
 def test_a_home_folder_path_in_a_study_file_elsewhere_is_not_anchored_to_the_file(

@@ -408,6 +408,8 @@ def _fit(trainer: Trainer, trial: Any, folder: Path, keep: str, train: Any, val:
     resume = retention.to_resume(trial, folder)
     if resume is None:
         retention.start_fresh(folder, trial)
+    else:
+        retention.drop_beyond(folder, resume)
     try:
         return trainer.fit(train, val, resume_from=resume)
     except exceptions.TrialPaused:

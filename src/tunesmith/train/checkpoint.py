@@ -41,6 +41,11 @@ from ..paths import (
 )
 from ..storage.base import pid_alive
 
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory lock on a folder; two runs in one folder are not refused there
+    fcntl = None  # type: ignore[assignment]
+
 
 class CheckpointError(TunesmithError, ValueError):
     """A checkpoint or checkpoint folder that is refused: unreadable, unsafe, or not this run's (a
@@ -52,14 +57,19 @@ class UntrustedCheckpointFolder(CheckpointError, UntrustedPathError):  # noqa: N
     too, as every :class:`~tunesmith.exceptions.UntrustedPathError`)."""
 
 
+class CheckpointFolderBusy(CheckpointError):  # noqa: N818 - a kind of CheckpointError
+    """A checkpoint folder that another run (a process, or another Trainer of this one) is writing now."""
+
+
 class CheckpointMismatch(CheckpointError):  # noqa: N818 - a kind of CheckpointError
     """A sound checkpoint written for another model (tensors, shapes, frozen part) or other
     optimizer settings than the run that would resume from it."""
 
 
 __all__ = [
-    "CheckpointError", "CheckpointMismatch", "UntrustedCheckpointFolder", "best_path", "check_dir", "clean_stale", "default_root", "inside", "is_complete",
-    "last_path", "latest", "link", "list_last", "load", "rng_state", "rotate", "save", "secure_dir",
+    "CheckpointError", "CheckpointFolderBusy", "CheckpointMismatch", "UntrustedCheckpointFolder", "best_path", "check_dir", "clean_stale", "default_root", "inside", "is_complete",
+    "hold", "last_path", "latest", "link", "list_last", "load", "release", "rng_state", "rotate", "save", "secure_dir",
+    "set_aside",
     "set_rng_state", "step_of", "study_folder",
 ]
 
@@ -178,10 +188,13 @@ def _check_parent(p: Path) -> None:
 def moved_into(path: str, folder: str | Path, names: int = 2) -> str:
     """``path``, or its file in ``folder`` when ``path`` names a file of a folder elsewhere whose last
     ``names`` names are ``folder``'s: the checkpoint root moved (a project folder moved, or another machine
-    with the same layout), and the absolute paths stored before name the old place."""
+    with the same layout), and the absolute paths stored before name the old place; or ``folder`` is an
+    ``earlier-*`` folder that :func:`set_aside` moved the files of ``path``'s folder into."""
     old, here = Path(path), Path(folder).absolute()
     if old.parent.parts[-names:] == here.parts[-names:] and len(here.parts) > names and not inside(path, here):
         return str(here / old.name)
+    if here.name.startswith("earlier-") and Path(os.path.abspath(old.parent)) == here.parent:
+        return str(here / old.name)  # set aside (set_aside) by a later run in its folder
     return path
 
 
@@ -403,12 +416,95 @@ def latest(directory: str | Path) -> Path | None:
     return None
 
 
-def rotate(directory: str | Path, keep: int) -> list[Path]:
-    """Delete all but the ``keep`` newest "last" checkpoints; returns the deleted."""
-    old = list_last(directory)[:-keep] if keep > 0 else list_last(directory)
+def rotate(directory: str | Path, keep: int, among: list[Path] | None = None) -> list[Path]:
+    """Delete all but the ``keep`` newest "last" checkpoints (of ``among`` only, where given: a run's own
+    files, so that another run's in the folder stay); returns the deleted."""
+    files = list_last(directory) if among is None else sorted(p for p in among if _LAST.match(p.name))
+    old = files[:-keep] if keep > 0 else files
     for p in old:
         p.unlink(missing_ok=True)
     return old
+
+
+def set_aside(directory: str | Path, files: list[Path]) -> Path | None:
+    """Move ``files`` of ``directory`` (another run's "last" checkpoints and ``best.pt``) into a new folder
+    ``earlier-<UTC time>`` in it, names and hard links kept, where :func:`latest` no longer finds them and no
+    rotation deletes them: resume that run with ``checkpoint_dir`` and ``resume_from=latest(...)`` of that
+    folder. A truncated "last" file (it resumes nothing) is deleted instead. Returns the folder (None: nothing
+    moved)."""
+    d = Path(directory).expanduser()
+    whole = [p for p in files if p.is_file() and (step_of(p) is None or is_complete(p))]
+    for p in files:
+        if p not in whole and step_of(p) is not None:
+            p.unlink(missing_ok=True)
+    if not whole:
+        return None
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    aside = d / f"earlier-{stamp}"
+    for n in range(2, 1000):
+        try:
+            os.mkdir(aside, 0o700)
+            break
+        except FileExistsError:
+            aside = d / f"earlier-{stamp}-{n}"
+    for p in whole:
+        os.replace(p, aside / p.name)  # one folder: a rename, nothing copied, nothing lost at a kill
+    _sync_dir(aside)
+    _sync_dir(d)
+    return aside
+
+
+#: the folder locks :func:`hold` took in this process
+_HELD: set[int] = set()
+
+
+def _forget_held_in_child() -> None:
+    """A forked process (a DataLoader worker, a study's worker) closes its copies of the locks: a child that
+    outlives the run (a persistent worker kept by a traceback) would otherwise hold its folder for it."""
+    for fd in _HELD:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _HELD.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_held_in_child)
+
+
+def hold(directory: str | Path) -> int | None:
+    """Take ``directory``'s writer lock (an advisory lock on the folder, freed when the process ends, however it
+    ends): the descriptor to :func:`release`, or None where the system has none (Windows; a network file system
+    that refuses it). Raises :class:`CheckpointFolderBusy` while another run (a process, or another Trainer of
+    this one) holds it: two runs writing one folder replace each other's ``best.pt`` and "last" files."""
+    if fcntl is None:
+        return None
+    d = Path(directory).expanduser()
+    try:
+        fd = os.open(d, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise CheckpointFolderBusy(
+            f"checkpoint folder {str(d)!r} is being written by another run now (another process, or another "
+            "Trainer of this one): two runs in one folder would replace each other's best.pt and \"last\" files, "
+            "and checkpoint.latest would mix them. Give this run its own TrainConfig.checkpoint_dir, or let that "
+            f"run end first (to go on with it then: fit(..., resume_from=tunesmith.train.checkpoint.latest({str(d)!r})))"
+        ) from None
+    except OSError:  # a file system without such locks
+        os.close(fd)
+        return None
+    _HELD.add(fd)
+    return fd
+
+
+def release(fd: int | None) -> None:
+    """Free a lock :func:`hold` took."""
+    if fd is not None and fd in _HELD:
+        _HELD.discard(fd)
+        os.close(fd)
 
 
 def clean_stale(directory: str | Path, *, now: float | None = None) -> list[Path]:

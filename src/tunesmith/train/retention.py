@@ -82,6 +82,18 @@ def _paused_before(trial: Any, path: str, folder: Path) -> bool:
     return "/" not in name and name not in ("", ".", "..") and ckpt.inside(path, folder.parent.parent / name / folder.name)
 
 
+def drop_beyond(folder: Path, resume: str) -> None:
+    """Delete a resumed trial's "last" files above the step it resumes from: its run wrote them before it was
+    killed, before the trial's record named them (or they were cut short), and the resumed run writes those steps
+    again. The study's record says what the trial holds, so they are not set aside as another run's would be."""
+    step = ckpt.step_of(resume)
+    if step is None or not ckpt.inside(resume, folder):
+        return
+    for p in ckpt.list_last(folder):
+        if (ckpt.step_of(p) or 0) > step:
+            p.unlink(missing_ok=True)
+
+
 def _older_complete(folder: Path, step: int | None) -> str | None:
     if step is None:
         return None

@@ -127,7 +127,8 @@ class Trainer:
         self._best_state: dict[str, torch.Tensor] | None = None
         self._built: dict[str, torch.Tensor] | None = None  # a resumed model's state before loading
         self._resumed_from = ""  # the checkpoint a resumed run was loaded from
-        self._earlier: list[Path] = []  # "last" files of an earlier run in checkpoint_dir, deleted at this run's first
+        self._own: set[str] = set()  # this run's "last" files in checkpoint_dir: the only ones its rotation deletes
+        self._others: list[Path] = []  # another run's files there, set aside at this run's first checkpoint
         self.steps_per_epoch = 0
         self.total_steps = 0
         self.train_samples = 0  # the training set's size: a resume mid-epoch on another size starts anew
@@ -165,12 +166,18 @@ class Trainer:
         self.steps_per_epoch = math.ceil(loader.batches / cfg.accumulate)
         self.total_steps = total_steps_of(cfg, self.steps_per_epoch)
         self.train_samples = loader.size
+        lock = None
         if cfg.checkpoint_dir is not None:
             ckpt.secure_dir(cfg.checkpoint_dir)
+            lock = ckpt.hold(cfg.checkpoint_dir)  # another run writing there now is refused
             ckpt.clean_stale(cfg.checkpoint_dir)  # temporary files of writers killed while saving
-            if resume_from is None:
-                self._earlier = ckpt.list_last(cfg.checkpoint_dir)
-                self._warn_earlier_run(cfg.checkpoint_dir)
+        try:
+            return self._fit(loader, val, resume_from)
+        finally:
+            ckpt.release(lock)
+
+    def _fit(self, loader: Loader, val: Data | None, resume_from: str | Path | None) -> History:
+        cfg = self.config
         if resume_from is not None:
             # as load_weights and a study's trial.resume_from: a user's path may name a team's or a shared folder
             # the model as built: what a best.pt written before the resumed checkpoint leaves out
@@ -181,6 +188,7 @@ class Trainer:
             self._resumed(state, str(resume_from), loader.batches)
         else:
             _seed_all(cfg.seed)
+        self._sort_folder(resume_from)
         # said with the run's length as resumed: on a larger or smaller training set it is not epochs x steps per epoch
         if cfg.warmup_steps and cfg.warmup_steps >= self.total_steps:
             # the warm-up's step s runs at (s + 1) / warmup_steps of lr: lr itself only at its last step
@@ -627,6 +635,7 @@ class Trainer:
             self.history.last_checkpoint = str(ckpt.last_path(d, self.step))
         if not (improved or write_last):
             return
+        self._set_aside_others()
         state = self.state_dict()
         if write_last:
             self._save_last(d, state)
@@ -636,7 +645,9 @@ class Trainer:
             ckpt.save(ckpt.best_path(d), state)
 
     def _save_last(self, d: str, state: dict[str, Any]) -> None:
+        self._set_aside_others()
         ckpt.save(ckpt.last_path(d, self.step), state)
+        self._own.add(ckpt.last_path(d, self.step).name)
         self._rotate_due = True
         if not self._in_callbacks:
             self._rotate()
@@ -648,26 +659,58 @@ class Trainer:
         d = self.config.checkpoint_dir
         if self._rotate_due and d is not None:
             self._rotate_due = False
-            for p in self._earlier:  # an earlier run's higher steps would outrank this run's files
-                p.unlink(missing_ok=True)
-            self._earlier = []
-            ckpt.rotate(d, self.config.keep_last)
+            mine = [Path(d) / name for name in sorted(self._own)]
+            for p in ckpt.rotate(d, self.config.keep_last, among=mine):
+                self._own.discard(p.name)
 
-    def _warn_earlier_run(self, d: str | Path) -> None:
-        """Say that a new run (no ``resume_from``) found an earlier run's "last" checkpoints in its folder: they
-        are deleted at its first checkpoint, since rotation (by step) and ``checkpoint.latest`` would otherwise
-        keep and resume the earlier run's files over this run's own."""
-        complete = [p for p in self._earlier if ckpt.is_complete(p)]  # a truncated one resumes nothing
-        if not complete:
+    def _sort_folder(self, resume_from: str | Path | None) -> None:
+        """Which files of ``checkpoint_dir`` are this run's (a resume from a file there continues those of its
+        step and below) and which another run's: an earlier run's (a script run again, a run started again without
+        ``resume_from``) or, above a resumed step, a branch this run leaves. Those are set aside at this run's first
+        checkpoint (:func:`checkpoint.set_aside`), never deleted: rotation keeps the highest steps and
+        ``checkpoint.latest`` resumes the highest, so left in place they would outrank this run's own files."""
+        d = self.config.checkpoint_dir
+        if d is None:
             return
+        here = Path(d).expanduser()
+        ours = resume_from is not None and Path(resume_from).expanduser().resolve().parent == here.resolve()
+        files = ckpt.list_last(here)
+        self._own = {p.name for p in files if ours and (ckpt.step_of(p) or 0) <= self.step}
+        self._others = [p for p in files if p.name not in self._own]
+        best = ckpt.best_path(here)
+        if not ours and best.is_file():
+            self._others.append(best)
+        self._warn_others(d, ours)
+
+    def _warn_others(self, d: str | Path, resumed: bool) -> None:
+        """Say what of another run ``checkpoint_dir`` holds, where this run moves it, and how to go on with it."""
+        kept = [p for p in self._others if ckpt.step_of(p) is None or ckpt.is_complete(p)]  # a truncated one: none
+        if not kept:
+            return
+        last = [p for p in kept if ckpt.step_of(p) is not None]
+        what = f"{len(last)} \"last\" checkpoint{'' if len(last) == 1 else 's'}" + (
+            f" (the newest: {last[-1].name})" if last else "") + (" and best.pt" if len(last) < len(kept) else "")
+        whose = (f"above the resumed step {self.step}, of the branch this run leaves" if resumed
+                 else "of an earlier run")
         logging.getLogger("tunesmith").warning(
-            "TrainConfig.checkpoint_dir %r holds %d \"last\" checkpoint%s of an earlier run (the newest: %s): this "
-            "run, started without resume_from, deletes %s at its first checkpoint and replaces best.pt, so that the "
-            "folder holds this run's files alone (checkpoint.latest would resume the earlier run's). To go on with "
-            "that run instead, stop now and pass fit(..., resume_from=tunesmith.train.checkpoint.latest(%r)); to "
-            "keep its files, give this run another checkpoint_dir",
-            str(d), len(complete), "" if len(complete) == 1 else "s", complete[-1].name,
-            "it" if len(complete) == 1 else "them", str(d))
+            "TrainConfig.checkpoint_dir %r holds %s %s: this run moves %s into a new folder earlier-<UTC time> in it at "
+            "its first checkpoint (where checkpoint.latest, which resumes the highest step, no longer finds %s and "
+            "nothing deletes %s), so that the folder holds this run's files alone. To go on with that run instead, "
+            "stop now and pass fit(..., resume_from=tunesmith.train.checkpoint.latest(%r)); after the move, train "
+            "with that folder as checkpoint_dir and resume_from=tunesmith.train.checkpoint.latest(<that folder>)",
+            str(d), what, whose, *(("it",) * 3 if len(kept) == 1 else ("them",) * 3), str(d))
+
+    def _set_aside_others(self) -> None:
+        """Move another run's files out of this run's way, before this run's first checkpoint is written."""
+        d = self.config.checkpoint_dir
+        if self._others and d is not None:
+            others, self._others = self._others, []
+            aside = ckpt.set_aside(d, others)
+            if aside is not None:
+                logging.getLogger("tunesmith").warning(
+                    "the earlier checkpoints of TrainConfig.checkpoint_dir %r are in %r now: to go on with that "
+                    "run, train with checkpoint_dir=%r and resume_from=tunesmith.train.checkpoint.latest(%r)",
+                    str(d), str(aside), str(aside), str(aside))
 
     def checkpoint_now(self) -> str | None:
         """Write the "last" checkpoint of the current step if ``checkpoint_every``
