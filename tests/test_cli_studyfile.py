@@ -270,6 +270,57 @@ def test_a_local_module_the_objective_imports_edited_on_one_machine_is_warned_na
     assert sorted(stored["files"]) == ["helpers.py", "lib/__init__.py", "lib/const.py", "lib/util.py", "obj.py"]
 
 
+def test_a_study_last_run_before_local_modules_were_covered_is_told_so_once_not_warned_of_other_code(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A study whose record an earlier tunesmith wrote (the objective's file digest alone, no ``files``) run
+    now with an objective that imports a local module: the digests differ though no code did, and the user
+    was warned "last run with other code", which sent them hunting for an edit. An unchanged file is said
+    once as an info line (the modules now covered); a changed file is warned of, naming it."""
+    from tunesmith.cli.code import code_digest
+    from tunesmith.study.manage import record_objective_code
+
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    code = b"from helpers import scale\n\ndef f(trial):\n    return scale(trial.params['x'])\n"
+    study_file = _machine(tmp_path / "a", url, code)
+    (tmp_path / "a" / "helpers.py").write_text("def scale(x):\n    return x * 2.0\n")
+    ts.set_verbosity("INFO")
+    assert "other code" not in _worker_log(caplog, study_file)
+    record_objective_code(ts.load_study("w", url), "obj.py", "f", code_digest(code))  # as the earlier one did
+    said = _worker_log(caplog, study_file)
+    assert "other code" not in said and "objective obj.py:f is unchanged since it last ran" in said, said
+    assert "also covers the local modules it imports (helpers.py)" in said, said
+    assert "unchanged since" not in _worker_log(caplog, study_file)  # once: the files are recorded now
+    record_objective_code(ts.load_study("w", url), "obj.py", "f", code_digest(code + b"# a comment\nX = 1\n"))
+    said = _worker_log(caplog, study_file)
+    assert "other code for its objective" in said and "unchanged since" not in said, said
+    assert "(files that differ: obj.py; the modules it imports were not recorded then)" in said, said
+
+
+def test_the_import_finder_reads_imports_as_python_writes_them_and_never_stops_the_run(tmp_path: Path) -> None:
+    """Imports the finder missed: a name after a comment inside brackets, a module named in another script
+    (``from café import x``), ``from . x import y`` and ``from.x import y``, a second statement after ``;``.
+    A name too long for a file name (or a folder this user may not enter) raised OSError out of
+    ``Path.is_file`` and stopped ``tunesmith run``; now it is no module. A file over 1 MB is digested, not
+    followed. Nothing is imported or run: each module writes a file if it is."""
+    from tunesmith.cli.code import MAX_TOKENIZED, local_modules
+
+    ran = tmp_path / "ran"
+    body = f"open({str(ran)!r}, 'w').close()\n"
+    files = {
+        "obj.py": "from pkg import (\n    a,  # the first\n    b,\n)\nfrom café import x\nfrom . rel import y\n"
+                  "from.other import z\nimport os; import semi\nimport " + "n" * 300 + "\nimport big\n",
+        "pkg/__init__.py": body, "pkg/a.py": body, "pkg/b.py": body, "café.py": body, "rel.py": body,
+        "other.py": body, "semi.py": body,
+        "big.py": "import tail\n" + "X = 1\n" * (MAX_TOKENIZED // 6 + 1), "tail.py": body,
+    }
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    found = sorted(path.relative_to(tmp_path).as_posix() for path in local_modules(tmp_path / "obj.py", tmp_path))
+    assert found == ["big.py", "café.py", "other.py", "pkg/__init__.py", "pkg/a.py", "pkg/b.py", "rel.py", "semi.py"]
+    assert not ran.exists()
+
+
 def test_a_study_under_the_home_folder_is_resumed_without_its_space(tmp_path: Path,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     # before: "missing key(s) ['space']: there is no study": the file check did not expand "~"
