@@ -462,6 +462,43 @@ def test_a_database_missing_beside_its_write_ahead_log_is_said_kept_and_rebuilt_
     assert [t.value is not None for t in ts.load_study("s", url).trials] == [True] * 5
 
 
+def test_the_rebuild_command_show_prints_runs_as_written_in_a_folder_named_with_quotes(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The command that makes the empty database put the path in single quotes inside a double-quoted shell
+    string: a folder named ``o'b $x`` broke it (the shell ended the string, expanded ``$x``). Each step run as
+    written (the command through a shell, the log moved aside and back) gives every trial back, the stale
+    ``-shm`` left in place; the message also says how to start over instead."""
+    import shutil
+    import sqlite3
+
+    folder = tmp_path / "o'b $x é"
+    folder.mkdir()
+    db, wal = folder / "study.db", folder / "study.db-wal"
+    url = f"sqlite:///{db}"
+    study = ts.Study({"x": ts.Float(0, 1)}, storage=url, name="s", sampler="random", seed=0)
+    study.optimize(lambda t: t.params["x"], n_trials=7)
+    shutil.copy(wal, tmp_path / "log")  # the study's writes are in the log alone
+    shutil.copy(folder / "study.db-shm", tmp_path / "shm")
+    study.storage.close()
+    for path in folder.iterdir():
+        path.unlink()
+    (tmp_path / "log").rename(wal)
+    (tmp_path / "shm").rename(folder / "study.db-shm")
+    assert run_cli("show", "s", "--storage", url) == 2
+    err = capsys.readouterr().err
+    assert "To start the study over instead, without what the log holds, delete 'study.db-wal' and 'study.db-shm'" in err
+    command = re.search(r"\((python -c .*?c\.close\(\)')\)", err).group(1)  # type: ignore[union-attr]
+    wal.rename(tmp_path / "aside")
+    made = subprocess.run(shlex.quote(sys.executable) + command.removeprefix("python"), shell=True,
+                          capture_output=True, text=True, timeout=60)
+    assert made.returncode == 0, made.stderr
+    (tmp_path / "aside").rename(wal)
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+    conn.close()
+    assert sorted(t.number for t in ts.load_study("s", url).trials if t.value is not None) == list(range(7))
+
+
 def _study_file(folder: Path, url: str) -> Path:
     (folder / "obj.py").write_text("def f(trial):\n    return trial.params['x']\n")
     path = folder / "s.yaml"

@@ -237,15 +237,19 @@ def log_alone(path: Path) -> str:
     if len(header) < 32 or header[:4] not in (b"\x37\x7f\x06\x82", b"\x37\x7f\x06\x83"):
         return ""
     page = int.from_bytes(header[8:12], "big")
-    make = (f"python -c \"import sqlite3; c = sqlite3.connect({str(path)!r}); c.execute('PRAGMA page_size={page}'); "
-            "c.execute('PRAGMA journal_mode=wal'); c.close()\"")
+    name = str(path)
+    literal = json.dumps(name, ensure_ascii=not name.isprintable())  # a Python string, as the shell passes it
+    make = "python -c " + shlex.quote(f"import sqlite3; c = sqlite3.connect({literal}); "
+                                      f'c.execute("PRAGMA page_size={page}"); c.execute("PRAGMA journal_mode=wal"); '
+                                      "c.close()")
     return (f"the database file is missing but its write-ahead log {str(wal)!r} ({wal.stat().st_size} bytes) is "
             "there: the file was moved or deleted while a process had it open, and the study's latest writes are "
             "in the log. If the file was moved, put it back beside the log. Otherwise SQLite can rebuild the "
             "database from the log where the log holds all of it (no checkpoint since the file was made): move "
             f"the log aside, make an empty database in WAL mode of the log's page size ({make}), move the log "
             f"back as {wal.name!r}, then check it (tunesmith show; PRAGMA integrity_check says 'ok'). Make no "
-            "database there before that: SQLite deletes a log it finds beside an empty file")
+            "database there before that: SQLite deletes a log it finds beside an empty file. To start the study "
+            f"over instead, without what the log holds, delete {wal.name!r} and {path.name + '-shm'!r}")
 
 
 def _check_beside(path: Path, url: str, read_only: bool = False) -> None:
