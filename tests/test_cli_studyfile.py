@@ -296,6 +296,29 @@ def test_a_study_last_run_before_local_modules_were_covered_is_told_so_once_not_
     assert "(files that differ: obj.py; the modules it imports were not recorded then)" in said, said
 
 
+def test_a_crlf_checkout_of_local_modules_past_the_tokenized_budget_is_the_same_code(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Past ``MODULES_TOKENIZED`` bytes of local modules the rest were digested by their bytes, counted with
+    their line endings: a Windows checkout (CRLF) of the same project warned "other code", naming modules no
+    one edited. Line endings are the same code there too; an edit past the budget still is not."""
+    from tunesmith.cli.code import MODULES_TOKENIZED
+
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    code = "from big import A\nfrom small import scale\n\ndef f(trial):\n    return scale(trial.params['x']) + A\n"
+    big = "A = 1\n" + "".join(f"B{i} = {i}  # a line of data\n" for i in range(MODULES_TOKENIZED // 20))
+    small = "def scale(x):\n    return x * 2.0\n"
+    folders = {}
+    for machine, newline, edit in (("lf", "\n", ""), ("crlf", "\r\n", ""), ("edited", "\n", "C = 3\n")):
+        folders[machine] = _machine(tmp_path / machine, url, code.replace("\n", newline).encode())
+        (tmp_path / machine / "big.py").write_bytes(big.replace("\n", newline).encode())
+        (tmp_path / machine / "small.py").write_bytes((small + edit).replace("\n", newline).encode())
+    assert len(big) > MODULES_TOKENIZED
+    said = _worker_log(caplog, folders["lf"]) + _worker_log(caplog, folders["crlf"])
+    assert "other code" not in said, said
+    said = _worker_log(caplog, folders["edited"])
+    assert "(files that differ: small.py)" in said, said
+
+
 def test_the_import_finder_reads_imports_as_python_writes_them_and_never_stops_the_run(tmp_path: Path) -> None:
     """Imports the finder missed: a name after a comment inside brackets, a module named in another script
     (``from café import x``), ``from . x import y`` and ``from.x import y``, a second statement after ``;``.

@@ -37,8 +37,8 @@ def objective_code(objective: Callable[..., Any]) -> tuple[str, str, str, dict[s
     root = _root(path)
     files, budget = {_shown(path, root): digest}, MODULES_TOKENIZED
     for module in local_modules(path, root):
-        try:
-            source = module.read_bytes()
+        try:  # CRLF as LF: a checkout's line endings move no module across the budget nor change its bytes
+            source = module.read_bytes().replace(b"\r\n", b"\n")
         except OSError:  # gone since it was found: as a module the objective does not have
             continue
         budget -= len(source)
