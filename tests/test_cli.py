@@ -467,7 +467,7 @@ def test_the_rebuild_command_show_prints_runs_as_written_in_a_folder_named_with_
     """The command that makes the empty database put the path in single quotes inside a double-quoted shell
     string: a folder named ``o'b $x`` broke it (the shell ended the string, expanded ``$x``). Each step run as
     written (the command through a shell, the log moved aside and back) gives every trial back, the stale
-    ``-shm`` left in place; the message also says how to start over instead."""
+    ``-shm`` left in place; the message also says how to start over instead, and `studies` says it too."""
     import shutil
     import sqlite3
 
@@ -488,6 +488,8 @@ def test_the_rebuild_command_show_prints_runs_as_written_in_a_folder_named_with_
     err = capsys.readouterr().err
     assert "To start the study over instead, without what the log holds, delete 'study.db-wal' and 'study.db-shm'" in err
     command = re.search(r"\((python -c .*?c\.close\(\)')\)", err).group(1)  # type: ignore[union-attr]
+    assert run_cli("studies", "--storage", url) == 2  # it said only "there is no such database file"
+    assert "its write-ahead log" in capsys.readouterr().err
     wal.rename(tmp_path / "aside")
     made = subprocess.run(shlex.quote(sys.executable) + command.removeprefix("python"), shell=True,
                           capture_output=True, text=True, timeout=60)
