@@ -319,12 +319,15 @@ def test_a_crlf_checkout_of_local_modules_past_the_tokenized_budget_is_the_same_
     assert "(files that differ: small.py)" in said, said
 
 
+@pytest.mark.timeout(120)
 def test_the_import_finder_reads_imports_as_python_writes_them_and_never_stops_the_run(tmp_path: Path) -> None:
     """Imports the finder missed: a name after a comment inside brackets, a module named in another script
     (``from café import x``), ``from . x import y`` and ``from.x import y``, a second statement after ``;``.
     A name too long for a file name (or a folder this user may not enter) raised OSError out of
     ``Path.is_file`` and stopped ``tunesmith run``; now it is no module. A file over 1 MB is digested, not
-    followed. Nothing is imported or run: each module writes a file if it is."""
+    followed. A long line of dots or spaces after ``from`` took the regular expression time quadratic in
+    its length (70 s for 64 KB): ``tunesmith run`` hung. Nothing is imported or run: each module writes a
+    file if it is."""
     from tunesmith.cli.code import MAX_TOKENIZED, local_modules
 
     ran = tmp_path / "ran"
@@ -333,14 +336,16 @@ def test_the_import_finder_reads_imports_as_python_writes_them_and_never_stops_t
         "obj.py": "from pkg import (\n    a,  # the first\n    b,\n)\nfrom café import x\nfrom . rel import y\n"
                   "from.other import z\nimport os; import semi\nimport " + "n" * 300 + "\nimport big\n",
         "pkg/__init__.py": body, "pkg/a.py": body, "pkg/b.py": body, "café.py": body, "rel.py": body,
-        "other.py": body, "semi.py": body,
+        "other.py": "from " + "." * 200_000 + " x\nfrom" + " " * 200_000 + "y\nimport odd\n" + body,
+        "semi.py": body, "odd.py": body,
         "big.py": "import tail\n" + "X = 1\n" * (MAX_TOKENIZED // 6 + 1), "tail.py": body,
     }
     for name, text in files.items():
         (tmp_path / name).parent.mkdir(exist_ok=True)
         (tmp_path / name).write_text(text, encoding="utf-8")
     found = sorted(path.relative_to(tmp_path).as_posix() for path in local_modules(tmp_path / "obj.py", tmp_path))
-    assert found == ["big.py", "café.py", "other.py", "pkg/__init__.py", "pkg/a.py", "pkg/b.py", "rel.py", "semi.py"]
+    assert found == ["big.py", "café.py", "odd.py", "other.py", "pkg/__init__.py", "pkg/a.py", "pkg/b.py", "rel.py",
+                     "semi.py"]
     assert not ran.exists()
 
 

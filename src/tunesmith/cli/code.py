@@ -89,7 +89,9 @@ def local_modules(path: Path, root: Path) -> list[Path]:
 
 #: ``from X import a, b`` (names in brackets over several lines too; ``from .x``, ``from . x`` and ``from.x``
 #: alike) and ``import a.b as c, d``, each at a line's start or after a ``;``; names in any script (``\w`` of text)
-_FROM = re.compile(r"(?:^|;)[ \t]*from(?=[ \t.])[ \t]*((?:\.[ \t]*)*)([\w.]*)[ \t]+import(?=[ \t(])[ \t]*"
+#: (each dot, space and name can be matched one way only: where two parts could take the same dots or spaces,
+#: a line of them took time quadratic in its length, seconds for 16 KB)
+_FROM = re.compile(r"(?:^|;)[ \t]*from(?=[ \t.])((?:[ \t]*\.)*)(?:[ \t]*(\w[\w.]*))?[ \t]+import(?=[ \t(])[ \t]*"
                    r"(\([^)]*\)|[^\n#;]*)", re.MULTILINE)
 _IMPORT = re.compile(r"(?:^|;)[ \t]*import[ \t]+([^\n#;]*)", re.MULTILINE)
 #: a comment inside an import's brackets (``from x import (a,  # the first``)
