@@ -305,12 +305,16 @@ def add_studies_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_studies(args: argparse.Namespace) -> int:
-    from ..storage.sql import missing_sqlite_file, storage_options
+    from ..storage.sql import log_alone, missing_sqlite_file, storage_options
+    from .studyfile import sqlite_path
 
     storage = make_storage(args.storage, read_only=True)
     records = storage.list_studies()
     if not records:
         if missing_sqlite_file(storage.display_url):  # a typo, or run from another folder: an error, as show's
+            db = sqlite_path(storage.url)
+            if alone := log_alone(Path(db[1]).expanduser().resolve()) if db else "":  # deleted while open
+                raise StorageError(f"no studies in {storage.display_url}: {alone}")
             found = storage_options(storage.url)  # the study written to boost.db, read from the default
             raise StorageError(f"no studies in {storage.display_url}: there is no such database file "
                                f"(--storage names the one to read{': ' + found if found else ''})")
