@@ -18,6 +18,7 @@ from sklearn.pipeline import Pipeline  # noqa: E402
 from sklearn.preprocessing import OneHotEncoder, StandardScaler  # noqa: E402
 
 from tunesmith.cli import main  # noqa: E402
+from tunesmith.cv import SETUP_ATTR  # noqa: E402
 from tunesmith.plots.study_data import learning_curves  # noqa: E402
 from tunesmith.report import build_report  # noqa: E402
 from tunesmith.sklearn import TunedSearchCV  # noqa: E402
@@ -142,3 +143,20 @@ def test_focus_from_the_shell_tells_a_search_to_fit_a_search_on_the_focused_stud
     narrow = ts.Study.load("tab-focus", url)  # what the advice says to write runs, the carried trials counting
     search = TunedSearchCV(_pipe(), narrow.space, n_trials=5, cv=3, storage=url, name="tab-focus").fit(X, y)
     assert len(search.cv_results_["params"]) == 5 and set(search.best_params_) == set(space)
+
+
+def test_show_and_the_dashboard_name_a_single_scorer_when_the_fit_s_first_trial_is_not_among_the_rows(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    X, y = _frame()  # noqa: N806
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    search = TunedSearchCV(_pipe(), {"clf__C": loguniform(1e-3, 1e2)}, n_trials=6, cv=3, scoring="f1",
+                           sampler="random", random_state=0, storage=url, name="tab").fit(X, y)
+    first = min(t.number for t in search.study_.trials if SETUP_ATTR in t.attrs)  # the one naming "f1"
+    best = search.study_.best_trial.number
+    assert first != best  # the fixed seed's draw: the scorer's name is on a trial show --top 1 does not print
+    monkeypatch.setenv("COLUMNS", "200")
+    assert main(["show", "tab", "--storage", url, "--top", "1"]) == 0
+    assert "value (f1)" in capsys.readouterr().out
+    page = _dashboard_page(url, f"/studies/tab?order=best&limit=1&offset={0 if best != first else 1}")
+    assert "<th>value (f1)</th>" in page  # a page of the best row only
