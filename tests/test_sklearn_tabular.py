@@ -160,3 +160,23 @@ def test_show_and_the_dashboard_name_a_single_scorer_when_the_fit_s_first_trial_
     assert "value (f1)" in capsys.readouterr().out
     page = _dashboard_page(url, f"/studies/tab?order=best&limit=1&offset={0 if best != first else 1}")
     assert "<th>value (f1)</th>" in page  # a page of the best row only
+
+
+def test_a_stored_search_resumed_with_refit_naming_another_scorer_is_refused_before_it_mixes_two_scores(
+    tmp_path: Path,
+) -> None:
+    X, y = _frame()  # noqa: N806
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    space = {"clf__C": loguniform(1e-2, 1e2)}
+
+    def search(refit: str, n_trials: int) -> TunedSearchCV:
+        return TunedSearchCV(_pipe(), space, n_trials=n_trials, cv=3, scoring=["accuracy", "roc_auc"], refit=refit,
+                             random_state=0, storage=url, name="tab")
+
+    first = search("roc_auc", 3).fit(X, y)
+    values = [t.value for t in first.study_.trials]
+    with pytest.raises(ValueError, match=r"holds values of the scorer 'roc_auc'.*Pass refit='roc_auc' to resume"):
+        search("accuracy", 5).fit(X, y)
+    resumed = search("roc_auc", 5).fit(X, y)  # what the message says to write resumes it
+    assert [t.value for t in resumed.study_.trials][:3] == values and len(resumed.study_.trials) == 5
+    assert {t.attrs["cv"]["key"] for t in resumed.study_.trials} == {"test_roc_auc"}

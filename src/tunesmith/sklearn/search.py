@@ -51,7 +51,7 @@ from ..study import Study
 from ..study.manage import DROP, SAMPLER_RECORDED, change_setting
 from ..study.study import RESUMING
 from ..trial import FrozenTrial, TrialState, best_of, finite_float
-from .checks import PeerArgs, same_setup, space_change
+from .checks import PeerArgs, same_setup, same_value, space_change
 from .interrupts import (
     evaluated,
     noting_ctrl_c,
@@ -201,7 +201,7 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
         self.n_splits_ = len(folds)
         budget = self._budget(search)
         prior = _prior_study(self.name, self.storage)  # checked before this fit opens it (and records its sampler)
-        marks = self._resumable(prior, X, y, folds, cv, fit_params) if prior is not None else None
+        marks = self._resumable(prior, X, y, folds, cv, fit_params, metric=metric) if prior is not None else None
         with _opening(self.verbose):
             study = self._open_study(search, budget)
         if prior is not None and prior.trials:  # at any verbose: the earlier fits' trials change this one's results
@@ -210,7 +210,7 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
                         study.storage.display_url, plural(len(prior.trials), "trial"), budget)
         search = _as_stored(self.space, study)
         if marks is None and _outlives_the_fit(study, self.storage):
-            marks = self._resumable(study, X, y, folds, cv, fit_params)
+            marks = self._resumable(study, X, y, folds, cv, fit_params, metric=metric)
         claim = self._claim(study, marks, X, y, folds, cv, fit_params) if marks is not None else None
         _fail_left_by_killed_fits(study)
         fold = functools.partial(_with_config, get_config(), functools.partial(
@@ -264,19 +264,22 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
 
     def _resumable(
         self, study: Study, X: Any, y: Any, folds: list[tuple[Any, Any]], cv: Any, fit_params: Mapping[str, Any],
-        recorded: list[Mapping[str, Any]] | None = None,
+        recorded: list[Mapping[str, Any]] | None = None, metric: str | None = None,
     ) -> dict[str, Any] | None:
         """What this fit's first trial records of its data and setup, once ``study`` (one that
         outlives the fit) is found to be one it may resume: filled by a search, on the same data,
-        with the same estimator and scoring (as ``recorded``: by its trials and its claim unless given). None where
-        its space differs: opening it says so."""
+        with the same estimator and scoring (as ``recorded``: by its trials and its claim unless given), its values
+        of the same scorer (``metric``: refit's, where given). None where its space differs: opening it says so."""
         search = _as_stored(self.space, study)
         if search.space.to_dict() != study.space.to_dict():
             return None
         _check_filled_by_a_search(study)
         recorded = [t.attrs for t in study.trials] + _claimed(study) if recorded is None else recorded
-        return {**_same_data(study, recorded, X, y, folds, cv, fit_params),
-                SETUP_ATTR: same_setup(study, recorded, self.estimator, search, self.scoring)}
+        marks = {**_same_data(study, recorded, X, y, folds, cv, fit_params),
+                 SETUP_ATTR: same_setup(study, recorded, self.estimator, search, self.scoring)}
+        if metric is not None:  # the same scoring: refit may still name another of its scorers
+            same_value(study, metric)
+        return marks
 
     def _claim(
         self, study: Study, marks: Mapping[str, Any], X: Any, y: Any, folds: list[tuple[Any, Any]], cv: Any,
