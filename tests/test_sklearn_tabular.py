@@ -180,3 +180,12 @@ def test_a_stored_search_resumed_with_refit_naming_another_scorer_is_refused_bef
     resumed = search("roc_auc", 5).fit(X, y)  # what the message says to write resumes it
     assert [t.value for t in resumed.study_.trials][:3] == values and len(resumed.study_.trials) == 5
     assert {t.attrs["cv"]["key"] for t in resumed.study_.trials} == {"test_roc_auc"}
+
+
+def test_study_before_fit_raises_scikit_learn_s_not_fitted_error() -> None:
+    from sklearn.exceptions import NotFittedError
+
+    search = TunedSearchCV(_pipe(), {"clf__C": loguniform(1e-2, 1e2)}, n_trials=2, cv=3)
+    with pytest.raises(NotFittedError, match=r"TunedSearchCV instance is not fitted yet.*before using study_"):
+        search.study_  # noqa: B018
+    assert not hasattr(search, "study_")  # NotFittedError is an AttributeError: hasattr still answers

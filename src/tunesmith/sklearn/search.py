@@ -534,7 +534,10 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
         self.__dict__["storage"] = value
 
     def _reopen_study(self) -> Study:
-        ref = self.__dict__.get("_study_ref")
+        if "_study_ref" not in self.__dict__:  # scikit-learn's error for a fitted attribute read before fit
+            raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet: study_ exists after fit. "
+                                 "Call 'fit' with appropriate arguments before using study_")
+        ref = self.__dict__["_study_ref"]
         if ref is None:
             raise AttributeError("study_ exists after fit (a study kept in memory, with storage=None or a MemoryStorage, "
                                  "is not pickled: pass storage= a database URL)")
