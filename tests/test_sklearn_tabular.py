@@ -189,3 +189,20 @@ def test_study_before_fit_raises_scikit_learn_s_not_fitted_error() -> None:
     with pytest.raises(NotFittedError, match=r"TunedSearchCV instance is not fitted yet.*before using study_"):
         search.study_  # noqa: B018
     assert not hasattr(search, "study_")  # NotFittedError is an AttributeError: hasattr still answers
+
+
+def test_evaluate_best_and_show_s_test_table_name_the_scorer_of_the_values(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    X, y = _frame()  # noqa: N806
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    search = TunedSearchCV(_pipe(), {"clf__C": loguniform(1e-2, 1e2)}, n_trials=4, cv=3,
+                           scoring=["accuracy", "roc_auc"], refit="roc_auc", random_state=0, storage=url,
+                           name="tab").fit(X[:120], y[:120])
+    result = search.evaluate_best(X[:120], y[:120], X[120:], y[120:], k=2)
+    assert result.metric == "roc_auc"
+    header = str(result).splitlines()[0]
+    assert header.split() == ["trial", "validation", "(roc_auc)", "test", "(roc_auc)", "gap", "params"]
+    monkeypatch.setenv("COLUMNS", "200")
+    assert main(["show", "tab", "--storage", url]) == 0
+    assert "validation (roc_auc)" in capsys.readouterr().out  # the held-out test table's column

@@ -434,8 +434,8 @@ def cmd_show(args: argparse.Namespace) -> int:
         return 0
     console.print(best_table(study, trials, args.top))
     tests = test_results(study)
-    if tests:
-        console.print(test_table(study, tests))
+    if tests:  # the validation values are the best table's: of its scorer
+        console.print(test_table(study, tests, _value_metric(study, ranked(trials, study.direction, args.top), trials)))
     _show_failed(console, trials)
     _show_pruner(console, study, trials, args.storage, held_trials)
     _show_budget(console, study, trials, whole, held_trials)
@@ -632,13 +632,15 @@ def _stopped_by(why: str | None) -> str:
     return f"stopped by {'Ctrl-C' if name == 'KeyboardInterrupt' else literal(short_title(name))}"
 
 
-def test_table(study: Study, tests: dict[int, TestResult]) -> Table:
-    """Validation next to test for the configurations ``evaluate_best`` re-evaluated."""
+def test_table(study: Study, tests: dict[int, TestResult], metric: str | None = None) -> Table:
+    """Validation next to test for the configurations ``evaluate_best`` re-evaluated; ``metric``: the scorer of
+    the validation values (the test function's is the caller's own)."""
     sign = study.direction.sign()
     rows = sorted(tests.values(), key=lambda r: (sign * r.validation, r.trial))
     winner = min(rows, key=lambda r: sign * r.mean).trial
     table = Table(title="held-out test (study.evaluate_best); gap: how much validation overstated test")
-    for col in ("#", "validation", "test", "gap", ""):
+    for col in ("#", "validation" if metric is None else f"validation ({literal(short_title(metric))})", "test", "gap",
+                ""):
         table.add_column(col, justify="right" if col else "left")
     for r in rows:
         test = f"{r.mean:.4g}" + (f" ± {r.std:.2g} ({len(r.values)} seeds)" if len(r.values) > 1 else "")

@@ -39,7 +39,7 @@ from sklearn.utils.metadata_routing import (
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, indexable
 
-from ..cv import CV_ATTR, SETUP_ATTR, validate
+from ..cv import CV_ATTR, SETUP_ATTR, fold_metric, validate
 from ..exceptions import OPTUNA_SEARCH_NAMES, StudyNotFound, no_attribute
 from ..pruners import NopPruner
 from ..samplers import make_sampler
@@ -402,7 +402,7 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
         result = self.study_.evaluate_best(test_score if seeds is not None else lambda t: test_score(t), k=k,
                                            seeds=seeds)
         named = (dataclasses.replace(r, params=search.decode(r.params)) for r in result.results)
-        return dataclasses.replace(result, results=tuple(named))
+        return dataclasses.replace(result, results=tuple(named), metric=fold_metric(self.study_.trials))
 
     # -- options ---------------------------------------------------------------------------------
     def _check_options(self) -> None:
