@@ -139,6 +139,7 @@ def test_focus_from_the_shell_tells_a_search_to_fit_a_search_on_the_focused_stud
     assert main(["focus", "tab", "--keep", "clf__C", "--storage", url]) == 0
     out = capsys.readouterr().out
     assert "fit a search on it" in out and "TunedSearchCV(estimator, Study.load('tab-focus'" in out
+    assert "scoring=..., refit=...," in out  # a search resumed with another refit is refused
     assert "optimize(objective" not in out and "tunesmith run" not in out  # a search has no objective
     narrow = ts.Study.load("tab-focus", url)  # what the advice says to write runs, the carried trials counting
     search = TunedSearchCV(_pipe(), narrow.space, n_trials=5, cv=3, storage=url, name="tab-focus").fit(X, y)
