@@ -207,3 +207,16 @@ def test_evaluate_best_and_show_s_test_table_name_the_scorer_of_the_values(
     monkeypatch.setenv("COLUMNS", "200")
     assert main(["show", "tab", "--storage", url]) == 0
     assert "validation (roc_auc)" in capsys.readouterr().out  # the held-out test table's column
+
+
+def test_the_prefix_advice_keeps_the_names_that_have_theirs_and_names_one_step_of_several_alike() -> None:
+    from sklearn.ensemble import VotingClassifier
+
+    X, y = _frame()  # noqa: N806
+    mixed = {"pre__num__with_mean": [True, False], "C": loguniform(1e-2, 1e2), "tol": [1e-4, 1e-3]}
+    with pytest.raises(ValueError, match=r"Invalid parameters \['C', 'tol'\].*Prefix these names with 'clf__' "
+                                         r"\(the space's other names have their prefix\)"):
+        TunedSearchCV(_pipe(), mixed, n_trials=2, cv=3).fit(X, y)
+    vote = VotingClassifier([("b", LogisticRegression()), ("a", LogisticRegression())])  # C and tol of both
+    with pytest.raises(ValueError, match=r"its step 'a' without"):  # the same step whatever the hash seed
+        TunedSearchCV(vote, {"C": [1.0], "tol": [1e-4]}, cv=3).fit(np.c_[X["age"]], y)

@@ -996,10 +996,12 @@ def _check_names(estimator: Any, search: SearchSpace) -> None:
         return
     prefix = _missing_prefix(invalid, valid)
     if prefix is not None:
+        how = (f"Prefix the names: {{{prefix!r} + k: v for k, v in space.items()}}" if set(invalid) == searched
+               else f"Prefix these names with {prefix!r} (the space's other names have their prefix)")
         raise ValueError(
             f"Invalid parameters {invalid} in the search space for estimator {type(estimator).__name__}: they are "
             f"the parameters of its step {prefix[:-2]!r} without the step's prefix (scikit-learn names a step's "
-            f"parameter {prefix}{invalid[0]}). Prefix the names: {{{prefix!r} + k: v for k, v in space.items()}} "
+            f"parameter {prefix}{invalid[0]}). {how} "
             "(a preset space such as lightgbm_space() or xgboost_space() names the model's own parameters)"
         )
     close = difflib.get_close_matches(invalid[0], sorted(valid), n=1)
@@ -1015,7 +1017,7 @@ def _missing_prefix(invalid: list[str], valid: set[str]) -> str | None:
     and more than one name is missing it (one misspelt name gets the closest valid one instead)."""
     steps = {n.rsplit("__", 1)[0] + "__" for n in valid if "__" in n}
     fits = [p for p in steps if all(p + name in valid for name in invalid)]
-    return min(fits, key=len) if len(invalid) > 1 and fits else None
+    return min(sorted(fits), key=len) if len(invalid) > 1 and fits else None  # of steps alike: the first by name
 
 
 def _scorers(estimator: Any, scoring: Any) -> tuple[dict[str, Any], bool]:
