@@ -220,3 +220,19 @@ def test_the_prefix_advice_keeps_the_names_that_have_theirs_and_names_one_step_o
     vote = VotingClassifier([("b", LogisticRegression()), ("a", LogisticRegression())])  # C and tol of both
     with pytest.raises(ValueError, match=r"its step 'a' without"):  # the same step whatever the hash seed
         TunedSearchCV(vote, {"C": [1.0], "tol": [1e-4]}, cv=3).fit(np.c_[X["age"]], y)
+
+
+def test_a_score_of_a_long_name_heads_the_dashboard_s_value_column_cut_as_its_cells_are(tmp_path: Path) -> None:
+    import tunesmith as ts
+
+    long = "validation_" + "x" * 5000  # a fold function's own name for its score, or another writer's attrs
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    study = ts.Study(ts.Space({"x": ts.Float(0.0, 1.0)}), storage=url, name="long", sampler="random", seed=0)
+
+    def objective(trial: ts.Trial) -> float:
+        return ts.cv.cross_validate(trial, lambda train, val: {long: trial.params["x"]}, ts.cv.kfold(10, k=2),
+                                    key=long)
+
+    study.optimize(objective, n_trials=2)
+    page = _dashboard_page(url, "/studies/long")
+    assert "<th>value (validation_xxx" in page and "(5,011 characters))</th>" in page and long not in page
