@@ -1544,3 +1544,19 @@ def test_reports_a_database_holds_as_nan_or_infinity_are_left_out_of_the_curves_
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # drawn without a warning: nothing non-finite reaches matplotlib
         plots.save([curves, graph], tmp_path / "c.png")
+
+
+def test_importance_bands_stop_at_the_whole_in_both_renderers() -> None:
+    """A search's fANOVA of one parameter gave clf__C 0.968 ± 0.160: its band was drawn to 1.128, past the whole
+    that a share is part of (the band under a bar already stopped at 0)."""
+    imp = Importances("fanova", (Effect(("C",), 0.968, 0.16), Effect(("tol",), 0.03, 0.05)), (), 50)
+    chart = plots.importance_bars(imp)
+    html = to_plotly(chart)
+    ends = [x + up for x, up in zip(html.data[0].x, html.data[0].error_x.array, strict=True)]
+    assert ends == pytest.approx([0.08, 1.0])  # tol's band whole (0.03 + 0.05), C's to 1
+    assert list(html.data[0].error_x.arrayminus) == pytest.approx([0.03, 0.16])
+    ax = to_matplotlib(chart)
+    bands = next(c for c in ax.containers if c.has_xerr)  # the ErrorbarContainer barh draws
+    segments = bands.lines[2][0].get_segments()
+    assert [round(float(seg[1][0]), 6) for seg in segments] == pytest.approx([0.08, 1.0])
+    plt.close(ax.figure)

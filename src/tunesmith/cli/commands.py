@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ..cv import fold_metric
+from ..cv import CV_ATTR, SETUP_ATTR, fold_metric
 from ..exceptions import (
     StorageError,
     StudyNotFound,
@@ -438,8 +438,8 @@ def cmd_show(args: argparse.Namespace) -> int:
         return 0
     console.print(best_table(study, trials, args.top))
     tests = test_results(study)
-    if tests:
-        console.print(test_table(study, tests))
+    if tests:  # the validation values are the best table's: of its scorer
+        console.print(test_table(study, tests, _value_metric(study, ranked(trials, study.direction, args.top), trials)))
     _show_failed(console, trials)
     _show_pruner(console, study, trials, args.storage, held_trials)
     _show_budget(console, study, trials, whole, held_trials)
@@ -637,13 +637,15 @@ def _stopped_by(why: str | None) -> str:
     return f"stopped by {'Ctrl-C' if name == 'KeyboardInterrupt' else literal(short_title(name))}"
 
 
-def test_table(study: Study, tests: dict[int, TestResult]) -> Table:
-    """Validation next to test for the configurations ``evaluate_best`` re-evaluated."""
+def test_table(study: Study, tests: dict[int, TestResult], metric: str | None = None) -> Table:
+    """Validation next to test for the configurations ``evaluate_best`` re-evaluated; ``metric``: the scorer of
+    the validation values (the test function's is the caller's own)."""
     sign = study.direction.sign()
     rows = sorted(tests.values(), key=lambda r: (sign * r.validation, r.trial))
     winner = min(rows, key=lambda r: sign * r.mean).trial
     table = Table(title="held-out test (study.evaluate_best); gap: how much validation overstated test")
-    for col in ("#", "validation", "test", "gap", ""):
+    for col in ("#", "validation" if metric is None else f"validation ({literal(short_title(metric))})", "test", "gap",
+                ""):
         table.add_column(col, justify="right" if col else "left")
     for r in rows:
         test = f"{r.mean:.4g}" + (f" ± {r.std:.2g} ({len(r.values)} seeds)" if len(r.values) > 1 else "")
@@ -665,13 +667,34 @@ def _export_command(study: Study) -> str:
     return command_line("export", study.name, options=where) + password_note(*where)
 
 
+def _value_metric(study: Study, best: list[FrozenTrial], trials: list[FrozenTrial]) -> str | None:
+    """The scorer that ``best``'s values are of (:func:`cv.fold_metric`). A search with one scorer records its name
+    on each fit's first trial only (with ``n_jobs``, not always the lowest number), which ``trials`` may hold as a
+    head without attrs (``show`` reads the printed ones whole): the first heads are then read whole for it."""
+    metric = fold_metric(best)
+    if metric is not None or not any(isinstance(t.attrs.get(CV_ATTR), dict)
+                                     and t.attrs[CV_ATTR].get("key") == "test_score" for t in best):
+        return metric
+    metric = fold_metric([*best, *trials])  # read whole already (every trial where show read them all)
+    heads = sorted(t.number for t in trials if not t.attrs)[:HEADS_READ_FOR_SCORER]
+    for number in heads if metric is None else []:
+        t = study.storage.get_trial(study._study_id, number)
+        if SETUP_ATTR in t.attrs:  # a fit's first trial: its scorer, or none (the estimator's score)
+            return fold_metric([*best, t])
+    return metric
+
+
+#: how many of the lowest-numbered trials read as heads show reads whole to find a search's one scorer's name
+HEADS_READ_FOR_SCORER = 32
+
+
 def best_table(study: Study, trials: list[FrozenTrial], top: int) -> Table:
     """The ``top`` complete trials, best first, a column per parameter."""
     best = ranked(trials, study.direction, top)
     done = [t for t in trials if t.state is TrialState.COMPLETE and t.value is not None]
     table = Table(title=f"best {len(best)} of {plural(len(done), 'complete trial')} ({study.direction.value})")
     table.add_column("#", justify="right")
-    metric = fold_metric(best)  # a search's scorer: with several, the value is refit's, not the first
+    metric = _value_metric(study, best, trials)  # a search's scorer: with several, refit's, not the first
     value = "value" if metric is None else f"value ({literal(short_title(metric))})"
     table.add_column(value, justify="right", no_wrap=True, min_width=8)  # never squeezed to "0…"
     folded = has_folds(best)  # trials of cv.cross_validate: the spread to read the values against

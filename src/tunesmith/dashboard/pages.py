@@ -183,8 +183,10 @@ def trials_table(v: View, total: int, rows: list[FrozenTrial], *, offset: int, l
     """The trials table and its pager; the pager's links keep ``keep`` (``notes=all``: the page's other view)."""
     names = list(v.record.space)
     extra = _extra_columns(rows)
-    metric = fold_metric(rows)  # a search's scorer, as show and the report head the column
-    head = ["#", "state", "value" if metric is None else f"value ({metric})", *extra, *names, "seconds", "worker"]
+    # a search's scorer, as show and the report head the column: read off every trial, as one scorer's name is
+    # recorded by each fit's first trial only, which a page of rows may not hold
+    metric = v.cached("fold_metric", lambda: fold_metric(v.trials))
+    head = ["#", "state", "value" if metric is None else f"value ({shortened(metric)})", *extra, *names, "seconds", "worker"]
     cells = [[f"<a href='/studies/{q(v.name)}/trials/{t.number}'>{t.number}</a>",
               f"<span class='state-{t.state.value}'>{t.state.value}</span>", fmt(t.value),
               *(e(cell(t)) for cell in extra.values()),

@@ -178,7 +178,7 @@ def _traces(go: Any, s: Series, c: Chart) -> list[Any]:
     if s.mode == "bars":
         names = _names(s.y)  # a name of 200 characters drawn whole squeezed the bars: its whole in the hover
         return [go.Bar(x=list(s.x), y=_hs(names), orientation="h", marker={"color": s.color},
-                       error_x={"type": "data", "array": list(s.error or ()), "arrayminus": s.error_below()},
+                       error_x={"type": "data", "array": s.error_above(), "arrayminus": s.error_below()},
                        showlegend=False,
                        hovertext=_hs([short_title(str(y)) for y in s.y]) if names != list(s.y) else None)]
     if s.mode == "contour":
