@@ -1502,6 +1502,32 @@ def test_a_categorical_of_50000_stored_choices_is_drawn_with_a_bounded_axis_that
         plt.close(ax.figure)
 
 
+def test_a_categorical_whose_trials_drew_more_than_200_of_its_choices_names_about_200_on_a_parallel_axis() -> None:
+    """1,000 trials that drew 1,000 of 50,000 choices: a slice's axis holds each of them (its points lie there), but
+    a parallel axis named 1,001 ticks, drawn over each other, and both titles said "1 in 50,000 of the rest". Now
+    the parallel axis names 1 in j of the drawn choices, the first and the last, about 200 in all, and each title
+    says what it holds."""
+    import re
+
+    choices = [f"choice-{i}" for i in range(50_000)]
+    study = ts.Study(ts.Space({"k": ts.Categorical(choices), "x": ts.Float(0, 1)}), sampler="random", seed=0)
+    drawn = [(37 * i + 5) % 50_000 for i in range(1_000)]
+    for i, d in enumerate(drawn):
+        study.add_trial({"k": choices[d], "x": i / 1_000}, float(i))
+    (chart, _) = plots.slices(study)
+    assert {choices[d] for d in drawn} <= set(chart.x_categories) and len(chart.x_categories) == 1_002
+    assert "1,002 of 50,000 choices shown: 1,000 choices the trials drew and the first and the last" in chart.title
+    parallel = plots.parallel(study)
+    ticks = parallel.axes[0].ticks
+    assert 150 <= len(ticks) <= 202 and ticks[0] == (0.0, choices[0]) and ticks[-1] == (49_999.0, choices[-1])
+    said = re.search(r"\(k: (\d+) of 50,000 choices named: 1 in (\d+) of the 1,000 choices the trials drew and 1 in "
+                     r"([\d,]+) of the rest\)", parallel.title)
+    assert said and int(said[1]) == len(ticks), parallel.title
+    named = {int(v) for v, _ in ticks}
+    assert sorted(drawn)[::int(said[2])] == sorted(named & set(drawn)), "1 in j of the drawn, in the space's order"
+    assert list(parallel.axes[0].values) == [float(d) for d in drawn]  # each line at its choice, named or not
+
+
 def test_reports_a_database_holds_as_nan_or_infinity_are_left_out_of_the_curves_and_the_plot_says_how_many(
     tmp_path: Path,
 ) -> None:
