@@ -1570,3 +1570,37 @@ def test_reports_a_database_holds_as_nan_or_infinity_are_left_out_of_the_curves_
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # drawn without a warning: nothing non-finite reaches matplotlib
         plots.save([curves, graph], tmp_path / "c.png")
+
+
+def test_a_trial_whose_reports_are_all_nan_is_not_said_to_have_reported_nothing(tmp_path: Path) -> None:
+    """Every report of a study stored as NaN or infinite (by another program): the learning curves, the overfitting
+    graph and the dashboard's curve of a trial said "no trial reported intermediate values (call trial.report(...)
+    in the objective)" and "no validation values (no reports)", sending the user to add what was there. Now each
+    says that its reports are all NaN or infinite, with the count in the title."""
+    import sqlite3
+
+    pytest.importorskip("starlette")
+    from starlette.testclient import TestClient
+
+    from tunesmith.dashboard import create_app
+
+    url = f"sqlite:///{tmp_path / 'n.db'}"
+    study = ts.Study({"x": ts.Float(0, 1)}, storage=url, name="s", sampler="random", seed=0)
+
+    def objective(t: ts.Trial) -> float:
+        t.report(t.params["x"], 0)
+        return t.params["x"]
+
+    study.optimize(objective, n_trials=2)
+    with sqlite3.connect(tmp_path / "n.db") as db:
+        db.execute("UPDATE ts_trials SET intermediate = ?", ('{"0": NaN, "1": Infinity}',))
+    study = ts.load_study("s", url)
+    curves = plots.records_of(study, "curves")[0]
+    graph = plots.records_of(study, "overfitting", trial=1)[0]
+    with TestClient(create_app(ts.storage.make_storage(url))) as c:
+        (curve,) = c.get("/api/studies/s/trials/1/curve").json()["plots"]
+    for title, message in ((curves.title, curves.message), (graph.title, graph.message),
+                           (curve["title"], curve["message"])):
+        assert "NaN or infinite reports of" in title and "reported no other" in title, title
+        assert "NaN or infinite, which a curve cannot place" in message, message
+        assert "call trial.report" not in message and "no reports" not in message, message

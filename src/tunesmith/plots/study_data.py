@@ -86,9 +86,10 @@ def learning_curves(study: Any, *, log_y: bool = False) -> Chart:
     trials = [t for t in trials if t.intermediate]
     title = f"{s.name}: learning curves of {plural(len(trials), 'trial')}{left_out}"
     if not trials:
-        return nothing("curves", title, f"no trial of {s.name!r} reported intermediate values "
-                                        "(call trial.report(value, step) in the objective); the history "
-                                        "(tunesmith plot NAME --kind history, plots.history) draws each trial's value")
+        why = (f"each of these reports is {UNPLACEABLE}" if left_out else f"no trial of {s.name!r} reported "
+               "intermediate values (call trial.report(value, step) in the objective)")
+        return nothing("curves", title, f"{why}; the history (tunesmith plot NAME --kind history, plots.history) "
+                                        "draws each trial's value")
     best = s.best()
     counts = Counter(t.state for t in trials)
     labelled: set[TrialState] = set()
@@ -117,6 +118,11 @@ def learning_curves(study: Any, *, log_y: bool = False) -> Chart:
         series.append(Series("rungs", rungs, mode="vline", color="#555555", width=0.8, dash=":", gid="rungs"))
     return on_log_y(Chart("curves", title, "step", "reported value", tuple(series), log_y=log_y, int_x=True),
                     f"the reports of {s.name!r}")
+
+
+#: why a report stored as NaN or infinite is not drawn: what a plot says where there is no other to draw
+UNPLACEABLE = ("NaN or infinite, which a curve cannot place (trial.report takes finite numbers only: another program "
+               "wrote them to the database)")
 
 
 def unreadable_reports(trials: Sequence[FrozenTrial]) -> str:
