@@ -1459,6 +1459,20 @@ def test_a_compare_legend_cuts_a_long_study_or_sampler_name_into_lines_as_titles
     plt.close(ax.figure)
 
 
+def test_a_compare_legend_of_a_group_named_on_many_lines_is_three_lines_at_most() -> None:
+    """A group's name is any string: one written on 40 lines kept all of its end's lines (13 in the legend),
+    and one ending in a line end had an empty last line. The end is its last line's end now."""
+    from tunesmith.plots.records import in_lines
+
+    many = "step\nby" * 40
+    chart = plots.comparison({many: [[3, 2, 1]], "trailing " * 8 + "\n": [[2, 2, 2]]})
+    for s in chart.series:
+        if s.label is not None:
+            lines = s.label.split("\n")
+            assert len(lines) <= 4 and all(line.strip() for line in lines), lines  # 3 and the runs' note
+    assert in_lines(many, 10, len) == ["step", "…", "by"]
+
+
 @pytest.mark.parametrize("drawn", [(3, 7), (0, 49_999), (12_345, 12_346)])
 def test_a_categorical_of_50000_stored_choices_is_drawn_with_a_bounded_axis_that_says_what_it_left_out(
     drawn: tuple[int, int]
