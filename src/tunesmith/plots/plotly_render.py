@@ -430,9 +430,14 @@ function tunesmithRaiseAxes(gd) {
   }
 }
 function tunesmithFitTitles(gd) {
-  const fit = () => { tunesmithFitTitle(gd); tunesmithFitAxes(gd); };
-  if (!gd.tunesmithFitted) { gd.tunesmithFitted = true; gd.on("plotly_afterplot", fit); }
-  fit();
+  // on every redraw; a figure drawn anew (the dashboard's live update: Plotly.react) lost its listeners, so the
+  // one listener is set again each call (once on the page's first draw, it was never again: a window resized
+  // after an update left the titles and the axes' titles cut for the width before)
+  gd.tunesmithFit = gd.tunesmithFit || (() => { tunesmithFitTitle(gd); tunesmithFitAxes(gd); });
+  if (gd.removeListener) { gd.removeListener("plotly_afterplot", gd.tunesmithFit); }
+  gd.on("plotly_afterplot", gd.tunesmithFit);
+  gd.tunesmithFitted = true;
+  gd.tunesmithFit();
 }
 """.replace("TITLE_LINE", str(TITLE_LINE)).replace("AXIS_TITLE_WIDTH", str(AXIS_TITLE_WIDTH)).replace(
     "MOST_LINES", str(MOST_LINES))
