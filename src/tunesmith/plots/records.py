@@ -80,8 +80,10 @@ def in_lines(text: str, width: float, measure: Callable[[str], float]) -> list[s
     lines = wrap_to_width(text, width, measure, most=MOST_LINES + 1) or [""]  # those shown, and one: cut or not
     if len(lines) <= MOST_LINES:
         return lines
+    text = text.rstrip()
     tail = longest_fit(text[::-1], width, lambda end: measure(end[::-1]))
-    return [lines[0], "…", text[-tail:].lstrip()]
+    end = text[-tail:]
+    return [lines[0], "…", end[end.rfind("\n") + 1:].lstrip()]  # its last line's end: one line, as the others
 
 
 def longest_fit(word: str, width: float, measure: Callable[[str], float], start: int = 0) -> int:
