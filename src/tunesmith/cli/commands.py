@@ -499,14 +499,16 @@ def _shown_and_whole(study: Study, top: int) -> tuple[list[FrozenTrial], bool]:
 
 def _show_running(console: Any, study: Study, trials: list[FrozenTrial]) -> None:
     """Without heartbeats, a trial whose whole run was killed (the optimize process itself, or
-    its machine) stays running forever: say how to have such trials failed."""
+    its machine), or whose end a full disk refused, stays running forever: say how to have such trials failed."""
     running = [t.number for t in trials if t.state is TrialState.RUNNING]
     cfg = study.heartbeat_config
     if running and cfg.interval is not None and cfg.grace is not None:
         _show_silent(console, study, [t for t in trials if t.state is TrialState.RUNNING], cfg.grace)
     if running and cfg.interval is None:
         console.print(f"{plural(len(running), 'running trial')} ({_numbers(running, 5)}): this study has no "
-                      "heartbeats, so a trial whose process was killed with its optimize call stays running; to "
+                      "heartbeats, so a trial whose process was killed with its optimize call, or whose end its storage "
+                      "refused (a full disk: that run ended with a StorageError naming the trial), stays running; "
+                      f"to end one no process runs, call study.tell({running[0]}, state='failed') in Python; to "
                       "fail those, open the study with heartbeat_interval=S (and grace_period=G; in a study file, "
                       "heartbeat_interval: S for tunesmith run or worker): the next trial asked fails running trials "
                       "with no heartbeat for G seconds", soft_wrap=True, highlight=False)
