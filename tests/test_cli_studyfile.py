@@ -6,6 +6,7 @@ and the worker's); each such case has a test here.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import pickle
@@ -1465,3 +1466,31 @@ def test_a_worker_s_summary_says_what_it_ran_beside_the_study_s_totals(tmp_path:
     second = said(capsys.readouterr().out)
     trials = ts.load_study("s", db).trials
     assert len(trials) == 5 and 2 <= second.total() <= 2 + sum(t.system.n_resumes for t in trials[:3]), second
+
+
+def test_a_file_with_a_line_too_long_to_tokenize_cheaply_is_digested_by_its_bytes(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """From Python 3.12 the tokenizer copies a token's whole line into each token: the code digest of a 400 KB
+    file of one line of 80,000 f"" took 45 s on 3.12.1 (quadratic in the line). A line over MAX_LINE bytes makes
+    the file digested by its bytes, on every Python (digests stay the same from one to another): the tokens
+    visited are counted, not timed; a file of ordinary lines is still digested by its tokens, comments aside."""
+    import tokenize
+
+    from tunesmith.cli import code
+
+    visited = [0]
+    tokens = tokenize.generate_tokens
+
+    def counted(readline: Any) -> Any:
+        for tok in tokens(readline):
+            visited[0] += 1
+            yield tok
+
+    monkeypatch.setattr(tokenize, "generate_tokens", counted)
+    line = ("x = [" + ", ".join('f""' for _ in range(80_000)) + "]\n").encode()
+    assert len(line) < code.MAX_TOKENIZED
+    assert code.code_digest(line) == hashlib.sha256(line).hexdigest()
+    assert visited[0] == 0, visited  # before: 80,003 tokens of a 400 KB line
+    ordinary = ("y = [" + ", ".join('f"{a}"' for _ in range(1_000)) + "]\n").encode()  # 7 KB a line
+    assert code.code_digest(ordinary + b"# a note\n") == code.code_digest(ordinary.replace(b"\n", b"\r\n"))
+    assert visited[0] > 2_000

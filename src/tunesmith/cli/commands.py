@@ -503,14 +503,16 @@ def _shown_and_whole(study: Study, top: int) -> tuple[list[FrozenTrial], bool]:
 
 def _show_running(console: Any, study: Study, trials: list[FrozenTrial]) -> None:
     """Without heartbeats, a trial whose whole run was killed (the optimize process itself, or
-    its machine) stays running forever: say how to have such trials failed."""
+    its machine), or whose end a full disk refused, stays running forever: say how to have such trials failed."""
     running = [t.number for t in trials if t.state is TrialState.RUNNING]
     cfg = study.heartbeat_config
     if running and cfg.interval is not None and cfg.grace is not None:
         _show_silent(console, study, [t for t in trials if t.state is TrialState.RUNNING], cfg.grace)
     if running and cfg.interval is None:
         console.print(f"{plural(len(running), 'running trial')} ({_numbers(running, 5)}): this study has no "
-                      "heartbeats, so a trial whose process was killed with its optimize call stays running; to "
+                      "heartbeats, so a trial whose process was killed with its optimize call, or whose end its storage "
+                      "refused (a full disk: that run ended with a StorageError naming the trial), stays running; "
+                      f"to end one no process runs, call study.tell({running[0]}, state='failed') in Python; to "
                       "fail those, open the study with heartbeat_interval=S (and grace_period=G; in a study file, "
                       "heartbeat_interval: S for tunesmith run or worker): the next trial asked fails running trials "
                       "with no heartbeat for G seconds", soft_wrap=True, highlight=False)
@@ -1047,12 +1049,36 @@ def cmd_tell(args: argparse.Namespace) -> int:
     Python session to call ``study.tell(n, state='pruned')`` in."""
     study = _load(args.name, args.storage, write=True)
     numbers = list(dict.fromkeys(args.numbers))  # a number given twice: ended once, not refused the second time
-    end_paused(study, study.trials, numbers, args.state)
+    ended = end_paused(study, study.trials, numbers, args.state)
     print(f"study {study.name!r}: {plural(len(numbers), 'paused trial')} {args.state}: {', '.join(map(str, numbers))}")
+    freed = _release(ended)
+    if freed:
+        print(f"deleted the checkpoints of {plural(len(freed), 'trial')} in {', '.join(map(str, freed))}")
     return 0
 
 
-def end_paused(study: Study, trials: list[FrozenTrial], numbers: list[int], state: str) -> None:
+def _release(trials: list[Trial]) -> list[Path]:
+    """The checkpoint folders of ``trials`` (ended for good) deleted, as a trial start's sweep deletes them
+    (:func:`tunesmith.train.retention.release`; needs torch, else left to that sweep)."""
+    if not any(t.record.attrs.get("checkpoint") for t in trials):
+        return []
+    try:
+        from ..train import retention
+    except ImportError:
+        return []
+    freed = []
+    for t in trials:
+        try:
+            folder = retention.release(t)
+        except OSError as exc:  # housekeeping: the trial is ended all the same
+            print(f"could not delete trial {t.number}'s checkpoints ({exc}): the next trial start tidies them")
+            continue
+        if folder is not None:
+            freed.append(folder)
+    return freed
+
+
+def end_paused(study: Study, trials: list[FrozenTrial], numbers: list[int], state: str) -> list[Trial]:
     """End the trials ``numbers``, paused in ``trials`` (the study's, as read), as ``state``. Each write is a
     compare-and-set on the paused record read (a handle's, not a number, which is looked up again): a trial
     that a worker resumed since is refused, never ended while it runs."""
@@ -1064,11 +1090,15 @@ def end_paused(study: Study, trials: list[FrozenTrial], numbers: list[int], stat
             now = f"paused now: {_numbers(paused, PAUSED_SHOWN, '')}" if paused else "none is paused now"
             raise ValueError(f"trial {n} of study {study.name!r}: {what}; tunesmith tell ends paused trials "
                              f"({now}), its objective or a worker ends the others")
+    ended = []
     for i, n in enumerate(numbers):
+        handle = Trial(study, records[n])
         try:
-            study.tell(Trial(study, records[n]), state=state, error="ended by tunesmith tell" if state == "failed" else None)
+            study.tell(handle, state=state, error="ended by tunesmith tell" if state == "failed" else None)
         except TrialFinishedError as exc:
             raise TrialFinishedError(f"{exc}{f'; ended before it: {numbers[:i]}' if i else ''}") from None
+        ended.append(handle)
+    return ended
 
 
 def _fill(pairs: list[str]) -> dict[str, Any]:
