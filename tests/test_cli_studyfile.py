@@ -1491,6 +1491,8 @@ def test_a_file_with_a_line_too_long_to_tokenize_cheaply_is_digested_by_its_byte
     assert len(line) < code.MAX_TOKENIZED
     assert code.code_digest(line) == hashlib.sha256(line).hexdigest()
     assert visited[0] == 0, visited  # before: 80,003 tokens of a 400 KB line
+    # a CRLF checkout of the same long-lined file: the same code (as the objective's modules past the budget)
+    assert code.code_digest(line.replace(b"\n", b"\r\n")) == code.code_digest(line)
     ordinary = ("y = [" + ", ".join('f"{a}"' for _ in range(1_000)) + "]\n").encode()  # 7 KB a line
     assert code.code_digest(ordinary + b"# a note\n") == code.code_digest(ordinary.replace(b"\n", b"\r\n"))
     assert visited[0] > 2_000

@@ -203,9 +203,10 @@ def code_digest(source: bytes) -> str:
     """SHA-256 of the code in ``source`` (a Python file), comments and layout aside: a comment, a blank
     line, another indentation or line ending (a checkout with CRLF) gives the same digest, the same on
     Python 3.10 to 3.13; any change to a name, a number, a string or an operator another. A file that
-    does not tokenize, one over ``MAX_TOKENIZED`` bytes or with a line over ``MAX_LINE`` bytes: of its bytes."""
-    if len(source) > MAX_TOKENIZED or _longest_line(source) > MAX_LINE:
-        return hashlib.sha256(source).hexdigest()
+    does not tokenize: of its bytes; one over ``MAX_TOKENIZED`` bytes or with a line over ``MAX_LINE`` bytes: of its
+    bytes with CRLF as LF."""
+    if len(source) > MAX_TOKENIZED or _longest_line(source) > MAX_LINE:  # line endings aside, as the tokens
+        return hashlib.sha256(source.replace(b"\r\n", b"\n")).hexdigest()
     digest = hashlib.sha256()
     try:
         encoding = tokenize.detect_encoding(io.BytesIO(source).readline)[0]
