@@ -256,3 +256,30 @@ def test_a_page_of_trials_that_all_tie_says_they_tie_and_how_they_are_ordered(tm
     line = "trials tie on the value here: 1 (60 trials). Tied trials are ordered as <code>study.best_trial</code>"
     assert line in first and line in live and "then by trial number, the earliest first" in first
     assert "tie on the value" not in last and "tie on the value" not in by_number
+
+
+def test_the_trials_api_says_which_values_its_page_ties_on_as_the_page_does(tmp_path: Path) -> None:
+    """The trials page ordered by best says which values its trials tie on and how a tie is ordered; the JSON
+    trials API, which serves the same page of rows, said nothing of it: a script could not tell tied trials'
+    order from a ranking. It now gives ``ties`` (each tied value with how many trials of the study hold it:
+    empty where the page ties on none, or is not ordered by best) and the order's words."""
+    pytest.importorskip("starlette")
+    from starlette.testclient import TestClient
+
+    from tunesmith.dashboard import create_app
+
+    url = f"sqlite:///{tmp_path / 'ties.db'}"
+    study = ts.Study(SPACE, sampler="random", seed=0, storage=url, name="ties")
+    for value in [1.0, 1.0, 1.0, 2.0, 2.0, 3.0]:
+        _tell(study, [], value)
+    with TestClient(create_app(ts.storage.make_storage(url))) as c:
+        best = c.get("/api/studies/ties/trials?order=best&limit=4").json()
+        rest = c.get("/api/studies/ties/trials?order=best&offset=5&limit=4").json()
+        by_number = c.get("/api/studies/ties/trials?limit=4").json()
+        page = c.get("/studies/ties?order=best&limit=4").text
+    assert [t["number"] for t in best["trials"]] == [0, 1, 2, 3]
+    assert best["ties"] == [{"value": 1.0, "trials": 3}, {"value": 2.0, "trials": 2}], best
+    assert best["tie_order"].startswith("by their reports, the last one first") and best["tie_order"] in page
+    assert "1 (3 trials), 2 (2 trials)" in page  # what the page says of the same rows
+    assert rest["ties"] == [] and "tie_order" not in rest, rest  # trial 5 (3.0) ties with none
+    assert by_number["ties"] == [] and "tie_order" not in by_number, by_number

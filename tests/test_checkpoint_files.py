@@ -846,3 +846,28 @@ def test_a_checkpoint_the_full_disk_refused_fails_its_trial_naming_the_folder(sm
     study.optimize(obj, n_trials=1)
     assert [t.state for t in ts.Study.load("s", url).trials] == [ts.TrialState.COMPLETE, ts.TrialState.FAILED,
                                                                   ts.TrialState.COMPLETE]
+
+
+def test_tunesmith_tell_deletes_the_checkpoints_of_the_paused_trials_it_ends(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``tunesmith tell N --state pruned`` ended a paused trial and left its last and best checkpoints on disk
+    until another trial of the study started (none may: a fine-tune's user frees disk with it): it deletes
+    them as that start's sweep would, and leaves a folder that is a symbolic link, as the sweep does."""
+    from tunesmith.cli import main
+
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    study = ts.Study({"lr": ts.Float(1e-3, 1e-1, log=True)}, storage=db, sampler="random", seed=0, name="s",
+                     pruner=PauseAt(2))
+    obj = objective(lambda p: mlp(), DATA, base=TrainConfig(epochs=3, batch_size=16), checkpoint_root=tmp_path / "ck")
+    study.optimize(obj, n_trials=2)
+    ended, linked = (Path(t.attrs["checkpoint"]).parent for t in study.trials)
+    assert ".study" in files(ended) and "best.pt" in files(ended)
+    kept = tmp_path / "kept"
+    linked.rename(kept)
+    linked.symlink_to(kept)
+    assert main(["tell", "s", "0", "1", "--state", "pruned", "--storage", db]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"deleted the checkpoints of 1 trial in {ended}" in out, out
+    assert not ended.exists()
+    assert files(kept) >= {"best.pt", ".study"} and linked.is_symlink()  # a link is never followed
+    assert [t.state for t in ts.Study.load("s", db).trials] == [ts.TrialState.PRUNED] * 2

@@ -463,6 +463,76 @@ def test_a_database_missing_beside_its_write_ahead_log_is_said_kept_and_rebuilt_
     assert [t.value is not None for t in ts.load_study("s", url).trials] == [True] * 5
 
 
+def test_the_rebuild_command_show_prints_runs_as_written_in_a_folder_named_with_quotes(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The command that makes the empty database put the path in single quotes inside a double-quoted shell
+    string: a folder named ``o'b $x`` broke it (the shell ended the string, expanded ``$x``). Each step run as
+    written (the command through a shell, the log moved aside and back) gives every trial back, the stale
+    ``-shm`` left in place; the message also says how to start over instead, and `studies` says it too."""
+    import shutil
+    import sqlite3
+
+    folder = tmp_path / "o'b $x é"
+    folder.mkdir()
+    db, wal = folder / "study.db", folder / "study.db-wal"
+    url = f"sqlite:///{db}"
+    study = ts.Study({"x": ts.Float(0, 1)}, storage=url, name="s", sampler="random", seed=0)
+    study.optimize(lambda t: t.params["x"], n_trials=7)
+    shutil.copy(wal, tmp_path / "log")  # the study's writes are in the log alone
+    shutil.copy(folder / "study.db-shm", tmp_path / "shm")
+    study.storage.close()
+    for path in folder.iterdir():
+        path.unlink()
+    (tmp_path / "log").rename(wal)
+    (tmp_path / "shm").rename(folder / "study.db-shm")
+    assert run_cli("show", "s", "--storage", url) == 2
+    err = capsys.readouterr().err
+    assert "To start the study over instead, without what the log holds, delete 'study.db-wal' and 'study.db-shm'" in err
+    command = re.search(r"\((python -c .*?c\.close\(\)')\)", err).group(1)  # type: ignore[union-attr]
+    assert run_cli("studies", "--storage", url) == 2  # it said only "there is no such database file"
+    assert "its write-ahead log" in capsys.readouterr().err
+    wal.rename(tmp_path / "aside")
+    made = subprocess.run(shlex.quote(sys.executable) + command.removeprefix("python"), shell=True,
+                          capture_output=True, text=True, timeout=60)
+    assert made.returncode == 0, made.stderr
+    (tmp_path / "aside").rename(wal)
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+    conn.close()
+    assert sorted(t.number for t in ts.load_study("s", url).trials if t.value is not None) == list(range(7))
+
+
+def test_a_log_that_holds_only_the_latest_writes_is_not_offered_for_a_rebuild(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A study run twice (the first run's close copied its writes into the file, a checkpoint) and its file
+    deleted during the second: the log holds that run's pages only. The rebuild show offered gave a database
+    whose integrity_check said 'ok' and that held no study (a write there then loses the log for good). It
+    says the log holds part of the pages and the file must be restored; writing there is still refused."""
+    import shutil
+
+    db, wal = tmp_path / "study.db", tmp_path / "study.db-wal"
+    url = f"sqlite:///{db}"
+    ts.Study({"x": ts.Float(0, 1)}, storage=url, name="s", sampler="random", seed=0).optimize(
+        lambda t: t.params["x"], n_trials=5)
+    assert not wal.exists()  # the first run's writes are in the file
+    study = ts.load_study("s", url)
+    study.optimize(lambda t: t.params["x"], n_trials=5)
+    shutil.copy(wal, tmp_path / "log")
+    study.storage.close()
+    for path in tmp_path.iterdir():
+        if path.name.startswith("study.db"):
+            path.unlink()
+    (tmp_path / "log").rename(wal)
+    assert run_cli("show", "s", "--storage", url) == 2
+    err = capsys.readouterr().err
+    assert re.search(r"The log holds \d+ of the database's \d+ pages \(a checkpoint copied the others into the "
+                     r"file\), so the study cannot be rebuilt from it: restore the file", err), err
+    assert "python -c" not in err
+    with pytest.raises(ValueError, match="cannot be rebuilt from it"):
+        ts.Study({"x": ts.Float(0, 1)}, storage=url, name="s")
+    assert wal.exists() and not db.exists()
+
+
 def _study_file(folder: Path, url: str) -> Path:
     (folder / "obj.py").write_text("def f(trial):\n    return trial.params['x']\n")
     path = folder / "s.yaml"

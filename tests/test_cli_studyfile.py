@@ -6,6 +6,7 @@ and the worker's); each such case has a test here.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import pickle
@@ -269,6 +270,85 @@ def test_a_local_module_the_objective_imports_edited_on_one_machine_is_warned_na
     assert "(files that differ: helpers.py, lib/const.py)" in said, said
     stored = ts.load_study("w", url).storage.get_study("w").config["objective_code"]
     assert sorted(stored["files"]) == ["helpers.py", "lib/__init__.py", "lib/const.py", "lib/util.py", "obj.py"]
+
+
+def test_a_study_last_run_before_local_modules_were_covered_is_told_so_once_not_warned_of_other_code(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A study whose record an earlier tunesmith wrote (the objective's file digest alone, no ``files``) run
+    now with an objective that imports a local module: the digests differ though no code did, and the user
+    was warned "last run with other code", which sent them hunting for an edit. An unchanged file is said
+    once as an info line (the modules now covered); a changed file is warned of, naming it."""
+    from tunesmith.cli.code import code_digest
+    from tunesmith.study.manage import record_objective_code
+
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    code = b"from helpers import scale\n\ndef f(trial):\n    return scale(trial.params['x'])\n"
+    study_file = _machine(tmp_path / "a", url, code)
+    (tmp_path / "a" / "helpers.py").write_text("def scale(x):\n    return x * 2.0\n")
+    ts.set_verbosity("INFO")
+    assert "other code" not in _worker_log(caplog, study_file)
+    record_objective_code(ts.load_study("w", url), "obj.py", "f", code_digest(code))  # as the earlier one did
+    said = _worker_log(caplog, study_file)
+    assert "other code" not in said and "objective obj.py:f is unchanged since it last ran" in said, said
+    assert "also covers the local modules it imports (helpers.py)" in said, said
+    assert "unchanged since" not in _worker_log(caplog, study_file)  # once: the files are recorded now
+    record_objective_code(ts.load_study("w", url), "obj.py", "f", code_digest(code + b"# a comment\nX = 1\n"))
+    said = _worker_log(caplog, study_file)
+    assert "other code for its objective" in said and "unchanged since" not in said, said
+    assert "(files that differ: obj.py; the modules it imports were not recorded then)" in said, said
+
+
+def test_a_crlf_checkout_of_local_modules_past_the_tokenized_budget_is_the_same_code(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Past ``MODULES_TOKENIZED`` bytes of local modules the rest were digested by their bytes, counted with
+    their line endings: a Windows checkout (CRLF) of the same project warned "other code", naming modules no
+    one edited. Line endings are the same code there too; an edit past the budget still is not."""
+    from tunesmith.cli.code import MODULES_TOKENIZED
+
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    code = "from big import A\nfrom small import scale\n\ndef f(trial):\n    return scale(trial.params['x']) + A\n"
+    big = "A = 1\n" + "".join(f"B{i} = {i}  # a line of data\n" for i in range(MODULES_TOKENIZED // 20))
+    small = "def scale(x):\n    return x * 2.0\n"
+    folders = {}
+    for machine, newline, edit in (("lf", "\n", ""), ("crlf", "\r\n", ""), ("edited", "\n", "C = 3\n")):
+        folders[machine] = _machine(tmp_path / machine, url, code.replace("\n", newline).encode())
+        (tmp_path / machine / "big.py").write_bytes(big.replace("\n", newline).encode())
+        (tmp_path / machine / "small.py").write_bytes((small + edit).replace("\n", newline).encode())
+    assert len(big) > MODULES_TOKENIZED
+    said = _worker_log(caplog, folders["lf"]) + _worker_log(caplog, folders["crlf"])
+    assert "other code" not in said, said
+    said = _worker_log(caplog, folders["edited"])
+    assert "(files that differ: small.py)" in said, said
+
+
+@pytest.mark.timeout(120)
+def test_the_import_finder_reads_imports_as_python_writes_them_and_never_stops_the_run(tmp_path: Path) -> None:
+    """Imports the finder missed: a name after a comment inside brackets, a module named in another script
+    (``from café import x``), ``from . x import y`` and ``from.x import y``, a second statement after ``;``.
+    A name too long for a file name (or a folder this user may not enter) raised OSError out of
+    ``Path.is_file`` and stopped ``tunesmith run``; now it is no module. A file over 1 MB is digested, not
+    followed. A long line of dots or spaces after ``from`` took the regular expression time quadratic in
+    its length (70 s for 64 KB): ``tunesmith run`` hung. Nothing is imported or run: each module writes a
+    file if it is."""
+    from tunesmith.cli.code import MAX_TOKENIZED, local_modules
+
+    ran = tmp_path / "ran"
+    body = f"open({str(ran)!r}, 'w').close()\n"
+    files = {
+        "obj.py": "from pkg import (\n    a,  # the first\n    b,\n)\nfrom café import x\nfrom . rel import y\n"
+                  "from.other import z\nimport os; import semi\nimport " + "n" * 300 + "\nimport big\n",
+        "pkg/__init__.py": body, "pkg/a.py": body, "pkg/b.py": body, "café.py": body, "rel.py": body,
+        "other.py": "from " + "." * 200_000 + " x\nfrom" + " " * 200_000 + "y\nimport odd\n" + body,
+        "semi.py": body, "odd.py": body,
+        "big.py": "import tail\n" + "X = 1\n" * (MAX_TOKENIZED // 6 + 1), "tail.py": body,
+    }
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    found = sorted(path.relative_to(tmp_path).as_posix() for path in local_modules(tmp_path / "obj.py", tmp_path))
+    assert found == ["big.py", "café.py", "odd.py", "other.py", "pkg/__init__.py", "pkg/a.py", "pkg/b.py", "rel.py",
+                     "semi.py"]
+    assert not ran.exists()
 
 
 def test_a_study_under_the_home_folder_is_resumed_without_its_space(tmp_path: Path,
@@ -1386,3 +1466,33 @@ def test_a_worker_s_summary_says_what_it_ran_beside_the_study_s_totals(tmp_path:
     second = said(capsys.readouterr().out)
     trials = ts.load_study("s", db).trials
     assert len(trials) == 5 and 2 <= second.total() <= 2 + sum(t.system.n_resumes for t in trials[:3]), second
+
+
+def test_a_file_with_a_line_too_long_to_tokenize_cheaply_is_digested_by_its_bytes(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """From Python 3.12 the tokenizer copies a token's whole line into each token: the code digest of a 400 KB
+    file of one line of 80,000 f"" took 45 s on 3.12.1 (quadratic in the line). A line over MAX_LINE bytes makes
+    the file digested by its bytes, on every Python (digests stay the same from one to another): the tokens
+    visited are counted, not timed; a file of ordinary lines is still digested by its tokens, comments aside."""
+    import tokenize
+
+    from tunesmith.cli import code
+
+    visited = [0]
+    tokens = tokenize.generate_tokens
+
+    def counted(readline: Any) -> Any:
+        for tok in tokens(readline):
+            visited[0] += 1
+            yield tok
+
+    monkeypatch.setattr(tokenize, "generate_tokens", counted)
+    line = ("x = [" + ", ".join('f""' for _ in range(80_000)) + "]\n").encode()
+    assert len(line) < code.MAX_TOKENIZED
+    assert code.code_digest(line) == hashlib.sha256(line).hexdigest()
+    assert visited[0] == 0, visited  # before: 80,003 tokens of a 400 KB line
+    # a CRLF checkout of the same long-lined file: the same code (as the objective's modules past the budget)
+    assert code.code_digest(line.replace(b"\n", b"\r\n")) == code.code_digest(line)
+    ordinary = ("y = [" + ", ".join('f"{a}"' for _ in range(1_000)) + "]\n").encode()  # 7 KB a line
+    assert code.code_digest(ordinary + b"# a note\n") == code.code_digest(ordinary.replace(b"\n", b"\r\n"))
+    assert visited[0] > 2_000

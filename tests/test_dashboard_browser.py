@@ -930,3 +930,41 @@ def test_parallel_axis_titles_stay_apart_in_a_narrow_window(tmp_path: Path, subp
             page.locator("section[data-kind='parallel']").scroll_into_view_if_needed(), in_browser.read_parallel_titles(page))[1],
             width=width) for width in (600, 400)]
     in_browser.assert_parallel_titles_apart(pages)
+
+
+def test_parallel_axis_titles_are_cut_again_when_the_window_narrows_after_a_live_update(
+    tmp_path: Path, subprocess_env: dict[str, str]
+) -> None:
+    """The live update draws a study's figures anew (``Plotly.react``), which drops their listeners: the page's
+    script that cuts titles again at each redraw was never set again, so a window narrowed after an update
+    (500 -> 380 px) kept the parallel axes' titles cut for 500 px, overlapping."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    sync_api = browser_or_skip()
+    url = f"sqlite:///{tmp_path / 'live.db'}"
+    names = [f"layer_{i}_" + "dropout_probability_of_the_attention_block"[:20 + 5 * i] for i in range(6)]
+    ts.Study(ts.Space({name: ts.Float(0, 1) for name in names}), storage=url, name="live", sampler="random",
+             seed=0).optimize(lambda t: sum(t.params.values()), n_trials=12)
+    label = ("() => [...document.querySelectorAll('.js-plotly-plot')].find(gd => gd.querySelector('.axis-title'))"
+             ".data[0].dimensions[0].label")
+    with _dashboard(url, subprocess_env) as base, sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 500, "height": 900})
+            page.route("**/*", only((base + "/",), []))
+            page.goto(f"{base}/studies/live", wait_until="load")
+            page.locator("section[data-kind='parallel']").scroll_into_view_if_needed()
+            in_browser.read_parallel_titles(page)
+            ts.load_study("live", url).optimize(lambda t: sum(t.params.values()), n_trials=8)
+            page.wait_for_function("[...document.querySelectorAll('.gtitle')].some(t => t.textContent.includes("
+                                   "'of 20 complete trials'))", timeout=60_000)  # the update drew the figure anew
+            updated = in_browser.read_parallel_titles(page)
+            before = page.evaluate(label)
+            page.set_viewport_size({"width": 380, "height": 900})
+            with contextlib.suppress(PlaywrightTimeout):  # cut again (else the titles below overlap)
+                page.wait_for_function(f"({label})() !== {json.dumps(before)}", timeout=15_000)
+            narrowed = in_browser.read_parallel_titles(page)
+        finally:
+            browser.close()
+    assert narrowed[2] < updated[2], (narrowed[2], updated[2])  # the figure was drawn narrower
+    in_browser.assert_parallel_titles_apart([updated, narrowed])

@@ -1047,3 +1047,34 @@ def test_a_database_on_a_full_disk_opened_anew_says_the_disk_is_full(small_fs: P
     again.evaluate_best(lambda t: t.params["x"], k=2)
     again.optimize(lambda t: t.params["x"], n_trials=1)
     assert len(again.trials) == 4
+
+
+def test_a_trial_whose_end_the_full_disk_refused_is_named_with_how_to_end_it(
+        small_fs: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The disk filled while a trial ran: its end could not be written and it stays running (no heartbeats
+    fail it). The error said only "disk is full", and show said its process "was killed": the error names the
+    trial left running and how to end it, and show says a refused end is one cause, with what to call."""
+    import tunesmith as ts
+    from tunesmith.exceptions import StorageError
+
+    url = f"sqlite:///{small_fs / 'study.db'}"
+    study = ts.Study({"x": ts.Float(0, 1)}, storage=url, name="full", sampler="random", seed=1)
+    study.optimize(lambda t: t.params["x"], n_trials=2)
+
+    def filling(trial: ts.Trial) -> float:
+        _fill(small_fs)
+        return 0.5
+
+    with pytest.raises(StorageError) as err:
+        study.optimize(filling, n_trials=1)
+    said = str(err.value)
+    assert "disk is full" in said and "trial 2 of study 'full' stays running, its end not written" in said, said
+    assert "study.tell(2, state='failed')" in said, said
+    (small_fs / "filler").unlink()
+    rc, out, _ = _main("show", "full", "--storage", url, capsys=capsys)
+    out = " ".join(out.split())
+    assert rc == 0 and "1 running trial (#2)" in out and "whose end its storage refused (a full disk" in out, out
+    assert "study.tell(2, state='failed')" in out, out
+    again = ts.Study.load("full", url)
+    again.tell(2, state="failed")  # as both advise
+    assert again.trials[2].state is ts.TrialState.FAILED

@@ -1459,6 +1459,20 @@ def test_a_compare_legend_cuts_a_long_study_or_sampler_name_into_lines_as_titles
     plt.close(ax.figure)
 
 
+def test_a_compare_legend_of_a_group_named_on_many_lines_is_three_lines_at_most() -> None:
+    """A group's name is any string: one written on 40 lines kept all of its end's lines (13 in the legend),
+    and one ending in a line end had an empty last line. The end is its last line's end now."""
+    from tunesmith.plots.records import in_lines
+
+    many = "step\nby" * 40
+    chart = plots.comparison({many: [[3, 2, 1]], "trailing " * 8 + "\n": [[2, 2, 2]]})
+    for s in chart.series:
+        if s.label is not None:
+            lines = s.label.split("\n")
+            assert len(lines) <= 4 and all(line.strip() for line in lines), lines  # 3 and the runs' note
+    assert in_lines(many, 10, len) == ["step", "…", "by"]
+
+
 @pytest.mark.parametrize("drawn", [(3, 7), (0, 49_999), (12_345, 12_346)])
 def test_a_categorical_of_50000_stored_choices_is_drawn_with_a_bounded_axis_that_says_what_it_left_out(
     drawn: tuple[int, int]
@@ -1500,6 +1514,32 @@ def test_a_categorical_of_50000_stored_choices_is_drawn_with_a_bounded_axis_that
         assert 2 <= len(named) <= len(shown) and set(named) <= set(shown), named[:5]
     finally:
         plt.close(ax.figure)
+
+
+def test_a_categorical_whose_trials_drew_more_than_200_of_its_choices_names_about_200_on_a_parallel_axis() -> None:
+    """1,000 trials that drew 1,000 of 50,000 choices: a slice's axis holds each of them (its points lie there), but
+    a parallel axis named 1,001 ticks, drawn over each other, and both titles said "1 in 50,000 of the rest". Now
+    the parallel axis names 1 in j of the drawn choices, the first and the last, about 200 in all, and each title
+    says what it holds."""
+    import re
+
+    choices = [f"choice-{i}" for i in range(50_000)]
+    study = ts.Study(ts.Space({"k": ts.Categorical(choices), "x": ts.Float(0, 1)}), sampler="random", seed=0)
+    drawn = [(37 * i + 5) % 50_000 for i in range(1_000)]
+    for i, d in enumerate(drawn):
+        study.add_trial({"k": choices[d], "x": i / 1_000}, float(i))
+    (chart, _) = plots.slices(study)
+    assert {choices[d] for d in drawn} <= set(chart.x_categories) and len(chart.x_categories) == 1_002
+    assert "1,002 of 50,000 choices shown: 1,000 choices the trials drew and the first and the last" in chart.title
+    parallel = plots.parallel(study)
+    ticks = parallel.axes[0].ticks
+    assert 150 <= len(ticks) <= 202 and ticks[0] == (0.0, choices[0]) and ticks[-1] == (49_999.0, choices[-1])
+    said = re.search(r"\(k: (\d+) of 50,000 choices named: 1 in (\d+) of the 1,000 choices the trials drew and 1 in "
+                     r"([\d,]+) of the rest\)", parallel.title)
+    assert said and int(said[1]) == len(ticks), parallel.title
+    named = {int(v) for v, _ in ticks}
+    assert sorted(drawn)[::int(said[2])] == sorted(named & set(drawn)), "1 in j of the drawn, in the space's order"
+    assert list(parallel.axes[0].values) == [float(d) for d in drawn]  # each line at its choice, named or not
 
 
 def test_reports_a_database_holds_as_nan_or_infinity_are_left_out_of_the_curves_and_the_plot_says_how_many(
@@ -1544,3 +1584,53 @@ def test_reports_a_database_holds_as_nan_or_infinity_are_left_out_of_the_curves_
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # drawn without a warning: nothing non-finite reaches matplotlib
         plots.save([curves, graph], tmp_path / "c.png")
+
+
+def test_importance_bands_stop_at_the_whole_in_both_renderers() -> None:
+    """A search's fANOVA of one parameter gave clf__C 0.968 ± 0.160: its band was drawn to 1.128, past the whole
+    that a share is part of (the band under a bar already stopped at 0)."""
+    imp = Importances("fanova", (Effect(("C",), 0.968, 0.16), Effect(("tol",), 0.03, 0.05)), (), 50)
+    chart = plots.importance_bars(imp)
+    html = to_plotly(chart)
+    ends = [x + up for x, up in zip(html.data[0].x, html.data[0].error_x.array, strict=True)]
+    assert ends == pytest.approx([0.08, 1.0])  # tol's band whole (0.03 + 0.05), C's to 1
+    assert list(html.data[0].error_x.arrayminus) == pytest.approx([0.03, 0.16])
+    ax = to_matplotlib(chart)
+    bands = next(c for c in ax.containers if c.has_xerr)  # the ErrorbarContainer barh draws
+    segments = bands.lines[2][0].get_segments()
+    assert [round(float(seg[1][0]), 6) for seg in segments] == pytest.approx([0.08, 1.0])
+    plt.close(ax.figure)
+
+
+def test_a_trial_whose_reports_are_all_nan_is_not_said_to_have_reported_nothing(tmp_path: Path) -> None:
+    """Every report of a study stored as NaN or infinite (by another program): the learning curves, the overfitting
+    graph and the dashboard's curve of a trial said "no trial reported intermediate values (call trial.report(...)
+    in the objective)" and "no validation values (no reports)", sending the user to add what was there. Now each
+    says that its reports are all NaN or infinite, with the count in the title."""
+    import sqlite3
+
+    pytest.importorskip("starlette")
+    from starlette.testclient import TestClient
+
+    from tunesmith.dashboard import create_app
+
+    url = f"sqlite:///{tmp_path / 'n.db'}"
+    study = ts.Study({"x": ts.Float(0, 1)}, storage=url, name="s", sampler="random", seed=0)
+
+    def objective(t: ts.Trial) -> float:
+        t.report(t.params["x"], 0)
+        return t.params["x"]
+
+    study.optimize(objective, n_trials=2)
+    with sqlite3.connect(tmp_path / "n.db") as db:
+        db.execute("UPDATE ts_trials SET intermediate = ?", ('{"0": NaN, "1": Infinity}',))
+    study = ts.load_study("s", url)
+    curves = plots.records_of(study, "curves")[0]
+    graph = plots.records_of(study, "overfitting", trial=1)[0]
+    with TestClient(create_app(ts.storage.make_storage(url))) as c:
+        (curve,) = c.get("/api/studies/s/trials/1/curve").json()["plots"]
+    for title, message in ((curves.title, curves.message), (graph.title, graph.message),
+                           (curve["title"], curve["message"])):
+        assert "NaN or infinite reports of" in title and "reported no other" in title, title
+        assert "NaN or infinite, which a curve cannot place" in message, message
+        assert "call trial.report" not in message and "no reports" not in message, message

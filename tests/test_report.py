@@ -632,6 +632,50 @@ def test_long_names_of_parallel_coordinates_are_titles_in_lines_apart_in_the_pag
 
 
 
+def test_a_parallel_axis_dragged_elsewhere_keeps_its_own_title_when_the_page_cuts_titles_again(tmp_path: Path) -> None:
+    """The page cut each parallel axis' title again from the names in their first order (``layout.meta.axes``), but
+    a reader who drags an axis elsewhere reorders the figure's dimensions: at the next redraw (the window resized)
+    each moved axis was titled with another parameter's name. Now each axis' name travels with it."""
+    from tunesmith import plots
+    from tunesmith.plots.plotly_render import to_plotly
+
+    names = [w + "_dropout_probability_of_attention" for w in ("alpha", "beta", "gamma", "delta")]
+    study = ts.Study(ts.Space({name: ts.Float(0, 1) for name in names}), sampler="random", seed=0)
+    study.optimize(lambda t: sum(t.params.values()), n_trials=8)
+    record = plots.parallel(study)
+    assert [d.name for d in to_plotly(record).data[0].dimensions] == [*names, "value (minimize)"]
+    sync_api = browser_or_skip()
+    out = plots.save(record, tmp_path / "parallel.html")
+    by_values = {json.dumps(list(a.values), separators=(",", ":")): a.name for a in record.axes}
+    own = "gd => gd.data[0].dimensions.map(d => [JSON.stringify(d.values), d.label])"
+
+    def drag_then_narrow(page: Any) -> tuple[list[str], list[list[str]]]:
+        read_parallel_titles(page)
+        gd = page.query_selector(".js-plotly-plot")
+        title = next(t for t in page.query_selector_all(".axis-title") if t.text_content().startswith("alpha"))
+        box = title.query_selector("tspan.line").bounding_box()  # its first line (the rest is not a handle)
+        x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+        page.mouse.move(x, y)
+        page.mouse.down()
+        for k in range(1, 21):  # past two axes to the right, in steps as a hand moves
+            page.mouse.move(x + 15 * k, y)
+            page.wait_for_timeout(20)
+        page.mouse.up()
+        page.wait_for_function("gd => !String(gd.data[0].dimensions[0].name).startsWith('alpha')", arg=gd)
+        moved = [by_values[v] for v, _ in gd.evaluate(own)]
+        before = gd.evaluate("gd => gd.data[0].dimensions[0].label")
+        page.set_viewport_size({"width": 420, "height": 900})
+        page.wait_for_function("([gd, before]) => gd.data[0].dimensions[0].label !== before && "
+                               "!gd.tunesmithFittingAxes", arg=[gd, before])
+        return moved, gd.evaluate(own)
+
+    moved, dims = _in_chromium(sync_api, out, drag_then_narrow, (600,))
+    assert moved[:3] != names[:3], moved  # the drag moved "alpha" past other axes
+    for values, label in dims:
+        lines = [html.unescape(line) for line in label.split("<br>")]
+        assert by_values[values].startswith(lines[0]) and len(lines) > 1, (by_values[values], lines)
+
+
 def test_a_slice_of_long_choices_draws_them_in_lines_apart_in_the_page(tmp_path: Path) -> None:
     """Six choices of 152 characters were each one rotated line in the HTML slice, which plotly's margin
     squeezed to a strip of 50 px. Now each tick is at most 3 lines of 20 columns (the first, "…", the end;

@@ -18,6 +18,7 @@ from sklearn.pipeline import Pipeline  # noqa: E402
 from sklearn.preprocessing import OneHotEncoder, StandardScaler  # noqa: E402
 
 from tunesmith.cli import main  # noqa: E402
+from tunesmith.cv import SETUP_ATTR  # noqa: E402
 from tunesmith.plots.study_data import learning_curves  # noqa: E402
 from tunesmith.report import build_report  # noqa: E402
 from tunesmith.sklearn import TunedSearchCV  # noqa: E402
@@ -138,7 +139,100 @@ def test_focus_from_the_shell_tells_a_search_to_fit_a_search_on_the_focused_stud
     assert main(["focus", "tab", "--keep", "clf__C", "--storage", url]) == 0
     out = capsys.readouterr().out
     assert "fit a search on it" in out and "TunedSearchCV(estimator, Study.load('tab-focus'" in out
+    assert "scoring=..., refit=...," in out  # a search resumed with another refit is refused
     assert "optimize(objective" not in out and "tunesmith run" not in out  # a search has no objective
     narrow = ts.Study.load("tab-focus", url)  # what the advice says to write runs, the carried trials counting
     search = TunedSearchCV(_pipe(), narrow.space, n_trials=5, cv=3, storage=url, name="tab-focus").fit(X, y)
     assert len(search.cv_results_["params"]) == 5 and set(search.best_params_) == set(space)
+
+
+def test_show_and_the_dashboard_name_a_single_scorer_when_the_fit_s_first_trial_is_not_among_the_rows(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    X, y = _frame()  # noqa: N806
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    search = TunedSearchCV(_pipe(), {"clf__C": loguniform(1e-3, 1e2)}, n_trials=6, cv=3, scoring="f1",
+                           sampler="random", random_state=0, storage=url, name="tab").fit(X, y)
+    first = min(t.number for t in search.study_.trials if SETUP_ATTR in t.attrs)  # the one naming "f1"
+    best = search.study_.best_trial.number
+    assert first != best  # the fixed seed's draw: the scorer's name is on a trial show --top 1 does not print
+    monkeypatch.setenv("COLUMNS", "200")
+    assert main(["show", "tab", "--storage", url, "--top", "1"]) == 0
+    assert "value (f1)" in capsys.readouterr().out
+    page = _dashboard_page(url, f"/studies/tab?order=best&limit=1&offset={0 if best != first else 1}")
+    assert "<th>value (f1)</th>" in page  # a page of the best row only
+
+
+def test_a_stored_search_resumed_with_refit_naming_another_scorer_is_refused_before_it_mixes_two_scores(
+    tmp_path: Path,
+) -> None:
+    X, y = _frame()  # noqa: N806
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    space = {"clf__C": loguniform(1e-2, 1e2)}
+
+    def search(refit: str, n_trials: int) -> TunedSearchCV:
+        return TunedSearchCV(_pipe(), space, n_trials=n_trials, cv=3, scoring=["accuracy", "roc_auc"], refit=refit,
+                             random_state=0, storage=url, name="tab")
+
+    first = search("roc_auc", 3).fit(X, y)
+    values = [t.value for t in first.study_.trials]
+    with pytest.raises(ValueError, match=r"holds values of the scorer 'roc_auc'.*Pass refit='roc_auc' to resume"):
+        search("accuracy", 5).fit(X, y)
+    resumed = search("roc_auc", 5).fit(X, y)  # what the message says to write resumes it
+    assert [t.value for t in resumed.study_.trials][:3] == values and len(resumed.study_.trials) == 5
+    assert {t.attrs["cv"]["key"] for t in resumed.study_.trials} == {"test_roc_auc"}
+
+
+def test_study_before_fit_raises_scikit_learn_s_not_fitted_error() -> None:
+    from sklearn.exceptions import NotFittedError
+
+    search = TunedSearchCV(_pipe(), {"clf__C": loguniform(1e-2, 1e2)}, n_trials=2, cv=3)
+    with pytest.raises(NotFittedError, match=r"TunedSearchCV instance is not fitted yet.*before using study_"):
+        search.study_  # noqa: B018
+    assert not hasattr(search, "study_")  # NotFittedError is an AttributeError: hasattr still answers
+
+
+def test_evaluate_best_and_show_s_test_table_name_the_scorer_of_the_values(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    X, y = _frame()  # noqa: N806
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    search = TunedSearchCV(_pipe(), {"clf__C": loguniform(1e-2, 1e2)}, n_trials=4, cv=3,
+                           scoring=["accuracy", "roc_auc"], refit="roc_auc", random_state=0, storage=url,
+                           name="tab").fit(X[:120], y[:120])
+    result = search.evaluate_best(X[:120], y[:120], X[120:], y[120:], k=2)
+    assert result.metric == "roc_auc"
+    header = str(result).splitlines()[0]
+    assert header.split() == ["trial", "validation", "(roc_auc)", "test", "(roc_auc)", "gap", "params"]
+    monkeypatch.setenv("COLUMNS", "200")
+    assert main(["show", "tab", "--storage", url]) == 0
+    assert "validation (roc_auc)" in capsys.readouterr().out  # the held-out test table's column
+
+
+def test_the_prefix_advice_keeps_the_names_that_have_theirs_and_names_one_step_of_several_alike() -> None:
+    from sklearn.ensemble import VotingClassifier
+
+    X, y = _frame()  # noqa: N806
+    mixed = {"pre__num__with_mean": [True, False], "C": loguniform(1e-2, 1e2), "tol": [1e-4, 1e-3]}
+    with pytest.raises(ValueError, match=r"Invalid parameters \['C', 'tol'\].*Prefix these names with 'clf__' "
+                                         r"\(the space's other names have their prefix\)"):
+        TunedSearchCV(_pipe(), mixed, n_trials=2, cv=3).fit(X, y)
+    vote = VotingClassifier([("b", LogisticRegression()), ("a", LogisticRegression())])  # C and tol of both
+    with pytest.raises(ValueError, match=r"its step 'a' without"):  # the same step whatever the hash seed
+        TunedSearchCV(vote, {"C": [1.0], "tol": [1e-4]}, cv=3).fit(np.c_[X["age"]], y)
+
+
+def test_a_score_of_a_long_name_heads_the_dashboard_s_value_column_cut_as_its_cells_are(tmp_path: Path) -> None:
+    import tunesmith as ts
+
+    long = "validation_" + "x" * 5000  # a fold function's own name for its score, or another writer's attrs
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    study = ts.Study(ts.Space({"x": ts.Float(0.0, 1.0)}), storage=url, name="long", sampler="random", seed=0)
+
+    def objective(trial: ts.Trial) -> float:
+        return ts.cv.cross_validate(trial, lambda train, val: {long: trial.params["x"]}, ts.cv.kfold(10, k=2),
+                                    key=long)
+
+    study.optimize(objective, n_trials=2)
+    page = _dashboard_page(url, "/studies/long")
+    assert "<th>value (validation_xxx" in page and "(5,011 characters))</th>" in page and long not in page

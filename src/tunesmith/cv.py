@@ -416,6 +416,8 @@ def fold_metric(trials: Iterable[Any]) -> str | None:
             key = record["key"]
         if scoring is None and isinstance(setup, Mapping) and isinstance(setup.get("scoring"), str):
             scoring = setup["scoring"]
+        if key is not None and (key != "test_score" or scoring is not None):
+            break  # all it needs: the rest of a long history is not read
     if key in (None, "score", "test_score"):
         return scoring.rsplit(".", 1)[-1] if key == "test_score" and scoring else None  # a scorer's function by name
     return key.removeprefix("test_") or None

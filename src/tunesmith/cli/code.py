@@ -11,6 +11,7 @@ import inspect
 import io
 import re
 import sys
+import sysconfig
 import tokenize
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -36,8 +37,8 @@ def objective_code(objective: Callable[..., Any]) -> tuple[str, str, str, dict[s
     root = _root(path)
     files, budget = {_shown(path, root): digest}, MODULES_TOKENIZED
     for module in local_modules(path, root):
-        try:
-            source = module.read_bytes()
+        try:  # CRLF as LF: a checkout's line endings move no module across the budget nor change its bytes
+            source = module.read_bytes().replace(b"\r\n", b"\n")
         except OSError:  # gone since it was found: as a module the objective does not have
             continue
         budget -= len(source)
@@ -65,7 +66,7 @@ def _shown(path: Path, root: Path) -> str:
 def _root(path: Path) -> Path:
     """The folder the objective's own imports are found from: its file's, or the one holding its top package."""
     root = path.parent
-    while (root / "__init__.py").is_file() and root.parent != root:
+    while _is_file(root / "__init__.py") and root.parent != root:
         root = root.parent
     return root
 
@@ -74,7 +75,7 @@ def local_modules(path: Path, root: Path) -> list[Path]:
     """The Python files under ``root`` (not an installed package's) that ``path`` imports, and those they
     import, at most :data:`MAX_MODULES`: ``import helpers``, ``from lib.util import f``, ``from . import
     x`` (inside functions too), each where such a file exists; a name that is no file there (an installed
-    package's) is passed over. A file over ``MAX_TOKENIZED`` bytes is digested but not followed."""
+    package's) is passed over. A file over :data:`MAX_TOKENIZED` bytes is digested but not followed."""
     seen, todo, found = {path}, [path], list[Path]()
     while todo and len(found) < MAX_MODULES:
         current = todo.pop()
@@ -86,14 +87,20 @@ def local_modules(path: Path, root: Path) -> list[Path]:
     return found
 
 
-#: ``from X import a, b`` (names in brackets over several lines too) and ``import a.b as c, d`` at a line's start
-_FROM = re.compile(rb"^[ \t]*from[ \t]+(\.*[\w.]*)[ \t]+import[ \t]+(\([^)]*\)|[^\n#;]*)", re.MULTILINE)
-_IMPORT = re.compile(rb"^[ \t]*import[ \t]+([^\n#;]*)", re.MULTILINE)
+#: ``from X import a, b`` (names in brackets over several lines too; ``from .x``, ``from . x`` and ``from.x``
+#: alike) and ``import a.b as c, d``, each at a line's start or after a ``;``; names in any script (``\w`` of text)
+#: (each dot, space and name can be matched one way only: where two parts could take the same dots or spaces,
+#: a line of them took time quadratic in its length, seconds for 16 KB)
+_FROM = re.compile(r"(?:^|;)[ \t]*from(?=[ \t.])((?:[ \t]*\.)*)(?:[ \t]*(\w[\w.]*))?[ \t]+import(?=[ \t(])[ \t]*"
+                   r"(\([^)]*\)|[^\n#;]*)", re.MULTILINE)
+_IMPORT = re.compile(r"(?:^|;)[ \t]*import[ \t]+([^\n#;]*)", re.MULTILINE)
+#: a comment inside an import's brackets (``from x import (a,  # the first``)
+_COMMENT = re.compile(r"#[^\n]*")
 
 
-def _names(listed: bytes) -> list[str]:
-    """The module names of an import's list: ``a.b as c, d`` -> ``a.b``, ``d``."""
-    text = listed.decode("utf-8", "replace").strip("() \t\r\n\\")
+def _names(listed: str) -> list[str]:
+    """The module names of an import's list: ``a.b as c, d`` -> ``a.b``, ``d`` (comments in brackets aside)."""
+    text = _COMMENT.sub("", listed).strip("() \t\r\n\\")
     names = (item.split()[0] for item in text.split(",") if item.split())
     return [n for n in names if all(part.isidentifier() for part in n.split("."))]
 
@@ -103,16 +110,17 @@ def _imported(path: Path, root: Path) -> Iterator[Path]:
     expression: cheap on a large project, where parsing every file took seconds; an import written in a
     string at a line's start adds a file, an import after a backslash continuation is missed)."""
     try:
-        source = path.read_bytes()
+        if path.stat().st_size > MAX_TOKENIZED:  # generated data, not code to follow (and seconds to search)
+            return
+        source = path.read_bytes().decode("utf-8", "replace")  # a name in another encoding is missed
     except OSError:
         return
     for listed in _IMPORT.findall(source):
         for name in _names(listed):
             if not _imported_installed(name):
                 yield from _files(root, name.split("."))
-    for module, listed in _FROM.findall(source):
-        dots = len(module) - len(module.lstrip(b"."))
-        name = module[dots:].decode("utf-8", "replace")
+    for relative, name, listed in _FROM.findall(source):
+        dots = relative.count(".")
         if not dots and _imported_installed(name):
             continue
         base = root
@@ -133,8 +141,17 @@ def _files(base: Path, parts: list[str], *, whole_only: bool = False) -> Iterato
     for depth in range(len(parts) if whole_only else 1, len(parts) + 1):
         folder = base.joinpath(*parts[:depth])
         for candidate in (folder.with_name(folder.name + ".py"), folder / "__init__.py"):
-            if parts[:depth] and candidate.is_file():  # a regular file: a FIFO is never opened
+            if parts[:depth] and _is_file(candidate):  # a regular file: a FIFO is never opened
                 yield candidate.resolve()
+
+
+def _is_file(path: Path) -> bool:
+    """Whether ``path`` is a regular file; False where it cannot be told (a folder this user may not enter:
+    ``Path.is_file`` raises PermissionError there, which stopped ``tunesmith run``)."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
 
 
 def _imported_installed(name: str) -> bool:
@@ -149,11 +166,19 @@ def _imported_installed(name: str) -> bool:
 
 
 def _installed(path: Path) -> bool:
-    """Whether ``path`` belongs to an installed package or the interpreter (a virtual environment inside
-    the project's folder holds them too)."""
+    """Whether ``path`` belongs to an installed package or the interpreter's standard library (a virtual
+    environment inside the project's folder holds them too). Not the whole of ``sys.prefix``: with the
+    system's Python it is ``/usr``, which holds projects too (``/usr/src/app``)."""
     if {"site-packages", "dist-packages"} & set(path.parts):
         return True
-    return any(path.is_relative_to(Path(prefix).resolve()) for prefix in {sys.prefix, sys.base_prefix})
+    return any(path.is_relative_to(folder) for folder in _STANDARD)
+
+
+#: the folders of the standard library (its compiled modules too), of this interpreter and its base
+_STANDARD = frozenset(Path(sysconfig.get_paths(vars=v).get(key, "/nonexistent")).resolve()
+                      for v in ({"base": sys.prefix, "platbase": sys.prefix},
+                                {"base": sys.base_prefix, "platbase": sys.base_prefix})
+                      for key in ("stdlib", "platstdlib"))
 
 
 
@@ -168,15 +193,20 @@ _CLOSE = {getattr(tokenize, n) for n in ("FSTRING_END", "TSTRING_END") if hasatt
 
 #: the largest file digested by its tokens (about 1.5 s on Python 3.11); a larger one by its bytes
 MAX_TOKENIZED = 1_000_000
+#: the longest line of a file digested by its tokens; a file with a longer one by its bytes, on every Python:
+#: from 3.12 the tokenizer copies a token's whole line into each token, so a line's cost grows with its length
+#: times its tokens (a 400 KB line of 80,000 f"" took 45 s on 3.12.1, 10 KB about 0.015 s)
+MAX_LINE = 10_000
 
 
 def code_digest(source: bytes) -> str:
     """SHA-256 of the code in ``source`` (a Python file), comments and layout aside: a comment, a blank
     line, another indentation or line ending (a checkout with CRLF) gives the same digest, the same on
     Python 3.10 to 3.13; any change to a name, a number, a string or an operator another. A file that
-    does not tokenize, or one over ``MAX_TOKENIZED`` bytes: of its bytes."""
-    if len(source) > MAX_TOKENIZED:
-        return hashlib.sha256(source).hexdigest()
+    does not tokenize: of its bytes; one over ``MAX_TOKENIZED`` bytes or with a line over ``MAX_LINE`` bytes: of its
+    bytes with CRLF as LF."""
+    if len(source) > MAX_TOKENIZED or _longest_line(source) > MAX_LINE:  # line endings aside, as the tokens
+        return hashlib.sha256(source.replace(b"\r\n", b"\n")).hexdigest()
     digest = hashlib.sha256()
     try:
         encoding = tokenize.detect_encoding(io.BytesIO(source).readline)[0]
@@ -203,3 +233,6 @@ def code_digest(source: bytes) -> str:
     return digest.hexdigest()
 
 
+def _longest_line(source: bytes) -> int:
+    """The length in bytes of ``source``'s longest line (lines end at a line feed or a carriage return)."""
+    return max(map(len, source.replace(b"\r", b"\n").split(b"\n")), default=0)

@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ..cv import fold_metric
+from ..cv import CV_ATTR, SETUP_ATTR, fold_metric
 from ..exceptions import (
     StorageError,
     StudyNotFound,
@@ -305,12 +305,16 @@ def add_studies_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_studies(args: argparse.Namespace) -> int:
-    from ..storage.sql import missing_sqlite_file, storage_options
+    from ..storage.sql import log_alone, missing_sqlite_file, storage_options
+    from .studyfile import sqlite_path
 
     storage = make_storage(args.storage, read_only=True)
     records = storage.list_studies()
     if not records:
         if missing_sqlite_file(storage.display_url):  # a typo, or run from another folder: an error, as show's
+            db = sqlite_path(storage.url)
+            if alone := log_alone(Path(db[1]).expanduser().resolve()) if db else "":  # deleted while open
+                raise StorageError(f"no studies in {storage.display_url}: {alone}")
             found = storage_options(storage.url)  # the study written to boost.db, read from the default
             raise StorageError(f"no studies in {storage.display_url}: there is no such database file "
                                f"(--storage names the one to read{': ' + found if found else ''})")
@@ -434,8 +438,8 @@ def cmd_show(args: argparse.Namespace) -> int:
         return 0
     console.print(best_table(study, trials, args.top))
     tests = test_results(study)
-    if tests:
-        console.print(test_table(study, tests))
+    if tests:  # the validation values are the best table's: of its scorer
+        console.print(test_table(study, tests, _value_metric(study, ranked(trials, study.direction, args.top), trials)))
     _show_failed(console, trials)
     _show_pruner(console, study, trials, args.storage, held_trials)
     _show_budget(console, study, trials, whole, held_trials)
@@ -499,14 +503,16 @@ def _shown_and_whole(study: Study, top: int) -> tuple[list[FrozenTrial], bool]:
 
 def _show_running(console: Any, study: Study, trials: list[FrozenTrial]) -> None:
     """Without heartbeats, a trial whose whole run was killed (the optimize process itself, or
-    its machine) stays running forever: say how to have such trials failed."""
+    its machine), or whose end a full disk refused, stays running forever: say how to have such trials failed."""
     running = [t.number for t in trials if t.state is TrialState.RUNNING]
     cfg = study.heartbeat_config
     if running and cfg.interval is not None and cfg.grace is not None:
         _show_silent(console, study, [t for t in trials if t.state is TrialState.RUNNING], cfg.grace)
     if running and cfg.interval is None:
         console.print(f"{plural(len(running), 'running trial')} ({_numbers(running, 5)}): this study has no "
-                      "heartbeats, so a trial whose process was killed with its optimize call stays running; to "
+                      "heartbeats, so a trial whose process was killed with its optimize call, or whose end its storage "
+                      "refused (a full disk: that run ended with a StorageError naming the trial), stays running; "
+                      f"to end one no process runs, call study.tell({running[0]}, state='failed') in Python; to "
                       "fail those, open the study with heartbeat_interval=S (and grace_period=G; in a study file, "
                       "heartbeat_interval: S for tunesmith run or worker): the next trial asked fails running trials "
                       "with no heartbeat for G seconds", soft_wrap=True, highlight=False)
@@ -633,13 +639,15 @@ def _stopped_by(why: str | None) -> str:
     return f"stopped by {'Ctrl-C' if name == 'KeyboardInterrupt' else literal(short_title(name))}"
 
 
-def test_table(study: Study, tests: dict[int, TestResult]) -> Table:
-    """Validation next to test for the configurations ``evaluate_best`` re-evaluated."""
+def test_table(study: Study, tests: dict[int, TestResult], metric: str | None = None) -> Table:
+    """Validation next to test for the configurations ``evaluate_best`` re-evaluated; ``metric``: the scorer of
+    the validation values (the test function's is the caller's own)."""
     sign = study.direction.sign()
     rows = sorted(tests.values(), key=lambda r: (sign * r.validation, r.trial))
     winner = min(rows, key=lambda r: sign * r.mean).trial
     table = Table(title="held-out test (study.evaluate_best); gap: how much validation overstated test")
-    for col in ("#", "validation", "test", "gap", ""):
+    for col in ("#", "validation" if metric is None else f"validation ({literal(short_title(metric))})", "test", "gap",
+                ""):
         table.add_column(col, justify="right" if col else "left")
     for r in rows:
         test = f"{r.mean:.4g}" + (f" ± {r.std:.2g} ({len(r.values)} seeds)" if len(r.values) > 1 else "")
@@ -661,13 +669,34 @@ def _export_command(study: Study) -> str:
     return command_line("export", study.name, options=where) + password_note(*where)
 
 
+def _value_metric(study: Study, best: list[FrozenTrial], trials: list[FrozenTrial]) -> str | None:
+    """The scorer that ``best``'s values are of (:func:`cv.fold_metric`). A search with one scorer records its name
+    on each fit's first trial only (with ``n_jobs``, not always the lowest number), which ``trials`` may hold as a
+    head without attrs (``show`` reads the printed ones whole): the first heads are then read whole for it."""
+    metric = fold_metric(best)
+    if metric is not None or not any(isinstance(t.attrs.get(CV_ATTR), dict)
+                                     and t.attrs[CV_ATTR].get("key") == "test_score" for t in best):
+        return metric
+    metric = fold_metric([*best, *trials])  # read whole already (every trial where show read them all)
+    heads = sorted(t.number for t in trials if not t.attrs)[:HEADS_READ_FOR_SCORER]
+    for number in heads if metric is None else []:
+        t = study.storage.get_trial(study._study_id, number)
+        if SETUP_ATTR in t.attrs:  # a fit's first trial: its scorer, or none (the estimator's score)
+            return fold_metric([*best, t])
+    return metric
+
+
+#: how many of the lowest-numbered trials read as heads show reads whole to find a search's one scorer's name
+HEADS_READ_FOR_SCORER = 32
+
+
 def best_table(study: Study, trials: list[FrozenTrial], top: int) -> Table:
     """The ``top`` complete trials, best first, a column per parameter."""
     best = ranked(trials, study.direction, top)
     done = [t for t in trials if t.state is TrialState.COMPLETE and t.value is not None]
     table = Table(title=f"best {len(best)} of {plural(len(done), 'complete trial')} ({study.direction.value})")
     table.add_column("#", justify="right")
-    metric = fold_metric(best)  # a search's scorer: with several, the value is refit's, not the first
+    metric = _value_metric(study, best, trials)  # a search's scorer: with several, refit's, not the first
     value = "value" if metric is None else f"value ({literal(short_title(metric))})"
     table.add_column(value, justify="right", no_wrap=True, min_width=8)  # never squeezed to "0…"
     folded = has_folds(best)  # trials of cv.cross_validate: the spread to read the values against
@@ -1020,12 +1049,36 @@ def cmd_tell(args: argparse.Namespace) -> int:
     Python session to call ``study.tell(n, state='pruned')`` in."""
     study = _load(args.name, args.storage, write=True)
     numbers = list(dict.fromkeys(args.numbers))  # a number given twice: ended once, not refused the second time
-    end_paused(study, study.trials, numbers, args.state)
+    ended = end_paused(study, study.trials, numbers, args.state)
     print(f"study {study.name!r}: {plural(len(numbers), 'paused trial')} {args.state}: {', '.join(map(str, numbers))}")
+    freed = _release(ended)
+    if freed:
+        print(f"deleted the checkpoints of {plural(len(freed), 'trial')} in {', '.join(map(str, freed))}")
     return 0
 
 
-def end_paused(study: Study, trials: list[FrozenTrial], numbers: list[int], state: str) -> None:
+def _release(trials: list[Trial]) -> list[Path]:
+    """The checkpoint folders of ``trials`` (ended for good) deleted, as a trial start's sweep deletes them
+    (:func:`tunesmith.train.retention.release`; needs torch, else left to that sweep)."""
+    if not any(t.record.attrs.get("checkpoint") for t in trials):
+        return []
+    try:
+        from ..train import retention
+    except ImportError:
+        return []
+    freed = []
+    for t in trials:
+        try:
+            folder = retention.release(t)
+        except OSError as exc:  # housekeeping: the trial is ended all the same
+            print(f"could not delete trial {t.number}'s checkpoints ({exc}): the next trial start tidies them")
+            continue
+        if folder is not None:
+            freed.append(folder)
+    return freed
+
+
+def end_paused(study: Study, trials: list[FrozenTrial], numbers: list[int], state: str) -> list[Trial]:
     """End the trials ``numbers``, paused in ``trials`` (the study's, as read), as ``state``. Each write is a
     compare-and-set on the paused record read (a handle's, not a number, which is looked up again): a trial
     that a worker resumed since is refused, never ended while it runs."""
@@ -1037,11 +1090,15 @@ def end_paused(study: Study, trials: list[FrozenTrial], numbers: list[int], stat
             now = f"paused now: {_numbers(paused, PAUSED_SHOWN, '')}" if paused else "none is paused now"
             raise ValueError(f"trial {n} of study {study.name!r}: {what}; tunesmith tell ends paused trials "
                              f"({now}), its objective or a worker ends the others")
+    ended = []
     for i, n in enumerate(numbers):
+        handle = Trial(study, records[n])
         try:
-            study.tell(Trial(study, records[n]), state=state, error="ended by tunesmith tell" if state == "failed" else None)
+            study.tell(handle, state=state, error="ended by tunesmith tell" if state == "failed" else None)
         except TrialFinishedError as exc:
             raise TrialFinishedError(f"{exc}{f'; ended before it: {numbers[:i]}' if i else ''}") from None
+        ended.append(handle)
+    return ended
 
 
 def _fill(pairs: list[str]) -> dict[str, Any]:

@@ -8,6 +8,7 @@ import shlex
 from ..cv import is_search_trial
 from ..importance import METHODS
 from ..space.params import plural
+from ..storage.base import password_note
 from ..study.focus import CARRY, focus_study
 from .commands import _load, add_storage_arg
 
@@ -49,6 +50,7 @@ def _run_advice(name: str) -> str:
 
 def _search_advice(name: str, url: str) -> str:
     """A TunedSearchCV's study has no objective to run: a search fitted on the focused study goes on with it."""
-    return (f"fit a search on it, with the estimator, data, cv and scoring of the search it focuses: "
+    return (f"fit a search on it, with the estimator, data, cv, scoring and refit of the search it focuses: "
             f"TunedSearchCV(estimator, Study.load({name!r}, {url!r}).space, n_trials=..., cv=..., scoring=..., "
-            f"storage={url!r}, name={name!r}).fit(X, y) (its carried trials count toward n_trials)")
+            f"refit=..., storage={url!r}, name={name!r}).fit(X, y){password_note(url)} (its carried trials count "
+            "toward n_trials)")

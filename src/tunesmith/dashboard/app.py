@@ -371,7 +371,10 @@ def api_plots(d: Dashboard, request: Request) -> Response:
 def api_trials(d: Dashboard, request: Request) -> Response:
     v = d.view(request.path_params["name"])
     total, rows, args = _trials_page(v, request)
-    return json_response({"version": v.version, "total": total, **args, "trials": [trial_dict(t) for t in rows]})
+    ties = pages.tied_values(v, rows) if args["order"] == "best" else []  # as the page: ordered by best only
+    return json_response({"version": v.version, "total": total, **args, "trials": [trial_dict(t) for t in rows],
+                          "ties": [{"value": x, "trials": n} for x, n in ties],
+                          **({"tie_order": pages.TIE_ORDER} if ties else {})})
 
 
 def _notes_view(request: Request) -> dict[str, str]:

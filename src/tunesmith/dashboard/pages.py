@@ -183,8 +183,10 @@ def trials_table(v: View, total: int, rows: list[FrozenTrial], *, offset: int, l
     """The trials table and its pager; the pager's links keep ``keep`` (``notes=all``: the page's other view)."""
     names = list(v.record.space)
     extra = _extra_columns(rows)
-    metric = fold_metric(rows)  # a search's scorer, as show and the report head the column
-    head = ["#", "state", "value" if metric is None else f"value ({metric})", *extra, *names, "seconds", "worker"]
+    # a search's scorer, as show and the report head the column: read off every trial, as one scorer's name is
+    # recorded by each fit's first trial only, which a page of rows may not hold
+    metric = v.cached("fold_metric", lambda: fold_metric(v.trials))
+    head = ["#", "state", "value" if metric is None else f"value ({shortened(metric)})", *extra, *names, "seconds", "worker"]
     cells = [[f"<a href='/studies/{q(v.name)}/trials/{t.number}'>{t.number}</a>",
               f"<span class='state-{t.state.value}'>{t.state.value}</span>", fmt(t.value),
               *(e(cell(t)) for cell in extra.values()),
@@ -197,21 +199,31 @@ def trials_table(v: View, total: int, rows: list[FrozenTrial], *, offset: int, l
 TIES_NAMED = 5
 
 
+#: how trials tied on the value are ordered, as ``study.best_trial`` ranks them (the page's and the API's words)
+TIE_ORDER = ("by their reports, the last one first (the better at the first step they differ), those that reported "
+             "nothing after them, then by trial number, the earliest first; the order stays as it is until a trial "
+             "joins the tie")
+
+
+def tied_values(v: View, rows: Sequence[FrozenTrial]) -> list[tuple[float, int]]:
+    """The values ``rows``' complete trials tie on, in their order, each with how many trials of the study hold it."""
+    counts: Counter[float | None] = v.cached(("tied values",), lambda: Counter(
+        t.value for t in v.trials if t.state is TrialState.COMPLETE and t.value is not None))
+    tied = dict.fromkeys(t.value for t in rows if t.state is TrialState.COMPLETE and counts.get(t.value, 0) > 1)
+    return [(x, counts[x]) for x in tied if x is not None]
+
+
 def _ties(v: View, rows: Sequence[FrozenTrial]) -> str:
     """A line saying which values the page's complete trials tie on, with how many trials of the study hold each,
     and how a tie is ordered ("" where none does): a study whose trials all tied showed a page of one value in
     an order nothing explained."""
-    counts: Counter[float | None] = v.cached(("tied values",), lambda: Counter(
-        t.value for t in v.trials if t.state is TrialState.COMPLETE and t.value is not None))
-    tied = list(dict.fromkeys(t.value for t in rows if t.state is TrialState.COMPLETE and counts.get(t.value, 0) > 1))
+    tied = tied_values(v, rows)
     if not tied:
         return ""
-    said = ", ".join(f"{e(fmt(x))} ({counts[x]:,} trials)" for x in tied[:TIES_NAMED])
+    said = ", ".join(f"{e(fmt(x))} ({n:,} trials)" for x, n in tied[:TIES_NAMED])
     more = f" and {plural(len(tied) - TIES_NAMED, 'other value')}" if len(tied) > TIES_NAMED else ""
     return (f"<p class='note ties'>trials tie on the value here: {said}{more}. Tied trials are ordered as "
-            "<code>study.best_trial</code> ranks them: by their reports, the last one first (the better at the first "
-            "step they differ), those that reported nothing after them, then by trial number, the earliest "
-            "first; the order stays as it is until a trial joins the tie.</p>")
+            f"<code>study.best_trial</code> ranks them: {TIE_ORDER}.</p>")
 
 
 def _extra_columns(rows: Sequence[FrozenTrial]) -> dict[str, Callable[[FrozenTrial], str]]:

@@ -410,7 +410,7 @@ def _draw(ax: Any, s: Series, c: Chart) -> None:
         ax.fill_between(list(s.x), list(s.low or ()), list(s.high or ()), color=s.color, alpha=s.opacity, lw=0,
                         step="post", gid=s.gid)
     elif s.mode == "bars":
-        ax.barh(range(len(s.y)), list(s.x), xerr=[s.error_below(), list(s.error)] if s.error else None,
+        ax.barh(range(len(s.y)), list(s.x), xerr=[s.error_below(), s.error_above()] if s.error else None,
                 color=s.color, capsize=3, gid=s.gid)
         ax.set_yticks(range(len(s.y)), [plain(y) for y in short_labels([str(y) for y in s.y])])
     elif s.mode == "contour":

@@ -178,7 +178,7 @@ def _traces(go: Any, s: Series, c: Chart) -> list[Any]:
     if s.mode == "bars":
         names = _names(s.y)  # a name of 200 characters drawn whole squeezed the bars: its whole in the hover
         return [go.Bar(x=list(s.x), y=_hs(names), orientation="h", marker={"color": s.color},
-                       error_x={"type": "data", "array": list(s.error or ()), "arrayminus": s.error_below()},
+                       error_x={"type": "data", "array": s.error_above(), "arrayminus": s.error_below()},
                        showlegend=False,
                        hovertext=_hs([short_title(str(y)) for y in s.y]) if names != list(s.y) else None)]
     if s.mode == "contour":
@@ -265,8 +265,9 @@ def _parallel(go: Any, p: Parallel) -> Any:
     dims = []
     names = [f"{name} (log scale)" if a.log else name for a, name in zip(p.axes, _names([a.name for a in p.axes]),
                                                                            strict=True)]
-    for a, title in zip(p.axes, _axis_titles(names, FIGURE_WIDTH), strict=True):
-        d: dict[str, Any] = {"label": title, "values": list(a.values)}
+    for a, title, whole in zip(p.axes, _axis_titles(names, FIGURE_WIDTH), names, strict=True):
+        # ``name``: the title whole, which an axis dragged elsewhere takes with it (FIT_TITLE cuts it again)
+        d: dict[str, Any] = {"label": title, "values": list(a.values), "name": unseen_as_escapes(whole)}
         ticks = a.ticks or (_decades(a.values) if a.log else ())
         if ticks:  # a log axis's ticks name values (0.001, 0.01), never their log10 (-3, -2); plotly draws a tick's
             # text as it is (the choice "d<&>" was drawn "d&lt;&amp;&gt;"), its label and titles as HTML
@@ -398,7 +399,10 @@ function tunesmithFitAxes(gd) {
   const between = full._size.w * (trace.domain.x[1] - trace.domain.x[0]) / Math.max(meta.axes.length - 1, 1) - 8;
   const room = Math.min(between, AXIS_TITLE_WIDTH);
   const fits = (t) => ctx.measureText(t).width <= room;
-  const labels = meta.axes.map((name) => {
+  // each axis' whole name travels with it (``name``): the reader who drags an axis elsewhere reorders
+  // ``gd.data``'s dimensions, where meta.axes keeps the first order (their titles were swapped at the next redraw)
+  const dims = gd.data[0].dimensions;
+  const labels = dims.map((d, i) => typeof d.name === "string" ? d.name : meta.axes[i]).map((name) => {
     const lines = tunesmithLines(name, fits);
     if (lines.length <= MOST_LINES) { return tunesmithHtml(lines); }
     let tail = 1;
@@ -406,7 +410,7 @@ function tunesmithFitAxes(gd) {
     return tunesmithHtml([lines[0], "…", name.slice(-tail).trimStart()]);
   });
   const update = {};
-  labels.forEach((label, i) => { if (trace.dimensions[i] && trace.dimensions[i].label !== label) { update["dimensions[" + i + "].label"] = label; } });
+  labels.forEach((label, i) => { if (dims[i].label !== label) { update["dimensions[" + i + "].label"] = label; } });
   if (!Object.keys(update).length) { return; }
   gd.tunesmithFittingAxes = true;
   const done = () => { gd.tunesmithFittingAxes = false; tunesmithRaiseAxes(gd); };
@@ -426,9 +430,14 @@ function tunesmithRaiseAxes(gd) {
   }
 }
 function tunesmithFitTitles(gd) {
-  const fit = () => { tunesmithFitTitle(gd); tunesmithFitAxes(gd); };
-  if (!gd.tunesmithFitted) { gd.tunesmithFitted = true; gd.on("plotly_afterplot", fit); }
-  fit();
+  // on every redraw; a figure drawn anew (the dashboard's live update: Plotly.react) lost its listeners, so the
+  // one listener is set again each call (once on the page's first draw, it was never again: a window resized
+  // after an update left the titles and the axes' titles cut for the width before)
+  gd.tunesmithFit = gd.tunesmithFit || (() => { tunesmithFitTitle(gd); tunesmithFitAxes(gd); });
+  if (gd.removeListener) { gd.removeListener("plotly_afterplot", gd.tunesmithFit); }
+  gd.on("plotly_afterplot", gd.tunesmithFit);
+  gd.tunesmithFitted = true;
+  gd.tunesmithFit();
 }
 """.replace("TITLE_LINE", str(TITLE_LINE)).replace("AXIS_TITLE_WIDTH", str(AXIS_TITLE_WIDTH)).replace(
     "MOST_LINES", str(MOST_LINES))

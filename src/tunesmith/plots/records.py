@@ -80,8 +80,10 @@ def in_lines(text: str, width: float, measure: Callable[[str], float]) -> list[s
     lines = wrap_to_width(text, width, measure, most=MOST_LINES + 1) or [""]  # those shown, and one: cut or not
     if len(lines) <= MOST_LINES:
         return lines
+    text = text.rstrip()
     tail = longest_fit(text[::-1], width, lambda end: measure(end[::-1]))
-    return [lines[0], "…", text[-tail:].lstrip()]
+    end = text[-tail:]
+    return [lines[0], "…", end[end.rfind("\n") + 1:].lstrip()]  # its last line's end: one line, as the others
 
 
 def longest_fit(word: str, width: float, measure: Callable[[str], float], start: int = 0) -> int:
@@ -154,8 +156,8 @@ class Series:
 
     mode: "lines", "markers", "steps" (a step line, post), "band" (filled between
     ``low`` and ``high``), "bars" (horizontal bars of length ``x`` at labels ``y``,
-    error ``error`` above and :meth:`error_below` under), "contour" (``z[i][j]`` at ``x[j]``,
-    ``y[i]``), "vline" (vertical lines at ``x``). ``gid`` names it for tests and for the renderers' ids.
+    error ``error`` above and under, kept within 0..1: :meth:`error_above`, :meth:`error_below`), "contour"
+    (``z[i][j]`` at ``x[j]``, ``y[i]``), "vline" (vertical lines at ``x``). ``gid`` names it for tests and for the renderers' ids.
     ``marker``: of "markers", and of a line or step series of one point, which is drawn as that marker
     ("o" where none is named).
     """
@@ -181,6 +183,11 @@ class Series:
         """A bar's error under its length, down to 0 at most: a share of the variance is never negative, and
         fANOVA's band (the trees' spread) drawn whole reached -0.08 under a fraction of 0.04."""
         return [min(float(e), max(float(x), 0.0)) for x, e in zip(self.x, self.error or (), strict=False)]
+
+    def error_above(self) -> list[float]:
+        """A bar's error over its length, up to 1 at most: a share is never past the whole, and a search's band
+        drawn whole passed it (0.968 ± 0.160 to 1.13)."""
+        return [min(float(e), max(1.0 - float(x), 0.0)) for x, e in zip(self.x, self.error or (), strict=False)]
 
 
 @dataclass(frozen=True)

@@ -87,9 +87,10 @@ def learning_curves(study: Any, *, log_y: bool = False) -> Chart:
     trials = [t for t in trials if t.intermediate]
     title = f"{s.name}: learning curves of {plural(len(trials), 'trial')}{left_out}"
     if not trials:
-        return nothing("curves", title, f"no trial of {s.name!r} reported intermediate values "
-                                        "(call trial.report(value, step) in the objective); the history "
-                                        "(tunesmith plot NAME --kind history, plots.history) draws each trial's value")
+        why = (f"each of these reports is {UNPLACEABLE}" if left_out else f"no trial of {s.name!r} reported "
+               "intermediate values (call trial.report(value, step) in the objective)")
+        return nothing("curves", title, f"{why}; the history (tunesmith plot NAME --kind history, plots.history) "
+                                        "draws each trial's value")
     best = s.best()
     counts = Counter(t.state for t in trials)
     labelled: set[TrialState] = set()
@@ -119,6 +120,11 @@ def learning_curves(study: Any, *, log_y: bool = False) -> Chart:
     x_title, y_title = _curve_axes(trials)
     return on_log_y(Chart("curves", title, x_title, y_title, tuple(series), log_y=log_y, int_x=True),
                     f"the reports of {s.name!r}")
+
+
+#: why a report stored as NaN or infinite is not drawn: what a plot says where there is no other to draw
+UNPLACEABLE = ("NaN or infinite, which a curve cannot place (trial.report takes finite numbers only: another program "
+               "wrote them to the database)")
 
 
 def unreadable_reports(trials: Sequence[FrozenTrial]) -> str:
@@ -182,7 +188,7 @@ def _axis(s: Snapshot, name: str, trials: list[FrozenTrial]) -> tuple[Axis, str]
     if p.kind == "categorical":
         labels = value_labels(list(p.choices))  # type: ignore[attr-defined]  # 1.0000000000000009 as 1
         pos = [float(p.index(t.params[name])) if name in t.params else -1.0 for t in trials]  # type: ignore[attr-defined]
-        shown, note = shown_choices(len(labels), [int(i) for i in pos if i >= 0])  # the axis spans them all
+        shown, note = shown_choices(len(labels), [int(i) for i in pos if i >= 0], every_drawn=False)  # spans all
         ticks = [(float(i), labels[i]) for i in shown]
         return Axis(name, pos, ticks + ([(-1.0, "inactive")] if -1.0 in pos else [])), note.replace("shown", "named")
     log = bool(getattr(p, "log", False))
@@ -225,17 +231,29 @@ def slices(study: Any, *, params: Sequence[str] | None = None, max_params: int =
 MAX_CHOICES = 200
 
 
-def shown_choices(n: int, drawn: Sequence[int]) -> tuple[list[int], str]:
+def shown_choices(n: int, drawn: Sequence[int], *, every_drawn: bool = True) -> tuple[list[int], str]:
     """The indices of a categorical's ``n`` choices an axis holds, in the space's order: all of them up to
-    :data:`MAX_CHOICES`; more, those the trials drew (``drawn``), the last and one in k of the rest, about
-    :data:`MAX_CHOICES` in all; and a note that says what was left out ("" when none was)."""
+    :data:`MAX_CHOICES`; more, those the trials drew (``drawn``), the first, the last and one in k of the rest,
+    about :data:`MAX_CHOICES` in all; and a note that says what was left out ("" when none was).
+
+    A slice's axis holds every choice the trials drew (``every_drawn``: its points lie on them), however many;
+    a parallel axis, whose lines reach their choice's place named or not, names 1 in j of them where they are
+    more than that: 1,000 trials that drew 1,000 choices of 50,000 named 1,001 ticks on one axis."""
     if n <= MAX_CHOICES:
         return list(range(n)), ""
-    used = set(drawn)
-    k = math.ceil(n / max(MAX_CHOICES - len(used), 1))
-    shown = sorted(used.union(range(0, n, k), [n - 1]))  # the first and the last: the axis' ends
-    return shown, (f"{len(shown):,} of {n:,} choices shown: {plural(len(used), 'choice')} the trials drew and "
-                   f"1 in {k:,} of the rest")
+    used = sorted(set(drawn))
+    what = f"{len(used):,} choice{'' if len(used) == 1 else 's'} the trials drew"
+    if not every_drawn and len(used) > MAX_CHOICES - 2:  # room for the axis' ends
+        j = math.ceil(len(used) / (MAX_CHOICES - 2))
+        what = f"1 in {j:,} of the {len(used):,} choices the trials drew"
+        used = used[::j]
+    room = MAX_CHOICES - len(used)
+    if room <= 2:  # the trials' choices fill the axis: its ends besides (1 in 50,000 of the rest said nothing)
+        shown, rest = sorted({*used, 0, n - 1}), "the first and the last"
+    else:
+        k = math.ceil(n / room)
+        shown, rest = sorted({*used, *range(0, n, k), n - 1}), f"1 in {k:,} of the rest"
+    return shown, f"{len(shown):,} of {n:,} choices shown: {what} and {rest}"
 
 
 def _slice(s: Snapshot, name: str, done: list[FrozenTrial], label: str) -> Chart:

@@ -37,12 +37,13 @@ def overfitting(source: Any, *, log_y: bool = False) -> Chart:
         return nothing("overfitting", title, f"{name} reported the running mean of its cross-validation folds, "
                                              f"not a loss by epoch (one fold's training curve is not kept{kept})")
     val = curves["val"]
-    if not val:
-        return nothing("overfitting", title, f"{name} has no validation values (no reports)")
-    if not curves["losses"]:  # not a tunesmith.train trial: its reports may be any metric
-        from .study_data import unreadable_reports
+    from .study_data import UNPLACEABLE, unreadable_reports
 
-        left_out = unreadable_reports([source]) if isinstance(source, FrozenTrial) else ""
+    left_out = unreadable_reports([source]) if isinstance(source, FrozenTrial) and not curves["losses"] else ""
+    if not val:
+        why = f": its reports are all {UNPLACEABLE}" if left_out else " (no reports)"
+        return nothing("overfitting", title + left_out, f"{name} has no validation values{why}")
+    if not curves["losses"]:  # not a tunesmith.train trial: its reports may be any metric
         return Chart("overfitting", f"{name}: reported values (no training loss recorded){left_out}", "step",
                      "reported value", tuple(_overfit_series(curves, "reported value", "step")), log_y=log_y,
                      int_x=True)

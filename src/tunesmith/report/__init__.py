@@ -132,7 +132,7 @@ def _search_setting(trials: Sequence[FrozenTrial]) -> str:
     metric = fold_metric(trials)
     text = f"TunedSearchCV of {shortened(str(setup.get('estimator')))}, scoring " + (
         ", ".join(shortened(str(n)) for n in names) if names else "the estimator's score")
-    text += f" (the value: {metric})" if metric and len(names) > 1 else ""
+    text += f" (the value: {shortened(metric)})" if metric and len(names) > 1 else ""
     folds = next((t.attrs[CV_ATTR].get("folds") for t in trials if is_summary(t.attrs.get(CV_ATTR))), None)
     return text + (f", {folds}-fold cross-validation" if isinstance(folds, int) else "")
 

@@ -9,7 +9,7 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ..cv import SETUP_ATTR
+from ..cv import CV_ATTR, SETUP_ATTR, is_summary
 from ..study import Study
 from .space import SearchSpace
 
@@ -97,6 +97,21 @@ def same_setup(
                 "parameters and scoring. For a new search give another name"
             )
     return setup
+
+
+def same_value(study: Study, metric: str) -> None:
+    """Refuse to resume ``study`` where its trials' values are another scorer's than ``metric`` (``refit``'s of
+    several scorers, "score" for one): the scorings match, but ``refit`` changed, and this fit's values would be
+    ranked against the earlier fits' as if they were one score."""
+    keys = {t.attrs[CV_ATTR]["key"] for t in study.trials
+            if is_summary(t.attrs.get(CV_ATTR)) and isinstance(t.attrs[CV_ATTR].get("key"), str)}
+    other = sorted(k.removeprefix("test_") for k in keys - {f"test_{metric}"})
+    if other:
+        raise ValueError(
+            f"study {study.name!r} in {study.storage.display_url} holds values of the scorer {other[0]!r}, and this "
+            f"search's are {metric!r}'s (refit={metric!r}): ranked together they would mix two scores. Pass "
+            f"refit={other[0]!r} to resume it, or another name= for a new search"
+        )
 
 
 def fixed_params(estimator: Any, searched: set[str]) -> dict[str, str]:

@@ -39,7 +39,7 @@ from sklearn.utils.metadata_routing import (
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, indexable
 
-from ..cv import CV_ATTR, SETUP_ATTR, validate
+from ..cv import CV_ATTR, SETUP_ATTR, fold_metric, validate
 from ..exceptions import OPTUNA_SEARCH_NAMES, StudyNotFound, no_attribute
 from ..pruners import NopPruner
 from ..samplers import make_sampler
@@ -51,7 +51,7 @@ from ..study import Study
 from ..study.manage import DROP, SAMPLER_RECORDED, change_setting
 from ..study.study import RESUMING
 from ..trial import FrozenTrial, TrialState, best_of, finite_float
-from .checks import PeerArgs, same_setup, space_change
+from .checks import PeerArgs, same_setup, same_value, space_change
 from .interrupts import (
     evaluated,
     noting_ctrl_c,
@@ -201,7 +201,7 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
         self.n_splits_ = len(folds)
         budget = self._budget(search)
         prior = _prior_study(self.name, self.storage)  # checked before this fit opens it (and records its sampler)
-        marks = self._resumable(prior, X, y, folds, cv, fit_params) if prior is not None else None
+        marks = self._resumable(prior, X, y, folds, cv, fit_params, metric=metric) if prior is not None else None
         with _opening(self.verbose):
             study = self._open_study(search, budget)
         if prior is not None and prior.trials:  # at any verbose: the earlier fits' trials change this one's results
@@ -210,7 +210,7 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
                         study.storage.display_url, plural(len(prior.trials), "trial"), budget)
         search = _as_stored(self.space, study)
         if marks is None and _outlives_the_fit(study, self.storage):
-            marks = self._resumable(study, X, y, folds, cv, fit_params)
+            marks = self._resumable(study, X, y, folds, cv, fit_params, metric=metric)
         claim = self._claim(study, marks, X, y, folds, cv, fit_params) if marks is not None else None
         _fail_left_by_killed_fits(study)
         fold = functools.partial(_with_config, get_config(), functools.partial(
@@ -264,19 +264,22 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
 
     def _resumable(
         self, study: Study, X: Any, y: Any, folds: list[tuple[Any, Any]], cv: Any, fit_params: Mapping[str, Any],
-        recorded: list[Mapping[str, Any]] | None = None,
+        recorded: list[Mapping[str, Any]] | None = None, metric: str | None = None,
     ) -> dict[str, Any] | None:
         """What this fit's first trial records of its data and setup, once ``study`` (one that
         outlives the fit) is found to be one it may resume: filled by a search, on the same data,
-        with the same estimator and scoring (as ``recorded``: by its trials and its claim unless given). None where
-        its space differs: opening it says so."""
+        with the same estimator and scoring (as ``recorded``: by its trials and its claim unless given), its values
+        of the same scorer (``metric``: refit's, where given). None where its space differs: opening it says so."""
         search = _as_stored(self.space, study)
         if search.space.to_dict() != study.space.to_dict():
             return None
         _check_filled_by_a_search(study)
         recorded = [t.attrs for t in study.trials] + _claimed(study) if recorded is None else recorded
-        return {**_same_data(study, recorded, X, y, folds, cv, fit_params),
-                SETUP_ATTR: same_setup(study, recorded, self.estimator, search, self.scoring)}
+        marks = {**_same_data(study, recorded, X, y, folds, cv, fit_params),
+                 SETUP_ATTR: same_setup(study, recorded, self.estimator, search, self.scoring)}
+        if metric is not None:  # the same scoring: refit may still name another of its scorers
+            same_value(study, metric)
+        return marks
 
     def _claim(
         self, study: Study, marks: Mapping[str, Any], X: Any, y: Any, folds: list[tuple[Any, Any]], cv: Any,
@@ -399,7 +402,7 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
         result = self.study_.evaluate_best(test_score if seeds is not None else lambda t: test_score(t), k=k,
                                            seeds=seeds)
         named = (dataclasses.replace(r, params=search.decode(r.params)) for r in result.results)
-        return dataclasses.replace(result, results=tuple(named))
+        return dataclasses.replace(result, results=tuple(named), metric=fold_metric(self.study_.trials))
 
     # -- options ---------------------------------------------------------------------------------
     def _check_options(self) -> None:
@@ -531,7 +534,10 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
         self.__dict__["storage"] = value
 
     def _reopen_study(self) -> Study:
-        ref = self.__dict__.get("_study_ref")
+        if "_study_ref" not in self.__dict__:  # scikit-learn's error for a fitted attribute read before fit
+            raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet: study_ exists after fit. "
+                                 "Call 'fit' with appropriate arguments before using study_")
+        ref = self.__dict__["_study_ref"]
         if ref is None:
             raise AttributeError("study_ exists after fit (a study kept in memory, with storage=None or a MemoryStorage, "
                                  "is not pickled: pass storage= a database URL)")
@@ -990,10 +996,12 @@ def _check_names(estimator: Any, search: SearchSpace) -> None:
         return
     prefix = _missing_prefix(invalid, valid)
     if prefix is not None:
+        how = (f"Prefix the names: {{{prefix!r} + k: v for k, v in space.items()}}" if set(invalid) == searched
+               else f"Prefix these names with {prefix!r} (the space's other names have their prefix)")
         raise ValueError(
             f"Invalid parameters {invalid} in the search space for estimator {type(estimator).__name__}: they are "
             f"the parameters of its step {prefix[:-2]!r} without the step's prefix (scikit-learn names a step's "
-            f"parameter {prefix}{invalid[0]}). Prefix the names: {{{prefix!r} + k: v for k, v in space.items()}} "
+            f"parameter {prefix}{invalid[0]}). {how} "
             "(a preset space such as lightgbm_space() or xgboost_space() names the model's own parameters)"
         )
     close = difflib.get_close_matches(invalid[0], sorted(valid), n=1)
@@ -1009,7 +1017,7 @@ def _missing_prefix(invalid: list[str], valid: set[str]) -> str | None:
     and more than one name is missing it (one misspelt name gets the closest valid one instead)."""
     steps = {n.rsplit("__", 1)[0] + "__" for n in valid if "__" in n}
     fits = [p for p in steps if all(p + name in valid for name in invalid)]
-    return min(fits, key=len) if len(invalid) > 1 and fits else None
+    return min(sorted(fits), key=len) if len(invalid) > 1 and fits else None  # of steps alike: the first by name
 
 
 def _scorers(estimator: Any, scoring: Any) -> tuple[dict[str, Any], bool]:

@@ -232,20 +232,51 @@ def log_alone(path: Path) -> str:
             return ""
         with wal.open("rb") as f:
             header = f.read(32)
+            held, size = _pages_logged(f, header)
+        length = wal.stat().st_size
     except OSError:
         return ""
-    if len(header) < 32 or header[:4] not in (b"\x37\x7f\x06\x82", b"\x37\x7f\x06\x83"):
+    if not held:
         return ""
+    said = (f"the database file is missing but its write-ahead log {str(wal)!r} ({length} bytes) is there: the "
+            "file was moved or deleted while a process had it open, and the study's latest writes are in the log. "
+            "If the file was moved, put it back beside the log. ")
+    start_over = (f"To start the study over instead, without what the log holds, delete {wal.name!r} and "
+                  f"{path.name + '-shm'!r}")
+    if len(held) < size:  # a checkpoint copied the rest into the file: a database made from the log lacks it
+        return (said + f"The log holds {len(held)} of the database's {size} pages (a checkpoint copied the "
+                "others into the file), so the study cannot be rebuilt from it: restore the file (from where it "
+                "was moved, or a backup) beside the log before anything opens it. " + start_over)
     page = int.from_bytes(header[8:12], "big")
-    make = (f"python -c \"import sqlite3; c = sqlite3.connect({str(path)!r}); c.execute('PRAGMA page_size={page}'); "
-            "c.execute('PRAGMA journal_mode=wal'); c.close()\"")
-    return (f"the database file is missing but its write-ahead log {str(wal)!r} ({wal.stat().st_size} bytes) is "
-            "there: the file was moved or deleted while a process had it open, and the study's latest writes are "
-            "in the log. If the file was moved, put it back beside the log. Otherwise SQLite can rebuild the "
-            "database from the log where the log holds all of it (no checkpoint since the file was made): move "
-            f"the log aside, make an empty database in WAL mode of the log's page size ({make}), move the log "
+    name = str(path)
+    literal = json.dumps(name, ensure_ascii=not name.isprintable())  # a Python string, as the shell passes it
+    make = "python -c " + shlex.quote(f"import sqlite3; c = sqlite3.connect({literal}); "
+                                      f'c.execute("PRAGMA page_size={page}"); c.execute("PRAGMA journal_mode=wal"); '
+                                      "c.close()")
+    return (said + f"Otherwise SQLite can rebuild the database from the log, which holds all {size} of its pages: "
+            f"move the log aside, make an empty database in WAL mode of the log's page size ({make}), move the log "
             f"back as {wal.name!r}, then check it (tunesmith show; PRAGMA integrity_check says 'ok'). Make no "
-            "database there before that: SQLite deletes a log it finds beside an empty file")
+            "database there before that: SQLite deletes a log it finds beside an empty file. " + start_over)
+
+
+def _pages_logged(log: Any, header: bytes) -> tuple[set[int], int]:
+    """The pages a SQLite write-ahead log's committed frames hold and the database's size in pages at its
+    last commit (``header``: its first 32 bytes, read from ``log``; set() where it is no log with a commit).
+    Frames are read up to the first of another salt (left from before the log restarted); checksums are
+    not checked (SQLite checks them as it reads the log)."""
+    if len(header) < 32 or header[:4] not in (b"\x37\x7f\x06\x82", b"\x37\x7f\x06\x83"):
+        return set(), 0
+    page, salt = int.from_bytes(header[8:12], "big"), header[16:24]
+    if page < 512 or page > 65536 or page & (page - 1):
+        return set(), 0
+    held, pending, size = set[int](), set[int](), 0
+    while len(frame := log.read(24)) == 24 and frame[8:16] == salt:
+        pending.add(int.from_bytes(frame[:4], "big"))
+        if commit := int.from_bytes(frame[4:8], "big"):  # a commit: the database's size after it, in pages
+            held, size = held | pending, commit
+            pending = set()
+        log.seek(page, os.SEEK_CUR)
+    return {p for p in held if p <= size}, size
 
 
 def _check_beside(path: Path, url: str, read_only: bool = False) -> None:

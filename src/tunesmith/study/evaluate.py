@@ -66,10 +66,12 @@ class TestResult:
 @dataclasses.dataclass(frozen=True)
 class Evaluation:
     """The top-k configurations by validation, each with its test results; ``winner`` is
-    the best by test (ties: the better validation)."""
+    the best by test (ties: the better validation). ``metric``: the score both are of, where known (a
+    TunedSearchCV's scorer, with several ``refit``'s), which heads the columns."""
 
     direction: Direction
     results: tuple[TestResult, ...]
+    metric: str | None = None
 
     @property
     def winner(self) -> TestResult:
@@ -80,11 +82,13 @@ class Evaluation:
         gaps = [f"{r.gap:+.3g}" for r in self.results]
         wide = max(8, *map(len, gaps))  # -0.000774 is 9 wide: the params column stays in line
         tests = [f"{r.mean:.4g}" + (f" ± {r.std:.2g}" if len(r.values) > 1 else "") for r in self.results]
-        tw = max(10, *map(len, tests))  # as wide as its widest: a single score's column no wider than validation's
-        lines = [f"{'trial':>5}  {'validation':>10}  {'test':>{tw}}  {'gap':>{wide}}  params"]
+        of = "" if self.metric is None else f" ({self.metric})"  # "validation (roc_auc)"
+        vw = max(10, len(f"validation{of}"))
+        tw = max(vw, *map(len, tests))  # as wide as its widest: a single score's column no wider than validation's
+        lines = [f"{'trial':>5}  {f'validation{of}':>{vw}}  {f'test{of}':>{tw}}  {'gap':>{wide}}  params"]
         for r, test, gap in zip(self.results, tests, gaps, strict=True):
             mark = "  <- winner by test" if r is self.winner else ""
-            lines.append(f"{r.trial:>5}  {r.validation:>10.4g}  {test:>{tw}}  {gap:>{wide}}  {_short(r.params)}{mark}")
+            lines.append(f"{r.trial:>5}  {r.validation:>{vw}.4g}  {test:>{tw}}  {gap:>{wide}}  {_short(r.params)}{mark}")
         return "\n".join(lines)
 
 

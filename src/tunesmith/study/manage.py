@@ -757,8 +757,8 @@ def record_objective_code(study: Study, file: str, function: str, sha256: str,
     """Store the objective's file name, function name and code digest (``tunesmith run`` and
     ``worker``), warning when the study was last run with other code or another function of the same
     file: workers on machines whose copies differ rank the results of two objectives as one, which
-    nothing else would show. ``files``: each file's digest (the objective's and the local modules it
-    imports), which lets the warning name the files that differ. What was stored is only shown (one
+    nothing else would show. ``files``: each file's digest (the objective's first, then the local modules
+    it imports), which lets the warning name the files that differ. What was stored is only shown (one
     line, cut), never opened or run."""
     now: dict[str, Any] = {"file": file, "function": function, "sha256": sha256}
     if files:
@@ -777,6 +777,8 @@ def record_objective_code(study: Study, file: str, function: str, sha256: str,
     if not isinstance(old, Mapping):
         return
     other_function = isinstance(old.get("function"), str) and old["function"] != function
+    if not other_function and _first_covering_modules(study, old, file, function, files):
+        return
     if old.get("sha256") != sha256 or other_function:
         then = f"{old.get('file')}:{old['function']}" if isinstance(old.get("function"), str) else f"{old.get('file')}"
         logger.warning(
@@ -784,14 +786,39 @@ def record_objective_code(study: Study, file: str, function: str, sha256: str,
             "here%s; the trials of both are ranked together in this study. Bring this machine's copy up to date, "
             "or, if the change is meant, run the new code as another study (--name NEW)",
             study.name, one_line(then, 200), one_line(str(old.get("sha256"))), file, function, sha256,
-            _files_changed(old.get("files"), files))
+            _files_changed(old, files))
 
 
-def _files_changed(then: Any, now: Mapping[str, str] | None) -> str:
-    """``" (files that differ: a.py, lib/b.py)"``, of the digests stored then and those here; "" where
-    either run stored none or only the function differs."""
-    if not isinstance(then, Mapping) or not now:
+def _first_covering_modules(study: Study, old: Mapping[str, Any], file: str, function: str,
+                            files: Mapping[str, str] | None) -> bool:
+    """Whether the study was last run by a tunesmith whose digest covered the objective's file alone (no
+    ``files`` stored) and that file is unchanged (``files``: the objective's first), where this one's
+    covers the local modules it imports too: the digests differ, the code may not. Said (info) and True;
+    False otherwise. A changed file is warned of as other code (naming it)."""
+    if "files" in old or not files or len(files) < 2 or old.get("sha256") != next(iter(files.values())):
+        return False
+    modules = [name for name in files][1:]
+    shown = ", ".join(modules[:5]) + (f" and {len(modules) - 5} more" if len(modules) > 5 else "")
+    logger.info(
+        "study %r: its objective %s:%s is unchanged since it last ran; the code recorded now also covers the "
+        "local modules it imports (%s), which the tunesmith that last ran it did not record, so a change made "
+        "to them before now is not seen. From now on a copy whose modules differ is warned of",
+        study.name, file, function, one_line(shown, 300))
+    return True
+
+
+def _files_changed(old: Mapping[str, Any], now: Mapping[str, str] | None) -> str:
+    """``" (files that differ: a.py, lib/b.py)"``, of the digests stored then (``old``) and those here; ""
+    where this run has none, or only the function differs. A record without files (an earlier tunesmith's)
+    covered the objective's file alone: that file, where it differs."""
+    then = old.get("files")
+    if not now:
         return ""
+    if not isinstance(then, Mapping):
+        objective, digest = next(iter(now.items()))
+        if len(now) < 2 or old.get("sha256") == digest:
+            return ""
+        return f" (files that differ: {one_line(objective, 200)}; the modules it imports were not recorded then)"
     changed = sorted(str(name) for name in set(then) | set(now) if then.get(name) != now.get(name))
     if not changed:
         return ""

@@ -842,7 +842,30 @@ class Study:
         trial: Trial,
         catch: tuple[type[BaseException], ...] = (Exception,),
     ) -> FrozenTrial:
-        """Evaluate ``objective`` on an asked trial and record the outcome."""
+        """Evaluate ``objective`` on an asked trial and record the outcome. A storage that refuses the
+        outcome's write (a full disk) raises a StorageError that names the trial it left running."""
+        try:
+            return self._run_and_tell(objective, trial, catch)
+        except StorageError as exc:
+            if not self._left_running(trial.number):
+                raise
+            raise StorageError(
+                f"{exc}; trial {trial.number} of study {self.name!r} stays running, its end not written: once the "
+                f"storage has room (or can be written) again, end it in Python with "
+                f"study.tell({trial.number}, state='failed') on the study opened again (tunesmith tell ends paused "
+                f"trials only), or open the study with heartbeat_interval=S and grace_period=G so that a later run "
+                f"fails it after G seconds") from exc
+
+    def _left_running(self, number: int) -> bool:
+        """Whether trial ``number`` is still running as stored (a storage that cannot be read: taken as so)."""
+        try:
+            return self._storage.get_trial(self._study_id, number).state is TrialState.RUNNING
+        except StorageError:
+            return True
+
+    def _run_and_tell(
+        self, objective: Objective, trial: Trial, catch: tuple[type[BaseException], ...]
+    ) -> FrozenTrial:
         from ..exceptions import ResumeRefused, TrialPaused, TrialPruned
 
         try:

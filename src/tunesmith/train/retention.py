@@ -274,3 +274,21 @@ def _tidy(sub: Path, state: str | None, keep: str) -> None:
         retire(sub, keep)
     elif sub.is_dir():
         ckpt.clean_stale(sub)
+
+
+def release(trial: Any) -> Path | None:
+    """Delete the checkpoints of ``trial``, a paused trial just ended for good (pruned or failed by
+    ``tunesmith tell``), as the next trial start's :func:`sweep` would: the folder its recorded checkpoint
+    is in, only where that is an objective's own ``trial-<n>`` folder marked as this study's
+    (:func:`mark`), not a symbolic link; the folder released, or None (left as it is: another layout, an
+    unmarked folder, a path that is not this trial's)."""
+    path = trial.record.attrs.get("checkpoint")
+    if not isinstance(path, str) or _owner(trial) is None:
+        return None
+    folder = Path(path).parent
+    if folder.name != f"trial-{trial.number}" or folder.is_symlink() or not (folder / OWNER).is_file():
+        return None
+    if _marked_by_another(trial, folder / OWNER):
+        return None
+    retire(folder, "none")
+    return folder
