@@ -1366,3 +1366,13 @@ def test_show_counts_a_dead_worker_s_held_trials_past_four_signals_as_held_for_a
     assert main(["show", "s", "--storage", url]) == 0
     out = " ".join(capsys.readouterr().out.split())
     assert "#6 stopped by S6; #7 held for 1 other reason" in out and "signal" not in out, out
+
+
+def test_show_says_a_trial_held_as_its_worker_ended_before_the_interrupt_as_such(tmp_path: Path, capsys: Any) -> None:
+    """The interrupt holds the trial of a worker that had ended just before it ("interrupted (worker exit code
+    -9)"): show said "#3 stopped by worker exit code -9", as if a signal of that name had stopped it."""
+    url = _held_study(tmp_path, "interrupted (worker exit code -9)", copies=1)
+    assert main(["show", "s", "--storage", url]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "#3 whose worker ended (exit code -9) as the run was interrupted" in out, out
+    assert "stopped by worker" not in out, out

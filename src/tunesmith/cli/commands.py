@@ -636,7 +636,13 @@ def _stopped_by(why: str | None) -> str:
     if not is_interrupt(why):
         return "whose worker died or refused the checkpoint"
     name = (why or "").removeprefix("interrupted (").removesuffix(")")
+    if name.startswith(_DIED):  # its worker ended (killed, or a Ctrl-C of its own) just before the run's interrupt
+        return f"whose worker ended ({literal(short_title(name.removeprefix('worker ')))}) as the run was interrupted"
     return f"stopped by {'Ctrl-C' if name == 'KeyboardInterrupt' else literal(short_title(name))}"
+
+
+#: how an interrupt records the trial of a worker that had ended before it ("interrupted (worker exit code -9)")
+_DIED = "worker exit code "
 
 
 def test_table(study: Study, tests: dict[int, TestResult], metric: str | None = None) -> Table:
