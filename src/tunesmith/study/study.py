@@ -20,6 +20,7 @@ from ..exceptions import (
     StorageError,
     StudyNotFound,
     TrialFinishedError,
+    TrialNotFound,
     describe_exception,
     no_attribute,
 )
@@ -843,9 +844,12 @@ class Study:
         catch: tuple[type[BaseException], ...] = (Exception,),
     ) -> FrozenTrial:
         """Evaluate ``objective`` on an asked trial and record the outcome. A storage that refuses the
-        outcome's write (a full disk) raises a StorageError that names the trial it left running."""
+        outcome's write (a full disk) raises a StorageError that names the trial it left running; a study
+        deleted meanwhile raises StudyNotFound as it is (no trial of it is left)."""
         try:
             return self._run_and_tell(objective, trial, catch)
+        except StudyNotFound:
+            raise
         except StorageError as exc:
             if not self._left_running(trial.number):
                 raise
@@ -857,9 +861,12 @@ class Study:
                 f"fails it after G seconds") from exc
 
     def _left_running(self, number: int) -> bool:
-        """Whether trial ``number`` is still running as stored (a storage that cannot be read: taken as so)."""
+        """Whether trial ``number`` is still running as stored (a storage that cannot be read: taken as so; a
+        study or trial no longer there: not)."""
         try:
             return self._storage.get_trial(self._study_id, number).state is TrialState.RUNNING
+        except (StudyNotFound, TrialNotFound):
+            return False
         except StorageError:
             return True
 
