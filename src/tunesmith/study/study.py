@@ -853,12 +853,16 @@ class Study:
         except StorageError as exc:
             if not self._left_running(trial.number):
                 raise
+            beat = self.heartbeat_config
+            later = (f"a later run of this study fails it {beat.grace:g} s after its last heartbeat (grace_period)"
+                     if beat.interval is not None and beat.grace is not None else
+                     "open the study with heartbeat_interval=S and grace_period=G so that a later run fails it after "
+                     "G seconds")
             raise StorageError(
                 f"{exc}; trial {trial.number} of study {self.name!r} stays running, its end not written: once the "
                 f"storage has room (or can be written) again, end it in Python with "
                 f"study.tell({trial.number}, state='failed') on the study opened again (tunesmith tell ends paused "
-                f"trials only), or open the study with heartbeat_interval=S and grace_period=G so that a later run "
-                f"fails it after G seconds") from exc
+                f"trials only), or {later}") from exc
 
     def _left_running(self, number: int) -> bool:
         """Whether trial ``number`` is still running as stored (a storage that cannot be read: taken as so; a
