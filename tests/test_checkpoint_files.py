@@ -14,6 +14,7 @@ import tempfile
 import textwrap
 import warnings
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -870,4 +871,46 @@ def test_tunesmith_tell_deletes_the_checkpoints_of_the_paused_trials_it_ends(
     assert f"deleted the checkpoints of 1 trial in {ended}" in out, out
     assert not ended.exists()
     assert files(kept) >= {"best.pt", ".study"} and linked.is_symlink()  # a link is never followed
+    assert [t.state for t in ts.Study.load("s", db).trials] == [ts.TrialState.PRUNED] * 2
+
+
+def _paused_two(tmp_path: Path, **kw: Any) -> tuple[str, list[Path]]:
+    """A study ``s`` in SQLite with two trials paused by ``ts.train``'s objective (``kw``: its options), and their
+    folders."""
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    study = ts.Study({"lr": ts.Float(1e-3, 1e-1, log=True)}, storage=db, sampler="random", seed=0, name="s",
+                     pruner=PauseAt(2))
+    study.optimize(objective(lambda p: mlp(), DATA, base=TrainConfig(epochs=3, batch_size=16),
+                             checkpoint_root=tmp_path / "ck", **kw), n_trials=2)
+    return db, [Path(t.attrs["checkpoint"]).parent for t in study.trials]
+
+
+def test_tunesmith_tell_says_a_folder_others_may_write_is_left_not_deleted(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A trial folder the checkpoint checks refuse (writable by others: anyone could have planted files there) is
+    never emptied, by the sweep or by ``tunesmith tell``; tell said "deleted the checkpoints of 1 trial in" it
+    all the same, its files still there. It says the folder is left, why, and what to do."""
+    from tunesmith.cli import main
+
+    db, (shared, own) = _paused_two(tmp_path)
+    shared.chmod(0o777)
+    assert main(["tell", "s", "0", "1", "--state", "pruned", "--storage", db]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"deleted the checkpoints of 1 trial in {own}" in out and not own.exists(), out
+    assert "trial 0's checkpoints are left as they are" in out and "chmod go-w" in out, out
+    assert {"best.pt", ".study"} <= files(shared)
+    assert [t.state for t in ts.Study.load("s", db).trials] == [ts.TrialState.PRUNED] * 2
+
+
+def test_tunesmith_tell_keeps_the_files_of_an_objective_that_keeps_all(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``keep="all"`` deletes nothing, a pruned trial's files included; ``tunesmith tell``, which cannot see the
+    objective's options, deleted the folders of the paused trials it ended. The objective records keep="all"
+    on its trials, and tell leaves their folders."""
+    from tunesmith.cli import main
+
+    db, folders = _paused_two(tmp_path, keep="all")
+    assert main(["tell", "s", "0", "1", "--state", "pruned", "--storage", db]) == 0
+    assert "deleted" not in capsys.readouterr().out
+    assert all({"best.pt", ".study"} <= files(f) for f in folders)
     assert [t.state for t in ts.Study.load("s", db).trials] == [ts.TrialState.PRUNED] * 2

@@ -1078,3 +1078,25 @@ def test_a_trial_whose_end_the_full_disk_refused_is_named_with_how_to_end_it(
     again = ts.Study.load("full", url)
     again.tell(2, state="failed")  # as both advise
     assert again.trials[2].state is ts.TrialState.FAILED
+
+
+def test_a_trial_whose_end_the_full_disk_refused_in_a_study_with_heartbeats_is_left_to_them(small_fs: Path) -> None:
+    """In a study with heartbeats the error told to open the study with heartbeat_interval=S, as if it had
+    none: it says that a later run fails the trial once its grace has passed."""
+    import tunesmith as ts
+    from tunesmith.exceptions import StorageError
+
+    url = f"sqlite:///{small_fs / 'study.db'}"
+    study = ts.Study({"x": ts.Float(0, 1)}, storage=url, name="full", sampler="random", seed=1,
+                     heartbeat_interval=30, grace_period=90)
+
+    def filling(trial: ts.Trial) -> float:
+        _fill(small_fs)
+        return 0.5
+
+    with pytest.raises(StorageError) as err:
+        study.optimize(filling, n_trials=1)
+    said = str(err.value)
+    assert "trial 0 of study 'full' stays running" in said and "study.tell(0, state='failed')" in said, said
+    assert "a later run of this study fails it 90 s after its last heartbeat" in said, said
+    assert "heartbeat_interval=S" not in said, said

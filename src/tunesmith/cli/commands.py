@@ -1077,7 +1077,8 @@ def _release(trials: list[Trial]) -> list[Path]:
         try:
             folder = retention.release(t)
         except OSError as exc:  # housekeeping: the trial is ended all the same
-            print(f"could not delete trial {t.number}'s checkpoints ({exc}): the next trial start tidies them")
+            print(f"trial {t.number}'s checkpoints are left as they are: {exc}; the trial is ended, nothing resumes "
+                  "from them: delete them by hand")
             continue
         if folder is not None:
             freed.append(folder)

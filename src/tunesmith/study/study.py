@@ -20,6 +20,7 @@ from ..exceptions import (
     StorageError,
     StudyNotFound,
     TrialFinishedError,
+    TrialNotFound,
     describe_exception,
     no_attribute,
 )
@@ -843,23 +844,33 @@ class Study:
         catch: tuple[type[BaseException], ...] = (Exception,),
     ) -> FrozenTrial:
         """Evaluate ``objective`` on an asked trial and record the outcome. A storage that refuses the
-        outcome's write (a full disk) raises a StorageError that names the trial it left running."""
+        outcome's write (a full disk) raises a StorageError that names the trial it left running; a study
+        deleted meanwhile raises StudyNotFound as it is (no trial of it is left)."""
         try:
             return self._run_and_tell(objective, trial, catch)
+        except StudyNotFound:
+            raise
         except StorageError as exc:
             if not self._left_running(trial.number):
                 raise
+            beat = self.heartbeat_config
+            later = (f"a later run of this study fails it {beat.grace:g} s after its last heartbeat (grace_period)"
+                     if beat.interval is not None and beat.grace is not None else
+                     "open the study with heartbeat_interval=S and grace_period=G so that a later run fails it after "
+                     "G seconds")
             raise StorageError(
                 f"{exc}; trial {trial.number} of study {self.name!r} stays running, its end not written: once the "
                 f"storage has room (or can be written) again, end it in Python with "
                 f"study.tell({trial.number}, state='failed') on the study opened again (tunesmith tell ends paused "
-                f"trials only), or open the study with heartbeat_interval=S and grace_period=G so that a later run "
-                f"fails it after G seconds") from exc
+                f"trials only), or {later}") from exc
 
     def _left_running(self, number: int) -> bool:
-        """Whether trial ``number`` is still running as stored (a storage that cannot be read: taken as so)."""
+        """Whether trial ``number`` is still running as stored (a storage that cannot be read: taken as so; a
+        study or trial no longer there: not)."""
         try:
             return self._storage.get_trial(self._study_id, number).state is TrialState.RUNNING
+        except (StudyNotFound, TrialNotFound):
+            return False
         except StorageError:
             return True
 

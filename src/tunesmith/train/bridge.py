@@ -405,6 +405,9 @@ def _fit(trainer: Trainer, trial: Any, folder: Path, keep: str, train: Any, val:
     """``trainer.fit``, resumed when the study resumed the trial; a trial that ends other
     than paused or complete leaves no files (nothing can resume it)."""
     retention.sweep(trial, folder.parent, keep)
+    kept = "all" if keep == "all" else None  # what tunesmith tell, ending the trial paused, deletes (nothing: all)
+    if trial.record.attrs.get(retention.KEEP_ALL) != kept:
+        trial.set_attr(retention.KEEP_ALL, kept)
     resume = retention.to_resume(trial, folder)
     if resume is None:
         retention.start_fresh(folder, trial)

@@ -22,6 +22,8 @@ logger = logging.getLogger(__name__)
 
 #: what a finished trial keeps: "best" (its best.pt), "none", or "all" (nothing deleted)
 KEEP = ("best", "none", "all")
+#: the trial attribute saying its objective keeps every file (``keep="all"``): ``tunesmith tell`` then deletes none
+KEEP_ALL = "keep_checkpoints"
 
 
 def trial_folder(root: Path, trial: Any) -> Path:
@@ -281,14 +283,17 @@ def release(trial: Any) -> Path | None:
     ``tunesmith tell``), as the next trial start's :func:`sweep` would: the folder its recorded checkpoint
     is in, only where that is an objective's own ``trial-<n>`` folder marked as this study's
     (:func:`mark`), not a symbolic link; the folder released, or None (left as it is: another layout, an
-    unmarked folder, a path that is not this trial's)."""
+    unmarked folder, a path that is not this trial's, a trial whose objective keeps all, :data:`KEEP_ALL`). A folder :func:`checkpoint.check_dir` refuses (another
+    user's, or one others may write) raises its :class:`checkpoint.UntrustedCheckpointFolder`, a
+    ``PermissionError``: nothing in it is deleted, as the sweep deletes nothing there."""
     path = trial.record.attrs.get("checkpoint")
-    if not isinstance(path, str) or _owner(trial) is None:
+    if not isinstance(path, str) or _owner(trial) is None or trial.record.attrs.get(KEEP_ALL) == "all":
         return None
     folder = Path(path).parent
     if folder.name != f"trial-{trial.number}" or folder.is_symlink() or not (folder / OWNER).is_file():
         return None
     if _marked_by_another(trial, folder / OWNER):
         return None
+    ckpt.check_dir(folder)  # else retire deletes nothing, and the folder would be said deleted
     retire(folder, "none")
     return folder
