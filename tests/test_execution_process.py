@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from kill_storm import Storm
+from test_pause_resume import Goes
 
 from tunesmith import Categorical, Float, MemoryStorage, SQLStorage, Study, TrialPruned, TrialState
 from tunesmith.execution import Executor, InlineExecutor, Job, ProcessExecutor, ThreadExecutor
@@ -975,7 +976,31 @@ def test_a_worker_interrupted_on_its_own_is_replaced(tmp_path: Path, caplog: pyt
     trials = Study.load("a", url).trials
     assert [(t.state, t.error) for t in trials] == [(TrialState.FAILED, "interrupted (KeyboardInterrupt)")] + \
         [(TrialState.COMPLETE, None)] * 2, caplog.text
-    assert "was interrupted on its own" in caplog.text
+    assert "was interrupted on its own (a SIGINT to it alone; trial 0 failed as interrupted)" in caplog.text
+
+
+def _sigint_to_itself_after_a_checkpoint(trial: Any) -> float:
+    for step in range(max(trial.start_step, 1), 3):
+        trial.report(float(step), step, checkpoint=f"ck{trial.number}-{step}")
+        if trial.number == 0 and not trial.is_resumed:  # `kill -INT PID` to this worker alone
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(10.0)
+    return float(trial.params["x"])
+
+
+def test_a_worker_interrupted_on_its_own_says_its_trial_was_paused_to_go_on(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A worker interrupted alone in a trial that can go on from its checkpoint holds it (paused), and the
+    worker put in its place resumes it; the parent said the trial "if any, failed as interrupted"."""
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    study = Study({"x": Float(0, 1)}, storage=url, name="a", sampler="random", pruner=Goes())  # stops none, but pauses
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        study.optimize(_sigint_to_itself_after_a_checkpoint, n_trials=2, executor=ProcessExecutor(1))
+    trials = study.trials
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 2, caplog.text
+    assert trials[0].system.n_resumes == 1 and sorted(trials[0].intermediate) == [1, 2]
+    assert ("was interrupted on its own (a SIGINT to it alone; trial 0 was paused to go on from its checkpoint"
+            in caplog.text), caplog.text
 
 
 def _raises_keyboard_interrupt(trial: Any) -> float:
