@@ -150,6 +150,38 @@ def test_trial_timeout_fails_the_trial_and_replaces_its_worker(tmp_path: Path, w
     assert any("1 of them stopped by trial_timeout" in w for w in warnings_seen)
 
 
+class _PromotesPaused(Goes):
+    """Stops no trial, and promotes every paused one (a trial paused before the run is resumed in it)."""
+
+    def promotable(self, trials: Any, direction: Any) -> list[int]:
+        return [t.number for t in trials if t.state is TrialState.PAUSED]
+
+
+def _hangs_after_a_checkpoint(trial: Any) -> float:
+    step = max(trial.start_step, 1)
+    trial.report(2.0, step, checkpoint=f"ck-{step}")
+    time.sleep(60)  # only trial_timeout ends it
+    return 0.0
+
+
+@pytest.mark.parametrize("how", ["never paused", "resumed"])
+def test_a_trial_trial_timeout_stopped_is_failed_not_held_to_hang_again(tmp_path: Path, how: str) -> None:
+    """A trial with a checkpoint and a report under a pruner that pauses, stopped by trial_timeout: failed, as
+    the guide and the Ray executor say. A resumed one was held back to paused and resumed, its worker killed
+    at the limit each time: 4 runs past the limit before it failed (3 holds)."""
+    study = Study({"x": Float(0, 1)}, storage=f"sqlite:///{tmp_path / 't.db'}", name="t", sampler="random",
+                  pruner=_PromotesPaused())
+    if how == "resumed":
+        paused = study.ask()
+        paused.report(1.0, 1, checkpoint="ck-1")
+        study.tell(paused, state="paused")
+    study.optimize(_hangs_after_a_checkpoint, n_trials=0 if how == "resumed" else 1, trial_timeout=1.0)
+    (hung,) = study.trials
+    assert hung.state is TrialState.FAILED and hung.system.n_holds == 0, hung
+    assert hung.error == "trial_timeout: the trial ran longer than 1 s; its worker process was stopped"
+    assert hung.system.n_resumes == (how == "resumed") and hung.last_step == 1 + (how == "resumed")
+
+
 @pytest.mark.parametrize("executor", ["inline", "thread"])
 def test_trial_timeout_is_refused_where_a_running_objective_cannot_be_stopped(executor: str) -> None:
     study = Study({"x": Float(0, 1)})
