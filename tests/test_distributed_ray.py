@@ -18,6 +18,7 @@ import pytest
 
 from tunesmith import Float, Study, TrialPruned, TrialState, WorkersLost
 from tunesmith.execution.ray import RayExecutor, check_resources, fit_workers
+from tunesmith.pruners import Decision, Pruner
 
 pytestmark = pytest.mark.slow
 
@@ -522,6 +523,54 @@ def test_ray_returns_with_a_held_promotion_its_pruner_cannot_resume(ray_local: A
     later = Study(storage=url, name="s", pruner="median")  # a pruner that never resumes anything
     later.optimize(objective, n_trials=2, executor="ray")  # must not spin on the held trial
     assert later.trials[0].state is TrialState.PAUSED and len(later.trials) == 3
+
+
+class _PausesNone(Pruner):
+    """Stops no trial, but pauses: the study resumes a held trial."""
+
+    pauses = True
+
+    def decide(self, trial: Any, trials: Any, direction: Any) -> Decision:
+        return Decision.CONTINUE
+
+    def promotable(self, trials: Any, direction: Any) -> list[int]:
+        return []
+
+
+def _killed_after_its_first_report(marker: str, trial: Any) -> float:
+    """Trial 0's actor process is SIGKILLed once, after its first report and that report's checkpoint."""
+    for step in range(max(trial.start_step, 1), 4):
+        trial.report(float(trial.params["x"]) + step, step, checkpoint=f"ck{trial.number}-{step}")
+        if trial.number == 0 and not trial.is_resumed:
+            try:
+                os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            except FileExistsError:
+                pass
+            else:
+                os.kill(os.getpid(), signal.SIGKILL)
+    return float(trial.params["x"])
+
+
+@pytest.mark.timeout(180)
+def test_ray_a_dead_actor_s_trial_never_paused_is_held_and_resumed_without_requeue_failed(
+        ray_local: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """An actor SIGKILLed in a trial never paused that reported with a checkpoint, under a pruner that
+    pauses, without requeue_failed or heartbeats: the trial goes back to paused (as a worker process's),
+    is resumed from its checkpoint by the actor put in its place, and counts once in n_trials (its unit was
+    given back, the hold having cleared its worker: 4 new trials ran for n_trials=3)."""
+    study = Study({"x": Float(0, 1)}, sampler="random", seed=0, storage=f"sqlite:///{tmp_path / 's.db'}",
+                  name="s", pruner=_PausesNone())
+    marker = tmp_path / "killed"
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        study.optimize(functools.partial(_killed_after_its_first_report, str(marker)), n_trials=3,
+                       executor=RayExecutor(n_workers=1))
+    assert "0 running trial(s) failed, 1 paused to go on from a checkpoint" in caplog.text
+    assert marker.exists()
+    trials = study.trials
+    killed = trials[0]
+    assert killed.state is TrialState.COMPLETE and killed.system.n_holds == 1 and killed.system.n_resumes == 1, killed
+    assert sorted(killed.intermediate) == [1, 2, 3]  # on from its checkpoint: step 1 reported once
+    assert len(trials) == 3 and not study.trials_in("failed"), [(t.number, t.state, t.error) for t in trials]
 
 
 def _queues_trials_that_fail_in_the_drain(url: str, trial: Any) -> float:

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from kill_storm import Storm
+from test_pause_resume import Goes
 
 from tunesmith import Categorical, Float, MemoryStorage, SQLStorage, Study, TrialPruned, TrialState
 from tunesmith.execution import Executor, InlineExecutor, Job, ProcessExecutor, ThreadExecutor
@@ -147,6 +148,38 @@ def test_trial_timeout_fails_the_trial_and_replaces_its_worker(tmp_path: Path, w
     assert hung.error == "trial_timeout: the trial ran longer than 1 s; its worker process was stopped"
     assert states(study) == Counter({"complete": 5, "failed": 1})
     assert any("1 of them stopped by trial_timeout" in w for w in warnings_seen)
+
+
+class _PromotesPaused(Goes):
+    """Stops no trial, and promotes every paused one (a trial paused before the run is resumed in it)."""
+
+    def promotable(self, trials: Any, direction: Any) -> list[int]:
+        return [t.number for t in trials if t.state is TrialState.PAUSED]
+
+
+def _hangs_after_a_checkpoint(trial: Any) -> float:
+    step = max(trial.start_step, 1)
+    trial.report(2.0, step, checkpoint=f"ck-{step}")
+    time.sleep(60)  # only trial_timeout ends it
+    return 0.0
+
+
+@pytest.mark.parametrize("how", ["never paused", "resumed"])
+def test_a_trial_trial_timeout_stopped_is_failed_not_held_to_hang_again(tmp_path: Path, how: str) -> None:
+    """A trial with a checkpoint and a report under a pruner that pauses, stopped by trial_timeout: failed, as
+    the guide and the Ray executor say. A resumed one was held back to paused and resumed, its worker killed
+    at the limit each time: 4 runs past the limit before it failed (3 holds)."""
+    study = Study({"x": Float(0, 1)}, storage=f"sqlite:///{tmp_path / 't.db'}", name="t", sampler="random",
+                  pruner=_PromotesPaused())
+    if how == "resumed":
+        paused = study.ask()
+        paused.report(1.0, 1, checkpoint="ck-1")
+        study.tell(paused, state="paused")
+    study.optimize(_hangs_after_a_checkpoint, n_trials=0 if how == "resumed" else 1, trial_timeout=1.0)
+    (hung,) = study.trials
+    assert hung.state is TrialState.FAILED and hung.system.n_holds == 0, hung
+    assert hung.error == "trial_timeout: the trial ran longer than 1 s; its worker process was stopped"
+    assert hung.system.n_resumes == (how == "resumed") and hung.last_step == 1 + (how == "resumed")
 
 
 @pytest.mark.parametrize("executor", ["inline", "thread"])
@@ -975,7 +1008,31 @@ def test_a_worker_interrupted_on_its_own_is_replaced(tmp_path: Path, caplog: pyt
     trials = Study.load("a", url).trials
     assert [(t.state, t.error) for t in trials] == [(TrialState.FAILED, "interrupted (KeyboardInterrupt)")] + \
         [(TrialState.COMPLETE, None)] * 2, caplog.text
-    assert "was interrupted on its own" in caplog.text
+    assert "was interrupted on its own (a SIGINT to it alone; trial 0 failed as interrupted)" in caplog.text
+
+
+def _sigint_to_itself_after_a_checkpoint(trial: Any) -> float:
+    for step in range(max(trial.start_step, 1), 3):
+        trial.report(float(step), step, checkpoint=f"ck{trial.number}-{step}")
+        if trial.number == 0 and not trial.is_resumed:  # `kill -INT PID` to this worker alone
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(10.0)
+    return float(trial.params["x"])
+
+
+def test_a_worker_interrupted_on_its_own_says_its_trial_was_paused_to_go_on(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A worker interrupted alone in a trial that can go on from its checkpoint holds it (paused), and the
+    worker put in its place resumes it; the parent said the trial "if any, failed as interrupted"."""
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    study = Study({"x": Float(0, 1)}, storage=url, name="a", sampler="random", pruner=Goes())  # stops none, but pauses
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        study.optimize(_sigint_to_itself_after_a_checkpoint, n_trials=2, executor=ProcessExecutor(1))
+    trials = study.trials
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 2, caplog.text
+    assert trials[0].system.n_resumes == 1 and sorted(trials[0].intermediate) == [1, 2]
+    assert ("was interrupted on its own (a SIGINT to it alone; trial 0 was paused to go on from its checkpoint"
+            in caplog.text), caplog.text
 
 
 def _raises_keyboard_interrupt(trial: Any) -> float:

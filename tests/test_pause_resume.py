@@ -1564,10 +1564,10 @@ import tunesmith as ts
 from tunesmith.cli.launch import optimize_interruptibly
 from test_pause_resume import LRS, file_objective, signal_parent_then_die
 
-url, folder, again = sys.argv[1:]
+url, folder, again, lost = sys.argv[1:]
 study = ts.Study({{"lr": ts.Float(0.01, 0.9, log=True)}}, storage=url, name="s", load_if_exists=True,
                  pruner=ts.pruners.ASHA(min_resource=1, reduction_factor=3, curve="best", pause=True, max_resource=9),
-                 heartbeat_interval=0.5, requeue_failed=True)
+                 **(dict(heartbeat_interval=0.5, requeue_failed=True) if lost == "requeue_failed" else {{}}))
 if again == "no":
     for lr in LRS:
         study.enqueue({{"lr": lr}})
@@ -1577,21 +1577,22 @@ sys.exit(optimize_interruptibly(study, functools.partial(file_objective, folder=
 """
 
 
+@pytest.mark.parametrize("lost", ["requeue_failed", "without heartbeats"])
 def test_a_worker_killed_just_before_a_sigterm_has_its_trial_resumed_by_the_next_optimize(
-        tmp_path: Path, shared_storage_url: str, subprocess_env: dict[str, str]) -> None:
+        tmp_path: Path, shared_storage_url: str, subprocess_env: dict[str, str], lost: str) -> None:
     """A worker SIGKILLed in a trial that recorded a checkpoint, the run SIGTERMed before the parent looked
     for the dead worker's trial: the interrupt failed it ("interrupted (worker exit code -9)"), though
-    without the signal it was held (requeue_failed, a pruner that pauses) and the interrupted workers hold
-    theirs; its checkpoint was never resumed. Now it is held, and the next optimize resumes it first."""
+    without the signal it was held (a pruner that pauses; requeue_failed or not) and the interrupted workers
+    hold theirs; its checkpoint was never resumed. Now it is held, and the next optimize resumes it first."""
     run = [sys.executable, "-c", _RUN_SIGNALLED.format(tests=str(Path(__file__).parent)), shared_storage_url,
            str(tmp_path)]
-    first = subprocess.run([*run, "no"], env=subprocess_env, capture_output=True, text=True, timeout=120)
+    first = subprocess.run([*run, "no", lost], env=subprocess_env, capture_output=True, text=True, timeout=120)
     assert first.returncode == 143 and (tmp_path / "killed").exists(), first.stderr
     stopped = ts.load_study("s", shared_storage_url).trials[0]
     assert stopped.state is TrialState.PAUSED and stopped.system.held == "interrupted (worker exit code -9)", stopped
     assert stopped.last_step == 0 and not [t for t in ts.load_study("s", shared_storage_url).trials
                                            if t.system.retry_of is not None]  # no copy queued
-    again = subprocess.run([*run, "yes"], env=subprocess_env, capture_output=True, text=True, timeout=120)
+    again = subprocess.run([*run, "yes", lost], env=subprocess_env, capture_output=True, text=True, timeout=120)
     assert again.returncode == 0, again.stderr
     study = ts.load_study("s", shared_storage_url)
     assert len(study.trials) == len(LRS) and not study.trials_in("failed")

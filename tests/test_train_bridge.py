@@ -801,7 +801,8 @@ def test_a_worker_killed_between_the_bridge_s_checkpoint_and_its_report_resumes_
     """The bridge recorded a validation's checkpoint, then (a second write) its report: a worker killed
     between the two left the trial to resume from the newer checkpoint with that validation's report
     missing for good (the pruner's rung, the curve). Both are now one write: the trial resumes from the
-    checkpoint of its last report, trains the lost validation again and reports every one."""
+    checkpoint of its last report, trains the lost validation again and reports every one. (The kill lands
+    before that write; test_a_worker_killed_as_it_records_a_checkpoint_... kills just after it commits.)"""
     space = {"lr": ts.Float(1e-3, 1e-1, log=True)}
     ref = ts.Study(space, name="ref")
     ref.enqueue({"lr": 0.05})
@@ -850,7 +851,8 @@ def test_a_worker_killed_as_it_records_a_checkpoint_resumes_without_a_report_mis
         tmp_path: Path, subprocess_env: dict[str, str]) -> None:
     """The bridge recorded each validation's checkpoint (set_attr), then its report: two writes. A process
     SIGKILLed between them left a checkpoint one validation ahead of the reports, and the resumed trial never
-    reported that validation. Now one write records both: resumed, its reports equal an uninterrupted run's."""
+    reported that validation. Now one write records both: resumed, its reports equal an uninterrupted run's.
+    (The kill lands just after the write commits; the test above kills before it, in a worker process.)"""
     url = f"sqlite:///{tmp_path / 'k.db'}"
     script = _KILLED_AS_IT_RECORDS_A_CHECKPOINT.format(tests=str(Path(__file__).parent))
     proc = subprocess.run([sys.executable, "-c", script, url, str(tmp_path / "ck")], env=subprocess_env,

@@ -266,6 +266,10 @@ class _RecordLock:
         self._threads.release()
 
 
+#: what :attr:`Seat.stopped` holds: how an interrupt stopped a trial its worker ran (0: none stopped)
+_STOPPED_AS = {"unknown": 1, "failed": 2, "paused": 3}
+
+
 class Seat:
     """What one forked worker shares with its parent: monotone counters of the budget
     units it took, turned into trials, gave back unused, and had refunded (each
@@ -284,7 +288,8 @@ class Seat:
         self._since = box("d", 0.0)
         self._running = box("b", 0)  # 1: asked for a trial and got it (0 while asking)
         self._handed = box("q", 0)  # trials handed to this worker so far (never cleared: compared, not read)
-        self._stopped = box("q", 0)  # 1: an interrupt failed a trial this worker ran (the parent says so)
+        self._stopped = box("q", 0)  # an interrupt stopped a trial this worker ran (the parent says so): _STOPPED_AS
+        self._stopped_number = box("q", 0)  # that trial's number, where this worker knows it
 
     @property
     def held(self) -> int:
@@ -335,14 +340,27 @@ class Seat:
 
     @property
     def stopped(self) -> bool:
-        """An interrupt failed a trial this worker ran (it went quiet before its parent looked)."""
+        """An interrupt failed (or paused) a trial this worker ran (it went quiet before its parent looked)."""
         return bool(self._stopped.value)
 
-    def stop(self) -> None:
-        self._stopped.value = 1
+    def stop(self, record: FrozenTrial | None = None) -> None:
+        """An interrupt stopped a trial of this worker: ``record``, failed or paused to go on from its
+        checkpoint (``Study.run_trial``), where the worker has it."""
+        if record is None:
+            self._stopped.value = _STOPPED_AS["unknown"]
+            return
+        self._stopped_number.value = record.number
+        self._stopped.value = _STOPPED_AS["paused" if record.state is TrialState.PAUSED else "failed"]
+
+    def stopped_trial(self) -> tuple[int, str] | None:
+        """The number of the trial an interrupt stopped in this worker and what became of it ("failed",
+        "paused"); None where no trial was stopped, or the worker did not know which."""
+        how = next((k for k, v in _STOPPED_AS.items() if v == self._stopped.value), "unknown")
+        return None if how == "unknown" else (int(self._stopped_number.value), how)
 
     def clear(self) -> None:
-        for v in (self._taken, self._placed, self._unused, self._refunded, self._since, self._stopped, self._running):
+        for v in (self._taken, self._placed, self._unused, self._refunded, self._since, self._stopped, self._running,
+                  self._stopped_number):
             v.value = 0
 
 

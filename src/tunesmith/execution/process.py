@@ -395,6 +395,7 @@ class _Pool:
             self._restart(self.pool.exited(w.slot, oom=True), held=w.owed, after=w)
             return
         lost = _fail_dead(self.run_, w.proc.pid, self._error(w), timed_out=w.timed_out) or []
+        stopped = w.seat.stopped_trial()  # read before its seat is cleared for a new worker
         if w.slot.device is not None:
             self.losses.oom_requeued += _retry_lost_oom(self.run_, w.proc.pid, w.born)
         # a unit it held (taken, not yet recorded as placed) is kept if the trial it became
@@ -406,8 +407,8 @@ class _Pool:
             # (what a worker it replaced left may have come after it last looked: one more looks)
             if self._restart(self.pool.exited(w.slot, oom=False, replace=w.owed or code == 130), held=True,
                              after=w) and code == 130:
-                logger.warning("worker process %d was interrupted on its own (a SIGINT to it alone; its running "
-                               "trial, if any, failed as interrupted): a new worker takes its place", w.proc.pid)
+                logger.warning("worker process %d was interrupted on its own (a SIGINT to it alone; %s): a new "
+                               "worker takes its place", w.proc.pid, _stopped_fate(stopped))
             return
         self._count(w, code, lost)
         self._lost(w, lost, unit=0)
@@ -536,6 +537,16 @@ def _stop_error(code: int | None, name: str | None) -> str:
     """A trial's error where its worker left it running as the run was interrupted (by ``name``): one that
     exited 130 was interrupted too (its own record met a busy database)."""
     return f"interrupted ({name or 'KeyboardInterrupt'})" if code in (0, 130) else f"interrupted (worker exit code {code})"
+
+
+def _stopped_fate(stopped: tuple[int, str] | None) -> str:
+    """What became of the trial a worker interrupted on its own was running (:meth:`Seat.stopped_trial`)."""
+    if stopped is None:
+        return "no trial of it was stopped"
+    number, how = stopped
+    if how == "paused":
+        return f"trial {number} was paused to go on from its checkpoint, which is resumed first"
+    return f"trial {number} failed as interrupted"
 
 
 def _new_trial(lost: list[FrozenTrial]) -> bool:
@@ -726,8 +737,9 @@ def _stop_on_interrupt(run: Run, seat: Seat, index: int, exc: KeyboardInterrupt)
         run.budget.stop(interrupted=True)
         logging.getLogger("tunesmith").warning(
             "worker %d: the objective raised KeyboardInterrupt (no Ctrl-C came): the run stops", index)
-    if _interrupted(run, exc) or run.stopped:  # and the parent fails what was left running
-        seat.stop()
+    failed = _interrupted(run, exc)  # and the parent fails what was left running
+    if run.stopped or failed:  # the trial run_trial failed or paused, else one failed out of its objective
+        seat.stop(run.stopped_trial if run.stopped else failed[0] if failed else None)
 
 
 def _stop_on_error(run: Run, outbox: Any, index: int, exc: Exception) -> int:

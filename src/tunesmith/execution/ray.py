@@ -1148,10 +1148,12 @@ class _Driver:
         for t in ended:
             self.calls(t)
         failed = sum(t.state is TrialState.FAILED for t in ended)
-        logger.warning("a Ray worker was lost (%s); %d running trial(s) failed; starting another", error, failed)
+        held = len(ended) - failed
+        logger.warning("a Ray worker was lost (%s); %d running trial(s) failed%s; starting another", error, failed,
+                       f", {held} paused to go on from a checkpoint" if held else "")
         # the calls it never answered give their units back, but for the trials they started
         # (one may have ended just before the actor died, its answer lost with it)
-        used = failed if self.memory else self._started_unanswered(actor)
+        used = failed if self.memory else self._started_unanswered(actor, ended)
         # a re-queued trial runs again under this call's budget: its failed attempt is not counted
         # (a lost copy is not copied again: it gives no unit back)
         retried = sum(t.system.requeued_as is not None for t in ended)
@@ -1163,12 +1165,15 @@ class _Driver:
         if not self.budget.expired and (not self.budget.stopped or self.budget.exhausted):
             self._spawn()  # after an exhausted search, to run held promotions and re-queued copies
 
-    def _started_unanswered(self, actor: _Actor) -> int:
-        """SQL mode: new trials a lost actor started whose outcome never came back."""
+    def _started_unanswered(self, actor: _Actor, ended: list[FrozenTrial]) -> int:
+        """SQL mode: new trials a lost actor started whose outcome never came back, those of ``ended`` (its
+        trials :meth:`_lost` ended) held back to paused too: a hold clears the worker, and the trial's unit was
+        given back, one new trial more than ``n_trials``."""
         if not actor.worker:
             return 0
         mine = {t.number for t in self.study.trials[self.first:]
                 if t.worker == actor.worker and not t.system.n_resumes}  # fmt: skip
+        mine |= {t.number for t in ended if t.number >= self.first and not t.system.n_resumes}
         return len(mine - actor.done)
 
     def _retire(self, actor: _Actor) -> None:

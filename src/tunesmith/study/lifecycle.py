@@ -218,9 +218,9 @@ def fail_lost(
     its worker is alive. Without it, only while it is the run that was read (:func:`same_run`), judged
     in the write: a trial put back in the queue and taken by another worker meanwhile is that worker's.
     ``confirm(trial)``, where given, is asked in the write as well (the heartbeat check's judgement again,
-    with the outage the write itself waited out known): False leaves the trial running. ``stopped`` (an
-    interrupt ends the run, which queues no copy): a dead worker's trial never paused is held all the same,
-    as the interrupted workers hold theirs.
+    with the outage the write itself waited out known): False leaves the trial running. An interrupt's
+    sweep (no copy due) passes ``hold_new`` too: a worker that died just before it holds its trial never
+    paused, as the interrupted workers hold theirs.
     """
     out = []
     for rec in lost:

@@ -924,13 +924,15 @@ class Study:
         already excepted). With ``dead``
         (its process is seen to have exited), a trial resumed from a checkpoint
         goes back to paused, keeping its promotion, and so does one never paused that recorded a checkpoint and a
-        report under a pruner that pauses, to resume from there, unless ``timed_out`` (a trial_timeout stopped
-        it) and no copy is due (:func:`lifecycle.fail_lost`)."""
+        report under a pruner that pauses, to resume from there (:func:`lifecycle.fail_lost`). Not with
+        ``timed_out`` (a trial_timeout stopped it): resumed, it would run past the limit again, its worker killed
+        each time, up to MAX_HOLDS times; it is failed, as the Ray executor fails it."""
         running = self._storage.get_trials(self._study_id, state=TrialState.RUNNING)
+        held = dead and not timed_out
         return lifecycle.fail_lost(
             self._storage, self._study_id, [t for t in running if t.worker == worker], error=error,
-            now=self._storage.clock(), requeue=self._heartbeat.config.requeue if requeue is None else requeue, dead=dead,
-            once=requeue is None, pauses=self.pruner.pauses, hold_new=dead and not timed_out,
+            now=self._storage.clock(), requeue=self._heartbeat.config.requeue if requeue is None else requeue, dead=held,
+            once=requeue is None, pauses=self.pruner.pauses, hold_new=held,
         )  # fmt: skip
 
     def fail_trial(self, number: int, error: str, *, requeue: bool = False) -> FrozenTrial | None:
