@@ -770,6 +770,19 @@ def _first_dies_then_asks_the_pruner(trial: Any, marker: str) -> float:
     os._exit(1)
 
 
+def _worker_log_lines(temp: str, text: str, wait: float = 30.0) -> list[str]:
+    """The lines holding ``text`` in Ray's worker log files under ``temp``: polled until one shows (up to
+    ``wait`` seconds; Ray's log files may trail the worker), then read once more after a short pause."""
+    def read() -> list[str]:
+        return [line for path in Path(temp).rglob("worker-*") if path.is_file()
+                for line in path.read_text(errors="replace").splitlines() if text in line]  # fmt: skip
+
+    deadline = time.monotonic() + wait
+    while not (found := read()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return found
+
+
 @pytest.mark.parametrize("storage", ["memory", "sqlite"])
 def test_should_prune_without_a_pruner_is_said_once_under_ray_across_lost_actors_and_calls(
         ray_local: Any, tmp_path: Path, storage: str) -> None:
@@ -786,10 +799,9 @@ def test_should_prune_without_a_pruner_is_said_once_under_ray_across_lost_actors
     for _ in range(2):
         study.optimize(objective, n_trials=4, n_jobs=2, executor="ray")
     assert (tmp_path / "died").exists()
-    said = [line for path in Path(_RAY["temp"]).rglob("worker-*") if path.is_file()
-            for line in path.read_text(errors="replace").splitlines()
-            if f"study {name!r} has no pruner" in line]  # fmt: skip
-    assert len(said) == 1, said
+    said = _worker_log_lines(_RAY["temp"], f"study {name!r} has no pruner")
+    logs = {str(p.name): p.stat().st_size for p in Path(_RAY["temp"]).rglob("worker-*") if p.is_file()}
+    assert len(said) == 1, (said, [(t.number, t.state, t.worker) for t in study.trials], logs)
 
 
 def test_weights_a_stored_space_leaves_out_are_said_by_the_driver_not_by_each_actor(
