@@ -805,6 +805,25 @@ def test_should_prune_without_a_pruner_is_said_once_under_ray_across_lost_actors
     assert len(said) <= 1, f"{said} {[(t.number, t.state.value, t.worker) for t in study.trials]} {logs}"
 
 
+@pytest.mark.parametrize("storage", ["memory", "sqlite"])
+def test_should_prune_without_a_pruner_is_said_once_by_a_lone_ray_actor(ray_local: Any, tmp_path: Path,
+                                                                        storage: str) -> None:
+    """The exact count where nothing is left to chance: one actor, the speaker, runs every trial, each asks
+    should_prune() without a pruner. In memory the actors' detached trials never said it (0 lines); it is said
+    once, and a second call on the same study does not say it again."""
+    from conftest import _RAY
+
+    name = f"lone-nopruner-{storage}-{os.getpid()}-{time.time_ns()}"
+    url = None if storage == "memory" else f"sqlite:///{tmp_path / 'l.db'}"
+    study = Study({"x": Float(0, 1)}, sampler="random", seed=0, storage=url, name=name)
+    for _ in range(2):
+        study.optimize(_reports_and_asks_the_pruner, n_trials=2, n_jobs=1, executor="ray")
+    said = _worker_log_lines(_RAY["temp"], f"study {name!r} has no pruner")
+    time.sleep(1.0)  # a second line, if any, has had time to reach its file
+    said = _worker_log_lines(_RAY["temp"], f"study {name!r} has no pruner", wait=0)
+    assert len(said) == 1, said
+
+
 def test_weights_a_stored_space_leaves_out_are_said_by_the_driver_not_by_each_actor(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """A study stored with a NaN prior weight opens without those weights, with a warning once per
