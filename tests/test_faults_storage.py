@@ -7,6 +7,7 @@ the machine allows it (root with mount rights), else the test skips and says why
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
@@ -1049,6 +1050,12 @@ def test_a_database_on_a_full_disk_opened_anew_says_the_disk_is_full(small_fs: P
     assert len(again.trials) == 4
 
 
+def _fills_the_disk(folder: Path, trial: Any) -> float:
+    """An objective that fills ``folder``'s file system before its value is told."""
+    _fill(folder)
+    return 0.5
+
+
 def test_a_trial_whose_end_the_full_disk_refused_is_named_with_how_to_end_it(
         small_fs: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The disk filled while a trial ran: its end could not be written and it stays running (no heartbeats
@@ -1060,13 +1067,8 @@ def test_a_trial_whose_end_the_full_disk_refused_is_named_with_how_to_end_it(
     url = f"sqlite:///{small_fs / 'study.db'}"
     study = ts.Study({"x": ts.Float(0, 1)}, storage=url, name="full", sampler="random", seed=1)
     study.optimize(lambda t: t.params["x"], n_trials=2)
-
-    def filling(trial: ts.Trial) -> float:
-        _fill(small_fs)
-        return 0.5
-
     with pytest.raises(StorageError) as err:
-        study.optimize(filling, n_trials=1)
+        study.optimize(functools.partial(_fills_the_disk, small_fs), n_trials=1)
     said = str(err.value)
     assert "disk is full" in said and "trial 2 of study 'full' stays running, its end not written" in said, said
     assert "study.tell(2, state='failed')" in said, said
@@ -1090,12 +1092,8 @@ def test_a_trial_whose_end_the_full_disk_refused_in_a_study_with_heartbeats_is_l
     study = ts.Study({"x": ts.Float(0, 1)}, storage=url, name="full", sampler="random", seed=1,
                      heartbeat_interval=30, grace_period=90)
 
-    def filling(trial: ts.Trial) -> float:
-        _fill(small_fs)
-        return 0.5
-
     with pytest.raises(StorageError) as err:
-        study.optimize(filling, n_trials=1)
+        study.optimize(functools.partial(_fills_the_disk, small_fs), n_trials=1)
     said = str(err.value)
     assert "trial 0 of study 'full' stays running" in said and "study.tell(0, state='failed')" in said, said
     assert "a later run of this study fails it 90 s after its last heartbeat" in said, said
