@@ -181,7 +181,6 @@ _STANDARD = frozenset(Path(sysconfig.get_paths(vars=v).get(key, "/nonexistent"))
                       for key in ("stdlib", "platstdlib"))
 
 
-
 #: tokens that carry no code: a comment, a line break inside brackets or of a blank line, the encoding
 _NO_CODE = frozenset({tokenize.COMMENT, tokenize.NL, tokenize.ENCODING})
 #: a token kept by its kind alone: how a line ends or how deep it is indented (tabs or spaces) is layout

@@ -283,9 +283,10 @@ def release(trial: Any) -> Path | None:
     ``tunesmith tell``), as the next trial start's :func:`sweep` would: the folder its recorded checkpoint
     is in, only where that is an objective's own ``trial-<n>`` folder marked as this study's
     (:func:`mark`), not a symbolic link; the folder released, or None (left as it is: another layout, an
-    unmarked folder, a path that is not this trial's, a trial whose objective keeps all, :data:`KEEP_ALL`). A folder :func:`checkpoint.check_dir` refuses (another
-    user's, or one others may write) raises its :class:`checkpoint.UntrustedCheckpointFolder`, a
-    ``PermissionError``: nothing in it is deleted, as the sweep deletes nothing there."""
+    unmarked folder, a path that is not this trial's, a trial whose objective keeps all, :data:`KEEP_ALL`).
+    A folder :func:`checkpoint.check_dir` refuses (another user's, or one others may write) raises its
+    :class:`checkpoint.UntrustedCheckpointFolder`, a ``PermissionError``: nothing in it is deleted, as the
+    sweep deletes nothing there."""
     path = trial.record.attrs.get("checkpoint")
     if not isinstance(path, str) or _owner(trial) is None or trial.record.attrs.get(KEEP_ALL) == "all":
         return None
