@@ -914,3 +914,39 @@ def test_tunesmith_tell_keeps_the_files_of_an_objective_that_keeps_all(
     assert "deleted" not in capsys.readouterr().out
     assert all({"best.pt", ".study"} <= files(f) for f in folders)
     assert [t.state for t in ts.Study.load("s", db).trials] == [ts.TrialState.PRUNED] * 2
+
+
+def test_tunesmith_tell_deletes_no_folder_a_stored_path_names_outside_the_trial_s_own(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A writer of the database points a paused trial's recorded checkpoint at another study's paused trial of
+    the same number (its folder under the same root, named by path or through ``..``), or at a folder that is no
+    trial's: ``tunesmith tell`` ends the trial and deletes nothing there (the other study's mark names another
+    study; a folder without the ``trial-<n>`` name or a mark is never emptied)."""
+    import sqlite3
+
+    from tunesmith.cli import main
+
+    db = tmp_path / "s.db"
+    url = f"sqlite:///{db}"
+    obj = objective(lambda p: mlp(), DATA, base=TrainConfig(epochs=3, batch_size=16), checkpoint_root=tmp_path / "ck")
+    for name in ("s", "o"):
+        ts.Study({"lr": ts.Float(1e-3, 1e-1, log=True)}, storage=url, sampler="random", seed=0, name=name,
+                 pruner=PauseAt(2)).optimize(obj, n_trials=3)
+    own = [Path(t.attrs["checkpoint"]) for t in ts.load_study("s", url).trials]
+    other = Path(ts.load_study("o", url).trials[0].attrs["checkpoint"])
+    plain = tmp_path / "mine" / "trial-2"  # the user's own folder, no mark
+    plain.mkdir(parents=True)
+    (plain / "best.pt").write_bytes(b"the user's")
+    planted = {0: str(other), 1: str(own[1].parent / ".." / ".." / other.parent.parent.name / "trial-1" / other.name),
+               2: str(plain / "best.pt")}
+    with sqlite3.connect(db) as c:
+        for number, path in planted.items():
+            c.execute("UPDATE ts_trials SET attrs = json_set(attrs, '$.checkpoint', ?) WHERE number = ? AND "
+                      "study_id = (SELECT study_id FROM ts_studies WHERE name = 's')", (path, number))
+    before = {p: files(p) for p in (other.parent, other.parent.parent / "trial-1", plain)}
+    assert all(before.values())
+    assert main(["tell", "s", "0", "1", "2", "--state", "pruned", "--storage", url]) == 0
+    assert "deleted" not in capsys.readouterr().out
+    assert {p: files(p) for p in before} == before
+    assert [t.state for t in ts.load_study("s", url).trials] == [ts.TrialState.PRUNED] * 3
+    assert [t.state for t in ts.load_study("o", url).trials] == [ts.TrialState.PAUSED] * 3

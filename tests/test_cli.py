@@ -1587,3 +1587,38 @@ def test_export_csv_looks_through_nuls_which_a_spreadsheet_drops(tmp_path: Path)
     assert run_cli("export", "f", "--storage", f"sqlite:///{db}", "-o", str(out)) == 0
     rows = list(csv.DictReader(io.StringIO(out.read_bytes().decode(), newline="")))
     assert [r["error"] for r in rows] == ["'" + t for t in texts[:3]] + texts[3:]
+
+
+@pytest.mark.parametrize("planted", ["sparse", "fifo"])
+def test_a_planted_write_ahead_log_beside_a_missing_database_never_holds_show(
+        tmp_path: Path, planted: str, subprocess_env: dict[str, str]) -> None:
+    """Where the database is missing, ``show``, ``studies`` (and a study opened for writing) read the log beside it
+    (``x.db-wal``) to say what it holds. A writer of the folder could hold them there: a sparse file of 100 GB with
+    a log's header of salt 0 (no disk spent) read as 200 million frames, many minutes; a FIFO put in place of
+    the log after it was looked at was opened and waited on for a writer. A frame of page 0 ends the log, as
+    SQLite reads it, and the log is opened first, then looked at. Each command runs in a process of its own."""
+    db, wal = tmp_path / "x.db", tmp_path / "x.db-wal"
+    swap = textwrap.dedent(f"""
+        import os, sys
+        def hook(event, args):  # the log made a FIFO as it is opened, after the look at it
+            if event == "open" and args and str(args[0]) == {str(wal)!r} and os.path.isfile(args[0]):
+                os.unlink(args[0])
+                os.mkfifo(args[0])
+        if {planted == "fifo"}:
+            sys.addaudithook(hook)
+        from tunesmith.cli import main
+        sys.exit(main(sys.argv[1:]))
+    """)
+    for argv in (["show", "s"], ["studies"]):
+        wal.unlink(missing_ok=True)
+        with open(wal, "wb") as f:  # magic, format, page size 512, checkpoint 0, salt 0 and checksum 0
+            f.write(bytes.fromhex("377f0682") + (3007000).to_bytes(4, "big") + (512).to_bytes(4, "big") + bytes(20))
+            f.truncate(100 * 2**30 if planted == "sparse" else 32)
+        try:
+            done = subprocess.run([sys.executable, "-c", swap, *argv, "--storage", f"sqlite:///{db}"],
+                                  env=subprocess_env, capture_output=True, text=True, timeout=60)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"tunesmith {argv[0]} still reading the planted log after 60 s")
+        assert done.returncode == 2 and "no database file at" in done.stderr.replace("such database file", "database file at"), \
+            done.stderr
+        assert not db.exists() and wal.is_fifo() == (planted == "fifo")

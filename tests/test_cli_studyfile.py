@@ -1496,3 +1496,68 @@ def test_a_file_with_a_line_too_long_to_tokenize_cheaply_is_digested_by_its_byte
     ordinary = ("y = [" + ", ".join('f"{a}"' for _ in range(1_000)) + "]\n").encode()  # 7 KB a line
     assert code.code_digest(ordinary + b"# a note\n") == code.code_digest(ordinary.replace(b"\n", b"\r\n"))
     assert visited[0] > 2_000
+
+
+#: an objective that names a local module in a branch it never takes: the digest reads that module, Python does not
+_NEVER_IMPORTS = ("def f(trial):\n    if trial.params['x'] > 2:  # never\n        import helpers\n"
+                  "    return trial.params['x']\n")
+
+
+def _worker_limited(study_file: Path, env: dict[str, str], limit: int) -> subprocess.CompletedProcess[str]:
+    """``tunesmith worker STUDY_FILE --n-trials 1`` in a process of at most ``limit`` bytes of address space."""
+    import resource
+
+    def cap() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    return subprocess.run([sys.executable, "-m", "tunesmith", "worker", str(study_file), "--n-trials", "1"],
+                          env=env, capture_output=True, text=True, timeout=120, preexec_fn=cap, check=False)
+
+
+def test_a_sparse_file_named_as_a_local_module_is_not_read_whole(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+    """The code digest read each local module the objective names whole (``Path.read_bytes``): a sparse file of
+    16 GB that another writer of the project's folder named ``helpers.py`` (no disk of theirs spent), which the
+    objective imports in a branch it never takes, stopped ``tunesmith worker`` with MemoryError (or, without a
+    limit, filled the machine's memory). A file over MAX_READ bytes is digested by its size and its first bytes."""
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    study_file = _machine(tmp_path / "a", url, _NEVER_IMPORTS.encode())
+    with open(tmp_path / "a" / "helpers.py", "wb") as f:
+        f.truncate(16 * 2**30)  # sparse: 16 GB of zeros, no block written
+    done = _worker_limited(study_file, subprocess_env, 6 * 2**30)
+    assert done.returncode == 0, done.stderr[-3000:]
+    stored = ts.load_study("w", url).storage.get_study("w").config["objective_code"]
+    assert sorted(stored["files"]) == ["helpers.py", "obj.py"]
+    assert [t.state for t in ts.load_study("w", url).trials] == [TrialState.COMPLETE]
+
+
+def test_a_local_module_swapped_for_a_fifo_after_it_was_found_is_passed_over(
+        tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+    """A local module is found as a regular file, then read: a FIFO put in its place between the two (by another
+    writer of the project's folder) was opened for reading and ``tunesmith worker`` waited for a writer forever. The
+    file is opened first and looked at as opened (a FIFO never blocks the open): it is passed over, as a module
+    gone since it was found. The swap is made where it can land, as the digest opens the module."""
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    study_file = _machine(tmp_path / "a", url, _NEVER_IMPORTS.encode())
+    module = tmp_path / "a" / "helpers.py"
+    module.write_text("SCALE = 2\n")
+    swap = tmp_path / "swap.py"  # run in the worker before tunesmith: swaps at the module's first open
+    swap.write_text(textwrap.dedent(f"""
+        import os, sys
+        target = {str(module)!r}
+        def hook(event, args):
+            if event == "open" and args and str(args[0]) == target and os.path.isfile(target):
+                os.unlink(target)
+                os.mkfifo(target)
+        sys.addaudithook(hook)
+        from tunesmith.cli import main
+        sys.exit(main(["worker", {str(study_file)!r}, "--n-trials", "1"]))
+    """))
+    try:
+        done = subprocess.run([sys.executable, str(swap)], env=subprocess_env, capture_output=True, text=True, timeout=60,
+                              check=False)
+    except subprocess.TimeoutExpired:
+        pytest.fail("tunesmith worker waited on the FIFO put in place of helpers.py")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert module.is_fifo()  # the swap happened, and was passed over
+    stored = ts.load_study("w", url).storage.get_study("w").config["objective_code"]
+    assert sorted(stored["files"]) == ["obj.py"]

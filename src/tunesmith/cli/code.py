@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import io
+import os
 import re
 import sys
 import sysconfig
@@ -16,6 +17,8 @@ import tokenize
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+from ..paths import NotRegularFile, open_regular
 
 #: the most local modules digested beside the objective's file (followed from module to module)
 MAX_MODULES = 100
@@ -30,19 +33,21 @@ def objective_code(objective: Callable[..., Any]) -> tuple[str, str, str, dict[s
     (:func:`local_modules`); with none, the digest is the file's alone."""
     try:
         path = Path(inspect.getsourcefile(objective) or "").resolve()
-        digest = code_digest(path.read_bytes())
-    except (TypeError, OSError):
+        digest = code_digest(*read_code(path))
+    except (TypeError, OSError, NotRegularFile):
         return None
     name = f"{path.parent.name}/{path.name}" if path.name == "__init__.py" else path.name
     root = _root(path)
     files, budget = {_shown(path, root): digest}, MODULES_TOKENIZED
     for module in local_modules(path, root):
         try:  # CRLF as LF: a checkout's line endings move no module across the budget nor change its bytes
-            source = module.read_bytes().replace(b"\r\n", b"\n")
-        except OSError:  # gone since it was found: as a module the objective does not have
+            source, size = read_code(module)
+        except (OSError, NotRegularFile):  # gone (or swapped for a FIFO) since it was found: as no module
             continue
+        source = source.replace(b"\r\n", b"\n")
         budget -= len(source)
-        files[_shown(module, root)] = code_digest(source) if budget >= 0 else hashlib.sha256(source).hexdigest()
+        files[_shown(module, root)] = code_digest(source, size) if budget >= 0 or size > MAX_READ else \
+            hashlib.sha256(source).hexdigest()
     return name, getattr(objective, "__qualname__", ""), _of_all(digest, files), files
 
 
@@ -110,10 +115,11 @@ def _imported(path: Path, root: Path) -> Iterator[Path]:
     expression: cheap on a large project, where parsing every file took seconds; an import written in a
     string at a line's start adds a file, an import after a backslash continuation is missed)."""
     try:
-        if path.stat().st_size > MAX_TOKENIZED:  # generated data, not code to follow (and seconds to search)
-            return
-        source = path.read_bytes().decode("utf-8", "replace")  # a name in another encoding is missed
-    except OSError:
+        with open_regular(path) as f:  # opened, then looked at: a FIFO swapped in after the look never blocks
+            if os.fstat(f.fileno()).st_size > MAX_TOKENIZED:  # generated data, not code to follow (and seconds)
+                return
+            source = f.read(MAX_TOKENIZED + 1).decode("utf-8", "replace")  # a name in another encoding is missed
+    except (OSError, NotRegularFile):
         return
     for listed in _IMPORT.findall(source):
         for name in _names(listed):
@@ -198,12 +204,15 @@ MAX_TOKENIZED = 1_000_000
 MAX_LINE = 10_000
 
 
-def code_digest(source: bytes) -> str:
+def code_digest(source: bytes, size: int | None = None) -> str:
     """SHA-256 of the code in ``source`` (a Python file), comments and layout aside: a comment, a blank
     line, another indentation or line ending (a checkout with CRLF) gives the same digest, the same on
     Python 3.10 to 3.13; any change to a name, a number, a string or an operator another. A file that
     does not tokenize: of its bytes; one over ``MAX_TOKENIZED`` bytes or with a line over ``MAX_LINE`` bytes: of its
-    bytes with CRLF as LF."""
+    bytes with CRLF as LF. ``size``: the file's, where ``source`` is its first :data:`MAX_READ` bytes
+    (:func:`read_code`): a larger file is digested by its size and those bytes."""
+    if size is not None and size > MAX_READ:
+        return hashlib.sha256(f"{size}:".encode() + source).hexdigest()
     if len(source) > MAX_TOKENIZED or _longest_line(source) > MAX_LINE:  # line endings aside, as the tokens
         return hashlib.sha256(source.replace(b"\r\n", b"\n")).hexdigest()
     digest = hashlib.sha256()
@@ -230,6 +239,22 @@ def code_digest(source: bytes) -> str:
     except (SyntaxError, tokenize.TokenError, UnicodeDecodeError, LookupError):
         return hashlib.sha256(source).hexdigest()
     return digest.hexdigest()
+
+
+#: the most bytes of a file read for its digest: a larger one (no module is; a sparse file of 20 GB named as a
+#: module the objective imports in a function it never calls was read whole into memory, and MemoryError stopped
+#: ``tunesmith run``) is digested by its size and its first MAX_READ bytes
+MAX_READ = 64 * 2**20
+
+
+def read_code(path: Path) -> tuple[bytes, int]:
+    """The first :data:`MAX_READ` bytes of the regular file ``path`` and its size. It is opened first, then looked
+    at as opened (:func:`~tunesmith.paths.open_regular`): a FIFO or device swapped in for a module found as a file
+    raises :class:`~tunesmith.paths.NotRegularFile`, never waiting for a writer nor reading without end; a file of
+    the kernel's that says it is empty (``/proc/self/...``) reads as empty."""
+    with open_regular(path) as f:
+        size = os.fstat(f.fileno()).st_size
+        return f.read(min(size, MAX_READ)), size
 
 
 def _longest_line(source: bytes) -> int:
