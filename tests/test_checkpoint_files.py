@@ -842,11 +842,37 @@ def test_a_checkpoint_the_full_disk_refused_fails_its_trial_naming_the_folder(sm
     assert failed.state is ts.TrialState.FAILED and failed.error.startswith("CheckpointError: cannot save the "
                                                                             "checkpoint"), failed.error
     assert f"free space on the disk that holds '{small_fs / 'ck'}" in failed.error
+    assert "checkpoint_root=... / checkpoint_dir=..." in failed.error and "keep_last=1" in failed.error
     assert not [p for p in small_fs.rglob("*") if p.name.startswith(".") and p.is_file() and p.name != ".study"]
     (small_fs / "filler").unlink()
     study.optimize(obj, n_trials=1)
     assert [t.state for t in ts.Study.load("s", url).trials] == [ts.TrialState.COMPLETE, ts.TrialState.FAILED,
                                                                   ts.TrialState.COMPLETE]
+
+
+def test_a_checkpoint_a_full_disk_refused_in_a_loop_of_one_s_own_names_what_that_loop_can_do(
+        small_fs: Path) -> None:  # noqa: F811
+    """``checkpoint.save`` called from a user's own training loop (docs/pruning.md) advised
+    ``checkpoint_root=... / checkpoint_dir=...``, ``keep_last=1`` and ``keep='none'``: options of
+    ``tunesmith.train`` that such a loop has nowhere to pass. It names what that user can do: free space, another
+    folder, fewer files kept (``checkpoint.rotate``); the trainer's saves keep naming its options (the test above)."""
+    from test_faults_storage import _fill
+
+    model = mlp(hidden=64)
+    folder = small_fs / "mine"
+    checkpoint.save(checkpoint.last_path(folder, 1), {"model": model.state_dict(), "step": 1})
+    _fill(small_fs)
+    with pytest.raises(CheckpointError) as caught:
+        checkpoint.save(checkpoint.last_path(folder, 2), {"model": model.state_dict(), "step": 2})
+    said = str(caught.value)
+    assert f"free space on the disk that holds '{folder}'" in said, said
+    assert "save into a folder on another disk" in said and "checkpoint.rotate(folder, keep=1)" in said, said
+    for option in ("checkpoint_root", "checkpoint_dir", "keep_last", "keep='none'"):
+        assert option not in said, said
+    assert files(folder) == {"last-000000001.pt"}  # nothing of the refused file left
+    with pytest.raises(CheckpointError) as caught:  # a Trainer's own save, called by the user: the same
+        Trainer(model, CFG).save(folder / "mine.pt")
+    assert "checkpoint.rotate(folder, keep=1)" in str(caught.value) and "keep_last" not in str(caught.value)
 
 
 def test_tunesmith_tell_deletes_the_checkpoints_of_the_paused_trials_it_ends(

@@ -642,11 +642,11 @@ class Trainer:
         if improved and write_last:
             _link_or_save(ckpt.last_path(d, self.step), ckpt.best_path(d), state)  # one file on disk
         elif improved:
-            ckpt.save(ckpt.best_path(d), state)
+            ckpt.save(ckpt.best_path(d), state, room=ckpt.TRAIN_ROOM)
 
     def _save_last(self, d: str, state: dict[str, Any]) -> None:
         self._set_aside_others()
-        ckpt.save(ckpt.last_path(d, self.step), state)
+        ckpt.save(ckpt.last_path(d, self.step), state, room=ckpt.TRAIN_ROOM)
         self._own.add(ckpt.last_path(d, self.step).name)
         self._rotate_due = True
         if not self._in_callbacks:
@@ -840,7 +840,7 @@ def _link_or_save(src: Path, dst: Path, state: dict[str, Any]) -> None:
     try:
         ckpt.link(src, dst)
     except OSError:  # a file system without hard links
-        ckpt.save(dst, state)
+        ckpt.save(dst, state, room=ckpt.TRAIN_ROOM)
 
 
 def _hyper(optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> HypergradientLR | None:
