@@ -904,11 +904,61 @@ def _paused_two(tmp_path: Path, **kw: Any) -> tuple[str, list[Path]]:
     """A study ``s`` in SQLite with two trials paused by ``ts.train``'s objective (``kw``: its options), and their
     folders."""
     db = f"sqlite:///{tmp_path / 's.db'}"
-    study = ts.Study({"lr": ts.Float(1e-3, 1e-1, log=True)}, storage=db, sampler="random", seed=0, name="s",
+    return db, _paused(db, tmp_path / "ck", 2, **kw)
+
+
+def _paused(url: str, root: Path, n: int, **kw: Any) -> list[Path]:
+    """``n`` trials of a new study ``s`` of ``url`` paused by ``ts.train``'s objective (checkpoints under
+    ``root``; ``kw``: its options); their folders."""
+    study = ts.Study({"lr": ts.Float(1e-3, 1e-1, log=True)}, storage=url, sampler="random", seed=0, name="s",
                      pruner=PauseAt(2))
     study.optimize(objective(lambda p: mlp(), DATA, base=TrainConfig(epochs=3, batch_size=16),
-                             checkpoint_root=tmp_path / "ck", **kw), n_trials=2)
-    return db, [Path(t.attrs["checkpoint"]).parent for t in study.trials]
+                             checkpoint_root=root, **kw), n_trials=n)
+    return [Path(t.attrs["checkpoint"]).parent for t in study.trials]
+
+
+class PromoteOne(PauseAt):
+    """Promotes trial ``number`` alone (another worker's study, resuming it)."""
+
+    def __init__(self, number: int) -> None:
+        super().__init__(2)
+        self.number = number
+
+    def promotable(self, trials, direction) -> list[int]:  # type: ignore[no-untyped-def]
+        return [t.number for t in trials if t.number == self.number and t.state is ts.TrialState.PAUSED]
+
+
+def test_tunesmith_tell_ends_the_others_of_a_trial_a_worker_resumed_midway_and_frees_their_folders(
+        shared_storage_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``tunesmith tell s 0 1 2`` where a worker resumed trial 1 after tell read the study: trial 0 was pruned,
+    its folder left on disk (the folders were deleted only once every trial was told), trial 1 refused and
+    trial 2 left paused, the error saying "ended before it: [0]" alone. Each trial is told on its own: 0 and 2
+    end, their folders deleted, 1 runs on with its folder, and the output names each outcome."""
+    from tunesmith.cli import main
+
+    folders = _paused(shared_storage_url, tmp_path / "ck", 3)
+    worker = ts.Study({"lr": ts.Float(1e-3, 1e-1, log=True)}, storage=shared_storage_url, name="s",
+                      sampler="random", seed=0, pruner=PromoteOne(1))
+    tell = ts.Study.tell
+    resumed: list[ts.Trial] = []
+
+    def a_worker_resumes_trial_1_first(self: ts.Study, trial: Any, *args: Any, **kwargs: Any) -> Any:
+        if trial.number == 1 and not resumed:  # after tell read the study, before it writes trial 1
+            resumed.append(worker.ask())
+        return tell(self, trial, *args, **kwargs)
+
+    monkeypatch.setattr(ts.Study, "tell", a_worker_resumes_trial_1_first)
+    assert main(["tell", "s", "0", "1", "2", "--state", "pruned", "--storage", shared_storage_url]) == 2
+    assert resumed[0].number == 1 and resumed[0].is_resumed
+    out, err = (" ".join(text.split()) for text in capsys.readouterr())
+    assert "study 's': 2 paused trials pruned: 0, 2" in out, out
+    assert f"deleted the checkpoints of 2 trials in {folders[0]}, {folders[2]}" in out, out
+    assert "not pruned: trial 1 is no longer paused but running" in err and "(the 2 other trials were pruned)" in err
+    assert [t.state for t in ts.Study.load("s", shared_storage_url).trials] == [
+        ts.TrialState.PRUNED, ts.TrialState.RUNNING, ts.TrialState.PRUNED]
+    assert not folders[0].exists() and not folders[2].exists()
+    assert {"best.pt", ".study"} <= files(folders[1])  # the running trial's, which it resumed from
 
 
 def test_tunesmith_tell_says_a_folder_others_may_write_is_left_not_deleted(
