@@ -180,6 +180,9 @@ def test_a_run_resumed_from_an_older_checkpoint_sets_the_branch_it_leaves_aside(
             *DATA, resume_from=d / "last-000000010.pt")
     assert "holds 2 \"last\" checkpoints (the newest: last-000000020.pt) above the resumed step 10" in caplog.text
     aside = next(p for p in d.iterdir() if p.is_dir())
+    said = " ".join(caplog.text.split())  # its own later steps, not "the earlier checkpoints" of "that run"
+    assert (f"the checkpoints above the resumed step, of the branch this run leaves, of TrainConfig.checkpoint_dir "
+            f"'{d}' are in '{aside}' now: to go on with that branch") in said, said
     assert {name: (aside / name).read_bytes() for name in _names(aside)} == branch
     assert [p.name for p in checkpoint.list_last(d)] == ["last-000000010.pt", "last-000000015.pt"]
     assert checkpoint.latest(d) == d / "last-000000015.pt"
