@@ -180,6 +180,9 @@ def test_a_run_resumed_from_an_older_checkpoint_sets_the_branch_it_leaves_aside(
             *DATA, resume_from=d / "last-000000010.pt")
     assert "holds 2 \"last\" checkpoints (the newest: last-000000020.pt) above the resumed step 10" in caplog.text
     aside = next(p for p in d.iterdir() if p.is_dir())
+    said = " ".join(caplog.text.split())  # its own later steps, not "the earlier checkpoints" of "that run"
+    assert (f"the checkpoints above the resumed step, of the branch this run leaves, of TrainConfig.checkpoint_dir "
+            f"'{d}' are in '{aside}' now: to go on with that branch") in said, said
     assert {name: (aside / name).read_bytes() for name in _names(aside)} == branch
     assert [p.name for p in checkpoint.list_last(d)] == ["last-000000010.pt", "last-000000015.pt"]
     assert checkpoint.latest(d) == d / "last-000000015.pt"
@@ -842,11 +845,37 @@ def test_a_checkpoint_the_full_disk_refused_fails_its_trial_naming_the_folder(sm
     assert failed.state is ts.TrialState.FAILED and failed.error.startswith("CheckpointError: cannot save the "
                                                                             "checkpoint"), failed.error
     assert f"free space on the disk that holds '{small_fs / 'ck'}" in failed.error
+    assert "checkpoint_root=... / checkpoint_dir=..." in failed.error and "keep_last=1" in failed.error
     assert not [p for p in small_fs.rglob("*") if p.name.startswith(".") and p.is_file() and p.name != ".study"]
     (small_fs / "filler").unlink()
     study.optimize(obj, n_trials=1)
     assert [t.state for t in ts.Study.load("s", url).trials] == [ts.TrialState.COMPLETE, ts.TrialState.FAILED,
                                                                   ts.TrialState.COMPLETE]
+
+
+def test_a_checkpoint_a_full_disk_refused_in_a_loop_of_one_s_own_names_what_that_loop_can_do(
+        small_fs: Path) -> None:  # noqa: F811
+    """``checkpoint.save`` called from a user's own training loop (docs/pruning.md) advised
+    ``checkpoint_root=... / checkpoint_dir=...``, ``keep_last=1`` and ``keep='none'``: options of
+    ``tunesmith.train`` that such a loop has nowhere to pass. It names what that user can do: free space, another
+    folder, fewer files kept (``checkpoint.rotate``); the trainer's saves keep naming its options (the test above)."""
+    from test_faults_storage import _fill
+
+    model = mlp(hidden=64)
+    folder = small_fs / "mine"
+    checkpoint.save(checkpoint.last_path(folder, 1), {"model": model.state_dict(), "step": 1})
+    _fill(small_fs)
+    with pytest.raises(CheckpointError) as caught:
+        checkpoint.save(checkpoint.last_path(folder, 2), {"model": model.state_dict(), "step": 2})
+    said = str(caught.value)
+    assert f"free space on the disk that holds '{folder}'" in said, said
+    assert "save into a folder on another disk" in said and "checkpoint.rotate(folder, keep=1)" in said, said
+    for option in ("checkpoint_root", "checkpoint_dir", "keep_last", "keep='none'"):
+        assert option not in said, said
+    assert files(folder) == {"last-000000001.pt"}  # nothing of the refused file left
+    with pytest.raises(CheckpointError) as caught:  # a Trainer's own save, called by the user: the same
+        Trainer(model, CFG).save(folder / "mine.pt")
+    assert "checkpoint.rotate(folder, keep=1)" in str(caught.value) and "keep_last" not in str(caught.value)
 
 
 def test_tunesmith_tell_deletes_the_checkpoints_of_the_paused_trials_it_ends(
@@ -878,11 +907,61 @@ def _paused_two(tmp_path: Path, **kw: Any) -> tuple[str, list[Path]]:
     """A study ``s`` in SQLite with two trials paused by ``ts.train``'s objective (``kw``: its options), and their
     folders."""
     db = f"sqlite:///{tmp_path / 's.db'}"
-    study = ts.Study({"lr": ts.Float(1e-3, 1e-1, log=True)}, storage=db, sampler="random", seed=0, name="s",
+    return db, _paused(db, tmp_path / "ck", 2, **kw)
+
+
+def _paused(url: str, root: Path, n: int, **kw: Any) -> list[Path]:
+    """``n`` trials of a new study ``s`` of ``url`` paused by ``ts.train``'s objective (checkpoints under
+    ``root``; ``kw``: its options); their folders."""
+    study = ts.Study({"lr": ts.Float(1e-3, 1e-1, log=True)}, storage=url, sampler="random", seed=0, name="s",
                      pruner=PauseAt(2))
     study.optimize(objective(lambda p: mlp(), DATA, base=TrainConfig(epochs=3, batch_size=16),
-                             checkpoint_root=tmp_path / "ck", **kw), n_trials=2)
-    return db, [Path(t.attrs["checkpoint"]).parent for t in study.trials]
+                             checkpoint_root=root, **kw), n_trials=n)
+    return [Path(t.attrs["checkpoint"]).parent for t in study.trials]
+
+
+class PromoteOne(PauseAt):
+    """Promotes trial ``number`` alone (another worker's study, resuming it)."""
+
+    def __init__(self, number: int) -> None:
+        super().__init__(2)
+        self.number = number
+
+    def promotable(self, trials, direction) -> list[int]:  # type: ignore[no-untyped-def]
+        return [t.number for t in trials if t.number == self.number and t.state is ts.TrialState.PAUSED]
+
+
+def test_tunesmith_tell_ends_the_others_of_a_trial_a_worker_resumed_midway_and_frees_their_folders(
+        shared_storage_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``tunesmith tell s 0 1 2`` where a worker resumed trial 1 after tell read the study: trial 0 was pruned,
+    its folder left on disk (the folders were deleted only once every trial was told), trial 1 refused and
+    trial 2 left paused, the error saying "ended before it: [0]" alone. Each trial is told on its own: 0 and 2
+    end, their folders deleted, 1 runs on with its folder, and the output names each outcome."""
+    from tunesmith.cli import main
+
+    folders = _paused(shared_storage_url, tmp_path / "ck", 3)
+    worker = ts.Study({"lr": ts.Float(1e-3, 1e-1, log=True)}, storage=shared_storage_url, name="s",
+                      sampler="random", seed=0, pruner=PromoteOne(1))
+    tell = ts.Study.tell
+    resumed: list[ts.Trial] = []
+
+    def a_worker_resumes_trial_1_first(self: ts.Study, trial: Any, *args: Any, **kwargs: Any) -> Any:
+        if trial.number == 1 and not resumed:  # after tell read the study, before it writes trial 1
+            resumed.append(worker.ask())
+        return tell(self, trial, *args, **kwargs)
+
+    monkeypatch.setattr(ts.Study, "tell", a_worker_resumes_trial_1_first)
+    assert main(["tell", "s", "0", "1", "2", "--state", "pruned", "--storage", shared_storage_url]) == 2
+    assert resumed[0].number == 1 and resumed[0].is_resumed
+    out, err = (" ".join(text.split()) for text in capsys.readouterr())
+    assert "study 's': 2 paused trials pruned: 0, 2" in out, out
+    assert f"deleted the checkpoints of 2 trials in {folders[0]}, {folders[2]}" in out, out
+    assert "not pruned: trial 1 is no longer paused but running" in err and "(the 2 other trials were pruned)" in err
+    assert [t.state for t in ts.Study.load("s", shared_storage_url).trials] == [
+        ts.TrialState.PRUNED, ts.TrialState.RUNNING, ts.TrialState.PRUNED]
+    assert not folders[0].exists() and not folders[2].exists()
+    assert {"best.pt", ".study"} <= files(folders[1])  # the running trial's, which it resumed from
 
 
 def test_tunesmith_tell_says_a_folder_others_may_write_is_left_not_deleted(

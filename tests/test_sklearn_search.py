@@ -372,27 +372,34 @@ for k in range(rounds):  # a fresh study each round, both fits started at once
 """
 
 
+def _fits_started_at_once(script: str, url: str, folder: Path, sides: tuple[str, str], rounds: int,
+                          env: dict[str, str]) -> list[list[str]]:
+    """Run ``script`` in two processes (``url``, ``folder``, a side, ``rounds``), releasing both at once in each
+    round; the words of every line they printed (``[round, "fitted" | "refused:", message]``)."""
+    import subprocess
+    import sys
+    import time
+
+    workers = [subprocess.Popen([sys.executable, "-c", script, url, str(folder), side, str(rounds)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for side in sides]
+    for k in range(rounds):
+        while not all((folder / f"ready-{k}-{side}").exists() for side in sides):
+            assert all(w.poll() is None for w in workers), [w.communicate() for w in workers]
+            time.sleep(0.002)
+        (folder / f"go-{k}").touch()
+    outs = [w.communicate(timeout=300) for w in workers]
+    assert [w.returncode for w in workers] == [0, 0], [err for _, err in outs]
+    return [line.split(" ", 2) for out, _ in outs for line in out.splitlines()]
+
+
 def test_fits_on_other_data_that_start_one_stored_search_at_once_one_is_refused(
     shared_storage_url: str, tmp_path: Path, subprocess_env: dict[str, str]
 ) -> None:
     # before: both read the study before either had recorded a trial (and its fingerprint), so both
     # passed the "same data" check and one study held the scores of two data sets (in 1 to 5 rounds of 6)
-    import subprocess
-    import sys
-    import time
-
-    rounds, sides = 6, ("all", "some")
-    workers = [subprocess.Popen([sys.executable, "-c", _OTHER_DATA_WORKER, shared_storage_url, str(tmp_path), rows,
-                                 str(rounds)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                env=subprocess_env) for rows in sides]
-    for k in range(rounds):
-        while not all((tmp_path / f"ready-{k}-{rows}").exists() for rows in sides):
-            assert all(w.poll() is None for w in workers), [w.communicate() for w in workers]
-            time.sleep(0.002)
-        (tmp_path / f"go-{k}").touch()
-    outs = [w.communicate(timeout=300) for w in workers]
-    assert [w.returncode for w in workers] == [0, 0], [err for _, err in outs]
-    lines = [line.split(" ", 2) for out, _ in outs for line in out.splitlines()]
+    rounds = 6
+    lines = _fits_started_at_once(_OTHER_DATA_WORKER, shared_storage_url, tmp_path, ("all", "some"), rounds,
+                                  subprocess_env)
     for k in range(rounds):
         said = sorted(rest for n, *rest in lines if n == str(k))
         assert [s[0] for s in said] == ["fitted", "refused:"], (k, said)
@@ -400,6 +407,57 @@ def test_fits_on_other_data_that_start_one_stored_search_at_once_one_is_refused(
         trials = ts.load_study(f"shared-{k}", shared_storage_url).trials
         assert [t.state for t in trials] == [ts.TrialState.COMPLETE] * 3  # the fitted one's three, intact
         assert len({t.attrs["search_data"] for t in trials if "search_data" in t.attrs}) == 1
+
+_OTHER_REFIT_WORKER = """
+import sys, time
+from pathlib import Path
+from sklearn.datasets import load_iris
+from sklearn.svm import SVC
+from tunesmith.sklearn import TunedSearchCV
+X, Y = load_iris(return_X_y=True)
+url, folder, refit, rounds = sys.argv[1], Path(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+
+
+class SlowSVC(SVC):  # a first trial recorded only after both fits started, however busy the machine
+    def fit(self, X, y, **kwargs):
+        time.sleep(0.5)
+        return super().fit(X, y, **kwargs)
+
+
+for k in range(rounds):  # a fresh study each round, both fits started at once
+    (folder / f"ready-{k}-{refit}").touch()
+    while not (folder / f"go-{k}").exists():
+        time.sleep(0.002)
+    search = TunedSearchCV(SlowSVC(), {"C": [0.1, 1.0, 10.0]}, n_trials=3, cv=3, random_state=0, storage=url,
+                           name=f"refit-{k}", scoring=["accuracy", "f1_macro"], refit=refit)
+    try:
+        search.fit(X, Y)
+        print(k, "fitted", flush=True)
+    except ValueError as exc:
+        print(k, "refused:", exc, flush=True)
+"""
+
+
+def test_fits_with_another_refit_that_start_one_stored_search_at_once_one_is_refused(
+    shared_storage_url: str, tmp_path: Path, subprocess_env: dict[str, str]
+) -> None:
+    """Two fits on the same data and scorers but another ``refit`` started at once on an empty stored study: both
+    passed the check of its trials (none recorded yet) and joined one claim (the same data), so the study held
+    the values of two scorers ranked as one. The claim records refit's scorer: the second is refused with the
+    message a later fit gets ("holds values of the scorer ..."), and the study holds one scorer's values."""
+    rounds = 3
+    lines = _fits_started_at_once(_OTHER_REFIT_WORKER, shared_storage_url, tmp_path, ("accuracy", "f1_macro"),
+                                  rounds, subprocess_env)
+    for k in range(rounds):
+        said = sorted(rest for n, *rest in lines if n == str(k))
+        assert [s[0] for s in said] == ["fitted", "refused:"], (k, said)
+        trials = ts.load_study(f"refit-{k}", shared_storage_url).trials
+        (key,) = {t.attrs["cv"]["key"] for t in trials}
+        kept = key.removeprefix("test_")
+        assert f"study 'refit-{k}'" in said[1][1] and f"holds values of the scorer {kept!r}" in said[1][1], said
+        assert f"Pass refit={kept!r} to resume it" in said[1][1], said
+        assert [t.state for t in trials] == [ts.TrialState.COMPLETE] * 3  # the fitted one's three, intact
+
 
 def test_a_fit_that_recorded_no_trial_leaves_the_study_to_a_fit_on_other_data(tmp_path: Path,
                                                                               subprocess_env: dict[str, str]) -> None:

@@ -1052,15 +1052,32 @@ def add_tell_args(p: argparse.ArgumentParser) -> None:
 
 def cmd_tell(args: argparse.Namespace) -> int:
     """End paused trials for good (one whose checkpoint cannot resume, say): a study file's user has no
-    Python session to call ``study.tell(n, state='pruned')`` in."""
+    Python session to call ``study.tell(n, state='pruned')`` in. Each trial is ended on its own: one a worker
+    resumed since is refused and named, the others ended; every ended trial's checkpoints are deleted, also
+    where a later one's write failed (its state recorded is final: nothing resumes from them)."""
     study = _load(args.name, args.storage, write=True)
     numbers = list(dict.fromkeys(args.numbers))  # a number given twice: ended once, not refused the second time
-    ended = end_paused(study, study.trials, numbers, args.state)
-    print(f"study {study.name!r}: {plural(len(numbers), 'paused trial')} {args.state}: {', '.join(map(str, numbers))}")
+    ended: list[Trial] = []
+    try:
+        refused = end_paused(study, study.trials, numbers, args.state, ended)
+    finally:  # a storage error midway: those ended before it are said, and their files go as for the others
+        _said_ended(study, ended, args.state)
+    if refused:
+        raise TrialFinishedError(f"not {args.state}: {'; '.join(refused)}" + (
+            f" (the {plural(len(ended), 'other trial')} {'was' if len(ended) == 1 else 'were'} {args.state})"
+            if ended else ""))
+    return 0
+
+
+def _said_ended(study: Study, ended: list[Trial], state: str) -> None:
+    """Say which trials were ended as ``state`` and delete their checkpoints (:func:`_release`)."""
+    if not ended:
+        return
+    print(f"study {study.name!r}: {plural(len(ended), 'paused trial')} {state}: "
+          f"{', '.join(str(t.number) for t in ended)}")
     freed = _release(ended)
     if freed:
         print(f"deleted the checkpoints of {plural(len(freed), 'trial')} in {', '.join(map(str, freed))}")
-    return 0
 
 
 def _release(trials: list[Trial]) -> list[Path]:
@@ -1085,10 +1102,13 @@ def _release(trials: list[Trial]) -> list[Path]:
     return freed
 
 
-def end_paused(study: Study, trials: list[FrozenTrial], numbers: list[int], state: str) -> list[Trial]:
-    """End the trials ``numbers``, paused in ``trials`` (the study's, as read), as ``state``. Each write is a
-    compare-and-set on the paused record read (a handle's, not a number, which is looked up again): a trial
-    that a worker resumed since is refused, never ended while it runs."""
+def end_paused(study: Study, trials: list[FrozenTrial], numbers: list[int], state: str,
+               ended: list[Trial]) -> list[str]:
+    """End the trials ``numbers``, paused in ``trials`` (the study's, as read), as ``state``, each ended one
+    added to ``ended`` as it is written; returns why each refused trial was. Each write is a compare-and-set on
+    the paused record read (a handle's, not a number, which is looked up again): a trial that a worker resumed
+    since is refused, never ended while it runs, and the others are ended all the same. A number that names no
+    paused trial as read ends none of them (a mistyped command)."""
     records = {t.number: t for t in trials}
     for n in numbers:
         if n not in records or records[n].state is not TrialState.PAUSED:
@@ -1097,15 +1117,16 @@ def end_paused(study: Study, trials: list[FrozenTrial], numbers: list[int], stat
             now = f"paused now: {_numbers(paused, PAUSED_SHOWN, '')}" if paused else "none is paused now"
             raise ValueError(f"trial {n} of study {study.name!r}: {what}; tunesmith tell ends paused trials "
                              f"({now}), its objective or a worker ends the others")
-    ended = []
-    for i, n in enumerate(numbers):
+    refused = []
+    for n in numbers:
         handle = Trial(study, records[n])
         try:
             study.tell(handle, state=state, error="ended by tunesmith tell" if state == "failed" else None)
         except TrialFinishedError as exc:
-            raise TrialFinishedError(f"{exc}{f'; ended before it: {numbers[:i]}' if i else ''}") from None
+            refused.append(str(exc))
+            continue
         ended.append(handle)
-    return ended
+    return refused
 
 
 def _fill(pairs: list[str]) -> dict[str, Any]:

@@ -99,12 +99,18 @@ def same_setup(
     return setup
 
 
-def same_value(study: Study, metric: str) -> None:
+#: the key of a search claim naming the fold score its fit records as values (``test_<refit's scorer>``)
+VALUE_KEY = "value_key"
+
+
+def same_value(study: Study, metric: str, claims: Iterable[Mapping[str, Any]] = ()) -> None:
     """Refuse to resume ``study`` where its trials' values are another scorer's than ``metric`` (``refit``'s of
-    several scorers, "score" for one): the scorings match, but ``refit`` changed, and this fit's values would be
-    ranked against the earlier fits' as if they were one score."""
+    several scorers, "score" for one), or a fit running there records another's (its search claim among
+    ``claims``, :data:`VALUE_KEY`): the scorings match, but ``refit`` changed, and this fit's values would be
+    ranked against the other fits' as if they were one score."""
     keys = {t.attrs[CV_ATTR]["key"] for t in study.trials
             if is_summary(t.attrs.get(CV_ATTR)) and isinstance(t.attrs[CV_ATTR].get("key"), str)}
+    keys |= {c[VALUE_KEY] for c in claims if isinstance(c.get(VALUE_KEY), str) and c[VALUE_KEY].startswith("test_")}
     other = sorted(k.removeprefix("test_") for k in keys - {f"test_{metric}"})
     if other:
         raise ValueError(

@@ -51,7 +51,7 @@ from ..study import Study
 from ..study.manage import DROP, SAMPLER_RECORDED, change_setting
 from ..study.study import RESUMING
 from ..trial import FrozenTrial, TrialState, best_of, finite_float
-from .checks import PeerArgs, same_setup, same_value, space_change
+from .checks import VALUE_KEY, PeerArgs, same_setup, same_value, space_change
 from .interrupts import (
     evaluated,
     noting_ctrl_c,
@@ -211,7 +211,7 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
         search = _as_stored(self.space, study)
         if marks is None and _outlives_the_fit(study, self.storage):
             marks = self._resumable(study, X, y, folds, cv, fit_params, metric=metric)
-        claim = self._claim(study, marks, X, y, folds, cv, fit_params) if marks is not None else None
+        claim = self._claim(study, marks, X, y, folds, cv, fit_params, metric) if marks is not None else None
         _fail_left_by_killed_fits(study)
         fold = functools.partial(_with_config, get_config(), functools.partial(
             _fit_and_score, self.estimator, X, y, scorers, fit_with, self.return_train_score, self.error_score,
@@ -278,36 +278,41 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
         marks = {**_same_data(study, recorded, X, y, folds, cv, fit_params),
                  SETUP_ATTR: same_setup(study, recorded, self.estimator, search, self.scoring)}
         if metric is not None:  # the same scoring: refit may still name another of its scorers
-            same_value(study, metric)
+            same_value(study, metric, [r for r in recorded if VALUE_KEY in r])
         return marks
 
     def _claim(
         self, study: Study, marks: Mapping[str, Any], X: Any, y: Any, folds: list[tuple[Any, Any]], cv: Any,
-        fit_params: Mapping[str, Any],
+        fit_params: Mapping[str, Any], metric: str,
     ) -> dict[str, Any] | None:
-        """Store this fit's ``marks`` as the study's search (:data:`CLAIM_KEY`) unless a fit stored its
-        own: compare-and-set, so of fits on other data started at once (each passed the check of the
-        trials, none recorded yet) exactly one runs; the others are refused as a later one would be.
-        Returns the claim where this fit's was stored."""
+        """Store this fit's ``marks`` as the study's search (:data:`CLAIM_KEY`), with the fold score it records
+        as values (:data:`VALUE_KEY`, ``refit``'s), unless a fit stored its own: compare-and-set, so of fits on
+        other data or with another ``refit`` started at once (each passed the check of the trials, none recorded
+        yet) exactly one runs; the others are refused as a later one would be. Returns the claim where this
+        fit's was stored."""
         me, now = _fit_id(), study.storage.clock()
         taken: list[Any] = []
+        value = f"test_{metric}"
+
+        def other(stored: Any) -> bool:  # another fit's data, setup or values (a claim without values: older)
+            claimed = _as_marks(stored, study)
+            return {k: claimed.get(k) for k in marks} != marks or claimed.get(VALUE_KEY, value) != value
 
         def change(stored: Any) -> Any:
             taken.clear()
             if stored is None or _stale_claim(study, stored, now):
                 taken.extend([stored] if stored is not None else [])
-                return {**marks, "worker": me, "holders": [me], "since": now}
+                return {**marks, VALUE_KEY: value, "worker": me, "holders": [me], "since": now}
             held = _holders(stored)
-            if {k: _as_marks(stored, study).get(k) for k in marks} != marks or me in held or study.trials:
+            if other(stored) or me in held or study.trials:
                 return stored
             return {**stored, "holders": [*held, me], "since": now}  # a fit on the same data relies on it too
 
         stored = change_setting(study, CLAIM_KEY, change)
         if taken:
             logger.warning("study %r: %s", study.name, _taken_over(taken[0], now))
-        claimed = _as_marks(stored, study)
-        if {k: claimed.get(k) for k in marks} != marks:
-            self._resumable(study, X, y, folds, cv, fit_params, recorded=[claimed])
+        if other(stored):
+            self._resumable(study, X, y, folds, cv, fit_params, recorded=[_as_marks(stored, study)], metric=metric)
         return {**stored, "worker": me} if me in _holders(stored) else None
 
     def _routed(

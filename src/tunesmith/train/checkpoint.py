@@ -231,10 +231,12 @@ def _home() -> str:
 
 
 # -- files --------------------------------------------------------------------------------------
-def save(path: str | Path, state: dict[str, Any]) -> Path:
+def save(path: str | Path, state: dict[str, Any], *, room: str | None = None) -> Path:
     """Write ``state`` to ``path`` atomically and durably, as a file of mode 0600 in a 0700 folder:
     on disk under its name before this returns, so that a power cut after it (when :func:`rotate` has
-    deleted the previous "last" file) leaves this one whole, never an empty or partial file."""
+    deleted the previous "last" file) leaves this one whole, never an empty or partial file. On a full disk
+    the error says where to make room and how to keep fewer files: ``room``, the caller's options for it
+    (:data:`TRAIN_ROOM` for ``tunesmith.train``'s own saves; by default :data:`OWN_ROOM`, a loop of one's own)."""
     path = Path(path)
     secure_dir(path.parent)
     tmp = _tmp_name(path)
@@ -247,7 +249,7 @@ def save(path: str | Path, state: dict[str, Any]) -> Path:
         os.replace(tmp, path)
     except BaseException as exc:
         tmp.unlink(missing_ok=True)
-        no_room = isinstance(exc, OSError) and out_of_room(path, exc)
+        no_room = isinstance(exc, OSError) and out_of_room(path, exc, room)
         if no_room:
             raise no_room from exc
         raise
@@ -259,17 +261,26 @@ def save(path: str | Path, state: dict[str, Any]) -> Path:
 _NO_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
 
-def out_of_room(path: Path, exc: OSError) -> CheckpointError | None:
+#: how a user of ``tunesmith.train`` (the Trainer, its study objective) saves elsewhere or keeps fewer files
+TRAIN_ROOM = ("or pass a folder on another disk (checkpoint_root=... / checkpoint_dir=...); keep_last=1 and the "
+              "objective's keep='none' keep fewer files")
+#: the same for a loop of one's own calling :func:`save`, where those options are not there to pass
+OWN_ROOM = ("or save into a folder on another disk; keep fewer checkpoint files there (only the last: delete each "
+            "older one once a newer one is saved, as checkpoint.rotate(folder, keep=1) does for files named by "
+            "checkpoint.last_path)")
+
+
+def out_of_room(path: Path, exc: OSError, room: str | None = None) -> CheckpointError | None:
     """Where writing ``path`` failed for room, the error naming it and where to make room (the trial's error
-    said "[Errno 28] No space left on device" at a line of this module: which disk, which folder?)."""
+    said "[Errno 28] No space left on device" at a line of this module: which disk, which folder?), and
+    ``room``: the caller's ways to save elsewhere or fewer files (:data:`OWN_ROOM` by default)."""
     if exc.errno not in _NO_ROOM:
         return None
     fix = ("raise the limit on file size (ulimit -f) of the processes that train" if exc.errno == errno.EFBIG
            else f"free space on the disk that holds {str(path.parent)!r}")
     return CheckpointError(
         f"cannot save the checkpoint {str(path)!r} ({exc.strerror or exc}; nothing of it was left): {fix}, "
-        "or pass a folder on another disk (checkpoint_root=... / checkpoint_dir=...); keep_last=1 and the "
-        "objective's keep='none' keep fewer files")
+        f"{OWN_ROOM if room is None else room}")
 
 
 def _sync_dir(folder: Path) -> None:

@@ -145,7 +145,7 @@ def mark(trial: Any, path: Path, *, exclusive: bool = False) -> None:
             f.write(owner)
     except OSError as exc:  # a full disk: an empty marker would name no study
         path.unlink(missing_ok=True)
-        no_room = ckpt.out_of_room(path, exc)
+        no_room = ckpt.out_of_room(path, exc, ckpt.TRAIN_ROOM)
         if no_room is None:
             raise
         raise no_room from exc
@@ -238,7 +238,7 @@ def _weights_only(path: Path) -> None:
         logger.warning("could not slim %s: %s", path, exc)
         return
     if "optimizer" in state:
-        ckpt.save(path, {k: state[k] for k in USE_KEYS if k in state})
+        ckpt.save(path, {k: state[k] for k in USE_KEYS if k in state}, room=ckpt.TRAIN_ROOM)
 
 
 def sweep(trial: Any, study_dir: Path, keep: str) -> None:

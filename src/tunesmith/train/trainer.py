@@ -129,6 +129,7 @@ class Trainer:
         self._resumed_from = ""  # the checkpoint a resumed run was loaded from
         self._own: set[str] = set()  # this run's "last" files in checkpoint_dir: the only ones its rotation deletes
         self._others: list[Path] = []  # another run's files there, set aside at this run's first checkpoint
+        self._branch = False  # those are the steps above the resumed one (this run's own, a branch it leaves)
         self.steps_per_epoch = 0
         self.total_steps = 0
         self.train_samples = 0  # the training set's size: a resume mid-epoch on another size starts anew
@@ -642,11 +643,11 @@ class Trainer:
         if improved and write_last:
             _link_or_save(ckpt.last_path(d, self.step), ckpt.best_path(d), state)  # one file on disk
         elif improved:
-            ckpt.save(ckpt.best_path(d), state)
+            ckpt.save(ckpt.best_path(d), state, room=ckpt.TRAIN_ROOM)
 
     def _save_last(self, d: str, state: dict[str, Any]) -> None:
         self._set_aside_others()
-        ckpt.save(ckpt.last_path(d, self.step), state)
+        ckpt.save(ckpt.last_path(d, self.step), state, room=ckpt.TRAIN_ROOM)
         self._own.add(ckpt.last_path(d, self.step).name)
         self._rotate_due = True
         if not self._in_callbacks:
@@ -680,6 +681,7 @@ class Trainer:
         best = ckpt.best_path(here)
         if not ours and best.is_file():
             self._others.append(best)
+        self._branch = ours  # what of another run there is: the steps above a resumed one, or an earlier run's
         self._warn_others(d, ours)
 
     def _warn_others(self, d: str | Path, resumed: bool) -> None:
@@ -707,10 +709,12 @@ class Trainer:
             others, self._others = self._others, []
             aside = ckpt.set_aside(d, others)
             if aside is not None:
+                what, which = (("the checkpoints above the resumed step, of the branch this run leaves,", "branch")
+                               if self._branch else ("the earlier checkpoints", "run"))
                 logging.getLogger("tunesmith").warning(
-                    "the earlier checkpoints of TrainConfig.checkpoint_dir %r are in %r now: to go on with that "
-                    "run, train with checkpoint_dir=%r and resume_from=tunesmith.train.checkpoint.latest(%r)",
-                    str(d), str(aside), str(aside), str(aside))
+                    "%s of TrainConfig.checkpoint_dir %r are in %r now: to go on with that %s, train with "
+                    "checkpoint_dir=%r and resume_from=tunesmith.train.checkpoint.latest(%r)",
+                    what, str(d), str(aside), which, str(aside), str(aside))
 
     def checkpoint_now(self) -> str | None:
         """Write the "last" checkpoint of the current step if ``checkpoint_every``
@@ -840,7 +844,7 @@ def _link_or_save(src: Path, dst: Path, state: dict[str, Any]) -> None:
     try:
         ckpt.link(src, dst)
     except OSError:  # a file system without hard links
-        ckpt.save(dst, state)
+        ckpt.save(dst, state, room=ckpt.TRAIN_ROOM)
 
 
 def _hyper(optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> HypergradientLR | None:
