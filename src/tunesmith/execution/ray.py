@@ -28,7 +28,7 @@ import stat
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ from ..paths import kind_of, others_may_change, own_group, refuse_foreign_link
 from ..storage import MemoryStorage
 from ..storage.base import local_pid, pid_alive, worker_gone
 from ..study.lifecycle import held_promotions
+from ..study.trial import say_no_pruner
 from ..trial import FrozenTrial, TrialState
 from .base import Executor, Job
 from .callbacks import Callbacks
@@ -167,7 +168,6 @@ class _Actor:
     spawned: float = field(default_factory=time.monotonic)  # when it was asked for
     warned: bool = False  # a warning said it waits long to start
     done: set[int] = field(default_factory=set)  # SQL mode: the trials whose outcome came back
-    speaks: bool = False  # it says the study's no-pruner warning (one live actor at a time, until one said it)
 
 
 class RayExecutor(Executor):
@@ -803,6 +803,7 @@ class _Driver:
             except Exception:  # noqa: BLE001 - lost with its actor: failed with the running ones
                 continue
             del actor.calls[ref]
+            self._heard(out)
             if out.late and out.sent is not None:
                 self.study.unstart(out.sent.number)  # back to the queue, as after a timeout
             elif self.memory and not out.late:
@@ -820,13 +821,9 @@ class _Driver:
     def _spawn(self) -> None:
         cls = EvalWorker if self.memory else StudyWorker
         remote = self.ray.remote(cls).options(**self.ex._options())
-        spec = StudySpec.of(self.study)
-        # the no-pruner warning: one actor says it; another started only where that one is gone unheard
-        speaks = spec.says_no_pruner and not any(a.speaks for a in self.actors)
-        spec = replace(spec, says_no_pruner=speaks)
-        handle = remote.remote(spec, self.job.objective, self.job.catch, self.index)
+        handle = remote.remote(StudySpec.of(self.study), self.job.objective, self.job.catch, self.index)
         self.index += 1
-        self.actors.append(_Actor(handle, handle.whoami.remote(), speaks=speaks))  # its calls come once it is up
+        self.actors.append(_Actor(handle, handle.whoami.remote()))  # its calls come once it is up
 
     def _start_up(self) -> None:
         """Give calls to the actors that have started, up to ``in_flight`` each. An actor waiting
@@ -975,6 +972,15 @@ class _Driver:
             return
         self._submit(actor)
 
+    def _heard(self, out: Outcome) -> None:
+        """Say the no-pruner warning where ``out`` notes its objective asked ``should_prune()`` without a
+        pruner: once per study object, as inline (no other answer, nor a later optimize, says it again). The
+        driver says it, not the actor: one lost after saying it, before its answer came back, had another say
+        it again, and one named to say it that ran no such trial left it unsaid."""
+        if out.asked_no_pruner and not self.study._said_no_pruner:
+            self.study._said_no_pruner = True
+            say_no_pruner(self.study.name)
+
     def _take(self, actor: _Actor, out: Outcome) -> FrozenTrial | None:
         """Record the answer of one of ``actor``'s calls (collected, its call removed); the trial's record."""
         actor.worker = out.worker
@@ -985,8 +991,7 @@ class _Driver:
             self.budget.give_back()
             return None
         record = apply_outcome(self.study, out) if self.memory else out.record
-        if out.said_no_pruner:  # said once for the study object, as inline: no other actor, nor a later optimize
-            self.study._said_no_pruner = True
+        self._heard(out)
         if out.interrupted:
             logger.warning("the objective raised KeyboardInterrupt in a Ray worker (no Ctrl-C came): the run stops")
             self.job.interrupted = self.job.interrupted or interrupted()  # study.interrupted as inline
