@@ -366,6 +366,25 @@ def test_ray_losing_the_only_node_fails_the_trials_and_ends_optimize(
     assert states["running"] == 0 and states["complete"] >= 3, states
 
 
+def test_a_lost_cluster_s_message_counts_held_trials_apart_from_failed_ones(tmp_path: Path) -> None:
+    """What ClusterLost's message says of the lost actors' running trials (as the lost-actor line does): one
+    that reported with a checkpoint under a pruner that pauses is held to go on, not failed (the message said
+    "2 running trial(s) failed"), and in memory the answers that had come back are recorded as finished. The
+    records are a real SQLite study's, ended as the driver ends them (fail_worker with dead=True)."""
+    from tunesmith.execution.ray import ended_line
+    from tunesmith.pruners import ASHA
+    from tunesmith.storage import worker_id
+
+    study = Study({"x": Float(0, 1)}, storage=f"sqlite:///{tmp_path / 'c.db'}", name="c", sampler="random",
+                  seed=0, pruner=ASHA(pause=True, min_resource=1, max_resource=9))
+    reported, _ = study.ask(), study.ask()
+    reported.report(0.5, 1, checkpoint=str(tmp_path / "ck"))
+    ended = study.fail_worker(worker_id(), "ray cluster lost: the test's", dead=True)
+    assert sorted(t.state.value for t in ended) == ["failed", "paused"], ended
+    assert ended_line(ended) == "1 running trial(s) failed, 1 paused to go on from a checkpoint"
+    assert ended_line(ended[:0], 2) == "0 running trial(s) failed, 2 that had just finished recorded as finished"
+
+
 def _asks_the_pruner(trial: Any) -> float:
     trial.report(float(trial.params["x"]), 1)
     assert not trial.should_prune()

@@ -70,6 +70,16 @@ START_GRACE = 30.0  # a worker took over 10 s to start on a loaded 2-core machin
 EXIT_WAIT = 15.0
 
 
+def ended_line(ended: Sequence[FrozenTrial], finished: int = 0) -> str:
+    """What became of the running trials of lost actors (``ended``, as :meth:`_Driver._lost` returns them), as
+    the user reads it: those failed, those held to go on from a checkpoint (not failed), and ``finished``
+    trials whose result came back just before (recorded as they ended)."""
+    failed = sum(t.state is TrialState.FAILED for t in ended)
+    held = len(ended) - failed
+    return (f"{failed} running trial(s) failed" + (f", {held} paused to go on from a checkpoint" if held else "")
+            + (f", {finished} that had just finished recorded as finished" if finished else ""))
+
+
 class ClusterLost(WorkersLost):
     """The Ray cluster can no longer run a trial: no node has had the resources for one
     for ``lost_after`` seconds (its nodes died, or it cannot be reached)."""
@@ -666,9 +676,10 @@ class _Driver:
             with _held(STOPS):  # a Ctrl-C waits until the trials are failed (it cut the wait for the actors short)
                 self.budget.stop()
                 error = f"ray cluster lost: {exc.args[0]}"
-                failed = sum(len(self._lost(a, error)) for a in self.actors)
-                failed += len(self._outlived(lambda a: self._lost(a, error)))
-            raise ClusterLost(f"{exc.args[0]}; {failed} running trial(s) failed. {exc.args[1]}") from None
+                finished = self._take_answered()  # in memory: a trial that ended keeps its result
+                ended = [t for a in self.actors for t in self._lost(a, error)]
+                ended += self._outlived(lambda a: self._lost(a, error))
+            raise ClusterLost(f"{exc.args[0]}; {ended_line(ended, finished)}. {exc.args[1]}") from None
         except WorkersLost as exc:  # the other actors' trials would stay running for good
             self.budget.stop()
             self._interrupt(f"stopped: {str(exc).splitlines()[0][:200]}")
@@ -792,10 +803,12 @@ class _Driver:
             time.sleep(0.05)
         return [t for a in here for t in fail(a)]
 
-    def _take_answered(self) -> None:
-        """Before an interrupt fails the actors' trials: take the answers that came back but were not
-        collected yet. In memory the driver records an actor's trial: one that had ended was failed as
-        interrupted, its value lost, and a stopped actor's late call's trial too, though it ran nothing."""
+    def _take_answered(self) -> int:
+        """Before an interrupt or a lost cluster fails the actors' trials: take the answers that came back but
+        were not collected yet; how many trials they recorded as ended (in memory). In memory the driver records
+        an actor's trial: one that had ended was failed as interrupted (or as lost with the cluster), its value
+        lost, and a stopped actor's late call's trial too, though it ran nothing."""
+        taken = 0
         for ref in self._answered([r for a in self.actors for r in a.calls]):
             actor = self._owner(ref)
             try:
@@ -808,6 +821,8 @@ class _Driver:
                 self.study.unstart(out.sent.number)  # back to the queue, as after a timeout
             elif self.memory and not out.late:
                 apply_outcome(self.study, out)
+                taken += 1
+        return taken
 
     def _recorded_lost(self, actor: _Actor, error: str) -> list[FrozenTrial] | None:
         """:meth:`_lost` of a stopped actor; None when the storage refused the write (said): its
@@ -1153,9 +1168,7 @@ class _Driver:
         for t in ended:
             self.calls(t)
         failed = sum(t.state is TrialState.FAILED for t in ended)
-        held = len(ended) - failed
-        logger.warning("a Ray worker was lost (%s); %d running trial(s) failed%s; starting another", error, failed,
-                       f", {held} paused to go on from a checkpoint" if held else "")
+        logger.warning("a Ray worker was lost (%s); %s; starting another", error, ended_line(ended))
         # the calls it never answered give their units back, but for the trials they started
         # (one may have ended just before the actor died, its answer lost with it)
         used = failed if self.memory else self._started_unanswered(actor, ended)
