@@ -28,7 +28,7 @@ import stat
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ from ..paths import kind_of, others_may_change, own_group, refuse_foreign_link
 from ..storage import MemoryStorage
 from ..storage.base import local_pid, pid_alive, worker_gone
 from ..study.lifecycle import held_promotions
+from ..study.trial import say_no_pruner
 from ..trial import FrozenTrial, TrialState
 from .base import Executor, Job
 from .callbacks import Callbacks
@@ -67,6 +68,16 @@ START_WARN_AFTER = 30.0
 START_GRACE = 30.0  # a worker took over 10 s to start on a loaded 2-core machine
 #: seconds optimize, as it ends, waits for the processes of the actors it killed to end (their resources come back then)
 EXIT_WAIT = 15.0
+
+
+def ended_line(ended: Sequence[FrozenTrial], finished: int = 0) -> str:
+    """What became of the running trials of lost actors (``ended``, as :meth:`_Driver._lost` returns them), as
+    the user reads it: those failed, those held to go on from a checkpoint (not failed), and ``finished``
+    trials whose result came back just before (recorded as they ended)."""
+    failed = sum(t.state is TrialState.FAILED for t in ended)
+    held = len(ended) - failed
+    return (f"{failed} running trial(s) failed" + (f", {held} paused to go on from a checkpoint" if held else "")
+            + (f", {finished} that had just finished recorded as finished" if finished else ""))
 
 
 class ClusterLost(WorkersLost):
@@ -167,7 +178,6 @@ class _Actor:
     spawned: float = field(default_factory=time.monotonic)  # when it was asked for
     warned: bool = False  # a warning said it waits long to start
     done: set[int] = field(default_factory=set)  # SQL mode: the trials whose outcome came back
-    speaks: bool = False  # it says the study's no-pruner warning (one live actor at a time, until one said it)
 
 
 class RayExecutor(Executor):
@@ -666,9 +676,10 @@ class _Driver:
             with _held(STOPS):  # a Ctrl-C waits until the trials are failed (it cut the wait for the actors short)
                 self.budget.stop()
                 error = f"ray cluster lost: {exc.args[0]}"
-                failed = sum(len(self._lost(a, error)) for a in self.actors)
-                failed += len(self._outlived(lambda a: self._lost(a, error)))
-            raise ClusterLost(f"{exc.args[0]}; {failed} running trial(s) failed. {exc.args[1]}") from None
+                finished = self._take_answered()  # in memory: a trial that ended keeps its result
+                ended = [t for a in self.actors for t in self._lost(a, error)]
+                ended += self._outlived(lambda a: self._lost(a, error))
+            raise ClusterLost(f"{exc.args[0]}; {ended_line(ended, finished)}. {exc.args[1]}") from None
         except WorkersLost as exc:  # the other actors' trials would stay running for good
             self.budget.stop()
             self._interrupt(f"stopped: {str(exc).splitlines()[0][:200]}")
@@ -792,10 +803,12 @@ class _Driver:
             time.sleep(0.05)
         return [t for a in here for t in fail(a)]
 
-    def _take_answered(self) -> None:
-        """Before an interrupt fails the actors' trials: take the answers that came back but were not
-        collected yet. In memory the driver records an actor's trial: one that had ended was failed as
-        interrupted, its value lost, and a stopped actor's late call's trial too, though it ran nothing."""
+    def _take_answered(self) -> int:
+        """Before an interrupt or a lost cluster fails the actors' trials: take the answers that came back but
+        were not collected yet; how many trials they recorded as ended (in memory). In memory the driver records
+        an actor's trial: one that had ended was failed as interrupted (or as lost with the cluster), its value
+        lost, and a stopped actor's late call's trial too, though it ran nothing."""
+        taken = 0
         for ref in self._answered([r for a in self.actors for r in a.calls]):
             actor = self._owner(ref)
             try:
@@ -803,10 +816,13 @@ class _Driver:
             except Exception:  # noqa: BLE001 - lost with its actor: failed with the running ones
                 continue
             del actor.calls[ref]
+            self._heard(out)
             if out.late and out.sent is not None:
                 self.study.unstart(out.sent.number)  # back to the queue, as after a timeout
             elif self.memory and not out.late:
                 apply_outcome(self.study, out)
+                taken += 1
+        return taken
 
     def _recorded_lost(self, actor: _Actor, error: str) -> list[FrozenTrial] | None:
         """:meth:`_lost` of a stopped actor; None when the storage refused the write (said): its
@@ -820,13 +836,9 @@ class _Driver:
     def _spawn(self) -> None:
         cls = EvalWorker if self.memory else StudyWorker
         remote = self.ray.remote(cls).options(**self.ex._options())
-        spec = StudySpec.of(self.study)
-        # the no-pruner warning: one actor says it; another started only where that one is gone unheard
-        speaks = spec.says_no_pruner and not any(a.speaks for a in self.actors)
-        spec = replace(spec, says_no_pruner=speaks)
-        handle = remote.remote(spec, self.job.objective, self.job.catch, self.index)
+        handle = remote.remote(StudySpec.of(self.study), self.job.objective, self.job.catch, self.index)
         self.index += 1
-        self.actors.append(_Actor(handle, handle.whoami.remote(), speaks=speaks))  # its calls come once it is up
+        self.actors.append(_Actor(handle, handle.whoami.remote()))  # its calls come once it is up
 
     def _start_up(self) -> None:
         """Give calls to the actors that have started, up to ``in_flight`` each. An actor waiting
@@ -975,6 +987,15 @@ class _Driver:
             return
         self._submit(actor)
 
+    def _heard(self, out: Outcome) -> None:
+        """Say the no-pruner warning where ``out`` notes its objective asked ``should_prune()`` without a
+        pruner: once per study object, as inline (no other answer, nor a later optimize, says it again). The
+        driver says it, not the actor: one lost after saying it, before its answer came back, had another say
+        it again, and one named to say it that ran no such trial left it unsaid."""
+        if out.asked_no_pruner and not self.study._said_no_pruner:
+            self.study._said_no_pruner = True
+            say_no_pruner(self.study.name)
+
     def _take(self, actor: _Actor, out: Outcome) -> FrozenTrial | None:
         """Record the answer of one of ``actor``'s calls (collected, its call removed); the trial's record."""
         actor.worker = out.worker
@@ -985,8 +1006,7 @@ class _Driver:
             self.budget.give_back()
             return None
         record = apply_outcome(self.study, out) if self.memory else out.record
-        if out.said_no_pruner:  # said once for the study object, as inline: no other actor, nor a later optimize
-            self.study._said_no_pruner = True
+        self._heard(out)
         if out.interrupted:
             logger.warning("the objective raised KeyboardInterrupt in a Ray worker (no Ctrl-C came): the run stops")
             self.job.interrupted = self.job.interrupted or interrupted()  # study.interrupted as inline
@@ -1148,9 +1168,7 @@ class _Driver:
         for t in ended:
             self.calls(t)
         failed = sum(t.state is TrialState.FAILED for t in ended)
-        held = len(ended) - failed
-        logger.warning("a Ray worker was lost (%s); %d running trial(s) failed%s; starting another", error, failed,
-                       f", {held} paused to go on from a checkpoint" if held else "")
+        logger.warning("a Ray worker was lost (%s); %s; starting another", error, ended_line(ended))
         # the calls it never answered give their units back, but for the trials they started
         # (one may have ended just before the actor died, its answer lost with it)
         used = failed if self.memory else self._started_unanswered(actor, ended)

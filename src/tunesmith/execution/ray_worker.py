@@ -44,7 +44,7 @@ class StudySpec:
     storage_options: dict[str, float] = field(default_factory=dict)  # a SQLStorage's waits, kept in actors
     copy_id: str | None = None  # a copy's own checkpoint folder (Study.copy_id)
     direction: Any = None  # for an in-memory study's detached trials (the integrations check a metric's)
-    says_no_pruner: bool = False  # the study has no pruner and has not said so: this actor says it (one at a time)
+    notes_no_pruner: bool = False  # the study has no pruner, not said yet: an answer notes should_prune() was asked
 
     @classmethod
     def of(cls, study: Study) -> StudySpec:
@@ -77,7 +77,7 @@ class Outcome:
     late: bool = False  # the call came after optimize's timeout or this actor's study.stop(): no trial was run
     stop: bool = False  # the objective called study.stop() on the actor's copy of the study: the driver stops
     interrupted: bool = False  # the objective raised KeyboardInterrupt: its trial failed as interrupted (and stop)
-    said_no_pruner: bool = False  # this trial's should_prune() said the study has no pruner: the driver notes it
+    asked_no_pruner: bool = False  # should_prune() was asked in a study without a pruner: the driver says so, once
     # in-memory mode: what the driver must write
     sent: FrozenTrial | None = None
     value: Any = None
@@ -111,10 +111,13 @@ class StudyWorker:
         auto.SAY_PICK = index == 0  # every actor picks the same sampler: the first says which (its own process)
         stored_space.SAY_DROPPED = False  # the driver opened the study first and said what its space left out
         study = Study(storage=spec.open_storage(), name=spec.name, sampler=spec.sampler, pruner=spec.pruner)
-        study.for_worker(10_000 + index, session=spec.session, speaks=index == 0)
-        study._said_no_pruner = not spec.says_no_pruner  # opened with the pruner given: it would say nothing
+        study.for_worker(10_000 + index, session=spec.session)
+        # the no-pruner warning: said by the driver when an answer notes it, never here (an actor lost after
+        # saying it, before its answer came back, had another say it again; one never given such a trial, none)
+        study._said_no_pruner = not spec.notes_no_pruner  # opened with the pruner given: it would note nothing
+        study._no_pruner_said_by_driver = True
         self.run = Run(study, retry_queued_first(objective, study), Budget(None, None), catch)  # the driver may die
-        self.says_no_pruner = spec.says_no_pruner
+        self.notes_no_pruner = spec.notes_no_pruner
         self.me = worker_id()
         self.raylet = os.getppid()  # the process that started this actor: its node's raylet
 
@@ -136,9 +139,9 @@ class StudyWorker:
         try:
             record = run_one(self.run)
         except KeyboardInterrupt:
-            return self._interrupted()
+            return self._noted(self._interrupted())
         except BaseException as exc:  # noqa: BLE001 - the study does not catch it: the driver raises it
-            return self._raised(exc)
+            return self._noted(self._raised(exc))
         exhausted, self.run.exhausted = self.run.exhausted, None
         return self._noted(Outcome(self.me, record=record, exhausted=exhausted, stop=self.run.study.stopping))
 
@@ -153,15 +156,16 @@ class StudyWorker:
         try:
             record = run_one(self.run, only=only)
         except KeyboardInterrupt:
-            return self._interrupted()
+            return self._noted(self._interrupted())
         except BaseException as exc:  # noqa: BLE001
-            return self._raised(exc)
+            return self._noted(self._raised(exc))
         return self._noted(Outcome(self.me, record=record, lost=self.run.lost > lost, stop=self.run.study.stopping))
 
     def _noted(self, out: Outcome) -> Outcome:
-        """``out``, saying whether the objective said the no-pruner warning in this actor (the first time)."""
-        out.said_no_pruner = self.says_no_pruner and self.run.study._said_no_pruner
-        self.says_no_pruner = self.says_no_pruner and not out.said_no_pruner
+        """``out``, noting whether the objective asked ``should_prune()`` without a pruner in this actor (the
+        first time: the driver says the warning)."""
+        out.asked_no_pruner = self.notes_no_pruner and self.run.study._said_no_pruner
+        self.notes_no_pruner = self.notes_no_pruner and not out.asked_no_pruner
         return out
 
     def _raised(self, exc: BaseException) -> Outcome:
@@ -194,7 +198,7 @@ class EvalWorker:
         self.copy_id = spec.copy_id
         self.direction, self.pruner = spec.direction, spec.pruner  # read by the integrations' callbacks
         self.stopped = False  # an objective here called study.stop(): a call queued behind it runs nothing
-        self.says_no_pruner = spec.says_no_pruner  # its objective's should_prune() says the study has no pruner
+        self.notes_no_pruner = spec.notes_no_pruner  # its objective's should_prune() without a pruner is noted
 
     def whoami(self) -> str:
         return self.me
@@ -207,7 +211,7 @@ class EvalWorker:
         if past(deadline) or self.stopped:
             return Outcome(self.me, sent=record, late=True)
         trial = DetachedTrial(self.name, record, self.copy_id, direction=self.direction, pruner=self.pruner,
-                              said_no_pruner=not self.says_no_pruner)
+                              said_no_pruner=not self.notes_no_pruner)
         out = Outcome(self.me, sent=record, began=time.time())
         try:
             out.value, out.error = _unsent(self.objective(trial))
@@ -225,8 +229,8 @@ class EvalWorker:
         final = trial.record
         out.intermediate, out.attrs = dict(final.intermediate), dict(final.attrs)
         out.stop = self.stopped = self.stopped or bool(getattr(trial.study, "stopping", False))
-        out.said_no_pruner = self.says_no_pruner and bool(getattr(trial.study, "_said_no_pruner", True))
-        self.says_no_pruner = self.says_no_pruner and not out.said_no_pruner
+        out.asked_no_pruner = self.notes_no_pruner and bool(getattr(trial.study, "_said_no_pruner", True))
+        self.notes_no_pruner = self.notes_no_pruner and not out.asked_no_pruner
         return out
 
 

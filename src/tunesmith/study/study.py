@@ -193,6 +193,7 @@ class Study:
         self._said_no_reports = False  # the pruner-without-reports warning: once per study object
         self._said_no_pruner = False  # should_prune() in a study without a pruner: said once per study object
         self._said_no_pruner_to: Any = None  # a run's shared flag set as it is said (worker processes)
+        self._no_pruner_said_by_driver = False  # a Ray actor's copy: should_prune() only marks it, the driver says it
         self._picked: str | None = None  # what sampler "auto" picked, once recorded
 
     @property

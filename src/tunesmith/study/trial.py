@@ -135,11 +135,8 @@ class Trial:
             study._said_no_pruner = True
             if (shared := getattr(study, "_said_no_pruner_to", None)) is not None:
                 shared.value = 1  # a worker process's: its replacement does not say it again
-            logging.getLogger("tunesmith").warning(
-                "study %r has no pruner (pruner=None, the default), so trial.should_prune() is always False and "
-                "no trial is stopped early: pass pruner='asha' (or 'median', 'hyperband'; Optuna's default is "
-                "the median) to ts.Study, or a study file's pruner: (docs/pruning.md); pruner='none' says that no early "
-                "stopping is meant, and silences this", study.name)
+            if not getattr(study, "_no_pruner_said_by_driver", False):  # a Ray actor's: its answer has the driver say it
+                say_no_pruner(study.name)
         return decision is not Decision.CONTINUE
 
     def decision(self) -> Decision:
@@ -204,6 +201,15 @@ class Trial:
         return f"Trial(number={self.number}, params={self.params})"
 
 
+def say_no_pruner(name: str) -> None:
+    """The warning that study ``name`` has no pruner, said once per study object (see :meth:`Trial.should_prune`)."""
+    logging.getLogger("tunesmith").warning(
+        "study %r has no pruner (pruner=None, the default), so trial.should_prune() is always False and "
+        "no trial is stopped early: pass pruner='asha' (or 'median', 'hyperband'; Optuna's default is "
+        "the median) to ts.Study, or a study file's pruner: (docs/pruning.md); pruner='none' says that no early "
+        "stopping is meant, and silences this", name)
+
+
 class _Named:
     """The study of a detached trial, as its objective sees it: its name (and a copy's id), its direction
     and its pruner (which the integrations' callbacks read: without them they failed every trial with an
@@ -214,7 +220,8 @@ class _Named:
         self.name = name
         self.copy_id = copy_id
         self.direction, self.pruner = direction, pruner
-        self._said_no_pruner = said_no_pruner  # False: should_prune() says once that no pruner stops a trial
+        self._said_no_pruner = said_no_pruner  # False: should_prune() notes once that no pruner stops a trial
+        self._no_pruner_said_by_driver = True  # a Ray actor's detached trial: the note goes back with the answer
         self.stopping = False  # stop() from the objective: the driver stops the run (Study.stop)
 
     def stop(self) -> None:
@@ -225,7 +232,8 @@ class DetachedTrial(Trial):
     """A trial evaluated where its study's storage is out of reach (a Ray actor of an
     in-memory study): reports and attributes are kept in :attr:`record` for the
     driver to write (:meth:`Study.record_progress`), and pruning never stops it. ``said_no_pruner=False``:
-    its ``should_prune()`` says the study's no-pruner warning (once: it is then True on :attr:`study`)."""
+    its ``should_prune()`` notes that the study has no pruner (once: it is then True on :attr:`study`); the
+    driver says the warning when the answer comes back."""
 
     def __init__(self, study_name: str, record: FrozenTrial, copy_id: str | None = None, *,
                  direction: Any = None, pruner: Any = None, said_no_pruner: bool = True) -> None:  # fmt: skip
