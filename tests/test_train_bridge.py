@@ -924,7 +924,8 @@ def test_a_resumed_trial_whose_report_the_storage_refused_keeps_the_checkpoints_
     full disk or a database outage past retry_window refuse them) could not end the trial; its parent, which can
     write, held the trial to go on from its checkpoint. The bridge had deleted the trial's folder as a failed
     trial's and the trainer its recorded checkpoint: the next optimize trained it again from the start. Both
-    leave the files now: the trial resumes from the checkpoint it was held with."""
+    leave the files now: the trial resumes from the checkpoint it was held with. The error the run raised said
+    the trial "stays running" and to tell it failed: it says the parent paused it since."""
     from tunesmith.exceptions import StorageError
 
     url = f"sqlite:///{tmp_path / 'k.db'}"
@@ -934,8 +935,12 @@ def test_a_resumed_trial_whose_report_the_storage_refused_keeps_the_checkpoints_
     study.pruner = StopAt(2, Decision.PAUSE)
     study.optimize(obj, n_trials=1)
     study.pruner = PromoteAll()
-    with pytest.raises(StorageError, match="disk I/O error"):
+    with pytest.raises(StorageError, match="disk I/O error") as raised:
         study.optimize(obj, n_trials=0, n_jobs=1, executor="process")
+    # the worker's advice (tell it failed) was given for a trial left running: its parent held it since
+    said = " ".join(str(raised.value).split())
+    assert said.endswith("this run recorded trial 0 as paused: the next optimize resumes it from its checkpoint; do "
+                         "not tell it failed]"), said
     (held,) = study.trials
     assert (tmp_path / "limited").exists() and held.state is ts.TrialState.PAUSED, held
     assert held.system.n_holds == 1 and held.system.held_at_step == 2, held.system
