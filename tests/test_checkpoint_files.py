@@ -988,3 +988,46 @@ def test_tunesmith_tell_keeps_the_files_of_an_objective_that_keeps_all(
     assert "deleted" not in capsys.readouterr().out
     assert all({"best.pt", ".study"} <= files(f) for f in folders)
     assert [t.state for t in ts.Study.load("s", db).trials] == [ts.TrialState.PRUNED] * 2
+
+
+TELL_KILLED_BEFORE_ITS_DELETE = textwrap.dedent(
+    """
+    import os, signal, sys
+    sys.path[:0] = [{src!r}]
+    from tunesmith.cli import main
+    from tunesmith.train import retention
+
+    def killed(trial):
+        os.kill(os.getpid(), signal.SIGKILL)  # the trial's end written, its folder not yet deleted
+
+    retention.release = killed
+    sys.exit(main(["tell", "s", "0", "--state", "pruned", "--storage", {db!r}]))
+    """
+)
+
+
+def test_tunesmith_tell_killed_before_it_deleted_the_checkpoints_says_so_when_run_again(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``tunesmith tell`` SIGKILLed (or stopped by Ctrl-C) between ending a paused trial and deleting its folder: run
+    again, it was refused ("it is pruned") without a word of the folder left on disk. It says where the
+    checkpoints are and what deletes them; the study's next trial start does, and leaves the paused trial's."""
+    from tunesmith.cli import main
+
+    db, (ended, paused) = _paused_two(tmp_path)
+    code = TELL_KILLED_BEFORE_ITS_DELETE.format(src=str(TESTS.parent / "src"), db=db)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == -9, proc.stderr
+    assert [t.state for t in ts.Study.load("s", db).trials] == [ts.TrialState.PRUNED, ts.TrialState.PAUSED]
+    assert {"best.pt", ".study"} <= files(ended)
+    assert main(["tell", "s", "0", "--state", "pruned", "--storage", db]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "it is pruned; tunesmith tell ends paused trials (paused now: 1)" in err, err
+    assert f"Its checkpoints are still in '{ended}'" in err, err
+    assert "the study's next trial start deletes them" in err, err
+    study = ts.Study.load("s", db, pruner=PauseAt(2))
+    study.optimize(objective(lambda p: mlp(), DATA, base=TrainConfig(epochs=3, batch_size=16),
+                             checkpoint_root=tmp_path / "ck"), n_trials=1)
+    assert not ended.exists() and {"best.pt", ".study"} <= files(paused)
+    assert [t.state for t in ts.Study.load("s", db).trials] == [ts.TrialState.PRUNED] + [ts.TrialState.PAUSED] * 2
+    assert main(["tell", "s", "0", "--state", "pruned", "--storage", db]) == 2
+    assert "still in" not in capsys.readouterr().err  # deleted now: nothing to say
