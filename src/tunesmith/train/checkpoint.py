@@ -70,7 +70,7 @@ __all__ = [
     "CheckpointError", "CheckpointFolderBusy", "CheckpointMismatch", "UntrustedCheckpointFolder", "best_path", "check_dir", "clean_stale", "default_root", "inside", "is_complete",
     "hold", "last_path", "latest", "link", "list_last", "load", "release", "rng_state", "rotate", "save", "secure_dir",
     "set_aside",
-    "set_rng_state", "step_of", "study_folder", "unfinished_aside",
+    "set_rng_state", "step_of", "study_folder", "unfinished_aside", "end_cut_short",
 ]
 
 _LAST = re.compile(r"^last-(\d{9})\.pt$")
@@ -439,6 +439,7 @@ def set_aside(directory: str | Path, files: list[Path]) -> Path | None:
         if p not in whole and step_of(p) is not None:
             p.unlink(missing_ok=True)
     if not whole:
+        end_cut_short(d)
         return None
     aside = unfinished_aside(d) or _new_aside(d)
     for p in whole:
@@ -465,6 +466,14 @@ def _new_aside(d: Path) -> Path:
             aside = d / f"earlier-{stamp}-{n}"
     (aside / MOVING).touch(0o600)
     return aside
+
+
+def end_cut_short(directory: str | Path) -> None:
+    """Say done the move a kill cut short in ``directory`` when nothing of it is left to move (the kill came after
+    its last rename): else a later run's files would be moved in beside the earlier run's."""
+    aside = unfinished_aside(directory)
+    if aside is not None:
+        (aside / MOVING).unlink(missing_ok=True)
 
 
 def unfinished_aside(directory: str | Path) -> Path | None:

@@ -687,9 +687,8 @@ class Trainer:
         best = ckpt.best_path(here)
         if not ours and best.is_file():
             self._others.append(best)
-        cut_short = ckpt.unfinished_aside(here)
-        if cut_short is not None and not self._others:  # a kill cut a move short as it ended: nothing left to move
-            (cut_short / ckpt.MOVING).unlink(missing_ok=True)
+        if not self._others:
+            ckpt.end_cut_short(here)
         self._warn_others(d, ours)
 
     def _warn_others(self, d: str | Path, resumed: bool) -> None:
