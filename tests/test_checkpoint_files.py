@@ -189,6 +189,80 @@ def test_a_run_resumed_from_an_older_checkpoint_sets_the_branch_it_leaves_aside(
     assert checkpoint.load(d / "last-000000015.pt")["config"]["epochs"] == 3
 
 
+KILLED_MID_MOVE = textwrap.dedent(
+    """
+    import os, signal, sys
+    sys.path[:0] = [{tests!r}, {src!r}]
+    import torch
+    from _train_util import mlp, split
+    from tunesmith.train import TrainConfig, Trainer
+
+    replace, unlink = os.replace, os.unlink
+
+    def dies_before_best(src, dst):
+        if os.path.basename(os.path.dirname(dst)).startswith("earlier-") and os.path.basename(dst) == "best.pt":
+            os.kill(os.getpid(), signal.SIGKILL)  # the "last" files moved, best.pt not yet
+        replace(src, dst)
+
+    def dies_at_the_end(path, *args, **kwargs):
+        if os.path.basename(path) == ".moving":
+            os.kill(os.getpid(), signal.SIGKILL)  # every file moved, the move not yet said done
+        unlink(path, *args, **kwargs)
+
+    os.replace, os.unlink = (dies_before_best, unlink) if {at_best!r} else (replace, dies_at_the_end)
+    Trainer(mlp(), TrainConfig(epochs=1, batch_size=16, keep_last=2, checkpoint_dir={folder!r})).fit(*split(96))
+    """
+)
+
+
+def _killed_mid_move(d: Path, *, at_best: bool) -> None:
+    """A new run in ``d`` SIGKILLed as it sets the earlier run's files aside: before best.pt moves, or at the end."""
+    code = KILLED_MID_MOVE.format(tests=str(TESTS), src=str(TESTS.parent / "src"), folder=str(d), at_best=at_best)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == -9, proc.stderr
+
+
+def test_a_new_run_killed_while_it_sets_an_earlier_run_aside_leaves_that_run_whole_in_one_folder(
+    tmp_path: Path,
+) -> None:
+    """Before: a new run SIGKILLed between moving the earlier run's "last" files and its best.pt into earlier-<time>
+    left best.pt in the folder; the next run moved it into a second earlier-* folder, and the earlier run resumed
+    from its "last" files restored the newest run's best.pt there as its own best model (no error). The next run
+    now finishes the cut-short move into the same folder."""
+    d = tmp_path / "run"
+    torch.manual_seed(0)
+    Trainer(mlp(), CFG.with_params({"epochs": 3, "keep_last": 2, "checkpoint_dir": d})).fit(*DATA)
+    earlier = {name: (d / name).read_bytes() for name in _names(d)}
+    _killed_mid_move(d, at_best=True)
+    assert "best.pt" in _names(d)  # the kill came mid-move
+    torch.manual_seed(1)
+    Trainer(mlp(), CFG.with_params({"epochs": 1, "keep_last": 2, "checkpoint_dir": d})).fit(*DATA)
+    aside = [p for p in d.iterdir() if p.is_dir()]
+    assert len(aside) == 1, _names(d)
+    assert {name: (aside[0] / name).read_bytes() for name in _names(aside[0])} == earlier  # whole, nothing else
+    model = mlp()
+    resumed = Trainer(model, CFG.with_params({"epochs": 3, "keep_last": 2, "checkpoint_dir": aside[0]})).fit(
+        *DATA, resume_from=checkpoint.latest(aside[0]))
+    assert resumed.best_checkpoint == str(aside[0] / "best.pt")
+    best = checkpoint.load(aside[0] / "best.pt")
+    assert all(torch.equal(v, best["model"][k]) for k, v in model.state_dict().items())
+
+
+def test_a_move_a_kill_cut_short_as_it_ended_is_not_taken_for_the_next_run_s(tmp_path: Path) -> None:
+    """A run SIGKILLed after its last rename into earlier-*, its marker left: the next run, with nothing to move,
+    clears it, so that the run after it sets that run's files aside in a folder of their own, not the earlier's."""
+    d = tmp_path / "run"
+    torch.manual_seed(0)
+    Trainer(mlp(), CFG.with_params({"epochs": 1, "checkpoint_dir": d})).fit(*DATA)
+    _killed_mid_move(d, at_best=False)
+    first = checkpoint.unfinished_aside(d)
+    assert first is not None and _names(first) == [".moving", "best.pt", "last-000000005.pt"]
+    Trainer(mlp(), CFG.with_params({"epochs": 1, "checkpoint_dir": d})).fit(*DATA)
+    assert checkpoint.unfinished_aside(d) is None
+    Trainer(mlp(), CFG.with_params({"epochs": 1, "checkpoint_dir": d})).fit(*DATA)
+    assert len([p for p in d.iterdir() if p.is_dir()]) == 2 and _names(first) == ["best.pt", "last-000000005.pt"]
+
+
 HOLDS_THE_FOLDER = textwrap.dedent(
     """
     import sys
@@ -1029,3 +1103,44 @@ def test_tunesmith_tell_deletes_no_folder_a_stored_path_names_outside_the_trial_
     assert {p: files(p) for p in before} == before
     assert [t.state for t in ts.load_study("s", url).trials] == [ts.TrialState.PRUNED] * 3
     assert [t.state for t in ts.load_study("o", url).trials] == [ts.TrialState.PAUSED] * 3
+TELL_KILLED_BEFORE_ITS_DELETE = textwrap.dedent(
+    """
+    import os, signal, sys
+    sys.path[:0] = [{src!r}]
+    from tunesmith.cli import main
+    from tunesmith.train import retention
+
+    def killed(trial):
+        os.kill(os.getpid(), signal.SIGKILL)  # the trial's end written, its folder not yet deleted
+
+    retention.release = killed
+    sys.exit(main(["tell", "s", "0", "--state", "pruned", "--storage", {db!r}]))
+    """
+)
+
+
+def test_tunesmith_tell_killed_before_it_deleted_the_checkpoints_says_so_when_run_again(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``tunesmith tell`` SIGKILLed (or stopped by Ctrl-C) between ending a paused trial and deleting its folder: run
+    again, it was refused ("it is pruned") without a word of the folder left on disk. It says where the
+    checkpoints are and what deletes them; the study's next trial start does, and leaves the paused trial's."""
+    from tunesmith.cli import main
+
+    db, (ended, paused) = _paused_two(tmp_path)
+    code = TELL_KILLED_BEFORE_ITS_DELETE.format(src=str(TESTS.parent / "src"), db=db)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == -9, proc.stderr
+    assert [t.state for t in ts.Study.load("s", db).trials] == [ts.TrialState.PRUNED, ts.TrialState.PAUSED]
+    assert {"best.pt", ".study"} <= files(ended)
+    assert main(["tell", "s", "0", "--state", "pruned", "--storage", db]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "it is pruned; tunesmith tell ends paused trials (paused now: 1)" in err, err
+    assert f"Its checkpoints are still in '{ended}'" in err, err
+    assert "the study's next trial start deletes them" in err, err
+    study = ts.Study.load("s", db, pruner=PauseAt(2))
+    study.optimize(objective(lambda p: mlp(), DATA, base=TrainConfig(epochs=3, batch_size=16),
+                             checkpoint_root=tmp_path / "ck"), n_trials=1)
+    assert not ended.exists() and {"best.pt", ".study"} <= files(paused)
+    assert [t.state for t in ts.Study.load("s", db).trials] == [ts.TrialState.PRUNED] + [ts.TrialState.PAUSED] * 2
+    assert main(["tell", "s", "0", "--state", "pruned", "--storage", db]) == 2
+    assert "still in" not in capsys.readouterr().err  # deleted now: nothing to say

@@ -872,3 +872,82 @@ def test_a_worker_killed_as_it_records_a_checkpoint_resumes_without_a_report_mis
     assert resumed.state is ts.TrialState.COMPLETE and resumed.system.n_resumes == 1, resumed
     assert dict(resumed.intermediate) == dict(ref.trials[0].intermediate)  # was {1, 3, 4}: validation 2 lost
     assert resumed.value == ref.trials[0].value
+
+
+def _interrupted_before_its_report(trainer: Trainer, record, folder: Path) -> None:
+    """A callback run before the bridge's report: a real SIGINT to this process, once, at validation 2, after
+    the trainer saved its checkpoint and before the report that records it."""
+    if record.step == 2 * trainer.steps_per_epoch and not (folder / "interrupted").exists():
+        (folder / "interrupted").touch()
+        os.kill(os.getpid(), signal.SIGINT)
+
+
+def test_a_ctrl_c_between_a_validation_s_checkpoint_and_its_report_keeps_the_checkpoint_the_record_names(
+        tmp_path: Path, shared_storage_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    """The trainer deleted the older "last" checkpoint after the validation's callbacks however they ended: a
+    Ctrl-C in them before the report was written left the trial paused (an interrupted trial with a checkpoint
+    goes on) naming validation 1's file, deleted; the next optimize trained it again from the start. The older
+    file is deleted only once the callbacks ran (or paused or pruned the trial): the trial resumes from it."""
+    space = {"lr": ts.Float(1e-3, 1e-1, log=True)}
+    pruner = ts.pruners.ASHA(min_resource=2, max_resource=BASE.epochs, reduction_factor=3, pause=True)
+    study = ts.Study(space, storage=shared_storage_url, name="k", pruner=pruner, sampler="random", seed=3)
+    obj = objective(lambda p: mlp(), DATA, base=BASE, checkpoint_root=tmp_path / "ck",
+                    callbacks=[functools.partial(_interrupted_before_its_report, folder=tmp_path)])
+    study.optimize(obj, n_trials=1)
+    (paused,) = study.trials
+    assert (tmp_path / "interrupted").exists() and paused.state is ts.TrialState.PAUSED, paused
+    assert sorted(paused.intermediate) == [1] and Path(paused.attrs["checkpoint"]).is_file(), paused.attrs
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        study.optimize(obj, n_trials=0)
+    assert "is missing" not in caplog.text
+    ref = ts.Study(space, name="ref", pruner=pruner, sampler="random", seed=3)
+    ref.optimize(objective(lambda p: mlp(), DATA, base=BASE, checkpoint_root=tmp_path / "ref"), n_trials=1)
+    (resumed,) = study.trials
+    assert resumed.state is ts.TrialState.COMPLETE and resumed.system.resumed_step == 1, resumed
+    assert dict(resumed.intermediate) == dict(ref.trials[0].intermediate)
+
+
+def _refuses_writes_before_its_report(trainer: Trainer, record, folder: Path) -> None:
+    """A callback run before the bridge's report: at the resumed run's first validation, this process may no
+    longer grow a file (``ulimit -f``: the database's writes fail with a disk I/O error); its parent may."""
+    import resource
+
+    if record.step == 3 * trainer.steps_per_epoch and not (folder / "limited").exists():
+        (folder / "limited").touch()
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1, resource.RLIM_INFINITY))
+
+
+def test_a_resumed_trial_whose_report_the_storage_refused_keeps_the_checkpoints_it_is_held_with(
+        tmp_path: Path) -> None:
+    """A worker process whose database refused a resumed trial's report (its writes over a file size limit, as a
+    full disk or a database outage past retry_window refuse them) could not end the trial; its parent, which can
+    write, held the trial to go on from its checkpoint. The bridge had deleted the trial's folder as a failed
+    trial's and the trainer its recorded checkpoint: the next optimize trained it again from the start. Both
+    leave the files now: the trial resumes from the checkpoint it was held with. The error the run raised said
+    the trial "stays running" and to tell it failed: it says the parent paused it since."""
+    from tunesmith.exceptions import StorageError
+
+    url = f"sqlite:///{tmp_path / 'k.db'}"
+    study = ts.Study({"lr": ts.Float(1e-3, 1e-1, log=True)}, storage=url, name="k", sampler="random", seed=3)
+    obj = objective(lambda p: mlp(), DATA, base=BASE, checkpoint_root=tmp_path / "ck",
+                    callbacks=[functools.partial(_refuses_writes_before_its_report, folder=tmp_path)])
+    study.pruner = StopAt(2, Decision.PAUSE)
+    study.optimize(obj, n_trials=1)
+    study.pruner = PromoteAll()
+    with pytest.raises(StorageError, match="disk I/O error") as raised:
+        study.optimize(obj, n_trials=0, n_jobs=1, executor="process")
+    # the worker's advice (tell it failed) was given for a trial left running: its parent held it since
+    said = " ".join(str(raised.value).split())
+    assert said.endswith("this run recorded trial 0 as paused: the next optimize resumes it from its checkpoint; do "
+                         "not tell it failed]"), said
+    (held,) = study.trials
+    assert (tmp_path / "limited").exists() and held.state is ts.TrialState.PAUSED, held
+    assert held.system.n_holds == 1 and held.system.held_at_step == 2, held.system
+    assert Path(held.attrs["checkpoint"]).is_file(), held.attrs
+    study.optimize(obj, n_trials=0)
+    ref = ts.Study({"lr": ts.Float(1e-3, 1e-1, log=True)}, name="ref", sampler="random", seed=3)
+    ref.optimize(objective(lambda p: mlp(), DATA, base=BASE, checkpoint_root=tmp_path / "ref"), n_trials=1)
+    (resumed,) = study.trials
+    assert resumed.state is ts.TrialState.COMPLETE and resumed.system.n_resumes == 2, resumed
+    assert resumed.system.resumed_step == 2 and dict(resumed.intermediate) == dict(ref.trials[0].intermediate)

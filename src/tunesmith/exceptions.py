@@ -49,6 +49,9 @@ class StorageError(TunesmithError):
     damaged, full, read-only, or unreachable for longer than the storage's
     retry window. The message names the storage (password hidden) and the cause."""
 
+    #: the number of the trial whose end this error left unwritten (still running as stored), if any
+    left_running: int | None = None
+
 
 class SchemaVersionError(StorageError):
     """The database's tables are not the ones this tunesmith reads: written by a

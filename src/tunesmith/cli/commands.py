@@ -1102,6 +1102,23 @@ def _release(trials: list[Trial]) -> list[Path]:
     return freed
 
 
+def _left(study: Study, record: FrozenTrial | None) -> str:
+    """What to do with the checkpoint folder an ended trial still has, which its tell would have deleted (one
+    stopped before it did: killed, interrupted), said where that trial is refused; "" where there is none."""
+    if record is None or record.state not in (TrialState.PRUNED, TrialState.FAILED) \
+            or not record.attrs.get("checkpoint"):
+        return ""
+    try:
+        from ..train import retention
+    except ImportError:
+        return ""
+    folder = retention.releasable(Trial(study, record))
+    if folder is None or not folder.is_dir():
+        return ""
+    return (f". Its checkpoints are still in {str(folder)!r} (a tunesmith tell stopped before it deleted them?); "
+            "nothing resumes from them: the study's next trial start deletes them, or delete that folder by hand")
+
+
 def end_paused(study: Study, trials: list[FrozenTrial], numbers: list[int], state: str,
                ended: list[Trial]) -> list[str]:
     """End the trials ``numbers``, paused in ``trials`` (the study's, as read), as ``state``, each ended one
@@ -1116,7 +1133,7 @@ def end_paused(study: Study, trials: list[FrozenTrial], numbers: list[int], stat
             paused = [t.number for t in trials if t.state is TrialState.PAUSED]
             now = f"paused now: {_numbers(paused, PAUSED_SHOWN, '')}" if paused else "none is paused now"
             raise ValueError(f"trial {n} of study {study.name!r}: {what}; tunesmith tell ends paused trials "
-                             f"({now}), its objective or a worker ends the others")
+                             f"({now}), its objective or a worker ends the others{_left(study, records.get(n))}")
     refused = []
     for n in numbers:
         handle = Trial(study, records[n])

@@ -207,7 +207,7 @@ class _Pool:
         summary = self.losses.summary()
         if summary:
             logger.warning(summary)
-        self.calls.raise_error(self.raised)
+        self.calls.raise_error(_ended_since(self.run_.study, self.raised))
         if self.losses.barren > MAX_BARREN_DEATHS:
             raise WorkersLost(
                 f"{self.losses.barren} worker processes in a row died before running a trial; "
@@ -554,6 +554,26 @@ def _new_trial(lost: list[FrozenTrial]) -> bool:
     goes back to paused): the trial a budget unit it held became. A new trial held back to paused to
     resume from its checkpoint is one (it counts among the call's new trials; its resume takes no unit)."""
     return any(not t.is_resumed for t in lost)
+
+
+def _ended_since(study: Any, raised: BaseException | None) -> BaseException | None:
+    """``raised``, or where it is a worker's StorageError naming a trial it left running which this parent ended
+    since (its dead worker's trial held to go on from its checkpoint, or failed), the same error saying so: its
+    advice, to tell the trial failed, would fail a held trial for good."""
+    if not isinstance(raised, StorageError) or raised.left_running is None:
+        return raised
+    number = raised.left_running
+    try:
+        now = next((t for t in study.trials if t.number == number), None)
+    except StorageError:
+        return raised
+    if now is None or now.state is TrialState.RUNNING:
+        return raised
+    fate = ("paused: the next optimize resumes it from its checkpoint; do not tell it failed" if now.state is
+            TrialState.PAUSED else f"{now.state.value}: nothing is left to end")
+    raised.args = (f"{raised} [since then its worker process ended, and this run recorded trial {number} as "
+                   f"{fate}]",)
+    return raised
 
 
 def _fail_dead(run: Run, pid: int, error: str, *, requeue: bool | None = None,

@@ -859,11 +859,13 @@ class Study:
                      if beat.interval is not None and beat.grace is not None else
                      "open the study with heartbeat_interval=S and grace_period=G so that a later run fails it after "
                      "G seconds")
-            raise StorageError(
+            error = StorageError(
                 f"{exc}; trial {trial.number} of study {self.name!r} stays running, its end not written: once the "
                 f"storage has room (or can be written) again, end it in Python with "
                 f"study.tell({trial.number}, state='failed') on the study opened again (tunesmith tell ends paused "
-                f"trials only), or {later}") from exc
+                f"trials only), or {later}")
+            error.left_running = trial.number  # a worker process's parent may end it since (execution.process)
+            raise error from exc
 
     def _left_running(self, number: int) -> bool:
         """Whether trial ``number`` is still running as stored (a storage that cannot be read: taken as so; a

@@ -403,7 +403,10 @@ def objective(
 
 def _fit(trainer: Trainer, trial: Any, folder: Path, keep: str, train: Any, val: Any) -> Any:
     """``trainer.fit``, resumed when the study resumed the trial; a trial that ends other
-    than paused or complete leaves no files (nothing can resume it)."""
+    than paused or complete leaves no files (nothing can resume it). A storage that refused a write
+    (a :class:`~tunesmith.exceptions.StorageError`) refuses the trial's end too: the trial stays running as
+    stored, or its dead worker's trial is held to resume from these files, so they stay (the sweep deletes
+    them once it is failed)."""
     retention.sweep(trial, folder.parent, keep)
     kept = "all" if keep == "all" else None  # what tunesmith tell, ending the trial paused, deletes (nothing: all)
     if trial.record.attrs.get(retention.KEEP_ALL) != kept:
@@ -420,7 +423,7 @@ def _fit(trainer: Trainer, trial: Any, folder: Path, keep: str, train: Any, val:
     except Exception as exc:
         if resume is not None and isinstance(exc, ckpt.CheckpointMismatch):
             raise _refused(trial, folder, exc) from exc  # its files kept: the study pauses it again
-        if keep != "all":
+        if keep != "all" and not isinstance(exc, exceptions.StorageError):
             retention.retire(folder, "none")
             for key in ("checkpoint", "best_checkpoint"):
                 if trial.record.attrs.get(key) is not None:

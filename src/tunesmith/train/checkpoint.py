@@ -70,7 +70,7 @@ __all__ = [
     "CheckpointError", "CheckpointFolderBusy", "CheckpointMismatch", "UntrustedCheckpointFolder", "best_path", "check_dir", "clean_stale", "default_root", "inside", "is_complete",
     "hold", "last_path", "latest", "link", "list_last", "load", "release", "rng_state", "rotate", "save", "secure_dir",
     "set_aside",
-    "set_rng_state", "step_of", "study_folder",
+    "set_rng_state", "step_of", "study_folder", "unfinished_aside", "end_cut_short",
 ]
 
 _LAST = re.compile(r"^last-(\d{9})\.pt$")
@@ -442,14 +442,31 @@ def set_aside(directory: str | Path, files: list[Path]) -> Path | None:
     ``earlier-<UTC time>`` in it, names and hard links kept, where :func:`latest` no longer finds them and no
     rotation deletes them: resume that run with ``checkpoint_dir`` and ``resume_from=latest(...)`` of that
     folder. A truncated "last" file (it resumes nothing) is deleted instead. Returns the folder (None: nothing
-    moved)."""
+    moved). A move a kill cut short (its folder still holds :data:`MOVING`) is finished first: what it left goes
+    into the same folder, not a second one, so that the run's "last" files and its ``best.pt`` stay together."""
     d = Path(directory).expanduser()
     whole = [p for p in files if p.is_file() and (step_of(p) is None or is_complete(p))]
     for p in files:
         if p not in whole and step_of(p) is not None:
             p.unlink(missing_ok=True)
     if not whole:
+        end_cut_short(d)
         return None
+    aside = unfinished_aside(d) or _new_aside(d)
+    for p in whole:
+        os.replace(p, aside / p.name)  # one folder: a rename, nothing copied, nothing lost at a kill
+    _sync_dir(aside)
+    _sync_dir(d)
+    (aside / MOVING).unlink(missing_ok=True)
+    return aside
+
+
+#: the file in an ``earlier-*`` folder while :func:`set_aside` moves files into it: one a kill left says that the
+#: move was cut short, and the next set-aside in the folder above finishes it there
+MOVING = ".moving"
+
+
+def _new_aside(d: Path) -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     aside = d / f"earlier-{stamp}"
     for n in range(2, 1000):
@@ -458,11 +475,25 @@ def set_aside(directory: str | Path, files: list[Path]) -> Path | None:
             break
         except FileExistsError:
             aside = d / f"earlier-{stamp}-{n}"
-    for p in whole:
-        os.replace(p, aside / p.name)  # one folder: a rename, nothing copied, nothing lost at a kill
-    _sync_dir(aside)
-    _sync_dir(d)
+    (aside / MOVING).touch(0o600)
     return aside
+
+
+def end_cut_short(directory: str | Path) -> None:
+    """Say done the move a kill cut short in ``directory`` when nothing of it is left to move (the kill came after
+    its last rename): else a later run's files would be moved in beside the earlier run's."""
+    aside = unfinished_aside(directory)
+    if aside is not None:
+        (aside / MOVING).unlink(missing_ok=True)
+
+
+def unfinished_aside(directory: str | Path) -> Path | None:
+    """The ``earlier-*`` folder of ``directory`` whose move (:func:`set_aside`) a kill cut short, or None."""
+    d = Path(directory).expanduser()
+    for p in sorted(d.glob("earlier-*")):
+        if not p.is_symlink() and (p / MOVING).is_file():
+            return p
+    return None
 
 
 #: the folder locks :func:`hold` took in this process

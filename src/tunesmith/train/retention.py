@@ -287,14 +287,21 @@ def release(trial: Any) -> Path | None:
     A folder :func:`checkpoint.check_dir` refuses (another user's, or one others may write) raises its
     :class:`checkpoint.UntrustedCheckpointFolder`, a ``PermissionError``: nothing in it is deleted, as the
     sweep deletes nothing there."""
+    folder = releasable(trial)
+    if folder is None:
+        return None
+    ckpt.check_dir(folder)  # else retire deletes nothing, and the folder would be said deleted
+    retire(folder, "none")
+    return folder
+
+
+def releasable(trial: Any) -> Path | None:
+    """The folder :func:`release` would delete for ``trial`` (its objective's own, marked as its study's, a
+    checkpoint recorded there), or None."""
     path = trial.record.attrs.get("checkpoint")
     if not isinstance(path, str) or _owner(trial) is None or trial.record.attrs.get(KEEP_ALL) == "all":
         return None
     folder = Path(path).parent
     if folder.name != f"trial-{trial.number}" or folder.is_symlink() or not (folder / OWNER).is_file():
         return None
-    if _marked_by_another(trial, folder / OWNER):
-        return None
-    ckpt.check_dir(folder)  # else retire deletes nothing, and the folder would be said deleted
-    retire(folder, "none")
-    return folder
+    return None if _marked_by_another(trial, folder / OWNER) else folder

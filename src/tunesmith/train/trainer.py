@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..exceptions import TrialPaused, TrialPruned
 from ..paths import PLANTED_FIX, refuse_planted
 from ..space.params import a_type, plural
 from . import checkpoint as ckpt
@@ -614,6 +615,7 @@ class Trainer:
                 "the training loss is %s at step %d: the run diverged (a learning rate too high?) or the training "
                 "data hold a NaN or inf; training stops here", train_loss, self.step)
         self._in_callbacks = True  # the older checkpoints are deleted after the callbacks (_rotate)
+        recorded = False
         try:
             self._checkpoint(improved)
             for cb in self.callbacks:
@@ -621,9 +623,14 @@ class Trainer:
                     cb.on_eval(self, record)
                 elif callable(cb):
                     cb(self, record)
-        finally:  # a pause or a prune raises out of a callback
+            recorded = True
+        except (TrialPaused, TrialPruned):  # raised once the validation's report (with its checkpoint) is written
+            recorded = True
+            raise
+        finally:
             self._in_callbacks = False
-            self._rotate()
+            if recorded:  # else (a Ctrl-C, a storage that refused the report) the record may name an older file
+                self._rotate()
 
     def _checkpoint(self, improved: bool) -> None:
         d = self.config.checkpoint_dir
@@ -682,6 +689,8 @@ class Trainer:
         if not ours and best.is_file():
             self._others.append(best)
         self._branch = ours  # what of another run there is: the steps above a resumed one, or an earlier run's
+        if not self._others:
+            ckpt.end_cut_short(here)
         self._warn_others(d, ours)
 
     def _warn_others(self, d: str | Path, resumed: bool) -> None:
