@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import re
 import shlex
@@ -341,6 +342,49 @@ def test_compare_says_each_run_as_it_ends_where_standard_error_is_no_terminal(
     assert "(run 1 of 2, " in first and proc.returncode == 0, err
     assert "compare: sobol, seed 0: done, 2/2 trials, best " in err and "(run 2 of 2, " in err, err
     assert "best value after the budget" in out
+
+
+def test_compare_writes_every_run_s_trials_as_data_for_a_table(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """compare printed a table and drew a chart: its numbers could not be put in a paper's table or
+    compared again, the runs kept in memory only. ``--data`` writes every trial of every run with the best
+    so far the chart draws (CSV), and the runs with the summary table (JSON); the same seeds give the same rows."""
+    def compare(data: str) -> str:
+        assert run_cli("compare", str(project / "study.yaml"), "--samplers", "random,sobol", "--budget", "4",
+                       "--seeds", "2", "-o", str(project / "c.html"), "--data", str(project / data)) == 0
+        return capsys.readouterr().out
+
+    table = compare("c.csv")
+    with open(project / "c.csv", newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 2 * 2 * 4 and list(rows[0])[:6] == ["sampler", "seed", "number", "state", "value", "best_so_far"]
+    runs = {(s, str(n)): [r for r in rows if (r["sampler"], r["seed"]) == (s, str(n))]
+            for s in ("random", "sobol") for n in (0, 1)}
+    for run in runs.values():
+        assert [r["number"] for r in run] == ["0", "1", "2", "3"]
+        assert [float(r["best_so_far"]) for r in run] == list(itertools.accumulate(
+            (float(r["value"]) for r in run), min))
+    inactive = next(r for r in rows if r["params_kind"] == "a")
+    assert inactive["params_extra"] == "" and inactive["params_scale"] == "1.0"
+
+    compare("c.json")
+    doc = json.loads((project / "c.json").read_text(encoding="utf-8"))
+    assert doc["direction"] == "minimize" and doc["budget"] == 4
+    assert [(r["sampler"], r["seed"]) for r in doc["runs"]] == [("random", 0), ("random", 1), ("sobol", 0), ("sobol", 1)]
+    same = [(r["sampler"], str(r["seed"]), t["number"], t["value"], t["best_so_far"], t["params"].get("x"))
+            for r in doc["runs"] for t in r["trials"]]
+    assert same == [(r["sampler"], r["seed"], int(r["number"]), float(r["value"]), float(r["best_so_far"]),
+                     float(r["params_x"])) for r in rows]
+    for row in doc["summary"]:
+        bests = sorted(r["best_value"] for r in doc["runs"] if r["sampler"] == row["sampler"])
+        assert (row["best"], row["worst"], row["runs"]) == (bests[0], bests[-1], 2)
+        assert f"{row['median']:.6g}" in table
+
+
+def test_compare_refuses_data_it_cannot_write_before_any_run(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        run_cli("compare", str(project / "study.yaml"), "-o", str(project / "c.html"), "--data", str(project / "c.txt"))
+    assert exit_.value.code == 2
+    assert "argument --data: write the runs' trials to a .csv or .json file, not 'c.txt'" in capsys.readouterr().err
 
 
 def test_compare_refuses_an_unknown_sampler_as_a_command_line_user_mends_it(

@@ -1226,12 +1226,12 @@ def test_compare_refuses_an_output_it_cannot_write_before_running_any_trial(
 
 
 def test_compare_table_gives_the_median_of_an_even_number_of_runs() -> None:
-    from tunesmith.cli.insight import _compare_table
+    from tunesmith.cli.insight import _compare_summary, _compare_table
 
     runs = plots.run_samplers(lambda t: t.params["x"], {"x": ts.Float(0, 1)}, samplers=["random"], budget=3,
                               seeds=[0, 1])
     bests = sorted(s.best_value for s in runs["random"])
-    sampler, median, best, worst, n = (list(c._cells) for c in _compare_table(runs, "minimize").columns)
+    sampler, median, best, worst, n = (list(c._cells) for c in _compare_table(_compare_summary(runs, "minimize"), "minimize").columns)
     assert (best, worst, n) == ([f"{bests[0]:.6g}"], [f"{bests[1]:.6g}"], ["2"])
     assert median == [f"{(bests[0] + bests[1]) / 2:.6g}"]  # it printed the worse run as the median
 

@@ -727,3 +727,19 @@ def test_a_compare_legend_of_a_long_name_leaves_the_plot_its_width_in_the_page(t
 
     legend, plot, figure = _in_chromium(sync_api, out, read)
     assert legend < figure / 3 and plot > figure / 2, (legend, plot, figure)
+
+
+def test_the_report_names_the_sampler_s_seed_which_runs_the_same_trials_again(tmp_path: Path) -> None:
+    """A report attached as supplementary material named the sampler, not its seed: a study made without
+    ``seed=`` (its seed drawn and stored) could not be run again from it."""
+    space = ts.Space({"x": ts.Float(-1.0, 1.0), "k": ts.Categorical(["a", "b"])})
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    study = ts.Study(space, sampler="random", storage=url, name="drawn")
+    study.optimize(lambda t: t.params["x"] ** 2, n_trials=4)
+    text = re.sub(r"<[^>]+>", " ", build_report(ts.load_study("drawn", url)))
+    seed = int(re.search(r"sampler\s+random, seed (\d+)", text).group(1))  # type: ignore[union-attr]
+    again = ts.Study(space, sampler="random", seed=seed)
+    again.optimize(lambda t: t.params["x"] ** 2, n_trials=4)
+    assert [t.params for t in again.trials] == [t.params for t in study.trials]
+    seeded = ts.Study(space, sampler="tpe", seed=7)
+    assert re.search(r"sampler\s+tpe, seed 7\s", re.sub(r"<[^>]+>", " ", build_report(seeded)))

@@ -951,3 +951,23 @@ def test_a_resumed_trial_whose_report_the_storage_refused_keeps_the_checkpoints_
     (resumed,) = study.trials
     assert resumed.state is ts.TrialState.COMPLETE and resumed.system.n_resumes == 2, resumed
     assert resumed.system.resumed_step == 2 and dict(resumed.intermediate) == dict(ref.trials[0].intermediate)
+def test_a_study_seed_repeats_the_trials_values_and_the_best_trains_again_to_its_value(tmp_path: Path) -> None:
+    """train.md: the objective seeds torch with the config's seed before each build_model, so a model built
+    without a seed of its own (weights, dropout) gives the same values when the study runs again, and the best
+    trial's configuration trained again as the page says (torch seeded the same way) gives its value."""
+    def unseeded(params):
+        return torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Dropout(0.2), torch.nn.Linear(16, 2))
+
+    space = ts.Space({"lr": ts.Float(1e-3, 1e-1, log=True), "weight_decay": ts.Float(1e-6, 1e-2, log=True)})
+
+    def run() -> ts.Study:
+        study = ts.Study(space, sampler="tpe", seed=0)
+        study.optimize(objective(unseeded, DATA, space, base=BASE, checkpoint_root=tmp_path), n_trials=3)
+        return study
+
+    first, second = run(), run()
+    assert [t.value for t in first.trials] == [t.value for t in second.trials]
+    best = first.best_trial.params
+    cfg = BASE.with_params(best).with_params({"checkpoint_dir": str(tmp_path / "again")})
+    torch.manual_seed(cfg.seed)
+    assert Trainer(unseeded(best), cfg).fit(*DATA).best.val_loss == first.best_value

@@ -16,6 +16,7 @@ import shlex
 import sys
 import time
 import unicodedata
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -790,10 +791,16 @@ def _export_format(given: str | None, output: str | None) -> str:
 
 def export_csv(study: Study) -> str:
     trials = study.trials
-    rows = trial_rows(trials, study.space)
+    return rows_csv(trial_rows(trials, study.space), trials)
+
+
+def rows_csv(rows: Sequence[Mapping[str, Any]], trials: Sequence[FrozenTrial]) -> str:
+    """CSV of ``rows`` (:func:`~tunesmith.study.study.trial_rows`' and more columns), each row the trial's
+    of ``trials`` at its place; the columns are every row's, in order of first use (a cell a row lacks
+    is empty)."""
     buf = _LineFeedRows()
-    columns = list(rows[0]) if rows else ["number", "state", "value"]
-    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\r\n")
+    columns = list(dict.fromkeys(k for row in rows for k in row)) or ["number", "state", "value"]
+    writer = csv.DictWriter(buf, fieldnames=columns, restval="", lineterminator="\r\n")
     writer.writeheader()
     for row, t in zip(rows, trials, strict=True):
         # an empty cell is an inactive parameter (or no value); a None the trial took is written "None"
@@ -846,7 +853,7 @@ def export_json(study: Study) -> str:
     picked = study.storage.get_study(study.name).config.get(PICKED) if study.sampler.name == "auto" else None
     doc = {
         "study": {**head, **({PICKED: picked} if isinstance(picked, str) else {})},  # shown as "auto (bayes)"
-        "trials": [_trial_dict(t) for t in study.trials],
+        "trials": [trial_dict(t) for t in study.trials],
         "test_results": [_test_dict(r) for r in test_results(study).values()],  # evaluate_best's
     }
     return json.dumps(json_finite(doc), indent=2, default=repr, allow_nan=False) + "\n"
@@ -857,7 +864,7 @@ def _test_dict(r: TestResult) -> dict[str, Any]:
             "seeds": list(r.seeds)}
 
 
-def _trial_dict(t: FrozenTrial) -> dict[str, Any]:
+def trial_dict(t: FrozenTrial) -> dict[str, Any]:
     return {
         "number": t.number, "state": t.state.value, "value": t.value, "params": dict(t.params),
         "intermediate": {str(k): v for k, v in t.intermediate.items()}, "attrs": dict(t.attrs),

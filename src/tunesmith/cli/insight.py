@@ -7,6 +7,8 @@ import json
 import statistics
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
 
 from rich.table import Table
 
@@ -15,10 +17,10 @@ from ..importance.data import left_out_text
 from ..plots import HTML
 from ..plots.records import short_title
 from ..report import REPORT_FILE
-from ..space import display_names
+from ..space import Space, display_names
 from ..space.params import plural
-from ..study import Study
-from ..trial import one_line
+from ..study import Study, trial_rows
+from ..trial import FrozenTrial, TrialState, json_finite, one_line
 from .commands import (
     PLOT_FILES,
     STDOUT,
@@ -28,6 +30,8 @@ from .commands import (
     at_least,
     literal,
     output_file,
+    rows_csv,
+    trial_dict,
     wide_console,
 )
 from .launch import check_name
@@ -177,6 +181,13 @@ def add_compare_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output", "-o", required=True, type=output_file(PLOT_FILES),
                    help="chart to write: .html, .png, .svg or .pdf")
     p.add_argument("--log-y", action="store_true", help="logarithmic value axis")
+    p.add_argument("--data", type=output_file(COMPARE_DATA, "the runs' trials to a .csv or .json file"),
+                   help="also write every run's trials (sampler, seed, value, best so far, parameters) "
+                        "to a .csv or .json file (the JSON with the summary table)")
+
+
+#: the files ``compare --data`` writes
+COMPARE_DATA = (".csv", ".json")
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -199,9 +210,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
                         direction=direction, pruner=sf.pruner, progress=_progress_lines())
     chart = comparison(runs, direction=direction, log_y=args.log_y,
                        title=f"{sf.name}: best so far, {plural(args.budget, 'trial')}, {plural(args.seeds, 'seed')}")
-    table = _compare_table(runs, direction)
-    if table.row_count:  # no run with a complete trial: nothing on standard output, as nothing is drawn
-        wide_console().print(table)
+    summary = _compare_summary(runs, direction)
+    if summary:  # no run with a complete trial: nothing on standard output, as nothing is drawn
+        wide_console().print(_compare_table(summary, direction))
+    if args.data:  # first: the runs' numbers are kept even where nothing can be drawn
+        write_compare_data(runs, space, direction, summary, args.data, title=sf.name, budget=args.budget)
     return write_records([chart], args.output, f"the comparison of {', '.join(samplers)}")
 
 
@@ -214,17 +227,65 @@ def _progress_lines() -> Callable[[str], None] | None:
     return lambda line: print(f"compare: {line}", file=sys.stderr, flush=True)
 
 
-def _compare_table(runs: dict, direction: str) -> Table:
+def _compare_summary(runs: Mapping[str, Sequence[Study]], direction: str) -> list[dict[str, Any]]:
+    """Per sampler with a complete trial in a run: the median, best and worst of the runs' best values."""
     sign = -1.0 if direction == "maximize" else 1.0
-    table = Table(title=f"best value after the budget ({direction})")
-    for col in ("sampler", "median", "best", "worst", "runs"):
-        table.add_column(col, justify="left" if col == "sampler" else "right")
+    summary = []
     for name, studies in runs.items():
         bests = sorted((s.best_value for s in studies if s.trials_in("complete")), key=lambda v: sign * v)
         if bests:
-            table.add_row(name, f"{statistics.median(bests):.6g}", f"{bests[0]:.6g}", f"{bests[-1]:.6g}",
-                          str(len(bests)))
+            summary.append({"sampler": name, "median": statistics.median(bests), "best": bests[0],
+                            "worst": bests[-1], "runs": len(bests)})
+    return summary
+
+
+def _compare_table(summary: list[dict[str, Any]], direction: str) -> Table:
+    table = Table(title=f"best value after the budget ({direction})")
+    for col in ("sampler", "median", "best", "worst", "runs"):
+        table.add_column(col, justify="left" if col == "sampler" else "right")
+    for row in summary:
+        table.add_row(row["sampler"], *(f"{row[k]:.6g}" for k in ("median", "best", "worst")), str(row["runs"]))
     return table
+
+
+def best_so_far(trials: Sequence[FrozenTrial], direction: str) -> list[float | None]:
+    """After each trial (in order), the best complete value so far, as the comparison draws it (None before
+    the first complete trial)."""
+    sign = -1.0 if direction == "maximize" else 1.0
+    best: float | None = None
+    out = []
+    for t in trials:
+        if t.state is TrialState.COMPLETE and t.value is not None and (best is None or sign * t.value < sign * best):
+            best = t.value
+        out.append(best)
+    return out
+
+
+def write_compare_data(runs: Mapping[str, Sequence[Study]], space: Space, direction: str,
+                       summary: list[dict[str, Any]], output: str, *, title: str, budget: int) -> None:
+    """``compare --data``: a row per trial of every run (CSV), or the runs with their trials and the summary
+    table (JSON); ``best_so_far`` is the line the chart draws, each run's own."""
+    from ..plots import replace_file
+
+    runs_out, rows, trials = [], [], []
+    for name, studies in runs.items():
+        for study in studies:
+            ordered = sorted(study.trials, key=lambda t: t.number)
+            bests = best_so_far(ordered, direction)
+            seed = study.sampler.seed
+            runs_out.append({"sampler": name, "seed": seed, "best_value": bests[-1] if bests else None,
+                             "trials": [{**trial_dict(t), "best_so_far": b} for t, b in zip(ordered, bests, strict=True)]})
+            for row, b in zip(trial_rows(ordered, space), bests, strict=True):
+                rows.append({"sampler": name, "seed": seed, **dict(list(row.items())[:3]), "best_so_far": b,
+                             **dict(list(row.items())[3:])})
+            trials.extend(ordered)
+    if output.lower().endswith(".json"):
+        doc = {"study": title, "direction": direction, "budget": budget, "summary": summary, "runs": runs_out}
+        text = json.dumps(json_finite(doc), indent=2, default=repr, allow_nan=False) + "\n"
+    else:
+        text = rows_csv(rows, trials)
+    replace_file(Path(output), lambda f: f.write(text.encode("utf-8")))
+    print(f"wrote {plural(len(trials), 'trial')} of {plural(len(runs_out), 'run')} to {output}", file=sys.stderr)
 
 
 # -- report -------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from typing import Any
 
 from ..exceptions import StudyNotFound
 from ..plots import Snapshot
-from ..plots.records import command_url, pruner_label, pruner_rungs
+from ..plots.records import command_url, pruner_label, pruner_rungs, sampler_seed
 from ..pruners import as_stored, make_pruner
 from ..space import Space
 from ..storage import Storage, StudyRecord
@@ -217,6 +217,7 @@ class StudyCache:
                 name=view.name, direction=view.record.direction, space=Space.stored(view.record.space, f"study {view.name!r}"),
                 trials=view.trials, sampler=sampler_name(cfg), pruner=pruner_name(cfg),
                 rungs=pruner_rungs(pruner), tests=self._tests(view.record), storage=command_url(self.storage),
+                seed=sampler_seed(cfg.get("sampler")),
             )
 
         snap: Snapshot = view.cached("snapshot", build)

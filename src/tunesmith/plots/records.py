@@ -333,6 +333,7 @@ class Snapshot:
     rungs: Callable[[int], Sequence[int]] | None = field(default=None, compare=False)
     tests: Mapping[int, float] = field(default_factory=dict)
     storage: str = ""
+    seed: int | None = None  # the sampler's, as stored: the study's ``seed=`` (drawn where none was given)
 
     @property
     def sign(self) -> float:
@@ -376,7 +377,15 @@ def snapshot(study: Any) -> Snapshot:
         sampler=str(getattr(study, "sampler_label", None) or getattr(sampler, "name", "")), pruner=pruner_label(pruner),
         rungs=pruner_rungs(pruner),
         tests={n: r.mean for n, r in test_results(study).items()}, storage=command_url(getattr(study, "storage", None)),
+        seed=sampler_seed(getattr(sampler, "describe", dict)()),
     )
+
+
+def sampler_seed(described: Any) -> int | None:
+    """The seed in a sampler's description (``describe()``, or the ``sampler`` of a study's stored settings):
+    an int, else None (a custom sampler without one, a value changed by hand)."""
+    seed = described.get("seed") if isinstance(described, Mapping) else None
+    return seed if isinstance(seed, int) and not isinstance(seed, bool) else None
 
 
 def command_url(storage: Any) -> str:

@@ -106,7 +106,8 @@ def _reduced(s: Snapshot, sections: Sequence[str]) -> str:
 
 def _settings(s: Snapshot, max_resource: int | None = None) -> str:
     counts = Counter(t.state.value for t in s.trials)
-    rows = [("direction", s.direction.value), ("sampler", s.sampler or "?"), ("pruner", s.pruner or "none"),
+    sampler = (s.sampler or "?") + ("" if s.seed is None else f", seed {s.seed}")  # what runs the study again
+    rows = [("direction", s.direction.value), ("sampler", sampler), ("pruner", s.pruner or "none"),
             ("trials", f"{len(s.trials)}" + (" (" + ", ".join(f"{n} {k}" for k, n in counts.items()) + ")"
                                              if counts else ""))]
     best = s.best()

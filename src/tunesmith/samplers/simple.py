@@ -73,11 +73,16 @@ class GridSampler(Sampler):
             overriding the parameters' own ``grid=``. Floats default to 5
             points (log-spaced on log scales), small integer ranges and
             categoricals to all their values.
-        seed: order in which parallel workers pick untried points.
+        seed: the order in which untried points are picked.
 
     Each point is evaluated once: points already tried in the study (in any
     state) are skipped, so a resumed grid study runs only what is left, and
-    :meth:`suggest` returns ``None`` when the grid is exhausted.
+    :meth:`suggest` returns ``None`` when the grid is exhausted. The pick among
+    the points left is drawn from the seed and the number of points taken, not
+    from a stream each worker or session draws on: the ``k``-th point a study
+    takes is the same inline, with parallel workers (two that pick the same
+    point at once: the claim lets one run it, the other picks again) and after
+    a resume, so the same seed and number of trials give the same set of points.
     """
 
     name = "grid"
@@ -115,8 +120,7 @@ class GridSampler(Sampler):
         n_left = len(keys) - len(taken)
         if n_left == 0:
             return None
-        return Suggestion(dict(configs[_nth_left(taken, 0 if n_left == 1 else int(self.rng.integers(n_left)))]),
-                          unique=True)
+        return Suggestion(dict(configs[_nth_left(taken, grid_pick(self.seed, len(taken), n_left))]), unique=True)
 
     def _taken_indices(self, keys: list[str], trials: Sequence[FrozenTrial]) -> list[int]:
         """The sorted grid indices of the ``trials``' keys, kept from the last ask and updated
@@ -158,6 +162,12 @@ class GridSampler(Sampler):
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "points": self.points}
+
+
+def grid_pick(seed: int, n_taken: int, n_left: int) -> int:
+    """Which of the ``n_left`` points left (from 0) a grid of ``seed`` takes once ``n_taken`` are
+    taken: a function of these alone, so every worker and session picks the same one."""
+    return 0 if n_left == 1 else int(np.random.default_rng([seed, n_taken]).integers(n_left))
 
 
 def _nth_left(taken: list[int], r: int) -> int:
