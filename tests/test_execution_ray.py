@@ -351,6 +351,7 @@ def test_ray_losing_the_only_node_fails_the_trials_and_ends_optimize(
         if driver.poll() is None:
             driver.kill()
         kill_all_under(temp)
+        shutil.rmtree(temp, ignore_errors=True)
     if how == "ctrl-c in the sweep":  # the Ctrl-C comes once the trials are failed (before: it cut the sweep)
         assert "SWEPT" in out and "KeyboardInterrupt" in out, out[-3000:]
     elif how == "driver killed in the wait":
