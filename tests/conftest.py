@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
 import signal
 import sys
 import time
@@ -215,6 +216,7 @@ def _stop_ray(ray: Any) -> None:
 
     ray.shutdown()
     kill_all_under(_RAY["temp"])
+    shutil.rmtree(_RAY["temp"], ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

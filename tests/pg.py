@@ -142,11 +142,17 @@ class PostgresServer:
         return f"host=127.0.0.1 port={self.port} user=postgres dbname={db}"
 
     def create_database(self, name: str) -> str:
-        """Create a database; return its SQLAlchemy URL (psycopg 3 driver)."""
+        """Create a database; return its SQLAlchemy URL (psycopg 3 driver).
+
+        Without ``durable``, on PostgreSQL 15 and later, the template's files are copied (``STRATEGY
+        FILE_COPY``) rather than written through the WAL (the default): a third faster with fsync off, and
+        the suite makes a database per PostgreSQL test. Its checkpoints would flush the whole cluster on a
+        ``durable`` server."""
         import psycopg
 
         with psycopg.connect(self.dsn("postgres"), autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
+            copy = not self.durable and conn.info.server_version >= 150000
+            conn.execute(f'CREATE DATABASE "{name}"' + (" STRATEGY FILE_COPY" if copy else ""))
         return self.url(name)
 
     def url(self, db: str) -> str:

@@ -26,6 +26,12 @@ RAY_ENV = {
 # a multi-node cluster (two loopback "machines") needs the OS guard on, not off
 CLUSTER_ENV = {**RAY_ENV, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "1"}
 
+# For an instance whose raylet a test kills: its GCS checks each node's health every second and marks it
+# dead after 3 failed checks in a row (Ray's defaults: every 3 s, 5 failures, 15 s or more before the
+# driver sees the node gone). A dead raylet refuses the check at once; a live but slow one is still
+# given Ray's 10 s per check, so a loaded machine does not lose a node that is up.
+FAST_NODE_DEATH = {"RAY_health_check_period_ms": "1000", "RAY_health_check_failure_threshold": "3"}
+
 
 def set_ray_env() -> None:
     os.environ.update(RAY_ENV)

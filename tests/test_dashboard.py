@@ -49,9 +49,11 @@ def objective(trial: ts.Trial) -> float:
     return (p["x"] - 0.3) ** 2 + (0.1 if p["kind"] == "b" else 0.0)
 
 
-@pytest.fixture()
-def url(tmp_path: Path) -> str:
-    url = f"sqlite:///{tmp_path / 'dash.db'}"
+@pytest.fixture(scope="module")
+def _studies(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The database every ``url`` test starts from, made once for the module (40 trials)."""
+    path = tmp_path_factory.mktemp("dash") / "dash.db"
+    url = f"sqlite:///{path}"
     s = ts.Study(SPACE, storage=url, name="alpha", sampler="random", seed=0)
     s.optimize(objective, n_trials=30, catch=(RuntimeError,))
     running = s.ask()  # stays running: the one a worker holds now
@@ -59,7 +61,17 @@ def url(tmp_path: Path) -> str:
     s.enqueue({"x": 0.5, "lr": 0.01, "kind": "a"})
     b = ts.Study(SPACE, storage=url, name="beta", sampler="random", seed=1, direction="minimize")
     b.optimize(objective, n_trials=10, catch=(RuntimeError,))
-    return url
+    return path
+
+
+@pytest.fixture()
+def url(_studies: Path, tmp_path: Path) -> str:
+    """A copy of :func:`_studies`' database of this test's own, which it may write to (SQLite's backup:
+    whole, with what is still in the write-ahead log)."""
+    copy = tmp_path / "dash.db"
+    with contextlib.closing(sqlite3.connect(_studies)) as src, contextlib.closing(sqlite3.connect(copy)) as dst:
+        src.backup(dst)
+    return f"sqlite:///{copy}"
 
 
 def client(url: str, **kw: Any) -> TestClient:

@@ -321,11 +321,11 @@ def _raylets(temp: Path) -> list[int]:
 def test_ray_losing_the_only_node_fails_the_trials_and_ends_optimize(
     tmp_path: Path, subprocess_env: dict[str, str], how: str
 ) -> None:
-    from ray_util import RAY_ENV, kill_all_under, quiet_home, short_tmp
+    from ray_util import FAST_NODE_DEATH, RAY_ENV, kill_all_under, quiet_home, short_tmp
 
     temp = short_tmp("tsl")
     url = f"sqlite:///{tmp_path / 'lost.db'}"
-    env = {**subprocess_env, **RAY_ENV, "HOME": quiet_home(temp)}
+    env = {**subprocess_env, **RAY_ENV, **FAST_NODE_DEATH, "HOME": quiet_home(temp)}
     lost_after = "3" if how in ("detected", "ctrl-c in the sweep") else "600"
     driver = subprocess.Popen([sys.executable, "-c", LOST_DRIVER, url, str(temp), lost_after, how], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -351,6 +351,7 @@ def test_ray_losing_the_only_node_fails_the_trials_and_ends_optimize(
         if driver.poll() is None:
             driver.kill()
         kill_all_under(temp)
+        shutil.rmtree(temp, ignore_errors=True)
     if how == "ctrl-c in the sweep":  # the Ctrl-C comes once the trials are failed (before: it cut the sweep)
         assert "SWEPT" in out and "KeyboardInterrupt" in out, out[-3000:]
     elif how == "driver killed in the wait":
