@@ -1562,3 +1562,57 @@ def test_a_local_module_swapped_for_a_fifo_after_it_was_found_is_passed_over(
     assert module.is_fifo()  # the swap happened, and was passed over
     stored = ts.load_study("w", url).storage.get_study("w").config["objective_code"]
     assert sorted(stored["files"]) == ["obj.py"]
+
+
+def _project_of_each_size(folder: Path) -> Any:
+    """An objective whose file names a local module of each way the digest reads one (tokens, CRLF, past the
+    budget, over MAX_TOKENIZED, a line over MAX_LINE, exactly MAX_READ bytes and one more), loaded from
+    ``folder``: the objective function."""
+    from tunesmith.cli import code
+
+    folder.mkdir()
+    names = ["tiny", "crlf", "tokens", "budget", "huge", "longline", "exact", "over"]
+    (folder / "obj.py").write_text("def f(trial):  # the objective\n    if trial is None:  # never\n"
+                                   + "".join(f"        import {n}\n" for n in names) + "    return 1.0\n")
+    generated = "".join(f"x{i} = {i * 7919 % 1000003}  # note {i}\n" for i in range(30_000)).encode()  # 900 KB
+    modules = {"tiny": b"SCALE = 2\n", "crlf": "名前 = 'ü'  # a note\r\ndef g():\r\n\treturn 名前\r\n".encode(),
+               "tokens": generated[:50_000].rpartition(b"\n")[0] + b"\n", "budget": generated,
+               "huge": generated * 2, "longline": b"y = '" + b"a" * 12_000 + b"'\r\nz = 1\r\n"}
+    for name, source in modules.items():
+        (folder / f"{name}.py").write_bytes(source)
+    for name, size in (("exact", code.MAX_READ), ("over", code.MAX_READ + 1)):
+        with open(folder / f"{name}.py", "wb") as f:  # sparse: no disk spent
+            f.truncate(size)
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("obj_of_each_size", folder / "obj.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.f
+
+
+def test_the_code_digest_of_each_kind_of_file_stays_what_earlier_versions_stored(tmp_path: Path) -> None:
+    """A study stores its objective's digests, and a machine whose copy differs warns: an upgrade that digested the
+    same files otherwise would warn of every study's code. These are the digests the versions before MAX_READ
+    stored (and the same on Python 3.10 to 3.13); a file over MAX_READ bytes, which they read whole, by its size
+    and first MAX_READ bytes."""
+    from tunesmith.cli import code
+
+    found = code.objective_code(_project_of_each_size(tmp_path / "p"))
+    assert found is not None
+    name, function, whole, files = found
+    assert (name, function) == ("obj.py", "f")
+    assert files == {  # as the versions before MAX_READ stored them
+        "obj.py": "6a2d6ac0aabd484ac95b204cf74c631d9b2e9a35800f7b74eb90d70bc4d62139",
+        "tiny.py": "e58183b5cf5411757bd29a6f1e8e49b8f38617196be8642fd75dbf10420bfad5",
+        "crlf.py": "59f8d1aa77bcfc4bb94f841ab1aec0387052feb5fa828457b279201f7a9c33e1",
+        "tokens.py": "554d05564d2a6080274a427bd7fe005d8130918bd99d83812807e1aac72fb4b4",
+        "budget.py": "4e05ff024bc9d6f12f1ca7f144154fb958f978147155e594c7423f88b8b88220",
+        "huge.py": "269ee3f39ebe0eda8d11bca7644d639a939277f336701f26a665671dc28bd078",
+        "longline.py": "e39cc6d7e3237487c2c61ebdbfbe1d78e583f35340b3d96d926ebfcc31b6f864",
+        "exact.py": "3b6a07d0d404fab4e23b6d34bc6696a6a312dd92821332385e5af7c01c421351",
+        "over.py": "1b3e65020bd624918e39e1f5eeafb6974eeff367b11fc92fa830863b0b4c4c3b",  # its size and first bytes
+    }
+    assert files["budget.py"] == hashlib.sha256((tmp_path / "p" / "budget.py").read_bytes()).hexdigest()
+    assert whole == "371281e7be321cebd95ae380ffb8125539011b995eddc23f8bb630a2acdbf4c7"
