@@ -727,3 +727,45 @@ def test_a_compare_legend_of_a_long_name_leaves_the_plot_its_width_in_the_page(t
 
     legend, plot, figure = _in_chromium(sync_api, out, read)
     assert legend < figure / 3 and plot > figure / 2, (legend, plot, figure)
+
+
+#: a live update drawn as the dashboard draws it (``Plotly.react``, then the titles cut: a relayout in flight), the
+#: plot narrowed to 400 px meanwhile and plotly's resize run; then what a fresh cut would change (nothing if fitted)
+LIVE_UPDATE_WHILE_RESIZED = """async ([kind, fig]) => {
+  const gd = document.querySelector(`.js-plotly-plot[id^="plot-${kind}-"]`), settle = () => new Promise((r) => setTimeout(r, 1500));
+  const texts = () => [gd._fullLayout.width, gd.layout.title.text, gd.data[0].dimensions ?
+                       gd.data[0].dimensions.map((d) => d.label) : null];
+  Plotly.react(gd, fig.data, fig.layout, {responsive: true});
+  tunesmithFitTitles(gd);
+  const inFlight = [gd.tunesmithFitting, gd.tunesmithFittingAxes];
+  gd.style.width = "400px";
+  Plotly.relayout(gd, {autosize: true});
+  await settle();
+  const drawn = texts();
+  gd.tunesmithFit();
+  await settle();
+  return [inFlight, drawn, texts()];
+}"""
+
+
+def test_a_plot_resized_during_a_live_update_is_cut_for_the_width_it_is_drawn_at(tmp_path: Path) -> None:
+    """A redraw that came while the page's last cut was being drawn (a window resized during a live update) was
+    dropped: the title, and a parallel plot's axis titles, stayed cut for the width before (1,200 px on a plot
+    of 400). Each fitter now cuts again once its own redraw is done. The parallel plot's study has a short name,
+    so that its axes' cut alone is in flight (a title cut again redraws the axes too)."""
+    from tunesmith.plots import records_of
+    from tunesmith.plots.plotly_render import figure_json
+
+    sync_api = browser_or_skip()
+    names = [f"layer_{i}_" + "dropout_probability_of_the_attention_block"[:20 + 5 * i] for i in range(6)]
+    for kind, name in (("history", " ".join(["validation_loss_of_the_transformer"] * 4)), ("parallel", "p")):
+        study = ts.Study(ts.Space({name: ts.Float(0, 1) for name in names}), sampler="random", seed=0, name=name)
+        study.optimize(lambda t: sum(t.params.values()), n_trials=8)
+        out = write_report(study, tmp_path / f"{kind}.html")
+        study.optimize(lambda t: sum(t.params.values()), n_trials=4)  # the update: 12 trials
+        fig = figure_json(records_of(study, kind)[0])
+        in_flight, drawn, fitted = _in_chromium(sync_api, out, lambda page, arg=[kind, fig]: page.evaluate(
+            LIVE_UPDATE_WHILE_RESIZED, arg))
+        assert in_flight, f"the update's cut of the {kind} plot was not in flight as it narrowed"
+        assert drawn[0] == 400 and "of 12" in drawn[1], drawn
+        assert drawn == fitted, (drawn, fitted)  # cut for 400 px already: a fresh cut changes nothing

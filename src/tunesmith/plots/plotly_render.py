@@ -341,7 +341,10 @@ FIT_TITLE = """
 function tunesmithFitTitle(gd) {
   "use strict";
   const meta = gd.layout && gd.layout.meta, full = gd._fullLayout;
-  if (!meta || typeof meta.title !== "string" || !full || !full.title || gd.tunesmithFitting) { return; }
+  if (!meta || typeof meta.title !== "string" || !full || !full.title) { return; }
+  // a redraw while the last cut's relayout is in flight (a window resized during a live update) is fitted once
+  // that relayout is done: dropped, the title stayed cut for the width before
+  if (gd.tunesmithFitting) { gd.tunesmithRefit = true; return; }
   const ctx = tunesmithFitTitle.ctx || (tunesmithFitTitle.ctx = document.createElement("canvas").getContext("2d"));
   ctx.font = full.title.font.size + "px " + full.title.font.family;
   const width = full.width * (1 - full.title.x) - 10;
@@ -355,11 +358,14 @@ function tunesmithFitTitle(gd) {
   const first = gd.tunesmithFirst || (gd.tunesmithFirst = {"height": full.height, "top": full.margin.t,
                                                            "set": gd.layout.height || null});
   gd.tunesmithFitting = true;
-  const done = () => { gd.tunesmithFitting = false; };
+  const done = () => { gd.tunesmithFitting = false; tunesmithAgain(gd, "tunesmithRefit", tunesmithFitTitle); };
   Plotly.relayout(gd, {"title.text": text, "margin.t": top,
                        "height": top > first.top ? first.height + top - first.top : first.set, "autosize": true,
                        "title.y": many ? 1 : null, "title.yref": many ? "container" : null,
                        "title.yanchor": many ? "top" : null, "title.pad.t": many ? 12 : null}).then(done, done);
+}
+function tunesmithAgain(gd, flag, fit) {
+  if (gd[flag]) { gd[flag] = false; fit(gd); }  // the redraw that came in flight, fitted now (once: flag cleared)
 }
 function tunesmithLines(text, fits) {
   "use strict";
@@ -393,7 +399,7 @@ function tunesmithFitAxes(gd) {
   const meta = gd.layout && gd.layout.meta, full = gd._fullLayout, trace = gd._fullData && gd._fullData[0];
   if (!meta || !Array.isArray(meta.axes) || !full || !full._size || !trace || trace.type !== "parcoords") { return; }
   tunesmithRaiseAxes(gd);
-  if (gd.tunesmithFittingAxes) { return; }
+  if (gd.tunesmithFittingAxes) { gd.tunesmithRefitAxes = true; return; }  // fitted once the restyle is done
   const ctx = tunesmithFitTitle.ctx || (tunesmithFitTitle.ctx = document.createElement("canvas").getContext("2d"));
   ctx.font = trace.labelfont.size + "px " + trace.labelfont.family;
   const between = full._size.w * (trace.domain.x[1] - trace.domain.x[0]) / Math.max(meta.axes.length - 1, 1) - 8;
@@ -413,7 +419,11 @@ function tunesmithFitAxes(gd) {
   labels.forEach((label, i) => { if (dims[i].label !== label) { update["dimensions[" + i + "].label"] = label; } });
   if (!Object.keys(update).length) { return; }
   gd.tunesmithFittingAxes = true;
-  const done = () => { gd.tunesmithFittingAxes = false; tunesmithRaiseAxes(gd); };
+  const done = () => {
+    gd.tunesmithFittingAxes = false;
+    tunesmithRaiseAxes(gd);
+    tunesmithAgain(gd, "tunesmithRefitAxes", tunesmithFitAxes);
+  };
   Plotly.restyle(gd, update, [0]).then(done, done);
 }
 // plotly draws a title's lines down from where its first line goes, into the range's end written above each axis:
