@@ -769,3 +769,51 @@ def test_a_plot_resized_during_a_live_update_is_cut_for_the_width_it_is_drawn_at
         assert in_flight, f"the update's cut of the {kind} plot was not in flight as it narrowed"
         assert drawn[0] == 400 and "of 12" in drawn[1], drawn
         assert drawn == fitted, (drawn, fitted)  # cut for 400 px already: a fresh cut changes nothing
+
+
+#: each plot's title, legend and plot area (px from the figure's top) and the figure's height
+TITLE_LEGEND_PLOT = """() => [...document.querySelectorAll('.js-plotly-plot')].map((gd) => {
+  const top = gd.querySelector('.main-svg').getBoundingClientRect().top, legend = gd.querySelector('g.legend');
+  const box = (el) => el ? [el.getBoundingClientRect().top - top, el.getBoundingClientRect().bottom - top] : null;
+  return {id: gd.id, title: box(gd.querySelector('.gtitle')), legend: box(legend), plot: gd._fullLayout._size.t,
+          height: gd._fullLayout.height, lines: gd.layout.title.text.split('<br>').length};
+})"""
+
+
+@pytest.mark.parametrize("name", ["adam", "long name"])
+def test_a_plot_s_title_legend_and_plot_stay_apart_as_the_window_is_resized(tmp_path: Path, name: str) -> None:
+    """Re-cut to more lines as the window narrowed, a title ran over the legend written in rows above a plot with
+    a colour bar (Adam in action at 400 and 700 px: its four entries in four rows, up over the title's two
+    lines); and a figure grown for a title of more lines kept that height once the window was wide again (the
+    report's 450 px figures stayed 494). Checked from 1200 px to 700 and 400, and back."""
+    from tunesmith import plots
+
+    sync_api = browser_or_skip()
+    if name == "adam":
+        out = tmp_path / "adam.html"
+        plots.save(plots.adam_in_action("lr"), out)
+    else:
+        study = ts.Study({"x": ts.Float(0, 1), "y": ts.Float(0, 1)}, sampler="random", seed=0,
+                         name=" ".join(["validation_loss_of_the_transformer"] * 4))
+        study.optimize(lambda t: t.params["x"], n_trials=12)
+        out = write_report(study, tmp_path / "long.html")
+    drawn = {}
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            page.route("**/*", only(("file:", "data:", "about:"), []))
+            page.goto(out.as_uri(), wait_until="load")
+            for step, width in enumerate((1200, 700, 400, 1200)):
+                page.set_viewport_size({"width": width, "height": 900})
+                page.wait_for_timeout(1500)
+                drawn[step, width] = page.evaluate(TITLE_LEGEND_PLOT)
+        finally:
+            browser.close()
+    for (_, width), figures in drawn.items():
+        for f in figures:
+            assert f["title"][1] <= f["plot"], (width, f)
+            if f["legend"] and f["legend"][1] <= f["plot"] + 1:  # a legend above the plot: under the title
+                assert f["title"][1] <= f["legend"][0] + 1, (width, f)
+    assert [f["lines"] for f in drawn[2, 400]] > [f["lines"] for f in drawn[0, 1200]]  # cut again, narrower
+    assert [f["height"] for f in drawn[3, 1200]] == [f["height"] for f in drawn[0, 1200]], drawn  # given back

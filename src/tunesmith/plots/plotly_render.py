@@ -38,6 +38,7 @@ FIGURE_WIDTH = 700
 TITLE_SIZE = 17  # px: plotly's title font (1.4 times its 12 px text)
 TITLE_X = 0.05  # the template's title position (left edge, as a share of the figure's width)
 TITLE_LINE = 22  # px the top margin grows by with each line of a title
+TITLE_PAD = 12  # px above a title of several lines, drawn from the figure's top down
 #: advance widths of the printable ASCII characters (space to ~) in thousandths of the font size, in
 #: DejaVu Sans: the Verdana that plotly's fonts ("Open Sans", verdana, arial) fall back to on Linux,
 #: wider than Open Sans and Arial, so that a line measured with it fits in any of them
@@ -81,7 +82,7 @@ def to_plotly(record: Record, *, template: bool = True) -> Any:
     if template:
         fig.update_layout(template=TEMPLATE)
     if len(lines) > 1:  # from the top down, clear of a legend or axis titles above the plot
-        fig.update_layout(title={"y": 1, "yref": "container", "yanchor": "top", "pad": {"t": 12}})
+        fig.update_layout(title={"y": 1, "yref": "container", "yanchor": "top", "pad": {"t": TITLE_PAD}})
     if record.empty:
         fig.add_annotation(text=_escape(short_title(record.message or "")), showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
     return fig
@@ -350,19 +351,26 @@ function tunesmithFitTitle(gd) {
   const width = full.width * (1 - full.title.x) - 10;
   const lines = tunesmithLines(meta.title, (t) => ctx.measureText(t).width <= width);
   const text = tunesmithHtml(lines);
-  if (text === full.title.text) { return; }
-  const many = lines.length > 1, top = meta.top + TITLE_LINE * (lines.length - 1);
   // the figure as first drawn: a taller title grows it by as much, so that the plot keeps its height
   // (a top margin past the figure's height squeezed the plot away, and plotly.js before 4 threw
-  // "Something went wrong with axis scaling" with the relayout left unfinished)
+  // "Something went wrong with axis scaling" with the relayout left unfinished); a shorter one gives the
+  // figure that height back (left to plotly, a page's figure kept the height its tallest title gave it)
   const first = gd.tunesmithFirst || (gd.tunesmithFirst = {"height": full.height, "top": full.margin.t,
                                                            "set": gd.layout.height || null});
+  // a legend above the plot (beside a colour bar) is written in rows under the title: as the plot narrows its
+  // rows grow in number, and they ran up over the title's lines
+  const legend = full.showlegend && full.legend && full.legend.yanchor === "bottom" && full.legend.y >= 1 &&
+    gd.querySelector("g.legend");
+  const rows = legend ? legend.getBoundingClientRect().height : 0;
+  const many = lines.length > 1 || rows > 0;
+  const top = Math.max(meta.top + TITLE_LINE * (lines.length - 1), rows ? TITLE_PAD + TITLE_LINE * lines.length + rows + 6 : 0);
+  if (text === full.title.text && top === full.margin.t) { return; }
   gd.tunesmithFitting = true;
   const done = () => { gd.tunesmithFitting = false; tunesmithAgain(gd, "tunesmithRefit", tunesmithFitTitle); };
   Plotly.relayout(gd, {"title.text": text, "margin.t": top,
-                       "height": top > first.top ? first.height + top - first.top : first.set, "autosize": true,
+                       "height": top > first.top ? first.height + top - first.top : first.height, "autosize": true,
                        "title.y": many ? 1 : null, "title.yref": many ? "container" : null,
-                       "title.yanchor": many ? "top" : null, "title.pad.t": many ? 12 : null}).then(done, done);
+                       "title.yanchor": many ? "top" : null, "title.pad.t": many ? TITLE_PAD : null}).then(done, done);
 }
 function tunesmithAgain(gd, flag, fit) {
   if (gd[flag]) { gd[flag] = false; fit(gd); }  // the redraw that came in flight, fitted now (once: flag cleared)
@@ -444,12 +452,15 @@ function tunesmithFitTitles(gd) {
   // one listener is set again each call (once on the page's first draw, it was never again: a window resized
   // after an update left the titles and the axes' titles cut for the width before)
   gd.tunesmithFit = gd.tunesmithFit || (() => { tunesmithFitTitle(gd); tunesmithFitAxes(gd); });
+  if (gd.tunesmithFirst && gd.tunesmithFirst.set !== (gd.layout.height || null)) {
+    gd.tunesmithFirst = null;  // a figure drawn anew at another height (a process diagram grown by a live update)
+  }
   if (gd.removeListener) { gd.removeListener("plotly_afterplot", gd.tunesmithFit); }
   gd.on("plotly_afterplot", gd.tunesmithFit);
   gd.tunesmithFitted = true;
   gd.tunesmithFit();
 }
-""".replace("TITLE_LINE", str(TITLE_LINE)).replace("AXIS_TITLE_WIDTH", str(AXIS_TITLE_WIDTH)).replace(
+""".replace("TITLE_LINE", str(TITLE_LINE)).replace("TITLE_PAD", str(TITLE_PAD)).replace("AXIS_TITLE_WIDTH", str(AXIS_TITLE_WIDTH)).replace(
     "MOST_LINES", str(MOST_LINES))
 
 
