@@ -817,3 +817,42 @@ def test_a_plot_s_title_legend_and_plot_stay_apart_as_the_window_is_resized(tmp_
                 assert f["title"][1] <= f["legend"][0] + 1, (width, f)
     assert [f["lines"] for f in drawn[2, 400]] > [f["lines"] for f in drawn[0, 1200]]  # cut again, narrower
     assert [f["height"] for f in drawn[3, 1200]] == [f["height"] for f in drawn[0, 1200]], drawn  # given back
+
+
+def test_a_figure_shown_outside_tunesmith_s_pages_is_cut_for_the_width_it_is_given(tmp_path: Path) -> None:
+    """``to_plotly``'s figure shown in a notebook or written by the user's own ``fig.write_html`` has no page
+    script to cut its title again: it was cut for 700 px whatever width the user drew it at (a title of 400 px
+    ran past the edge of a figure of 400, a parallel plot's axis titles into each other). ``width=`` sets the
+    figure's width and cuts its titles for it; a width that is no whole number of px from 100 is refused."""
+    from tunesmith.plots import records_of
+    from tunesmith.plots.plotly_render import _title_width, to_plotly
+
+    sync_api = browser_or_skip()
+    names = [f"layer_{i}_" + "dropout_probability_of_the_attention_block"[:20 + 5 * i] for i in range(6)]
+    study = ts.Study(ts.Space({name: ts.Float(0, 1) for name in names}), sampler="random", seed=0,
+                     name=" ".join(["validation_loss_of_the_transformer"] * 3))
+    study.optimize(lambda t: sum(t.params.values()), n_trials=8)
+    for kind in ("history", "parallel"):
+        record = records_of(study, kind)[0]
+        wide, narrow = to_plotly(record, width=1200), to_plotly(record, width=400)
+        assert (wide.layout.width, narrow.layout.width) == (1200, 400)
+        for fig, width in ((wide, 1200), (narrow, 400)):
+            lines = [html.unescape(line) for line in fig.layout.title.text.split("<br>")]
+            assert all(_title_width(line) <= width * 0.95 - 10 for line in lines), (width, lines)
+        assert narrow.layout.title.text.count("<br>") > to_plotly(record).layout.title.text.count("<br>")
+        assert wide.layout.title.text.count("<br>") <= to_plotly(record).layout.title.text.count("<br>")
+        narrow.write_html(tmp_path / f"{kind}.html", include_plotlyjs=True)  # the user's own page: no tunesmith script
+    for bad in (0, 99, 400.5, True, "400"):
+        with pytest.raises(ValueError, match="width must be a whole number of px, at least 100"):
+            to_plotly(record, width=bad)  # type: ignore[arg-type]
+    read = """() => {
+      const gd = document.querySelector('.js-plotly-plot'), svg = gd.querySelector('.main-svg').getBoundingClientRect();
+      const right = (el) => el.getBoundingClientRect().right - svg.left;
+      return [svg.width, right(gd.querySelector('.gtitle')),
+              [...gd.querySelectorAll('.axis-title')].map((t) => [t.getBoundingClientRect().left - svg.left, right(t)])];
+    }"""
+    for kind in ("history", "parallel"):
+        width, title_right, axes = _in_chromium(sync_api, tmp_path / f"{kind}.html", lambda page: page.evaluate(read))
+        assert width == 400 and title_right <= 400, (width, title_right)
+        axes.sort()  # nearly apart (cut for 50 px at least: here the axes are 43 px apart, the titles 1.4 px over)
+        assert all(a[1] <= b[0] + 2 for a, b in zip(axes, axes[1:], strict=False)), axes

@@ -63,18 +63,25 @@ def _go() -> Any:
     return go
 
 
-def to_plotly(record: Record, *, template: bool = True) -> Any:
+def to_plotly(record: Record, *, template: bool = True, width: int | None = None) -> Any:
     """``record`` as a plotly Figure in the "plotly_white" template; ``template=False``: without it
-    (:func:`figure_json` adds it to the JSON, where plotly's copy of it took most of a figure's time)."""
+    (:func:`figure_json` adds it to the JSON, where plotly's copy of it took most of a figure's time).
+    ``width``: the figure's width in px (``layout.width``), its title and parallel axes' titles cut into lines
+    for it; else they are cut for plotly's default 700 px, which tunesmith's pages cut again as they draw it
+    (:data:`FIT_TITLE`), where a figure shown elsewhere (a notebook) keeps them."""
+    if width is not None and not (isinstance(width, int) and not isinstance(width, bool) and width >= 100):
+        raise ValueError(f"width must be a whole number of px, at least 100 (plotly's own floor is 10), got {width!r}")
     go = _go()
     if isinstance(record, Parallel):
-        fig = _parallel(go, record)
+        fig = _parallel(go, record, width or FIGURE_WIDTH)
     elif isinstance(record, Diagram):
         fig = _diagram(go, record)
     else:
         fig = _chart(go, record)
+    if width is not None:
+        fig.update_layout(width=width)
     title = unseen_as_escapes(short_title(record.title))  # as drawn: an ESC is 4 characters (\x1b)
-    lines = _title_lines(title, fig.layout.width or FIGURE_WIDTH)
+    lines = _title_lines(title, width or FIGURE_WIDTH)
     top = 110 if isinstance(record, Parallel) else 60
     fig.update_layout(title="<br>".join(_escape(line) for line in lines),
                       margin={"l": 60, "r": 30, "t": top + TITLE_LINE * (len(lines) - 1), "b": 50},
@@ -262,11 +269,11 @@ def _rgba(color: str, alpha: float) -> str:
     return f"rgba({r},{g},{b},{alpha})"
 
 
-def _parallel(go: Any, p: Parallel) -> Any:
+def _parallel(go: Any, p: Parallel, width: float) -> Any:
     dims = []
     names = [f"{name} (log scale)" if a.log else name for a, name in zip(p.axes, _names([a.name for a in p.axes]),
                                                                            strict=True)]
-    for a, title, whole in zip(p.axes, _axis_titles(names, FIGURE_WIDTH), names, strict=True):
+    for a, title, whole in zip(p.axes, _axis_titles(names, width), names, strict=True):
         # ``name``: the title whole, which an axis dragged elsewhere takes with it (FIT_TITLE cuts it again)
         d: dict[str, Any] = {"label": title, "values": list(a.values), "name": unseen_as_escapes(whole)}
         ticks = a.ticks or (_decades(a.values) if a.log else ())
