@@ -439,7 +439,8 @@ def test_a_long_title_fits_the_plot_as_the_page_draws_it(tmp_path: Path, width: 
         assert 0 <= left and right <= plot_width and right2 <= width2, (left, right, plot_width, right2, width2)
         assert min(high, high2) > 100, (high, high2)  # the figure grows with its title: the plot keeps its height
         assert "W" * 200 in text and text2.replace(" ", "") == text.replace(" ", "")  # every letter, on lines
-        assert lines.count("<br>") < lines2.count("<br>"), (lines, lines2)
+        # more lines where drawn narrower (a process diagram is kept as wide as its boxes' texts need: not narrower)
+        assert lines.count("<br>") < lines2.count("<br>") or width2 == plot_width, (lines, lines2, width2)
         assert right > plot_width * 0.6  # lines as wide as the plot, not a fixed count of letters
 
 
@@ -856,3 +857,26 @@ def test_a_figure_shown_outside_tunesmith_s_pages_is_cut_for_the_width_it_is_giv
         assert width == 400 and title_right <= 400, (width, title_right)
         axes.sort()  # nearly apart (cut for 50 px at least: here the axes are 43 px apart, the titles 1.4 px over)
         assert all(a[1] <= b[0] + 2 for a, b in zip(axes, axes[1:], strict=False)), axes
+
+
+def test_a_process_diagram_s_texts_stay_apart_in_a_narrow_window(tmp_path: Path) -> None:
+    """At 400 px the process diagram's five boxes were drawn 30 px wide, their texts ("search space", "sampler",
+    "30 complete") and arrow labels run into each other. The figure is kept as wide as its texts need (the
+    record's ``min_width``), its box scrolled sideways; the page itself stays as wide as the window."""
+    sync_api = browser_or_skip()
+    study = ts.Study({"learning_rate": ts.Float(1e-5, 1e-1, log=True), "weight_decay": ts.Float(0, 0.3)},
+                     sampler="random", seed=0, name="bert-base fine-tune on sst2")
+    study.optimize(lambda t: t.params["weight_decay"], n_trials=30)
+    out = write_report(study, tmp_path / "process.html")
+    read = """() => {
+      const gd = document.querySelector('.js-plotly-plot[id^="plot-process-"]');
+      const boxes = [...gd.querySelectorAll('g.annotation-text-g')].filter((g) => g.textContent.trim())
+        .map((g) => { const b = g.getBoundingClientRect(); return [b.left, b.right, b.top, b.bottom, g.textContent]; });
+      return [boxes, document.documentElement.scrollWidth, gd._fullLayout.width];
+    }"""
+    for width, (boxes, page_width, figure_width) in zip((400, 1200), _in_chromium(sync_api, out, lambda page: (
+            page.wait_for_timeout(1000), page.evaluate(read))[1], widths=(400, 1200)), strict=True):
+        over = [(a[4], b[4]) for i, a in enumerate(boxes) for b in boxes[i + 1:]
+                if a[0] < b[1] - 1 and b[0] < a[1] - 1 and a[2] < b[3] - 1 and b[2] < a[3] - 1]
+        assert len(boxes) >= 9 and not over, (width, figure_width, over)
+        assert page_width <= width, (width, page_width)

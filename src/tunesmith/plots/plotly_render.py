@@ -335,11 +335,33 @@ def _diagram(go: Any, d: Diagram) -> Any:
                       "font": {"size": 9, "color": "#555555"}})
     fig.update_layout(shapes=shapes, annotations=notes)
     low, high = min((n.y for n in d.nodes), default=0) - h - 0.28, h + 0.28
-    fig.update_xaxes(visible=False, range=[-w - 0.1, max((n.x for n in d.nodes), default=1) + w + 0.1])
+    left, right = -w - 0.1, max((n.x for n in d.nodes), default=1) + w + 0.1
+    fig.update_xaxes(visible=False, range=[left, right])
     fig.update_yaxes(visible=False, range=[low, high])
     # a box's text needs about LINE of the y range per line at 11 px: the figure grows with the boxes
     fig.update_layout(height=max(450, int(160 + (high - low) * 15 / LINE)))
+    fig.update_layout(meta={"min_width": _diagram_width(d, right - left)})  # what FIT_TITLE keeps it at, at least
     return fig
+
+
+#: px of a diagram's box text and arrow labels, and of the room kept about them
+BOX_TEXT, EDGE_TEXT, BOX_ROOM = 11, 9, 10
+
+
+def _diagram_width(d: Diagram, span: float) -> int:
+    """The narrowest a figure of ``d`` can be drawn with each box's text inside its box and each arrow's label
+    over the gap it crosses and a quarter of each box beside it (px, the margins with them); its x range is
+    ``span`` wide. In a narrower window (a
+    phone, 400 px) the boxes' texts ran into each other: the page keeps the figure this wide and scrolls it."""
+    w = d.box[0]
+    text = lambda line, size: _title_width(line) * size / TITLE_SIZE  # noqa: E731
+    per_unit = [(text(line, BOX_TEXT) * 1.1 + BOX_ROOM) / (2 * w)  # the label is bold: about a tenth wider
+                for n in d.nodes for line in (n.label, *n.detail.split("\n"))]
+    for a, b, label in d.edges:
+        na, nb = d.node(a), d.node(b)
+        if na.y == nb.y and abs(nb.x - na.x) > 2 * w:
+            per_unit.append((text(label, EDGE_TEXT) + BOX_ROOM) / (abs(nb.x - na.x) - w))  # a quarter box each side
+    return math.ceil(max(per_unit, default=0) * span) + 90  # the margins: 60 left, 30 right
 
 
 #: a page's script that cuts a figure's title (``layout.meta``: the title and the top margin of one
@@ -454,11 +476,21 @@ function tunesmithRaiseAxes(gd) {
     t.setAttribute("transform", t.tunesmithRaised);
   }
 }
+// a figure that cannot be drawn narrower (``layout.meta.min_width``: a process diagram's boxes and their texts) is
+// kept that wide, its container scrolled sideways (at 400 px the boxes' texts ran into each other)
+function tunesmithFitWidth(gd) {
+  "use strict";
+  const least = gd.layout && gd.layout.meta && gd.layout.meta.min_width;
+  if (typeof least !== "number" || !gd.parentElement || gd.style.minWidth === least + "px") { return; }
+  gd.style.minWidth = least + "px";
+  gd.parentElement.style.overflowX = "auto";
+  if (gd.getBoundingClientRect().width > gd._fullLayout.width + 1) { Plotly.Plots.resize(gd); }
+}
 function tunesmithFitTitles(gd) {
   // on every redraw; a figure drawn anew (the dashboard's live update: Plotly.react) lost its listeners, so the
   // one listener is set again each call (once on the page's first draw, it was never again: a window resized
   // after an update left the titles and the axes' titles cut for the width before)
-  gd.tunesmithFit = gd.tunesmithFit || (() => { tunesmithFitTitle(gd); tunesmithFitAxes(gd); });
+  gd.tunesmithFit = gd.tunesmithFit || (() => { tunesmithFitWidth(gd); tunesmithFitTitle(gd); tunesmithFitAxes(gd); });
   if (gd.tunesmithFirst && gd.tunesmithFirst.set !== (gd.layout.height || null)) {
     gd.tunesmithFirst = null;  // a figure drawn anew at another height (a process diagram grown by a live update)
   }
