@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import html
 import json
 import math
 import struct
@@ -1543,20 +1544,24 @@ def test_a_categorical_whose_trials_drew_more_than_200_of_its_choices_names_abou
 
 
 def test_reports_a_database_holds_as_nan_or_infinity_are_left_out_of_the_curves_and_the_plot_says_how_many(
-    tmp_path: Path,
+    tmp_path: Path, shared_storage_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """``report()`` takes finite numbers only, but a row written by hand or by another program may hold NaN or
     Infinity: each renderer dropped them without a word (matplotlib under a silenced NumPy warning, plotly as a
     gap). The learning curves, the overfitting graph of reports and the dashboard's curve of a trial now leave
-    them out in the data layer and say once, in the title, how many reports of how many trials and why."""
-    import sqlite3
+    them out in the data layer and say once, in the title, how many reports of how many trials and why. On
+    SQLite and PostgreSQL alike (a text column on both: PostgreSQL's JSON refuses NaN, its read takes the
+    text), and the report, the dashboard's plots and ``tunesmith show`` read such a study."""
+    import sqlalchemy as sa
 
     pytest.importorskip("starlette")
     from starlette.testclient import TestClient
 
+    from tunesmith.cli import main
     from tunesmith.dashboard import create_app
+    from tunesmith.report import build_report
 
-    url = f"sqlite:///{tmp_path / 'n.db'}"
+    url = shared_storage_url
     study = ts.Study({"x": ts.Float(0, 1)}, storage=url, name="s", sampler="random", seed=0)
 
     def objective(t: ts.Trial) -> float:
@@ -1565,10 +1570,11 @@ def test_reports_a_database_holds_as_nan_or_infinity_are_left_out_of_the_curves_
         return t.params["x"]
 
     study.optimize(objective, n_trials=5)
-    with sqlite3.connect(tmp_path / "n.db") as db:
-        db.execute("UPDATE ts_trials SET intermediate = ? WHERE number = 1",
-                   ('{"0": NaN, "1": Infinity, "2": 2.0, "3": -Infinity}',))
-        db.execute("UPDATE ts_trials SET intermediate = ? WHERE number = 2", ('{"0": NaN}',))
+    engine = sa.create_engine(url)
+    with engine.begin() as db:  # as another program writes them
+        for number, reports in ((1, '{"0": NaN, "1": Infinity, "2": 2.0, "3": -Infinity}'), (2, '{"0": NaN}')):
+            db.execute(sa.text("UPDATE ts_trials SET intermediate = :r WHERE number = :n"), {"r": reports, "n": number})
+    engine.dispose()
     study = ts.load_study("s", url)
     curves = plots.records_of(study, "curves")[0]
     assert curves.title == "s: learning curves of 4 trials (4 NaN or infinite reports of 2 trials left out; 1 of them reported no other)"
@@ -1580,7 +1586,12 @@ def test_reports_a_database_holds_as_nan_or_infinity_are_left_out_of_the_curves_
     assert plots.records_of(study, "curves")[0].title == curves.title  # said the same on each read, not per draw
     with TestClient(create_app(ts.storage.make_storage(url))) as c:
         page = c.get("/api/studies/s/trials/1/curve").json()
+        shown = c.get("/api/studies/s/plots/curves").json()
+        assert c.get("/studies/s").status_code == 200
     assert "(3 NaN or infinite reports of 1 trial left out)" in json.dumps(page)
+    assert shown["plots"][0]["title"] == curves.title
+    assert html.escape(curves.title) in build_report(study)
+    assert main(["show", "s", "--storage", url]) == 0 and "5 trials (5 complete)" in capsys.readouterr().out
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # drawn without a warning: nothing non-finite reaches matplotlib
         plots.save([curves, graph], tmp_path / "c.png")

@@ -38,6 +38,7 @@ FIGURE_WIDTH = 700
 TITLE_SIZE = 17  # px: plotly's title font (1.4 times its 12 px text)
 TITLE_X = 0.05  # the template's title position (left edge, as a share of the figure's width)
 TITLE_LINE = 22  # px the top margin grows by with each line of a title
+TITLE_PAD = 12  # px above a title of several lines, drawn from the figure's top down
 #: advance widths of the printable ASCII characters (space to ~) in thousandths of the font size, in
 #: DejaVu Sans: the Verdana that plotly's fonts ("Open Sans", verdana, arial) fall back to on Linux,
 #: wider than Open Sans and Arial, so that a line measured with it fits in any of them
@@ -62,18 +63,25 @@ def _go() -> Any:
     return go
 
 
-def to_plotly(record: Record, *, template: bool = True) -> Any:
+def to_plotly(record: Record, *, template: bool = True, width: int | None = None) -> Any:
     """``record`` as a plotly Figure in the "plotly_white" template; ``template=False``: without it
-    (:func:`figure_json` adds it to the JSON, where plotly's copy of it took most of a figure's time)."""
+    (:func:`figure_json` adds it to the JSON, where plotly's copy of it took most of a figure's time).
+    ``width``: the figure's width in px (``layout.width``), its title and parallel axes' titles cut into lines
+    for it; else they are cut for plotly's default 700 px, which tunesmith's pages cut again as they draw it
+    (:data:`FIT_TITLE`), where a figure shown elsewhere (a notebook) keeps them."""
+    if width is not None and not (isinstance(width, int) and not isinstance(width, bool) and width >= 100):
+        raise ValueError(f"width must be a whole number of px, at least 100 (plotly's own floor is 10), got {width!r}")
     go = _go()
     if isinstance(record, Parallel):
-        fig = _parallel(go, record)
+        fig = _parallel(go, record, width or FIGURE_WIDTH)
     elif isinstance(record, Diagram):
         fig = _diagram(go, record)
     else:
         fig = _chart(go, record)
+    if width is not None:
+        fig.update_layout(width=width)
     title = unseen_as_escapes(short_title(record.title))  # as drawn: an ESC is 4 characters (\x1b)
-    lines = _title_lines(title, fig.layout.width or FIGURE_WIDTH)
+    lines = _title_lines(title, width or FIGURE_WIDTH)
     top = 110 if isinstance(record, Parallel) else 60
     fig.update_layout(title="<br>".join(_escape(line) for line in lines),
                       margin={"l": 60, "r": 30, "t": top + TITLE_LINE * (len(lines) - 1), "b": 50},
@@ -81,7 +89,7 @@ def to_plotly(record: Record, *, template: bool = True) -> Any:
     if template:
         fig.update_layout(template=TEMPLATE)
     if len(lines) > 1:  # from the top down, clear of a legend or axis titles above the plot
-        fig.update_layout(title={"y": 1, "yref": "container", "yanchor": "top", "pad": {"t": 12}})
+        fig.update_layout(title={"y": 1, "yref": "container", "yanchor": "top", "pad": {"t": TITLE_PAD}})
     if record.empty:
         fig.add_annotation(text=_escape(short_title(record.message or "")), showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
     return fig
@@ -261,11 +269,11 @@ def _rgba(color: str, alpha: float) -> str:
     return f"rgba({r},{g},{b},{alpha})"
 
 
-def _parallel(go: Any, p: Parallel) -> Any:
+def _parallel(go: Any, p: Parallel, width: float) -> Any:
     dims = []
     names = [f"{name} (log scale)" if a.log else name for a, name in zip(p.axes, _names([a.name for a in p.axes]),
                                                                            strict=True)]
-    for a, title, whole in zip(p.axes, _axis_titles(names, FIGURE_WIDTH), names, strict=True):
+    for a, title, whole in zip(p.axes, _axis_titles(names, width), names, strict=True):
         # ``name``: the title whole, which an axis dragged elsewhere takes with it (FIT_TITLE cuts it again)
         d: dict[str, Any] = {"label": title, "values": list(a.values), "name": unseen_as_escapes(whole)}
         ticks = a.ticks or (_decades(a.values) if a.log else ())
@@ -327,11 +335,33 @@ def _diagram(go: Any, d: Diagram) -> Any:
                       "font": {"size": 9, "color": "#555555"}})
     fig.update_layout(shapes=shapes, annotations=notes)
     low, high = min((n.y for n in d.nodes), default=0) - h - 0.28, h + 0.28
-    fig.update_xaxes(visible=False, range=[-w - 0.1, max((n.x for n in d.nodes), default=1) + w + 0.1])
+    left, right = -w - 0.1, max((n.x for n in d.nodes), default=1) + w + 0.1
+    fig.update_xaxes(visible=False, range=[left, right])
     fig.update_yaxes(visible=False, range=[low, high])
     # a box's text needs about LINE of the y range per line at 11 px: the figure grows with the boxes
     fig.update_layout(height=max(450, int(160 + (high - low) * 15 / LINE)))
+    fig.update_layout(meta={"min_width": _diagram_width(d, right - left)})  # what FIT_TITLE keeps it at, at least
     return fig
+
+
+#: px of a diagram's box text and arrow labels, and of the room kept about them
+BOX_TEXT, EDGE_TEXT, BOX_ROOM = 11, 9, 10
+
+
+def _diagram_width(d: Diagram, span: float) -> int:
+    """The narrowest a figure of ``d`` can be drawn with each box's text inside its box and each arrow's label
+    over the gap it crosses and a quarter of each box beside it (px, the margins with them); its x range is
+    ``span`` wide. In a narrower window (a
+    phone, 400 px) the boxes' texts ran into each other: the page keeps the figure this wide and scrolls it."""
+    w = d.box[0]
+    text = lambda line, size: _title_width(line) * size / TITLE_SIZE  # noqa: E731
+    per_unit = [(text(line, BOX_TEXT) * 1.1 + BOX_ROOM) / (2 * w)  # the label is bold: about a tenth wider
+                for n in d.nodes for line in (n.label, *n.detail.split("\n"))]
+    for a, b, label in d.edges:
+        na, nb = d.node(a), d.node(b)
+        if na.y == nb.y and abs(nb.x - na.x) > 2 * w:
+            per_unit.append((text(label, EDGE_TEXT) + BOX_ROOM) / (abs(nb.x - na.x) - w))  # a quarter box each side
+    return math.ceil(max(per_unit, default=0) * span) + 90  # the margins: 60 left, 30 right
 
 
 #: a page's script that cuts a figure's title (``layout.meta``: the title and the top margin of one
@@ -341,25 +371,38 @@ FIT_TITLE = """
 function tunesmithFitTitle(gd) {
   "use strict";
   const meta = gd.layout && gd.layout.meta, full = gd._fullLayout;
-  if (!meta || typeof meta.title !== "string" || !full || !full.title || gd.tunesmithFitting) { return; }
+  if (!meta || typeof meta.title !== "string" || !full || !full.title) { return; }
+  // a redraw while the last cut's relayout is in flight (a window resized during a live update) is fitted once
+  // that relayout is done: dropped, the title stayed cut for the width before
+  if (gd.tunesmithFitting) { gd.tunesmithRefit = true; return; }
   const ctx = tunesmithFitTitle.ctx || (tunesmithFitTitle.ctx = document.createElement("canvas").getContext("2d"));
   ctx.font = full.title.font.size + "px " + full.title.font.family;
   const width = full.width * (1 - full.title.x) - 10;
   const lines = tunesmithLines(meta.title, (t) => ctx.measureText(t).width <= width);
   const text = tunesmithHtml(lines);
-  if (text === full.title.text) { return; }
-  const many = lines.length > 1, top = meta.top + TITLE_LINE * (lines.length - 1);
   // the figure as first drawn: a taller title grows it by as much, so that the plot keeps its height
   // (a top margin past the figure's height squeezed the plot away, and plotly.js before 4 threw
-  // "Something went wrong with axis scaling" with the relayout left unfinished)
+  // "Something went wrong with axis scaling" with the relayout left unfinished); a shorter one gives the
+  // figure that height back (left to plotly, a page's figure kept the height its tallest title gave it)
   const first = gd.tunesmithFirst || (gd.tunesmithFirst = {"height": full.height, "top": full.margin.t,
                                                            "set": gd.layout.height || null});
+  // a legend above the plot (beside a colour bar) is written in rows under the title: as the plot narrows its
+  // rows grow in number, and they ran up over the title's lines
+  const legend = full.showlegend && full.legend && full.legend.yanchor === "bottom" && full.legend.y >= 1 &&
+    gd.querySelector("g.legend");
+  const rows = legend ? legend.getBoundingClientRect().height : 0;
+  const many = lines.length > 1 || rows > 0;
+  const top = Math.max(meta.top + TITLE_LINE * (lines.length - 1), rows ? TITLE_PAD + TITLE_LINE * lines.length + rows + 6 : 0);
+  if (text === full.title.text && top === full.margin.t) { return; }
   gd.tunesmithFitting = true;
-  const done = () => { gd.tunesmithFitting = false; };
+  const done = () => { gd.tunesmithFitting = false; tunesmithAgain(gd, "tunesmithRefit", tunesmithFitTitle); };
   Plotly.relayout(gd, {"title.text": text, "margin.t": top,
-                       "height": top > first.top ? first.height + top - first.top : first.set, "autosize": true,
+                       "height": top > first.top ? first.height + top - first.top : first.height, "autosize": true,
                        "title.y": many ? 1 : null, "title.yref": many ? "container" : null,
-                       "title.yanchor": many ? "top" : null, "title.pad.t": many ? 12 : null}).then(done, done);
+                       "title.yanchor": many ? "top" : null, "title.pad.t": many ? TITLE_PAD : null}).then(done, done);
+}
+function tunesmithAgain(gd, flag, fit) {
+  if (gd[flag]) { gd[flag] = false; fit(gd); }  // the redraw that came in flight, fitted now (once: flag cleared)
 }
 function tunesmithLines(text, fits) {
   "use strict";
@@ -393,7 +436,7 @@ function tunesmithFitAxes(gd) {
   const meta = gd.layout && gd.layout.meta, full = gd._fullLayout, trace = gd._fullData && gd._fullData[0];
   if (!meta || !Array.isArray(meta.axes) || !full || !full._size || !trace || trace.type !== "parcoords") { return; }
   tunesmithRaiseAxes(gd);
-  if (gd.tunesmithFittingAxes) { return; }
+  if (gd.tunesmithFittingAxes) { gd.tunesmithRefitAxes = true; return; }  // fitted once the restyle is done
   const ctx = tunesmithFitTitle.ctx || (tunesmithFitTitle.ctx = document.createElement("canvas").getContext("2d"));
   ctx.font = trace.labelfont.size + "px " + trace.labelfont.family;
   const between = full._size.w * (trace.domain.x[1] - trace.domain.x[0]) / Math.max(meta.axes.length - 1, 1) - 8;
@@ -413,7 +456,11 @@ function tunesmithFitAxes(gd) {
   labels.forEach((label, i) => { if (dims[i].label !== label) { update["dimensions[" + i + "].label"] = label; } });
   if (!Object.keys(update).length) { return; }
   gd.tunesmithFittingAxes = true;
-  const done = () => { gd.tunesmithFittingAxes = false; tunesmithRaiseAxes(gd); };
+  const done = () => {
+    gd.tunesmithFittingAxes = false;
+    tunesmithRaiseAxes(gd);
+    tunesmithAgain(gd, "tunesmithRefitAxes", tunesmithFitAxes);
+  };
   Plotly.restyle(gd, update, [0]).then(done, done);
 }
 // plotly draws a title's lines down from where its first line goes, into the range's end written above each axis:
@@ -429,17 +476,30 @@ function tunesmithRaiseAxes(gd) {
     t.setAttribute("transform", t.tunesmithRaised);
   }
 }
+// a figure that cannot be drawn narrower (``layout.meta.min_width``: a process diagram's boxes and their texts) is
+// kept that wide, its container scrolled sideways (at 400 px the boxes' texts ran into each other)
+function tunesmithFitWidth(gd) {
+  "use strict";
+  const least = gd.layout && gd.layout.meta && gd.layout.meta.min_width;
+  if (typeof least !== "number" || !gd.parentElement || gd.style.minWidth === least + "px") { return; }
+  gd.style.minWidth = least + "px";
+  gd.parentElement.style.overflowX = "auto";
+  if (gd.getBoundingClientRect().width > gd._fullLayout.width + 1) { Plotly.Plots.resize(gd); }
+}
 function tunesmithFitTitles(gd) {
   // on every redraw; a figure drawn anew (the dashboard's live update: Plotly.react) lost its listeners, so the
   // one listener is set again each call (once on the page's first draw, it was never again: a window resized
   // after an update left the titles and the axes' titles cut for the width before)
-  gd.tunesmithFit = gd.tunesmithFit || (() => { tunesmithFitTitle(gd); tunesmithFitAxes(gd); });
+  gd.tunesmithFit = gd.tunesmithFit || (() => { tunesmithFitWidth(gd); tunesmithFitTitle(gd); tunesmithFitAxes(gd); });
+  if (gd.tunesmithFirst && gd.tunesmithFirst.set !== (gd.layout.height || null)) {
+    gd.tunesmithFirst = null;  // a figure drawn anew at another height (a process diagram grown by a live update)
+  }
   if (gd.removeListener) { gd.removeListener("plotly_afterplot", gd.tunesmithFit); }
   gd.on("plotly_afterplot", gd.tunesmithFit);
   gd.tunesmithFitted = true;
   gd.tunesmithFit();
 }
-""".replace("TITLE_LINE", str(TITLE_LINE)).replace("AXIS_TITLE_WIDTH", str(AXIS_TITLE_WIDTH)).replace(
+""".replace("TITLE_LINE", str(TITLE_LINE)).replace("TITLE_PAD", str(TITLE_PAD)).replace("AXIS_TITLE_WIDTH", str(AXIS_TITLE_WIDTH)).replace(
     "MOST_LINES", str(MOST_LINES))
 
 
