@@ -853,16 +853,24 @@ class Study:
         except StorageError as exc:
             if not self._left_running(trial.number):
                 raise
-            beat = self.heartbeat_config
-            later = (f"a later run of this study fails it {beat.grace:g} s after its last heartbeat (grace_period)"
-                     if beat.interval is not None and beat.grace is not None else
-                     "open the study with heartbeat_interval=S and grace_period=G so that a later run fails it after "
-                     "G seconds")
-            raise StorageError(
-                f"{exc}; trial {trial.number} of study {self.name!r} stays running, its end not written: once the "
-                f"storage has room (or can be written) again, end it in Python with "
-                f"study.tell({trial.number}, state='failed') on the study opened again (tunesmith tell ends paused "
-                f"trials only), or {later}") from exc
+            raise self._left_running_error(exc, [trial.number]) from exc
+
+    def _left_running_error(self, exc: StorageError, numbers: list[int]) -> StorageError:
+        """``exc``, a refused write that left running trials ``numbers`` of this study running, with those
+        trials named and how to end them once the storage can be written again."""
+        beat = self.heartbeat_config
+        one = len(numbers) == 1
+        it = "it" if one else "them"
+        later = (f"a later run of this study fails {it} {beat.grace:g} s after {'its' if one else 'their'} last "
+                 "heartbeat (grace_period)" if beat.interval is not None and beat.grace is not None else
+                 f"open the study with heartbeat_interval=S and grace_period=G so that a later run fails {it} "
+                 "after G seconds")
+        which = f"trial {numbers[0]}" if one else f"trials {', '.join(map(str, numbers))}"
+        tells = " and ".join(f"study.tell({n}, state='failed')" for n in numbers)
+        return StorageError(
+            f"{exc}; {which} of study {self.name!r} {'stays' if one else 'stay'} running, {'its end' if one else 'their ends'} "
+            f"not written: once the storage has room (or can be written) again, end {it} in Python with {tells} on "
+            f"the study opened again (tunesmith tell ends paused trials only), or {later}")
 
     def _left_running(self, number: int) -> bool:
         """Whether trial ``number`` is still running as stored (a storage that cannot be read: taken as so; a
@@ -928,12 +936,21 @@ class Study:
         ``timed_out`` (a trial_timeout stopped it): resumed, it would run past the limit again, its worker killed
         each time, up to MAX_HOLDS times; it is failed, as the Ray executor fails it."""
         running = self._storage.get_trials(self._study_id, state=TrialState.RUNNING)
+        mine = [t for t in running if t.worker == worker]
         held = dead and not timed_out
-        return lifecycle.fail_lost(
-            self._storage, self._study_id, [t for t in running if t.worker == worker], error=error,
-            now=self._storage.clock(), requeue=self._heartbeat.config.requeue if requeue is None else requeue, dead=held,
-            once=requeue is None, pauses=self.pruner.pauses, hold_new=held,
-        )  # fmt: skip
+        try:
+            return lifecycle.fail_lost(
+                self._storage, self._study_id, mine, error=error,
+                now=self._storage.clock(), requeue=self._heartbeat.config.requeue if requeue is None else requeue,
+                dead=held, once=requeue is None, pauses=self.pruner.pauses, hold_new=held,
+            )  # fmt: skip
+        except StudyNotFound:
+            raise
+        except StorageError as exc:  # a full disk: the trials it read stay running, named with how to end them
+            left = [t.number for t in mine if self._left_running(t.number)]
+            if not left:
+                raise
+            raise self._left_running_error(exc, left) from exc
 
     def fail_trial(self, number: int, error: str, *, requeue: bool = False) -> FrozenTrial | None:
         """Fail running trial ``number`` (its worker is lost), queueing a copy with the
