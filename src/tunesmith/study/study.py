@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -890,8 +891,9 @@ class Study:
         try:
             value = objective(trial)
         except ResumeRefused as exc:
-            if not (trial.is_resumed and self._pause_again(trial, describe_exception(exc))):
+            if not trial.is_resumed:
                 return self.tell(trial, state=TrialState.FAILED, error=describe_exception(exc))
+            self._pause_again(trial, describe_exception(exc))
             raise
         except TrialPruned as exc:
             asked = isinstance(exc, TrialPaused) or trial._last_decision is Decision.PAUSE
@@ -912,16 +914,20 @@ class Study:
             self._mark_interrupted(trial, exc)
             raise
 
-    def _pause_again(self, trial: Trial, reason: str) -> bool:
+    def _pause_again(self, trial: Trial, reason: str) -> None:
         """A resumed trial whose objective refused its checkpoint (:class:`ResumeRefused`), paused
         again as it was, its reports, checkpoint and promotion kept (resumed first, as after a lost
-        worker: its rung's quota may have filled since); whether it was (still running here)."""
+        worker: its rung's quota may have filled since). Only while the stored trial is still this run
+        (:func:`lifecycle.same_run`), else TrialFinishedError: a worker taken for dead that was not (a
+        Ray node cut off from its cluster, not from the database) had its trial held, and another
+        process may have resumed it since; the state alone (running) let this write pause that run."""
         final = lifecycle.hold(trial.record, reason, lost=False)
         self._heartbeat.finished(final.number)
-        if not self._storage.update_trial(self._study_id, final, expect_state=TrialState.RUNNING):
-            return False
+        if not self._storage.update_trial(self._study_id, final, expect_state=TrialState.RUNNING,
+                                          expect=functools.partial(lifecycle.same_run, trial.record)):
+            raise TrialFinishedError(f"trial {trial.number} was ended, held or resumed by another worker while "
+                                     "it ran here: this run's end is not recorded")
         trial._record = final
-        return True
 
     # -- lost workers (heartbeat.py does the work) ----------------------------------------
     def fail_worker(
@@ -1029,8 +1035,10 @@ class Study:
 
         error = interrupted(exc)
         try:
-            self._catch_up(trial)
-            if lifecycle.resumable(trial.record, pauses=self.pruner.pauses) and self._pause_again(trial, error):
+            if not self._catch_up(trial):
+                return  # ended, held or resumed elsewhere meanwhile: not this run's to mark
+            if lifecycle.resumable(trial.record, pauses=self.pruner.pauses):
+                self._pause_again(trial, error)
                 return
             self.tell(trial, state=TrialState.FAILED, error=error)
         except TrialFinishedError:
@@ -1039,13 +1047,16 @@ class Study:
             # trial left running), and the executor's handling of it looks again at what still runs
             logger.warning("could not mark the interrupted trial %d failed: %s", trial.number, error)
 
-    def _catch_up(self, trial: Trial) -> None:
+    def _catch_up(self, trial: Trial) -> bool:
         """Give ``trial``'s handle its stored record where this run wrote a newer one: an interrupt raised after a
         report's write committed, before the handle took the record, left the handle a report behind (held or
-        failed with it, that report and its checkpoint were overwritten)."""
+        failed with it, that report and its checkpoint were overwritten). Whether the stored trial is still
+        this run (not ended, held or resumed by another worker since)."""
         stored = self._storage.get_trial(self._study_id, trial.number)
-        if lifecycle.same_run(trial.record, stored):
-            trial._record = stored
+        if not lifecycle.same_run(trial.record, stored):
+            return False
+        trial._record = stored
+        return True
 
     # -- management (manage.py does the work) -------------------------------------------------
     def add_trial(
