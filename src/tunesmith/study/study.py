@@ -886,14 +886,18 @@ class Study:
     def _run_and_tell(
         self, objective: Objective, trial: Trial, catch: tuple[type[BaseException], ...]
     ) -> FrozenTrial:
-        from ..exceptions import ResumeRefused, TrialPaused, TrialPruned
+        from ..exceptions import OutOfRoom, ResumeRefused, TrialPaused, TrialPruned
 
         try:
             value = objective(trial)
-        except ResumeRefused as exc:
+        except (ResumeRefused, OutOfRoom) as exc:
             if not trial.is_resumed:
                 return self.tell(trial, state=TrialState.FAILED, error=describe_exception(exc))
             self._pause_again(trial, describe_exception(exc))
+            if isinstance(exc, OutOfRoom):  # what became of the trial, with what to do
+                raise type(exc)(f"{exc}; trial {trial.number} (resumed after a pause) was paused again, its "
+                                "checkpoint and promotion kept: once there is room, the next optimize resumes it "
+                                "first") from exc
             raise
         except TrialPruned as exc:
             asked = isinstance(exc, TrialPaused) or trial._last_decision is Decision.PAUSE
