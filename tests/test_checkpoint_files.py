@@ -849,8 +849,9 @@ def test_a_checkpoint_the_full_disk_refused_fails_its_trial_naming_the_folder(sm
                                                                   ts.TrialState.COMPLETE]
 
 
+@pytest.mark.parametrize("jobs", [1, 2], ids=["inline", "processes"])
 def test_a_promoted_trial_whose_checkpoint_the_full_disk_refused_is_paused_again_keeping_its_promotion(
-        small_fs: Path, tmp_path: Path) -> None:  # noqa: F811
+        small_fs: Path, tmp_path: Path, jobs: int) -> None:  # noqa: F811
     """A resumed (promoted) trial whose checkpoint save met a full disk was failed: its promotion and the
     epochs it had trained lost for good. It is paused again now, promotion and checkpoint kept, and optimize
     stops with the error saying so (resumed first again, it would meet the full disk again); with room
@@ -868,7 +869,7 @@ def test_a_promoted_trial_whose_checkpoint_the_full_disk_refused_is_paused_again
     study.pruner = PauseAndPromote()  # promotes it: the next optimize resumes it to the end
     _fill(small_fs)
     with pytest.raises(CheckpointError) as err:
-        study.optimize(obj, n_trials=0)
+        study.optimize(obj, n_trials=0, n_jobs=jobs)
     said = str(err.value)
     assert "cannot save the checkpoint" in said and "free space on the disk" in said, said
     assert "trial 0 (resumed after a pause) was paused again, its checkpoint and promotion kept" in said, said
