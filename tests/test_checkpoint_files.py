@@ -916,7 +916,7 @@ def test_a_checkpoint_the_full_disk_refused_fails_its_trial_naming_the_folder(sm
     _fill(small_fs)
     study.optimize(obj, n_trials=1)
     failed = study.trials[1]
-    assert failed.state is ts.TrialState.FAILED and failed.error.startswith("CheckpointError: cannot save the "
+    assert failed.state is ts.TrialState.FAILED and failed.error.startswith("CheckpointNoRoom: cannot save the "
                                                                             "checkpoint"), failed.error
     assert f"free space on the disk that holds '{small_fs / 'ck'}" in failed.error
     assert "checkpoint_root=... / checkpoint_dir=..." in failed.error and "keep_last=1" in failed.error
@@ -950,6 +950,39 @@ def test_a_checkpoint_a_full_disk_refused_in_a_loop_of_one_s_own_names_what_that
     with pytest.raises(CheckpointError) as caught:  # a Trainer's own save, called by the user: the same
         Trainer(model, CFG).save(folder / "mine.pt")
     assert "checkpoint.rotate(folder, keep=1)" in str(caught.value) and "keep_last" not in str(caught.value)
+@pytest.mark.parametrize("jobs", [1, 2], ids=["inline", "processes"])
+def test_a_promoted_trial_whose_checkpoint_the_full_disk_refused_is_paused_again_keeping_its_promotion(
+        small_fs: Path, tmp_path: Path, jobs: int) -> None:  # noqa: F811
+    """A resumed (promoted) trial whose checkpoint save met a full disk was failed: its promotion and the
+    epochs it had trained lost for good. It is paused again now, promotion and checkpoint kept, and optimize
+    stops with the error saying so (resumed first again, it would meet the full disk again); with room
+    again the next optimize resumes it from that checkpoint."""
+    from test_faults_storage import _fill
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    study = ts.Study({"lr": ts.Float(1e-3, 1e-1, log=True)}, storage=url, name="s", sampler="random", seed=0,
+                     pruner=PauseAt(2))
+    obj = objective(lambda p: mlp(), DATA, base=TrainConfig(epochs=3, batch_size=16),
+                    checkpoint_root=small_fs / "ck")
+    study.optimize(obj, n_trials=1)
+    paused = study.trials[0]
+    assert paused.state is ts.TrialState.PAUSED and paused.last_step == 2, paused
+    study.pruner = PauseAndPromote()  # promotes it: the next optimize resumes it to the end
+    _fill(small_fs)
+    with pytest.raises(CheckpointError) as err:
+        study.optimize(obj, n_trials=0, n_jobs=jobs)
+    said = str(err.value)
+    assert "cannot save the checkpoint" in said and "free space on the disk" in said, said
+    assert "trial 0 (resumed after a pause) was paused again, its checkpoint and promotion kept" in said, said
+    held = ts.Study.load("s", url).trials[0]
+    assert held.state is ts.TrialState.PAUSED and held.system.n_resumes == 1, held
+    assert held.system.held is not None and "cannot save the checkpoint" in held.system.held, held.system
+    assert held.attrs.get("checkpoint") == paused.attrs["checkpoint"] and sorted(held.intermediate) == [1, 2], (held.attrs, held.intermediate)
+    (small_fs / "filler").unlink()
+    study.optimize(obj, n_trials=0)
+    done = ts.Study.load("s", url).trials
+    assert len(done) == 1 and done[0].state is ts.TrialState.COMPLETE and done[0].system.n_resumes == 2, done
+    assert sorted(done[0].intermediate) == [1, 2, 3]
 
 
 def test_tunesmith_tell_deletes_the_checkpoints_of_the_paused_trials_it_ends(

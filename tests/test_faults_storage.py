@@ -1098,3 +1098,32 @@ def test_a_trial_whose_end_the_full_disk_refused_in_a_study_with_heartbeats_is_l
     assert "trial 0 of study 'full' stays running" in said and "study.tell(0, state='failed')" in said, said
     assert "a later run of this study fails it 90 s after its last heartbeat" in said, said
     assert "heartbeat_interval=S" not in said, said
+
+
+def _fills_the_disk_in_trial_2(folder: Path, trial: Any) -> float:
+    return _fills_the_disk(folder, trial) if trial.number == 2 else 0.5
+
+
+def test_a_worker_process_trial_whose_end_the_full_disk_refused_is_named_by_the_pool_too(
+        small_fs: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """With worker processes the pool's parent, failing the trial its worker left as it stopped with the
+    StorageError, met the full disk too: "could not mark the dead worker's trial failed: ... disk is full",
+    naming no trial. That line names it now, with how to end it, as the worker's own error does."""
+    import tunesmith as ts
+    from tunesmith.exceptions import StorageError
+
+    url = f"sqlite:///{small_fs / 'study.db'}"
+    study = ts.Study({"x": ts.Float(0, 1)}, storage=url, name="full", sampler="random", seed=1)
+    study.optimize(lambda t: t.params["x"], n_trials=2)
+    with pytest.raises(StorageError) as err:
+        study.optimize(functools.partial(_fills_the_disk_in_trial_2, small_fs), n_trials=2, n_jobs=2)
+    assert "trial 2 of study 'full' stays running" in str(err.value), err.value
+    said = [r.getMessage() for r in caplog.records if "could not mark the dead worker's trial" in r.getMessage()]
+    assert said, [r.getMessage() for r in caplog.records]
+    assert all("disk is full" in line and "trial 2 of study 'full' stays running, its end not written" in line
+               and "study.tell(2, state='failed')" in line for line in said), said
+    (small_fs / "filler").unlink()
+    again = ts.Study.load("full", url)
+    assert again.trials[2].state is ts.TrialState.RUNNING
+    again.tell(2, state="failed")  # as the line advises
+    assert again.trials[2].state is ts.TrialState.FAILED

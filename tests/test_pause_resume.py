@@ -1668,3 +1668,83 @@ def test_a_ctrl_c_around_a_report_s_write_holds_the_trial_at_its_last_recorded_r
     assert resumed.state is TrialState.COMPLETE and resumed.system.n_resumes == 1, resumed
     assert starts(tmp_path) == [(0, 0), (0, reported + 1)]
     check_resumed_runs_are_exact(study)
+
+
+_RUN_TAKEN_FOR_DEAD = """
+import sys, time
+from pathlib import Path
+sys.path.insert(0, {tests!r})
+import tunesmith as ts
+from test_pause_resume import SPACE
+
+url, folder, role = sys.argv[1:]
+here = Path(folder)
+
+def wait(name):
+    while not (here / name).exists():
+        time.sleep(0.02)
+
+def objective(trial):
+    if role == "alive":  # its process taken for dead, its trial held, then a Ctrl-C in its objective
+        trial.report(0.5, 1, checkpoint="ck-0")
+        (here / "reported").touch()
+        wait("interrupt")
+        raise KeyboardInterrupt
+    (here / f"resumed-{{trial.system.n_resumes}}").touch()  # the other process resumes the held trial
+    wait("finish")
+    trial.report(0.4, 2, checkpoint="ck-1")
+    return 0.4
+
+study = ts.Study(SPACE, storage=url, name="s", load_if_exists=True)
+study.optimize(objective, n_trials=1 if role == "alive" else 0)
+"""
+
+
+def test_a_ctrl_c_in_a_worker_taken_for_dead_leaves_the_run_that_resumed_its_held_trial_alone(
+        tmp_path: Path, shared_storage_url: str, subprocess_env: dict[str, str]) -> None:
+    """A worker taken for dead that was not (a Ray node cut off from its cluster, not from the database: the
+    driver calls ``fail_worker(dead=True)``) has its trial held; another process resumes it; then a Ctrl-C
+    stops the first one's objective. Its pause was a compare-and-set on the state alone (running): it paused
+    the other process's run with its own older record, whose end was then refused and which was resumed
+    twice. Now it writes only over its own run, and the other run completes the trial, resumed once."""
+    study = ts.Study(SPACE, storage=shared_storage_url, name="s", sampler="random", seed=0,
+                     pruner=ASHA(min_resource=1, reduction_factor=3, pause=True, max_resource=N_STEPS))
+    script = _RUN_TAKEN_FOR_DEAD.format(tests=str(Path(__file__).parent))
+    run = [sys.executable, "-c", script, shared_storage_url, str(tmp_path)]
+    alive = subprocess.Popen([*run, "alive"], env=subprocess_env, stderr=subprocess.PIPE, text=True)
+    other = None
+    try:
+        _wait_for(tmp_path / "reported", alive)
+        worker = study.trials[0].worker
+        assert worker is not None
+        held = study.fail_worker(worker, "ray worker lost", dead=True)  # as Ray's driver does for a lost actor
+        assert [(t.number, t.state) for t in held] == [(0, TrialState.PAUSED)], held
+        other = subprocess.Popen([*run, "other"], env=subprocess_env, stderr=subprocess.PIPE, text=True)
+        _wait_for(tmp_path / "resumed-1", other)
+        (tmp_path / "interrupt").touch()
+        _, err = alive.communicate(timeout=60)
+        stored = study.storage.get_trial(study._study_id, 0)
+        assert (stored.state, stored.system.n_resumes) == (TrialState.RUNNING, 1), (stored, err)
+        assert stored.worker is not None and stored.worker != worker, stored
+        (tmp_path / "finish").touch()
+        _, err_other = other.communicate(timeout=60)
+    finally:
+        alive.kill()
+        if other is not None:
+            other.kill()
+    assert other.returncode == 0, err_other
+    trial = study.trials[0]
+    assert (trial.state, trial.value, trial.system.n_resumes) == (TrialState.COMPLETE, 0.4, 1), (trial, err_other)
+    assert trial.intermediate == {1: 0.5, 2: 0.4}
+    assert not (tmp_path / "resumed-2").exists(), err_other
+
+
+def _wait_for(marker: Path, proc: subprocess.Popen[str], deadline: float = 120.0) -> None:
+    """Until ``marker`` exists (``proc`` still running), however loaded the machine."""
+    end = time.monotonic() + deadline
+    while not marker.exists():
+        if proc.poll() is not None:
+            raise AssertionError(f"the process ended before {marker.name}: {proc.communicate()[1]}")
+        if time.monotonic() > end:
+            raise TimeoutError(f"no {marker.name} within {deadline} s")
+        time.sleep(0.02)

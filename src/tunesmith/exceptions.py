@@ -37,6 +37,14 @@ class ResumeRefused(TunesmithError, RuntimeError):  # noqa: N818 - like TrialPau
     resumed, it fails that trial as any error does."""
 
 
+class OutOfRoom(TunesmithError):  # noqa: N818 - a kind of error, named for what ran out
+    """A file the objective had to write was refused for room (a full disk or quota, a limit on file
+    size): a checkpoint's :class:`~tunesmith.train.checkpoint.CheckpointError` is one. A trial resumed
+    after a pause that meets it is paused again, its checkpoint and promotion kept, and ``optimize``
+    stops with this error (resumed first in the same run, it would meet the full disk again), as for
+    :class:`ResumeRefused`; any other trial is failed with it."""
+
+
 class UntrustedPathError(TunesmithError, PermissionError, ValueError):
     """A file or folder tunesmith was to read or write is refused because another user may have chosen it
     or may change it: their link in its place, a file or folder of theirs, one others may write (a Ray

@@ -35,6 +35,7 @@ from typing import Any
 
 from ..exceptions import (
     STOPPING_SIGNALS,
+    OutOfRoom,
     ResumeRefused,
     StorageError,
     Terminated,
@@ -766,9 +767,9 @@ def _stop_on_error(run: Run, outbox: Any, index: int, exc: Exception) -> int:
     """The exit code of worker ``index`` after ``exc``: 0 where the run stops and the parent raises ``exc``,
     1 for a crash of the worker itself."""
     # the storage failed past its retries (replacements died of it too, or wrote a new file), or a resumed
-    # trial's checkpoint does not fit the objective's model (each replacement resumed it again): stop the run,
-    # the parent raises it
-    if isinstance(exc, (StorageError, ResumeRefused)):
+    # trial's checkpoint does not fit the objective's model or met a full disk (each replacement resumed it
+    # again): stop the run, the parent raises it
+    if isinstance(exc, (StorageError, ResumeRefused, OutOfRoom)):
         run.budget.stop()
         _send_raised(outbox, exc)
     elif isinstance(exc, run.catch):  # not the objective's (catch covers those): a crash

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -854,18 +855,26 @@ class Study:
         except StorageError as exc:
             if not self._left_running(trial.number):
                 raise
-            beat = self.heartbeat_config
-            later = (f"a later run of this study fails it {beat.grace:g} s after its last heartbeat (grace_period)"
-                     if beat.interval is not None and beat.grace is not None else
-                     "open the study with heartbeat_interval=S and grace_period=G so that a later run fails it after "
-                     "G seconds")
-            error = StorageError(
-                f"{exc}; trial {trial.number} of study {self.name!r} stays running, its end not written: once the "
-                f"storage has room (or can be written) again, end it in Python with "
-                f"study.tell({trial.number}, state='failed') on the study opened again (tunesmith tell ends paused "
-                f"trials only), or {later}")
+            error = self._left_running_error(exc, [trial.number])
             error.left_running = trial.number  # a worker process's parent may end it since (execution.process)
             raise error from exc
+
+    def _left_running_error(self, exc: StorageError, numbers: list[int]) -> StorageError:
+        """``exc``, a refused write that left running trials ``numbers`` of this study running, with those
+        trials named and how to end them once the storage can be written again."""
+        beat = self.heartbeat_config
+        one = len(numbers) == 1
+        it = "it" if one else "them"
+        later = (f"a later run of this study fails {it} {beat.grace:g} s after {'its' if one else 'their'} last "
+                 "heartbeat (grace_period)" if beat.interval is not None and beat.grace is not None else
+                 f"open the study with heartbeat_interval=S and grace_period=G so that a later run fails {it} "
+                 "after G seconds")
+        which = f"trial {numbers[0]}" if one else f"trials {', '.join(map(str, numbers))}"
+        tells = " and ".join(f"study.tell({n}, state='failed')" for n in numbers)
+        return StorageError(
+            f"{exc}; {which} of study {self.name!r} {'stays' if one else 'stay'} running, {'its end' if one else 'their ends'} "
+            f"not written: once the storage has room (or can be written) again, end {it} in Python with {tells} on "
+            f"the study opened again (tunesmith tell ends paused trials only), or {later}")
 
     def _left_running(self, number: int) -> bool:
         """Whether trial ``number`` is still running as stored (a storage that cannot be read: taken as so; a
@@ -880,13 +889,18 @@ class Study:
     def _run_and_tell(
         self, objective: Objective, trial: Trial, catch: tuple[type[BaseException], ...]
     ) -> FrozenTrial:
-        from ..exceptions import ResumeRefused, TrialPaused, TrialPruned
+        from ..exceptions import OutOfRoom, ResumeRefused, TrialPaused, TrialPruned
 
         try:
             value = objective(trial)
-        except ResumeRefused as exc:
-            if not (trial.is_resumed and self._pause_again(trial, describe_exception(exc))):
+        except (ResumeRefused, OutOfRoom) as exc:
+            if not trial.is_resumed:
                 return self.tell(trial, state=TrialState.FAILED, error=describe_exception(exc))
+            self._pause_again(trial, describe_exception(exc))
+            if isinstance(exc, OutOfRoom):  # what became of the trial, with what to do
+                raise type(exc)(f"{exc}; trial {trial.number} (resumed after a pause) was paused again, its "
+                                "checkpoint and promotion kept: once there is room, the next optimize resumes it "
+                                "first") from exc
             raise
         except TrialPruned as exc:
             asked = isinstance(exc, TrialPaused) or trial._last_decision is Decision.PAUSE
@@ -907,16 +921,20 @@ class Study:
             self._mark_interrupted(trial, exc)
             raise
 
-    def _pause_again(self, trial: Trial, reason: str) -> bool:
+    def _pause_again(self, trial: Trial, reason: str) -> None:
         """A resumed trial whose objective refused its checkpoint (:class:`ResumeRefused`), paused
         again as it was, its reports, checkpoint and promotion kept (resumed first, as after a lost
-        worker: its rung's quota may have filled since); whether it was (still running here)."""
+        worker: its rung's quota may have filled since). Only while the stored trial is still this run
+        (:func:`lifecycle.same_run`), else TrialFinishedError: a worker taken for dead that was not (a
+        Ray node cut off from its cluster, not from the database) had its trial held, and another
+        process may have resumed it since; the state alone (running) let this write pause that run."""
         final = lifecycle.hold(trial.record, reason, lost=False)
         self._heartbeat.finished(final.number)
-        if not self._storage.update_trial(self._study_id, final, expect_state=TrialState.RUNNING):
-            return False
+        if not self._storage.update_trial(self._study_id, final, expect_state=TrialState.RUNNING,
+                                          expect=functools.partial(lifecycle.same_run, trial.record)):
+            raise TrialFinishedError(f"trial {trial.number} was ended, held or resumed by another worker while "
+                                     "it ran here: this run's end is not recorded")
         trial._record = final
-        return True
 
     # -- lost workers (heartbeat.py does the work) ----------------------------------------
     def fail_worker(
@@ -931,12 +949,21 @@ class Study:
         ``timed_out`` (a trial_timeout stopped it): resumed, it would run past the limit again, its worker killed
         each time, up to MAX_HOLDS times; it is failed, as the Ray executor fails it."""
         running = self._storage.get_trials(self._study_id, state=TrialState.RUNNING)
+        mine = [t for t in running if t.worker == worker]
         held = dead and not timed_out
-        return lifecycle.fail_lost(
-            self._storage, self._study_id, [t for t in running if t.worker == worker], error=error,
-            now=self._storage.clock(), requeue=self._heartbeat.config.requeue if requeue is None else requeue, dead=held,
-            once=requeue is None, pauses=self.pruner.pauses, hold_new=held,
-        )  # fmt: skip
+        try:
+            return lifecycle.fail_lost(
+                self._storage, self._study_id, mine, error=error,
+                now=self._storage.clock(), requeue=self._heartbeat.config.requeue if requeue is None else requeue,
+                dead=held, once=requeue is None, pauses=self.pruner.pauses, hold_new=held,
+            )  # fmt: skip
+        except StudyNotFound:
+            raise
+        except StorageError as exc:  # a full disk: the trials it read stay running, named with how to end them
+            left = [t.number for t in mine if self._left_running(t.number)]
+            if not left:
+                raise
+            raise self._left_running_error(exc, left) from exc
 
     def fail_trial(self, number: int, error: str, *, requeue: bool = False) -> FrozenTrial | None:
         """Fail running trial ``number`` (its worker is lost), queueing a copy with the
@@ -1015,8 +1042,10 @@ class Study:
 
         error = interrupted(exc)
         try:
-            self._catch_up(trial)
-            if lifecycle.resumable(trial.record, pauses=self.pruner.pauses) and self._pause_again(trial, error):
+            if not self._catch_up(trial):
+                return  # ended, held or resumed elsewhere meanwhile: not this run's to mark
+            if lifecycle.resumable(trial.record, pauses=self.pruner.pauses):
+                self._pause_again(trial, error)
                 return
             self.tell(trial, state=TrialState.FAILED, error=error)
         except TrialFinishedError:
@@ -1025,13 +1054,16 @@ class Study:
             # trial left running), and the executor's handling of it looks again at what still runs
             logger.warning("could not mark the interrupted trial %d failed: %s", trial.number, error)
 
-    def _catch_up(self, trial: Trial) -> None:
+    def _catch_up(self, trial: Trial) -> bool:
         """Give ``trial``'s handle its stored record where this run wrote a newer one: an interrupt raised after a
         report's write committed, before the handle took the record, left the handle a report behind (held or
-        failed with it, that report and its checkpoint were overwritten)."""
+        failed with it, that report and its checkpoint were overwritten). Whether the stored trial is still
+        this run (not ended, held or resumed by another worker since)."""
         stored = self._storage.get_trial(self._study_id, trial.number)
-        if lifecycle.same_run(trial.record, stored):
-            trial._record = stored
+        if not lifecycle.same_run(trial.record, stored):
+            return False
+        trial._record = stored
+        return True
 
     # -- management (manage.py does the work) -------------------------------------------------
     def add_trial(

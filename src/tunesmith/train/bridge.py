@@ -423,6 +423,8 @@ def _fit(trainer: Trainer, trial: Any, folder: Path, keep: str, train: Any, val:
     except Exception as exc:
         if resume is not None and isinstance(exc, ckpt.CheckpointMismatch):
             raise _refused(trial, folder, exc) from exc  # its files kept: the study pauses it again
+        if resume is not None and isinstance(exc, exceptions.OutOfRoom):
+            raise  # a full disk: its files kept, the study pauses it again (Study.run_trial)
         if keep != "all" and not isinstance(exc, exceptions.StorageError):
             retention.retire(folder, "none")
             for key in ("checkpoint", "best_checkpoint"):

@@ -30,7 +30,7 @@ from typing import Any, BinaryIO
 import numpy as np
 import torch
 
-from ..exceptions import TunesmithError, UntrustedPathError
+from ..exceptions import OutOfRoom, TunesmithError, UntrustedPathError
 from ..paths import (
     NotRegularFile,
     every_user_may_add,
@@ -50,6 +50,10 @@ except ImportError:  # Windows: no advisory lock on a folder; two runs in one fo
 class CheckpointError(TunesmithError, ValueError):
     """A checkpoint or checkpoint folder that is refused: unreadable, unsafe, or not this run's (a
     ``ValueError`` too)."""
+
+
+class CheckpointNoRoom(CheckpointError, OutOfRoom):  # noqa: N818 - a kind of CheckpointError
+    """A checkpoint the disk (or a quota, or ``ulimit -f``) refused for room."""
 
 
 class UntrustedCheckpointFolder(CheckpointError, UntrustedPathError):  # noqa: N818 - a kind of CheckpointError
@@ -270,7 +274,7 @@ OWN_ROOM = ("or save into a folder on another disk; keep fewer checkpoint files 
             "checkpoint.last_path)")
 
 
-def out_of_room(path: Path, exc: OSError, room: str | None = None) -> CheckpointError | None:
+def out_of_room(path: Path, exc: OSError, room: str | None = None) -> CheckpointNoRoom | None:
     """Where writing ``path`` failed for room, the error naming it and where to make room (the trial's error
     said "[Errno 28] No space left on device" at a line of this module: which disk, which folder?), and
     ``room``: the caller's ways to save elsewhere or fewer files (:data:`OWN_ROOM` by default)."""
@@ -278,7 +282,7 @@ def out_of_room(path: Path, exc: OSError, room: str | None = None) -> Checkpoint
         return None
     fix = ("raise the limit on file size (ulimit -f) of the processes that train" if exc.errno == errno.EFBIG
            else f"free space on the disk that holds {str(path.parent)!r}")
-    return CheckpointError(
+    return CheckpointNoRoom(
         f"cannot save the checkpoint {str(path)!r} ({exc.strerror or exc}; nothing of it was left): {fix}, "
         f"{OWN_ROOM if room is None else room}")
 
