@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 import tunesmith as ts
+from tunesmith.exceptions import OutOfRoom
 from tunesmith.pruners import ASHA, Decision, Hyperband, Pruner, SuccessiveHalving
 from tunesmith.storage import MemoryStorage, SQLStorage
 from tunesmith.storage.base import worker_id
@@ -1748,3 +1749,66 @@ def _wait_for(marker: Path, proc: subprocess.Popen[str], deadline: float = 120.0
         if time.monotonic() > end:
             raise TimeoutError(f"no {marker.name} within {deadline} s")
         time.sleep(0.02)
+
+
+class _DiskFull(OutOfRoom):  # noqa: N818 - as a user's own kind of OutOfRoom, with its own arguments
+    def __init__(self, path: str, needed: int) -> None:
+        super().__init__(f"no room for {path} ({needed} bytes)")
+        self.path, self.needed = path, needed
+
+
+def test_a_resumed_trial_s_own_kind_of_out_of_room_is_raised_as_itself_saying_the_trial_was_paused_again(
+        storage_url: str | None) -> None:
+    """A resumed trial's OutOfRoom was raised again as a new exception of its type built from one message:
+    a subclass whose __init__ takes other arguments (a path and a size) made optimize raise "TypeError:
+    __init__() missing 1 required positional argument" instead, saying nothing of the full disk or of the
+    trial paused again. The error raised is the objective's own, its fields kept, with the trial's fate."""
+    study = ts.Study(SPACE, storage=storage_url, name="r",
+                     pruner=ASHA(min_resource=1, reduction_factor=3, curve="best", pause=True))
+    number = _paused_with_checkpoint(study)
+    resumed = study.ask()
+    assert resumed.number == number and resumed.is_resumed
+
+    def full(trial: ts.Trial) -> float:
+        raise _DiskFull("/data/ck.pt", 4096)
+
+    with pytest.raises(_DiskFull) as err:
+        study.run_trial(full, resumed)
+    said = str(err.value)
+    assert said.startswith("no room for /data/ck.pt (4096 bytes); trial 0 (resumed after a pause) was paused "
+                           "again, its checkpoint and promotion kept"), said
+    assert (err.value.path, err.value.needed) == ("/data/ck.pt", 4096)
+    kept = study.trials[number]
+    assert kept.state is TrialState.PAUSED and kept.system.n_holds == 0 and "no room for" in kept.system.held, kept
+    assert study.ask().number == number  # resumed first, as the error says
+
+
+def test_a_resumed_trial_another_worker_took_over_is_said_to_be_taken_over_not_ended(
+        sqlite_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    """A resumed trial whose worker was taken for dead while it ran (held), then resumed by another worker,
+    and whose objective here then refused its checkpoint: this run records nothing and goes on, as it
+    should, but said "trial 0 ended elsewhere while it ran here (running)", a trial that had not ended. It
+    says the trial was taken over, and the other worker's run stands."""
+    pruner = ASHA(min_resource=1, reduction_factor=3, curve="best", pause=True)
+    study = ts.Study(SPACE, storage=sqlite_url, name="s", pruner=pruner)
+    other = ts.Study.load("s", sqlite_url, pruner=pruner)  # another worker on the same study
+    number = _paused_with_checkpoint(study)
+    taken: list[ts.Trial] = []
+
+    def refused_after_a_takeover(trial: ts.Trial) -> float:
+        assert trial.is_resumed
+        study.fail_worker(worker_id(), "ray worker lost", dead=True)  # as Ray's driver does for a lost actor
+        taken.append(other.ask())  # the other worker resumes the held trial
+        raise ts.ResumeRefused("its checkpoint was written for another model")
+
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        study.optimize(refused_after_a_takeover, n_trials=0)
+    assert [t.number for t in taken] == [number]
+    said = [r.getMessage() for r in caplog.records if f"trial {number}" in r.getMessage()]
+    assert any(f"trial {number} was taken over by another worker while it ran here" in line
+               and "this run's result is not recorded" in line for line in said), said
+    assert not any("ended elsewhere" in line for line in said), said
+    stored = study.trials[number]
+    assert (stored.state, stored.system.n_resumes) == (TrialState.RUNNING, 2), stored  # the other's run stands
+    other.tell(taken[0], 0.25)
+    assert study.trials[number].state is TrialState.COMPLETE

@@ -516,6 +516,10 @@ def run_one(run: Run, *, only: str | None = None) -> FrozenTrial | None:
         if stored.state is TrialState.WAITING:  # put back in the queue (its objective found the budget spent)
             logger.info("trial %d went back to the queue while it ran here", trial.number)
             return None
+        if stored.state is TrialState.RUNNING:  # held as lost while it ran here, then resumed by another worker
+            logger.warning("trial %d was taken over by another worker while it ran here (this one was taken for "
+                           "lost and the trial resumed there): this run's result is not recorded", trial.number)
+            return None
         again = "" if stored.system.requeued_as is None else f"; re-queued as trial {stored.system.requeued_as}"
         logger.warning("trial %d ended elsewhere while it ran here (%s%s): this run's result is not recorded",
                        trial.number, one_line(stored.error) if stored.error else stored.state.value, again)  # it was dropped silently

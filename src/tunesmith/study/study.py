@@ -897,10 +897,10 @@ class Study:
             if not trial.is_resumed:
                 return self.tell(trial, state=TrialState.FAILED, error=describe_exception(exc))
             self._pause_again(trial, describe_exception(exc))
-            if isinstance(exc, OutOfRoom):  # what became of the trial, with what to do
-                raise type(exc)(f"{exc}; trial {trial.number} (resumed after a pause) was paused again, its "
-                                "checkpoint and promotion kept: once there is room, the next optimize resumes it "
-                                "first") from exc
+            if isinstance(exc, OutOfRoom):  # what became of the trial, with what to do (said in the error itself:
+                # a new one of its type would call a subclass's own __init__, which may take other arguments)
+                exc.args = (f"{exc}; trial {trial.number} (resumed after a pause) was paused again, its checkpoint "
+                            "and promotion kept: once there is room, the next optimize resumes it first",)
             raise
         except TrialPruned as exc:
             asked = isinstance(exc, TrialPaused) or trial._last_decision is Decision.PAUSE
