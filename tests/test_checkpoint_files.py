@@ -1177,3 +1177,25 @@ def test_tunesmith_tell_killed_before_it_deleted_the_checkpoints_says_so_when_ru
     assert [t.state for t in ts.Study.load("s", db).trials] == [ts.TrialState.PRUNED] + [ts.TrialState.PAUSED] * 2
     assert main(["tell", "s", "0", "--state", "pruned", "--storage", db]) == 2
     assert "still in" not in capsys.readouterr().err  # deleted now: nothing to say
+
+
+def test_a_cut_short_move_into_a_folder_a_run_went_on_in_since_overwrites_none_of_its_files(tmp_path: Path) -> None:
+    """A move into earlier-* SIGKILLed before best.pt, then the earlier run resumed in that folder (its "last" files
+    are there) and wrote a best.pt of its own there: the next run in the folder above finished the move into it,
+    os.replace putting the old best.pt over the resumed run's. Files whose names are taken there now go into a
+    folder of their own."""
+    d = tmp_path / "run"
+    torch.manual_seed(0)
+    Trainer(mlp(), CFG.with_params({"epochs": 3, "keep_last": 2, "checkpoint_dir": d})).fit(*DATA)
+    left = (d / "best.pt").read_bytes()
+    _killed_mid_move(d, at_best=True)
+    aside = checkpoint.unfinished_aside(d)
+    assert aside is not None and "best.pt" in _names(d)
+    Trainer(mlp(), CFG.with_params({"epochs": 12, "keep_last": 2, "checkpoint_dir": aside})).fit(
+        *DATA, resume_from=checkpoint.latest(aside))
+    went_on = {name: (aside / name).read_bytes() for name in _names(aside) if name != checkpoint.MOVING}
+    assert "best.pt" in went_on and went_on["best.pt"] != left
+    Trainer(mlp(), CFG.with_params({"epochs": 1, "keep_last": 2, "checkpoint_dir": d})).fit(*DATA)
+    assert {name: (aside / name).read_bytes() for name in _names(aside)} == went_on  # nothing overwritten
+    (other,) = [p for p in d.iterdir() if p.is_dir() and p != aside]
+    assert (other / "best.pt").read_bytes() == left and checkpoint.unfinished_aside(d) is None
