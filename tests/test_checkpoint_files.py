@@ -1199,3 +1199,42 @@ def test_a_cut_short_move_into_a_folder_a_run_went_on_in_since_overwrites_none_o
     assert {name: (aside / name).read_bytes() for name in _names(aside)} == went_on  # nothing overwritten
     (other,) = [p for p in d.iterdir() if p.is_dir() and p != aside]
     assert (other / "best.pt").read_bytes() == left and checkpoint.unfinished_aside(d) is None
+def test_tunesmith_tell_that_loses_its_postgresql_server_midway_frees_only_the_trials_it_ended(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """``tunesmith tell s 0 1 2`` whose PostgreSQL server stops after trial 0 was ended: the command fails (exit 2,
+    the storage's error said), trial 0 is said ended and its folder deleted, and trials 1 and 2, whose end was
+    never recorded, keep theirs (a restarted server still has them paused, resumable from those files)."""
+    from pg import PostgresServer, PostgresUnavailable
+
+    from tunesmith.cli import main
+    from tunesmith.storage.sql import SQLStorage
+
+    try:
+        server = PostgresServer().__enter__()
+    except (PostgresUnavailable, ImportError, OSError) as exc:
+        pytest.skip(f"no PostgreSQL server could be started ({exc})")
+    try:
+        url = server.create_database("tell")
+        folders = _paused(url, tmp_path / "ck", 3)
+        tell = ts.Study.tell
+
+        def the_server_stops_before_trial_1(self: ts.Study, trial: Any, *args: Any, **kwargs: Any) -> Any:
+            if trial.number == 1:
+                server.stop()
+            return tell(self, trial, *args, **kwargs)
+
+        monkeypatch.setattr(ts.Study, "tell", the_server_stops_before_trial_1)
+        # the outage is said after 0.5 s of retries, not the default 30 s
+        monkeypatch.setitem(SQLStorage.__init__.__kwdefaults__, "retry_window", 0.5)
+        assert main(["tell", "s", "0", "1", "2", "--state", "pruned", "--storage", url]) == 2
+        out, err = (" ".join(text.split()) for text in capsys.readouterr())
+        assert "study 's': 1 paused trial pruned: 0" in out, out
+        assert f"deleted the checkpoints of 1 trial in {folders[0]}" in out, out
+        assert "tunesmith tell: error: storage" in err and "still failing after retry_window=0.5 s" in err, err
+        assert not folders[0].exists() and folders[1].is_dir() and folders[2].is_dir()
+        monkeypatch.undo()
+        server.start()
+        assert [t.state for t in ts.Study.load("s", url).trials] == [
+            ts.TrialState.PRUNED, ts.TrialState.PAUSED, ts.TrialState.PAUSED]
+    finally:
+        server.close()
