@@ -1198,3 +1198,37 @@ def test_a_replaced_first_worker_and_a_later_call_do_not_say_the_no_pruner_warni
     assert marker.exists() and "died (exit code 1); trial 0 failed" in out.stderr, out.stderr
     said = [line for line in out.stderr.splitlines() if "has no pruner" in line]
     assert len(said) == 1, out.stderr
+
+
+_ASKED_BY_THE_SECOND_WORKER_ONLY = (
+    "import multiprocessing, os, sys, time\n"
+    "import tunesmith as ts\n"
+    "study = ts.Study({'x': ts.Float(0, 1)}, storage=sys.argv[1], name='s', sampler='random', seed=0)\n"
+    "second = os.path.join(sys.argv[2], 'second')\n"
+    "def objective(trial):\n"
+    "    if multiprocessing.current_process().name.endswith('-1'):  # the run's first worker process (slot 0)\n"
+    "        end = time.monotonic() + 60\n"
+    "        while not os.path.exists(second) and time.monotonic() < end:  # until the second one asked\n"
+    "            time.sleep(0.05)\n"
+    "        return trial.params['x']\n"
+    "    trial.report(trial.params['x'], 1)\n"
+    "    trial.should_prune()\n"
+    "    open(second, 'w').close()\n"
+    "    return trial.params['x']\n"
+    "study.optimize(objective, n_trials=4, n_jobs=2, executor='process')\n"
+    "print('asked in the second:', os.path.exists(second))\n"
+)
+
+
+def test_the_no_pruner_warning_is_said_by_whichever_worker_asks_first(
+        tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+    """Only the first worker process (slot 0) was named to say that the study has no pruner: where the trials
+    that call ``should_prune()`` ran in another worker, nothing said it. The first to ask says it, once."""
+    import subprocess
+
+    out = subprocess.run([sys.executable, "-c", _ASKED_BY_THE_SECOND_WORKER_ONLY,
+                          f"sqlite:///{tmp_path / 's.db'}", str(tmp_path)],
+                         env=subprocess_env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and "asked in the second: True" in out.stdout, out.stderr
+    said = [line for line in out.stderr.splitlines() if "has no pruner" in line]
+    assert len(said) == 1, out.stderr
