@@ -200,7 +200,9 @@ class _Pool:
             storage.share_outage_lines(None)
         if self.job.poll is not None:
             self.job.poll()
-        if self.said_no_pruner.value:  # once per study object, as inline: a later call says it no more
+        # once per study object, as inline: a later call says it no more (read without the lock: a worker killed
+        # as it held it would keep it for good)
+        if self.said_no_pruner.get_obj().value:
             self.job.study._said_no_pruner = True
         if self.job.interrupted is None and self.budget.interrupted:  # a worker's objective raised it itself
             self.job.interrupted = interrupted()  # study.interrupted as inline
@@ -708,7 +710,7 @@ def _child(run: Run, slot: Slot, threads: int | None, seat: Seat, outbox: Any, w
         apply_env(slot.env(threads))
         # the no-pruner warning: the first worker whose objective asks says it (set as it is said: a worker may
         # die right after); one named in advance may run no such trial, and nothing said it
-        speaks = not said_no_pruner.value
+        speaks = not said_no_pruner.get_obj().value  # without the lock (see _Pool.run)
         run.study.for_worker(slot.index + 1, speaks=speaks)
         if speaks:
             run.study._said_no_pruner_to = said_no_pruner
