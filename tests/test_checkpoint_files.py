@@ -1177,3 +1177,64 @@ def test_tunesmith_tell_killed_before_it_deleted_the_checkpoints_says_so_when_ru
     assert [t.state for t in ts.Study.load("s", db).trials] == [ts.TrialState.PRUNED] + [ts.TrialState.PAUSED] * 2
     assert main(["tell", "s", "0", "--state", "pruned", "--storage", db]) == 2
     assert "still in" not in capsys.readouterr().err  # deleted now: nothing to say
+
+
+def test_a_cut_short_move_into_a_folder_a_run_went_on_in_since_overwrites_none_of_its_files(tmp_path: Path) -> None:
+    """A move into earlier-* SIGKILLed before best.pt, then the earlier run resumed in that folder (its "last" files
+    are there) and wrote a best.pt of its own there: the next run in the folder above finished the move into it,
+    os.replace putting the old best.pt over the resumed run's. Files whose names are taken there now go into a
+    folder of their own."""
+    d = tmp_path / "run"
+    torch.manual_seed(0)
+    Trainer(mlp(), CFG.with_params({"epochs": 3, "keep_last": 2, "checkpoint_dir": d})).fit(*DATA)
+    left = (d / "best.pt").read_bytes()
+    _killed_mid_move(d, at_best=True)
+    aside = checkpoint.unfinished_aside(d)
+    assert aside is not None and "best.pt" in _names(d)
+    Trainer(mlp(), CFG.with_params({"epochs": 12, "keep_last": 2, "checkpoint_dir": aside})).fit(
+        *DATA, resume_from=checkpoint.latest(aside))
+    went_on = {name: (aside / name).read_bytes() for name in _names(aside) if name != checkpoint.MOVING}
+    assert "best.pt" in went_on and went_on["best.pt"] != left
+    Trainer(mlp(), CFG.with_params({"epochs": 1, "keep_last": 2, "checkpoint_dir": d})).fit(*DATA)
+    assert {name: (aside / name).read_bytes() for name in _names(aside)} == went_on  # nothing overwritten
+    (other,) = [p for p in d.iterdir() if p.is_dir() and p != aside]
+    assert (other / "best.pt").read_bytes() == left and checkpoint.unfinished_aside(d) is None
+def test_tunesmith_tell_that_loses_its_postgresql_server_midway_frees_only_the_trials_it_ended(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """``tunesmith tell s 0 1 2`` whose PostgreSQL server stops after trial 0 was ended: the command fails (exit 2,
+    the storage's error said), trial 0 is said ended and its folder deleted, and trials 1 and 2, whose end was
+    never recorded, keep theirs (a restarted server still has them paused, resumable from those files)."""
+    from pg import PostgresServer, PostgresUnavailable
+
+    from tunesmith.cli import main
+    from tunesmith.storage.sql import SQLStorage
+
+    try:
+        server = PostgresServer().__enter__()
+    except (PostgresUnavailable, ImportError, OSError) as exc:
+        pytest.skip(f"no PostgreSQL server could be started ({exc})")
+    try:
+        url = server.create_database("tell")
+        folders = _paused(url, tmp_path / "ck", 3)
+        tell = ts.Study.tell
+
+        def the_server_stops_before_trial_1(self: ts.Study, trial: Any, *args: Any, **kwargs: Any) -> Any:
+            if trial.number == 1:
+                server.stop()
+            return tell(self, trial, *args, **kwargs)
+
+        monkeypatch.setattr(ts.Study, "tell", the_server_stops_before_trial_1)
+        # the outage is said after 0.5 s of retries, not the default 30 s
+        monkeypatch.setitem(SQLStorage.__init__.__kwdefaults__, "retry_window", 0.5)
+        assert main(["tell", "s", "0", "1", "2", "--state", "pruned", "--storage", url]) == 2
+        out, err = (" ".join(text.split()) for text in capsys.readouterr())
+        assert "study 's': 1 paused trial pruned: 0" in out, out
+        assert f"deleted the checkpoints of 1 trial in {folders[0]}" in out, out
+        assert "tunesmith tell: error: storage" in err and "still failing after retry_window=0.5 s" in err, err
+        assert not folders[0].exists() and folders[1].is_dir() and folders[2].is_dir()
+        monkeypatch.undo()
+        server.start()
+        assert [t.state for t in ts.Study.load("s", url).trials] == [
+            ts.TrialState.PRUNED, ts.TrialState.PAUSED, ts.TrialState.PAUSED]
+    finally:
+        server.close()

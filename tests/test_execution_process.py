@@ -1189,12 +1189,83 @@ def test_a_replaced_first_worker_and_a_later_call_do_not_say_the_no_pruner_warni
     """The first worker process says that the study has no pruner; a worker replacing it (the first died
     right after saying it) said it again, and so did each later ``optimize`` call on the same study object.
     Once per study object, as inline."""
+    marker = tmp_path / "died"
+    code, _, stderr = _run_script(_SAYS_THEN_DIES, subprocess_env, f"sqlite:///{tmp_path / 's.db'}", str(marker))
+    assert code == 0, stderr
+    assert marker.exists() and "died (exit code 1); trial 0 failed" in stderr, stderr
+    said = [line for line in stderr.splitlines() if "has no pruner" in line]
+    assert len(said) == 1, stderr
+
+
+def _run_script(script: str, env: dict[str, str], *args: str, timeout: float = 300) -> tuple[int, str, str]:
+    """Run ``script`` in a ``python -c`` of its own session: its exit code, stdout and stderr. Past ``timeout``
+    (blocked) it and its worker processes are killed by the session's group id."""
     import subprocess
 
-    marker = tmp_path / "died"
-    out = subprocess.run([sys.executable, "-c", _SAYS_THEN_DIES, f"sqlite:///{tmp_path / 's.db'}", str(marker)],
-                         env=subprocess_env, capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr
-    assert marker.exists() and "died (exit code 1); trial 0 failed" in out.stderr, out.stderr
-    said = [line for line in out.stderr.splitlines() if "has no pruner" in line]
-    assert len(said) == 1, out.stderr
+    proc = subprocess.Popen([sys.executable, "-c", script, *args], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        stdout, stderr = proc.communicate()
+    return proc.returncode, stdout, stderr
+
+
+_ASKED_BY_THE_SECOND_WORKER_ONLY = (
+    "import multiprocessing, os, sys, time\n"
+    "import tunesmith as ts\n"
+    "study = ts.Study({'x': ts.Float(0, 1)}, storage=sys.argv[1], name='s', sampler='random', seed=0)\n"
+    "second = os.path.join(sys.argv[2], 'second')\n"
+    "def objective(trial):\n"
+    "    if multiprocessing.current_process().name.endswith('-1'):  # the run's first worker process (slot 0)\n"
+    "        end = time.monotonic() + 60\n"
+    "        while not os.path.exists(second) and time.monotonic() < end:  # until the second one asked\n"
+    "            time.sleep(0.05)\n"
+    "        return trial.params['x']\n"
+    "    trial.report(trial.params['x'], 1)\n"
+    "    trial.should_prune()\n"
+    "    open(second, 'w').close()\n"
+    "    return trial.params['x']\n"
+    "study.optimize(objective, n_trials=4, n_jobs=2, executor='process')\n"
+    "print('asked in the second:', os.path.exists(second))\n"
+)
+
+
+def test_the_no_pruner_warning_is_said_by_whichever_worker_asks_first(
+        tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+    """Only the first worker process (slot 0) was named to say that the study has no pruner: where the trials
+    that call ``should_prune()`` ran in another worker, nothing said it. The first to ask says it, once."""
+    code, stdout, stderr = _run_script(_ASKED_BY_THE_SECOND_WORKER_ONLY, subprocess_env,
+                                       f"sqlite:///{tmp_path / 's.db'}", str(tmp_path))
+    assert code == 0 and "asked in the second: True" in stdout, stderr
+    said = [line for line in stderr.splitlines() if "has no pruner" in line]
+    assert len(said) == 1, stderr
+
+
+_DIES_HOLDING_THE_ONCE_FLAG = (
+    "import os, sys\n"
+    "import tunesmith as ts\n"
+    "study = ts.Study({'x': ts.Float(0, 1)}, storage=sys.argv[1], name='s', sampler='random', seed=0)\n"
+    "def objective(trial):\n"
+    "    try:  # the first trial's worker is killed as it holds the run's no-pruner flag (the worst moment)\n"
+    "        os.close(os.open(sys.argv[2], os.O_CREAT | os.O_EXCL | os.O_WRONLY))\n"
+    "    except FileExistsError:\n"
+    "        trial.should_prune()\n"
+    "        return trial.params['x']\n"
+    "    trial.study._said_no_pruner_to.get_lock().acquire()\n"
+    "    os._exit(1)\n"
+    "study.optimize(objective, n_trials=3, n_jobs=1, executor='process')\n"
+    "print('states:', sorted(t.state.value for t in study.trials))\n"
+)
+
+
+def test_a_worker_killed_holding_the_no_pruner_flag_blocks_no_other(
+        tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+    """The workers share the no-pruner flag under a lock: one killed while it held it (SIGKILL, OOM) keeps it
+    for good. Its replacement and the parent read the flag without the lock, and a worker's ``should_prune()``
+    waits a second for it at most (the warning is then left unsaid): the run ends."""
+    code, stdout, stderr = _run_script(_DIES_HOLDING_THE_ONCE_FLAG, subprocess_env,
+                                       f"sqlite:///{tmp_path / 's.db'}", str(tmp_path / "died"), timeout=120)
+    assert code == 0, stderr
+    assert "states: ['complete', 'complete', 'failed']" in stdout, stdout + stderr

@@ -383,7 +383,7 @@ def test_a_lost_cluster_s_message_counts_held_trials_apart_from_failed_ones(tmp_
     ended = study.fail_worker(worker_id(), "ray cluster lost: the test's", dead=True)
     assert sorted(t.state.value for t in ended) == ["failed", "paused"], ended
     assert ended_line(ended) == "1 running trial(s) failed, 1 paused to go on from a checkpoint"
-    assert ended_line(ended[:0], 2) == "0 running trial(s) failed, 2 that had just finished recorded as finished"
+    assert ended_line(ended[:0], 2) == "0 running trial(s) failed, 2 that had just ended recorded with their results"
 
 
 def _asks_the_pruner(trial: Any) -> float:

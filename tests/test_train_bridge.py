@@ -971,3 +971,29 @@ def test_a_study_seed_repeats_the_trials_values_and_the_best_trains_again_to_its
     cfg = BASE.with_params(best).with_params({"checkpoint_dir": str(tmp_path / "again")})
     torch.manual_seed(cfg.seed)
     assert Trainer(unseeded(best), cfg).fit(*DATA).best.val_loss == first.best_value
+
+
+def _deletes_the_study(trainer: Trainer, record, url: str) -> None:
+    from tunesmith.storage import SQLStorage
+    from tunesmith.study.manage import delete_study
+
+    if record.index == 1:
+        delete_study(SQLStorage(url), "gone")
+
+
+def test_a_trial_whose_study_was_deleted_as_it_ran_leaves_no_checkpoints(tmp_path: Path) -> None:
+    """A study deleted while its trial trains (tunesmith delete from another shell): the report raises
+    StudyNotFound, a StorageError, which the bridge took for a storage that refused the trial's end and kept the
+    folder for a later sweep; no sweep of that study ever comes, so the files stayed for good. Nothing can resume
+    that trial: its folder is deleted as a failed trial's."""
+    from tunesmith.exceptions import StudyNotFound
+
+    url = f"sqlite:///{tmp_path / 'g.db'}"
+    study = ts.Study({"lr": ts.Float(1e-3, 1e-1, log=True)}, storage=url, name="gone", sampler="random", seed=3)
+    obj = objective(lambda p: mlp(), DATA, base=BASE, checkpoint_root=tmp_path / "ck",
+                    callbacks=[functools.partial(_deletes_the_study, url=url)])
+    with pytest.raises(StudyNotFound, match="deleted while this process ran it") as raised:
+        study.optimize(obj, n_trials=1)
+    assert raised.value.__context__ is None or not isinstance(raised.value.__context__, StudyNotFound)
+    (folder,) = (tmp_path / "ck").iterdir()
+    assert not (folder / "trial-0").exists(), sorted(p.name for p in folder.rglob("*"))

@@ -184,8 +184,8 @@ class _Pool:
         self.signalled = self.ctx.Value("i", 0, lock=False)  # the signal that stopped the run (0: Ctrl-C)
         # an outage the workers (and this process) ride out together is said once by one of them
         self.outage_said = self.ctx.Value("d", -math.inf)
-        # the study's no-pruner warning was said by a worker: a replaced first worker does not say it again
-        self.said_no_pruner = self.ctx.Value("b", 0, lock=False)
+        # the study's no-pruner warning was said by a worker (the first to ask, under this lock): no other says it
+        self.said_no_pruner = self.ctx.Value("b", 0)
 
     def run(self) -> str | None:
         storage = self.run_.study._storage
@@ -201,7 +201,9 @@ class _Pool:
             storage.share_outage_lines(None)
         if self.job.poll is not None:
             self.job.poll()
-        if self.said_no_pruner.value:  # once per study object, as inline: a later call says it no more
+        # once per study object, as inline: a later call says it no more (read without the lock: a worker killed
+        # as it held it would keep it for good)
+        if self.said_no_pruner.get_obj().value:
             self.job.study._said_no_pruner = True
         if self.job.interrupted is None and self.budget.interrupted:  # a worker's objective raised it itself
             self.job.interrupted = interrupted()  # study.interrupted as inline
@@ -707,11 +709,12 @@ def _child(run: Run, slot: Slot, threads: int | None, seat: Seat, outbox: Any, w
         run.budget.bind(seat)
         run.ended = _record_sender(outbox, parent, slot.index, wait)
         apply_env(slot.env(threads))
-        # the first worker says the study's warnings; its replacement only what it did not say
-        speaks = slot.index == 0 and not said_no_pruner.value
+        # the no-pruner warning: the first worker whose objective asks says it (set as it is said: a worker may
+        # die right after); one named in advance may run no such trial, and nothing said it
+        speaks = not said_no_pruner.get_obj().value  # without the lock (see _Pool.run)
         run.study.for_worker(slot.index + 1, speaks=speaks)
         if speaks:
-            run.study._said_no_pruner_to = said_no_pruner  # set as it is said (a worker may die right after)
+            run.study._said_no_pruner_to = said_no_pruner
         auto.SAY_PICK = slot.index == 0  # the same pick in every worker: said once per run
         if slot.device is not None:
             run.objective = retry_queued_first(run.objective, run.study)

@@ -77,7 +77,7 @@ def ended_line(ended: Sequence[FrozenTrial], finished: int = 0) -> str:
     failed = sum(t.state is TrialState.FAILED for t in ended)
     held = len(ended) - failed
     return (f"{failed} running trial(s) failed" + (f", {held} paused to go on from a checkpoint" if held else "")
-            + (f", {finished} that had just finished recorded as finished" if finished else ""))
+            + (f", {finished} that had just ended recorded with their results" if finished else ""))
 
 
 class ClusterLost(WorkersLost):

@@ -1017,9 +1017,8 @@ class Study:
         """Prepare this (forked or newly opened) study object for parallel worker
         ``index``: its sampler seeded apart from other workers' (by ``session``,
         default this object's) and its cache of trials read afresh. ``speaks=False``
-        (every worker of a run but the first): the once-a-study warnings about the
-        objective (``should_prune()`` without a pruner) are left to the first, which
-        says the same. Returns it."""
+        (a worker started once another said them): the once-a-study warnings about the
+        objective (``should_prune()`` without a pruner) are not said again. Returns it."""
         self.sampler.reseed(self._session if session is None else session, index)
         if not speaks:
             self._said_no_pruner = True

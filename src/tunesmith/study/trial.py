@@ -133,9 +133,9 @@ class Trial:
         study = self.study
         if isinstance(getattr(study, "pruner", None), NopPruner) and not getattr(study, "_said_no_pruner", True):
             study._said_no_pruner = True
-            if (shared := getattr(study, "_said_no_pruner_to", None)) is not None:
-                shared.value = 1  # a worker process's: its replacement does not say it again
-            if not getattr(study, "_no_pruner_said_by_driver", False):  # a Ray actor's: its answer has the driver say it
+            shared = getattr(study, "_said_no_pruner_to", None)  # worker processes: the first of them to ask says it
+            first = shared is None or claim_once(shared)
+            if first and not getattr(study, "_no_pruner_said_by_driver", False):  # a Ray actor's: the driver says it
                 say_no_pruner(study.name)
         return decision is not Decision.CONTINUE
 
@@ -208,6 +208,22 @@ def say_no_pruner(name: str) -> None:
         "no trial is stopped early: pass pruner='asha' (or 'median', 'hyperband'; Optuna's default is "
         "the median) to ts.Study, or a study file's pruner: (docs/pruning.md); pruner='none' says that no early "
         "stopping is meant, and silences this", name)
+
+
+def claim_once(flag: Any) -> bool:
+    """Set a run's shared once-flag (a ``multiprocessing`` ``Value`` with its lock, seen by every worker process);
+    whether this call set it. A lock not had within a second (a worker killed as it held it) counts as set:
+    the warning it guards is then left unsaid rather than any worker kept waiting."""
+    lock = flag.get_lock()
+    if not lock.acquire(timeout=1.0):
+        return False
+    try:
+        if flag.value:
+            return False
+        flag.value = 1
+        return True
+    finally:
+        lock.release()
 
 
 class _Named:

@@ -406,7 +406,7 @@ def _fit(trainer: Trainer, trial: Any, folder: Path, keep: str, train: Any, val:
     than paused or complete leaves no files (nothing can resume it). A storage that refused a write
     (a :class:`~tunesmith.exceptions.StorageError`) refuses the trial's end too: the trial stays running as
     stored, or its dead worker's trial is held to resume from these files, so they stay (the sweep deletes
-    them once it is failed)."""
+    them once it is failed); a study deleted meanwhile leaves none (:func:`_ended`)."""
     retention.sweep(trial, folder.parent, keep)
     kept = "all" if keep == "all" else None  # what tunesmith tell, ending the trial paused, deletes (nothing: all)
     if trial.record.attrs.get(retention.KEEP_ALL) != kept:
@@ -425,12 +425,19 @@ def _fit(trainer: Trainer, trial: Any, folder: Path, keep: str, train: Any, val:
             raise _refused(trial, folder, exc) from exc  # its files kept: the study pauses it again
         if resume is not None and isinstance(exc, exceptions.OutOfRoom):
             raise  # a full disk: its files kept, the study pauses it again (Study.run_trial)
-        if keep != "all" and not isinstance(exc, exceptions.StorageError):
+        if keep != "all" and _ended(exc):
             retention.retire(folder, "none")
-            for key in ("checkpoint", "best_checkpoint"):
-                if trial.record.attrs.get(key) is not None:
+            for key in ("checkpoint", "best_checkpoint"):  # (a deleted study's: nothing to write)
+                if not isinstance(exc, exceptions.StudyNotFound) and trial.record.attrs.get(key) is not None:
                     trial.set_attr(key, None)
         raise
+
+
+def _ended(exc: Exception) -> bool:
+    """Whether the trial ``exc`` stopped ends with it, its files then of no use: not where a storage refused a
+    write (the trial stays running as stored, or its parent holds it to resume), but where the study was deleted
+    meanwhile (no sweep of it comes again)."""
+    return not isinstance(exc, exceptions.StorageError) or isinstance(exc, exceptions.StudyNotFound)
 
 
 def _refused(trial: Any, folder: Path, exc: Exception) -> exceptions.ResumeRefused:

@@ -447,7 +447,9 @@ def set_aside(directory: str | Path, files: list[Path]) -> Path | None:
     rotation deletes them: resume that run with ``checkpoint_dir`` and ``resume_from=latest(...)`` of that
     folder. A truncated "last" file (it resumes nothing) is deleted instead. Returns the folder (None: nothing
     moved). A move a kill cut short (its folder still holds :data:`MOVING`) is finished first: what it left goes
-    into the same folder, not a second one, so that the run's "last" files and its ``best.pt`` stay together."""
+    into the same folder, not a second one, so that the run's "last" files and its ``best.pt`` stay together (into a
+    new one where a file of the same name is there: a run went on in that folder since, and none of its files is
+    replaced)."""
     d = Path(directory).expanduser()
     whole = [p for p in files if p.is_file() and (step_of(p) is None or is_complete(p))]
     for p in files:
@@ -456,7 +458,11 @@ def set_aside(directory: str | Path, files: list[Path]) -> Path | None:
     if not whole:
         end_cut_short(d)
         return None
-    aside = unfinished_aside(d) or _new_aside(d)
+    aside = unfinished_aside(d)
+    if aside is not None and any((aside / p.name).exists() for p in whole):
+        (aside / MOVING).unlink(missing_ok=True)  # a run went on in it since: its files are not replaced
+        aside = None
+    aside = aside or _new_aside(d)
     for p in whole:
         os.replace(p, aside / p.name)  # one folder: a rename, nothing copied, nothing lost at a kill
     _sync_dir(aside)
