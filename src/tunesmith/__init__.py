@@ -23,6 +23,7 @@ from . import execution as _execution  # noqa: F401 - registers the executors St
 from .exceptions import (
     DuplicateStudyError,
     MetricNotEvaluated,
+    OutOfRoom,
     ResumeRefused,
     SchemaVersionError,
     SearchExhausted,
@@ -133,6 +134,7 @@ __all__ = [
     "Int",
     "MemoryStorage",
     "MetricNotEvaluated",
+    "OutOfRoom",
     "Prior",
     "Pruner",
     "RandomSampler",
