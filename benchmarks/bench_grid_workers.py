@@ -4,7 +4,8 @@ Four worker processes (``Study.load`` + ``optimize``, trivial objective) share o
 run ``--trials`` trials each. Two picks, alternated within each repeat on the same machine load:
 
 - ``count``: this checkout's grid (the pick a function of the seed and the points taken, so every
-  worker asking at once picks the same point and all but one claim fail and ask again);
+  worker asking at once picks the same point; the losers take the points that follow it, in the
+  same write: ``Suggestion.then``, ``Storage.create_first_free``);
 - ``stream``: the same checkout with the pick drawn from the sampler's own stream (``self.rng``,
   each worker's own), as the grid picked before its pick followed the count.
 
