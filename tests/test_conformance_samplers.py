@@ -86,7 +86,7 @@ def test_same_seed_same_trials_in_sqlite_and_when_resumed_the_same_way(name: str
     assert stored("one.db", [N]) == run(name, seed=3)
     resumed = stored("a.db", [6, N - 6])
     assert stored("b.db", [6, N - 6]) == resumed
-    assert (resumed == run(name, seed=3)) == (name == "sobol")
+    assert (resumed == run(name, seed=3)) == (name in ("sobol", "grid"))  # their picks follow the count
 
 
 def test_same_seed_same_trials_in_a_fresh_process(name: str, subprocess_env: dict[str, str]) -> None:

@@ -38,3 +38,24 @@ def test_a_grid_gives_the_same_points_with_worker_processes_and_after_a_resume(t
     assert sorted(configs(parallel)) == sorted(inline)
     run("grid", 6, storage=url, name="resumed")
     assert configs(run("grid", 6, storage=url, name="resumed")) == inline
+
+
+def test_a_worker_that_lost_the_grid_s_pick_takes_the_next_point_in_the_same_write(
+        shared_storage_url: str, sql_writes: list[str]) -> None:
+    # Workers asking at once all picked the same point; each loser wrote a failed claim and asked again,
+    # where it met the others again: two failed writes a trial with 4 workers on PostgreSQL. The pick now
+    # comes with the points that follow it, and the storage takes the first free one in one write.
+    first = run("grid", 1)
+    inline = configs(run("grid", 4))
+    a = ts.Study(SPACE, sampler="grid", seed=0, storage=shared_storage_url, name="race")
+    b = ts.load_study("race", shared_storage_url)
+    picked = b.sampler.suggest(b.space, [], b.direction)  # b read the history before a claimed its pick
+    assert picked is not None and [tuple(sorted(c.items())) for c in (picked.params, *picked.then)] == inline
+    a.ask()
+    assert configs(a) == configs(first)
+    del sql_writes[:]
+    took = b.storage.create_first_free(b._study_id, [(c, b.space.key(c)) for c in (picked.params, *picked.then)])
+    assert took is not None and tuple(sorted(took.params.items())) == inline[1] and len(sql_writes) == 1
+    for _ in range(2):
+        b.ask()
+    assert configs(b) == inline[:4]

@@ -31,6 +31,9 @@ class Suggestion:
 
     params: Config
     unique: bool = False
+    #: with ``unique``: the configurations to run instead, in order, where another worker took ``params``
+    #: at the same moment (a grid's next points): claimed in the same write, not asked for again
+    then: tuple[Config, ...] = ()
 
 
 class PerTrial:

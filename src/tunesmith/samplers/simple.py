@@ -81,8 +81,9 @@ class GridSampler(Sampler):
     the points left is drawn from the seed and the number of points taken, not
     from a stream each worker or session draws on: the ``k``-th point a study
     takes is the same inline, with parallel workers (two that pick the same
-    point at once: the claim lets one run it, the other picks again) and after
-    a resume, so the same seed and number of trials give the same set of points.
+    point at once: the claim lets one run it, the other takes the point that
+    comes next, in the same write) and after a resume, so the same seed and
+    number of trials give the same set of points.
     """
 
     name = "grid"
@@ -120,7 +121,11 @@ class GridSampler(Sampler):
         n_left = len(keys) - len(taken)
         if n_left == 0:
             return None
-        return Suggestion(dict(configs[_nth_left(taken, grid_pick(self.seed, len(taken), n_left))]), unique=True)
+        picks: list[int] = []  # the pick, then the points the sequence takes once the picks before are taken
+        for _ in range(min(1 + GRID_NEXT, n_left)):
+            picks.append(_nth_left_besides(taken, sorted(picks), grid_pick(self.seed, len(taken) + len(picks),
+                                                                             n_left - len(picks))))
+        return Suggestion(dict(configs[picks[0]]), unique=True, then=tuple(dict(configs[i]) for i in picks[1:]))
 
     def _taken_indices(self, keys: list[str], trials: Sequence[FrozenTrial]) -> list[int]:
         """The sorted grid indices of the ``trials``' keys, kept from the last ask and updated
@@ -164,6 +169,11 @@ class GridSampler(Sampler):
         return {**super().describe(), "points": self.points}
 
 
+#: the grid's points after its pick that a worker claims instead where another took the pick at the same
+#: moment (in the same write: a lost race costs no write of its own; 3 covers 4 workers asking at once)
+GRID_NEXT = 3
+
+
 def grid_pick(seed: int, n_taken: int, n_left: int) -> int:
     """Which of the ``n_left`` points left (from 0) a grid of ``seed`` takes once ``n_taken`` are
     taken: a function of these alone, so every worker and session picks the same one."""
@@ -181,6 +191,19 @@ def _nth_left(taken: list[int], r: int) -> int:
         else:
             hi = mid
     return r + lo
+
+
+def _nth_left_besides(taken: list[int], more: list[int], r: int) -> int:
+    """The ``r``-th grid index in neither ``taken`` nor ``more`` (both sorted, ``more`` a few indices
+    not in ``taken``), without merging them: the ``(r + m)``-th not in ``taken``, ``m`` the ones of
+    ``more`` below it."""
+    i = _nth_left(taken, r)
+    while True:
+        m = bisect.bisect_right(more, i)
+        j = _nth_left(taken, r + m)
+        if j == i and (m == 0 or more[m - 1] != i):
+            return i
+        i = j if j != i else _nth_left(taken, r + m + 1)
 
 
 def qmc() -> Any:

@@ -320,6 +320,18 @@ class Storage(ABC):
         worker took, a lost trial another worker re-queued).
         """
 
+    def create_first_free(
+        self, study_id: int, candidates: Sequence[tuple[Mapping[str, Any], str]], *, worker: str | None = None,
+    ) -> FrozenTrial | None:
+        """A running trial of the first of ``candidates`` (params, claim) whose claim no trial holds, or
+        ``None`` where all are held. SQL storages try them all under one hold of the study's write lock,
+        so that a worker that lost the first to another asking at once takes the next in the same write."""
+        for params, claim in candidates:
+            rec = self.create_trial(study_id, params=params, claim=claim, worker=worker)
+            if rec is not None:
+                return rec
+        return None
+
     def insert_trials(self, study_id: int, records: Sequence[FrozenTrial]) -> list[FrozenTrial]:
         """Store ``records`` whole (any state, a copied study's or known results) as the study's
         next trials, in order; returns them with their numbers and storage keys. Each is

@@ -1531,7 +1531,6 @@ class SQLStorage(Storage):
         attrs: Mapping[str, Any] | None = None,
         system: SystemState | None = None,
     ) -> FrozenTrial | None:
-        token = uuid.uuid4().hex
         now = self.clock() if now is None else now
         running = state is TrialState.RUNNING
         template = FrozenTrial(
@@ -1544,29 +1543,41 @@ class SQLStorage(Storage):
             attrs=dict(attrs or {}),
             system=system or NO_SYSTEM,
         )
-        return self._insert_one(study_id, template, claim, token)
+        return self._insert_first(study_id, [(template, claim)], uuid.uuid4().hex)
+
+    def create_first_free(
+        self, study_id: int, candidates: Sequence[tuple[Mapping[str, Any], str]], *, worker: str | None = None,
+    ) -> FrozenTrial | None:
+        now = self.clock()
+        records = [(FrozenTrial(number=0, state=TrialState.RUNNING, params=dict(params), worker=worker, started=now,
+                                heartbeat=now), claim) for params, claim in candidates]
+        return self._insert_first(study_id, records, uuid.uuid4().hex)
 
     def insert_claimed(self, study_id: int, record: FrozenTrial, claim: str | None) -> FrozenTrial | None:
-        return self._insert_one(study_id, record, claim, uuid.uuid4().hex)
+        return self._insert_first(study_id, [(record, claim)], uuid.uuid4().hex)
 
-    def _insert_one(self, study_id: int, record: FrozenTrial, claim: str | None, token: str) -> FrozenTrial | None:
-        """Insert ``record`` as the study's next trial in one transaction; None if ``claim`` is held."""
-        values = {"sid": study_id, "claim": claim, "token": token, **_trial_values(record)}
+    def _insert_first(self, study_id: int, records: Sequence[tuple[FrozenTrial, str | None]],
+                      token: str) -> FrozenTrial | None:
+        """Insert the first of ``records`` whose claim is free as the study's next trial, in one
+        transaction; None if every one's claim is held."""
         tried = [False]
 
         def op(cur: Cursor) -> FrozenTrial | None:
             done = self._begin_write(cur, study_id, token, tried)
             if done is not None:
                 return done
-            if claim is not None and cur.first("claimed", {"sid": study_id, "claim": claim}):
-                return None
-            number = self._next_number(cur, study_id)
-            return record.replace(number=number, trial_id=self._insert(cur, {**values, "number": number}))
+            for record, claim in records:
+                if claim is not None and cur.first("claimed", {"sid": study_id, "claim": claim}):
+                    continue
+                number = self._next_number(cur, study_id)
+                values = {"sid": study_id, "claim": claim, "token": token, **_trial_values(record), "number": number}
+                return record.replace(number=number, trial_id=self._insert(cur, values))
+            return None
 
         try:
             return self._tx(op, write=True)
         except IntegrityError as exc:
-            if claim is not None:
+            if any(claim is not None for _, claim in records):
                 return None
             raise self._collision(study_id, exc) from exc
 
