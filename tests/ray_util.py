@@ -29,7 +29,8 @@ CLUSTER_ENV = {**RAY_ENV, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "1"}
 # For an instance whose raylet a test kills: its GCS checks each node's health every second and marks it
 # dead after 3 failed checks in a row (Ray's defaults: every 3 s, 5 failures, 15 s or more before the
 # driver sees the node gone). A dead raylet refuses the check at once; a live but slow one is still
-# given Ray's 10 s per check, so a loaded machine does not lose a node that is up.
+# given Ray's 10 s per check, so a loaded machine does not lose a node that is up. Only for a test whose outcome
+# waits for that verdict: one whose Ctrl-C must come while Ray still counts the node alive keeps Ray's defaults.
 FAST_NODE_DEATH = {"RAY_health_check_period_ms": "1000", "RAY_health_check_failure_threshold": "3"}
 
 
