@@ -379,7 +379,10 @@ function tunesmithFitTitle(gd) {
   if (gd.tunesmithFitting) { gd.tunesmithRefit = true; return; }
   const ctx = tunesmithFitTitle.ctx || (tunesmithFitTitle.ctx = document.createElement("canvas").getContext("2d"));
   ctx.font = full.title.font.size + "px " + full.title.font.family;
-  const width = full.width * (1 - full.title.x) - 10;
+  // as wide as the reader sees it: a figure wider than its box (a process diagram on a phone, scrolled sideways)
+  // had its title cut for the figure's width, its end out of sight until scrolled to
+  const box = gd.parentElement && gd.parentElement.clientWidth, seen = box ? Math.min(full.width, box) : full.width;
+  const width = seen - full.width * full.title.x - 10;
   const lines = tunesmithLines(meta.title, (t) => ctx.measureText(t).width <= width);
   const text = tunesmithHtml(lines);
   // the figure as first drawn: a taller title grows it by as much, so that the plot keeps its height
