@@ -880,10 +880,7 @@ def test_a_process_diagram_s_texts_stay_apart_in_a_narrow_window(tmp_path: Path)
     "30 complete") and arrow labels run into each other. The figure is kept as wide as its texts need (the
     record's ``min_width``), its box scrolled sideways; the page itself stays as wide as the window."""
     sync_api = browser_or_skip()
-    study = ts.Study({"learning_rate": ts.Float(1e-5, 1e-1, log=True), "weight_decay": ts.Float(0, 0.3)},
-                     sampler="random", seed=0, name="bert-base fine-tune on sst2")
-    study.optimize(lambda t: t.params["weight_decay"], n_trials=30)
-    out = write_report(study, tmp_path / "process.html")
+    out = _report_of_30_trials(tmp_path, "bert-base fine-tune on sst2")
     read = """() => {
       const gd = document.querySelector('.js-plotly-plot[id^="plot-process-"]');
       const boxes = [...gd.querySelectorAll('g.annotation-text-g')].filter((g) => g.textContent.trim())
@@ -903,10 +900,7 @@ def test_a_process_diagram_scrolled_sideways_on_a_phone_has_its_title_in_sight(t
     sideways; its title was cut for those 780 px, and the end of a long one lay out of sight (to 675 px in a
     box of 384) until the reader scrolled. The title is cut for the width the reader sees."""
     sync_api = browser_or_skip()
-    study = ts.Study({"learning_rate": ts.Float(1e-5, 1e-1, log=True), "weight_decay": ts.Float(0, 0.3)},
-                     sampler="random", seed=0, name="bert-base fine-tune on sst2 with a longer name of the run")
-    study.optimize(lambda t: t.params["weight_decay"], n_trials=30)
-    out = write_report(study, tmp_path / "process.html")
+    out = _report_of_30_trials(tmp_path, "bert-base fine-tune on sst2 with a longer name of the run")
     read = """() => {
       const gd = document.querySelector('.js-plotly-plot[id^="plot-process-"]');
       return [gd.querySelector('.gtitle').getBoundingClientRect().right, gd.parentElement.getBoundingClientRect().right,
@@ -916,3 +910,11 @@ def test_a_process_diagram_scrolled_sideways_on_a_phone_has_its_title_in_sight(t
                                                                         page.evaluate(read))[1], widths=(400,))
     assert figure > 700 and box <= 400, (figure, box)  # drawn wider than its box, which scrolls
     assert title <= box and "the optimization process" in text.replace("<br>", " "), (title, box, text)
+
+
+def _report_of_30_trials(tmp_path: Path, name: str) -> Path:
+    """The report of a study ``name`` of two parameters and 30 trials: its process diagram has five boxes."""
+    study = ts.Study({"learning_rate": ts.Float(1e-5, 1e-1, log=True), "weight_decay": ts.Float(0, 0.3)},
+                     sampler="random", seed=0, name=name)
+    study.optimize(lambda t: t.params["weight_decay"], n_trials=30)
+    return write_report(study, tmp_path / "process.html")
