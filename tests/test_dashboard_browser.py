@@ -968,3 +968,40 @@ def test_parallel_axis_titles_are_cut_again_when_the_window_narrows_after_a_live
             browser.close()
     assert narrowed[2] < updated[2], (narrowed[2], updated[2])  # the figure was drawn narrower
     in_browser.assert_parallel_titles_apart([updated, narrowed])
+
+
+def test_a_process_diagram_that_becomes_a_note_in_a_live_update_leaves_the_note_the_phone_s_width(
+        tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+    """The process diagram is kept as wide as its boxes' texts need (780 px for five boxes), scrolled sideways on a
+    phone. When a live update brought a reason instead of a figure (the plot could not be computed), the note kept
+    that width: its words ran 780 px wide, to be read by scrolling sideways. The note takes the page's width."""
+    sync_api = browser_or_skip()
+    url = f"sqlite:///{tmp_path / 'note.db'}"
+    ts.Study(SPACE, storage=url, name="s", sampler="random", seed=0).optimize(lambda t: t.params["x"], n_trials=3)
+    process = "document.getElementById('plot-process-0')"
+    answers: list[str] = []
+
+    def failing_after_the_first(route: Any) -> None:
+        answer = route.fetch()
+        body = answer.json()
+        if answers:  # the live update's answer: the plot could not be drawn
+            body["plots"][0] = {"title": body["plots"][0]["title"], "message": "the storage could not be read"}
+        answers.append("reason" if answers else "figure")
+        route.fulfill(response=answer, json=body)
+
+    with sync_api.sync_playwright() as pw, _dashboard(url, subprocess_env, "--poll", "0.5") as base:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 400, "height": 6000})  # every plot on the first screen
+            page.route(f"{base}/api/studies/s/plots/process", failing_after_the_first)
+            page.goto(base + "/studies/s", wait_until="load")
+            page.wait_for_function(f"{process} !== null && {process}.classList.contains('plot') && {process}.tunesmithFitted",
+                                   timeout=30_000)
+            drawn = page.evaluate(f"{process}.getBoundingClientRect().width")
+            ts.load_study("s", url).optimize(lambda t: t.params["x"], n_trials=1)  # the change the page polls for
+            page.wait_for_function(f"{process}.className === 'note empty'", timeout=30_000)
+            note = page.evaluate(f"[{process}.getBoundingClientRect().width, {process}.textContent]")
+        finally:
+            browser.close()
+    assert drawn > 700, drawn  # the diagram kept as wide as its texts need
+    assert note[1].endswith("the storage could not be read") and note[0] <= 400, note

@@ -1645,3 +1645,20 @@ def test_a_trial_whose_reports_are_all_nan_is_not_said_to_have_reported_nothing(
         assert "NaN or infinite reports of" in title and "reported no other" in title, title
         assert "NaN or infinite, which a curve cannot place" in message, message
         assert "call trial.report" not in message and "no reports" not in message, message
+
+
+def test_to_plotly_takes_a_numpy_integer_as_the_width_a_python_one_is() -> None:
+    """``to_plotly(record, width=...)`` refused ``np.int64(400)`` (a width read from an array or a DataFrame) as
+    "not a whole number of px": it is one, and plotly's own ``layout.width`` takes it. The figure is the same as
+    with ``width=400``; a NumPy float or bool is still refused with the message that says what to pass."""
+    np = pytest.importorskip("numpy")
+    study = ts.Study({"x": ts.Float(0, 1)}, sampler="random", seed=0,
+                     name=" ".join(["validation_loss_of_the_transformer"] * 3))
+    study.optimize(lambda t: t.params["x"], n_trials=4)
+    for kind in ("history", "parallel"):
+        record = plots.records_of(study, kind)[0]
+        assert to_plotly(record, width=np.int64(400)) == to_plotly(record, width=400), kind
+        assert to_plotly(record, width=np.int32(400)).layout.width == 400
+    for bad in (np.float64(400.0), np.bool_(True), np.int64(99)):
+        with pytest.raises(ValueError, match="width must be a whole number of px, at least 100"):
+            to_plotly(record, width=bad)

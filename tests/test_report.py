@@ -418,7 +418,7 @@ def test_a_long_title_fits_the_plot_as_the_page_draws_it(tmp_path: Path, width: 
         const svg = gd.querySelector('.main-svg').getBoundingClientRect(), title = gd.querySelector('.gtitle');
         const box = title.getBoundingClientRect();
         return [box.left - svg.left, box.right - svg.left, svg.width, title.textContent, gd.layout.title.text,
-                gd._fullLayout._size.h];
+                gd._fullLayout._size.h, gd.parentElement.clientWidth];
     })"""
     with sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
@@ -434,14 +434,16 @@ def test_a_long_title_fits_the_plot_as_the_page_draws_it(tmp_path: Path, width: 
         finally:
             browser.close()
     assert len(drawn) >= 3, drawn
-    for (left, right, plot_width, text, lines, high), (_, right2, width2, text2, lines2, high2) in zip(
+    for (left, right, plot_width, text, lines, high, seen), (_, right2, width2, text2, lines2, high2, _) in zip(
             drawn, narrower, strict=True):
         assert 0 <= left and right <= plot_width and right2 <= width2, (left, right, plot_width, right2, width2)
         assert min(high, high2) > 100, (high, high2)  # the figure grows with its title: the plot keeps its height
         assert "W" * 200 in text and text2.replace(" ", "") == text.replace(" ", "")  # every letter, on lines
         # more lines where drawn narrower (a process diagram is kept as wide as its boxes' texts need: not narrower)
         assert lines.count("<br>") < lines2.count("<br>") or width2 == plot_width, (lines, lines2, width2)
-        assert right > plot_width * 0.6  # lines as wide as the plot, not a fixed count of letters
+        # lines as wide as the plot, not a fixed count of letters (a process diagram wider than its box, scrolled
+        # sideways: as wide as the box, in sight)
+        assert right > min(plot_width, seen) * 0.6 and right <= seen, (right, plot_width, seen)
 
 
 def test_a_title_of_control_characters_is_cut_into_lines_as_drawn(tmp_path: Path) -> None:
@@ -878,10 +880,7 @@ def test_a_process_diagram_s_texts_stay_apart_in_a_narrow_window(tmp_path: Path)
     "30 complete") and arrow labels run into each other. The figure is kept as wide as its texts need (the
     record's ``min_width``), its box scrolled sideways; the page itself stays as wide as the window."""
     sync_api = browser_or_skip()
-    study = ts.Study({"learning_rate": ts.Float(1e-5, 1e-1, log=True), "weight_decay": ts.Float(0, 0.3)},
-                     sampler="random", seed=0, name="bert-base fine-tune on sst2")
-    study.optimize(lambda t: t.params["weight_decay"], n_trials=30)
-    out = write_report(study, tmp_path / "process.html")
+    out = _report_of_30_trials(tmp_path, "bert-base fine-tune on sst2")
     read = """() => {
       const gd = document.querySelector('.js-plotly-plot[id^="plot-process-"]');
       const boxes = [...gd.querySelectorAll('g.annotation-text-g')].filter((g) => g.textContent.trim())
@@ -894,3 +893,28 @@ def test_a_process_diagram_s_texts_stay_apart_in_a_narrow_window(tmp_path: Path)
                 if a[0] < b[1] - 1 and b[0] < a[1] - 1 and a[2] < b[3] - 1 and b[2] < a[3] - 1]
         assert len(boxes) >= 9 and not over, (width, figure_width, over)
         assert page_width <= width, (width, page_width)
+
+
+def test_a_process_diagram_scrolled_sideways_on_a_phone_has_its_title_in_sight(tmp_path: Path) -> None:
+    """On a phone the process diagram is drawn as wide as its boxes' texts need (780 px) in a box scrolled
+    sideways; its title was cut for those 780 px, and the end of a long one lay out of sight (to 675 px in a
+    box of 384) until the reader scrolled. The title is cut for the width the reader sees."""
+    sync_api = browser_or_skip()
+    out = _report_of_30_trials(tmp_path, "bert-base fine-tune on sst2 with a longer name of the run")
+    read = """() => {
+      const gd = document.querySelector('.js-plotly-plot[id^="plot-process-"]');
+      return [gd.querySelector('.gtitle').getBoundingClientRect().right, gd.parentElement.getBoundingClientRect().right,
+              gd._fullLayout.width, gd.layout.title.text];
+    }"""
+    title, box, figure, text = _in_chromium(sync_api, out, lambda page: (page.wait_for_timeout(1500),
+                                                                        page.evaluate(read))[1], widths=(400,))
+    assert figure > 700 and box <= 400, (figure, box)  # drawn wider than its box, which scrolls
+    assert title <= box and "the optimization process" in text.replace("<br>", " "), (title, box, text)
+
+
+def _report_of_30_trials(tmp_path: Path, name: str) -> Path:
+    """The report of a study ``name`` of two parameters and 30 trials: its process diagram has five boxes."""
+    study = ts.Study({"learning_rate": ts.Float(1e-5, 1e-1, log=True), "weight_decay": ts.Float(0, 0.3)},
+                     sampler="random", seed=0, name=name)
+    study.optimize(lambda t: t.params["weight_decay"], n_trials=30)
+    return write_report(study, tmp_path / "process.html")

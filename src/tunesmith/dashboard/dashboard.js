@@ -21,6 +21,7 @@
     div.dataset.version = version;
     if (typeof p.message === "string") {  // nothing to draw: its reason, an empty one too (not an empty figure)
       if (div.classList.contains("plot")) { Plotly.purge(div); }
+      div.style.minWidth = "";  // a process diagram's width (tunesmithFitWidth): a note takes the page's
       div.className = "note empty";
       div.textContent = p.title + ": " + (p.message || "nothing to draw");
       return;

@@ -7,7 +7,7 @@ import json
 import math
 import unicodedata
 from collections.abc import Callable, Sequence
-from numbers import Real
+from numbers import Integral, Real
 from typing import Any
 
 from ..importance import columns
@@ -69,8 +69,10 @@ def to_plotly(record: Record, *, template: bool = True, width: int | None = None
     ``width``: the figure's width in px (``layout.width``), its title and parallel axes' titles cut into lines
     for it; else they are cut for plotly's default 700 px, which tunesmith's pages cut again as they draw it
     (:data:`FIT_TITLE`), where a figure shown elsewhere (a notebook) keeps them."""
-    if width is not None and not (isinstance(width, int) and not isinstance(width, bool) and width >= 100):
-        raise ValueError(f"width must be a whole number of px, at least 100 (plotly's own floor is 10), got {width!r}")
+    if width is not None:  # a NumPy integer is a whole number too (plotly's own check takes it)
+        if not (isinstance(width, Integral) and not isinstance(width, bool) and width >= 100):
+            raise ValueError(f"width must be a whole number of px, at least 100 (plotly's own floor is 10), got {width!r}")
+        width = int(width)
     go = _go()
     if isinstance(record, Parallel):
         fig = _parallel(go, record, width or FIGURE_WIDTH)
@@ -377,7 +379,10 @@ function tunesmithFitTitle(gd) {
   if (gd.tunesmithFitting) { gd.tunesmithRefit = true; return; }
   const ctx = tunesmithFitTitle.ctx || (tunesmithFitTitle.ctx = document.createElement("canvas").getContext("2d"));
   ctx.font = full.title.font.size + "px " + full.title.font.family;
-  const width = full.width * (1 - full.title.x) - 10;
+  // as wide as the reader sees it: a figure wider than its box (a process diagram on a phone, scrolled sideways)
+  // had its title cut for the figure's width, its end out of sight until scrolled to
+  const box = gd.parentElement && gd.parentElement.clientWidth, seen = box ? Math.min(full.width, box) : full.width;
+  const width = seen - full.width * full.title.x - 10;
   const lines = tunesmithLines(meta.title, (t) => ctx.measureText(t).width <= width);
   const text = tunesmithHtml(lines);
   // the figure as first drawn: a taller title grows it by as much, so that the plot keeps its height
