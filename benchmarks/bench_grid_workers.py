@@ -11,7 +11,9 @@ run ``--trials`` trials each. Two picks, alternated within each repeat on the sa
 
 Trials/s is all workers' trials over the span from the first worker's first ask to the last
 worker's end (imports and opening the study left out: the workers start together once all are
-ready). Failed claims are the ``create_trial`` calls that returned None.
+ready). Failed claims are the ``create_trial`` calls that returned None. The two picks take turns
+going first (count then stream, then stream then count). ``TS_BENCH_PROFILE=DIR`` writes each
+worker's cProfile of its ``optimize`` to ``DIR/<pick>-<pid>.prof``.
 
     PYTHONPATH=src OMP_NUM_THREADS=1 nice -n 10 python benchmarks/bench_grid_workers.py --repeats 5
 """
@@ -72,7 +74,15 @@ t0 = time.time()
 def objective(t):
     time.sleep(sleep)
     return float(t.params["x"] + t.params["y"])
+prof_dir = os.environ.get("TS_BENCH_PROFILE")  # a folder: each worker's cProfile of its optimize
+if prof_dir:
+    import cProfile
+    prof = cProfile.Profile()
+    prof.enable()
 study.optimize(objective, n_trials=n, show_progress=False)
+if prof_dir:
+    prof.disable()
+    prof.dump_stats(os.path.join(prof_dir, f"{pick}-{os.getpid()}.prof"))
 print(json.dumps({"start": t0, "end": time.time(), "failed": failed}), flush=True)
 """
 
@@ -129,8 +139,9 @@ def main() -> None:
             for backend, url in urls.items():
                 for grid in map(int, args.grids.split(",")):
                     got: dict[str, list[dict[str, float]]] = {"count": [], "stream": []}
-                    for _ in range(args.repeats):
-                        for pick in got:  # alternated: the same load
+                    for i in range(args.repeats):
+                        # alternated (the same load), each first in every other repeat: no pick always runs first
+                        for pick in (("count", "stream") if i % 2 == 0 else ("stream", "count")):
                             got[pick].append(one_run(url, grid, args.trials, pick, tmp, args.sleep))
                     row: dict[str, Any] = {"backend": backend, "grid": grid, "trials": args.trials * WORKERS,
                                            "repeats": args.repeats, "sleep_s": args.sleep}
