@@ -11,8 +11,9 @@ run ``--trials`` trials each. Two picks, alternated within each repeat on the sa
 
 Trials/s is all workers' trials over the span from the first worker's first ask to the last
 worker's end (imports and opening the study left out: the workers start together once all are
-ready). CPU ms/trial is the workers' CPU time in ``optimize`` (``time.process_time``) over
-their trials: what each pick costs, far less moved by the machine's load than trials/s. Failed claims are the ``create_trial`` calls that returned None. The two picks take turns
+ready). Failed claims are the writes (``create_trial``, ``create_first_free``) that returned None.
+CPU ms/trial is the workers' CPU time in ``optimize`` (``time.process_time``) over
+their trials: what each pick costs, far less moved by the machine's load than trials/s. The two picks take turns
 going first (count then stream, then stream then count). ``TS_BENCH_PROFILE=DIR`` writes each
 worker's cProfile of its ``optimize`` to ``DIR/<pick>-<pid>.prof``.
 
@@ -61,13 +62,15 @@ if pick == "stream":  # the pick before it followed the count: the sampler's own
     simple.GridSampler.suggest = suggest
 study = ts.Study.load(name, url)
 failed = 0
-create = study._storage.create_trial
-def counted(*args, **kwargs):
-    global failed
-    rec = create(*args, **kwargs)
-    failed += rec is None
-    return rec
-study._storage.create_trial = counted
+def counting(write):
+    def counted(*args, **kwargs):
+        global failed
+        rec = write(*args, **kwargs)
+        failed += rec is None
+        return rec
+    return counted
+study._storage.create_trial = counting(study._storage.create_trial)
+study._storage.create_first_free = counting(study._storage.create_first_free)  # the count pick's claim
 print("ready", flush=True)
 while not os.path.exists(go):
     time.sleep(0.002)
