@@ -11,7 +11,11 @@ run ``--trials`` trials each. Two picks, alternated within each repeat on the sa
 
 Trials/s is all workers' trials over the span from the first worker's first ask to the last
 worker's end (imports and opening the study left out: the workers start together once all are
-ready). Failed claims are the ``create_trial`` calls that returned None.
+ready). Failed claims are the writes (``create_trial``, ``create_first_free``) that returned None.
+CPU ms/trial is the workers' CPU time in ``optimize`` (``time.process_time``) over
+their trials: what each pick costs, far less moved by the machine's load than trials/s. The two picks take turns
+going first (count then stream, then stream then count). ``TS_BENCH_PROFILE=DIR`` writes each
+worker's cProfile of its ``optimize`` to ``DIR/<pick>-<pid>.prof``.
 
     PYTHONPATH=src OMP_NUM_THREADS=1 nice -n 10 python benchmarks/bench_grid_workers.py --repeats 5
 """
@@ -58,22 +62,32 @@ if pick == "stream":  # the pick before it followed the count: the sampler's own
     simple.GridSampler.suggest = suggest
 study = ts.Study.load(name, url)
 failed = 0
-create = study._storage.create_trial
-def counted(*args, **kwargs):
-    global failed
-    rec = create(*args, **kwargs)
-    failed += rec is None
-    return rec
-study._storage.create_trial = counted
+def counting(write):
+    def counted(*args, **kwargs):
+        global failed
+        rec = write(*args, **kwargs)
+        failed += rec is None
+        return rec
+    return counted
+study._storage.create_trial = counting(study._storage.create_trial)
+study._storage.create_first_free = counting(study._storage.create_first_free)  # the count pick's claim
 print("ready", flush=True)
 while not os.path.exists(go):
     time.sleep(0.002)
-t0 = time.time()
+t0, c0 = time.time(), time.process_time()
 def objective(t):
     time.sleep(sleep)
     return float(t.params["x"] + t.params["y"])
+prof_dir = os.environ.get("TS_BENCH_PROFILE")  # a folder: each worker's cProfile of its optimize
+if prof_dir:
+    import cProfile
+    prof = cProfile.Profile()
+    prof.enable()
 study.optimize(objective, n_trials=n, show_progress=False)
-print(json.dumps({"start": t0, "end": time.time(), "failed": failed}), flush=True)
+if prof_dir:
+    prof.disable()
+    prof.dump_stats(os.path.join(prof_dir, f"{pick}-{os.getpid()}.prof"))
+print(json.dumps({"start": t0, "end": time.time(), "cpu": time.process_time() - c0, "failed": failed}), flush=True)
 """
 
 
@@ -100,7 +114,8 @@ def one_run(url: str, grid: int, trials: int, pick: str, tmp: Path, sleep: float
     done = len(ts.Study.load(name, url).trials)
     assert done == trials * WORKERS, (done, trials * WORKERS)
     span = max(o["end"] for o in outs) - min(o["start"] for o in outs)
-    return {"trials_per_s": done / span, "failed": sum(o["failed"] for o in outs)}
+    return {"trials_per_s": done / span, "failed": sum(o["failed"] for o in outs),
+            "cpu_ms_per_trial": 1000 * sum(o["cpu"] for o in outs) / done}
 
 
 def main() -> None:
@@ -129,8 +144,9 @@ def main() -> None:
             for backend, url in urls.items():
                 for grid in map(int, args.grids.split(",")):
                     got: dict[str, list[dict[str, float]]] = {"count": [], "stream": []}
-                    for _ in range(args.repeats):
-                        for pick in got:  # alternated: the same load
+                    for i in range(args.repeats):
+                        # alternated (the same load), each first in every other repeat: no pick always runs first
+                        for pick in (("count", "stream") if i % 2 == 0 else ("stream", "count")):
                             got[pick].append(one_run(url, grid, args.trials, pick, tmp, args.sleep))
                     row: dict[str, Any] = {"backend": backend, "grid": grid, "trials": args.trials * WORKERS,
                                            "repeats": args.repeats, "sleep_s": args.sleep}
@@ -138,7 +154,9 @@ def main() -> None:
                         row[f"{pick}_trials_per_s"] = round(statistics.median(r["trials_per_s"] for r in runs), 1)
                         row[f"{pick}_all"] = [round(r["trials_per_s"], 1) for r in runs]
                         row[f"{pick}_failed"] = statistics.median(r["failed"] for r in runs)
+                        row[f"{pick}_cpu_ms"] = round(statistics.median(r["cpu_ms_per_trial"] for r in runs), 3)
                     row["ratio"] = round(row["count_trials_per_s"] / row["stream_trials_per_s"], 3)
+                    row["cpu_ratio"] = round(row["count_cpu_ms"] / row["stream_cpu_ms"], 3)
                     print(json.dumps(row), flush=True)
                     rows.append(row)
         finally:

@@ -99,6 +99,7 @@ class GridSampler(Sampler):
         self._taken: tuple[list[str], set[str], list[int]] = ([], set(), [])  # grid keys, tried keys, their indices
         self._index_of: tuple[list[str], dict[str, int]] = ([], {})  # grid keys, the index of each
         self._near_of: tuple[list[str], dict[str, int]] = ([], {})  # grid keys, the index of each near key
+        self._picks: dict[tuple[int, int, int], int] = {}  # (seed, taken, left) -> grid_pick, kept a few asks
 
     def grid(self, space: Space) -> list[Config]:
         return self._grid(space)[0]
@@ -121,11 +122,23 @@ class GridSampler(Sampler):
         n_left = len(keys) - len(taken)
         if n_left == 0:
             return None
+        if len(self._picks) > 4 * (1 + GRID_NEXT):  # those of fewer points taken are asked for no more
+            self._picks = {k: v for k, v in self._picks.items() if k[1] >= len(taken)}
         picks: list[int] = []  # the pick, then the points the sequence takes once the picks before are taken
         for _ in range(min(1 + GRID_NEXT, n_left)):
-            picks.append(_nth_left_besides(taken, sorted(picks), grid_pick(self.seed, len(taken) + len(picks),
+            picks.append(_nth_left_besides(taken, sorted(picks), self._pick(len(taken) + len(picks),
                                                                              n_left - len(picks))))
         return Suggestion(dict(configs[picks[0]]), unique=True, then=tuple(dict(configs[i]) for i in picks[1:]))
+
+    def _pick(self, n_taken: int, n_left: int) -> int:
+        """:func:`grid_pick` kept from the asks before: the points an ask lists after its pick are the
+        picks of the asks that see them taken, and a seeded generator costs more than the rest of an ask
+        (a worker asking after one trial more reuses 3 of its 4 picks)."""
+        key = (self.seed, n_taken, n_left)
+        got = self._picks.get(key)
+        if got is None:
+            got = self._picks[key] = grid_pick(self.seed, n_taken, n_left)
+        return got
 
     def _taken_indices(self, keys: list[str], trials: Sequence[FrozenTrial]) -> list[int]:
         """The sorted grid indices of the ``trials``' keys, kept from the last ask and updated
