@@ -418,6 +418,77 @@ def test_a_worker_killed_after_its_trial_was_requeued_elsewhere_leaves_n_trials(
     assert results(study) == 6 and states(study) == Counter({"complete": 6, "failed": 1})
 
 
+#: the index a worker process's sampler was reseeded with (1 and 2: the first two workers; 3: the first replacement)
+_WORKER_INDEX = 0
+
+
+class _NamesWorkers(RandomSampler):
+    def reseed(self, *key: int) -> None:
+        global _WORKER_INDEX
+        super().reseed(*key)
+        _WORKER_INDEX = key[-1]
+
+
+class _HeirWaits(NopPruner):
+    """Its ``pauses`` is read by a worker looking for promotions once its unit was refused (no
+    trial paused here): the replacement (worker 3) waits there until file ``looked`` exists."""
+
+    looked = ""
+
+    @property  # type: ignore[override]
+    def pauses(self) -> bool:
+        if _WORKER_INDEX == 3:
+            _until(lambda: os.path.exists(_HeirWaits.looked))
+        return False
+
+
+def _until(done: Any, limit: float = 60.0) -> None:
+    end = time.monotonic() + limit
+    while not done() and time.monotonic() < end:
+        time.sleep(0.01)
+
+
+def _calls_marked(folder: Path) -> Any:
+    def objective(trial: Any) -> float:
+        (folder / f"called-{trial.number}").touch()
+        return _judged_lost_then_killed(trial)
+
+    return objective
+
+
+def test_a_killed_worker_whose_trial_was_requeued_elsewhere_has_its_unit_run_after_its_heir_found_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The order that lost a unit under load: the worker in the killed one's place found the budget
+    spent (the other worker took every unit) before the parent's look gave back the unit of the trial
+    re-queued elsewhere, and ended after that look. Before, the unit stayed unused: 5 results."""
+    from tunesmith.execution import loop, process
+
+    calls, looked = tmp_path / "calls", tmp_path / "looked"
+    calls.mkdir()
+    monkeypatch.setattr(_HeirWaits, "looked", str(looked))
+    monkeypatch.setattr(process, "SETTLE", 5.0)  # the other worker spends the budget well within it
+    # the replacement takes its unit once the other worker has taken the last one (6 objectives called)
+    monkeypatch.setattr(loop, "KILL_POINT", lambda name: name == "idle" and _WORKER_INDEX == 3 and _until(
+        lambda: len(os.listdir(calls)) >= 6))
+
+    class Looked(logging.Handler):  # the parent's look at the killed worker (it logs its death, then replaces)
+        def emit(self, record: logging.LogRecord) -> None:
+            if "died (exit code -9)" in record.getMessage():
+                looked.touch()
+
+    handler = Looked()
+    logging.getLogger("tunesmith").addHandler(handler)
+    try:
+        study = Study({"x": Float(0, 1)}, storage=f"sqlite:///{tmp_path / 'h.db'}", name="h", sampler=_NamesWorkers(),
+                      pruner=_HeirWaits(), heartbeat_interval=5, requeue_failed=True)
+        study.optimize(_calls_marked(calls), n_trials=6, n_jobs=2)
+    finally:
+        logging.getLogger("tunesmith").removeHandler(handler)
+    assert looked.exists()
+    assert results(study) == 6 and states(study) == Counter({"complete": 6, "failed": 1})
+
+
 class Unpicklable(Exception):
     def __init__(self, lock: Any) -> None:
         super().__init__("holds a lock")

@@ -136,7 +136,7 @@ class _Worker:
     quiet: bool = False  # it died with nothing in flight (Seat.quiet, read as the parent saw it dead)
     vacated: tuple[int, int] | None = None  # its seat folded into the budget: (units held, refunded)
     heir: _Worker | None = None  # the worker started in its place
-    owed: bool = False  # a worker it replaced left work it may have missed (a re-queued copy, a promotion)
+    owed: bool = False  # a worker it replaced left work it may have missed (a re-queued copy, a promotion, a unit back)
 
 
 @dataclass
@@ -439,7 +439,11 @@ class _Pool:
         if w.vacated is None:
             self._vacate(w)
         assert w.vacated is not None
-        return self.budget.settle(*w.vacated, kept=kept, requeued=requeued)
+        held, refunded = w.vacated
+        # units of its trials re-queued elsewhere that it never refunded come back only now: the worker in
+        # its place may have found the budget spent before this and be ending, so one more looks
+        w.owed |= requeued > refunded
+        return self.budget.settle(held, refunded, kept=kept, requeued=requeued)
 
     def _error(self, w: _Worker) -> str:
         """The error a dead worker's running trial is failed with."""
