@@ -975,13 +975,16 @@ def test_a_promoted_trial_whose_checkpoint_the_full_disk_refused_is_paused_again
     assert "cannot save the checkpoint" in said and "free space on the disk" in said, said
     assert "trial 0 (resumed after a pause) was paused again, its checkpoint and promotion kept" in said, said
     held = ts.Study.load("s", url).trials[0]
-    assert held.state is ts.TrialState.PAUSED and held.system.n_resumes == 1, held
+    # with worker processes the other worker may resume it once more before the stop reaches it (each worker
+    # that meets the full disk stops: at most one resume each), paused again the same way
+    assert held.state is ts.TrialState.PAUSED and 1 <= held.system.n_resumes <= jobs, held
     assert held.system.held is not None and "cannot save the checkpoint" in held.system.held, held.system
     assert held.attrs.get("checkpoint") == paused.attrs["checkpoint"] and sorted(held.intermediate) == [1, 2], (held.attrs, held.intermediate)
     (small_fs / "filler").unlink()
     study.optimize(obj, n_trials=0)
     done = ts.Study.load("s", url).trials
-    assert len(done) == 1 and done[0].state is ts.TrialState.COMPLETE and done[0].system.n_resumes == 2, done
+    assert len(done) == 1 and done[0].state is ts.TrialState.COMPLETE, done
+    assert done[0].system.n_resumes == held.system.n_resumes + 1, done
     assert sorted(done[0].intermediate) == [1, 2, 3]
 
 
