@@ -39,6 +39,7 @@ from ..exceptions import (
     ResumeRefused,
     StorageError,
     Terminated,
+    TrialNotFound,
     WorkersLost,
     interrupted,
 )
@@ -571,10 +572,10 @@ def _ended_since(study: Any, raised: BaseException | None) -> BaseException | No
         return raised
     number = raised.left_running
     try:
-        now = next((t for t in study.trials if t.number == number), None)
-    except StorageError:
+        now = study._storage.get_trial(study._study_id, number)
+    except (StorageError, TrialNotFound):
         return raised
-    if now is None or now.state is TrialState.RUNNING:
+    if now.state is TrialState.RUNNING:
         return raised
     fate = ("paused: the next optimize resumes it from its checkpoint; do not tell it failed" if now.state is
             TrialState.PAUSED else f"{now.state.value}: nothing is left to end")

@@ -927,8 +927,8 @@ class Study:
             raise
 
     def _pause_again(self, trial: Trial, reason: str) -> None:
-        """A resumed trial whose objective refused its checkpoint (:class:`ResumeRefused`), paused
-        again as it was, its reports, checkpoint and promotion kept (resumed first, as after a lost
+        """A resumed trial whose objective refused its checkpoint (:class:`ResumeRefused`) or met a full disk
+        (:class:`OutOfRoom`), or an interrupted one that can go on, paused again as it was, its reports, checkpoint and promotion kept (resumed first, as after a lost
         worker: its rung's quota may have filled since). Only while the stored trial is still this run
         (:func:`lifecycle.same_run`), else TrialFinishedError: a worker taken for dead that was not (a
         Ray node cut off from its cluster, not from the database) had its trial held, and another
