@@ -1241,3 +1241,34 @@ def test_tunesmith_tell_that_loses_its_postgresql_server_midway_frees_only_the_t
             ts.TrialState.PRUNED, ts.TrialState.PAUSED, ts.TrialState.PAUSED]
     finally:
         server.close()
+
+
+@pytest.mark.parametrize("planted", ["others_may_write", "another_user"])
+def test_a_planted_cut_short_move_marker_never_draws_a_run_s_files_into_a_folder_others_control(
+    tmp_path: Path, planted: str
+) -> None:
+    """An ``earlier-*`` folder with a ``.moving`` marker that a teammate made while the checkpoint folder was
+    writable (before the ``chmod go-w`` its refusal advises): the next run "finished the move" into it, putting the
+    earlier run's checkpoints in a folder that others may write or that another user owns (there to be replaced by
+    a checkpoint of theirs, or deleted). Such a folder is passed over: the files go into a new folder of the user's."""
+    d = tmp_path / "run"
+    torch.manual_seed(0)
+    Trainer(mlp(), CFG.with_params({"epochs": 1, "checkpoint_dir": d})).fit(*DATA)
+    earlier = {name: (d / name).read_bytes() for name in _names(d)}
+    trap = d / "earlier-20000101-000000"
+    trap.mkdir()
+    (trap / checkpoint.MOVING).touch()
+    if planted == "another_user":
+        if not hasattr(os, "geteuid") or os.geteuid() != 0:
+            pytest.skip("giving a folder to another user needs root")
+        os.chown(trap, 65534, 65534)
+        os.chown(trap / checkpoint.MOVING, 65534, 65534)
+    else:
+        trap.chmod(0o777)
+    Trainer(mlp(), CFG.with_params({"epochs": 1, "checkpoint_dir": d})).fit(*DATA)
+    assert _names(trap) == [checkpoint.MOVING]  # nothing of the user's moved in, its marker left as found
+    (aside,) = [p for p in d.iterdir() if p.is_dir() and p != trap]
+    assert {name: (aside / name).read_bytes() for name in _names(aside)} == earlier
+    st = aside.stat()
+    assert st.st_uid == os.getuid() and stat.S_IMODE(st.st_mode) == 0o700
+    assert checkpoint.unfinished_aside(d) is None

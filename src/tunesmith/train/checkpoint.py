@@ -498,12 +498,27 @@ def end_cut_short(directory: str | Path) -> None:
 
 
 def unfinished_aside(directory: str | Path) -> Path | None:
-    """The ``earlier-*`` folder of ``directory`` whose move (:func:`set_aside`) a kill cut short, or None."""
+    """The ``earlier-*`` folder of ``directory`` whose move (:func:`set_aside`) a kill cut short, or None. Only a
+    folder as :func:`set_aside` makes them (the user's, mode 0700, no link) is one: another user's, or one others
+    may write (planted while ``directory`` was writable, before the ``chmod go-w`` :func:`check_dir` advises),
+    would be handed the run's checkpoints to replace or delete."""
     d = Path(directory).expanduser()
     for p in sorted(d.glob("earlier-*")):
-        if not p.is_symlink() and (p / MOVING).is_file():
+        if _made_aside(p) and (p / MOVING).is_file():
             return p
     return None
+
+
+def _made_aside(p: Path) -> bool:
+    """Whether ``p`` is a folder (not a link) of this user that no one else may write, as :func:`_new_aside`
+    makes them."""
+    try:
+        st = os.lstat(p)
+    except OSError:
+        return False
+    if not hasattr(os, "getuid"):  # Windows: no POSIX owner or mode bits to check (as check_dir)
+        return stat.S_ISDIR(st.st_mode)
+    return stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid() and not st.st_mode & 0o022
 
 
 #: the folder locks :func:`hold` took in this process
