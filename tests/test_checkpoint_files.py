@@ -1139,6 +1139,35 @@ def test_tunesmith_tell_deletes_no_folder_a_stored_path_names_outside_the_trial_
     assert {p: files(p) for p in before} == before
     assert [t.state for t in ts.load_study("s", url).trials] == [ts.TrialState.PRUNED] * 3
     assert [t.state for t in ts.load_study("o", url).trials] == [ts.TrialState.PAUSED] * 3
+
+
+def test_tunesmith_tell_names_a_freed_folder_whose_stored_path_holds_terminal_escapes_without_running_them(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A writer of the database points a paused trial's checkpoint at its own folder through a folder whose name
+    holds terminal escapes (one anyone may make in a shared temporary folder, then ``..``): ``tunesmith tell``
+    deletes the trial's own checkpoints, as it should, and names the folder with the escapes written out, not sent
+    to the terminal (they cleared it and set its title)."""
+    import sqlite3
+
+    from tunesmith.cli import main
+
+    db = tmp_path / "s.db"
+    url = f"sqlite:///{db}"
+    obj = objective(lambda p: mlp(), DATA, base=TrainConfig(epochs=3, batch_size=16), checkpoint_root=tmp_path / "ck")
+    ts.Study({"lr": ts.Float(1e-3, 1e-1, log=True)}, storage=url, sampler="random", seed=0, name="s",
+             pruner=PauseAt(2)).optimize(obj, n_trials=1)
+    own = Path(ts.load_study("s", url).trials[0].attrs["checkpoint"])
+    escapes = tmp_path / "\x1b]0;owned\x07\x1b[2J"
+    escapes.mkdir()
+    through = escapes / ".." / own.relative_to(tmp_path)
+    assert through.is_file()
+    with sqlite3.connect(db) as c:
+        c.execute("UPDATE ts_trials SET attrs = json_set(attrs, '$.checkpoint', ?) WHERE number = 0", (str(through),))
+    assert main(["tell", "s", "0", "--state", "pruned", "--storage", url]) == 0
+    out = capsys.readouterr().out
+    assert "deleted the checkpoints of 1 trial in" in out and "\\x1b[2J" in out, out
+    assert "\x1b" not in out and "\x07" not in out, out
+    assert not own.exists()
 TELL_KILLED_BEFORE_ITS_DELETE = textwrap.dedent(
     """
     import os, signal, sys

@@ -1083,8 +1083,8 @@ def _said_ended(study: Study, ended: list[Trial], state: str) -> None:
     print(f"study {study.name!r}: {plural(len(ended), 'paused trial')} {state}: "
           f"{', '.join(str(t.number) for t in ended)}")
     freed = _release(ended)
-    if freed:
-        print(f"deleted the checkpoints of {plural(len(freed), 'trial')} in {', '.join(map(str, freed))}")
+    if freed:  # a folder as stored (a writer of the database may name it through one whose name holds escapes)
+        print(spoken(f"deleted the checkpoints of {plural(len(freed), 'trial')} in {', '.join(map(str, freed))}"))
 
 
 def _release(trials: list[Trial]) -> list[Path]:
@@ -1101,8 +1101,8 @@ def _release(trials: list[Trial]) -> list[Path]:
         try:
             folder = retention.release(t)
         except OSError as exc:  # housekeeping: the trial is ended all the same
-            print(f"trial {t.number}'s checkpoints are left as they are: {exc}; the trial is ended, nothing resumes "
-                  "from them: delete them by hand")
+            print(spoken(f"trial {t.number}'s checkpoints are left as they are: {exc}; the trial is ended, nothing "
+                         "resumes from them: delete them by hand"))
             continue
         if folder is not None:
             freed.append(folder)
