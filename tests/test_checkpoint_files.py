@@ -1141,31 +1141,77 @@ def test_tunesmith_tell_deletes_no_folder_a_stored_path_names_outside_the_trial_
     assert [t.state for t in ts.load_study("o", url).trials] == [ts.TrialState.PAUSED] * 3
 
 
+def _one_paused_trial(tmp_path: Path) -> tuple[str, Path]:
+    """Study "s" in ``tmp_path``/s.db with one trial paused by ``ts.train``'s objective (checkpoints under
+    ``tmp_path``/ck): the storage's URL and the trial's recorded checkpoint."""
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    obj = objective(lambda p: mlp(), DATA, base=TrainConfig(epochs=3, batch_size=16), checkpoint_root=tmp_path / "ck")
+    ts.Study({"lr": ts.Float(1e-3, 1e-1, log=True)}, storage=url, sampler="random", seed=0, name="s",
+             pruner=PauseAt(2)).optimize(obj, n_trials=1)
+    return url, Path(ts.load_study("s", url).trials[0].attrs["checkpoint"])
+
+
+def _record_checkpoint(tmp_path: Path, path: Path) -> None:
+    """As a writer of the database: trial 0's recorded checkpoint is ``path``."""
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "s.db") as c:
+        c.execute("UPDATE ts_trials SET attrs = json_set(attrs, '$.checkpoint', ?) WHERE number = 0", (str(path),))
+
+
+def test_tunesmith_tell_deletes_in_the_folder_it_checked_where_a_stored_path_leads_through_a_shared_folder(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A writer of the database leads a paused trial's checkpoint through a folder in a shared temporary folder and
+    ``..`` to the trial's own folder; once tell has checked that folder, the folder's maker swaps it for a link, so
+    that the same path now leads to a copy of the study's checkpoint root elsewhere (a backup: the same marks).
+    Before, tell checked one folder and deleted the other's checkpoints (each delete walked the stored path again);
+    the folder is now resolved once, and what it checked is what it empties."""
+    from tunesmith.cli import main
+    from tunesmith.train import retention
+
+    url, own = _one_paused_trial(tmp_path)
+    backup = tmp_path / "backup"
+    shutil.copytree(tmp_path / "ck", backup / "ck")
+    (backup / "a" / "b").mkdir(parents=True)
+    kept = {p: p.read_bytes() for p in (backup / own.relative_to(tmp_path)).parent.iterdir()}
+    shared = tmp_path / "shared"
+    (shared / "x").mkdir(parents=True)
+    shared.chmod(0o1777)
+    through = shared / "x" / ".." / ".." / own.relative_to(tmp_path)
+    _record_checkpoint(tmp_path, through)
+    checked = retention.ckpt.check_dir
+    swapped: list[str] = []
+
+    def then_swapped(path: Any) -> None:
+        checked(path)
+        if not swapped:  # the maker of shared/x, after tell's check: shared/x/../.. now leads into the backup
+            swapped.append(str(path))
+            (shared / "x").rename(shared / "x-was")
+            (shared / "x").symlink_to(backup / "a" / "b")
+
+    monkeypatch.setattr(retention.ckpt, "check_dir", then_swapped)
+    assert main(["tell", "s", "0", "--state", "pruned", "--storage", url]) == 0
+    assert swapped
+    assert {p: p.read_bytes() if p.is_file() else None for p in kept} == kept  # the backup's checkpoints whole
+    assert not own.parent.exists()
+
 def test_tunesmith_tell_names_a_freed_folder_whose_stored_path_holds_terminal_escapes_without_running_them(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A writer of the database points a paused trial's checkpoint at its own folder through a folder whose name
     holds terminal escapes (one anyone may make in a shared temporary folder, then ``..``): ``tunesmith tell``
-    deletes the trial's own checkpoints, as it should, and names the folder with the escapes written out, not sent
-    to the terminal (they cleared it and set its title)."""
-    import sqlite3
-
+    deletes the trial's own checkpoints, as it should, and names the folder as resolved, the escapes not sent to
+    the terminal (they cleared it and set its title)."""
     from tunesmith.cli import main
 
-    db = tmp_path / "s.db"
-    url = f"sqlite:///{db}"
-    obj = objective(lambda p: mlp(), DATA, base=TrainConfig(epochs=3, batch_size=16), checkpoint_root=tmp_path / "ck")
-    ts.Study({"lr": ts.Float(1e-3, 1e-1, log=True)}, storage=url, sampler="random", seed=0, name="s",
-             pruner=PauseAt(2)).optimize(obj, n_trials=1)
-    own = Path(ts.load_study("s", url).trials[0].attrs["checkpoint"])
+    url, own = _one_paused_trial(tmp_path)
     escapes = tmp_path / "\x1b]0;owned\x07\x1b[2J"
     escapes.mkdir()
     through = escapes / ".." / own.relative_to(tmp_path)
     assert through.is_file()
-    with sqlite3.connect(db) as c:
-        c.execute("UPDATE ts_trials SET attrs = json_set(attrs, '$.checkpoint', ?) WHERE number = 0", (str(through),))
+    _record_checkpoint(tmp_path, through)
     assert main(["tell", "s", "0", "--state", "pruned", "--storage", url]) == 0
     out = capsys.readouterr().out
-    assert "deleted the checkpoints of 1 trial in" in out and "\\x1b[2J" in out, out
+    assert f"deleted the checkpoints of 1 trial in {own.parent}\n" in out, out
     assert "\x1b" not in out and "\x07" not in out, out
     assert not own.exists()
 TELL_KILLED_BEFORE_ITS_DELETE = textwrap.dedent(

@@ -297,11 +297,16 @@ def release(trial: Any) -> Path | None:
 
 def releasable(trial: Any) -> Path | None:
     """The folder :func:`release` would delete for ``trial`` (its objective's own, marked as its study's, a
-    checkpoint recorded there), or None."""
+    checkpoint recorded there), or None. Resolved (links and ``..`` followed) once, here: a stored path led
+    through a folder that another user may swap (``/tmp/theirs/../..``, written by a writer of the database) would
+    lead each of the deletes after the checks elsewhere, into a folder of the same names (a copy of the root)."""
     path = trial.record.attrs.get("checkpoint")
     if not isinstance(path, str) or _owner(trial) is None or trial.record.attrs.get(KEEP_ALL) == "all":
         return None
-    folder = Path(path).parent
-    if folder.name != f"trial-{trial.number}" or folder.is_symlink() or not (folder / OWNER).is_file():
+    named = Path(path).parent
+    if named.name != f"trial-{trial.number}" or named.is_symlink():
+        return None
+    folder = Path(os.path.realpath(named))
+    if folder.name != named.name or not (folder / OWNER).is_file():
         return None
     return None if _marked_by_another(trial, folder / OWNER) else folder
