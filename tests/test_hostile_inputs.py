@@ -1379,26 +1379,29 @@ def test_show_says_a_trial_held_as_its_worker_ended_before_the_interrupt_as_such
 
 
 def test_grid_points_whose_claims_a_database_writer_moved_onto_other_trials_end_the_ask_with_an_error(
-    tmp_path: Path,
+    shared_storage_url: str,
 ) -> None:
     """A writer of the database gives the claims of every untried grid point to copies of a tried trial (parameters
     in the space: nothing warns of them). The grid keeps proposing those points (their parameters are untried) and
-    each write, its pick and the three points after it (``Suggestion.then``), finds every claim held: the ask stops
-    after its bounded number of proposals with an error, writing no trial, rather than asking forever."""
-    db = tmp_path / "g.db"
-    url = f"sqlite:///{db}"
+    each write, its pick and the three points after it (``Suggestion.then``, ``Storage.create_first_free``), finds
+    every claim held: the ask stops after its bounded number of proposals with an error, writing no trial, rather
+    than asking forever. SQLite and PostgreSQL alike."""
+    import sqlalchemy as sa
+
+    url = shared_storage_url
     study = ts.Study({"a": ts.Int(0, 3), "b": ts.Int(0, 3)}, storage=url, name="g", sampler="grid", seed=0)
     study.optimize(lambda t: 0.0, n_trials=4)
     untried = sorted({study.space.key(c) for c in study.sampler.grid(study.space)}
                      - {study.space.key(t.params) for t in study.trials})
     assert len(untried) == 12
-    with sqlite3.connect(db) as c:
-        cols = [r[1] for r in c.execute("PRAGMA table_info(ts_trials)")]
-        row = dict(zip(cols, c.execute("SELECT * FROM ts_trials WHERE number = 0").fetchone(), strict=True))
+    engine = sa.create_engine(url)
+    with engine.begin() as c:  # as another program writes them
+        row = dict(c.execute(sa.text("SELECT * FROM ts_trials WHERE number = 0")).mappings().one())
+        row.pop("trial_id")
         for n, key in enumerate(untried, start=4):
-            copy = {**row, "trial_id": None, "number": n, "claim": key, "token": f"planted-{n}"}
-            c.execute(f"INSERT INTO ts_trials ({', '.join(copy)}) VALUES ({', '.join('?' * len(copy))})",
-                      list(copy.values()))
+            c.execute(sa.text(f"INSERT INTO ts_trials ({', '.join(row)}) VALUES ({', '.join(':' + k for k in row)})"),
+                      {**row, "number": n, "claim": key, "token": f"planted-{n}"})
+    engine.dispose()
     opened = ts.load_study("g", url)
     with pytest.raises(RuntimeError, match="proposed 1000 configurations in a row that trials of study 'g' already"):
         opened.ask()
