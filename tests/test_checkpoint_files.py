@@ -179,7 +179,9 @@ def test_a_run_resumed_from_an_older_checkpoint_sets_the_branch_it_leaves_aside(
         Trainer(mlp(), CFG.with_params({"epochs": 3, "keep_last": 3, "checkpoint_dir": d})).fit(
             *DATA, resume_from=d / "last-000000010.pt")
     assert "holds 2 \"last\" checkpoints (the newest: last-000000020.pt) above the resumed step 10" in caplog.text
+    assert "into a new folder branch-above-step-10-<UTC time> in it" in caplog.text
     aside = next(p for p in d.iterdir() if p.is_dir())
+    assert aside.name.startswith("branch-above-step-10-20"), aside  # not earlier-<time>, an earlier run's name
     said = " ".join(caplog.text.split())  # its own later steps, not "the earlier checkpoints" of "that run"
     assert (f"the checkpoints above the resumed step, of the branch this run leaves, of TrainConfig.checkpoint_dir "
             f"'{d}' are in '{aside}' now: to go on with that branch") in said, said
@@ -187,6 +189,12 @@ def test_a_run_resumed_from_an_older_checkpoint_sets_the_branch_it_leaves_aside(
     assert [p.name for p in checkpoint.list_last(d)] == ["last-000000010.pt", "last-000000015.pt"]
     assert checkpoint.latest(d) == d / "last-000000015.pt"
     assert checkpoint.load(d / "last-000000015.pt")["config"]["epochs"] == 3
+    # the branch goes on from its folder as the warning says: its stored paths read as that folder's files
+    torch.manual_seed(0)
+    went_on = Trainer(mlp(), CFG.with_params({"epochs": 5, "keep_last": 3, "checkpoint_dir": aside})).fit(
+        *DATA, resume_from=checkpoint.latest(aside))
+    assert [r.step for r in went_on.records][-2:] == [20, 25] and went_on.last_checkpoint == str(
+        aside / "last-000000025.pt")
 
 
 KILLED_MID_MOVE = textwrap.dedent(
