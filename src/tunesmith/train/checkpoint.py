@@ -459,17 +459,39 @@ def set_aside(directory: str | Path, files: list[Path], *, above: int | None = N
     if not whole:
         end_cut_short(d)
         return None
-    aside = unfinished_aside(d)
-    if aside is not None and any((aside / p.name).exists() for p in whole):
-        (aside / MOVING).unlink(missing_ok=True)  # a run went on in it since: its files are not replaced
-        aside = None
-    aside = aside or _new_aside(d, aside_name(above))
-    for p in whole:
-        os.replace(p, aside / p.name)  # one folder: a rename, nothing copied, nothing lost at a kill
-    _sync_dir(aside)
-    _sync_dir(d)
-    (aside / MOVING).unlink(missing_ok=True)
+    aside, lock = _unfinished_held(d, whole)
+    if aside is None:
+        aside, lock = _new_aside(d, aside_name(above))
+    try:
+        for p in whole:
+            os.replace(p, aside / p.name)  # one folder: a rename, nothing copied, nothing lost at a kill
+        _sync_dir(aside)
+        _sync_dir(d)
+        (aside / MOVING).unlink(missing_ok=True)
+    finally:
+        release(lock)
     return aside
+
+
+def _unfinished_held(d: Path, whole: list[Path]) -> tuple[Path | None, int | None]:
+    """The folder of a cut-short move to finish with ``whole``, and its writer lock (:func:`hold`), held until the
+    move ends: a run resumed in that folder now (its own lock) would write files that a move's ``os.replace`` puts
+    the earlier ones over. None (the marker cleared) where such a run is writing it, or went on in it since and
+    wrote a file of one of those names: its files are never replaced, the rest go into a new folder."""
+    aside = unfinished_aside(d)
+    if aside is None:
+        return None, None
+    try:
+        lock = hold(aside)
+    except CheckpointFolderBusy:
+        lock, busy = None, True
+    else:
+        busy = False
+    if busy or any((aside / p.name).exists() for p in whole):
+        release(lock)
+        (aside / MOVING).unlink(missing_ok=True)
+        return None, None
+    return aside, lock
 
 
 #: the file in an ``earlier-*`` folder while :func:`set_aside` moves files into it: one a kill left says that the
@@ -488,16 +510,18 @@ def aside_name(above: int | None = None, stamp: str | None = None) -> str:
     return f"{ASIDE[0]}{stamp}" if above is None else f"{ASIDE[1]}{above}-{stamp}"
 
 
-def _new_aside(d: Path, name: str) -> Path:
+def _new_aside(d: Path, name: str) -> tuple[Path, int | None]:
+    """A new folder ``name`` (``name-2``, ... where taken) of ``d``, marked :data:`MOVING`, and its writer lock."""
     aside = d / name
     for n in range(2, 1000):
         try:
             os.mkdir(aside, 0o700)
+            lock = hold(aside)  # a run started in it between the two: as if taken
             break
-        except FileExistsError:
+        except (FileExistsError, CheckpointFolderBusy):
             aside = d / f"{name}-{n}"
     (aside / MOVING).touch(0o600)
-    return aside
+    return aside, lock
 
 
 def end_cut_short(directory: str | Path) -> None:
