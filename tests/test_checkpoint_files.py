@@ -284,6 +284,26 @@ def test_a_move_a_kill_cut_short_as_it_ended_is_not_taken_for_the_next_run_s(tmp
     assert len([p for p in d.iterdir() if p.is_dir()]) == 2 and _names(first) == ["best.pt", "last-000000005.pt"]
 
 
+def test_a_run_that_finds_every_numbered_earlier_folder_of_its_second_taken_moves_into_none_of_them(
+    tmp_path: Path,
+) -> None:
+    """Before: set_aside tried earlier-<time>, then -2 to -998, and moved into earlier-<time>-999 whatever it was:
+    a folder there (another run's, set aside before) had its best.pt replaced by this one. The numbers go on."""
+    d = tmp_path / "run"
+    d.mkdir(mode=0o700)
+    now = time.time()
+    stamps = {time.strftime("%Y%m%d-%H%M%S", time.gmtime(now + s)) for s in range(-1, 8)}  # the move's second
+    for stamp in stamps:
+        for name in [f"earlier-{stamp}"] + [f"earlier-{stamp}-{n}" for n in range(2, 1000)]:
+            (d / name).mkdir()
+        (d / f"earlier-{stamp}-999" / "best.pt").write_bytes(b"another run's best")
+    best = checkpoint.save(d / "best.pt", {"model": {}, "step": 3})
+    aside = checkpoint.set_aside(d, [best])
+    assert aside is not None and aside.name.endswith("-1000") and aside.name[len("earlier-"):-5] in stamps
+    assert _names(aside) == ["best.pt"] and checkpoint.load(aside / "best.pt")["step"] == 3
+    assert {(d / f"earlier-{stamp}-999" / "best.pt").read_bytes() for stamp in stamps} == {b"another run's best"}
+
+
 RACING_RUN = textwrap.dedent(
     """
     import os, sys, time

@@ -511,17 +511,19 @@ def aside_name(above: int | None = None, stamp: str | None = None) -> str:
 
 
 def _new_aside(d: Path, name: str) -> tuple[Path, int | None]:
-    """A new folder ``name`` (``name-2``, ... where taken) of ``d``, marked :data:`MOVING`, and its writer lock."""
-    aside = d / name
-    for n in range(2, 1000):
+    """A new folder ``name`` (``name-2``, ``name-3``, ... where taken: no end, as a folder already there, another
+    run's, is never moved into) of ``d``, marked :data:`MOVING`, and its writer lock."""
+    aside, n = d / name, 1
+    while True:
         try:
             os.mkdir(aside, 0o700)
             lock = hold(aside)  # a run started in it between the two: as if taken
-            break
         except (FileExistsError, CheckpointFolderBusy):
+            n += 1
             aside = d / f"{name}-{n}"
-    (aside / MOVING).touch(0o600)
-    return aside, lock
+            continue
+        (aside / MOVING).touch(0o600)
+        return aside, lock
 
 
 def end_cut_short(directory: str | Path) -> None:
