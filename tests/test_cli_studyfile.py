@@ -28,6 +28,7 @@ from tunesmith import Study
 from tunesmith.cli import main
 from tunesmith.cli.launch import open_study
 from tunesmith.cli.studyfile import StudyFile, StudyFileError, load_objective
+from tunesmith.storage.base import who
 from tunesmith.study.heartbeat import HeartbeatConfig
 from tunesmith.trial import TrialState
 
@@ -768,13 +769,54 @@ def test_tell_never_ends_a_trial_a_worker_resumed_after_it_read_the_study(
     assert resumed.is_resumed
     ended: list[ts.Trial] = []
     (refused,) = end_paused(study, read, [resumed.number], "pruned", ended)
-    assert not ended and refused.startswith(f"trial {resumed.number} is no longer paused but running: another "
-                                            "worker changed it"), refused
+    assert not ended and refused.startswith(f"trial {resumed.number} is no longer paused but running: this process "
+                                            f"(pid {os.getpid()}: another Study object or thread of it) changed it")
     assert study.trials[resumed.number].state is TrialState.RUNNING
     left = next(t.number for t in read if t.number != resumed.number)
     assert main(["tell", "s", str(left), str(left), "--state", "failed", "--storage", shared_storage_url]) == 0
     assert f"study 's': 1 paused trial failed: {left}\n" in capsys.readouterr().out
     assert study.trials[left].state is TrialState.FAILED and study.trials[left].error == "ended by tunesmith tell"
+
+
+RESUMES_ONE = """
+import sys
+sys.path[:0] = [{src!r}]
+import tunesmith as ts
+trial = ts.load_study("s", {url!r}).ask()
+print(trial.number, trial.is_resumed, flush=True)
+sys.stdin.read()  # runs the trial until the test closes its input
+"""
+
+
+def test_tell_s_refusal_names_the_process_of_this_machine_that_resumed_the_trial_running_or_ended(
+        shared_storage_url: str) -> None:
+    """Before: tell's refusal said "another worker changed it" whoever it was: here a process of this machine (a
+    run of the user's own), running, then ended. It names what the stored worker tells: the process, whether it
+    still runs, or the host."""
+    from tunesmith.cli.commands import end_paused
+
+    study = _three_paused(shared_storage_url)
+    read = study.trials
+    code = RESUMES_ONE.format(src=str(Path(__file__).parent.parent / "src"), url=shared_storage_url)
+    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdin is not None
+        number, resumed = proc.stdout.readline().split()
+        assert resumed == "True"
+        (refused,) = end_paused(study, read, [int(number)], "pruned", [])
+        assert refused == (f"trial {number} is no longer paused but running: process {proc.pid} of this machine "
+                           "(running now) changed it"), refused
+        proc.stdin.close()
+        assert proc.wait(timeout=120) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    (refused,) = end_paused(study, read, [int(number)], "pruned", [])
+    assert refused == (f"trial {number} is no longer paused but running: process {proc.pid} of this machine (an "
+                       "earlier run, no longer running) changed it"), refused
+    assert study.trials[int(number)].state is TrialState.RUNNING
+    assert who("gpu-7:4242") == "process 4242 of host 'gpu-7'" and who(None) == who("hand-edited") == "another worker"
 
 
 def test_show_lists_the_paused_trials_and_the_tell_it_prints_runs(tmp_path: Path,
