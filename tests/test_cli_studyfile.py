@@ -1573,6 +1573,45 @@ def test_a_sparse_file_named_as_a_local_module_is_not_read_whole(tmp_path: Path,
     assert [t.state for t in ts.load_study("w", url).trials] == [TrialState.COMPLETE]
 
 
+def _bytes_read() -> int:
+    """The bytes this process has read with read(2) and the like (Linux's /proc/self/io), or -1."""
+    try:
+        return int(Path("/proc/self/io").read_text().split("rchar:")[1].split()[0])
+    except (OSError, IndexError, ValueError):
+        return -1
+
+
+def test_many_sparse_files_named_as_local_modules_are_read_no_more_than_four_max_reads_together(
+        tmp_path: Path) -> None:
+    """Each local module was read up to MAX_READ (64 MiB), however many: 100 sparse files of 16 GB named by imports
+    the objective never takes took 93 s of the digest. All modules together are read up to MODULES_READ now; the
+    rest are digested by their sizes, each still named (a change of size is still seen)."""
+    import importlib.util
+
+    from tunesmith.cli import code
+
+    if _bytes_read() < 0:
+        pytest.skip("no /proc/self/io to count the bytes read")
+    folder = tmp_path / "p"
+    folder.mkdir()
+    names = [f"big{i:02d}" for i in range(12)]
+    (folder / "obj.py").write_text("def f(trial):\n    if trial is None:  # never\n"
+                                   + "".join(f"        import {n}\n" for n in names) + "    return 1.0\n")
+    for i, name in enumerate(names):
+        with open(folder / f"{name}.py", "wb") as f:
+            f.truncate(2**30 + i)  # sparse: a GB each, no disk spent
+    spec = importlib.util.spec_from_file_location("obj_of_big_modules", folder / "obj.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    before = _bytes_read()
+    found = code.objective_code(module.f)
+    read = _bytes_read() - before
+    assert found is not None and sorted(found[3]) == sorted(["obj.py", *(f"{n}.py" for n in names)])
+    assert len(set(found[3].values())) == len(names) + 1  # each module its own digest, by its size past the bound
+    assert code.MODULES_READ <= read < code.MODULES_READ + 2**20, read  # before: 12 x 64 MiB
+
+
 def test_a_local_module_swapped_for_a_fifo_after_it_was_found_is_passed_over(
         tmp_path: Path, subprocess_env: dict[str, str]) -> None:
     """A local module is found as a regular file, then read: a FIFO put in its place between the two (by another
