@@ -1612,6 +1612,42 @@ def test_many_sparse_files_named_as_local_modules_are_read_no_more_than_four_max
     assert code.MODULES_READ <= read < code.MODULES_READ + 2**20, read  # before: 12 x 64 MiB
 
 
+OPENS_A_TERMINAL = """
+import os, sys
+sys.path[:0] = [{src!r}]
+from pathlib import Path
+from tunesmith.cli.code import read_code
+from tunesmith.paths import NotRegularFile
+try:
+    read_code(Path({name!r}))
+except NotRegularFile as exc:
+    print("passed over:", exc.kind)
+try:
+    os.close(os.open("/dev/tty", os.O_RDONLY))
+    print("a controlling terminal")
+except OSError:
+    print("no controlling terminal")
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "openpty") or not hasattr(os, "O_NOCTTY"), reason="no terminals to open")
+def test_a_terminal_in_a_local_module_s_place_never_becomes_the_worker_s_controlling_terminal() -> None:
+    """A module (or checkpoint) is opened first and looked at as opened: a terminal swapped in was opened without
+    O_NOCTTY, so a worker started as a session leader with none (a daemon, setsid) took it as its controlling
+    terminal, whose owner could then stop it with a hang-up or read its keyboard signals, though the file was
+    passed over as no regular file."""
+    master, slave = os.openpty()
+    try:
+        code = OPENS_A_TERMINAL.format(src=str(Path(__file__).parent.parent / "src"), name=os.ttyname(slave))
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                              start_new_session=True, stdin=subprocess.DEVNULL, check=False)
+    finally:
+        os.close(slave)
+        os.close(master)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "passed over: a character device\nno controlling terminal\n", done.stdout
+
+
 def test_a_local_module_swapped_for_a_fifo_after_it_was_found_is_passed_over(
         tmp_path: Path, subprocess_env: dict[str, str]) -> None:
     """A local module is found as a regular file, then read: a FIFO put in its place between the two (by another
