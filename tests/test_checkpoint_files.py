@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -179,7 +180,9 @@ def test_a_run_resumed_from_an_older_checkpoint_sets_the_branch_it_leaves_aside(
         Trainer(mlp(), CFG.with_params({"epochs": 3, "keep_last": 3, "checkpoint_dir": d})).fit(
             *DATA, resume_from=d / "last-000000010.pt")
     assert "holds 2 \"last\" checkpoints (the newest: last-000000020.pt) above the resumed step 10" in caplog.text
+    assert "into a new folder branch-above-step-10-<UTC time> in it" in caplog.text
     aside = next(p for p in d.iterdir() if p.is_dir())
+    assert aside.name.startswith("branch-above-step-10-20"), aside  # not earlier-<time>, an earlier run's name
     said = " ".join(caplog.text.split())  # its own later steps, not "the earlier checkpoints" of "that run"
     assert (f"the checkpoints above the resumed step, of the branch this run leaves, of TrainConfig.checkpoint_dir "
             f"'{d}' are in '{aside}' now: to go on with that branch") in said, said
@@ -187,6 +190,12 @@ def test_a_run_resumed_from_an_older_checkpoint_sets_the_branch_it_leaves_aside(
     assert [p.name for p in checkpoint.list_last(d)] == ["last-000000010.pt", "last-000000015.pt"]
     assert checkpoint.latest(d) == d / "last-000000015.pt"
     assert checkpoint.load(d / "last-000000015.pt")["config"]["epochs"] == 3
+    # the branch goes on from its folder as the warning says: its stored paths read as that folder's files
+    torch.manual_seed(0)
+    went_on = Trainer(mlp(), CFG.with_params({"epochs": 5, "keep_last": 3, "checkpoint_dir": aside})).fit(
+        *DATA, resume_from=checkpoint.latest(aside))
+    assert [r.step for r in went_on.records][-2:] == [20, 25] and went_on.last_checkpoint == str(
+        aside / "last-000000025.pt")
 
 
 KILLED_MID_MOVE = textwrap.dedent(
@@ -220,6 +229,18 @@ def _killed_mid_move(d: Path, *, at_best: bool) -> None:
     code = KILLED_MID_MOVE.format(tests=str(TESTS), src=str(TESTS.parent / "src"), folder=str(d), at_best=at_best)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert proc.returncode == -9, proc.stderr
+
+
+def _cut_short_before_best(d: Path) -> tuple[Path, bytes]:
+    """A run of 3 epochs in ``d``, then a new run there SIGKILLed as it moved them aside, before best.pt: the
+    ``earlier-*`` folder marked as a move cut short, and the earlier run's best.pt (still in ``d``)."""
+    torch.manual_seed(0)
+    Trainer(mlp(), CFG.with_params({"epochs": 3, "keep_last": 2, "checkpoint_dir": d})).fit(*DATA)
+    left = (d / "best.pt").read_bytes()
+    _killed_mid_move(d, at_best=True)
+    aside = checkpoint.unfinished_aside(d)
+    assert aside is not None and "best.pt" in _names(d) and "best.pt" not in _names(aside)
+    return aside, left
 
 
 def test_a_new_run_killed_while_it_sets_an_earlier_run_aside_leaves_that_run_whole_in_one_folder(
@@ -261,6 +282,108 @@ def test_a_move_a_kill_cut_short_as_it_ended_is_not_taken_for_the_next_run_s(tmp
     assert checkpoint.unfinished_aside(d) is None
     Trainer(mlp(), CFG.with_params({"epochs": 1, "checkpoint_dir": d})).fit(*DATA)
     assert len([p for p in d.iterdir() if p.is_dir()]) == 2 and _names(first) == ["best.pt", "last-000000005.pt"]
+
+
+def test_a_run_that_finds_every_numbered_earlier_folder_of_its_second_taken_moves_into_none_of_them(
+    tmp_path: Path,
+) -> None:
+    """Before: set_aside tried earlier-<time>, then -2 to -998, and moved into earlier-<time>-999 whatever it was:
+    a folder there (another run's, set aside before) had its best.pt replaced by this one. The numbers go on."""
+    d = tmp_path / "run"
+    d.mkdir(mode=0o700)
+    now = time.time()
+    stamps = {time.strftime("%Y%m%d-%H%M%S", time.gmtime(now + s)) for s in range(-1, 8)}  # the move's second
+    for stamp in stamps:
+        for name in [f"earlier-{stamp}"] + [f"earlier-{stamp}-{n}" for n in range(2, 1000)]:
+            (d / name).mkdir()
+        (d / f"earlier-{stamp}-999" / "best.pt").write_bytes(b"another run's best")
+    best = checkpoint.save(d / "best.pt", {"model": {}, "step": 3})
+    aside = checkpoint.set_aside(d, [best])
+    assert aside is not None and aside.name.endswith("-1000") and aside.name[len("earlier-"):-5] in stamps
+    assert _names(aside) == ["best.pt"] and checkpoint.load(aside / "best.pt")["step"] == 3
+    assert {(d / f"earlier-{stamp}-999" / "best.pt").read_bytes() for stamp in stamps} == {b"another run's best"}
+
+
+RACING_RUN = textwrap.dedent(
+    """
+    import os, sys, time
+    sys.path[:0] = [{tests!r}, {src!r}]
+    from _train_util import mlp, scripted, split
+    from tunesmith.train import TrainConfig, Trainer, checkpoint
+
+    clean, replace, signals = checkpoint.clean_stale, os.replace, {signals!r}
+
+    def say(name):
+        open(os.path.join(signals, name), "w").close()
+
+    def wait(name):  # for the other process's moment; at most two minutes, then on (the test then says what)
+        deadline = time.monotonic() + 120
+        while not os.path.exists(os.path.join(signals, name)) and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    def held_then_waits(folder):  # fit cleans its folder once it holds the folder's lock
+        say("resumed-holds")
+        wait("mover-checked")
+        clean(folder)
+
+    def moves_after_the_resumed_wrote(src, dst):
+        parent = os.path.dirname(dst)
+        if (os.path.dirname(src) == {folder!r} and os.path.dirname(parent) == {folder!r}
+                and not os.path.exists(os.path.join(signals, "mover-checked"))):
+            say("mover-checked")  # its folder chosen (and names checked): the first move into it
+            wait("resumed-wrote")
+        replace(src, dst)
+        if os.path.basename(dst) == "best.pt" and os.path.dirname(src) == {aside!r}:
+            say("resumed-wrote")
+
+    if {resumed!r}:
+        checkpoint.clean_stale, os.replace = held_then_waits, moves_after_the_resumed_wrote
+        cfg = TrainConfig(epochs=4, batch_size=16, keep_last=2, checkpoint_dir={aside!r})
+        Trainer(mlp(), cfg, loss=scripted([0.0] * 100)).fit(*split(96), resume_from=checkpoint.latest({aside!r}))
+    else:
+        os.replace = moves_after_the_resumed_wrote
+        Trainer(mlp(), TrainConfig(epochs=1, batch_size=16, keep_last=2, checkpoint_dir={folder!r})).fit(*split(96))
+    """
+)
+
+
+def test_a_move_finished_while_the_earlier_run_resumes_in_its_folder_replaces_none_of_that_run_s_files(
+    tmp_path: Path,
+) -> None:
+    """Two real processes at once: the earlier run resumed in the earlier-* folder of a cut-short move (its lock
+    held, its best.pt not yet written), and a new run in the folder above that finishes the move. Before: the new
+    run checked that no name was taken, the resumed run then wrote its best.pt, and the move's os.replace put the
+    old best.pt over it. The move now takes that folder's lock first: held by the resumed run, the rest goes into
+    a new folder."""
+    d = tmp_path / "run"
+    aside, left = _cut_short_before_best(d)
+    signals = tmp_path / "signals"
+    signals.mkdir()
+
+    def script(resumed: bool) -> list[str]:
+        code = RACING_RUN.format(tests=str(TESTS), src=str(TESTS.parent / "src"), signals=str(signals),
+                                 folder=str(d), aside=str(aside), resumed=resumed)
+        return [sys.executable, "-c", code]
+
+    resumed = subprocess.Popen(script(True), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        for _ in range(12000):  # its import and load first: at most two minutes
+            if (signals / "resumed-holds").exists() or resumed.poll() is not None:
+                break
+            time.sleep(0.01)
+        assert (signals / "resumed-holds").exists(), resumed.communicate(timeout=60)[0]
+        mover = subprocess.run(script(False), capture_output=True, text=True, timeout=300)
+        out = resumed.communicate(timeout=300)[0]
+    finally:
+        if resumed.poll() is None:
+            resumed.kill()
+            resumed.wait()
+    assert mover.returncode == 0 and resumed.returncode == 0, (mover.stderr, out)
+    assert (signals / "resumed-wrote").exists() and (signals / "mover-checked").exists()
+    assert os.path.samefile(aside / "best.pt", aside / "last-000000020.pt"), _names(aside)  # the resumed run's own
+    assert checkpoint.load(aside / "best.pt")["step"] == 20
+    (other,) = [p for p in d.iterdir() if p.is_dir() and p != aside]
+    assert (other / "best.pt").read_bytes() == left and checkpoint.unfinished_aside(d) is None
 
 
 HOLDS_THE_FOLDER = textwrap.dedent(
@@ -1263,12 +1386,7 @@ def test_a_cut_short_move_into_a_folder_a_run_went_on_in_since_overwrites_none_o
     os.replace putting the old best.pt over the resumed run's. Files whose names are taken there now go into a
     folder of their own."""
     d = tmp_path / "run"
-    torch.manual_seed(0)
-    Trainer(mlp(), CFG.with_params({"epochs": 3, "keep_last": 2, "checkpoint_dir": d})).fit(*DATA)
-    left = (d / "best.pt").read_bytes()
-    _killed_mid_move(d, at_best=True)
-    aside = checkpoint.unfinished_aside(d)
-    assert aside is not None and "best.pt" in _names(d)
+    aside, left = _cut_short_before_best(d)
     Trainer(mlp(), CFG.with_params({"epochs": 12, "keep_last": 2, "checkpoint_dir": aside})).fit(
         *DATA, resume_from=checkpoint.latest(aside))
     went_on = {name: (aside / name).read_bytes() for name in _names(aside) if name != checkpoint.MOVING}

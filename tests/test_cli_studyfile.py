@@ -28,6 +28,7 @@ from tunesmith import Study
 from tunesmith.cli import main
 from tunesmith.cli.launch import open_study
 from tunesmith.cli.studyfile import StudyFile, StudyFileError, load_objective
+from tunesmith.storage.base import who
 from tunesmith.study.heartbeat import HeartbeatConfig
 from tunesmith.trial import TrialState
 
@@ -768,13 +769,54 @@ def test_tell_never_ends_a_trial_a_worker_resumed_after_it_read_the_study(
     assert resumed.is_resumed
     ended: list[ts.Trial] = []
     (refused,) = end_paused(study, read, [resumed.number], "pruned", ended)
-    assert not ended and refused.startswith(f"trial {resumed.number} is no longer paused but running: another "
-                                            "worker changed it"), refused
+    assert not ended and refused.startswith(f"trial {resumed.number} is no longer paused but running: this process "
+                                            f"(pid {os.getpid()}: another Study object or thread of it) changed it")
     assert study.trials[resumed.number].state is TrialState.RUNNING
     left = next(t.number for t in read if t.number != resumed.number)
     assert main(["tell", "s", str(left), str(left), "--state", "failed", "--storage", shared_storage_url]) == 0
     assert f"study 's': 1 paused trial failed: {left}\n" in capsys.readouterr().out
     assert study.trials[left].state is TrialState.FAILED and study.trials[left].error == "ended by tunesmith tell"
+
+
+RESUMES_ONE = """
+import sys
+sys.path[:0] = [{src!r}]
+import tunesmith as ts
+trial = ts.load_study("s", {url!r}).ask()
+print(trial.number, trial.is_resumed, flush=True)
+sys.stdin.read()  # runs the trial until the test closes its input
+"""
+
+
+def test_tell_s_refusal_names_the_process_of_this_machine_that_resumed_the_trial_running_or_ended(
+        shared_storage_url: str) -> None:
+    """Before: tell's refusal said "another worker changed it" whoever it was: here a process of this machine (a
+    run of the user's own), running, then ended. It names what the stored worker tells: the process, whether it
+    still runs, or the host."""
+    from tunesmith.cli.commands import end_paused
+
+    study = _three_paused(shared_storage_url)
+    read = study.trials
+    code = RESUMES_ONE.format(src=str(Path(__file__).parent.parent / "src"), url=shared_storage_url)
+    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdin is not None
+        number, resumed = proc.stdout.readline().split()
+        assert resumed == "True"
+        (refused,) = end_paused(study, read, [int(number)], "pruned", [])
+        assert refused == (f"trial {number} is no longer paused but running: process {proc.pid} of this machine "
+                           "(running now) changed it"), refused
+        proc.stdin.close()
+        assert proc.wait(timeout=120) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    (refused,) = end_paused(study, read, [int(number)], "pruned", [])
+    assert refused == (f"trial {number} is no longer paused but running: process {proc.pid} of this machine (an "
+                       "earlier run, no longer running) changed it"), refused
+    assert study.trials[int(number)].state is TrialState.RUNNING
+    assert who("gpu-7:4242") == "process 4242 of host 'gpu-7'" and who(None) == who("hand-edited") == "another worker"
 
 
 def test_show_lists_the_paused_trials_and_the_tell_it_prints_runs(tmp_path: Path,
@@ -1529,6 +1571,81 @@ def test_a_sparse_file_named_as_a_local_module_is_not_read_whole(tmp_path: Path,
     stored = ts.load_study("w", url).storage.get_study("w").config["objective_code"]
     assert sorted(stored["files"]) == ["helpers.py", "obj.py"]
     assert [t.state for t in ts.load_study("w", url).trials] == [TrialState.COMPLETE]
+
+
+def _bytes_read() -> int:
+    """The bytes this process has read with read(2) and the like (Linux's /proc/self/io), or -1."""
+    try:
+        return int(Path("/proc/self/io").read_text().split("rchar:")[1].split()[0])
+    except (OSError, IndexError, ValueError):
+        return -1
+
+
+def test_many_sparse_files_named_as_local_modules_are_read_no_more_than_four_max_reads_together(
+        tmp_path: Path) -> None:
+    """Each local module was read up to MAX_READ (64 MiB), however many: 100 sparse files of 16 GB named by imports
+    the objective never takes took 93 s of the digest. All modules together are read up to MODULES_READ now; the
+    rest are digested by their sizes, each still named (a change of size is still seen)."""
+    import importlib.util
+
+    from tunesmith.cli import code
+
+    if _bytes_read() < 0:
+        pytest.skip("no /proc/self/io to count the bytes read")
+    folder = tmp_path / "p"
+    folder.mkdir()
+    names = [f"big{i:02d}" for i in range(12)]
+    (folder / "obj.py").write_text("def f(trial):\n    if trial is None:  # never\n"
+                                   + "".join(f"        import {n}\n" for n in names) + "    return 1.0\n")
+    for i, name in enumerate(names):
+        with open(folder / f"{name}.py", "wb") as f:
+            f.truncate(2**30 + i)  # sparse: a GB each, no disk spent
+    spec = importlib.util.spec_from_file_location("obj_of_big_modules", folder / "obj.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    before = _bytes_read()
+    found = code.objective_code(module.f)
+    read = _bytes_read() - before
+    assert found is not None and sorted(found[3]) == sorted(["obj.py", *(f"{n}.py" for n in names)])
+    assert len(set(found[3].values())) == len(names) + 1  # each module its own digest, by its size past the bound
+    assert code.MODULES_READ <= read < code.MODULES_READ + 2**20, read  # before: 12 x 64 MiB
+
+
+OPENS_A_TERMINAL = """
+import os, sys
+sys.path[:0] = [{src!r}]
+from pathlib import Path
+from tunesmith.cli.code import read_code
+from tunesmith.paths import NotRegularFile
+try:
+    read_code(Path({name!r}))
+except NotRegularFile as exc:
+    print("passed over:", exc.kind)
+try:
+    os.close(os.open("/dev/tty", os.O_RDONLY))
+    print("a controlling terminal")
+except OSError:
+    print("no controlling terminal")
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "openpty") or not hasattr(os, "O_NOCTTY"), reason="no terminals to open")
+def test_a_terminal_in_a_local_module_s_place_never_becomes_the_worker_s_controlling_terminal() -> None:
+    """A module (or checkpoint) is opened first and looked at as opened: a terminal swapped in was opened without
+    O_NOCTTY, so a worker started as a session leader with none (a daemon, setsid) took it as its controlling
+    terminal, whose owner could then stop it with a hang-up or read its keyboard signals, though the file was
+    passed over as no regular file."""
+    master, slave = os.openpty()
+    try:
+        code = OPENS_A_TERMINAL.format(src=str(Path(__file__).parent.parent / "src"), name=os.ttyname(slave))
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                              start_new_session=True, stdin=subprocess.DEVNULL, check=False)
+    finally:
+        os.close(slave)
+        os.close(master)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "passed over: a character device\nno controlling terminal\n", done.stdout
 
 
 def test_a_local_module_swapped_for_a_fifo_after_it_was_found_is_passed_over(

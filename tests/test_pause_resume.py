@@ -203,7 +203,7 @@ def test_a_stale_record_of_a_paused_trial_does_not_undo_newer_training() -> None
     again.report(0.3, 3)
     study.tell(again, state="paused")  # another worker's run: paused at rung 3
     # before: pruned from the stale record, its reports at steps 2 and 3 lost
-    with pytest.raises(ts.exceptions.TrialFinishedError, match="trial 1 was resumed and paused again by another worker"):
+    with pytest.raises(ts.exceptions.TrialFinishedError, match="trial 1 was resumed and paused again by this process"):
         study.tell(second, state="pruned")
     assert study.trials[1].state is TrialState.PAUSED and dict(study.trials[1].intermediate) == {1: 0.9, 2: 0.4, 3: 0.3}
     # a record (or a number) is looked up again: the stored trial is ended, its reports kept

@@ -216,8 +216,10 @@ def kind_of(mode: int) -> str:
             else "no regular file")
 
 
-#: how a file is opened to be read: without waiting (a FIFO), and not handed on to child processes
-_READ_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+#: how a file is opened to be read: without waiting (a FIFO), not handed on to child processes, and never taken as
+#: the process's controlling terminal (a terminal swapped in, opened by a session leader that has none)
+_READ_FLAGS = (os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+               | getattr(os, "O_NOCTTY", 0))
 #: how a folder is opened to be read in: as a path only where the system can (Linux), which needs the right to pass
 #: through it, not to list it
 _FOLDER_FLAGS = (getattr(os, "O_PATH", os.O_RDONLY) | getattr(os, "O_DIRECTORY", 0)

@@ -24,6 +24,10 @@ from ..paths import NotRegularFile, open_regular
 MAX_MODULES = 100
 #: bytes of local modules digested by their tokens (layout and comments aside; about 0.5 s); past it, by their bytes
 MODULES_TOKENIZED = 300_000
+#: the most bytes read of all local modules together (four files of :data:`MAX_READ`); the modules past it are
+#: digested by their sizes (and what is left of it): 100 sparse files of 16 GB named by imports never taken, each
+#: read up to MAX_READ, took 93 s; no project's modules come near it
+MODULES_READ = 4 * 64 * 2**20
 
 
 def objective_code(objective: Callable[..., Any]) -> tuple[str, str, str, dict[str, str]] | None:
@@ -38,15 +42,17 @@ def objective_code(objective: Callable[..., Any]) -> tuple[str, str, str, dict[s
         return None
     name = f"{path.parent.name}/{path.name}" if path.name == "__init__.py" else path.name
     root = _root(path)
-    files, budget = {_shown(path, root): digest}, MODULES_TOKENIZED
+    files, budget, left = {_shown(path, root): digest}, MODULES_TOKENIZED, MODULES_READ
     for module in local_modules(path, root):
         try:  # CRLF as LF: a checkout's line endings move no module across the budget nor change its bytes
-            source, size = read_code(module)
+            source, size = read_code(module, min(MAX_READ, left))
         except (OSError, NotRegularFile):  # gone (or swapped for a FIFO) since it was found: as no module
             continue
+        left -= len(source)
+        cut = len(source) < size  # past MAX_READ, or past what all modules may read: by its size and those bytes
         source = source.replace(b"\r\n", b"\n")
         budget -= len(source)
-        files[_shown(module, root)] = code_digest(source, size) if budget >= 0 or size > MAX_READ else \
+        files[_shown(module, root)] = code_digest(source, size if cut else None) if budget >= 0 or cut else \
             hashlib.sha256(source).hexdigest()
     return name, getattr(objective, "__qualname__", ""), _of_all(digest, files), files
 
@@ -209,9 +215,9 @@ def code_digest(source: bytes, size: int | None = None) -> str:
     line, another indentation or line ending (a checkout with CRLF) gives the same digest, the same on
     Python 3.10 to 3.13; any change to a name, a number, a string or an operator another. A file that
     does not tokenize: of its bytes; one over ``MAX_TOKENIZED`` bytes or with a line over ``MAX_LINE`` bytes: of its
-    bytes with CRLF as LF. ``size``: the file's, where ``source`` is its first :data:`MAX_READ` bytes
-    (:func:`read_code`): a larger file is digested by its size and those bytes."""
-    if size is not None and size > MAX_READ:
+    bytes with CRLF as LF. ``size``: the file's, where ``source`` is only its first bytes (:func:`read_code`: at most
+    :data:`MAX_READ`): a larger file is digested by its size and those bytes."""
+    if size is not None and size > len(source):
         return hashlib.sha256(f"{size}:".encode() + source).hexdigest()
     if len(source) > MAX_TOKENIZED or _longest_line(source) > MAX_LINE:  # line endings aside, as the tokens
         return hashlib.sha256(source.replace(b"\r\n", b"\n")).hexdigest()
@@ -247,14 +253,14 @@ def code_digest(source: bytes, size: int | None = None) -> str:
 MAX_READ = 64 * 2**20
 
 
-def read_code(path: Path) -> tuple[bytes, int]:
-    """The first :data:`MAX_READ` bytes of the regular file ``path`` and its size. It is opened first, then looked
+def read_code(path: Path, most: int = MAX_READ) -> tuple[bytes, int]:
+    """The first ``most`` bytes (:data:`MAX_READ`) of the regular file ``path`` and its size. It is opened first, then looked
     at as opened (:func:`~tunesmith.paths.open_regular`): a FIFO or device swapped in for a module found as a file
     raises :class:`~tunesmith.paths.NotRegularFile`, never waiting for a writer nor reading without end; a file of
     the kernel's that says it is empty (``/proc/self/...``) reads as empty."""
     with open_regular(path) as f:
         size = os.fstat(f.fileno()).st_size
-        return f.read(min(size, MAX_READ)), size
+        return f.read(min(size, most)), size
 
 
 def _longest_line(source: bytes) -> int:

@@ -175,6 +175,21 @@ def local_pid(worker: Any) -> int | None:
     return 0 if len(pid) > MAX_PID_DIGITS else int(pid)
 
 
+def who(worker: Any) -> str:
+    """Who ``worker`` (a trial's ``host:pid``) is, as far as this process can tell: this process, a process of this
+    machine (running, or an earlier run that has ended), a worker of another host, or "another worker"."""
+    pid = local_pid(worker)
+    if pid is not None:
+        if pid == os.getpid():
+            return f"this process (pid {pid}: another Study object or thread of it)"
+        return f"process {pid} of this machine" + (" (running now)" if pid_alive(pid) else
+                                                   " (an earlier run, no longer running)")
+    host, _, number = (worker if isinstance(worker, str) else "").rpartition(":")
+    if host and number.isascii() and number.isdigit() and len(number) <= MAX_PID_DIGITS:
+        return f"process {number} of host {host[:200]!r}"
+    return "another worker"
+
+
 def worker_gone(worker: Any) -> bool:
     """Whether ``worker`` (a trial's ``host:pid``) is a process of this machine that no longer runs:
     its running trial will never finish. False for another machine's (it cannot be told), and for

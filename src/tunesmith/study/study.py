@@ -33,7 +33,7 @@ from ..space import Space
 from ..space.params import Int, check_flag, did_you_mean, plural, same_definition, uncallable_with
 from ..space.space import same_spaces
 from ..storage import MemoryStorage, Storage, make_storage, worker_id
-from ..storage.base import NewStudy, command_line, password_note
+from ..storage.base import NewStudy, command_line, password_note, who
 from ..trial import Direction, FrozenTrial, TrialState, best_of, json_attrs
 from . import lifecycle
 from .heartbeat import Heartbeat, HeartbeatConfig, reconcile
@@ -618,12 +618,13 @@ class Study:
         # worker may have resumed, trained and paused the trial again, and this write would undo that
         same = lifecycle._is_pause_of(record) if record.state is TrialState.PAUSED else None
         if not self._storage.update_trial(self._study_id, final, expect_state=record.state, expect=same):
-            now = self._storage.get_trial(self._study_id, record.number).state
+            stored = self._storage.get_trial(self._study_id, record.number)
+            now, by = stored.state, who(stored.worker)  # the worker that last resumed (or paused) it
             raise TrialFinishedError(
                 f"trial {record.number} is already {now}; finished trials never change" if now.is_finished
-                else f"trial {record.number} is no longer {record.state} but {now}: another worker changed it"
-                if now is not record.state else f"trial {record.number} was resumed and paused again by another "
-                "worker since this record of it was read: read it again (study.trials) before ending it"
+                else f"trial {record.number} is no longer {record.state} but {now}: {by} changed it"
+                if now is not record.state else f"trial {record.number} was resumed and paused again by {by} "
+                "since this record of it was read: read it again (study.trials) before ending it"
             )
 
     def _warn_idle(self, final: FrozenTrial) -> None:

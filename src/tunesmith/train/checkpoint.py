@@ -73,7 +73,7 @@ class CheckpointMismatch(CheckpointError):  # noqa: N818 - a kind of CheckpointE
 __all__ = [
     "CheckpointError", "CheckpointFolderBusy", "CheckpointMismatch", "UntrustedCheckpointFolder", "best_path", "check_dir", "clean_stale", "default_root", "inside", "is_complete",
     "hold", "last_path", "latest", "link", "list_last", "load", "release", "rng_state", "rotate", "save", "secure_dir",
-    "set_aside",
+    "set_aside", "aside_name",
     "set_rng_state", "step_of", "study_folder", "unfinished_aside", "end_cut_short",
 ]
 
@@ -193,11 +193,11 @@ def moved_into(path: str, folder: str | Path, names: int = 2) -> str:
     """``path``, or its file in ``folder`` when ``path`` names a file of a folder elsewhere whose last
     ``names`` names are ``folder``'s: the checkpoint root moved (a project folder moved, or another machine
     with the same layout), and the absolute paths stored before name the old place; or ``folder`` is an
-    ``earlier-*`` folder that :func:`set_aside` moved the files of ``path``'s folder into."""
+    ``earlier-*`` or ``branch-above-*`` folder that :func:`set_aside` moved the files of ``path``'s folder into."""
     old, here = Path(path), Path(folder).absolute()
     if old.parent.parts[-names:] == here.parts[-names:] and len(here.parts) > names and not inside(path, here):
         return str(here / old.name)
-    if here.name.startswith("earlier-") and Path(os.path.abspath(old.parent)) == here.parent:
+    if here.name.startswith(ASIDE) and Path(os.path.abspath(old.parent)) == here.parent:
         return str(here / old.name)  # set aside (set_aside) by a later run in its folder
     return path
 
@@ -441,9 +441,10 @@ def rotate(directory: str | Path, keep: int, among: list[Path] | None = None) ->
     return old
 
 
-def set_aside(directory: str | Path, files: list[Path]) -> Path | None:
+def set_aside(directory: str | Path, files: list[Path], *, above: int | None = None) -> Path | None:
     """Move ``files`` of ``directory`` (another run's "last" checkpoints and ``best.pt``) into a new folder
-    ``earlier-<UTC time>`` in it, names and hard links kept, where :func:`latest` no longer finds them and no
+    ``earlier-<UTC time>`` in it (``branch-above-step-<above>-<UTC time>`` for the steps above ``above`` that a run
+    resumed from that step leaves), names and hard links kept, where :func:`latest` no longer finds them and no
     rotation deletes them: resume that run with ``checkpoint_dir`` and ``resume_from=latest(...)`` of that
     folder. A truncated "last" file (it resumes nothing) is deleted instead. Returns the folder (None: nothing
     moved). A move a kill cut short (its folder still holds :data:`MOVING`) is finished first: what it left goes
@@ -458,17 +459,39 @@ def set_aside(directory: str | Path, files: list[Path]) -> Path | None:
     if not whole:
         end_cut_short(d)
         return None
-    aside = unfinished_aside(d)
-    if aside is not None and any((aside / p.name).exists() for p in whole):
-        (aside / MOVING).unlink(missing_ok=True)  # a run went on in it since: its files are not replaced
-        aside = None
-    aside = aside or _new_aside(d)
-    for p in whole:
-        os.replace(p, aside / p.name)  # one folder: a rename, nothing copied, nothing lost at a kill
-    _sync_dir(aside)
-    _sync_dir(d)
-    (aside / MOVING).unlink(missing_ok=True)
+    aside, lock = _unfinished_held(d, whole)
+    if aside is None:
+        aside, lock = _new_aside(d, aside_name(above))
+    try:
+        for p in whole:
+            os.replace(p, aside / p.name)  # one folder: a rename, nothing copied, nothing lost at a kill
+        _sync_dir(aside)
+        _sync_dir(d)
+        (aside / MOVING).unlink(missing_ok=True)
+    finally:
+        release(lock)
     return aside
+
+
+def _unfinished_held(d: Path, whole: list[Path]) -> tuple[Path | None, int | None]:
+    """The folder of a cut-short move to finish with ``whole``, and its writer lock (:func:`hold`), held until the
+    move ends: a run resumed in that folder now (its own lock) would write files that a move's ``os.replace`` puts
+    the earlier ones over. None (the marker cleared) where such a run is writing it, or went on in it since and
+    wrote a file of one of those names: its files are never replaced, the rest go into a new folder."""
+    aside = unfinished_aside(d)
+    if aside is None:
+        return None, None
+    try:
+        lock = hold(aside)
+    except CheckpointFolderBusy:
+        lock, busy = None, True
+    else:
+        busy = False
+    if busy or any((aside / p.name).exists() for p in whole):
+        release(lock)
+        (aside / MOVING).unlink(missing_ok=True)
+        return None, None
+    return aside, lock
 
 
 #: the file in an ``earlier-*`` folder while :func:`set_aside` moves files into it: one a kill left says that the
@@ -476,17 +499,31 @@ def set_aside(directory: str | Path, files: list[Path]) -> Path | None:
 MOVING = ".moving"
 
 
-def _new_aside(d: Path) -> Path:
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
-    aside = d / f"earlier-{stamp}"
-    for n in range(2, 1000):
+#: how the names of the folders :func:`set_aside` makes begin: an earlier run's files, a resumed run's left branch
+ASIDE = ("earlier-", "branch-above-step-")
+
+
+def aside_name(above: int | None = None, stamp: str | None = None) -> str:
+    """The name :func:`set_aside` gives a folder made now (before any ``-<n>`` that tells two of one second
+    apart): ``earlier-<UTC time>``, or ``branch-above-step-<above>-<UTC time>`` (``stamp`` for the time)."""
+    stamp = stamp or time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    return f"{ASIDE[0]}{stamp}" if above is None else f"{ASIDE[1]}{above}-{stamp}"
+
+
+def _new_aside(d: Path, name: str) -> tuple[Path, int | None]:
+    """A new folder ``name`` (``name-2``, ``name-3``, ... where taken: no end, as a folder already there, another
+    run's, is never moved into) of ``d``, marked :data:`MOVING`, and its writer lock."""
+    aside, n = d / name, 1
+    while True:
         try:
             os.mkdir(aside, 0o700)
-            break
-        except FileExistsError:
-            aside = d / f"earlier-{stamp}-{n}"
-    (aside / MOVING).touch(0o600)
-    return aside
+            lock = hold(aside)  # a run started in it between the two: as if taken
+        except (FileExistsError, CheckpointFolderBusy):
+            n += 1
+            aside = d / f"{name}-{n}"
+            continue
+        (aside / MOVING).touch(0o600)
+        return aside, lock
 
 
 def end_cut_short(directory: str | Path) -> None:
@@ -498,12 +535,12 @@ def end_cut_short(directory: str | Path) -> None:
 
 
 def unfinished_aside(directory: str | Path) -> Path | None:
-    """The ``earlier-*`` folder of ``directory`` whose move (:func:`set_aside`) a kill cut short, or None. Only a
-    folder as :func:`set_aside` makes them (the user's, mode 0700, no link) is one: another user's, or one others
-    may write (planted while ``directory`` was writable, before the ``chmod go-w`` :func:`check_dir` advises),
-    would be handed the run's checkpoints to replace or delete."""
+    """The ``earlier-*`` (or ``branch-above-*``) folder of ``directory`` whose move (:func:`set_aside`) a kill cut
+    short, or None. Only a folder as :func:`set_aside` makes them (the user's, mode 0700, no link) is one: another
+    user's, or one others may write (planted while ``directory`` was writable, before the ``chmod go-w``
+    :func:`check_dir` advises), would be handed the run's checkpoints to replace or delete."""
     d = Path(directory).expanduser()
-    for p in sorted(d.glob("earlier-*")):
+    for p in sorted(q for q in d.glob("*-*") if q.name.startswith(ASIDE)):
         if _made_aside(p) and (p / MOVING).is_file():
             return p
     return None

@@ -130,7 +130,8 @@ class Trainer:
         self._resumed_from = ""  # the checkpoint a resumed run was loaded from
         self._own: set[str] = set()  # this run's "last" files in checkpoint_dir: the only ones its rotation deletes
         self._others: list[Path] = []  # another run's files there, set aside at this run's first checkpoint
-        self._branch = False  # those are the steps above the resumed one (this run's own, a branch it leaves)
+        # the resumed step where those are the steps above it (this run's own, a branch it leaves), else None
+        self._branch: int | None = None
         self.steps_per_epoch = 0
         self.total_steps = 0
         self.train_samples = 0  # the training set's size: a resume mid-epoch on another size starts anew
@@ -688,7 +689,8 @@ class Trainer:
         best = ckpt.best_path(here)
         if not ours and best.is_file():
             self._others.append(best)
-        self._branch = ours  # what of another run there is: the steps above a resumed one, or an earlier run's
+        # what of another run there is: the steps above a resumed one (its step), or an earlier run's (None)
+        self._branch = self.step if ours else None
         if not self._others:
             ckpt.end_cut_short(here)
         self._warn_others(d, ours)
@@ -703,23 +705,24 @@ class Trainer:
             f" (the newest: {last[-1].name})" if last else "") + (" and best.pt" if len(last) < len(kept) else "")
         whose = (f"above the resumed step {self.step}, of the branch this run leaves" if resumed
                  else "of an earlier run")
+        it = "it" if len(kept) == 1 else "them"
         logging.getLogger("tunesmith").warning(
-            "TrainConfig.checkpoint_dir %r holds %s %s: this run moves %s into a new folder earlier-<UTC time> in it at "
+            "TrainConfig.checkpoint_dir %r holds %s %s: this run moves %s into a new folder %s in it at "
             "its first checkpoint (where checkpoint.latest, which resumes the highest step, no longer finds %s and "
             "nothing deletes %s), so that the folder holds this run's files alone. To go on with that run instead, "
             "stop now and pass fit(..., resume_from=tunesmith.train.checkpoint.latest(%r)); after the move, train "
             "with that folder as checkpoint_dir and resume_from=tunesmith.train.checkpoint.latest(<that folder>)",
-            str(d), what, whose, *(("it",) * 3 if len(kept) == 1 else ("them",) * 3), str(d))
+            str(d), what, whose, it, ckpt.aside_name(self._branch, "<UTC time>"), it, it, str(d))
 
     def _set_aside_others(self) -> None:
         """Move another run's files out of this run's way, before this run's first checkpoint is written."""
         d = self.config.checkpoint_dir
         if self._others and d is not None:
             others, self._others = self._others, []
-            aside = ckpt.set_aside(d, others)
+            aside = ckpt.set_aside(d, others, above=self._branch)
             if aside is not None:
                 what, which = (("the checkpoints above the resumed step, of the branch this run leaves,", "branch")
-                               if self._branch else ("the earlier checkpoints", "run"))
+                               if self._branch is not None else ("the earlier checkpoints", "run"))
                 logging.getLogger("tunesmith").warning(
                     "%s of TrainConfig.checkpoint_dir %r are in %r now: to go on with that %s, train with "
                     "checkpoint_dir=%r and resume_from=tunesmith.train.checkpoint.latest(%r)",
