@@ -182,7 +182,11 @@ def _decay_params(schedules: list[str], gamma: Range | None, decay_epochs: tuple
 
 
 class _Reporter:
-    """Trainer callback: checkpoint path to the trial, report, then ask the pruner."""
+    """Trainer callback: checkpoint path to the trial, report, then ask the pruner. The trainer deletes no
+    older checkpoint where a callback listed before this one stops the trial (``records_checkpoint``): the
+    trial's record still names the older file, which it resumes from."""
+
+    records_checkpoint = True
 
     def __init__(self, trial: Any, monitor: str) -> None:
         self.trial, self.monitor = trial, monitor
