@@ -1812,3 +1812,36 @@ def test_a_resumed_trial_another_worker_took_over_is_said_to_be_taken_over_not_e
     assert (stored.state, stored.system.n_resumes) == (TrialState.RUNNING, 2), stored  # the other's run stands
     other.tell(taken[0], 0.25)
     assert study.trials[number].state is TrialState.COMPLETE
+
+
+def test_a_worker_taken_for_lost_whose_objective_returns_after_another_resumed_its_trial_does_not_end_that_run(
+        shared_storage_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    """A resumed trial whose worker was taken for dead (held back to paused) and then resumed by another worker:
+    the first worker's objective returned after all, and its tell, a compare-and-set on ``running`` alone, wrote
+    its value over the other worker's run (which then could not end it: "already complete"). The end of a running
+    trial is written only while it is still the run its handle began; the other run stands and ends it."""
+    pruner = ASHA(min_resource=1, reduction_factor=3, curve="best", pause=True)
+    study = ts.Study(SPACE, storage=shared_storage_url, name="s", pruner=pruner)
+    other = ts.Study.load("s", shared_storage_url, pruner=pruner)  # another worker on the same study
+    number = _paused_with_checkpoint(study)
+    taken: list[ts.Trial] = []
+    mine: list[ts.Trial] = []
+
+    def returns_after_a_takeover(trial: ts.Trial) -> float:
+        assert trial.is_resumed
+        mine.append(trial)
+        study.fail_worker(worker_id(), "worker lost", dead=True)  # as Ray's driver does for an actor cut off
+        taken.append(other.ask())  # the other worker resumes the held trial
+        return 0.75
+
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        study.optimize(returns_after_a_takeover, n_trials=0)
+    assert [t.number for t in taken] == [number]
+    said = [r.getMessage() for r in caplog.records if f"trial {number}" in r.getMessage()]
+    assert any(f"trial {number} was taken over by another worker while it ran here" in line for line in said), said
+    stored = study.trials[number]
+    assert (stored.state, stored.system.n_resumes) == (TrialState.RUNNING, 2), stored  # the other's run stands
+    with pytest.raises(ts.TrialFinishedError, match=f"trial {number} was started again by another worker"):
+        study.tell(mine[0], 0.5)  # its handle, told again by hand
+    other.tell(taken[0], 0.25)
+    assert (study.trials[number].state, study.trials[number].value) == (TrialState.COMPLETE, 0.25)

@@ -616,7 +616,10 @@ class Study:
         """Write ``final`` over ``record``, or raise TrialFinishedError saying who changed it since."""
         # a paused record (a stale handle's, an old list's) must still be the stored pause: another
         # worker may have resumed, trained and paused the trial again, and this write would undo that
-        same = lifecycle._is_pause_of(record) if record.state is TrialState.PAUSED else None
+        # a running one must still be the run read: a worker taken for lost (its trial held, or put back in the
+        # queue) whose objective ends after another worker started the trial again would end that run
+        same = lifecycle._is_pause_of(record) if record.state is TrialState.PAUSED \
+            else functools.partial(lifecycle.same_run, record) if record.state is TrialState.RUNNING else None
         if not self._storage.update_trial(self._study_id, final, expect_state=record.state, expect=same):
             now = self._storage.get_trial(self._study_id, record.number).state
             raise TrialFinishedError(
@@ -624,6 +627,9 @@ class Study:
                 else f"trial {record.number} is no longer {record.state} but {now}: another worker changed it"
                 if now is not record.state else f"trial {record.number} was resumed and paused again by another "
                 "worker since this record of it was read: read it again (study.trials) before ending it"
+                if now is TrialState.PAUSED else f"trial {record.number} was started again by another worker since "
+                "this run of it began (this one was taken for lost): that run goes on and ends it; this end is "
+                "not recorded"
             )
 
     def _warn_idle(self, final: FrozenTrial) -> None:
