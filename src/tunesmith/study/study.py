@@ -905,13 +905,19 @@ class Study:
         try:
             value = objective(trial)
         except (ResumeRefused, OutOfRoom) as exc:
-            if not trial.is_resumed:
+            # a full disk holds a trial never paused that can go on from its recorded checkpoint, as a Ctrl-C does
+            held = trial.is_resumed or isinstance(exc, OutOfRoom) and lifecycle.resumable(
+                trial.record, pauses=self.pruner.pauses)
+            if not held:
                 return self.tell(trial, state=TrialState.FAILED, error=describe_exception(exc))
             self._pause_again(trial, describe_exception(exc))
             if isinstance(exc, OutOfRoom):  # what became of the trial, with what to do (said in the error itself:
                 # a new one of its type would call a subclass's own __init__, which may take other arguments)
-                exc.args = (f"{exc}; trial {trial.number} (resumed after a pause) was paused again, its checkpoint "
-                            "and promotion kept: once there is room, the next optimize resumes it first",)
+                exc.args = (f"{exc}; " + (
+                    f"trial {trial.number} (resumed after a pause) was paused again, its checkpoint and promotion kept"
+                    if trial.record.is_resumed else f"trial {trial.number} was paused at step "
+                    f"{trial.record.last_step}, its last recorded checkpoint kept") + (
+                    ": once there is room, the next optimize resumes it first"),)
             raise
         except TrialPruned as exc:
             asked = isinstance(exc, TrialPaused) or trial._last_decision is Decision.PAUSE
