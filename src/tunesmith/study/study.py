@@ -616,10 +616,12 @@ class Study:
         """Write ``final`` over ``record``, or raise TrialFinishedError saying who changed it since."""
         # a paused record (a stale handle's, an old list's) must still be the stored pause: another
         # worker may have resumed, trained and paused the trial again, and this write would undo that
-        # a running one must still be the run read: a worker taken for lost (its trial held, or put back in the
-        # queue) whose objective ends after another worker started the trial again would end that run
+        # a running one that a lost worker's trial is held as (lifecycle.fail_lost: one that can go on from its
+        # checkpoint) must still be the run read: held, then resumed by another worker, this end would end that
+        # run. Others are failed, not held, when lost: the state suffices (the check reads and decodes the row)
         same = lifecycle._is_pause_of(record) if record.state is TrialState.PAUSED \
-            else functools.partial(lifecycle.same_run, record) if record.state is TrialState.RUNNING else None
+            else functools.partial(lifecycle.same_run, record) \
+            if record.state is TrialState.RUNNING and lifecycle.resumable(record, pauses=True) else None
         if not self._storage.update_trial(self._study_id, final, expect_state=record.state, expect=same):
             now = self._storage.get_trial(self._study_id, record.number).state
             raise TrialFinishedError(
