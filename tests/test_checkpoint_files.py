@@ -1111,6 +1111,55 @@ def test_a_promoted_trial_whose_checkpoint_the_full_disk_refused_is_paused_again
     assert sorted(done[0].intermediate) == [1, 2, 3]
 
 
+class _FillsTheDiskAt:
+    """A callback that fills ``disk`` as epoch ``epoch`` (from 0) starts, once (``marker``, outside that disk):
+    that epoch's checkpoint save meets a full disk, the ones before it recorded."""
+
+    def __init__(self, disk: Path, epoch: int, marker: Path) -> None:
+        self.disk, self.epoch, self.marker = disk, epoch, marker
+
+    def on_epoch_start(self, trainer: Trainer, epoch: int) -> None:
+        from test_faults_storage import _fill
+
+        if epoch == self.epoch and not self.marker.exists():
+            self.marker.touch()
+            _fill(self.disk)
+
+
+@pytest.mark.parametrize("jobs", [1, 2], ids=["inline", "processes"])
+def test_a_trial_never_paused_whose_checkpoint_the_full_disk_refused_is_held_at_its_recorded_one_as_on_ctrl_c(
+        small_fs: Path, tmp_path: Path, jobs: int) -> None:  # noqa: F811
+    """A trial never paused that recorded a checkpoint and a report under a pruner that pauses is held to go on
+    from there on a Ctrl-C or a dead worker, but a full disk at its next save failed it and deleted its files:
+    the epochs trained were lost. It is held now, as on a Ctrl-C (and as a resumed trial on a full disk): paused
+    at its recorded step, its checkpoint kept, optimize stopped with the error saying so; with room again the next
+    optimize resumes it from there to the end, as an uninterrupted run."""
+    space = {"lr": ts.Float(1e-3, 1e-1, log=True)}
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    base = TrainConfig(epochs=3, batch_size=16)
+    study = ts.Study(space, storage=url, name="s", sampler="random", seed=0, pruner=PauseAt(99))  # never pauses itself
+    obj = objective(lambda p: mlp(), DATA, base=base, checkpoint_root=small_fs / "ck",
+                    callbacks=[_FillsTheDiskAt(small_fs, 1, tmp_path / "filled")])
+    with pytest.raises(CheckpointError) as err:
+        study.optimize(obj, n_trials=1, n_jobs=jobs)
+    said = str(err.value)
+    assert "cannot save the checkpoint" in said and "free space on the disk" in said, said
+    assert "trial 0 was paused at step 1, its last recorded checkpoint kept: once there is room, the next optimize " \
+           "resumes it first" in said, said
+    (held,) = ts.Study.load("s", url).trials
+    assert held.state is ts.TrialState.PAUSED and held.system.n_resumes == 0 and sorted(held.intermediate) == [1], held
+    assert held.system.held is not None and "cannot save the checkpoint" in held.system.held, held.system
+    assert Path(held.attrs["checkpoint"]).is_file(), held.attrs
+    (small_fs / "filler").unlink()
+    study.optimize(obj, n_trials=0)
+    (done,) = ts.Study.load("s", url).trials
+    ref = ts.Study(space, name="ref")
+    ref.enqueue(done.params)  # (worker processes draw from their own streams)
+    ref.optimize(objective(lambda p: mlp(), DATA, base=base, checkpoint_root=tmp_path / "ref"), n_trials=1)
+    assert done.state is ts.TrialState.COMPLETE and done.system.resumed_step == 1, done
+    assert dict(done.intermediate) == dict(ref.trials[0].intermediate)
+
+
 def test_tunesmith_tell_deletes_the_checkpoints_of_the_paused_trials_it_ends(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """``tunesmith tell N --state pruned`` ended a paused trial and left its last and best checkpoints on disk

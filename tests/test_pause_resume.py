@@ -718,6 +718,14 @@ def test_a_trial_paused_again_without_progress_is_pruned() -> None:
     assert all(t.system.n_resumes <= 1 for t in study.trials)
 
 
+def _read_or_empty(marker: Path) -> str:
+    """What ``marker`` (of :func:`_first_to_claim`) says, "" where it is not there yet."""
+    try:
+        return marker.read_text()
+    except FileNotFoundError:
+        return ""
+
+
 def _first_to_claim(marker: Path, number: int) -> bool:
     """Create ``marker`` atomically: True for the one caller that created it (two workers that
     both looked before either wrote it would otherwise both go on)."""
@@ -1505,9 +1513,10 @@ def test_a_trial_ctrl_c_paused_in_one_process_is_resumed_once_by_another_on_the_
     beside = subprocess.Popen([*run, "beside"], env=subprocess_env, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 120
-        while not (tmp_path / "stopped").exists() and stopped.poll() is None and time.monotonic() < deadline:
+        # the marker's number written too: a Ctrl-C between its creation and that write left it empty (under load)
+        while not _read_or_empty(tmp_path / "stopped") and stopped.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert (tmp_path / "stopped").exists(), "no trial was stopped"
+        assert _read_or_empty(tmp_path / "stopped"), "no trial was stopped"
         stopped.send_signal(signal.SIGINT)
         (tmp_path / "release").touch()  # the other process goes on, asking for trials as the stop is recorded
         _, err = stopped.communicate(timeout=60)
@@ -1812,3 +1821,36 @@ def test_a_resumed_trial_another_worker_took_over_is_said_to_be_taken_over_not_e
     assert (stored.state, stored.system.n_resumes) == (TrialState.RUNNING, 2), stored  # the other's run stands
     other.tell(taken[0], 0.25)
     assert study.trials[number].state is TrialState.COMPLETE
+
+
+def test_a_worker_taken_for_lost_whose_objective_returns_after_another_resumed_its_trial_does_not_end_that_run(
+        shared_storage_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    """A resumed trial whose worker was taken for dead (held back to paused) and then resumed by another worker:
+    the first worker's objective returned after all, and its tell, a compare-and-set on ``running`` alone, wrote
+    its value over the other worker's run (which then could not end it: "already complete"). The end of a running
+    trial is written only while it is still the run its handle began; the other run stands and ends it."""
+    pruner = ASHA(min_resource=1, reduction_factor=3, curve="best", pause=True)
+    study = ts.Study(SPACE, storage=shared_storage_url, name="s", pruner=pruner)
+    other = ts.Study.load("s", shared_storage_url, pruner=pruner)  # another worker on the same study
+    number = _paused_with_checkpoint(study)
+    taken: list[ts.Trial] = []
+    mine: list[ts.Trial] = []
+
+    def returns_after_a_takeover(trial: ts.Trial) -> float:
+        assert trial.is_resumed
+        mine.append(trial)
+        study.fail_worker(worker_id(), "worker lost", dead=True)  # as Ray's driver does for an actor cut off
+        taken.append(other.ask())  # the other worker resumes the held trial
+        return 0.75
+
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        study.optimize(returns_after_a_takeover, n_trials=0)
+    assert [t.number for t in taken] == [number]
+    said = [r.getMessage() for r in caplog.records if f"trial {number}" in r.getMessage()]
+    assert any(f"trial {number} was taken over by another worker while it ran here" in line for line in said), said
+    stored = study.trials[number]
+    assert (stored.state, stored.system.n_resumes) == (TrialState.RUNNING, 2), stored  # the other's run stands
+    with pytest.raises(ts.TrialFinishedError, match=f"trial {number} was started again by another worker"):
+        study.tell(mine[0], 0.5)  # its handle, told again by hand
+    other.tell(taken[0], 0.25)
+    assert (study.trials[number].state, study.trials[number].value) == (TrialState.COMPLETE, 0.25)

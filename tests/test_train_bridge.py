@@ -997,3 +997,35 @@ def test_a_trial_whose_study_was_deleted_as_it_ran_leaves_no_checkpoints(tmp_pat
     assert raised.value.__context__ is None or not isinstance(raised.value.__context__, StudyNotFound)
     (folder,) = (tmp_path / "ck").iterdir()
     assert not (folder / "trial-0").exists(), sorted(p.name for p in folder.rglob("*"))
+
+
+def _pauses_before_the_report(trainer: Trainer, record) -> None:
+    """A user's callback, listed before the bridge's reporter, that pauses the trial at validation 2 (a time
+    budget of the user's, say): validation 2's report is never written."""
+    if record.step == 2 * trainer.steps_per_epoch:
+        raise ts.TrialPaused("the user's own pause")
+
+
+def test_a_user_callback_that_pauses_before_the_bridge_s_report_keeps_the_checkpoint_the_record_names(
+        tmp_path: Path) -> None:
+    """The trainer deleted the older "last" checkpoint whenever a callback raised TrialPaused, taken for the report
+    having been written; a user's callback before the bridge's reporter raised it before that report: the trial was
+    paused naming validation 1's file, deleted, and its next run trained it again from the start. Nothing is
+    deleted until the callback that records it has run: the trial resumes from validation 1."""
+    space = {"lr": ts.Float(1e-3, 1e-1, log=True)}
+    study = ts.Study(space, storage=f"sqlite:///{tmp_path / 'k.db'}", name="k", pruner=StopAt(99, Decision.PAUSE),
+                     sampler="random", seed=3)
+    obj = objective(lambda p: mlp(), DATA, base=BASE, checkpoint_root=tmp_path / "ck",
+                    callbacks=[_pauses_before_the_report])
+    study.optimize(obj, n_trials=1)
+    (paused,) = study.trials
+    assert paused.state is ts.TrialState.PAUSED and sorted(paused.intermediate) == [1], paused
+    kept = Path(paused.attrs["checkpoint"])
+    assert kept.is_file(), (kept, sorted(p.name for p in kept.parent.iterdir()))
+    study.pruner = PromoteAll()
+    study.optimize(objective(lambda p: mlp(), DATA, base=BASE, checkpoint_root=tmp_path / "ck"), n_trials=0)
+    ref = ts.Study(space, name="ref", sampler="random", seed=3)
+    ref.optimize(objective(lambda p: mlp(), DATA, base=BASE, checkpoint_root=tmp_path / "ref"), n_trials=1)
+    (resumed,) = study.trials
+    assert resumed.state is ts.TrialState.COMPLETE and resumed.system.resumed_step == 1, resumed
+    assert dict(resumed.intermediate) == dict(ref.trials[0].intermediate)

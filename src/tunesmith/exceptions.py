@@ -42,7 +42,8 @@ class OutOfRoom(TunesmithError):  # noqa: N818 - a kind of error, named for what
     size): a checkpoint's :class:`~tunesmith.train.checkpoint.CheckpointError` is one. A trial resumed
     after a pause that meets it is paused again, its checkpoint and promotion kept, and ``optimize``
     stops with this error (resumed first in the same run, it would meet the full disk again), as for
-    :class:`ResumeRefused`; any other trial is failed with it."""
+    :class:`ResumeRefused`; so is a trial never paused that recorded a checkpoint and a report under a pruner
+    that pauses (held at that checkpoint, as on a Ctrl-C). Any other trial is failed with it."""
 
 
 class UntrustedPathError(TunesmithError, PermissionError, ValueError):

@@ -616,7 +616,12 @@ class Study:
         """Write ``final`` over ``record``, or raise TrialFinishedError saying who changed it since."""
         # a paused record (a stale handle's, an old list's) must still be the stored pause: another
         # worker may have resumed, trained and paused the trial again, and this write would undo that
-        same = lifecycle._is_pause_of(record) if record.state is TrialState.PAUSED else None
+        # a running one that a lost worker's trial is held as (lifecycle.fail_lost: one that can go on from its
+        # checkpoint) must still be the run read: held, then resumed by another worker, this end would end that
+        # run. Others are failed, not held, when lost: the state suffices (the check reads and decodes the row)
+        same = lifecycle._is_pause_of(record) if record.state is TrialState.PAUSED \
+            else functools.partial(lifecycle.same_run, record) \
+            if record.state is TrialState.RUNNING and lifecycle.resumable(record, pauses=True) else None
         if not self._storage.update_trial(self._study_id, final, expect_state=record.state, expect=same):
             stored = self._storage.get_trial(self._study_id, record.number)
             now, by = stored.state, who(stored.worker)  # the worker that last resumed (or paused) it
@@ -625,6 +630,9 @@ class Study:
                 else f"trial {record.number} is no longer {record.state} but {now}: {by} changed it"
                 if now is not record.state else f"trial {record.number} was resumed and paused again by {by} "
                 "since this record of it was read: read it again (study.trials) before ending it"
+                if now is TrialState.PAUSED else f"trial {record.number} was started again by {by} since "
+                "this run of it began (this one was taken for lost): that run goes on and ends it; this end is "
+                "not recorded"
             )
 
     def _warn_idle(self, final: FrozenTrial) -> None:
@@ -900,13 +908,19 @@ class Study:
         try:
             value = objective(trial)
         except (ResumeRefused, OutOfRoom) as exc:
-            if not trial.is_resumed:
+            # a full disk holds a trial never paused that can go on from its recorded checkpoint, as a Ctrl-C does
+            held = trial.is_resumed or isinstance(exc, OutOfRoom) and lifecycle.resumable(
+                trial.record, pauses=self.pruner.pauses)
+            if not held:
                 return self.tell(trial, state=TrialState.FAILED, error=describe_exception(exc))
             self._pause_again(trial, describe_exception(exc))
             if isinstance(exc, OutOfRoom):  # what became of the trial, with what to do (said in the error itself:
                 # a new one of its type would call a subclass's own __init__, which may take other arguments)
-                exc.args = (f"{exc}; trial {trial.number} (resumed after a pause) was paused again, its checkpoint "
-                            "and promotion kept: once there is room, the next optimize resumes it first",)
+                exc.args = (f"{exc}; " + (
+                    f"trial {trial.number} (resumed after a pause) was paused again, its checkpoint and promotion kept"
+                    if trial.record.is_resumed else f"trial {trial.number} was paused at step "
+                    f"{trial.record.last_step}, its last recorded checkpoint kept") + (
+                    ": once there is room, the next optimize resumes it first"),)
             raise
         except TrialPruned as exc:
             asked = isinstance(exc, TrialPaused) or trial._last_decision is Decision.PAUSE

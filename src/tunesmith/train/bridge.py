@@ -39,6 +39,7 @@ from torch import nn
 from .. import cv, exceptions
 from ..pruners import Decision
 from ..space import Categorical, Float, Int, Prior, Space
+from ..study import lifecycle
 from . import checkpoint as ckpt
 from . import retention
 from .config import SCHEDULES, TrainConfig, lookalike
@@ -182,7 +183,11 @@ def _decay_params(schedules: list[str], gamma: Range | None, decay_epochs: tuple
 
 
 class _Reporter:
-    """Trainer callback: checkpoint path to the trial, report, then ask the pruner."""
+    """Trainer callback: checkpoint path to the trial, report, then ask the pruner. The trainer deletes no
+    older checkpoint where a callback listed before this one stops the trial (``records_checkpoint``): the
+    trial's record still names the older file, which it resumes from."""
+
+    records_checkpoint = True
 
     def __init__(self, trial: Any, monitor: str) -> None:
         self.trial, self.monitor = trial, monitor
@@ -423,14 +428,22 @@ def _fit(trainer: Trainer, trial: Any, folder: Path, keep: str, train: Any, val:
     except Exception as exc:
         if resume is not None and isinstance(exc, ckpt.CheckpointMismatch):
             raise _refused(trial, folder, exc) from exc  # its files kept: the study pauses it again
-        if resume is not None and isinstance(exc, exceptions.OutOfRoom):
-            raise  # a full disk: its files kept, the study pauses it again (Study.run_trial)
+        if isinstance(exc, exceptions.OutOfRoom) and (resume is not None or _held_on_no_room(trial)):
+            raise  # a full disk: its files kept, the study pauses it (again) at its recorded checkpoint (run_trial)
         if keep != "all" and _ended(exc):
             retention.retire(folder, "none")
             for key in ("checkpoint", "best_checkpoint"):  # (a deleted study's: nothing to write)
                 if not isinstance(exc, exceptions.StudyNotFound) and trial.record.attrs.get(key) is not None:
                     trial.set_attr(key, None)
         raise
+
+
+def _held_on_no_room(trial: Any) -> bool:
+    """Whether the study pauses ``trial``, never paused, rather than fail it where a full disk refused its
+    checkpoint (:meth:`Study.run_trial`): it recorded a checkpoint and a report under a pruner that pauses, so it
+    goes on from there, as after a Ctrl-C."""
+    pruner = getattr(getattr(trial, "study", None), "pruner", None)
+    return lifecycle.resumable(trial.record, pauses=bool(getattr(pruner, "pauses", False)))
 
 
 def _ended(exc: Exception) -> bool:

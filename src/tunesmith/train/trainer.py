@@ -616,7 +616,7 @@ class Trainer:
                 "the training loss is %s at step %d: the run diverged (a learning rate too high?) or the training "
                 "data hold a NaN or inf; training stops here", train_loss, self.step)
         self._in_callbacks = True  # the older checkpoints are deleted after the callbacks (_rotate)
-        recorded = False
+        recorded, done = False, 0
         try:
             self._checkpoint(improved)
             for cb in self.callbacks:
@@ -624,9 +624,11 @@ class Trainer:
                     cb.on_eval(self, record)
                 elif callable(cb):
                     cb(self, record)
+                done += 1
             recorded = True
-        except (TrialPaused, TrialPruned):  # raised once the validation's report (with its checkpoint) is written
-            recorded = True
+        except (TrialPaused, TrialPruned):  # raised once the validation's report (with its checkpoint) is written,
+            # unless a callback before the one that records it (the study bridge's) raised: not yet written
+            recorded = not any(getattr(cb, "records_checkpoint", False) for cb in self.callbacks[done + 1:])
             raise
         finally:
             self._in_callbacks = False
