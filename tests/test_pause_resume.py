@@ -1850,7 +1850,7 @@ def test_a_worker_taken_for_lost_whose_objective_returns_after_another_resumed_i
     assert any(f"trial {number} was taken over by another worker while it ran here" in line for line in said), said
     stored = study.trials[number]
     assert (stored.state, stored.system.n_resumes) == (TrialState.RUNNING, 2), stored  # the other's run stands
-    with pytest.raises(ts.TrialFinishedError, match=f"trial {number} was started again by another worker"):
+    with pytest.raises(ts.TrialFinishedError, match=f"trial {number} was started again by this process \\(pid \\d+"):
         study.tell(mine[0], 0.5)  # its handle, told again by hand
     other.tell(taken[0], 0.25)
     assert (study.trials[number].state, study.trials[number].value) == (TrialState.COMPLETE, 0.25)
