@@ -848,16 +848,18 @@ def _first_asks_the_pruner_then_hangs(trial: Any, folder: str) -> float:
     return 0.0
 
 
-def _once_asked(folder: Path, act: Callable[[int], None]) -> threading.Thread:
-    """A thread that calls ``act`` with the asking trial's pid once it has written ``asked`` (up to 120 s)."""
-    def run() -> None:
-        end = time.monotonic() + 120
-        while not (folder / "asked").exists() and time.monotonic() < end:
-            time.sleep(0.05)
-        if (folder / "asked").exists():
-            act(int((folder / "asked").read_text()))
+def _await_file(marker: Path, act: Callable[[int], None]) -> None:
+    """Call ``act`` with the pid written in ``marker`` once it is there (up to 120 s)."""
+    end = time.monotonic() + 120
+    while not marker.exists() and time.monotonic() < end:
+        time.sleep(0.05)
+    if marker.exists():
+        act(int(marker.read_text()))
 
-    thread = threading.Thread(target=run, daemon=True)
+
+def _once_asked(folder: Path, act: Callable[[int], None]) -> threading.Thread:
+    """A thread that calls ``act`` with the asking trial's pid once it has written ``asked``."""
+    thread = threading.Thread(target=_await_file, args=(folder / "asked", act), daemon=True)
     thread.start()
     return thread
 
@@ -887,6 +889,46 @@ def test_should_prune_without_a_pruner_is_said_once_under_ray_when_the_asking_tr
     assert study.trials[0].state is TrialState.FAILED, trials
     said = [r.getMessage() for r in caplog.records if f"study {name!r} has no pruner" in r.getMessage()]
     assert len(said) == 1, f"{said} {trials}"
+
+
+def _first_waits_to_be_failed_elsewhere(trial: Any, folder: str) -> float:
+    """The study's first trial says its pid in ``running`` and waits for ``go`` (or its process to be killed);
+    the others, its re-queued copy included, return at once."""
+    if trial.number == 0:
+        Path(folder, "running.tmp").write_text(str(os.getpid()))
+        os.replace(os.path.join(folder, "running.tmp"), os.path.join(folder, "running"))
+        end = time.monotonic() + 120
+        while not os.path.exists(os.path.join(folder, "go")) and time.monotonic() < end:
+            time.sleep(0.05)
+    return float(trial.params["x"])
+
+
+@pytest.mark.parametrize("then", ["answers", "sigkill"])
+def test_a_ray_trial_failed_and_requeued_elsewhere_does_not_count_in_n_trials(
+        ray_local: Any, tmp_path: Path, then: str) -> None:
+    """A trial running in an actor is failed and re-queued by another process (its heartbeat taken for lost):
+    its copy runs under this call's n_trials, the lost attempt does not count, as with threads and worker
+    processes. Under Ray its unit was spent all the same, whether the actor then answered (the actor's
+    refund stayed in its own budget) or was SIGKILLed (the driver counted the trial as started by it), so
+    n_trials=3 gave 2 results."""
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    study = Study({"x": Float(0, 1)}, sampler="random", seed=0, storage=url, name="r")
+    objective = functools.partial(_first_waits_to_be_failed_elsewhere, folder=str(tmp_path))
+
+    def fail_elsewhere(pid: int) -> None:  # another process's heartbeat check, as it fails a lost trial
+        failed = Study.load("r", url).fail_trial(0, "heartbeat lost (the test's)", requeue=True)
+        assert failed is not None and failed.system.requeued_as is not None
+        if then == "sigkill":
+            os.kill(pid, signal.SIGKILL)
+        (tmp_path / "go").touch()
+
+    thread = threading.Thread(target=lambda: _await_file(tmp_path / "running", fail_elsewhere), daemon=True)
+    thread.start()
+    study.optimize(objective, n_trials=3, n_jobs=1, executor="ray")
+    thread.join(timeout=5)
+    trials = [(t.number, t.state.value, t.system.retry_of, t.error) for t in study.trials]
+    assert Counter(t.state.value for t in study.trials) == {"failed": 1, "complete": 3}, trials
+    assert [t.state.value for t in study.trials if t.system.retry_of == 0] == ["complete"], trials  # the copy ran
 
 
 def test_weights_a_stored_space_leaves_out_are_said_by_the_driver_not_by_each_actor(

@@ -961,6 +961,7 @@ class _Driver:
             self._replace(actor, lost_worker(exc))
             return None
         actor.worker = out.worker
+        self.budget.refund(out.refunded)  # its trial failed and re-queued elsewhere as it ran: the copy may run
         if out.late:  # its raylet is gone (its node lost), it outliving it: it runs nothing more
             self._replace(actor, "its node's raylet is gone; the actor's process outlived it")
             return out
@@ -1060,6 +1061,7 @@ class _Driver:
             actor.done.add(record.number)
         if record is not None and record.system.n_resumes:
             self.budget.give_back()  # a promotion continued a trial; n_trials counts new ones
+        self.budget.refund(out.refunded)  # failed and re-queued elsewhere as it ran: its copy counts, not it
         if out.exhausted:
             self.budget.give_back()
             self.budget.stop(exhausted=True)
@@ -1214,10 +1216,14 @@ class _Driver:
         logger.warning("a Ray worker was lost (%s); %s; starting another", error, ended_line(ended))
         # the calls it never answered give their units back, but for the trials they started
         # (one may have ended just before the actor died, its answer lost with it)
-        used = failed if self.memory else self._started_unanswered(actor, ended)
+        unanswered = [] if self.memory else self._started_unanswered(actor, ended)
+        used = failed if self.memory else len(unanswered)
         # a re-queued trial runs again under this call's budget: its failed attempt is not counted
-        # (a lost copy is not copied again: it gives no unit back)
+        # (a lost copy is not copied again: it gives no unit back), nor is one that another process failed and
+        # re-queued as it ran here (its heartbeat taken for lost), its answer lost with the actor
         retried = sum(t.system.requeued_as is not None for t in ended)
+        here = {t.number for t in ended}
+        retried += sum(t.system.requeued_as is not None and t.number not in here for t in unanswered)
         self.budget.give_back(max(0, len(actor.calls) - used) + retried)
         self.actors.remove(actor)
         self.replacements += lost
@@ -1226,16 +1232,16 @@ class _Driver:
         if not self.budget.expired and (not self.budget.stopped or self.budget.exhausted):
             self._spawn()  # after an exhausted search, to run held promotions and re-queued copies
 
-    def _started_unanswered(self, actor: _Actor, ended: list[FrozenTrial]) -> int:
-        """SQL mode: new trials a lost actor started whose outcome never came back, those of ``ended`` (its
-        trials :meth:`_lost` ended) held back to paused too: a hold clears the worker, and the trial's unit was
-        given back, one new trial more than ``n_trials``."""
+    def _started_unanswered(self, actor: _Actor, ended: list[FrozenTrial]) -> list[FrozenTrial]:
+        """SQL mode: new trials a lost actor started whose outcome never came back (as stored now), those of
+        ``ended`` (its trials :meth:`_lost` ended) held back to paused too: a hold clears the worker, and the
+        trial's unit was given back, one new trial more than ``n_trials``."""
         if not actor.worker:
-            return 0
-        mine = {t.number for t in self.study.trials[self.first:]
-                if t.worker == actor.worker and not t.system.n_resumes}  # fmt: skip
+            return []
+        trials = {t.number: t for t in self.study.trials[self.first:]}
+        mine = {n for n, t in trials.items() if t.worker == actor.worker and not t.system.n_resumes}
         mine |= {t.number for t in ended if t.number >= self.first and not t.system.n_resumes}
-        return len(mine - actor.done)
+        return [trials[n] for n in sorted(mine - actor.done) if n in trials]
 
     def _retire(self, actor: _Actor) -> None:
         self.budget.give_back(len(actor.calls))

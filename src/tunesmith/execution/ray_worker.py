@@ -84,6 +84,7 @@ class Outcome:
     stop: bool = False  # the objective called study.stop() on the actor's copy of the study: the driver stops
     interrupted: bool = False  # the objective raised KeyboardInterrupt: its trial failed as interrupted (and stop)
     asked_no_pruner: bool = False  # should_prune() was asked in a study without a pruner: the driver says so, once
+    refunded: int = 0  # SQL mode: its trial was failed and re-queued elsewhere as it ran: the copy counts, not it
     # in-memory mode: what the driver must write
     sent: FrozenTrial | None = None
     value: Any = None
@@ -123,7 +124,7 @@ class StudyWorker:
         study._said_no_pruner = not spec.notes_no_pruner  # opened with the pruner given: it would note nothing
         study._no_pruner_said_by_driver = True
         study._no_pruner_to_driver = spec.to_driver()
-        self.run = Run(study, retry_queued_first(objective, study), Budget(None, None), catch)  # the driver may die
+        self.run = Run(study, retry_queued_first(objective, study), _Refunds(), catch)  # the driver may die
         self.notes_no_pruner = spec.notes_no_pruner
         self.me = worker_id()
         self.raylet = os.getppid()  # the process that started this actor: its node's raylet
@@ -170,9 +171,13 @@ class StudyWorker:
 
     def _noted(self, out: Outcome) -> Outcome:
         """``out``, noting whether the objective asked ``should_prune()`` without a pruner in this actor (the
-        first time: the driver says the warning)."""
+        first time: the driver says the warning), and the units its trial gave back (failed and re-queued
+        elsewhere as it ran: the driver gives them back to ``n_trials``)."""
         out.asked_no_pruner = self.notes_no_pruner and self.run.study._said_no_pruner
         self.notes_no_pruner = self.notes_no_pruner and not out.asked_no_pruner
+        budget = self.run.budget
+        if isinstance(budget, _Refunds):
+            out.refunded, budget.refunds = budget.refunds, 0
         return out
 
     def _raised(self, exc: BaseException) -> Outcome:
@@ -191,6 +196,18 @@ class StudyWorker:
         # its failed record, as the driver has it in memory mode: callbacks see it (tunesmith run's exit status)
         failed, self.run.stopped_trial = self.run.stopped_trial, None
         return Outcome(self.me, record=failed, stop=True, interrupted=True)
+
+
+class _Refunds(Budget):
+    """An actor's budget: no limit (the driver hands out the units), counting what :func:`run_one` refunds (a
+    trial failed and re-queued elsewhere as it ran) for the answer to take back to the driver's budget."""
+
+    def __init__(self) -> None:
+        super().__init__(None, None)
+        self.refunds = 0
+
+    def refund(self, n: int = 1) -> None:
+        self.refunds += max(0, n)
 
 
 class EvalWorker:
