@@ -834,6 +834,103 @@ def test_should_prune_without_a_pruner_is_said_once_under_ray_across_lost_actors
     assert (len(by_driver), by_actors) == (1, []), f"{by_driver} {by_actors} {trials}"
 
 
+def _first_asks_the_pruner_then_hangs(trial: Any, folder: str) -> float:
+    """The study's first trial asks should_prune() (no other does), says its pid in ``asked``, then waits until
+    it is stopped: its answer never comes back."""
+    try:
+        os.close(os.open(os.path.join(folder, "first"), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return float(trial.params["x"])
+    trial.should_prune()
+    Path(folder, "asked.tmp").write_text(str(os.getpid()))
+    os.replace(os.path.join(folder, "asked.tmp"), os.path.join(folder, "asked"))
+    threading.Event().wait()  # the test's signal, or trial_timeout, ends this process
+    return 0.0
+
+
+def _await_file(marker: Path, act: Callable[[int], None]) -> None:
+    """Call ``act`` with the pid written in ``marker`` once it is there (up to 120 s)."""
+    end = time.monotonic() + 120
+    while not marker.exists() and time.monotonic() < end:
+        time.sleep(0.05)
+    if marker.exists():
+        act(int(marker.read_text()))
+
+
+def _once_asked(folder: Path, act: Callable[[int], None]) -> threading.Thread:
+    """A thread that calls ``act`` with the asking trial's pid once it has written ``asked``."""
+    thread = threading.Thread(target=_await_file, args=(folder / "asked", act), daemon=True)
+    thread.start()
+    return thread
+
+
+@pytest.mark.parametrize("how", ["sigkill", "trial_timeout", "ctrl-c"])
+@pytest.mark.parametrize("storage", ["memory", "sqlite"])
+def test_should_prune_without_a_pruner_is_said_once_under_ray_when_the_asking_trial_never_answers(
+        ray_local: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture, storage: str, how: str) -> None:
+    """The only trial whose objective asks should_prune() without a pruner never answers: its actor's process
+    SIGKILLed, stopped by trial_timeout, or the driver interrupted (a real SIGINT) once it has asked. The driver
+    said the warning only from an answer's note, so nothing said it; the actor now notes it as it asks (Ray's
+    key-value store), and the driver says it exactly once."""
+    name = f"nopruner-lost-{storage}-{how}-{os.getpid()}-{time.time_ns()}"
+    url = None if storage == "memory" else f"sqlite:///{tmp_path / 'n.db'}"
+    study = Study({"x": Float(0, 1)}, sampler="random", seed=0, storage=url, name=name)
+    objective = functools.partial(_first_asks_the_pruner_then_hangs, folder=str(tmp_path))
+    acts: dict[str, Callable[[int], None]] = {
+        "sigkill": lambda pid: os.kill(pid, signal.SIGKILL), "trial_timeout": lambda pid: None,
+        "ctrl-c": lambda pid: os.kill(os.getpid(), signal.SIGINT)}
+    thread = _once_asked(tmp_path, acts[how])
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        study.optimize(objective, n_trials=2, n_jobs=1, executor="ray",
+                       trial_timeout=15.0 if how == "trial_timeout" else None)
+    thread.join(timeout=5)
+    assert (tmp_path / "asked").exists()
+    trials = [(t.number, t.state.value, t.error) for t in study.trials]
+    assert study.trials[0].state is TrialState.FAILED, trials
+    said = [r.getMessage() for r in caplog.records if f"study {name!r} has no pruner" in r.getMessage()]
+    assert len(said) == 1, f"{said} {trials}"
+
+
+def _first_waits_to_be_failed_elsewhere(trial: Any, folder: str) -> float:
+    """The study's first trial says its pid in ``running`` and waits for ``go`` (or its process to be killed);
+    the others, its re-queued copy included, return at once."""
+    if trial.number == 0:
+        Path(folder, "running.tmp").write_text(str(os.getpid()))
+        os.replace(os.path.join(folder, "running.tmp"), os.path.join(folder, "running"))
+        end = time.monotonic() + 120
+        while not os.path.exists(os.path.join(folder, "go")) and time.monotonic() < end:
+            time.sleep(0.05)
+    return float(trial.params["x"])
+
+
+@pytest.mark.parametrize("then", ["answers", "sigkill"])
+def test_a_ray_trial_failed_and_requeued_elsewhere_does_not_count_in_n_trials(
+        ray_local: Any, tmp_path: Path, then: str) -> None:
+    """A trial running in an actor is failed and re-queued by another process (its heartbeat taken for lost):
+    its copy runs under this call's n_trials, the lost attempt does not count, as with threads and worker
+    processes. Under Ray its unit was spent all the same, whether the actor then answered (the actor's
+    refund stayed in its own budget) or was SIGKILLed (the driver counted the trial as started by it), so
+    n_trials=3 gave 2 results."""
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    study = Study({"x": Float(0, 1)}, sampler="random", seed=0, storage=url, name="r")
+    objective = functools.partial(_first_waits_to_be_failed_elsewhere, folder=str(tmp_path))
+
+    def fail_elsewhere(pid: int) -> None:  # another process's heartbeat check, as it fails a lost trial
+        failed = Study.load("r", url).fail_trial(0, "heartbeat lost (the test's)", requeue=True)
+        assert failed is not None and failed.system.requeued_as is not None
+        if then == "sigkill":
+            os.kill(pid, signal.SIGKILL)
+        (tmp_path / "go").touch()
+
+    thread = threading.Thread(target=lambda: _await_file(tmp_path / "running", fail_elsewhere), daemon=True)
+    thread.start()
+    study.optimize(objective, n_trials=3, n_jobs=1, executor="ray")
+    thread.join(timeout=5)
+    trials = [(t.number, t.state.value, t.system.retry_of, t.error) for t in study.trials]
+    assert Counter(t.state.value for t in study.trials) == {"failed": 1, "complete": 3}, trials
+    assert [t.state.value for t in study.trials if t.system.retry_of == 0] == ["complete"], trials  # the copy ran
+
+
 def test_weights_a_stored_space_leaves_out_are_said_by_the_driver_not_by_each_actor(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """A study stored with a NaN prior weight opens without those weights, with a warning once per

@@ -11,7 +11,10 @@ without an error. The trial whose objective raised what ``catch`` lets through
 is called back too (once, before the executor raises that exception). Of an
 objective's exception and a callback's, the one that stopped the run first is
 raised: the objective's over a callback's on its trial, a callback's over the
-exception of an objective still running when it stopped the run.
+exception of an objective still running when it stopped the run. An interrupt
+(Ctrl-C, SIGTERM) or a lost Ray cluster ends the call with no more callbacks:
+the trials recorded as it stops (failed, or ended just then with their result)
+are not called back, under every executor.
 """
 
 from __future__ import annotations

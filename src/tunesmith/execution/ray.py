@@ -45,6 +45,7 @@ from .local import STOPS, _held, fail_stopped, left_running, said_stopped
 from .loop import Budget
 from .process import check_trial_timeout
 from .ray_worker import (
+    NOTES,
     EvalWorker,
     Outcome,
     StudySpec,
@@ -639,6 +640,9 @@ class _Driver:
         self.starved_since: float | None = None  # since when no node can run a trial
         self.unstartable = False  # ActorsNotStarted was raised: the starting actors wait for resources held elsewhere
         self.interrupted = False  # Ctrl-C or SIGTERM: every actor is killed at once, as the user asked to stop
+        self.unreachable = False  # the cluster could not be reached when last looked at (_watch_cluster)
+        self.note_key = f"no-pruner-{secrets.token_hex(8)}"  # where actors note should_prune() without a pruner
+        self.note_read = 0.0  # when it was last read
         before = [] if self.memory else self.study.trials
         # the trials of earlier calls, but for those waiting: this call may run them (they count in n_trials)
         self.first = min([t.number for t in before if t.state is TrialState.WAITING], default=len(before))
@@ -685,7 +689,10 @@ class _Driver:
             self._interrupt(f"stopped: {str(exc).splitlines()[0][:200]}")
             raise
         finally:
-            self._stop_actors()
+            try:
+                self._stop_actors()
+            finally:
+                self._drop_note()  # after the kills: a trial that asked as it was stopped has noted it
         self.calls.raise_error(self.error)
         return self.exhausted
 
@@ -836,7 +843,7 @@ class _Driver:
     def _spawn(self) -> None:
         cls = EvalWorker if self.memory else StudyWorker
         remote = self.ray.remote(cls).options(**self.ex._options())
-        handle = remote.remote(StudySpec.of(self.study), self.job.objective, self.job.catch, self.index)
+        handle = remote.remote(StudySpec.of(self.study, self.note_key), self.job.objective, self.job.catch, self.index)
         self.index += 1
         self.actors.append(_Actor(handle, handle.whoami.remote()))  # its calls come once it is up
 
@@ -904,6 +911,7 @@ class _Driver:
             for ref in ready:
                 if ref not in starting:
                     self._collect(ref)
+            self._read_note()
 
     def _finish_promoted(self) -> None:
         """SQL mode, once no new trial may start: run the promotions the last trials
@@ -946,12 +954,14 @@ class _Driver:
         that outlived its raylet answers ``late``, having run nothing: it is replaced."""
         while not self.ray.wait([ref], num_returns=1, timeout=1.0)[0]:  # Ctrl-C works meanwhile
             self._watch_cluster()
+            self._read_note()
         try:
             out: Outcome = self.ray.get(ref)
         except lost_worker_errors(self.ray) as exc:
             self._replace(actor, lost_worker(exc))
             return None
         actor.worker = out.worker
+        self.budget.refund(out.refunded)  # its trial failed and re-queued elsewhere as it ran: the copy may run
         if out.late:  # its raylet is gone (its node lost), it outliving it: it runs nothing more
             self._replace(actor, "its node's raylet is gone; the actor's process outlived it")
             return out
@@ -992,9 +1002,41 @@ class _Driver:
         pruner: once per study object, as inline (no other answer, nor a later optimize, says it again). The
         driver says it, not the actor: one lost after saying it, before its answer came back, had another say
         it again, and one named to say it that ran no such trial left it unsaid."""
-        if out.asked_no_pruner and not self.study._said_no_pruner:
+        if out.asked_no_pruner:
+            self._say_no_pruner()
+
+    def _say_no_pruner(self) -> None:
+        if not self.study._said_no_pruner:
             self.study._said_no_pruner = True
             say_no_pruner(self.study.name)
+
+    def _read_note(self, *, last: bool = False) -> None:
+        """Say the no-pruner warning where an actor noted in Ray's key-value store that its objective asked
+        ``should_prune()`` without a pruner (:func:`tell_driver`): read once a second while optimize runs and
+        as it ends (``last``), so that a trial that never answers (its actor lost, stopped by ``trial_timeout``,
+        interrupted) still has it said, once."""
+        now = time.monotonic()
+        if self.study._said_no_pruner or self.unreachable or (now - self.note_read < 1.0 and not last):
+            return  # (a GCS out of reach would keep the read waiting)
+        self.note_read = now
+        try:
+            from ray.experimental.internal_kv import _internal_kv_get
+
+            noted = _internal_kv_get(self.note_key, namespace=NOTES)
+        except Exception:  # noqa: BLE001 - a Ray without it: the answers' notes say it
+            return
+        if noted:
+            self._say_no_pruner()
+
+    def _drop_note(self) -> None:
+        """Read the actors' note a last time, then remove it from Ray's key-value store."""
+        self._read_note(last=True)
+        if self.unreachable:
+            return
+        with contextlib.suppress(Exception):
+            from ray.experimental.internal_kv import _internal_kv_del
+
+            _internal_kv_del(self.note_key, namespace=NOTES)
 
     def _take(self, actor: _Actor, out: Outcome) -> FrozenTrial | None:
         """Record the answer of one of ``actor``'s calls (collected, its call removed); the trial's record."""
@@ -1019,6 +1061,7 @@ class _Driver:
             actor.done.add(record.number)
         if record is not None and record.system.n_resumes:
             self.budget.give_back()  # a promotion continued a trial; n_trials counts new ones
+        self.budget.refund(out.refunded)  # failed and re-queued elsewhere as it ran: its copy counts, not it
         if out.exhausted:
             self.budget.give_back()
             self.budget.stop(exhausted=True)
@@ -1100,8 +1143,10 @@ class _Driver:
             pass
         except Exception as exc:  # noqa: BLE001 - the cluster cannot be reached
             total = f"unreachable: {type(exc).__name__}"
+            self.unreachable = True
         else:
             self.starved_since = None
+            self.unreachable = False
             self._watch_starting(now)
             return
         self.starved_since = self.starved_since or now
@@ -1171,10 +1216,14 @@ class _Driver:
         logger.warning("a Ray worker was lost (%s); %s; starting another", error, ended_line(ended))
         # the calls it never answered give their units back, but for the trials they started
         # (one may have ended just before the actor died, its answer lost with it)
-        used = failed if self.memory else self._started_unanswered(actor, ended)
+        unanswered = [] if self.memory else self._started_unanswered(actor, ended)
+        used = failed if self.memory else len(unanswered)
         # a re-queued trial runs again under this call's budget: its failed attempt is not counted
-        # (a lost copy is not copied again: it gives no unit back)
+        # (a lost copy is not copied again: it gives no unit back), nor is one that another process failed and
+        # re-queued as it ran here (its heartbeat taken for lost), its answer lost with the actor
         retried = sum(t.system.requeued_as is not None for t in ended)
+        here = {t.number for t in ended}
+        retried += sum(t.system.requeued_as is not None and t.number not in here for t in unanswered)
         self.budget.give_back(max(0, len(actor.calls) - used) + retried)
         self.actors.remove(actor)
         self.replacements += lost
@@ -1183,16 +1232,16 @@ class _Driver:
         if not self.budget.expired and (not self.budget.stopped or self.budget.exhausted):
             self._spawn()  # after an exhausted search, to run held promotions and re-queued copies
 
-    def _started_unanswered(self, actor: _Actor, ended: list[FrozenTrial]) -> int:
-        """SQL mode: new trials a lost actor started whose outcome never came back, those of ``ended`` (its
-        trials :meth:`_lost` ended) held back to paused too: a hold clears the worker, and the trial's unit was
-        given back, one new trial more than ``n_trials``."""
+    def _started_unanswered(self, actor: _Actor, ended: list[FrozenTrial]) -> list[FrozenTrial]:
+        """SQL mode: new trials a lost actor started whose outcome never came back (as stored now), those of
+        ``ended`` (its trials :meth:`_lost` ended) held back to paused too: a hold clears the worker, and the
+        trial's unit was given back, one new trial more than ``n_trials``."""
         if not actor.worker:
-            return 0
-        mine = {t.number for t in self.study.trials[self.first:]
-                if t.worker == actor.worker and not t.system.n_resumes}  # fmt: skip
+            return []
+        trials = {t.number: t for t in self.study.trials[self.first:]}
+        mine = {n for n, t in trials.items() if t.worker == actor.worker and not t.system.n_resumes}
         mine |= {t.number for t in ended if t.number >= self.first and not t.system.n_resumes}
-        return len(mine - actor.done)
+        return [trials[n] for n in sorted(mine - actor.done) if n in trials]
 
     def _retire(self, actor: _Actor) -> None:
         self.budget.give_back(len(actor.calls))

@@ -5,6 +5,7 @@ Nothing here imports Ray, so these pieces are testable without it.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import pickle
@@ -45,15 +46,20 @@ class StudySpec:
     copy_id: str | None = None  # a copy's own checkpoint folder (Study.copy_id)
     direction: Any = None  # for an in-memory study's detached trials (the integrations check a metric's)
     notes_no_pruner: bool = False  # the study has no pruner, not said yet: an answer notes should_prune() was asked
+    note_key: str | None = None  # where an actor tells the driver so as it is asked (:func:`tell_driver`)
 
     @classmethod
-    def of(cls, study: Study) -> StudySpec:
+    def of(cls, study: Study, note_key: str | None = None) -> StudySpec:
         from ..storage import SQLStorage
 
         st = study.storage
         opts = {"retry_window": st.retry_window, "busy_timeout": st.busy_timeout} if isinstance(st, SQLStorage) else {}
         return cls(st.url, study.name, study.sampler, study.pruner, study.session, opts, study.copy_id, study.direction,
-                   not study._said_no_pruner)
+                   not study._said_no_pruner, note_key)
+
+    def to_driver(self) -> Callable[[], None] | None:
+        """What an actor's ``should_prune()`` calls as it first notes that the study has no pruner."""
+        return None if self.note_key is None or not self.notes_no_pruner else functools.partial(tell_driver, self.note_key)
 
     def open_storage(self) -> Any:
         """The storage by URL, with the driver's ``retry_window`` and ``busy_timeout`` (actors used
@@ -78,6 +84,7 @@ class Outcome:
     stop: bool = False  # the objective called study.stop() on the actor's copy of the study: the driver stops
     interrupted: bool = False  # the objective raised KeyboardInterrupt: its trial failed as interrupted (and stop)
     asked_no_pruner: bool = False  # should_prune() was asked in a study without a pruner: the driver says so, once
+    refunded: int = 0  # SQL mode: its trial was failed and re-queued elsewhere as it ran: the copy counts, not it
     # in-memory mode: what the driver must write
     sent: FrozenTrial | None = None
     value: Any = None
@@ -116,7 +123,8 @@ class StudyWorker:
         # saying it, before its answer came back, had another say it again; one never given such a trial, none)
         study._said_no_pruner = not spec.notes_no_pruner  # opened with the pruner given: it would note nothing
         study._no_pruner_said_by_driver = True
-        self.run = Run(study, retry_queued_first(objective, study), Budget(None, None), catch)  # the driver may die
+        study._no_pruner_to_driver = spec.to_driver()
+        self.run = Run(study, retry_queued_first(objective, study), _Refunds(), catch)  # the driver may die
         self.notes_no_pruner = spec.notes_no_pruner
         self.me = worker_id()
         self.raylet = os.getppid()  # the process that started this actor: its node's raylet
@@ -163,9 +171,13 @@ class StudyWorker:
 
     def _noted(self, out: Outcome) -> Outcome:
         """``out``, noting whether the objective asked ``should_prune()`` without a pruner in this actor (the
-        first time: the driver says the warning)."""
+        first time: the driver says the warning), and the units its trial gave back (failed and re-queued
+        elsewhere as it ran: the driver gives them back to ``n_trials``)."""
         out.asked_no_pruner = self.notes_no_pruner and self.run.study._said_no_pruner
         self.notes_no_pruner = self.notes_no_pruner and not out.asked_no_pruner
+        budget = self.run.budget
+        if isinstance(budget, _Refunds):
+            out.refunded, budget.refunds = budget.refunds, 0
         return out
 
     def _raised(self, exc: BaseException) -> Outcome:
@@ -186,6 +198,18 @@ class StudyWorker:
         return Outcome(self.me, record=failed, stop=True, interrupted=True)
 
 
+class _Refunds(Budget):
+    """An actor's budget: no limit (the driver hands out the units), counting what :func:`run_one` refunds (a
+    trial failed and re-queued elsewhere as it ran) for the answer to take back to the driver's budget."""
+
+    def __init__(self) -> None:
+        super().__init__(None, None)
+        self.refunds = 0
+
+    def refund(self, n: int = 1) -> None:
+        self.refunds += max(0, n)
+
+
 class EvalWorker:
     """In-memory mode: evaluates trials the driver asked; the driver tells."""
 
@@ -199,6 +223,7 @@ class EvalWorker:
         self.direction, self.pruner = spec.direction, spec.pruner  # read by the integrations' callbacks
         self.stopped = False  # an objective here called study.stop(): a call queued behind it runs nothing
         self.notes_no_pruner = spec.notes_no_pruner  # its objective's should_prune() without a pruner is noted
+        self.to_driver = spec.to_driver()
 
     def whoami(self) -> str:
         return self.me
@@ -211,7 +236,7 @@ class EvalWorker:
         if past(deadline) or self.stopped:
             return Outcome(self.me, sent=record, late=True)
         trial = DetachedTrial(self.name, record, self.copy_id, direction=self.direction, pruner=self.pruner,
-                              said_no_pruner=not self.notes_no_pruner)
+                              said_no_pruner=not self.notes_no_pruner, to_driver=self.to_driver)
         out = Outcome(self.me, sent=record, began=time.time())
         try:
             out.value, out.error = _unsent(self.objective(trial))
@@ -232,6 +257,23 @@ class EvalWorker:
         out.asked_no_pruner = self.notes_no_pruner and bool(getattr(trial.study, "_said_no_pruner", True))
         self.notes_no_pruner = self.notes_no_pruner and not out.asked_no_pruner
         return out
+
+
+#: the namespace of Ray's key-value store (its GCS) in which actors note that the study has no pruner
+NOTES = "tunesmith"
+
+
+def tell_driver(key: str) -> None:
+    """Note under ``key`` in Ray's key-value store that an objective asked ``should_prune()`` without a pruner, as
+    it asks: the driver reads it while it waits and as optimize ends (:meth:`_Driver._read_note`), so the warning
+    is said though the trial never answers (its actor lost, stopped by ``trial_timeout``, or interrupted). Never
+    raises into the objective: on failure the answer's note (``Outcome.asked_no_pruner``) still says it."""
+    try:
+        from ray.experimental.internal_kv import _internal_kv_put
+
+        _internal_kv_put(key, b"1", namespace=NOTES)
+    except Exception as exc:  # noqa: BLE001 - a Ray without it, or its GCS out of reach
+        logger.debug("could not note the study's missing pruner for the driver: %s", exc)
 
 
 def apply_outcome(study: Study, out: Outcome) -> FrozenTrial:

@@ -195,6 +195,7 @@ class Study:
         self._said_no_pruner = False  # should_prune() in a study without a pruner: said once per study object
         self._said_no_pruner_to: Any = None  # a run's shared flag set as it is said (worker processes)
         self._no_pruner_said_by_driver = False  # a Ray actor's copy: should_prune() only marks it, the driver says it
+        self._no_pruner_to_driver: Callable[[], None] | None = None  # a Ray actor's copy: tells the driver as asked
         self._picked: str | None = None  # what sampler "auto" picked, once recorded
 
     @property

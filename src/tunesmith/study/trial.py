@@ -9,7 +9,7 @@ import operator
 import os
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -137,6 +137,9 @@ class Trial:
             first = shared is None or claim_once(shared)
             if first and not getattr(study, "_no_pruner_said_by_driver", False):  # a Ray actor's: the driver says it
                 say_no_pruner(study.name)
+            tell = getattr(study, "_no_pruner_to_driver", None)  # a Ray actor's: told to the driver now, as asked
+            if first and tell is not None:
+                tell()
         return decision is not Decision.CONTINUE
 
     def decision(self) -> Decision:
@@ -232,12 +235,13 @@ class _Named:
     AttributeError; the pruner never stops a detached trial)."""
 
     def __init__(self, name: str, copy_id: str | None = None, *, direction: Any = None, pruner: Any = None,
-                 said_no_pruner: bool = True) -> None:  # fmt: skip
+                 said_no_pruner: bool = True, to_driver: Callable[[], None] | None = None) -> None:  # fmt: skip
         self.name = name
         self.copy_id = copy_id
         self.direction, self.pruner = direction, pruner
         self._said_no_pruner = said_no_pruner  # False: should_prune() notes once that no pruner stops a trial
         self._no_pruner_said_by_driver = True  # a Ray actor's detached trial: the note goes back with the answer
+        self._no_pruner_to_driver = to_driver  # and is told to the driver as it is asked (a trial that never answers)
         self.stopping = False  # stop() from the objective: the driver stops the run (Study.stop)
 
     def stop(self) -> None:
@@ -248,12 +252,14 @@ class DetachedTrial(Trial):
     """A trial evaluated where its study's storage is out of reach (a Ray actor of an
     in-memory study): reports and attributes are kept in :attr:`record` for the
     driver to write (:meth:`Study.record_progress`), and pruning never stops it. ``said_no_pruner=False``:
-    its ``should_prune()`` notes that the study has no pruner (once: it is then True on :attr:`study`); the
-    driver says the warning when the answer comes back."""
+    its ``should_prune()`` notes that the study has no pruner (once: it is then True on :attr:`study`), and calls
+    ``to_driver`` then; the driver says the warning when it reads either."""
 
     def __init__(self, study_name: str, record: FrozenTrial, copy_id: str | None = None, *,
-                 direction: Any = None, pruner: Any = None, said_no_pruner: bool = True) -> None:  # fmt: skip
-        named = _Named(study_name, copy_id, direction=direction, pruner=pruner, said_no_pruner=said_no_pruner)
+                 direction: Any = None, pruner: Any = None, said_no_pruner: bool = True,
+                 to_driver: Callable[[], None] | None = None) -> None:  # fmt: skip
+        named = _Named(study_name, copy_id, direction=direction, pruner=pruner, said_no_pruner=said_no_pruner,
+                       to_driver=to_driver)
         super().__init__(cast("Study", named), record)
 
     def decision(self) -> Decision:
