@@ -1211,7 +1211,7 @@ def test_show_studies_and_the_report_say_what_sampler_auto_picked(tmp_path: Path
     storage.set_study_config(rec.study_id, {**{k: v for k, v in rec.config.items() if k != PICKED},
                                             "sampler": {"name": "auto", "seed": 0}})
     assert run_cli("show", "s", "--storage", db) == 0
-    assert "sampler auto)" in capsys.readouterr().out
+    assert "sampler auto, seed 0)" in capsys.readouterr().out
 
 
 def test_reopening_with_auto_of_another_seed_keeps_what_auto_picked(tmp_path: Path) -> None:
@@ -1332,6 +1332,22 @@ def _show_both_ways(url: str, name: str, top: int, monkeypatch: pytest.MonkeyPat
         m.setattr(commands, "_shown_trials", lambda study, top: study.trials, raising=False)  # the reading before
         assert main(["show", name, "--storage", url, "--top", str(top)]) == 0
     return out, capsys.readouterr().out, decoded
+
+
+def test_show_names_the_sampler_s_seed_which_runs_the_same_trials_again(tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """The report named the sampler's seed, ``tunesmith show``'s header only the sampler: a study made without
+    ``seed=`` (its seed drawn and stored) could not be run again from what ``show`` printed."""
+    db = f"sqlite:///{tmp_path / 'a.db'}"
+    space = ts.Space({"x": ts.Float(-1.0, 1.0)})
+    study = ts.Study(space, sampler="sobol", storage=db, name="drawn")
+    study.optimize(lambda t: t.params["x"] ** 2, n_trials=4)
+    capsys.readouterr()
+    assert run_cli("show", "drawn", "--storage", db) == 0
+    seed = int(re.search(r"\(minimize, sampler sobol, seed (\d+)\): 4 trials", capsys.readouterr().out).group(1))  # type: ignore[union-attr]
+    again = ts.Study(space, sampler="sobol", seed=seed)
+    again.optimize(lambda t: t.params["x"] ** 2, n_trials=4)
+    assert [t.params for t in again.trials] == [t.params for t in study.trials]
 
 
 def test_show_reads_whole_only_the_trials_it_prints(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
