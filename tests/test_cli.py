@@ -380,6 +380,36 @@ def test_compare_writes_every_run_s_trials_as_data_for_a_table(project: Path, ca
         assert f"{row['median']:.6g}" in table
 
 
+def test_compare_keeps_each_run_as_a_study_in_a_named_storage_and_a_longer_budget_resumes_them(
+        project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """compare ran its seeds in memory only: one seed's study could not be looked at afterwards, nor a long
+    compare stopped midway go on. ``--storage`` keeps each run as study ``NAME-SAMPLER-seedK``; run again with
+    a larger ``--budget``, each run goes on from the trials it holds."""
+    db = f"sqlite:///{project / 'runs.db'}"
+
+    def compare(budget: int, code: int = 0) -> None:
+        assert run_cli("compare", str(project / "study.yaml"), "--samplers", "random,sobol", "--budget", str(budget),
+                       "--seeds", "2", "-o", str(project / "c.html"), "--storage", db) == code
+
+    compare(3)
+    capsys.readouterr()
+    assert run_cli("studies", "quad-*", "--storage", db, "--json") == 0
+    listed = {row["name"]: row["trials"] for row in json.loads(capsys.readouterr().out)}
+    assert listed == {f"quad-{s}-seed{k}": 3 for s in ("random", "sobol") for k in (0, 1)}
+    first = {name: [t.params for t in ts.load_study(name, db).trials] for name in listed}
+    again = ts.Study(ts.load_study("quad-sobol-seed1", db).space, sampler="sobol", seed=1)
+    again.optimize(lambda t: 0.0, n_trials=3)
+    assert [t.params for t in again.trials] == first["quad-sobol-seed1"]  # seed k of a run is its study's seed
+    compare(5)
+    for name, params in first.items():
+        trials = ts.load_study(name, db).trials
+        assert len(trials) == 5 and [t.params for t in trials][:3] == params, name  # the 3 kept, 2 more run
+    capsys.readouterr()
+    compare(4, code=2)  # runs of another budget than the chart's title
+    assert re.search(r"study 'quad-random-seed0' in .* holds 5 finished trials, more than the budget of 4: pass a "
+                     r"budget of 5 or more", capsys.readouterr().err)
+
+
 def test_compare_refuses_data_it_cannot_write_before_any_run(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_:
         run_cli("compare", str(project / "study.yaml"), "-o", str(project / "c.html"), "--data", str(project / "c.txt"))
