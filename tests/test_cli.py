@@ -380,6 +380,36 @@ def test_compare_writes_every_run_s_trials_as_data_for_a_table(project: Path, ca
         assert f"{row['median']:.6g}" in table
 
 
+def test_compare_keeps_each_run_as_a_study_in_a_named_storage_and_a_longer_budget_resumes_them(
+        project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """compare ran its seeds in memory only: one seed's study could not be looked at afterwards, nor a long
+    compare stopped midway go on. ``--storage`` keeps each run as study ``NAME-SAMPLER-seedK``; run again with
+    a larger ``--budget``, each run goes on from the trials it holds."""
+    db = f"sqlite:///{project / 'runs.db'}"
+
+    def compare(budget: int, code: int = 0) -> None:
+        assert run_cli("compare", str(project / "study.yaml"), "--samplers", "random,sobol", "--budget", str(budget),
+                       "--seeds", "2", "-o", str(project / "c.html"), "--storage", db) == code
+
+    compare(3)
+    capsys.readouterr()
+    assert run_cli("studies", "quad-*", "--storage", db, "--json") == 0
+    listed = {row["name"]: row["trials"] for row in json.loads(capsys.readouterr().out)}
+    assert listed == {f"quad-{s}-seed{k}": 3 for s in ("random", "sobol") for k in (0, 1)}
+    first = {name: [t.params for t in ts.load_study(name, db).trials] for name in listed}
+    again = ts.Study(ts.load_study("quad-sobol-seed1", db).space, sampler="sobol", seed=1)
+    again.optimize(lambda t: 0.0, n_trials=3)
+    assert [t.params for t in again.trials] == first["quad-sobol-seed1"]  # seed k of a run is its study's seed
+    compare(5)
+    for name, params in first.items():
+        trials = ts.load_study(name, db).trials
+        assert len(trials) == 5 and [t.params for t in trials][:3] == params, name  # the 3 kept, 2 more run
+    capsys.readouterr()
+    compare(4, code=2)  # runs of another budget than the chart's title
+    assert re.search(r"study 'quad-random-seed0' in .* holds 5 finished trials, more than the budget of 4: pass a "
+                     r"budget of 5 or more", capsys.readouterr().err)
+
+
 def test_compare_refuses_data_it_cannot_write_before_any_run(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_:
         run_cli("compare", str(project / "study.yaml"), "-o", str(project / "c.html"), "--data", str(project / "c.txt"))
@@ -1211,7 +1241,7 @@ def test_show_studies_and_the_report_say_what_sampler_auto_picked(tmp_path: Path
     storage.set_study_config(rec.study_id, {**{k: v for k, v in rec.config.items() if k != PICKED},
                                             "sampler": {"name": "auto", "seed": 0}})
     assert run_cli("show", "s", "--storage", db) == 0
-    assert "sampler auto)" in capsys.readouterr().out
+    assert "sampler auto, seed 0)" in capsys.readouterr().out
 
 
 def test_reopening_with_auto_of_another_seed_keeps_what_auto_picked(tmp_path: Path) -> None:
@@ -1332,6 +1362,22 @@ def _show_both_ways(url: str, name: str, top: int, monkeypatch: pytest.MonkeyPat
         m.setattr(commands, "_shown_trials", lambda study, top: study.trials, raising=False)  # the reading before
         assert main(["show", name, "--storage", url, "--top", str(top)]) == 0
     return out, capsys.readouterr().out, decoded
+
+
+def test_show_names_the_sampler_s_seed_which_runs_the_same_trials_again(tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """The report named the sampler's seed, ``tunesmith show``'s header only the sampler: a study made without
+    ``seed=`` (its seed drawn and stored) could not be run again from what ``show`` printed."""
+    db = f"sqlite:///{tmp_path / 'a.db'}"
+    space = ts.Space({"x": ts.Float(-1.0, 1.0)})
+    study = ts.Study(space, sampler="sobol", storage=db, name="drawn")
+    study.optimize(lambda t: t.params["x"] ** 2, n_trials=4)
+    capsys.readouterr()
+    assert run_cli("show", "drawn", "--storage", db) == 0
+    seed = int(re.search(r"\(minimize, sampler sobol, seed (\d+)\): 4 trials", capsys.readouterr().out).group(1))  # type: ignore[union-attr]
+    again = ts.Study(space, sampler="sobol", seed=seed)
+    again.optimize(lambda t: t.params["x"] ** 2, n_trials=4)
+    assert [t.params for t in again.trials] == [t.params for t in study.trials]
 
 
 def test_show_reads_whole_only_the_trials_it_prints(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -181,6 +182,29 @@ def test_a_stored_search_resumed_with_refit_naming_another_scorer_is_refused_bef
     resumed = search("roc_auc", 5).fit(X, y)  # what the message says to write resumes it
     assert [t.value for t in resumed.study_.trials][:3] == values and len(resumed.study_.trials) == 5
     assert {t.attrs["cv"]["key"] for t in resumed.study_.trials} == {"test_roc_auc"}
+
+
+def test_the_refusal_of_another_scorer_s_study_words_refit_as_it_was_passed(tmp_path: Path) -> None:
+    """refit=False (or a callable) optimizes the first scorer: the refusal said ``(refit='accuracy')``, which the
+    user never passed, as if it were their argument."""
+    X, y = _frame()  # noqa: N806
+    url = f"sqlite:///{tmp_path / 's.db'}"
+
+    def search(refit: Any) -> TunedSearchCV:
+        return TunedSearchCV(_pipe(), {"clf__C": loguniform(1e-2, 1e2)}, n_trials=2, cv=3, random_state=0,
+                             scoring=["accuracy", "roc_auc"], refit=refit, storage=url, name="tab")
+
+    search("roc_auc").fit(X, y)
+
+    def first(results: Any) -> int:
+        return 0
+
+    for refit, words in ((False, "refit=False"), (first, "refit=first")):
+        with pytest.raises(ValueError) as got:
+            search(refit).fit(X, y)
+        said = str(got.value)
+        assert f"this search's are 'accuracy''s ({words} optimizes the first scorer)" in said, said
+        assert "refit='accuracy'" not in said and "Pass refit='roc_auc' to resume it" in said, said
 
 
 def test_study_before_fit_raises_scikit_learn_s_not_fitted_error() -> None:

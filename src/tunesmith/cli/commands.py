@@ -35,7 +35,7 @@ from ..exceptions import (
 )
 from ..paths import NotRegularFile, read_regular
 from ..plots import HTML, IMAGES, check_output
-from ..plots.records import pruner_label, short_title
+from ..plots.records import pruner_label, sampler_seed, short_title
 from ..report import (
     FAILED_SHOWN,
     FOLDS_COLUMN,
@@ -424,7 +424,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     trials, whole = _shown_and_whole(study, args.top)
     held_trials = _held_trials(study, trials, whole)
     console = wide_console()
-    console.print(f"study [bold]{literal(study.name)}[/] ({study.direction.value}, sampler {literal(study.sampler_label)}): "
+    console.print(f"study [bold]{literal(study.name)}[/] ({study.direction.value}, sampler {literal(_sampler_words(study))}): "
                   f"{plural(len(trials), 'trial')} ({_state_counts(trials)})", soft_wrap=True)
     for note in study.notes:
         console.print(f"note {_local_time(_as_float(note.get('time')) or 0.0)}: {literal(str(note.get('text')))}",
@@ -447,6 +447,13 @@ def cmd_show(args: argparse.Namespace) -> int:
     _show_running(console, study, trials)
     _show_pruned(console, trials)
     return 0
+
+
+def _sampler_words(study: Study) -> str:
+    """The sampler as ``show``'s header names it: with its seed, as the report does (``tpe, seed 7``), the
+    stored one where the study was made without ``seed=``: what runs the same trials again."""
+    seed = sampler_seed(study.sampler.describe())
+    return study.sampler_label + ("" if seed is None else f", seed {seed}")
 
 
 #: ``show --top`` up to this reads each printed trial whole by itself, and beyond it the whole history at once

@@ -184,6 +184,10 @@ def add_compare_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", type=output_file(COMPARE_DATA, "the runs' trials to a .csv or .json file"),
                    help="also write every run's trials (sampler, seed, value, best so far, parameters) "
                         "to a .csv or .json file (the JSON with the summary table)")
+    p.add_argument("--storage", default=None, metavar="URL",
+                   help="keep each run as study NAME-SAMPLER-seedK there (NAME: the study file's), to look at "
+                        "with show or the dashboard; run again, each run goes on to --budget trials (default: "
+                        "in memory)")
 
 
 #: the files ``compare --data`` writes
@@ -207,7 +211,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         check_name("sampler", name, "--samplers")
     direction = sf.direction or "minimize"
     runs = run_samplers(objective, space, samplers=samplers, budget=args.budget, seeds=range(args.seeds),
-                        direction=direction, pruner=sf.pruner, progress=_progress_lines())
+                        direction=direction, pruner=sf.pruner, progress=_progress_lines(), storage=args.storage,
+                        prefix=sf.name)
     chart = comparison(runs, direction=direction, log_y=args.log_y,
                        title=f"{sf.name}: best so far, {plural(args.budget, 'trial')}, {plural(args.seeds, 'seed')}")
     summary = _compare_summary(runs, direction)

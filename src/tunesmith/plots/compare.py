@@ -141,12 +141,20 @@ def run_samplers(
     direction: Direction | str = Direction.MINIMIZE,
     pruner: Any = None,
     progress: Callable[[str], None] | None = None,
+    storage: Any = None,
+    prefix: str = "compare",
 ) -> dict[str, list[Any]]:
     """Run each sampler on ``objective`` for ``budget`` trials with each seed (in memory)
     and return ``{sampler: [study per seed]}`` for :func:`comparison`. ``progress``: called with a line of
     text as each run ends and, within a run, after a trial once :data:`PROGRESS_EVERY` seconds have passed
-    since the last line (``tunesmith compare`` prints them where no progress bar is drawn)."""
+    since the last line (``tunesmith compare`` prints them where no progress bar is drawn). ``storage`` (a
+    URL or a Storage): each run is kept there as study ``{prefix}-{sampler}-seed{seed}`` (:func:`run_name`), and
+    a run stored already goes on to ``budget`` finished trials (a stopped comparison resumed, or lengthened)."""
+    from ..storage import make_storage
     from ..study import Study
+
+    if storage is not None:
+        storage = make_storage(storage)
 
     if isinstance(samplers, str) or isinstance(seeds, (str, int)):  # a name's letters, or "3 seeds"?
         raise TypeError(f"run_samplers takes lists: samplers=['random', 'bayes'] and seeds=[0, 1, 2] (the command "
@@ -158,8 +166,9 @@ def run_samplers(
     for name in samplers:
         out[name] = []
         for seed in seeds:
-            study = Study(space, direction=direction, sampler=name, seed=seed, pruner=pruner,
-                          name=f"{name}-seed{seed}")
+            study = Study(space, direction=direction, sampler=name, seed=seed, pruner=pruner, storage=storage,
+                          name=f"{name}-seed{seed}" if storage is None else run_name(prefix, name, seed))
+            left = budget - _finished(study, budget) if storage is not None else budget
             started = time.monotonic()
             said = [started]
 
@@ -168,13 +177,30 @@ def run_samplers(
                     said[0] = time.monotonic()
                     progress(f"{run}: {_run_state(study, budget)}")
 
-            study.optimize(objective, n_trials=budget, callbacks=[say])
+            if left > 0:
+                study.optimize(objective, n_trials=left, callbacks=[say])
             out[name].append(study)
             if progress is not None:
                 done = sum(map(len, out.values()))
                 progress(f"{name}, seed {seed}: done, {_run_state(study, budget)} (run {done} of {runs}, "
                          f"{time.monotonic() - started:.1f} s)")
     return out
+
+
+def _finished(study: Any, budget: int) -> int:
+    """How many trials a stored run has finished: at most ``budget``, or the comparison would draw runs of
+    another budget than its title's (a run stored by a longer comparison is refused, saying what to pass)."""
+    done = sum(t.state.is_finished for t in study.trials)
+    if done > budget:
+        raise ValueError(f"study {study.name!r} in {study.storage.display_url} holds {done} finished trials, more "
+                         f"than the budget of {budget}: pass a budget of {done} or more to go on with its runs, or "
+                         "another storage (or prefix) for a shorter comparison")
+    return done
+
+
+def run_name(prefix: str, sampler: str, seed: int) -> str:
+    """The study a stored run of :func:`run_samplers` is kept as: ``svm-random-seed0``."""
+    return f"{prefix}-{sampler}-seed{seed}"
 
 
 #: seconds between two progress lines within one run of :func:`run_samplers` (one line at each run's end)

@@ -103,11 +103,11 @@ def same_setup(
 VALUE_KEY = "value_key"
 
 
-def same_value(study: Study, metric: str, claims: Iterable[Mapping[str, Any]] = ()) -> None:
+def same_value(study: Study, metric: str, claims: Iterable[Mapping[str, Any]] = (), *, refit: Any = None) -> None:
     """Refuse to resume ``study`` where its trials' values are another scorer's than ``metric`` (``refit``'s of
     several scorers, "score" for one), or a fit running there records another's (its search claim among
     ``claims``, :data:`VALUE_KEY`): the scorings match, but ``refit`` changed, and this fit's values would be
-    ranked against the other fits' as if they were one score."""
+    ranked against the other fits' as if they were one score. ``refit``: as the user passed it (named so)."""
     keys = {t.attrs[CV_ATTR]["key"] for t in study.trials
             if is_summary(t.attrs.get(CV_ATTR)) and isinstance(t.attrs[CV_ATTR].get("key"), str)}
     keys |= {c[VALUE_KEY] for c in claims if isinstance(c.get(VALUE_KEY), str) and c[VALUE_KEY].startswith("test_")}
@@ -115,9 +115,19 @@ def same_value(study: Study, metric: str, claims: Iterable[Mapping[str, Any]] = 
     if other:
         raise ValueError(
             f"study {study.name!r} in {study.storage.display_url} holds values of the scorer {other[0]!r}, and this "
-            f"search's are {metric!r}'s (refit={metric!r}): ranked together they would mix two scores. Pass "
+            f"search's are {metric!r}'s ({refit_words(metric if refit is None else refit)}): ranked together they "
+            "would mix two scores. Pass "
             f"refit={other[0]!r} to resume it, or another name= for a new search"
         )
+
+
+def refit_words(refit: Any) -> str:
+    """``refit`` as the user wrote it: a scorer's name (``refit='f1'``), or False or a callable, which optimize
+    the first scorer (``refit=False optimizes the first scorer``): never a name they did not pass."""
+    if isinstance(refit, str):
+        return f"refit={refit!r}"
+    given = getattr(refit, "__name__", type(refit).__name__) if callable(refit) else repr(refit)
+    return f"refit={given} optimizes the first scorer"
 
 
 def fixed_params(estimator: Any, searched: set[str]) -> dict[str, str]:

@@ -278,7 +278,7 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
         marks = {**_same_data(study, recorded, X, y, folds, cv, fit_params),
                  SETUP_ATTR: same_setup(study, recorded, self.estimator, search, self.scoring)}
         if metric is not None:  # the same scoring: refit may still name another of its scorers
-            same_value(study, metric, [r for r in recorded if VALUE_KEY in r])
+            same_value(study, metric, [r for r in recorded if VALUE_KEY in r], refit=self.refit)
         return marks
 
     def _claim(
