@@ -616,3 +616,45 @@ def test_a_run_whose_logging_a_ctrl_c_cut_is_completed(tmp_path: Path, monkeypat
     later = MLflowCallback(tracking_uri=tracking)
     other.optimize(objective, n_trials=1, callbacks=[later], show_progress=False)
     assert len(_check_runs(later, other)) == 3
+
+
+def _marked(cb: MLflowCallback, study: ts.Study) -> tuple[list[int], str | None]:
+    """The trials whose run carries the tag tunesmith.best, and the parent run's tunesmith.best_trial."""
+    experiment = experiment_by_name(cb.client, study.name).experiment_id
+    runs = trial_runs(cb.client, experiment, study.name)
+    parent = cb.client.get_run(runs[0].data.tags["mlflow.parentRunId"])
+    return ([int(r.data.tags["tunesmith.trial"]) for r in runs if r.data.tags.get("tunesmith.best") == "true"],
+            parent.data.tags.get("tunesmith.best_trial"))
+
+
+@pytest.mark.parametrize("direction", ["minimize", "maximize"])
+def test_the_best_trial_s_run_is_tagged_and_named_by_the_parent_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, direction: str
+) -> None:
+    """Nothing in MLflow said which run was the study's best: a user sorted the runs by value, where pruned
+    and paused trials' last reports stand among the complete trials' values."""
+    storage = f"sqlite:///{tmp_path / 'ts.db'}"
+    study = ts.Study(SPACE, direction=direction, storage=storage, name="best", sampler="random", seed=0)
+    for x in (5.0, 3.0, 8.0, 1.0):  # objective: x / 9
+        study.enqueue({"x": x, "kind": "a"})
+    cb = MLflowCallback(tracking_uri=_file_store(tmp_path, monkeypatch))
+    seen: list[tuple[list[int], str | None]] = []
+    study.optimize(objective, n_trials=4, callbacks=[cb, lambda s, t: seen.append(_marked(cb, s))], show_progress=False)
+    if direction == "minimize":
+        assert seen == [([0], "0"), ([1], "1"), ([1], "1"), ([3], "3")]  # as each trial ends, one run tagged
+    else:
+        assert seen == [([0], "0"), ([0], "0"), ([2], "2"), ([2], "2")]
+    best = study.best_trial.number
+    assert _marked(cb, study) == ([best], str(best))
+    parent = cb.client.get_run(cb._ids["best", study.copy_id][1])
+    history = cb.client.get_metric_history(parent.info.run_id, "best_value")
+    assert [(m.step, m.value) for m in history] == [(t.number, t.value) for t in study.trials
+                                                     if t.number in ([0, 1, 3] if direction == "minimize" else [0, 2])]
+
+    # a later session's better trial moves the tag; log_study from a new callback keeps it where it is
+    study.enqueue({"x": 0.5 if direction == "minimize" else 8.5, "kind": "b"})
+    again = MLflowCallback(tracking_uri=cb.client.tracking_uri)
+    ts.Study(storage=storage, name="best").optimize(objective, n_trials=1, callbacks=[again], show_progress=False)
+    assert _marked(again, study) == ([4], "4")
+    MLflowCallback(tracking_uri=cb.client.tracking_uri).log_study(study)
+    assert _marked(again, study) == ([4], "4")

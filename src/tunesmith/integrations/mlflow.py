@@ -8,8 +8,10 @@ A trial's run holds its parameters, its value (metric ``value`` by default), its
 (``trial.set_attr(name, value)``) as tags ``attr.<name>``, its state (tag
 ``tunesmith.state``; MLflow status FINISHED for complete, KILLED for pruned or paused, FAILED
 for failed) and its reports as the history of the metric ``intermediate`` (step = the report's
-step). Runs are found again by the tags ``tunesmith.study``, ``tunesmith.study_id`` and ``tunesmith.trial``: a trial
-logged twice (paused, then resumed and completed; or a study reopened and logged again) updates
+step). The best trial's run is tagged ``tunesmith.best`` (``"true"``, moved when a trial beats
+it), and the parent run holds its number (tag ``tunesmith.best_trial``) and value (metric
+``best_value``). Runs are found again by the tags ``tunesmith.study``, ``tunesmith.study_id`` and
+``tunesmith.trial``: a trial logged twice (paused, then resumed and completed; or a study reopened and logged again) updates
 its one run. The parent run is RUNNING while ``optimize`` runs and ends with it (FINISHED, or
 FAILED when optimize raises, KILLED when it is interrupted by a KeyboardInterrupt it does not
 catch); a later ``optimize`` (a resumed study) reopens the same parent run. As ``optimize`` returns,
@@ -30,7 +32,7 @@ from itertools import zip_longest
 from pathlib import Path
 from typing import Any
 
-from ..trial import FrozenTrial, TrialState, as_count
+from ..trial import Direction, FrozenTrial, TrialState, as_count
 from ._common import require
 
 mlflow = require("mlflow", extra="mlflow", what="tunesmith.integrations.mlflow")
@@ -38,6 +40,7 @@ from mlflow.entities import Metric, Param, RunTag  # noqa: E402
 
 STUDY_TAG, TRIAL_TAG, STATE_TAG = "tunesmith.study", "tunesmith.trial", "tunesmith.state"
 ID_TAG = "tunesmith.study_id"  # study.copy_id: two studies of one name (two storages) apart
+BEST_TAG = "tunesmith.best"  # "true" on the best trial's run; the parent's tunesmith.best_trial names it
 NAMES_TAG = "tunesmith.param_names"  # then tunesmith.param_names.2, .3...: the mapping in parts
 _STATUS = {TrialState.COMPLETE: "FINISHED", TrialState.PRUNED: "KILLED",
            TrialState.PAUSED: "KILLED", TrialState.FAILED: "FAILED"}  # fmt: skip
@@ -96,6 +99,7 @@ class MLflowCallback:
         self._warned: set[Any] = set()  # studies warned about runs matched without the id tag
         # study -> trial numbers whose run was made but not logged to the end (an interrupt cut it)
         self._cut: dict[Any, set[int]] = {}
+        self._best: dict[Any, tuple[int, float]] = {}  # study -> the trial marked best and its value
 
     def __call__(self, study: Any, trial: FrozenTrial) -> None:
         """Log ``trial`` (a finished or paused trial of ``study``) to its run."""
@@ -106,6 +110,8 @@ class MLflowCallback:
             self._read_runs(study, experiment_id)
         run_id = self._runs[_key(study)].get(trial.number)
         self._log_trial(study, trial, None if run_id is None else self.client.get_run(run_id))
+        if trial.state is TrialState.COMPLETE and self._beats_best(study, trial):
+            self._mark_best(study)
 
     def log_study(self, study: Any) -> None:
         """Log every finished or paused trial of ``study``; trials already logged are only updated
@@ -131,6 +137,7 @@ class MLflowCallback:
             return  # nothing logged in this call (nor before, when it failed): parent run untouched
         if error is None:
             self._catch_up(study)
+            self._mark_best(study)
         self._open.discard(_key(study))
         status = "FINISHED" if error is None else "FAILED" if isinstance(error, Exception) else "KILLED"
         self.client.set_terminated(self._ids[_key(study)][1], status=status)
@@ -144,6 +151,37 @@ class MLflowCallback:
             read = self._read_runs(study, self._ids[_key(study)][0])
             for trial in behind:
                 self._log_trial(study, trial, read.get(trial.number))
+
+    def _beats_best(self, study: Any, trial: FrozenTrial) -> bool:
+        """Whether ``trial`` may be the study's new best: none marked yet, or a better value than the marked one's."""
+        marked = self._best.get(_key(study))
+        sign = Direction.parse(study.direction).sign()
+        return marked is None or (trial.value is not None and sign * trial.value < sign * marked[1])
+
+    def _mark_best(self, study: Any) -> None:
+        """Tag the best trial's run ``tunesmith.best`` (and no other), and give the parent run its number
+        (tag ``tunesmith.best_trial``) and value (metric ``best_<metric_name>``, step = its number)."""
+        try:
+            best = study.best_trial
+        except ValueError:
+            return  # no complete trial yet
+        runs, parent = self._runs.get(_key(study), {}), self._ids[_key(study)][1]
+        if best.value is None:
+            return
+        self._best[_key(study)] = (best.number, best.value)
+        if best.number not in runs:
+            return  # not logged yet: marked as optimize returns, once its run is logged
+        before = as_count(self.client.get_run(parent).data.tags.get(BEST_TAG + "_trial"))
+        if before == best.number:
+            return
+        if before in runs:
+            try:
+                self.client.delete_tag(runs[before], BEST_TAG)
+            except mlflow.exceptions.MlflowException:  # removed by hand since: nothing to remove
+                pass
+        self.client.set_tag(runs[best.number], BEST_TAG, "true")
+        self.client.log_batch(parent, metrics=[Metric(f"best_{self.metric_name}", best.value, _ms(time.time()), best.number)],
+                              tags=[RunTag(BEST_TAG + "_trial", str(best.number))])  # fmt: skip
 
     # -- runs ---------------------------------------------------------------------------
     def _parent(self, study: Any) -> tuple[str, str]:
