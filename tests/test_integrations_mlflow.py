@@ -566,6 +566,15 @@ def test_trials_a_ctrl_c_stops_are_logged_when_optimize_returns(tmp_path: Path, 
     assert study.interrupted and [t.state.value for t in study.trials] == ["complete", "complete", "failed"]
     _check_runs(cb, study)
 
+    # a Ctrl-C in the first trial of a session, before the callback logged any: logged all the same
+    def interrupted_first(trial: ts.Trial) -> float:
+        raise KeyboardInterrupt
+
+    first = ts.Study(SPACE, name="ctrl-c-first", sampler="random", seed=0)
+    first.optimize(interrupted_first, n_trials=3, callbacks=[cb], show_progress=False)
+    assert first.interrupted and [t.state.value for t in first.trials] == ["failed"]
+    _check_runs(cb, first)
+
     # a session whose callback was not given the first trials: its optimize logs them as it ends
     plain = ts.Study(SPACE, storage=f"sqlite:///{tmp_path / 'plain.db'}", name="plain", sampler="random", seed=0)
     plain.optimize(objective, n_trials=2, show_progress=False)

@@ -133,11 +133,12 @@ class MLflowCallback:
         first logs the study's trials that have no run yet or whose logging was cut: a Ctrl-C fails the
         running trials without calling the callbacks back, and may stop the callback in the middle of
         a trial's logging."""
-        if _key(study) not in self._open and (error is None or _key(study) not in self._ids):
-            return  # nothing logged in this call (nor before, when it failed): parent run untouched
-        if error is None:
+        if error is None and (_key(study) in self._open or any(t.state in _STATUS for t in study.trials)):
+            self._parent(study)  # opened also where a Ctrl-C stopped every trial of the call before one was logged
             self._catch_up(study)
             self._mark_best(study)
+        elif _key(study) not in self._open and (error is None or _key(study) not in self._ids):
+            return  # nothing to log, nothing logged in this call (nor before, when it failed): parent run untouched
         self._open.discard(_key(study))
         status = "FINISHED" if error is None else "FAILED" if isinstance(error, Exception) else "KILLED"
         self.client.set_terminated(self._ids[_key(study)][1], status=status)
