@@ -754,3 +754,37 @@ def test_a_trial_paused_in_one_worker_process_goes_on_in_another(tmp_path: Path)
         assert sorted(t.intermediate) == list(range(1, max(t.intermediate) + 1))
         at = t.system.resumed_step
         assert at is not None and t.intermediate[at + 1] < t.intermediate[at], (t.number, t.intermediate)
+
+
+class _CtrlC(L.Callback):
+    """A real Ctrl-C (SIGINT to this process) at the end of the fit's second epoch."""
+
+    def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
+        if trainer.current_epoch == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+def test_a_ctrl_c_in_the_fit_stops_the_study_as_a_ctrl_c(tmp_path: Path) -> None:
+    """Lightning catches the KeyboardInterrupt, ignores SIGINT from then on and calls sys.exit(1): the trial
+    failed as "SystemExit: 1 at .../trainer/call.py", SystemExit left optimize (a script ended there), and
+    the next Ctrl-C did nothing (a notebook's kernel could no longer be interrupted)."""
+    study = ts.Study(SPACE, sampler="random", seed=0, pruner=ASHA(min_resource=1, max_resource=EPOCHS))
+
+    def objective(trial: ts.Trial) -> float:
+        cb = PruningCallback(trial, checkpoint_dir=tmp_path / "ckpt")
+        t = trainer(cb, tmp_path, callbacks=[cb, _CtrlC()])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            t.fit(Regression(trial.params["lr"]), *loaders(), ckpt_path=cb.resume_from, weights_only=True)
+        return float(t.callback_metrics["val_loss"])
+
+    handler = signal.getsignal(signal.SIGINT)
+    try:
+        study.optimize(objective, n_trials=3, show_progress=False)
+        assert signal.getsignal(signal.SIGINT) is handler
+    finally:
+        signal.signal(signal.SIGINT, handler)
+    assert study.interrupted == "interrupted (KeyboardInterrupt)"
+    [trial] = study.trials
+    assert trial.state is ts.TrialState.FAILED and trial.error == "interrupted (KeyboardInterrupt)"
+    assert sorted(trial.intermediate) == [1, 2]

@@ -547,3 +547,123 @@ def test_an_experiment_deleted_in_mlflow_is_refused_naming_how_to_restore_it(tmp
     again.client.restore_experiment(experiment.experiment_id)
     MLflowCallback(tracking_uri=uri).log_study(study)
     assert len(trial_runs(again.client, experiment.experiment_id, "trashed")) == 2
+
+
+def test_trials_a_ctrl_c_stops_are_logged_when_optimize_returns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The trials an interrupt fails are not called back, so they had no run, in this session or a later
+    one (a resumed optimize logged only its own trials): MLflow silently lacked them."""
+    storage = f"sqlite:///{tmp_path / 'ts.db'}"
+    study = ts.Study(SPACE, storage=storage, name="ctrl-c", sampler="random", seed=0)
+
+    def interrupted_third(trial: ts.Trial) -> float:
+        if trial.number == 2:
+            trial.report(1.0, 1)
+            raise KeyboardInterrupt  # as a Ctrl-C in the objective
+        return objective(trial)
+
+    cb = MLflowCallback(tracking_uri=_file_store(tmp_path, monkeypatch))
+    study.optimize(interrupted_third, n_trials=5, callbacks=[cb], show_progress=False)
+    assert study.interrupted and [t.state.value for t in study.trials] == ["complete", "complete", "failed"]
+    _check_runs(cb, study)
+
+    # a Ctrl-C in the first trial of a session, before the callback logged any: logged all the same
+    def interrupted_first(trial: ts.Trial) -> float:
+        raise KeyboardInterrupt
+
+    first = ts.Study(SPACE, name="ctrl-c-first", sampler="random", seed=0)
+    first.optimize(interrupted_first, n_trials=3, callbacks=[cb], show_progress=False)
+    assert first.interrupted and [t.state.value for t in first.trials] == ["failed"]
+    _check_runs(cb, first)
+
+    # a session whose callback was not given the first trials: its optimize logs them as it ends
+    plain = ts.Study(SPACE, storage=f"sqlite:///{tmp_path / 'plain.db'}", name="plain", sampler="random", seed=0)
+    plain.optimize(objective, n_trials=2, show_progress=False)
+    later = MLflowCallback(tracking_uri=cb.client.tracking_uri)
+    plain.optimize(objective, n_trials=1, callbacks=[later], show_progress=False)
+    assert len(_check_runs(later, plain)) == 3
+
+
+class _CutOnce(MLflowCallback):
+    """An MLflowCallback that a Ctrl-C stops once while it logs trial 1, after its run was made: before its
+    parameters (``where="_log_params"``) or after them (``"_log"``)."""
+
+    def __init__(self, where: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.where, self.cut = where, False
+
+    def _stop(self, where: str, trial: ts.FrozenTrial) -> None:
+        if where == self.where and trial.number == 1 and not self.cut:
+            self.cut = True
+            raise KeyboardInterrupt
+
+    def _log_params(self, run_id: str, trial: ts.FrozenTrial) -> None:
+        self._stop("_log_params", trial)
+        super()._log_params(run_id, trial)
+
+    def _log(self, run_id: str, trial: ts.FrozenTrial, **kwargs: Any) -> None:
+        self._stop("_log", trial)
+        super()._log(run_id, trial, **kwargs)
+
+
+@pytest.mark.parametrize("where", ["_log_params", "_log"])
+def test_a_run_whose_logging_a_ctrl_c_cut_is_completed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str) -> None:
+    """A Ctrl-C while the callback logged a trial left that run RUNNING, without its metrics or state, for good."""
+    tracking = _file_store(tmp_path, monkeypatch)
+    study = ts.Study(SPACE, sampler="random", seed=0, name="cut")
+    cb = _CutOnce(where, tracking_uri=tracking)
+    study.optimize(objective, n_trials=4, callbacks=[cb], show_progress=False)
+    assert cb.cut and study.interrupted and len(study.trials) == 2
+    _check_runs(cb, study)  # completed as optimize returned
+
+    # cut in an earlier session (the callback given as a function: nothing ran at its end): completed by the next
+    other = ts.Study(SPACE, sampler="random", seed=0, name="cut-before")
+    cut = _CutOnce(where, tracking_uri=tracking)
+    other.optimize(objective, n_trials=4, callbacks=[lambda s, t: cut(s, t)], show_progress=False)
+    [run] = [r for r in trial_runs(cut.client, experiment_by_name(cut.client, "cut-before").experiment_id, "cut-before")
+             if r.data.tags["tunesmith.trial"] == "1"]
+    assert run.info.status == "RUNNING" and "tunesmith.state" not in run.data.tags
+    later = MLflowCallback(tracking_uri=tracking)
+    other.optimize(objective, n_trials=1, callbacks=[later], show_progress=False)
+    assert len(_check_runs(later, other)) == 3
+
+
+def _marked(cb: MLflowCallback, study: ts.Study) -> tuple[list[int], str | None]:
+    """The trials whose run carries the tag tunesmith.best, and the parent run's tunesmith.best_trial."""
+    experiment = experiment_by_name(cb.client, study.name).experiment_id
+    runs = trial_runs(cb.client, experiment, study.name)
+    parent = cb.client.get_run(runs[0].data.tags["mlflow.parentRunId"])
+    return ([int(r.data.tags["tunesmith.trial"]) for r in runs if r.data.tags.get("tunesmith.best") == "true"],
+            parent.data.tags.get("tunesmith.best_trial"))
+
+
+@pytest.mark.parametrize("direction", ["minimize", "maximize"])
+def test_the_best_trial_s_run_is_tagged_and_named_by_the_parent_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, direction: str
+) -> None:
+    """Nothing in MLflow said which run was the study's best: a user sorted the runs by value, where pruned
+    and paused trials' last reports stand among the complete trials' values."""
+    storage = f"sqlite:///{tmp_path / 'ts.db'}"
+    study = ts.Study(SPACE, direction=direction, storage=storage, name="best", sampler="random", seed=0)
+    for x in (5.0, 3.0, 8.0, 1.0):  # objective: x / 9
+        study.enqueue({"x": x, "kind": "a"})
+    cb = MLflowCallback(tracking_uri=_file_store(tmp_path, monkeypatch))
+    seen: list[tuple[list[int], str | None]] = []
+    study.optimize(objective, n_trials=4, callbacks=[cb, lambda s, t: seen.append(_marked(cb, s))], show_progress=False)
+    if direction == "minimize":
+        assert seen == [([0], "0"), ([1], "1"), ([1], "1"), ([3], "3")]  # as each trial ends, one run tagged
+    else:
+        assert seen == [([0], "0"), ([0], "0"), ([2], "2"), ([2], "2")]
+    best = study.best_trial.number
+    assert _marked(cb, study) == ([best], str(best))
+    parent = cb.client.get_run(cb._ids["best", study.copy_id][1])
+    history = cb.client.get_metric_history(parent.info.run_id, "best_value")
+    assert [(m.step, m.value) for m in history] == [(t.number, t.value) for t in study.trials
+                                                     if t.number in ([0, 1, 3] if direction == "minimize" else [0, 2])]
+
+    # a later session's better trial moves the tag; log_study from a new callback keeps it where it is
+    study.enqueue({"x": 0.5 if direction == "minimize" else 8.5, "kind": "b"})
+    again = MLflowCallback(tracking_uri=cb.client.tracking_uri)
+    ts.Study(storage=storage, name="best").optimize(objective, n_trials=1, callbacks=[again], show_progress=False)
+    assert _marked(again, study) == ([4], "4")
+    MLflowCallback(tracking_uri=cb.client.tracking_uri).log_study(study)
+    assert _marked(again, study) == ([4], "4")

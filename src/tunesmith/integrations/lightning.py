@@ -21,7 +21,9 @@ from __future__ import annotations
 import math
 import os
 import re
+import signal
 import tempfile
+import threading
 import warnings
 from pathlib import Path
 from typing import Any
@@ -90,6 +92,7 @@ class PruningCallback(_Callback):
         self._stale_warned = False
         self._missing: str | None = None  # why the metric was never found (warned once); None once it was
         self._found = False  # the metric was in a validation's metrics
+        self._sigint: Any = None  # the SIGINT handler as the fit started, put back after a Ctrl-C (on_exception)
 
     def __getattr__(self, name: str) -> Any:  # a Transformers Trainer calls on_init_end, on_train_begin...
         raise other_framework(self, name, mine="tunesmith.integrations.lightning, for a Lightning Trainer",
@@ -175,6 +178,7 @@ class PruningCallback(_Callback):
         )
 
     def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
+        self._sigint = signal.getsignal(signal.SIGINT)
         if self.trial is not None and checkpoint_to_resume(self.trial, missing=False) is not None and trainer.ckpt_path is None:
             raise ValueError(
                 f"PruningCallback: trial {self.trial.number} was paused and is resumed, but trainer.fit "
@@ -196,6 +200,17 @@ class PruningCallback(_Callback):
                 "with limit_val_batches above 0",
                 UserWarning, stacklevel=2,
             )  # fmt: skip
+
+    def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
+        """A Ctrl-C in the fit goes on as one: Lightning would ignore SIGINT from then on and end the process
+        (``sys.exit(1)``), so the study recorded the trial as failed by ``SystemExit``, not paused where it could
+        go on, and raised out of ``optimize``; a notebook's next Ctrl-C did nothing. The handler the fit began
+        with is put back and the KeyboardInterrupt raised, as the study handles a Ctrl-C."""
+        if not isinstance(exception, KeyboardInterrupt):
+            return
+        if self._sigint is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, self._sigint)
+        raise exception
 
     def on_validation_start(self, trainer: Any, pl_module: Any) -> None:
         self._before = trainer.callback_metrics.get(self.monitor)  # kept by Lightning when not logged again

@@ -8,11 +8,14 @@ A trial's run holds its parameters, its value (metric ``value`` by default), its
 (``trial.set_attr(name, value)``) as tags ``attr.<name>``, its state (tag
 ``tunesmith.state``; MLflow status FINISHED for complete, KILLED for pruned or paused, FAILED
 for failed) and its reports as the history of the metric ``intermediate`` (step = the report's
-step). Runs are found again by the tags ``tunesmith.study``, ``tunesmith.study_id`` and ``tunesmith.trial``: a trial
-logged twice (paused, then resumed and completed; or a study reopened and logged again) updates
+step). The best trial's run is tagged ``tunesmith.best`` (``"true"``, moved when a trial beats
+it), and the parent run holds its number (tag ``tunesmith.best_trial``) and value (metric
+``best_value``). Runs are found again by the tags ``tunesmith.study``, ``tunesmith.study_id`` and
+``tunesmith.trial``: a trial logged twice (paused, then resumed and completed; or a study reopened and logged again) updates
 its one run. The parent run is RUNNING while ``optimize`` runs and ends with it (FINISHED, or
 FAILED when optimize raises, KILLED when it is interrupted by a KeyboardInterrupt it does not
-catch); a later ``optimize`` (a resumed study) reopens the same parent run. Needs
+catch); a later ``optimize`` (a resumed study) reopens the same parent run. As ``optimize`` returns,
+the study's trials with no run yet, or whose logging a Ctrl-C cut, are logged. Needs
 ``tunesmith[mlflow]``.
 """
 
@@ -29,7 +32,7 @@ from itertools import zip_longest
 from pathlib import Path
 from typing import Any
 
-from ..trial import FrozenTrial, TrialState, as_count
+from ..trial import Direction, FrozenTrial, TrialState, as_count
 from ._common import require
 
 mlflow = require("mlflow", extra="mlflow", what="tunesmith.integrations.mlflow")
@@ -37,6 +40,7 @@ from mlflow.entities import Metric, Param, RunTag  # noqa: E402
 
 STUDY_TAG, TRIAL_TAG, STATE_TAG = "tunesmith.study", "tunesmith.trial", "tunesmith.state"
 ID_TAG = "tunesmith.study_id"  # study.copy_id: two studies of one name (two storages) apart
+BEST_TAG = "tunesmith.best"  # "true" on the best trial's run; the parent's tunesmith.best_trial names it
 NAMES_TAG = "tunesmith.param_names"  # then tunesmith.param_names.2, .3...: the mapping in parts
 _STATUS = {TrialState.COMPLETE: "FINISHED", TrialState.PRUNED: "KILLED",
            TrialState.PAUSED: "KILLED", TrialState.FAILED: "FAILED"}  # fmt: skip
@@ -93,6 +97,9 @@ class MLflowCallback:
         self._open: set[Any] = set()  # studies whose parent run this callback set RUNNING
         self._runs: dict[Any, dict[int, str]] = {}  # study -> trial number -> its run's id
         self._warned: set[Any] = set()  # studies warned about runs matched without the id tag
+        # study -> trial numbers whose run was made but not logged to the end (an interrupt cut it)
+        self._cut: dict[Any, set[int]] = {}
+        self._best: dict[Any, tuple[int, float]] = {}  # study -> the trial marked best and its value
 
     def __call__(self, study: Any, trial: FrozenTrial) -> None:
         """Log ``trial`` (a finished or paused trial of ``study``) to its run."""
@@ -103,6 +110,8 @@ class MLflowCallback:
             self._read_runs(study, experiment_id)
         run_id = self._runs[_key(study)].get(trial.number)
         self._log_trial(study, trial, None if run_id is None else self.client.get_run(run_id))
+        if trial.state is TrialState.COMPLETE and self._beats_best(study, trial):
+            self._mark_best(study)
 
     def log_study(self, study: Any) -> None:
         """Log every finished or paused trial of ``study``; trials already logged are only updated
@@ -120,12 +129,60 @@ class MLflowCallback:
 
     def on_optimize_end(self, study: Any, error: BaseException | None) -> None:
         """End the study's parent run (``Study.optimize`` calls it once the call is over):
-        FINISHED, FAILED when optimize raises an exception, KILLED for an interruption."""
-        if _key(study) not in self._open and (error is None or _key(study) not in self._ids):
-            return  # nothing logged in this call (nor before, when it failed): parent run untouched
+        FINISHED, FAILED when optimize raises an exception, KILLED for an interruption. A call that returns
+        first logs the study's trials that have no run yet or whose logging was cut: a Ctrl-C fails the
+        running trials without calling the callbacks back, and may stop the callback in the middle of
+        a trial's logging."""
+        if error is None and (_key(study) in self._open or any(t.state in _STATUS for t in study.trials)):
+            self._parent(study)  # opened also where a Ctrl-C stopped every trial of the call before one was logged
+            self._catch_up(study)
+            self._mark_best(study)
+        elif _key(study) not in self._open and (error is None or _key(study) not in self._ids):
+            return  # nothing to log, nothing logged in this call (nor before, when it failed): parent run untouched
         self._open.discard(_key(study))
         status = "FINISHED" if error is None else "FAILED" if isinstance(error, Exception) else "KILLED"
         self.client.set_terminated(self._ids[_key(study)][1], status=status)
+
+    def _catch_up(self, study: Any) -> None:
+        """Log the finished or paused trials of ``study`` whose run is missing or was cut, reading the
+        study's runs again first (so that a run another process made since is taken, not made twice)."""
+        runs, cut = self._runs.get(_key(study), {}), self._cut.get(_key(study), set())
+        behind = [t for t in study.trials if t.state in _STATUS and (t.number not in runs or t.number in cut)]
+        if behind:
+            read = self._read_runs(study, self._ids[_key(study)][0])
+            for trial in behind:
+                self._log_trial(study, trial, read.get(trial.number))
+
+    def _beats_best(self, study: Any, trial: FrozenTrial) -> bool:
+        """Whether ``trial`` may be the study's new best: none marked yet, or a better value than the marked one's."""
+        marked = self._best.get(_key(study))
+        sign = Direction.parse(study.direction).sign()
+        return marked is None or (trial.value is not None and sign * trial.value < sign * marked[1])
+
+    def _mark_best(self, study: Any) -> None:
+        """Tag the best trial's run ``tunesmith.best`` (and no other), and give the parent run its number
+        (tag ``tunesmith.best_trial``) and value (metric ``best_<metric_name>``, step = its number)."""
+        try:
+            best = study.best_trial
+        except ValueError:
+            return  # no complete trial yet
+        runs, parent = self._runs.get(_key(study), {}), self._ids[_key(study)][1]
+        if best.value is None:
+            return
+        self._best[_key(study)] = (best.number, best.value)
+        if best.number not in runs:
+            return  # not logged yet: marked as optimize returns, once its run is logged
+        before = as_count(self.client.get_run(parent).data.tags.get(BEST_TAG + "_trial"))
+        if before == best.number:
+            return
+        if before in runs:
+            try:
+                self.client.delete_tag(runs[before], BEST_TAG)
+            except mlflow.exceptions.MlflowException:  # removed by hand since: nothing to remove
+                pass
+        self.client.set_tag(runs[best.number], BEST_TAG, "true")
+        self.client.log_batch(parent, metrics=[Metric(f"best_{self.metric_name}", best.value, _ms(time.time()), best.number)],
+                              tags=[RunTag(BEST_TAG + "_trial", str(best.number))])  # fmt: skip
 
     # -- runs ---------------------------------------------------------------------------
     def _parent(self, study: Any) -> tuple[str, str]:
@@ -200,6 +257,7 @@ class MLflowCallback:
                             sorted(n for n, found in untagged.items() if n not in tagged and len(found) > 1))
         self._tag_as_study(study, [run for n, run in runs.items() if n not in tagged])
         self._runs[_key(study)] = {number: run.info.run_id for number, run in runs.items()}
+        self._cut[_key(study)] = {number for number, run in runs.items() if STATE_TAG not in run.data.tags}
         return runs
 
     def _tag_as_study(self, study: Any, runs: list[Any]) -> None:
@@ -225,10 +283,13 @@ class MLflowCallback:
 
     def _log_trial(self, study: Any, trial: FrozenTrial, run: Any) -> None:
         """Create ``trial``'s run, or bring ``run`` (its run, as read) up to date."""
+        cut = self._cut.setdefault(_key(study), set())
+        cut.add(trial.number)  # until its run is logged to the end
         if run is None:
             self._create(*self._ids[_key(study)], study, trial)
         elif not (trial.state.is_finished and run.data.tags.get(STATE_TAG) == trial.state.value):
             self._update(run, trial)  # a finished trial logged in its final state has nothing new
+        cut.discard(trial.number)
 
     def _create(self, experiment_id: str, parent: str, study: Any, trial: FrozenTrial) -> None:
         tags = {"mlflow.parentRunId": parent, STUDY_TAG: study.name, TRIAL_TAG: str(trial.number), **_id_tag(study)}
@@ -236,15 +297,20 @@ class MLflowCallback:
             experiment_id, start_time=_ms(trial.started or time.time()), tags=tags, run_name=f"trial-{trial.number}",
         )  # fmt: skip
         self._runs.setdefault(_key(study), {})[trial.number] = run.info.run_id
+        self._log_params(run.info.run_id, trial)
+        self._log(run.info.run_id, trial, logged_steps=set())
+
+    def _log_params(self, run_id: str, trial: FrozenTrial) -> None:
         keys = _param_keys(list(trial.params))
         params = [Param(keys[k], _text(v)) for k, v in trial.params.items()]
         renamed = {keys[k]: k for k in trial.params if keys[k] != k}
         name_tags = _name_tags(renamed)  # the names MLflow refuses, as logged -> as in the study
         for i in range(0, max(len(params), len(name_tags)), 100):  # MLflow's limit per log_batch
-            self.client.log_batch(run.info.run_id, params=params[i : i + 100], tags=name_tags[i : i + 100])
-        self._log(run.info.run_id, trial, logged_steps=set())
+            self.client.log_batch(run_id, params=params[i : i + 100], tags=name_tags[i : i + 100])
 
     def _update(self, run: Any, trial: FrozenTrial) -> None:
+        if trial.params and not run.data.params:  # its logging was cut before the parameters
+            self._log_params(run.info.run_id, trial)
         history = self.client.get_metric_history(run.info.run_id, "intermediate")
         self._log(run.info.run_id, trial, logged_steps={m.step for m in history},
                   logged_value=run.data.metrics.get(self.metric_name))  # fmt: skip
