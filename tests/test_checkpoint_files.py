@@ -1386,6 +1386,34 @@ def test_tunesmith_tell_names_a_freed_folder_whose_stored_path_holds_terminal_es
     assert f"deleted the checkpoints of 1 trial in {own.parent}\n" in out, out
     assert "\x1b" not in out and "\x07" not in out, out
     assert not own.exists()
+
+
+def test_tunesmith_tell_ends_every_trial_and_frees_the_rest_where_a_worker_s_sweep_deleted_a_folder_first(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """``tunesmith tell s 0 1`` while another worker's trial start sweeps: the sweep deletes trial 0's folder
+    after tell found it and before tell checked it. The check's "does not exist" (a CheckpointError, no OSError)
+    came out of tell's clean-up: exit 2 after both trials were ended, and trial 1's folder was left. The folder
+    gone is nothing left to delete: tell exits 0, frees trial 1's and names it alone."""
+    from tunesmith.cli import main
+    from tunesmith.train import retention
+
+    db, (swept, own) = _paused_two(tmp_path)
+    found = retention.releasable
+
+    def then_swept(trial: Any) -> Path | None:
+        folder = found(trial)
+        if folder == swept:  # the other worker's sweep (trial 0 is pruned now), between the look and the check
+            retention.retire(folder, "none")
+        return folder
+
+    monkeypatch.setattr(retention, "releasable", then_swept)
+    assert main(["tell", "s", "0", "1", "--state", "pruned", "--storage", db]) == 0
+    out, err = (" ".join(text.split()) for text in capsys.readouterr())
+    assert f"deleted the checkpoints of 1 trial in {own}" in out and "left as they are" not in out, (out, err)
+    assert not swept.exists() and not own.exists()
+    assert [t.state for t in ts.Study.load("s", db).trials] == [ts.TrialState.PRUNED] * 2
+
+
 TELL_KILLED_BEFORE_ITS_DELETE = textwrap.dedent(
     """
     import os, signal, sys
