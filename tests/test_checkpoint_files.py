@@ -269,6 +269,30 @@ def test_a_new_run_killed_while_it_sets_an_earlier_run_aside_leaves_that_run_who
     assert all(torch.equal(v, best["model"][k]) for k, v in model.state_dict().items())
 
 
+def test_a_cut_short_move_into_a_folder_only_the_user_s_private_group_may_write_is_finished_there(
+    tmp_path: Path,
+) -> None:
+    """With a group per user (umask 002), ``chmod -R g+w`` of a run's folder after a kill cut a move into earlier-*
+    short leaves that folder the user's alone, as check_dir takes the folder above it. The next run passed it over
+    (it took only one no group may write): the rest of the earlier run went into a second earlier-* folder, its
+    best.pt apart from its "last" files, and the marker stayed for good. The move is finished into the same folder."""
+    from tunesmith.paths import own_group
+
+    if not hasattr(os, "getgid") or not own_group(os.getgid()):
+        pytest.skip("the user's primary group is shared with other users here")
+    d = tmp_path / "run"
+    torch.manual_seed(0)
+    Trainer(mlp(), CFG.with_params({"epochs": 3, "keep_last": 2, "checkpoint_dir": d})).fit(*DATA)
+    earlier = {name: (d / name).read_bytes() for name in _names(d)}
+    _killed_mid_move(d, at_best=True)
+    (cut,) = [p for p in d.iterdir() if p.is_dir()]
+    cut.chmod(0o770)
+    assert "best.pt" in _names(d) and checkpoint.MOVING in _names(cut)
+    Trainer(mlp(), CFG.with_params({"epochs": 1, "keep_last": 2, "checkpoint_dir": d})).fit(*DATA)
+    assert [p for p in d.iterdir() if p.is_dir()] == [cut], _names(d)
+    assert {name: (cut / name).read_bytes() for name in _names(cut)} == earlier  # whole, the marker gone
+
+
 def test_a_move_a_kill_cut_short_as_it_ended_is_not_taken_for_the_next_run_s(tmp_path: Path) -> None:
     """A run SIGKILLed after its last rename into earlier-*, its marker left: the next run, with nothing to move,
     clears it, so that the run after it sets that run's files aside in a folder of their own, not the earlier's."""
