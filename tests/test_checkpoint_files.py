@@ -1412,6 +1412,21 @@ def test_tunesmith_tell_names_a_freed_folder_whose_stored_path_holds_terminal_es
     assert not own.exists()
 
 
+def test_tunesmith_tell_names_a_freed_folder_whose_real_name_holds_terminal_escapes_without_running_them(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The folder tell names is the resolved one, so the test above keeps escapes of a ``..`` route out; a
+    checkpoint root whose own name holds them (a name taken from a run's config or an unpacked archive) is said as
+    it is resolved: escaped (``spoken``), never sent to the terminal raw."""
+    from tunesmith.cli import main
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    (own,) = _paused(url, tmp_path / "\x1b]0;owned\x07\x1b[2J", 1)
+    assert main(["tell", "s", "0", "--state", "pruned", "--storage", url]) == 0
+    out = capsys.readouterr().out
+    assert "deleted the checkpoints of 1 trial in" in out and "\x1b" not in out and "\x07" not in out, out
+    assert not own.exists()
+
+
 def test_tunesmith_tell_ends_every_trial_and_frees_the_rest_where_a_worker_s_sweep_deleted_a_folder_first(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     """``tunesmith tell s 0 1`` while another worker's trial start sweeps: the sweep deletes trial 0's folder
