@@ -269,6 +269,30 @@ def test_a_new_run_killed_while_it_sets_an_earlier_run_aside_leaves_that_run_who
     assert all(torch.equal(v, best["model"][k]) for k, v in model.state_dict().items())
 
 
+def test_a_cut_short_move_into_a_folder_only_the_user_s_private_group_may_write_is_finished_there(
+    tmp_path: Path,
+) -> None:
+    """With a group per user (umask 002), ``chmod -R g+w`` of a run's folder after a kill cut a move into earlier-*
+    short leaves that folder the user's alone, as check_dir takes the folder above it. The next run passed it over
+    (it took only one no group may write): the rest of the earlier run went into a second earlier-* folder, its
+    best.pt apart from its "last" files, and the marker stayed for good. The move is finished into the same folder."""
+    from tunesmith.paths import own_group
+
+    if not hasattr(os, "getgid") or not own_group(os.getgid()):
+        pytest.skip("the user's primary group is shared with other users here")
+    d = tmp_path / "run"
+    torch.manual_seed(0)
+    Trainer(mlp(), CFG.with_params({"epochs": 3, "keep_last": 2, "checkpoint_dir": d})).fit(*DATA)
+    earlier = {name: (d / name).read_bytes() for name in _names(d)}
+    _killed_mid_move(d, at_best=True)
+    (cut,) = [p for p in d.iterdir() if p.is_dir()]
+    cut.chmod(0o770)
+    assert "best.pt" in _names(d) and checkpoint.MOVING in _names(cut)
+    Trainer(mlp(), CFG.with_params({"epochs": 1, "keep_last": 2, "checkpoint_dir": d})).fit(*DATA)
+    assert [p for p in d.iterdir() if p.is_dir()] == [cut], _names(d)
+    assert {name: (cut / name).read_bytes() for name in _names(cut)} == earlier  # whole, the marker gone
+
+
 def test_a_move_a_kill_cut_short_as_it_ended_is_not_taken_for_the_next_run_s(tmp_path: Path) -> None:
     """A run SIGKILLed after its last rename into earlier-*, its marker left: the next run, with nothing to move,
     clears it, so that the run after it sets that run's files aside in a folder of their own, not the earlier's."""
@@ -1386,6 +1410,49 @@ def test_tunesmith_tell_names_a_freed_folder_whose_stored_path_holds_terminal_es
     assert f"deleted the checkpoints of 1 trial in {own.parent}\n" in out, out
     assert "\x1b" not in out and "\x07" not in out, out
     assert not own.exists()
+
+
+def test_tunesmith_tell_names_a_freed_folder_whose_real_name_holds_terminal_escapes_without_running_them(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The folder tell names is the resolved one, so the test above keeps escapes of a ``..`` route out; a
+    checkpoint root whose own name holds them (a name taken from a run's config or an unpacked archive) is said as
+    it is resolved: escaped (``spoken``), never sent to the terminal raw."""
+    from tunesmith.cli import main
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    (own,) = _paused(url, tmp_path / "\x1b]0;owned\x07\x1b[2J", 1)
+    assert main(["tell", "s", "0", "--state", "pruned", "--storage", url]) == 0
+    out = capsys.readouterr().out
+    assert "deleted the checkpoints of 1 trial in" in out and "\x1b" not in out and "\x07" not in out, out
+    assert not own.exists()
+
+
+def test_tunesmith_tell_ends_every_trial_and_frees_the_rest_where_a_worker_s_sweep_deleted_a_folder_first(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """``tunesmith tell s 0 1`` while another worker's trial start sweeps: the sweep deletes trial 0's folder
+    after tell found it and before tell checked it. The check's "does not exist" (a CheckpointError, no OSError)
+    came out of tell's clean-up: exit 2 after both trials were ended, and trial 1's folder was left. The folder
+    gone is nothing left to delete: tell exits 0, frees trial 1's and names it alone."""
+    from tunesmith.cli import main
+    from tunesmith.train import retention
+
+    db, (swept, own) = _paused_two(tmp_path)
+    found = retention.releasable
+
+    def then_swept(trial: Any) -> Path | None:
+        folder = found(trial)
+        if folder == swept:  # the other worker's sweep (trial 0 is pruned now), between the look and the check
+            retention.retire(folder, "none")
+        return folder
+
+    monkeypatch.setattr(retention, "releasable", then_swept)
+    assert main(["tell", "s", "0", "1", "--state", "pruned", "--storage", db]) == 0
+    out, err = (" ".join(text.split()) for text in capsys.readouterr())
+    assert f"deleted the checkpoints of 1 trial in {own}" in out and "left as they are" not in out, (out, err)
+    assert not swept.exists() and not own.exists()
+    assert [t.state for t in ts.Study.load("s", db).trials] == [ts.TrialState.PRUNED] * 2
+
+
 TELL_KILLED_BEFORE_ITS_DELETE = textwrap.dedent(
     """
     import os, signal, sys

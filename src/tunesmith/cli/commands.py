@@ -1090,7 +1090,7 @@ def _said_ended(study: Study, ended: list[Trial], state: str) -> None:
     print(f"study {study.name!r}: {plural(len(ended), 'paused trial')} {state}: "
           f"{', '.join(str(t.number) for t in ended)}")
     freed = _release(ended)
-    if freed:  # a folder as stored (a writer of the database may name it through one whose name holds escapes)
+    if freed:  # resolved from a path as stored (a writer of the database may lead it through a name holding escapes)
         print(spoken(f"deleted the checkpoints of {plural(len(freed), 'trial')} in {', '.join(map(str, freed))}"))
 
 
@@ -1107,7 +1107,7 @@ def _release(trials: list[Trial]) -> list[Path]:
     for t in trials:
         try:
             folder = retention.release(t)
-        except OSError as exc:  # housekeeping: the trial is ended all the same
+        except (OSError, retention.ckpt.CheckpointError) as exc:  # housekeeping: the trial is ended all the same
             print(spoken(f"trial {t.number}'s checkpoints are left as they are: {exc}; the trial is ended, nothing "
                          "resumes from them: delete them by hand"))
             continue

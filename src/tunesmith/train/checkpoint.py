@@ -149,7 +149,7 @@ def check_dir(path: str | Path) -> None:
             f"{os.getuid()}): its owner could plant checkpoints there. Use a folder of your own "
             "(checkpoint_root=... / checkpoint_dir=...), or remove that folder"
         )
-    if st.st_mode & 0o002 or st.st_mode & 0o020 and not own_group(st.st_gid):  # a private group's: the user's own
+    if _others_may_write(st):
         who = " and ".join(w for bit, w in ((0o020, "group"), (0o002, "others")) if st.st_mode & bit)
         raise UntrustedCheckpointFolder(
             f"checkpoint folder {str(p)!r} is writable by {who} (mode {stat.S_IMODE(st.st_mode):04o}): "
@@ -157,6 +157,12 @@ def check_dir(path: str | Path) -> None:
             "(tunesmith creates its folders with mode 0700)"
         )
     _check_parent(p)
+
+
+def _others_may_write(st: os.stat_result) -> bool:
+    """Whether users other than this one may write a file of this ``st`` (its stat): everyone may, or its group
+    may, unless that group is the user's private one (umask 002 with a group per user: the user's own)."""
+    return bool(st.st_mode & 0o002 or st.st_mode & 0o020 and not own_group(st.st_gid))
 
 
 def _check_parent(p: Path) -> None:
@@ -536,9 +542,10 @@ def end_cut_short(directory: str | Path) -> None:
 
 def unfinished_aside(directory: str | Path) -> Path | None:
     """The ``earlier-*`` (or ``branch-above-*``) folder of ``directory`` whose move (:func:`set_aside`) a kill cut
-    short, or None. Only a folder as :func:`set_aside` makes them (the user's, mode 0700, no link) is one: another
-    user's, or one others may write (planted while ``directory`` was writable, before the ``chmod go-w``
-    :func:`check_dir` advises), would be handed the run's checkpoints to replace or delete."""
+    short, or None. Only a folder of the user's that no one else may write, no link, is one (:func:`set_aside`
+    makes them 0700; a ``chmod g+w`` with a private group per user keeps one the user's, as :func:`check_dir` takes
+    it): another user's, or one others may write (planted while ``directory`` was writable, before the ``chmod
+    go-w`` :func:`check_dir` advises), would be handed the run's checkpoints to replace or delete."""
     d = Path(directory).expanduser()
     for p in sorted(q for q in d.glob("*-*") if q.name.startswith(ASIDE)):
         if _made_aside(p) and (p / MOVING).is_file():
@@ -547,15 +554,15 @@ def unfinished_aside(directory: str | Path) -> Path | None:
 
 
 def _made_aside(p: Path) -> bool:
-    """Whether ``p`` is a folder (not a link) of this user that no one else may write, as :func:`_new_aside`
-    makes them."""
+    """Whether ``p`` is a folder (not a link) of this user that no one else may write (:func:`_others_may_write`),
+    as :func:`_new_aside` makes them."""
     try:
         st = os.lstat(p)
     except OSError:
         return False
     if not hasattr(os, "getuid"):  # Windows: no POSIX owner or mode bits to check (as check_dir)
         return stat.S_ISDIR(st.st_mode)
-    return stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid() and not st.st_mode & 0o022
+    return stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid() and not _others_may_write(st)
 
 
 #: the folder locks :func:`hold` took in this process

@@ -286,12 +286,18 @@ def release(trial: Any) -> Path | None:
     unmarked folder, a path that is not this trial's, a trial whose objective keeps all, :data:`KEEP_ALL`).
     A folder :func:`checkpoint.check_dir` refuses (another user's, or one others may write) raises its
     :class:`checkpoint.UntrustedCheckpointFolder`, a ``PermissionError``: nothing in it is deleted, as the
-    sweep deletes nothing there."""
+    sweep deletes nothing there. A folder deleted meanwhile (a trial start's sweep in another worker) is None:
+    nothing of it is left."""
     folder = releasable(trial)
     if folder is None:
         return None
-    ckpt.check_dir(folder)  # else retire deletes nothing, and the folder would be said deleted
-    retire(folder, "none")
+    try:
+        ckpt.check_dir(folder)  # else retire deletes nothing, and the folder would be said deleted
+        retire(folder, "none")
+    except (OSError, ckpt.CheckpointError):
+        if not os.path.lexists(folder):
+            return None
+        raise
     return folder
 
 
