@@ -6,7 +6,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 import tunesmith as ts
+from tunesmith.storage.prepared import Cursor
 
 SPACE = ts.Space({"C": ts.Float(1e-3, 1e2, log=True), "penalty": ts.Categorical(["l1", "l2"]),
                   "tol": ts.Float(1e-5, 1e-2, log=True)})  # a grid of 5 x 2 x 5 = 50 points
@@ -59,3 +62,33 @@ def test_a_worker_that_lost_the_grid_s_pick_takes_the_next_point_in_the_same_wri
     for _ in range(2):
         b.ask()
     assert configs(b) == inline[:4]
+
+
+def test_a_grid_takes_the_same_points_with_one_and_with_four_worker_processes(shared_storage_url: str) -> None:
+    inline = configs(run("grid", 16))
+    one = run("grid", 16, storage=shared_storage_url, name="one", n_jobs=1)
+    assert configs(one) == inline
+    four = run("grid", 16, storage=shared_storage_url, name="four", n_jobs=4)
+    assert sorted(configs(four)) == sorted(inline)
+
+
+def test_a_grid_s_pick_and_its_next_points_are_looked_up_in_one_statement(
+        shared_storage_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Each candidate's claim was one query, a round trip each on PostgreSQL: a worker three trials behind
+    # ran four before its insert. The claims of all candidates are now read in one statement.
+    study = ts.Study(SPACE, sampler="grid", seed=0, storage=shared_storage_url, name="claims")
+    picked = study.sampler.suggest(study.space, [], study.direction)
+    assert picked is not None
+    candidates = [(c, study.space.key(c)) for c in (picked.params, *picked.then)]
+    for params, claim in candidates[:3]:  # three workers took the pick and the two points after it
+        assert study.storage.create_trial(study._study_id, params=params, claim=claim) is not None
+    ran: list[str] = []
+    real = Cursor.execute
+    monkeypatch.setattr(Cursor, "execute", lambda self, name, params: ran.append(name) or real(self, name, params))
+    took = study.storage.create_first_free(study._study_id, candidates)
+    assert took is not None and took.params == candidates[3][0] and took.number == 3
+    assert [name for name in ran if name.startswith("claim")] == ["claims_4"]
+    ran.clear()
+    assert study.storage.create_first_free(study._study_id, candidates) is None  # every claim held: nothing written
+    assert [name for name in ran if name.startswith("claim")] == ["claims_4"] and "insert" not in str(ran)
+    assert len(study.trials) == 4

@@ -73,10 +73,12 @@ from .sql_pg import (
 )
 from .sql_schema import (
     _HOT,
+    CLAIM_WIDTHS,
     SINCE_WIDTHS,
     DecodedRows,
     _BadColumn,
     _json_object,
+    claims_args,
     held_number,
     last_step_row,
     meta_table,
@@ -686,6 +688,17 @@ def _starts_with(new: Mapping[int, float], old: dict[int, float]) -> bool:
     head = list(itertools.islice(new.items(), len(old)))
     return head == list(old.items()) and (0.0 not in old.values() or all(
         math.copysign(1.0, a[1]) == math.copysign(1.0, b) for a, b in zip(head, old.values(), strict=True)))
+
+
+def _held_claims(cur: Cursor, study_id: int, claims: list[str]) -> set[str]:
+    """Which of ``claims`` (at most ``CLAIM_WIDTHS[-1]``) trials of the study hold: one statement
+    whatever their count (a grid's pick and its next points: one round trip, not one a candidate)."""
+    if not claims:
+        return set()
+    if len(claims) == 1:
+        return set(claims) if cur.first("claimed", {"sid": study_id, "claim": claims[0]}) else set()
+    name, args = claims_args(claims)
+    return {row[0] for row in cur.all(name, {"sid": study_id, **args})}
 
 
 def _first_to_say(said: Any, began: float, ended: float) -> bool:
@@ -1543,41 +1556,49 @@ class SQLStorage(Storage):
             attrs=dict(attrs or {}),
             system=system or NO_SYSTEM,
         )
-        return self._insert_first(study_id, [(template, claim)], uuid.uuid4().hex)
+        return self._insert_first(study_id, [claim], lambda _: template, uuid.uuid4().hex)
 
     def create_first_free(
         self, study_id: int, candidates: Sequence[tuple[Mapping[str, Any], str]], *, worker: str | None = None,
     ) -> FrozenTrial | None:
         now = self.clock()
-        records = [(FrozenTrial(number=0, state=TrialState.RUNNING, params=dict(params), worker=worker, started=now,
-                                heartbeat=now), claim) for params, claim in candidates]
-        return self._insert_first(study_id, records, uuid.uuid4().hex)
+
+        def record(i: int) -> FrozenTrial:  # the record of the candidate taken alone is built
+            return FrozenTrial(number=0, state=TrialState.RUNNING, params=dict(candidates[i][0]), worker=worker,
+                               started=now, heartbeat=now)
+
+        return self._insert_first(study_id, [claim for _, claim in candidates], record, uuid.uuid4().hex)
 
     def insert_claimed(self, study_id: int, record: FrozenTrial, claim: str | None) -> FrozenTrial | None:
-        return self._insert_first(study_id, [(record, claim)], uuid.uuid4().hex)
+        return self._insert_first(study_id, [claim], lambda _: record, uuid.uuid4().hex)
 
-    def _insert_first(self, study_id: int, records: Sequence[tuple[FrozenTrial, str | None]],
+    def _insert_first(self, study_id: int, claims: Sequence[str | None], record: Callable[[int], FrozenTrial],
                       token: str) -> FrozenTrial | None:
-        """Insert the first of ``records`` whose claim is free as the study's next trial, in one
-        transaction; None if every one's claim is held."""
+        """Insert ``record(i)`` of the first ``i`` whose claim (``claims[i]``; None: none) is free as the
+        study's next trial, in one transaction; None if every one's claim is held."""
         tried = [False]
 
         def op(cur: Cursor) -> FrozenTrial | None:
             done = self._begin_write(cur, study_id, token, tried)
             if done is not None:
                 return done
-            for record, claim in records:
-                if claim is not None and cur.first("claimed", {"sid": study_id, "claim": claim}):
-                    continue
-                number = self._next_number(cur, study_id)
-                values = {"sid": study_id, "claim": claim, "token": token, **_trial_values(record), "number": number}
-                return record.replace(number=number, trial_id=self._insert(cur, values))
+            step = CLAIM_WIDTHS[-1]
+            for at in range(0, len(claims), step):
+                held = _held_claims(cur, study_id, [c for c in claims[at:at + step] if c is not None])
+                for i in range(at, min(at + step, len(claims))):
+                    if claims[i] is not None and claims[i] in held:
+                        continue
+                    rec = record(i)
+                    number = self._next_number(cur, study_id)
+                    values = {"sid": study_id, "claim": claims[i], "token": token, **_trial_values(rec),
+                              "number": number}
+                    return rec.replace(number=number, trial_id=self._insert(cur, values))
             return None
 
         try:
             return self._tx(op, write=True)
         except IntegrityError as exc:
-            if any(claim is not None for _, claim in records):
+            if any(claim is not None for claim in claims):
                 return None
             raise self._collision(study_id, exc) from exc
 
