@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 import tunesmith as ts
 from tunesmith.storage.prepared import Cursor
@@ -74,8 +75,9 @@ def test_a_grid_takes_the_same_points_with_one_and_with_four_worker_processes(sh
 
 def test_a_grid_s_pick_and_its_next_points_are_looked_up_in_one_statement(
         shared_storage_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Each candidate's claim was one query, a round trip each on PostgreSQL: a worker three trials behind
-    # ran four before its insert. The claims of all candidates are now read in one statement.
+    # Each candidate's claim was one query, a round trip each on PostgreSQL, and the next number one more:
+    # a worker three trials behind ran five before its insert. The claims of all candidates and the next
+    # number are now read in one statement.
     study = ts.Study(SPACE, sampler="grid", seed=0, storage=shared_storage_url, name="claims")
     picked = study.sampler.suggest(study.space, [], study.direction)
     assert picked is not None
@@ -87,8 +89,22 @@ def test_a_grid_s_pick_and_its_next_points_are_looked_up_in_one_statement(
     monkeypatch.setattr(Cursor, "execute", lambda self, name, params: ran.append(name) or real(self, name, params))
     took = study.storage.create_first_free(study._study_id, candidates)
     assert took is not None and took.params == candidates[3][0] and took.number == 3
-    assert [name for name in ran if name.startswith("claim")] == ["claims_4"]
+    assert [name for name in ran if name.startswith(("claim", "next"))] == ["claims_4"]
     ran.clear()
     assert study.storage.create_first_free(study._study_id, candidates) is None  # every claim held: nothing written
     assert [name for name in ran if name.startswith("claim")] == ["claims_4"] and "insert" not in str(ran)
     assert len(study.trials) == 4
+
+
+def test_a_grid_s_write_refuses_a_next_number_changed_outside_tunesmith(shared_storage_url: str) -> None:
+    # The next trial number is now read with the candidates' claims (one statement); it is checked as before.
+    study = ts.Study(SPACE, sampler="grid", seed=0, storage=shared_storage_url, name="numbers")
+    study.ask()
+    engine = sa.create_engine(shared_storage_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE ts_trials SET number = :n"), {"n": -5})  # a number tunesmith never writes
+    with pytest.raises(ts.StorageError, match="next trial number .* would be -4"):
+        study.ask()
+    with engine.connect() as conn:  # nothing written
+        assert conn.execute(sa.text("SELECT count(*) FROM ts_trials")).scalar() == 1
+    engine.dispose()

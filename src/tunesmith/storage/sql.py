@@ -690,15 +690,15 @@ def _starts_with(new: Mapping[int, float], old: dict[int, float]) -> bool:
         math.copysign(1.0, a[1]) == math.copysign(1.0, b) for a, b in zip(head, old.values(), strict=True)))
 
 
-def _held_claims(cur: Cursor, study_id: int, claims: list[str]) -> set[str]:
-    """Which of ``claims`` (at most ``CLAIM_WIDTHS[-1]``) trials of the study hold: one statement
-    whatever their count (a grid's pick and its next points: one round trip, not one a candidate)."""
+def _held_claims(cur: Cursor, study_id: int, claims: list[str]) -> tuple[set[str], Any]:
+    """Which of ``claims`` (at most ``CLAIM_WIDTHS[-1]``) trials of the study hold, and the study's next
+    trial number as read (None without claims: not read): one statement whatever their count (a grid's
+    pick and its next points: one round trip, not one a candidate and one more for the number)."""
     if not claims:
-        return set()
-    if len(claims) == 1:
-        return set(claims) if cur.first("claimed", {"sid": study_id, "claim": claims[0]}) else set()
+        return set(), None
     name, args = claims_args(claims)
-    return {row[0] for row in cur.all(name, {"sid": study_id, **args})}
+    rows = cur.all(name, {"sid": study_id, **args})
+    return {claim for _, claim in rows if claim is not None}, next(n for n, claim in rows if claim is None)
 
 
 def _first_to_say(said: Any, began: float, ended: float) -> bool:
@@ -1584,12 +1584,12 @@ class SQLStorage(Storage):
                 return done
             step = CLAIM_WIDTHS[-1]
             for at in range(0, len(claims), step):
-                held = _held_claims(cur, study_id, [c for c in claims[at:at + step] if c is not None])
+                held, number = _held_claims(cur, study_id, [c for c in claims[at:at + step] if c is not None])
                 for i in range(at, min(at + step, len(claims))):
                     if claims[i] is not None and claims[i] in held:
                         continue
                     rec = record(i)
-                    number = self._next_number(cur, study_id)
+                    number = self._next_number(cur, study_id, number)
                     values = {"sid": study_id, "claim": claims[i], "token": token, **_trial_values(rec),
                               "number": number}
                     return rec.replace(number=number, trial_id=self._insert(cur, values))
@@ -1622,8 +1622,10 @@ class SQLStorage(Storage):
         except IntegrityError as exc:
             raise self._collision(study_id, exc) from exc
 
-    def _next_number(self, cur: Cursor, study_id: int) -> int:
-        number = cur.first("next_number", {"sid": study_id})[0]
+    def _next_number(self, cur: Cursor, study_id: int, number: Any = None) -> int:
+        """The study's next trial number: ``number`` as read with the claims (:func:`_held_claims`), or
+        read now (None); refused if not a small integer."""
+        number = cur.first("next_number", {"sid": study_id})[0] if number is None else number
         if isinstance(number, bool) or not isinstance(number, int) or not 0 <= number < _MAX_NUMBER:
             raise StorageError(
                 f"storage {self.display_url!r}: the next trial number of study id {study_id} would be "
