@@ -97,7 +97,7 @@ _RECORD_KEYS = (
 SINCE_WIDTHS = (8, 64, 512)
 #: the lengths of the ``claim IN (...)`` lists a write checks its candidates' claims with (:func:`claims_args`):
 #: a grid's pick and its next points in one statement, not one a candidate
-CLAIM_WIDTHS = (4, 16)
+CLAIM_WIDTHS = (1, 4, 16)
 
 
 def _hot_statements() -> dict[str, Any]:
