@@ -10,7 +10,6 @@ import pytest
 import sqlalchemy as sa
 
 import tunesmith as ts
-from tunesmith.storage.prepared import Cursor
 
 SPACE = ts.Space({"C": ts.Float(1e-3, 1e2, log=True), "penalty": ts.Categorical(["l1", "l2"]),
                   "tol": ts.Float(1e-5, 1e-2, log=True)})  # a grid of 5 x 2 x 5 = 50 points
@@ -73,31 +72,8 @@ def test_a_grid_takes_the_same_points_with_one_and_with_four_worker_processes(sh
     assert sorted(configs(four)) == sorted(inline)
 
 
-def test_a_grid_s_pick_and_its_next_points_are_looked_up_in_one_statement(
-        shared_storage_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Each candidate's claim was one query, a round trip each on PostgreSQL, and the next number one more:
-    # a worker three trials behind ran five before its insert. The claims of all candidates and the next
-    # number are now read in one statement.
-    study = ts.Study(SPACE, sampler="grid", seed=0, storage=shared_storage_url, name="claims")
-    picked = study.sampler.suggest(study.space, [], study.direction)
-    assert picked is not None
-    candidates = [(c, study.space.key(c)) for c in (picked.params, *picked.then)]
-    for params, claim in candidates[:3]:  # three workers took the pick and the two points after it
-        assert study.storage.create_trial(study._study_id, params=params, claim=claim) is not None
-    ran: list[str] = []
-    real = Cursor.execute
-    monkeypatch.setattr(Cursor, "execute", lambda self, name, params: ran.append(name) or real(self, name, params))
-    took = study.storage.create_first_free(study._study_id, candidates)
-    assert took is not None and took.params == candidates[3][0] and took.number == 3
-    assert [name for name in ran if name.startswith(("claim", "next"))] == ["claims_4"]
-    ran.clear()
-    assert study.storage.create_first_free(study._study_id, candidates) is None  # every claim held: nothing written
-    assert [name for name in ran if name.startswith("claim")] == ["claims_4"] and "insert" not in str(ran)
-    assert len(study.trials) == 4
-
-
 def test_a_grid_s_write_refuses_a_next_number_changed_outside_tunesmith(shared_storage_url: str) -> None:
-    # The next trial number is now read with the candidates' claims (one statement); it is checked as before.
+    # A grid's write (the pick and its next points under one hold of the lock) checks the next number too.
     study = ts.Study(SPACE, sampler="grid", seed=0, storage=shared_storage_url, name="numbers")
     study.ask()
     engine = sa.create_engine(shared_storage_url)

@@ -355,10 +355,7 @@ class Space(Mapping[str, Param]):
 
     def key(self, config: Mapping[str, Any]) -> str:
         """A canonical string of a configuration: equal configurations, equal keys."""
-        return self.canonical_key(self.validate(config))
-
-    def canonical_key(self, canon: Mapping[str, Any]) -> str:
-        """:meth:`key` of a configuration :meth:`validate` returned (not validated again)."""
+        canon = self.validate(config)
         return json.dumps({n: canon[n] for n in sorted(canon)}, sort_keys=True, default=repr)
 
     def fix(self, values: Mapping[str, Any]) -> Space:

@@ -73,12 +73,10 @@ from .sql_pg import (
 )
 from .sql_schema import (
     _HOT,
-    CLAIM_WIDTHS,
     SINCE_WIDTHS,
     DecodedRows,
     _BadColumn,
     _json_object,
-    claims_args,
     held_number,
     last_step_row,
     meta_table,
@@ -688,17 +686,6 @@ def _starts_with(new: Mapping[int, float], old: dict[int, float]) -> bool:
     head = list(itertools.islice(new.items(), len(old)))
     return head == list(old.items()) and (0.0 not in old.values() or all(
         math.copysign(1.0, a[1]) == math.copysign(1.0, b) for a, b in zip(head, old.values(), strict=True)))
-
-
-def _held_claims(cur: Cursor, study_id: int, claims: list[str]) -> tuple[set[str], Any]:
-    """Which of ``claims`` (at most ``CLAIM_WIDTHS[-1]``) trials of the study hold, and the study's next
-    trial number as read (None without claims: not read): one statement whatever their count (a grid's
-    pick and its next points: one round trip, not one a candidate and one more for the number)."""
-    if not claims:
-        return set(), None
-    name, args = claims_args(claims)
-    rows = cur.all(name, {"sid": study_id, **args})
-    return {claim for _, claim in rows if claim is not None}, next(n for n, claim in rows if claim is None)
 
 
 def _first_to_say(said: Any, began: float, ended: float) -> bool:
@@ -1556,49 +1543,41 @@ class SQLStorage(Storage):
             attrs=dict(attrs or {}),
             system=system or NO_SYSTEM,
         )
-        return self._insert_first(study_id, [claim], lambda _: template, uuid.uuid4().hex)
+        return self._insert_first(study_id, [(template, claim)], uuid.uuid4().hex)
 
     def create_first_free(
         self, study_id: int, candidates: Sequence[tuple[Mapping[str, Any], str]], *, worker: str | None = None,
     ) -> FrozenTrial | None:
         now = self.clock()
-
-        def record(i: int) -> FrozenTrial:  # the record of the candidate taken alone is built
-            return FrozenTrial(number=0, state=TrialState.RUNNING, params=dict(candidates[i][0]), worker=worker,
-                               started=now, heartbeat=now)
-
-        return self._insert_first(study_id, [claim for _, claim in candidates], record, uuid.uuid4().hex)
+        records = [(FrozenTrial(number=0, state=TrialState.RUNNING, params=dict(params), worker=worker, started=now,
+                                heartbeat=now), claim) for params, claim in candidates]
+        return self._insert_first(study_id, records, uuid.uuid4().hex)
 
     def insert_claimed(self, study_id: int, record: FrozenTrial, claim: str | None) -> FrozenTrial | None:
-        return self._insert_first(study_id, [claim], lambda _: record, uuid.uuid4().hex)
+        return self._insert_first(study_id, [(record, claim)], uuid.uuid4().hex)
 
-    def _insert_first(self, study_id: int, claims: Sequence[str | None], record: Callable[[int], FrozenTrial],
+    def _insert_first(self, study_id: int, records: Sequence[tuple[FrozenTrial, str | None]],
                       token: str) -> FrozenTrial | None:
-        """Insert ``record(i)`` of the first ``i`` whose claim (``claims[i]``; None: none) is free as the
-        study's next trial, in one transaction; None if every one's claim is held."""
+        """Insert the first of ``records`` whose claim is free as the study's next trial, in one
+        transaction; None if every one's claim is held."""
         tried = [False]
 
         def op(cur: Cursor) -> FrozenTrial | None:
             done = self._begin_write(cur, study_id, token, tried)
             if done is not None:
                 return done
-            step = CLAIM_WIDTHS[-1]
-            for at in range(0, len(claims), step):
-                held, number = _held_claims(cur, study_id, [c for c in claims[at:at + step] if c is not None])
-                for i in range(at, min(at + step, len(claims))):
-                    if claims[i] is not None and claims[i] in held:
-                        continue
-                    rec = record(i)
-                    number = self._next_number(cur, study_id, number)
-                    values = {"sid": study_id, "claim": claims[i], "token": token, **_trial_values(rec),
-                              "number": number}
-                    return rec.replace(number=number, trial_id=self._insert(cur, values))
+            for record, claim in records:
+                if claim is not None and cur.first("claimed", {"sid": study_id, "claim": claim}):
+                    continue
+                number = self._next_number(cur, study_id)
+                values = {"sid": study_id, "claim": claim, "token": token, **_trial_values(record), "number": number}
+                return record.replace(number=number, trial_id=self._insert(cur, values))
             return None
 
         try:
             return self._tx(op, write=True)
         except IntegrityError as exc:
-            if any(claim is not None for claim in claims):
+            if any(claim is not None for _, claim in records):
                 return None
             raise self._collision(study_id, exc) from exc
 
@@ -1622,10 +1601,8 @@ class SQLStorage(Storage):
         except IntegrityError as exc:
             raise self._collision(study_id, exc) from exc
 
-    def _next_number(self, cur: Cursor, study_id: int, number: Any = None) -> int:
-        """The study's next trial number: ``number`` as read with the claims (:func:`_held_claims`), or
-        read now (None); refused if not a small integer."""
-        number = cur.first("next_number", {"sid": study_id})[0] if number is None else number
+    def _next_number(self, cur: Cursor, study_id: int) -> int:
+        number = cur.first("next_number", {"sid": study_id})[0]
         if isinstance(number, bool) or not isinstance(number, int) or not 0 <= number < _MAX_NUMBER:
             raise StorageError(
                 f"storage {self.display_url!r}: the next trial number of study id {study_id} would be "

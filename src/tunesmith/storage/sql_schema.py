@@ -95,15 +95,11 @@ _RECORD_KEYS = (
 #: the lengths of the ``number IN (...)`` lists a refresh reads with (:func:`since_args`); the widest
 #: stays under SQLite's oldest limit of 999 bound values a statement
 SINCE_WIDTHS = (8, 64, 512)
-#: the lengths of the ``claim IN (...)`` lists a write checks its candidates' claims with (:func:`claims_args`):
-#: a grid's pick and its next points in one statement, not one a candidate
-CLAIM_WIDTHS = (1, 4, 16)
 
 
 def _hot_statements() -> dict[str, Any]:
     record: dict[str, Any] = {k: _b(k) for k in _RECORD_KEYS}
     of_study = _tc.study_id == _b("sid")
-    next_number = sa.func.coalesce(sa.func.max(_tc.number) + 1, 0)
     at = (_tc.study_id == _b("w_sid"), _tc.number == _b("w_number"))
     insert = sa.insert(trials_table).values(
         study_id=_b("sid"), number=_b("number"), claim=_b("claim"), token=_b("token"), **record
@@ -114,13 +110,8 @@ def _hot_statements() -> dict[str, Any]:
         .with_for_update(),
         "by_token": sa.select(*_TRIAL_COLS).where(_tc.token == _b("token")),
         "claimed": sa.select(_tc.number).where(of_study, _tc.claim == _b("claim")).limit(1),
-        # the next number (claim NULL) and the claims held among the listed: one round trip before an insert
-        **{f"claims_{width}": sa.union_all(
-            sa.select(next_number, sa.null()).where(of_study),
-            sa.select(sa.null(), _tc.claim).where(of_study, _tc.claim.in_([_b(f"c{i}") for i in range(width)])))
-           for width in CLAIM_WIDTHS},
         "count_trials": sa.select(sa.func.count()).select_from(trials_table).where(of_study),
-        "next_number": sa.select(next_number).where(of_study),
+        "next_number": sa.select(sa.func.coalesce(sa.func.max(_tc.number) + 1, 0)).where(of_study),
         "insert": insert,
         "insert_returning": insert.returning(_tc.trial_id),
         "update_unfinished": sa.update(trials_table)
@@ -179,15 +170,6 @@ def since_args(numbers: Sequence[int], min_number: int | None) -> tuple[str, dic
     width = next(w for w in SINCE_WIDTHS if w >= len(numbers))
     padded = [*numbers, *[numbers[-1]] * (width - len(numbers))]
     return f"since_{width}", {"min_number": min_number, **{f"n{i}": n for i, n in enumerate(padded)}}
-
-
-def claims_args(claims: Sequence[str]) -> tuple[str, dict[str, Any]]:
-    """The ``claims_<width>`` statement that reads the study's next trial number and which of ``claims``
-    (at most the widest) are held, and its bind values: the list padded to the width by repeating its
-    last claim."""
-    width = next(w for w in CLAIM_WIDTHS if w >= len(claims))
-    padded = [*claims, *[claims[-1]] * (width - len(claims))]
-    return f"claims_{width}", {f"c{i}": c for i, c in enumerate(padded)}
 
 
 _HOT = _hot_statements()

@@ -507,12 +507,11 @@ class Study:
                         f"every configuration has been tried or is running ({len(history)} trials)"
                     )
                 params = self.space.validate(suggestion.params)
-                claim = self.space.canonical_key(params) if suggestion.unique else None
+                claim = self.space.key(params) if suggestion.unique else None
                 if claim is not None and suggestion.then:  # the next points, claimed in the same write
                     then = [self.space.validate(c) for c in suggestion.then]
                     rec = self._storage.create_first_free(
-                        self._study_id, [(params, claim), *((c, self.space.canonical_key(c)) for c in then)],
-                        worker=me)
+                        self._study_id, [(params, claim), *((c, self.space.key(c)) for c in then)], worker=me)
                 else:
                     rec = self._storage.create_trial(self._study_id, params=params, claim=claim, worker=me)
                 if rec is not None:  # its params are canonical already (validated just above)
