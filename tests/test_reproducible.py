@@ -6,6 +6,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+import sqlalchemy as sa
+
 import tunesmith as ts
 
 SPACE = ts.Space({"C": ts.Float(1e-3, 1e2, log=True), "penalty": ts.Categorical(["l1", "l2"]),
@@ -74,3 +77,23 @@ def test_a_quasi_random_search_gives_the_same_set_with_workers_of_any_kind_and_a
     run("sobol", 6, storage=shared_storage_url, name="resumed")
     assert configs(run("sobol", 6, storage=shared_storage_url, name="resumed")) == inline
     assert configs(run("sobol", 12, storage=shared_storage_url, name="resumed")) == configs(run("sobol", 24))
+def test_a_grid_takes_the_same_points_with_one_and_with_four_worker_processes(shared_storage_url: str) -> None:
+    inline = configs(run("grid", 16))
+    one = run("grid", 16, storage=shared_storage_url, name="one", n_jobs=1)
+    assert configs(one) == inline
+    four = run("grid", 16, storage=shared_storage_url, name="four", n_jobs=4)
+    assert sorted(configs(four)) == sorted(inline)
+
+
+def test_a_grid_s_write_refuses_a_next_number_changed_outside_tunesmith(shared_storage_url: str) -> None:
+    # A grid's write (the pick and its next points under one hold of the lock) checks the next number too.
+    study = ts.Study(SPACE, sampler="grid", seed=0, storage=shared_storage_url, name="numbers")
+    study.ask()
+    engine = sa.create_engine(shared_storage_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE ts_trials SET number = :n"), {"n": -5})  # a number tunesmith never writes
+    with pytest.raises(ts.StorageError, match="next trial number .* would be -4"):
+        study.ask()
+    with engine.connect() as conn:  # nothing written
+        assert conn.execute(sa.text("SELECT count(*) FROM ts_trials")).scalar() == 1
+    engine.dispose()
