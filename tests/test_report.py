@@ -876,29 +876,43 @@ def test_a_figure_shown_outside_tunesmith_s_pages_is_cut_for_the_width_it_is_giv
 
 
 def test_a_process_diagram_s_texts_stay_apart_in_a_narrow_window(tmp_path: Path) -> None:
-    """At 400 px the process diagram's five boxes were drawn 30 px wide, their texts ("search space", "sampler",
-    "30 complete") and arrow labels run into each other. The figure is kept as wide as its texts need (the
-    record's ``min_width``), its box scrolled sideways; the page itself stays as wide as the window."""
+    """At 400 px the process diagram's boxes were drawn 30 px wide, their texts ("search space", "sampler",
+    "30 complete") and arrow labels run into each other; kept as wide as its texts need (780 px), it was read by
+    scrolling sideways. In a box narrower than that the boxes are drawn in a column (the pruner beside the
+    trials), read without scrolling sideways; the row again once the window is wide (a window widened, too)."""
     sync_api = browser_or_skip()
-    out = _report_of_30_trials(tmp_path, "bert-base fine-tune on sst2")
+    out = _report_of_30_trials(tmp_path, "bert-base fine-tune on sst2", pruner=ASHA(min_resource=1))
     read = """() => {
       const gd = document.querySelector('.js-plotly-plot[id^="plot-process-"]');
       const boxes = [...gd.querySelectorAll('g.annotation-text-g')].filter((g) => g.textContent.trim())
         .map((g) => { const b = g.getBoundingClientRect(); return [b.left, b.right, b.top, b.bottom, g.textContent]; });
-      return [boxes, document.documentElement.scrollWidth, gd._fullLayout.width];
+      return [boxes, document.documentElement.scrollWidth, gd.parentElement.scrollWidth, gd.parentElement.clientWidth,
+              gd._fullLayout.height];
     }"""
-    for width, (boxes, page_width, figure_width) in zip((400, 1200), _in_chromium(sync_api, out, lambda page: (
-            page.wait_for_timeout(1000), page.evaluate(read))[1], widths=(400, 1200)), strict=True):
+
+    def drawn(page: Any) -> list[Any]:
+        page.wait_for_timeout(1500)
+        got = [page.evaluate(read)]
+        page.set_viewport_size({"width": 1200, "height": 900})  # widened: the row again
+        page.wait_for_timeout(1500)
+        return [*got, page.evaluate(read)]
+
+    seen = [*_in_chromium(sync_api, out, drawn, widths=(400, 1200))]
+    assert seen[0][1][4] == seen[1][0][4], seen  # widened: the row's own height, as drawn at 1200 px
+    for width, (boxes, page_width, scrolled, box, _) in zip((400, 1200, 1200, 1200), [*seen[0], *seen[1]],
+                                                                     strict=True):
         over = [(a[4], b[4]) for i, a in enumerate(boxes) for b in boxes[i + 1:]
                 if a[0] < b[1] - 1 and b[0] < a[1] - 1 and a[2] < b[3] - 1 and b[2] < a[3] - 1]
-        assert len(boxes) >= 9 and not over, (width, figure_width, over)
-        assert page_width <= width, (width, page_width)
+        assert len(boxes) >= 13 and not over, (width, over)
+        assert page_width <= width and scrolled <= box, (width, page_width, scrolled, box)
+        middles = {round((b[2] + b[3]) / 2) for b in boxes if b[4].startswith(("search", "sampler", "trials", "best", "test"))}
+        assert len(middles) == (5 if width == 400 else 1), (width, boxes)  # a column at 400 px, a row at 1200
 
 
-def test_a_process_diagram_scrolled_sideways_on_a_phone_has_its_title_in_sight(tmp_path: Path) -> None:
-    """On a phone the process diagram is drawn as wide as its boxes' texts need (780 px) in a box scrolled
-    sideways; its title was cut for those 780 px, and the end of a long one lay out of sight (to 675 px in a
-    box of 384) until the reader scrolled. The title is cut for the width the reader sees."""
+def test_a_process_diagram_on_a_phone_has_its_title_in_sight(tmp_path: Path) -> None:
+    """On a phone the process diagram was drawn as wide as its boxes' texts need (780 px) in a box scrolled
+    sideways, its title cut for those 780 px, the end of a long one out of sight (to 675 px in a box of 384).
+    Its boxes are drawn in a column there now, as wide as the box, and the title is cut for the width in sight."""
     sync_api = browser_or_skip()
     out = _report_of_30_trials(tmp_path, "bert-base fine-tune on sst2 with a longer name of the run")
     read = """() => {
@@ -908,13 +922,22 @@ def test_a_process_diagram_scrolled_sideways_on_a_phone_has_its_title_in_sight(t
     }"""
     title, box, figure, text = _in_chromium(sync_api, out, lambda page: (page.wait_for_timeout(1500),
                                                                         page.evaluate(read))[1], widths=(400,))
-    assert figure > 700 and box <= 400, (figure, box)  # drawn wider than its box, which scrolls
+    assert figure <= 400 and box <= 400, (figure, box)
     assert title <= box and "the optimization process" in text.replace("<br>", " "), (title, box, text)
 
 
-def _report_of_30_trials(tmp_path: Path, name: str) -> Path:
-    """The report of a study ``name`` of two parameters and 30 trials: its process diagram has five boxes."""
+def _report_of_30_trials(tmp_path: Path, name: str, pruner: Any = None) -> Path:
+    """The report of a study ``name`` of two parameters and 30 trials: its process diagram has five boxes (six
+    with a ``pruner``: the trials report 3 steps)."""
     study = ts.Study({"learning_rate": ts.Float(1e-5, 1e-1, log=True), "weight_decay": ts.Float(0, 0.3)},
-                     sampler="random", seed=0, name=name)
-    study.optimize(lambda t: t.params["weight_decay"], n_trials=30)
+                     sampler="random", seed=0, name=name, pruner=pruner)
+
+    def objective(trial: ts.Trial) -> float:
+        for step in range(3 if pruner else 0):
+            trial.report(trial.params["weight_decay"] + step, step)
+            if trial.should_prune():
+                raise ts.TrialPruned()
+        return float(trial.params["weight_decay"])
+
+    study.optimize(objective, n_trials=30)
     return write_report(study, tmp_path / "process.html")
