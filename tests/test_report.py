@@ -792,8 +792,11 @@ def test_a_plot_resized_during_a_live_update_is_cut_for_the_width_it_is_drawn_at
 TITLE_LEGEND_PLOT = """() => [...document.querySelectorAll('.js-plotly-plot')].map((gd) => {
   const top = gd.querySelector('.main-svg').getBoundingClientRect().top, legend = gd.querySelector('g.legend');
   const box = (el) => el ? [el.getBoundingClientRect().top - top, el.getBoundingClientRect().bottom - top] : null;
+  const after = gd.parentElement.nextElementSibling;  // the next plot's box (plotly's own outer div)
+  const next = after && after.querySelector('.js-plotly-plot') ? after : null;
   return {id: gd.id, title: box(gd.querySelector('.gtitle')), legend: box(legend), plot: gd._fullLayout._size.t,
-          height: gd._fullLayout.height, lines: gd.layout.title.text.split('<br>').length};
+          height: gd._fullLayout.height, lines: gd.layout.title.text.split('<br>').length, area: gd._fullLayout._size.h,
+          over: next ? gd.querySelector('.main-svg').getBoundingClientRect().bottom - next.getBoundingClientRect().top : 0};
 })"""
 
 
@@ -802,7 +805,9 @@ def test_a_plot_s_title_legend_and_plot_stay_apart_as_the_window_is_resized(tmp_
     """Re-cut to more lines as the window narrowed, a title ran over the legend written in rows above a plot with
     a colour bar (Adam in action at 400 and 700 px: its four entries in four rows, up over the title's two
     lines); and a figure grown for a title of more lines kept that height once the window was wide again (the
-    report's 450 px figures stayed 494). Checked from 1200 px to 700 and 400, and back."""
+    report's 450 px figures stayed 494). A figure of a set height (the process diagram) grew for its title's lines
+    past its box, over the next plot (by 22 px at 700 px, 66 at 400), and the next resize (to 390 px) shrank it
+    back to its box, its plot squeezed under the taller title. Checked from 1200 px to 700, 400, 390, and back."""
     from tunesmith import plots
 
     sync_api = browser_or_skip()
@@ -821,7 +826,7 @@ def test_a_plot_s_title_legend_and_plot_stay_apart_as_the_window_is_resized(tmp_
             page = browser.new_page(viewport={"width": 1200, "height": 900})
             page.route("**/*", only(("file:", "data:", "about:"), []))
             page.goto(out.as_uri(), wait_until="load")
-            for step, width in enumerate((1200, 700, 400, 1200)):
+            for step, width in enumerate((1200, 700, 400, 390, 1200)):
                 page.set_viewport_size({"width": width, "height": 900})
                 page.wait_for_timeout(1500)
                 drawn[step, width] = page.evaluate(TITLE_LEGEND_PLOT)
@@ -829,11 +834,12 @@ def test_a_plot_s_title_legend_and_plot_stay_apart_as_the_window_is_resized(tmp_
             browser.close()
     for (_, width), figures in drawn.items():
         for f in figures:
-            assert f["title"][1] <= f["plot"], (width, f)
+            assert f["title"][1] <= f["plot"] and f["over"] <= 1, (width, f)
             if f["legend"] and f["legend"][1] <= f["plot"] + 1:  # a legend above the plot: under the title
                 assert f["title"][1] <= f["legend"][0] + 1, (width, f)
     assert [f["lines"] for f in drawn[2, 400]] > [f["lines"] for f in drawn[0, 1200]]  # cut again, narrower
-    assert [f["height"] for f in drawn[3, 1200]] == [f["height"] for f in drawn[0, 1200]], drawn  # given back
+    assert [f["height"] for f in drawn[4, 1200]] == [f["height"] for f in drawn[0, 1200]], drawn  # given back
+    assert [f["area"] for f in drawn[3, 390]] == [f["area"] for f in drawn[2, 400]], drawn  # titles alike: plots too
 
 
 def test_a_figure_shown_outside_tunesmith_s_pages_is_cut_for_the_width_it_is_given(tmp_path: Path) -> None:

@@ -436,8 +436,12 @@ function tunesmithFitTitle(gd) {
   if (text === full.title.text && top === full.margin.t) { return; }
   gd.tunesmithFitting = true;
   const done = () => { gd.tunesmithFitting = false; tunesmithAgain(gd, "tunesmithRefit", tunesmithFitTitle); };
-  Plotly.relayout(gd, {"title.text": text, "margin.t": top,
-                       "height": top > first.top ? first.height + top - first.top : first.height, "autosize": true,
+  const height = top > first.top ? first.height + top - first.top : first.height;
+  // its box too, where it has a set height (plotly's resize takes the figure's height from it): left as first drawn,
+  // a figure grown for its title ran over the next plot, and the next resize shrank it back to the box, its plot
+  // squeezed under the taller title
+  tunesmithHeight(gd, height);
+  Plotly.relayout(gd, {"title.text": text, "margin.t": top, "height": height, "autosize": true,
                        "title.y": many ? 1 : null, "title.yref": many ? "container" : null,
                        "title.yanchor": many ? "top" : null, "title.pad.t": many ? TITLE_PAD : null}).then(done, done);
 }
