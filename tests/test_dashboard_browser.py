@@ -29,6 +29,7 @@ pytest.importorskip("uvicorn")
 pytest.importorskip("plotly")
 
 import tunesmith as ts  # noqa: E402
+from tunesmith.pruners import ASHA  # noqa: E402
 
 SPACE = {"x": ts.Float(0, 1), "lr": ts.Float(1e-4, 1e-1, log=True)}
 HISTORY_POINTS = ("(() => { const d = document.getElementById('plot-history-0');"
@@ -972,12 +973,14 @@ def test_parallel_axis_titles_are_cut_again_when_the_window_narrows_after_a_live
 
 def test_a_process_diagram_that_becomes_a_note_in_a_live_update_leaves_the_note_the_phone_s_width(
         tmp_path: Path, subprocess_env: dict[str, str]) -> None:
-    """The process diagram is kept as wide as its boxes' texts need (780 px for five boxes), scrolled sideways on a
-    phone. When a live update brought a reason instead of a figure (the plot could not be computed), the note kept
-    that width: its words ran 780 px wide, to be read by scrolling sideways. The note takes the page's width."""
+    """The process diagram is kept as wide as its boxes' texts need (its column of boxes, the pruner beside the
+    trials: about 330 px), scrolled sideways in a narrower box. When a live update brought a reason instead of a
+    figure (the plot could not be computed), the note kept that width: its words ran wider than the window, to be
+    read by scrolling sideways. The note takes the page's width."""
     sync_api = browser_or_skip()
     url = f"sqlite:///{tmp_path / 'note.db'}"
-    ts.Study(SPACE, storage=url, name="s", sampler="random", seed=0).optimize(lambda t: t.params["x"], n_trials=3)
+    ts.Study(SPACE, storage=url, name="s", sampler="random", seed=0, pruner=ASHA()).optimize(
+        lambda t: t.params["x"], n_trials=3)
     process = "document.getElementById('plot-process-0')"
     answers: list[str] = []
 
@@ -992,7 +995,7 @@ def test_a_process_diagram_that_becomes_a_note_in_a_live_update_leaves_the_note_
     with sync_api.sync_playwright() as pw, _dashboard(url, subprocess_env, "--poll", "0.5") as base:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 400, "height": 6000})  # every plot on the first screen
+            page = browser.new_page(viewport={"width": 300, "height": 6000})  # every plot on the first screen
             page.route(f"{base}/api/studies/s/plots/process", failing_after_the_first)
             page.goto(base + "/studies/s", wait_until="load")
             page.wait_for_function(f"{process} !== null && {process}.classList.contains('plot') && {process}.tunesmithFitted",
@@ -1003,5 +1006,5 @@ def test_a_process_diagram_that_becomes_a_note_in_a_live_update_leaves_the_note_
             note = page.evaluate(f"[{process}.getBoundingClientRect().width, {process}.textContent]")
         finally:
             browser.close()
-    assert drawn > 700, drawn  # the diagram kept as wide as its texts need
-    assert note[1].endswith("the storage could not be read") and note[0] <= 400, note
+    assert drawn > 300, drawn  # the diagram kept as wide as its texts need
+    assert note[1].endswith("the storage could not be read") and note[0] <= 300, note

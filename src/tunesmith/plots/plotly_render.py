@@ -7,6 +7,7 @@ import json
 import math
 import unicodedata
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from numbers import Integral, Real
 from typing import Any
 
@@ -234,9 +235,11 @@ AXIS_TITLE_WIDTH = 110
 
 def _axis_titles(names: Sequence[str], width: float) -> list[str]:
     """Parallel coordinates' axis titles in lines no wider than the space between two axes of a figure
-    ``width`` px wide (plotly drew each on one line: six names of 38 to 48 characters overlapped by 3 pairs)."""
+    ``width`` px wide (plotly drew each on one line: six names of 38 to 48 characters overlapped by 3 pairs).
+    No floor, as the page's own cut has none: lines of at least 50 px overlapped where the axes are closer
+    (8 axes in a figure of 400 px, 36 px apart: by 13 px); a line keeps one character at least."""
     between = (width - 60 - 30) / max(len(names) - 1, 1) - 8
-    room = min(max(between, 5 * AXIS_TITLE_SIZE), AXIS_TITLE_WIDTH)
+    room = min(max(between, 0), AXIS_TITLE_WIDTH)
     return [_in_lines(name, room, lambda line: _title_width(line) * AXIS_TITLE_SIZE / TITLE_SIZE) for name in names]
 
 
@@ -320,7 +323,19 @@ def _decades(positions: Sequence[float]) -> list[tuple[float, str]]:
 
 
 def _diagram(go: Any, d: Diagram) -> Any:
+    row = _diagram_layout(d)
     fig = go.Figure()
+    fig.update_layout(shapes=row["shapes"], annotations=row["annotations"], height=row["height"])
+    fig.update_xaxes(visible=False, range=row["x"])
+    fig.update_yaxes(visible=False, range=row["y"])
+    # what FIT_TITLE keeps it at, at least; in a narrower box it draws ``stack`` instead (its own min_width)
+    fig.update_layout(meta={"min_width": row["min_width"], "stack": _diagram_layout(stacked(d), left=STACK_LEFT)})
+    return fig
+
+
+def _diagram_layout(d: Diagram, left: int = 60) -> dict[str, Any]:
+    """The shapes, annotations, axis ranges, height and least width (px) of a figure of ``d`` whose left margin
+    is ``left`` px (``margin``)."""
     w, h = d.box
     shapes, notes = [], []  # set at once: each add_shape/add_annotation copied all those before it
     for n in d.nodes:
@@ -335,22 +350,39 @@ def _diagram(go: Any, d: Diagram) -> Any:
         notes.append({"x": (x0 + x1) / 2, "y": (y0 + y1) / 2, "text": _escape(label), "showarrow": False,
                       "yshift": 10 if y0 == y1 else 0, "xshift": 0 if y0 == y1 else (45 if x0 >= d.node(a).x else -45),
                       "font": {"size": 9, "color": "#555555"}})
-    fig.update_layout(shapes=shapes, annotations=notes)
-    low, high = min((n.y for n in d.nodes), default=0) - h - 0.28, h + 0.28
-    left, right = -w - 0.1, max((n.x for n in d.nodes), default=1) + w + 0.1
-    fig.update_xaxes(visible=False, range=[left, right])
-    fig.update_yaxes(visible=False, range=[low, high])
+    low, high = min((n.y for n in d.nodes), default=0) - h - 0.28, max((n.y for n in d.nodes), default=0) + h + 0.28
+    x0, x1 = min((n.x for n in d.nodes), default=0) - w - 0.1, max((n.x for n in d.nodes), default=1) + w + 0.1
     # a box's text needs about LINE of the y range per line at 11 px: the figure grows with the boxes
-    fig.update_layout(height=max(450, int(160 + (high - low) * 15 / LINE)))
-    fig.update_layout(meta={"min_width": _diagram_width(d, right - left)})  # what FIT_TITLE keeps it at, at least
-    return fig
+    return {"shapes": shapes, "annotations": notes, "x": [x0, x1], "y": [low, high], "margin": left,
+            "height": max(450, int(160 + (high - low) * 15 / LINE)), "min_width": _diagram_width(d, x1 - x0, left)}
+
+
+#: the gap between two boxes of a stacked diagram, in its coordinates: an arrow and its label; the px of its left
+#: margin (its leftmost box is the one beside the column: the arrow labels left of the column lie above or below it)
+STACK_GAP, STACK_LEFT = 0.35, 10
+
+
+def stacked(d: Diagram) -> Diagram:
+    """``d``'s row of boxes as a column, top to bottom in the row's order, a box off the row (the pruner, below
+    the trials) left of the box it hangs from, and each box only as tall as its lines: a page narrower than the
+    row's texts need (a phone: about 780 px for five boxes) draws this, read without scrolling sideways."""
+    w = d.box[0]
+    h = 0.5 * LINE * (1 + max((len(n.detail.splitlines()) for n in d.nodes), default=1)) + 0.08  # as box_for, no floor
+    row = sorted((n for n in d.nodes if n.y == 0), key=lambda n: n.x)
+    at = {n.key: (0.0, -i * (2 * h + STACK_GAP)) for i, n in enumerate(row)}
+    for n in d.nodes:
+        if n.key not in at and row:
+            under = min(row, key=lambda r: abs(r.x - n.x))
+            at[n.key] = (-(2 * w + 2 * STACK_GAP), at[under.key][1])  # room for the labels of arrows both ways
+    nodes = tuple(replace(n, x=at[n.key][0], y=at[n.key][1]) for n in d.nodes)
+    return replace(d, nodes=nodes, box=(w, h))
 
 
 #: px of a diagram's box text and arrow labels, and of the room kept about them
 BOX_TEXT, EDGE_TEXT, BOX_ROOM = 11, 9, 10
 
 
-def _diagram_width(d: Diagram, span: float) -> int:
+def _diagram_width(d: Diagram, span: float, left: int = 60) -> int:
     """The narrowest a figure of ``d`` can be drawn with each box's text inside its box and each arrow's label
     over the gap it crosses and a quarter of each box beside it (px, the margins with them); its x range is
     ``span`` wide. In a narrower window (a
@@ -363,7 +395,7 @@ def _diagram_width(d: Diagram, span: float) -> int:
         na, nb = d.node(a), d.node(b)
         if na.y == nb.y and abs(nb.x - na.x) > 2 * w:
             per_unit.append((text(label, EDGE_TEXT) + BOX_ROOM) / (abs(nb.x - na.x) - w))  # a quarter box each side
-    return math.ceil(max(per_unit, default=0) * span) + 90  # the margins: 60 left, 30 right
+    return math.ceil(max(per_unit, default=0) * span) + left + 30  # the margins: ``left``, 30 right
 
 
 #: a page's script that cuts a figure's title (``layout.meta``: the title and the top margin of one
@@ -377,6 +409,7 @@ function tunesmithFitTitle(gd) {
   // a redraw while the last cut's relayout is in flight (a window resized during a live update) is fitted once
   // that relayout is done: dropped, the title stayed cut for the width before
   if (gd.tunesmithFitting) { gd.tunesmithRefit = true; return; }
+  if (gd.tunesmithStacking) { return; }  // a process diagram redrawn as a column or a row: fitted once it is drawn
   const ctx = tunesmithFitTitle.ctx || (tunesmithFitTitle.ctx = document.createElement("canvas").getContext("2d"));
   ctx.font = full.title.font.size + "px " + full.title.font.family;
   // as wide as the reader sees it: a figure wider than its box (a process diagram on a phone, scrolled sideways)
@@ -389,8 +422,10 @@ function tunesmithFitTitle(gd) {
   // (a top margin past the figure's height squeezed the plot away, and plotly.js before 4 threw
   // "Something went wrong with axis scaling" with the relayout left unfinished); a shorter one gives the
   // figure that height back (left to plotly, a page's figure kept the height its tallest title gave it)
+  const drawn = gd.layout.tunesmithDrawn || "row";  // a process diagram's row or column (tunesmithFitWidth)
+  if (gd.tunesmithFirst && gd.tunesmithFirst.drawn !== drawn) { gd.tunesmithFirst = null; }
   const first = gd.tunesmithFirst || (gd.tunesmithFirst = {"height": full.height, "top": full.margin.t,
-                                                           "set": gd.layout.height || null});
+                                                           "set": gd.layout.height || null, "drawn": drawn});
   // a legend above the plot (beside a colour bar) is written in rows under the title: as the plot narrows its
   // rows grow in number, and they ran up over the title's lines
   const legend = full.showlegend && full.legend && full.legend.yanchor === "bottom" && full.legend.y >= 1 &&
@@ -401,8 +436,12 @@ function tunesmithFitTitle(gd) {
   if (text === full.title.text && top === full.margin.t) { return; }
   gd.tunesmithFitting = true;
   const done = () => { gd.tunesmithFitting = false; tunesmithAgain(gd, "tunesmithRefit", tunesmithFitTitle); };
-  Plotly.relayout(gd, {"title.text": text, "margin.t": top,
-                       "height": top > first.top ? first.height + top - first.top : first.height, "autosize": true,
+  const height = top > first.top ? first.height + top - first.top : first.height;
+  // its box too, where it has a set height (plotly's resize takes the figure's height from it): left as first drawn,
+  // a figure grown for its title ran over the next plot, and the next resize shrank it back to the box, its plot
+  // squeezed under the taller title
+  tunesmithHeight(gd, height);
+  Plotly.relayout(gd, {"title.text": text, "margin.t": top, "height": height, "autosize": true,
                        "title.y": many ? 1 : null, "title.yref": many ? "container" : null,
                        "title.yanchor": many ? "top" : null, "title.pad.t": many ? TITLE_PAD : null}).then(done, done);
 }
@@ -481,21 +520,58 @@ function tunesmithRaiseAxes(gd) {
     t.setAttribute("transform", t.tunesmithRaised);
   }
 }
-// a figure that cannot be drawn narrower (``layout.meta.min_width``: a process diagram's boxes and their texts) is
-// kept that wide, its container scrolled sideways (at 400 px the boxes' texts ran into each other)
+// a figure that cannot be drawn narrower (``layout.meta.min_width``: a process diagram's boxes and their texts)
+// draws ``meta.stack`` instead in a narrower box (its boxes in a column: at 400 px the row's texts ran into each
+// other, and a row kept that wide scrolled sideways), and the row again once the box is wide enough for it; what
+// neither fits is kept as wide as it needs, its container scrolled sideways. True while it redraws the figure.
 function tunesmithFitWidth(gd) {
   "use strict";
-  const least = gd.layout && gd.layout.meta && gd.layout.meta.min_width;
-  if (typeof least !== "number" || !gd.parentElement || gd.style.minWidth === least + "px") { return; }
+  const meta = gd.layout && gd.layout.meta, box = gd.parentElement && gd.parentElement.clientWidth;
+  if (!meta || typeof meta.min_width !== "number" || !box) { return false; }
+  if (gd.tunesmithStacking) { return true; }
+  const drawn = gd.layout.tunesmithDrawn || "row";  // a figure drawn anew (Plotly.react) is the row again
+  const want = meta.stack && box < meta.min_width ? "stack" : "row";
+  if (want !== drawn) {
+    const row = gd.tunesmithRow && gd.tunesmithRow.layout === gd.layout ? gd.tunesmithRow : null;
+    const to = want === "stack" ? meta.stack : row;
+    if (to) {
+      if (drawn === "row") {  // as drawn (a live update's counts): taken back when the box widens
+        const first = gd.tunesmithFirst && gd.tunesmithFirst.drawn === "row" ? gd.tunesmithFirst : null;
+        gd.tunesmithRow = {layout: gd.layout, shapes: gd.layout.shapes, annotations: gd.layout.annotations,
+                           x: gd.layout.xaxis.range.slice(), y: gd.layout.yaxis.range.slice(),
+                           height: first ? first.height : gd._fullLayout.height, margin: gd.layout.margin.l};
+      }
+      gd.tunesmithStacking = true;
+      gd.tunesmithFirst = null;  // the title's fitter takes this height as the figure's own
+      gd.style.minWidth = "";
+      tunesmithHeight(gd, to.height);
+      const done = () => { gd.tunesmithStacking = false; gd.layout.tunesmithDrawn = want; gd.tunesmithFit(); };
+      Plotly.relayout(gd, {"shapes": to.shapes, "annotations": to.annotations, "xaxis.range": to.x,
+                           "yaxis.range": to.y, "height": to.height, "margin.l": to.margin}).then(done, done);
+      return true;
+    }
+  }
+  const least = (drawn === "stack" ? meta.stack : meta).min_width;
+  if (gd.style.minWidth === least + "px") { return false; }
   gd.style.minWidth = least + "px";
   gd.parentElement.style.overflowX = "auto";
   if (gd.getBoundingClientRect().width > gd._fullLayout.width + 1) { Plotly.Plots.resize(gd); }
+  return false;
+}
+// a figure's box of a set height (plotly's own outer div in the report and a saved page: the figure's first height)
+// is what plotly's resize takes the height from: set to the figure's height, as a box of no set height follows it
+function tunesmithHeight(gd, height) {
+  for (const box of [gd, gd.parentElement]) {
+    if (box && /px$/.test(box.style.height)) { box.style.height = height + "px"; }
+  }
 }
 function tunesmithFitTitles(gd) {
   // on every redraw; a figure drawn anew (the dashboard's live update: Plotly.react) lost its listeners, so the
   // one listener is set again each call (once on the page's first draw, it was never again: a window resized
   // after an update left the titles and the axes' titles cut for the width before)
-  gd.tunesmithFit = gd.tunesmithFit || (() => { tunesmithFitWidth(gd); tunesmithFitTitle(gd); tunesmithFitAxes(gd); });
+  gd.tunesmithFit = gd.tunesmithFit || (() => {
+    if (!tunesmithFitWidth(gd)) { tunesmithFitTitle(gd); tunesmithFitAxes(gd); }
+  });
   if (gd.tunesmithFirst && gd.tunesmithFirst.set !== (gd.layout.height || null)) {
     gd.tunesmithFirst = null;  // a figure drawn anew at another height (a process diagram grown by a live update)
   }
