@@ -269,6 +269,56 @@ def test_a_new_run_killed_while_it_sets_an_earlier_run_aside_leaves_that_run_who
     assert all(torch.equal(v, best["model"][k]) for k, v in model.state_dict().items())
 
 
+def test_a_ctrl_c_as_a_run_sets_an_earlier_run_aside_leaves_no_folder_locked_for_the_rest_of_its_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Before: a Ctrl-C (KeyboardInterrupt) after set_aside made and locked its new earlier-* folder, before the
+    move began (marking it), kept that folder's lock for the rest of the process (a notebook's): the earlier run
+    resumed there later in it was refused as busy, and the folder was left empty. Now the lock goes with the
+    interrupt and the empty folder is removed; a Ctrl-C mid-move frees the lock as well and leaves the marker, and
+    the next run finishes that move."""
+    d = tmp_path / "run"
+    torch.manual_seed(0)
+    Trainer(mlp(), CFG.with_params({"epochs": 2, "keep_last": 2, "checkpoint_dir": d})).fit(*DATA)
+    earlier = {name: (d / name).read_bytes() for name in _names(d)}
+    touch = Path.touch
+
+    def ctrl_c_at_the_marker(self: Path, *args: Any, **kwargs: Any) -> None:
+        if self.name == checkpoint.MOVING:
+            raise KeyboardInterrupt
+        touch(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "touch", ctrl_c_at_the_marker)
+    made: list[Path] = []
+    mkdir = os.mkdir
+    monkeypatch.setattr(os, "mkdir", lambda path, *a, **k: (made.append(Path(path)), mkdir(path, *a, **k))[1])
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(mlp(), CFG.with_params({"epochs": 1, "checkpoint_dir": d})).fit(*DATA)
+    monkeypatch.undo()
+    (aside,) = (p for p in made if p.parent == d)
+    if aside.is_dir():  # before: left, and locked by this process
+        checkpoint.release(checkpoint.hold(aside))
+    assert not aside.exists() and _names(d) == sorted(earlier)
+
+    replace = os.replace
+
+    def ctrl_c_before_best(src: Any, dst: Any) -> None:
+        if Path(dst).name == "best.pt":
+            raise KeyboardInterrupt
+        replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", ctrl_c_before_best)
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(mlp(), CFG.with_params({"epochs": 1, "checkpoint_dir": d})).fit(*DATA)
+    monkeypatch.undo()
+    cut = checkpoint.unfinished_aside(d)
+    assert cut is not None and "best.pt" in _names(d)
+    checkpoint.release(checkpoint.hold(cut))  # not busy: the interrupted move freed it
+    Trainer(mlp(), CFG.with_params({"epochs": 1, "checkpoint_dir": d})).fit(*DATA)
+    assert [p for p in d.iterdir() if p.is_dir()] == [cut] and checkpoint.unfinished_aside(d) is None
+    assert {name: (cut / name).read_bytes() for name in _names(cut)} == earlier
+
+
 def test_a_move_a_kill_cut_short_as_it_ended_is_not_taken_for_the_next_run_s(tmp_path: Path) -> None:
     """A run SIGKILLed after its last rename into earlier-*, its marker left: the next run, with nothing to move,
     clears it, so that the run after it sets that run's files aside in a folder of their own, not the earlier's."""
