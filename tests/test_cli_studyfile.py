@@ -812,6 +812,9 @@ def test_tell_s_refusal_names_the_process_of_this_machine_that_resumed_the_trial
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        for pipe in (proc.stdin, proc.stdout):
+            if pipe is not None:
+                pipe.close()
     (refused,) = end_paused(study, read, [int(number)], "pruned", [])
     assert refused == (f"trial {number} is no longer paused but running: process {proc.pid} of this machine (an "
                        "earlier run, no longer running) changed it"), refused
