@@ -21,7 +21,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from _train_util import Net, PauseAndPromote, mlp, snapshot, split  # noqa: E402
+from _train_util import Net, PauseAndPromote, mlp, scripted, snapshot, split  # noqa: E402
 from test_faults_storage import small_fs  # noqa: E402, F401 - the 1 MiB tmpfs fixture
 
 import tunesmith as ts  # noqa: E402
@@ -174,12 +174,14 @@ def test_a_run_resumed_from_an_older_checkpoint_sets_the_branch_it_leaves_aside(
     torch.manual_seed(0)
     Trainer(mlp(), CFG.with_params({"epochs": 4, "keep_last": 3, "checkpoint_dir": d})).fit(*DATA)
     assert [p.name for p in checkpoint.list_last(d)] == ["last-000000010.pt", "last-000000015.pt", "last-000000020.pt"]
-    branch = {name: (d / name).read_bytes() for name in ("last-000000015.pt", "last-000000020.pt")}
+    assert checkpoint.load(d / "best.pt")["step"] == 20  # the branch's too: set aside with it
+    branch = {name: (d / name).read_bytes() for name in ("best.pt", "last-000000015.pt", "last-000000020.pt")}
     torch.manual_seed(0)
     with caplog.at_level("WARNING", logger="tunesmith"):  # from step 10 to 15, killed there (a run of 3 epochs)
         Trainer(mlp(), CFG.with_params({"epochs": 3, "keep_last": 3, "checkpoint_dir": d})).fit(
             *DATA, resume_from=d / "last-000000010.pt")
-    assert "holds 2 \"last\" checkpoints (the newest: last-000000020.pt) above the resumed step 10" in caplog.text
+    assert ("holds 2 \"last\" checkpoints (the newest: last-000000020.pt) and best.pt above the resumed step 10"
+            in caplog.text)
     assert "into a new folder branch-above-step-10-<UTC time> in it" in caplog.text
     aside = next(p for p in d.iterdir() if p.is_dir())
     assert aside.name.startswith("branch-above-step-10-20"), aside  # not earlier-<time>, an earlier run's name
@@ -196,6 +198,34 @@ def test_a_run_resumed_from_an_older_checkpoint_sets_the_branch_it_leaves_aside(
         *DATA, resume_from=checkpoint.latest(aside))
     assert [r.step for r in went_on.records][-2:] == [20, 25] and went_on.last_checkpoint == str(
         aside / "last-000000025.pt")
+
+
+def _twice(curve: list[float]) -> list[float]:
+    """A validation loss curve for :func:`scripted` over DATA's validation set (two batches of 16)."""
+    return [v for v in curve for _ in range(2)]
+
+
+def test_a_run_resumed_below_the_branch_s_best_restores_its_own_best_and_the_branch_its_own(tmp_path: Path) -> None:
+    """Before: best.pt of the folder stayed with a run resumed from an older "last" file, though the branch it
+    leaves wrote it above the resumed step: restore_best ended the resumed run with the branch's best weights (its
+    history naming another step), and the branch, gone on from its folder, with the folder's best.pt (the resumed
+    run's). The branch's best.pt is set aside with the branch; the resumed run restores its own best."""
+    d = tmp_path / "run"
+    cfg = CFG.with_params({"epochs": 4, "keep_last": 3, "checkpoint_dir": d})
+    Trainer(mlp(), cfg, loss=scripted(_twice([0.9, 0.5, 0.4, 0.3]))).fit(*DATA)
+    assert os.path.samefile(d / "best.pt", d / "last-000000020.pt")
+    branch_best, own_best = checkpoint.load(d / "best.pt")["model"], checkpoint.load(d / "last-000000010.pt")["model"]
+    resumed = mlp()  # from step 10 (its best, 0.5), no better validation after it; keep_last=1 rotates step 10 away
+    history = Trainer(resumed, cfg.with_params({"keep_last": 1}), loss=scripted(_twice([0.8, 0.8]))).fit(
+        *DATA, resume_from=d / "last-000000010.pt")
+    assert history.best is not None and history.best.step == 10 and _names(d)[-1] == "last-000000020.pt"
+    assert all(torch.equal(v, own_best[k]) for k, v in resumed.state_dict().items())
+    (aside,) = [p for p in d.iterdir() if p.is_dir()]
+    assert _names(aside) == ["best.pt", "last-000000015.pt", "last-000000020.pt"]
+    went_on = mlp()  # the branch from its folder, no better validation: its own best (step 20)
+    Trainer(went_on, cfg.with_params({"epochs": 5, "checkpoint_dir": aside}), loss=scripted(_twice([0.9]))).fit(
+        *DATA, resume_from=checkpoint.latest(aside))
+    assert all(torch.equal(v, branch_best[k]) for k, v in went_on.state_dict().items())
 
 
 KILLED_MID_MOVE = textwrap.dedent(
@@ -291,6 +321,54 @@ def test_a_cut_short_move_into_a_folder_only_the_user_s_private_group_may_write_
     Trainer(mlp(), CFG.with_params({"epochs": 1, "keep_last": 2, "checkpoint_dir": d})).fit(*DATA)
     assert [p for p in d.iterdir() if p.is_dir()] == [cut], _names(d)
     assert {name: (cut / name).read_bytes() for name in _names(cut)} == earlier  # whole, the marker gone
+def test_a_ctrl_c_as_a_run_sets_an_earlier_run_aside_leaves_no_folder_locked_for_the_rest_of_its_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Before: a Ctrl-C (KeyboardInterrupt) after set_aside made and locked its new earlier-* folder, before the
+    move began (marking it), kept that folder's lock for the rest of the process (a notebook's): the earlier run
+    resumed there later in it was refused as busy, and the folder was left empty. Now the lock goes with the
+    interrupt and the empty folder is removed; a Ctrl-C mid-move frees the lock as well and leaves the marker, and
+    the next run finishes that move."""
+    d = tmp_path / "run"
+    torch.manual_seed(0)
+    Trainer(mlp(), CFG.with_params({"epochs": 2, "keep_last": 2, "checkpoint_dir": d})).fit(*DATA)
+    earlier = {name: (d / name).read_bytes() for name in _names(d)}
+    touch = Path.touch
+
+    def ctrl_c_at_the_marker(self: Path, *args: Any, **kwargs: Any) -> None:
+        if self.name == checkpoint.MOVING:
+            raise KeyboardInterrupt
+        touch(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "touch", ctrl_c_at_the_marker)
+    made: list[Path] = []
+    mkdir = os.mkdir
+    monkeypatch.setattr(os, "mkdir", lambda path, *a, **k: (made.append(Path(path)), mkdir(path, *a, **k))[1])
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(mlp(), CFG.with_params({"epochs": 1, "checkpoint_dir": d})).fit(*DATA)
+    monkeypatch.undo()
+    (aside,) = (p for p in made if p.parent == d)
+    if aside.is_dir():  # before: left, and locked by this process
+        checkpoint.release(checkpoint.hold(aside))
+    assert not aside.exists() and _names(d) == sorted(earlier)
+
+    replace = os.replace
+
+    def ctrl_c_before_best(src: Any, dst: Any) -> None:
+        if Path(dst).name == "best.pt":
+            raise KeyboardInterrupt
+        replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", ctrl_c_before_best)
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(mlp(), CFG.with_params({"epochs": 1, "checkpoint_dir": d})).fit(*DATA)
+    monkeypatch.undo()
+    cut = checkpoint.unfinished_aside(d)
+    assert cut is not None and "best.pt" in _names(d)
+    checkpoint.release(checkpoint.hold(cut))  # not busy: the interrupted move freed it
+    Trainer(mlp(), CFG.with_params({"epochs": 1, "checkpoint_dir": d})).fit(*DATA)
+    assert [p for p in d.iterdir() if p.is_dir()] == [cut] and checkpoint.unfinished_aside(d) is None
+    assert {name: (cut / name).read_bytes() for name in _names(cut)} == earlier
 
 
 def test_a_move_a_kill_cut_short_as_it_ended_is_not_taken_for_the_next_run_s(tmp_path: Path) -> None:

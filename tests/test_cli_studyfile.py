@@ -812,11 +812,62 @@ def test_tell_s_refusal_names_the_process_of_this_machine_that_resumed_the_trial
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        for pipe in (proc.stdin, proc.stdout):
+            if pipe is not None:
+                pipe.close()
     (refused,) = end_paused(study, read, [int(number)], "pruned", [])
     assert refused == (f"trial {number} is no longer paused but running: process {proc.pid} of this machine (an "
                        "earlier run, no longer running) changed it"), refused
     assert study.trials[int(number)].state is TrialState.RUNNING
     assert who("gpu-7:4242") == "process 4242 of host 'gpu-7'" and who(None) == who("hand-edited") == "another worker"
+
+
+PID_USED_AGAIN_CHECK = """
+import os, subprocess, sys, time
+sys.path[:0] = [{src!r}]
+import tunesmith as ts
+from tunesmith.cli.commands import end_paused
+study = ts.load_study("s", {url!r})
+read = study.trials
+resumer = subprocess.Popen([sys.executable, "-c", {resumes!r}], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                           text=True)
+number = int(resumer.communicate("")[0].split()[0])
+assert resumer.returncode == 0
+time.sleep(4)  # the later process starts past STARTED_SLACK_S after the resume
+with open("/proc/sys/kernel/ns_last_pid", "w") as f:  # this pid namespace's next pid: the resumer's again
+    f.write(str(resumer.pid - 1))
+later = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+try:
+    assert later.pid == resumer.pid, (later.pid, resumer.pid)
+    (refused,) = end_paused(study, read, [number], "pruned", [])
+    print(resumer.pid, number, refused, sep="\\n")
+finally:
+    later.stdin.close()
+    later.wait()
+"""
+
+
+def test_tell_s_refusal_never_says_a_later_process_given_the_resumer_s_pid_is_the_resumer_running_now(
+        shared_storage_url: str) -> None:
+    """A pid is used again once its process ended (in a container whose runs each start at pid 1, at once): tell's
+    refusal named the stored worker's pid "running now" when any process had it, here a later one (in a pid
+    namespace of its own, where the next pid can be set: the resumer's). A process started after the worker's
+    heartbeat is not that worker: the refusal says that run ended."""
+    if sys.platform != "linux":
+        pytest.skip("pid namespaces are Linux's")
+    probe = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", "true"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip(f"no pid namespace here (unshare: {probe.stderr.decode(errors='replace').strip()})")
+    _three_paused(shared_storage_url)
+    src = str(Path(__file__).parent.parent / "src")
+    code = PID_USED_AGAIN_CHECK.format(src=src, url=shared_storage_url,
+                                       resumes=RESUMES_ONE.format(src=src, url=shared_storage_url))
+    done = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", sys.executable, "-c", code],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    pid, number, refused = done.stdout.splitlines()
+    assert refused == (f"trial {number} is no longer paused but running: process {pid} of this machine (an earlier "
+                       "run, no longer running: its pid is a later process's) changed it"), refused
 
 
 def test_show_lists_the_paused_trials_and_the_tell_it_prints_runs(tmp_path: Path,

@@ -175,11 +175,36 @@ def local_pid(worker: Any) -> int | None:
     return 0 if len(pid) > MAX_PID_DIGITS else int(pid)
 
 
-def who(worker: Any) -> str:
+#: seconds a process of this machine may seem to have started after a time it wrote (the boot time /proc gives is
+#: whole seconds, a database server's clock is measured against this one): past it, its pid is another process's
+STARTED_SLACK_S = 2.0
+
+
+def process_started(pid: int) -> float | None:
+    """When process ``pid`` of this machine started, by this process's clock (seconds since the epoch), or None
+    where that cannot be read (no such process, no ``/proc``: not Linux)."""
+    try:
+        with open(f"/proc/{int(pid)}/stat", "rb") as f:
+            stat = f.read()
+        with open("/proc/stat", "rb") as f:
+            boot = next(line for line in f if line.startswith(b"btime "))
+        ticks = int(stat.rpartition(b")")[2].split()[19])  # the 22nd field, the 20th after the name
+        return int(boot.split()[1]) + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+
+
+def who(worker: Any, since: float | None = None) -> str:
     """Who ``worker`` (a trial's ``host:pid``) is, as far as this process can tell: this process, a process of this
-    machine (running, or an earlier run that has ended), a worker of another host, or "another worker"."""
+    machine (running, or an earlier run that has ended), a worker of another host, or "another worker". ``since``:
+    a time (this process's clock) the worker wrote in the trial (its heartbeat): a process of that pid started after
+    it is not that worker but a later one the pid went to (a pid used again: this one, in a container whose every
+    run has the same host name and pid), and the worker is said to have ended."""
     pid = local_pid(worker)
     if pid is not None:
+        started = process_started(pid) if since is not None and pid_alive(pid) else None
+        if started is not None and since is not None and started > since + STARTED_SLACK_S:
+            return f"process {pid} of this machine (an earlier run, no longer running: its pid is a later process's)"
         if pid == os.getpid():
             return f"this process (pid {pid}: another Study object or thread of it)"
         return f"process {pid} of this machine" + (" (running now)" if pid_alive(pid) else

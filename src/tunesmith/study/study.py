@@ -625,7 +625,11 @@ class Study:
             if record.state is TrialState.RUNNING and lifecycle.resumable(record, pauses=True) else None
         if not self._storage.update_trial(self._study_id, final, expect_state=record.state, expect=same):
             stored = self._storage.get_trial(self._study_id, record.number)
-            now, by = stored.state, who(stored.worker)  # the worker that last resumed (or paused) it
+            # the worker that last resumed (or paused) it; its heartbeat, by this process's clock, tells a process
+            # that has its pid now from it
+            beat = None if stored.heartbeat is None else \
+                stored.heartbeat - self._storage.clock() + self._storage.local_clock()
+            now, by = stored.state, who(stored.worker, beat)
             raise TrialFinishedError(
                 f"trial {record.number} is already {now}; finished trials never change" if now.is_finished
                 else f"trial {record.number} is no longer {record.state} but {now}: {by} changed it"

@@ -465,39 +465,41 @@ def set_aside(directory: str | Path, files: list[Path], *, above: int | None = N
     if not whole:
         end_cut_short(d)
         return None
-    aside, lock = _unfinished_held(d, whole)
-    if aside is None:
-        aside, lock = _new_aside(d, aside_name(above))
-    try:
+    with contextlib.ExitStack() as held:  # the folder's lock freed however the move ends (a Ctrl-C before it)
+        aside = _unfinished_held(d, whole, held) or _new_aside(d, aside_name(above), held)
         for p in whole:
             os.replace(p, aside / p.name)  # one folder: a rename, nothing copied, nothing lost at a kill
         _sync_dir(aside)
         _sync_dir(d)
         (aside / MOVING).unlink(missing_ok=True)
-    finally:
-        release(lock)
     return aside
 
 
-def _unfinished_held(d: Path, whole: list[Path]) -> tuple[Path | None, int | None]:
-    """The folder of a cut-short move to finish with ``whole``, and its writer lock (:func:`hold`), held until the
-    move ends: a run resumed in that folder now (its own lock) would write files that a move's ``os.replace`` puts
-    the earlier ones over. None (the marker cleared) where such a run is writing it, or went on in it since and
-    wrote a file of one of those names: its files are never replaced, the rest go into a new folder."""
+def _held(folder: Path, held: contextlib.ExitStack) -> None:
+    """Take ``folder``'s writer lock (:func:`hold`), freed as ``held`` ends."""
+    held.callback(release, hold(folder))
+
+
+def _unfinished_held(d: Path, whole: list[Path], held: contextlib.ExitStack) -> Path | None:
+    """The folder of a cut-short move to finish with ``whole``, its writer lock (:func:`hold`) held until ``held``
+    ends, the move's: a run resumed in that folder now (its own lock) would write files that a move's
+    ``os.replace`` puts the earlier ones over. None (the marker cleared) where such a run is writing it, or went on
+    in it since and wrote a file of one of those names: its files are never replaced, the rest go into a new
+    folder."""
     aside = unfinished_aside(d)
     if aside is None:
-        return None, None
-    try:
-        lock = hold(aside)
-    except CheckpointFolderBusy:
-        lock, busy = None, True
-    else:
-        busy = False
-    if busy or any((aside / p.name).exists() for p in whole):
-        release(lock)
-        (aside / MOVING).unlink(missing_ok=True)
-        return None, None
-    return aside, lock
+        return None
+    with contextlib.ExitStack() as mine:
+        try:
+            _held(aside, mine)
+        except CheckpointFolderBusy:
+            pass
+        else:
+            if not any((aside / p.name).exists() for p in whole):
+                held.push(mine.pop_all())  # kept until the move ends
+                return aside
+    (aside / MOVING).unlink(missing_ok=True)
+    return None
 
 
 #: the file in an ``earlier-*`` folder while :func:`set_aside` moves files into it: one a kill left says that the
@@ -516,20 +518,29 @@ def aside_name(above: int | None = None, stamp: str | None = None) -> str:
     return f"{ASIDE[0]}{stamp}" if above is None else f"{ASIDE[1]}{above}-{stamp}"
 
 
-def _new_aside(d: Path, name: str) -> tuple[Path, int | None]:
+def _new_aside(d: Path, name: str, held: contextlib.ExitStack) -> Path:
     """A new folder ``name`` (``name-2``, ``name-3``, ... where taken: no end, as a folder already there, another
-    run's, is never moved into) of ``d``, marked :data:`MOVING`, and its writer lock."""
+    run's, is never moved into) of ``d``, marked :data:`MOVING`, its writer lock held until ``held`` ends. Made
+    and left empty (a Ctrl-C before its marker), it is removed."""
     aside, n = d / name, 1
     while True:
         try:
             os.mkdir(aside, 0o700)
-            lock = hold(aside)  # a run started in it between the two: as if taken
-        except (FileExistsError, CheckpointFolderBusy):
+        except FileExistsError:
             n += 1
             aside = d / f"{name}-{n}"
             continue
-        (aside / MOVING).touch(0o600)
-        return aside, lock
+        try:
+            _held(aside, held)  # a run started in it between the two: as if taken
+            (aside / MOVING).touch(0o600)
+            return aside
+        except CheckpointFolderBusy:
+            n += 1
+            aside = d / f"{name}-{n}"
+        except BaseException:
+            with contextlib.suppress(OSError):
+                aside.rmdir()  # only while empty
+            raise
 
 
 def end_cut_short(directory: str | Path) -> None:

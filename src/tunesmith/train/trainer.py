@@ -689,13 +689,37 @@ class Trainer:
         self._own = {p.name for p in files if ours and (ckpt.step_of(p) or 0) <= self.step}
         self._others = [p for p in files if p.name not in self._own]
         best = ckpt.best_path(here)
-        if not ours and best.is_file():
+        if best.is_file() and (not ours or self._branch_best(best)):
             self._others.append(best)
         # what of another run there is: the steps above a resumed one (its step), or an earlier run's (None)
         self._branch = self.step if ours else None
         if not self._others:
             ckpt.end_cut_short(here)
         self._warn_others(d, ours)
+
+    def _branch_best(self, best: Path) -> bool:
+        """Whether ``best`` (``best.pt`` of the folder this run resumed from) is of the branch it leaves, written
+        above the resumed step (read only where that branch left "last" files): set aside with them, it is not
+        this run's to restore. This run's best then restores from its own "last" file of that step where one is
+        left (else from a later best, or its last weights, said)."""
+        if not any((ckpt.step_of(p) or 0) > self.step for p in self._others):
+            return False
+        try:
+            step = ckpt.load(best, planted=self._best_planted(self._resumed_from))["step"]
+        except (ckpt.CheckpointError, OSError):
+            return False  # as before: left where it is
+        if not isinstance(step, int) or step <= self.step:
+            return False
+        mine = self.history.best
+        own = ckpt.last_path(best.parent, mine.step) if mine is not None else None
+        kept = own is not None and own.name in self._own and ckpt.is_complete(own)
+        self.history.best_checkpoint = str(own) if kept else None  # best.pt again once the branch's is moved
+        if not kept and mine is not None:
+            logging.getLogger("tunesmith").warning(
+                "best.pt of TrainConfig.checkpoint_dir %r is of step %d, of the branch this run leaves (set aside with "
+                "it); this run's best validation (step %d) has no file left there, so restore_best ends this run "
+                "with a later best, or its last weights", str(best.parent), step, mine.step)
+        return True
 
     def _warn_others(self, d: str | Path, resumed: bool) -> None:
         """Say what of another run ``checkpoint_dir`` holds, where this run moves it, and how to go on with it."""
@@ -722,6 +746,9 @@ class Trainer:
         if self._others and d is not None:
             others, self._others = self._others, []
             aside = ckpt.set_aside(d, others, above=self._branch)
+            own = self.history.best_checkpoint
+            if own and ckpt.step_of(own) is not None and Path(own).is_file():  # this run's best, the branch's aside
+                self.history.best_checkpoint = str(ckpt.link(own, ckpt.best_path(d)))  # kept past rotation
             if aside is not None:
                 what, which = (("the checkpoints above the resumed step, of the branch this run leaves,", "branch")
                                if self._branch is not None else ("the earlier checkpoints", "run"))
