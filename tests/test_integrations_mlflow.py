@@ -667,3 +667,19 @@ def test_the_best_trial_s_run_is_tagged_and_named_by_the_parent_run(
     assert _marked(again, study) == ([4], "4")
     MLflowCallback(tracking_uri=cb.client.tracking_uri).log_study(study)
     assert _marked(again, study) == ([4], "4")
+
+
+def test_the_best_tag_moves_off_a_run_another_driver_logged(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two drivers of one study, each with its callback: the run of the best trial that the other driver logged
+    since this one read the runs kept its tunesmith.best tag when this one's better trial took it (two runs tagged)."""
+    storage = f"sqlite:///{tmp_path / 'ts.db'}"
+    tracking = _file_store(tmp_path, monkeypatch)
+    study = ts.Study(SPACE, storage=storage, name="two", sampler="random", seed=0)
+    for x in (5.0, 3.0, 1.0, 0.5):  # objective: x / 9, each better than the last
+        study.enqueue({"x": x, "kind": "a"})
+    first, second = MLflowCallback(tracking_uri=tracking), MLflowCallback(tracking_uri=tracking)
+    other = ts.Study(storage=storage, name="two")  # the second driver's handle
+    for number, (driver, cb) in enumerate(((other, second), (study, first), (other, second), (study, first))):
+        driver.optimize(objective, n_trials=1, callbacks=[cb], show_progress=False)
+        assert _marked(cb, study) == ([number], str(number))
+    assert len(_check_runs(first, study)) == 4

@@ -175,6 +175,8 @@ class MLflowCallback:
         before = as_count(self.client.get_run(parent).data.tags.get(BEST_TAG + "_trial"))
         if before == best.number:
             return
+        if before is not None and before not in runs:  # logged since the runs were read (another driver)
+            runs = {n: run.info.run_id for n, run in self._read_runs(study, self._ids[_key(study)][0]).items()}
         if before in runs:
             try:
                 self.client.delete_tag(runs[before], BEST_TAG)
