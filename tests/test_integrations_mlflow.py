@@ -683,3 +683,21 @@ def test_the_best_tag_moves_off_a_run_another_driver_logged(tmp_path: Path, monk
         driver.optimize(objective, n_trials=1, callbacks=[cb], show_progress=False)
         assert _marked(cb, study) == ([number], str(number))
     assert len(_check_runs(first, study)) == 4
+
+
+def test_a_long_catch_up_is_announced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """A resumed study given the callback for the first time (or a new experiment) has all its earlier trials
+    logged as optimize returns: 1,000 trials took 157 s on a SQLite store, and nothing said why optimize hung."""
+    monkeypatch.setattr("tunesmith.integrations.mlflow._CATCH_UP_NOTICE", 3)
+    study = ts.Study(SPACE, name="resumed", sampler="random", seed=0)
+    study.optimize(objective, n_trials=3, show_progress=False)
+    cb = MLflowCallback(tracking_uri=_file_store(tmp_path, monkeypatch))
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        study.optimize(objective, n_trials=1, callbacks=[cb], show_progress=False)
+    [notice] = [r.getMessage() for r in caplog.records if "MLflowCallback" in r.getMessage()]
+    assert "logging 3 trials of study 'resumed' that have no run in MLflow experiment 'resumed'" in notice
+    assert len(_check_runs(cb, study)) == 4
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        study.optimize(objective, n_trials=1, callbacks=[cb], show_progress=False)  # nothing behind: no notice
+    assert not [r for r in caplog.records if "MLflowCallback" in r.getMessage()]
