@@ -701,3 +701,21 @@ def test_a_long_catch_up_is_announced(tmp_path: Path, monkeypatch: pytest.Monkey
     with caplog.at_level("WARNING", logger="tunesmith"):
         study.optimize(objective, n_trials=1, callbacks=[cb], show_progress=False)  # nothing behind: no notice
     assert not [r for r in caplog.records if "MLflowCallback" in r.getMessage()]
+
+
+def test_a_tie_the_study_ranks_first_takes_the_best_tag_as_it_ends(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Among trials tied on the value the study's best is the one whose reports were better: the tag stayed on
+    the earlier trial until optimize returned (a strictly better value alone moved it)."""
+    study = ts.Study(SPACE, name="tie", sampler="random", seed=0)
+    for x in (5.0, 2.0, 7.0):  # each ends at 1.0; their one report is x: 2.0 ranks first
+        study.enqueue({"x": x, "kind": "a"})
+
+    def tied(trial: ts.Trial) -> float:
+        trial.report(trial.params["x"], 1)
+        return 1.0
+
+    cb = MLflowCallback(tracking_uri=_file_store(tmp_path, monkeypatch))
+    seen: list[tuple[list[int], str | None]] = []
+    study.optimize(tied, n_trials=3, callbacks=[cb, lambda s, t: seen.append(_marked(cb, s))], show_progress=False)
+    assert study.best_trial.number == 1
+    assert seen == [([0], "0"), ([1], "1"), ([1], "1")]

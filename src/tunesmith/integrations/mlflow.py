@@ -162,10 +162,11 @@ class MLflowCallback:
                 self._log_trial(study, trial, read.get(trial.number))
 
     def _beats_best(self, study: Any, trial: FrozenTrial) -> bool:
-        """Whether ``trial`` may be the study's new best: none marked yet, or a better value than the marked one's."""
+        """Whether ``trial`` may be the study's new best: none marked yet, or a value as good as the marked one's
+        (a tie the study's tie rule may rank first: :meth:`_mark_best` asks the study)."""
         marked = self._best.get(_key(study))
         sign = Direction.parse(study.direction).sign()
-        return marked is None or (trial.value is not None and sign * trial.value < sign * marked[1])
+        return marked is None or (trial.value is not None and sign * trial.value <= sign * marked[1])
 
     def _mark_best(self, study: Any) -> None:
         """Tag the best trial's run ``tunesmith.best`` (and no other), and give the parent run its number
