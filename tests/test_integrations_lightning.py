@@ -766,6 +766,17 @@ class _CtrlC(L.Callback):
             os.kill(os.getpid(), signal.SIGINT)
 
 
+def _optimize_with_ctrl_c(study: ts.Study, objective: Any) -> None:
+    """``study.optimize`` stopped by a Ctrl-C in its first fit: interrupted, the SIGINT handler as before."""
+    handler = signal.getsignal(signal.SIGINT)
+    try:
+        study.optimize(objective, n_trials=3, show_progress=False)
+        assert signal.getsignal(signal.SIGINT) is handler
+    finally:
+        signal.signal(signal.SIGINT, handler)
+    assert study.interrupted == "interrupted (KeyboardInterrupt)"
+
+
 def test_a_ctrl_c_in_the_fit_stops_the_study_as_a_ctrl_c(tmp_path: Path) -> None:
     """Lightning catches the KeyboardInterrupt, ignores SIGINT from then on and calls sys.exit(1): the trial
     failed as "SystemExit: 1 at .../trainer/call.py", SystemExit left optimize (a script ended there), and
@@ -780,13 +791,7 @@ def test_a_ctrl_c_in_the_fit_stops_the_study_as_a_ctrl_c(tmp_path: Path) -> None
             t.fit(Regression(trial.params["lr"]), *loaders(), ckpt_path=cb.resume_from, weights_only=True)
         return float(t.callback_metrics["val_loss"])
 
-    handler = signal.getsignal(signal.SIGINT)
-    try:
-        study.optimize(objective, n_trials=3, show_progress=False)
-        assert signal.getsignal(signal.SIGINT) is handler
-    finally:
-        signal.signal(signal.SIGINT, handler)
-    assert study.interrupted == "interrupted (KeyboardInterrupt)"
+    _optimize_with_ctrl_c(study, objective)
     [trial] = study.trials
     assert trial.state is ts.TrialState.FAILED and trial.error == "interrupted (KeyboardInterrupt)"
     assert sorted(trial.intermediate) == [1, 2]
@@ -813,13 +818,7 @@ def test_a_ctrl_c_in_the_fit_lets_lightning_shut_down_first(tmp_path: Path) -> N
             seen["after"], seen["status"] = signal.getsignal(signal.SIGTERM), t.state.status.value
         return float(t.callback_metrics["val_loss"])
 
-    handler = signal.getsignal(signal.SIGINT)
-    try:
-        study.optimize(objective, n_trials=3, show_progress=False)
-        assert signal.getsignal(signal.SIGINT) is handler
-    finally:
-        signal.signal(signal.SIGINT, handler)
-    assert study.interrupted == "interrupted (KeyboardInterrupt)"
+    _optimize_with_ctrl_c(study, objective)
     assert seen["after"] is seen["sigterm"] and seen["status"] == "interrupted"
     assert (tmp_path / "on-exception" / "on_exception.ckpt").is_file()
     assert (tmp_path / "lightning_logs" / "version_0" / "metrics.csv").is_file()

@@ -719,3 +719,20 @@ def test_a_tie_the_study_ranks_first_takes_the_best_tag_as_it_ends(tmp_path: Pat
     study.optimize(tied, n_trials=3, callbacks=[cb, lambda s, t: seen.append(_marked(cb, s))], show_progress=False)
     assert study.best_trial.number == 1
     assert seen == [([0], "0"), ([1], "1"), ([1], "1")]
+
+
+def test_the_best_trial_s_run_deleted_in_mlflow_is_tagged_when_made_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The catch-up makes a deleted run again; when it was the best trial's, the parent run still named that trial,
+    so the new run was never tagged tunesmith.best (no run was)."""
+    study = ts.Study(SPACE, name="deleted-best", sampler="random", seed=0)
+    for x in (5.0, 1.0, 3.0, 8.0):
+        study.enqueue({"x": x, "kind": "a"})
+    cb = MLflowCallback(tracking_uri=_file_store(tmp_path, monkeypatch))
+    study.optimize(objective, n_trials=3, callbacks=[cb], show_progress=False)
+    assert _marked(cb, study) == ([1], "1")
+    experiment = experiment_by_name(cb.client, "deleted-best").experiment_id
+    cb.client.delete_run(trial_runs(cb.client, experiment, "deleted-best")[1].info.run_id)
+    again = MLflowCallback(tracking_uri=cb.client.tracking_uri)
+    study.optimize(objective, n_trials=1, callbacks=[again], show_progress=False)
+    assert len(_check_runs(again, study)) == 4
+    assert _marked(again, study) == ([1], "1")

@@ -183,6 +183,8 @@ class MLflowCallback:
             return  # not logged yet: marked as optimize returns, once its run is logged
         before = as_count(self.client.get_run(parent).data.tags.get(BEST_TAG + "_trial"))
         if before == best.number:
+            if self.client.get_run(runs[best.number]).data.tags.get(BEST_TAG) != "true":  # made again (deleted in MLflow)
+                self.client.set_tag(runs[best.number], BEST_TAG, "true")
             return
         if before is not None and before not in runs:  # logged since the runs were read (another driver)
             runs = {n: run.info.run_id for n, run in self._read_runs(study, self._ids[_key(study)][0]).items()}
