@@ -18,6 +18,8 @@ from tunesmith.pruners import ASHA
 torch = pytest.importorskip("torch")
 L = pytest.importorskip("lightning.pytorch")
 from _train_util import PauseAndPromote, paused_and_resumed  # noqa: E402
+from lightning.pytorch.callbacks import OnExceptionCheckpoint  # noqa: E402
+from lightning.pytorch.loggers import CSVLogger  # noqa: E402
 
 from tunesmith.integrations.lightning import PruningCallback  # noqa: E402
 
@@ -764,6 +766,17 @@ class _CtrlC(L.Callback):
             os.kill(os.getpid(), signal.SIGINT)
 
 
+def _optimize_with_ctrl_c(study: ts.Study, objective: Any) -> None:
+    """``study.optimize`` stopped by a Ctrl-C in its first fit: interrupted, the SIGINT handler as before."""
+    handler = signal.getsignal(signal.SIGINT)
+    try:
+        study.optimize(objective, n_trials=3, show_progress=False)
+        assert signal.getsignal(signal.SIGINT) is handler
+    finally:
+        signal.signal(signal.SIGINT, handler)
+    assert study.interrupted == "interrupted (KeyboardInterrupt)"
+
+
 def test_a_ctrl_c_in_the_fit_stops_the_study_as_a_ctrl_c(tmp_path: Path) -> None:
     """Lightning catches the KeyboardInterrupt, ignores SIGINT from then on and calls sys.exit(1): the trial
     failed as "SystemExit: 1 at .../trainer/call.py", SystemExit left optimize (a script ended there), and
@@ -778,13 +791,34 @@ def test_a_ctrl_c_in_the_fit_stops_the_study_as_a_ctrl_c(tmp_path: Path) -> None
             t.fit(Regression(trial.params["lr"]), *loaders(), ckpt_path=cb.resume_from, weights_only=True)
         return float(t.callback_metrics["val_loss"])
 
-    handler = signal.getsignal(signal.SIGINT)
-    try:
-        study.optimize(objective, n_trials=3, show_progress=False)
-        assert signal.getsignal(signal.SIGINT) is handler
-    finally:
-        signal.signal(signal.SIGINT, handler)
-    assert study.interrupted == "interrupted (KeyboardInterrupt)"
+    _optimize_with_ctrl_c(study, objective)
     [trial] = study.trials
     assert trial.state is ts.TrialState.FAILED and trial.error == "interrupted (KeyboardInterrupt)"
     assert sorted(trial.intermediate) == [1, 2]
+
+
+def test_a_ctrl_c_in_the_fit_lets_lightning_shut_down_first(tmp_path: Path) -> None:
+    """The KeyboardInterrupt raised from on_exception skipped the rest of Lightning's shutdown: the callbacks after
+    PruningCallback (OnExceptionCheckpoint, which Lightning puts last, wrote no checkpoint), the loggers' finalize,
+    and the teardown that puts back the signal handlers the fit replaced (its SIGTERM handler stayed)."""
+    study = ts.Study(SPACE, sampler="random", seed=0, pruner=ASHA(min_resource=1, max_resource=EPOCHS))
+    seen: dict[str, Any] = {}
+
+    def objective(trial: ts.Trial) -> float:
+        cb = PruningCallback(trial)
+        t = L.Trainer(max_epochs=EPOCHS, accelerator="cpu", devices=1, enable_progress_bar=False,
+                      enable_model_summary=False, num_sanity_val_steps=0, default_root_dir=str(tmp_path),
+                      logger=CSVLogger(tmp_path), callbacks=[cb, _CtrlC(), OnExceptionCheckpoint(tmp_path / "on-exception")])
+        seen["sigterm"] = signal.getsignal(signal.SIGTERM)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                t.fit(Regression(trial.params["lr"]), *loaders())
+        finally:
+            seen["after"], seen["status"] = signal.getsignal(signal.SIGTERM), t.state.status.value
+        return float(t.callback_metrics["val_loss"])
+
+    _optimize_with_ctrl_c(study, objective)
+    assert seen["after"] is seen["sigterm"] and seen["status"] == "interrupted"
+    assert (tmp_path / "on-exception" / "on_exception.ckpt").is_file()
+    assert (tmp_path / "lightning_logs" / "version_0" / "metrics.csv").is_file()

@@ -667,3 +667,72 @@ def test_the_best_trial_s_run_is_tagged_and_named_by_the_parent_run(
     assert _marked(again, study) == ([4], "4")
     MLflowCallback(tracking_uri=cb.client.tracking_uri).log_study(study)
     assert _marked(again, study) == ([4], "4")
+
+
+def test_the_best_tag_moves_off_a_run_another_driver_logged(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two drivers of one study, each with its callback: the run of the best trial that the other driver logged
+    since this one read the runs kept its tunesmith.best tag when this one's better trial took it (two runs tagged)."""
+    storage = f"sqlite:///{tmp_path / 'ts.db'}"
+    tracking = _file_store(tmp_path, monkeypatch)
+    study = ts.Study(SPACE, storage=storage, name="two", sampler="random", seed=0)
+    for x in (5.0, 3.0, 1.0, 0.5):  # objective: x / 9, each better than the last
+        study.enqueue({"x": x, "kind": "a"})
+    first, second = MLflowCallback(tracking_uri=tracking), MLflowCallback(tracking_uri=tracking)
+    other = ts.Study(storage=storage, name="two")  # the second driver's handle
+    for number, (driver, cb) in enumerate(((other, second), (study, first), (other, second), (study, first))):
+        driver.optimize(objective, n_trials=1, callbacks=[cb], show_progress=False)
+        assert _marked(cb, study) == ([number], str(number))
+    assert len(_check_runs(first, study)) == 4
+
+
+def test_a_long_catch_up_is_announced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """A resumed study given the callback for the first time (or a new experiment) has all its earlier trials
+    logged as optimize returns: 1,000 trials took 157 s on a SQLite store, and nothing said why optimize hung."""
+    monkeypatch.setattr("tunesmith.integrations.mlflow._CATCH_UP_NOTICE", 3)
+    study = ts.Study(SPACE, name="resumed", sampler="random", seed=0)
+    study.optimize(objective, n_trials=3, show_progress=False)
+    cb = MLflowCallback(tracking_uri=_file_store(tmp_path, monkeypatch))
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        study.optimize(objective, n_trials=1, callbacks=[cb], show_progress=False)
+    [notice] = [r.getMessage() for r in caplog.records if "MLflowCallback" in r.getMessage()]
+    assert "logging 3 trials of study 'resumed' that have no run in MLflow experiment 'resumed'" in notice
+    assert len(_check_runs(cb, study)) == 4
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        study.optimize(objective, n_trials=1, callbacks=[cb], show_progress=False)  # nothing behind: no notice
+    assert not [r for r in caplog.records if "MLflowCallback" in r.getMessage()]
+
+
+def test_a_tie_the_study_ranks_first_takes_the_best_tag_as_it_ends(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Among trials tied on the value the study's best is the one whose reports were better: the tag stayed on
+    the earlier trial until optimize returned (a strictly better value alone moved it)."""
+    study = ts.Study(SPACE, name="tie", sampler="random", seed=0)
+    for x in (5.0, 2.0, 7.0):  # each ends at 1.0; their one report is x: 2.0 ranks first
+        study.enqueue({"x": x, "kind": "a"})
+
+    def tied(trial: ts.Trial) -> float:
+        trial.report(trial.params["x"], 1)
+        return 1.0
+
+    cb = MLflowCallback(tracking_uri=_file_store(tmp_path, monkeypatch))
+    seen: list[tuple[list[int], str | None]] = []
+    study.optimize(tied, n_trials=3, callbacks=[cb, lambda s, t: seen.append(_marked(cb, s))], show_progress=False)
+    assert study.best_trial.number == 1
+    assert seen == [([0], "0"), ([1], "1"), ([1], "1")]
+
+
+def test_the_best_trial_s_run_deleted_in_mlflow_is_tagged_when_made_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The catch-up makes a deleted run again; when it was the best trial's, the parent run still named that trial,
+    so the new run was never tagged tunesmith.best (no run was)."""
+    study = ts.Study(SPACE, name="deleted-best", sampler="random", seed=0)
+    for x in (5.0, 1.0, 3.0, 8.0):
+        study.enqueue({"x": x, "kind": "a"})
+    cb = MLflowCallback(tracking_uri=_file_store(tmp_path, monkeypatch))
+    study.optimize(objective, n_trials=3, callbacks=[cb], show_progress=False)
+    assert _marked(cb, study) == ([1], "1")
+    experiment = experiment_by_name(cb.client, "deleted-best").experiment_id
+    cb.client.delete_run(trial_runs(cb.client, experiment, "deleted-best")[1].info.run_id)
+    again = MLflowCallback(tracking_uri=cb.client.tracking_uri)
+    study.optimize(objective, n_trials=1, callbacks=[again], show_progress=False)
+    assert len(_check_runs(again, study)) == 4
+    assert _marked(again, study) == ([1], "1")

@@ -44,6 +44,9 @@ from ._common import (
 
 L = require("lightning.pytorch", extra="lightning", what="tunesmith.integrations.lightning")
 _Callback: Any = L.Callback
+from lightning.pytorch.strategies.launchers.subprocess_script import _SubprocessScriptLauncher  # noqa: E402
+from lightning.pytorch.trainer.call import _get_sigkill_signal  # noqa: E402
+
 STEPS = ("epoch", "global_step")
 #: beside a paused trial's ``trial-<n>.ckpt``: ``trial-<n>.study``, naming the study that wrote it
 MARK = ".study"
@@ -204,12 +207,16 @@ class PruningCallback(_Callback):
     def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
         """A Ctrl-C in the fit goes on as one: Lightning would ignore SIGINT from then on and end the process
         (``sys.exit(1)``), so the study recorded the trial as failed by ``SystemExit``, not paused where it could
-        go on, and raised out of ``optimize``; a notebook's next Ctrl-C did nothing. The handler the fit began
-        with is put back and the KeyboardInterrupt raised, as the study handles a Ctrl-C."""
+        go on, and raised out of ``optimize``; a notebook's next Ctrl-C did nothing. Lightning's shutdown is
+        finished first (:func:`_shut_down`), the handler the fit began with put back and the KeyboardInterrupt
+        raised, as the study handles a Ctrl-C."""
         if not isinstance(exception, KeyboardInterrupt):
             return
-        if self._sigint is not None and threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGINT, self._sigint)
+        try:
+            _shut_down(self, trainer, pl_module, exception)
+        finally:
+            if self._sigint is not None and threading.current_thread() is threading.main_thread():
+                signal.signal(signal.SIGINT, self._sigint)
         raise exception
 
     def on_validation_start(self, trainer: Any, pl_module: Any) -> None:
@@ -316,3 +323,22 @@ def _study_folder(root: Path, study: str, copy_id: str | None = None) -> Path:
     from ..train.checkpoint import study_folder
 
     return study_folder(root, study, copy_id)
+
+
+def _shut_down(callback: PruningCallback, trainer: Any, pl_module: Any, exception: BaseException) -> None:
+    """What Lightning does after ``callback.on_exception`` for a Ctrl-C, before its ``sys.exit(1)``, which the
+    KeyboardInterrupt raised from that hook would skip: the later callbacks' ``on_exception`` (Lightning puts
+    checkpoint callbacks such as OnExceptionCheckpoint last), the datamodule's and the strategy's, the
+    loggers' ``finalize("failed")``, and its teardown, which puts back the signal handlers the fit replaced
+    (else its SIGTERM handler stays, and a SIGTERM no longer ends the process) and stops a DDP script's
+    processes."""
+    for later in trainer.callbacks[trainer.callbacks.index(callback) + 1 :]:
+        later.on_exception(trainer, pl_module, exception)
+    if trainer.datamodule is not None:
+        trainer.datamodule.on_exception(exception)
+    trainer.strategy.on_exception(exception)
+    for logger in trainer.loggers:
+        logger.finalize("failed")
+    trainer._teardown()
+    if isinstance(trainer.strategy.launcher, _SubprocessScriptLauncher):
+        trainer.strategy.launcher.kill(_get_sigkill_signal())
