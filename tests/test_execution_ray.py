@@ -931,6 +931,50 @@ def test_a_ray_trial_failed_and_requeued_elsewhere_does_not_count_in_n_trials(
     assert [t.state.value for t in study.trials if t.system.retry_of == 0] == ["complete"], trials  # the copy ran
 
 
+def _first_failed_elsewhere_then_the_next_killed(trial: Any, folder: str) -> float:
+    """Trial 0 waits for ``go`` as in :func:`_first_waits_to_be_failed_elsewhere`; the trial that starts next says
+    its pid in ``next`` and waits to be SIGKILLed (once: the others return at once)."""
+    if trial.number == 0:
+        return _first_waits_to_be_failed_elsewhere(trial, folder)
+    try:
+        os.close(os.open(os.path.join(folder, "started-next"), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return float(trial.params["x"])
+    Path(folder, "next.tmp").write_text(str(os.getpid()))
+    os.replace(os.path.join(folder, "next.tmp"), os.path.join(folder, "next"))
+    threading.Event().wait()  # the test's SIGKILL ends this process
+    return 0.0
+
+
+@pytest.mark.parametrize("requeue", [True, False])
+def test_a_ray_trial_failed_elsewhere_counts_once_when_its_actor_is_lost_after_answering(
+        ray_local: Any, tmp_path: Path, requeue: bool) -> None:
+    """Trial 0 is failed by another process (its heartbeat taken for lost; re-queued or not) as it runs in an
+    actor, which answers with no record; the actor's next trial is SIGKILLed. The driver counted trial 0 among
+    the lost actor's trials started but never answered: not re-queued, the unit of a call the actor never began
+    was kept (2 results for n_trials=3); re-queued, its unit came back a second time (offset by the first)."""
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    study = Study({"x": Float(0, 1)}, sampler="random", seed=0, storage=url, name="r")
+    objective = functools.partial(_first_failed_elsewhere_then_the_next_killed, folder=str(tmp_path))
+
+    def fail_elsewhere_then_kill_the_next(pid: int) -> None:
+        failed = Study.load("r", url).fail_trial(0, "heartbeat lost (the test's)", requeue=requeue)
+        assert failed is not None and (failed.system.requeued_as is not None) == requeue
+        (tmp_path / "go").touch()
+        _await_file(tmp_path / "next", lambda pid: os.kill(pid, signal.SIGKILL))
+
+    thread = threading.Thread(target=lambda: _await_file(tmp_path / "running", fail_elsewhere_then_kill_the_next),
+                              daemon=True)
+    thread.start()
+    study.optimize(objective, n_trials=3, n_jobs=1, executor="ray")
+    thread.join(timeout=5)
+    assert (tmp_path / "next").exists()
+    trials = [(t.number, t.state.value, t.system.retry_of, t.error) for t in study.trials]
+    # the killed trial counts; trial 0 counts unless re-queued (its copy counts then): 3 results
+    complete = 2 if requeue else 1
+    assert Counter(t.state.value for t in study.trials) == {"failed": 2, "complete": complete}, trials
+
+
 def test_weights_a_stored_space_leaves_out_are_said_by_the_driver_not_by_each_actor(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """A study stored with a NaN prior weight opens without those weights, with a warning once per

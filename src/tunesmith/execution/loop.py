@@ -401,6 +401,7 @@ class Run:
     after_trial: Callable[[FrozenTrial], bool] | None = None  # False: this worker retires
     retired: bool = False
     lost: int = 0  # trials that were failed elsewhere while this worker ran them
+    lost_trial: int | None = None  # the number of the last of them (a Ray actor's answer names it)
     seat: Seat | None = None  # a forked worker's state, shared with its parent
     interrupted: str | None = None  # threads: the error of the trials an interrupt failed (then none starts)
     stopped: bool = False  # an interrupt came out of a trial's objective, and run_trial marked the trial failed
@@ -512,6 +513,7 @@ def run_one(run: Run, *, only: str | None = None) -> FrozenTrial | None:
         record = run.study.run_trial(run.objective, trial, run.catch)
     except TrialFinishedError:  # failed meanwhile (interrupted, or its heartbeat was judged lost)
         run.lost += 1
+        run.lost_trial = trial.number
         stored = run.study.trials[trial.number]
         if stored.state is TrialState.WAITING:  # put back in the queue (its objective found the budget spent)
             logger.info("trial %d went back to the queue while it ran here", trial.number)

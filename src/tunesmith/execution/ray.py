@@ -961,7 +961,7 @@ class _Driver:
             self._replace(actor, lost_worker(exc))
             return None
         actor.worker = out.worker
-        self.budget.refund(out.refunded)  # its trial failed and re-queued elsewhere as it ran: the copy may run
+        self._refunded(actor, out)
         if out.late:  # its raylet is gone (its node lost), it outliving it: it runs nothing more
             self._replace(actor, "its node's raylet is gone; the actor's process outlived it")
             return out
@@ -1061,7 +1061,7 @@ class _Driver:
             actor.done.add(record.number)
         if record is not None and record.system.n_resumes:
             self.budget.give_back()  # a promotion continued a trial; n_trials counts new ones
-        self.budget.refund(out.refunded)  # failed and re-queued elsewhere as it ran: its copy counts, not it
+        self._refunded(actor, out)
         if out.exhausted:
             self.budget.give_back()
             self.budget.stop(exhausted=True)
@@ -1071,6 +1071,14 @@ class _Driver:
             if self.job.on_trial is not None:
                 self.job.on_trial(record)
         return record
+
+    def _refunded(self, actor: _Actor, out: Outcome) -> None:
+        """SQL mode: an answer whose trial ended elsewhere as it ran (no record): answered all the same (were
+        ``actor`` lost later, it is not counted again among the trials it started, :meth:`_started_unanswered`),
+        its unit given back if it was re-queued (the copy counts, not it)."""
+        if out.ended_elsewhere is not None:
+            actor.done.add(out.ended_elsewhere)
+        self.budget.refund(out.refunded)
 
     def _take_ended(self, actor: _Actor) -> None:
         """In memory, before a lost actor's first queued trial is failed as the one it was running:

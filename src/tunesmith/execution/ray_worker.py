@@ -85,6 +85,7 @@ class Outcome:
     interrupted: bool = False  # the objective raised KeyboardInterrupt: its trial failed as interrupted (and stop)
     asked_no_pruner: bool = False  # should_prune() was asked in a study without a pruner: the driver says so, once
     refunded: int = 0  # SQL mode: its trial was failed and re-queued elsewhere as it ran: the copy counts, not it
+    ended_elsewhere: int | None = None  # SQL mode: the trial that ended elsewhere as it ran (no record): answered
     # in-memory mode: what the driver must write
     sent: FrozenTrial | None = None
     value: Any = None
@@ -172,12 +173,14 @@ class StudyWorker:
     def _noted(self, out: Outcome) -> Outcome:
         """``out``, noting whether the objective asked ``should_prune()`` without a pruner in this actor (the
         first time: the driver says the warning), and the units its trial gave back (failed and re-queued
-        elsewhere as it ran: the driver gives them back to ``n_trials``)."""
+        elsewhere as it ran: the driver gives them back to ``n_trials``) with that trial's number (the driver
+        does not count it again if this actor is lost later)."""
         out.asked_no_pruner = self.notes_no_pruner and self.run.study._said_no_pruner
         self.notes_no_pruner = self.notes_no_pruner and not out.asked_no_pruner
         budget = self.run.budget
         if isinstance(budget, _Refunds):
             out.refunded, budget.refunds = budget.refunds, 0
+        out.ended_elsewhere, self.run.lost_trial = self.run.lost_trial, None
         return out
 
     def _raised(self, exc: BaseException) -> Outcome:
