@@ -891,6 +891,26 @@ def test_should_prune_without_a_pruner_is_said_once_under_ray_when_the_asking_tr
     assert len(said) == 1, f"{said} {trials}"
 
 
+def test_the_driver_reads_the_no_pruner_note_only_where_an_actor_could_write_it(tmp_path: Path) -> None:
+    """The key an optimize call's actors note should_prune() in (and the driver reads once a second, and
+    deletes): one of its own per call, and none where nothing can be noted. A study reopened without pruner=
+    has its stored pruner: the driver read a key no actor would write, once a second for the whole call."""
+    from tunesmith.execution.ray_worker import StudySpec, note_key_for
+
+    url = f"sqlite:///{tmp_path / 'k.db'}"
+    Study({"x": Float(0, 1)}, storage=url, name="median", pruner="median")
+    reopened = Study(storage=url, name="median")
+    assert type(reopened.pruner).__name__ == "MedianPruner"
+    unpruned = Study({"x": Float(0, 1)}, storage=url, name="unpruned")
+    keys = {note_key_for(unpruned), note_key_for(unpruned)}
+    assert None not in keys and len(keys) == 2  # two calls on one cluster never share a key
+    assert StudySpec.of(unpruned, keys.pop()).to_driver() is not None
+    for study in (reopened, Study({"x": Float(0, 1)}, storage=url, name="none", pruner="none")):
+        assert note_key_for(study) is None, study.name
+    unpruned._said_no_pruner = True  # said by an earlier call on this object
+    assert note_key_for(unpruned) is None
+
+
 def _first_waits_to_be_failed_elsewhere(trial: Any, folder: str) -> float:
     """The study's first trial says its pid in ``running`` and waits for ``go`` (or its process to be killed);
     the others, its re-queued copy included, return at once."""

@@ -9,6 +9,7 @@ import functools
 import logging
 import os
 import pickle
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..exceptions import TrialPruned, describe_exception, interrupted
+from ..pruners import NopPruner
 from ..samplers import auto
 from ..space import space as stored_space
 from ..storage import worker_id
@@ -264,6 +266,16 @@ class EvalWorker:
 
 #: the namespace of Ray's key-value store (its GCS) in which actors note that the study has no pruner
 NOTES = "tunesmith"
+
+
+def note_key_for(study: Study) -> str | None:
+    """The key under which one optimize call's actors note ``should_prune()`` without a pruner (:func:`tell_driver`),
+    its own: two calls on one cluster never read each other's, nor one left by a call that crashed. None where
+    nothing is to be noted (the driver reads nothing): the study has a pruner (one stored with it too, opened
+    without ``pruner=``), or the warning was said already."""
+    if study._said_no_pruner or not isinstance(study.pruner, NopPruner):
+        return None
+    return f"no-pruner-{secrets.token_hex(8)}"
 
 
 def tell_driver(key: str) -> None:
