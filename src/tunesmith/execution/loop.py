@@ -401,7 +401,7 @@ class Run:
     after_trial: Callable[[FrozenTrial], bool] | None = None  # False: this worker retires
     retired: bool = False
     lost: int = 0  # trials that were failed elsewhere while this worker ran them
-    lost_trial: int | None = None  # the number of the last of them (a Ray actor's answer names it)
+    lost_trial: int | None = None  # the last of them that ended there for good (a Ray actor's answer names it)
     seat: Seat | None = None  # a forked worker's state, shared with its parent
     interrupted: str | None = None  # threads: the error of the trials an interrupt failed (then none starts)
     stopped: bool = False  # an interrupt came out of a trial's objective, and run_trial marked the trial failed
@@ -513,7 +513,6 @@ def run_one(run: Run, *, only: str | None = None) -> FrozenTrial | None:
         record = run.study.run_trial(run.objective, trial, run.catch)
     except TrialFinishedError:  # failed meanwhile (interrupted, or its heartbeat was judged lost)
         run.lost += 1
-        run.lost_trial = trial.number
         stored = run.study.trials[trial.number]
         if stored.state is TrialState.WAITING:  # put back in the queue (its objective found the budget spent)
             logger.info("trial %d went back to the queue while it ran here", trial.number)
@@ -522,6 +521,7 @@ def run_one(run: Run, *, only: str | None = None) -> FrozenTrial | None:
             logger.warning("trial %d was taken over by another worker while it ran here (this one was taken for "
                            "lost and the trial resumed there): this run's result is not recorded", trial.number)
             return None
+        run.lost_trial = trial.number  # ended for good (not back in the queue: this worker may run it again)
         again = "" if stored.system.requeued_as is None else f"; re-queued as trial {stored.system.requeued_as}"
         logger.warning("trial %d ended elsewhere while it ran here (%s%s): this run's result is not recorded",
                        trial.number, one_line(stored.error) if stored.error else stored.state.value, again)  # it was dropped silently
