@@ -891,6 +891,26 @@ def test_should_prune_without_a_pruner_is_said_once_under_ray_when_the_asking_tr
     assert len(said) == 1, f"{said} {trials}"
 
 
+def test_the_driver_reads_the_no_pruner_note_only_where_an_actor_could_write_it(tmp_path: Path) -> None:
+    """The key an optimize call's actors note should_prune() in (and the driver reads once a second, and
+    deletes): one of its own per call, and none where nothing can be noted. A study reopened without pruner=
+    has its stored pruner: the driver read a key no actor would write, once a second for the whole call."""
+    from tunesmith.execution.ray_worker import StudySpec, note_key_for
+
+    url = f"sqlite:///{tmp_path / 'k.db'}"
+    Study({"x": Float(0, 1)}, storage=url, name="median", pruner="median")
+    reopened = Study(storage=url, name="median")
+    assert type(reopened.pruner).__name__ == "MedianPruner"
+    unpruned = Study({"x": Float(0, 1)}, storage=url, name="unpruned")
+    keys = {note_key_for(unpruned), note_key_for(unpruned)}
+    assert None not in keys and len(keys) == 2  # two calls on one cluster never share a key
+    assert StudySpec.of(unpruned, keys.pop()).to_driver() is not None
+    for study in (reopened, Study({"x": Float(0, 1)}, storage=url, name="none", pruner="none")):
+        assert note_key_for(study) is None, study.name
+    unpruned._said_no_pruner = True  # said by an earlier call on this object
+    assert note_key_for(unpruned) is None
+
+
 def _first_waits_to_be_failed_elsewhere(trial: Any, folder: str) -> float:
     """The study's first trial says its pid in ``running`` and waits for ``go`` (or its process to be killed);
     the others, its re-queued copy included, return at once."""
@@ -929,6 +949,50 @@ def test_a_ray_trial_failed_and_requeued_elsewhere_does_not_count_in_n_trials(
     trials = [(t.number, t.state.value, t.system.retry_of, t.error) for t in study.trials]
     assert Counter(t.state.value for t in study.trials) == {"failed": 1, "complete": 3}, trials
     assert [t.state.value for t in study.trials if t.system.retry_of == 0] == ["complete"], trials  # the copy ran
+
+
+def _first_failed_elsewhere_then_the_next_killed(trial: Any, folder: str) -> float:
+    """Trial 0 waits for ``go`` as in :func:`_first_waits_to_be_failed_elsewhere`; the trial that starts next says
+    its pid in ``next`` and waits to be SIGKILLed (once: the others return at once)."""
+    if trial.number == 0:
+        return _first_waits_to_be_failed_elsewhere(trial, folder)
+    try:
+        os.close(os.open(os.path.join(folder, "started-next"), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return float(trial.params["x"])
+    Path(folder, "next.tmp").write_text(str(os.getpid()))
+    os.replace(os.path.join(folder, "next.tmp"), os.path.join(folder, "next"))
+    threading.Event().wait()  # the test's SIGKILL ends this process
+    return 0.0
+
+
+@pytest.mark.parametrize("requeue", [True, False])
+def test_a_ray_trial_failed_elsewhere_counts_once_when_its_actor_is_lost_after_answering(
+        ray_local: Any, tmp_path: Path, requeue: bool) -> None:
+    """Trial 0 is failed by another process (its heartbeat taken for lost; re-queued or not) as it runs in an
+    actor, which answers with no record; the actor's next trial is SIGKILLed. The driver counted trial 0 among
+    the lost actor's trials started but never answered: not re-queued, the unit of a call the actor never began
+    was kept (2 results for n_trials=3); re-queued, its unit came back a second time (offset by the first)."""
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    study = Study({"x": Float(0, 1)}, sampler="random", seed=0, storage=url, name="r")
+    objective = functools.partial(_first_failed_elsewhere_then_the_next_killed, folder=str(tmp_path))
+
+    def fail_elsewhere_then_kill_the_next(pid: int) -> None:
+        failed = Study.load("r", url).fail_trial(0, "heartbeat lost (the test's)", requeue=requeue)
+        assert failed is not None and (failed.system.requeued_as is not None) == requeue
+        (tmp_path / "go").touch()
+        _await_file(tmp_path / "next", lambda pid: os.kill(pid, signal.SIGKILL))
+
+    thread = threading.Thread(target=lambda: _await_file(tmp_path / "running", fail_elsewhere_then_kill_the_next),
+                              daemon=True)
+    thread.start()
+    study.optimize(objective, n_trials=3, n_jobs=1, executor="ray")
+    thread.join(timeout=5)
+    assert (tmp_path / "next").exists()
+    trials = [(t.number, t.state.value, t.system.retry_of, t.error) for t in study.trials]
+    # the killed trial counts; trial 0 counts unless re-queued (its copy counts then): 3 results
+    complete = 2 if requeue else 1
+    assert Counter(t.state.value for t in study.trials) == {"failed": 2, "complete": complete}, trials
 
 
 def test_weights_a_stored_space_leaves_out_are_said_by_the_driver_not_by_each_actor(

@@ -401,6 +401,7 @@ class Run:
     after_trial: Callable[[FrozenTrial], bool] | None = None  # False: this worker retires
     retired: bool = False
     lost: int = 0  # trials that were failed elsewhere while this worker ran them
+    lost_trial: int | None = None  # the last of them that ended there for good (a Ray actor's answer names it)
     seat: Seat | None = None  # a forked worker's state, shared with its parent
     interrupted: str | None = None  # threads: the error of the trials an interrupt failed (then none starts)
     stopped: bool = False  # an interrupt came out of a trial's objective, and run_trial marked the trial failed
@@ -520,6 +521,7 @@ def run_one(run: Run, *, only: str | None = None) -> FrozenTrial | None:
             logger.warning("trial %d was taken over by another worker while it ran here (this one was taken for "
                            "lost and the trial resumed there): this run's result is not recorded", trial.number)
             return None
+        run.lost_trial = trial.number  # ended for good (not back in the queue: this worker may run it again)
         again = "" if stored.system.requeued_as is None else f"; re-queued as trial {stored.system.requeued_as}"
         logger.warning("trial %d ended elsewhere while it ran here (%s%s): this run's result is not recorded",
                        trial.number, one_line(stored.error) if stored.error else stored.state.value, again)  # it was dropped silently

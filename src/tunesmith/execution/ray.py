@@ -52,6 +52,7 @@ from .ray_worker import (
     StudyWorker,
     apply_outcome,
     fail_or_unqueue,
+    note_key_for,
     retry_if_oom,
     uncaught_error,
 )
@@ -641,7 +642,7 @@ class _Driver:
         self.unstartable = False  # ActorsNotStarted was raised: the starting actors wait for resources held elsewhere
         self.interrupted = False  # Ctrl-C or SIGTERM: every actor is killed at once, as the user asked to stop
         self.unreachable = False  # the cluster could not be reached when last looked at (_watch_cluster)
-        self.note_key = f"no-pruner-{secrets.token_hex(8)}"  # where actors note should_prune() without a pruner
+        self.note_key = note_key_for(self.study)  # where actors note should_prune() without a pruner (None: none do)
         self.note_read = 0.0  # when it was last read
         before = [] if self.memory else self.study.trials
         # the trials of earlier calls, but for those waiting: this call may run them (they count in n_trials)
@@ -961,7 +962,7 @@ class _Driver:
             self._replace(actor, lost_worker(exc))
             return None
         actor.worker = out.worker
-        self.budget.refund(out.refunded)  # its trial failed and re-queued elsewhere as it ran: the copy may run
+        self._refunded(actor, out)
         if out.late:  # its raylet is gone (its node lost), it outliving it: it runs nothing more
             self._replace(actor, "its node's raylet is gone; the actor's process outlived it")
             return out
@@ -1016,7 +1017,8 @@ class _Driver:
         as it ends (``last``), so that a trial that never answers (its actor lost, stopped by ``trial_timeout``,
         interrupted) still has it said, once."""
         now = time.monotonic()
-        if self.study._said_no_pruner or self.unreachable or (now - self.note_read < 1.0 and not last):
+        if self.note_key is None or self.study._said_no_pruner or self.unreachable or (
+                now - self.note_read < 1.0 and not last):
             return  # (a GCS out of reach would keep the read waiting)
         self.note_read = now
         try:
@@ -1031,7 +1033,7 @@ class _Driver:
     def _drop_note(self) -> None:
         """Read the actors' note a last time, then remove it from Ray's key-value store."""
         self._read_note(last=True)
-        if self.unreachable:
+        if self.note_key is None or self.unreachable:
             return
         with contextlib.suppress(Exception):
             from ray.experimental.internal_kv import _internal_kv_del
@@ -1061,7 +1063,7 @@ class _Driver:
             actor.done.add(record.number)
         if record is not None and record.system.n_resumes:
             self.budget.give_back()  # a promotion continued a trial; n_trials counts new ones
-        self.budget.refund(out.refunded)  # failed and re-queued elsewhere as it ran: its copy counts, not it
+        self._refunded(actor, out)
         if out.exhausted:
             self.budget.give_back()
             self.budget.stop(exhausted=True)
@@ -1071,6 +1073,14 @@ class _Driver:
             if self.job.on_trial is not None:
                 self.job.on_trial(record)
         return record
+
+    def _refunded(self, actor: _Actor, out: Outcome) -> None:
+        """SQL mode: an answer whose trial ended elsewhere as it ran (no record): answered all the same (were
+        ``actor`` lost later, it is not counted again among the trials it started, :meth:`_started_unanswered`),
+        its unit given back if it was re-queued (the copy counts, not it)."""
+        if out.ended_elsewhere is not None:
+            actor.done.add(out.ended_elsewhere)
+        self.budget.refund(out.refunded)
 
     def _take_ended(self, actor: _Actor) -> None:
         """In memory, before a lost actor's first queued trial is failed as the one it was running:

@@ -9,6 +9,7 @@ import functools
 import logging
 import os
 import pickle
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..exceptions import TrialPruned, describe_exception, interrupted
+from ..pruners import NopPruner
 from ..samplers import auto
 from ..space import space as stored_space
 from ..storage import worker_id
@@ -85,6 +87,7 @@ class Outcome:
     interrupted: bool = False  # the objective raised KeyboardInterrupt: its trial failed as interrupted (and stop)
     asked_no_pruner: bool = False  # should_prune() was asked in a study without a pruner: the driver says so, once
     refunded: int = 0  # SQL mode: its trial was failed and re-queued elsewhere as it ran: the copy counts, not it
+    ended_elsewhere: int | None = None  # SQL mode: the trial that ended elsewhere as it ran (no record): answered
     # in-memory mode: what the driver must write
     sent: FrozenTrial | None = None
     value: Any = None
@@ -172,12 +175,14 @@ class StudyWorker:
     def _noted(self, out: Outcome) -> Outcome:
         """``out``, noting whether the objective asked ``should_prune()`` without a pruner in this actor (the
         first time: the driver says the warning), and the units its trial gave back (failed and re-queued
-        elsewhere as it ran: the driver gives them back to ``n_trials``)."""
+        elsewhere as it ran: the driver gives them back to ``n_trials``) with that trial's number (the driver
+        does not count it again if this actor is lost later)."""
         out.asked_no_pruner = self.notes_no_pruner and self.run.study._said_no_pruner
         self.notes_no_pruner = self.notes_no_pruner and not out.asked_no_pruner
         budget = self.run.budget
         if isinstance(budget, _Refunds):
             out.refunded, budget.refunds = budget.refunds, 0
+        out.ended_elsewhere, self.run.lost_trial = self.run.lost_trial, None
         return out
 
     def _raised(self, exc: BaseException) -> Outcome:
@@ -261,6 +266,16 @@ class EvalWorker:
 
 #: the namespace of Ray's key-value store (its GCS) in which actors note that the study has no pruner
 NOTES = "tunesmith"
+
+
+def note_key_for(study: Study) -> str | None:
+    """The key under which one optimize call's actors note ``should_prune()`` without a pruner (:func:`tell_driver`),
+    its own: two calls on one cluster never read each other's, nor one left by a call that crashed. None where
+    nothing is to be noted (the driver reads nothing): the study has a pruner (one stored with it too, opened
+    without ``pruner=``), or the warning was said already."""
+    if study._said_no_pruner or not isinstance(study.pruner, NopPruner):
+        return None
+    return f"no-pruner-{secrets.token_hex(8)}"
 
 
 def tell_driver(key: str) -> None:
