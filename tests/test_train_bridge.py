@@ -1029,3 +1029,37 @@ def test_a_user_callback_that_pauses_before_the_bridge_s_report_keeps_the_checkp
     (resumed,) = study.trials
     assert resumed.state is ts.TrialState.COMPLETE and resumed.system.resumed_step == 1, resumed
     assert dict(resumed.intermediate) == dict(ref.trials[0].intermediate)
+
+
+class _OwnReporter:
+    """A user's own study reporter for a plain Trainer, marked as recording each validation's checkpoint."""
+
+    records_checkpoint = True
+
+    def __init__(self, trial: ts.Trial) -> None:
+        self.trial = trial
+
+    def on_eval(self, trainer: Trainer, record) -> None:
+        self.trial.report(record.val_loss, record.index + 1, checkpoint=trainer.history.last_checkpoint)
+
+
+@pytest.mark.parametrize("marked", [True, False], ids=["marked", "unmarked"])
+def test_a_plain_trainer_s_own_reporter_marked_records_checkpoint_keeps_the_file_its_trial_names(
+        tmp_path: Path, marked: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """docs/train.md: an objective of one's own that trains with ``Trainer`` and records each checkpoint with a
+    callback of its own marks that callback ``records_checkpoint = True``, so that a callback listed before it that
+    pauses the trial deletes nothing: the trial resumes from the file its record names. Unmarked, the trainer
+    takes the pause for one raised after the report, and deletes that file (as the docs say)."""
+    monkeypatch.setattr(_OwnReporter, "records_checkpoint", marked)
+    study = ts.Study({"lr": ts.Float(1e-3, 1e-1, log=True)}, storage=f"sqlite:///{tmp_path / 'k.db'}", name="k",
+                     pruner=StopAt(99, Decision.PAUSE), sampler="random", seed=3)
+
+    def own(trial: ts.Trial) -> float:
+        cfg = dataclasses.replace(BASE, lr=trial.params["lr"], checkpoint_dir=str(tmp_path / f"t{trial.number}"))
+        history = Trainer(mlp(), cfg, callbacks=[_pauses_before_the_report, _OwnReporter(trial)]).fit(*DATA)
+        return history.best.val_loss
+
+    study.optimize(own, n_trials=1)
+    (paused,) = study.trials
+    assert paused.state is ts.TrialState.PAUSED and sorted(paused.intermediate) == [1], paused
+    assert Path(paused.attrs["checkpoint"]).is_file() is marked, sorted(p.name for p in (tmp_path / "t0").iterdir())
