@@ -1063,3 +1063,32 @@ def test_a_plain_trainer_s_own_reporter_marked_records_checkpoint_keeps_the_file
     (paused,) = study.trials
     assert paused.state is ts.TrialState.PAUSED and sorted(paused.intermediate) == [1], paused
     assert Path(paused.attrs["checkpoint"]).is_file() is marked, sorted(p.name for p in (tmp_path / "t0").iterdir())
+
+
+def test_a_lost_worker_s_run_whose_trial_another_worker_resumed_stops_and_leaves_the_trial_s_files(
+        tmp_path: Path) -> None:
+    """A resumed trial's worker taken for lost (held, then resumed by another worker) went on training: its next
+    report is refused (TrialTakenOver), and the objective must not take that for the trial's end: deleting the
+    trial's folder would take the checkpoint the other run resumes from."""
+    from tunesmith.storage.base import worker_id
+
+    url = f"sqlite:///{tmp_path / 'k.db'}"
+    study = ts.Study({"lr": ts.Float(1e-3, 1e-1, log=True)}, storage=url, name="k", sampler="random", seed=3,
+                     pruner=StopAt(1, Decision.PAUSE))
+    study.optimize(objective(build, DATA, base=BASE, checkpoint_root=tmp_path / "ck"), n_trials=1)
+    assert study.trials[0].state is ts.TrialState.PAUSED
+    study.pruner = PromoteAll()
+    other = ts.Study.load("k", url, pruner=PromoteAll())  # another worker on the same study
+    taken: list[ts.Trial] = []
+
+    def taken_over_at_2(trainer: Trainer, record) -> None:  # listed before the reporter: before validation 2's report
+        if record.index + 1 == 2 and not taken:
+            study.fail_worker(worker_id(), "worker lost", dead=True)
+            taken.append(other.ask())
+
+    study.optimize(objective(build, DATA, base=BASE, checkpoint_root=tmp_path / "ck", callbacks=[taken_over_at_2]),
+                   n_trials=0)
+    stored = study.trials[0]
+    assert [t.number for t in taken] == [0] and stored.state is ts.TrialState.RUNNING, stored
+    assert stored.system.n_resumes == 2 and sorted(stored.intermediate) == [1], stored
+    assert Path(stored.attrs["checkpoint"]).is_file(), sorted(p.name for p in (tmp_path / "ck").rglob("*"))
