@@ -1262,6 +1262,58 @@ def test_a_trial_never_paused_whose_checkpoint_the_full_disk_refused_is_held_at_
     assert dict(done.intermediate) == dict(ref.trials[0].intermediate)
 
 
+class _FillsTheDiskAtValidation:
+    """A callback, listed before the study's reporter, that fills ``disk`` at validation ``n`` (from 1), once
+    (``marker``, outside that disk): that validation's report is written, a checkpoint saved after it refused."""
+
+    def __init__(self, disk: Path, n: int, marker: Path) -> None:
+        self.disk, self.n, self.marker = disk, n, marker
+
+    def on_eval(self, trainer: Trainer, record: Any) -> None:
+        from test_faults_storage import _fill
+
+        if record.index + 1 == self.n and not self.marker.exists():
+            self.marker.touch()
+            _fill(self.disk)
+
+
+@pytest.mark.parametrize("jobs", [1, 2], ids=["inline", "processes"])
+def test_a_trial_the_pruner_paused_whose_pause_checkpoint_the_full_disk_refused_stays_paused_not_run_on_unpromoted(
+        small_fs: Path, tmp_path: Path, jobs: int) -> None:  # noqa: F811
+    """The pruner paused a trial at a validation ``checkpoint_every`` had skipped; the checkpoint the pause writes
+    met a full disk. The trial was held as for a full disk anywhere else, and the next optimize resumed it first,
+    before any promotion, and trained it past the rung it was paused at (to the end here, under a pruner that
+    promotes nothing). It is paused as the pruner asked, at its last recorded checkpoint: left paused until
+    promoted, then resumed from that checkpoint to reports equal to an uninterrupted run's."""
+    space = {"lr": ts.Float(1e-3, 1e-1, log=True)}
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    base = TrainConfig(epochs=4, batch_size=16, checkpoint_every=2)  # validation 3 writes no "last" file
+    study = ts.Study(space, storage=url, name="s", sampler="random", seed=0, pruner=PauseAt(3))
+    obj = objective(lambda p: mlp(), DATA, base=base, checkpoint_root=small_fs / "ck",
+                    callbacks=[_FillsTheDiskAtValidation(small_fs, 3, tmp_path / "filled")])
+    with pytest.raises(CheckpointError) as err:
+        study.optimize(obj, n_trials=1, n_jobs=jobs)
+    (paused,) = ts.Study.load("s", url).trials
+    assert paused.state is ts.TrialState.PAUSED and paused.system.held is None, paused.system  # not held
+    said = str(err.value)
+    assert "cannot save the checkpoint" in said and "trial 0 was paused at step 3 as its pruner asked, its last " \
+           "recorded checkpoint kept: a promotion resumes it from there" in said, said
+    assert sorted(paused.intermediate) == [1, 2, 3] and paused.attrs["checkpoint"].endswith("last-000000010.pt")
+    assert Path(paused.attrs["checkpoint"]).is_file(), paused.attrs
+    (small_fs / "filler").unlink()
+    study.optimize(obj, n_trials=0)  # nothing promoted: nothing to run
+    (still,) = ts.Study.load("s", url).trials
+    assert still.state is ts.TrialState.PAUSED and still.system.n_resumes == 0, still
+    study.pruner = PauseAndPromote()
+    study.optimize(obj, n_trials=0)
+    (done,) = ts.Study.load("s", url).trials
+    ref = ts.Study(space, name="ref")
+    ref.enqueue(done.params)
+    ref.optimize(objective(lambda p: mlp(), DATA, base=base, checkpoint_root=tmp_path / "ref"), n_trials=1)
+    assert done.state is ts.TrialState.COMPLETE and done.system.n_resumes == 1, done
+    assert dict(done.intermediate) == dict(ref.trials[0].intermediate)
+
+
 def test_tunesmith_tell_deletes_the_checkpoints_of_the_paused_trials_it_ends(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """``tunesmith tell N --state pruned`` ended a paused trial and left its last and best checkpoints on disk

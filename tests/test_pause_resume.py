@@ -1854,3 +1854,58 @@ def test_a_worker_taken_for_lost_whose_objective_returns_after_another_resumed_i
         study.tell(mine[0], 0.5)  # its handle, told again by hand
     other.tell(taken[0], 0.25)
     assert (study.trials[number].state, study.trials[number].value) == (TrialState.COMPLETE, 0.25)
+
+
+def test_a_worker_taken_for_lost_that_reports_after_another_resumed_its_trial_does_not_take_that_run_back(
+        shared_storage_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    """As above, but the first worker's objective reports once more before it returns (as ``ts.train`` does each
+    validation): the report rewrote the trial whole, with no check, taking the other worker's run back for the
+    first (its worker, resume count and reports), whose tell then passed the run check and ended the trial with
+    its value; the other run could not end it. A report of a trial that can be held is written only while it is
+    still the handle's run: it raises TrialTakenOver (a TrialFinishedError) and the other run stands."""
+    from tunesmith.exceptions import TrialTakenOver
+
+    pruner = ASHA(min_resource=1, reduction_factor=3, curve="best", pause=True)
+    study = ts.Study(SPACE, storage=shared_storage_url, name="s", pruner=pruner)
+    other = ts.Study.load("s", shared_storage_url, pruner=pruner)
+    number = _paused_with_checkpoint(study)
+    taken: list[ts.Trial] = []
+    refused: list[BaseException] = []
+
+    def reports_after_a_takeover(trial: ts.Trial) -> float:
+        study.fail_worker(worker_id(), "worker lost", dead=True)
+        taken.append(other.ask())  # the other worker resumes the held trial
+        try:
+            trial.report(0.5, 2)
+        except TrialTakenOver as exc:
+            refused.append(exc)
+            raise
+        return 0.75
+
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        study.optimize(reports_after_a_takeover, n_trials=0)
+    assert [t.number for t in taken] == [number]
+    assert refused and f"trial {number} was started again by this process" in str(refused[0]), refused
+    said = [r.getMessage() for r in caplog.records]
+    assert any(f"trial {number} was taken over by another worker while it ran here" in line for line in said), said
+    stored = study.trials[number]
+    assert (stored.state, stored.system.n_resumes, sorted(stored.intermediate)) == (TrialState.RUNNING, 2, [1])
+    taken[0].report(0.25, 2)
+    other.tell(taken[0], 0.25)
+    assert (study.trials[number].state, study.trials[number].value) == (TrialState.COMPLETE, 0.25)
+
+
+def test_a_held_trial_s_lost_run_that_reports_stops_and_leaves_it_held() -> None:
+    """A worker taken for lost whose trial was held (not yet resumed) reported again: the report set the trial back
+    to running for it, out of the held state. It is refused; the trial stays held for the next ask."""
+    from tunesmith.exceptions import TrialTakenOver
+
+    study = ts.Study(SPACE, pruner=ASHA(min_resource=1, reduction_factor=3, curve="best", pause=True))
+    number = _paused_with_checkpoint(study)
+    resumed = study.ask()
+    assert resumed.is_resumed
+    study.fail_worker(worker_id(), "worker lost", dead=True)
+    with pytest.raises(TrialTakenOver, match=f"trial {number} was held back to paused"):
+        resumed.report(0.5, 2)
+    stored = study.trials[number]
+    assert stored.state is TrialState.PAUSED and stored.system.held == "worker lost" and sorted(stored.intermediate) == [1]

@@ -1029,3 +1029,66 @@ def test_a_user_callback_that_pauses_before_the_bridge_s_report_keeps_the_checkp
     (resumed,) = study.trials
     assert resumed.state is ts.TrialState.COMPLETE and resumed.system.resumed_step == 1, resumed
     assert dict(resumed.intermediate) == dict(ref.trials[0].intermediate)
+
+
+class _OwnReporter:
+    """A user's own study reporter for a plain Trainer, marked as recording each validation's checkpoint."""
+
+    records_checkpoint = True
+
+    def __init__(self, trial: ts.Trial) -> None:
+        self.trial = trial
+
+    def on_eval(self, trainer: Trainer, record) -> None:
+        self.trial.report(record.val_loss, record.index + 1, checkpoint=trainer.history.last_checkpoint)
+
+
+@pytest.mark.parametrize("marked", [True, False], ids=["marked", "unmarked"])
+def test_a_plain_trainer_s_own_reporter_marked_records_checkpoint_keeps_the_file_its_trial_names(
+        tmp_path: Path, marked: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """docs/train.md: an objective of one's own that trains with ``Trainer`` and records each checkpoint with a
+    callback of its own marks that callback ``records_checkpoint = True``, so that a callback listed before it that
+    pauses the trial deletes nothing: the trial resumes from the file its record names. Unmarked, the trainer
+    takes the pause for one raised after the report, and deletes that file (as the docs say)."""
+    monkeypatch.setattr(_OwnReporter, "records_checkpoint", marked)
+    study = ts.Study({"lr": ts.Float(1e-3, 1e-1, log=True)}, storage=f"sqlite:///{tmp_path / 'k.db'}", name="k",
+                     pruner=StopAt(99, Decision.PAUSE), sampler="random", seed=3)
+
+    def own(trial: ts.Trial) -> float:
+        cfg = dataclasses.replace(BASE, lr=trial.params["lr"], checkpoint_dir=str(tmp_path / f"t{trial.number}"))
+        history = Trainer(mlp(), cfg, callbacks=[_pauses_before_the_report, _OwnReporter(trial)]).fit(*DATA)
+        return history.best.val_loss
+
+    study.optimize(own, n_trials=1)
+    (paused,) = study.trials
+    assert paused.state is ts.TrialState.PAUSED and sorted(paused.intermediate) == [1], paused
+    assert Path(paused.attrs["checkpoint"]).is_file() is marked, sorted(p.name for p in (tmp_path / "t0").iterdir())
+
+
+def test_a_lost_worker_s_run_whose_trial_another_worker_resumed_stops_and_leaves_the_trial_s_files(
+        tmp_path: Path) -> None:
+    """A resumed trial's worker taken for lost (held, then resumed by another worker) went on training: its next
+    report is refused (TrialTakenOver), and the objective must not take that for the trial's end: deleting the
+    trial's folder would take the checkpoint the other run resumes from."""
+    from tunesmith.storage.base import worker_id
+
+    url = f"sqlite:///{tmp_path / 'k.db'}"
+    study = ts.Study({"lr": ts.Float(1e-3, 1e-1, log=True)}, storage=url, name="k", sampler="random", seed=3,
+                     pruner=StopAt(1, Decision.PAUSE))
+    study.optimize(objective(build, DATA, base=BASE, checkpoint_root=tmp_path / "ck"), n_trials=1)
+    assert study.trials[0].state is ts.TrialState.PAUSED
+    study.pruner = PromoteAll()
+    other = ts.Study.load("k", url, pruner=PromoteAll())  # another worker on the same study
+    taken: list[ts.Trial] = []
+
+    def taken_over_at_2(trainer: Trainer, record) -> None:  # listed before the reporter: before validation 2's report
+        if record.index + 1 == 2 and not taken:
+            study.fail_worker(worker_id(), "worker lost", dead=True)
+            taken.append(other.ask())
+
+    study.optimize(objective(build, DATA, base=BASE, checkpoint_root=tmp_path / "ck", callbacks=[taken_over_at_2]),
+                   n_trials=0)
+    stored = study.trials[0]
+    assert [t.number for t in taken] == [0] and stored.state is ts.TrialState.RUNNING, stored
+    assert stored.system.n_resumes == 2 and sorted(stored.intermediate) == [1], stored
+    assert Path(stored.attrs["checkpoint"]).is_file(), sorted(p.name for p in (tmp_path / "ck").rglob("*"))

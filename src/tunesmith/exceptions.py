@@ -97,6 +97,12 @@ class TrialFinishedError(TunesmithError):
     through the handle that paused it."""
 
 
+class TrialTakenOver(TrialFinishedError):  # noqa: N818 - a kind of TrialFinishedError, named for what happened
+    """A running trial's handle wrote (a report, an attribute) after its worker was taken for lost and the
+    trial held, then perhaps resumed by another worker: this run stops, writing nothing more; the trial's
+    files are the other run's (or the held trial's) to go on from."""
+
+
 class WorkersLost(TunesmithError, RuntimeError):  # noqa: N818
     """``optimize`` gave up: its worker processes or Ray actors keep dying before they run a
     trial, cannot start, or their cluster is gone; the message says which and what to do

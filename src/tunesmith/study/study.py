@@ -913,6 +913,10 @@ class Study:
         try:
             value = objective(trial)
         except (ResumeRefused, OutOfRoom) as exc:
+            if isinstance(exc, OutOfRoom) and trial._last_decision is Decision.PAUSE and lifecycle.resumable(
+                    trial.record, pauses=self.pruner.pauses):
+                self._pause_as_asked(trial, exc)
+                raise
             # a full disk holds a trial never paused that can go on from its recorded checkpoint, as a Ctrl-C does
             held = trial.is_resumed or isinstance(exc, OutOfRoom) and lifecycle.resumable(
                 trial.record, pauses=self.pruner.pauses)
@@ -945,6 +949,18 @@ class Study:
         except KeyboardInterrupt as exc:  # before the end was written: as one inside the objective
             self._mark_interrupted(trial, exc)
             raise
+
+    def _pause_as_asked(self, trial: Trial, exc: Exception) -> None:
+        """The pruner paused ``trial`` at its last report and the disk refused that pause's own checkpoint
+        (``checkpoint_every`` had skipped the validation): paused as the pruner asked, its older recorded
+        checkpoint kept (a promotion resumes it from there, replaying the validations after it), and ``exc`` says
+        so. Held instead (as for a full disk at any other point), the next optimize resumed it first and trained it
+        past the rung it was paused at, unpromoted."""
+        final = self.tell(trial, state=TrialState.PAUSED)
+        exc.args = (f"{exc}; " + (
+            f"trial {trial.number} was paused at step {final.last_step} as its pruner asked, its last recorded "
+            "checkpoint kept: a promotion resumes it from there" if final.state is TrialState.PAUSED
+            else f"trial {trial.number} was recorded as {final.state}"),)
 
     def _pause_again(self, trial: Trial, reason: str) -> None:
         """A resumed trial whose objective refused its checkpoint (:class:`ResumeRefused`) or met a full disk

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 import math
 import operator
@@ -13,11 +14,13 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from ..exceptions import TrialFinishedError, no_attribute
+from ..exceptions import TrialFinishedError, TrialTakenOver, no_attribute
 from ..paths import PLANTED_FIX, refuse_planted
 from ..pruners import Decision, NopPruner
 from ..space.params import a_type, did_you_mean
+from ..storage.base import who
 from ..trial import FrozenTrial, SystemState, TrialState, _as_float_or_nan, json_attrs, short_repr
+from . import lifecycle
 
 if TYPE_CHECKING:
     from .study import Study
@@ -194,8 +197,31 @@ class Trial:
                 f"trial {self.number} is paused: this handle ended with the pause and writes nothing more. "
                 "When the pruner promotes the trial, study.ask() (or optimize) resumes it with a new handle"
             )
-        self.study._storage.update_trial(self.study._study_id, record)
+        run = self._record
+        if run.state is TrialState.RUNNING and lifecycle.resumable(run, pauses=True):
+            self._write_if_same_run(run, record)
+        else:
+            self.study._storage.update_trial(self.study._study_id, record)
         self._record = record
+
+    def _write_if_same_run(self, run: FrozenTrial, record: FrozenTrial) -> None:
+        """Write ``record`` only while the stored trial is still ``run``: a trial that can go on from its checkpoint
+        is held when its worker is taken for lost (a Ray node cut off from its cluster, not from the database) and
+        may be resumed by another worker, whose run a report of this one would overwrite (its worker, reports and
+        resume count), taking the trial back for a worker that goes on beside the other."""
+        storage, sid = self.study._storage, self.study._study_id
+        if storage.update_trial(sid, record, expect_state=TrialState.RUNNING,
+                                expect=functools.partial(lifecycle.same_run, run)):
+            return
+        stored = storage.get_trial(sid, run.number)
+        if stored.state.is_finished:
+            raise TrialFinishedError(f"trial {run.number} is already {stored.state}; finished trials never change")
+        raise TrialTakenOver(
+            f"trial {run.number} was started again by {who(stored.worker)} since this run of it began (this worker "
+            "was taken for lost): this run stops and records nothing more; that run goes on from the trial's recorded "
+            "checkpoint" if stored.state is TrialState.RUNNING else f"trial {run.number} was held back to "
+            f"{stored.state} since this run of it began (this worker was taken for lost): this run stops and records "
+            "nothing more; the next ask resumes the trial from its recorded checkpoint")
 
     def _now(self) -> float:
         return self.study._storage.clock()  # heartbeats go by the storage's clock

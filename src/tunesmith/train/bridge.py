@@ -448,9 +448,11 @@ def _held_on_no_room(trial: Any) -> bool:
 
 def _ended(exc: Exception) -> bool:
     """Whether the trial ``exc`` stopped ends with it, its files then of no use: not where a storage refused a
-    write (the trial stays running as stored, or its parent holds it to resume), but where the study was deleted
+    write (the trial stays running as stored, or its parent holds it to resume), nor where the trial was taken
+    over (held, or resumed by another worker, which goes on from its files), but where the study was deleted
     meanwhile (no sweep of it comes again)."""
-    return not isinstance(exc, exceptions.StorageError) or isinstance(exc, exceptions.StudyNotFound)
+    return not isinstance(exc, (exceptions.StorageError, exceptions.TrialTakenOver)) or isinstance(
+        exc, exceptions.StudyNotFound)
 
 
 def _refused(trial: Any, folder: Path, exc: Exception) -> exceptions.ResumeRefused:

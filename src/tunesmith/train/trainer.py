@@ -88,7 +88,10 @@ class Trainer:
         head: names (prefixes) of the head's parameters, e.g. ``["classifier"]``, or the
             head module (``model.classifier``); they train at ``lr``, the rest at ``backbone_lr``.
         callbacks: ``fn(trainer, record)`` after each validation (and checkpoint),
-            or objects with ``on_epoch_start(trainer, epoch)`` and/or ``on_eval``.
+            or objects with ``on_epoch_start(trainer, epoch)`` and/or ``on_eval``. One that records the
+            validation's checkpoint in a study's trial (``trial.report(..., checkpoint=...)``) is marked
+            ``records_checkpoint = True``: a ``TrialPaused``/``TrialPruned`` raised by a callback listed before it
+            then deletes no older checkpoint (the trial's record still names one).
     """
 
     def __init__(
