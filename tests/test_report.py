@@ -881,13 +881,16 @@ def test_a_figure_shown_outside_tunesmith_s_pages_is_cut_for_the_width_it_is_giv
         assert all(a[1] <= b[0] for a, b in zip(axes, axes[1:], strict=False)), axes
 
 
-def test_a_process_diagram_s_texts_stay_apart_in_a_narrow_window(tmp_path: Path) -> None:
+@pytest.mark.parametrize("name", ["bert-base fine-tune on sst2", "s"])
+def test_a_process_diagram_s_texts_stay_apart_in_a_narrow_window(tmp_path: Path, name: str) -> None:
     """At 400 px the process diagram's boxes were drawn 30 px wide, their texts ("search space", "sampler",
     "30 complete") and arrow labels run into each other; kept as wide as its texts need (780 px), it was read by
     scrolling sideways. In a box narrower than that the boxes are drawn in a column (the pruner beside the
-    trials), read without scrolling sideways; the row again once the window is wide (a window widened, too)."""
+    trials), read without scrolling sideways; the row again once the window is wide (a window widened, too).
+    A short name, whose title keeps its one line: the column was left 778 px wide in a box of 368 (the switch
+    turned plotly's autosize off, which only a re-cut title turned on again), and stayed a column at 1200 px."""
     sync_api = browser_or_skip()
-    out = _report_of_30_trials(tmp_path, "bert-base fine-tune on sst2", pruner=ASHA(min_resource=1))
+    out = _report_of_30_trials(tmp_path, name, pruner=ASHA(min_resource=1))
     read = """() => {
       const gd = document.querySelector('.js-plotly-plot[id^="plot-process-"]');
       const boxes = [...gd.querySelectorAll('g.annotation-text-g')].filter((g) => g.textContent.trim())

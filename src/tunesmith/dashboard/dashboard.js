@@ -28,7 +28,8 @@
     }
     div.className = "plot";
     const t0 = performance.now();
-    Plotly.react(div, p.figure.data, p.figure.layout, {responsive: true});
+    // a process diagram's column on a narrow page, drawn at once (served before this file)
+    Plotly.react(div, p.figure.data, tunesmithLayout(div, p.figure.layout), {responsive: true});
     tunesmithFitTitles(div);  // the title cut into lines as wide as the plot is drawn (served before this file)
     window.drawTimes = window.drawTimes || {};
     window.drawTimes[id] = Math.round(performance.now() - t0);  // ms, for benchmarks

@@ -537,9 +537,7 @@ function tunesmithFitWidth(gd) {
     if (to) {
       if (drawn === "row") {  // as drawn (a live update's counts): taken back when the box widens
         const first = gd.tunesmithFirst && gd.tunesmithFirst.drawn === "row" ? gd.tunesmithFirst : null;
-        gd.tunesmithRow = {layout: gd.layout, shapes: gd.layout.shapes, annotations: gd.layout.annotations,
-                           x: gd.layout.xaxis.range.slice(), y: gd.layout.yaxis.range.slice(),
-                           height: first ? first.height : gd._fullLayout.height, margin: gd.layout.margin.l};
+        tunesmithKeepRow(gd, gd.layout, gd.layout, first ? first.height : gd._fullLayout.height);
       }
       gd.tunesmithStacking = true;
       gd.tunesmithFirst = null;  // the title's fitter takes this height as the figure's own
@@ -547,7 +545,8 @@ function tunesmithFitWidth(gd) {
       tunesmithHeight(gd, to.height);
       const done = () => { gd.tunesmithStacking = false; gd.layout.tunesmithDrawn = want; gd.tunesmithFit(); };
       Plotly.relayout(gd, {"shapes": to.shapes, "annotations": to.annotations, "xaxis.range": to.x,
-                           "yaxis.range": to.y, "height": to.height, "margin.l": to.margin}).then(done, done);
+                           "yaxis.range": to.y, "height": to.height, "margin.l": to.margin,
+                           "autosize": true}).then(done, done);
       return true;
     }
   }
@@ -557,6 +556,26 @@ function tunesmithFitWidth(gd) {
   gd.parentElement.style.overflowX = "auto";
   if (gd.getBoundingClientRect().width > gd._fullLayout.width + 1) { Plotly.Plots.resize(gd); }
   return false;
+}
+// the layout to draw a figure of ``layout`` with in ``gd`` (the dashboard's live update, Plotly.react): a process
+// diagram's column where the box is narrower than its row needs, drawn at once (drawn as the row and then relaid
+// out as the column by tunesmithFitWidth, each update of a narrow page drew the diagram twice)
+function tunesmithLayout(gd, layout) {
+  "use strict";
+  const meta = layout && layout.meta, box = gd.parentElement && gd.parentElement.clientWidth, to = meta && meta.stack;
+  if (!to || typeof meta.min_width !== "number" || !box || box >= meta.min_width) { return layout; }
+  const drawn = Object.assign({}, layout, {
+    "shapes": to.shapes, "annotations": to.annotations, "height": to.height, "tunesmithDrawn": "stack",
+    "xaxis": Object.assign({}, layout.xaxis, {"range": to.x}), "yaxis": Object.assign({}, layout.yaxis, {"range": to.y}),
+    "margin": Object.assign({}, layout.margin, {"l": to.margin})});
+  tunesmithKeepRow(gd, layout, drawn, layout.height);
+  return drawn;
+}
+// the row of a process diagram drawn as ``drawn`` (its column, or the row itself): what tunesmithFitWidth draws
+// again once the box is wide enough, the figure ``height`` px tall
+function tunesmithKeepRow(gd, row, drawn, height) {
+  gd.tunesmithRow = {"layout": drawn, "shapes": row.shapes, "annotations": row.annotations, "x": row.xaxis.range.slice(),
+                     "y": row.yaxis.range.slice(), "height": height, "margin": row.margin.l};
 }
 // a figure's box of a set height (plotly's own outer div in the report and a saved page: the figure's first height)
 // is what plotly's resize takes the height from: set to the figure's height, as a box of no set height follows it
