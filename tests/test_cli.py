@@ -1436,6 +1436,20 @@ def test_show_names_the_sampler_s_seed_which_runs_the_same_trials_again(tmp_path
     assert [t.params for t in again.trials] == [t.params for t in study.trials]
 
 
+def test_show_names_no_seed_for_a_study_whose_settings_hold_none(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """A study whose stored sampler has no seed (made by an older tunesmith) opens with one drawn anew each time:
+    show named that one, another at each call, as if it ran the study's trials again."""
+    db = f"sqlite:///{tmp_path / 'a.db'}"
+    ts.Study({"x": ts.Float(-1.0, 1.0)}, sampler="random", storage=db, name="old").optimize(
+        lambda t: t.params["x"] ** 2, n_trials=2)
+    storage = ts.load_study("old", db).storage
+    rec = storage.get_study("old")
+    storage.set_study_config(rec.study_id, {**rec.config, "sampler": {"name": "random"}})
+    assert run_cli("show", "old", "--storage", db) == 0
+    assert "(minimize, sampler random): 2 trials" in capsys.readouterr().out
+
+
 def test_show_reads_whole_only_the_trials_it_prints(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
     """show decoded every trial whole (each report, attribute and curve) to print a count and the

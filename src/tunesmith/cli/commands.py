@@ -452,7 +452,9 @@ def cmd_show(args: argparse.Namespace) -> int:
 def _sampler_words(study: Study) -> str:
     """The sampler as ``show``'s header names it: with its seed, as the report does (``tpe, seed 7``), the
     stored one where the study was made without ``seed=``: what runs the same trials again."""
-    seed = sampler_seed(study.sampler.describe())
+    # the stored one: a study whose settings hold none (made by an older tunesmith) opens with a seed drawn anew,
+    # another at each open, which runs other trials
+    seed = sampler_seed(study.storage.get_study(study.name).config.get("sampler"))
     return study.sampler_label + ("" if seed is None else f", seed {seed}")
 
 
