@@ -430,9 +430,11 @@ def test_compare_into_a_storage_refuses_a_study_of_the_run_s_name_that_another_o
 
     assert compare("study.yaml", "random") == 0
     capsys.readouterr()
-    assert compare("other.yaml", "random") == 2
+    assert compare("other.yaml", "sobol,random") == 2  # refused before any run: no sobol run made first
     assert re.search(r"study 'quad-random-seed0' in .* holds a compare of objective 'quad:objective', not "
                      r"'quad:broken': .*give the study file another name", capsys.readouterr().err)
+    assert run_cli("studies", "quad-*", "--storage", db, "--json") == 0
+    assert [row["name"] for row in json.loads(capsys.readouterr().out)] == ["quad-random-seed0"]
     assert run_cli("run", str(project / "study.yaml"), "--name", "quad-sobol-seed0", "--storage", db,
                    "--n-trials", "2", "--no-progress") == 0
     capsys.readouterr()

@@ -163,6 +163,10 @@ def run_samplers(
                         f"line's --seeds 3), got samplers={samplers!r}, seeds={seeds!r}")
     if budget < 1 or not seeds or not samplers:
         raise ValueError("compare needs budget >= 1, at least one seed and at least one sampler")
+    if storage is not None:  # every stored run checked before any runs: a refusal after an hour of runs
+        for name in samplers:
+            for seed in seeds:
+                _check_stored(storage, run_name(prefix, name, seed), objective, budget)
     out: dict[str, list[Any]] = {}
     runs = len(samplers) * len(seeds)
     for name in samplers:
@@ -203,26 +207,36 @@ def _stored_run(objective: Any, space: Any, storage: Any, name: str, **options: 
     (by ``tunesmith run``, by a compare of another objective under the same study name) is refused before it is
     opened: its trials would be drawn as this comparison's. A trial a killed compare left running on this machine
     is failed and queued again (its configuration runs once more, as the uninterrupted run ran it)."""
-    from ..exceptions import StudyNotFound
     from ..study import Study
+
+    _check_stored(storage, name, objective, None)
+    study = Study(space, storage=storage, name=name, _settings={RUN_KEY: {"objective": objective_name(objective)}},
+                  **options)
+    for t in study.trials:
+        if t.state is TrialState.RUNNING and worker_gone(t.worker):
+            study.fail_trial(t.number, "its compare's process is gone (killed before the trial ended)",
+                             requeue=t.system.retry_of is None)
+    return study
+
+
+def _check_stored(storage: Any, name: str, objective: Any, budget: int | None) -> None:
+    """Refuse stored run ``name`` where it is another objective's, no compare's, or (with ``budget``) longer."""
+    from ..exceptions import StudyNotFound
 
     mark = {"objective": objective_name(objective)}
     try:
-        stored = storage.get_study(name).config.get(RUN_KEY)
+        record = storage.get_study(name)
     except StudyNotFound:
-        stored = mark
+        return
+    stored = record.config.get(RUN_KEY)
     if stored != mark:
         made = ("was not made by a compare" if stored is None else
                 f"holds a compare of objective {_said(stored)}, not {mark['objective']!r}")
         raise ValueError(f"study {name!r} in {storage.display_url} {made}: going on with it would draw its trials "
                          "as this comparison's; give the study file another name (prefix= in Python), or pass "
                          "another storage")
-    study = Study(space, storage=storage, name=name, _settings={RUN_KEY: mark}, **options)
-    for t in study.trials:
-        if t.state is TrialState.RUNNING and worker_gone(t.worker):
-            study.fail_trial(t.number, "its compare's process is gone (killed before the trial ended)",
-                             requeue=t.system.retry_of is None)
-    return study
+    if budget is not None:
+        _over_budget(name, storage, len(_results_of(storage.get_trials(record.study_id))), budget)
 
 
 def objective_name(objective: Any) -> str:
@@ -238,19 +252,27 @@ def _said(stored: Any) -> str:
 
 
 def _results(study: Any) -> list[Any]:
-    """A stored run's trials that are its results: finished, and not a lost trial queued again (its copy is)."""
-    return [t for t in study.trials if t.state.is_finished and t.system.requeued_as is None]
+    """A run's trials that are its results: finished, and not a lost trial queued again (its copy is)."""
+    return _results_of(study.trials)
+
+
+def _results_of(trials: Iterable[Any]) -> list[Any]:
+    return [t for t in trials if t.state.is_finished and t.system.requeued_as is None]
 
 
 def _finished(study: Any, budget: int) -> int:
     """How many trials a stored run has finished: at most ``budget``, or the comparison would draw runs of
     another budget than its title's (a run stored by a longer comparison is refused, saying what to pass)."""
     done = len(_results(study))
+    _over_budget(study.name, study.storage, done, budget)
+    return done
+
+
+def _over_budget(name: str, storage: Any, done: int, budget: int) -> None:
     if done > budget:
-        raise ValueError(f"study {study.name!r} in {study.storage.display_url} holds {done} finished trials, more "
+        raise ValueError(f"study {name!r} in {storage.display_url} holds {done} finished trials, more "
                          f"than the budget of {budget}: pass a budget of {done} or more to go on with its runs, or "
                          "another storage (or prefix) for a shorter comparison")
-    return done
 
 
 def run_name(prefix: str, sampler: str, seed: int) -> str:
