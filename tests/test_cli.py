@@ -1441,7 +1441,7 @@ def test_show_names_the_sampler_s_seed_which_runs_the_same_trials_again(tmp_path
 def test_show_names_no_seed_for_a_study_whose_settings_hold_none(tmp_path: Path,
                                                                   capsys: pytest.CaptureFixture[str]) -> None:
     """A study whose stored sampler has no seed (made by an older tunesmith) opens with one drawn anew each time:
-    show named that one, another at each call, as if it ran the study's trials again."""
+    show and the report named that one, another at each call, as if it ran the study's trials again."""
     db = f"sqlite:///{tmp_path / 'a.db'}"
     ts.Study({"x": ts.Float(-1.0, 1.0)}, sampler="random", storage=db, name="old").optimize(
         lambda t: t.params["x"] ** 2, n_trials=2)
@@ -1450,6 +1450,9 @@ def test_show_names_no_seed_for_a_study_whose_settings_hold_none(tmp_path: Path,
     storage.set_study_config(rec.study_id, {**rec.config, "sampler": {"name": "random"}})
     assert run_cli("show", "old", "--storage", db) == 0
     assert "(minimize, sampler random): 2 trials" in capsys.readouterr().out
+    assert run_cli("report", "old", "--storage", db, "-o", str(tmp_path / "r.html")) == 0
+    page = (tmp_path / "r.html").read_text()
+    assert "random" in page and not re.search(r"random, seed \d", page)  # the report, as show
 
 
 def test_show_reads_whole_only_the_trials_it_prints(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
