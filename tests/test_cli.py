@@ -58,6 +58,12 @@ def synchronous(trial):  # PRAGMA synchronous of the worker's own connection
     with trial.study.storage.engine.connect() as conn:
         return float(conn.exec_driver_sql("PRAGMA synchronous").scalar_one())
 
+def killed_at_2(trial):  # its process killed mid-trial, as by the kernel's OOM killer or kill -9
+    import os, signal
+    if trial.number == 2:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return (trial.params["x"] - 1.0) ** 2
+
 def broken_beside(trial):
     import tunesmith
     other = tunesmith.load_study(trial.study.name, trial.study.storage)  # another worker of the study
@@ -408,6 +414,58 @@ def test_compare_keeps_each_run_as_a_study_in_a_named_storage_and_a_longer_budge
     compare(4, code=2)  # runs of another budget than the chart's title
     assert re.search(r"study 'quad-random-seed0' in .* holds 5 finished trials, more than the budget of 4: pass a "
                      r"budget of 5 or more", capsys.readouterr().err)
+
+
+def test_compare_into_a_storage_refuses_a_study_of_the_run_s_name_that_another_objective_or_run_made(
+        project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A second compare of another objective under the same study file name (or a study ``tunesmith run`` made
+    under a run's name) went on with the stored runs: its chart drew the first objective's trials as its own."""
+    db = f"sqlite:///{project / 'runs.db'}"
+    (project / "other.yaml").write_text((project / "study.yaml").read_text().replace("quad.py:objective",
+                                                                                     "quad.py:broken"))
+
+    def compare(study_file: str, samplers: str) -> int:
+        return run_cli("compare", str(project / study_file), "--samplers", samplers, "--budget", "3", "--seeds", "1",
+                       "-o", str(project / "c.html"), "--storage", db)
+
+    assert compare("study.yaml", "random") == 0
+    capsys.readouterr()
+    assert compare("other.yaml", "sobol,random") == 2  # refused before any run: no sobol run made first
+    assert re.search(r"study 'quad-random-seed0' in .* holds a compare of objective 'quad:objective', not "
+                     r"'quad:broken': .*give the study file another name", capsys.readouterr().err)
+    assert run_cli("studies", "quad-*", "--storage", db, "--json") == 0
+    assert [row["name"] for row in json.loads(capsys.readouterr().out)] == ["quad-random-seed0"]
+    assert run_cli("run", str(project / "study.yaml"), "--name", "quad-sobol-seed0", "--storage", db,
+                   "--n-trials", "2", "--no-progress") == 0
+    capsys.readouterr()
+    assert compare("study.yaml", "sobol") == 2
+    assert re.search(r"study 'quad-sobol-seed0' in .* was not made by a compare", capsys.readouterr().err)
+    assert [len(ts.load_study(n, db).trials) for n in ("quad-random-seed0", "quad-sobol-seed0")] == [3, 2]
+    assert compare("study.yaml", "random") == 0  # the same objective goes on
+
+
+def test_compare_killed_mid_trial_resumes_with_that_trial_run_again_and_the_chart_counts_the_budget(
+        project: Path, subprocess_env: dict[str, str]) -> None:
+    """A compare killed mid-trial left that trial running for good: the resumed run ran one trial more than the
+    stopped one would have (the lost one not counted but drawn), and the chart's runs were a trial longer than
+    its budget."""
+    from tunesmith import plots
+
+    db = f"sqlite:///{project / 'runs.db'}"
+    (project / "k.yaml").write_text((project / "study.yaml").read_text().replace("quad.py:objective",
+                                                                                 "quad.py:killed_at_2"))
+    args = ["compare", str(project / "k.yaml"), "--samplers", "random", "--budget", "4", "--seeds", "1",
+            "-o", str(project / "c.html"), "--storage", db]
+    killed = subprocess.run([sys.executable, "-m", "tunesmith", *args], cwd=project, env=subprocess_env,
+                            capture_output=True, text=True, timeout=120)
+    assert killed.returncode == -9, killed.stderr
+    assert ts.load_study("quad-random-seed0", db).trials[2].state is TrialState.RUNNING
+    assert run_cli(*args) == 0
+    trials = ts.load_study("quad-random-seed0", db).trials
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 2 + [TrialState.FAILED] + [TrialState.COMPLETE] * 2
+    assert trials[2].system.requeued_as == 3 and trials[3].params == trials[2].params  # the lost one run again
+    runs = {"random": [ts.load_study("quad-random-seed0", db)]}
+    assert max(max(s.x) for s in plots.comparison(runs).series) == 4  # the budget, as the title says
 
 
 def test_compare_refuses_data_it_cannot_write_before_any_run(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -1378,6 +1436,23 @@ def test_show_names_the_sampler_s_seed_which_runs_the_same_trials_again(tmp_path
     again = ts.Study(space, sampler="sobol", seed=seed)
     again.optimize(lambda t: t.params["x"] ** 2, n_trials=4)
     assert [t.params for t in again.trials] == [t.params for t in study.trials]
+
+
+def test_show_names_no_seed_for_a_study_whose_settings_hold_none(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """A study whose stored sampler has no seed (made by an older tunesmith) opens with one drawn anew each time:
+    show and the report named that one, another at each call, as if it ran the study's trials again."""
+    db = f"sqlite:///{tmp_path / 'a.db'}"
+    ts.Study({"x": ts.Float(-1.0, 1.0)}, sampler="random", storage=db, name="old").optimize(
+        lambda t: t.params["x"] ** 2, n_trials=2)
+    storage = ts.load_study("old", db).storage
+    rec = storage.get_study("old")
+    storage.set_study_config(rec.study_id, {**rec.config, "sampler": {"name": "random"}})
+    assert run_cli("show", "old", "--storage", db) == 0
+    assert "(minimize, sampler random): 2 trials" in capsys.readouterr().out
+    assert run_cli("report", "old", "--storage", db, "-o", str(tmp_path / "r.html")) == 0
+    page = (tmp_path / "r.html").read_text()
+    assert "random" in page and not re.search(r"random, seed \d", page)  # the report, as show
 
 
 def test_show_reads_whole_only_the_trials_it_prints(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

@@ -35,7 +35,7 @@ from ..exceptions import (
 )
 from ..paths import NotRegularFile, read_regular
 from ..plots import HTML, IMAGES, check_output
-from ..plots.records import pruner_label, sampler_seed, short_title
+from ..plots.records import pruner_label, short_title, stored_seed
 from ..report import (
     FAILED_SHOWN,
     FOLDS_COLUMN,
@@ -452,7 +452,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 def _sampler_words(study: Study) -> str:
     """The sampler as ``show``'s header names it: with its seed, as the report does (``tpe, seed 7``), the
     stored one where the study was made without ``seed=``: what runs the same trials again."""
-    seed = sampler_seed(study.sampler.describe())
+    seed = stored_seed(study)
     return study.sampler_label + ("" if seed is None else f", seed {seed}")
 
 

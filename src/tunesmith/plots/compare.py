@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from ..storage.base import worker_gone
 from ..trial import Direction, TrialState, best_of
 from .records import (
     Chart,
@@ -98,7 +99,8 @@ def _best_curve(run: Any, sign: float, label: str = "") -> np.ndarray:
                              "give finite values (None for a trial without one), as a study records them")
     else:
         s: Snapshot = snapshot(run)
-        values = [float(t.value) if t.state is TrialState.COMPLETE else np.nan for t in s.trials]  # type: ignore[arg-type]
+        values = [float(t.value) if t.state is TrialState.COMPLETE else np.nan  # type: ignore[arg-type]
+                  for t in s.trials if t.system.requeued_as is None]  # a lost trial queued again: its copy ran it
     loss = sign * np.array(values, dtype=float)
     best = np.fmin.accumulate(np.where(np.isnan(loss), np.inf, loss)) if loss.size else loss
     return sign * np.where(np.isinf(best), np.nan, best)
@@ -161,14 +163,23 @@ def run_samplers(
                         f"line's --seeds 3), got samplers={samplers!r}, seeds={seeds!r}")
     if budget < 1 or not seeds or not samplers:
         raise ValueError("compare needs budget >= 1, at least one seed and at least one sampler")
+    if storage is not None:  # every stored run checked before any runs: a refusal after an hour of runs
+        for name in samplers:
+            for seed in seeds:
+                _check_stored(storage, run_name(prefix, name, seed), objective, budget)
     out: dict[str, list[Any]] = {}
     runs = len(samplers) * len(seeds)
     for name in samplers:
         out[name] = []
         for seed in seeds:
-            study = Study(space, direction=direction, sampler=name, seed=seed, pruner=pruner, storage=storage,
-                          name=f"{name}-seed{seed}" if storage is None else run_name(prefix, name, seed))
-            left = budget - _finished(study, budget) if storage is not None else budget
+            if storage is None:
+                study = Study(space, direction=direction, sampler=name, seed=seed, pruner=pruner,
+                              name=f"{name}-seed{seed}")
+                left = budget
+            else:
+                study = _stored_run(objective, space, storage, run_name(prefix, name, seed), direction=direction,
+                                    sampler=name, seed=seed, pruner=pruner)
+                left = budget - _finished(study, budget)
             started = time.monotonic()
             said = [started]
 
@@ -187,15 +198,81 @@ def run_samplers(
     return out
 
 
+#: the study setting a stored run of :func:`run_samplers` is marked with: ``{"objective": "module:function"}``
+RUN_KEY = "compare_run"
+
+
+def _stored_run(objective: Any, space: Any, storage: Any, name: str, **options: Any) -> Any:
+    """Run ``name`` in ``storage``, opened or made, marked with its objective. A study of that name made otherwise
+    (by ``tunesmith run``, by a compare of another objective under the same study name) is refused before it is
+    opened: its trials would be drawn as this comparison's. A trial a killed compare left running on this machine
+    is failed and queued again (its configuration runs once more, as the uninterrupted run ran it)."""
+    from ..study import Study
+
+    _check_stored(storage, name, objective, None)
+    study = Study(space, storage=storage, name=name, _settings={RUN_KEY: {"objective": objective_name(objective)}},
+                  **options)
+    for t in study.trials:
+        if t.state is TrialState.RUNNING and worker_gone(t.worker):
+            study.fail_trial(t.number, "its compare's process is gone (killed before the trial ended)",
+                             requeue=t.system.retry_of is None)
+    return study
+
+
+def _check_stored(storage: Any, name: str, objective: Any, budget: int | None) -> None:
+    """Refuse stored run ``name`` where it is another objective's, no compare's, or (with ``budget``) longer."""
+    from ..exceptions import StudyNotFound
+
+    mark = {"objective": objective_name(objective)}
+    try:
+        record = storage.get_study(name)
+    except StudyNotFound:
+        return
+    stored = record.config.get(RUN_KEY)
+    if stored != mark:
+        made = ("was not made by a compare" if stored is None else
+                f"holds a compare of objective {_said(stored)}, not {mark['objective']!r}")
+        raise ValueError(f"study {name!r} in {storage.display_url} {made}: going on with it would draw its trials "
+                         "as this comparison's; give the study file another name (prefix= in Python), or pass "
+                         "another storage")
+    if budget is not None:
+        _over_budget(name, storage, len(_results_of(storage.get_trials(record.study_id))), budget)
+
+
+def objective_name(objective: Any) -> str:
+    """``module:function`` of an objective (a ``functools.partial``'s function's), as a stored run names it."""
+    func = getattr(objective, "func", objective)
+    return f"{getattr(func, '__module__', None)}:{getattr(func, '__qualname__', type(func).__name__)}"
+
+
+def _said(stored: Any) -> str:
+    """A stored run's objective as a message names it (a setting changed by hand: its type)."""
+    got = stored.get("objective") if isinstance(stored, Mapping) else None
+    return repr(got) if isinstance(got, str) else f"{type(stored).__name__} data"
+
+
+def _results(study: Any) -> list[Any]:
+    """A run's trials that are its results: finished, and not a lost trial queued again (its copy is)."""
+    return _results_of(study.trials)
+
+
+def _results_of(trials: Iterable[Any]) -> list[Any]:
+    return [t for t in trials if t.state.is_finished and t.system.requeued_as is None]
+
+
 def _finished(study: Any, budget: int) -> int:
     """How many trials a stored run has finished: at most ``budget``, or the comparison would draw runs of
     another budget than its title's (a run stored by a longer comparison is refused, saying what to pass)."""
-    done = sum(t.state.is_finished for t in study.trials)
+    done = len(_results(study))
+    _over_budget(study.name, study.storage, done, budget)
+    return done
+
+
+def _over_budget(name: str, storage: Any, done: int, budget: int) -> None:
     if done > budget:
-        raise ValueError(f"study {study.name!r} in {study.storage.display_url} holds {done} finished trials, more "
+        raise ValueError(f"study {name!r} in {storage.display_url} holds {done} finished trials, more "
                          f"than the budget of {budget}: pass a budget of {done} or more to go on with its runs, or "
                          "another storage (or prefix) for a shorter comparison")
-    return done
 
 
 def run_name(prefix: str, sampler: str, seed: int) -> str:
@@ -210,5 +287,5 @@ PROGRESS_EVERY = 30.0
 def _run_state(study: Any, budget: int) -> str:
     """"12/30 trials, best 0.0123" (or "none complete") for a progress line."""
     best = best_of(study.trials, study.direction)
-    return (f"{len(study.trials)}/{budget} trials, "
+    return (f"{len(_results(study))}/{budget} trials, "
             + (f"best {best.value:.6g}" if best is not None else "none complete"))

@@ -377,8 +377,23 @@ def snapshot(study: Any) -> Snapshot:
         sampler=str(getattr(study, "sampler_label", None) or getattr(sampler, "name", "")), pruner=pruner_label(pruner),
         rungs=pruner_rungs(pruner),
         tests={n: r.mean for n, r in test_results(study).items()}, storage=command_url(getattr(study, "storage", None)),
-        seed=sampler_seed(getattr(sampler, "describe", dict)()),
+        seed=stored_seed(study),
     )
+
+
+def stored_seed(study: Any) -> int | None:
+    """The sampler's seed a study's settings hold: what runs its trials again. Not the open sampler's: settings
+    holding none (an older tunesmith's) open it with a seed drawn anew, another at each open. Where the study
+    is not stored by that name (an object of another kind), its sampler's own."""
+    from ..exceptions import StudyNotFound
+
+    storage: Any = getattr(study, "storage", None)
+    if hasattr(storage, "get_study"):
+        try:
+            return sampler_seed(storage.get_study(study.name).config.get("sampler"))
+        except StudyNotFound:
+            pass
+    return sampler_seed(getattr(getattr(study, "sampler", None), "describe", dict)())
 
 
 def sampler_seed(described: Any) -> int | None:
