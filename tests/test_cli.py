@@ -444,6 +444,25 @@ def test_compare_into_a_storage_refuses_a_study_of_the_run_s_name_that_another_o
     assert compare("study.yaml", "random") == 0  # the same objective goes on
 
 
+def test_compare_into_a_storage_goes_on_with_its_runs_where_its_script_is_loaded_under_another_module_name(
+        project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A study file's script is loaded as ``tunesmith_objective_<stem>`` where a module of its stem was imported
+    already: a second compare in such a process named the objective otherwise than the first and refused its own
+    runs ("holds a compare of objective 'quad:objective', not 'tunesmith_objective_quad:objective'")."""
+    import types
+
+    db = f"sqlite:///{project / 'runs.db'}"
+
+    def compare(budget: int) -> int:
+        return run_cli("compare", str(project / "study.yaml"), "--samplers", "random", "--budget", str(budget),
+                       "--seeds", "1", "-o", str(project / "c.html"), "--storage", db)
+
+    assert compare(2) == 0
+    monkeypatch.setitem(sys.modules, "quad", types.ModuleType("quad"))  # another module of the script's stem
+    assert compare(3) == 0
+    assert len(ts.load_study("quad-random-seed0", db).trials) == 3
+
+
 def test_compare_killed_mid_trial_resumes_with_that_trial_run_again_and_the_chart_counts_the_budget(
         project: Path, subprocess_env: dict[str, str]) -> None:
     """A compare killed mid-trial left that trial running for good: the resumed run ran one trial more than the

@@ -240,9 +240,15 @@ def _check_stored(storage: Any, name: str, objective: Any, budget: int | None) -
 
 
 def objective_name(objective: Any) -> str:
-    """``module:function`` of an objective (a ``functools.partial``'s function's), as a stored run names it."""
+    """``module:function`` of an objective (a ``functools.partial``'s function's), as a stored run names it. A
+    study file's script is named by its file's stem: the module it is loaded as is ``tunesmith_objective_<stem>``
+    where a module of that stem was imported already or is installed, so one process could name it otherwise than
+    the next and refuse its own runs."""
+    from ..cli.studyfile import SCRIPT_MODULE
+
     func = getattr(objective, "func", objective)
-    return f"{getattr(func, '__module__', None)}:{getattr(func, '__qualname__', type(func).__name__)}"
+    module = str(getattr(func, "__module__", None)).removeprefix(SCRIPT_MODULE)
+    return f"{module}:{getattr(func, '__qualname__', type(func).__name__)}"
 
 
 def _said(stored: Any) -> str:
