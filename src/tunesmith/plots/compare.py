@@ -98,7 +98,10 @@ def _best_curve(run: Any, sign: float, label: str = "") -> np.ndarray:
                              "give finite values (None for a trial without one), as a study records them")
     else:
         s: Snapshot = snapshot(run)
-        values = [float(t.value) if t.state is TrialState.COMPLETE else np.nan for t in s.trials]  # type: ignore[arg-type]
+        # a trial still running (or left running by a killed process) has not been run yet: counted, a resumed run
+        # drew one trial more than its budget, each best after one finished trial fewer than its x says
+        values = [float(t.value) if t.state is TrialState.COMPLETE else np.nan  # type: ignore[arg-type]
+                  for t in s.trials if t.state not in (TrialState.RUNNING, TrialState.WAITING)]
     loss = sign * np.array(values, dtype=float)
     best = np.fmin.accumulate(np.where(np.isnan(loss), np.inf, loss)) if loss.size else loss
     return sign * np.where(np.isinf(best), np.nan, best)
@@ -210,5 +213,5 @@ PROGRESS_EVERY = 30.0
 def _run_state(study: Any, budget: int) -> str:
     """"12/30 trials, best 0.0123" (or "none complete") for a progress line."""
     best = best_of(study.trials, study.direction)
-    return (f"{len(study.trials)}/{budget} trials, "
+    return (f"{sum(t.state.is_finished for t in study.trials)}/{budget} trials, "
             + (f"best {best.value:.6g}" if best is not None else "none complete"))
