@@ -465,6 +465,7 @@ def set_aside(directory: str | Path, files: list[Path], *, above: int | None = N
     if not whole:
         end_cut_short(d)
         return None
+    _drop_unmarked_empty(d)
     aside, lock = _unfinished_held(d, whole)
     if aside is None:
         aside, lock = _new_aside(d, aside_name(above))
@@ -477,6 +478,25 @@ def set_aside(directory: str | Path, files: list[Path], *, above: int | None = N
     finally:
         release(lock)
     return aside
+
+
+def _drop_unmarked_empty(d: Path) -> None:
+    """Remove the empty ``earlier-*`` (``branch-above-*``) folders of ``d`` that :func:`_new_aside` made (the user's,
+    no one else may write them) and no run writes (their lock is free): a kill between its ``mkdir`` and the
+    :data:`MOVING` mark left one, which the next move passed over for a folder beside it, for good."""
+    for p in sorted(q for q in d.glob("*-*") if q.name.startswith(ASIDE)):
+        try:
+            if not _made_aside(p) or any(p.iterdir()):
+                continue
+            lock = hold(p)
+        except (OSError, CheckpointFolderBusy):  # unreadable, or a run writes it
+            continue
+        try:
+            p.rmdir()  # refused (OSError) where a file came in meanwhile: kept
+        except OSError:
+            pass
+        finally:
+            release(lock)
 
 
 def _unfinished_held(d: Path, whole: list[Path]) -> tuple[Path | None, int | None]:
