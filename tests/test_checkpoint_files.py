@@ -249,14 +249,25 @@ KILLED_MID_MOVE = textwrap.dedent(
         unlink(path, *args, **kwargs)
 
     os.replace, os.unlink = (dies_before_best, unlink) if {at_best!r} else (replace, dies_at_the_end)
+    mkdir = os.mkdir
+
+    def dies_once_made(path, *args, **kwargs):
+        mkdir(path, *args, **kwargs)
+        if os.path.basename(path).startswith("earlier-"):
+            os.kill(os.getpid(), signal.SIGKILL)  # the folder made, not yet marked nor locked
+
+    if {once_made!r}:
+        os.mkdir = dies_once_made
     Trainer(mlp(), TrainConfig(epochs=1, batch_size=16, keep_last=2, checkpoint_dir={folder!r})).fit(*split(96))
     """
 )
 
 
-def _killed_mid_move(d: Path, *, at_best: bool) -> None:
-    """A new run in ``d`` SIGKILLed as it sets the earlier run's files aside: before best.pt moves, or at the end."""
-    code = KILLED_MID_MOVE.format(tests=str(TESTS), src=str(TESTS.parent / "src"), folder=str(d), at_best=at_best)
+def _killed_mid_move(d: Path, *, at_best: bool, once_made: bool = False) -> None:
+    """A new run in ``d`` SIGKILLed as it sets the earlier run's files aside: before best.pt moves, or at the end
+    (``once_made``: as soon as it made the ``earlier-*`` folder)."""
+    code = KILLED_MID_MOVE.format(tests=str(TESTS), src=str(TESTS.parent / "src"), folder=str(d), at_best=at_best,
+                                  once_made=once_made)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert proc.returncode == -9, proc.stderr
 
@@ -297,6 +308,24 @@ def test_a_new_run_killed_while_it_sets_an_earlier_run_aside_leaves_that_run_who
     assert resumed.best_checkpoint == str(aside[0] / "best.pt")
     best = checkpoint.load(aside[0] / "best.pt")
     assert all(torch.equal(v, best["model"][k]) for k, v in model.state_dict().items())
+
+
+def test_a_run_killed_as_it_made_its_earlier_folder_leaves_no_empty_folder_beside_the_earlier_run_s(
+    tmp_path: Path,
+) -> None:
+    """A new run SIGKILLed right after it made earlier-<time> (before it marked it as a move under way) left that
+    folder empty for good: the next run moved the earlier run into earlier-<time>-2 beside it, two earlier-* folders
+    for one earlier run, one of them with nothing to resume from."""
+    d = tmp_path / "run"
+    torch.manual_seed(0)
+    Trainer(mlp(), CFG.with_params({"epochs": 3, "keep_last": 2, "checkpoint_dir": d})).fit(*DATA)
+    earlier = {name: (d / name).read_bytes() for name in _names(d)}
+    _killed_mid_move(d, at_best=False, once_made=True)
+    (made,) = [p for p in d.iterdir() if p.is_dir()]
+    assert _names(made) == [] and set(earlier) <= set(_names(d))  # the kill came before anything moved
+    Trainer(mlp(), CFG.with_params({"epochs": 1, "keep_last": 2, "checkpoint_dir": d})).fit(*DATA)
+    (aside,) = [p for p in d.iterdir() if p.is_dir()]
+    assert {name: (aside / name).read_bytes() for name in _names(aside)} == earlier
 
 
 def test_a_cut_short_move_into_a_folder_only_the_user_s_private_group_may_write_is_finished_there(
@@ -398,6 +427,7 @@ def test_a_run_that_finds_every_numbered_earlier_folder_of_its_second_taken_move
     for stamp in stamps:
         for name in [f"earlier-{stamp}"] + [f"earlier-{stamp}-{n}" for n in range(2, 1000)]:
             (d / name).mkdir()
+            (d / name / "best.pt").touch()  # another run's (an empty folder, left by a kill, is removed)
         (d / f"earlier-{stamp}-999" / "best.pt").write_bytes(b"another run's best")
     best = checkpoint.save(d / "best.pt", {"model": {}, "step": 3})
     aside = checkpoint.set_aside(d, [best])

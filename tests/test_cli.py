@@ -485,6 +485,50 @@ def test_compare_killed_mid_trial_resumes_with_that_trial_run_again_and_the_char
     assert trials[2].system.requeued_as == 3 and trials[3].params == trials[2].params  # the lost one run again
     runs = {"random": [ts.load_study("quad-random-seed0", db)]}
     assert max(max(s.x) for s in plots.comparison(runs).series) == 4  # the budget, as the title says
+_STALLS_AT_TRIAL_2 = """
+import os, time
+
+def objective(trial):
+    if os.environ.get("STALL_MARK") and trial.number == 2:  # the moment the compare is killed
+        with open(os.environ["STALL_MARK"], "w") as f:
+            f.write(str(os.getpid()))
+        time.sleep(120)
+    return (trial.params["x"] - 1) ** 2
+"""
+
+
+def test_a_compare_killed_mid_trial_and_run_again_draws_each_run_to_its_budget_of_finished_trials(
+        project: Path, subprocess_env: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    """A compare --storage SIGKILLed while a trial ran leaves that trial running in its run's study. Run again, the
+    run went on to its budget of finished trials, but the chart counted the stale trial as one run: the run drawn to
+    5 trials for a budget of 4 (each best one finished trial behind its x), its progress line "5/4 trials"."""
+    from tunesmith.plots.compare import comparison
+
+    (project / "stalls.py").write_text(_STALLS_AT_TRIAL_2)
+    (project / "stalls.yaml").write_text("name: q\nobjective: stalls.py:objective\ndirection: minimize\n"
+                                         "space:\n  x: {type: float, low: -3, high: 3}\n")
+    db, mark = f"sqlite:///{project / 'runs.db'}", project / "stalled"
+    argv = ["compare", str(project / "stalls.yaml"), "--samplers", "random", "--budget", "4", "--seeds", "1",
+            "-o", str(project / "c.html"), "--storage", db]
+    child = subprocess.Popen([sys.executable, "-m", "tunesmith", *argv], cwd=project,
+                             env={**subprocess_env, "STALL_MARK": str(mark)})
+    try:
+        deadline = time.monotonic() + 120
+        while not (mark.exists() and mark.read_text()) and child.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert mark.exists(), f"trial 2 never started (exit {child.poll()})"
+        child.kill()
+    finally:
+        child.kill()
+        child.wait()
+    assert [t.state for t in ts.load_study("q-random-seed0", db).trials][2] is TrialState.RUNNING
+    capsys.readouterr()
+    assert run_cli(*argv) == 0
+    assert "random, seed 0: done, 4/4 trials" in capsys.readouterr().err
+    study = ts.load_study("q-random-seed0", db)
+    assert sum(t.state is TrialState.COMPLETE for t in study.trials) == 4  # the stale trial not counted: one more run
+    final = {s.gid: s.x for s in comparison({"random": [study]}).series}["final-random"]
+    assert final == [4]
 
 
 def test_compare_refuses_data_it_cannot_write_before_any_run(project: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -736,3 +736,65 @@ def test_the_best_trial_s_run_deleted_in_mlflow_is_tagged_when_made_again(tmp_pa
     study.optimize(objective, n_trials=1, callbacks=[again], show_progress=False)
     assert len(_check_runs(again, study)) == 4
     assert _marked(again, study) == ([1], "1")
+_KILLED_AT_THE_END = """
+import os, sys, time
+import tunesmith as ts
+from tunesmith.integrations.mlflow import MLflowCallback
+
+marker, storage = sys.argv[1], sys.argv[2]
+
+
+class Stalled(MLflowCallback):
+    def _log(self, run_id, trial, **kwargs):
+        if trial.number == 0:  # caught up as optimize returns: held between its last batch and its run's end
+            end = self.client.set_terminated
+
+            def stall(*args, **kw):
+                with open(marker, "w") as f:
+                    f.write(str(os.getpid()))
+                time.sleep(120)
+                end(*args, **kw)
+
+            self.client.set_terminated = stall
+        super()._log(run_id, trial, **kwargs)
+
+
+study = ts.Study(ts.Space({"x": ts.Float(0.0, 10.0)}), storage=storage, name="late", sampler="random", seed=0)
+study.optimize(lambda t: t.params["x"], n_trials=1, callbacks=[Stalled()], show_progress=False)
+"""
+
+
+def test_a_run_whose_catch_up_a_kill_cut_before_its_end_is_ended_by_the_next_session(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, subprocess_env: dict[str, str]
+) -> None:
+    """A SIGKILL of the process as the catch-up had logged a trial's metrics and state but not yet ended its run
+    left that run RUNNING for good: the state tag read as "logged to the end", so no later session touched it."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    tracking = _file_store(tmp_path, monkeypatch)
+    storage = f"sqlite:///{tmp_path / 'late.db'}"
+    space = ts.Space({"x": ts.Float(0.0, 10.0)})
+    study = ts.Study(space, storage=storage, name="late", sampler="random", seed=0)
+    study.optimize(lambda t: t.params["x"], n_trials=2, show_progress=False)  # a session without the callback
+    marker, script = tmp_path / "stalled", tmp_path / "late.py"
+    script.write_text(_KILLED_AT_THE_END)
+    env = {**subprocess_env, "MLFLOW_TRACKING_URI": tracking, "MLFLOW_ALLOW_FILE_STORE": "true"}
+    child = subprocess.Popen([sys.executable, str(script), str(marker), storage], env=env, cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 120
+        while not (marker.exists() and marker.read_text()) and child.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert marker.exists(), f"the catch-up never reached trial 0's end (exit {child.poll()})"
+        os.kill(child.pid, signal.SIGKILL)
+    finally:
+        child.kill()
+        child.wait()
+    again = ts.Study(space, storage=storage, name="late")
+    cb = MLflowCallback(tracking_uri=tracking)
+    again.optimize(lambda t: t.params["x"], n_trials=1, callbacks=[cb], show_progress=False)
+    runs = trial_runs(cb.client, experiment_by_name(cb.client, "late").experiment_id, "late")
+    assert sorted(int(r.data.tags["tunesmith.trial"]) for r in runs) == [0, 1, 2, 3]  # none twice
+    assert {r.data.tags["tunesmith.trial"]: r.info.status for r in runs} == dict.fromkeys("0123", "FINISHED")

@@ -270,7 +270,7 @@ class MLflowCallback:
                             sorted(n for n, found in untagged.items() if n not in tagged and len(found) > 1))
         self._tag_as_study(study, [run for n, run in runs.items() if n not in tagged])
         self._runs[_key(study)] = {number: run.info.run_id for number, run in runs.items()}
-        self._cut[_key(study)] = {number for number, run in runs.items() if STATE_TAG not in run.data.tags}
+        self._cut[_key(study)] = {number for number, run in runs.items() if not _logged_to_the_end(run)}
         return runs
 
     def _tag_as_study(self, study: Any, runs: list[Any]) -> None:
@@ -300,7 +300,7 @@ class MLflowCallback:
         cut.add(trial.number)  # until its run is logged to the end
         if run is None:
             self._create(*self._ids[_key(study)], study, trial)
-        elif not (trial.state.is_finished and run.data.tags.get(STATE_TAG) == trial.state.value):
+        elif not (trial.state.is_finished and _logged_to_the_end(run) and run.data.tags[STATE_TAG] == trial.state.value):
             self._update(run, trial)  # a finished trial logged in its final state has nothing new
         cut.discard(trial.number)
 
@@ -398,6 +398,12 @@ def _of_study(run: Any, study: Any) -> bool:
     if tagged is not None or not isinstance(copy_id, str):
         return tagged == copy_id
     return bool(run.info.start_time >= _ms(getattr(study, "created", 0) or 0))
+
+
+def _logged_to_the_end(run: Any) -> bool:
+    """Whether a trial's run was logged to its end: its state tag written and the run ended (a run killed between
+    its last batch and its end holds the tag but is still RUNNING: caught up, not left so for good)."""
+    return STATE_TAG in run.data.tags and run.info.status != "RUNNING"
 
 
 def _ms(seconds: float) -> int:

@@ -99,8 +99,11 @@ def _best_curve(run: Any, sign: float, label: str = "") -> np.ndarray:
                              "give finite values (None for a trial without one), as a study records them")
     else:
         s: Snapshot = snapshot(run)
+        # a lost trial queued again: its copy ran it; a trial still running (or left running by a killed process)
+        # has not been run yet: counted, a resumed run drew one trial more than its budget
         values = [float(t.value) if t.state is TrialState.COMPLETE else np.nan  # type: ignore[arg-type]
-                  for t in s.trials if t.system.requeued_as is None]  # a lost trial queued again: its copy ran it
+                  for t in s.trials
+                  if t.system.requeued_as is None and t.state not in (TrialState.RUNNING, TrialState.WAITING)]
     loss = sign * np.array(values, dtype=float)
     best = np.fmin.accumulate(np.where(np.isnan(loss), np.inf, loss)) if loss.size else loss
     return sign * np.where(np.isinf(best), np.nan, best)

@@ -465,6 +465,7 @@ def set_aside(directory: str | Path, files: list[Path], *, above: int | None = N
     if not whole:
         end_cut_short(d)
         return None
+    _drop_unmarked_empty(d)
     with contextlib.ExitStack() as held:  # the folder's lock freed however the move ends (a Ctrl-C before it)
         aside = _unfinished_held(d, whole, held) or _new_aside(d, aside_name(above), held)
         for p in whole:
@@ -478,6 +479,25 @@ def set_aside(directory: str | Path, files: list[Path], *, above: int | None = N
 def _held(folder: Path, held: contextlib.ExitStack) -> None:
     """Take ``folder``'s writer lock (:func:`hold`), freed as ``held`` ends."""
     held.callback(release, hold(folder))
+
+
+def _drop_unmarked_empty(d: Path) -> None:
+    """Remove the empty ``earlier-*`` (``branch-above-*``) folders of ``d`` that :func:`_new_aside` made (the user's,
+    no one else may write them) and no run writes (their lock is free): a kill between its ``mkdir`` and the
+    :data:`MOVING` mark left one, which the next move passed over for a folder beside it, for good."""
+    for p in sorted(q for q in d.glob("*-*") if q.name.startswith(ASIDE)):
+        try:
+            if not _made_aside(p) or any(p.iterdir()):
+                continue
+            lock = hold(p)
+        except (OSError, CheckpointFolderBusy):  # unreadable, or a run writes it
+            continue
+        try:
+            p.rmdir()  # refused (OSError) where a file came in meanwhile: kept
+        except OSError:
+            pass
+        finally:
+            release(lock)
 
 
 def _unfinished_held(d: Path, whole: list[Path], held: contextlib.ExitStack) -> Path | None:
