@@ -410,10 +410,6 @@ def _import_script(target: str, base_dir: Path) -> ModuleType:
     return module
 
 
-#: how the module a study file's script is loaded as begins where its own name would hide another module
-SCRIPT_MODULE = "tunesmith_objective_"
-
-
 def _module_name(path: Path) -> str:
     """The script's own name, unless that would hide a real module: one imported (``json.py``) or one
     installed and not yet imported (a ``scipy.py`` objective was scipy for the rest of the process,
@@ -423,7 +419,7 @@ def _module_name(path: Path) -> str:
         return path.stem
     if current is not None and "__tunesmith_file__" in current.__dict__:
         return path.stem
-    return f"{SCRIPT_MODULE}{path.stem}"
+    return f"tunesmith_objective_{path.stem}"
 
 
 def _installed_elsewhere(path: Path) -> bool:

@@ -3,8 +3,10 @@ coloured, with the median best-so-far over seeds and a band."""
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -206,13 +208,11 @@ RUN_KEY = "compare_run"
 
 
 def _stored_run(objective: Any, space: Any, storage: Any, name: str, **options: Any) -> Any:
-    """Run ``name`` in ``storage``, opened or made, marked with its objective. A study of that name made otherwise
-    (by ``tunesmith run``, by a compare of another objective under the same study name) is refused before it is
-    opened: its trials would be drawn as this comparison's. A trial a killed compare left running on this machine
+    """Run ``name`` in ``storage``, opened or made, marked with its objective (:func:`_check_stored` refused a
+    study of that name made otherwise before any run began: its trials would be drawn as this comparison's). A trial a killed compare left running on this machine
     is failed and queued again (its configuration runs once more, as the uninterrupted run ran it)."""
     from ..study import Study
 
-    _check_stored(storage, name, objective, None)
     study = Study(space, storage=storage, name=name, _settings={RUN_KEY: {"objective": objective_name(objective)}},
                   **options)
     for t in study.trials:
@@ -244,14 +244,13 @@ def _check_stored(storage: Any, name: str, objective: Any, budget: int | None) -
 
 def objective_name(objective: Any) -> str:
     """``module:function`` of an objective (a ``functools.partial``'s function's), as a stored run names it. A
-    study file's script is named by its file's stem: the module it is loaded as is ``tunesmith_objective_<stem>``
-    where a module of that stem was imported already or is installed, so one process could name it otherwise than
-    the next and refuse its own runs."""
-    from ..cli.studyfile import SCRIPT_MODULE
-
+    study file's script by its file's stem: the module it is loaded as is another name where a module of that stem
+    was imported already or is installed, so one process could name it otherwise than the next and refuse its own
+    runs."""
     func = getattr(objective, "func", objective)
-    module = str(getattr(func, "__module__", None)).removeprefix(SCRIPT_MODULE)
-    return f"{module}:{getattr(func, '__qualname__', type(func).__name__)}"
+    module = getattr(func, "__module__", None)
+    script = getattr(sys.modules.get(str(module)), "__dict__", {}).get("__tunesmith_file__")
+    return f"{Path(script).stem if isinstance(script, str) else module}:{getattr(func, '__qualname__', type(func).__name__)}"
 
 
 def _said(stored: Any) -> str:
