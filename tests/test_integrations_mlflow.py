@@ -621,7 +621,7 @@ def test_a_run_whose_logging_a_ctrl_c_cut_is_completed(tmp_path: Path, monkeypat
     other.optimize(objective, n_trials=4, callbacks=[lambda s, t: cut(s, t)], show_progress=False)
     [run] = [r for r in trial_runs(cut.client, experiment_by_name(cut.client, "cut-before").experiment_id, "cut-before")
              if r.data.tags["tunesmith.trial"] == "1"]
-    assert run.info.status == "RUNNING" and "tunesmith.state" not in run.data.tags
+    assert run.info.status == "KILLED" and "tunesmith.state" not in run.data.tags  # ended, not RUNNING for good
     later = MLflowCallback(tracking_uri=tracking)
     other.optimize(objective, n_trials=1, callbacks=[later], show_progress=False)
     assert len(_check_runs(later, other)) == 3
@@ -798,3 +798,120 @@ def test_a_run_whose_catch_up_a_kill_cut_before_its_end_is_ended_by_the_next_ses
     runs = trial_runs(cb.client, experiment_by_name(cb.client, "late").experiment_id, "late")
     assert sorted(int(r.data.tags["tunesmith.trial"]) for r in runs) == [0, 1, 2, 3]  # none twice
     assert {r.data.tags["tunesmith.trial"]: r.info.status for r in runs} == dict.fromkeys("0123", "FINISHED")
+
+
+def _all_runs(cb: MLflowCallback, name: str) -> list[Any]:
+    """Every run of experiment ``name``, those in MLflow's trash (deleted) too."""
+    from mlflow.entities import ViewType
+
+    experiment = experiment_by_name(cb.client, name).experiment_id
+    return list(cb.client.search_runs([experiment], run_view_type=ViewType.ALL))
+
+
+def test_a_run_deleted_in_mlflow_is_restored_not_made_twice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The catch-up made a new run for a trial whose run the user had deleted (MLflow's trash): restoring the
+    deleted one then gave the trial two runs. A deleted parent run was made again alike (two parents)."""
+    storage = f"sqlite:///{tmp_path / 'ts.db'}"
+    study = ts.Study(SPACE, storage=storage, name="trash", sampler="random", seed=0)
+    cb = MLflowCallback(tracking_uri=_file_store(tmp_path, monkeypatch))
+    study.optimize(objective, n_trials=3, callbacks=[cb], show_progress=False)
+    experiment = experiment_by_name(cb.client, "trash").experiment_id
+    deleted = trial_runs(cb.client, experiment, "trash")[1].info.run_id
+    parent = cb._ids["trash", study.copy_id][1]
+    cb.client.delete_run(deleted)
+    cb.client.delete_run(parent)
+    again = MLflowCallback(tracking_uri=cb.client.tracking_uri)
+    ts.Study(storage=storage, name="trash").optimize(objective, n_trials=1, callbacks=[again], show_progress=False)
+    runs = _all_runs(again, "trash")
+    assert sorted(r.data.tags.get("tunesmith.trial", "parent") for r in runs) == ["0", "1", "2", "3", "parent"]
+    assert all(r.info.lifecycle_stage == "active" for r in runs)  # restored, so restoring it by hand adds nothing
+    assert trial_runs(again.client, experiment, "trash")[1].info.run_id == deleted
+    assert again._ids["trash", study.copy_id][1] == parent
+    assert len(_check_runs(again, study)) == 4
+    again.client.delete_run(deleted)  # log_study restores it as well
+    MLflowCallback(tracking_uri=cb.client.tracking_uri).log_study(study)
+    assert [r.info.lifecycle_stage for r in _all_runs(again, "trash") if r.info.run_id == deleted] == ["active"]
+    assert len(_all_runs(again, "trash")) == 5
+
+
+def test_two_callbacks_logging_one_study_to_one_experiment_are_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two MLflowCallbacks of one tracking store and experiment in one optimize made two runs per trial
+    (each kept its own runs); callbacks to two experiments still log to each."""
+    tracking = _file_store(tmp_path, monkeypatch)
+    study = ts.Study(SPACE, name="twice", sampler="random", seed=0)
+    first, second = MLflowCallback(tracking_uri=tracking), MLflowCallback(tracking_uri=tracking)
+    with pytest.raises(ValueError, match=r"another MLflowCallback.*'twice'.*pass one MLflowCallback"):
+        study.optimize(objective, n_trials=3, callbacks=[first, second], show_progress=False)
+    runs = trial_runs(first.client, experiment_by_name(first.client, "twice").experiment_id, "twice")
+    assert [r.data.tags["tunesmith.trial"] for r in runs] == [str(t.number) for t in study.trials]  # one each
+    assert len(study.trials) == 2  # refused as the second trial ended
+    other = MLflowCallback(tracking_uri=tracking, experiment="twice-copy")
+    study.optimize(objective, n_trials=1, callbacks=[first, other], show_progress=False)
+    assert len(_check_runs(first, study)) == 3
+    assert len(trial_runs(other.client, experiment_by_name(other.client, "twice-copy").experiment_id, "twice")) == 3
+
+
+class _StoppedInCatchUp(MLflowCallback):
+    """An MLflowCallback that a (real) second Ctrl-C, or an MLflow error, stops as it logs trial 1's metrics."""
+
+    def __init__(self, how: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.how = how
+
+    def _log(self, run_id: str, trial: ts.FrozenTrial, **kwargs: Any) -> None:
+        if trial.number == 1 and self.how == "ctrl-c":
+            import signal
+
+            signal.raise_signal(signal.SIGINT)
+        if trial.number == 1:
+            from mlflow.exceptions import MlflowException
+
+            raise MlflowException("the tracking server went away")
+        super()._log(run_id, trial, **kwargs)
+
+
+@pytest.mark.parametrize(("how", "raised", "parent", "cut"), [("ctrl-c", KeyboardInterrupt, "KILLED", "KILLED"),
+                                                               ("error", Exception, "FAILED", "RUNNING")])
+def test_a_second_ctrl_c_during_the_catch_up_ends_the_parent_run_killed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str, raised: type[BaseException], parent: str, cut: str
+) -> None:
+    """A Ctrl-C (or MLflow's error) while optimize's end logged the trials behind left the parent run RUNNING for
+    good, and the trial being logged RUNNING too; the next session completes the trials' runs."""
+    storage = f"sqlite:///{tmp_path / 'ts.db'}"
+    study = ts.Study(SPACE, storage=storage, name="second", sampler="random", seed=0)
+    study.optimize(objective, n_trials=3, show_progress=False)  # a session without the callback
+    cb = _StoppedInCatchUp(how, tracking_uri=_file_store(tmp_path, monkeypatch))
+    with pytest.raises(raised):
+        study.optimize(objective, n_trials=1, callbacks=[cb], show_progress=False)
+    status = {r.data.tags.get("tunesmith.trial", "parent"): r.info.status for r in _all_runs(cb, "second")}
+    assert status == {"parent": parent, "0": "FINISHED", "1": cut, "3": "FINISHED"}
+    later = MLflowCallback(tracking_uri=cb.client.tracking_uri)
+    ts.Study(storage=storage, name="second").optimize(objective, n_trials=1, callbacks=[later], show_progress=False)
+    assert len(_check_runs(later, study)) == 5
+    assert len(_all_runs(later, "second")) == 6  # one parent, five trials: none twice
+
+
+@pytest.mark.parametrize("truncate", ["true", "false"])
+def test_a_parameter_longer_than_mlflow_takes_is_kept_whole_as_an_artifact(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, truncate: str
+) -> None:
+    """A parameter value past MLflow's 6,000 characters (a long choice, a Fixed config) was cut by MLflow 3, the
+    rest lost; an older MLflow (and MLFLOW_TRUNCATE_LONG_VALUES=false) refused it, which stopped optimize."""
+    from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH as limit
+
+    monkeypatch.setenv("MLFLOW_TRUNCATE_LONG_VALUES", truncate)
+    config = {"layers": list(range(2000))}
+    space = ts.Space({"cfg": ts.Fixed(config), "x": ts.Float(0.0, 1.0)})
+    study = ts.Study(space, name="long-param", sampler="random", seed=0)
+    cb = MLflowCallback(tracking_uri=_file_store(tmp_path, monkeypatch))
+    study.optimize(lambda t: t.params["x"], n_trials=1, callbacks=[cb], show_progress=False)
+    [run] = trial_runs(cb.client, experiment_by_name(cb.client, "long-param").experiment_id, "long-param")
+    whole = json.dumps(config)
+    logged = run.data.params["cfg"]
+    assert len(logged) <= limit and whole.startswith(logged.split("... (")[0])
+    assert logged.endswith(f"({len(whole):,} characters; the whole value: tunesmith/params/cfg.txt)")
+    path = cb.client.download_artifacts(run.info.run_id, "tunesmith/params/cfg.txt", str(tmp_path))
+    assert json.loads(Path(path).read_text()) == config
+    assert run.data.params["x"] == repr(study.trials[0].params["x"])

@@ -15,12 +15,15 @@ it), and the parent run holds its number (tag ``tunesmith.best_trial``) and valu
 its one run. The parent run is RUNNING while ``optimize`` runs and ends with it (FINISHED, or
 FAILED when optimize raises, KILLED when it is interrupted by a KeyboardInterrupt it does not
 catch); a later ``optimize`` (a resumed study) reopens the same parent run. As ``optimize`` returns,
-the study's trials with no run yet, or whose logging a Ctrl-C cut, are logged. Needs
-``tunesmith[mlflow]``.
+the study's trials with no run yet, or whose logging a Ctrl-C cut, are logged; a second Ctrl-C there
+ends the parent run and the trial's run being logged KILLED. A run deleted in MLflow is restored by
+the next logging, not made twice. Two callbacks of one experiment in one ``optimize`` are refused
+(each would make a run of every trial). Needs ``tunesmith[mlflow]``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -44,14 +47,22 @@ BEST_TAG = "tunesmith.best"  # "true" on the best trial's run; the parent's tune
 NAMES_TAG = "tunesmith.param_names"  # then tunesmith.param_names.2, .3...: the mapping in parts
 _STATUS = {TrialState.COMPLETE: "FINISHED", TrialState.PRUNED: "KILLED",
            TrialState.PAUSED: "KILLED", TrialState.FAILED: "FAILED"}  # fmt: skip
+_STATUS_OF = {state.value: status for state, status in _STATUS.items()}  # a run's state tag -> its status
 _OLD_RUNS = ("Delete or rename the old runs (or log to another experiment: MLflowCallback(experiment=...)) "
              "if they are another study's")
 _BATCH = 1000  # MLflow's limit of metrics per log_batch
 _CATCH_UP_NOTICE = 100  # trials without a run that optimize's end logs with a warning first (it takes a while)
+# (tracking URI, experiment id, study) -> (trial number, id of the callback) of the last trial run made in this
+# process: a second callback about to make the same trial's run is one of two given to one optimize
+_MADE: dict[tuple[str, str, Any], tuple[int, int]] = {}
 try:  # the installed MLflow's limit of a tag's value (5,000 characters before MLflow 2.17, 8,000 since)
     from mlflow.utils.validation import MAX_TAG_VAL_LENGTH as _TAG_LIMIT
 except ImportError:  # pragma: no cover - an MLflow that moved it
     _TAG_LIMIT = 5000
+try:  # a longer parameter MLflow 3 cuts (the rest lost; refused with MLFLOW_TRUNCATE_LONG_VALUES=false and by older MLflow)
+    from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH as _PARAM_LIMIT
+except ImportError:  # pragma: no cover - an MLflow that moved it
+    _PARAM_LIMIT = 6000
 
 
 class MLflowCallback:
@@ -135,11 +146,20 @@ class MLflowCallback:
         running trials without calling the callbacks back, and may stop the callback in the middle of
         a trial's logging."""
         if error is None and (_key(study) in self._open or any(t.state in _STATUS for t in study.trials)):
-            self._parent(study)  # opened also where a Ctrl-C stopped every trial of the call before one was logged
-            self._catch_up(study)
-            self._mark_best(study)
+            try:
+                self._parent(study)  # opened also where a Ctrl-C stopped every trial of the call before one was logged
+                self._catch_up(study)
+                self._mark_best(study)
+            except BaseException as exc:  # a second Ctrl-C in a long catch-up, or MLflow's error: not left RUNNING
+                if _key(study) in self._open:
+                    with contextlib.suppress(Exception):  # what stopped the catch-up is the error raised
+                        self._end_parent(study, exc)
+                raise
         elif _key(study) not in self._open and (error is None or _key(study) not in self._ids):
             return  # nothing to log, nothing logged in this call (nor before, when it failed): parent run untouched
+        self._end_parent(study, error)
+
+    def _end_parent(self, study: Any, error: BaseException | None) -> None:
         self._open.discard(_key(study))
         status = "FINISHED" if error is None else "FAILED" if isinstance(error, Exception) else "KILLED"
         self.client.set_terminated(self._ids[_key(study)][1], status=status)
@@ -220,7 +240,10 @@ class MLflowCallback:
             self._ids[_key(study)] = (experiment_id, run.info.run_id)
         if _key(study) not in self._open:  # ended by an earlier optimize: reopened, not duplicated
             run_id = self._ids[_key(study)][1]
-            if self.client.get_run(run_id).info.status != "RUNNING":
+            info = self.client.get_run(run_id).info
+            if info.lifecycle_stage == "deleted":  # in MLflow's trash: its trials' runs name it as their parent
+                self.client.restore_run(run_id)
+            if info.status != "RUNNING":
                 self.client.update_run(run_id, status="RUNNING")
             self._open.add(_key(study))
         return self._ids[_key(study)]
@@ -258,7 +281,7 @@ class MLflowCallback:
         trials are looked up without a search (which reads every run of a file store)."""
         tagged: dict[int, Any] = {}
         untagged: dict[int, list[Any]] = {}  # runs logged before the id tag, of a study that has an id
-        for run in trial_runs(self.client, experiment_id, study.name):
+        for run in trial_runs(self.client, experiment_id, study.name, deleted=True):
             if (n := _trial_number(run)) is not None and _of_study(run, study):
                 if ID_TAG in run.data.tags or not _id_tag(study):
                     tagged.setdefault(n, run)
@@ -298,13 +321,22 @@ class MLflowCallback:
         """Create ``trial``'s run, or bring ``run`` (its run, as read) up to date."""
         cut = self._cut.setdefault(_key(study), set())
         cut.add(trial.number)  # until its run is logged to the end
-        if run is None:
-            self._create(*self._ids[_key(study)], study, trial)
-        elif not (trial.state.is_finished and _logged_to_the_end(run) and run.data.tags[STATE_TAG] == trial.state.value):
-            self._update(run, trial)  # a finished trial logged in its final state has nothing new
+        try:
+            if run is None:
+                self._create(*self._ids[_key(study)], study, trial)
+            elif not (trial.state.is_finished and _logged_to_the_end(run) and run.data.tags[STATE_TAG] == trial.state.value):
+                if run.info.lifecycle_stage == "deleted":  # in MLflow's trash: the trial's one run, not made twice
+                    self.client.restore_run(run.info.run_id)
+                self._update(run, trial)  # a finished trial logged in its final state has nothing new
+        except KeyboardInterrupt:  # its run ends KILLED, not RUNNING for good; the next logging completes it
+            if (run_id := self._runs.get(_key(study), {}).get(trial.number)) is not None:
+                with contextlib.suppress(Exception):
+                    self.client.set_terminated(run_id, status="KILLED")
+            raise
         cut.discard(trial.number)
 
     def _create(self, experiment_id: str, parent: str, study: Any, trial: FrozenTrial) -> None:
+        self._claim(experiment_id, study, trial)
         tags = {"mlflow.parentRunId": parent, STUDY_TAG: study.name, TRIAL_TAG: str(trial.number), **_id_tag(study)}
         run = self.client.create_run(
             experiment_id, start_time=_ms(trial.started or time.time()), tags=tags, run_name=f"trial-{trial.number}",
@@ -313,9 +345,25 @@ class MLflowCallback:
         self._log_params(run.info.run_id, trial)
         self._log(run.info.run_id, trial, logged_steps=set())
 
+    def _claim(self, experiment_id: str, study: Any, trial: FrozenTrial) -> None:
+        """Refuse to make ``trial``'s run where another callback of this process made it just now (each keeps
+        its own runs: two in one optimize made two runs of every trial)."""
+        where = (self.client.tracking_uri, experiment_id, _key(study))
+        number, maker = _MADE.get(where, (None, id(self)))
+        if number == trial.number and maker != id(self):
+            raise ValueError(
+                f"MLflowCallback: another MLflowCallback logged trial {trial.number} of study {study.name!r} to "
+                f"the MLflow experiment {self.experiment or study.name!r} at {self.client.tracking_uri} just now: "
+                "two callbacks logging to one experiment in one optimize make two runs of each trial; pass one "
+                "MLflowCallback (callbacks=[cb]), or give the other its own experiment= or tracking_uri="
+            )
+        _MADE[where] = (trial.number, id(self))
+
     def _log_params(self, run_id: str, trial: FrozenTrial) -> None:
         keys = _param_keys(list(trial.params))
-        params = [Param(keys[k], _text(v)) for k, v in trial.params.items()]
+        params = [Param(keys[k], self._fitted(run_id, keys[k], _text(v), _PARAM_LIMIT,
+                                              where=f"tunesmith/params/{keys[k]}.txt"))
+                  for k, v in trial.params.items()]  # fmt: skip
         renamed = {keys[k]: k for k in trial.params if keys[k] != k}
         name_tags = _name_tags(renamed)  # the names MLflow refuses, as logged -> as in the study
         for i in range(0, max(len(params), len(name_tags)), 100):  # MLflow's limit per log_batch
@@ -350,18 +398,22 @@ class MLflowCallback:
     def _tag(self, run_id: str, key: str, text: str) -> Any:
         """The tag ``key``; a value longer than MLflow's limit is kept whole as the run's artifact
         ``tunesmith/<key>.txt`` and the tag holds its start, its length and where the rest is."""
-        if len(text) <= _TAG_LIMIT:
-            return RunTag(key, text)
-        where = f"tunesmith/{key}.txt"
+        return RunTag(key, self._fitted(run_id, key, text, _TAG_LIMIT, where=f"tunesmith/{key}.txt"))
+
+    def _fitted(self, run_id: str, key: str, text: str, limit: int, *, where: str) -> str:
+        """``text``, or where it is longer than ``limit``, its start, its length and ``where`` (the run's
+        artifact that keeps it whole)."""
+        if len(text) <= limit:
+            return text
         try:
             self.client.log_text(run_id, text, where)
         except Exception as exc:  # noqa: BLE001 - an artifact store that cannot be written: say what is lost
             where = "nowhere: storing it failed"
             logging.getLogger("tunesmith").warning(
-                "MLflow: tag %r of run %s holds %d characters, more than MLflow's %d; it is cut and could not be "
-                "kept whole as an artifact (%s: %s)", key, run_id, len(text), _TAG_LIMIT, type(exc).__name__, exc)
+                "MLflow: %r of run %s holds %d characters, more than MLflow's %d; it is cut and could not be "
+                "kept whole as an artifact (%s: %s)", key, run_id, len(text), limit, type(exc).__name__, exc)
         tail = f"... ({len(text):,} characters; the whole value: {where})"
-        return RunTag(key, text[: _TAG_LIMIT - len(tail)] + tail)
+        return text[: limit - len(tail)] + tail
 
 
 def _home_expanded(location: str) -> str:
@@ -401,9 +453,11 @@ def _of_study(run: Any, study: Any) -> bool:
 
 
 def _logged_to_the_end(run: Any) -> bool:
-    """Whether a trial's run was logged to its end: its state tag written and the run ended (a run killed between
-    its last batch and its end holds the tag but is still RUNNING: caught up, not left so for good)."""
-    return STATE_TAG in run.data.tags and run.info.status != "RUNNING"
+    """Whether a trial's run was logged to its end: its state tag written and the run ended with that state's
+    status (a run killed between its last batch and its end holds the tag but is still RUNNING; one a Ctrl-C cut
+    was ended KILLED: caught up, not left so for good), and not deleted (in MLflow's trash: restored)."""
+    status = _STATUS_OF.get(run.data.tags.get(STATE_TAG, ""))
+    return status == run.info.status and run.info.lifecycle_stage != "deleted"
 
 
 def _ms(seconds: float) -> int:
@@ -450,13 +504,17 @@ def _param_keys(names: list[str]) -> dict[str, str]:
     return keys
 
 
-def _search(client: Any, experiment_id: str, study: str, where: str, *, limit: int) -> list[Any]:
-    """The runs of ``study`` matching ``where``. MLflow's filter strings cannot hold a quote or
+def _search(client: Any, experiment_id: str, study: str, where: str, *, limit: int, deleted: bool = True) -> list[Any]:
+    """The runs of ``study`` matching ``where``, those in MLflow's trash too (``deleted``; after the others, so
+    that a run made again beside a deleted one is taken). MLflow's filter strings cannot hold a quote or
     a backslash (an escaped one matches nothing), so such a study name is compared here."""
     exact = "'" not in study and "\\" not in study
     clause = f"tags.`{STUDY_TAG}` = '{study}'" if exact else ""
     where = " AND ".join(w for w in (clause, where) if w)
-    runs = client.search_runs([experiment_id], filter_string=where, max_results=limit if exact else 50_000)
+    view = mlflow.entities.ViewType.ALL if deleted else mlflow.entities.ViewType.ACTIVE_ONLY
+    runs = client.search_runs([experiment_id], filter_string=where, run_view_type=view,
+                              max_results=limit if exact else 50_000)  # fmt: skip
+    runs = sorted(runs, key=lambda r: r.info.lifecycle_stage == "deleted")
     return [r for r in runs if r.data.tags.get(STUDY_TAG) == study][:limit]
 
 
@@ -474,10 +532,10 @@ def experiment_by_name(client: Any, name: str) -> Any:
         token = page.token
 
 
-def trial_runs(client: Any, experiment_id: str, study: str) -> list[Any]:
-    """The runs of ``study``'s trials in an experiment, by trial number. A run whose trial tag is no
-    trial number (made by another user of the tracking store) is none of them: it is left out."""
-    runs = _search(client, experiment_id, study, "", limit=50_000)
+def trial_runs(client: Any, experiment_id: str, study: str, *, deleted: bool = False) -> list[Any]:
+    """The runs of ``study``'s trials in an experiment, by trial number (``deleted``: those in MLflow's trash
+    too). A run whose trial tag is no trial number (made by another user of the tracking store) is none of them."""
+    runs = _search(client, experiment_id, study, "", limit=50_000, deleted=deleted)
     numbered = [(n, r) for r in runs if (n := _trial_number(r)) is not None]
     return [r for _, r in sorted(numbered, key=lambda pair: pair[0])]
 
