@@ -915,3 +915,20 @@ def test_a_parameter_longer_than_mlflow_takes_is_kept_whole_as_an_artifact(
     path = cb.client.download_artifacts(run.info.run_id, "tunesmith/params/cfg.txt", str(tmp_path))
     assert json.loads(Path(path).read_text()) == config
     assert run.data.params["x"] == repr(study.trials[0].params["x"])
+
+
+def test_a_study_name_longer_than_an_experiment_name_is_refused_naming_the_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A study name of 501 to 512 characters (tunesmith takes 512) stopped optimize at the first trial with
+    MLflow's "'name' exceeds the maximum length of 500 characters", naming neither the experiment nor a fix."""
+    name = "n" * 512
+    study = ts.Study(SPACE, name=name, sampler="random", seed=0)
+    cb = MLflowCallback(tracking_uri=_file_store(tmp_path, monkeypatch))
+    with pytest.raises(ValueError, match=r"experiment name of more than 500 characters.*has 512; pass "
+                                         r"MLflowCallback\(experiment=\.\.\.\)"):  # fmt: skip
+        study.optimize(objective, n_trials=1, callbacks=[cb], show_progress=False)
+    short = MLflowCallback(tracking_uri=cb.client.tracking_uri, experiment="long-study")
+    short.log_study(study)  # the trial kept in the study, logged with the name the error asks for
+    [run] = trial_runs(short.client, experiment_by_name(short.client, "long-study").experiment_id, name)
+    assert run.data.tags["tunesmith.study"] == name

@@ -24,6 +24,7 @@ the next logging, not made twice. Two callbacks of one experiment in one ``optim
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import logging
 import os
@@ -55,14 +56,11 @@ _CATCH_UP_NOTICE = 100  # trials without a run that optimize's end logs with a w
 # (tracking URI, experiment id, study) -> (trial number, id of the callback) of the last trial run made in this
 # process: a second callback about to make the same trial's run is one of two given to one optimize
 _MADE: dict[tuple[str, str, Any], tuple[int, int]] = {}
-try:  # the installed MLflow's limit of a tag's value (5,000 characters before MLflow 2.17, 8,000 since)
-    from mlflow.utils.validation import MAX_TAG_VAL_LENGTH as _TAG_LIMIT
-except ImportError:  # pragma: no cover - an MLflow that moved it
-    _TAG_LIMIT = 5000
-try:  # a longer parameter MLflow 3 cuts (the rest lost; refused with MLFLOW_TRUNCATE_LONG_VALUES=false and by older MLflow)
-    from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH as _PARAM_LIMIT
-except ImportError:  # pragma: no cover - an MLflow that moved it
-    _PARAM_LIMIT = 6000
+_LIMITS = vars(importlib.import_module("mlflow.utils.validation"))  # the installed MLflow's; the defaults: where it moved them
+_TAG_LIMIT = _LIMITS.get("MAX_TAG_VAL_LENGTH", 5000)  # a tag's value: 5,000 characters before MLflow 2.17, 8,000 since
+# a longer parameter MLflow 3 cuts (the rest lost; refused with MLFLOW_TRUNCATE_LONG_VALUES=false and by older MLflow)
+_PARAM_LIMIT = _LIMITS.get("MAX_PARAM_VAL_LENGTH", 6000)
+_NAME_LIMIT = _LIMITS.get("MAX_EXPERIMENT_NAME_LENGTH", 500)  # an experiment's name (a study's may have 512 characters)
 
 
 class MLflowCallback:
@@ -252,6 +250,12 @@ class MLflowCallback:
         try:
             experiment_id: str = self.client.create_experiment(name, artifact_location=self.artifact_location)
         except mlflow.exceptions.MlflowException as exc:
+            if len(name) > _NAME_LIMIT:
+                raise ValueError(
+                    f"MLflowCallback: MLflow refuses an experiment name of more than {_NAME_LIMIT} characters, and "
+                    f"{name[:40]!r}... has {len(name)}; pass MLflowCallback(experiment=...) with a shorter name (the "
+                    "runs still carry the study's whole name in their tunesmith.study tag)"
+                ) from exc
             if "'" not in name:
                 raise
             raise ValueError(
