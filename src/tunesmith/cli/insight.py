@@ -177,7 +177,10 @@ def add_compare_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--samplers", default="grid,random,bayes",
                    help="comma-separated samplers to run (default grid,random,bayes; also sobol, tpe, multifidelity, auto)")
     p.add_argument("--budget", type=at_least(1), default=30, help="trials per run (default 30)")
-    p.add_argument("--seeds", type=at_least(1), default=3, help="runs per sampler, seeds 0, 1, ... (default 3)")
+    p.add_argument("--seeds", type=at_least(1), default=3, help="runs per sampler (default 3)")
+    p.add_argument("--first-seed", type=at_least(0), default=0, metavar="K",
+                   help="seed of each sampler's first run: the runs take seeds K, K+1, ... (default 0); with "
+                        "--storage, to add seeds to a stored comparison")
     p.add_argument("--output", "-o", required=True, type=output_file(PLOT_FILES),
                    help="chart to write: .html, .png, .svg or .pdf")
     p.add_argument("--log-y", action="store_true", help="logarithmic value axis")
@@ -188,6 +191,9 @@ def add_compare_args(p: argparse.ArgumentParser) -> None:
                    help="keep each run as study NAME-SAMPLER-seedK there (NAME: the study file's), to look at "
                         "with show or the dashboard; run again, each run goes on to --budget trials (default: "
                         "in memory)")
+    p.add_argument("--new-runs", action="store_true",
+                   help="with --storage: where the objective's code changed since its runs were stored, keep "
+                        "those runs as NAME-SAMPLER-seedK-before-DATE and start new ones (default: refused)")
 
 
 #: the files ``compare --data`` writes
@@ -203,6 +209,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     space = sf.build_space()
     if space is None:
         raise ValueError(f"{args.study_file}: compare needs the study file's space: to run the samplers on it")
+    if args.new_runs and args.storage is None:  # the runs in memory are new each time
+        raise ValueError("--new-runs sets stored runs aside: it goes with --storage URL")
     samplers = _names(args.samplers)
     if not samplers:
         raise ValueError("--samplers names no sampler: give them comma-separated, e.g. --samplers grid,random,bayes")
@@ -210,17 +218,25 @@ def cmd_compare(args: argparse.Namespace) -> int:
     for name in samplers:
         check_name("sampler", name, "--samplers")
     direction = sf.direction or "minimize"
-    runs = run_samplers(objective, space, samplers=samplers, budget=args.budget, seeds=range(args.seeds),
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    runs = run_samplers(objective, space, samplers=samplers, budget=args.budget, seeds=seeds,
                         direction=direction, pruner=sf.pruner, progress=_progress_lines(), storage=args.storage,
-                        prefix=sf.name)
+                        prefix=sf.name, new_runs=args.new_runs)
     chart = comparison(runs, direction=direction, log_y=args.log_y,
-                       title=f"{sf.name}: best so far, {plural(args.budget, 'trial')}, {plural(args.seeds, 'seed')}")
+                       title=f"{sf.name}: best so far, {plural(args.budget, 'trial')}, {seeds_named(seeds)}")
     summary = _compare_summary(runs, direction)
     if summary:  # no run with a complete trial: nothing on standard output, as nothing is drawn
         wide_console().print(_compare_table(summary, direction))
     if args.data:  # first: the runs' numbers are kept even where nothing can be drawn
         write_compare_data(runs, space, direction, summary, args.data, title=sf.name, budget=args.budget)
     return write_records([chart], args.output, f"the comparison of {', '.join(samplers)}")
+
+
+def seeds_named(seeds: range) -> str:
+    """"seed 4", "seeds 0, 1", "seeds 0 to 2": the seeds a comparison ran, as its title names them."""
+    if len(seeds) == 1:
+        return f"seed {seeds[0]}"
+    return f"seeds {seeds[0]}, {seeds[1]}" if len(seeds) == 2 else f"seeds {seeds[0]} to {seeds[-1]}"
 
 
 def _progress_lines() -> Callable[[str], None] | None:
@@ -285,7 +301,9 @@ def write_compare_data(runs: Mapping[str, Sequence[Study]], space: Space, direct
                              **dict(list(row.items())[3:])})
             trials.extend(ordered)
     if output.lower().endswith(".json"):
-        doc = {"study": title, "direction": direction, "budget": budget, "summary": summary, "runs": runs_out}
+        seeds = list(dict.fromkeys(r["seed"] for r in runs_out))
+        doc = {"study": title, "direction": direction, "budget": budget, "seeds": seeds, "summary": summary,
+               "runs": runs_out}
         text = json.dumps(json_finite(doc), indent=2, default=repr, allow_nan=False) + "\n"
     else:
         text = rows_csv(rows, trials)

@@ -3,6 +3,7 @@ coloured, with the median best-so-far over seeds and a band."""
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -24,6 +25,7 @@ from .records import (
     short_title,
     snapshot,
 )
+from .run_lease import BEAT_S, GRACE_S, Beats, release, take
 
 
 def comparison(
@@ -150,15 +152,17 @@ def run_samplers(
     progress: Callable[[str], None] | None = None,
     storage: Any = None,
     prefix: str = "compare",
+    new_runs: bool = False,
 ) -> dict[str, list[Any]]:
     """Run each sampler on ``objective`` for ``budget`` trials with each seed (in memory)
     and return ``{sampler: [study per seed]}`` for :func:`comparison`. ``progress``: called with a line of
     text as each run ends and, within a run, after a trial once :data:`PROGRESS_EVERY` seconds have passed
     since the last line (``tunesmith compare`` prints them where no progress bar is drawn). ``storage`` (a
     URL or a Storage): each run is kept there as study ``{prefix}-{sampler}-seed{seed}`` (:func:`run_name`), and
-    a run stored already goes on to ``budget`` finished trials (a stopped comparison resumed, or lengthened)."""
+    a run stored already goes on to ``budget`` finished trials (a stopped comparison resumed, or lengthened). A
+    run another process runs now is left to it (this one runs the others, then waits for it); a stored run of
+    other code is refused, or with ``new_runs`` renamed aside (:func:`_set_aside`) and run anew."""
     from ..storage import make_storage
-    from ..study import Study
 
     if storage is not None:
         storage = make_storage(storage)
@@ -168,78 +172,184 @@ def run_samplers(
                         f"line's --seeds 3), got samplers={samplers!r}, seeds={seeds!r}")
     if budget < 1 or not seeds or not samplers:
         raise ValueError("compare needs budget >= 1, at least one seed and at least one sampler")
-    if storage is not None:  # every stored run checked before any runs: a refusal after an hour of runs
-        for name in samplers:
-            for seed in seeds:
-                _check_stored(storage, run_name(prefix, name, seed), objective, budget)
-    out: dict[str, list[Any]] = {}
-    runs = len(samplers) * len(seeds)
-    for name in samplers:
-        out[name] = []
-        for seed in seeds:
-            if storage is None:
-                study = Study(space, direction=direction, sampler=name, seed=seed, pruner=pruner,
-                              name=f"{name}-seed{seed}")
-                left = budget
-            else:
-                study = _stored_run(objective, space, storage, run_name(prefix, name, seed), direction=direction,
-                                    sampler=name, seed=seed, pruner=pruner)
-                left = budget - _finished(study, budget)
+    runs = [(name, seed) for name in samplers for seed in seeds]
+    mark = _check_all(storage, prefix, runs, objective, budget, new_runs) if storage is not None else {}
+    def open_run(name: str, seed: int) -> Any:
+        return None if storage is None else _open_run(space, storage, run_name(prefix, name, seed), mark,
+                                                      direction=direction, sampler=name, seed=seed, pruner=pruner)
+
+    def run_one(run: Any, name: str, seed: int) -> Any:
+        return _run_one(run, objective, space, name, seed, budget, direction, pruner, progress)
+
+    done = _each_run(runs, open_run, run_one, lambda study: _run_state(study, budget), progress)
+    return {name: [done[name, seed] for seed in seeds] for name in samplers}
+
+
+def _each_run(runs: list[tuple[str, int]], open_run: Callable[[str, int], Any], run_one: Callable[..., Any],
+              state: Callable[[Any], str], progress: Callable[[str], None] | None) -> dict[tuple[str, int], Any]:
+    """Run each of ``runs``: a stored run (``open_run``'s, None in memory) another process holds is left to it
+    and looked at again once the others are done, every :data:`WAIT_S`."""
+    done: dict[tuple[str, int], Any] = {}
+    opened: dict[tuple[str, int], Any] = {}  # each stored run opened once, however often it is looked at
+    pending, told = list(runs), set()
+    while pending:
+        for name, seed in list(pending):
+            run = opened[name, seed] = opened[name, seed] if (name, seed) in opened else open_run(name, seed)
+            if run is not None and (holder := take(run)) is not None:
+                if (name, seed) not in told:  # said once; the run is looked at again after the others
+                    told.add((name, seed))
+                    _say_held(run, holder)
+                continue
             started = time.monotonic()
-            said = [started]
-
-            def say(study: Any, record: Any, *, run: str = f"{name}, seed {seed}", said: list[float] = said) -> None:
-                if progress is not None and time.monotonic() - said[0] >= PROGRESS_EVERY:
-                    said[0] = time.monotonic()
-                    progress(f"{run}: {_run_state(study, budget)}")
-
-            if left > 0:
-                study.optimize(objective, n_trials=left, callbacks=[say])
-            out[name].append(study)
+            try:
+                if run is not None:
+                    _end_lost(run)
+                done[name, seed] = run_one(run, name, seed)
+            finally:
+                if run is not None:
+                    release(run)
+            pending.remove((name, seed))
             if progress is not None:
-                done = sum(map(len, out.values()))
-                progress(f"{name}, seed {seed}: done, {_run_state(study, budget)} (run {done} of {runs}, "
+                progress(f"{name}, seed {seed}: done, {state(done[name, seed])} (run {len(done)} of {len(runs)}, "
                          f"{time.monotonic() - started:.1f} s)")
-    return out
+        if pending:
+            time.sleep(WAIT_S)
+    return done
 
 
-#: the study setting a stored run of :func:`run_samplers` is marked with: ``{"objective": "module:function"}``
+def _check_all(storage: Any, prefix: str, runs: list[tuple[str, int]], objective: Any, budget: int,
+               new_runs: bool) -> dict[str, Any]:
+    """The objective's mark, every stored run checked (:func:`_check_stored`) before any runs (a refusal after
+    an hour of runs), and with ``new_runs`` those of other code set aside."""
+    mark = _mark(objective)
+    for name, seed in runs:
+        _check_stored(storage, run_name(prefix, name, seed), mark, budget, new_runs=new_runs)
+    for name, seed in runs if new_runs else ():
+        _set_aside(storage, run_name(prefix, name, seed), mark)
+    return mark
+
+
+#: seconds between two looks at a stored run that another compare runs now
+WAIT_S = 1.0
+
+
+def _run_one(run: Any, objective: Any, space: Any, name: str, seed: int, budget: int, direction: Any, pruner: Any,
+             progress: Callable[[str], None] | None) -> Any:
+    """Run ``name`` with ``seed`` to ``budget`` results: stored run ``run`` (taken by this process) or, with
+    None, a study in memory."""
+    from ..study import Study
+
+    if run is None:
+        study, left = Study(space, direction=direction, sampler=name, seed=seed, pruner=pruner,
+                            name=f"{name}-seed{seed}"), budget
+    else:
+        study, left = run, budget - _finished(run, budget)
+    said = [time.monotonic()]
+
+    def say(study: Any, record: Any) -> None:
+        if progress is not None and time.monotonic() - said[0] >= PROGRESS_EVERY:
+            said[0] = time.monotonic()
+            progress(f"{name}, seed {seed}: {_run_state(study, budget)}")
+
+    if left > 0:
+        study.optimize(objective, n_trials=left, callbacks=[say] if run is None else [say, Beats()])
+    return study
+
+
+def _say_held(run: Any, holder: str) -> None:
+    logging.getLogger("tunesmith").warning(
+        "run %r is being run by another compare (%r) now: this one goes on with its other runs, then waits for "
+        "it to end there", run.name, holder)
+
+
+#: the study setting a stored run of :func:`run_samplers` is marked with: ``{"objective": "module:function",
+#: "code": digest}`` (the digest of the objective's file and the local modules it imports, where it has a file)
 RUN_KEY = "compare_run"
 
 
-def _stored_run(objective: Any, space: Any, storage: Any, name: str, **options: Any) -> Any:
-    """Run ``name`` in ``storage``, opened or made, marked with its objective (:func:`_check_stored` refused a
-    study of that name made otherwise before any run began: its trials would be drawn as this comparison's). A trial a killed compare left running on this machine
-    is failed and queued again (its configuration runs once more, as the uninterrupted run ran it)."""
-    from ..study import Study
+def _mark(objective: Any) -> dict[str, Any]:
+    from ..cli.code import objective_code
 
-    study = Study(space, storage=storage, name=name, _settings={RUN_KEY: {"objective": objective_name(objective)}},
-                  **options)
+    code = objective_code(getattr(objective, "func", objective))
+    return {"objective": objective_name(objective), **({"code": code[2]} if code is not None else {})}
+
+
+def _open_run(space: Any, storage: Any, name: str, mark: dict[str, Any], **options: Any) -> Any:
+    """Run ``name`` in ``storage``, opened or made, marked with its objective (:func:`_check_stored` refused a
+    study of that name made otherwise before any run began: its trials would be drawn as this comparison's). Its
+    trials beat: one of another machine with no heartbeat for :data:`~.run_lease.GRACE_S` is lost, failed and
+    queued again when the run goes on (the study's own rule)."""
+    from ..study import Study
+    from ..study.manage import change_setting
+
+    study = Study(space, storage=storage, name=name, _settings={RUN_KEY: mark}, heartbeat_interval=BEAT_S,
+                  grace_period=GRACE_S, requeue_failed=True, **options)
+    if "code" in mark:  # a run an earlier tunesmith stored without the digest takes this one's
+        change_setting(study, RUN_KEY, lambda stored: {**mark, **stored} if isinstance(stored, Mapping) else stored)
+    beats = study.heartbeat_config.to_dict()  # stored where an earlier tunesmith stored none: said once, not each run
+    change_setting(study, "heartbeat", lambda stored: stored if isinstance(stored, Mapping) and stored.get("interval")
+                   else beats)
+    return study
+
+
+def _end_lost(study: Any) -> None:
+    """Fail and queue again each trial of ``study`` (a run this process took) that a killed compare left running
+    on this machine: its configuration runs once more, as the uninterrupted run ran it."""
     for t in study.trials:
         if t.state is TrialState.RUNNING and worker_gone(t.worker):
             study.fail_trial(t.number, "its compare's process is gone (killed before the trial ended)",
                              requeue=t.system.retry_of is None)
-    return study
 
 
-def _check_stored(storage: Any, name: str, objective: Any, budget: int | None) -> None:
-    """Refuse stored run ``name`` where it is another objective's, no compare's, or (with ``budget``) longer."""
+def _check_stored(storage: Any, name: str, mark: dict[str, Any], budget: int | None, *,
+                  new_runs: bool = False) -> None:
+    """Refuse stored run ``name`` where it is another objective's, no compare's, of other code (unless
+    ``new_runs``), or (with ``budget``) longer."""
     from ..exceptions import StudyNotFound
 
-    mark = {"objective": objective_name(objective)}
     try:
         record = storage.get_study(name)
     except StudyNotFound:
         return
     stored = record.config.get(RUN_KEY)
-    if stored != mark:
+    if not isinstance(stored, Mapping) or stored.get("objective") != mark["objective"]:
         made = ("was not made by a compare" if stored is None else
                 f"holds a compare of objective {_said(stored)}, not {mark['objective']!r}")
         raise ValueError(f"study {name!r} in {storage.display_url} {made}: going on with it would draw its trials "
                          "as this comparison's; give the study file another name (prefix= in Python), or pass "
                          "another storage")
+    if _other_code(stored, mark):
+        if new_runs:
+            return
+        raise ValueError(f"study {name!r} in {storage.display_url} holds runs of {mark['objective']!r} as its code "
+                         "was before (its file or a local module it imports changed since): going on would draw "
+                         "both codes' trials as one run; pass --new-runs (new_runs=True in Python) to keep those runs "
+                         "under another name and start new ones, or pass another storage")
     if budget is not None:
         _over_budget(name, storage, len(_results_of(storage.get_trials(record.study_id))), budget)
+
+
+def _other_code(stored: Mapping[str, Any], mark: Mapping[str, Any]) -> bool:
+    """Whether a stored run's code digest is another than ``mark``'s (none stored, or none now: not told)."""
+    return "code" in stored and "code" in mark and stored["code"] != mark["code"]
+
+
+def _set_aside(storage: Any, name: str, mark: dict[str, Any]) -> None:
+    """Rename stored run ``name`` of other code than ``mark``'s to ``NAME-before-YYYYmmdd-HHMMSS`` (its creation
+    time; ``-2``, ... where that is taken), kept to look at, so that the run starts anew under its name."""
+    from ..exceptions import StudyNotFound
+
+    try:
+        record = storage.get_study(name)
+    except StudyNotFound:
+        return
+    if not _other_code(record.config.get(RUN_KEY), mark):
+        return
+    base = f"{name}-before-{time.strftime('%Y%m%d-%H%M%S', time.localtime(record.created))}"
+    taken = {s.name for s in storage.list_studies()}
+    new = next(n for n in (base, *(f"{base}-{k}" for k in range(2, len(taken) + 3))) if n not in taken)
+    storage.rename_study(name, new)
+    logging.getLogger("tunesmith").warning("run %r of the objective's earlier code kept as %r", name, new)
 
 
 def objective_name(objective: Any) -> str:

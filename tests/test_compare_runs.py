@@ -1,0 +1,173 @@
+"""``tunesmith compare --storage`` run for real: two compares at once, a run another machine left, an objective
+whose code changed, and the seeds a comparison runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import tunesmith as ts
+from tunesmith.cli import main
+from tunesmith.plots.run_lease import HOLDER
+from tunesmith.storage import make_storage
+from tunesmith.study import lifecycle
+from tunesmith.study.manage import DROP, change_setting
+from tunesmith.trial import TrialState
+
+# each process waits at its first trial until two processes are at one (BARRIER: a folder), so the two compares
+# surely run at once; SLOW: seconds per trial
+OBJECTIVE = """
+import os, time
+
+_first = [True]
+
+def objective(trial):
+    barrier = os.environ.get("BARRIER")
+    if barrier and _first[0]:
+        _first[0] = False
+        open(os.path.join(barrier, str(os.getpid())), "w").close()
+        deadline = time.monotonic() + 60
+        while len(os.listdir(barrier)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+    time.sleep(float(os.environ.get("SLOW", "0")))
+    return (trial.params["x"] - 1.0) ** 2
+"""
+
+STUDY = "name: q\nobjective: q.py:objective\ndirection: minimize\nspace:\n  x: {type: float, low: -3, high: 3}\n"
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    (tmp_path / "q.py").write_text(OBJECTIVE)
+    (tmp_path / "q.yaml").write_text(STUDY)
+    return tmp_path
+
+
+def compare_args(project: Path, *more: str, storage: str | None = None) -> list[str]:
+    return ["compare", str(project / "q.yaml"), "--samplers", "random", "-o", str(project / "c.html"),
+            "--storage", storage or f"sqlite:///{project / 'runs.db'}", *more]
+
+
+def stored_names(db: str) -> list[str]:
+    storage = make_storage(db)
+    try:
+        return sorted(s.name for s in storage.list_studies())
+    finally:
+        storage.close()
+
+
+def results(db: str, name: str) -> list[TrialState]:
+    return [t.state for t in ts.load_study(name, db).trials]
+
+
+def test_two_compares_at_once_into_one_storage_share_the_runs_and_no_run_passes_its_budget(
+        project: Path, subprocess_env: dict[str, str], shared_storage_url: str) -> None:
+    """Each compare ran ``--budget`` minus the finished trials it saw: two at once ran a run twice over (12
+    trials for ``--budget 6``). A run is now held by one compare at a time; the other runs the other runs, then
+    waits for the held one to end."""
+    (project / "barrier").mkdir()
+    env = {**subprocess_env, "BARRIER": str(project / "barrier"), "SLOW": "0.05"}
+    db = shared_storage_url
+    argv = [sys.executable, "-m", "tunesmith", *compare_args(project, "--budget", "6", "--seeds", "2", storage=db)]
+    both = [subprocess.Popen(argv, cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for _ in range(2)]
+    outs = [p.communicate(timeout=240) for p in both]
+    assert [p.returncode for p in both] == [0, 0], outs
+    assert len(os.listdir(project / "barrier")) == 2  # both ran a trial, at once
+    for name in ("q-random-seed0", "q-random-seed1"):
+        assert results(db, name) == [TrialState.COMPLETE] * 6, name
+    assert any("is being run by another compare" in err for _, err in outs), outs
+
+
+def test_a_compare_goes_on_with_a_run_another_machine_left_running_but_never_takes_a_live_one(
+        project: Path, subprocess_env: dict[str, str]) -> None:
+    """A trial left running by a compare of another machine that is gone (no heartbeat for long) stayed running
+    for good. It is now lost by the study's rule (no heartbeat for the grace), said so, failed and run again; a
+    run another machine's live compare holds is waited for, its running trial left to it."""
+    db = f"sqlite:///{project / 'runs.db'}"
+    assert main(compare_args(project, "--budget", "2", "--seeds", "2")) == 0
+    storage = make_storage(db)
+    stale = storage.create_trial(storage.get_study("q-random-seed0").study_id, params={"x": 0.5},
+                                 worker="elsewhere:4242", now=storage.clock() - 3600)  # its last beat an hour ago
+    live_run = ts.load_study("q-random-seed1", db)
+    live = storage.create_trial(storage.get_study("q-random-seed1").study_id, params={"x": 2.0},
+                                worker="elsewhere:4243")
+    assert stale is not None and live is not None
+    change_setting(live_run, HOLDER, lambda _: {"worker": "elsewhere:4243", "beat": storage.clock()})
+    child = subprocess.Popen([sys.executable, "-m", "tunesmith", *compare_args(project, "--budget", "4", "--seeds", "2")],
+                             cwd=project, env=subprocess_env, stderr=subprocess.PIPE, text=True)
+    try:
+        assert child.stderr is not None
+        said = []
+        deadline = time.monotonic() + 120
+        while not any("is being run by another compare" in line for line in said) and time.monotonic() < deadline:
+            said.append(child.stderr.readline())
+            assert said[-1] or child.poll() is None, said
+        time.sleep(1.5)  # a look at the held run again, at least
+        assert results(db, "q-random-seed1")[2] is TrialState.RUNNING  # never taken
+        assert child.poll() is None, said  # waits for it
+        sid = storage.get_study("q-random-seed1").study_id  # the other machine's compare ends its trial
+        done = lifecycle.finish(storage.get_trial(sid, live.number), 1.0, TrialState.COMPLETE, None, storage.clock())
+        assert storage.update_trial(sid, done, expect_state=TrialState.RUNNING)
+        change_setting(live_run, HOLDER, lambda _: DROP)
+        _, rest = child.communicate(timeout=120)
+    finally:
+        child.kill()
+        child.wait()
+        storage.close()
+    said_all = "".join(said) + rest
+    assert child.returncode == 0, said_all
+    assert re.search(r"trial 2: worker 'elsewhere:4242' lost; re-queued as trial 3", said_all), said_all
+    seed0 = ts.load_study("q-random-seed0", db).trials
+    assert [t.state for t in seed0] == [TrialState.COMPLETE] * 2 + [TrialState.FAILED] + [TrialState.COMPLETE] * 2
+    assert seed0[3].params == {"x": 0.5}  # the lost trial's configuration run again
+    seed1 = ts.load_study("q-random-seed1", db).trials
+    assert [t.state for t in seed1] == [TrialState.COMPLETE] * 4 and seed1[2].value == 1.0  # its own result kept
+
+
+def test_a_compare_into_a_storage_refuses_runs_of_the_objective_s_earlier_code_and_new_runs_sets_them_aside(
+        project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An objective told apart by ``module:function`` only: runs of its code before an edit were gone on with and
+    drawn as one run with the new code's trials. A run is now marked with the code's digest (layout and comments
+    aside); other code is refused, naming the fix, and ``--new-runs`` keeps the old runs under another name."""
+    db = f"sqlite:///{project / 'runs.db'}"
+    assert main(compare_args(project, "--budget", "2", "--seeds", "1")) == 0
+    source = project / "q.py"
+    source.write_text(source.read_text().replace("import os, time", "import os, time  # a comment: same code"))
+    assert main(compare_args(project, "--budget", "3", "--seeds", "1")) == 0
+    source.write_text(source.read_text().replace("** 2", "** 4"))
+    capsys.readouterr()
+    assert main(compare_args(project, "--budget", "4", "--seeds", "1")) == 2
+    err = capsys.readouterr().err
+    assert re.search(r"study 'q-random-seed0' in .* holds runs of 'q:objective' as its code was before .* pass "
+                     r"--new-runs .* or pass another storage", err), err
+    assert len(ts.load_study("q-random-seed0", db).trials) == 3  # nothing run
+    assert main(compare_args(project, "--budget", "4", "--seeds", "1", "--new-runs")) == 0
+    kept = [n for n in stored_names(db) if n.startswith("q-random-seed0-before-")]
+    assert len(kept) == 1 and len(ts.load_study(kept[0], db).trials) == 3
+    assert len(ts.load_study("q-random-seed0", db).trials) == 4
+    assert main(compare_args(project, "--budget", "5", "--seeds", "1")) == 0  # the new runs go on
+
+
+def test_compare_s_first_seed_runs_seeds_first_to_first_plus_n_minus_1_and_names_them(project: Path) -> None:
+    """Seeds were 0 .. n-1 only: a stored comparison could not be given more seeds. ``--first-seed K`` runs
+    seeds K .. K+n-1; the chart's title and ``--data`` name them, and seed K's run is ``Study(seed=K)``'s."""
+    db = f"sqlite:///{project / 'runs.db'}"
+    assert main(compare_args(project, "--budget", "3", "--seeds", "2", "--first-seed", "3",
+                             "--data", str(project / "c.json"))) == 0
+    assert stored_names(db) == ["q-random-seed3", "q-random-seed4"]
+    data = json.loads((project / "c.json").read_text())
+    assert data["seeds"] == [3, 4] and [r["seed"] for r in data["runs"]] == [3, 4]
+    assert "q: best so far, 3 trials, seeds 3, 4" in (project / "c.html").read_text()
+    again = ts.Study(ts.load_study("q-random-seed4", db).space, sampler="random", seed=4)
+    again.optimize(lambda t: 0.0, n_trials=3)
+    assert [t.params for t in again.trials] == [t.params for t in ts.load_study("q-random-seed4", db).trials]
+    with pytest.raises(SystemExit):
+        main(compare_args(project, "--first-seed", "-1"))
