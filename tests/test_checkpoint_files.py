@@ -1741,3 +1741,42 @@ def test_a_planted_cut_short_move_marker_never_draws_a_run_s_files_into_a_folder
     st = aside.stat()
     assert st.st_uid == os.getuid() and stat.S_IMODE(st.st_mode) == 0o700
     assert checkpoint.unfinished_aside(d) is None
+
+
+LOCKS_AS_NOBODY = textwrap.dedent(
+    """
+    import fcntl, os, sys, time
+    fd = os.open({d!r}, os.O_RDONLY | os.O_DIRECTORY)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    print("held", flush=True)
+    sys.stdin.read()
+    """
+)
+
+
+@pytest.mark.skipif(not hasattr(os, "getuid") or os.getuid() != 0 or not os.path.exists("/proc/locks"),
+                    reason="takes another user's lock as root (setuid), read in Linux's /proc/locks")
+def test_a_checkpoint_folder_another_user_locked_is_refused_naming_that_user_not_a_run(tmp_path: Path) -> None:
+    """Any user who may open a folder (mode 0755, umask 022) may hold its writer lock: a run there was refused as
+    "being written by another run now (another process, or another Trainer of this one)", which no run of the
+    user's was, for as long as the other user's process lived. Now the refusal names that process and its user,
+    and says what to do."""
+    d = Path(tempfile.mkdtemp(prefix="tunesmith-locked-", dir="/tmp"))  # a folder another user can reach
+    try:
+        d.chmod(0o755)
+        locker = subprocess.Popen(
+            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c",
+             LOCKS_AS_NOBODY.format(d=str(d))], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        try:
+            assert locker.stdout is not None and locker.stdout.readline() == "held\n"
+            with pytest.raises(checkpoint.CheckpointFolderBusy) as refused:
+                Trainer(mlp(), CFG.with_params({"checkpoint_dir": d})).fit(*DATA)
+        finally:
+            locker.communicate("", timeout=60)
+        said = str(refused.value)
+        assert f"locked by process {locker.pid} of another user (uid 65534)" in said, said
+        assert "mode 0755" in said and "another run" not in said and "chmod go-rx" in said, said
+        assert _names(d) == []  # nothing written
+        Trainer(mlp(), CFG.with_params({"checkpoint_dir": d})).fit(*DATA)  # that process ended: its lock with it
+    finally:
+        shutil.rmtree(d)

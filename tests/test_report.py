@@ -950,3 +950,76 @@ def _report_of_30_trials(tmp_path: Path, name: str, pruner: Any = None) -> Path:
 
     study.optimize(objective, n_trials=30)
     return write_report(study, tmp_path / "process.html")
+
+
+def test_a_name_holding_a_plotly_template_draws_no_markup_in_the_report(tmp_path: Path) -> None:
+    """plotly fills ``%{meta.title}`` in a title, an annotation or a legend entry with ``layout.meta``, which holds
+    the title and the parallel axes' names unescaped (the page's script cuts them again): a study, a parameter or
+    a choice named ``<a href=...>...%{meta.title}`` drew a link and styled text in every plot (18 links here, in
+    chromium, the process diagram's column at 400 px too). Drawn as written, ``%{...}`` too."""
+    sync_api = browser_or_skip()
+    mark = '<a href="https://198.51.100.1/x">CLICK</a><span style="font-family:Zebrafont">BIG</span>'
+    study = ts.Study({"x": ts.Float(0, 1), "y" + mark + "%{meta.axes[0]}": ts.Float(0, 1),
+                      "c": ts.Categorical(["A" + mark + "%{meta.title}", "B"])},
+                     name="n" + mark + "%{meta.title}", sampler="random", seed=0, pruner=ASHA(max_resource=3))
+
+    def objective(t: ts.Trial) -> float:
+        for step in (1, 2, 3):
+            t.report(t.params["x"], step)
+        return t.params["x"]
+
+    study.optimize(objective, n_trials=8)
+    out = write_report(study, tmp_path / "template.html")
+
+    def read(page: Any) -> tuple[int, int, list[str]]:
+        page.wait_for_function("document.querySelectorAll('.gtitle').length >= 3", timeout=30_000)
+        page.wait_for_timeout(500)  # the titles' and the process diagram's column's relayouts
+        return page.evaluate("""() => [document.querySelectorAll('svg a').length,
+          [...document.querySelectorAll('svg [style]')].filter(t => t.getAttribute('style').includes("Zebrafont")).length,
+          [...document.querySelectorAll('.gtitle')].map(t => t.textContent)]""")
+
+    for links, styled, titles in _in_chromium(sync_api, out, read, widths=(1200, 400)):
+        assert (links, styled) == (0, 0), titles
+        assert any("%{meta.title}" in t and "CLICK</a>" in t for t in titles), titles
+
+
+def test_the_dashboard_s_plots_hold_no_plotly_template_of_a_name(tmp_path: Path) -> None:
+    """The dashboard draws the same figures: no text plotly fills from ``layout.meta`` (``%{meta.title}``) in the
+    JSON it sends for any plot of a study whose names hold one (their titles, boxes, legends, axes)."""
+    pytest.importorskip("starlette")
+    from urllib.parse import quote
+
+    from starlette.testclient import TestClient
+
+    from tunesmith.dashboard import create_app, open_storage
+
+    url = f"sqlite:///{tmp_path / 't.db'}"
+    study = ts.Study({"x%{meta.axes[0]}": ts.Float(0, 1), "c": ts.Categorical(["A%{meta.title}", "B"])},
+                     storage=url, name="n%{meta.title}", sampler="random", seed=0, pruner=ASHA(max_resource=3))
+
+    def objective(t: ts.Trial) -> float:
+        for step in (1, 2, 3):
+            t.report(t.params["x%{meta.axes[0]}"], step)
+        return t.params["x%{meta.axes[0]}"]
+
+    study.optimize(objective, n_trials=8)
+    client = TestClient(create_app(open_storage(url)))
+    drawn: list[str] = []
+
+    def texts(node: Any) -> None:  # every text plotly draws as HTML: titles, annotations, legend entries
+        if isinstance(node, dict):  # (a parallel axis's name is the page's script's, which cuts it into its label)
+            drawn.extend(v for k, v in node.items() if k in ("text", "name", "title", "label") and isinstance(v, str)
+                         and not (k == "name" and "values" in node))
+            for k, v in node.items():
+                if k != "meta":  # data the page's script reads, never drawn as it is
+                    texts(v)
+        elif isinstance(node, list):
+            for v in node:
+                texts(v)
+
+    for kind in ("history", "curves", "process", "parallel", "slice"):
+        got = client.get(f"/api/studies/{quote(study.name, safe='')}/plots/{kind}")
+        assert got.status_code == 200, got.text
+        texts([p["figure"] for p in got.json()["plots"]])
+    assert any("&#37;{meta.title}" in t for t in drawn), drawn  # the study's name, in the titles
+    assert not [t for t in drawn if "%{" in t], drawn

@@ -470,7 +470,8 @@ function tunesmithLines(text, fits) {
   return lines;
 }
 function tunesmithHtml(lines) {
-  return lines.map((l) => l.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;")).join("<br>");
+  return lines.map((l) => l.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;")
+    .replace(/%\\{/g, "&#37;{")).join("<br>");  // as _escape: no %{meta...} template
 }
 // parallel coordinates' axis titles (``layout.meta.axes``: the names whole) cut into lines as wide as the space
 // between two axes as the figure is drawn, MOST_LINES at most (longer: the first, "…", the end), as _axis_titles
@@ -633,7 +634,12 @@ def _title_width(text: str) -> float:
 
 
 def _escape(text: str) -> str:
-    return unseen_as_escapes(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """``text`` as plotly draws it as written: its HTML escaped, and no ``%{...}`` template. plotly fills a
+    title's, an annotation's or a legend entry's ``%{meta.title}`` with ``layout.meta``, which holds the title and
+    parallel axis names as they are (:data:`FIT_TITLE` cuts them again), unescaped: a study named
+    ``<a href=...>x</a>%{meta.title}`` drew a link and styled text in every plot of the report and dashboard."""
+    return (unseen_as_escapes(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+            .replace("%{", "&#37;{"))
 
 
 def unseen_as_escapes(text: str) -> str:

@@ -628,7 +628,10 @@ def hold(directory: str | Path) -> int | None:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
+        theirs = _held_by_others(fd)
         os.close(fd)
+        if theirs:
+            raise CheckpointFolderBusy(_held_by_others_words(d, *theirs[0])) from None
         raise CheckpointFolderBusy(
             f"checkpoint folder {str(d)!r} is being written by another run now (another process, or another "
             "Trainer of this one): two runs in one folder would replace each other's best.pt and \"last\" files, "
@@ -640,6 +643,35 @@ def hold(directory: str | Path) -> int | None:
         return None
     _HELD.add(fd)
     return fd
+
+
+def _held_by_others(fd: int) -> list[tuple[int, int]]:
+    """(pid, uid) of the processes of other users holding the lock of the folder open as ``fd``, as Linux's
+    ``/proc/locks`` lists them ([] elsewhere): any user who may open a folder (mode 0755) may lock it."""
+    st = os.fstat(fd)
+    where = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    try:
+        with open("/proc/locks", encoding="ascii", errors="replace") as f:
+            pids = {int(w[4]) for line in f if len(w := line.split()) > 5 and w[1] == "FLOCK" and w[5] == where}
+    except (OSError, ValueError):
+        return []
+    out = []
+    for pid in sorted(pids):
+        with contextlib.suppress(OSError):
+            uid = os.stat(f"/proc/{pid}").st_uid
+            if uid != os.getuid():
+                out.append((pid, uid))
+    return out
+
+
+def _held_by_others_words(d: Path, pid: int, uid: int) -> str:
+    """What :func:`hold` says of a folder whose lock process ``pid`` of user ``uid`` holds."""
+    mode = stat.S_IMODE(os.stat(d).st_mode)
+    return (f"checkpoint folder {str(d)!r} is locked by process {pid} of another user (uid {uid}), not by a run of "
+            f"yours: its mode {mode:04o} lets others open it, and whoever opens a folder may hold its lock for as long "
+            "as they like, keeping every run of yours out. Give this run a new folder that only you may open "
+            "(TrainConfig.checkpoint_dir; tunesmith makes a missing one with mode 0700), and chmod go-rx the old one "
+            "(that keeps others out from now on; the lock already taken stays with that process until it ends)")
 
 
 def release(fd: int | None) -> None:
