@@ -43,15 +43,16 @@ class SobolSampler(Sampler):
     def suggest(
         self, space: Space, trials: Sequence[FrozenTrial], direction: Direction
     ) -> Suggestion:
-        return sobol_point(space, trials, self.seed, self.rng)
+        return sobol_point(space, trials, self.seed)
 
 
-def sobol_point(
-    space: Space, trials: Sequence[FrozenTrial], seed: int, rng: np.random.Generator
-) -> Suggestion:
+def sobol_point(space: Space, trials: Sequence[FrozenTrial], seed: int) -> Suggestion:
     """Point ``len(trials)`` of the scrambled Sobol sequence of ``seed``, or the next one
     whose configuration no trial has (a discrete space maps many points to one
-    configuration); a random draw from ``rng`` when 64 in a row were taken."""
+    configuration); when 64 in a row were taken, the first untried of 64 random draws
+    of a stream fixed by ``seed`` and ``len(trials)`` (not the sampler's own stream, each
+    worker's: the same seed gives the same points however many workers ask), else its first draw
+    (every one tried: a repeat, claimed for the trial number that follows ``trials``)."""
     if space.ndim == 0:
         return Suggestion(space.decode([]))
     engine = qmc().Sobol(space.ndim, scramble=True, seed=seed)
@@ -59,10 +60,20 @@ def sobol_point(
         engine.fast_forward(len(trials))
     for _ in range(64):
         config = space.decode(engine.random(1)[0])
-        # compared with each trial, not by keys of the whole history: that cost 22 ms per ask at 2,000 trials
-        if not any(t.params == config for t in trials):
+        if _untried(config, trials):
             return Suggestion(config, unique=True)
-    return Suggestion(space.sample(rng))
+    draws = np.random.default_rng([seed, len(trials)])
+    tries = [space.sample(draws) for _ in range(64)]
+    # a repeat is claimed for the next trial number this history leads to: a worker that asked at the same moment
+    # runs another one, the one the next number's history draws (as one worker would)
+    after = max((t.number for t in trials), default=-1) + 1
+    return next((Suggestion(c, unique=True) for c in tries if _untried(c, trials)),
+                Suggestion(tries[0], unique=True, claim=f"sobol repeat as trial {after}"))
+
+
+def _untried(config: Config, trials: Sequence[FrozenTrial]) -> bool:
+    # compared with each trial, not by keys of the whole history: that cost 22 ms per ask at 2,000 trials
+    return not any(t.params == config for t in trials)
 
 
 class GridSampler(Sampler):
