@@ -310,6 +310,37 @@ def test_a_new_run_killed_while_it_sets_an_earlier_run_aside_leaves_that_run_who
     assert all(torch.equal(v, best["model"][k]) for k, v in model.state_dict().items())
 
 
+def _first_warning(caplog: pytest.LogCaptureFixture) -> str:
+    return next(" ".join(r.getMessage().split()) for r in caplog.records if "this run moves" in r.getMessage())
+
+
+def test_the_first_set_aside_warning_names_the_cut_short_move_s_folder_the_files_go_to(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Before: the warning at a run's start named a new folder of the kind the run would make ("a new folder
+    branch-above-step-10-<UTC time>"), where a move a kill cut short, of either kind, took the files at the first
+    checkpoint: the user looked for a folder that was never made."""
+    d = tmp_path / "killed"  # an earlier run's move cut short by a real SIGKILL, then a new run
+    aside, _ = _cut_short_before_best(d)
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        Trainer(mlp(), CFG.with_params({"epochs": 1, "keep_last": 2, "checkpoint_dir": d})).fit(*DATA)
+    assert f"holds best.pt of an earlier run: this run moves it into the folder {aside.name} in it (a move into it " \
+        "that was cut short" in _first_warning(caplog)  # (not "holds 0 \"last\" checkpoints and best.pt")
+    assert [p.name for p in d.iterdir() if p.is_dir()] == [aside.name] and "best.pt" in _names(aside)
+    for kind, resumed in (("earlier-20261207-000000", True), ("branch-above-step-5-20261207-000000", False)):
+        e = tmp_path / kind  # a move of the other kind cut short once its folder was made and marked
+        torch.manual_seed(0)
+        Trainer(mlp(), CFG.with_params({"epochs": 4, "keep_last": 3, "checkpoint_dir": e})).fit(*DATA)
+        (e / kind).mkdir(0o700)
+        (e / kind / checkpoint.MOVING).touch(0o600)
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="tunesmith"):  # a resumed run leaves a branch; a new run, a run
+            Trainer(mlp(), CFG.with_params({"epochs": 3, "keep_last": 3, "checkpoint_dir": e})).fit(
+                *DATA, resume_from=e / "last-000000010.pt" if resumed else None)
+        assert f"into the folder {kind} in it" in _first_warning(caplog), _first_warning(caplog)
+        assert [p.name for p in e.iterdir() if p.is_dir()] == [kind] and "best.pt" in _names(e / kind)
+
+
 def test_a_run_killed_as_it_made_its_earlier_folder_leaves_no_empty_folder_beside_the_earlier_run_s(
     tmp_path: Path,
 ) -> None:

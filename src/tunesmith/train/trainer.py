@@ -730,18 +730,18 @@ class Trainer:
         if not kept:
             return
         last = [p for p in kept if ckpt.step_of(p) is not None]
-        what = f"{len(last)} \"last\" checkpoint{'' if len(last) == 1 else 's'}" + (
-            f" (the newest: {last[-1].name})" if last else "") + (" and best.pt" if len(last) < len(kept) else "")
+        what = (f"{len(last)} \"last\" checkpoint{'' if len(last) == 1 else 's'} (the newest: {last[-1].name})"
+                + (" and best.pt" if len(last) < len(kept) else "")) if last else "best.pt"  # not "0 ... and best.pt"
         whose = (f"above the resumed step {self.step}, of the branch this run leaves" if resumed
                  else "of an earlier run")
         it = "it" if len(kept) == 1 else "them"
         logging.getLogger("tunesmith").warning(
-            "TrainConfig.checkpoint_dir %r holds %s %s: this run moves %s into a new folder %s in it at "
+            "TrainConfig.checkpoint_dir %r holds %s %s: this run moves %s into %s at "
             "its first checkpoint (where checkpoint.latest, which resumes the highest step, no longer finds %s and "
             "nothing deletes %s), so that the folder holds this run's files alone. To go on with that run instead, "
             "stop now and pass fit(..., resume_from=tunesmith.train.checkpoint.latest(%r)); after the move, train "
             "with that folder as checkpoint_dir and resume_from=tunesmith.train.checkpoint.latest(<that folder>)",
-            str(d), what, whose, it, ckpt.aside_name(self._branch, "<UTC time>"), it, it, str(d))
+            str(d), what, whose, it, ckpt.aside_for(d, kept, above=self._branch), it, it, str(d))
 
     def _set_aside_others(self) -> None:
         """Move another run's files out of this run's way, before this run's first checkpoint is written."""
