@@ -228,6 +228,36 @@ def test_a_run_resumed_below_the_branch_s_best_restores_its_own_best_and_the_bra
     assert all(torch.equal(v, branch_best[k]) for k, v in went_on.state_dict().items())
 
 
+def test_a_corrupt_best_pt_above_a_resumed_step_is_set_aside_with_the_branch_not_read_again_at_the_end(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Before: best.pt that could not be read (cut short) stayed in the folder of a run resumed below the branch
+    that wrote it: the run trained to its end, then restore_best read it again and raised CheckpointError (the
+    resumed run's result lost), and the next run resumed there met it again. It is set aside with the branch, said,
+    and the resumed run restores its own best."""
+    d = tmp_path / "run"
+    cfg = CFG.with_params({"epochs": 4, "keep_last": 3, "checkpoint_dir": d})
+    Trainer(mlp(), cfg, loss=scripted(_twice([0.9, 0.5, 0.4, 0.3]))).fit(*DATA)
+    whole = (d / "best.pt").read_bytes()
+    (d / "best.pt").unlink()  # (a hard link to last-20: that one stays whole)
+    (d / "best.pt").write_bytes(whole[: len(whole) // 2])
+    own_best = checkpoint.load(d / "last-000000010.pt")["model"]
+    resumed = mlp()
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        history = Trainer(resumed, cfg.with_params({"keep_last": 1}), loss=scripted(_twice([0.8, 0.8]))).fit(
+            *DATA, resume_from=d / "last-000000010.pt")
+    assert history.best is not None and history.best.step == 10
+    assert all(torch.equal(v, own_best[k]) for k, v in resumed.state_dict().items())
+    said = " ".join(caplog.text.split())
+    assert (f"best.pt of TrainConfig.checkpoint_dir '{d}' cannot be read, so it is set aside with the branch this run "
+            "leaves, not restored; this run's best validation (step 10) restores from its own") in said, said
+    (aside,) = [p for p in d.iterdir() if p.is_dir()]
+    assert _names(aside) == ["best.pt", "last-000000015.pt", "last-000000020.pt"]
+    assert (aside / "best.pt").read_bytes() == whole[: len(whole) // 2] and checkpoint.is_complete(
+        aside / "last-000000020.pt")  # nothing lost: the cut file kept as it was, the branch's good files whole
+    assert checkpoint.load(d / "best.pt")["step"] == 10  # the folder's best.pt is the resumed run's own
+
+
 KILLED_MID_MOVE = textwrap.dedent(
     """
     import os, signal, sys

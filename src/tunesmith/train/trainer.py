@@ -701,27 +701,31 @@ class Trainer:
         self._warn_others(d, ours)
 
     def _branch_best(self, best: Path) -> bool:
-        """Whether ``best`` (``best.pt`` of the folder this run resumed from) is of the branch it leaves, written
-        above the resumed step (read only where that branch left "last" files): set aside with them, it is not
-        this run's to restore. This run's best then restores from its own "last" file of that step where one is
-        left (else from a later best, or its last weights, said)."""
+        """Whether ``best`` (``best.pt`` of the folder this run resumed from) is set aside with the branch it leaves
+        (read only where that branch left "last" files): written above the resumed step, it is not this run's to
+        restore; one that cannot be read (truncated, corrupt) restores nothing, and left in place it would be read
+        again at this run's end and by the next run resumed there. This run's best then restores from its own "last"
+        file of that step where one is left (else from a later best, or its last weights, said)."""
         if not any((ckpt.step_of(p) or 0) > self.step for p in self._others):
             return False
         try:
-            step = ckpt.load(best, planted=self._best_planted(self._resumed_from))["step"]
-        except (ckpt.CheckpointError, OSError):
-            return False  # as before: left where it is
-        if not isinstance(step, int) or step <= self.step:
+            step, why = ckpt.load(best, planted=self._best_planted(self._resumed_from)).get("step"), None
+        except ckpt.CheckpointError as exc:
+            step, why = None, exc
+        except OSError:
+            return False  # unreadable for now (a permission): left where it is
+        if why is None and (not isinstance(step, int) or step <= self.step):
             return False
         mine = self.history.best
         own = ckpt.last_path(best.parent, mine.step) if mine is not None else None
         kept = own is not None and own.name in self._own and ckpt.is_complete(own)
         self.history.best_checkpoint = str(own) if kept else None  # best.pt again once the branch's is moved
-        if not kept and mine is not None:
+        if why is not None or (not kept and mine is not None):
             logging.getLogger("tunesmith").warning(
-                "best.pt of TrainConfig.checkpoint_dir %r is of step %d, of the branch this run leaves (set aside with "
-                "it); this run's best validation (step %d) has no file left there, so restore_best ends this run "
-                "with a later best, or its last weights", str(best.parent), step, mine.step)
+                "best.pt of TrainConfig.checkpoint_dir %r %s; %s%s", str(best.parent),
+                f"is of step {step}, of the branch this run leaves (set aside with it)" if why is None else
+                "cannot be read, so it is set aside with the branch this run leaves, not restored",
+                _own_best(mine.step if mine is not None else None, kept), "" if why is None else f". ({why})")
         return True
 
     def _warn_others(self, d: str | Path, resumed: bool) -> None:
@@ -872,6 +876,16 @@ class Trainer:
 #: decay and momentum, and loading its state restores them, so another value would be ignored)
 SAME_RUN = ("optimizer", "batch_size", "accumulate", "lr_adapt", "lr", "backbone_lr", "beta1", "beta2", "eps",
             "weight_decay", "amsgrad", "momentum", "nesterov")
+
+
+def _own_best(step: int | None, kept: bool) -> str:
+    """What a resumed run whose folder's best.pt is set aside restores at its end (``step``: its best validation's)."""
+    if step is None:
+        return "this run restores its own best once it has one"
+    if kept:
+        return f"this run's best validation (step {step}) restores from its own \"last\" file of that step"
+    return (f"this run's best validation (step {step}) has no file left there, so restore_best ends this run with a "
+            "later best, or its last weights")
 
 
 def _check_same_run(saved: dict[str, Any], config: TrainConfig, where: str) -> None:
