@@ -228,6 +228,14 @@ def test_a_run_resumed_below_the_branch_s_best_restores_its_own_best_and_the_bra
     assert all(torch.equal(v, branch_best[k]) for k, v in went_on.state_dict().items())
 
 
+def _cut(path: Path) -> bytes:
+    """``path`` made a file of its own (not a link) cut to half its bytes; its whole bytes."""
+    whole = path.read_bytes()
+    path.unlink()
+    path.write_bytes(whole[: len(whole) // 2])
+    return whole
+
+
 def test_a_corrupt_best_pt_above_a_resumed_step_is_set_aside_with_the_branch_not_read_again_at_the_end(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -238,9 +246,7 @@ def test_a_corrupt_best_pt_above_a_resumed_step_is_set_aside_with_the_branch_not
     d = tmp_path / "run"
     cfg = CFG.with_params({"epochs": 4, "keep_last": 3, "checkpoint_dir": d})
     Trainer(mlp(), cfg, loss=scripted(_twice([0.9, 0.5, 0.4, 0.3]))).fit(*DATA)
-    whole = (d / "best.pt").read_bytes()
-    (d / "best.pt").unlink()  # (a hard link to last-20: that one stays whole)
-    (d / "best.pt").write_bytes(whole[: len(whole) // 2])
+    whole = _cut(d / "best.pt")  # (a hard link to last-20: that one stays whole)
     own_best = checkpoint.load(d / "last-000000010.pt")["model"]
     resumed = mlp()
     with caplog.at_level("WARNING", logger="tunesmith"):
@@ -256,6 +262,34 @@ def test_a_corrupt_best_pt_above_a_resumed_step_is_set_aside_with_the_branch_not
     assert (aside / "best.pt").read_bytes() == whole[: len(whole) // 2] and checkpoint.is_complete(
         aside / "last-000000020.pt")  # nothing lost: the cut file kept as it was, the branch's good files whole
     assert checkpoint.load(d / "best.pt")["step"] == 10  # the folder's best.pt is the resumed run's own
+
+
+@pytest.mark.parametrize("curve, linked", [([0.9, 0.5, 0.4, 0.3], True), ([0.9, 0.5, 0.6, 0.7], False)])
+def test_a_resumed_run_s_own_best_pt_cut_short_is_said_at_its_start_not_raised_at_its_end(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, curve: list[float], linked: bool
+) -> None:
+    """Before: a run resumed in its folder whose best.pt was cut short trained to its end, then restore_best read
+    that file and raised CheckpointError. Said at the start now; best.pt is made again from the run's "last" file of
+    its best step where one is left (``linked``), else the run ends with its last weights (no better validation)."""
+    d = tmp_path / "run"
+    cfg = CFG.with_params({"epochs": 4, "keep_last": 1, "checkpoint_dir": d})
+    Trainer(mlp(), cfg, loss=scripted(_twice(curve))).fit(*DATA)
+    whole = _cut(d / "best.pt")
+    resumed = mlp()
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        history = Trainer(resumed, cfg.with_params({"epochs": 5}), loss=scripted(_twice([0.8]))).fit(
+            *DATA, resume_from=d / "last-000000020.pt")
+    said = " ".join(caplog.text.split())
+    assert f"best.pt of TrainConfig.checkpoint_dir '{d}' is not a whole checkpoint (cut short" in said, said
+    assert history.best is not None and history.best.step == (20 if linked else 10)
+    if linked:  # made again from last-20 (since rotated away): the weights of the best step, restored
+        assert "made again from last-000000020.pt" in said and (d / "best.pt").read_bytes() == whole
+        best = checkpoint.load(d / "best.pt")["model"]
+        assert all(torch.equal(v, best[k]) for k, v in resumed.state_dict().items())
+    else:  # no file of step 10 left: the last weights, as said
+        assert "restore_best ends this run with a later best, or its last weights" in said
+        last = checkpoint.load(d / "last-000000025.pt")["model"]
+        assert all(torch.equal(v, last[k]) for k, v in resumed.state_dict().items())
 
 
 KILLED_MID_MOVE = textwrap.dedent(

@@ -694,6 +694,8 @@ class Trainer:
         best = ckpt.best_path(here)
         if best.is_file() and (not ours or self._branch_best(best)):
             self._others.append(best)
+        elif ours and self.config.restore_best:
+            self._cut_best(best)
         # what of another run there is: the steps above a resumed one (its step), or an earlier run's (None)
         self._branch = self.step if ours else None
         if not self._others:
@@ -716,17 +718,37 @@ class Trainer:
             return False  # unreadable for now (a permission): left where it is
         if why is None and (not isinstance(step, int) or step <= self.step):
             return False
-        mine = self.history.best
-        own = ckpt.last_path(best.parent, mine.step) if mine is not None else None
-        kept = own is not None and own.name in self._own and ckpt.is_complete(own)
-        self.history.best_checkpoint = str(own) if kept else None  # best.pt again once the branch's is moved
+        mine, kept = self.history.best, self._own_best_file(best.parent)
+        self.history.best_checkpoint = str(kept) if kept else None  # best.pt again once the branch's is moved
         if why is not None or (not kept and mine is not None):
             logging.getLogger("tunesmith").warning(
                 "best.pt of TrainConfig.checkpoint_dir %r %s; %s%s", str(best.parent),
                 f"is of step {step}, of the branch this run leaves (set aside with it)" if why is None else
                 "cannot be read, so it is set aside with the branch this run leaves, not restored",
-                _own_best(mine.step if mine is not None else None, kept), "" if why is None else f". ({why})")
+                _own_best(mine.step if mine is not None else None, kept is not None), "" if why is None else f". ({why})")
         return True
+
+    def _own_best_file(self, folder: Path) -> Path | None:
+        """This resumed run's "last" file of its best validation's step, where one is left whole in ``folder``."""
+        mine = self.history.best
+        own = ckpt.last_path(folder, mine.step) if mine is not None else None
+        return own if own is not None and own.name in self._own and ckpt.is_complete(own) else None
+
+    def _cut_best(self, best: Path) -> None:
+        """A resumed run's own ``best.pt`` cut short (a copy, a full disk): restore_best would read it only after
+        the whole run, and raise. It is said now, and made again from this run's "last" file of that step where
+        one is left (a hard link, kept past rotation); else this run ends with a later best, or its last weights."""
+        named = self.history.best_checkpoint
+        if not (named and best.is_file() and Path(named).expanduser().resolve() == best.resolve()
+                and not ckpt.is_complete(best)):
+            return
+        kept = self._own_best_file(best.parent)
+        self.history.best_checkpoint = str(ckpt.link(kept, best)) if kept else None
+        mine = self.history.best
+        logging.getLogger("tunesmith").warning(
+            "best.pt of TrainConfig.checkpoint_dir %r is not a whole checkpoint (cut short: a copy, a full disk); %s",
+            str(best.parent), f"made again from {kept.name}, this run's file of its best step" if kept else
+            _own_best(mine.step if mine is not None else None, False))
 
     def _warn_others(self, d: str | Path, resumed: bool) -> None:
         """Say what of another run ``checkpoint_dir`` holds, where this run moves it, and how to go on with it."""
