@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import hashlib
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -52,7 +53,7 @@ def sobol_point(space: Space, trials: Sequence[FrozenTrial], seed: int) -> Sugge
     configuration); when 64 in a row were taken, the first untried of 64 random draws
     of a stream fixed by ``seed`` and ``len(trials)`` (not the sampler's own stream, each
     worker's: the same seed gives the same points however many workers ask), else its first draw
-    (every one tried: a repeat, claimed for the trial number that follows ``trials``)."""
+    (every one tried: a repeat, claimed as such, :func:`_repeat`)."""
     if space.ndim == 0:
         return Suggestion(space.decode([]))
     engine = qmc().Sobol(space.ndim, scramble=True, seed=seed)
@@ -64,11 +65,17 @@ def sobol_point(space: Space, trials: Sequence[FrozenTrial], seed: int) -> Sugge
             return Suggestion(config, unique=True)
     draws = np.random.default_rng([seed, len(trials)])
     tries = [space.sample(draws) for _ in range(64)]
-    # a repeat is claimed for the next trial number this history leads to: a worker that asked at the same moment
-    # runs another one, the one the next number's history draws (as one worker would)
-    after = max((t.number for t in trials), default=-1) + 1
-    return next((Suggestion(c, unique=True) for c in tries if _untried(c, trials)),
-                Suggestion(tries[0], unique=True, claim=f"sobol repeat as trial {after}"))
+    untried = next((Suggestion(c, unique=True) for c in tries if _untried(c, trials)), None)
+    return untried or _repeat(space, tries[0], trials)
+
+
+def _repeat(space: Space, config: Config, trials: Sequence[FrozenTrial]) -> Suggestion:
+    """``config`` run again, claimed as its ``k``-th repeat (``k`` the trials that hold it): a worker that asked at
+    the same moment loses the claim and asks again with that trial in its history, drawing what one worker would
+    have drawn next. (The configuration's digest: a claim holds 2,048 characters, a key may be longer.)"""
+    k = sum(1 for t in trials if t.params == config)
+    digest = hashlib.sha256(space.key(config).encode()).hexdigest()
+    return Suggestion(config, unique=True, claim=f"sobol repeat {k} of {digest}")
 
 
 def _untried(config: Config, trials: Sequence[FrozenTrial]) -> bool:
