@@ -228,6 +228,70 @@ def test_a_run_resumed_below_the_branch_s_best_restores_its_own_best_and_the_bra
     assert all(torch.equal(v, branch_best[k]) for k, v in went_on.state_dict().items())
 
 
+def _cut(path: Path) -> bytes:
+    """``path`` made a file of its own (not a link) cut to half its bytes; its whole bytes."""
+    whole = path.read_bytes()
+    path.unlink()
+    path.write_bytes(whole[: len(whole) // 2])
+    return whole
+
+
+def test_a_corrupt_best_pt_above_a_resumed_step_is_set_aside_with_the_branch_not_read_again_at_the_end(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Before: best.pt that could not be read (cut short) stayed in the folder of a run resumed below the branch
+    that wrote it: the run trained to its end, then restore_best read it again and raised CheckpointError (the
+    resumed run's result lost), and the next run resumed there met it again. It is set aside with the branch, said,
+    and the resumed run restores its own best."""
+    d = tmp_path / "run"
+    cfg = CFG.with_params({"epochs": 4, "keep_last": 3, "checkpoint_dir": d})
+    Trainer(mlp(), cfg, loss=scripted(_twice([0.9, 0.5, 0.4, 0.3]))).fit(*DATA)
+    whole = _cut(d / "best.pt")  # (a hard link to last-20: that one stays whole)
+    own_best = checkpoint.load(d / "last-000000010.pt")["model"]
+    resumed = mlp()
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        history = Trainer(resumed, cfg.with_params({"keep_last": 1}), loss=scripted(_twice([0.8, 0.8]))).fit(
+            *DATA, resume_from=d / "last-000000010.pt")
+    assert history.best is not None and history.best.step == 10
+    assert all(torch.equal(v, own_best[k]) for k, v in resumed.state_dict().items())
+    said = " ".join(caplog.text.split())
+    assert (f"best.pt of TrainConfig.checkpoint_dir '{d}' cannot be read, so it is set aside with the branch this run "
+            "leaves, not restored; this run's best validation (step 10) restores from its own") in said, said
+    (aside,) = [p for p in d.iterdir() if p.is_dir()]
+    assert _names(aside) == ["best.pt", "last-000000015.pt", "last-000000020.pt"]
+    assert (aside / "best.pt").read_bytes() == whole[: len(whole) // 2] and checkpoint.is_complete(
+        aside / "last-000000020.pt")  # nothing lost: the cut file kept as it was, the branch's good files whole
+    assert checkpoint.load(d / "best.pt")["step"] == 10  # the folder's best.pt is the resumed run's own
+
+
+@pytest.mark.parametrize("curve, linked", [([0.9, 0.5, 0.4, 0.3], True), ([0.9, 0.5, 0.6, 0.7], False)])
+def test_a_resumed_run_s_own_best_pt_cut_short_is_said_at_its_start_not_raised_at_its_end(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, curve: list[float], linked: bool
+) -> None:
+    """Before: a run resumed in its folder whose best.pt was cut short trained to its end, then restore_best read
+    that file and raised CheckpointError. Said at the start now; best.pt is made again from the run's "last" file of
+    its best step where one is left (``linked``), else the run ends with its last weights (no better validation)."""
+    d = tmp_path / "run"
+    cfg = CFG.with_params({"epochs": 4, "keep_last": 1, "checkpoint_dir": d})
+    Trainer(mlp(), cfg, loss=scripted(_twice(curve))).fit(*DATA)
+    whole = _cut(d / "best.pt")
+    resumed = mlp()
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        history = Trainer(resumed, cfg.with_params({"epochs": 5}), loss=scripted(_twice([0.8]))).fit(
+            *DATA, resume_from=d / "last-000000020.pt")
+    said = " ".join(caplog.text.split())
+    assert f"best.pt of TrainConfig.checkpoint_dir '{d}' is not a whole checkpoint (cut short" in said, said
+    assert history.best is not None and history.best.step == (20 if linked else 10)
+    if linked:  # made again from last-20 (since rotated away): the weights of the best step, restored
+        assert "made again from last-000000020.pt" in said and (d / "best.pt").read_bytes() == whole
+        best = checkpoint.load(d / "best.pt")["model"]
+        assert all(torch.equal(v, best[k]) for k, v in resumed.state_dict().items())
+    else:  # no file of step 10 left: the last weights, as said
+        assert "restore_best ends this run with a later best, or its last weights" in said
+        last = checkpoint.load(d / "last-000000025.pt")["model"]
+        assert all(torch.equal(v, last[k]) for k, v in resumed.state_dict().items())
+
+
 KILLED_MID_MOVE = textwrap.dedent(
     """
     import os, signal, sys
@@ -308,6 +372,37 @@ def test_a_new_run_killed_while_it_sets_an_earlier_run_aside_leaves_that_run_who
     assert resumed.best_checkpoint == str(aside[0] / "best.pt")
     best = checkpoint.load(aside[0] / "best.pt")
     assert all(torch.equal(v, best["model"][k]) for k, v in model.state_dict().items())
+
+
+def _first_warning(caplog: pytest.LogCaptureFixture) -> str:
+    return next(" ".join(r.getMessage().split()) for r in caplog.records if "this run moves" in r.getMessage())
+
+
+def test_the_first_set_aside_warning_names_the_cut_short_move_s_folder_the_files_go_to(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Before: the warning at a run's start named a new folder of the kind the run would make ("a new folder
+    branch-above-step-10-<UTC time>"), where a move a kill cut short, of either kind, took the files at the first
+    checkpoint: the user looked for a folder that was never made."""
+    d = tmp_path / "killed"  # an earlier run's move cut short by a real SIGKILL, then a new run
+    aside, _ = _cut_short_before_best(d)
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        Trainer(mlp(), CFG.with_params({"epochs": 1, "keep_last": 2, "checkpoint_dir": d})).fit(*DATA)
+    assert f"holds best.pt of an earlier run: this run moves it into the folder {aside.name} in it (a move into it " \
+        "that was cut short" in _first_warning(caplog)  # (not "holds 0 \"last\" checkpoints and best.pt")
+    assert [p.name for p in d.iterdir() if p.is_dir()] == [aside.name] and "best.pt" in _names(aside)
+    for kind, resumed in (("earlier-20261207-000000", True), ("branch-above-step-5-20261207-000000", False)):
+        e = tmp_path / kind  # a move of the other kind cut short once its folder was made and marked
+        torch.manual_seed(0)
+        Trainer(mlp(), CFG.with_params({"epochs": 4, "keep_last": 3, "checkpoint_dir": e})).fit(*DATA)
+        (e / kind).mkdir(0o700)
+        (e / kind / checkpoint.MOVING).touch(0o600)
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="tunesmith"):  # a resumed run leaves a branch; a new run, a run
+            Trainer(mlp(), CFG.with_params({"epochs": 3, "keep_last": 3, "checkpoint_dir": e})).fit(
+                *DATA, resume_from=e / "last-000000010.pt" if resumed else None)
+        assert f"into the folder {kind} in it" in _first_warning(caplog), _first_warning(caplog)
+        assert [p.name for p in e.iterdir() if p.is_dir()] == [kind] and "best.pt" in _names(e / kind)
 
 
 def test_a_run_killed_as_it_made_its_earlier_folder_leaves_no_empty_folder_beside_the_earlier_run_s(

@@ -77,6 +77,33 @@ def test_a_quasi_random_search_gives_the_same_set_with_workers_of_any_kind_and_a
     run("sobol", 6, storage=shared_storage_url, name="resumed")
     assert configs(run("sobol", 6, storage=shared_storage_url, name="resumed")) == inline
     assert configs(run("sobol", 12, storage=shared_storage_url, name="resumed")) == configs(run("sobol", 24))
+
+
+LOG_INTS = ts.Space({"n": ts.Int(1, 64, log=True)})  # Sobol's points fall mostly on small n, tried early
+
+
+def by_n(trial: ts.Trial) -> float:
+    time.sleep(0.002 * (trial.number % 3))  # workers finish out of step
+    return float(trial.params["n"])
+
+
+def test_a_quasi_random_search_past_64_tried_points_gives_the_same_set_with_worker_processes(
+        shared_storage_url: str) -> None:
+    # Where 64 Sobol points in a row fall on configurations tried (here from about trial 20 on), Sobol drew at
+    # random from each worker process's own stream (seeded by its session and index): two processes ran another
+    # set than inline, and repeated configurations while untried ones were left (45 distinct of 60). The draws now
+    # follow the seed and the number of trials, the first untried one is claimed, and a repeat (trials 58, and 64
+    # on: all 64 values tried) is claimed for the next trial number, so two workers never repeat at once.
+    def run(n_jobs: int, name: str) -> list[tuple[Any, ...]]:
+        study = ts.Study(LOG_INTS, sampler="sobol", seed=0, storage=shared_storage_url, name=name)
+        study.optimize(by_n, n_trials=72, n_jobs=n_jobs, executor="process" if n_jobs > 1 else None)
+        return configs(study)
+
+    inline = run(1, "inline")
+    assert sorted(run(2, "two")) == sorted(inline)
+    assert sorted(run(3, "three")) == sorted(inline)
+
+
 def test_a_grid_takes_the_same_points_with_one_and_with_four_worker_processes(shared_storage_url: str) -> None:
     inline = configs(run("grid", 16))
     one = run("grid", 16, storage=shared_storage_url, name="one", n_jobs=1)

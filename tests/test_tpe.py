@@ -137,6 +137,6 @@ def test_behind_a_pruner_auto_says_what_tpe_does_with_stopped_trials() -> None:
     assert "Sobol points until 12 trials have completed (stopped ones do not count)" in why
     rng = np.random.default_rng(0)
     stopped = [FrozenTrial(i, TrialState.PRUNED, space.sample(rng), 0.5, intermediate={1: 0.5}) for i in range(20)]
-    assert tpe.suggest(space, stopped, Direction.MINIMIZE) == sobol_point(space, stopped, tpe.seed, rng)
+    assert tpe.suggest(space, stopped, Direction.MINIMIZE) == sobol_point(space, stopped, tpe.seed)
     done = [t.replace(state=TrialState.COMPLETE, value=float(i)) for i, t in enumerate(stopped[:12])]
-    assert tpe.suggest(space, done, Direction.MINIMIZE) != sobol_point(space, done, tpe.seed, rng)
+    assert tpe.suggest(space, done, Direction.MINIMIZE) != sobol_point(space, done, tpe.seed)

@@ -34,6 +34,10 @@ class Suggestion:
     #: with ``unique``: the configurations to run instead, in order, where another worker took ``params``
     #: at the same moment (a grid's next points): claimed in the same write, not asked for again
     then: tuple[Config, ...] = ()
+    #: with ``unique``: what the study claims in place of the configuration's key, for a configuration tried
+    #: before that runs again once per claim (Sobol's repeat of a space every configuration of which was tried:
+    #: two workers asking at the same moment run it once, the other asks again)
+    claim: str | None = None
 
 
 class PerTrial:

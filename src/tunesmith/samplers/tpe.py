@@ -76,7 +76,7 @@ class TPESampler(Sampler):
         obs = [t for t in trials if t.state in _MODELLED]
         need = self.startup(space)
         if sum(1 for _ in itertools.islice((t for t in obs if t.state is TrialState.COMPLETE), need)) < need:
-            return sobol_point(space, trials, self.seed, self.rng)
+            return sobol_point(space, trials, self.seed)
         U = self._encoded.rows(space, obs)  # each trial encoded once: 90% of an ask at 1,500 trials
         loss = _losses(obs, direction)
         n_good = min(max(1, math.ceil(self.gamma * len(obs))), 25)

@@ -182,7 +182,13 @@ STARTED_SLACK_S = 2.0
 
 def process_started(pid: int) -> float | None:
     """When process ``pid`` of this machine started, by this process's clock (seconds since the epoch), or None
-    where that cannot be read (no such process, no ``/proc``: not Linux)."""
+    where that cannot be read (no such process, no ``/proc``: not Linux).
+
+    Its start ticks count from boot (suspended time included, on current kernels) and the kernel gives the boot
+    time as the wall clock now less that count, so the result moves with the wall clock: a clock slewed (NTP's rate
+    and offset corrections move both) or a machine suspended and woken leaves it where it was; a clock stepped (set
+    by hand, or an NTP client correcting a large offset at once) moves it by the step, a time written before the
+    step does not."""
     try:
         with open(f"/proc/{int(pid)}/stat", "rb") as f:
             stat = f.read()
@@ -199,7 +205,11 @@ def who(worker: Any, since: float | None = None) -> str:
     machine (running, or an earlier run that has ended), a worker of another host, or "another worker". ``since``:
     a time (this process's clock) the worker wrote in the trial (its heartbeat): a process of that pid started after
     it is not that worker but a later one the pid went to (a pid used again: this one, in a container whose every
-    run has the same host name and pid), and the worker is said to have ended."""
+    run has the same host name and pid), and the worker is said to have ended. Wrong only where this machine's clock
+    was stepped between that time and now (:func:`process_started`): forward by more than the worker ran before it
+    (a running worker said to have ended) or back by more than a later process started after it (that process
+    named as the worker): words of a message, nothing recorded. Telling them apart whatever the clock does needs
+    the worker's boot id and start ticks stored in its trial (a field older versions refuse to read)."""
     pid = local_pid(worker)
     if pid is not None:
         started = process_started(pid) if since is not None and pid_alive(pid) else None

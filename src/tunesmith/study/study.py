@@ -508,7 +508,7 @@ class Study:
                         f"every configuration has been tried or is running ({len(history)} trials)"
                     )
                 params = self.space.validate(suggestion.params)
-                claim = self.space.key(params) if suggestion.unique else None
+                claim = (suggestion.claim or self.space.key(params)) if suggestion.unique else None
                 if claim is not None and suggestion.then:  # the next points, claimed in the same write
                     then = [self.space.validate(c) for c in suggestion.then]
                     rec = self._storage.create_first_free(
@@ -517,7 +517,7 @@ class Study:
                     rec = self._storage.create_trial(self._study_id, params=params, claim=claim, worker=me)
                 if rec is not None:  # its params are canonical already (validated just above)
                     self._heartbeat.started(rec.number)
-                    if claim is None and not self._warned_repeat:
+                    if (claim is None or suggestion.claim) and not self._warned_repeat:
                         self._warn_repeat(rec.number)
                     return Trial(self, rec)
         raise RuntimeError(  # before: "could not claim a configuration after 1000 attempts", no cause named

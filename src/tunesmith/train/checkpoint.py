@@ -515,11 +515,26 @@ def _unfinished_held(d: Path, whole: list[Path], held: contextlib.ExitStack) -> 
         except CheckpointFolderBusy:
             pass
         else:
-            if not any((aside / p.name).exists() for p in whole):
+            if _takes(aside, whole):
                 held.push(mine.pop_all())  # kept until the move ends
                 return aside
     (aside / MOVING).unlink(missing_ok=True)
     return None
+
+
+def _takes(aside: Path, files: list[Path]) -> bool:
+    """Whether the cut-short move's folder ``aside`` can take ``files``: none of their names is there."""
+    return not any((aside / p.name).exists() for p in files)
+
+
+def aside_for(directory: str | Path, files: list[Path], *, above: int | None = None) -> str:
+    """Where :func:`set_aside` moves ``files`` of ``directory``, as said before the move: the folder of a move a
+    kill cut short (of either kind), which it finishes, or a new folder (:func:`aside_name`). A run that holds that
+    folder when the move comes sends them to a new one instead (the move's own warning names it)."""
+    aside = unfinished_aside(directory)
+    if aside is not None and _takes(aside, files):
+        return f"the folder {aside.name} in it (a move into it that was cut short, finished with them)"
+    return f"a new folder {aside_name(above, '<UTC time>')} in it"
 
 
 #: the file in an ``earlier-*`` folder while :func:`set_aside` moves files into it: one a kill left says that the

@@ -694,6 +694,8 @@ class Trainer:
         best = ckpt.best_path(here)
         if best.is_file() and (not ours or self._branch_best(best)):
             self._others.append(best)
+        elif ours and self.config.restore_best:
+            self._cut_best(best)
         # what of another run there is: the steps above a resumed one (its step), or an earlier run's (None)
         self._branch = self.step if ours else None
         if not self._others:
@@ -701,28 +703,52 @@ class Trainer:
         self._warn_others(d, ours)
 
     def _branch_best(self, best: Path) -> bool:
-        """Whether ``best`` (``best.pt`` of the folder this run resumed from) is of the branch it leaves, written
-        above the resumed step (read only where that branch left "last" files): set aside with them, it is not
-        this run's to restore. This run's best then restores from its own "last" file of that step where one is
-        left (else from a later best, or its last weights, said)."""
+        """Whether ``best`` (``best.pt`` of the folder this run resumed from) is set aside with the branch it leaves
+        (read only where that branch left "last" files): written above the resumed step, it is not this run's to
+        restore; one that cannot be read (truncated, corrupt) restores nothing, and left in place it would be read
+        again at this run's end and by the next run resumed there. This run's best then restores from its own "last"
+        file of that step where one is left (else from a later best, or its last weights, said)."""
         if not any((ckpt.step_of(p) or 0) > self.step for p in self._others):
             return False
         try:
-            step = ckpt.load(best, planted=self._best_planted(self._resumed_from))["step"]
-        except (ckpt.CheckpointError, OSError):
-            return False  # as before: left where it is
-        if not isinstance(step, int) or step <= self.step:
+            step, why = ckpt.load(best, planted=self._best_planted(self._resumed_from)).get("step"), None
+        except ckpt.CheckpointError as exc:
+            step, why = None, exc
+        except OSError:
+            return False  # unreadable for now (a permission): left where it is
+        if why is None and (not isinstance(step, int) or step <= self.step):
             return False
-        mine = self.history.best
-        own = ckpt.last_path(best.parent, mine.step) if mine is not None else None
-        kept = own is not None and own.name in self._own and ckpt.is_complete(own)
-        self.history.best_checkpoint = str(own) if kept else None  # best.pt again once the branch's is moved
-        if not kept and mine is not None:
+        mine, kept = self.history.best, self._own_best_file(best.parent)
+        self.history.best_checkpoint = str(kept) if kept else None  # best.pt again once the branch's is moved
+        if why is not None or (not kept and mine is not None):
             logging.getLogger("tunesmith").warning(
-                "best.pt of TrainConfig.checkpoint_dir %r is of step %d, of the branch this run leaves (set aside with "
-                "it); this run's best validation (step %d) has no file left there, so restore_best ends this run "
-                "with a later best, or its last weights", str(best.parent), step, mine.step)
+                "best.pt of TrainConfig.checkpoint_dir %r %s; %s%s", str(best.parent),
+                f"is of step {step}, of the branch this run leaves (set aside with it)" if why is None else
+                "cannot be read, so it is set aside with the branch this run leaves, not restored",
+                _own_best(mine.step if mine is not None else None, kept is not None), "" if why is None else f". ({why})")
         return True
+
+    def _own_best_file(self, folder: Path) -> Path | None:
+        """This resumed run's "last" file of its best validation's step, where one is left whole in ``folder``."""
+        mine = self.history.best
+        own = ckpt.last_path(folder, mine.step) if mine is not None else None
+        return own if own is not None and own.name in self._own and ckpt.is_complete(own) else None
+
+    def _cut_best(self, best: Path) -> None:
+        """A resumed run's own ``best.pt`` cut short (a copy, a full disk): restore_best would read it only after
+        the whole run, and raise. It is said now, and made again from this run's "last" file of that step where
+        one is left (a hard link, kept past rotation); else this run ends with a later best, or its last weights."""
+        named = self.history.best_checkpoint
+        if not (named and best.is_file() and Path(named).expanduser().resolve() == best.resolve()
+                and not ckpt.is_complete(best)):
+            return
+        kept = self._own_best_file(best.parent)
+        self.history.best_checkpoint = str(ckpt.link(kept, best)) if kept else None
+        mine = self.history.best
+        logging.getLogger("tunesmith").warning(
+            "best.pt of TrainConfig.checkpoint_dir %r is not a whole checkpoint (cut short: a copy, a full disk); %s",
+            str(best.parent), f"made again from {kept.name}, this run's file of its best step" if kept else
+            _own_best(mine.step if mine is not None else None, False))
 
     def _warn_others(self, d: str | Path, resumed: bool) -> None:
         """Say what of another run ``checkpoint_dir`` holds, where this run moves it, and how to go on with it."""
@@ -730,18 +756,18 @@ class Trainer:
         if not kept:
             return
         last = [p for p in kept if ckpt.step_of(p) is not None]
-        what = f"{len(last)} \"last\" checkpoint{'' if len(last) == 1 else 's'}" + (
-            f" (the newest: {last[-1].name})" if last else "") + (" and best.pt" if len(last) < len(kept) else "")
+        what = (f"{len(last)} \"last\" checkpoint{'' if len(last) == 1 else 's'} (the newest: {last[-1].name})"
+                + (" and best.pt" if len(last) < len(kept) else "")) if last else "best.pt"  # not "0 ... and best.pt"
         whose = (f"above the resumed step {self.step}, of the branch this run leaves" if resumed
                  else "of an earlier run")
         it = "it" if len(kept) == 1 else "them"
         logging.getLogger("tunesmith").warning(
-            "TrainConfig.checkpoint_dir %r holds %s %s: this run moves %s into a new folder %s in it at "
+            "TrainConfig.checkpoint_dir %r holds %s %s: this run moves %s into %s at "
             "its first checkpoint (where checkpoint.latest, which resumes the highest step, no longer finds %s and "
             "nothing deletes %s), so that the folder holds this run's files alone. To go on with that run instead, "
             "stop now and pass fit(..., resume_from=tunesmith.train.checkpoint.latest(%r)); after the move, train "
             "with that folder as checkpoint_dir and resume_from=tunesmith.train.checkpoint.latest(<that folder>)",
-            str(d), what, whose, it, ckpt.aside_name(self._branch, "<UTC time>"), it, it, str(d))
+            str(d), what, whose, it, ckpt.aside_for(d, kept, above=self._branch), it, it, str(d))
 
     def _set_aside_others(self) -> None:
         """Move another run's files out of this run's way, before this run's first checkpoint is written."""
@@ -872,6 +898,16 @@ class Trainer:
 #: decay and momentum, and loading its state restores them, so another value would be ignored)
 SAME_RUN = ("optimizer", "batch_size", "accumulate", "lr_adapt", "lr", "backbone_lr", "beta1", "beta2", "eps",
             "weight_decay", "amsgrad", "momentum", "nesterov")
+
+
+def _own_best(step: int | None, kept: bool) -> str:
+    """What a resumed run whose folder's best.pt is set aside restores at its end (``step``: its best validation's)."""
+    if step is None:
+        return "this run restores its own best once it has one"
+    if kept:
+        return f"this run's best validation (step {step}) restores from its own \"last\" file of that step"
+    return (f"this run's best validation (step {step}) has no file left there, so restore_best ends this run with a "
+            "later best, or its last weights")
 
 
 def _check_same_run(saved: dict[str, Any], config: TrainConfig, where: str) -> None:
