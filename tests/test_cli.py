@@ -591,6 +591,28 @@ def test_a_missing_default_database_names_the_databases_in_its_folder(
     assert not (tmp_path / "tunesmith.db").exists()
 
 
+def test_a_study_missing_from_the_default_database_names_the_database_beside_it_that_holds_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """A search stored in search.db, then `importance NAME` in a folder whose tunesmith.db holds other
+    studies: the error said only that tunesmith.db has no such study. It names the file beside it that
+    does (read-only, nothing made beside it), and no file holding no study of that name."""
+    monkeypatch.chdir(tmp_path)
+    ts.Study({"x": ts.Float(0, 1)}, storage="sqlite:///tunesmith.db", name="quickstart")
+    ts.Study({"x": ts.Float(0, 1)}, storage="sqlite:///search.db", name="bc-rf")
+    ts.Study({"x": ts.Float(0, 1)}, storage="sqlite:///other.db", name="mlp")
+    beside = sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("tunesmith.db"))
+    assert run_cli("importance", "bc-rf") == 2
+    assert capsys.readouterr().err.rstrip() == (
+        f"tunesmith importance: error: no study named 'bc-rf' in sqlite:///{tmp_path / 'tunesmith.db'} "
+        "(sqlite:///search.db in its folder holds one)")
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("tunesmith.db")) == beside
+    assert run_cli("show", "absent") == 2
+    assert capsys.readouterr().err.rstrip().endswith("no study named 'absent' in "
+                                                     f"sqlite:///{tmp_path / 'tunesmith.db'}")
+    with pytest.raises(ts.StudyNotFound, match=r"\(sqlite:///tunesmith.db in its folder holds one\)"):
+        ts.load_study("quickstart", "sqlite:///other.db")
+
+
 def test_a_missing_database_names_only_the_tunesmith_databases_beside_it(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     """`show` on a missing study.db suggested the MLflow store beside it (by its .db suffix alone), which

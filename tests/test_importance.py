@@ -256,6 +256,8 @@ def test_only_complete_trials_count_and_the_rest_are_counted() -> None:
         importance(trials, SPACE, method="shap")
     with pytest.raises(ValueError, match=r"params \['y'\] are not free parameters"):
         importance(trials, SPACE, params=["y"])
+    with pytest.raises(ValueError, match=r"params \['nois'\] are not free parameters of the space \(did you mean 'noise'\?\)"):
+        importance(trials, SPACE, params=["x", "nois"])  # a misspelt name is named, as plot --params does
     with pytest.raises(TypeError, match="FanovaOptions"):
         importance(trials, SPACE, options=PedAnovaOptions())
 

@@ -551,6 +551,16 @@ def test_contours_of_a_study_without_a_complete_trial_say_so_once_as_the_slices_
     assert [c.message for c in asked] == [charts[0].message]
 
 
+def test_contours_of_a_study_with_two_complete_trials_say_so_once() -> None:
+    """Two complete trials of ten (fold racing pruned the rest): `plot --kind contour` said "a contour over
+    C and x needs at least 3 complete trials spread over both; 's' has 2" once for each pair."""
+    s = snap([("complete", 1.0), ("pruned", 0.5), ("complete", 2.0), ("failed", None)])
+    charts = plots.contours(s)
+    assert [c.message for c in charts] == ["a contour needs at least 3 complete trials; 's' has 2 "
+                                           "(only complete trials are drawn)"]
+    assert charts[0].empty
+
+
 def test_a_contour_of_one_value_says_so_rather_than_draw_a_scale_of_rounding() -> None:
     """Thirty trials of value 2 drew one colour under a scale labelled -1.998 to 1.998 (offset
     "1e-14+2") in matplotlib: the value's rounding, read as a range."""

@@ -519,6 +519,18 @@ def test_a_decay_epochs_range_beyond_the_run_is_warned_about(caplog: pytest.LogC
     with caplog.at_level("WARNING", logger="tunesmith"):
         objective(build, DATA, adam_space(decay_epochs=(1, 2)), base=TrainConfig(epochs=3))
     assert "decay_epochs" not in caplog.text
+    caplog.clear()  # for 1- and 2-epoch trials it said adam_space(decay_epochs=(1, 1)), which adam_space refuses
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        objective(build, DATA, adam_space(), base=TrainConfig(epochs=2))
+    assert "adam_space(decay_epochs=" not in caplog.text
+    adam_space(schedules=["constant", "cosine", "exponential"])  # what it says instead is accepted
+    assert "adam_space(schedules=['constant', 'cosine', 'exponential'])" in caplog.text
+
+
+def test_a_dict_as_base_is_refused_with_the_train_config_to_write() -> None:
+    """base={"epochs": 2} failed each trial with "'dict' object has no attribute 'backbone_lr'"."""
+    with pytest.raises(TypeError, match=r"^base must be a TrainConfig, got dict; write base=TrainConfig\(epochs=2\)$"):
+        objective(build, DATA, base={"epochs": 2})
 
 
 @pytest.mark.parametrize("folds", [None, 2])

@@ -217,6 +217,9 @@ def test_records_throughput_and_metrics() -> None:
         # said only "must be an integer >= 1" / "a number > 0": now the way to what 0 was meant for
         ({"patience": 0}, r"TrainConfig\.patience must be an integer >= 1 .*got 0; patience=None turns early stopping off"),
         ({"lr": 0.0}, r"TrainConfig\.lr must be a number > 0, got 0; to keep part of the model still, freeze it"),
+        # a misspelt choice was listed with every option, the one meant left to find
+        ({"optimizer": "adamm"}, r"got 'adamm' \(did you mean 'adam'\?\)$"),
+        ({"schedule": "cosin"}, r"got 'cosin' \(did you mean 'cosine'\?\)$"),
     ],
 )
 def test_bad_config_is_a_clear_error(kwargs, match) -> None:

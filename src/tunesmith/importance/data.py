@@ -27,7 +27,7 @@ import numpy as np
 
 from ..cv import CV_ATTR, is_search_trial, is_summary
 from ..space import Param, Space
-from ..space.params import plural
+from ..space.params import did_you_mean_each, plural
 from ..trial import Direction, FrozenTrial, TrialState, one_line
 
 ABSENT = object()  # a parameter missing from a trial (inactive)
@@ -342,7 +342,8 @@ def param_names(space: Space, params: Sequence[str] | None) -> tuple[str, ...]:
     names = tuple(dict.fromkeys(params))  # a name given twice is one column, not two that share its effect
     unknown = [p for p in names if p not in space.free]
     if unknown:
-        raise ValueError(f"params {unknown} are not free parameters of the space; choose from {list(space.free)}")
+        raise ValueError(f"params {unknown} are not free parameters of the space"
+                         f"{did_you_mean_each(unknown, list(space.free))}; choose from {list(space.free)}")
     if not names:
         raise ValueError(f"params names no parameter; name at least one of {list(space.free)} (or None for all)")
     return names

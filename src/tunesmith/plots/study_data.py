@@ -305,6 +305,9 @@ def contours(study: Any, *, params: Sequence[str] | None = None, max_params: int
                         "(see the slice plot for the others)")]
     if not s.fitting:  # one reason, as the slices give it, not "needs at least 3 complete trials" for each pair
         return [nothing("contour", f"{s.name}: contour", _no_complete(s))]
+    if len(s.fitting) < 3:  # the same: one reason, not the same count said again for each pair
+        return [nothing("contour", f"{s.name}: contour", f"a contour needs at least 3 complete trials; "
+                        f"{s.name!r} has {len(s.fitting)} (only complete trials are drawn)")]
     pairs = _pairs(names)
     met = [(x, y) for x, y in pairs if _together(s, x, y)]
     if params is None and not any(_together(s, x, y) for x, y in _pairs(numeric)):

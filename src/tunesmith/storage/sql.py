@@ -386,20 +386,22 @@ def missing_sqlite_file(url: str) -> bool:
 SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
 
 
-def databases_beside(url: str, *, limit: int = 3) -> list[str]:
+def databases_beside(url: str, *, limit: int = 3, study: str | None = None) -> list[str]:
     """URLs of the tunesmith databases (:func:`holds_studies`) in the folder of the missing
     database ``url`` names, the closest to its name first: ``sqlite:///boost.db`` where a study was
-    written to ``boost.db`` and a command read the default ``tunesmith.db``."""
+    written to ``boost.db`` and a command read the default ``tunesmith.db``. With ``study``, those
+    other than ``url``'s own file that hold a study of that name."""
     parsed = sa.engine.make_url(url)
     path = Path(str(parsed.database)).expanduser()
     try:
         entries = list(itertools.islice(path.parent.iterdir(), 10_000))  # a huge folder is not read whole
-        names = sorted(p.name for p in entries if p.suffix.lower() in SQLITE_SUFFIXES and p.is_file())
+        names = sorted(p.name for p in entries if p.suffix.lower() in SQLITE_SUFFIXES and p.is_file()
+                       and p.name != path.name)
     except OSError:
         return []
     close = difflib.get_close_matches(path.name, names, n=limit, cutoff=0.6)
     ordered = [*close, *(n for n in names if n not in close)][:_LOOKED_AT]
-    picked = [n for n in ordered if holds_studies(path.with_name(n))][:limit]
+    picked = [n for n in ordered if holds_studies(path.with_name(n), study)][:limit]
     return [parsed.set(database=str(Path(str(parsed.database)).with_name(n))).render_as_string(hide_password=False)
             for n in picked]
 
@@ -408,11 +410,12 @@ def databases_beside(url: str, *, limit: int = 3) -> list[str]:
 _LOOKED_AT = 20
 
 
-def holds_studies(path: Path) -> bool:
-    """Whether the SQLite file ``path`` is a tunesmith database (its schema has tunesmith's tables):
-    ``mlflow.db`` beside a missing ``study.db`` was suggested as if it held the study. The file is
-    opened read-only as a regular file (a FIFO is never waited on) and immutable (no lock taken, no
-    journal read or made beside it); only the names of its tables are read, nothing in it is run."""
+def holds_studies(path: Path, study: str | None = None) -> bool:
+    """Whether the SQLite file ``path`` is a tunesmith database (its schema has tunesmith's tables),
+    and with ``study``, one holding a study of that name: ``mlflow.db`` beside a missing ``study.db``
+    was suggested as if it held the study. The file is opened read-only as a regular file (a FIFO is
+    never waited on) and immutable (no lock taken, no journal read or made beside it); only the
+    names of its tables and studies are read, nothing in it is run."""
     import sqlite3
 
     try:
@@ -430,11 +433,13 @@ def holds_studies(path: Path) -> bool:
             return False
         try:
             tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            named = study is None or set(metadata.tables) <= tables and conn.execute(
+                f"SELECT 1 FROM {studies_table.name} WHERE name = ?", (study,)).fetchone() is not None
         except sqlite3.Error:  # not a database, encrypted, corrupt
             return False
         finally:
             conn.close()
-    return set(metadata.tables) <= tables
+    return set(metadata.tables) <= tables and named
 
 
 def storage_options(url: str) -> str:
@@ -1474,7 +1479,7 @@ class SQLStorage(Storage):
             raise StudyNotFound(f"no study named {name!r} in {self.display_url} ({where})")
         row = self._run(lambda c: _study_row(c, name, studies_table), write=False)
         if row is None:
-            raise StudyNotFound(f"no study named {name!r} in {self.display_url}{self._closest(name)}")
+            raise StudyNotFound(f"no study named {name!r} in {self.display_url}{self._closest(name) or self._beside(name)}")
         return self._study(row)
 
     def _closest(self, name: str) -> str:
@@ -1482,6 +1487,12 @@ class SQLStorage(Storage):
         names = self._run(lambda c: c.execute(sa.select(studies_table.c.name)).scalars().all(), write=False)
         close = difflib.get_close_matches(name, [str(n) for n in names], n=1)
         return f" (did you mean {close[0]!r}?)" if close else ""
+
+    def _beside(self, name: str) -> str:
+        """`` (sqlite:///search.db in its folder holds one)`` for the SQLite files beside this one that
+        hold a study ``name`` (a search stored in ``search.db``, a command reading ``tunesmith.db``)."""
+        found = databases_beside(self.url, study=name) if self._path is not None else []
+        return f" ({', '.join(found)} in its folder {'hold' if len(found) > 1 else 'holds'} one)" if found else ""
 
     def list_studies(self) -> list[StudyRecord]:
         if self._absent:

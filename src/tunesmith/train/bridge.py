@@ -364,7 +364,7 @@ def objective(
     (and "diverged_at" when the monitored value turned NaN or infinite: the run
     stops there).
     """
-    base = base or TrainConfig()
+    base = _as_base(base)
     folds = int(folds) if isinstance(folds, np.integer) else folds  # a count from NumPy is a count
     _check_call(build_model, data, loss, metrics, threads, checkpoint_root, folds)
     build_model = _Fresh(build_model)
@@ -538,14 +538,28 @@ def _warn_no_effect(cfg: TrainConfig, params: Mapping[str, Any], warned: set[str
 _PROBES = 256  # joint samples of the space that the set-up check tries
 
 
+def _as_base(base: Any) -> TrainConfig:
+    """``base=`` as a TrainConfig: a dict of its fields failed the first trial with "'dict' object has no
+    attribute 'backbone_lr'"."""
+    if base is None:
+        return TrainConfig()
+    if not isinstance(base, TrainConfig):
+        fields = ", ".join(f"{k}={v!r}" for k, v in base.items()) if isinstance(base, Mapping) else "epochs=10, ..."
+        fix = f"TrainConfig({fields})"
+        raise TypeError(f"base must be a TrainConfig, got {type(base).__name__}; write base={fix}")
+    return base
+
+
 def _warn_decay_range(sp: Space | None, base: TrainConfig) -> None:
     """Warn when the space's ``decay_epochs`` reaches the trials' epochs: step schedules that never decay."""
     decay = sp["decay_epochs"] if sp is not None and "decay_epochs" in sp else None
     if isinstance(decay, Int) and base.epochs is not None and decay.high >= base.epochs:
         logger.warning(
             "space parameter 'decay_epochs' reaches %d but each trial trains %d epoch(s): a step schedule with "
-            "decay_epochs >= %d never decays, so those trials are constant-rate runs; narrow it to fit, e.g. "
-            "adam_space(decay_epochs=(1, %d))", decay.high, base.epochs, base.epochs, max(1, base.epochs - 1))
+            "decay_epochs >= %d never decays, so those trials are constant-rate runs; %s", decay.high, base.epochs,
+            base.epochs, f"narrow it to fit, e.g. adam_space(decay_epochs=(1, {base.epochs - 1}))" if base.epochs > 2
+            else "leave the step schedule out, e.g. adam_space(schedules=['constant', 'cosine', 'exponential']), "
+                 "or train more epochs")  # (1, 1) is no range: adam_space refuses it
 
 
 def _check_study_space(trial: Any, base: TrainConfig, warned: set[str]) -> None:

@@ -15,6 +15,8 @@ import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from ..space.params import did_you_mean
+
 if TYPE_CHECKING:
     import torch
 
@@ -343,7 +345,8 @@ def _device_name(value: Any) -> str:
 
 def _choice(name: str, value: Any, allowed: tuple[Any, ...]) -> None:
     if value not in allowed:
-        raise ValueError(f"TrainConfig.{name} must be one of {list(allowed)}, got {value!r}")
+        raise ValueError(f"TrainConfig.{name} must be one of {list(allowed)}, got {value!r}"
+                         f"{did_you_mean(value, [str(a) for a in allowed])}")
 
 
 def _flag(name: str, value: Any, *, optional: bool) -> None:
