@@ -1160,7 +1160,8 @@ def test_latest_and_load_expand_a_tilde(tmp_path: Path, monkeypatch: pytest.Monk
 def test_a_checkpoint_the_full_disk_refused_fails_its_trial_naming_the_folder(small_fs: Path, tmp_path: Path) -> None:  # noqa: F811
     """The trainer's save on a full disk failed the trial with "OSError: [Errno 28] No space left on device at
     .../checkpoint.py:229": which file, which disk? It names both and what to do; nothing of the file is left,
-    what the study recorded stays, and the next trial, with room again, trains."""
+    what the study recorded stays, and the next trial, with room again, trains. The new trial's folder, refused
+    its marker (``.study``), is removed, not left empty."""
     from test_faults_storage import _fill
 
     url = f"sqlite:///{tmp_path / 's.db'}"
@@ -1176,6 +1177,8 @@ def test_a_checkpoint_the_full_disk_refused_fails_its_trial_naming_the_folder(sm
     assert f"free space on the disk that holds '{small_fs / 'ck'}" in failed.error
     assert "checkpoint_root=... / checkpoint_dir=..." in failed.error and "keep_last=1" in failed.error
     assert not [p for p in small_fs.rglob("*") if p.name.startswith(".") and p.is_file() and p.name != ".study"]
+    root = checkpoint.study_folder(small_fs / "ck", "s", study.copy_id)
+    assert sorted(p.name for p in root.iterdir()) == ["trial-0"]  # no empty trial-1 folder
     (small_fs / "filler").unlink()
     study.optimize(obj, n_trials=1)
     assert [t.state for t in ts.Study.load("s", url).trials] == [ts.TrialState.COMPLETE, ts.TrialState.FAILED,
