@@ -523,6 +523,11 @@ def run_one(run: Run, *, only: str | None = None) -> FrozenTrial | None:
             logger.warning("trial %d was taken over by another worker while it ran here (this one was taken for "
                            "lost and the trial resumed there): this run's result is not recorded", trial.number)
             return None
+        if stored.state is TrialState.PAUSED:  # held back to paused (this worker taken for lost): it goes on later
+            logger.warning("trial %d was held back to paused while it ran here (%s): this run's result is not recorded; "
+                           "the trial goes on from its recorded checkpoint when resumed", trial.number,
+                           one_line(stored.system.held or "paused elsewhere"))
+            return None
         run.lost_trial = trial.number  # ended for good (not back in the queue: this worker may run it again)
         again = "" if stored.system.requeued_as is None else f"; re-queued as trial {stored.system.requeued_as}"
         logger.warning("trial %d ended elsewhere while it ran here (%s%s): this run's result is not recorded",
