@@ -19,7 +19,6 @@ from typing import Any
 import pytest
 
 from tunesmith import Float, Study, TrialPruned, TrialState
-from tunesmith.pruners import Decision, Pruner
 
 pytestmark = pytest.mark.slow
 
@@ -952,19 +951,6 @@ def test_a_ray_trial_failed_and_requeued_elsewhere_does_not_count_in_n_trials(
     assert [t.state.value for t in study.trials if t.system.retry_of == 0] == ["complete"], trials  # the copy ran
 
 
-class _PausesTrial0Once(Pruner):
-    """Pauses trial 0 at step 1 and promotes it at once; never stops another trial."""
-
-    pauses = True
-
-    def decide(self, trial, trials, direction) -> Decision:  # type: ignore[no-untyped-def]
-        first = trial.number == 0 and trial.system.n_resumes == 0 and trial.last_step == 1
-        return Decision.PAUSE if first else Decision.CONTINUE
-
-    def promotable(self, trials, direction) -> list[int]:  # type: ignore[no-untyped-def]
-        return [t.number for t in trials if t.state is TrialState.PAUSED]
-
-
 def _resumed_0_failed_elsewhere(trial: Any, url: str) -> float:
     """Trial 0 pauses at step 1; its resumed run is failed and re-queued by another process (its heartbeat taken
     for lost), then returns."""
@@ -984,8 +970,13 @@ def test_a_ray_resumed_trial_failed_and_requeued_elsewhere_gives_back_no_unit_it
     resume, which took none. Resumed once the budget was spent (n_trials=1, the driver's ``run_only``), one new
     trial more than n_trials; resumed by a call that took a unit (3, ``run_one``), the unit came back only by
     that refund: the driver gives back the unit of a call that resumed a trial, its record there or not."""
+    import test_pause_resume
+    from ray import cloudpickle
+
+    cloudpickle.register_pickle_by_value(test_pause_resume)  # the actors cannot import it
     url = f"sqlite:///{tmp_path / 'r.db'}"
-    study = Study({"x": Float(0, 1)}, sampler="random", seed=0, storage=url, name="r", pruner=_PausesTrial0Once())
+    study = Study({"x": Float(0, 1)}, sampler="random", seed=0, storage=url, name="r",
+                  pruner=test_pause_resume._PausesTrial0Once())
     study.optimize(functools.partial(_resumed_0_failed_elsewhere, url=url), n_trials=n_trials, n_jobs=1,
                    executor="ray")
     first = study.trials[0]
