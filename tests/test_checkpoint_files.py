@@ -1255,7 +1255,8 @@ def test_latest_and_load_expand_a_tilde(tmp_path: Path, monkeypatch: pytest.Monk
 def test_a_checkpoint_the_full_disk_refused_fails_its_trial_naming_the_folder(small_fs: Path, tmp_path: Path) -> None:  # noqa: F811
     """The trainer's save on a full disk failed the trial with "OSError: [Errno 28] No space left on device at
     .../checkpoint.py:229": which file, which disk? It names both and what to do; nothing of the file is left,
-    what the study recorded stays, and the next trial, with room again, trains."""
+    what the study recorded stays, and the next trial, with room again, trains. The new trial's folder, refused
+    its marker (``.study``), is removed, not left empty."""
     from test_faults_storage import _fill
 
     url = f"sqlite:///{tmp_path / 's.db'}"
@@ -1271,6 +1272,8 @@ def test_a_checkpoint_the_full_disk_refused_fails_its_trial_naming_the_folder(sm
     assert f"free space on the disk that holds '{small_fs / 'ck'}" in failed.error
     assert "checkpoint_root=... / checkpoint_dir=..." in failed.error and "keep_last=1" in failed.error
     assert not [p for p in small_fs.rglob("*") if p.name.startswith(".") and p.is_file() and p.name != ".study"]
+    root = checkpoint.study_folder(small_fs / "ck", "s", study.copy_id)
+    assert sorted(p.name for p in root.iterdir()) == ["trial-0"]  # no empty trial-1 folder
     (small_fs / "filler").unlink()
     study.optimize(obj, n_trials=1)
     assert [t.state for t in ts.Study.load("s", url).trials] == [ts.TrialState.COMPLETE, ts.TrialState.FAILED,
@@ -1387,6 +1390,34 @@ def test_a_trial_never_paused_whose_checkpoint_the_full_disk_refused_is_held_at_
     assert dict(done.intermediate) == dict(ref.trials[0].intermediate)
 
 
+def test_a_held_trial_s_error_names_the_step_of_its_recorded_checkpoint_where_older_than_its_last_report(
+        small_fs: Path, tmp_path: Path) -> None:  # noqa: F811
+    """With ``checkpoint_every=2`` the trial held on a full disk at validation 4's save reported step 3 with no
+    checkpoint: the error said "paused at step 3, its last recorded checkpoint kept", where that checkpoint holds
+    step 2 and the next optimize trains step 3 again from it."""
+    space = {"lr": ts.Float(1e-3, 1e-1, log=True)}
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    base = TrainConfig(epochs=4, batch_size=16, checkpoint_every=2)  # validations 2 and 4 save a "last" file
+    study = ts.Study(space, storage=url, name="s", sampler="random", seed=0, pruner=PauseAt(99))
+    obj = objective(lambda p: mlp(), DATA, base=base, checkpoint_root=small_fs / "ck",
+                    callbacks=[_FillsTheDiskAt(small_fs, 3, tmp_path / "filled")])
+    with pytest.raises(CheckpointError) as err:
+        study.optimize(obj, n_trials=1)
+    said = str(err.value)
+    assert "trial 0 was paused at step 3, its last recorded checkpoint kept, that of step 2 (the steps after it are " \
+           "trained again): once there is room, the next optimize resumes it first" in said, said
+    (held,) = ts.Study.load("s", url).trials
+    assert held.state is ts.TrialState.PAUSED and sorted(held.intermediate) == [1, 2, 3], held
+    assert held.attrs["checkpoint"].endswith("last-000000010.pt"), held.attrs  # 5 batches an epoch: step 2's
+    (small_fs / "filler").unlink()
+    study.optimize(obj, n_trials=0)
+    (done,) = ts.Study.load("s", url).trials
+    ref = ts.Study(space, name="ref")
+    ref.enqueue(done.params)
+    ref.optimize(objective(lambda p: mlp(), DATA, base=base, checkpoint_root=tmp_path / "ref"), n_trials=1)
+    assert done.state is ts.TrialState.COMPLETE and dict(done.intermediate) == dict(ref.trials[0].intermediate)
+
+
 class _FillsTheDiskAtValidation:
     """A callback, listed before the study's reporter, that fills ``disk`` at validation ``n`` (from 1), once
     (``marker``, outside that disk): that validation's report is written, a checkpoint saved after it refused."""
@@ -1422,7 +1453,8 @@ def test_a_trial_the_pruner_paused_whose_pause_checkpoint_the_full_disk_refused_
     assert paused.state is ts.TrialState.PAUSED and paused.system.held is None, paused.system  # not held
     said = str(err.value)
     assert "cannot save the checkpoint" in said and "trial 0 was paused at step 3 as its pruner asked, its last " \
-           "recorded checkpoint kept: a promotion resumes it from there" in said, said
+           "recorded checkpoint kept, that of step 2 (the steps after it are trained again): a promotion resumes it " \
+           "from there" in said, said
     assert sorted(paused.intermediate) == [1, 2, 3] and paused.attrs["checkpoint"].endswith("last-000000010.pt")
     assert Path(paused.attrs["checkpoint"]).is_file(), paused.attrs
     (small_fs / "filler").unlink()

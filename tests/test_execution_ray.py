@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tunesmith import Float, Study, TrialState
+from tunesmith import Float, Study, TrialPruned, TrialState
 
 pytestmark = pytest.mark.slow
 
@@ -949,6 +949,40 @@ def test_a_ray_trial_failed_and_requeued_elsewhere_does_not_count_in_n_trials(
     trials = [(t.number, t.state.value, t.system.retry_of, t.error) for t in study.trials]
     assert Counter(t.state.value for t in study.trials) == {"failed": 1, "complete": 3}, trials
     assert [t.state.value for t in study.trials if t.system.retry_of == 0] == ["complete"], trials  # the copy ran
+
+
+def _resumed_0_failed_elsewhere(trial: Any, url: str) -> float:
+    """Trial 0 pauses at step 1; its resumed run is failed and re-queued by another process (its heartbeat taken
+    for lost), then returns."""
+    if trial.number == 0 and trial.is_resumed:
+        Study.load("r", url).fail_trial(0, "heartbeat lost (the test's)", requeue=True)
+    for step in range(max(trial.start_step, 1), 3):
+        trial.report(float(step), step, checkpoint=f"ck{trial.number}-{step}")
+        if trial.should_prune():
+            raise TrialPruned()
+    return float(trial.params["x"])
+
+
+@pytest.mark.parametrize("n_trials", [1, 3])
+def test_a_ray_resumed_trial_failed_and_requeued_elsewhere_gives_back_no_unit_its_resume_never_took(
+        ray_local: Any, tmp_path: Path, n_trials: int) -> None:
+    """As with threads and processes (tests/test_pause_resume.py): the actor's answer refunded the unit of a
+    resume, which took none. Resumed once the budget was spent (n_trials=1, the driver's ``run_only``), one new
+    trial more than n_trials; resumed by a call that took a unit (3, ``run_one``), the unit came back only by
+    that refund: the driver gives back the unit of a call that resumed a trial, its record there or not."""
+    import test_pause_resume
+    from ray import cloudpickle
+
+    cloudpickle.register_pickle_by_value(test_pause_resume)  # the actors cannot import it
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    study = Study({"x": Float(0, 1)}, sampler="random", seed=0, storage=url, name="r",
+                  pruner=test_pause_resume._PausesTrial0Once())
+    study.optimize(functools.partial(_resumed_0_failed_elsewhere, url=url), n_trials=n_trials, n_jobs=1,
+                   executor="ray")
+    first = study.trials[0]
+    assert first.state is TrialState.FAILED and first.system.n_resumes == 1 and first.system.requeued_as is not None
+    ran = Counter(t.state.value for t in study.trials if t.state is not TrialState.WAITING)
+    assert ran == Counter(failed=1, complete=n_trials - 1), [(t.number, t.state.value) for t in study.trials]
 
 
 def _first_failed_elsewhere_then_the_next_killed(trial: Any, folder: str) -> float:

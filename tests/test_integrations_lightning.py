@@ -61,7 +61,8 @@ def loaders() -> tuple[Any, Any]:
 
 def trainer(callback: PruningCallback, root: Path, **kwargs: Any) -> Any:
     kwargs.setdefault("devices", 1)
-    return L.Trainer(max_epochs=EPOCHS, accelerator="cpu", logger=False,
+    kwargs.setdefault("logger", False)
+    return L.Trainer(max_epochs=EPOCHS, accelerator="cpu",
                      enable_progress_bar=False, enable_checkpointing=False, enable_model_summary=False,
                      num_sanity_val_steps=0, default_root_dir=str(root), **kwargs)  # fmt: skip
 
@@ -822,3 +823,71 @@ def test_a_ctrl_c_in_the_fit_lets_lightning_shut_down_first(tmp_path: Path) -> N
     assert seen["after"] is seen["sigterm"] and seen["status"] == "interrupted"
     assert (tmp_path / "on-exception" / "on_exception.ckpt").is_file()
     assert (tmp_path / "lightning_logs" / "version_0" / "metrics.csv").is_file()
+
+
+class TakenOverOnce(L.Callback):
+    """Listed before the study's callback: at the validation of epoch 2 of a resumed fit, once (a marker file),
+    another process judges this worker lost and holds its trial back to paused (``fail_worker(dead=True)``)."""
+
+    def __init__(self, url: str, marker: Path) -> None:
+        self.url, self.marker = url, marker
+
+    def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
+        from tunesmith.storage import worker_id
+
+        if trainer.current_epoch == 1 and not trainer.sanity_checking and not self.marker.exists():
+            self.marker.touch()
+            held = ts.Study.load("s", self.url).fail_worker(worker_id(), "judged lost (the test's)", dead=True)
+            assert [t.state for t in held] == [ts.TrialState.PAUSED], held
+
+
+class Finalized(CSVLogger):
+    """A CSV logger that notes each ``finalize`` status."""
+
+    statuses: list[str] = []  # noqa: RUF012 - the test's record, read after the fit
+
+    def finalize(self, status: str) -> None:
+        Finalized.statuses.append(status)
+        super().finalize(status)
+
+
+def test_a_lightning_trial_taken_over_as_it_reports_stops_cleanly_and_goes_on_from_its_checkpoint(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """A resumed trial held back to paused by another process (this worker taken for lost) as it ran: its next
+    report raises TrialTakenOver in the callback. Lightning ends the fit as for any error there (the loggers
+    finalized "failed", its teardown run), nothing of the trial's checkpoint is touched, the trial stays held,
+    and the same optimize resumes it from its pause's checkpoint to the end, each step reported once."""
+    from tunesmith.pruners import Decision
+
+    class PauseAtOne(PauseAndPromote):
+        def decide(self, trial, trials, direction) -> Decision:  # type: ignore[no-untyped-def]
+            return Decision.PAUSE if trial.system.n_resumes == 0 and trial.last_step == 1 else Decision.CONTINUE
+
+    monkeypatch.setattr(Finalized, "statuses", [])
+    url = f"sqlite:///{tmp_path / 'ts.db'}"
+    saved: list[bytes] = []
+
+    def objective(trial: ts.Trial) -> float:
+        torch.manual_seed(0)
+        if trial.is_resumed:  # the pause's checkpoint, the same at each resume: the run taken over wrote nothing
+            saved.append(Path(trial.resume_from).read_bytes())
+        cb = PruningCallback(trial, checkpoint_dir=tmp_path / "ckpt")
+        t = trainer(cb, tmp_path, callbacks=[TakenOverOnce(url, tmp_path / "taken"), cb],
+                    logger=Finalized(tmp_path / "logs"))
+        train, val = loaders()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            t.fit(Regression(trial.params["lr"]), train, val, ckpt_path=cb.resume_from, weights_only=True)
+        return float(t.callback_metrics["val_loss"])
+
+    study = ts.Study(SPACE, storage=url, name="s", sampler="random", seed=0, pruner=PauseAtOne())
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        study.optimize(objective, n_trials=1, show_progress=False)
+    (trial,) = study.trials
+    assert (tmp_path / "taken").exists() and trial.system.n_holds == 1 and trial.system.n_resumes == 2, trial.system
+    assert Finalized.statuses == ["failed", "failed", "success"], Finalized.statuses  # paused, taken over, done
+    said = [r.getMessage() for r in caplog.records]
+    assert any("trial 0 was held back to paused while it ran here (judged lost (the test's))" in m for m in said), said
+    assert trial.state is ts.TrialState.COMPLETE, trial.error
+    assert sorted(trial.intermediate) == list(range(1, EPOCHS + 1)) and trial.value == trial.intermediate[EPOCHS]
+    assert len(saved) == 2 and saved[0] == saved[1]

@@ -1190,7 +1190,14 @@ def test_a_resumed_trial_killed_once_its_oom_copy_is_queued_is_not_run_again(
     assert len(copies) == 1 and copies[0].system.oom_retries == 1, study.trials
     assert victim.state is TrialState.FAILED and victim.system.n_resumes == 1, victim  # before: paused, or resumed
     assert victim.system.requeued_as == copies[0].number and "exit code -9" in (victim.error or "")
-    assert copies[0].state is not TrialState.WAITING and copies[0].system.n_resumes == 0
+    # the six units went to the six new trials (a resume takes none, so its lost run gives none back): the copy,
+    # a new trial, runs in the next call
+    assert copies[0].state is TrialState.WAITING, copies[0]
+    study.optimize(_ends_its_first_resumed_run(str(tmp_path), _out_of_memory), n_trials=1, gpus=["0"],
+                   trials_per_gpu=1, allow_missing_gpus=True)  # fmt: skip
+    copy = study.trials[copies[0].number]
+    assert copy.state is not TrialState.WAITING and copy.system.n_resumes == 0, copy
+    assert len([t for t in study.trials if t.system.retry_of == victim.number]) == 1
 
 
 def test_a_resumed_trial_killed_as_it_records_its_new_checkpoint_resumes_from_the_one_recorded(
@@ -1909,3 +1916,49 @@ def test_a_held_trial_s_lost_run_that_reports_stops_and_leaves_it_held() -> None
         resumed.report(0.5, 2)
     stored = study.trials[number]
     assert stored.state is TrialState.PAUSED and stored.system.held == "worker lost" and sorted(stored.intermediate) == [1]
+
+
+class _PausesTrial0Once(Pruner):
+    """Pauses trial 0 at step 1 and promotes it at once; never stops another trial."""
+
+    pauses = True
+
+    def decide(self, trial, trials, direction) -> Decision:  # type: ignore[no-untyped-def]
+        first = trial.number == 0 and trial.system.n_resumes == 0 and trial.last_step == 1
+        return Decision.PAUSE if first else Decision.CONTINUE
+
+    def promotable(self, trials, direction) -> list[int]:  # type: ignore[no-untyped-def]
+        return [t.number for t in trials if t.state is TrialState.PAUSED]
+
+
+def _resumed_trial_0_failed_elsewhere(trial: ts.Trial, url: str, folder: str) -> float:
+    """Trial 0 pauses at step 1; its resumed run is failed and re-queued by another process (its heartbeat taken
+    for lost) and then returns. Every other trial waits for that first, so that units are left to take."""
+    if trial.number == 0 and trial.is_resumed:
+        ts.Study.load("s", url).fail_trial(0, "heartbeat lost (the test's)", requeue=True)
+        Path(folder, "failed").touch()
+    elif trial.number != 0:
+        end = time.monotonic() + 60
+        while not Path(folder, "failed").exists() and time.monotonic() < end:
+            time.sleep(0.01)
+    for step in range(max(trial.start_step, 1), 3):
+        trial.report(float(step), step, checkpoint=f"ck{trial.number}-{step}")
+        if trial.should_prune():
+            raise ts.TrialPruned()
+    return 1.0
+
+
+@pytest.mark.parametrize("executor", ["inline", "thread", "process"])
+def test_a_resumed_trial_failed_and_requeued_elsewhere_gives_back_no_unit_its_resume_never_took(
+        executor: str, tmp_path: Path) -> None:
+    """A resume takes no unit of n_trials; its run failed and re-queued elsewhere as it ran gave one back all the
+    same (as for a new trial, whose copy takes its unit): one new trial more than n_trials."""
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    study = ts.Study({"x": ts.Float(0, 1)}, storage=url, name="s", sampler="random", seed=0, pruner=_PausesTrial0Once())
+    objective = functools.partial(_resumed_trial_0_failed_elsewhere, url=url, folder=str(tmp_path))
+    study.optimize(objective, n_trials=3, n_jobs=1 if executor == "inline" else 2,
+                   executor=None if executor == "inline" else executor)
+    first = study.trials[0]
+    assert first.state is TrialState.FAILED and first.system.n_resumes == 1 and first.system.requeued_as is not None
+    ran = Counter(t.state.value for t in study.trials if t.state is not TrialState.WAITING)
+    assert ran == {"failed": 1, "complete": 2}, [(t.number, t.state.value, t.system) for t in study.trials]

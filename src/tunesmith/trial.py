@@ -121,6 +121,12 @@ class SystemState:
                 raise ValueError(f"trial system state {key!r} must be {want.__name__} or null, got {value!r}")
         return cls(**data)
 
+    @property
+    def unit_back(self) -> bool:
+        """Whether a lost run of this failed trial gives its unit of ``n_trials`` back: it was re-queued (its copy
+        takes a unit) and that run took one (a new trial's; a resume takes none, and gave none back)."""
+        return self.requeued_as is not None and not self.n_resumes
+
     def replace(self, **changes: Any) -> SystemState:
         return dataclasses.replace(self, **changes)
 

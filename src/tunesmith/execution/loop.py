@@ -402,6 +402,7 @@ class Run:
     retired: bool = False
     lost: int = 0  # trials that were failed elsewhere while this worker ran them
     lost_trial: int | None = None  # the last of them that ended there for good (a Ray actor's answer names it)
+    resumes: int = 0  # paused trials its asks resumed, taking no unit (a Ray actor's answer says whether its call's was)
     seat: Seat | None = None  # a forked worker's state, shared with its parent
     interrupted: str | None = None  # threads: the error of the trials an interrupt failed (then none starts)
     stopped: bool = False  # an interrupt came out of a trial's objective, and run_trial marked the trial failed
@@ -488,6 +489,7 @@ def _ask(run: Run, only: str | None) -> Trial | None:
         KILL_POINT("resumed" if trial.is_resumed else "asked")
     if trial.is_resumed:
         budget.give_back()
+        run.resumes += 1
     else:
         budget.placed()
     if KILL_POINT is not None:
@@ -521,11 +523,16 @@ def run_one(run: Run, *, only: str | None = None) -> FrozenTrial | None:
             logger.warning("trial %d was taken over by another worker while it ran here (this one was taken for "
                            "lost and the trial resumed there): this run's result is not recorded", trial.number)
             return None
+        if stored.state is TrialState.PAUSED:  # held back to paused (this worker taken for lost): it goes on later
+            logger.warning("trial %d was held back to paused while it ran here (%s): this run's result is not recorded; "
+                           "the trial goes on from its recorded checkpoint when resumed", trial.number,
+                           one_line(stored.system.held or "paused elsewhere"))
+            return None
         run.lost_trial = trial.number  # ended for good (not back in the queue: this worker may run it again)
         again = "" if stored.system.requeued_as is None else f"; re-queued as trial {stored.system.requeued_as}"
         logger.warning("trial %d ended elsewhere while it ran here (%s%s): this run's result is not recorded",
                        trial.number, one_line(stored.error) if stored.error else stored.state.value, again)  # it was dropped silently
-        if stored.system.requeued_as is not None:
+        if stored.system.unit_back:
             run.budget.refund()  # its copy runs under this call's budget: the lost attempt is not counted
         return None
     except KeyboardInterrupt as exc:  # not one that came once its result was written (in tell)

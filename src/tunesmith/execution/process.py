@@ -429,7 +429,7 @@ class _Pool:
             logger.warning("could not read the dead worker's trials: %s", exc)
             return 0
         return sum(
-            _ended_by(t, me, w.born) and t.system.requeued_as is not None and t.number not in mine
+            _ended_by(t, me, w.born) and t.system.unit_back and t.number not in mine
             for t in trials
         )
 
@@ -460,7 +460,7 @@ class _Pool:
             self.calls(t)
         # a re-queued copy runs under this call's budget, in a fresh worker: the lost
         # attempt is not counted; nor is a budget unit the worker took but never started
-        retries = sum(t.system.requeued_as is not None for t in lost)
+        retries = sum(t.system.unit_back for t in lost)
         if retries:
             self.budget.refund(retries)
         if unit < 0:

@@ -1061,7 +1061,7 @@ class _Driver:
             self._uncaught(out.raised or uncaught_error(None if record is None else record.number, out.error))
         if record is not None:
             actor.done.add(record.number)
-        if record is not None and record.system.n_resumes:
+        if record.system.n_resumes if record is not None else out.resumed:  # (ended elsewhere: no record)
             self.budget.give_back()  # a promotion continued a trial; n_trials counts new ones
         self._refunded(actor, out)
         if out.exhausted:
@@ -1231,9 +1231,9 @@ class _Driver:
         # a re-queued trial runs again under this call's budget: its failed attempt is not counted
         # (a lost copy is not copied again: it gives no unit back), nor is one that another process failed and
         # re-queued as it ran here (its heartbeat taken for lost), its answer lost with the actor
-        retried = sum(t.system.requeued_as is not None for t in ended)
+        retried = sum(t.system.unit_back for t in ended)
         here = {t.number for t in ended}
-        retried += sum(t.system.requeued_as is not None and t.number not in here for t in unanswered)
+        retried += sum(t.system.unit_back and t.number not in here for t in unanswered)
         self.budget.give_back(max(0, len(actor.calls) - used) + retried)
         self.actors.remove(actor)
         self.replacements += lost

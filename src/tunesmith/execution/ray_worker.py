@@ -88,6 +88,7 @@ class Outcome:
     asked_no_pruner: bool = False  # should_prune() was asked in a study without a pruner: the driver says so, once
     refunded: int = 0  # SQL mode: its trial was failed and re-queued elsewhere as it ran: the copy counts, not it
     ended_elsewhere: int | None = None  # SQL mode: the trial that ended elsewhere as it ran (no record): answered
+    resumed: bool = False  # SQL mode, run_one: its trial was a paused one resumed, which takes no unit (record or not)
     # in-memory mode: what the driver must write
     sent: FrozenTrial | None = None
     value: Any = None
@@ -147,6 +148,7 @@ class StudyWorker:
         once this actor's raylet is gone (:meth:`orphaned`)."""
         if past(deadline) or self.run.study.stopping or self.orphaned():
             return Outcome(self.me, late=True)
+        resumes = self.run.resumes
         try:
             record = run_one(self.run)
         except KeyboardInterrupt:
@@ -154,7 +156,8 @@ class StudyWorker:
         except BaseException as exc:  # noqa: BLE001 - the study does not catch it: the driver raises it
             return self._noted(self._raised(exc))
         exhausted, self.run.exhausted = self.run.exhausted, None
-        return self._noted(Outcome(self.me, record=record, exhausted=exhausted, stop=self.run.study.stopping))
+        return self._noted(Outcome(self.me, record=record, exhausted=exhausted, stop=self.run.study.stopping,
+                                   resumed=self.run.resumes > resumes))
 
     def run_only(self, only: str) -> Outcome:
         """Run one promoted paused trial (``only="promoted"``) or one waiting trial

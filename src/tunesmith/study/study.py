@@ -928,7 +928,7 @@ class Study:
                 exc.args = (f"{exc}; " + (
                     f"trial {trial.number} (resumed after a pause) was paused again, its checkpoint and promotion kept"
                     if trial.record.is_resumed else f"trial {trial.number} was paused at step "
-                    f"{trial.record.last_step}, its last recorded checkpoint kept") + (
+                    f"{trial.record.last_step}, its last recorded checkpoint kept{_checkpoint_of(trial)}") + (
                     ": once there is room, the next optimize resumes it first"),)
             raise
         except TrialPruned as exc:
@@ -959,7 +959,7 @@ class Study:
         final = self.tell(trial, state=TrialState.PAUSED)
         exc.args = (f"{exc}; " + (
             f"trial {trial.number} was paused at step {final.last_step} as its pruner asked, its last recorded "
-            "checkpoint kept: a promotion resumes it from there" if final.state is TrialState.PAUSED
+            f"checkpoint kept{_checkpoint_of(trial)}: a promotion resumes it from there" if final.state is TrialState.PAUSED
             else f"trial {trial.number} was recorded as {final.state}"),)
 
     def _pause_again(self, trial: Trial, reason: str) -> None:
@@ -1212,6 +1212,13 @@ class Study:
 
     def __repr__(self) -> str:
         return f"Study(name={self.name!r}, direction={self.direction.value!r}, storage={self._storage.display_url!r})"
+
+
+def _checkpoint_of(trial: Trial) -> str:
+    """The step of the checkpoint a trial stopped on a full disk goes on from, where older than its last report
+    (``checkpoint_every`` skipped the validations after it): said, as the steps after it are trained again."""
+    at, last = trial._checkpoint_step, trial.record.last_step
+    return "" if at is None or last is None or at >= last else f", that of step {at} (the steps after it are trained again)"
 
 
 def _new_config(space: Space, sampler: Any, pruner: Any, seed: int | None, beat: HeartbeatConfig,

@@ -39,6 +39,7 @@ class Trial:
         self.study = study
         self._record = record
         self._last_decision = Decision.CONTINUE
+        self._checkpoint_step: int | None = None  # the last step reported as this handle recorded a checkpoint
 
     @property
     def number(self) -> int:
@@ -122,6 +123,8 @@ class Trial:
             where = os.fspath(checkpoint) if isinstance(checkpoint, os.PathLike) else checkpoint
             attrs = {**attrs, **json_attrs({"checkpoint": where}, f"trial {self.number}: report(checkpoint=...)")}
         self._write(self._record.replace(intermediate=inter, attrs=attrs, heartbeat=self._now()))
+        if checkpoint is not None:
+            self._checkpoint_step = step
 
     def should_prune(self) -> bool:
         """Whether the study's pruner says to stop this trial now.
@@ -188,6 +191,8 @@ class Trial:
         ``record.system``, which no attribute can change."""
         plain = json_attrs({key: value}, f"trial {self.number}: set_attr")
         self._write(self._record.replace(attrs={**self._record.attrs, **plain}))
+        if key == "checkpoint":  # saved after the last report (a pause's own, say)
+            self._checkpoint_step = self._record.last_step
 
     def _write(self, record: FrozenTrial) -> None:
         if self._record.state is TrialState.PAUSED:

@@ -9,6 +9,7 @@ deleted: a pruned or failed trial's folder, a complete trial's "last" files
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from pathlib import Path
@@ -129,7 +130,12 @@ def start_fresh(folder: Path, trial: Any = None) -> None:
             ) from exc
     if _owner(trial) is not None:
         ckpt.secure_dir(folder)
-        mark(trial, folder / OWNER, exclusive=True)
+        try:
+            mark(trial, folder / OWNER, exclusive=True)
+        except BaseException:  # a full disk refused the marker: the folder secure_dir checked as ours stays, empty
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only when empty
+            raise
 
 
 def mark(trial: Any, path: Path, *, exclusive: bool = False) -> None:
