@@ -60,27 +60,38 @@ def _ray_bin() -> str:
 
 
 def pids_under(temp_dir: Path) -> list[int]:
-    """Processes whose command line names our temp dir (all our Ray daemons)."""
+    """Processes whose command line or environment names our temp dir: all our Ray daemons, and the workers
+    (actors) they started, which Ray renames (``ray::StudyWorker.run_one``: their command line no longer names
+    it) and which inherit the HOME of :func:`quiet_home` or the driver's temp dir. Zombies are left out."""
     out = []
     for d in Path("/proc").iterdir():
-        if not d.name.isdigit():
+        if not d.name.isdigit() or int(d.name) == os.getpid():
             continue
         try:
-            cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            cmd = (d / "cmdline").read_bytes()
+            env = (d / "environ").read_bytes() if cmd.startswith(b"ray::") else b""
+            zombie = (d / "stat").read_bytes().rpartition(b")")[2].split()[:1] == [b"Z"]
         except OSError:
             continue
-        if str(temp_dir) in cmd and int(d.name) != os.getpid():
+        if not zombie and str(temp_dir).encode() in cmd + env:
             out.append(int(d.name))
     return out
 
 
-def kill_all_under(temp_dir: Path) -> None:
-    """SIGKILL every process :func:`pids_under` names (one gone meanwhile is passed over)."""
-    for pid in pids_under(temp_dir):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+def kill_all_under(temp_dir: Path, within: float = 20.0) -> None:
+    """SIGKILL every process :func:`pids_under` names (one gone meanwhile is passed over), and wait up to
+    ``within`` seconds for them to end: an actor left running would go on writing its trial's heartbeats."""
+    end = time.monotonic() + within
+    while True:
+        pids = pids_under(temp_dir)
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if not pids or time.monotonic() > end:
+            return
+        time.sleep(0.1)
 
 
 class TwoNodeCluster:

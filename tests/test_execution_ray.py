@@ -296,7 +296,20 @@ except ClusterLost as exc:
 """
 
 
-def _raylets(temp: Path) -> list[int]:
+def _homed_under(temp: Path) -> list[str]:
+    """The processes still running (zombies aside) whose HOME is in ``temp``: every Ray process of the instance."""
+    out = []
+    for d in Path("/proc").iterdir():
+        try:
+            if d.name.isdigit() and f"HOME={temp}".encode() in (d / "environ").read_bytes() \
+                    and (d / "stat").read_bytes().rpartition(b")")[2].split()[:1] != [b"Z"]:
+                out.append(f"{d.name} {(d / 'cmdline').read_bytes()[:60]!r}")
+        except OSError:
+            continue
+    return out
+
+
+def _raylets(temp: Path, name: bytes = b"/raylet") -> list[int]:
     from ray_util import pids_under
 
     out = []
@@ -305,7 +318,7 @@ def _raylets(temp: Path) -> list[int]:
             exe = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
         except OSError:
             continue
-        if exe.endswith(b"/raylet"):
+        if exe.endswith(name):
             out.append(pid)
     return out
 
@@ -315,9 +328,11 @@ def _raylets(temp: Path) -> list[int]:
 # "ctrl-c in the sweep": a Ctrl-C as the lost cluster's trials were failed cut the wait for the actors'
 # processes short, and the sweep after it: the trial one of them claimed meanwhile stayed running;
 # "driver killed in the wait": Ctrl-C at once, the driver SIGKILLed as it waits: the study's heartbeat
-# fails what was left running
+# fails what was left running (once the test has killed the actors: see _homed_under)
+# "head lost": the GCS process SIGKILLed (the raylet and actors alive): Ray's calls waited on it, and Ray ended the
+# driver process after its own 60 s, with no ClusterLost and a trial left running
 @pytest.mark.parametrize("how", ["detected", "ctrl-c", "ctrl-c at once", "ctrl-c in the sweep",
-                                 "driver killed in the wait"])
+                                 "driver killed in the wait", "head lost"])
 def test_ray_losing_the_only_node_fails_the_trials_and_ends_optimize(
     tmp_path: Path, subprocess_env: dict[str, str], how: str
 ) -> None:
@@ -328,7 +343,7 @@ def test_ray_losing_the_only_node_fails_the_trials_and_ends_optimize(
     # the Ctrl-C cases' signal comes while Ray still counts the node alive (its calls unanswered), as a user
     # with Ray's default health checks meets it: with FAST_NODE_DEATH its GCS said the node dead first (at
     # about 3 s, the "ctrl-c" case's wait), the driver replaced both actors, and the Ctrl-C met those instead
-    verdict = how in ("detected", "ctrl-c in the sweep")  # they wait for Ray to say the node is dead
+    verdict = how in ("detected", "ctrl-c in the sweep", "head lost")  # they wait for Ray to say the node is dead
     env = {**subprocess_env, **RAY_ENV, **(FAST_NODE_DEATH if verdict else {}), "HOME": quiet_home(temp)}
     lost_after = "3" if verdict else "600"
     driver = subprocess.Popen([sys.executable, "-c", LOST_DRIVER, url, str(temp), lost_after, how], env=env,
@@ -345,17 +360,21 @@ def test_ray_losing_the_only_node_fails_the_trials_and_ends_optimize(
             if len(study.trials_in("complete")) >= 3:
                 break
         assert study is not None and driver.poll() is None, "the driver did not get going"
-        for pid in _raylets(temp):
+        for pid in _raylets(temp, b"/gcs_server" if how == "head lost" else b"/raylet"):
             os.kill(pid, signal.SIGKILL)
+        killed = time.monotonic()
         if how in ("ctrl-c", "ctrl-c at once", "driver killed in the wait"):
             time.sleep(3 if how == "ctrl-c" else 0)
             driver.send_signal(signal.SIGINT)
         out, _ = driver.communicate(timeout=150)  # before the fix: it never returned
+        ended = time.monotonic()
     finally:
         if driver.poll() is None:
             driver.kill()
         kill_all_under(temp)
-        shutil.rmtree(temp, ignore_errors=True)
+        left = _homed_under(temp)  # before: the actors (their command line renamed by Ray) were not killed, and
+        shutil.rmtree(temp, ignore_errors=True)  # one still beating kept its trial running past the reap below
+    assert not left, left
     if how == "ctrl-c in the sweep":  # the Ctrl-C comes once the trials are failed (before: it cut the sweep)
         assert "SWEPT" in out and "KeyboardInterrupt" in out, out[-3000:]
     elif how == "driver killed in the wait":
@@ -365,6 +384,9 @@ def test_ray_losing_the_only_node_fails_the_trials_and_ends_optimize(
     elif how == "detected":
         assert "LOST the Ray cluster is lost: for 3 s no node had the resources of one trial" in out, out[-3000:]
         assert "Restart the cluster" in out
+    elif how == "head lost":  # before: no LOST, the process ended by Ray after 60 s
+        assert "LOST the Ray cluster is lost: its head node (GCS at 127.0.0.1:" in out, out[-3000:]
+        assert driver.returncode == 0 and ended - killed < 45, (ended - killed, out[-3000:])
     else:
         assert "RETURNED" in out and "interrupted" in out, out[-3000:]
     if not verdict:  # no actor was found dead before the Ctrl-C: Ray had not said the node was lost yet
@@ -909,6 +931,73 @@ def test_the_driver_reads_the_no_pruner_note_only_where_an_actor_could_write_it(
         assert note_key_for(study) is None, study.name
     unpruned._said_no_pruner = True  # said by an earlier call on this object
     assert note_key_for(unpruned) is None
+
+
+NOTING_DRIVER = """
+import sys, time
+import tunesmith as ts
+from tunesmith.execution.ray import RayExecutor
+
+def objective(trial, asked=sys.argv[2]):  # (the actor's own sys.argv is another)
+    trial.should_prune()  # no pruner: the actor notes it in Ray's key-value store
+    open(asked, "w").close()
+    time.sleep(120)  # the driver is SIGKILLed meanwhile
+    return 0.0
+
+study = ts.Study({"x": ts.Float(0, 1)}, sampler="random", seed=0)
+study.optimize(objective, n_trials=1, executor=RayExecutor(address=sys.argv[1], n_workers=1))
+"""
+
+
+def _note_keys() -> set[bytes]:
+    from ray.experimental.internal_kv import _internal_kv_list
+
+    from tunesmith.execution.ray_worker import NOTES
+
+    return set(_internal_kv_list("no-pruner-", namespace=NOTES))
+
+
+@pytest.mark.timeout(120)
+def test_a_killed_driver_s_no_pruner_note_is_deleted_by_the_next_driver_and_no_live_one_s(
+        ray_local: Any, tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+    """A driver SIGKILLed after its actor noted should_prune() without a pruner never deleted its key: it stayed in
+    the cluster's key-value store until the cluster stopped, one a kill. The next optimize on the cluster deletes
+    the keys of jobs the GCS counts dead; a running driver's key, and one that names no job, stay."""
+    from ray.experimental.internal_kv import _internal_kv_del, _internal_kv_put
+    from ray_util import RAY_ENV
+
+    from tunesmith.execution.ray_worker import NOTES
+
+    live = f"no-pruner-{ray_local.get_runtime_context().get_job_id()}-0123456789abcdef"
+    nameless = "no-pruner-fedcba9876543210"  # an older tunesmith's: whose it is cannot be told
+    before = _note_keys()
+    asked = tmp_path / "asked"
+    driver = subprocess.Popen([sys.executable, "-c", NOTING_DRIVER, ray_local.get_runtime_context().gcs_address,
+                               str(asked)], env={**subprocess_env, **RAY_ENV}, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    try:
+        end = time.monotonic() + 60
+        while not asked.exists() and driver.poll() is None and time.monotonic() < end:
+            time.sleep(0.1)
+        left = _note_keys() - before
+    finally:
+        driver.kill()
+        out = driver.communicate(timeout=30)[0]
+    assert asked.exists() and len(left) == 1, f"{left} {out[-3000:]}"  # the actor noted it as it asked
+    for key in (live, nameless):
+        _internal_kv_put(key, b"1", namespace=NOTES)
+    try:
+        end = time.monotonic() + 30  # until the GCS counts the killed driver's job dead
+        while not any(j["IsDead"] and j["DriverPid"] == driver.pid for j in ray_local._private.state.jobs()):
+            assert time.monotonic() < end, "the killed driver's job was never counted dead"
+            time.sleep(0.2)
+        Study({"x": Float(0, 1)}, sampler="random", seed=0).optimize(lambda t: 0.0, n_trials=1, executor="ray")
+        keys = _note_keys()
+        assert not left & keys, keys  # before: the killed driver's key stayed
+        assert {live.encode(), nameless.encode()} <= keys
+    finally:
+        for key in (live, nameless):
+            _internal_kv_del(key, namespace=NOTES)
 
 
 def _first_waits_to_be_failed_elsewhere(trial: Any, folder: str) -> float:

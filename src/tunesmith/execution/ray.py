@@ -18,6 +18,7 @@ trial fewer; the trial is queued again.
 
 from __future__ import annotations
 
+import _thread
 import contextlib
 import logging
 import math
@@ -26,6 +27,7 @@ import secrets
 import socket
 import stat
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -45,6 +47,7 @@ from .local import STOPS, _held, fail_stopped, left_running, said_stopped
 from .loop import Budget
 from .process import check_trial_timeout
 from .ray_worker import (
+    NOTE_PREFIX,
     NOTES,
     EvalWorker,
     Outcome,
@@ -52,6 +55,7 @@ from .ray_worker import (
     StudyWorker,
     apply_outcome,
     fail_or_unqueue,
+    note_job,
     note_key_for,
     retry_if_oom,
     uncaught_error,
@@ -70,6 +74,10 @@ START_WARN_AFTER = 30.0
 START_GRACE = 30.0  # a worker took over 10 s to start on a loaded 2-core machine
 #: seconds optimize, as it ends, waits for the processes of the actors it killed to end (their resources come back then)
 EXIT_WAIT = 15.0
+#: seconds before Ray's own end of a driver whose head node (GCS) it cannot reach (Ray's
+#: ``gcs_rpc_server_reconnect_timeout_s``, 60 by default) that optimize gives up on it: the time it takes to end
+#: cleanly (``ray.shutdown`` took 7.7 s on a loaded 2-core machine) and to fail the running trials
+GCS_MARGIN = 30.0
 
 
 def ended_line(ended: Sequence[FrozenTrial], finished: int = 0) -> str:
@@ -619,6 +627,101 @@ def lost_worker(exc: BaseException) -> str:
     return f"ray worker lost: {type(exc).__name__}: {str(exc).strip().splitlines()[0]}"
 
 
+class GcsWatch:
+    """Beside the driver's loop: looks at the head node's GCS port once a second. Where nothing listens there for
+    ``lost_after`` seconds (at most :data:`GCS_MARGIN` seconds before Ray ends the process itself) it interrupts
+    the main thread, as a Ctrl-C would (the main thread may wait inside Ray), with :attr:`lost` saying why. Ray's
+    own calls cannot say it in time: they wait on the GCS until Ray ends the process (left46, left50)."""
+
+    def __init__(self, address: tuple[str, int] | None, after: float) -> None:
+        self.address, self.after = address, after
+        self.lost: str | None = None
+        self.down = False  # nothing listened there when last looked at: a Ray call that needs the GCS would wait
+        self.lock = threading.Lock()
+        self.done = threading.Event()
+
+    @classmethod
+    def start(cls, ray: Any, lost_after: float) -> GcsWatch:
+        """A watch of the GCS ``ray`` is connected to, started; one that watches nothing where its address is not
+        HOST:PORT (Ray Client)."""
+        try:
+            host, _, port = str(ray.get_runtime_context().gcs_address).rpartition(":")
+            address: tuple[str, int] | None = (host.strip("[]"), int(port)) if host and port.isdigit() else None
+        except Exception:  # noqa: BLE001 - a Ray Client, or another Ray
+            address = None
+        ray_limit = float(os.environ.get("RAY_gcs_rpc_server_reconnect_timeout_s", "60") or 60)
+        watch = cls(address, max(1.0, min(lost_after, ray_limit - GCS_MARGIN)))
+        if address is not None:
+            threading.Thread(target=watch._run, name="tunesmith-gcs-watch", daemon=True).start()
+        return watch
+
+    def _run(self) -> None:
+        down_since: float | None = None
+        while not self.done.wait(0.5):  # (a Ray call made before it says the GCS is down waits on it)
+            assert self.address is not None
+            try:
+                socket.create_connection(self.address, timeout=1.0).close()
+                down_since, self.down = None, False
+                continue
+            except OSError as exc:
+                why = exc.strerror or type(exc).__name__
+            self.down = True
+            now = time.monotonic()
+            down_since = down_since or now
+            if now - down_since >= self.after:
+                with self.lock:
+                    if not self.done.is_set():
+                        self.lost = (f"the Ray cluster is lost: its head node (GCS at {self.address[0]}:"
+                                     f"{self.address[1]}) did not answer for {self.after:g} s ({why})")
+                        _thread.interrupt_main()
+                return
+
+    def stop(self) -> None:
+        with self.lock:
+            self.done.set()
+
+
+def _read_key(key: str) -> bytes | None:
+    """The value of ``key`` in the actors' namespace of Ray's key-value store, waiting at most a second where the
+    GCS can be reached directly: a read made as the head node died waited on it until Ray ended the process."""
+    from ray.experimental import internal_kv
+
+    client = internal_kv.internal_kv_get_gcs_client() if internal_kv._internal_kv_initialized() else None
+    if client is None:  # (Ray Client: through its server)
+        return internal_kv._internal_kv_get(key, namespace=NOTES)
+    return client.internal_kv_get(key.encode(), NOTES.encode(), timeout=1.0)
+
+
+def _job_id(ray: Any) -> str:
+    """This driver's Ray job id in hex ("" where Ray cannot say: its notes' keys then name no job)."""
+    try:
+        return str(ray.get_runtime_context().get_job_id())
+    except Exception:  # noqa: BLE001 - a Ray Client or another Ray that does not say
+        return ""
+
+
+def sweep_notes() -> int:
+    """Delete the no-pruner notes (:func:`tell_driver`) of drivers that are gone: a driver killed before it deleted
+    its key left it in the cluster's key-value store until the cluster stopped, one a kill. Only the keys whose
+    job the GCS counts dead go, never a running driver's, nor a key that names no job; how many went. Never
+    raises: a Ray that cannot list its keys or jobs (Ray Client) keeps them."""
+    try:
+        from ray._private.state import jobs
+        from ray.experimental.internal_kv import _internal_kv_del, _internal_kv_list
+
+        keys = _internal_kv_list(NOTE_PREFIX, namespace=NOTES)
+        if not keys:
+            return 0
+        dead = {j["JobID"] for j in jobs() if j.get("IsDead")}
+        gone = [k for k in keys if note_job(k) in dead]
+        for key in gone:
+            _internal_kv_del(key, namespace=NOTES)
+    except Exception as exc:  # noqa: BLE001 - kept for a later driver
+        logger.debug("could not delete the notes of Ray drivers that are gone: %s", exc)
+        return 0
+    return len(gone)
+
+
 class _Driver:
     """Hands out the budget to actors, collects records, replaces lost actors."""
 
@@ -642,7 +745,10 @@ class _Driver:
         self.unstartable = False  # ActorsNotStarted was raised: the starting actors wait for resources held elsewhere
         self.interrupted = False  # Ctrl-C or SIGTERM: every actor is killed at once, as the user asked to stop
         self.unreachable = False  # the cluster could not be reached when last looked at (_watch_cluster)
-        self.note_key = note_key_for(self.study)  # where actors note should_prune() without a pruner (None: none do)
+        self.gcs_gone = False  # the head node's GCS cannot be reached (GcsWatch): no Ray call may wait on it
+        self.watch = GcsWatch(None, 0.0)  # (started as run starts)
+        # where actors note should_prune() without a pruner (None: none do)
+        self.note_key = note_key_for(self.study, _job_id(ray))
         self.note_read = 0.0  # when it was last read
         before = [] if self.memory else self.study.trials
         # the trials of earlier calls, but for those waiting: this call may run them (they count in n_trials)
@@ -665,12 +771,19 @@ class _Driver:
             n = fit
         if self.job.n_trials is not None:
             n = max(1, min(n, self.job.n_trials))
+        sweep_notes()
+        watch = self.watch = GcsWatch.start(self.ray, self.ex.lost_after)
         try:
-            for _ in range(n):  # a signal while they start stops those started too
-                self._spawn()
-            self._loop()
-            self._finish_promoted()
+            try:
+                for _ in range(n):  # a signal while they start stops those started too
+                    self._spawn()
+                self._loop()
+                self._finish_promoted()
+            finally:
+                watch.stop()  # (its interrupt, if it came, is raised above: after this, none comes)
         except KeyboardInterrupt as exc:
+            if watch.lost:  # not a Ctrl-C: the watch found the head node gone
+                self._gcs_lost(watch.lost)
             self.interrupted = True  # stop now: no grace for actors still starting
             self.job.interrupted = interrupted(exc)
             with _held(STOPS):  # a second Ctrl-C or SIGTERM waits until the running trials are recorded
@@ -690,12 +803,31 @@ class _Driver:
             self._interrupt(f"stopped: {str(exc).splitlines()[0][:200]}")
             raise
         finally:
-            try:
-                self._stop_actors()
-            finally:
-                self._drop_note()  # after the kills: a trial that asked as it was stopped has noted it
+            if not self.gcs_gone:  # every Ray call below waits on the GCS, until Ray ends the process
+                try:
+                    self._stop_actors()
+                finally:
+                    self._drop_note()  # after the kills: a trial that asked as it was stopped has noted it
         self.calls.raise_error(self.error)
         return self.exhausted
+
+    def _gcs_lost(self, why: str) -> None:
+        """The head node's GCS cannot be reached (:class:`GcsWatch`): end with :class:`ClusterLost` before Ray ends
+        this process (its own limit: no exception, nothing more recorded), making no Ray call that waits on the
+        GCS: the answers that came back are taken, a private instance is stopped (its actors' processes with it),
+        then the running trials are failed."""
+        self.gcs_gone = self.unreachable = True  # (no read of the actors' note either)
+        with _held(STOPS):
+            self.budget.stop()
+            error = f"ray cluster lost: {why}"
+            finished = self._take_answered()
+            if self.instance_ends:
+                with contextlib.suppress(Exception):
+                    self.ray.shutdown()
+            ended = [t for a in self.actors for t in self._lost(a, error, wait=False)]
+            ended += self._outlived(lambda a: self._lost(a, error, wait=False))
+        raise ClusterLost(f"{why}; {ended_line(ended, finished)}. Restart the cluster (its head node) and call "
+                          "optimize again: the study resumes where it stopped") from None
 
     def _stop_actors(self) -> None:
         """Kill every actor. One still starting is first given time to come up (its resources granted, a
@@ -1017,14 +1149,12 @@ class _Driver:
         as it ends (``last``), so that a trial that never answers (its actor lost, stopped by ``trial_timeout``,
         interrupted) still has it said, once."""
         now = time.monotonic()
-        if self.note_key is None or self.study._said_no_pruner or self.unreachable or (
+        if self.note_key is None or self.study._said_no_pruner or self.unreachable or self.watch.down or (
                 now - self.note_read < 1.0 and not last):
             return  # (a GCS out of reach would keep the read waiting)
         self.note_read = now
         try:
-            from ray.experimental.internal_kv import _internal_kv_get
-
-            noted = _internal_kv_get(self.note_key, namespace=NOTES)
+            noted = _read_key(self.note_key)
         except Exception:  # noqa: BLE001 - a Ray without it: the answers' notes say it
             return
         if noted:
@@ -1121,10 +1251,11 @@ class _Driver:
             actor.calls.clear()
 
     def _lost(
-        self, actor: _Actor, error: str, *, requeue: bool | None = None, dead: bool = True
+        self, actor: _Actor, error: str, *, requeue: bool | None = None, dead: bool = True, wait: bool = True
     ) -> list[FrozenTrial]:
         """Fail the trials a lost actor was running; their records (a resumed trial
-        goes back to paused, holding its promotion)."""
+        goes back to paused, holding its promotion). ``wait``: ask an actor that never said who it is (not
+        once the GCS is gone: it ran nothing, or outlives the stopped instance)."""
         if self.memory:
             numbers = [n for ns in actor.calls.values() for n in ns]  # in order: the first was running
             again = self.study.heartbeat_config.requeue if requeue is None else requeue
@@ -1132,6 +1263,8 @@ class _Driver:
             return [t for t in ended if t is not None]
         if not actor.up:
             return []  # never started: ran nothing
+        if not actor.worker and not wait:
+            return []
         if not actor.worker:
             try:
                 actor.worker = self.ray.get(actor.who, timeout=5.0)
@@ -1147,6 +1280,8 @@ class _Driver:
             return
         self.checked = now
         try:
+            if self.watch.down:  # ray.nodes() would wait on the GCS (GcsWatch ends the run)
+                raise ConnectionError("its head node (GCS) does not answer")
             total: Any = self._nodes()
             fit_workers(total, self.ex.resources)
         except ValueError:  # no node fits a trial

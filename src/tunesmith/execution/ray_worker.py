@@ -271,14 +271,29 @@ class EvalWorker:
 NOTES = "tunesmith"
 
 
-def note_key_for(study: Study) -> str | None:
+#: what every key of :func:`note_key_for` starts with
+NOTE_PREFIX = "no-pruner-"
+
+
+def note_key_for(study: Study, job: str = "") -> str | None:
     """The key under which one optimize call's actors note ``should_prune()`` without a pruner (:func:`tell_driver`),
-    its own: two calls on one cluster never read each other's, nor one left by a call that crashed. None where
-    nothing is to be noted (the driver reads nothing): the study has a pruner (one stored with it too, opened
-    without ``pruner=``), or the warning was said already."""
+    its own: two calls on one cluster never read each other's, nor one left by a call that crashed. It names the
+    driver's Ray ``job`` (its id in hex), so that a later driver can delete the key of one killed before it
+    deleted its own (:func:`note_job`). None where nothing is to be noted (the driver reads nothing): the study
+    has a pruner (one stored with it too, opened without ``pruner=``), or the warning was said already."""
     if study._said_no_pruner or not isinstance(study.pruner, NopPruner):
         return None
-    return f"no-pruner-{secrets.token_hex(8)}"
+    return f"{NOTE_PREFIX}{job}-{secrets.token_hex(8)}" if job else f"{NOTE_PREFIX}{secrets.token_hex(8)}"
+
+
+def note_job(key: bytes | str) -> str | None:
+    """The Ray job id (hex) a key of :func:`note_key_for` names; None for one that names none (an older
+    tunesmith's, or one not of this form): whose it is cannot be told."""
+    text = key.decode(errors="replace") if isinstance(key, bytes) else key
+    job, sep, token = text.removeprefix(NOTE_PREFIX).rpartition("-")
+    if not text.startswith(NOTE_PREFIX) or not sep or not job or not token:
+        return None
+    return job
 
 
 def tell_driver(key: str) -> None:
