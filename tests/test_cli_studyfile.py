@@ -279,7 +279,7 @@ def test_a_study_last_run_before_local_modules_were_covered_is_told_so_once_not_
     now with an objective that imports a local module: the digests differ though no code did, and the user
     was warned "last run with other code", which sent them hunting for an edit. An unchanged file is said
     once as an info line (the modules now covered); a changed file is warned of, naming it."""
-    from tunesmith.cli.code import code_digest
+    from tunesmith.code import code_digest
     from tunesmith.study.manage import record_objective_code
 
     url = f"sqlite:///{tmp_path / 'shared.db'}"
@@ -304,7 +304,7 @@ def test_a_crlf_checkout_of_local_modules_past_the_tokenized_budget_is_the_same_
     """Past ``MODULES_TOKENIZED`` bytes of local modules the rest were digested by their bytes, counted with
     their line endings: a Windows checkout (CRLF) of the same project warned "other code", naming modules no
     one edited. Line endings are the same code there too; an edit past the budget still is not."""
-    from tunesmith.cli.code import MODULES_TOKENIZED
+    from tunesmith.code import MODULES_TOKENIZED
 
     url = f"sqlite:///{tmp_path / 'shared.db'}"
     code = "from big import A\nfrom small import scale\n\ndef f(trial):\n    return scale(trial.params['x']) + A\n"
@@ -331,7 +331,7 @@ def test_the_import_finder_reads_imports_as_python_writes_them_and_never_stops_t
     followed. A long line of dots or spaces after ``from`` took the regular expression time quadratic in
     its length (70 s for 64 KB): ``tunesmith run`` hung. Nothing is imported or run: each module writes a
     file if it is."""
-    from tunesmith.cli.code import MAX_TOKENIZED, local_modules
+    from tunesmith.code import MAX_TOKENIZED, local_modules
 
     ran = tmp_path / "ran"
     body = f"open({str(ran)!r}, 'w').close()\n"
@@ -1570,7 +1570,7 @@ def test_a_file_with_a_line_too_long_to_tokenize_cheaply_is_digested_by_its_byte
     visited are counted, not timed; a file of ordinary lines is still digested by its tokens, comments aside."""
     import tokenize
 
-    from tunesmith.cli import code
+    from tunesmith import code
 
     visited = [0]
     tokens = tokenize.generate_tokens
@@ -1639,7 +1639,7 @@ def test_many_sparse_files_named_as_local_modules_are_read_no_more_than_four_max
     rest are digested by their sizes, each still named (a change of size is still seen)."""
     import importlib.util
 
-    from tunesmith.cli import code
+    from tunesmith import code
 
     if _bytes_read() < 0:
         pytest.skip("no /proc/self/io to count the bytes read")
@@ -1667,7 +1667,7 @@ OPENS_A_TERMINAL = """
 import os, sys
 sys.path[:0] = [{src!r}]
 from pathlib import Path
-from tunesmith.cli.code import read_code
+from tunesmith.code import read_code
 from tunesmith.paths import NotRegularFile
 try:
     read_code(Path({name!r}))
@@ -1736,7 +1736,7 @@ def _project_of_each_size(folder: Path) -> Any:
     """An objective whose file names a local module of each way the digest reads one (tokens, CRLF, past the
     budget, over MAX_TOKENIZED, a line over MAX_LINE, exactly MAX_READ bytes and one more), loaded from
     ``folder``: the objective function."""
-    from tunesmith.cli import code
+    from tunesmith import code
 
     folder.mkdir()
     names = ["tiny", "crlf", "tokens", "budget", "huge", "longline", "exact", "over"]
@@ -1765,7 +1765,7 @@ def test_the_code_digest_of_each_kind_of_file_stays_what_earlier_versions_stored
     same files otherwise would warn of every study's code. These are the digests the versions before MAX_READ
     stored (and the same on Python 3.10 to 3.13); a file over MAX_READ bytes, which they read whole, by its size
     and first MAX_READ bytes."""
-    from tunesmith.cli import code
+    from tunesmith import code
 
     found = code.objective_code(_project_of_each_size(tmp_path / "p"))
     assert found is not None

@@ -3,20 +3,27 @@ whose code changed, and the seeds a comparison runs."""
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import tunesmith as ts
 from tunesmith.cli import main
+from tunesmith.plots import run_samplers
+from tunesmith.plots.compare import RUN_KEY, objective_name
 from tunesmith.plots.run_lease import HOLDER
 from tunesmith.storage import make_storage
+from tunesmith.storage.base import process_started
 from tunesmith.study import lifecycle
 from tunesmith.study.manage import DROP, change_setting
 from tunesmith.trial import TrialState
@@ -146,7 +153,7 @@ def test_a_compare_into_a_storage_refuses_runs_of_the_objective_s_earlier_code_a
     capsys.readouterr()
     assert main(compare_args(project, "--budget", "4", "--seeds", "1")) == 2
     err = capsys.readouterr().err
-    assert re.search(r"study 'q-random-seed0' in .* holds runs of 'q:objective' as its code was before .* pass "
+    assert re.search(r"study 'q-random-seed0' in .* holds runs of 'q:objective' with other code .* pass "
                      r"--new-runs .* or pass another storage", err), err
     assert len(ts.load_study("q-random-seed0", db).trials) == 3  # nothing run
     assert main(compare_args(project, "--budget", "4", "--seeds", "1", "--new-runs")) == 0
@@ -171,3 +178,146 @@ def test_compare_s_first_seed_runs_seeds_first_to_first_plus_n_minus_1_and_names
     assert [t.params for t in again.trials] == [t.params for t in ts.load_study("q-random-seed4", db).trials]
     with pytest.raises(SystemExit):
         main(compare_args(project, "--first-seed", "-1"))
+
+
+def square(trial: ts.Trial) -> float:
+    return (trial.params["x"] - 1.0) ** 2
+
+
+def compare_in_thread(db: str, seeds: list[int], progress: Any = None) -> tuple[threading.Thread, list[Any]]:
+    """``run_samplers`` of :func:`square` into ``db`` (random, 2 trials a run) in a thread: what it returned or
+    raised lands in the list (a compare that waits for good is seen as a thread still running)."""
+    out: list[Any] = []
+
+    def run() -> None:
+        try:
+            out.append(run_samplers(square, {"x": ts.Float(-3, 3)}, samplers=["random"], budget=2, seeds=seeds,
+                                    storage=db, prefix="q", progress=progress))
+        except Exception as exc:  # noqa: BLE001 - handed to the test
+            out.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, out
+
+
+def test_a_run_held_by_a_process_of_this_machine_whose_pid_a_later_process_took_is_taken_over(
+        tmp_path: Path) -> None:
+    """A holder of this machine was alive while its pid ran: a compare killed, its pid then a later process's
+    (a long one: a server), and every compare after it waited for that process to end. The holder's process
+    start is stored with it; a live pid of a process started at another time is no holder."""
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    thread = None
+    try:
+        started = process_started(other.pid)
+        if started is None:
+            pytest.skip("no /proc here: a process's start cannot be read")
+        run = ts.Study({"x": ts.Float(-3, 3)}, storage=db, name="q-random-seed0",
+                       _settings={RUN_KEY: {"objective": objective_name(square)}})
+        holder = {"worker": f"{socket.gethostname()}:{other.pid}", "beat": run.storage.clock(),
+                  "started": started - 100}  # the holder's process started long before the process of its pid now
+        change_setting(run, HOLDER, lambda _: holder)
+        thread, out = compare_in_thread(db, [0])
+        thread.join(60)
+        assert not thread.is_alive(), "the compare waits for a process that is not the run's holder"
+        other_alive = other.poll() is None
+    finally:
+        other.kill()
+        other.wait()
+        if thread is not None:
+            thread.join(60)
+    assert other_alive and not isinstance(out[0], Exception), out
+    assert results(db, "q-random-seed0") == [TrialState.COMPLETE] * 2
+    storage = make_storage(db)
+    try:
+        assert HOLDER not in storage.get_study("q-random-seed0").config  # let go after
+    finally:
+        storage.close()
+
+
+def test_a_compare_refuses_a_run_a_compare_of_other_code_made_after_its_check_and_one_renamed_while_it_waits(
+        tmp_path: Path) -> None:
+    """Every run was checked once, before any ran: a run a compare of other code made meanwhile (after its
+    ``--new-runs`` set the old one aside) was gone on with, its trials and this code's drawn as one run; and a
+    run renamed while this compare waited for it was waited for for good (its holder read as 'None'). A run is
+    checked again once taken, and one whose name is another study's now is refused, naming why."""
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    run_samplers(square, {"x": ts.Float(-3, 3)}, samplers=["random"], budget=1, seeds=[0, 1, 2], storage=db, prefix="q")
+    storage = make_storage(db)
+
+    def other_code(line: str) -> None:  # as seed 0 ends, a compare of other code makes seed 1 anew
+        if line.startswith("random, seed 0: done"):
+            change_setting(ts.load_study("q-random-seed1", db), RUN_KEY, lambda mark: {**mark, "code": "0" * 64})
+
+    def renamed(line: str) -> None:  # as seed 0 ends, seed 2 (held, waited for) is set aside and made anew
+        if line.startswith("random, seed 0: done"):
+            storage.rename_study("q-random-seed2", "q-random-seed2-before-x")
+            ts.Study({"x": ts.Float(-3, 3)}, storage=db, name="q-random-seed2",
+                     _settings={RUN_KEY: {"objective": objective_name(square)}})
+
+    try:
+        thread, out = compare_in_thread(db, [0, 1], progress=other_code)
+        thread.join(60)
+        assert not thread.is_alive()
+        assert isinstance(out[0], ValueError), out
+        assert re.search(r"'q-random-seed1' .* holds runs of .* other code", str(out[0])), out
+        assert len(ts.load_study("q-random-seed1", db).trials) == 1  # none of this code's trials added
+        change_setting(ts.load_study("q-random-seed2", db), HOLDER, lambda _: {"worker": "elsewhere:7",
+                                                                                "beat": storage.clock()})
+        thread, out = compare_in_thread(db, [2, 0], progress=renamed)
+        thread.join(60)
+        assert not thread.is_alive(), "the compare waits for good"
+        assert isinstance(out[0], ValueError) and "'q-random-seed2' in " in str(out[0]) \
+            and "was renamed or deleted" in str(out[0]), out
+    finally:
+        storage.close()
+
+
+def test_new_runs_refuses_to_set_aside_a_run_a_live_compare_of_the_other_code_runs_now(tmp_path: Path) -> None:
+    """``--new-runs`` renamed every run of other code, one a live compare was running too: that one's trials went
+    on into the run set aside and it stopped as if taken over. A run held by a live compare is refused, naming
+    it, and nothing is renamed; once it is let go, ``--new-runs`` sets it aside."""
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    run_samplers(square, {"x": ts.Float(-3, 3)}, samplers=["random"], budget=1, seeds=[0, 1], storage=db, prefix="q")
+    storage = make_storage(db)
+    try:
+        for seed in (0, 1):  # made by the objective's earlier code
+            change_setting(ts.load_study(f"q-random-seed{seed}", db), RUN_KEY, lambda mark: {**mark, "code": "0" * 64})
+        held = ts.load_study("q-random-seed1", db)
+        change_setting(held, HOLDER, lambda _: {"worker": "elsewhere:7", "beat": storage.clock()})
+        with pytest.raises(ValueError, match=r"'q-random-seed1' in .* is being run now by another compare "
+                                             r"\('elsewhere:7'\).* let that one end"):
+            run_samplers(square, {"x": ts.Float(-3, 3)}, samplers=["random"], budget=2, seeds=[0, 1], storage=db,
+                         prefix="q", new_runs=True)
+        assert stored_names(db) == ["q-random-seed0", "q-random-seed1"]  # nothing renamed
+        change_setting(held, HOLDER, lambda _: DROP)
+        run_samplers(square, {"x": ts.Float(-3, 3)}, samplers=["random"], budget=2, seeds=[0, 1], storage=db,
+                     prefix="q", new_runs=True)
+        assert len([n for n in stored_names(db) if "-before-" in n]) == 2
+    finally:
+        storage.close()
+
+
+def test_no_module_outside_the_cli_imports_the_cli() -> None:
+    """plots/compare.py imported ``cli.code`` for the objective's digest (a face importing a face, which an
+    earlier pass had removed on purpose). The digest lives beside ``paths.py`` now, below both; each module
+    outside cli/ is parsed and its imports (in functions too) resolved."""
+    root = Path(ts.__file__).parent
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        parts = path.relative_to(root.parent).with_suffix("").parts  # ("tunesmith", "plots", "compare")
+        if parts[1] in ("cli", "__main__"):  # the CLI, and its entry point
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom):  # an __init__'s package is its own parts[:-1] too
+                base = [*parts[:len(parts) - node.level], *([node.module] if node.module else [])] if node.level \
+                    else [node.module or ""]
+                names = [".".join(base), *(".".join([*base, a.name]) for a in node.names)]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                continue
+            if any(re.match(r"tunesmith\.cli(\.|$)", n) for n in names):
+                found.append(f"{path.relative_to(root)}:{node.lineno}")
+    assert not found, found

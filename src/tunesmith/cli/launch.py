@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from ..code import objective_code
 from ..exceptions import STOPPING_SIGNALS, ResumeRefused, StudyNotFound, Terminated
 from ..execution import runs_in_processes
 from ..execution.loop import stopped_by
@@ -27,7 +28,6 @@ from ..storage.base import command_line, password_note
 from ..study import Study
 from ..study.manage import check_name_before_file, record_objective_code
 from ..trial import FrozenTrial, TrialState
-from .code import objective_code
 from .studyfile import SPACE_EXAMPLE, StudyFile, StudyFileError, sqlite_path
 
 # StudyFile field <- argparse destination; a command without the flag leaves the file's value

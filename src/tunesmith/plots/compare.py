@@ -25,7 +25,7 @@ from .records import (
     short_title,
     snapshot,
 )
-from .run_lease import BEAT_S, GRACE_S, Beats, release, take
+from .run_lease import BEAT_S, GRACE_S, HOLDER, Beats, alive, release, take
 
 
 def comparison(
@@ -179,6 +179,8 @@ def run_samplers(
                                                       direction=direction, sampler=name, seed=seed, pruner=pruner)
 
     def run_one(run: Any, name: str, seed: int) -> Any:
+        if run is not None:  # taken: a compare of other code may have made the run, or set it aside, since the check
+            _check_stored(storage, run.name, mark, None)
         return _run_one(run, objective, space, name, seed, budget, direction, pruner, progress)
 
     done = _each_run(runs, open_run, run_one, lambda study: _run_state(study, budget), progress)
@@ -202,8 +204,6 @@ def _each_run(runs: list[tuple[str, int]], open_run: Callable[[str, int], Any], 
                 continue
             started = time.monotonic()
             try:
-                if run is not None:
-                    _end_lost(run)
                 done[name, seed] = run_one(run, name, seed)
             finally:
                 if run is not None:
@@ -243,6 +243,7 @@ def _run_one(run: Any, objective: Any, space: Any, name: str, seed: int, budget:
         study, left = Study(space, direction=direction, sampler=name, seed=seed, pruner=pruner,
                             name=f"{name}-seed{seed}"), budget
     else:
+        _end_lost(run)
         study, left = run, budget - _finished(run, budget)
     said = [time.monotonic()]
 
@@ -268,7 +269,7 @@ RUN_KEY = "compare_run"
 
 
 def _mark(objective: Any) -> dict[str, Any]:
-    from ..cli.code import objective_code
+    from ..code import objective_code
 
     code = objective_code(getattr(objective, "func", objective))
     return {"objective": objective_name(objective), **({"code": code[2]} if code is not None else {})}
@@ -320,13 +321,24 @@ def _check_stored(storage: Any, name: str, mark: dict[str, Any], budget: int | N
                          "another storage")
     if _other_code(stored, mark):
         if new_runs:
+            _not_held(storage, record)
             return
-        raise ValueError(f"study {name!r} in {storage.display_url} holds runs of {mark['objective']!r} as its code "
-                         "was before (its file or a local module it imports changed since): going on would draw "
+        raise ValueError(f"study {name!r} in {storage.display_url} holds runs of {mark['objective']!r} with other code "
+                         "than this (its file or a local module it imports was changed since): going on would draw "
                          "both codes' trials as one run; pass --new-runs (new_runs=True in Python) to keep those runs "
                          "under another name and start new ones, or pass another storage")
     if budget is not None:
         _over_budget(name, storage, len(_results_of(storage.get_trials(record.study_id))), budget)
+
+
+def _not_held(storage: Any, record: Any) -> None:
+    """Refuse to set stored run ``record`` aside while a live compare runs it (that one's trials would go on
+    into the run set aside, and it would stop as if taken over)."""
+    holder = record.config.get(HOLDER)
+    if isinstance(holder, Mapping) and alive(storage, record.study_id, holder):
+        raise ValueError(f"study {record.name!r} in {storage.display_url} is being run now by another compare "
+                         f"({holder.get('worker')!r}), with the code it was made with: --new-runs sets a run aside "
+                         "once no compare runs it; let that one end (or stop it), then run this again")
 
 
 def _other_code(stored: Mapping[str, Any], mark: Mapping[str, Any]) -> bool:

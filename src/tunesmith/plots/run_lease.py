@@ -5,13 +5,16 @@ A holder is alive while its process runs (this machine) or while it, or its runn
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Mapping
 from typing import Any
 
-from ..storage.base import local_pid, pid_alive, worker_id
+from ..storage.base import STARTED_SLACK_S, local_pid, pid_alive, process_started, worker_id
 
-#: the setting of a stored run naming the compare that runs it now: ``{"worker": "host:pid", "beat": time}``
+#: the setting of a stored run naming the compare that runs it now: ``{"worker": "host:pid", "beat": time,
+#: "started": time}`` (``started``: when its process started, by its machine's clock, to tell it from a later
+#: process its pid went to)
 HOLDER = "compare_holder"
 #: seconds between heartbeats of a stored run's trials and of its holder
 BEAT_S = 10.0
@@ -28,11 +31,15 @@ def take(study: Any) -> str | None:
 
     def change(holder: Any) -> Any:
         seen[0] = holder
-        if _holder(holder) not in (None, me) and alive(study, holder):
+        if _holder(holder) not in (None, me) and alive(study.storage, study._study_id, holder):
             return holder
-        return {"worker": me, "beat": study.storage.clock()}
+        return {"worker": me, "beat": study.storage.clock(), "started": process_started(os.getpid())}
 
     stored = change_setting(study, HOLDER, change)
+    if stored is None:  # nothing written: the name is another study's now (else it waited for "None" for good)
+        raise ValueError(f"run {study.name!r} in {study.storage.display_url} was renamed or deleted, and maybe made "
+                         "anew, while this compare looked at it (another compare's --new-runs, or tunesmith "
+                         "delete): run the compare again")
     if _holder(stored) != me:
         return str(_holder(stored))
     if _holder(seen[0]) not in (None, me):
@@ -47,8 +54,7 @@ def beat(study: Any) -> bool:
     from ..study.manage import change_setting
 
     me = worker_id()
-    stored = change_setting(study, HOLDER, lambda h: {"worker": me, "beat": study.storage.clock()}
-                            if _holder(h) == me else h)
+    stored = change_setting(study, HOLDER, lambda h: {**h, "beat": study.storage.clock()} if _holder(h) == me else h)
     return _holder(stored) == me
 
 
@@ -60,16 +66,29 @@ def release(study: Any) -> None:
     change_setting(study, HOLDER, lambda h: DROP if _holder(h) == me else h)
 
 
-def alive(study: Any, holder: Mapping[str, Any]) -> bool:
-    """Whether ``holder`` of run ``study`` runs: its process (this machine's), else a heartbeat within
-    :data:`GRACE_S`, its own or its running trial's (a trial longer than the grace beats meanwhile)."""
+def alive(storage: Any, study_id: int, holder: Mapping[str, Any]) -> bool:
+    """Whether ``holder`` of stored run ``study_id`` runs: its process (this machine's; not a later one its pid
+    went to), else a heartbeat within :data:`GRACE_S`, its own or its running trial's (a trial longer than the
+    grace beats meanwhile)."""
     worker = holder.get("worker")
     pid = local_pid(worker)
     if pid is not None:
-        return pid_alive(pid)
-    now = study.storage.clock()
-    beats = [holder.get("beat"), *(t.heartbeat for t in study.trials_in("running") if t.worker == worker)]
+        return pid_alive(pid) and not _pid_reused(pid, holder.get("started"))
+    from ..trial import TrialState
+
+    now = storage.clock()
+    running = storage.get_trials(study_id, state=TrialState.RUNNING)
+    beats = [holder.get("beat"), *(t.heartbeat for t in running if t.worker == worker)]
     return any(isinstance(b, (int, float)) and not isinstance(b, bool) and now - b < GRACE_S for b in beats)
+
+
+def _pid_reused(pid: int, started: Any) -> bool:
+    """Whether process ``pid`` of this machine started at another time than ``started`` (a holder's, by this
+    machine's clock; none stored: not told): the holder ended, and its pid is a later process's, which a compare
+    waited for as long as that one ran."""
+    now = process_started(pid)
+    return (isinstance(started, (int, float)) and not isinstance(started, bool) and now is not None
+            and abs(now - started) > STARTED_SLACK_S)
 
 
 def _holder(holder: Any) -> Any:
