@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .exceptions import no_attribute
+from .exceptions import answers_optunas_names
 from .nested import MAX_DEPTH, too_deep
 
 
@@ -130,6 +130,7 @@ _SYSTEM_FIELDS = dataclasses.fields(SystemState)
 NO_SYSTEM = SystemState()
 
 
+@answers_optunas_names
 @dataclasses.dataclass(frozen=True)
 class FrozenTrial:
     """One trial as recorded.
@@ -173,9 +174,6 @@ class FrozenTrial:
             self.value is None or not math.isfinite(self.value)
         ):
             raise ValueError(f"trial {self.number}: a complete trial needs a finite value")
-
-    def __getattr__(self, name: str) -> Any:  # only names no field or property holds
-        return no_attribute(self, name)
 
     @property
     def duration(self) -> float | None:
