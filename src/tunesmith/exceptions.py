@@ -239,7 +239,7 @@ def answers_optunas_names(cls: type[T]) -> type[T]:
     def __dir__(self: object) -> list[str]:
         return [n for n in shown(self) if n not in OPTUNA_NAMES]
 
-    cls.__dir__ = __dir__  # type: ignore[assignment,method-assign]
+    cls.__dir__ = __dir__  # type: ignore[method-assign]
     return cls
 
 
