@@ -11,7 +11,9 @@ import functools
 import inspect
 import os
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 class TunesmithError(Exception):
@@ -222,6 +224,27 @@ def no_attribute(obj: object, name: str, names: Mapping[str, str] = OPTUNA_NAMES
     raise AttributeError(f"{type(obj).__name__!r} object has no attribute {name!r}"
                           + (f": this is {peer}; {hint} ({guide})" if hint else ""))
 
+
+
+def answers_optunas_names(cls: type[T]) -> type[T]:
+    """Class decorator: each of :data:`OPTUNA_NAMES` that ``cls`` lacks becomes a property raising
+    :func:`no_attribute`'s error (left out of ``dir()``). Not a ``__getattr__``: on a class that has one,
+    CPython reads every attribute of every instance the slow way (a record's fields 2-5x the time, and a
+    pruner reads them for each trial of the study at each report)."""
+    for name in OPTUNA_NAMES:
+        if not hasattr(cls, name):
+            setattr(cls, name, property(functools.partial(_optunas_name, name=name)))
+    shown = cls.__dir__
+
+    def __dir__(self: object) -> list[str]:
+        return [n for n in shown(self) if n not in OPTUNA_NAMES]
+
+    cls.__dir__ = __dir__  # type: ignore[method-assign]
+    return cls
+
+
+def _optunas_name(obj: object, name: str) -> Any:
+    return no_attribute(obj, name)  # raises: the name is one of OPTUNA_NAMES
 
 #: Optuna's and Ray Tune's argument names of pruners and samplers, and tunesmith's for the same setting
 PEER_ARGUMENTS: dict[str, tuple[str, ...]] = {

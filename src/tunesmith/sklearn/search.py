@@ -519,13 +519,17 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
 
     @study_.setter
     def study_(self, study: Study) -> None:
+        self.__dict__["_study"] = study
+        storage = study.storage
+        if isinstance(storage, MemoryStorage):  # nothing to reopen, and no SQLAlchemy to import (a third of a second)
+            self.__dict__["_study_ref"] = None
+            return
         from ..storage.sql import SQLStorage
 
-        self.__dict__["_study"] = study
-        storage = study.storage  # a SQL storage is reopened by its absolute URL: a relative SQLite path is this cwd's,
-        # and only when study_ is read: unpickling the fitted search opens no database (it may be out of reach there)
+        # a SQL storage is reopened by its absolute URL: a relative SQLite path is this cwd's, and only
+        # when study_ is read: unpickling the fitted search opens no database (it may be out of reach there)
         where = storage._reopener() if isinstance(storage, SQLStorage) else storage.url
-        self.__dict__["_study_ref"] = None if isinstance(storage, MemoryStorage) else (study.name, where)
+        self.__dict__["_study_ref"] = (study.name, where)
 
     @property
     def storage(self) -> Any:

@@ -243,10 +243,12 @@ def _without_dashes(name: str) -> str:
 def check_name_before_file(name: str, storage: Any) -> None:
     """:func:`check_new_name` where ``storage`` (a URL, or a path as make_storage takes it) names a SQLite
     file not made yet, which holds no study: a name refused after the file was made left it behind, empty."""
+    spec = os.fspath(storage) if isinstance(storage, os.PathLike) else storage
+    if not isinstance(spec, str) or spec == "memory":
+        return  # a study in memory: no file, and no SQLAlchemy to import (a third of a second)
     from ..storage.sql import missing_sqlite_file
 
-    spec = os.fspath(storage) if isinstance(storage, os.PathLike) else storage
-    if isinstance(spec, str) and spec != "memory" and missing_sqlite_file(spec if "://" in spec else f"sqlite:///{spec}"):
+    if missing_sqlite_file(spec if "://" in spec else f"sqlite:///{spec}"):
         check_new_name(name)
 
 

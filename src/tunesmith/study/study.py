@@ -22,8 +22,8 @@ from ..exceptions import (
     StudyNotFound,
     TrialFinishedError,
     TrialNotFound,
+    answers_optunas_names,
     describe_exception,
-    no_attribute,
 )
 from ..importance import Importances, importance
 from ..pruners import Decision, NopPruner, Pruner, as_stored, make_pruner
@@ -61,6 +61,7 @@ MAX_SKIPPED = 100_000
 Objective = Callable[[Trial], Any]
 
 
+@answers_optunas_names
 class Study:
     """A search for the best configuration of a space.
 
@@ -1206,9 +1207,6 @@ class Study:
                 return self.name
         raise StudyNotFound(f"study {self.name!r} is no longer in {self._storage.display_url}: it was deleted "
                             "while this process had it open")
-
-    def __getattr__(self, name: str) -> Any:  # only names no attribute or method holds
-        return no_attribute(self, name)
 
     def __repr__(self) -> str:
         return f"Study(name={self.name!r}, direction={self.direction.value!r}, storage={self._storage.display_url!r})"
