@@ -143,6 +143,27 @@ def test_on_optimize_end_is_called_once_after_the_last_trial(kind: str, tmp_path
     assert failing.ends == [(threading.get_ident(), "callback says no")]
 
 
+class _StoppedAtEnd(Ends):
+    """A callback whose on_optimize_end a (real) second Ctrl-C stops, as it logs what is behind."""
+
+    def on_optimize_end(self, s: Study, error: BaseException | None) -> None:
+        import signal
+
+        super().on_optimize_end(s, error)
+        signal.raise_signal(signal.SIGINT)
+
+
+def test_a_ctrl_c_in_one_on_optimize_end_still_ends_the_others(tmp_path: Path) -> None:
+    """A KeyboardInterrupt out of one callback's on_optimize_end skipped the callbacks after it: what they opened
+    (an MLflow parent run) stayed open. They are called with that interrupt as the error; optimize raises it."""
+    study = make_study("inline", tmp_path)
+    first, stopped, last = Ends(), _StoppedAtEnd(), Ends()
+    with pytest.raises(KeyboardInterrupt):
+        optimize(study, "inline", 2, [first, stopped, last])
+    assert first.ends == stopped.ends == [(threading.get_ident(), None)]
+    assert len(last.trials) == 2 and last.ends == [(threading.get_ident(), "")]  # str(KeyboardInterrupt()): ""
+
+
 def _lost_and_stops(trial: Any) -> float:
     """Trial 0 is failed elsewhere while it runs (as a worker judged lost), then stops the study."""
     if trial.number == 0:

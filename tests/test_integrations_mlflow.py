@@ -854,13 +854,16 @@ def test_two_callbacks_logging_one_study_to_one_experiment_are_refused(
 
 
 class _StoppedInCatchUp(MLflowCallback):
-    """An MLflowCallback that a (real) second Ctrl-C, or an MLflow error, stops as it logs trial 1's metrics."""
+    """An MLflowCallback that a (real) second Ctrl-C, or an MLflow error, stops as it logs trial 1's metrics
+    (``how`` None: no longer)."""
 
-    def __init__(self, how: str, **kwargs: Any) -> None:
+    def __init__(self, how: str | None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.how = how
 
     def _log(self, run_id: str, trial: ts.FrozenTrial, **kwargs: Any) -> None:
+        if self.how is None:
+            return super()._log(run_id, trial, **kwargs)
         if trial.number == 1 and self.how == "ctrl-c":
             import signal
 
@@ -932,3 +935,139 @@ def test_a_study_name_longer_than_an_experiment_name_is_refused_naming_the_fix(
     short.log_study(study)  # the trial kept in the study, logged with the name the error asks for
     [run] = trial_runs(short.client, experiment_by_name(short.client, "long-study").experiment_id, name)
     assert run.data.tags["tunesmith.study"] == name
+
+
+def test_a_second_ctrl_c_in_one_callbacks_catch_up_still_ends_the_others_parent_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second Ctrl-C during the first callback's catch-up skipped the other callbacks' on_optimize_end: the
+    parent run of a callback logging to another experiment stayed RUNNING for good."""
+    storage = f"sqlite:///{tmp_path / 'ts.db'}"
+    study = ts.Study(SPACE, storage=storage, name="both", sampler="random", seed=0)
+    study.optimize(objective, n_trials=3, show_progress=False)  # a session without the callbacks
+    tracking = _file_store(tmp_path, monkeypatch)
+    stopped = _StoppedInCatchUp("ctrl-c", tracking_uri=tracking, experiment="first")
+    other = MLflowCallback(tracking_uri=tracking, experiment="second")
+    with pytest.raises(KeyboardInterrupt):
+        study.optimize(objective, n_trials=1, callbacks=[stopped, other], show_progress=False)
+    status = {r.data.tags.get("tunesmith.trial", "parent"): r.info.status for r in _all_runs(other, "second")}
+    assert status == {"parent": "KILLED", "3": "FINISHED"}  # ended at once, its catch-up left to the next logging
+    later = MLflowCallback(tracking_uri=tracking, experiment="second")
+    later.log_study(study)
+    status = {r.data.tags.get("tunesmith.trial", "parent"): r.info.status for r in _all_runs(later, "second")}
+    assert status == {"parent": "FINISHED", **dict.fromkeys("0123", "FINISHED")}
+
+
+def test_an_mlflow_error_making_a_run_leaves_no_claim_that_refuses_a_later_callback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A trial whose run MLflow refused to make (its experiment deleted meanwhile) stayed 'made' by that callback:
+    log_study with a new callback, once the experiment was restored, was refused as a second callback of one
+    optimize ("another MLflowCallback logged trial 2 ... just now")."""
+    study = ts.Study(SPACE, name="gone", sampler="random", seed=0)
+    cb = MLflowCallback(tracking_uri=_file_store(tmp_path, monkeypatch))
+
+    def delete_experiment(s: ts.Study, t: ts.FrozenTrial) -> None:
+        if t.number == 1:
+            cb.client.delete_experiment(experiment_by_name(cb.client, "gone").experiment_id)
+
+    from mlflow.exceptions import MlflowException
+
+    with pytest.raises(MlflowException, match="non-active experiment"):
+        study.optimize(objective, n_trials=4, callbacks=[cb, delete_experiment], show_progress=False)
+    cb.client.restore_experiment(experiment_by_name(cb.client, "gone").experiment_id)
+    later = MLflowCallback(tracking_uri=cb.client.tracking_uri)
+    later.log_study(study)
+    assert len(_check_runs(later, study)) == len(study.trials) == 3
+
+
+def test_a_run_another_driver_thread_logged_first_is_taken_not_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two driver threads of one study, each with its callback: where the other one's logging made a trial's run
+    first (its catch-up, between the trial's end and this callback's call), the callback raised the ValueError
+    meant for two callbacks in one optimize, stopping this optimize; the run is now taken (one run a trial)."""
+    import threading
+
+    study = ts.Study(SPACE, name="drivers", sampler="random", seed=0)
+    tracking = _file_store(tmp_path, monkeypatch)
+    mine, theirs = MLflowCallback(tracking_uri=tracking), MLflowCallback(tracking_uri=tracking)
+
+    def the_other_driver_logs_first(s: ts.Study, t: ts.FrozenTrial) -> None:
+        if t.number == 1:  # its optimize runs trials 2 and 3, and its end catches trial 1 up before this one's callback
+            other = threading.Thread(target=lambda: s.optimize(objective, n_trials=2, callbacks=[theirs], show_progress=False))
+            other.start()
+            other.join()
+
+    study.optimize(objective, n_trials=3, callbacks=[the_other_driver_logs_first, mine], show_progress=False)
+    assert len(_check_runs(mine, study)) == len(study.trials) == 5
+    assert len(_all_runs(mine, "drivers")) == 6  # five trials and one parent: none twice
+
+
+@pytest.mark.parametrize(("how", "raised", "parent"), [("ctrl-c", KeyboardInterrupt, "KILLED"), ("error", Exception, "FAILED")])
+def test_log_study_stopped_midway_ends_the_parent_run_and_a_retry_completes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str, raised: type[BaseException], parent: str
+) -> None:
+    """A Ctrl-C (or MLflow's error) during log_study (a long catch-up: 1,000 trials take minutes) left the parent
+    run RUNNING, and the callback took it for one of a running optimize: its next log_study did not end it either."""
+    study = ts.Study(SPACE, name="later", sampler="random", seed=0)
+    study.optimize(objective, n_trials=3, show_progress=False)  # the workers ran without the callback
+    cb = _StoppedInCatchUp(how, tracking_uri=_file_store(tmp_path, monkeypatch))
+    with pytest.raises(raised):
+        cb.log_study(study)
+    status = {r.data.tags.get("tunesmith.trial", "parent"): r.info.status for r in _all_runs(cb, "later")}
+    assert status["parent"] == parent
+    cb.how = None
+    cb.log_study(study)  # the same callback, again
+    status = {r.data.tags.get("tunesmith.trial", "parent"): r.info.status for r in _all_runs(cb, "later")}
+    assert status == {"parent": "FINISHED", **dict.fromkeys("012", "FINISHED")}
+
+
+def test_a_run_removed_for_good_is_made_again_by_a_later_callback_of_the_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A trial's run removed for good (deleted, then `mlflow gc`) is made again by the next logging, as the docs
+    say; but where an earlier callback of the process (a notebook's previous cell) had made it, a new callback was
+    refused as a second callback of one optimize, though that callback's optimize had ended."""
+    study = ts.Study(SPACE, name="gc", sampler="random", seed=0)
+    cb = MLflowCallback(tracking_uri=_file_store(tmp_path, monkeypatch))
+    study.optimize(objective, n_trials=3, callbacks=[cb], show_progress=False)
+    [removed] = [r.info.run_id for r in _all_runs(cb, "gc") if r.data.tags.get("tunesmith.trial") == "2"]
+    cb.client.delete_run(removed)
+    shutil.rmtree(tmp_path / "mlruns" / experiment_by_name(cb.client, "gc").experiment_id / removed)  # as mlflow gc does
+    MLflowCallback(tracking_uri=cb.client.tracking_uri).log_study(study)
+    assert len(_check_runs(cb, study)) == 3
+    assert removed not in {r.info.run_id for r in _all_runs(cb, "gc")}
+
+
+def test_a_pruned_trial_whose_long_history_a_ctrl_c_cut_is_completed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Ctrl-C between two batches of a pruned trial's 1,500 reports ended its run KILLED, with the state tag (in
+    the first batch): as a pruned trial's run ends KILLED, it was taken as logged whole, its last 500 reports lost
+    for good. The state tag now goes in the last batch."""
+    import signal
+
+    import mlflow
+
+    class CutClient(mlflow.MlflowClient):
+        """A real client that a (real) Ctrl-C stops before the second batch of metrics, once."""
+
+        cut = False
+
+        def log_batch(self, run_id: str, metrics: Any = (), params: Any = (), tags: Any = (), **kwargs: Any) -> None:
+            if metrics and not tags and not self.cut:
+                self.cut = True
+                signal.raise_signal(signal.SIGINT)
+            super().log_batch(run_id, metrics=metrics, params=params, tags=tags, **kwargs)
+
+    def long_history(trial: ts.Trial) -> float:
+        for step in range(1500):
+            trial.report(trial.params["x"], step)
+        raise ts.TrialPruned()
+
+    study = ts.Study(SPACE, name="long", sampler="random", seed=0)
+    cb = MLflowCallback(tracking_uri=_file_store(tmp_path, monkeypatch))
+    cb.client = CutClient(cb.client.tracking_uri)
+    study.optimize(long_history, n_trials=2, callbacks=[cb], show_progress=False)  # the Ctrl-C stops it after trial 0
+    assert cb.client.cut and [t.state.value for t in study.trials] == ["pruned"]
+    [run] = _check_runs(cb, study)  # caught up as optimize returned: its 1,500 reports, KILLED as pruned
+    assert len(cb.client.get_metric_history(run.info.run_id, "intermediate")) == 1500

@@ -80,17 +80,24 @@ def run_optimize(
 def _end_callbacks(study: Study, callbacks: tuple[Callable[..., Any], ...], error: BaseException | None) -> None:
     """Call ``cb.on_optimize_end(study, error)`` on each callback that has it, once the run is
     over (``error``: what optimize raises, else None), e.g. to close a run the callback opened.
-    All are called; the first exception is raised after them, unless optimize already raises."""
+    All are called; the first exception is raised after them, unless optimize already raises. A Ctrl-C
+    in one (a second one, stopping its long logging) is raised after them too, the others called with
+    it as the error (so they end at once, their runs KILLED, rather than logging on or staying open)."""
     first: Exception | None = None
+    interrupt: BaseException | None = None
     for cb in callbacks:
         end = getattr(cb, "on_optimize_end", None)
         if not callable(end):
             continue
         try:
-            end(study, error)
+            end(study, interrupt or error)
         except Exception as exc:  # noqa: BLE001 - the others are still called
             logger.warning("%s.on_optimize_end raised %s: %s", type(cb).__name__, type(exc).__name__, exc)
             first = first or exc
+        except BaseException as exc:  # KeyboardInterrupt, SystemExit: the others still end
+            interrupt = interrupt or exc
+    if interrupt is not None:
+        raise interrupt
     if first is not None and error is None:
         raise first
 

@@ -30,8 +30,11 @@ import logging
 import os
 import posixpath
 import re
+import threading
 import time
 import warnings
+import weakref
+from collections.abc import Iterator
 from itertools import zip_longest
 from pathlib import Path
 from typing import Any
@@ -53,9 +56,10 @@ _OLD_RUNS = ("Delete or rename the old runs (or log to another experiment: MLflo
              "if they are another study's")
 _BATCH = 1000  # MLflow's limit of metrics per log_batch
 _CATCH_UP_NOTICE = 100  # trials without a run that optimize's end logs with a warning first (it takes a while)
-# (tracking URI, experiment id, study) -> (trial number, id of the callback) of the last trial run made in this
-# process: a second callback about to make the same trial's run is one of two given to one optimize
-_MADE: dict[tuple[str, str, Any], tuple[int, int]] = {}
+# (tracking URI, experiment id, study) -> trial number -> the run a callback of this process made and logged whole:
+# (the callback, its thread, the run's id); a second callback about to make the same trial's run in the same thread
+# while the first is open (in its optimize) is one of two given to one optimize
+_MADE: dict[tuple[str, str, Any], dict[int, tuple[weakref.ref[MLflowCallback], int, str]]] = {}
 _LIMITS = vars(importlib.import_module("mlflow.utils.validation"))  # the installed MLflow's; the defaults: where it moved them
 _TAG_LIMIT = _LIMITS.get("MAX_TAG_VAL_LENGTH", 5000)  # a tag's value: 5,000 characters before MLflow 2.17, 8,000 since
 # a longer parameter MLflow 3 cuts (the rest lost; refused with MLFLOW_TRUNCATE_LONG_VALUES=false and by older MLflow)
@@ -129,11 +133,12 @@ class MLflowCallback:
         again, unless an ``optimize`` logging to it is under way."""
         running = _key(study) in self._open
         trials = [t for t in study.trials if t.state in _STATUS]
-        if trials:
-            experiment_id, _ = self._parent(study)
-            runs = self._read_runs(study, experiment_id)
-            for trial in trials:  # the runs read once, not searched for trial by trial
-                self._log_trial(study, trial, runs.get(trial.number))
+        with contextlib.nullcontext() if running else self._ended_if_stopped(study):  # in optimize: it ends the run
+            if trials:
+                experiment_id, _ = self._parent(study)
+                runs = self._read_runs(study, experiment_id)
+                for trial in trials:  # the runs read once, not searched for trial by trial
+                    self._log_trial(study, trial, runs.get(trial.number))
         if not running:
             self.on_optimize_end(study, None)
 
@@ -144,18 +149,25 @@ class MLflowCallback:
         running trials without calling the callbacks back, and may stop the callback in the middle of
         a trial's logging."""
         if error is None and (_key(study) in self._open or any(t.state in _STATUS for t in study.trials)):
-            try:
+            with self._ended_if_stopped(study):
                 self._parent(study)  # opened also where a Ctrl-C stopped every trial of the call before one was logged
                 self._catch_up(study)
                 self._mark_best(study)
-            except BaseException as exc:  # a second Ctrl-C in a long catch-up, or MLflow's error: not left RUNNING
-                if _key(study) in self._open:
-                    with contextlib.suppress(Exception):  # what stopped the catch-up is the error raised
-                        self._end_parent(study, exc)
-                raise
         elif _key(study) not in self._open and (error is None or _key(study) not in self._ids):
             return  # nothing to log, nothing logged in this call (nor before, when it failed): parent run untouched
         self._end_parent(study, error)
+
+    @contextlib.contextmanager
+    def _ended_if_stopped(self, study: Any) -> Iterator[None]:
+        """End the parent run (KILLED, or FAILED for an exception) where a Ctrl-C (a second one, in a long
+        catch-up or ``log_study``) or MLflow's error stops the logging: not left RUNNING for good."""
+        try:
+            yield
+        except BaseException as exc:
+            if _key(study) in self._open:
+                with contextlib.suppress(Exception):  # what stopped the logging is the error raised
+                    self._end_parent(study, exc)
+            raise
 
     def _end_parent(self, study: Any, error: BaseException | None) -> None:
         self._open.discard(_key(study))
@@ -340,7 +352,11 @@ class MLflowCallback:
         cut.discard(trial.number)
 
     def _create(self, experiment_id: str, parent: str, study: Any, trial: FrozenTrial) -> None:
-        self._claim(experiment_id, study, trial)
+        where = (self.client.tracking_uri, experiment_id, _key(study))
+        if (made := self._made_by_another(where, study, trial)) is not None:
+            self._runs.setdefault(_key(study), {})[trial.number] = made
+            self._update(self.client.get_run(made), trial)
+            return
         tags = {"mlflow.parentRunId": parent, STUDY_TAG: study.name, TRIAL_TAG: str(trial.number), **_id_tag(study)}
         run = self.client.create_run(
             experiment_id, start_time=_ms(trial.started or time.time()), tags=tags, run_name=f"trial-{trial.number}",
@@ -348,20 +364,26 @@ class MLflowCallback:
         self._runs.setdefault(_key(study), {})[trial.number] = run.info.run_id
         self._log_params(run.info.run_id, trial)
         self._log(run.info.run_id, trial, logged_steps=set())
+        _MADE.setdefault(where, {})[trial.number] = (weakref.ref(self), threading.get_ident(), run.info.run_id)  # once whole
 
-    def _claim(self, experiment_id: str, study: Any, trial: FrozenTrial) -> None:
-        """Refuse to make ``trial``'s run where another callback of this process made it just now (each keeps
-        its own runs: two in one optimize made two runs of every trial)."""
-        where = (self.client.tracking_uri, experiment_id, _key(study))
-        number, maker = _MADE.get(where, (None, id(self)))
-        if number == trial.number and maker != id(self):
+    def _made_by_another(self, where: tuple[str, str, Any], study: Any, trial: FrozenTrial) -> str | None:
+        """The run of ``trial`` another callback of this process made in another thread (another ``optimize`` of
+        the study, which logged the trial since this callback read the runs): taken, not made twice. Refused where
+        it made it in this thread and is still open: two callbacks in one optimize each keep their own runs (two runs
+        of every trial)."""
+        maker, thread, run_id = _MADE.get(where, {}).get(trial.number, (None, 0, ""))
+        if maker is None or maker() is self:
+            return None
+        if thread != threading.get_ident():
+            return run_id
+        if (other := maker()) is not None and _key(study) in other._open:
             raise ValueError(
-                f"MLflowCallback: another MLflowCallback logged trial {trial.number} of study {study.name!r} to "
-                f"the MLflow experiment {self.experiment or study.name!r} at {self.client.tracking_uri} just now: "
+                f"MLflowCallback: another MLflowCallback in this thread logged trial {trial.number} of study "
+                f"{study.name!r} to the MLflow experiment {self.experiment or study.name!r} at {self.client.tracking_uri}: "
                 "two callbacks logging to one experiment in one optimize make two runs of each trial; pass one "
                 "MLflowCallback (callbacks=[cb]), or give the other its own experiment= or tracking_uri="
             )
-        _MADE[where] = (trial.number, id(self))
+        return None  # one of an optimize that ended, whose run was not taken (gone since, or not the study's): made anew
 
     def _log_params(self, run_id: str, trial: FrozenTrial) -> None:
         keys = _param_keys(list(trial.params))
@@ -386,14 +408,15 @@ class MLflowCallback:
                    if s not in logged_steps]  # fmt: skip
         if trial.value is not None and trial.value != logged_value:  # not logged twice
             metrics.append(Metric(self.metric_name, trial.value, at, 0))
-        tags = [RunTag(STATE_TAG, trial.state.value)]
         keys = _param_keys(list(trial.attrs))
-        tags += [self._tag(run_id, f"attr.{keys[k]}", _text(v)) for k, v in trial.attrs.items()]  # trial.set_attr(...)
+        tags = [self._tag(run_id, f"attr.{keys[k]}", _text(v)) for k, v in trial.attrs.items()]  # trial.set_attr(...)
         if trial.error:
             tags.append(self._tag(run_id, "tunesmith.error", trial.error))
+        tags.append(RunTag(STATE_TAG, trial.state.value))  # in the last batch: a run cut before it is caught up
         metric_batches = [metrics[i : i + _BATCH] for i in range(0, len(metrics), _BATCH)]
         tag_batches = [tags[i : i + 100] for i in range(0, len(tags), 100)]
         empty: list[Any] = []
+        tag_batches[:0] = [empty] * (len(metric_batches) - len(tag_batches))  # the last tags with the last metrics
         for metric_batch, tag_batch in zip_longest(metric_batches, tag_batches, fillvalue=empty):  # MLflow's limits per log_batch: 1000 metrics, 100 tags
             self.client.log_batch(run_id, metrics=metric_batch, tags=tag_batch)
         self.client.set_terminated(run_id, status=_STATUS[trial.state], end_time=at)
