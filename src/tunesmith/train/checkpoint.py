@@ -661,8 +661,9 @@ def _not_yours(fd: int, d: Path) -> str | None:
     theirs = []
     for pid in pids:  # the process that took the lock; it may have ended since, its lock passed to one it started
         with contextlib.suppress(OSError):
-            if (uid := os.stat(f"/proc/{pid}").st_uid) != os.getuid():
-                theirs.append((pid, uid))
+            if (uid := os.stat(f"/proc/{pid}").st_uid) == os.getuid():
+                return None  # the user's, its fdinfo unreadable (undumpable), or a pid of theirs reused: cannot tell
+            theirs.append((pid, uid))
     return _not_yours_words(d, *(theirs[0] if theirs else (pids[0], None)))
 
 
@@ -701,7 +702,7 @@ def _not_yours_words(d: Path, pid: int, uid: int | None) -> str:
     who = (f"a process that is no run of yours: process {pid}, which took the lock, has ended and left it to a "
            "process it started" if uid is None else f"process {pid} of another user (uid {uid}), not by a run of yours")
     # a folder made 0700 since (as this refusal says) was opened before, or by root: "lets others open it" was false
-    how = "lets others open it" if mode & 0o055 else "lets no one else open it now: it was opened before, or by root"
+    how = "lets others open it" if mode & 0o044 else "lets no one else open it now: it was opened before, or by root"
     return (f"checkpoint folder {str(d)!r} is locked by {who}: its mode {mode:04o} {how}, and whoever "
             "opens a folder may hold its lock for as long as they like, keeping every run of yours out. Give this "
             "run a new folder that only you may open (TrainConfig.checkpoint_dir; tunesmith makes a missing one with "
