@@ -514,21 +514,36 @@ def test_a_run_that_finds_every_numbered_earlier_folder_of_its_second_taken_move
     tmp_path: Path,
 ) -> None:
     """Before: set_aside tried earlier-<time>, then -2 to -998, and moved into earlier-<time>-999 whatever it was:
-    a folder there (another run's, set aside before) had its best.pt replaced by this one. The numbers go on."""
-    d = tmp_path / "run"
+    a folder there (another run's, set aside before) had its best.pt replaced by this one. The numbers go on.
+    The folders are made for a second to come, and the move starts as it begins (rev149: made for the 9 seconds
+    around the test's start, 9,000 folders that set_aside scans twice, a loaded machine's test ran past them)."""
+    for attempt in range(1, 4):
+        if _all_of_a_second_taken(tmp_path / f"try-{attempt}", lead=2 * attempt):
+            return
+    pytest.fail("3 times the clock passed the second whose folders were made before set_aside read it: too loaded")
+
+
+def _all_of_a_second_taken(d: Path, lead: int) -> bool:
+    """:func:`set_aside` in ``d`` whose every earlier-<second>, -2 to -999 is taken, at the start of that second,
+    ``lead`` seconds on: False where that second had passed before it named its folder (nothing checked)."""
     d.mkdir(mode=0o700)
-    now = time.time()
-    stamps = {time.strftime("%Y%m%d-%H%M%S", time.gmtime(now + s)) for s in range(-1, 8)}  # the move's second
-    for stamp in stamps:
-        for name in [f"earlier-{stamp}"] + [f"earlier-{stamp}-{n}" for n in range(2, 1000)]:
-            (d / name).mkdir()
-            (d / name / "best.pt").touch()  # another run's (an empty folder, left by a kill, is removed)
-        (d / f"earlier-{stamp}-999" / "best.pt").write_bytes(b"another run's best")
-    best = checkpoint.save(d / "best.pt", {"model": {}, "step": 3})
+    best = checkpoint.save(d / "best.pt", {"model": {}, "step": 3})  # first: torch's first save takes a second
+    second = int(time.time()) + lead
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(second))
+    for name in [f"earlier-{stamp}"] + [f"earlier-{stamp}-{n}" for n in range(2, 1000)]:
+        (d / name).mkdir()
+        (d / name / "best.pt").touch()  # another run's (an empty folder, left by a kill, is removed)
+    (d / f"earlier-{stamp}-999" / "best.pt").write_bytes(b"another run's best")
+    while (now := time.time()) < second:
+        time.sleep(second - now)
     aside = checkpoint.set_aside(d, [best])
-    assert aside is not None and aside.name.endswith("-1000") and aside.name[len("earlier-"):-5] in stamps
-    assert _names(aside) == ["best.pt"] and checkpoint.load(aside / "best.pt")["step"] == 3
-    assert {(d / f"earlier-{stamp}-999" / "best.pt").read_bytes() for stamp in stamps} == {b"another run's best"}
+    assert aside is not None and _names(aside) == ["best.pt"] and checkpoint.load(aside / "best.pt")["step"] == 3
+    assert (d / f"earlier-{stamp}-999" / "best.pt").read_bytes() == b"another run's best"
+    if aside.name[len("earlier-"):][:len(stamp)] != stamp:
+        assert time.time() >= second + 1  # its own second, one that came later
+        return False
+    assert aside.name == f"earlier-{stamp}-1000"
+    return True
 
 
 RACING_RUN = textwrap.dedent(
@@ -1875,33 +1890,48 @@ LOCKS_AS_NOBODY = textwrap.dedent(
     import fcntl, os, sys, time
     fd = os.open({d!r}, os.O_RDONLY | os.O_DIRECTORY)
     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    if {ends} and os.fork():  # the taker ends: its child holds the lock, /proc/locks names the taker
+        os._exit(0)
     print("held", flush=True)
     sys.stdin.read()
+    os.close(fd)  # its lock freed before its output ends (a forked child's is the test's only sign that it did)
     """
 )
 
 
 @pytest.mark.skipif(not hasattr(os, "getuid") or os.getuid() != 0 or not os.path.exists("/proc/locks"),
                     reason="takes another user's lock as root (setuid), read in Linux's /proc/locks")
-def test_a_checkpoint_folder_another_user_locked_is_refused_naming_that_user_not_a_run(tmp_path: Path) -> None:
+@pytest.mark.parametrize("taker_ends", [False, True])
+def test_a_checkpoint_folder_another_user_locked_is_refused_naming_that_user_not_a_run(
+    tmp_path: Path, taker_ends: bool,
+) -> None:
     """Any user who may open a folder (mode 0755, umask 022) may hold its writer lock: a run there was refused as
     "being written by another run now (another process, or another Trainer of this one)", which no run of the
     user's was, for as long as the other user's process lived. Now the refusal names that process and its user,
-    and says what to do."""
+    and says what to do. ``taker_ends``: the process that took the lock forked and ended (a daemon's start), its
+    child holding the lock under no pid /proc/locks names: it was refused as "another run" again (rev149)."""
     d = Path(tempfile.mkdtemp(prefix="tunesmith-locked-", dir="/tmp"))  # a folder another user can reach
     try:
         d.chmod(0o755)
         locker = subprocess.Popen(
             ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c",
-             LOCKS_AS_NOBODY.format(d=str(d))], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+             LOCKS_AS_NOBODY.format(d=str(d), ends=taker_ends)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            text=True)
         try:
             assert locker.stdout is not None and locker.stdout.readline() == "held\n"
+            if taker_ends:
+                locker.wait(timeout=60)  # only its child, which no /proc/locks line names, holds the lock now
             with pytest.raises(checkpoint.CheckpointFolderBusy) as refused:
+                Trainer(mlp(), CFG.with_params({"checkpoint_dir": d})).fit(*DATA)
+            d.chmod(0o700)  # as the refusal says: the lock taken stays, "its mode ... lets others open it" no more
+            with pytest.raises(checkpoint.CheckpointFolderBusy, match="mode 0700 lets no one else open it now: it "
+                               "was opened before, or by root"):
                 Trainer(mlp(), CFG.with_params({"checkpoint_dir": d})).fit(*DATA)
         finally:
             locker.communicate("", timeout=60)
         said = str(refused.value)
-        assert f"locked by process {locker.pid} of another user (uid 65534)" in said, said
+        assert (f"no run of yours: process {locker.pid}, which took the lock, has ended" if taker_ends
+                else f"locked by process {locker.pid} of another user (uid 65534)") in said, said
         assert "mode 0755" in said and "another run" not in said and "chmod go-rx" in said, said
         assert _names(d) == []  # nothing written
         Trainer(mlp(), CFG.with_params({"checkpoint_dir": d})).fit(*DATA)  # that process ended: its lock with it

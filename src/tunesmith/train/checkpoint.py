@@ -643,10 +643,10 @@ def hold(directory: str | Path) -> int | None:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        theirs = _held_by_others(fd)
+        theirs = _not_yours(fd, d)
         os.close(fd)
         if theirs:
-            raise CheckpointFolderBusy(_held_by_others_words(d, *theirs[0])) from None
+            raise CheckpointFolderBusy(theirs) from None
         raise CheckpointFolderBusy(
             f"checkpoint folder {str(d)!r} is being written by another run now (another process, or another "
             "Trainer of this one): two runs in one folder would replace each other's best.pt and \"last\" files, "
@@ -660,33 +660,69 @@ def hold(directory: str | Path) -> int | None:
     return fd
 
 
-def _held_by_others(fd: int) -> list[tuple[int, int]]:
-    """(pid, uid) of the processes of other users holding the lock of the folder open as ``fd``, as Linux's
-    ``/proc/locks`` lists them ([] elsewhere): any user who may open a folder (mode 0755) may lock it."""
+def _not_yours(fd: int, d: Path) -> str | None:
+    """What :func:`hold` says of the folder ``d`` (open as ``fd``) whose lock no process of this user holds, or None:
+    a run of this user's holds it, or Linux's ``/proc/locks`` cannot tell (elsewhere; a holder in a pid namespace
+    this one cannot see). Any user who may open a folder (mode 0755) may lock it."""
     st = os.fstat(fd)
     where = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
     try:
         with open("/proc/locks", encoding="ascii", errors="replace") as f:
-            pids = {int(w[4]) for line in f if len(w := line.split()) > 5 and w[1] == "FLOCK" and w[5] == where}
-    except (OSError, ValueError):
-        return []
-    out = []
-    for pid in sorted(pids):
+            pids = sorted({pid for line in f if (pid := _flock_on(line.split(), where))})
+    except OSError:
+        return None
+    if not pids or _yours_hold(where):
+        return None
+    theirs = []
+    for pid in pids:  # the process that took the lock; it may have ended since, its lock passed to one it started
         with contextlib.suppress(OSError):
-            uid = os.stat(f"/proc/{pid}").st_uid
-            if uid != os.getuid():
-                out.append((pid, uid))
-    return out
+            if (uid := os.stat(f"/proc/{pid}").st_uid) == os.getuid():
+                return None  # the user's, its fdinfo unreadable (undumpable), or a pid of theirs reused: cannot tell
+            theirs.append((pid, uid))
+    return _not_yours_words(d, *(theirs[0] if theirs else (pids[0], None)))
 
 
-def _held_by_others_words(d: Path, pid: int, uid: int) -> str:
-    """What :func:`hold` says of a folder whose lock process ``pid`` of user ``uid`` holds."""
+def _flock_on(fields: list[str], where: str) -> int | None:
+    """The pid of a line of ``/proc/locks`` (its fields; an fdinfo file's ``lock:`` line) that says a flock on the
+    file ``where`` (``major:minor:inode``) is held, else None (another lock, a waiter's ``->`` line)."""
+    if fields[:1] == ["lock:"]:
+        fields = fields[1:]
+    if len(fields) > 5 and fields[1] == "FLOCK" and fields[5] == where and fields[4].isdigit():
+        return int(fields[4])
+    return None
+
+
+def _yours_hold(where: str) -> bool:
+    """Whether a process of this user (this one too) holds the flock on ``where``, as its ``/proc/<pid>/fdinfo``
+    says. ``/proc/locks`` names only the process that took a lock: one that took it and ended (a daemon's parent)
+    leaves it to a child that is named nowhere else, and a process of another user may reuse its pid."""
+    me = os.getuid()
+    for proc in os.scandir("/proc"):
+        try:
+            if not proc.name.isdigit() or proc.stat().st_uid != me:
+                continue
+            for info in os.scandir(f"/proc/{proc.name}/fdinfo"):
+                with open(info.path, encoding="ascii", errors="replace") as f:
+                    if any(_flock_on(line.split(), where) for line in f):
+                        return True
+        except OSError:  # ended meanwhile, or one of this user's that made itself unreadable (no run of tunesmith)
+            continue
+    return False
+
+
+def _not_yours_words(d: Path, pid: int, uid: int | None) -> str:
+    """What :func:`hold` says of a folder whose lock process ``pid`` of another user (``uid``) holds, or (``uid``
+    None) a process of no run of this user's that process ``pid``, ended since, left it to."""
     mode = stat.S_IMODE(os.stat(d).st_mode)
-    return (f"checkpoint folder {str(d)!r} is locked by process {pid} of another user (uid {uid}), not by a run of "
-            f"yours: its mode {mode:04o} lets others open it, and whoever opens a folder may hold its lock for as long "
-            "as they like, keeping every run of yours out. Give this run a new folder that only you may open "
-            "(TrainConfig.checkpoint_dir; tunesmith makes a missing one with mode 0700), and chmod go-rx the old one "
-            "(that keeps others out from now on; the lock already taken stays with that process until it ends)")
+    who = (f"a process that is no run of yours: process {pid}, which took the lock, has ended and left it to a "
+           "process it started" if uid is None else f"process {pid} of another user (uid {uid}), not by a run of yours")
+    # a folder made 0700 since (as this refusal says) was opened before, or by root: "lets others open it" was false
+    how = "lets others open it" if mode & 0o044 else "lets no one else open it now: it was opened before, or by root"
+    return (f"checkpoint folder {str(d)!r} is locked by {who}: its mode {mode:04o} {how}, and whoever "
+            "opens a folder may hold its lock for as long as they like, keeping every run of yours out. Give this "
+            "run a new folder that only you may open (TrainConfig.checkpoint_dir; tunesmith makes a missing one with "
+            "mode 0700), and chmod go-rx the old one (that keeps others out from now on; the lock already taken "
+            "stays with that process until it ends)")
 
 
 def release(fd: int | None) -> None:
