@@ -292,6 +292,32 @@ def test_a_resumed_run_s_own_best_pt_cut_short_is_said_at_its_start_not_raised_a
         assert all(torch.equal(v, last[k]) for k, v in resumed.state_dict().items())
 
 
+@pytest.mark.parametrize("best", ["cut short", "the branch's, unreadable"])
+def test_a_resumed_run_s_best_pt_is_made_again_as_a_copy_on_a_file_system_without_hard_links(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, best: str
+) -> None:
+    """Before: where a resumed run makes its best.pt again from its own "last" file (its own best.pt cut short, made
+    again at its start; a branch's set aside at its first checkpoint), only a hard link was tried: on a file system
+    without them the run raised PermissionError (at its start, or after its first epoch), its result lost. The
+    other saves of best.pt fall back to a copy there; so do these, the weights of its best step restored."""
+    def no_links(src: object, dst: object) -> None:  # what such a file system answers (none can be mounted here)
+        raise PermissionError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    d = tmp_path / "run"
+    cfg = CFG.with_params({"epochs": 4, "keep_last": 1 if best == "cut short" else 3, "checkpoint_dir": d})
+    Trainer(mlp(), cfg, loss=scripted(_twice([0.9, 0.5, 0.4, 0.3]))).fit(*DATA)
+    _cut(d / "best.pt")
+    step = 20 if best == "cut short" else 10  # the resumed run's best validation, its "last" file kept
+    own_best = checkpoint.load(checkpoint.last_path(d, step))["model"]
+    resumed = mlp()
+    history = Trainer(resumed, cfg.with_params({"epochs": 5, "keep_last": 1}), loss=scripted(_twice([0.8] * 3))).fit(
+        *DATA, resume_from=checkpoint.last_path(d, step))
+    assert history.best is not None and history.best.step == step
+    assert checkpoint.load(d / "best.pt")["step"] == step and (d / "best.pt").stat().st_nlink == 1  # a copy
+    assert all(torch.equal(v, own_best[k]) for k, v in resumed.state_dict().items())
+
+
 KILLED_MID_MOVE = textwrap.dedent(
     """
     import os, signal, sys

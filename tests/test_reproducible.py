@@ -93,7 +93,7 @@ def test_a_quasi_random_search_past_64_tried_points_gives_the_same_set_with_work
     # random from each worker process's own stream (seeded by its session and index): two processes ran another
     # set than inline, and repeated configurations while untried ones were left (45 distinct of 60). The draws now
     # follow the seed and the number of trials, the first untried one is claimed, and a repeat (trials 58, and 64
-    # on: all 64 values tried) is claimed for the next trial number, so two workers never repeat at once.
+    # on: all 64 values tried) is claimed as that configuration's k-th repeat, so two workers never repeat at once.
     def run(n_jobs: int, name: str) -> list[tuple[Any, ...]]:
         study = ts.Study(LOG_INTS, sampler="sobol", seed=0, storage=shared_storage_url, name=name)
         study.optimize(by_n, n_trials=72, n_jobs=n_jobs, executor="process" if n_jobs > 1 else None)

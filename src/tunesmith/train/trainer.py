@@ -743,7 +743,7 @@ class Trainer:
                 and not ckpt.is_complete(best)):
             return
         kept = self._own_best_file(best.parent)
-        self.history.best_checkpoint = str(ckpt.link(kept, best)) if kept else None
+        self.history.best_checkpoint = str(_link_or_save(kept, best)) if kept else None
         mine = self.history.best
         logging.getLogger("tunesmith").warning(
             "best.pt of TrainConfig.checkpoint_dir %r is not a whole checkpoint (cut short: a copy, a full disk); %s",
@@ -777,7 +777,7 @@ class Trainer:
             aside = ckpt.set_aside(d, others, above=self._branch)
             own = self.history.best_checkpoint
             if own and ckpt.step_of(own) is not None and Path(own).is_file():  # this run's best, the branch's aside
-                self.history.best_checkpoint = str(ckpt.link(own, ckpt.best_path(d)))  # kept past rotation
+                self.history.best_checkpoint = str(_link_or_save(Path(own), ckpt.best_path(d)))  # past rotation
             if aside is not None:
                 what, which = (("the checkpoints above the resumed step, of the branch this run leaves,", "branch")
                                if self._branch is not None else ("the earlier checkpoints", "run"))
@@ -920,11 +920,14 @@ def _check_same_run(saved: dict[str, Any], config: TrainConfig, where: str) -> N
         )
 
 
-def _link_or_save(src: Path, dst: Path, state: dict[str, Any]) -> None:
+def _link_or_save(src: Path, dst: Path, state: dict[str, Any] | None = None) -> Path:
+    """``dst`` made to name the file ``src`` (a hard link); a copy of it on a file system without hard links, saved
+    from ``state`` (read from ``src`` where not given): a run there raised ``PermissionError`` at its start where
+    it made its cut-short ``best.pt`` again, and at its first checkpoint where it set a branch's ``best.pt`` aside."""
     try:
-        ckpt.link(src, dst)
+        return ckpt.link(src, dst)
     except OSError:  # a file system without hard links
-        ckpt.save(dst, state, room=ckpt.TRAIN_ROOM)
+        return ckpt.save(dst, ckpt.load(src) if state is None else state, room=ckpt.TRAIN_ROOM)
 
 
 def _hyper(optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> HypergradientLR | None:
