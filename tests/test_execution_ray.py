@@ -452,6 +452,20 @@ def test_the_gcs_watch_interrupts_only_a_main_thread_under_python_s_own_sigint_h
     assert (interrupted, handled) == (where == "main thread", [])
 
 
+@pytest.mark.parametrize(("ray_limit", "lost_after", "after"),
+                         [("60", 60.0, 30.0), ("60", 3.0, 3.0), ("600", 60.0, 60.0), ("30", 60.0, 15.0),
+                          ("10", 60.0, 5.0), ("10", 2.0, 2.0), ("1", 60.0, 1.0)])
+def test_the_gcs_watch_counts_the_head_node_lost_well_within_ray_s_own_limit(
+        monkeypatch: pytest.MonkeyPatch, ray_limit: str, lost_after: float, after: float) -> None:
+    """How long GcsWatch waits before it ends a study: ``lost_after``, at most 30 s before Ray's own limit, and at
+    most half of that limit where it is short. Before (rev153): under a limit of 30 s or less it waited 1 s, so a
+    head node away for 2 s, which Ray outlives (a GCS restarted), ended a healthy study."""
+    from tunesmith.execution.ray import gcs_after
+
+    monkeypatch.setenv("RAY_gcs_rpc_server_reconnect_timeout_s", ray_limit)
+    assert gcs_after(lost_after) == after
+
+
 def test_a_lost_cluster_s_message_counts_held_trials_apart_from_failed_ones(tmp_path: Path) -> None:
     """What ClusterLost's message says of the lost actors' running trials (as the lost-actor line does): one
     that reported with a checkpoint under a pruner that pauses is held to go on, not failed (the message said

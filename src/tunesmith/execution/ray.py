@@ -628,6 +628,14 @@ def lost_worker(exc: BaseException) -> str:
     return f"ray worker lost: {type(exc).__name__}: {str(exc).strip().splitlines()[0]}"
 
 
+def gcs_after(lost_after: float) -> float:
+    """Seconds without the GCS that :class:`GcsWatch` counts its loss: ``lost_after``, at most :data:`GCS_MARGIN`
+    seconds before Ray's own end (``RAY_gcs_rpc_server_reconnect_timeout_s``), and at most half of it where that is
+    short: a blip Ray outlives (a GCS restarted) must not end a healthy study (at 1 s, before rev153)."""
+    ray_limit = float(os.environ.get("RAY_gcs_rpc_server_reconnect_timeout_s", "60") or 60)
+    return max(1.0, min(lost_after, max(ray_limit - GCS_MARGIN, ray_limit / 2)))
+
+
 class GcsWatch:
     """Beside the driver's loop: looks at the head node's GCS port twice a second. Where nothing listens there for
     ``lost_after`` seconds (at most :data:`GCS_MARGIN` seconds before Ray ends the process itself) it sets
@@ -651,8 +659,7 @@ class GcsWatch:
             address: tuple[str, int] | None = (host.strip("[]"), int(port)) if host and port.isdigit() else None
         except Exception:  # noqa: BLE001 - a Ray Client, or another Ray
             address = None
-        ray_limit = float(os.environ.get("RAY_gcs_rpc_server_reconnect_timeout_s", "60") or 60)
-        return cls.watching(address, max(1.0, min(lost_after, ray_limit - GCS_MARGIN)))
+        return cls.watching(address, gcs_after(lost_after))
 
     @classmethod
     def watching(cls, address: tuple[str, int] | None, after: float) -> GcsWatch:
