@@ -288,11 +288,25 @@ if how in ("ctrl-c in the sweep", "driver killed in the wait"):  # as the driver
     _Driver._outlived = interrupted
 ex = RayExecutor(n_workers=2, lost_after=float(sys.argv[3]), ray_init={
     "_temp_dir": sys.argv[2], "num_cpus": 2, "log_to_driver": False, "_node_ip_address": "127.0.0.1"})
-try:
-    study.optimize(objective, n_trials=10_000, executor=ex)
-    print("RETURNED", flush=True)
-except ClusterLost as exc:
-    print("LOST", exc, flush=True)
+
+
+def optimize():
+    try:
+        study.optimize(objective, n_trials=10_000, executor=ex)
+        print("RETURNED", flush=True)
+    except ClusterLost as exc:
+        print("LOST", exc, flush=True)
+
+
+if how == "head lost, optimize in a thread":  # as a web server's or a notebook's pool runs it
+    import threading
+    thread = threading.Thread(target=optimize)
+    thread.start()
+    while thread.is_alive():
+        thread.join(0.2)
+    print("MAIN THREAD GOES ON", flush=True)
+else:
+    optimize()
 """
 
 
@@ -332,7 +346,7 @@ def _raylets(temp: Path, name: bytes = b"/raylet") -> list[int]:
 # "head lost": the GCS process SIGKILLed (the raylet and actors alive): Ray's calls waited on it, and Ray ended the
 # driver process after its own 60 s, with no ClusterLost and a trial left running
 @pytest.mark.parametrize("how", ["detected", "ctrl-c", "ctrl-c at once", "ctrl-c in the sweep",
-                                 "driver killed in the wait", "head lost"])
+                                 "driver killed in the wait", "head lost", "head lost, optimize in a thread"])
 def test_ray_losing_the_only_node_fails_the_trials_and_ends_optimize(
     tmp_path: Path, subprocess_env: dict[str, str], how: str
 ) -> None:
@@ -343,7 +357,7 @@ def test_ray_losing_the_only_node_fails_the_trials_and_ends_optimize(
     # the Ctrl-C cases' signal comes while Ray still counts the node alive (its calls unanswered), as a user
     # with Ray's default health checks meets it: with FAST_NODE_DEATH its GCS said the node dead first (at
     # about 3 s, the "ctrl-c" case's wait), the driver replaced both actors, and the Ctrl-C met those instead
-    verdict = how in ("detected", "ctrl-c in the sweep", "head lost")  # they wait for Ray to say the node is dead
+    verdict = how in ("detected", "ctrl-c in the sweep") or how.startswith("head lost")  # they wait for Ray's word
     env = {**subprocess_env, **RAY_ENV, **(FAST_NODE_DEATH if verdict else {}), "HOME": quiet_home(temp)}
     lost_after = "3" if verdict else "600"
     driver = subprocess.Popen([sys.executable, "-c", LOST_DRIVER, url, str(temp), lost_after, how], env=env,
@@ -360,7 +374,7 @@ def test_ray_losing_the_only_node_fails_the_trials_and_ends_optimize(
             if len(study.trials_in("complete")) >= 3:
                 break
         assert study is not None and driver.poll() is None, "the driver did not get going"
-        for pid in _raylets(temp, b"/gcs_server" if how == "head lost" else b"/raylet"):
+        for pid in _raylets(temp, b"/gcs_server" if how.startswith("head lost") else b"/raylet"):
             os.kill(pid, signal.SIGKILL)
         killed = time.monotonic()
         if how in ("ctrl-c", "ctrl-c at once", "driver killed in the wait"):
@@ -384,15 +398,72 @@ def test_ray_losing_the_only_node_fails_the_trials_and_ends_optimize(
     elif how == "detected":
         assert "LOST the Ray cluster is lost: for 3 s no node had the resources of one trial" in out, out[-3000:]
         assert "Restart the cluster" in out
-    elif how == "head lost":  # before: no LOST, the process ended by Ray after 60 s
+    elif how.startswith("head lost"):  # before: no LOST, the process ended by Ray after 60 s
         assert "LOST the Ray cluster is lost: its head node (GCS at 127.0.0.1:" in out, out[-3000:]
         assert driver.returncode == 0 and ended - killed < 45, (ended - killed, out[-3000:])
+        # in a thread, before (rev153): the watch's interrupt hit the main thread (a KeyboardInterrupt in its join),
+        # the optimize of the thread went on until Ray ended the process
+        assert "KeyboardInterrupt" not in out and ("MAIN THREAD GOES ON" in out) == ("thread" in how), out[-3000:]
     else:
         assert "RETURNED" in out and "interrupted" in out, out[-3000:]
     if not verdict:  # no actor was found dead before the Ctrl-C: Ray had not said the node was lost yet
         assert "ActorDiedError" not in out, out[-3000:]
     states = Counter(t.state.value for t in Study.load("lost", url).trials)
     assert states["running"] == 0 and states["complete"] >= 3, states
+
+
+@pytest.mark.parametrize("where", ["main thread", "another thread", "own SIGINT handler"])
+def test_the_gcs_watch_interrupts_only_a_main_thread_under_python_s_own_sigint_handler(where: str) -> None:
+    """GcsWatch, watching a real port nothing listens on, finds it lost after a second. It interrupts the main
+    thread only where optimize runs there with Python's own SIGINT handler. Before (rev153) it interrupted it
+    always: an optimize run by another thread (a web server's, a notebook's pool) raised KeyboardInterrupt in the
+    main thread, which ran something else, and a SIGINT handler of the user's (a server's graceful stop) was
+    called as for a Ctrl-C. There the driver's loop reads ``lost`` (the "head lost, optimize in a thread" case)."""
+    import socket
+
+    from tunesmith.execution.ray import GcsWatch
+
+    with socket.socket() as sock:  # a port of this machine, closed: connections to it are refused
+        sock.bind(("127.0.0.1", 0))
+        address = sock.getsockname()
+    handled: list[int] = []
+    before = signal.signal(signal.SIGINT, (lambda signum, frame: handled.append(signum))
+                           if where == "own SIGINT handler" else signal.default_int_handler)
+    made: list[GcsWatch] = []
+    interrupted = False
+    try:
+        if where == "another thread":
+            thread = threading.Thread(target=lambda: made.append(GcsWatch.watching(address, 1.0)))
+            thread.start()
+            thread.join()
+        else:
+            made.append(GcsWatch.watching(address, 1.0))
+        end = time.monotonic() + 20
+        while made[0].lost is None and time.monotonic() < end:
+            time.sleep(0.05)
+        time.sleep(0.5)  # an interrupt is raised at the main thread's next instruction
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        if made:
+            made[0].stop()
+        signal.signal(signal.SIGINT, before)
+    assert made[0].lost is not None and "did not answer for 1 s (Connection refused)" in made[0].lost, made[0].lost
+    assert (interrupted, handled) == (where == "main thread", [])
+
+
+@pytest.mark.parametrize(("ray_limit", "lost_after", "after"),
+                         [("60", 60.0, 30.0), ("60", 3.0, 3.0), ("600", 60.0, 60.0), ("30", 60.0, 15.0),
+                          ("10", 60.0, 5.0), ("10", 2.0, 2.0), ("1", 60.0, 1.0)])
+def test_the_gcs_watch_counts_the_head_node_lost_well_within_ray_s_own_limit(
+        monkeypatch: pytest.MonkeyPatch, ray_limit: str, lost_after: float, after: float) -> None:
+    """How long GcsWatch waits before it ends a study: ``lost_after``, at most 30 s before Ray's own limit, and at
+    most half of that limit where it is short. Before (rev153): under a limit of 30 s or less it waited 1 s, so a
+    head node away for 2 s, which Ray outlives (a GCS restarted), ended a healthy study."""
+    from tunesmith.execution.ray import gcs_after
+
+    monkeypatch.setenv("RAY_gcs_rpc_server_reconnect_timeout_s", ray_limit)
+    assert gcs_after(lost_after) == after
 
 
 def test_a_lost_cluster_s_message_counts_held_trials_apart_from_failed_ones(tmp_path: Path) -> None:

@@ -24,6 +24,7 @@ import logging
 import math
 import os
 import secrets
+import signal
 import socket
 import stat
 import tempfile
@@ -627,14 +628,23 @@ def lost_worker(exc: BaseException) -> str:
     return f"ray worker lost: {type(exc).__name__}: {str(exc).strip().splitlines()[0]}"
 
 
-class GcsWatch:
-    """Beside the driver's loop: looks at the head node's GCS port once a second. Where nothing listens there for
-    ``lost_after`` seconds (at most :data:`GCS_MARGIN` seconds before Ray ends the process itself) it interrupts
-    the main thread, as a Ctrl-C would (the main thread may wait inside Ray), with :attr:`lost` saying why. Ray's
-    own calls cannot say it in time: they wait on the GCS until Ray ends the process (left46, left50)."""
+def gcs_after(lost_after: float) -> float:
+    """Seconds without the GCS that :class:`GcsWatch` counts its loss: ``lost_after``, at most :data:`GCS_MARGIN`
+    seconds before Ray's own end (``RAY_gcs_rpc_server_reconnect_timeout_s``), and at most half of it where that is
+    short: a blip Ray outlives (a GCS restarted) must not end a healthy study (at 1 s, before rev153)."""
+    ray_limit = float(os.environ.get("RAY_gcs_rpc_server_reconnect_timeout_s", "60") or 60)
+    return max(1.0, min(lost_after, max(ray_limit - GCS_MARGIN, ray_limit / 2)))
 
-    def __init__(self, address: tuple[str, int] | None, after: float) -> None:
-        self.address, self.after = address, after
+
+class GcsWatch:
+    """Beside the driver's loop: looks at the head node's GCS port twice a second. Where nothing listens there for
+    ``lost_after`` seconds (at most :data:`GCS_MARGIN` seconds before Ray ends the process itself) it sets
+    :attr:`lost`, which the driver's loop reads, and where ``interrupts`` it interrupts the main thread too, as a
+    Ctrl-C would (the driver may wait inside Ray). Ray's own calls cannot say it in time: they wait on the GCS until
+    Ray ends the process (left46, left50)."""
+
+    def __init__(self, address: tuple[str, int] | None, after: float, interrupts: bool = False) -> None:
+        self.address, self.after, self.interrupts = address, after, interrupts
         self.lost: str | None = None
         self.down = False  # nothing listened there when last looked at: a Ray call that needs the GCS would wait
         self.lock = threading.Lock()
@@ -649,8 +659,17 @@ class GcsWatch:
             address: tuple[str, int] | None = (host.strip("[]"), int(port)) if host and port.isdigit() else None
         except Exception:  # noqa: BLE001 - a Ray Client, or another Ray
             address = None
-        ray_limit = float(os.environ.get("RAY_gcs_rpc_server_reconnect_timeout_s", "60") or 60)
-        watch = cls(address, max(1.0, min(lost_after, ray_limit - GCS_MARGIN)))
+        return cls.watching(address, gcs_after(lost_after))
+
+    @classmethod
+    def watching(cls, address: tuple[str, int] | None, after: float) -> GcsWatch:
+        """A watch of ``address``, started. It interrupts only an optimize that runs on the main thread with
+        Python's own SIGINT handler: another thread's (a web server's, a notebook's pool) would hit the main thread,
+        which runs something else, and a handler of the user's (a server's graceful stop) would take it for a
+        Ctrl-C. Elsewhere the driver's loop, which waits at most a second at a time, reads :attr:`lost`."""
+        interrupts = threading.current_thread() is threading.main_thread() and \
+            signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        watch = cls(address, after, interrupts)
         if address is not None:
             threading.Thread(target=watch._run, name="tunesmith-gcs-watch", daemon=True).start()
         return watch
@@ -673,7 +692,8 @@ class GcsWatch:
                     if not self.done.is_set():
                         self.lost = (f"the Ray cluster is lost: its head node (GCS at {self.address[0]}:"
                                      f"{self.address[1]}) did not answer for {self.after:g} s ({why})")
-                        _thread.interrupt_main()
+                        if self.interrupts:
+                            _thread.interrupt_main()
                 return
 
     def stop(self) -> None:
@@ -1029,6 +1049,7 @@ class _Driver:
 
     def _loop(self) -> None:
         while True:
+            self._check_gcs()
             self._stop_overdue()
             self.calls.check_stop()
             self._start_up()
@@ -1272,9 +1293,16 @@ class _Driver:
                 return []
         return self.study.fail_worker(actor.worker, error, requeue=requeue, dead=dead)
 
+    def _check_gcs(self) -> None:
+        """Raise the interrupt :meth:`run` takes as the head node's loss where :class:`GcsWatch` found it lost, for
+        an optimize its interrupt does not reach (not on the main thread, or under a SIGINT handler of the user's)."""
+        if self.watch.lost:
+            raise KeyboardInterrupt(self.watch.lost)
+
     def _watch_cluster(self) -> None:
         """Raise :class:`ClusterLost` once no node has had the resources of one trial
         for ``lost_after`` seconds (looked at once a second, while no result comes)."""
+        self._check_gcs()
         now = time.monotonic()
         if now - self.checked < 1.0:
             return
