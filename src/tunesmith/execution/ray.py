@@ -1222,12 +1222,13 @@ class _Driver:
         self.killed.append(actor)
         for t in ended:
             self.calls(t)
-        failed = sum(t.state is TrialState.FAILED for t in ended)
         logger.warning("a Ray worker was lost (%s); %s; starting another", error, ended_line(ended))
         # the calls it never answered give their units back, but for the trials they started
-        # (one may have ended just before the actor died, its answer lost with it)
+        # (one may have ended just before the actor died, its answer lost with it); in memory,
+        # not a resumed trial's either: its answer would have given its unit back (a resume takes none)
         unanswered = [] if self.memory else self._started_unanswered(actor, ended)
-        used = failed if self.memory else len(unanswered)
+        new = [t for t in ended if t.state is TrialState.FAILED and not t.system.n_resumes]
+        used = len(new) if self.memory else len(unanswered)
         # a re-queued trial runs again under this call's budget: its failed attempt is not counted
         # (a lost copy is not copied again: it gives no unit back), nor is one that another process failed and
         # re-queued as it ran here (its heartbeat taken for lost), its answer lost with the actor
