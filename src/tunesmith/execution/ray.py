@@ -42,7 +42,7 @@ from ..trial import FrozenTrial, TrialState
 from .base import Executor, Job
 from .callbacks import Callbacks
 from .local import STOPS, _held, fail_stopped, left_running, said_stopped
-from .loop import Budget
+from .loop import Budget, units_back
 from .process import check_trial_timeout
 from .ray_worker import (
     NOTES,
@@ -1232,9 +1232,8 @@ class _Driver:
         # a re-queued trial runs again under this call's budget: its failed attempt is not counted
         # (a lost copy is not copied again: it gives no unit back), nor is one that another process failed and
         # re-queued as it ran here (its heartbeat taken for lost), its answer lost with the actor
-        retried = sum(t.system.unit_back for t in ended)
         here = {t.number for t in ended}
-        retried += sum(t.system.unit_back and t.number not in here for t in unanswered)
+        retried = units_back(self.study, ended + [t for t in unanswered if t.number not in here])
         self.budget.give_back(max(0, len(actor.calls) - used) + retried)
         self.actors.remove(actor)
         self.replacements += lost
