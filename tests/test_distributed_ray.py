@@ -475,9 +475,14 @@ def test_ray_a_copy_requeued_while_draining_promotions_runs(ray_local: Any, tmp_
     study.optimize(_dies_resuming_without_a_checkpoint, n_trials=2, executor=RayExecutor(n_workers=1),
                    callbacks=[lambda s, r: seen.append(r.number)])  # fmt: skip
     lost = study.trials[0]
-    assert lost.state is TrialState.FAILED and lost.system.requeued_as is not None
+    assert lost.state is TrialState.FAILED and lost.system.n_resumes == 1 and lost.system.requeued_as is not None
+    # a resume took no unit, so its lost run gives none back: the copy, a new trial, waits for a call with one
+    assert study.trials[lost.system.requeued_as].state is TrialState.WAITING, study.trials
+    study.optimize(_dies_resuming_without_a_checkpoint, n_trials=1, executor=RayExecutor(n_workers=1),
+                   callbacks=[lambda s, r: seen.append(r.number)])  # fmt: skip
     copy = study.trials[lost.system.requeued_as]
     assert copy.state is TrialState.COMPLETE and copy.value == 0.1 and copy.number in seen
+    assert len(study.trials) == 3, study.trials
 
 
 def test_the_private_ray_instance_stays_on_loopback(ray_local: Any) -> None:
