@@ -475,9 +475,14 @@ def test_ray_a_copy_requeued_while_draining_promotions_runs(ray_local: Any, tmp_
     study.optimize(_dies_resuming_without_a_checkpoint, n_trials=2, executor=RayExecutor(n_workers=1),
                    callbacks=[lambda s, r: seen.append(r.number)])  # fmt: skip
     lost = study.trials[0]
-    assert lost.state is TrialState.FAILED and lost.system.requeued_as is not None
+    assert lost.state is TrialState.FAILED and lost.system.n_resumes == 1 and lost.system.requeued_as is not None
+    # a resume took no unit, so its lost run gives none back: the copy, a new trial, waits for a call with one
+    assert study.trials[lost.system.requeued_as].state is TrialState.WAITING, study.trials
+    study.optimize(_dies_resuming_without_a_checkpoint, n_trials=1, executor=RayExecutor(n_workers=1),
+                   callbacks=[lambda s, r: seen.append(r.number)])  # fmt: skip
     copy = study.trials[lost.system.requeued_as]
     assert copy.state is TrialState.COMPLETE and copy.value == 0.1 and copy.number in seen
+    assert len(study.trials) == 3, study.trials
 
 
 def test_the_private_ray_instance_stays_on_loopback(ray_local: Any) -> None:
@@ -802,7 +807,8 @@ def _oom_once_killed_once_queued(marker: str, trial: Any) -> float:
 def test_ray_an_oom_trial_whose_actor_is_killed_once_its_copy_is_queued_points_to_that_copy(
         ray_local: Any, tmp_path: Path) -> None:
     """The actor killed between queueing the copy and writing the failure: the driver failed the trial as a
-    lost actor's without pointing to the copy that ran. It points to it; one copy, run once."""
+    lost actor's without pointing to the copy that ran. It points to it; one copy, run once, one of the call's
+    n_trials (the lost attempt gave its unit back as for a lost worker's re-queued trial: 4 trials for 3)."""
     study = Study({"x": Float(0, 1)}, sampler="random", seed=0, storage=f"sqlite:///{tmp_path / 'o.db'}", name="o")
     study.optimize(functools.partial(_oom_once_killed_once_queued, str(tmp_path / "oom")), n_trials=3,
                    executor=RayExecutor(n_workers=1))
@@ -810,6 +816,7 @@ def test_ray_an_oom_trial_whose_actor_is_killed_once_its_copy_is_queued_points_t
     copies = [t for t in study.trials if t.system.retry_of == 0]
     assert len(copies) == 1 and copies[0].state is TrialState.COMPLETE, study.trials
     assert first.state is TrialState.FAILED and first.system.requeued_as == copies[0].number, (first.error, first.worker)
+    assert len(study.trials) == 3, study.trials
 
 
 def test_ray_an_oom_copy_the_storage_refuses_in_the_actor_is_queued_by_the_driver(

@@ -1145,6 +1145,32 @@ def test_a_ray_resumed_trial_failed_and_requeued_elsewhere_gives_back_no_unit_it
     assert ran == Counter(failed=1, complete=n_trials - 1), [(t.number, t.state.value) for t in study.trials]
 
 
+def _kills_its_actor_on_resumed_trial_0(trial: Any) -> float:
+    if trial.number == 0 and trial.is_resumed:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return float(trial.params["x"])
+
+
+@pytest.mark.parametrize("requeue", [True, False])
+def test_in_memory_a_ray_resumed_trial_whose_actor_is_lost_takes_no_unit(ray_local: Any, requeue: bool) -> None:
+    """In memory the driver asks each trial, a unit per call, and gives a resumed trial's back as it answers. Its
+    actor lost, the failed resumed trial kept that unit as a new trial's (2 new trials for n_trials=3), once
+    the refund of its copy no longer made up for it (a resume gives none back)."""
+    import test_pause_resume
+    from ray import cloudpickle
+
+    cloudpickle.register_pickle_by_value(test_pause_resume)  # the actors cannot import it
+    study = Study({"x": Float(0, 1)}, sampler="random", seed=0, pruner=test_pause_resume._PausesTrial0Once(),
+                  heartbeat_interval=5, requeue_failed=requeue)
+    paused = study.ask()  # paused by an earlier inline run, promoted: the driver's ask resumes it
+    paused.report(0.5, 1)
+    study.tell(paused, state=TrialState.PAUSED)
+    study.optimize(_kills_its_actor_on_resumed_trial_0, n_trials=3, n_jobs=1, executor="ray")
+    trials = [(t.number, t.state.value, t.system.n_resumes, t.system.retry_of) for t in study.trials]
+    assert trials[0][1:3] == ("failed", 1) and (study.trials[0].system.requeued_as is not None) == requeue, trials
+    assert Counter(t.state.value for t in study.trials) == {"failed": 1, "complete": 3}, trials  # the copy: one
+
+
 def _first_failed_elsewhere_then_the_next_killed(trial: Any, folder: str) -> float:
     """Trial 0 waits for ``go`` as in :func:`_first_waits_to_be_failed_elsewhere`; the trial that starts next says
     its pid in ``next`` and waits to be SIGKILLed (once: the others return at once)."""

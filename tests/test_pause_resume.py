@@ -1164,21 +1164,27 @@ def _out_of_memory() -> None:
     raise OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 MiB")
 
 
+def _kill_the_worker_once_its_copy_is_queued(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker process that queues a trial's copy (``Study.requeue``) is SIGKILLed at once, its failure not
+    written."""
+    parent, requeue = os.getpid(), ts.Study.requeue
+
+    def killed_once_queued(self: ts.Study, trial: Any, *args: Any, **kw: Any) -> int | None:
+        out = requeue(self, trial, *args, **kw)
+        if os.getpid() != parent and out is not None:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return out
+
+    monkeypatch.setattr(ts.Study, "requeue", killed_once_queued)
+
+
 def test_a_resumed_trial_killed_once_its_oom_copy_is_queued_is_not_run_again(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A promoted trial runs out of GPU memory; its copy is queued before its failure is written, and its
     worker is SIGKILLed between the two. The parent, seeing the worker dead, held the trial back to paused
     (a resumed trial keeps its promotion), so the configuration ran twice: the held trial resumed, and the
     copy from the start. It is failed, pointing to the copy, which runs once."""
-    parent, requeue = os.getpid(), ts.Study.requeue
-
-    def killed_once_queued(self: ts.Study, trial: Any, *args: Any, **kw: Any) -> int | None:
-        out = requeue(self, trial, *args, **kw)
-        if os.getpid() != parent and out is not None:  # the worker, the copy queued, the failure not written
-            os.kill(os.getpid(), signal.SIGKILL)
-        return out
-
-    monkeypatch.setattr(ts.Study, "requeue", killed_once_queued)
+    _kill_the_worker_once_its_copy_is_queued(monkeypatch)
     url = f"sqlite:///{tmp_path / 'k.db'}"
     study = ts.Study(SPACE, storage=url, name="k", pruner=ASHA(min_resource=1, reduction_factor=3, curve="best", pause=True, max_resource=9))  # fmt: skip
     for lr in (0.45, 0.3, 0.05, 0.04, 0.03, 0.02):
@@ -1198,6 +1204,28 @@ def test_a_resumed_trial_killed_once_its_oom_copy_is_queued_is_not_run_again(
     copy = study.trials[copies[0].number]
     assert copy.state is not TrialState.WAITING and copy.system.n_resumes == 0, copy
     assert len([t for t in study.trials if t.system.retry_of == victim.number]) == 1
+
+
+def _first_out_of_memory(trial: ts.Trial) -> float:
+    if trial.number == 0:
+        _out_of_memory()
+    return trial.params["lr"]
+
+
+def test_a_trial_killed_once_its_oom_copy_is_queued_counts_its_copy_in_n_trials(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A new trial runs out of GPU memory; its worker is SIGKILLed between queueing the copy and writing the
+    failure (no requeue_failed). The parent failed it pointing to the copy and gave its unit back, as for a lost
+    worker's re-queued trial: the copy ran free, 4 trials for n_trials=3, where a worker that lives runs 3 (the
+    failed trial, its copy and one more: the retry counts, docs/distributed.md)."""
+    _kill_the_worker_once_its_copy_is_queued(monkeypatch)
+    study = ts.Study(SPACE, storage=f"sqlite:///{tmp_path / 'k.db'}", name="k", sampler="random", seed=0)
+    study.optimize(_first_out_of_memory, n_trials=3, gpus=["0"], trials_per_gpu=1, allow_missing_gpus=True)
+    trials = [(t.number, t.state.value, t.system.retry_of, t.system.requeued_as, t.error) for t in study.trials]
+    first = study.trials[0]
+    assert first.state is TrialState.FAILED and "exit code -9" in (first.error or ""), trials  # killed, as meant
+    assert first.system.requeued_as is not None and study.trials[first.system.requeued_as].system.oom_retries == 1
+    assert Counter(t.state.value for t in study.trials) == {"failed": 1, "complete": 2}, trials
 
 
 def test_a_resumed_trial_killed_as_it_records_its_new_checkpoint_resumes_from_the_one_recorded(

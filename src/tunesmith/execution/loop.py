@@ -8,11 +8,11 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..exceptions import SearchExhausted, TrialFinishedError, interrupted
+from ..exceptions import SearchExhausted, StorageError, TrialFinishedError, interrupted
 from ..trial import FrozenTrial, TrialState, one_line
 
 if TYPE_CHECKING:
@@ -532,7 +532,7 @@ def run_one(run: Run, *, only: str | None = None) -> FrozenTrial | None:
         again = "" if stored.system.requeued_as is None else f"; re-queued as trial {stored.system.requeued_as}"
         logger.warning("trial %d ended elsewhere while it ran here (%s%s): this run's result is not recorded",
                        trial.number, one_line(stored.error) if stored.error else stored.state.value, again)  # it was dropped silently
-        if stored.system.unit_back:
+        if units_back(run.study, [stored]):
             run.budget.refund()  # its copy runs under this call's budget: the lost attempt is not counted
         return None
     except KeyboardInterrupt as exc:  # not one that came once its result was written (in tell)
@@ -551,6 +551,26 @@ def run_one(run: Run, *, only: str | None = None) -> FrozenTrial | None:
             _hand_on(run, failed, resumed)
     _hand_on(run, record, resumed)
     return record
+
+
+def units_back(study: Study, ended: Iterable[FrozenTrial]) -> int:
+    """How many of the trials ``ended`` as lost (here or elsewhere, as they ran) give their unit of ``n_trials``
+    back (:attr:`SystemState.unit_back`): not one whose copy is the out-of-memory retry its worker queued before
+    it died, which is one of the ``n_trials`` of the call that runs it, as when its worker lives. Read unsure
+    (a storage error): each re-queued one."""
+    back = [t for t in ended if t.system.unit_back]
+    if not back:
+        return 0
+    try:
+        trials = {t.number: t for t in study.trials}
+    except StorageError:
+        return len(back)
+    return sum(not _oom_retry(t, trials) for t in back)
+
+
+def _oom_retry(failed: FrozenTrial, trials: dict[int, FrozenTrial]) -> bool:
+    copy = None if failed.system.requeued_as is None else trials.get(failed.system.requeued_as)
+    return copy is not None and copy.system.oom_retries > failed.system.oom_retries
 
 
 def stopped_by(record: FrozenTrial, error: str) -> bool:

@@ -69,7 +69,7 @@ from .local import (
     left_running,
     said_stopped,
 )
-from .loop import EXHAUSTED, Budget, Run, Seat, worker_loop
+from .loop import EXHAUSTED, Budget, Run, Seat, units_back, worker_loop
 
 logger = logging.getLogger("tunesmith")
 
@@ -428,10 +428,7 @@ class _Pool:
         except StorageError as exc:
             logger.warning("could not read the dead worker's trials: %s", exc)
             return 0
-        return sum(
-            _ended_by(t, me, w.born) and t.system.unit_back and t.number not in mine
-            for t in trials
-        )
+        return units_back(self.run_.study, [t for t in trials if _ended_by(t, me, w.born) and t.number not in mine])
 
     def _settle(self, w: _Worker, *, kept: bool, requeued: int = 0) -> bool:
         """Fold dead ``w``'s seat into the budget, freed for a new worker (unless done at its
@@ -460,7 +457,7 @@ class _Pool:
             self.calls(t)
         # a re-queued copy runs under this call's budget, in a fresh worker: the lost
         # attempt is not counted; nor is a budget unit the worker took but never started
-        retries = sum(t.system.unit_back for t in lost)
+        retries = units_back(self.run_.study, lost)
         if retries:
             self.budget.refund(retries)
         if unit < 0:

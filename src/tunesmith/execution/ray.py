@@ -45,7 +45,7 @@ from ..trial import FrozenTrial, TrialState
 from .base import Executor, Job
 from .callbacks import Callbacks
 from .local import STOPS, _held, fail_stopped, left_running, said_stopped
-from .loop import Budget
+from .loop import Budget, units_back
 from .process import check_trial_timeout
 from .ray_worker import (
     NOTE_PREFIX,
@@ -1385,18 +1385,18 @@ class _Driver:
         self.killed.append(actor)
         for t in ended:
             self.calls(t)
-        failed = sum(t.state is TrialState.FAILED for t in ended)
         logger.warning("a Ray worker was lost (%s); %s; starting another", error, ended_line(ended))
         # the calls it never answered give their units back, but for the trials they started
-        # (one may have ended just before the actor died, its answer lost with it)
+        # (one may have ended just before the actor died, its answer lost with it); in memory,
+        # not a resumed trial's either: its answer would have given its unit back (a resume takes none)
         unanswered = [] if self.memory else self._started_unanswered(actor, ended)
-        used = failed if self.memory else len(unanswered)
+        new = [t for t in ended if t.state is TrialState.FAILED and not t.system.n_resumes]
+        used = len(new) if self.memory else len(unanswered)
         # a re-queued trial runs again under this call's budget: its failed attempt is not counted
         # (a lost copy is not copied again: it gives no unit back), nor is one that another process failed and
         # re-queued as it ran here (its heartbeat taken for lost), its answer lost with the actor
-        retried = sum(t.system.unit_back for t in ended)
         here = {t.number for t in ended}
-        retried += sum(t.system.unit_back and t.number not in here for t in unanswered)
+        retried = units_back(self.study, ended + [t for t in unanswered if t.number not in here])
         self.budget.give_back(max(0, len(actor.calls) - used) + retried)
         self.actors.remove(actor)
         self.replacements += lost
