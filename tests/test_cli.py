@@ -616,13 +616,16 @@ def test_a_study_missing_from_the_default_database_names_the_database_beside_it_
 def test_a_new_study_opens_no_database_beside_its_own_and_a_planted_one_is_read_for_a_moment_at_most(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The hint naming the database beside that holds a study was made in every failed lookup, so each new
-    study opened every SQLite file in its folder; one planted there with a study name computed by an
+    study (and a stored TunedSearchCV's first fit) opened every SQLite file in its folder; one planted there with a study name computed by an
     expression (tunesmith's tables, 3000 rows) held each new study for about 40 s. A new study opens
     none; a lookup shown to the user reads each for a moment at most, and still names the one that holds it."""
     import sqlite3
 
     import sqlalchemy as sa
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
 
+    from tunesmith.sklearn import TunedSearchCV
     from tunesmith.storage import sql
 
     monkeypatch.chdir(tmp_path)
@@ -641,6 +644,9 @@ def test_a_new_study_opens_no_database_beside_its_own_and_a_planted_one_is_read_
     real = sql.holds_studies
     monkeypatch.setattr(sql, "holds_studies", lambda path, study=None: opened.append(path) or real(path, study))
     ts.Study({"x": ts.Float(0, 1)}, storage="sqlite:///tunesmith.db", name="new")
+    X, y = load_iris(return_X_y=True)  # a stored search's first fit looks for the study it would resume
+    TunedSearchCV(LogisticRegression(max_iter=200), {"C": [0.1, 1.0]}, n_trials=1, cv=2,
+                  storage="sqlite:///tunesmith.db", name="fit").fit(X, y)
     assert opened == []  # a new study's lookup is not an error shown to anyone
     start = time.monotonic()
     with pytest.raises(ts.StudyNotFound, match=r"\(sqlite:///search.db in its folder holds one\)$"):
