@@ -613,6 +613,50 @@ def test_a_study_missing_from_the_default_database_names_the_database_beside_it_
         ts.load_study("quickstart", "sqlite:///other.db")
 
 
+def test_a_new_study_opens_no_database_beside_its_own_and_a_planted_one_is_read_for_a_moment_at_most(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hint naming the database beside that holds a study was made in every failed lookup, so each new
+    study (and a stored TunedSearchCV's first fit) opened every SQLite file in its folder; one planted there with a study name computed by an
+    expression (tunesmith's tables, 3000 rows) held each new study for about 40 s. A new study opens
+    none; a lookup shown to the user reads each for a moment at most, and still names the one that holds it."""
+    import sqlite3
+
+    import sqlalchemy as sa
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    from tunesmith.sklearn import TunedSearchCV
+    from tunesmith.storage import sql
+
+    monkeypatch.chdir(tmp_path)
+    engine = sa.create_engine("sqlite:///planted.db")
+    sql.metadata.create_all(engine)
+    engine.dispose()
+    with sqlite3.connect("planted.db") as conn:
+        conn.execute(f"DROP TABLE {sql.studies_table.name}")
+        conn.execute(f"CREATE TABLE {sql.studies_table.name} (k INTEGER)")
+        conn.execute(f"WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r WHERE i < 3000) "
+                     f"INSERT INTO {sql.studies_table.name} (k) SELECT i FROM r")
+        conn.execute(f"ALTER TABLE {sql.studies_table.name} ADD COLUMN "  # computed as read, not as added
+                     "name AS (length(replace(hex(zeroblob(200000 + k)), '0', 'ab')))")
+    ts.Study({"x": ts.Float(0, 1)}, storage="sqlite:///search.db", name="bc-rf")
+    opened: list[Path] = []
+    real = sql.holds_studies
+    monkeypatch.setattr(sql, "holds_studies", lambda path, study=None: opened.append(path) or real(path, study))
+    ts.Study({"x": ts.Float(0, 1)}, storage="sqlite:///tunesmith.db", name="new")
+    X, y = load_iris(return_X_y=True)  # a stored search's first fit looks for the study it would resume
+    TunedSearchCV(LogisticRegression(max_iter=200), {"C": [0.1, 1.0]}, n_trials=1, cv=2,
+                  storage="sqlite:///tunesmith.db", name="fit").fit(X, y)
+    assert opened == []  # a new study's lookup is not an error shown to anyone
+    start = time.monotonic()
+    with pytest.raises(ts.StudyNotFound, match=r"\(sqlite:///search.db in its folder holds one\)$"):
+        ts.load_study("bc-rf", "sqlite:///tunesmith.db")
+    assert time.monotonic() - start < 5  # 15 s for the planted file alone, read unbounded
+    assert sorted(p.name for p in opened) == ["planted.db", "search.db"]
+    with pytest.raises(ValueError, match=r"\(sqlite:///search.db in its folder holds one\): pass a space"):
+        ts.Study(storage="sqlite:///tunesmith.db", name="bc-rf")
+
+
 def test_a_missing_database_names_only_the_tunesmith_databases_beside_it(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     """`show` on a missing study.db suggested the MLflow store beside it (by its .db suffix alone), which

@@ -168,6 +168,24 @@ def test_a_text_that_is_no_finite_number_gets_no_spelling_to_write(tmp_path: Pat
     assert str(err.value).endswith(f"got {value!r}")
 
 
+def test_a_study_file_without_n_trials_or_timeout_says_how_it_ends_and_how_to_bound_it(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Neither n_trials nor timeout: the note said "running until the search is exhausted or Ctrl-C" of a
+    random search too, which is never exhausted, and not how to make it stop on its own."""
+    (tmp_path / "obj.py").write_text("def f(trial):\n    if trial.number == 2:\n        raise KeyboardInterrupt\n"
+                                     "    return trial.params['x']\n")
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    path = write(tmp_path, f"name: r\nobjective: obj.py:f\nsampler: random\n{SPACE}")
+    assert main(["run", str(path), "--storage", url, "--no-progress"]) == 130  # Ctrl-C, as the note says
+    assert (f"note: {path} sets no n_trials or timeout: running until Ctrl-C; to stop on its own, write "
+            "n_trials: 100 or timeout: 3600 (seconds) in it, or pass --n-trials 100") in capsys.readouterr().err
+    path = write(tmp_path, "name: g\nobjective: obj.py:f\nsampler: grid\nspace: {x: [0.1, 0.2]}\n")
+    assert main(["run", str(path), "--storage", url, "--no-progress"]) == 0
+    assert "note: no n_trials or timeout: running until every point of the grid is tried, or Ctrl-C" in (
+        capsys.readouterr().err)
+    assert len(ts.load_study("g", url).trials) == 2
+
+
 def test_a_worker_takes_its_storage_from_the_command_line(tmp_path: Path) -> None:
     # so that a password comes from the environment, not a shared file; before: "unrecognized arguments"
     (tmp_path / "obj.py").write_text(OBJ)

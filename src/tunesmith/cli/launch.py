@@ -287,8 +287,19 @@ def prepare(
     if code is not None:
         record_objective_code(study, *code)
     if sf.n_trials is None and sf.timeout is None:
-        print("note: no n_trials or timeout: running until the search is exhausted or Ctrl-C", file=sys.stderr)
+        print(f"note: {_open_ended(sf, study)}", file=sys.stderr)
     return sf, study, objective
+
+
+def _open_ended(sf: StudyFile, study: Study) -> str:
+    """What a run with neither n_trials nor a timeout does: "until the search is exhausted" was said of a
+    random search too, which never is (it runs until Ctrl-C), and nothing said how to bound it."""
+    from ..samplers import GridSampler
+
+    if isinstance(study.sampler, GridSampler):
+        return "no n_trials or timeout: running until every point of the grid is tried, or Ctrl-C"
+    return (f"{sf.source} sets no n_trials or timeout: running until Ctrl-C; to stop on its own, write "
+            "n_trials: 100 or timeout: 3600 (seconds) in it, or pass --n-trials 100")
 
 
 def _check_algorithms(sf: StudyFile, args: argparse.Namespace) -> None:

@@ -45,10 +45,10 @@ from ..pruners import NopPruner
 from ..samplers import make_sampler
 from ..samplers.simple import GridSampler
 from ..space.params import MAX_GRID, check_seed, did_you_mean, plural
-from ..storage import MemoryStorage
+from ..storage import MemoryStorage, make_storage
 from ..storage.base import mask_url, password_note, worker_gone, worker_id
 from ..study import Study
-from ..study.manage import DROP, SAMPLER_RECORDED, change_setting
+from ..study.manage import DROP, SAMPLER_RECORDED, change_setting, exists
 from ..study.study import RESUMING
 from ..trial import FrozenTrial, TrialState, best_of, finite_float
 from .checks import VALUE_KEY, PeerArgs, same_setup, same_value, space_change
@@ -768,10 +768,10 @@ def _prior_study(name: str | None, storage: Any) -> Study | None:
     """The stored study ``name`` a fit would resume, as it is stored (None: there is none)."""
     if name is None or storage is None:
         return None
-    try:
-        return Study.load(name, storage)
-    except StudyNotFound:
+    st = make_storage(storage, create=False)  # as Study.load opens it
+    if not exists(st, name):  # not Study.load's error, said to no one: it looks for the name in the files beside
         return None
+    return Study.load(name, st)
 
 
 class _BeyondTheBudget(Exception):

@@ -343,6 +343,11 @@ class Storage(ABC):
     def get_study(self, name: str) -> StudyRecord:
         """The study of that name; raise StudyNotFound if there is none."""
 
+    def held_beside(self, name: str) -> str:
+        """A hint naming where else a study ``name`` that this storage lacks is kept (`` (sqlite:///search.db in
+        its folder holds one)``), or ``""``. Only an error shown to the user asks: a new study's lookup does not."""
+        return ""
+
     @abstractmethod
     def list_studies(self) -> list[StudyRecord]: ...
 

@@ -25,6 +25,7 @@ import os
 import random
 import shlex
 import stat
+import sys
 import threading
 import time
 import uuid
@@ -409,6 +410,23 @@ def databases_beside(url: str, *, limit: int = 3, study: str | None = None) -> l
 #: how many SQLite files beside a missing database are opened to see whether they hold studies
 _LOOKED_AT = 20
 
+#: the seconds of SQLite work spent on one file beside (see :func:`_bounded`), and the longest value it makes
+_LOOK_SECONDS = 0.25
+_LOOK_LENGTH = 1_000_000
+
+
+def _bounded(conn: Any) -> None:
+    """Bound the work on a file that may have been planted beside the user's: a column computed from
+    an expression (``name AS (replace(hex(zeroblob(...)), ...))``), read as each new study was created,
+    held it for 40 s. The work is stopped after :data:`_LOOK_SECONDS` (the file is then not named), and no
+    value longer than :data:`_LOOK_LENGTH` is made, so no single step runs long between the checks."""
+    import sqlite3
+
+    deadline = time.monotonic() + _LOOK_SECONDS
+    conn.set_progress_handler(lambda: time.monotonic() > deadline, 100)  # a step may be long
+    if sys.version_info >= (3, 11):  # on 3.10 (no setlimit) the time bound alone, a step of a long value outlasting it
+        conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, _LOOK_LENGTH)
+
 
 def holds_studies(path: Path, study: str | None = None) -> bool:
     """Whether the SQLite file ``path`` is a tunesmith database (its schema has tunesmith's tables),
@@ -431,6 +449,7 @@ def holds_studies(path: Path, study: str | None = None) -> bool:
             conn = sqlite3.connect(uri, uri=True)
         except sqlite3.Error:
             return False
+        _bounded(conn)
         try:
             tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
             named = study is None or set(metadata.tables) <= tables and conn.execute(
@@ -1479,7 +1498,7 @@ class SQLStorage(Storage):
             raise StudyNotFound(f"no study named {name!r} in {self.display_url} ({where})")
         row = self._run(lambda c: _study_row(c, name, studies_table), write=False)
         if row is None:
-            raise StudyNotFound(f"no study named {name!r} in {self.display_url}{self._closest(name) or self._beside(name)}")
+            raise StudyNotFound(f"no study named {name!r} in {self.display_url}{self._closest(name)}")
         return self._study(row)
 
     def _closest(self, name: str) -> str:
@@ -1488,10 +1507,13 @@ class SQLStorage(Storage):
         close = difflib.get_close_matches(name, [str(n) for n in names], n=1)
         return f" (did you mean {close[0]!r}?)" if close else ""
 
-    def _beside(self, name: str) -> str:
+    def held_beside(self, name: str) -> str:
         """`` (sqlite:///search.db in its folder holds one)`` for the SQLite files beside this one that
-        hold a study ``name`` (a search stored in ``search.db``, a command reading ``tunesmith.db``)."""
-        found = databases_beside(self.url, study=name) if self._path is not None else []
+        hold a study ``name`` (a search stored in ``search.db``, a command reading ``tunesmith.db``), where
+        no stored name is close. Not part of :meth:`get_study`: each new study's lookup opened them all."""
+        if self._path is None or self._absent or self._closest(name):
+            return ""
+        found = databases_beside(self.url, study=name)
         return f" ({', '.join(found)} in its folder {'hold' if len(found) > 1 else 'holds'} one)" if found else ""
 
     def list_studies(self) -> list[StudyRecord]:

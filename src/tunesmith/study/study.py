@@ -241,7 +241,7 @@ class Study:
                 logger.info(RESUMING, self.name, self._storage.display_url, plural(n, "trial"))
             return record
         if space is None:
-            raise ValueError(f"{missing}: pass a space to create it")
+            raise ValueError(f"{missing}{self._storage.held_beside(self.name)}: pass a space to create it")
         check_new_name(self.name)
         check_book_free(self._storage, self.name)  # "<name>:test" left by another writer: shown as its own
         settings = {COPY_ID: uuid.uuid4().hex, **(settings or {})}  # its own checkpoint folder (study_folder)
@@ -298,7 +298,10 @@ class Study:
             raise ValueError(f"the study's name comes first, then its storage: load_study(name, storage); got the "
                              f"name {name!r} and the storage {storage!r}")
         st = make_storage(storage, create=False)  # a misspelt SQLite path is not found, not made empty
-        st.get_study(name)
+        try:
+            st.get_study(name)
+        except StudyNotFound as exc:
+            raise StudyNotFound(f"{exc}{st.held_beside(name)}") from None
         return cls(storage=st, name=name, **kwargs)
 
     # -- records -------------------------------------------------------------------
