@@ -885,7 +885,8 @@ def test_a_replaced_record_keeps_its_fields_where_the_interpreter_reads_them_fas
     started = FrozenTrial(number=7, state="running", params={"x": 1.0}, worker="w")
     ended = started.replace(state="complete", value=2)
     assert ended == FrozenTrial(number=7, state="complete", params={"x": 1.0}, value=2.0, worker="w")
-    assert [fields_in_a_dict(r) for r in (started, ended, record, *study.trials)] == [False] * 4
+    if sys.version_info >= (3, 11):  # 3.10 keeps every instance's fields in a dict object: no faster form to lose
+        assert [fields_in_a_dict(r) for r in (started, ended, record, *study.trials)] == [False] * 4
     with pytest.raises(TypeError, match="unexpected keyword argument 'nope'"):
         started.replace(nope=1)
 
