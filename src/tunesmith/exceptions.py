@@ -227,24 +227,39 @@ def no_attribute(obj: object, name: str, names: Mapping[str, str] = OPTUNA_NAMES
 
 
 def answers_optunas_names(cls: type[T]) -> type[T]:
-    """Class decorator: each of :data:`OPTUNA_NAMES` that ``cls`` lacks becomes a property raising
-    :func:`no_attribute`'s error (left out of ``dir()``). Not a ``__getattr__``: on a class that has one,
-    CPython reads every attribute of every instance the slow way (a record's fields 2-5x the time, and a
-    pruner reads them for each trial of the study at each report)."""
+    """Class decorator: each of :data:`OPTUNA_NAMES` that ``cls`` lacks, read, raises :func:`no_attribute`'s
+    error (and is left out of ``dir()``). Not a ``__getattr__``: on a class that has one, CPython reads every
+    attribute of every instance the slow way (a record's fields 2-5x the time, and a pruner reads them for each
+    trial of the study at each report)."""
     for name in OPTUNA_NAMES:
         if not hasattr(cls, name):
-            setattr(cls, name, property(functools.partial(_optunas_name, name=name)))
+            setattr(cls, name, _OptunasName(name))
     shown = cls.__dir__
 
     def __dir__(self: object) -> list[str]:
-        return [n for n in shown(self) if n not in OPTUNA_NAMES]
+        return [n for n in shown(self) if not isinstance(inspect.getattr_static(self, n, None), _OptunasName)]
 
     cls.__dir__ = __dir__  # type: ignore[method-assign]
     return cls
 
 
-def _optunas_name(obj: object, name: str) -> Any:
-    return no_attribute(obj, name)  # raises: the name is one of OPTUNA_NAMES
+class _OptunasName:
+    """One of Optuna's names on a class that lacks it. Not a property: an instance (a subclass's field, its
+    ``__init__``, a user's ``study.user_attrs = ...``) may still hold the name, as with the ``__getattr__``
+    before; and the class itself has no such attribute (``hasattr(Study, "user_attrs")`` is false, a
+    dataclass subclass's field of the name gets no default from it)."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: object, owner: type | None = None) -> Any:
+        if obj is None:
+            raise AttributeError(f"type object {getattr(owner, '__name__', owner)!r} has no attribute {self.name!r}: "
+                                 f"this is Optuna's name; {OPTUNA_NAMES[self.name]} (docs/guide.md, 'Coming from Optuna')")
+        return no_attribute(obj, self.name)  # raises: the name is one of OPTUNA_NAMES
+
 
 #: Optuna's and Ray Tune's argument names of pruners and samplers, and tunesmith's for the same setting
 PEER_ARGUMENTS: dict[str, tuple[str, ...]] = {
