@@ -714,14 +714,18 @@ def test_studies_with_odd_names_are_reachable_from_their_links_and_escaped_every
 
 def test_a_plot_with_nothing_to_draw_writes_the_control_characters_of_its_reason_as_escapes(tmp_path: Path) -> None:
     """The page shows an empty plot's title and reason as text: a parameter named with U+202E or
-    ESC, which the reason of a contour of too few trials names, turned the rest of that line around
+    ESC, which the reason of a contour of trials that span no surface names, turned the rest of that line around
     or was drawn as nothing. Both are sent as the drawn plots write them (``\\u202e``, ``\\x1b``)."""
     url = f"sqlite:///{tmp_path / 'unseen.db'}"
-    space = {"a\u202eb": ts.Float(0, 1), "c\x1bd": ts.Float(0, 1)}
-    ts.Study(space, storage=url, name="unseen", sampler="random", seed=0).optimize(lambda t: 1.0, n_trials=2)
+    space = {"a\u202eb": ts.Int(1, 3), "c\x1bd": ts.Int(1, 3)}
+    study = ts.Study(space, storage=url, name="unseen", sampler="random", seed=0)
+    for a in (1, 2, 3):  # three trials that span no surface: the reason names both parameters
+        study.enqueue({"a\u202eb": a, "c\x1bd": 2})
+    study.optimize(lambda t: 1.0, n_trials=3)
     [plot] = client(url).get("/api/studies/unseen/plots/contour").json()["plots"]
-    assert plot["message"].startswith("a contour over a\\u202eb and c\\x1bd needs at least 3"), plot["message"]
-    assert plot["title"] == "unseen: value over a\\u202eb and c\\x1bd (2 trials)", plot["title"]
+    assert plot["message"] == ("a contour over a\\u202eb and c\\x1bd needs at least 3 complete trials spread over "
+                               "both; 'unseen' has 3, all at c\\x1bd = 2"), plot["message"]
+    assert plot["title"] == "unseen: value over a\\u202eb and c\\x1bd (3 trials)", plot["title"]
 
 
 def test_a_name_holding_the_character_that_stood_for_a_slash_is_its_own_study(tmp_path: Path) -> None:

@@ -225,7 +225,6 @@ def no_attribute(obj: object, name: str, names: Mapping[str, str] = OPTUNA_NAMES
                           + (f": this is {peer}; {hint} ({guide})" if hint else ""))
 
 
-
 def answers_optunas_names(cls: type[T]) -> type[T]:
     """Class decorator: each of :data:`OPTUNA_NAMES` that ``cls`` lacks, read, raises :func:`no_attribute`'s
     error (and is left out of ``dir()``). Not a ``__getattr__``: on a class that has one, CPython reads every

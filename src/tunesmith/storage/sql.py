@@ -433,7 +433,8 @@ def holds_studies(path: Path, study: str | None = None) -> bool:
     and with ``study``, one holding a study of that name: ``mlflow.db`` beside a missing ``study.db``
     was suggested as if it held the study. The file is opened read-only as a regular file (a FIFO is
     never waited on) and immutable (no lock taken, no journal read or made beside it); only the
-    names of its tables and studies are read, nothing in it is run."""
+    names of its tables and studies are read, nothing of ours is run with it, and SQLite's own work on
+    what the file declares (a computed column) is stopped after a moment (:func:`_bounded`)."""
     import sqlite3
 
     try:
