@@ -321,3 +321,21 @@ def test_no_module_outside_the_cli_imports_the_cli() -> None:
             if any(re.match(r"tunesmith\.cli(\.|$)", n) for n in names):
                 found.append(f"{path.relative_to(root)}:{node.lineno}")
     assert not found, found
+
+
+def test_new_runs_sets_aside_a_run_whose_stored_creation_time_no_calendar_holds(project: Path) -> None:
+    """A run whose creation time was changed in the database to one no calendar holds (1e20): ``--new-runs``
+    ended with an OverflowError traceback naming no run. It is kept under the time it is set aside at."""
+    import sqlite3
+
+    db = f"sqlite:///{project / 'runs.db'}"
+    assert main(compare_args(project, "--budget", "2", "--seeds", "1")) == 0
+    source = project / "q.py"
+    source.write_text(source.read_text().replace("** 2", "** 4"))
+    with sqlite3.connect(project / "runs.db") as conn:
+        conn.execute("UPDATE ts_studies SET created = 1e20")
+    before = time.strftime("%Y%m%d-%H%M%S")
+    assert main(compare_args(project, "--budget", "3", "--seeds", "1", "--new-runs")) == 0
+    [kept] = [n for n in stored_names(db) if n.startswith("q-random-seed0-before-")]
+    assert kept.removeprefix("q-random-seed0-before-") >= before and len(ts.load_study(kept, db).trials) == 2
+    assert len(ts.load_study("q-random-seed0", db).trials) == 3

@@ -1071,3 +1071,37 @@ def test_a_pruned_trial_whose_long_history_a_ctrl_c_cut_is_completed(tmp_path: P
     assert cb.client.cut and [t.state.value for t in study.trials] == ["pruned"]
     [run] = _check_runs(cb, study)  # caught up as optimize returned: its 1,500 reports, KILLED as pruned
     assert len(cb.client.get_metric_history(run.info.run_id, "intermediate")) == 1500
+
+
+def test_names_past_mlflow_s_key_limit_are_logged_and_long_values_kept_whole(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A trial of the study (a teammate's too: every callback catches the study's trials up) with an attribute named
+    in 246 characters or more, or two parameters alike in their first 250, made keys MLflow refuses (``attr.`` and
+    ``_2`` past its 250), and every optimize with the callback ended with MlflowException. A value too long for a
+    key of 250 characters, or one of letters of two bytes, was cut: its artifact's file name was too long."""
+    from mlflow.utils.validation import MAX_ENTITY_KEY_LENGTH, MAX_TAG_VAL_LENGTH
+
+    alike, wide = "p" * 251, "é" * 200  # (a file name of 400 bytes)
+    space = ts.Space({alike + "1": ts.Float(0.0, 1.0), alike + "2": ts.Float(0.0, 1.0),
+                      wide: ts.Categorical(["c" * 7_000])})
+    attr, value = "a" * 250, "v" * (MAX_TAG_VAL_LENGTH + 1)
+    cb = MLflowCallback(tracking_uri=_file_store(tmp_path, monkeypatch))
+    study = ts.Study(space, sampler="random", seed=0, name="long-names")
+
+    def noted(trial: ts.Trial) -> float:
+        trial.set_attr(attr, value)
+        return 1.0
+
+    study.optimize(noted, n_trials=1, callbacks=[cb], show_progress=False)
+    [run] = trial_runs(cb.client, cb.client.get_experiment_by_name(study.name).experiment_id, study.name)
+    keys = [*run.data.params, *run.data.tags]
+    assert max(map(len, keys)) <= MAX_ENTITY_KEY_LENGTH and len(run.data.params) == 3
+    names = json.loads(run.data.tags["tunesmith.param_names"])
+    assert sorted(names.values()) == sorted(space.free) and len(set(names)) == 3
+    [tag] = [k for k in run.data.tags if k.startswith("attr.")]
+    logged = {names[k]: v for k, v in run.data.params.items()}
+    for kept, whole in ((run.data.tags[tag], value), (logged[wide], "c" * 7_000)):
+        where = kept.rpartition("the whole value: ")[2].rstrip(")")
+        assert where.startswith("tunesmith/"), kept  # not "nowhere: storing it failed"
+        path = cb.client.download_artifacts(run.info.run_id, where, str(tmp_path / "got"))
+        assert Path(path).read_text() == whole

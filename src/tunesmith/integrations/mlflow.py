@@ -65,6 +65,8 @@ _TAG_LIMIT = _LIMITS.get("MAX_TAG_VAL_LENGTH", 5000)  # a tag's value: 5,000 cha
 # a longer parameter MLflow 3 cuts (the rest lost; refused with MLFLOW_TRUNCATE_LONG_VALUES=false and by older MLflow)
 _PARAM_LIMIT = _LIMITS.get("MAX_PARAM_VAL_LENGTH", 6000)
 _NAME_LIMIT = _LIMITS.get("MAX_EXPERIMENT_NAME_LENGTH", 500)  # an experiment's name (a study's may have 512 characters)
+_KEY_LIMIT = _LIMITS.get("MAX_ENTITY_KEY_LENGTH", 250)  # a parameter's, metric's or tag's key
+_ATTR = "attr."  # a user attribute's tag: attr.NAME
 
 
 class MLflowCallback:
@@ -408,8 +410,8 @@ class MLflowCallback:
                    if s not in logged_steps]  # fmt: skip
         if trial.value is not None and trial.value != logged_value:  # not logged twice
             metrics.append(Metric(self.metric_name, trial.value, at, 0))
-        keys = _param_keys(list(trial.attrs))
-        tags = [self._tag(run_id, f"attr.{keys[k]}", _text(v)) for k, v in trial.attrs.items()]  # trial.set_attr(...)
+        keys = _param_keys(list(trial.attrs), most=_KEY_LIMIT - len(_ATTR))
+        tags = [self._tag(run_id, f"{_ATTR}{keys[k]}", _text(v)) for k, v in trial.attrs.items()]  # trial.set_attr(...)
         if trial.error:
             tags.append(self._tag(run_id, "tunesmith.error", trial.error))
         tags.append(RunTag(STATE_TAG, trial.state.value))  # in the last batch: a run cut before it is caught up
@@ -511,24 +513,33 @@ def _name_tags(renamed: dict[str, str], limit: int = 5000) -> list[Any]:
     return [RunTag(NAMES_TAG + (f".{i}" if i > 1 else ""), json.dumps(part)) for i, part in enumerate(parts, 1)]
 
 
-def _param_keys(names: list[str]) -> dict[str, str]:
+def _param_keys(names: list[str], *, most: int = _KEY_LIMIT) -> dict[str, str]:
     """Each parameter's name as MLflow accepts it: characters other than letters, digits and
     ``_ - . : / space`` become ``_`` (``"layers (n)"`` -> ``"layers _n_"``), and so do the
-    slashes of a name that is not a clean relative path (``"a//b"``, ``"../x"``); made unique."""
+    slashes of a name that is not a clean relative path (``"a//b"``, ``"../x"``); at most ``most``
+    characters and bytes (MLflow's limit of a key, less a prefix such as ``attr.``; its file store, and the
+    artifact that keeps a value too long for MLflow, name a file by the key: 255 bytes at most), made
+    unique within them (two names alike in their first 250 characters: the second's ``_2`` passed the
+    limit, and MLflow refused the trial's run, ending optimize)."""
     keys: dict[str, str] = {}
     taken = set(names)
     for name in names:
-        key = re.sub(r"[^\w\-. :/]", "_", name)[:250]
+        key = _cut(re.sub(r"[^\w\-. :/]", "_", name), most)
         norm = posixpath.normpath(key)
         if norm != key or norm == "." or norm.startswith(("..", "/")):  # MLflow refuses these too
             key = key.replace("/", "_").replace("..", "__") if key not in (".", "") else "_"
         if key != name:
             base, i = key, 2
             while key in taken:
-                key, i = f"{base}_{i}", i + 1
+                key, i = f"{_cut(base, most - len(str(i)) - 1)}_{i}", i + 1
             taken.add(key)
         keys[name] = key
     return keys
+
+
+def _cut(text: str, most: int) -> str:
+    """``text``'s start of at most ``most`` bytes (UTF-8), so of at most ``most`` characters too."""
+    return text.encode("utf-8", "surrogatepass")[:most].decode("utf-8", "ignore")
 
 
 def _search(client: Any, experiment_id: str, study: str, where: str, *, limit: int, deleted: bool = True) -> list[Any]:

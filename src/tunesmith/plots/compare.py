@@ -357,11 +357,20 @@ def _set_aside(storage: Any, name: str, mark: dict[str, Any]) -> None:
         return
     if not _other_code(record.config.get(RUN_KEY), mark):
         return
-    base = f"{name}-before-{time.strftime('%Y%m%d-%H%M%S', time.localtime(record.created))}"
+    base = f"{name}-before-{_stamp(record.created)}"
     taken = {s.name for s in storage.list_studies()}
     new = next(n for n in (base, *(f"{base}-{k}" for k in range(2, len(taken) + 3))) if n not in taken)
     storage.rename_study(name, new)
     logging.getLogger("tunesmith").warning("run %r of the objective's earlier code kept as %r", name, new)
+
+
+def _stamp(created: float) -> str:
+    """``YYYYmmdd-HHMMSS`` of a stored run's creation time, or of the time now where no calendar holds that one (a
+    row changed by hand: 1e20 raised OverflowError, which ended ``compare --new-runs`` with a traceback)."""
+    try:
+        return time.strftime("%Y%m%d-%H%M%S", time.localtime(created))
+    except (OverflowError, OSError, ValueError):
+        return time.strftime("%Y%m%d-%H%M%S")
 
 
 def objective_name(objective: Any) -> str:
