@@ -139,6 +139,34 @@ def test_a_compare_goes_on_with_a_run_another_machine_left_running_but_never_tak
     assert [t.state for t in seed1] == [TrialState.COMPLETE] * 4 and seed1[2].value == 1.0  # its own result kept
 
 
+def test_a_stale_trial_of_another_machine_in_a_run_at_its_budget_is_ended_and_never_drawn_as_run(
+        project: Path, shared_storage_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    """A trial another machine's compare left running in a run already at its budget stayed running for good (no
+    trial of the run is asked again, and only an ask reaped it), and ``--data`` gave it a best so far as if run.
+    A compare reading the run now fails it by the run's heartbeat rule (said, queued again for a longer budget),
+    and ``--data`` gives a trial the chart does not draw no best so far."""
+    db = shared_storage_url
+    assert main(compare_args(project, "--budget", "2", "--seeds", "1", storage=db)) == 0
+    storage = make_storage(db)
+    try:
+        sid = storage.get_study("q-random-seed0").study_id
+        stale = storage.create_trial(sid, params={"x": 0.5}, worker="elsewhere:4242", now=storage.clock() - 3600)
+    finally:
+        storage.close()
+    assert stale is not None
+    data = project / "c.json"
+    assert main(compare_args(project, "--budget", "2", "--seeds", "1", "--data", str(data), storage=db)) == 0
+    assert "trial 2: worker 'elsewhere:4242' lost; re-queued as trial 3" in caplog.text
+    lost = ts.load_study("q-random-seed0", db).trials[2]
+    assert lost.state is TrialState.FAILED and "no heartbeat for 60 s" in str(lost.error)
+    trials = json.loads(data.read_text())["runs"][0]["trials"]
+    assert [(t["state"], t["best_so_far"] is None) for t in trials] == [
+        ("complete", False), ("complete", False), ("failed", True), ("waiting", True)]
+    assert main(compare_args(project, "--budget", "3", "--seeds", "1", storage=db)) == 0  # the copy runs first
+    again = ts.load_study("q-random-seed0", db).trials
+    assert [t.state for t in again][3] is TrialState.COMPLETE and again[3].params == {"x": 0.5}
+
+
 def test_a_compare_into_a_storage_refuses_runs_of_the_objective_s_earlier_code_and_new_runs_sets_them_aside(
         project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """An objective told apart by ``module:function`` only: runs of its code before an edit were gone on with and

@@ -103,14 +103,18 @@ def _best_curve(run: Any, sign: float, label: str = "") -> np.ndarray:
                              "give finite values (None for a trial without one), as a study records them")
     else:
         s: Snapshot = snapshot(run)
-        # a lost trial queued again: its copy ran it; a trial still running (or left running by a killed process)
-        # has not been run yet: counted, a resumed run drew one trial more than its budget
         values = [float(t.value) if t.state is TrialState.COMPLETE else np.nan  # type: ignore[arg-type]
-                  for t in s.trials
-                  if t.system.requeued_as is None and t.state not in (TrialState.RUNNING, TrialState.WAITING)]
+                  for t in s.trials if counted(t)]
     loss = sign * np.array(values, dtype=float)
     best = np.fmin.accumulate(np.where(np.isnan(loss), np.inf, loss)) if loss.size else loss
     return sign * np.where(np.isinf(best), np.nan, best)
+
+
+def counted(trial: Any) -> bool:
+    """Whether the comparison draws ``trial`` as a trial run. Not a lost trial queued again (its copy ran it), nor
+    one still running (or left running by a killed process) or waiting: it has not been run yet (counted, a
+    resumed run drew one trial more than its budget, and ``--data`` gave a half-run trial a best so far)."""
+    return trial.system.requeued_as is None and trial.state not in (TrialState.RUNNING, TrialState.WAITING)
 
 
 def _group_series(label: str, curves: list[np.ndarray], color: str, band: tuple[float, float]) -> list[Series]:
@@ -244,6 +248,7 @@ def _run_one(run: Any, objective: Any, space: Any, name: str, seed: int, budget:
                             name=f"{name}-seed{seed}"), budget
     else:
         _end_lost(run)
+        run.reap_lost()  # another machine's, by the run's heartbeat rule: at its budget, no trial is asked to
         study, left = run, budget - _finished(run, budget)
     said = [time.monotonic()]
 
