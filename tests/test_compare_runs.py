@@ -4,18 +4,22 @@ whose code changed, and the seeds a comparison runs."""
 from __future__ import annotations
 
 import ast
+import contextlib
 import json
 import os
 import re
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 import tunesmith as ts
 from tunesmith.cli import main
@@ -189,6 +193,81 @@ def test_a_compare_into_a_storage_refuses_runs_of_the_objective_s_earlier_code_a
     assert len(kept) == 1 and len(ts.load_study(kept[0], db).trials) == 3
     assert len(ts.load_study("q-random-seed0", db).trials) == 4
     assert main(compare_args(project, "--budget", "5", "--seeds", "1")) == 0  # the new runs go on
+
+
+# a compare's process once at the line, waiting there until two are (BARRIER: a folder): both set aside at once
+AT_ONCE = """
+import os, sys, time
+from tunesmith.cli import main
+
+barrier = os.environ["BARRIER"]
+open(os.path.join(barrier, "set-aside-" + str(os.getpid())), "w").close()
+deadline = time.monotonic() + 60
+while len([n for n in os.listdir(barrier) if n.startswith("set-aside-")]) < 2 and time.monotonic() < deadline:
+    time.sleep(0.001)
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@contextlib.contextmanager
+def writes_held(url: str) -> Iterator[None]:
+    """Another writer holding the storage's write lock (reads go on): SQLite's, or PostgreSQL's on the studies."""
+    if url.startswith("sqlite"):
+        held = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
+        held.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        finally:
+            held.rollback()
+            held.close()
+        return
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("LOCK TABLE ts_studies IN EXCLUSIVE MODE")
+            yield
+    finally:
+        engine.dispose()
+
+
+def test_two_new_runs_at_once_set_each_old_run_aside_once_and_run_the_new_code_s_runs(
+        project: Path, subprocess_env: dict[str, str], shared_storage_url: str) -> None:
+    """Two ``--new-runs`` started at once each read the old runs and renamed them: one failed (``no study named
+    'q-sobol-seed0'``: the other renamed it first, or a taken name), or renamed the new run the other had just
+    made, its new code's trials kept as the old code's. Each run is held while set aside (compare-and-set): one
+    renames it, the other waits and goes on with the new run."""
+    db = shared_storage_url
+    samplers = ["--samplers", "random,sobol", "--seeds", "4"]
+    assert main([*compare_args(project, "--budget", "1", storage=db), *samplers]) == 0
+    source = project / "q.py"
+    source.write_text(source.read_text().replace("** 2", "** 4"))
+    (project / "barrier").mkdir()
+    (project / "at_once.py").write_text(AT_ONCE)
+    env = {**subprocess_env, "BARRIER": str(project / "barrier")}
+    argv = [sys.executable, str(project / "at_once.py"), *compare_args(project, "--budget", "2", "--new-runs",
+                                                                       storage=db), *samplers]
+    with writes_held(db):  # each reads the old runs, then waits to rename them: both at once when let go
+        both = [subprocess.Popen(argv, cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 text=True) for _ in range(2)]
+        deadline = time.monotonic() + 120
+        while len(os.listdir(project / "barrier")) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(8)  # their reads (the study file, the objective, the runs) go on meanwhile
+    outs = [p.communicate(timeout=240) for p in both]
+    assert [p.returncode for p in both] == [0, 0], [err[-2000:] for _, err in outs]
+    names = stored_names(db)
+    storage = make_storage(db)
+    try:
+        marks = {n: storage.get_study(n).config[RUN_KEY]["code"] for n in names}
+    finally:
+        storage.close()
+    runs = [f"q-{sampler}-seed{seed}" for sampler in ("random", "sobol") for seed in range(4)]
+    aside = {run: [n for n in names if n.startswith(run + "-before-")] for run in runs}
+    assert all(len(kept) == 1 for kept in aside.values()), aside  # each old run kept once, no new one with it
+    assert sorted(names) == sorted([*runs, *(kept[0] for kept in aside.values())]), names
+    for run in runs:
+        assert marks[aside[run][0]] != marks[run] == marks[runs[0]], run  # the old code's aside, the new in use
+        assert len(ts.load_study(aside[run][0], db).trials) == 1 and results(db, run) == [TrialState.COMPLETE] * 2
 
 
 def test_compare_s_first_seed_runs_seeds_first_to_first_plus_n_minus_1_and_names_them(project: Path) -> None:

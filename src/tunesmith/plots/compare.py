@@ -25,7 +25,18 @@ from .records import (
     short_title,
     snapshot,
 )
-from .run_lease import BEAT_S, GRACE_S, HOLDER, Beats, alive, release, take
+from .run_lease import (
+    BEAT_S,
+    GONE,
+    GRACE_S,
+    HOLDER,
+    Beats,
+    alive,
+    hold_to_set_aside,
+    let_go,
+    release,
+    take,
+)
 
 
 def comparison(
@@ -326,7 +337,7 @@ def _check_stored(storage: Any, name: str, mark: dict[str, Any], budget: int | N
                          "another storage")
     if _other_code(stored, mark):
         if new_runs:
-            _not_held(storage, record)
+            _not_held(storage, record, record.config.get(HOLDER))
             return
         raise ValueError(f"study {name!r} in {storage.display_url} holds runs of {mark['objective']!r} with other code "
                          "than this (its file or a local module it imports was changed since): going on would draw "
@@ -336,11 +347,11 @@ def _check_stored(storage: Any, name: str, mark: dict[str, Any], budget: int | N
         _over_budget(name, storage, len(_results_of(storage.get_trials(record.study_id))), budget)
 
 
-def _not_held(storage: Any, record: Any) -> None:
-    """Refuse to set stored run ``record`` aside while a live compare runs it (that one's trials would go on
-    into the run set aside, and it would stop as if taken over)."""
-    holder = record.config.get(HOLDER)
-    if isinstance(holder, Mapping) and alive(storage, record.study_id, holder):
+def _not_held(storage: Any, record: Any, holder: Any) -> None:
+    """Refuse to set stored run ``record`` aside while a live compare runs it (``holder``, its setting: that one's
+    trials would go on into the run set aside, and it would stop as if taken over)."""
+    # one setting it aside now (another --new-runs) is no compare running it
+    if isinstance(holder, Mapping) and not holder.get("aside") and alive(storage, record.study_id, holder):
         raise ValueError(f"study {record.name!r} in {storage.display_url} is being run now by another compare "
                          f"({holder.get('worker')!r}), with the code it was made with: --new-runs sets a run aside "
                          "once no compare runs it; let that one end (or stop it), then run this again")
@@ -353,20 +364,40 @@ def _other_code(stored: Mapping[str, Any], mark: Mapping[str, Any]) -> bool:
 
 def _set_aside(storage: Any, name: str, mark: dict[str, Any]) -> None:
     """Rename stored run ``name`` of other code than ``mark``'s to ``NAME-before-YYYYmmdd-HHMMSS`` (its creation
-    time; ``-2``, ... where that is taken), kept to look at, so that the run starts anew under its name."""
+    time; ``-2``, ... where that is taken), kept to look at, so that the run starts anew under its name. Held while
+    renamed (:func:`~.run_lease.hold_to_set_aside`): of two ``--new-runs`` at once, one renames it and the other
+    waits, then finds the new run (two renamed the new run of one, or failed on a name gone or taken)."""
+    while (record := _to_set_aside(storage, name, mark)) is not None:
+        holder = hold_to_set_aside(storage, name, record.study_id)
+        if holder is None:
+            break
+        if holder != GONE:  # a compare of the old code may have taken it since the check
+            _not_held(storage, record, holder)
+        time.sleep(WAIT_S)
+    else:
+        return
+    base = f"{name}-before-{time.strftime('%Y%m%d-%H%M%S', time.localtime(record.created))}"
+    taken = {s.name for s in storage.list_studies()}
+    new = next(n for n in (base, *(f"{base}-{k}" for k in range(2, len(taken) + 3))) if n not in taken)
+    try:
+        storage.rename_study(name, new)
+    except BaseException:
+        let_go(storage, name, record.study_id)
+        raise
+    let_go(storage, new, record.study_id)
+    logging.getLogger("tunesmith").warning("run %r of the objective's earlier code kept as %r", name, new)
+
+
+def _to_set_aside(storage: Any, name: str, mark: dict[str, Any]) -> Any:
+    """Stored run ``name``'s record where it holds other code than ``mark``'s, else None (none of that name, or
+    another compare's ``--new-runs`` set it aside and made it anew)."""
     from ..exceptions import StudyNotFound
 
     try:
         record = storage.get_study(name)
     except StudyNotFound:
-        return
-    if not _other_code(record.config.get(RUN_KEY), mark):
-        return
-    base = f"{name}-before-{time.strftime('%Y%m%d-%H%M%S', time.localtime(record.created))}"
-    taken = {s.name for s in storage.list_studies()}
-    new = next(n for n in (base, *(f"{base}-{k}" for k in range(2, len(taken) + 3))) if n not in taken)
-    storage.rename_study(name, new)
-    logging.getLogger("tunesmith").warning("run %r of the objective's earlier code kept as %r", name, new)
+        return None
+    return record if _other_code(record.config.get(RUN_KEY), mark) else None
 
 
 def objective_name(objective: Any) -> str:

@@ -714,6 +714,12 @@ def change_setting(study: Study, key: str, change: Callable[[Any], Any]) -> Any:
     :data:`DROP`: removed), compare-and-set: ``change`` is called again on what another writer stored
     meanwhile. Returns what is stored after (None: nothing); ``change(None)`` where the storage
     cannot write settings."""
+    return change_stored_setting(study.storage, study.name, study._study_id, key, change)
+
+
+def change_stored_setting(storage: Storage, name: str, study_id: int, key: str, change: Callable[[Any], Any]) -> Any:
+    """:func:`change_setting` of study ``study_id`` while it is named ``name``, with no Study opened (a stored
+    comparison's run to set aside)."""
     stored: list[Any] = [None]
 
     def write(config: dict[str, Any]) -> dict[str, Any]:
@@ -722,7 +728,7 @@ def change_setting(study: Study, key: str, change: Callable[[Any], Any]) -> Any:
         return {k: v for k, v in config.items() if k != key} if value is DROP else {**config, key: value}
 
     try:
-        _update_config(study.storage, study.name, write, study._study_id)
+        _update_config(storage, name, write, study_id)
     except NotImplementedError:
         value = change(None)
         return None if value is DROP else value
