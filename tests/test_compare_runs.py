@@ -270,6 +270,46 @@ def test_two_new_runs_at_once_set_each_old_run_aside_once_and_run_the_new_code_s
         assert len(ts.load_study(aside[run][0], db).trials) == 1 and results(db, run) == [TrialState.COMPLETE] * 2
 
 
+SCRIPT = """
+import sys
+import tunesmith as ts
+from tunesmith.plots import run_samplers
+from helpers import shift
+
+def objective(trial):
+    return (trial.params["x"] - shift()) ** 2
+
+BUDGET = 2
+run_samplers(objective, {"x": ts.Float(-3, 3)}, samplers=["random"], budget=BUDGET, seeds=[0], storage=sys.argv[1],
+             prefix="s")
+"""
+
+
+def test_a_refused_run_of_other_code_names_the_files_changed_and_says_what_to_do_with_an_objective_in_the_script(
+        tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+    """An objective defined in the script that calls ``run_samplers`` is refused after any edit of the script (its
+    digest is of the whole file), and the refusal said only "its file or a local module it imports was changed".
+    It now names the files changed and, for an objective in the script, to move it into a module of its own."""
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    script, helpers = tmp_path / "s.py", tmp_path / "helpers.py"
+    script.write_text(SCRIPT)
+    helpers.write_text("def shift():\n    return 1.0\n")
+
+    def run() -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, str(script), db], cwd=tmp_path, env=subprocess_env, text=True,
+                              capture_output=True, timeout=120)
+
+    assert run().returncode == 0
+    script.write_text(SCRIPT.replace("BUDGET = 2", "BUDGET = 3"))
+    err = run().stderr
+    assert re.search(r"holds runs of '__main__:objective' with other code than this \(changed since: 's\.py'\).* "
+                     r"The objective is defined in the script that runs this comparison, so every edit of that "
+                     r"script .* move the objective, and what it calls, into a module of its own", err), err
+    helpers.write_text("def shift():\n    return 2.0\n")
+    assert "(changed since: 'helpers.py', 's.py')" in run().stderr
+    assert len(ts.load_study("s-random-seed0", db).trials) == 2  # nothing run
+
+
 def test_compare_s_first_seed_runs_seeds_first_to_first_plus_n_minus_1_and_names_them(project: Path) -> None:
     """Seeds were 0 .. n-1 only: a stored comparison could not be given more seeds. ``--first-seed K`` runs
     seeds K .. K+n-1; the chart's title and ``--data`` name them, and seed K's run is ``Study(seed=K)``'s."""

@@ -280,7 +280,8 @@ def _say_held(run: Any, holder: str) -> None:
 
 
 #: the study setting a stored run of :func:`run_samplers` is marked with: ``{"objective": "module:function",
-#: "code": digest}`` (the digest of the objective's file and the local modules it imports, where it has a file)
+#: "code": digest, "files": {path: digest}}`` (the digest of the objective's file and the local modules it imports,
+#: where it has a file, and each file's, to name those changed)
 RUN_KEY = "compare_run"
 
 
@@ -288,7 +289,7 @@ def _mark(objective: Any) -> dict[str, Any]:
     from ..code import objective_code
 
     code = objective_code(getattr(objective, "func", objective))
-    return {"objective": objective_name(objective), **({"code": code[2]} if code is not None else {})}
+    return {"objective": objective_name(objective), **({"code": code[2], "files": code[3]} if code is not None else {})}
 
 
 def _open_run(space: Any, storage: Any, name: str, mark: dict[str, Any], **options: Any) -> Any:
@@ -301,8 +302,10 @@ def _open_run(space: Any, storage: Any, name: str, mark: dict[str, Any], **optio
 
     study = Study(space, storage=storage, name=name, _settings={RUN_KEY: mark}, heartbeat_interval=BEAT_S,
                   grace_period=GRACE_S, requeue_failed=True, **options)
-    if "code" in mark:  # a run an earlier tunesmith stored without the digest takes this one's
-        change_setting(study, RUN_KEY, lambda stored: {**mark, **stored} if isinstance(stored, Mapping) else stored)
+    if "code" in mark:  # a run an earlier tunesmith stored without the digest takes this one's (not its files
+        # alone: they would name other files than the stored digest's as changed)
+        change_setting(study, RUN_KEY, lambda stored: {**mark, **stored}
+                       if isinstance(stored, Mapping) and "code" not in stored else stored)
     beats = study.heartbeat_config.to_dict()  # stored where an earlier tunesmith stored none: said once, not each run
     change_setting(study, "heartbeat", lambda stored: stored if isinstance(stored, Mapping) and stored.get("interval")
                    else beats)
@@ -340,9 +343,9 @@ def _check_stored(storage: Any, name: str, mark: dict[str, Any], budget: int | N
             _not_held(storage, record, record.config.get(HOLDER))
             return
         raise ValueError(f"study {name!r} in {storage.display_url} holds runs of {mark['objective']!r} with other code "
-                         "than this (its file or a local module it imports was changed since): going on would draw "
-                         "both codes' trials as one run; pass --new-runs (new_runs=True in Python) to keep those runs "
-                         "under another name and start new ones, or pass another storage")
+                         f"than this ({_changed(stored, mark)}): going on would draw both codes' trials as one run; "
+                         "pass --new-runs (new_runs=True in Python) to keep those runs under another name and start "
+                         f"new ones, or pass another storage{_in_script(mark)}")
     if budget is not None:
         _over_budget(name, storage, len(_results_of(storage.get_trials(record.study_id))), budget)
 
@@ -355,6 +358,29 @@ def _not_held(storage: Any, record: Any, holder: Any) -> None:
         raise ValueError(f"study {record.name!r} in {storage.display_url} is being run now by another compare "
                          f"({holder.get('worker')!r}), with the code it was made with: --new-runs sets a run aside "
                          "once no compare runs it; let that one end (or stop it), then run this again")
+
+
+def _changed(stored: Mapping[str, Any], mark: Mapping[str, Any]) -> str:
+    """Which files of the objective's code differ from a stored run's (a run stored by tunesmith 2026-12-07 or
+    earlier holds one digest of them all: not told which)."""
+    files, now = stored.get("files"), mark.get("files", {})
+    if not isinstance(files, Mapping):
+        return "its file or a local module it imports was changed since"
+    changed = sorted({*files, *now} - {f for f in files if files[f] == now.get(f)}, key=str)
+    return "changed since: " + ", ".join(f"{f!r}" + (" (gone)" if f not in now else " (new)" if f not in files else "") for f in changed[:5]) + \
+        (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
+
+
+def _in_script(mark: Mapping[str, Any]) -> str:
+    """What to do where the objective is defined in the script that runs the comparison: its digest is of that
+    whole file (the function's own code and what it calls cannot be told apart from the rest, as a module-level
+    value it reads), so each edit of the script is other code."""
+    if not str(mark.get("objective")).startswith("__main__:"):
+        return ""
+    return (". The objective is defined in the script that runs this comparison, so every edit of that script "
+            "(another budget=, a print) counts as other code: move the objective, and what it calls, into a module "
+            "of its own and import it (then only edits of that module and the local modules it imports count; the "
+            "runs stored so far are then another objective's: pass another prefix= for the new ones)")
 
 
 def _other_code(stored: Mapping[str, Any], mark: Mapping[str, Any]) -> bool:
