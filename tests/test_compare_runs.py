@@ -270,6 +270,34 @@ def test_two_new_runs_at_once_set_each_old_run_aside_once_and_run_the_new_code_s
         assert len(ts.load_study(aside[run][0], db).trials) == 1 and results(db, run) == [TrialState.COMPLETE] * 2
 
 
+def test_a_setting_changed_while_its_study_is_renamed_and_made_anew_between_two_tries_reports_nothing_written(
+        tmp_path: Path) -> None:
+    """``change_setting`` returned what its first try meant to store where another writer changed the settings
+    (the compare-and-set tried again) and then renamed the study and made another of its name (the second try
+    writes nothing): a run taken to be set aside was taken as held, and the compare renamed the other's new run or
+    failed (``no study named ...``). It returns None: nothing written, neither study holding it."""
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    space = {"x": ts.Float(-3, 3)}
+    run = ts.Study(space, storage=db, name="r")
+    other = make_storage(db)
+    tries: list[Any] = []
+
+    def change(stored: Any) -> Any:
+        tries.append(stored)
+        if len(tries) == 1:  # another writer between this try's read and its write
+            sid = other.get_study("r").study_id
+            other.set_study_config(sid, {**other.get_study("r").config, "other": 1})
+            other.rename_study("r", "r-before")
+            ts.Study(space, storage=other, name="r")
+        return {"worker": "this"}
+
+    try:
+        assert change_setting(run, HOLDER, change) is None
+        assert [HOLDER in other.get_study(n).config for n in ("r", "r-before")] == [False, False]
+    finally:
+        other.close()
+
+
 SCRIPT = """
 import sys
 import tunesmith as ts

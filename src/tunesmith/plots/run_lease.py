@@ -60,18 +60,18 @@ def hold_to_set_aside(storage: Any, name: str, study_id: int) -> Any:
     from ..exceptions import StudyNotFound
     from ..study.manage import change_stored_setting
 
-    me, seen = worker_id(), list[Any]([GONE])
+    me = worker_id()
 
     def change(holder: Any) -> Any:
-        seen[0] = holder if _holder(holder) not in (None, me) and alive(storage, study_id, holder) else None
-        return holder if seen[0] is not None else {"worker": me, "beat": storage.clock(),
-                                                   "started": process_started(os.getpid()), "aside": True}
+        if _holder(holder) not in (None, me) and alive(storage, study_id, holder):
+            return holder
+        return {"worker": me, "beat": storage.clock(), "started": process_started(os.getpid()), "aside": True}
 
     try:
-        change_stored_setting(storage, name, study_id, HOLDER, change)
+        stored = change_stored_setting(storage, name, study_id, HOLDER, change)
     except StudyNotFound:
         return GONE
-    return seen[0]
+    return GONE if stored is None else None if _holder(stored) == me else stored
 
 
 def let_go(storage: Any, name: str, study_id: int) -> None:
