@@ -163,7 +163,9 @@ def test_a_stale_trial_of_another_machine_in_a_run_at_its_budget_is_ended_and_ne
     assert "trial 2: worker 'elsewhere:4242' lost; re-queued as trial 3" in caplog.text
     lost = ts.load_study("q-random-seed0", db).trials[2]
     assert lost.state is TrialState.FAILED and "no heartbeat for 60 s" in str(lost.error)
-    trials = json.loads(data.read_text())["runs"][0]["trials"]
+    run = json.loads(data.read_text())["runs"][0]
+    trials = run["trials"]
+    assert run["best_value"] == min(t["value"] for t in trials[:2])  # not the waiting copy's None
     assert [(t["state"], t["best_so_far"] is None) for t in trials] == [
         ("complete", False), ("complete", False), ("failed", True), ("waiting", True)]
     assert main(compare_args(project, "--budget", "3", "--seeds", "1", storage=db)) == 0  # the copy runs first

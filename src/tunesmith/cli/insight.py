@@ -295,7 +295,8 @@ def write_compare_data(runs: Mapping[str, Sequence[Study]], space: Space, direct
             ordered = sorted(study.trials, key=lambda t: t.number)
             bests = best_so_far(ordered, direction)
             seed = study.sampler.seed
-            runs_out.append({"sampler": name, "seed": seed, "best_value": bests[-1] if bests else None,
+            last = next((b for b in reversed(bests) if b is not None), None)  # a waiting copy last has none
+            runs_out.append({"sampler": name, "seed": seed, "best_value": last,
                              "trials": [{**trial_dict(t), "best_so_far": b} for t, b in zip(ordered, bests, strict=True)]})
             for row, b in zip(trial_rows(ordered, space), bests, strict=True):
                 rows.append({"sampler": name, "seed": seed, **dict(list(row.items())[:3]), "best_so_far": b,

@@ -361,8 +361,8 @@ def _not_held(storage: Any, record: Any, holder: Any) -> None:
 
 
 def _changed(stored: Mapping[str, Any], mark: Mapping[str, Any]) -> str:
-    """Which files of the objective's code differ from a stored run's (a run stored by tunesmith 2026-12-07 or
-    earlier holds one digest of them all: not told which)."""
+    """Which files of the objective's code differ from a stored run's (a run an earlier tunesmith stored holds one
+    digest of them all: not told which)."""
     files, now = stored.get("files"), mark.get("files", {})
     if not isinstance(files, Mapping):
         return "its file or a local module it imports was changed since"
