@@ -4,18 +4,22 @@ whose code changed, and the seeds a comparison runs."""
 from __future__ import annotations
 
 import ast
+import contextlib
 import json
 import os
 import re
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 import tunesmith as ts
 from tunesmith.cli import main
@@ -139,6 +143,36 @@ def test_a_compare_goes_on_with_a_run_another_machine_left_running_but_never_tak
     assert [t.state for t in seed1] == [TrialState.COMPLETE] * 4 and seed1[2].value == 1.0  # its own result kept
 
 
+def test_a_stale_trial_of_another_machine_in_a_run_at_its_budget_is_ended_and_never_drawn_as_run(
+        project: Path, shared_storage_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    """A trial another machine's compare left running in a run already at its budget stayed running for good (no
+    trial of the run is asked again, and only an ask reaped it), and ``--data`` gave it a best so far as if run.
+    A compare reading the run now fails it by the run's heartbeat rule (said, queued again for a longer budget),
+    and ``--data`` gives a trial the chart does not draw no best so far."""
+    db = shared_storage_url
+    assert main(compare_args(project, "--budget", "2", "--seeds", "1", storage=db)) == 0
+    storage = make_storage(db)
+    try:
+        sid = storage.get_study("q-random-seed0").study_id
+        stale = storage.create_trial(sid, params={"x": 0.5}, worker="elsewhere:4242", now=storage.clock() - 3600)
+    finally:
+        storage.close()
+    assert stale is not None
+    data = project / "c.json"
+    assert main(compare_args(project, "--budget", "2", "--seeds", "1", "--data", str(data), storage=db)) == 0
+    assert "trial 2: worker 'elsewhere:4242' lost; re-queued as trial 3" in caplog.text
+    lost = ts.load_study("q-random-seed0", db).trials[2]
+    assert lost.state is TrialState.FAILED and "no heartbeat for 60 s" in str(lost.error)
+    run = json.loads(data.read_text())["runs"][0]
+    trials = run["trials"]
+    assert run["best_value"] == min(t["value"] for t in trials[:2])  # not the waiting copy's None
+    assert [(t["state"], t["best_so_far"] is None) for t in trials] == [
+        ("complete", False), ("complete", False), ("failed", True), ("waiting", True)]
+    assert main(compare_args(project, "--budget", "3", "--seeds", "1", storage=db)) == 0  # the copy runs first
+    again = ts.load_study("q-random-seed0", db).trials
+    assert [t.state for t in again][3] is TrialState.COMPLETE and again[3].params == {"x": 0.5}
+
+
 def test_a_compare_into_a_storage_refuses_runs_of_the_objective_s_earlier_code_and_new_runs_sets_them_aside(
         project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """An objective told apart by ``module:function`` only: runs of its code before an edit were gone on with and
@@ -161,6 +195,149 @@ def test_a_compare_into_a_storage_refuses_runs_of_the_objective_s_earlier_code_a
     assert len(kept) == 1 and len(ts.load_study(kept[0], db).trials) == 3
     assert len(ts.load_study("q-random-seed0", db).trials) == 4
     assert main(compare_args(project, "--budget", "5", "--seeds", "1")) == 0  # the new runs go on
+
+
+# a compare's process once at the line, waiting there until two are (BARRIER: a folder): both set aside at once
+AT_ONCE = """
+import os, sys, time
+from tunesmith.cli import main
+
+barrier = os.environ["BARRIER"]
+open(os.path.join(barrier, "set-aside-" + str(os.getpid())), "w").close()
+deadline = time.monotonic() + 60
+while len([n for n in os.listdir(barrier) if n.startswith("set-aside-")]) < 2 and time.monotonic() < deadline:
+    time.sleep(0.001)
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@contextlib.contextmanager
+def writes_held(url: str) -> Iterator[None]:
+    """Another writer holding the storage's write lock (reads go on): SQLite's, or PostgreSQL's on the studies."""
+    if url.startswith("sqlite"):
+        held = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
+        held.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        finally:
+            held.rollback()
+            held.close()
+        return
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("LOCK TABLE ts_studies IN EXCLUSIVE MODE")
+            yield
+    finally:
+        engine.dispose()
+
+
+def test_two_new_runs_at_once_set_each_old_run_aside_once_and_run_the_new_code_s_runs(
+        project: Path, subprocess_env: dict[str, str], shared_storage_url: str) -> None:
+    """Two ``--new-runs`` started at once each read the old runs and renamed them: one failed (``no study named
+    'q-sobol-seed0'``: the other renamed it first, or a taken name), or renamed the new run the other had just
+    made, its new code's trials kept as the old code's. Each run is held while set aside (compare-and-set): one
+    renames it, the other waits and goes on with the new run."""
+    db = shared_storage_url
+    samplers = ["--samplers", "random,sobol", "--seeds", "4"]
+    assert main([*compare_args(project, "--budget", "1", storage=db), *samplers]) == 0
+    source = project / "q.py"
+    source.write_text(source.read_text().replace("** 2", "** 4"))
+    (project / "barrier").mkdir()
+    (project / "at_once.py").write_text(AT_ONCE)
+    env = {**subprocess_env, "BARRIER": str(project / "barrier")}
+    argv = [sys.executable, str(project / "at_once.py"), *compare_args(project, "--budget", "2", "--new-runs",
+                                                                       storage=db), *samplers]
+    with writes_held(db):  # each reads the old runs, then waits to rename them: both at once when let go
+        both = [subprocess.Popen(argv, cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 text=True) for _ in range(2)]
+        deadline = time.monotonic() + 120
+        while len(os.listdir(project / "barrier")) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(8)  # their reads (the study file, the objective, the runs) go on meanwhile
+    outs = [p.communicate(timeout=240) for p in both]
+    assert [p.returncode for p in both] == [0, 0], [err[-2000:] for _, err in outs]
+    names = stored_names(db)
+    storage = make_storage(db)
+    try:
+        marks = {n: storage.get_study(n).config[RUN_KEY]["code"] for n in names}
+    finally:
+        storage.close()
+    runs = [f"q-{sampler}-seed{seed}" for sampler in ("random", "sobol") for seed in range(4)]
+    aside = {run: [n for n in names if n.startswith(run + "-before-")] for run in runs}
+    assert all(len(kept) == 1 for kept in aside.values()), aside  # each old run kept once, no new one with it
+    assert sorted(names) == sorted([*runs, *(kept[0] for kept in aside.values())]), names
+    for run in runs:
+        assert marks[aside[run][0]] != marks[run] == marks[runs[0]], run  # the old code's aside, the new in use
+        assert len(ts.load_study(aside[run][0], db).trials) == 1 and results(db, run) == [TrialState.COMPLETE] * 2
+
+
+def test_a_setting_changed_while_its_study_is_renamed_and_made_anew_between_two_tries_reports_nothing_written(
+        tmp_path: Path) -> None:
+    """``change_setting`` returned what its first try meant to store where another writer changed the settings
+    (the compare-and-set tried again) and then renamed the study and made another of its name (the second try
+    writes nothing): a run taken to be set aside was taken as held, and the compare renamed the other's new run or
+    failed (``no study named ...``). It returns None: nothing written, neither study holding it."""
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    space = {"x": ts.Float(-3, 3)}
+    run = ts.Study(space, storage=db, name="r")
+    other = make_storage(db)
+    tries: list[Any] = []
+
+    def change(stored: Any) -> Any:
+        tries.append(stored)
+        if len(tries) == 1:  # another writer between this try's read and its write
+            sid = other.get_study("r").study_id
+            other.set_study_config(sid, {**other.get_study("r").config, "other": 1})
+            other.rename_study("r", "r-before")
+            ts.Study(space, storage=other, name="r")
+        return {"worker": "this"}
+
+    try:
+        assert change_setting(run, HOLDER, change) is None
+        assert [HOLDER in other.get_study(n).config for n in ("r", "r-before")] == [False, False]
+    finally:
+        other.close()
+
+
+SCRIPT = """
+import sys
+import tunesmith as ts
+from tunesmith.plots import run_samplers
+from helpers import shift
+
+def objective(trial):
+    return (trial.params["x"] - shift()) ** 2
+
+BUDGET = 2
+run_samplers(objective, {"x": ts.Float(-3, 3)}, samplers=["random"], budget=BUDGET, seeds=[0], storage=sys.argv[1],
+             prefix="s")
+"""
+
+
+def test_a_refused_run_of_other_code_names_the_files_changed_and_says_what_to_do_with_an_objective_in_the_script(
+        tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+    """An objective defined in the script that calls ``run_samplers`` is refused after any edit of the script (its
+    digest is of the whole file), and the refusal said only "its file or a local module it imports was changed".
+    It now names the files changed and, for an objective in the script, to move it into a module of its own."""
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    script, helpers = tmp_path / "s.py", tmp_path / "helpers.py"
+    script.write_text(SCRIPT)
+    helpers.write_text("def shift():\n    return 1.0\n")
+
+    def run() -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, str(script), db], cwd=tmp_path, env=subprocess_env, text=True,
+                              capture_output=True, timeout=120)
+
+    assert run().returncode == 0
+    script.write_text(SCRIPT.replace("BUDGET = 2", "BUDGET = 3"))
+    err = run().stderr
+    assert re.search(r"holds runs of '__main__:objective' with other code than this \(changed since: 's\.py'\).* "
+                     r"The objective is defined in the script that runs this comparison, so every edit of that "
+                     r"script .* move the objective, and what it calls, into a module of its own", err), err
+    helpers.write_text("def shift():\n    return 2.0\n")
+    assert "(changed since: 'helpers.py', 's.py')" in run().stderr
+    assert len(ts.load_study("s-random-seed0", db).trials) == 2  # nothing run
 
 
 def test_compare_s_first_seed_runs_seeds_first_to_first_plus_n_minus_1_and_names_them(project: Path) -> None:

@@ -15,6 +15,7 @@ from rich.table import Table
 from ..importance import METHODS, Importances
 from ..importance.data import left_out_text
 from ..plots import HTML
+from ..plots.compare import counted
 from ..plots.records import short_title
 from ..report import REPORT_FILE
 from ..space import Space, display_names
@@ -271,14 +272,14 @@ def _compare_table(summary: list[dict[str, Any]], direction: str) -> Table:
 
 def best_so_far(trials: Sequence[FrozenTrial], direction: str) -> list[float | None]:
     """After each trial (in order), the best complete value so far, as the comparison draws it (None before
-    the first complete trial)."""
+    the first complete trial, and for a trial the chart does not count: running, waiting, lost and re-queued)."""
     sign = -1.0 if direction == "maximize" else 1.0
     best: float | None = None
     out = []
     for t in trials:
         if t.state is TrialState.COMPLETE and t.value is not None and (best is None or sign * t.value < sign * best):
             best = t.value
-        out.append(best)
+        out.append(best if counted(t) else None)
     return out
 
 
@@ -294,7 +295,8 @@ def write_compare_data(runs: Mapping[str, Sequence[Study]], space: Space, direct
             ordered = sorted(study.trials, key=lambda t: t.number)
             bests = best_so_far(ordered, direction)
             seed = study.sampler.seed
-            runs_out.append({"sampler": name, "seed": seed, "best_value": bests[-1] if bests else None,
+            last = next((b for b in reversed(bests) if b is not None), None)  # a waiting copy last has none
+            runs_out.append({"sampler": name, "seed": seed, "best_value": last,
                              "trials": [{**trial_dict(t), "best_so_far": b} for t, b in zip(ordered, bests, strict=True)]})
             for row, b in zip(trial_rows(ordered, space), bests, strict=True):
                 rows.append({"sampler": name, "seed": seed, **dict(list(row.items())[:3]), "best_so_far": b,

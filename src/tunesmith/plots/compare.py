@@ -25,7 +25,18 @@ from .records import (
     short_title,
     snapshot,
 )
-from .run_lease import BEAT_S, GRACE_S, HOLDER, Beats, alive, release, take
+from .run_lease import (
+    BEAT_S,
+    GONE,
+    GRACE_S,
+    HOLDER,
+    Beats,
+    alive,
+    hold_to_set_aside,
+    let_go,
+    release,
+    take,
+)
 
 
 def comparison(
@@ -103,14 +114,18 @@ def _best_curve(run: Any, sign: float, label: str = "") -> np.ndarray:
                              "give finite values (None for a trial without one), as a study records them")
     else:
         s: Snapshot = snapshot(run)
-        # a lost trial queued again: its copy ran it; a trial still running (or left running by a killed process)
-        # has not been run yet: counted, a resumed run drew one trial more than its budget
         values = [float(t.value) if t.state is TrialState.COMPLETE else np.nan  # type: ignore[arg-type]
-                  for t in s.trials
-                  if t.system.requeued_as is None and t.state not in (TrialState.RUNNING, TrialState.WAITING)]
+                  for t in s.trials if counted(t)]
     loss = sign * np.array(values, dtype=float)
     best = np.fmin.accumulate(np.where(np.isnan(loss), np.inf, loss)) if loss.size else loss
     return sign * np.where(np.isinf(best), np.nan, best)
+
+
+def counted(trial: Any) -> bool:
+    """Whether the comparison draws ``trial`` as a trial run. Not a lost trial queued again (its copy ran it), nor
+    one still running (or left running by a killed process) or waiting: it has not been run yet (counted, a
+    resumed run drew one trial more than its budget, and ``--data`` gave a half-run trial a best so far)."""
+    return trial.system.requeued_as is None and trial.state not in (TrialState.RUNNING, TrialState.WAITING)
 
 
 def _group_series(label: str, curves: list[np.ndarray], color: str, band: tuple[float, float]) -> list[Series]:
@@ -244,6 +259,7 @@ def _run_one(run: Any, objective: Any, space: Any, name: str, seed: int, budget:
                             name=f"{name}-seed{seed}"), budget
     else:
         _end_lost(run)
+        run.reap_lost()  # another machine's, by the run's heartbeat rule: at its budget, no trial is asked to
         study, left = run, budget - _finished(run, budget)
     said = [time.monotonic()]
 
@@ -264,7 +280,8 @@ def _say_held(run: Any, holder: str) -> None:
 
 
 #: the study setting a stored run of :func:`run_samplers` is marked with: ``{"objective": "module:function",
-#: "code": digest}`` (the digest of the objective's file and the local modules it imports, where it has a file)
+#: "code": digest, "files": {path: digest}}`` (the digest of the objective's file and the local modules it imports,
+#: where it has a file, and each file's, to name those changed)
 RUN_KEY = "compare_run"
 
 
@@ -272,7 +289,7 @@ def _mark(objective: Any) -> dict[str, Any]:
     from ..code import objective_code
 
     code = objective_code(getattr(objective, "func", objective))
-    return {"objective": objective_name(objective), **({"code": code[2]} if code is not None else {})}
+    return {"objective": objective_name(objective), **({"code": code[2], "files": code[3]} if code is not None else {})}
 
 
 def _open_run(space: Any, storage: Any, name: str, mark: dict[str, Any], **options: Any) -> Any:
@@ -285,8 +302,10 @@ def _open_run(space: Any, storage: Any, name: str, mark: dict[str, Any], **optio
 
     study = Study(space, storage=storage, name=name, _settings={RUN_KEY: mark}, heartbeat_interval=BEAT_S,
                   grace_period=GRACE_S, requeue_failed=True, **options)
-    if "code" in mark:  # a run an earlier tunesmith stored without the digest takes this one's
-        change_setting(study, RUN_KEY, lambda stored: {**mark, **stored} if isinstance(stored, Mapping) else stored)
+    if "code" in mark:  # a run an earlier tunesmith stored without the digest takes this one's (not its files
+        # alone: they would name other files than the stored digest's as changed)
+        change_setting(study, RUN_KEY, lambda stored: {**mark, **stored}
+                       if isinstance(stored, Mapping) and "code" not in stored else stored)
     beats = study.heartbeat_config.to_dict()  # stored where an earlier tunesmith stored none: said once, not each run
     change_setting(study, "heartbeat", lambda stored: stored if isinstance(stored, Mapping) and stored.get("interval")
                    else beats)
@@ -321,24 +340,47 @@ def _check_stored(storage: Any, name: str, mark: dict[str, Any], budget: int | N
                          "another storage")
     if _other_code(stored, mark):
         if new_runs:
-            _not_held(storage, record)
+            _not_held(storage, record, record.config.get(HOLDER))
             return
         raise ValueError(f"study {name!r} in {storage.display_url} holds runs of {mark['objective']!r} with other code "
-                         "than this (its file or a local module it imports was changed since): going on would draw "
-                         "both codes' trials as one run; pass --new-runs (new_runs=True in Python) to keep those runs "
-                         "under another name and start new ones, or pass another storage")
+                         f"than this ({_changed(stored, mark)}): going on would draw both codes' trials as one run; "
+                         "pass --new-runs (new_runs=True in Python) to keep those runs under another name and start "
+                         f"new ones, or pass another storage{_in_script(mark)}")
     if budget is not None:
         _over_budget(name, storage, len(_results_of(storage.get_trials(record.study_id))), budget)
 
 
-def _not_held(storage: Any, record: Any) -> None:
-    """Refuse to set stored run ``record`` aside while a live compare runs it (that one's trials would go on
-    into the run set aside, and it would stop as if taken over)."""
-    holder = record.config.get(HOLDER)
-    if isinstance(holder, Mapping) and alive(storage, record.study_id, holder):
+def _not_held(storage: Any, record: Any, holder: Any) -> None:
+    """Refuse to set stored run ``record`` aside while a live compare runs it (``holder``, its setting: that one's
+    trials would go on into the run set aside, and it would stop as if taken over)."""
+    # one setting it aside now (another --new-runs) is no compare running it
+    if isinstance(holder, Mapping) and not holder.get("aside") and alive(storage, record.study_id, holder):
         raise ValueError(f"study {record.name!r} in {storage.display_url} is being run now by another compare "
                          f"({holder.get('worker')!r}), with the code it was made with: --new-runs sets a run aside "
                          "once no compare runs it; let that one end (or stop it), then run this again")
+
+
+def _changed(stored: Mapping[str, Any], mark: Mapping[str, Any]) -> str:
+    """Which files of the objective's code differ from a stored run's (a run an earlier tunesmith stored holds one
+    digest of them all: not told which)."""
+    files, now = stored.get("files"), mark.get("files", {})
+    if not isinstance(files, Mapping):
+        return "its file or a local module it imports was changed since"
+    changed = sorted({*files, *now} - {f for f in files if files[f] == now.get(f)}, key=str)
+    return "changed since: " + ", ".join(f"{f!r}" + (" (gone)" if f not in now else " (new)" if f not in files else "") for f in changed[:5]) + \
+        (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
+
+
+def _in_script(mark: Mapping[str, Any]) -> str:
+    """What to do where the objective is defined in the script that runs the comparison: its digest is of that
+    whole file (the function's own code and what it calls cannot be told apart from the rest, as a module-level
+    value it reads), so each edit of the script is other code."""
+    if not str(mark.get("objective")).startswith("__main__:"):
+        return ""
+    return (". The objective is defined in the script that runs this comparison, so every edit of that script "
+            "(another budget=, a print) counts as other code: move the objective, and what it calls, into a module "
+            "of its own and import it (then only edits of that module and the local modules it imports count; the "
+            "runs stored so far are then another objective's: pass another prefix= for the new ones)")
 
 
 def _other_code(stored: Mapping[str, Any], mark: Mapping[str, Any]) -> bool:
@@ -348,20 +390,40 @@ def _other_code(stored: Mapping[str, Any], mark: Mapping[str, Any]) -> bool:
 
 def _set_aside(storage: Any, name: str, mark: dict[str, Any]) -> None:
     """Rename stored run ``name`` of other code than ``mark``'s to ``NAME-before-YYYYmmdd-HHMMSS`` (its creation
-    time; ``-2``, ... where that is taken), kept to look at, so that the run starts anew under its name."""
+    time; ``-2``, ... where that is taken), kept to look at, so that the run starts anew under its name. Held while
+    renamed (:func:`~.run_lease.hold_to_set_aside`): of two ``--new-runs`` at once, one renames it and the other
+    waits, then finds the new run (two renamed the new run of one, or failed on a name gone or taken)."""
+    while (record := _to_set_aside(storage, name, mark)) is not None:
+        holder = hold_to_set_aside(storage, name, record.study_id)
+        if holder is None:
+            break
+        if holder != GONE:  # a compare of the old code may have taken it since the check
+            _not_held(storage, record, holder)
+        time.sleep(WAIT_S)
+    else:
+        return
+    base = f"{name}-before-{_stamp(record.created)}"
+    taken = {s.name for s in storage.list_studies()}
+    new = next(n for n in (base, *(f"{base}-{k}" for k in range(2, len(taken) + 3))) if n not in taken)
+    try:
+        storage.rename_study(name, new)
+    except BaseException:
+        let_go(storage, name, record.study_id)
+        raise
+    let_go(storage, new, record.study_id)
+    logging.getLogger("tunesmith").warning("run %r of the objective's earlier code kept as %r", name, new)
+
+
+def _to_set_aside(storage: Any, name: str, mark: dict[str, Any]) -> Any:
+    """Stored run ``name``'s record where it holds other code than ``mark``'s, else None (none of that name, or
+    another compare's ``--new-runs`` set it aside and made it anew)."""
     from ..exceptions import StudyNotFound
 
     try:
         record = storage.get_study(name)
     except StudyNotFound:
-        return
-    if not _other_code(record.config.get(RUN_KEY), mark):
-        return
-    base = f"{name}-before-{_stamp(record.created)}"
-    taken = {s.name for s in storage.list_studies()}
-    new = next(n for n in (base, *(f"{base}-{k}" for k in range(2, len(taken) + 3))) if n not in taken)
-    storage.rename_study(name, new)
-    logging.getLogger("tunesmith").warning("run %r of the objective's earlier code kept as %r", name, new)
+        return None
+    return record if _other_code(record.config.get(RUN_KEY), mark) else None
 
 
 def _stamp(created: float) -> str:

@@ -48,6 +48,40 @@ def take(study: Any) -> str | None:
     return None
 
 
+#: :func:`hold_to_set_aside`'s answer where the run's name is another study's now (or none's)
+GONE = "gone"
+
+
+def hold_to_set_aside(storage: Any, name: str, study_id: int) -> Any:
+    """Take stored run ``name`` (study ``study_id``) for this process to rename it, compare-and-set, so that of
+    two compares setting it aside at once one renames it: None where taken, :data:`GONE` where ``name`` is no
+    longer that study (another compare set it aside), else the live holder's setting (``"aside"`` true: another
+    compare sets it aside now)."""
+    from ..exceptions import StudyNotFound
+    from ..study.manage import change_stored_setting
+
+    me = worker_id()
+
+    def change(holder: Any) -> Any:
+        if _holder(holder) not in (None, me) and alive(storage, study_id, holder):
+            return holder
+        return {"worker": me, "beat": storage.clock(), "started": process_started(os.getpid()), "aside": True}
+
+    try:
+        stored = change_stored_setting(storage, name, study_id, HOLDER, change)
+    except StudyNotFound:
+        return GONE
+    return GONE if stored is None else None if _holder(stored) == me else stored
+
+
+def let_go(storage: Any, name: str, study_id: int) -> None:
+    """Let stored run ``name`` (study ``study_id``) go, where this process holds it (a run set aside)."""
+    from ..study.manage import DROP, change_stored_setting
+
+    me = worker_id()
+    change_stored_setting(storage, name, study_id, HOLDER, lambda h: DROP if _holder(h) == me else h)
+
+
 def beat(study: Any) -> bool:
     """Say this process still runs ``study``: whether it still holds it (a holder judged gone, its run taken
     over by another compare, stops: two would pass the budget)."""

@@ -687,20 +687,21 @@ def _note(text: str, when: float | None) -> dict[str, Any]:
 
 
 def _update_config(storage: Storage, name: str, change: Callable[[dict[str, Any]], dict[str, Any]],
-                   study_id: int | None = None) -> None:
+                   study_id: int | None = None) -> bool:
     """Write ``change`` of study ``name``'s settings compare-and-set, reading them again when
     another writer changed them in between (a note, a sampler recorded by another process).
-    ``study_id``: only while ``name`` is still that study (else nothing is written)."""
+    ``study_id``: only while ``name`` is still that study (else nothing is written: False, though an
+    earlier try called ``change``)."""
     cas = "expect" in inspect.signature(storage.set_study_config).parameters  # a custom storage may lack it
     for _ in range(CONFIG_TRIES):
         rec = storage.get_study(name)
         if study_id is not None and rec.study_id != study_id:
-            return
+            return False
         config = change(dict(rec.config))
         if config == dict(rec.config):  # nothing to write
-            return
+            return True
         if storage.set_study_config(rec.study_id, config, **({"expect": rec.config} if cas else {})) is not False:
-            return
+            return True
     raise StorageError(f"study {name!r}: its settings changed {CONFIG_TRIES} times while being written; "
                        "try again")
 
@@ -714,6 +715,12 @@ def change_setting(study: Study, key: str, change: Callable[[Any], Any]) -> Any:
     :data:`DROP`: removed), compare-and-set: ``change`` is called again on what another writer stored
     meanwhile. Returns what is stored after (None: nothing); ``change(None)`` where the storage
     cannot write settings."""
+    return change_stored_setting(study.storage, study.name, study._study_id, key, change)
+
+
+def change_stored_setting(storage: Storage, name: str, study_id: int, key: str, change: Callable[[Any], Any]) -> Any:
+    """:func:`change_setting` of study ``study_id`` while it is named ``name``, with no Study opened (a stored
+    comparison's run to set aside)."""
     stored: list[Any] = [None]
 
     def write(config: dict[str, Any]) -> dict[str, Any]:
@@ -722,11 +729,12 @@ def change_setting(study: Study, key: str, change: Callable[[Any], Any]) -> Any:
         return {k: v for k, v in config.items() if k != key} if value is DROP else {**config, key: value}
 
     try:
-        _update_config(study.storage, study.name, write, study._study_id)
+        # renamed between two tries: what the first stored is no longer there (taken as held, a run was renamed)
+        written = _update_config(storage, name, write, study_id)
     except NotImplementedError:
         value = change(None)
         return None if value is DROP else value
-    return stored[0]
+    return stored[0] if written else None
 
 
 #: the line of a study whose sampler changed (TunedSearchCV at verbose=0 drops it)

@@ -1010,6 +1010,13 @@ class Study:
                 raise
             raise self._left_running_error(exc, left) from exc
 
+    def reap_lost(self) -> list[FrozenTrial]:
+        """Fail the running trials whose worker has not beat for the grace period (re-queued as
+        ``requeue_failed`` says), as the next :meth:`ask` would: for a reader that asks no trial (a stored
+        comparison at its budget). The failed records; none where the study runs without heartbeats."""
+        with self._lock:
+            return self._heartbeat.reap(force=True)
+
     def fail_trial(self, number: int, error: str, *, requeue: bool = False) -> FrozenTrial | None:
         """Fail running trial ``number`` (its worker is lost), queueing a copy with the
         same parameters if ``requeue``; the failed record, or None if it was no longer running.
