@@ -103,9 +103,10 @@ ROUNDS = ("the number of boosting rounds is not searched: give it to the trainin
           "stop the weak trials; to search it anyway, add a ts.Int to the space it returns")
 
 
-def refuse_unknown(what: str, unknown: Mapping[str, Any], keywords: Sequence[str], aliases: Mapping[str, str]) -> None:
-    """A TypeError for a preset space's keyword that is none of ``keywords``, naming the one meant
-    (a close spelling, or the library's own name for it in ``aliases``) or how to search it anyway."""
+def refuse_unknown(what: str, unknown: Mapping[str, Any], keywords: Sequence[str], aliases: Mapping[str, str],
+                   *, space: bool = True) -> None:
+    """A TypeError for a keyword that is none of ``keywords``, naming the one meant (a close spelling, or
+    another library's name for it in ``aliases``) or, for a preset space, how to search it anyway."""
     if not unknown:
         return
     name = next(iter(unknown))
@@ -115,6 +116,8 @@ def refuse_unknown(what: str, unknown: Mapping[str, Any], keywords: Sequence[str
         raise TypeError(f"{what}() has no keyword {name!r} (did you mean {meant}=?); {listed}")
     if meant:  # a note, such as why the number of rounds is not searched
         raise TypeError(f"{what}() has no keyword {name!r}: {meant}; {listed}")
+    if not space:
+        raise TypeError(f"{what}() has no keyword {name!r}; {listed}")
     raise TypeError(f"{what}() has no keyword {name!r}; to search it, add it to the space it returns: "
                     f"ts.Space({{**{what}(), {name!r}: ts.Float(low, high)}}) (ts.Int or ts.Categorical for "
                     f"whole numbers and choices); {listed}")
