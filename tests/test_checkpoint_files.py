@@ -739,6 +739,20 @@ def test_resuming_another_run_is_refused_saying_what_differs(tmp_path: Path, mod
         Trainer(model(), CFG.with_params(changes)).fit(*DATA, resume_from=checkpoint.latest(folder))
 
 
+def test_loading_weights_into_another_model_says_how_to_load_them(tmp_path: Path) -> None:
+    """load_weights(build_model(...), best.pt) into a model of other sizes said "resume with the model it was
+    trained with, or start a new run", advice for a resume, where the user was loading a result; so did a
+    frozen part that differs ("... freeze the same blocks to resume it")."""
+    folder = tmp_path / "ck"
+    Trainer(mlp(), CFG.with_params({"checkpoint_dir": str(folder), "epochs": 1})).fit(*DATA)
+    with pytest.raises(CheckpointError, match=r"shapes differ.*; load it into a model built as for training") as err:
+        load_weights(mlp(hidden=32), folder / "best.pt")
+    assert "resume" not in str(err.value)
+    Trainer(frozen_net(), CFG.with_params({"checkpoint_dir": str(tmp_path / "fr"), "epochs": 1})).fit(*DATA)
+    with pytest.raises(CheckpointError, match="freeze the same blocks to load it$"):
+        load_weights(frozen_net(seed=1), tmp_path / "fr" / "best.pt")  # other "pre-trained" weights
+
+
 def frozen_net(seed: int = 0) -> Net:
     torch.manual_seed(seed)
     net = Net(hidden=64, blocks=3)

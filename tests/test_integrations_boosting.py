@@ -492,6 +492,33 @@ def test_a_preset_keyword_takes_a_plain_number_and_names_a_bad_one() -> None:
         lightgbm_space(num_leaves=(4,))  # type: ignore[arg-type]
 
 
+def test_a_preset_space_names_the_keyword_meant() -> None:
+    """xgboost_space(max_dept=...) and the libraries' own names (eta=, bagging_fraction=) were a bare
+    "got an unexpected keyword argument", and n_estimators= said nothing of the rounds."""
+    with pytest.raises(TypeError, match=r"no keyword 'max_dept' \(did you mean max_depth=\?\); its keywords: learning_rate"):
+        xgboost_space(max_dept=(3, 6))
+    with pytest.raises(TypeError, match=r"'eta' \(did you mean learning_rate=\?\)"):
+        xgboost_space(eta=(0.01, 0.3))
+    with pytest.raises(TypeError, match=r"'bagging_fraction' \(did you mean subsample=\?\)"):
+        lightgbm_space(bagging_fraction=(0.5, 1.0))
+    with pytest.raises(TypeError, match=r"'n_estimators': the number of boosting rounds is not searched.*n_estimators="):
+        lightgbm_space(n_estimators=(100, 500))
+    with pytest.raises(TypeError, match=r"'gamma'; to search it, add it to the space it returns: ts.Space\(\{\*\*xgboost_space"):
+        xgboost_space(gamma=(1e-8, 1.0))
+
+
+def test_a_preset_fraction_outside_what_the_library_takes_is_refused(data: tuple[Any, ...]) -> None:
+    """lightgbm_space(subsample=(0.5, 1.5)) was taken, and each trial drawing above 1 failed in LightGBM."""
+    X_tr, _, y_tr, _ = data
+    with pytest.raises(lgb.basic.LightGBMError, match="bagging_fraction"):  # what each such trial met
+        lgb.train({"subsample": 1.2, "subsample_freq": 1, "verbose": -1}, lgb.Dataset(X_tr, label=y_tr), 1)
+    with pytest.raises(ValueError, match=r"lightgbm_space: subsample must lie in \(0, 1\], got 1.5 in \(0.5, 1.5\)"):
+        lightgbm_space(subsample=(0.5, 1.5))
+    with pytest.raises(ValueError, match=r"xgboost_space: colsample_bytree must lie in \(0, 1\], got 0: "):
+        xgboost_space(colsample_bytree=0)
+    assert xgboost_space(subsample=1)["subsample"] == ts.Fixed(1)  # the bound itself is taken
+
+
 def test_lightgbm_reporting_the_training_metric_is_warned_about(data: tuple[Any, ...]) -> None:
     """With the training data as the only evaluation (valid_sets=[dtrain], under any name) the
     trial was pruned on its training metric without a word (LightGBM's own early stopping

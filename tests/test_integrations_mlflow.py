@@ -164,6 +164,18 @@ def test_bad_metric_name_and_missing_library(monkeypatch: pytest.MonkeyPatch) ->
         importlib.import_module("tunesmith.integrations.mlflow")
 
 
+def test_a_keyword_that_is_not_one_names_the_one_meant() -> None:
+    """MLflowCallback(tracking_url=...) and Optuna's MLflowCallback keywords were a bare "unexpected keyword
+    argument", naming neither the keyword meant nor what stands for it here."""
+    with pytest.raises(TypeError, match=r"no keyword 'tracking_url' \(did you mean tracking_uri=\?\); its keywords: "
+                                        r"tracking_uri, experiment, metric_name, artifact_location"):
+        MLflowCallback(tracking_url="sqlite:///:memory:")
+    with pytest.raises(TypeError, match=r"'experiment_name' \(did you mean experiment=\?\)"):
+        MLflowCallback(experiment_name="cancer")
+    with pytest.raises(TypeError, match=r"'tag_trial_user_attrs': a trial's attributes \(trial.set_attr\) are always logged"):
+        MLflowCallback(tag_trial_user_attrs=True)
+
+
 def test_the_parent_run_ends_with_optimize_and_is_reopened_on_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     tracking, storage = _file_store(tmp_path, monkeypatch), f"sqlite:///{tmp_path / 'ts.db'}"
     study = ts.Study(SPACE, storage=storage, name="ends", sampler="random", seed=0)

@@ -122,6 +122,12 @@ def test_space_and_arguments(tmp_path: Path) -> None:
     assert args.output_dir == str(tmp_path / "out" / f"trial-{trial.number}")
     with pytest.raises(ValueError, match="lr_scheduler_type must be a non-empty subset"):
         trainer_space(lr_scheduler_type=["warmup_then_magic"])
+    with pytest.raises(TypeError, match=r"no keyword 'lr' \(did you mean learning_rate=\?\)"):  # was a bare TypeError
+        trainer_space(lr=(1e-5, 1e-3))
+    with pytest.raises(ValueError, match="Invalid beta parameter at index 1"):  # what a trial drawing 1.0 met
+        torch.optim.AdamW([torch.zeros(1, requires_grad=True)], betas=(0.9, 1.0))
+    with pytest.raises(ValueError, match=r"adam_beta2 must lie in \[0, 1\), got 1.0"):
+        trainer_space(adam_beta2=(0.95, 1.0))
     with pytest.raises(ValueError, match="'eval_\\*' name"):
         PruningCallback(trial, metric="accuracy")
     # lower-is-better metrics other than losses were maximized by default

@@ -10,7 +10,7 @@ import re
 import threading
 import warnings
 import weakref
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -71,14 +71,56 @@ def check_floor(module: ModuleType, floor: tuple[int, ...], *, extra: str, what:
     return module
 
 
-def span(what: str, name: str, value: Any, kind: type[Float] | type[Int], **options: Any) -> Float | Int | Fixed:
+def span(what: str, name: str, value: Any, kind: type[Float] | type[Int], *, within: str | None = None,
+         **options: Any) -> Float | Int | Fixed:
     """A preset space's parameter from its keyword: a ``(low, high)`` range, or a plain number
-    that fixes it (``xgboost_space(max_depth=6)``); anything else is a ValueError naming it."""
+    that fixes it (``xgboost_space(max_depth=6)``); anything else is a ValueError naming it. ``within``,
+    ``"(0, 1]"`` or ``"[0, 1)"``, refuses a bound outside it: the library would fail each trial drawing one."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
+        _check_within(what, name, (value,), within)
         return Fixed(value)
     if not isinstance(value, (tuple, list)) or len(value) != 2:
         raise ValueError(f"{what}: {name} must be a (low, high) range or a plain number that fixes it, got {value!r}")
+    _check_within(what, name, value, within)
     return kind(*value, **options)
+
+
+#: the intervals a preset parameter may be held to: fractions of rows or columns, Adam's betas
+_WITHIN = {"(0, 1]": lambda v: 0 < v <= 1, "[0, 1)": lambda v: 0 <= v < 1}
+
+
+def _check_within(what: str, name: str, values: Sequence[Any], within: str | None) -> None:
+    inside = _WITHIN.get(within or "")
+    bad = [v for v in values if inside and isinstance(v, (int, float)) and not isinstance(v, bool) and not inside(v)]
+    if bad:
+        got = f"{bad[0]!r} in {tuple(values)!r}" if len(values) > 1 else repr(bad[0])
+        raise ValueError(f"{what}: {name} must lie in {within}, got {got}: the library refuses such a value, "
+                         f"so every trial drawing it would fail")
+
+
+#: why a preset boosting space has no keyword for the number of rounds ({}: where to give it instead)
+ROUNDS = ("the number of boosting rounds is not searched: give it to the training ({}) and let the pruning callback "
+          "stop the weak trials; to search it anyway, add a ts.Int to the space it returns")
+
+
+def refuse_unknown(what: str, unknown: Mapping[str, Any], keywords: Sequence[str], aliases: Mapping[str, str],
+                   *, space: bool = True) -> None:
+    """A TypeError for a keyword that is none of ``keywords``, naming the one meant (a close spelling, or
+    another library's name for it in ``aliases``) or, for a preset space, how to search it anyway."""
+    if not unknown:
+        return
+    name = next(iter(unknown))
+    listed = f"its keywords: {', '.join(keywords)}"
+    meant = aliases.get(name.lower()) or next(iter(difflib.get_close_matches(name, list(keywords), n=1)), None)
+    if meant in keywords:
+        raise TypeError(f"{what}() has no keyword {name!r} (did you mean {meant}=?); {listed}")
+    if meant:  # a note, such as why the number of rounds is not searched
+        raise TypeError(f"{what}() has no keyword {name!r}: {meant}; {listed}")
+    if not space:
+        raise TypeError(f"{what}() has no keyword {name!r}; {listed}")
+    raise TypeError(f"{what}() has no keyword {name!r}; to search it, add it to the space it returns: "
+                    f"ts.Space({{**{what}(), {name!r}: ts.Float(low, high)}}) (ts.Int or ts.Categorical for "
+                    f"whole numbers and choices); {listed}")
 
 
 def check_trial(trial: Any, what: str) -> None:

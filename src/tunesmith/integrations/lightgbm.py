@@ -15,9 +15,11 @@ from typing import Any
 
 from ..space import Fixed, Float, Int, Space
 from ._common import (
+    ROUNDS,
     check_direction,
     check_names,
     check_pruner,
+    refuse_unknown,
     report_and_decide,
     require,
     span,
@@ -25,6 +27,17 @@ from ._common import (
 )
 
 lgb = require("lightgbm", extra="lightgbm", what="tunesmith.integrations.lightgbm")
+
+
+#: LightGBM's native names (its aliases) for what :func:`lightgbm_space` calls otherwise, or a note
+_LGB_ALIASES = {
+    "eta": "learning_rate", "shrinkage_rate": "learning_rate", "num_leaf": "num_leaves", "max_leaves": "num_leaves",
+    "min_sum_hessian_in_leaf": "min_child_weight", "bagging_fraction": "subsample", "feature_fraction": "colsample_bytree",
+    "lambda_l1": "reg_alpha", "lambda_l2": "reg_lambda", "bagging_freq": "subsample_freq is fixed at 1, so that subsample "
+    "takes effect; to change it, edit the space: ts.Space({**lightgbm_space(), 'subsample_freq': 5})",
+    **dict.fromkeys(("n_estimators", "num_boost_round", "num_iterations", "num_rounds"), ROUNDS.format(
+        "lgb.train's num_boost_round, LGBMClassifier(n_estimators=...)")),
+}
 
 
 def lightgbm_space(
@@ -36,6 +49,7 @@ def lightgbm_space(
     colsample_bytree: tuple[float, float] | float = (0.5, 1.0),
     reg_alpha: tuple[float, float] | float = (1e-8, 10.0),
     reg_lambda: tuple[float, float] | float = (1e-8, 10.0),
+    **unknown: Any,
 ) -> Space:
     """A search space for LightGBM from common practice.
 
@@ -44,14 +58,16 @@ def lightgbm_space(
     that ``subsample`` (bagging) takes effect. Learning rate, leaves, min child
     weight and the L1/L2 terms are log-uniform. Change one range with its keyword
     (a plain number fixes it: ``num_leaves=31``), or edit the result: ``ts.Space({**lightgbm_space(), ...})``.
+    Another keyword is refused naming the one meant (LightGBM's own ``bagging_fraction=`` is ``subsample=``).
     """
+    refuse_unknown("lightgbm_space", unknown, list(lightgbm_space.__kwdefaults__ or {}), _LGB_ALIASES)
     return Space({
         "learning_rate": span("lightgbm_space", "learning_rate", learning_rate, Float, log=True),
         "num_leaves": span("lightgbm_space", "num_leaves", num_leaves, Int, log=True),
         "min_child_weight": span("lightgbm_space", "min_child_weight", min_child_weight, Float, log=True),
-        "subsample": span("lightgbm_space", "subsample", subsample, Float),
+        "subsample": span("lightgbm_space", "subsample", subsample, Float, within="(0, 1]"),
         "subsample_freq": Fixed(1),
-        "colsample_bytree": span("lightgbm_space", "colsample_bytree", colsample_bytree, Float),
+        "colsample_bytree": span("lightgbm_space", "colsample_bytree", colsample_bytree, Float, within="(0, 1]"),
         "reg_alpha": span("lightgbm_space", "reg_alpha", reg_alpha, Float, log=True),
         "reg_lambda": span("lightgbm_space", "reg_lambda", reg_lambda, Float, log=True),
     })  # fmt: skip

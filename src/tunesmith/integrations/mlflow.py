@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from ..trial import Direction, FrozenTrial, TrialState, as_count
-from ._common import require
+from ._common import refuse_unknown, require
 
 mlflow = require("mlflow", extra="mlflow", what="tunesmith.integrations.mlflow")
 from mlflow.entities import Metric, Param, RunTag  # noqa: E402
@@ -69,6 +69,17 @@ _KEY_LIMIT = _LIMITS.get("MAX_ENTITY_KEY_LENGTH", 250)  # a parameter's, metric'
 _ATTR = "attr."  # a user attribute's tag: attr.NAME
 
 
+#: Optuna's MLflowCallback keywords (and a common slip) for MLflowCallback's, or what stands for them here
+_ALIASES = {
+    "tracking_url": "tracking_uri", "experiment_name": "experiment",
+    "create_experiment": "the study's experiment is made when it does not exist (named after the study, or experiment=)",
+    "mlflow_kwargs": "each trial is logged through MLflow's client, not mlflow.start_run; record more with "
+                     "trial.set_attr(name, value), logged as the tag attr.<name>",
+    **dict.fromkeys(("tag_trial_user_attrs", "tag_study_user_attrs"),
+                    "a trial's attributes (trial.set_attr) are always logged, as tags attr.<name>"),
+}
+
+
 class MLflowCallback:
     """``study.optimize(..., callbacks=[MLflowCallback()])``: one MLflow run per trial.
 
@@ -87,8 +98,10 @@ class MLflowCallback:
 
     def __init__(
         self, *, tracking_uri: str | None = None, experiment: str | None = None,
-        metric_name: str = "value", artifact_location: str | os.PathLike[str] | None = None,
+        metric_name: str = "value", artifact_location: str | os.PathLike[str] | None = None, **unknown: Any,
     ) -> None:  # fmt: skip
+        refuse_unknown("MLflowCallback", unknown, list(MLflowCallback.__init__.__kwdefaults__ or {}), _ALIASES,
+                       space=False)
         if not isinstance(metric_name, str) or not metric_name or metric_name == "intermediate":
             raise ValueError(f"MLflowCallback: metric_name must be a non-empty string other than 'intermediate', got {metric_name!r}")
         if _param_keys([metric_name])[metric_name] != metric_name:

@@ -34,6 +34,7 @@ from ._common import (
     moved_checkpoint,
     other_framework,
     refuse_fold_racing,
+    refuse_unknown,
     reported_before_a_hold,
     require,
     span,
@@ -48,6 +49,14 @@ _TrainerCallback: Any = transformers.TrainerCallback
 SCHEDULERS = ("linear", "cosine", "constant_with_warmup", "polynomial")
 
 
+#: other libraries' names (torch's, tunesmith.train's) for trainer_space's keywords
+_HF_ALIASES = {
+    "lr": "learning_rate", "warmup_fraction": "warmup_ratio", "warmup": "warmup_ratio", "beta1": "adam_beta1",
+    "beta2": "adam_beta2", "eps": "adam_epsilon", "epsilon": "adam_epsilon", "epochs": "num_train_epochs",
+    "batch_size": "per_device_train_batch_size", "schedule": "lr_scheduler_type", "schedules": "lr_scheduler_type",
+}
+
+
 def trainer_space(
     *,
     learning_rate: tuple[float, float] | float = (1e-6, 1e-3),
@@ -59,14 +68,17 @@ def trainer_space(
     lr_scheduler_type: Sequence[str] = ("linear", "cosine", "constant_with_warmup"),
     per_device_train_batch_size: Sequence[int] = (8, 16, 32),
     num_train_epochs: tuple[int, int] | int = (1, 5),
+    **unknown: Any,
 ) -> Space:
     """A search space over ``TrainingArguments`` fields from common fine-tuning practice.
 
     Learning rate, weight decay and epsilon are log-uniform; the schedulers and batch sizes are
     categorical. Change a range with its keyword (a plain number fixes it: ``num_train_epochs=3``),
     or edit the result:
-    ``ts.Space({**trainer_space(), "max_grad_norm": ts.Float(0.1, 2.0)})``.
+    ``ts.Space({**trainer_space(), "max_grad_norm": ts.Float(0.1, 2.0)})``. Another keyword is refused
+    naming the one meant (torch's ``lr=`` is ``learning_rate=``).
     """
+    refuse_unknown("trainer_space", unknown, list(trainer_space.__kwdefaults__ or {}), _HF_ALIASES)
     if isinstance(lr_scheduler_type, str):  # "cosine": one scheduler, not the letters c, o, s...
         lr_scheduler_type = [lr_scheduler_type]
     if isinstance(per_device_train_batch_size, int):  # a plain number fixes it, as for the ranges
@@ -78,8 +90,8 @@ def trainer_space(
         "learning_rate": span("trainer_space", "learning_rate", learning_rate, Float, log=True),
         "warmup_ratio": span("trainer_space", "warmup_ratio", warmup_ratio, Float),
         "weight_decay": span("trainer_space", "weight_decay", weight_decay, Float, log=True),
-        "adam_beta1": span("trainer_space", "adam_beta1", adam_beta1, Float),
-        "adam_beta2": span("trainer_space", "adam_beta2", adam_beta2, Float),
+        "adam_beta1": span("trainer_space", "adam_beta1", adam_beta1, Float, within="[0, 1)"),
+        "adam_beta2": span("trainer_space", "adam_beta2", adam_beta2, Float, within="[0, 1)"),
         "adam_epsilon": span("trainer_space", "adam_epsilon", adam_epsilon, Float, log=True),
         "lr_scheduler_type": Categorical(list(lr_scheduler_type)),
         "per_device_train_batch_size": Categorical(list(per_device_train_batch_size)),

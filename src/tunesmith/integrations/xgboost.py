@@ -18,9 +18,11 @@ from typing import Any
 
 from ..space import Float, Int, Space
 from ._common import (
+    ROUNDS,
     check_direction,
     check_names,
     check_pruner,
+    refuse_unknown,
     report_and_decide,
     require,
     span,
@@ -42,6 +44,14 @@ _BUILTIN = ("rmse", "rmsle", "mae", "mape", "mphe", "logloss", "error", "merror"
             "gamma-deviance", "tweedie-nloglik", "aft-nloglik", "interval-regression-accuracy")  # fmt: skip
 
 
+#: XGBoost's native names (and a slip or two) for what :func:`xgboost_space` calls otherwise, or a note
+_XGB_ALIASES = {
+    "eta": "learning_rate", "alpha": "reg_alpha", "lambda": "reg_lambda", "depth": "max_depth",
+    **dict.fromkeys(("n_estimators", "num_boost_round", "num_rounds", "rounds"), ROUNDS.format(
+        "xgb.train's num_boost_round, XGBClassifier(n_estimators=...)")),
+}
+
+
 def xgboost_space(
     *,
     learning_rate: tuple[float, float] | float = (1e-3, 0.3),
@@ -51,6 +61,7 @@ def xgboost_space(
     colsample_bytree: tuple[float, float] | float = (0.5, 1.0),
     reg_alpha: tuple[float, float] | float = (1e-8, 10.0),
     reg_lambda: tuple[float, float] | float = (1e-8, 10.0),
+    **unknown: Any,
 ) -> Space:
     """A search space for gradient-boosted trees from common practice.
 
@@ -58,13 +69,15 @@ def xgboost_space(
     aliases of eta, alpha, lambda): pass ``trial.params`` to either. Learning
     rate, min child weight and the L1/L2 terms are log-uniform. Change one range
     with its keyword (a plain number fixes it: ``max_depth=6``), or edit the result: ``ts.Space({**xgboost_space(), ...})``.
+    Another keyword is refused naming the one meant (XGBoost's own ``eta=`` is ``learning_rate=``).
     """
+    refuse_unknown("xgboost_space", unknown, list(xgboost_space.__kwdefaults__ or {}), _XGB_ALIASES)
     return Space({
         "learning_rate": span("xgboost_space", "learning_rate", learning_rate, Float, log=True),
         "max_depth": span("xgboost_space", "max_depth", max_depth, Int),
         "min_child_weight": span("xgboost_space", "min_child_weight", min_child_weight, Float, log=True),
-        "subsample": span("xgboost_space", "subsample", subsample, Float),
-        "colsample_bytree": span("xgboost_space", "colsample_bytree", colsample_bytree, Float),
+        "subsample": span("xgboost_space", "subsample", subsample, Float, within="(0, 1]"),
+        "colsample_bytree": span("xgboost_space", "colsample_bytree", colsample_bytree, Float, within="(0, 1]"),
         "reg_alpha": span("xgboost_space", "reg_alpha", reg_alpha, Float, log=True),
         "reg_lambda": span("xgboost_space", "reg_lambda", reg_lambda, Float, log=True),
     })  # fmt: skip

@@ -77,24 +77,27 @@ def model_state(model: nn.Module, frozen_hash: FrozenFingerprint) -> tuple[dict[
     return kept, meta
 
 
-def load_model_state(model: nn.Module, saved: Mapping[str, torch.Tensor], meta: Mapping[str, Any] | None, where: str) -> None:
+def load_model_state(model: nn.Module, saved: Mapping[str, torch.Tensor], meta: Mapping[str, Any] | None, where: str,
+                     *, verb: str = "resume") -> None:
     """Load ``saved`` into ``model`` after checking that it is the model they came from."""
-    model.load_state_dict(checked_state(model, saved, meta, where))
+    model.load_state_dict(checked_state(model, saved, meta, where, verb=verb))
 
 
 def checked_state(model: nn.Module, saved: Mapping[str, torch.Tensor], meta: Mapping[str, Any] | None,
-                  where: str) -> dict[str, torch.Tensor]:
-    """The whole state of ``model`` that ``saved`` stores, once checked to come from it (nothing loaded)."""
+                  where: str, *, verb: str = "resume") -> dict[str, torch.Tensor]:
+    """The whole state of ``model`` that ``saved`` stores, once checked to come from it (nothing loaded).
+    ``verb``, "resume" or "load", says in an error what the model must match to do."""
     check_fields({"model": saved, "model_meta": meta}, where, resumable=False)
     if meta is None:  # a checkpoint that stored the whole model
-        check_architecture(model, {k: list(v.shape) for k, v in saved.items()}, where)
+        check_architecture(model, {k: list(v.shape) for k, v in saved.items()}, where, verb=verb)
         return dict(saved)
-    check_architecture(model, meta["shapes"], where)
-    return complete_state(model.state_dict(), saved, meta, where)
+    check_architecture(model, meta["shapes"], where, verb=verb)
+    return complete_state(model.state_dict(), saved, meta, where, verb=verb)
 
 
 def complete_state(
-    built: Mapping[str, torch.Tensor], saved: Mapping[str, torch.Tensor], meta: Mapping[str, Any], where: str
+    built: Mapping[str, torch.Tensor], saved: Mapping[str, torch.Tensor], meta: Mapping[str, Any], where: str,
+    *, verb: str = "resume",
 ) -> dict[str, torch.Tensor]:
     """``saved`` with the part it leaves out (frozen when it was written) taken from ``built``,
     the model's state as built, after checking that part's fingerprint."""
@@ -103,7 +106,7 @@ def complete_state(
         raise CheckpointMismatch(
             f"{where} stores only the trained part of the model; the {len(frozen)} frozen tensors "
             f"(e.g. {sorted(frozen)[:3]}) of this model differ from those it was trained with. Build the "
-            "model with the same pre-trained weights and freeze the same blocks to resume it"
+            f"model with the same pre-trained weights and freeze the same blocks to {verb} it"
         )
     return {**built, **saved}
 
@@ -116,7 +119,7 @@ def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
     user may have chosen is refused (:func:`~tunesmith.paths.refuse_planted`): the path is mostly read
     from a study, which whoever may write its database can change."""
     state = ckpt.load(path, planted=("checkpoint", PLANTED_FIX))
-    load_model_state(model, state["model"], state.get("model_meta"), repr(str(path)))
+    load_model_state(model, state["model"], state.get("model_meta"), repr(str(path)), verb="load")
     return model
 
 
@@ -240,7 +243,7 @@ def _kind(v: Any) -> str:
     return text if len(text) <= 40 else type(v).__name__
 
 
-def check_architecture(model: nn.Module, shapes: Mapping[str, list[int]], where: str) -> None:
+def check_architecture(model: nn.Module, shapes: Mapping[str, list[int]], where: str, *, verb: str = "resume") -> None:
     """Refuse a model whose tensors (names, shapes) are not the checkpoint's."""
     mine = {k: list(v.shape) for k, v in model.state_dict().items()}
     extra, missing = sorted(set(mine) - set(shapes)), sorted(set(shapes) - set(mine))
@@ -253,7 +256,8 @@ def check_architecture(model: nn.Module, shapes: Mapping[str, list[int]], where:
              f"shapes differ: {_few(differ)}" if differ else ""]
     raise CheckpointMismatch(
         f"{where} was written for another model architecture ({'; '.join(p for p in parts if p)}); "
-        "resume with the model it was trained with, or start a new run"
+        + ("resume with the model it was trained with, or start a new run" if verb == "resume" else
+           "load it into a model built as for training (build_model(trial.params): the same layers and sizes)")
     )
 
 
