@@ -462,7 +462,7 @@ def finish_promoted(run: Run) -> None:
 def _ask(run: Run, only: str | None) -> Trial | None:
     """The next trial to run (see :func:`run_one`), its budget unit settled: placed
     (a new trial, a waiting one) or given back (a resume continues a trial: n_trials
-    counts new ones; an exhausted search). ``only="promoted"`` takes no unit. The
+    counts new ones; a lost trial's copy run free; an exhausted search). ``only="promoted"`` takes no unit. The
     worker counts as running a trial from before the storage is asked (see Seat.quiet)."""
     budget = run.budget
     run.started(True)
