@@ -1464,6 +1464,12 @@ def test_a_held_trial_s_error_names_the_step_of_its_recorded_checkpoint_where_ol
     (held,) = ts.Study.load("s", url).trials
     assert held.state is ts.TrialState.PAUSED and sorted(held.intermediate) == [1, 2, 3], held
     assert held.attrs["checkpoint"].endswith("last-000000010.pt"), held.attrs  # 5 batches an epoch: step 2's
+    with pytest.raises(CheckpointError) as err:  # the disk still full: resumed, it replays step 3 and meets it again
+        study.optimize(obj, n_trials=0)
+    said = str(err.value)  # that run recorded no checkpoint of its own: the step was not known, and not said
+    assert "trial 0 (resumed after a pause) was paused again, its checkpoint and promotion kept, that of step 2 " \
+           "(the steps after it are trained again): once there is room" in said, said
+    assert ts.Study.load("s", url).trials[0].system.checkpoint_step == 2  # recorded with it, for the runs after
     (small_fs / "filler").unlink()
     study.optimize(obj, n_trials=0)
     (done,) = ts.Study.load("s", url).trials
@@ -1471,6 +1477,43 @@ def test_a_held_trial_s_error_names_the_step_of_its_recorded_checkpoint_where_ol
     ref.enqueue(done.params)
     ref.optimize(objective(lambda p: mlp(), DATA, base=base, checkpoint_root=tmp_path / "ref"), n_trials=1)
     assert done.state is ts.TrialState.COMPLETE and dict(done.intermediate) == dict(ref.trials[0].intermediate)
+
+
+def _saves_then_reports(folder: Path, marker: Path, trial: Any) -> float:
+    """An objective of its own that records each epoch's checkpoint before that epoch's report (saying the step it
+    holds), under a pruner that pauses; the disk at ``folder`` fills once epoch 2 is reported, so epoch 3's save
+    meets it."""
+    from test_faults_storage import _fill
+
+    for epoch in range(max(trial.start_step, 1), 5):
+        path = checkpoint.save(folder / f"t{trial.number}-{epoch}.pt", {"model": {}, "step": epoch})
+        trial.set_attr("checkpoint", str(path), step=epoch)
+        trial.report(1.0 / epoch, epoch)
+        if epoch == 2 and not marker.exists():
+            marker.touch()
+            _fill(folder)
+    return 0.0
+
+
+def test_a_checkpoint_recorded_before_its_step_s_report_is_named_by_the_step_it_holds(
+        small_fs: Path, tmp_path: Path) -> None:  # noqa: F811
+    """set_attr("checkpoint") before the report of the step it holds was taken to hold the step reported before
+    (the error said "that of step 1" of step 2's checkpoint); ``step=`` says which, and a step= for any other
+    attribute is refused by name."""
+    import functools
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    study = ts.Study({"x": ts.Float(0, 1)}, storage=url, name="s", sampler="random", seed=0, pruner=PauseAt(99))
+    with pytest.raises(CheckpointError) as err:
+        study.optimize(functools.partial(_saves_then_reports, checkpoint.secure_dir(small_fs / "ck"),
+                                         tmp_path / "filled"), n_trials=1)
+    said = str(err.value)
+    assert "trial 0 was paused at step 2, its last recorded checkpoint kept: once there is room" in said, said
+    (held,) = ts.Study.load("s", url).trials
+    assert held.system.checkpoint_step == 2 and held.attrs["checkpoint"].endswith("t0-2.pt"), held
+    trial = study.ask()
+    with pytest.raises(ValueError, match=r"set_attr\('note', \.\.\., step=3\): step= is the step a checkpoint holds"):
+        trial.set_attr("note", "x", step=3)
 
 
 class _FillsTheDiskAtValidation:

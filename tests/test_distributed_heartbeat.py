@@ -303,3 +303,134 @@ def test_a_worker_whose_trial_was_judged_lost_says_its_result_is_dropped(
     study.optimize(judged_lost_once, n_trials=2)
     assert ("trial 0 ended elsewhere while it ran here (worker lost: no heartbeat for 25 s (test); re-queued as "
             "trial 1): this run's result is not recorded") in caplog.text
+
+
+#: the first call: its optimize(n_trials=2) runs trial 0, then stops (SIGSTOP) as it runs trial 1, beating no more
+_STOPPED_CALL = """
+import os, signal, sys
+import tunesmith as ts
+study = ts.Study({"x": ts.Float(0, 1)}, storage=sys.argv[1], name="s", sampler="random", seed=0,
+                 heartbeat_interval=1, grace_period=2)
+def objective(trial):
+    if trial.number == 1:
+        os.kill(os.getpid(), signal.SIGSTOP)
+    return 0.5
+study.optimize(objective, n_trials=2)
+"""
+
+
+@pytest.mark.parametrize("executor", ["inline", "thread", "process"])
+def test_a_copy_of_a_trial_an_earlier_call_lost_is_not_one_of_the_next_call_s_n_trials(
+    executor: str, shared_storage_url: str, subprocess_env: dict[str, str]
+) -> None:
+    """A trial judged lost by its heartbeat is run again by the next call as a copy. That call must still run
+    n_trials trials of its own (the copy counted where the lost run took its unit), and the lost call, once it
+    goes on, gives back no unit for a run another call made good (it ran 2 trials, its lost one counted)."""
+    import contextlib
+    import signal
+    import subprocess
+
+    from tunesmith.exceptions import StudyNotFound
+
+    first = subprocess.Popen([sys.executable, "-c", _STOPPED_CALL, shared_storage_url], env=subprocess_env)
+    try:
+        end = time.monotonic() + 60
+        while time.monotonic() < end and first.poll() is None:
+            with contextlib.suppress(StudyNotFound):
+                trials = Study.load("s", shared_storage_url).trials
+                if len(trials) == 2 and trials[1].state is TrialState.RUNNING:
+                    break
+            time.sleep(0.1)
+        time.sleep(3)  # past the grace period
+        study = Study(SPACE, storage=shared_storage_url, name="s", sampler="random", seed=1, heartbeat_interval=1,
+                      grace_period=2, requeue_failed=True)
+        study.optimize(lambda t: 0.25, n_trials=3, n_jobs=1 if executor == "inline" else 2,
+                       executor=None if executor == "inline" else executor)
+        first.send_signal(signal.SIGCONT)
+        assert first.wait(60) == 0
+    finally:
+        first.kill()
+        first.wait()
+    trials = Study.load("s", shared_storage_url).trials
+    seen = [(t.number, t.state.value, t.value, t.system.retry_of, t.system.requeued_as) for t in trials]
+    lost = trials[1]
+    assert lost.state is TrialState.FAILED and lost.system.requeued_as is not None, seen
+    copy = trials[lost.system.requeued_as]
+    assert copy.state is TrialState.COMPLETE and copy.value == 0.25, seen
+    assert sum(t.value == 0.25 and t.system.retry_of is None for t in trials) == 3, seen  # the second call's own
+    assert [t.number for t in trials if t.value == 0.5] == [0], seen  # the first: trial 0, and its lost trial 1
+    assert copy.system.free, seen
+
+
+def _lost_with_copy(study: Study) -> Any:
+    """A new trial asked, then failed as lost and re-queued (as the heartbeat check does): its failed record."""
+    trial = study.ask()
+    study._heartbeat.finished(trial.number)
+    failed = study.fail_trial(trial.number, "worker lost: no heartbeat for 25 s (test)", requeue=True)
+    assert failed is not None and failed.system.unit_back
+    return failed
+
+
+def test_the_lost_run_s_refund_and_its_copy_s_free_run_are_one_compare_and_set(storage_url: str | None) -> None:
+    """Exactly one of the two counts a lost new trial: its call's refund, or a call that runs its copy free;
+    asked again, each says the same; a race of the two (threads, their own connections) gives one each time."""
+    import threading
+
+    study = Study(SPACE, storage=storage_url, name="cas", sampler="random", seed=0)
+    failed = _lost_with_copy(study)
+    assert study.refunds(failed) and study.refunds(failed)  # the lost run's call first: the copy counts where it runs
+    copy = study.ask()
+    assert copy.number == failed.system.requeued_as and not copy.record.system.free
+    assert study.refunds(failed)
+    study.tell(copy, 1.0)
+
+    failed = _lost_with_copy(study)
+    copy = study.ask()  # another call first: it runs the copy free, and the lost run stays counted
+    assert copy.number == failed.system.requeued_as and copy.record.system.free
+    assert not study.refunds(failed) and not study.refunds(failed)
+    study.tell(copy, 1.0)
+
+    other = study if storage_url is None else Study.load("cas", storage_url)
+    for _ in range(20):
+        failed = _lost_with_copy(study)
+        gate, out = threading.Barrier(2), {}
+
+        def refund(failed: Any = failed, gate: threading.Barrier = gate, out: dict[str, Any] = out) -> None:
+            gate.wait()
+            out["refunded"] = study.refunds(failed)
+
+        def run_copy(gate: threading.Barrier = gate, out: dict[str, Any] = out) -> None:
+            gate.wait()
+            out["copy"] = other.ask_waiting()
+
+        threads = [threading.Thread(target=refund), threading.Thread(target=run_copy)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert out["copy"] is not None and out["copy"].number == failed.system.requeued_as
+        assert out["refunded"] != out["copy"].record.system.free, out
+        assert study.refunds(failed) == out["refunded"]
+        other.tell(out["copy"], 1.0)
+
+
+def test_a_copy_an_older_tunesmith_made_counts_where_it_runs_and_its_lost_run_is_refunded(tmp_path: Path) -> None:
+    """An older tunesmith wrote no ``unit`` (a study file it made opens as before): its copy of a lost trial counts
+    in the call that runs it and the lost run's call gets its unit back, as then; a ``unit`` no tunesmith writes
+    is refused by name."""
+    from tunesmith.trial import SystemState
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    study = Study(SPACE, storage=url, name="old", sampler="random", seed=0)
+    failed = _lost_with_copy(study)
+    st = study.storage
+    made = st.get_trial(study._study_id, failed.system.requeued_as)
+    assert made.system.unit == "open"
+    old = made.replace(system=SystemState(retry_of=failed.number))  # as an older tunesmith queued it
+    assert st.update_trial(study._study_id, old, expect_state=TrialState.WAITING)
+    assert Study.load("old", url).trials[old.number].system == SystemState(retry_of=failed.number)
+    assert study.refunds(failed)
+    copy = study.ask()
+    assert copy.number == old.number and not copy.record.system.free
+    with pytest.raises(ValueError, match="'unit' must be one of .*'free'.*got 'gratis'"):
+        SystemState.from_dict({"retry_of": 1, "unit": "gratis"})

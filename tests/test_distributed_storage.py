@@ -65,7 +65,7 @@ def test_fail_running_stale_fails_and_requeues_keeping_reports(storage: Storage)
     assert failed.intermediate == {0: 0.5, 1: 0.25}
     assert failed.attrs == {} and failed.system == SystemState(requeued_as=copy.number)
     assert alive.state is TrialState.RUNNING
-    assert copy.state is TrialState.WAITING and copy.params == {"x": 1} and copy.system == SystemState(retry_of=0)
+    assert copy.state is TrialState.WAITING and copy.params == {"x": 1} and copy.system == SystemState(retry_of=0, unit="open")
     # the copy is popped like any queued trial; the failed record never changes again
     popped = claim_waiting(storage, sid, "h:3", lambda: 220.0)
     assert popped is not None and popped.number == copy.number and popped.state is TrialState.RUNNING

@@ -91,6 +91,16 @@ class SystemState:
             that ran out of GPU memory), with the same parameters.
         requeued_as: the copy that re-runs this failed trial.
         oom_retries: how many of this configuration's runs ran out of GPU memory.
+        unit: on a lost new trial's copy, who counts the run the copy makes
+            good, decided once by a compare-and-set on the waiting copy:
+            ``"open"`` (not yet), ``"refunded"`` (the lost run's call gave its
+            unit of ``n_trials`` back: the copy is one of the ``n_trials`` of the
+            call that runs it) or ``"free"`` (a call ran the copy taking no unit:
+            the lost run stays counted where it ran). ``None``: any other trial, or
+            a copy an older tunesmith made (it counts where it runs).
+        checkpoint_step: the step the checkpoint in ``attrs["checkpoint"]`` holds,
+            as recorded with it (``report(step, checkpoint=...)``, ``set_attr``).
+            ``None``: no checkpoint, or one an older tunesmith recorded.
     """
 
     resumed_step: int | None = None
@@ -101,6 +111,8 @@ class SystemState:
     retry_of: int | None = None
     requeued_as: int | None = None
     oom_retries: int = 0
+    unit: str | None = None
+    checkpoint_step: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The fields that differ from their defaults (what storages write)."""
@@ -116,22 +128,49 @@ class SystemState:
         if unknown:
             raise ValueError(f"trial system state has unknown keys {unknown}: written by a newer tunesmith?")
         for key, value in data.items():
-            want = str if key == "held" else int
+            want = str if key in _TEXT_FIELDS else int
             if value is not None and (isinstance(value, bool) or not isinstance(value, want)):
                 raise ValueError(f"trial system state {key!r} must be {want.__name__} or null, got {value!r}")
+        if data.get("unit") not in _UNITS:
+            raise ValueError(f"trial system state 'unit' must be one of {sorted(map(str, _UNITS - {None}))} or null, "
+                             f"got {data['unit']!r}")
         return cls(**data)
 
     @property
+    def free(self) -> bool:
+        """Whether this run of a lost trial's copy took no unit of ``n_trials`` (see ``unit``)."""
+        return self.unit == UNIT_FREE
+
+    @property
+    def took_unit(self) -> bool:
+        """Whether this run took a unit of ``n_trials``: a new or waiting trial's run (not a resume's, nor a
+        free copy's)."""
+        return not self.n_resumes and self.unit != UNIT_FREE
+
+    @property
     def unit_back(self) -> bool:
-        """Whether a lost run of this failed trial gives its unit of ``n_trials`` back: it was re-queued (its copy
-        takes a unit) and that run took one (a new trial's; a resume takes none, and gave none back)."""
-        return self.requeued_as is not None and not self.n_resumes
+        """Whether a lost run of this failed trial may give its unit of ``n_trials`` back: it was re-queued (its
+        copy takes a unit) and that run took one. Its copy decides whether it does (``unit``)."""
+        return self.requeued_as is not None and self.took_unit
+
+    def copy_of(self, number: int) -> SystemState:
+        """The bookkeeping of a lost trial ``number``'s waiting copy, this being the lost trial's: undecided
+        (``unit="open"``) where the lost run took a unit, else one that counts where it runs."""
+        return SystemState(retry_of=number, unit=UNIT_OPEN if self.took_unit else None)
 
     def replace(self, **changes: Any) -> SystemState:
         return dataclasses.replace(self, **changes)
 
 
 _SYSTEM_FIELDS = dataclasses.fields(SystemState)
+_TEXT_FIELDS = frozenset({"held", "unit"})
+#: a lost new trial's copy: who counts the lost run it makes good is not decided yet (:attr:`SystemState.unit`)
+UNIT_OPEN = "open"
+#: the lost run's call gave its unit back: the copy counts in the call that runs it
+UNIT_REFUNDED = "refunded"
+#: a call runs the copy taking no unit: the lost run stays counted
+UNIT_FREE = "free"
+_UNITS = frozenset({None, UNIT_OPEN, UNIT_REFUNDED, UNIT_FREE})
 #: the bookkeeping of a trial the study never resumed, held or re-queued (shared, immutable)
 NO_SYSTEM = SystemState()
 

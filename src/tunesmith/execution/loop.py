@@ -402,7 +402,7 @@ class Run:
     retired: bool = False
     lost: int = 0  # trials that were failed elsewhere while this worker ran them
     lost_trial: int | None = None  # the last of them that ended there for good (a Ray actor's answer names it)
-    resumes: int = 0  # paused trials its asks resumed, taking no unit (a Ray actor's answer says whether its call's was)
+    resumes: int = 0  # trials its asks resumed or ran free (a copy), taking no unit (a Ray actor's answer says whether its call's was)
     seat: Seat | None = None  # a forked worker's state, shared with its parent
     interrupted: str | None = None  # threads: the error of the trials an interrupt failed (then none starts)
     stopped: bool = False  # an interrupt came out of a trial's objective, and run_trial marked the trial failed
@@ -462,7 +462,7 @@ def finish_promoted(run: Run) -> None:
 def _ask(run: Run, only: str | None) -> Trial | None:
     """The next trial to run (see :func:`run_one`), its budget unit settled: placed
     (a new trial, a waiting one) or given back (a resume continues a trial: n_trials
-    counts new ones; an exhausted search). ``only="promoted"`` takes no unit. The
+    counts new ones; a lost trial's copy run free; an exhausted search). ``only="promoted"`` takes no unit. The
     worker counts as running a trial from before the storage is asked (see Seat.quiet)."""
     budget = run.budget
     run.started(True)
@@ -471,7 +471,7 @@ def _ask(run: Run, only: str | None) -> Trial | None:
         if KILL_POINT is not None and picked is not None:
             KILL_POINT(only)
         if picked is not None and only == "waiting":
-            budget.placed()
+            _settle_unit(run, picked)
         run.started(picked is not None)
         if picked is not None:
             run.seated()
@@ -487,14 +487,20 @@ def _ask(run: Run, only: str | None) -> Trial | None:
     run.seated()
     if KILL_POINT is not None:
         KILL_POINT("resumed" if trial.is_resumed else "asked")
-    if trial.is_resumed:
-        budget.give_back()
-        run.resumes += 1
-    else:
-        budget.placed()
+    _settle_unit(run, trial)
     if KILL_POINT is not None:
         KILL_POINT("seated")
     return trial
+
+
+def _settle_unit(run: Run, trial: Trial) -> None:
+    """The unit taken for ``trial``: placed, or given back where its run takes none (a resume, a lost trial's
+    copy run free: :attr:`SystemState.free`)."""
+    if trial.is_resumed or trial.record.system.free:
+        run.budget.give_back()
+        run.resumes += 1
+    else:
+        run.budget.placed()
 
 
 def run_one(run: Run, *, only: str | None = None) -> FrozenTrial | None:
@@ -555,22 +561,14 @@ def run_one(run: Run, *, only: str | None = None) -> FrozenTrial | None:
 
 def units_back(study: Study, ended: Iterable[FrozenTrial]) -> int:
     """How many of the trials ``ended`` as lost (here or elsewhere, as they ran) give their unit of ``n_trials``
-    back (:attr:`SystemState.unit_back`): not one whose copy is the out-of-memory retry its worker queued before
-    it died, which is one of the ``n_trials`` of the call that runs it, as when its worker lives. Read unsure
-    (a storage error): each re-queued one."""
+    back (:meth:`Study.refunds`: not where another call ran the copy free, nor where the copy is the
+    out-of-memory retry its worker queued before it died). Asked again, the same count. Read unsure (a storage
+    error): each re-queued one."""
     back = [t for t in ended if t.system.unit_back]
-    if not back:
-        return 0
     try:
-        trials = {t.number: t for t in study.trials}
+        return sum(study.refunds(t) for t in back)
     except StorageError:
         return len(back)
-    return sum(not _oom_retry(t, trials) for t in back)
-
-
-def _oom_retry(failed: FrozenTrial, trials: dict[int, FrozenTrial]) -> bool:
-    copy = None if failed.system.requeued_as is None else trials.get(failed.system.requeued_as)
-    return copy is not None and copy.system.oom_retries > failed.system.oom_retries
 
 
 def stopped_by(record: FrozenTrial, error: str) -> bool:

@@ -556,9 +556,9 @@ def _stopped_fate(stopped: tuple[int, str] | None) -> str:
 
 def _new_trial(lost: list[FrozenTrial]) -> bool:
     """Whether a dead worker's failed (or held) trials include a new one (not a resumed trial, which
-    goes back to paused): the trial a budget unit it held became. A new trial held back to paused to
+    goes back to paused, nor a lost trial's copy it ran free): the trial a budget unit it held became. A new trial held back to paused to
     resume from its checkpoint is one (it counts among the call's new trials; its resume takes no unit)."""
-    return any(not t.is_resumed for t in lost)
+    return any(not t.is_resumed and not t.system.free for t in lost)
 
 
 def _ended_since(study: Any, raised: BaseException | None) -> BaseException | None:

@@ -1212,8 +1212,8 @@ class _Driver:
             self._uncaught(out.raised or uncaught_error(None if record is None else record.number, out.error))
         if record is not None:
             actor.done.add(record.number)
-        if record.system.n_resumes if record is not None else out.resumed:  # (ended elsewhere: no record)
-            self.budget.give_back()  # a promotion continued a trial; n_trials counts new ones
+        if not record.system.took_unit if record is not None else out.resumed:  # (ended elsewhere: no record)
+            self.budget.give_back()  # a promotion continued a trial, or a lost trial's copy ran free: n_trials counts new ones
         self._refunded(actor, out)
         if out.exhausted:
             self.budget.give_back()
@@ -1390,7 +1390,7 @@ class _Driver:
         # (one may have ended just before the actor died, its answer lost with it); in memory,
         # not a resumed trial's either: its answer would have given its unit back (a resume takes none)
         unanswered = [] if self.memory else self._started_unanswered(actor, ended)
-        new = [t for t in ended if t.state is TrialState.FAILED and not t.system.n_resumes]
+        new = [t for t in ended if t.state is TrialState.FAILED and t.system.took_unit]
         used = len(new) if self.memory else len(unanswered)
         # a re-queued trial runs again under this call's budget: its failed attempt is not counted
         # (a lost copy is not copied again: it gives no unit back), nor is one that another process failed and
@@ -1412,8 +1412,8 @@ class _Driver:
         if not actor.worker:
             return []
         trials = {t.number: t for t in self.study.trials[self.first:]}
-        mine = {n for n, t in trials.items() if t.worker == actor.worker and not t.system.n_resumes}
-        mine |= {t.number for t in ended if t.number >= self.first and not t.system.n_resumes}
+        mine = {n for n, t in trials.items() if t.worker == actor.worker and t.system.took_unit}
+        mine |= {t.number for t in ended if t.number >= self.first and t.system.took_unit}
         return [trials[n] for n in sorted(mine - actor.done) if n in trials]
 
     def _retire(self, actor: _Actor) -> None:

@@ -451,7 +451,7 @@ class Storage(ABC):
         at = claim
         for _ in range(3):  # another call queued the copy a moment ago: read again
             made = self.create_trial(study_id, params=failed.params, state=TrialState.WAITING, claim=at,
-                                     system=SystemState(retry_of=failed.number))  # fmt: skip
+                                     system=failed.system.copy_of(failed.number))  # fmt: skip
             if made is not None:
                 return made, made.number
             copies = [t for t in self.get_trials(study_id, min_number=failed.number + 1)

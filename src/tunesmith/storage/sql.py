@@ -1779,7 +1779,7 @@ class SQLStorage(Storage):
         ``confirm()`` asked once it holds the write lock."""
         token = uuid.uuid4().hex
         copy = FrozenTrial(number=0, state=TrialState.WAITING, params=dict(failed.params),
-                           system=SystemState(retry_of=failed.number))  # fmt: skip
+                           system=failed.system.copy_of(failed.number))  # fmt: skip
         tried = [False]
 
         def record(number: int) -> tuple[FrozenTrial, dict[str, Any]]:

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 from ..storage import Storage
 from ..storage.base import still_lost, taken_back
-from ..trial import FrozenTrial, SystemState, TrialState
+from ..trial import UNIT_FREE, UNIT_OPEN, UNIT_REFUNDED, FrozenTrial, SystemState, TrialState
 
 #: a trial whose worker dies each time it is resumed is held at most this often, then failed
 MAX_HOLDS = 3
@@ -132,10 +132,36 @@ def claim_waiting(storage: Storage, study_id: int, worker: str, clock: Callable[
             return None
         now = clock()
         for rec in queue:
-            running = start(rec, worker, now)
-            if storage.update_trial(study_id, running, expect_state=TrialState.WAITING):
+            running, same = start(rec, worker, now), None
+            if rec.system.unit == UNIT_OPEN:  # a lost new trial's copy whose lost run was not refunded (yet):
+                running = running.replace(system=rec.system.replace(unit=UNIT_FREE))  # this run takes no unit,
+                same = _unit_is(UNIT_OPEN)  # unless the lost run's call refunds it first (:func:`claim_refund`)
+            if storage.update_trial(study_id, running, expect_state=TrialState.WAITING, expect=same):
                 return running
-        # every one was taken by other workers meanwhile: read the queue again
+        # every one was taken by other workers meanwhile (or refunded): read the queue again
+
+
+def claim_refund(storage: Storage, study_id: int, failed: FrozenTrial) -> bool:
+    """Whether the call whose run of ``failed`` was lost (:attr:`SystemState.unit_back`) gets its unit of
+    ``n_trials`` back: decided with its waiting copy in one compare-and-set against :func:`claim_waiting`,
+    which runs the copy free of any unit instead; exactly one of the two counts the lost run. Asked again,
+    the same answer. No where the copy is the out-of-memory retry its worker queued before it died (one of the
+    ``n_trials`` of the call that runs it, as when its worker lives); yes for a copy an older tunesmith made."""
+    number = failed.system.requeued_as
+    assert number is not None, "only a re-queued trial's lost run is refunded"
+    while True:
+        copy = storage.get_trial(study_id, number)
+        if copy.system.oom_retries > failed.system.oom_retries:
+            return False
+        if copy.system.unit != UNIT_OPEN or copy.state is not TrialState.WAITING:
+            return copy.system.unit != UNIT_FREE
+        refunded = copy.replace(system=copy.system.replace(unit=UNIT_REFUNDED))
+        if storage.update_trial(study_id, refunded, expect_state=TrialState.WAITING, expect=_unit_is(UNIT_OPEN)):
+            return True
+
+
+def _unit_is(unit: str) -> Callable[[FrozenTrial], bool]:
+    return lambda stored: stored.system.unit == unit
 
 
 def claim_paused(storage: Storage, study_id: int, rec: FrozenTrial, worker: str, now: float) -> FrozenTrial | None:

@@ -931,7 +931,7 @@ class Study:
                 # a new one of its type would call a subclass's own __init__, which may take other arguments)
                 exc.args = (f"{exc}; " + (
                     f"trial {trial.number} (resumed after a pause) was paused again, its checkpoint and promotion kept"
-                    if trial.record.is_resumed else f"trial {trial.number} was paused at step "
+                    f"{_checkpoint_of(trial)}" if trial.record.is_resumed else f"trial {trial.number} was paused at step "
                     f"{trial.record.last_step}, its last recorded checkpoint kept{_checkpoint_of(trial)}") + (
                     ": once there is room, the next optimize resumes it first"),)
             raise
@@ -1043,6 +1043,12 @@ class Study:
             self._study_id, lifecycle.unstart(rec), expect_state=TrialState.RUNNING
         )
 
+    def refunds(self, failed: FrozenTrial) -> bool:
+        """Whether the ``optimize`` call whose run of re-queued ``failed`` was lost gives that run's unit of
+        ``n_trials`` back (its copy then counts where it runs), rather than a call running the copy free of any
+        unit: decided once, by whichever of the two comes first (:func:`lifecycle.claim_refund`)."""
+        return failed.system.unit_back and lifecycle.claim_refund(self._storage, self._study_id, failed)
+
     def requeue(self, trial: FrozenTrial | int, *, oom: bool = False) -> int | None:
         """Queue a copy of finished ``trial`` with the same parameters, pointing back to
         it (``system.retry_of``; ``oom``: it ran out of GPU memory, counted in
@@ -1056,7 +1062,8 @@ class Study:
         elsewhere, e.g. in a worker without storage access); its state and bookkeeping are the study's."""
         stored = self._check_owner(self.name, record)
         progress = stored.replace(intermediate=dict(record.intermediate), attrs=dict(record.attrs),
-                                  worker=record.worker or stored.worker, started=record.started or stored.started)
+                                  worker=record.worker or stored.worker, started=record.started or stored.started,
+                                  system=stored.system.replace(checkpoint_step=record.system.checkpoint_step))
         self._storage.update_trial(self._study_id, progress, expect_state=stored.state)
 
     @property
@@ -1224,8 +1231,9 @@ class Study:
 
 def _checkpoint_of(trial: Trial) -> str:
     """The step of the checkpoint a trial stopped on a full disk goes on from, where older than its last report
-    (``checkpoint_every`` skipped the validations after it): said, as the steps after it are trained again."""
-    at, last = trial._checkpoint_step, trial.record.last_step
+    (``checkpoint_every`` skipped the validations after it, or a resumed run replays them): said, as the steps
+    after it are trained again. As recorded with the checkpoint, in this run or an earlier one."""
+    at, last = trial.record.system.checkpoint_step, trial.record.last_step
     return "" if at is None or last is None or at >= last else f", that of step {at} (the steps after it are trained again)"
 
 

@@ -39,7 +39,6 @@ class Trial:
         self.study = study
         self._record = record
         self._last_decision = Decision.CONTINUE
-        self._checkpoint_step: int | None = None  # the last step reported as this handle recorded a checkpoint
 
     @property
     def number(self) -> int:
@@ -118,13 +117,13 @@ class Trial:
                 + "; steps must increase (report each step once)"
             )
         inter = {**self._record.intermediate, step: v}
-        attrs = self._record.attrs
-        if checkpoint is not None:
-            where = os.fspath(checkpoint) if isinstance(checkpoint, os.PathLike) else checkpoint
-            attrs = {**attrs, **json_attrs({"checkpoint": where}, f"trial {self.number}: report(checkpoint=...)")}
-        self._write(self._record.replace(intermediate=inter, attrs=attrs, heartbeat=self._now()))
-        if checkpoint is not None:
-            self._checkpoint_step = step
+        if checkpoint is None:
+            self._write(self._record.replace(intermediate=inter, heartbeat=self._now()))
+            return
+        where = os.fspath(checkpoint) if isinstance(checkpoint, os.PathLike) else checkpoint
+        attrs = {**self._record.attrs, **json_attrs({"checkpoint": where}, f"trial {self.number}: report(checkpoint=...)")}
+        system = self._record.system.replace(checkpoint_step=step)
+        self._write(self._record.replace(intermediate=inter, attrs=attrs, heartbeat=self._now(), system=system))
 
     def should_prune(self) -> bool:
         """Whether the study's pruner says to stop this trial now.
@@ -184,15 +183,22 @@ class Trial:
         """The study's bookkeeping of this trial (resumes, re-queues; read-only)."""
         return self._record.system
 
-    def set_attr(self, key: str, value: Any) -> None:
+    def set_attr(self, key: str, value: Any, *, step: int | None = None) -> None:
         """Store a JSON-serializable attribute with the trial (checkpoint path, notes).
 
         These are the user's own: the study's bookkeeping (resumes, re-queues) is in
-        ``record.system``, which no attribute can change."""
+        ``record.system``, which no attribute can change. ``step``, for ``"checkpoint"`` only:
+        the step that checkpoint holds (default: the last one reported), which the study names
+        where a trial goes on from it (``record.system.checkpoint_step``)."""
         plain = json_attrs({key: value}, f"trial {self.number}: set_attr")
-        self._write(self._record.replace(attrs={**self._record.attrs, **plain}))
-        if key == "checkpoint":  # saved after the last report (a pause's own, say)
-            self._checkpoint_step = self._record.last_step
+        record = self._record.replace(attrs={**self._record.attrs, **plain})
+        if key == "checkpoint":
+            held = self._record.last_step if step is None else _as_step(step, self.number)
+            record = record.replace(system=record.system.replace(checkpoint_step=held))
+        elif step is not None:
+            raise ValueError(f"trial {self.number}: set_attr({key!r}, ..., step={step!r}): step= is the step a "
+                             "checkpoint holds, for set_attr('checkpoint', path, step=...) only")
+        self._write(record)
 
     def _write(self, record: FrozenTrial) -> None:
         if self._record.state is TrialState.PAUSED:

@@ -203,7 +203,7 @@ class _Reporter:
         value = monitored(record, self.monitor)
         if last is not None and step <= last or not math.isfinite(value):
             if new is not None:  # no report goes with it: an older checkpoint than the reports replays them
-                self.trial.set_attr("checkpoint", new)
+                self.trial.set_attr("checkpoint", new, step=step)
             if last is not None and step <= last:
                 return  # resumed from an older checkpoint: replays validations reported (and decided) before
             # a diverged run (NaN/inf weights) cannot recover: stop it, keep its best so far
