@@ -434,3 +434,80 @@ def test_a_copy_an_older_tunesmith_made_counts_where_it_runs_and_its_lost_run_is
     assert copy.number == old.number and not copy.record.system.free
     with pytest.raises(ValueError, match="'unit' must be one of .*'free'.*got 'gratis'"):
         SystemState.from_dict({"retry_of": 1, "unit": "gratis"})
+
+# a run of two worker processes whose trials hang once started (each leaves a file), killed whole by the test
+_KILLED_WHOLE = """
+import os, sys, time
+import tunesmith as ts
+
+def hangs(trial):
+    open(os.path.join(sys.argv[2], str(trial.number)), "w").close()
+    time.sleep(600)
+    return 0.0
+
+study = ts.Study({"x": ts.Float(0, 1)}, sampler="random", seed=0, storage=sys.argv[1], name="h",
+                 heartbeat_interval=0.2, grace_period=60, requeue_failed=True)
+if sys.argv[2] == "again":  # the run started again: its trials end at once
+    study.optimize(lambda trial: trial.params["x"], n_trials=2)
+else:
+    study.optimize(hangs, n_trials=4, n_jobs=2)
+"""
+
+
+def test_a_run_killed_whole_and_started_again_at_once_takes_its_trials_back(
+    tmp_path: Path, subprocess_env: dict[str, str]
+) -> None:
+    """A run SIGKILLed with its worker processes (the OOM killer, a killed job) and started again within its
+    grace left both trials ``running`` through the whole next run, which said nothing of them (a grid's run
+    then said "every configuration has been tried" without them); they were failed only by a run going a
+    grace (60 s) after their last beat. Their processes of this machine no longer run and beat last before
+    this process started: they are lost now, and their copies run in this call."""
+    import signal
+    import subprocess
+
+    url, marks = f"sqlite:///{tmp_path / 'h.db'}", tmp_path / "started"
+    marks.mkdir()
+    (tmp_path / "run.py").write_text(_KILLED_WHOLE)
+    run = subprocess.Popen([sys.executable, str(tmp_path / "run.py"), url, str(marks)], env=subprocess_env,
+                           start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while len(os.listdir(marks)) < 2 and time.monotonic() < deadline and run.poll() is None:
+            time.sleep(0.02)
+    finally:
+        os.killpg(run.pid, signal.SIGKILL)
+        run.wait()
+    assert sorted(os.listdir(marks)) == ["0", "1"]
+    time.sleep(0.5)  # past two beats; the grace (60 s) is far off
+    again = subprocess.run([sys.executable, str(tmp_path / "run.py"), url, "again"], env=subprocess_env,
+                           capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    trials = Study.load("h", url).trials
+    assert [t.state for t in trials] == [TrialState.FAILED] * 2 + [TrialState.COMPLETE] * 2
+    assert [t.system.requeued_as for t in trials[:2]] == [2, 3]
+    assert [t.params for t in trials[2:]] == [t.params for t in trials[:2]]
+    assert "no longer runs" in (trials[0].error or "")
+    assert "(its process no longer runs); re-queued as trial" in again.stderr
+
+
+def test_a_beating_trial_of_a_process_of_this_machine_that_no_longer_runs_is_left_to_the_grace(
+    tmp_path: Path,
+) -> None:
+    """The host name and pid a trial names may be another machine's of the same name (containers sharing
+    their host's): a trial still beating, or one whose last beat came after the study was opened here (a
+    sibling worker that died now: its parent holds or fails that trial), is left to the grace."""
+    import socket
+    import subprocess
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    study = Study(SPACE, storage=f"sqlite:///{tmp_path / 'h.db'}", name="h", sampler="random",
+                  heartbeat_interval=0.2, grace_period=60)
+    st, sid, opened = study._storage, study._study_id, study._heartbeat.opened
+    rec = st.create_trial(sid, params={"x": 0.5}, worker=f"{socket.gethostname()}:{gone.pid}")
+    assert rec is not None
+    for beat, state in ((st.clock(), TrialState.RUNNING), (opened + 0.1, TrialState.RUNNING),
+                        (opened - 1.0, TrialState.FAILED)):
+        st.heartbeat(sid, [rec.number], beat)
+        study._heartbeat.reap(force=True)
+        assert study.trials[rec.number].state is state, beat

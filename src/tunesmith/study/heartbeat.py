@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..storage import Storage
+from ..storage.base import local_pid, worker_gone
 from ..trial import FrozenTrial, TrialState
 from .lifecycle import fail_lost
 
@@ -158,6 +159,7 @@ def excused(beat: float, outages: Sequence[tuple[float, float]], *, now: float, 
 
 
 LOST = "worker lost: no heartbeat for {grace:g} s (process killed or machine lost)"
+GONE = "worker lost: its process {pid} of this machine no longer runs (killed, with the run that started it)"
 
 
 #: Held by a heartbeat thread while it writes, and by any thread that forks
@@ -178,6 +180,7 @@ class Heartbeat:
         self.storage = storage
         self.study_id = study_id
         self.config = config
+        self.opened = time.time()  # kept by a forked worker: its siblings' beats come after it
         self._reset()
 
     def _reset(self) -> None:
@@ -240,17 +243,38 @@ class Heartbeat:
         outages = self.storage.outages()  # after the trials: that read may itself have waited one out
         stale = [t for t in running if (t.heartbeat or 0.0) < now - cfg.grace
                  and not excused(t.heartbeat or 0.0, outages, now=now, grace=cfg.grace)]  # fmt: skip
-        if not stale:
+        gone = [t for t in running if t not in stale and self._gone_before_us(t, now)]
+        if not stale and not gone:
             return []
         grace = cfg.grace
 
         def confirm(t: FrozenTrial) -> bool:  # in the write: it may have waited out a lock the beats met too
             return not excused(t.heartbeat or 0.0, self.storage.outages(), now=now, grace=grace)
 
-        lost = fail_lost(self.storage, self.study_id, stale, error=LOST.format(grace=cfg.grace), now=now,
-                         requeue=cfg.requeue, dead=False, once=True, judged=True, confirm=confirm)  # fmt: skip
+        lost = self._fail(stale, LOST.format(grace=cfg.grace), now, confirm)
+        for t in gone:  # judged in the write too: a beat since (a live worker after all) leaves it running
+            lost += self._fail([t], GONE.format(pid=local_pid(t.worker)), now, None, " (its process no longer runs)")
+        return lost
+
+    def _gone_before_us(self, trial: FrozenTrial, now: float) -> bool:
+        """Whether ``trial``'s worker is a process of this machine that no longer runs and wrote its last beat
+        before this study was opened here (a run killed whole, its workers with it): lost now, not a grace
+        later, so a run started again at once takes its trials back. Not a sibling worker that died as this
+        one ran (its parent holds or fails that trial), nor, with a beat within two intervals, a live worker
+        of another machine of the same host name."""
+        assert self.config.interval is not None
+        opened = self.opened + now - time.time()  # by the storage's clock, which wrote the beats
+        beat = trial.heartbeat or 0.0
+        return beat < min(opened, now - 2 * self.config.interval) and worker_gone(trial.worker)
+
+    def _fail(self, trials: list[FrozenTrial], error: str, now: float,
+              confirm: Callable[[FrozenTrial], bool] | None, why: str = "") -> list[FrozenTrial]:
+        if not trials:
+            return []
+        lost = fail_lost(self.storage, self.study_id, trials, error=error, now=now, requeue=self.config.requeue,
+                         dead=False, once=True, judged=True, confirm=confirm)  # fmt: skip
         for t in lost:
             again = f"; re-queued as trial {t.system.requeued_as}" if t.system.requeued_as is not None else ""
             # %r: a name read from the database, its terminal escapes shown, never sent to the terminal
-            logger.warning("trial %d: worker %r lost%s", t.number, t.worker, again)
+            logger.warning("trial %d: worker %r lost%s%s", t.number, t.worker, why, again)
         return lost
