@@ -578,7 +578,8 @@ def test_a_huge_choice_is_cut_in_the_report_s_tables_and_plots_as_in_show() -> N
 
 
 @pytest.mark.slow
-def test_long_names_of_parallel_coordinates_are_titles_in_lines_apart_in_the_page(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+def test_long_names_of_parallel_coordinates_are_titles_in_lines_apart_in_the_page(
+        tmp_path: Path, request: pytest.FixtureRequest) -> None:
     """plotly drew each parallel axis' title on one line: six names of 28 to 48 characters overlapped by 3 pairs
     in a page 1200 px wide. Now each is cut into at most 3 lines as wide as the space between two axes of a
     figure 700 px wide, and again by the page to the width it draws the figure at (below 700 px they overlapped:
@@ -601,7 +602,8 @@ def test_long_names_of_parallel_coordinates_are_titles_in_lines_apart_in_the_pag
 
 
 
-def test_a_parallel_axis_dragged_elsewhere_keeps_its_own_title_when_the_page_cuts_titles_again(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+def test_a_parallel_axis_dragged_elsewhere_keeps_its_own_title_when_the_page_cuts_titles_again(
+        tmp_path: Path, request: pytest.FixtureRequest) -> None:
     """The page cut each parallel axis' title again from the names in their first order (``layout.meta.axes``), but
     a reader who drags an axis elsewhere reorders the figure's dimensions: at the next redraw (the window resized)
     each moved axis was titled with another parameter's name. Now each axis' name travels with it."""
@@ -645,7 +647,8 @@ def test_a_parallel_axis_dragged_elsewhere_keeps_its_own_title_when_the_page_cut
         assert by_values[values].startswith(lines[0]) and len(lines) > 1, (by_values[values], lines)
 
 
-def test_a_slice_of_long_choices_draws_them_in_lines_apart_in_the_page(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+def test_a_slice_of_long_choices_draws_them_in_lines_apart_in_the_page(
+        tmp_path: Path, request: pytest.FixtureRequest) -> None:
     """Six choices of 152 characters were each one rotated line in the HTML slice, which plotly's margin
     squeezed to a strip of 50 px. Now each tick is at most 3 lines of 20 columns (the first, "…", the end;
     its hover keeps the whole choice): measured in the browser, the labels are apart and the plot keeps its height."""
@@ -677,7 +680,8 @@ def test_a_slice_of_long_choices_draws_them_in_lines_apart_in_the_page(tmp_path:
     assert plot > 200, plot
 
 
-def test_a_compare_legend_of_a_long_name_leaves_the_plot_its_width_in_the_page(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+def test_a_compare_legend_of_a_long_name_leaves_the_plot_its_width_in_the_page(
+        tmp_path: Path, request: pytest.FixtureRequest) -> None:
     """plotly drew a comparison's legend entry whole on one line: a sampler's name of 300 characters made the
     legend wider than the page and the plot a sliver. Now the entry is in lines (as the data layer cuts it):
     measured in the browser, the legend is under a third of the figure and the plot keeps most of it."""
@@ -735,7 +739,8 @@ LIVE_UPDATE_WHILE_RESIZED = """async ([kind, fig]) => {
 }""".replace("STILL", STILL)
 
 
-def test_a_plot_resized_during_a_live_update_is_cut_for_the_width_it_is_drawn_at(tmp_path: Path, chromium: Pages) -> None:
+def test_a_plot_resized_during_a_live_update_is_cut_for_the_width_it_is_drawn_at(
+        tmp_path: Path, chromium: Pages) -> None:
     """A redraw that came while the page's last cut was being drawn (a window resized during a live update) was
     dropped: the title, and a parallel plot's axis titles, stayed cut for the width before (1,200 px on a plot
     of 400). Each fitter now cuts again once its own redraw is done. The parallel plot's study has a short name,
@@ -770,7 +775,8 @@ TITLE_LEGEND_PLOT = """() => [...document.querySelectorAll('.js-plotly-plot')].m
 
 
 @pytest.mark.parametrize("name", ["adam", "long name"])
-def test_a_plot_s_title_legend_and_plot_stay_apart_as_the_window_is_resized(tmp_path: Path, name: str, chromium: Pages) -> None:
+def test_a_plot_s_title_legend_and_plot_stay_apart_as_the_window_is_resized(
+        tmp_path: Path, name: str, chromium: Pages) -> None:
     """Re-cut to more lines as the window narrowed, a title ran over the legend written in rows above a plot with
     a colour bar (Adam in action at 400 and 700 px: its four entries in four rows, up over the title's two
     lines); and a figure grown for a title of more lines kept that height once the window was wide again (the
@@ -804,7 +810,8 @@ def test_a_plot_s_title_legend_and_plot_stay_apart_as_the_window_is_resized(tmp_
     assert [f["area"] for f in drawn[3, 390]] == [f["area"] for f in drawn[2, 400]], drawn  # titles alike: plots too
 
 
-def test_a_figure_shown_outside_tunesmith_s_pages_is_cut_for_the_width_it_is_given(tmp_path: Path, chromium: Pages) -> None:
+def test_a_figure_shown_outside_tunesmith_s_pages_is_cut_for_the_width_it_is_given(
+        tmp_path: Path, chromium: Pages) -> None:
     """``to_plotly``'s figure shown in a notebook or written by the user's own ``fig.write_html`` has no page
     script to cut its title again: it was cut for 700 px whatever width the user drew it at (a title of 400 px
     ran past the edge of a figure of 400, a parallel plot's axis titles into each other). ``width=`` sets the
