@@ -4,6 +4,7 @@ that lets a page reach only the allowed addresses and records every other reques
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -31,6 +32,30 @@ def browser_or_skip() -> Any:
             pytest.fail(f"CI must run the browser tests: install {missing}")
         pytest.skip(f"needs {missing}")
     return sync_api
+
+
+class Pages:
+    """A test's own contexts and pages in its module's chromium (the ``chromium`` fixture), closed at its end:
+    nothing a page holds (cookies, storage, routes, its viewport) reaches the next test."""
+
+    def __init__(self, browser: Any) -> None:
+        self.browser = browser
+        self.contexts: list[Any] = []
+
+    def new_context(self, **options: Any) -> Any:
+        context = self.browser.new_context(**options)
+        self.contexts.append(context)
+        return context
+
+    def new_page(self, **options: Any) -> Any:
+        return self.new_context(**options).new_page()
+
+    def close(self) -> None:
+        """Close the pages opened so far (before a server they reach stops, as a browser of their own was)."""
+        for context in self.contexts:
+            with contextlib.suppress(Exception):  # the browser gone: its contexts with it
+                context.close()
+        self.contexts.clear()
 
 
 def only(allowed: tuple[str, ...], outside: list[str]) -> Callable[[Any], None]:
@@ -68,3 +93,34 @@ def assert_parallel_titles_apart(pages: Sequence[tuple[list[list[float]], float,
         boxes.sort()
         assert len(boxes) == 7 and all(a[1] <= b[0] for a, b in zip(boxes, boxes[1:], strict=False)), (width, boxes)
         assert boxes[0][0] >= 0 and boxes[-1][1] <= width and max(b[2] for b in boxes) < ticks, (boxes, ticks, width)
+
+
+#: true once every figure of the page is drawn and still: no resize waiting on plotly's timer, no title or axes
+#: cut (or column switch) in flight, and the same sizes and titles for ``ms``
+STILL = """(ms) => {
+  const gds = [...document.querySelectorAll('.js-plotly-plot')];
+  const fits = typeof tunesmithFitTitles === 'function';
+  const busy = gds.some((gd) => !gd._fullLayout || gd._resolveResize || gd.tunesmithFitting || gd.tunesmithRefit ||
+    gd.tunesmithFittingAxes || gd.tunesmithRefitAxes || gd.tunesmithStacking || (fits && !gd.tunesmithFitted));
+  const now = JSON.stringify([window.innerWidth, ...gds.map((gd) => {
+    const box = gd.getBoundingClientRect(), full = gd._fullLayout || {};
+    return [box.width, box.height, full.width, full.height, gd.layout && gd.layout.title && gd.layout.title.text,
+            full.margin && full.margin.t, gd.querySelectorAll('.axis-title').length];
+  })]);
+  const seen = window.tunesmithStill || (window.tunesmithStill = {});
+  if (busy || seen.last !== now) { seen.last = now; seen.since = performance.now(); return false; }
+  return performance.now() - seen.since >= ms;
+}"""
+
+
+def settled(page: Any, width: int | None = None) -> None:
+    """Return once the page's figures are drawn and still (:data:`STILL`), the window first resized to
+    ``width`` px (900 high) where given: in place of a fixed wait, as long as a loaded machine needs and
+    no longer where it is idle."""
+    page.evaluate("window.tunesmithStill = null")  # still from now on, not since an earlier wait
+    if width is not None and page.evaluate("window.innerWidth") != width:  # the same width fires no resize
+        page.evaluate("window.tunesmithResized = false;"
+                      " window.addEventListener('resize', () => { window.tunesmithResized = true; }, {once: true})")
+        page.set_viewport_size({"width": width, "height": 900})
+        page.wait_for_function("window.tunesmithResized", timeout=30_000)
+    page.wait_for_function(STILL, arg=400, polling=50, timeout=30_000)

@@ -10,6 +10,7 @@ name and a function ``(request, tmp_path) -> url`` (``None`` means in memory).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import shutil
@@ -157,6 +158,7 @@ def subprocess_env() -> dict[str, str]:
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from browser import BROWSER_ARGS, CHROMIUM, Pages, browser_or_skip  # noqa: E402
 from pg import PostgresServer, PostgresUnavailable  # noqa: E402
 
 _db_numbers = itertools.count()
@@ -164,6 +166,39 @@ _db_numbers = itertools.count()
 # The command line's tables take their width from COLUMNS when it is set (else the width they need when
 # not writing to a terminal); pytest-xdist's workers set COLUMNS=80, which the table tests do not expect.
 os.environ.pop("COLUMNS", None)
+
+
+@pytest.fixture(scope="module")
+def _module_chromium() -> Iterator[Callable[[], Any]]:
+    """One headless chromium for a module's browser tests, started again if it went away: a driver and a
+    browser started per test took 1-2 s of each (5-9 s on a loaded machine). Playwright's sync API holds the
+    thread's event loop as running while it is started, so a module that uses it must take every browser from
+    ``chromium`` and run no ``asyncio.run`` of its own in this thread."""
+    sync_api = browser_or_skip()
+    with sync_api.sync_playwright() as pw:
+        held: list[Any] = []
+
+        def browser() -> Any:
+            if not held or not held[-1].is_connected():
+                held.append(pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS))
+            return held[-1]
+
+        try:
+            yield browser
+        finally:
+            for b in held:
+                with contextlib.suppress(Exception):
+                    b.close()
+
+
+@pytest.fixture
+def chromium(_module_chromium: Callable[[], Any]) -> Iterator[Pages]:
+    """The test's own pages in its module's headless chromium (Debian's, driven by Playwright), closed after it."""
+    pages = Pages(_module_chromium())
+    try:
+        yield pages
+    finally:
+        pages.close()
 
 
 @pytest.fixture(scope="session")

@@ -541,8 +541,8 @@ def test_a_run_that_finds_every_numbered_earlier_folder_of_its_second_taken_move
 ) -> None:
     """Before: set_aside tried earlier-<time>, then -2 to -998, and moved into earlier-<time>-999 whatever it was:
     a folder there (another run's, set aside before) had its best.pt replaced by this one. The numbers go on.
-    The folders are made for a second to come, and the move starts as it begins (rev149: made for the 9 seconds
-    around the test's start, 9,000 folders that set_aside scans twice, a loaded machine's test ran past them)."""
+    The folders are made for a second to come, and the move starts as it begins (made for the 9 seconds around
+    the test's start, 9,000 folders that set_aside scans twice, a loaded machine's test ran past them)."""
     for attempt in range(1, 4):
         if _all_of_a_second_taken(tmp_path / f"try-{attempt}", lead=2 * attempt):
             return
@@ -1992,7 +1992,7 @@ def test_a_checkpoint_folder_another_user_locked_is_refused_naming_that_user_not
     "being written by another run now (another process, or another Trainer of this one)", which no run of the
     user's was, for as long as the other user's process lived. Now the refusal names that process and its user,
     and says what to do. ``taker_ends``: the process that took the lock forked and ended (a daemon's start), its
-    child holding the lock under no pid /proc/locks names: it was refused as "another run" again (rev149)."""
+    child holding the lock under no pid /proc/locks names: it was refused as "another run" too."""
     d = Path(tempfile.mkdtemp(prefix="tunesmith-locked-", dir="/tmp"))  # a folder another user can reach
     try:
         d.chmod(0o755)

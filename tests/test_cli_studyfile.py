@@ -1182,7 +1182,7 @@ def test_ctrl_c_or_sigterm_fails_the_running_trials_and_exits_128_plus_the_signa
     assert len(trials) == int(jobs) and all(t.state.value == "failed" and "interrupted" in (t.error or "")
                                             for t in trials), [(t.state, t.error) for t in trials]
     # each trial says what stopped it (a SIGTERM was recorded as a KeyboardInterrupt; with --n-jobs 2, in the
-    # worker processes, which the command stops with a Ctrl-C of their own, until the left7 pass)
+    # worker processes, which the command stops with a Ctrl-C of their own)
     # SIGHUP (the terminal closed, as an ssh session dropping) killed the command, its trials left running
     assert {t.error for t in trials} == {"interrupted (KeyboardInterrupt)" if sig == "SIGINT" else
                                          f"interrupted ({sig.split()[0]})"}

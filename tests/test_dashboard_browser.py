@@ -21,7 +21,7 @@ from typing import Any
 
 import browser as in_browser
 import pytest
-from browser import ARTIFACTS, BROWSER_ARGS, CHROMIUM, browser_or_skip, only
+from browser import ARTIFACTS, Pages, only
 from pg import free_port
 
 pytest.importorskip("starlette")
@@ -79,36 +79,32 @@ def _wait_up(base: str, proc: subprocess.Popen[bytes]) -> None:
 
 
 @pytest.mark.slow
-def test_the_dashboard_shows_a_running_study_live_in_a_browser(served: tuple[str, str]) -> None:
-    sync_api = browser_or_skip()
+def test_the_dashboard_shows_a_running_study_live_in_a_browser(served: tuple[str, str], chromium: Pages) -> None:
     base, url = served
     done = threading.Event()
     runner = threading.Thread(target=_run_until, args=(url, done))
     outside: list[str] = []
     errors: list[str] = []
     ARTIFACTS.mkdir(exist_ok=True)
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
-        try:
-            page = _watched(browser, base, outside, errors, height=6000)  # every plot in view: all drawn
-            _the_list_shows_the_study(page, base)
-            runner.start()
-            _the_history_gains_points(page, base)
-            _a_trial_page_shows_its_curve(page, base)
-            _a_wrong_name_gets_the_404_page(page, base)
-        finally:
-            done.set()
-            browser.close()
-            if runner.is_alive() or runner.ident:
-                runner.join()
+    try:
+        page = _watched(chromium, base, outside, errors, height=6000)  # every plot in view: all drawn
+        _the_list_shows_the_study(page, base)
+        runner.start()
+        _the_history_gains_points(page, base)
+        _a_trial_page_shows_its_curve(page, base)
+        _a_wrong_name_gets_the_404_page(page, base)
+    finally:
+        done.set()
+        if runner.is_alive() or runner.ident:
+            runner.join()
     assert not errors, errors
     assert not outside, f"requests left 127.0.0.1: {outside}"
 
 
-def _watched(browser: Any, base: str, outside: list[str], errors: list[str], *, height: int) -> Any:
+def _watched(chromium: Pages, base: str, outside: list[str], errors: list[str], *, height: int) -> Any:
     """A page whose requests beyond ``base`` are refused and listed in ``outside``, its script
     errors in ``errors``; in a 12-hour locale (en-US), where the browser's own time format is not the page's."""
-    page = browser.new_page(viewport={"width": 1200, "height": height}, locale="en-US")
+    page = chromium.new_page(viewport={"width": 1200, "height": height}, locale="en-US")
     page.route("**/*", only((base + "/", "data:", "about:"), outside))
     page.on("pageerror", lambda e: errors.append(str(e)))
     return page
@@ -206,14 +202,14 @@ def test_another_user_of_the_machine_cannot_read_the_dashboard(served: tuple[str
             assert got.stdout.startswith(answer), (header, source, to, user, got.stdout + got.stderr)
 
 
-def test_another_user_cannot_serve_http_localhost_beside_the_dashboard(served: tuple[str, str]) -> None:
+def test_another_user_cannot_serve_http_localhost_beside_the_dashboard(
+        served: tuple[str, str], chromium: Pages) -> None:
     """The dashboard listened on 127.0.0.1 only, and [::1] of its port was anyone's: another user's server there got
     the browser's http://localhost:PORT/ (IPv6 first), and its page, of the dashboard's own origin, read every study
     from the dashboard once that server had closed (the browser then went on to 127.0.0.1; the Host was localhost).
     Now the dashboard holds [::1] of its port, so no one else can listen there and the browser reaches the dashboard."""
     import socket
 
-    sync_api = browser_or_skip()
     base, _ = served
     port = int(base.rsplit(":", 1)[1])
     try:
@@ -240,15 +236,10 @@ def test_another_user_cannot_serve_http_localhost_beside_the_dashboard(served: t
                               b"Content-Length: %d\r\n\r\n" % len(page_of_theirs) + page_of_theirs)
 
         threading.Thread(target=serve_once, daemon=True).start()
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
-        try:
-            page = browser.new_page()
-            page.goto(f"http://localhost:{port}/")
-            page.wait_for_timeout(2000)
-            title = page.title()
-        finally:
-            browser.close()
+    page = chromium.new_page()
+    page.goto(f"http://localhost:{port}/")
+    page.wait_for_timeout(2000)
+    title = page.title()
     assert title == "studies - tunesmith", title  # before: 'read: {"studies":[{"name":"live",...'
 
 
@@ -295,79 +286,68 @@ def test_the_server_survives_parallel_reads_while_a_worker_writes(served: tuple[
 
 
 @pytest.mark.slow
-def test_a_renamed_study_says_so_and_studies_of_both_directions_compare(served: tuple[str, str]) -> None:
+def test_a_renamed_study_says_so_and_studies_of_both_directions_compare(
+        served: tuple[str, str], chromium: Pages) -> None:
     """A study renamed while its page is open: the page says it is gone (deleted or renamed) and
     links the list; a comparison of a minimized and a maximized study is drawn, not a raw error."""
-    sync_api = browser_or_skip()
     base, url = served
     ts.Study(SPACE, storage=url, name="up", sampler="random", seed=1, direction="maximize").optimize(
         objective, n_trials=3)
     outside: list[str] = []
     errors: list[str] = []
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
-        try:
-            page = _watched(browser, base, outside, errors, height=3000)
-            plain = browser.new_page()  # no route: with one, chromium does not ask for /favicon.ico
-            console: list[str] = []  # e.g. the 404 of /favicon.ico that every page asked for
-            plain.on("console", lambda m: console.append(f"{plain.url}: {m.text}") if m.type == "error" else None)
-            for path in ("/", "/studies/live", "/studies/live/trials/0"):
-                plain.goto(base + path)
-                plain.wait_for_timeout(500)
-            plain.close()
-            page.goto(base + "/compare?study=live&study=up")
-            page.wait_for_selector("body[data-all='1']", timeout=90_000)
-            assert page.evaluate("document.getElementById('plot-compare-0').data.length") >= 2
-            assert "do not share a direction" in page.inner_text("#directions")
-            page.goto(base + "/studies/up")
-            page.wait_for_selector("body[data-all='1']", timeout=90_000)
-            assert not console, console  # before the rename (its 404 is logged as a failed request)
-            ts.load_study("up", url).rename("up-renamed")
-            page.wait_for_function("document.getElementById('live').textContent.includes('renamed')",
-                                   timeout=30_000)
-            assert page.locator("#live a").get_attribute("href") == "/"
-        finally:
-            browser.close()
+    page = _watched(chromium, base, outside, errors, height=3000)
+    plain = chromium.new_page()  # no route: with one, chromium does not ask for /favicon.ico
+    console: list[str] = []  # e.g. the 404 of /favicon.ico that every page asked for
+    plain.on("console", lambda m: console.append(f"{plain.url}: {m.text}") if m.type == "error" else None)
+    for path in ("/", "/studies/live", "/studies/live/trials/0"):
+        plain.goto(base + path)
+        plain.wait_for_timeout(500)
+    plain.close()
+    page.goto(base + "/compare?study=live&study=up")
+    page.wait_for_selector("body[data-all='1']", timeout=90_000)
+    assert page.evaluate("document.getElementById('plot-compare-0').data.length") >= 2
+    assert "do not share a direction" in page.inner_text("#directions")
+    page.goto(base + "/studies/up")
+    page.wait_for_selector("body[data-all='1']", timeout=90_000)
+    assert not console, console  # before the rename (its 404 is logged as a failed request)
+    ts.load_study("up", url).rename("up-renamed")
+    page.wait_for_function("document.getElementById('live').textContent.includes('renamed')",
+                           timeout=30_000)
+    assert page.locator("#live a").get_attribute("href") == "/"
     assert not errors, errors
     assert not outside, f"requests left 127.0.0.1: {outside}"
 
 
 @pytest.mark.slow
-def test_the_trials_table_and_last_activity_update_live_in_one_format(served: tuple[str, str]) -> None:
+def test_the_trials_table_and_last_activity_update_live_in_one_format(served: tuple[str, str], chromium: Pages) -> None:
     """The history plot updated live but the trials table did not, and "last activity" changed
     format (toLocaleString) at the first update: both now come from the server as on first load, and
     "live: checked" gives its time in the same 24-hour form."""
-    sync_api = browser_or_skip()
     base, url = served
     stamp = r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$"
     errors: list[str] = []
     outside: list[str] = []
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
-        try:
-            page = _watched(browser, base, outside, errors, height=3000)
-            page.goto(base + "/studies/live?order=-number&limit=3")
-            page.wait_for_selector("body[data-ready='1']", timeout=90_000)
-            first = page.inner_text("#last")
-            assert re.match(stamp, first.strip()), first
-            study = ts.load_study("live", url)
-            running = study.ask()  # a new trial appears in the table, running
-            page.wait_for_selector(f"#trials a[href='/studies/live/trials/{running.number}']", timeout=30_000)
-            row = page.locator("#trials tr", has=page.locator(f"a[href='/studies/live/trials/{running.number}']"))
-            assert "running" in row.inner_text()
-            study.tell(running, 0.0)  # ... and changes to complete, still on top (newest first)
-            page.wait_for_function(
-                "[...document.querySelectorAll('#trials tr')].some(r => r.innerText.includes('complete')"
-                f" && r.querySelector(\"a[href='/studies/live/trials/{running.number}']\"))", timeout=30_000)
-            assert page.locator("#trials tr").count() == 4  # the page's 3 rows kept (and the head)
-            assert "showing 1-3" in page.inner_text("#trials .pager") and "6 trials" in page.inner_text("#trials")
-            last = page.inner_text("#last")
-            assert re.match(stamp, last.strip()), last  # the first load's format after a live update
-            checked = page.inner_text("#live")  # was "live: checked 11:16:14 PM" beside "2026-12-05 23:16:14"
-            assert re.fullmatch(r"live: checked \d\d:\d\d:\d\d", checked.strip()), checked
-            assert page.inner_text("#best") == f"0 (#{running.number})"
-        finally:
-            browser.close()
+    page = _watched(chromium, base, outside, errors, height=3000)
+    page.goto(base + "/studies/live?order=-number&limit=3")
+    page.wait_for_selector("body[data-ready='1']", timeout=90_000)
+    first = page.inner_text("#last")
+    assert re.match(stamp, first.strip()), first
+    study = ts.load_study("live", url)
+    running = study.ask()  # a new trial appears in the table, running
+    page.wait_for_selector(f"#trials a[href='/studies/live/trials/{running.number}']", timeout=30_000)
+    row = page.locator("#trials tr", has=page.locator(f"a[href='/studies/live/trials/{running.number}']"))
+    assert "running" in row.inner_text()
+    study.tell(running, 0.0)  # ... and changes to complete, still on top (newest first)
+    page.wait_for_function(
+        "[...document.querySelectorAll('#trials tr')].some(r => r.innerText.includes('complete')"
+        f" && r.querySelector(\"a[href='/studies/live/trials/{running.number}']\"))", timeout=30_000)
+    assert page.locator("#trials tr").count() == 4  # the page's 3 rows kept (and the head)
+    assert "showing 1-3" in page.inner_text("#trials .pager") and "6 trials" in page.inner_text("#trials")
+    last = page.inner_text("#last")
+    assert re.match(stamp, last.strip()), last  # the first load's format after a live update
+    checked = page.inner_text("#live")  # was "live: checked 11:16:14 PM" beside "2026-12-05 23:16:14"
+    assert re.fullmatch(r"live: checked \d\d:\d\d:\d\d", checked.strip()), checked
+    assert page.inner_text("#best") == f"0 (#{running.number})"
     assert not errors, errors
     assert not outside, f"requests left 127.0.0.1: {outside}"
 
@@ -387,30 +367,28 @@ def _dashboard(url: str, env: dict[str, str], *args: str, port: int = 0) -> Iter
         proc.wait(timeout=20)
 
 
-def test_a_study_of_many_parameters_keeps_the_page_s_width(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
-    sync_api = browser_or_skip()
+def test_a_study_of_many_parameters_keeps_the_page_s_width(
+        tmp_path: Path, subprocess_env: dict[str, str], chromium: Pages) -> None:
     url = f"sqlite:///{tmp_path / 'wide.db'}"
     space = {f"weight_decay_of_layer_{i}": ts.Float(0, 1) for i in range(200)}
     ts.Study(space, storage=url, name="wide", sampler="random", seed=0).optimize(
         lambda t: t.params["weight_decay_of_layer_0"], n_trials=6)
     with _dashboard(url, subprocess_env) as base:
-        width = _read(sync_api, f"{base}/studies/wide", lambda page: page.evaluate("document.documentElement.scrollWidth"))
+        width = _read(chromium, f"{base}/studies/wide", lambda page: page.evaluate("document.documentElement.scrollWidth"))
     assert width <= 1300, width  # the trials table's 200 columns scroll in their box (the page was 18,000 px wide)
 
 
-def _read(sync_api: Any, url: str, read: Any, *, width: int = 1300) -> Any:
+def _read(chromium: Pages, url: str, read: Any, *, width: int = 1300) -> Any:
     """What ``read(page)`` gets from the dashboard's page ``url`` in headless chromium ``width`` px wide, no
     request leaving the dashboard."""
     base = url.split("/", 3)
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": width, "height": 900})
-            page.route("**/*", only(("/".join(base[:3]) + "/",), []))
-            page.goto(url, wait_until="load")
-            return read(page)
-        finally:
-            browser.close()
+    page = chromium.new_page(viewport={"width": width, "height": 900})
+    page.route("**/*", only(("/".join(base[:3]) + "/",), []))
+    page.goto(url, wait_until="load")
+    try:
+        return read(page)
+    finally:
+        page.close()  # before the dashboard it reads stops, as its own browser was
 
 
 @contextlib.contextmanager
@@ -450,20 +428,18 @@ def _proxy(port: int) -> Iterator[str]:
 
 @pytest.mark.parametrize("proxied", [False, True], ids=["direct", "proxied"])
 def test_plots_asked_for_while_the_dashboard_is_unreachable_are_drawn_once_it_is_back(
-        tmp_path: Path, subprocess_env: dict[str, str], proxied: bool) -> None:
+        tmp_path: Path, subprocess_env: dict[str, str], proxied: bool, chromium: Pages) -> None:
     """Scrolled down while the dashboard was stopped, a study page asked for its lower plots, failed
     (an uncaught "Failed to fetch") and never asked again: after the restart they stayed blank.
     Behind a reverse proxy, which answers 502 Bad Gateway meanwhile, they said "could not load
     contour: <html>...502 Bad Gateway..." for good."""
-    sync_api = browser_or_skip()
     url = f"sqlite:///{tmp_path / 'back.db'}"
     ts.Study(SPACE, storage=url, name="s", sampler="random", seed=0).optimize(objective, n_trials=6)
     port, errors = free_port(), []
     last = "document.querySelector('section.kind:last-of-type').dataset"
-    with sync_api.sync_playwright() as pw, _proxy(port) as proxy:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+    with _proxy(port) as proxy:
         try:
-            page = browser.new_page(viewport={"width": 1200, "height": 700})
+            page = chromium.new_page(viewport={"width": 1200, "height": 700})
             page.on("pageerror", lambda e: errors.append(str(e)))
             with _dashboard(url, subprocess_env, "--poll", "0.5", port=port) as base:
                 page.goto((proxy if proxied else base) + "/studies/s", wait_until="load")
@@ -475,39 +451,33 @@ def test_plots_asked_for_while_the_dashboard_is_unreachable_are_drawn_once_it_is
                 page.wait_for_function(f"{last}.version !== undefined", timeout=20_000)
             assert "could not load" not in page.inner_text("#plots")
         finally:
-            browser.close()
+            chromium.close()
     assert not errors, errors
 
 
-def test_the_slower_plots_draw_the_last_change_once_their_10_seconds_are_up(served: tuple[str, str]) -> None:
+def test_the_slower_plots_draw_the_last_change_once_their_10_seconds_are_up(
+        served: tuple[str, str], chromium: Pages) -> None:
     """The plots other than history, curves and process are redrawn at most every 10 seconds: a
     change within 10 s of their last redraw left them as they were, and when no change came after it
     (the study's last trial) they never showed it; the slice kept 5 points of 6 while the page said
     "live: checked"."""
-    sync_api = browser_or_skip()
     base, url = served
     points = "document.getElementById('plot-slice-0').data[0].x.length"  # the trials' points, not the best's
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1200, "height": 6000})  # every plot in view
-            page.goto(base + "/studies/live", wait_until="load")
-            page.wait_for_function("document.body.dataset.all === '1'")
-            assert page.evaluate(points) == 5
-            ts.load_study("live", url).optimize(objective, n_trials=1)  # the last change, within the 10 s
-            page.wait_for_function(f"{HISTORY_POINTS} === 6")
-            page.wait_for_function(f"{points} === 6", timeout=20_000)
-        finally:
-            browser.close()
+    page = chromium.new_page(viewport={"width": 1200, "height": 6000})  # every plot in view
+    page.goto(base + "/studies/live", wait_until="load")
+    page.wait_for_function("document.body.dataset.all === '1'")
+    assert page.evaluate(points) == 5
+    ts.load_study("live", url).optimize(objective, n_trials=1)  # the last change, within the 10 s
+    page.wait_for_function(f"{HISTORY_POINTS} === 6")
+    page.wait_for_function(f"{points} === 6", timeout=20_000)
 
 
-def test_every_page_fits_a_phone_s_width(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+def test_every_page_fits_a_phone_s_width(tmp_path: Path, subprocess_env: dict[str, str], chromium: Pages) -> None:
     """On a phone (a mobile viewport 380 px wide) no page is wider than the screen: the pages
     declare their viewport (without it a phone lays them out 980 px wide and shrinks them), wide
     tables scroll in their own box, the forms of --allow-writes shrink to fit and a name with no
     space to break at wraps (one of 120 letters made each of its pages 1,500 px wide), as do a trial's
     error and attributes (a path of 200 letters in them made its page 1,900 px wide)."""
-    sync_api = browser_or_skip()
     url = f"sqlite:///{tmp_path / 'phone.db'}"
     for name in ("a study with a rather long name", "b", "n" * 120):
         ts.Study(SPACE, storage=url, name=name, sampler="random", seed=0).optimize(objective, n_trials=3)
@@ -516,10 +486,9 @@ def test_every_page_fits_a_phone_s_width(tmp_path: Path, subprocess_env: dict[st
     trial.set_attr("checkpoint", "/runs/" + "r" * 200 + ".pt")
     study.tell(trial, state="failed", error="OSError: no space left writing /runs/" + "r" * 200 + ".pt")
     widths = {}
-    with _dashboard(url, subprocess_env, "--allow-writes") as base, sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+    with _dashboard(url, subprocess_env, "--allow-writes") as base:
         try:
-            page = browser.new_context(viewport={"width": 380, "height": 800}, is_mobile=True,
+            page = chromium.new_context(viewport={"width": 380, "height": 800}, is_mobile=True,
                                        has_touch=True).new_page()
             page.route("**/*", only((base + "/",), []))
             for path in ("/", "/studies/b", "/studies/b/trials/0", "/studies/b/trials/3", "/compare?study=b",
@@ -530,40 +499,34 @@ def test_every_page_fits_a_phone_s_width(tmp_path: Path, subprocess_env: dict[st
                 widths[path] = page.evaluate("document.documentElement.scrollWidth")
             page.screenshot(path=str(ARTIFACTS / "dashboard-phone.png"))
         finally:
-            browser.close()
+            chromium.close()
     assert all(w <= 380 for w in widths.values()), widths
 
 
-def test_the_notes_of_a_study_page_and_all_of_them_stay_live(served: tuple[str, str]) -> None:
+def test_the_notes_of_a_study_page_and_all_of_them_stay_live(served: tuple[str, str], chromium: Pages) -> None:
     """The study page lists the latest 20 notes with a link to ``?notes=all``; that page lists
     every note and still polls (the changes it asks carry ``notes=all``); another value of
     ``notes`` is a 400 page linking back to the study."""
-    sync_api = browser_or_skip()
     base, url = served
     study = ts.load_study("live", url)
     for i in range(23):
         study.add_note(f"note {i}")
     outside: list[str] = []
     errors: list[str] = []
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
-        try:
-            page = _watched(browser, base, outside, errors, height=1500)
-            page.goto(base + "/studies/live")
-            assert page.locator("h2:has-text('Notes') + p + ul li").count() == 20
-            assert "the latest 20 of 23 notes" in page.inner_text("main")
-            page.click("text=all notes")
-            page.wait_for_url(base + "/studies/live?notes=all")
-            assert page.locator("h2:has-text('Notes') + ul li").count() == 23
-            study.optimize(objective, n_trials=1)  # the page polls the changes and shows the new trial
-            page.wait_for_function("document.getElementById('n-trials').textContent.trim() === '6'", timeout=60_000)
-            assert page.locator("h2:has-text('Notes') + ul li").count() == 23
-            response = page.goto(base + "/studies/live?notes=some")
-            assert response.status == 400 and "notes must be 'all'" in page.inner_text("#message")
-            page.click("text=study live")
-            page.wait_for_url(base + "/studies/live")
-        finally:
-            browser.close()
+    page = _watched(chromium, base, outside, errors, height=1500)
+    page.goto(base + "/studies/live")
+    assert page.locator("h2:has-text('Notes') + p + ul li").count() == 20
+    assert "the latest 20 of 23 notes" in page.inner_text("main")
+    page.click("text=all notes")
+    page.wait_for_url(base + "/studies/live?notes=all")
+    assert page.locator("h2:has-text('Notes') + ul li").count() == 23
+    study.optimize(objective, n_trials=1)  # the page polls the changes and shows the new trial
+    page.wait_for_function("document.getElementById('n-trials').textContent.trim() === '6'", timeout=60_000)
+    assert page.locator("h2:has-text('Notes') + ul li").count() == 23
+    response = page.goto(base + "/studies/live?notes=some")
+    assert response.status == 400 and "notes must be 'all'" in page.inner_text("#message")
+    page.click("text=study live")
+    page.wait_for_url(base + "/studies/live")
     assert not errors, errors
     assert not outside, f"requests left 127.0.0.1: {outside}"
 
@@ -646,7 +609,7 @@ def test_serve_returns_signal_sighup_after_a_hangup(tmp_path: Path, subprocess_e
 
 
 def test_a_study_named_with_a_control_character_stays_live_and_is_compared_by_its_name(
-    tmp_path: Path, subprocess_env: dict[str, str]
+    tmp_path: Path, subprocess_env: dict[str, str], chromium: Pages,
 ) -> None:
     """A study name holding ESC (written into the database by hand: tunesmith refuses one) was
     written as ``a\\x1bb`` in the page's ``data-study`` and the compare form's values too, where the
@@ -655,7 +618,6 @@ def test_a_study_named_with_a_control_character_stays_live_and_is_compared_by_it
     shown as ``a\\x1bb`` (in the note of a plot with nothing to draw too) and sent back as it is."""
     import sqlite3
 
-    sync_api = browser_or_skip()
     path = tmp_path / "esc.db"
     url = f"sqlite:///{path}"
     ts.Study(SPACE, storage=url, name="ab", sampler="random", seed=0).optimize(objective, n_trials=3)
@@ -663,10 +625,9 @@ def test_a_study_named_with_a_control_character_stays_live_and_is_compared_by_it
         con.execute("UPDATE ts_studies SET name = ? WHERE name = 'ab'", ("a\x1bb",))
     outside: list[str] = []
     errors: list[str] = []
-    with _dashboard(url, subprocess_env, "--poll", "0.3") as base, sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+    with _dashboard(url, subprocess_env, "--poll", "0.3") as base:
         try:
-            page = _watched(browser, base, outside, errors, height=900)
+            page = _watched(chromium, base, outside, errors, height=900)
             page.goto(base + "/studies/a%1Bb")
             assert page.inner_text("h1") == "a\\x1bb"
             page.wait_for_function("document.getElementById('live').textContent !== 'live'", timeout=30_000)
@@ -685,58 +646,50 @@ def test_a_study_named_with_a_control_character_stays_live_and_is_compared_by_it
             said = page.inner_text("#plot-importance-0")
             assert said.startswith("a\\x1bb: importance: importance needs at least 10 complete trials"), said
         finally:
-            browser.close()
+            chromium.close()
     assert not errors, errors
     assert not outside, f"requests left 127.0.0.1: {outside}"
 
 
 def test_a_static_page_s_plot_that_failed_while_the_dashboard_was_away_says_so_and_is_drawn_once_it_is_back(
-        tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+        tmp_path: Path, subprocess_env: dict[str, str], chromium: Pages) -> None:
     """A trial page (like the importance and compare pages: no poll) scrolled to its curve while
     the dashboard was stopped left the plot blank, with no word of why, until reloaded."""
-    sync_api = browser_or_skip()
     url = f"sqlite:///{tmp_path / 'back.db'}"
     ts.Study(SPACE, storage=url, name="s", sampler="random", seed=0).optimize(objective, n_trials=2)
     port, errors = free_port(), []
     curve = "document.querySelector('section.kind')"
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1200, "height": 60})
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            with _dashboard(url, subprocess_env, port=port) as base:
-                page.goto(base + "/studies/s/trials/0", wait_until="load")
-                page.wait_for_function("document.body.dataset.ready === '1'")
-                assert page.evaluate(f"{curve}.dataset.answered === undefined")  # below the first screen
-            page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
-            page.wait_for_function(f"{curve}.dataset.failed === '1'", timeout=20_000)
-            assert page.inner_text("section.kind") == "could not load curve: cannot reach the dashboard server; retrying"
-            with _dashboard(url, subprocess_env, port=port):
-                page.wait_for_function(f"{curve}.dataset.version !== undefined", timeout=20_000)
-            assert "could not load" not in page.inner_text("#plots")
-            assert page.evaluate("document.getElementById('plot-curve-0').classList.contains('plot')")  # drawn
-        finally:
-            browser.close()
+    page = chromium.new_page(viewport={"width": 1200, "height": 60})
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    with _dashboard(url, subprocess_env, port=port) as base:
+        page.goto(base + "/studies/s/trials/0", wait_until="load")
+        page.wait_for_function("document.body.dataset.ready === '1'")
+        assert page.evaluate(f"{curve}.dataset.answered === undefined")  # below the first screen
+    page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
+    page.wait_for_function(f"{curve}.dataset.failed === '1'", timeout=20_000)
+    assert page.inner_text("section.kind") == "could not load curve: cannot reach the dashboard server; retrying"
+    with _dashboard(url, subprocess_env, port=port):
+        page.wait_for_function(f"{curve}.dataset.version !== undefined", timeout=20_000)
+    assert "could not load" not in page.inner_text("#plots")
+    assert page.evaluate("document.getElementById('plot-curve-0').classList.contains('plot')")  # drawn
     assert not errors, errors
 
 
 def test_a_study_page_says_the_storage_could_not_be_read_and_goes_back_to_live_once_it_can(
-        tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+        tmp_path: Path, subprocess_env: dict[str, str], chromium: Pages) -> None:
     """The SQLite file replaced by one that is not a database while the page was open: the
     dashboard answered its polls with 500 and the storage's error, which the page read as
     "unchanged" and said "live: checked" over stale data. The error is shown as text (the file's
     name carries markup), the page keeps polling and says "live: checked" once the file is back."""
-    sync_api = browser_or_skip()
     db = tmp_path / "a<b>.db"
     url = f"sqlite:///{db}"
     ts.Study(SPACE, storage=url, name="s", sampler="random", seed=0).optimize(objective, n_trials=3)
     errors: list[str] = []
     live = "document.getElementById('live').textContent"
     last = "document.querySelector('section.kind:last-of-type').dataset"
-    with sync_api.sync_playwright() as pw, _dashboard(url, subprocess_env, "--poll", "0.5") as base:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+    with _dashboard(url, subprocess_env, "--poll", "0.5") as base:
         try:
-            page = browser.new_page(viewport={"width": 1200, "height": 700})
+            page = chromium.new_page(viewport={"width": 1200, "height": 700})
             page.on("pageerror", lambda e: errors.append(str(e)))
             page.goto(base + "/studies/s", wait_until="load")
             page.wait_for_function(f"{live}.startsWith('live: checked')", timeout=20_000)
@@ -756,21 +709,19 @@ def test_a_study_page_says_the_storage_could_not_be_read_and_goes_back_to_live_o
             page.wait_for_function(f"{last}.version !== undefined", timeout=20_000)
             assert "could not load" not in page.inner_text("#plots")
         finally:
-            browser.close()
+            chromium.close()
     assert not errors, errors
 
 
 def test_a_static_page_s_retry_timer_stops_once_every_plot_is_drawn(
-        tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+        tmp_path: Path, subprocess_env: dict[str, str], chromium: Pages) -> None:
     """A trial page (no poll) kept a 2 s retry timer running for as long as it was open, with no plot
     left to ask for: only a plot that could not be loaded starts it now."""
-    sync_api = browser_or_skip()
     url = f"sqlite:///{tmp_path / 's.db'}"
     ts.Study(SPACE, storage=url, name="s", sampler="random", seed=0).optimize(objective, n_trials=2)
-    with sync_api.sync_playwright() as pw, _dashboard(url, subprocess_env) as base:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+    with _dashboard(url, subprocess_env) as base:
         try:
-            page = browser.new_page(viewport={"width": 1200, "height": 6000})
+            page = chromium.new_page(viewport={"width": 1200, "height": 6000})
             page.add_init_script("window.timers = 0; const set = window.setTimeout;"
                                  " window.setTimeout = (f, ms, ...a) => { if (ms === 2000) { window.timers++; }"
                                  " return set(f, ms, ...a); };")
@@ -779,21 +730,20 @@ def test_a_static_page_s_retry_timer_stops_once_every_plot_is_drawn(
             page.wait_for_timeout(4500)
             assert page.evaluate("window.timers") == 0
         finally:
-            browser.close()
+            chromium.close()
 
 
-def test_plots_scrolled_past_in_one_jump_are_drawn(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+def test_plots_scrolled_past_in_one_jump_are_drawn(
+        tmp_path: Path, subprocess_env: dict[str, str], chromium: Pages) -> None:
     """A plot drawn when it came near the viewport: one jump over it (the End key, a link to an anchor
     further down, ~3,000 px) left it undrawn until scrolled back to. Sections passed are drawn too."""
-    sync_api = browser_or_skip()
     url = f"sqlite:///{tmp_path / 'jump.db'}"
     ts.Study(SPACE, storage=url, name="s", sampler="random", seed=0).optimize(objective, n_trials=4)
     answered = "Array.from(document.querySelectorAll('section.kind')).map(s => s.dataset.answered === '1')"
-    with sync_api.sync_playwright() as pw, _dashboard(url, subprocess_env) as base:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+    with _dashboard(url, subprocess_env) as base:
         try:
             for jump in ("window.scrollTo(0, document.body.scrollHeight)", "window.scrollBy(0, 3000)"):
-                page = browser.new_page(viewport={"width": 1200, "height": 600})
+                page = chromium.new_page(viewport={"width": 1200, "height": 600})
                 page.goto(base + "/studies/s", wait_until="load")
                 page.wait_for_function("document.body.dataset.ready === '1'")
                 page.wait_for_timeout(500)
@@ -807,15 +757,15 @@ def test_plots_scrolled_past_in_one_jump_are_drawn(tmp_path: Path, subprocess_en
                 assert page.evaluate("document.querySelectorAll('#plots .plot, #plots .note.empty').length") >= 7
                 page.close()
         finally:
-            browser.close()
+            chromium.close()
 
 
-def test_a_plot_with_an_empty_reason_shows_a_note_not_an_empty_figure(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+def test_a_plot_with_an_empty_reason_shows_a_note_not_an_empty_figure(
+        tmp_path: Path, subprocess_env: dict[str, str], chromium: Pages) -> None:
     """A plot with nothing to draw comes with its reason; an empty reason ("", as str() of an exception
     without a message) was taken as none, and the page drew the plot's empty figure instead of a note.
     The dashboard sends a reason that says so, and the page shows any reason given, even an empty one
     (here the dashboard's answer with its reason emptied on the way)."""
-    sync_api = browser_or_skip()
     url = f"sqlite:///{tmp_path / 'empty.db'}"
     ts.Study(SPACE, storage=url, name="s", sampler="random", seed=0).optimize(lambda t: t.params["x"], n_trials=3)
     curves = "document.getElementById('plot-curves-0')"
@@ -827,10 +777,9 @@ def test_a_plot_with_an_empty_reason_shows_a_note_not_an_empty_figure(tmp_path: 
         body["plots"][0]["message"] = ""
         route.fulfill(response=answer, json=body)
 
-    with sync_api.sync_playwright() as pw, _dashboard(url, subprocess_env) as base:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+    with _dashboard(url, subprocess_env) as base:
         try:
-            page = browser.new_page(viewport={"width": 1200, "height": 6000})
+            page = chromium.new_page(viewport={"width": 1200, "height": 6000})
             page.route(f"{base}/api/studies/s/plots/curves", emptied)
             page.goto(base + "/studies/s", wait_until="load")
             page.wait_for_function(f"{curves} !== null")
@@ -838,7 +787,7 @@ def test_a_plot_with_an_empty_reason_shows_a_note_not_an_empty_figure(tmp_path: 
             said = page.inner_text("#plot-curves-0")
             assert said.startswith("s: learning curves") and said.endswith(": nothing to draw"), said
         finally:
-            browser.close()
+            chromium.close()
 
 
 OVERFIT_LEGEND = ("Array.from(document.querySelectorAll('[id^=\"plot-overfitting\"] .legendtext'))"
@@ -846,13 +795,12 @@ OVERFIT_LEGEND = ("Array.from(document.querySelectorAll('[id^=\"plot-overfitting
 
 
 def test_the_overfitting_legend_names_the_summary_in_the_report_and_the_dashboard(
-        tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+        tmp_path: Path, subprocess_env: dict[str, str], chromium: Pages) -> None:
     """The overfitting plot's markers are the stored summary (``overfit_at``, from where the rise after
     the best began); their legend, as chromium draws it in the report and on the dashboard, said
     "overfitting signal (2 epochs)", the live flag's name."""
     from tunesmith.report import build_report
 
-    sync_api = browser_or_skip()
     url = f"sqlite:///{tmp_path / 'o.db'}"
     study = ts.Study({"x": ts.Float(0, 1)}, storage=url, name="o")
     study.add_trial({"x": 0.5}, 0.4, intermediate={1: 0.9, 2: 0.5, 3: 0.4, 4: 0.45, 5: 0.6}, attrs={
@@ -862,17 +810,16 @@ def test_the_overfitting_legend_names_the_summary_in_the_report_and_the_dashboar
     report.write_text(build_report(study), encoding="utf-8")
     outside: list[str] = []
     legends = []
-    with sync_api.sync_playwright() as pw, _dashboard(url, subprocess_env) as base:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+    with _dashboard(url, subprocess_env) as base:
         try:
-            page = browser.new_page(viewport={"width": 1200, "height": 6000})
+            page = chromium.new_page(viewport={"width": 1200, "height": 6000})
             page.route("**/*", only(("file:", "data:", "about:", base), outside))
             for where in (report.as_uri(), f"{base}/studies/o"):
                 page.goto(where, wait_until="load")
                 page.wait_for_function(f"{OVERFIT_LEGEND}.length > 0", timeout=60_000)
                 legends.append(page.evaluate(OVERFIT_LEGEND))
         finally:
-            browser.close()
+            chromium.close()
     assert not outside, outside
     for legend in legends:
         assert "overfitting from epoch 4 (summary: the gap's rise after the best)" in legend, legend
@@ -901,57 +848,54 @@ def test_the_dashboard_benchmark_times_the_poll_that_finds_nothing_changed(
 
 
 def test_a_page_of_tied_trials_ordered_by_best_says_they_tie_in_the_browser(
-        tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+        tmp_path: Path, subprocess_env: dict[str, str], chromium: Pages) -> None:
     """Ordered by best, a study whose trials all tie on the value showed a page of one value without a word:
     the page says they tie and how they are ordered, and the rows are in that order (here by number: no reports)."""
-    sync_api = browser_or_skip()
     url = f"sqlite:///{tmp_path / 'ties.db'}"
     study = ts.Study(SPACE, storage=url, name="ties", sampler="random", seed=0)
     for _ in range(8):
         study.tell(study.ask(), 0.5)
     with _dashboard(url, subprocess_env) as base:
-        said, rows = _read(sync_api, f"{base}/studies/ties?order=best&limit=5", lambda page: (
+        said, rows = _read(chromium, f"{base}/studies/ties?order=best&limit=5", lambda page: (
             page.inner_text("p.ties"),
             page.eval_on_selector_all("table tr td:first-child", "cells => cells.map(c => c.innerText)")))
     assert said.startswith("trials tie on the value here: 0.5 (8 trials). Tied trials are ordered as study.best_trial"), said
     assert [r for r in rows if r.isdigit()][:5] == ["0", "1", "2", "3", "4"], rows
 
 
-def test_parallel_axis_titles_stay_apart_in_a_narrow_window(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+def test_parallel_axis_titles_stay_apart_in_a_narrow_window(
+        tmp_path: Path, subprocess_env: dict[str, str], chromium: Pages) -> None:
     """The titles of parallel coordinates were cut for a figure 700 px wide: in a narrower window (600 px: 6
     pairs overlapped; 400 px) they ran into each other. The page cuts them again to the width it draws the
     figure at, their lines above the range written over each axis."""
-    sync_api = browser_or_skip()
     url = f"sqlite:///{tmp_path / 'narrow.db'}"
     names = [f"layer_{i}_" + "dropout_probability_of_the_attention_block"[:20 + 5 * i] for i in range(6)]
     ts.Study(ts.Space({name: ts.Float(0, 1) for name in names}), storage=url, name="narrow", sampler="random",
              seed=0).optimize(lambda t: sum(t.params.values()), n_trials=12)
     with _dashboard(url, subprocess_env) as base:
-        pages = [_read(sync_api, f"{base}/studies/narrow", lambda page: (
+        pages = [_read(chromium, f"{base}/studies/narrow", lambda page: (
             page.locator("section[data-kind='parallel']").scroll_into_view_if_needed(), in_browser.read_parallel_titles(page))[1],
             width=width) for width in (600, 400)]
     in_browser.assert_parallel_titles_apart(pages)
 
 
 def test_parallel_axis_titles_are_cut_again_when_the_window_narrows_after_a_live_update(
-    tmp_path: Path, subprocess_env: dict[str, str]
+    tmp_path: Path, subprocess_env: dict[str, str], chromium: Pages
 ) -> None:
     """The live update draws a study's figures anew (``Plotly.react``), which drops their listeners: the page's
     script that cuts titles again at each redraw was never set again, so a window narrowed after an update
     (500 -> 380 px) kept the parallel axes' titles cut for 500 px, overlapping."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-    sync_api = browser_or_skip()
     url = f"sqlite:///{tmp_path / 'live.db'}"
     names = [f"layer_{i}_" + "dropout_probability_of_the_attention_block"[:20 + 5 * i] for i in range(6)]
     ts.Study(ts.Space({name: ts.Float(0, 1) for name in names}), storage=url, name="live", sampler="random",
              seed=0).optimize(lambda t: sum(t.params.values()), n_trials=12)
     label = ("() => [...document.querySelectorAll('.js-plotly-plot')].find(gd => gd.querySelector('.axis-title'))"
              ".data[0].dimensions[0].label")
-    with _dashboard(url, subprocess_env) as base, sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+    with _dashboard(url, subprocess_env) as base:
         try:
-            page = browser.new_page(viewport={"width": 500, "height": 900})
+            page = chromium.new_page(viewport={"width": 500, "height": 900})
             page.route("**/*", only((base + "/",), []))
             page.goto(f"{base}/studies/live", wait_until="load")
             page.locator("section[data-kind='parallel']").scroll_into_view_if_needed()
@@ -966,18 +910,17 @@ def test_parallel_axis_titles_are_cut_again_when_the_window_narrows_after_a_live
                 page.wait_for_function(f"({label})() !== {json.dumps(before)}", timeout=15_000)
             narrowed = in_browser.read_parallel_titles(page)
         finally:
-            browser.close()
+            chromium.close()
     assert narrowed[2] < updated[2], (narrowed[2], updated[2])  # the figure was drawn narrower
     in_browser.assert_parallel_titles_apart([updated, narrowed])
 
 
 def test_a_process_diagram_that_becomes_a_note_in_a_live_update_leaves_the_note_the_phone_s_width(
-        tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+        tmp_path: Path, subprocess_env: dict[str, str], chromium: Pages) -> None:
     """The process diagram is kept as wide as its boxes' texts need (its column of boxes, the pruner beside the
     trials: about 330 px), scrolled sideways in a narrower box. When a live update brought a reason instead of a
     figure (the plot could not be computed), the note kept that width: its words ran wider than the window, to be
     read by scrolling sideways. The note takes the page's width."""
-    sync_api = browser_or_skip()
     url = f"sqlite:///{tmp_path / 'note.db'}"
     ts.Study(SPACE, storage=url, name="s", sampler="random", seed=0, pruner=ASHA()).optimize(
         lambda t: t.params["x"], n_trials=3)
@@ -992,10 +935,9 @@ def test_a_process_diagram_that_becomes_a_note_in_a_live_update_leaves_the_note_
         answers.append("reason" if answers else "figure")
         route.fulfill(response=answer, json=body)
 
-    with sync_api.sync_playwright() as pw, _dashboard(url, subprocess_env, "--poll", "0.5") as base:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+    with _dashboard(url, subprocess_env, "--poll", "0.5") as base:
         try:
-            page = browser.new_page(viewport={"width": 300, "height": 6000})  # every plot on the first screen
+            page = chromium.new_page(viewport={"width": 300, "height": 6000})  # every plot on the first screen
             page.route(f"{base}/api/studies/s/plots/process", failing_after_the_first)
             page.goto(base + "/studies/s", wait_until="load")
             page.wait_for_function(f"{process} !== null && {process}.classList.contains('plot') && {process}.tunesmithFitted",
@@ -1005,13 +947,13 @@ def test_a_process_diagram_that_becomes_a_note_in_a_live_update_leaves_the_note_
             page.wait_for_function(f"{process}.className === 'note empty'", timeout=30_000)
             note = page.evaluate(f"[{process}.getBoundingClientRect().width, {process}.textContent]")
         finally:
-            browser.close()
+            chromium.close()
     assert drawn > 300, drawn  # the diagram kept as wide as its texts need
     assert note[1].endswith("the storage could not be read") and note[0] <= 300, note
 
 
 def test_a_live_update_on_a_phone_draws_the_process_diagram_s_column_once_and_it_follows_the_window(
-        tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+        tmp_path: Path, subprocess_env: dict[str, str], chromium: Pages) -> None:
     """On a page narrower than the process diagram's row, each live update drew the row (``Plotly.react``) and then
     relaid it out as the column: the diagram drawn twice an update (163 + 237 ms on a loaded machine). It is drawn
     as the column at once. And the switch between the row and the column left the figure at the width it was
@@ -1019,7 +961,6 @@ def test_a_live_update_on_a_phone_draws_the_process_diagram_s_column_once_and_it
     narrowed again, the column 717 px wide in a box of 368. Both follow the window now."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-    sync_api = browser_or_skip()
     url = f"sqlite:///{tmp_path / 'phone.db'}"
 
     def objective(t: ts.Trial) -> float:
@@ -1035,10 +976,9 @@ def test_a_live_update_on_a_phone_draws_the_process_diagram_s_column_once_and_it
     drawn = (f"(() => {{ const gd = {process}; return [gd.layout.tunesmithDrawn || 'row', gd._fullLayout.width, "
              "gd.parentElement.clientWidth]; })()")
     seen: dict[Any, Any] = {}
-    with sync_api.sync_playwright() as pw, _dashboard(url, subprocess_env, "--poll", "0.5") as base:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+    with _dashboard(url, subprocess_env, "--poll", "0.5") as base:
         try:
-            page = browser.new_page(viewport={"width": 400, "height": 900})
+            page = chromium.new_page(viewport={"width": 400, "height": 900})
             page.route("**/*", only((base + "/",), []))
             page.goto(base + "/studies/s", wait_until="load")
             page.wait_for_function(f"{process} && {process}.tunesmithFitted && {process}.layout.tunesmithDrawn === 'stack'",
@@ -1062,7 +1002,7 @@ def test_a_live_update_on_a_phone_draws_the_process_diagram_s_column_once_and_it
                                            timeout=20_000)
                 seen[step, width] = page.evaluate(drawn)
         finally:
-            browser.close()
+            chromium.close()
     assert seen["updated"][0][0] == "stack" and seen["updated"][1] == [], seen  # the column, drawn once
     for (_, width), (kind, figure, box) in [(k, v) for k, v in seen.items() if k != "updated"]:
         assert kind == ("row" if width == 1200 else "stack") and abs(figure - box) <= 1, (width, seen)

@@ -401,7 +401,7 @@ def test_ray_losing_the_only_node_fails_the_trials_and_ends_optimize(
     elif how.startswith("head lost"):  # before: no LOST, the process ended by Ray after 60 s
         assert "LOST the Ray cluster is lost: its head node (GCS at 127.0.0.1:" in out, out[-3000:]
         assert driver.returncode == 0 and ended - killed < 45, (ended - killed, out[-3000:])
-        # in a thread, before (rev153): the watch's interrupt hit the main thread (a KeyboardInterrupt in its join),
+        # in a thread, before: the watch's interrupt hit the main thread (a KeyboardInterrupt in its join),
         # the optimize of the thread went on until Ray ended the process
         assert "KeyboardInterrupt" not in out and ("MAIN THREAD GOES ON" in out) == ("thread" in how), out[-3000:]
     else:
@@ -415,7 +415,7 @@ def test_ray_losing_the_only_node_fails_the_trials_and_ends_optimize(
 @pytest.mark.parametrize("where", ["main thread", "another thread", "own SIGINT handler"])
 def test_the_gcs_watch_interrupts_only_a_main_thread_under_python_s_own_sigint_handler(where: str) -> None:
     """GcsWatch, watching a real port nothing listens on, finds it lost after a second. It interrupts the main
-    thread only where optimize runs there with Python's own SIGINT handler. Before (rev153) it interrupted it
+    thread only where optimize runs there with Python's own SIGINT handler. Before, it interrupted it
     always: an optimize run by another thread (a web server's, a notebook's pool) raised KeyboardInterrupt in the
     main thread, which ran something else, and a SIGINT handler of the user's (a server's graceful stop) was
     called as for a Ctrl-C. There the driver's loop reads ``lost`` (the "head lost, optimize in a thread" case)."""
@@ -458,7 +458,7 @@ def test_the_gcs_watch_interrupts_only_a_main_thread_under_python_s_own_sigint_h
 def test_the_gcs_watch_counts_the_head_node_lost_well_within_ray_s_own_limit(
         monkeypatch: pytest.MonkeyPatch, ray_limit: str, lost_after: float, after: float) -> None:
     """How long GcsWatch waits before it ends a study: ``lost_after``, at most 30 s before Ray's own limit, and at
-    most half of that limit where it is short. Before (rev153): under a limit of 30 s or less it waited 1 s, so a
+    most half of that limit where it is short. Before: under a limit of 30 s or less it waited 1 s, so a
     head node away for 2 s, which Ray outlives (a GCS restarted), ended a healthy study."""
     from tunesmith.execution.ray import gcs_after
 

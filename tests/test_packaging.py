@@ -245,7 +245,7 @@ def test_the_command_line_help_and_a_study_in_memory_import_no_heavy_library(tmp
 def test_a_named_study_and_a_search_in_memory_import_no_sqlalchemy(tmp_path: Path) -> None:
     """A named study in memory (every ``TunedSearchCV`` names its study) imported SQLAlchemy to ask
     whether its SQLite file was missing, and the fitted search imported it again to tell a SQL
-    storage from memory: a third of a second of a small search's fit (perf6)."""
+    storage from memory: a third of a second of a small search's fit."""
     out = run_without(set(), """
         import numpy as np
         import tunesmith as ts

@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 from browser import (
     ARTIFACTS,
-    BROWSER_ARGS,
-    CHROMIUM,
+    STILL,
+    Pages,
     assert_parallel_titles_apart,
-    browser_or_skip,
     only,
     read_parallel_titles,
+    settled,
 )
 
 pytest.importorskip("plotly")
@@ -226,10 +226,9 @@ def test_a_control_character_of_a_choice_is_written_as_an_escape_in_the_plots_to
     assert '"a\\\\x1bb"' in page and '"a\\u001bb"' not in page
 
 
-def test_the_parallel_plot_draws_a_choice_holding_markup_characters_as_written(tmp_path: Path) -> None:
+def test_the_parallel_plot_draws_a_choice_holding_markup_characters_as_written(tmp_path: Path, chromium: Pages) -> None:
     """The parallel plot's ticks drew the choice "d<&>" as "d&lt;&amp;&gt;" (plotly draws a tick's text as
     it is, its axis labels as HTML): both the report's and the dashboard's. Drawn as written, in chromium."""
-    sync_api = browser_or_skip()
     study = ts.Study({"c": ts.Categorical(["a\x1bb", "d<&>", "<b>bold</b>"]), "n<&>": ts.Float(0, 1)},
                      sampler="random", seed=0, name="markup")
     study.optimize(lambda t: t.params["n<&>"], n_trials=8)
@@ -240,18 +239,17 @@ def test_the_parallel_plot_draws_a_choice_holding_markup_characters_as_written(t
         return (page.eval_on_selector_all(".parcoords .tick text", "ts => ts.map(t => t.textContent)"),
                 page.eval_on_selector_all(".parcoords .axis-title", "ts => ts.map(t => t.textContent)"))
 
-    ticks, labels = _in_chromium(sync_api, out, read)
+    ticks, labels = _in_chromium(chromium, out, read)
     assert {"a\\x1bb", "d<&>", "<b>bold</b>"} <= set(ticks), ticks
     assert "n<&>" in labels, labels
 
 
-def test_the_parallel_plot_writes_huge_and_tiny_numbers_without_markup(tmp_path: Path) -> None:
+def test_the_parallel_plot_writes_huge_and_tiny_numbers_without_markup(tmp_path: Path, chromium: Pages) -> None:
     """Beyond plotly's SI prefixes (1e15 and more, under 1e-15) a parallel axis' ticks and ends were
     written "1×10<sup>300</sup>": plotly formats them as HTML and draws parcoords text as it is. They
     are written 1e+300, with the digits that tell the ticks of a narrow axis apart (its 4 digits wrote
     "1.235e+17" at every tick of 1.23456e17 to 1.23457e17); an axis plotly writes with an SI prefix
     (100T) is left so."""
-    sync_api = browser_or_skip()
     space = {"big": ts.Float(-1e300, 1e300), "tiny": ts.Float(1e-20, 3e-20), "x": ts.Float(0, 1),
              "near": ts.Float(1.23456e17, 1.23457e17), "mid": ts.Float(1e14, 5e14)}
     study = ts.Study(space, sampler="random", seed=0, name="huge")
@@ -263,7 +261,7 @@ def test_the_parallel_plot_writes_huge_and_tiny_numbers_without_markup(tmp_path:
         return page.eval_on_selector_all(".parcoords .y-axis", "as => as.map(a => Array.from("
                                          "a.querySelectorAll('text'), t => t.textContent))")
 
-    axes = {next(t for t in a if t in space or t.startswith("value")): a for a in _in_chromium(sync_api, out, read)}
+    axes = {next(t for t in a if t in space or t.startswith("value")): a for a in _in_chromium(chromium, out, read)}
     texts = [t for a in axes.values() for t in a]
     assert not [t for t in texts if "<" in t], texts
     assert "5e+299" in texts and "2e−20" in texts and "0.2" in texts, texts  # x's ticks as plotly writes them
@@ -305,28 +303,22 @@ def test_the_report_and_the_process_diagram_show_what_evaluate_best_recorded(tmp
 
 
 @pytest.mark.slow
-def test_the_report_renders_offline_in_a_headless_browser(study: ts.Study, tmp_path: Path) -> None:
-    sync_api = browser_or_skip()
+def test_the_report_renders_offline_in_a_headless_browser(study: ts.Study, tmp_path: Path, chromium: Pages) -> None:
     out = tmp_path / "report.html"
     url = f"sqlite:///{tmp_path / 's.db'}"
     assert main(["report", "report-demo", "--storage", url, "-o", str(out)]) == 0
     outside: list[str] = []
 
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1200, "height": 900})
-            page.route("**/*", only(("file:", "data:", "about:"), outside))
-            errors: list[str] = []
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(out.as_uri(), wait_until="load")
-            page.wait_for_function("window.Plotly !== undefined", timeout=30_000)
-            divs = page.eval_on_selector_all(
-                ".plotly-graph-div", "ds => ds.map(d => [d.id, !!d._fullLayout, d.querySelectorAll('svg.main-svg').length])")
-            ARTIFACTS.mkdir(exist_ok=True)
-            page.screenshot(path=str(ARTIFACTS / "report.png"), full_page=True)
-        finally:
-            browser.close()
+    page = chromium.new_page(viewport={"width": 1200, "height": 900})
+    page.route("**/*", only(("file:", "data:", "about:"), outside))
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(out.as_uri(), wait_until="load")
+    page.wait_for_function("window.Plotly !== undefined", timeout=30_000)
+    divs = page.eval_on_selector_all(
+        ".plotly-graph-div", "ds => ds.map(d => [d.id, !!d._fullLayout, d.querySelectorAll('svg.main-svg').length])")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "report.png"), full_page=True)
     assert not errors, errors
     assert not outside, f"requests left the machine: {outside}"
     assert len(divs) >= 8
@@ -335,45 +327,37 @@ def test_the_report_renders_offline_in_a_headless_browser(study: ts.Study, tmp_p
     assert {"history", "curves", "process", "importance", "parallel", "slice", "contour", "overfitting"} <= kinds
 
 
-def test_the_report_of_a_study_of_many_parameters_keeps_the_page_s_width(tmp_path: Path) -> None:
-    sync_api = browser_or_skip()
+def test_the_report_of_a_study_of_many_parameters_keeps_the_page_s_width(tmp_path: Path, chromium: Pages) -> None:
     space = ts.Space({f"weight_decay_of_layer_{i}": ts.Float(0, 1) for i in range(300)})
     study = ts.Study(space, sampler="random", seed=0, name="wide")
     study.optimize(lambda t: t.params["weight_decay_of_layer_0"], n_trials=12)
     out = write_report(study, tmp_path / "wide.html")
-    width = _in_chromium(sync_api, out, lambda page: page.evaluate("document.documentElement.scrollWidth"))
+    width = _in_chromium(chromium, out, lambda page: page.evaluate("document.documentElement.scrollWidth"))
     assert width <= 1200, width  # the best trials' 300 columns scroll in their box (the page was 21,000 px wide)
 
 
-def test_the_report_of_a_study_with_a_long_name_keeps_the_page_s_width(tmp_path: Path) -> None:
+def test_the_report_of_a_study_with_a_long_name_keeps_the_page_s_width(tmp_path: Path, chromium: Pages) -> None:
     """A study name of 150 letters with no space to break at made the report 1,500 px wide."""
-    sync_api = browser_or_skip()
     study = ts.Study({"x": ts.Float(0, 1)}, sampler="random", seed=0, name="n" * 150)
     study.optimize(lambda t: t.params["x"], n_trials=3)
     out = write_report(study, tmp_path / "long.html")
-    width = _in_chromium(sync_api, out, lambda page: page.evaluate("document.documentElement.scrollWidth"))
+    width = _in_chromium(chromium, out, lambda page: page.evaluate("document.documentElement.scrollWidth"))
     assert width <= 1200, width
 
 
-def test_the_report_fits_a_phone_s_width(tmp_path: Path) -> None:
+def test_the_report_fits_a_phone_s_width(tmp_path: Path, chromium: Pages) -> None:
     """A report opened on a phone (a mobile viewport 380 px wide) was laid out 980 px wide and
     shrunk (no viewport declared), its search space table past even that: the page declares its
     viewport and every table scrolls in its own box."""
-    sync_api = browser_or_skip()
     study = ts.Study({"c": ts.Categorical(["a" * 90, "b" * 90]), "x": ts.Float(0, 1)}, sampler="random", seed=0,
                      name="phone")
     study.optimize(lambda t: t.params["x"], n_trials=6)
     out = write_report(study, tmp_path / "phone.html")
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
-        try:
-            page = browser.new_context(viewport={"width": 380, "height": 800}, is_mobile=True,
-                                       has_touch=True).new_page()
-            page.route("**/*", only(("file:", "data:", "about:"), []))
-            page.goto(out.as_uri(), wait_until="load")
-            widths = page.evaluate("[document.documentElement.clientWidth, document.documentElement.scrollWidth]")
-        finally:
-            browser.close()
+    page = chromium.new_context(viewport={"width": 380, "height": 800}, is_mobile=True,
+                               has_touch=True).new_page()
+    page.route("**/*", only(("file:", "data:", "about:"), []))
+    page.goto(out.as_uri(), wait_until="load")
+    widths = page.evaluate("[document.documentElement.clientWidth, document.documentElement.scrollWidth]")
     assert widths == [380, 380], widths
 
 
@@ -403,14 +387,13 @@ def test_a_long_title_is_drawn_on_lines_that_fit_the_plot() -> None:
 
 
 @pytest.mark.parametrize("width", [1200, 420])
-def test_a_long_title_fits_the_plot_as_the_page_draws_it(tmp_path: Path, width: int) -> None:
+def test_a_long_title_fits_the_plot_as_the_page_draws_it(tmp_path: Path, width: int, chromium: Pages) -> None:
     """Titles were cut every 80 characters whatever the plot's width: 80 capital Ws are 1,350 px at
     plotly's 17 px, past the edge of a plot of 700 (and of one on a phone), a plot 1,200 px wide
     had lines of half its width. Each title is now cut to the width the page draws its plot at,
     measured in its font, and again when the window is resized. On a phone the title's lines took
     the whole figure's height, and plotly.js before 4 (plotly < 7) then failed the redraw, leaving
     the title as wide as before."""
-    sync_api = browser_or_skip()
     study = ts.Study({"x": ts.Float(0, 1), "y": ts.Float(0, 1)}, sampler="random", seed=0, name="W" * 200)
     study.optimize(lambda t: t.params["x"], n_trials=5)
     out = write_report(study, tmp_path / "long.html")
@@ -420,19 +403,13 @@ def test_a_long_title_fits_the_plot_as_the_page_draws_it(tmp_path: Path, width: 
         return [box.left - svg.left, box.right - svg.left, svg.width, title.textContent, gd.layout.title.text,
                 gd._fullLayout._size.h, gd.parentElement.clientWidth];
     })"""
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": width, "height": 900})
-            page.route("**/*", only(("file:", "data:", "about:"), []))
-            page.goto(out.as_uri(), wait_until="load")
-            page.wait_for_timeout(300)
-            drawn = page.evaluate(read)
-            page.set_viewport_size({"width": width // 2, "height": 900})  # narrower: cut again
-            page.wait_for_timeout(600)
-            narrower = page.evaluate(read)
-        finally:
-            browser.close()
+    page = chromium.new_page(viewport={"width": width, "height": 900})
+    page.route("**/*", only(("file:", "data:", "about:"), []))
+    page.goto(out.as_uri(), wait_until="load")
+    settled(page)
+    drawn = page.evaluate(read)
+    settled(page, width // 2)  # narrower: cut again
+    narrower = page.evaluate(read)
     assert len(drawn) >= 3, drawn
     for (left, right, plot_width, text, lines, high, seen), (_, right2, width2, text2, lines2, high2, _) in zip(
             drawn, narrower, strict=True):
@@ -466,20 +443,15 @@ def test_a_title_of_control_characters_is_cut_into_lines_as_drawn(tmp_path: Path
     assert "".join(lines).replace(" ", "").count("\\x1b") == 100, lines
 
 
-def _in_chromium(sync_api: Any, out: Path, read: Callable[[Any], Any], widths: Sequence[int] = (1200,)) -> Any:
+def _in_chromium(chromium: Pages, out: Path, read: Callable[[Any], Any], widths: Sequence[int] = (1200,)) -> Any:
     """What ``read`` gets from the report ``out`` opened in headless chromium, 1200 x 900 (or each of ``widths``
     px wide: a list of what it got), with no request leaving the machine."""
     got = []
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
-        try:
-            for width in widths:
-                page = browser.new_page(viewport={"width": width, "height": 900})
-                page.route("**/*", only(("file:", "data:", "about:"), []))
-                page.goto(out.as_uri(), wait_until="load")
-                got.append(read(page))
-        finally:
-            browser.close()
+    for width in widths:
+        page = chromium.new_page(viewport={"width": width, "height": 900})
+        page.route("**/*", only(("file:", "data:", "about:"), []))
+        page.goto(out.as_uri(), wait_until="load")
+        got.append(read(page))
     return got if len(widths) > 1 else got[0]
 
 
@@ -562,10 +534,9 @@ def test_a_large_study_s_report_is_reduced_as_the_dashboard_s() -> None:
     assert f"at most {MAX_POINTS:,} points a series" in page and len(page) < 8_000_000
 
 
-def test_names_that_look_like_html_are_shown_as_text_in_the_plots(tmp_path: Path) -> None:
+def test_names_that_look_like_html_are_shown_as_text_in_the_plots(tmp_path: Path, chromium: Pages) -> None:
     """Plotly reads a little HTML in texts: a choice or parameter named <a href=...> drew a link
     (to anywhere) in the report's plots, and <b> bold text."""
-    sync_api = browser_or_skip()
     link = "<a href='https://198.51.100.1/'>sign in</a>"
     study = ts.Study({"p<b>x</b>": ts.Float(0, 1), "c": ts.Categorical([link, "b"])}, sampler="random", seed=0,
                      name="s" + link)
@@ -576,20 +547,15 @@ def test_names_that_look_like_html_are_shown_as_text_in_the_plots(tmp_path: Path
 
     study.optimize(objective, n_trials=12)
     out = write_report(study, tmp_path / "r.html")
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
-        try:
-            page = browser.new_page()
-            page.route("**/*", only(("file:", "data:", "about:"), []))
-            page.goto(out.as_uri(), wait_until="load")
-            page.wait_for_function("document.querySelectorAll('.plotly-graph-div svg.main-svg').length > 8",
-                                   timeout=30_000)
-            links = page.eval_on_selector_all("svg a", "as => as.map(a => a.getAttribute('href') || a.getAttribute('xlink:href'))")
-            bold = page.eval_on_selector_all("svg tspan", "ts => ts.filter(t => /bold/.test(t.getAttribute('style')"
-                                                          " || '') && t.textContent === 'x').length")
-            shown = page.eval_on_selector_all("svg text", "ts => ts.map(t => t.textContent).join(' ')")
-        finally:
-            browser.close()
+    page = chromium.new_page()
+    page.route("**/*", only(("file:", "data:", "about:"), []))
+    page.goto(out.as_uri(), wait_until="load")
+    page.wait_for_function("document.querySelectorAll('.plotly-graph-div svg.main-svg').length > 8",
+                           timeout=30_000)
+    links = page.eval_on_selector_all("svg a", "as => as.map(a => a.getAttribute('href') || a.getAttribute('xlink:href'))")
+    bold = page.eval_on_selector_all("svg tspan", "ts => ts.filter(t => /bold/.test(t.getAttribute('style')"
+                                                  " || '') && t.textContent === 'x').length")
+    shown = page.eval_on_selector_all("svg text", "ts => ts.map(t => t.textContent).join(' ')")
     assert not [h for h in links if h and "198.51.100.1" in h], links
     assert bold == 0 and "sign in</a>" in shown and "p<b>x</b>" in shown
 
@@ -612,7 +578,8 @@ def test_a_huge_choice_is_cut_in_the_report_s_tables_and_plots_as_in_show() -> N
 
 
 @pytest.mark.slow
-def test_long_names_of_parallel_coordinates_are_titles_in_lines_apart_in_the_page(tmp_path: Path) -> None:
+def test_long_names_of_parallel_coordinates_are_titles_in_lines_apart_in_the_page(
+        tmp_path: Path, request: pytest.FixtureRequest) -> None:
     """plotly drew each parallel axis' title on one line: six names of 28 to 48 characters overlapped by 3 pairs
     in a page 1200 px wide. Now each is cut into at most 3 lines as wide as the space between two axes of a
     figure 700 px wide, and again by the page to the width it draws the figure at (below 700 px they overlapped:
@@ -628,14 +595,15 @@ def test_long_names_of_parallel_coordinates_are_titles_in_lines_apart_in_the_pag
     titles = [d.label.split("<br>") for d in to_plotly(record).data[0].dimensions]
     assert titles[0] == ["layer_0_dropout_p", "robability_"] and max(map(len, titles)) == 3, titles
     assert [t[0] for t in titles[:6]] == [n[:17] for n in names]
-    sync_api = browser_or_skip()
+    chromium: Pages = request.getfixturevalue("chromium")  # after what needs no browser
     out = plots.save(record, tmp_path / "parallel.html")
 
-    assert_parallel_titles_apart(_in_chromium(sync_api, out, read_parallel_titles, (1200, 700, 600, 400)))
+    assert_parallel_titles_apart(_in_chromium(chromium, out, read_parallel_titles, (1200, 700, 600, 400)))
 
 
 
-def test_a_parallel_axis_dragged_elsewhere_keeps_its_own_title_when_the_page_cuts_titles_again(tmp_path: Path) -> None:
+def test_a_parallel_axis_dragged_elsewhere_keeps_its_own_title_when_the_page_cuts_titles_again(
+        tmp_path: Path, request: pytest.FixtureRequest) -> None:
     """The page cut each parallel axis' title again from the names in their first order (``layout.meta.axes``), but
     a reader who drags an axis elsewhere reorders the figure's dimensions: at the next redraw (the window resized)
     each moved axis was titled with another parameter's name. Now each axis' name travels with it."""
@@ -647,7 +615,7 @@ def test_a_parallel_axis_dragged_elsewhere_keeps_its_own_title_when_the_page_cut
     study.optimize(lambda t: sum(t.params.values()), n_trials=8)
     record = plots.parallel(study)
     assert [d.name for d in to_plotly(record).data[0].dimensions] == [*names, "value (minimize)"]
-    sync_api = browser_or_skip()
+    chromium: Pages = request.getfixturevalue("chromium")  # after what needs no browser
     out = plots.save(record, tmp_path / "parallel.html")
     by_values = {json.dumps(list(a.values), separators=(",", ":")): a.name for a in record.axes}
     own = "gd => gd.data[0].dimensions.map(d => [JSON.stringify(d.values), d.label])"
@@ -672,14 +640,15 @@ def test_a_parallel_axis_dragged_elsewhere_keeps_its_own_title_when_the_page_cut
                                "!gd.tunesmithFittingAxes", arg=[gd, before])
         return moved, gd.evaluate(own)
 
-    moved, dims = _in_chromium(sync_api, out, drag_then_narrow, (600,))
+    moved, dims = _in_chromium(chromium, out, drag_then_narrow, (600,))
     assert moved[:3] != names[:3], moved  # the drag moved "alpha" past other axes
     for values, label in dims:
         lines = [html.unescape(line) for line in label.split("<br>")]
         assert by_values[values].startswith(lines[0]) and len(lines) > 1, (by_values[values], lines)
 
 
-def test_a_slice_of_long_choices_draws_them_in_lines_apart_in_the_page(tmp_path: Path) -> None:
+def test_a_slice_of_long_choices_draws_them_in_lines_apart_in_the_page(
+        tmp_path: Path, request: pytest.FixtureRequest) -> None:
     """Six choices of 152 characters were each one rotated line in the HTML slice, which plotly's margin
     squeezed to a strip of 50 px. Now each tick is at most 3 lines of 20 columns (the first, "…", the end;
     its hover keeps the whole choice): measured in the browser, the labels are apart and the plot keeps its height."""
@@ -696,7 +665,7 @@ def test_a_slice_of_long_choices_draws_them_in_lines_apart_in_the_page(tmp_path:
     assert [t.split("<br>") for t in axis.ticktext] == [["preprocessing", "…", f"&gt; and a final step {i}"]
                                                         for i in range(6)]
     assert list(axis.tickvals) == [c.replace("<", "&lt;").replace(">", "&gt;") for c in choices]
-    sync_api = browser_or_skip()
+    chromium: Pages = request.getfixturevalue("chromium")  # after what needs no browser
     out = plots.save(chart, tmp_path / "slice.html")
 
     def read(page: Any) -> tuple[list[list[float]], float]:
@@ -705,13 +674,14 @@ def test_a_slice_of_long_choices_draws_them_in_lines_apart_in_the_page(tmp_path:
                                           " return [r.left, r.right]; })")
         return boxes, page.eval_on_selector("rect.nsewdrag", "r => r.getBoundingClientRect().height")
 
-    boxes, plot = _in_chromium(sync_api, out, read)
+    boxes, plot = _in_chromium(chromium, out, read)
     boxes.sort()
     assert len(boxes) == 6 and all(a[1] <= b[0] for a, b in zip(boxes, boxes[1:], strict=False)), boxes
     assert plot > 200, plot
 
 
-def test_a_compare_legend_of_a_long_name_leaves_the_plot_its_width_in_the_page(tmp_path: Path) -> None:
+def test_a_compare_legend_of_a_long_name_leaves_the_plot_its_width_in_the_page(
+        tmp_path: Path, request: pytest.FixtureRequest) -> None:
     """plotly drew a comparison's legend entry whole on one line: a sampler's name of 300 characters made the
     legend wider than the page and the plot a sliver. Now the entry is in lines (as the data layer cuts it):
     measured in the browser, the legend is under a third of the figure and the plot keeps most of it."""
@@ -720,7 +690,7 @@ def test_a_compare_legend_of_a_long_name_leaves_the_plot_its_width_in_the_page(t
     long = "a_sampler_registered_by_the_objective_module_" * 7 + "end"
     out = plots.save(plots.comparison({long: [[3, 2, 1], [4, 1, 0]], "random": [[2, 2, 2]]}),
                      tmp_path / "compare.html")
-    sync_api = browser_or_skip()
+    chromium: Pages = request.getfixturevalue("chromium")  # after what needs no browser
 
     def read(page: Any) -> tuple[float, float, float]:
         page.wait_for_function("window.Plotly !== undefined", timeout=30_000)
@@ -728,7 +698,7 @@ def test_a_compare_legend_of_a_long_name_leaves_the_plot_its_width_in_the_page(t
         width = lambda selector: page.eval_on_selector(selector, "e => e.getBoundingClientRect().width")  # noqa: E731
         return width(".legend"), width("rect.nsewdrag"), width(".main-svg")
 
-    legend, plot, figure = _in_chromium(sync_api, out, read)
+    legend, plot, figure = _in_chromium(chromium, out, read)
     assert legend < figure / 3 and plot > figure / 2, (legend, plot, figure)
 
 
@@ -749,7 +719,11 @@ def test_the_report_names_the_sampler_s_seed_which_runs_the_same_trials_again(tm
 #: a live update drawn as the dashboard draws it (``Plotly.react``, then the titles cut: a relayout in flight), the
 #: plot narrowed to 400 px meanwhile and plotly's resize run; then what a fresh cut would change (nothing if fitted)
 LIVE_UPDATE_WHILE_RESIZED = """async ([kind, fig]) => {
-  const gd = document.querySelector(`.js-plotly-plot[id^="plot-${kind}-"]`), settle = () => new Promise((r) => setTimeout(r, 1500));
+  const gd = document.querySelector(`.js-plotly-plot[id^="plot-${kind}-"]`), still = STILL, end = performance.now() + 30000;
+  const settle = async () => {  // until the page is still (its cuts done), 30 s at most
+    window.tunesmithStill = null;
+    while (!still(400) && performance.now() < end) { await new Promise((r) => setTimeout(r, 50)); }
+  };
   const texts = () => [gd._fullLayout.width, gd.layout.title.text, gd.data[0].dimensions ?
                        gd.data[0].dimensions.map((d) => d.label) : null];
   Plotly.react(gd, fig.data, fig.layout, {responsive: true});
@@ -762,10 +736,11 @@ LIVE_UPDATE_WHILE_RESIZED = """async ([kind, fig]) => {
   gd.tunesmithFit();
   await settle();
   return [inFlight, drawn, texts()];
-}"""
+}""".replace("STILL", STILL)
 
 
-def test_a_plot_resized_during_a_live_update_is_cut_for_the_width_it_is_drawn_at(tmp_path: Path) -> None:
+def test_a_plot_resized_during_a_live_update_is_cut_for_the_width_it_is_drawn_at(
+        tmp_path: Path, chromium: Pages) -> None:
     """A redraw that came while the page's last cut was being drawn (a window resized during a live update) was
     dropped: the title, and a parallel plot's axis titles, stayed cut for the width before (1,200 px on a plot
     of 400). Each fitter now cuts again once its own redraw is done. The parallel plot's study has a short name,
@@ -773,7 +748,6 @@ def test_a_plot_resized_during_a_live_update_is_cut_for_the_width_it_is_drawn_at
     from tunesmith.plots import records_of
     from tunesmith.plots.plotly_render import figure_json
 
-    sync_api = browser_or_skip()
     names = [f"layer_{i}_" + "dropout_probability_of_the_attention_block"[:20 + 5 * i] for i in range(6)]
     for kind, name in (("history", " ".join(["validation_loss_of_the_transformer"] * 4)), ("parallel", "p")):
         study = ts.Study(ts.Space({name: ts.Float(0, 1) for name in names}), sampler="random", seed=0, name=name)
@@ -781,7 +755,7 @@ def test_a_plot_resized_during_a_live_update_is_cut_for_the_width_it_is_drawn_at
         out = write_report(study, tmp_path / f"{kind}.html")
         study.optimize(lambda t: sum(t.params.values()), n_trials=4)  # the update: 12 trials
         fig = figure_json(records_of(study, kind)[0])
-        in_flight, drawn, fitted = _in_chromium(sync_api, out, lambda page, arg=[kind, fig]: page.evaluate(
+        in_flight, drawn, fitted = _in_chromium(chromium, out, lambda page, arg=[kind, fig]: page.evaluate(
             LIVE_UPDATE_WHILE_RESIZED, arg))
         assert in_flight, f"the update's cut of the {kind} plot was not in flight as it narrowed"
         assert drawn[0] == 400 and "of 12" in drawn[1], drawn
@@ -801,7 +775,8 @@ TITLE_LEGEND_PLOT = """() => [...document.querySelectorAll('.js-plotly-plot')].m
 
 
 @pytest.mark.parametrize("name", ["adam", "long name"])
-def test_a_plot_s_title_legend_and_plot_stay_apart_as_the_window_is_resized(tmp_path: Path, name: str) -> None:
+def test_a_plot_s_title_legend_and_plot_stay_apart_as_the_window_is_resized(
+        tmp_path: Path, name: str, chromium: Pages) -> None:
     """Re-cut to more lines as the window narrowed, a title ran over the legend written in rows above a plot with
     a colour bar (Adam in action at 400 and 700 px: its four entries in four rows, up over the title's two
     lines); and a figure grown for a title of more lines kept that height once the window was wide again (the
@@ -810,7 +785,6 @@ def test_a_plot_s_title_legend_and_plot_stay_apart_as_the_window_is_resized(tmp_
     back to its box, its plot squeezed under the taller title. Checked from 1200 px to 700, 400, 390, and back."""
     from tunesmith import plots
 
-    sync_api = browser_or_skip()
     if name == "adam":
         out = tmp_path / "adam.html"
         plots.save(plots.adam_in_action("lr"), out)
@@ -820,18 +794,12 @@ def test_a_plot_s_title_legend_and_plot_stay_apart_as_the_window_is_resized(tmp_
         study.optimize(lambda t: t.params["x"], n_trials=12)
         out = write_report(study, tmp_path / "long.html")
     drawn = {}
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1200, "height": 900})
-            page.route("**/*", only(("file:", "data:", "about:"), []))
-            page.goto(out.as_uri(), wait_until="load")
-            for step, width in enumerate((1200, 700, 400, 390, 1200)):
-                page.set_viewport_size({"width": width, "height": 900})
-                page.wait_for_timeout(1500)
-                drawn[step, width] = page.evaluate(TITLE_LEGEND_PLOT)
-        finally:
-            browser.close()
+    page = chromium.new_page(viewport={"width": 1200, "height": 900})
+    page.route("**/*", only(("file:", "data:", "about:"), []))
+    page.goto(out.as_uri(), wait_until="load")
+    for step, width in enumerate((1200, 700, 400, 390, 1200)):
+        settled(page, width)
+        drawn[step, width] = page.evaluate(TITLE_LEGEND_PLOT)
     for (_, width), figures in drawn.items():
         for f in figures:
             assert f["title"][1] <= f["plot"] and f["over"] <= 1, (width, f)
@@ -842,7 +810,8 @@ def test_a_plot_s_title_legend_and_plot_stay_apart_as_the_window_is_resized(tmp_
     assert [f["area"] for f in drawn[3, 390]] == [f["area"] for f in drawn[2, 400]], drawn  # titles alike: plots too
 
 
-def test_a_figure_shown_outside_tunesmith_s_pages_is_cut_for_the_width_it_is_given(tmp_path: Path) -> None:
+def test_a_figure_shown_outside_tunesmith_s_pages_is_cut_for_the_width_it_is_given(
+        tmp_path: Path, chromium: Pages) -> None:
     """``to_plotly``'s figure shown in a notebook or written by the user's own ``fig.write_html`` has no page
     script to cut its title again: it was cut for 700 px whatever width the user drew it at (a title of 400 px
     ran past the edge of a figure of 400, a parallel plot's axis titles into each other). ``width=`` sets the
@@ -850,7 +819,6 @@ def test_a_figure_shown_outside_tunesmith_s_pages_is_cut_for_the_width_it_is_giv
     from tunesmith.plots import records_of
     from tunesmith.plots.plotly_render import _title_width, to_plotly
 
-    sync_api = browser_or_skip()
     names = [f"layer_{i}_" + "dropout_probability_of_the_attention_block"[:10 + 4 * i] for i in range(8)]
     study = ts.Study(ts.Space({name: ts.Float(0, 1) for name in names}), sampler="random", seed=0,
                      name=" ".join(["validation_loss_of_the_transformer"] * 3))
@@ -875,21 +843,20 @@ def test_a_figure_shown_outside_tunesmith_s_pages_is_cut_for_the_width_it_is_giv
               [...gd.querySelectorAll('.axis-title')].map((t) => [t.getBoundingClientRect().left - svg.left, right(t)])];
     }"""
     for kind in ("history", "parallel"):
-        width, title_right, axes = _in_chromium(sync_api, tmp_path / f"{kind}.html", lambda page: page.evaluate(read))
+        width, title_right, axes = _in_chromium(chromium, tmp_path / f"{kind}.html", lambda page: page.evaluate(read))
         assert width == 400 and title_right <= 400, (width, title_right)
         axes.sort()  # apart: 8 axes 36 px apart (a floor of 50 px a line left them 13 px over)
         assert all(a[1] <= b[0] for a, b in zip(axes, axes[1:], strict=False)), axes
 
 
 @pytest.mark.parametrize("name", ["bert-base fine-tune on sst2", "s"])
-def test_a_process_diagram_s_texts_stay_apart_in_a_narrow_window(tmp_path: Path, name: str) -> None:
+def test_a_process_diagram_s_texts_stay_apart_in_a_narrow_window(tmp_path: Path, name: str, chromium: Pages) -> None:
     """At 400 px the process diagram's boxes were drawn 30 px wide, their texts ("search space", "sampler",
     "30 complete") and arrow labels run into each other; kept as wide as its texts need (780 px), it was read by
     scrolling sideways. In a box narrower than that the boxes are drawn in a column (the pruner beside the
     trials), read without scrolling sideways; the row again once the window is wide (a window widened, too).
     A short name, whose title keeps its one line: the column was left 778 px wide in a box of 368 (the switch
     turned plotly's autosize off, which only a re-cut title turned on again), and stayed a column at 1200 px."""
-    sync_api = browser_or_skip()
     out = _report_of_30_trials(tmp_path, name, pruner=ASHA(min_resource=1))
     read = """() => {
       const gd = document.querySelector('.js-plotly-plot[id^="plot-process-"]');
@@ -900,13 +867,12 @@ def test_a_process_diagram_s_texts_stay_apart_in_a_narrow_window(tmp_path: Path,
     }"""
 
     def drawn(page: Any) -> list[Any]:
-        page.wait_for_timeout(1500)
+        settled(page)
         got = [page.evaluate(read)]
-        page.set_viewport_size({"width": 1200, "height": 900})  # widened: the row again
-        page.wait_for_timeout(1500)
+        settled(page, 1200)  # widened: the row again
         return [*got, page.evaluate(read)]
 
-    seen = [*_in_chromium(sync_api, out, drawn, widths=(400, 1200))]
+    seen = [*_in_chromium(chromium, out, drawn, widths=(400, 1200))]
     assert seen[0][1][4] == seen[1][0][4], seen  # widened: the row's own height, as drawn at 1200 px
     for width, (boxes, page_width, scrolled, box, _) in zip((400, 1200, 1200, 1200), [*seen[0], *seen[1]],
                                                                      strict=True):
@@ -918,19 +884,18 @@ def test_a_process_diagram_s_texts_stay_apart_in_a_narrow_window(tmp_path: Path,
         assert len(middles) == (5 if width == 400 else 1), (width, boxes)  # a column at 400 px, a row at 1200
 
 
-def test_a_process_diagram_on_a_phone_has_its_title_in_sight(tmp_path: Path) -> None:
+def test_a_process_diagram_on_a_phone_has_its_title_in_sight(tmp_path: Path, chromium: Pages) -> None:
     """On a phone the process diagram was drawn as wide as its boxes' texts need (780 px) in a box scrolled
     sideways, its title cut for those 780 px, the end of a long one out of sight (to 675 px in a box of 384).
     Its boxes are drawn in a column there now, as wide as the box, and the title is cut for the width in sight."""
-    sync_api = browser_or_skip()
     out = _report_of_30_trials(tmp_path, "bert-base fine-tune on sst2 with a longer name of the run")
     read = """() => {
       const gd = document.querySelector('.js-plotly-plot[id^="plot-process-"]');
       return [gd.querySelector('.gtitle').getBoundingClientRect().right, gd.parentElement.getBoundingClientRect().right,
               gd._fullLayout.width, gd.layout.title.text];
     }"""
-    title, box, figure, text = _in_chromium(sync_api, out, lambda page: (page.wait_for_timeout(1500),
-                                                                        page.evaluate(read))[1], widths=(400,))
+    title, box, figure, text = _in_chromium(chromium, out, lambda page: (settled(page), page.evaluate(read))[1],
+                                       widths=(400,))
     assert figure <= 400 and box <= 400, (figure, box)
     assert title <= box and "the optimization process" in text.replace("<br>", " "), (title, box, text)
 
@@ -952,12 +917,11 @@ def _report_of_30_trials(tmp_path: Path, name: str, pruner: Any = None) -> Path:
     return write_report(study, tmp_path / "process.html")
 
 
-def test_a_name_holding_a_plotly_template_draws_no_markup_in_the_report(tmp_path: Path) -> None:
+def test_a_name_holding_a_plotly_template_draws_no_markup_in_the_report(tmp_path: Path, chromium: Pages) -> None:
     """plotly fills ``%{meta.title}`` in a title, an annotation or a legend entry with ``layout.meta``, which holds
     the title and the parallel axes' names unescaped (the page's script cuts them again): a study, a parameter or
     a choice named ``<a href=...>...%{meta.title}`` drew a link and styled text in every plot (18 links here, in
     chromium, the process diagram's column at 400 px too). Drawn as written, ``%{...}`` too."""
-    sync_api = browser_or_skip()
     mark = '<a href="https://198.51.100.1/x">CLICK</a><span style="font-family:Zebrafont">BIG</span>'
     study = ts.Study({"x": ts.Float(0, 1), "y" + mark + "%{meta.axes[0]}": ts.Float(0, 1),
                       "c": ts.Categorical(["A" + mark + "%{meta.title}", "B"])},
@@ -973,12 +937,12 @@ def test_a_name_holding_a_plotly_template_draws_no_markup_in_the_report(tmp_path
 
     def read(page: Any) -> tuple[int, int, list[str]]:
         page.wait_for_function("document.querySelectorAll('.gtitle').length >= 3", timeout=30_000)
-        page.wait_for_timeout(500)  # the titles' and the process diagram's column's relayouts
+        settled(page)  # the titles' and the process diagram's column's relayouts
         return page.evaluate("""() => [document.querySelectorAll('svg a').length,
           [...document.querySelectorAll('svg [style]')].filter(t => t.getAttribute('style').includes("Zebrafont")).length,
           [...document.querySelectorAll('.gtitle')].map(t => t.textContent)]""")
 
-    for links, styled, titles in _in_chromium(sync_api, out, read, widths=(1200, 400)):
+    for links, styled, titles in _in_chromium(chromium, out, read, widths=(1200, 400)):
         assert (links, styled) == (0, 0), titles
         assert any("%{meta.title}" in t and "CLICK</a>" in t for t in titles), titles
 

@@ -820,7 +820,7 @@ def test_optunas_names_on_a_study_a_trial_and_a_record_say_what_to_write() -> No
 def test_records_and_studies_answer_optunas_names_without_slowing_every_attribute_read() -> None:
     # before: FrozenTrial and Study answered Optuna's names with a __getattr__, with which CPython reads
     # every attribute of every instance the slow way: a pruner's scan of 300 records took 1.7x the time
-    # of the same scan without it (perf6, benchmarks/LOG.md), at each report of each trial
+    # of the same scan without it, at each report of each trial
     from tunesmith.trial import FrozenTrial
 
     study = ts.Study(SPACE, sampler="random", seed=0)
@@ -835,7 +835,7 @@ def test_records_and_studies_answer_optunas_names_without_slowing_every_attribut
 
 
 def test_an_optuna_name_is_still_free_for_an_instance_a_subclass_and_its_fields() -> None:
-    # before (perf6's properties, data descriptors): study.user_attrs = ... and a subclass's __init__ setting
+    # before (Optuna's names as properties, data descriptors): study.user_attrs = ... and a subclass's __init__ setting
     # study_name failed with "property of 'Study' object has no setter", a FrozenTrial subclass could not have a
     # user_attrs field, dir() hid a subclass's own user_attrs, and hasattr(ts.Study, "user_attrs") was true
     import dataclasses
@@ -870,7 +870,7 @@ def test_an_optuna_name_is_still_free_for_an_instance_a_subclass_and_its_fields(
 def test_a_replaced_record_keeps_its_fields_where_the_interpreter_reads_them_fast() -> None:
     # before: FrozenTrial.replace filled the new record's __dict__ with update(), which made a dict object of
     # the old record's fields and the new one's, and CPython reads such an instance's fields the slower way: a
-    # pruner's scan of records made by replace took 1.4x that of records made by the constructor (perf6)
+    # pruner's scan of records made by replace took 1.4x that of records made by the constructor
     import gc
 
     from tunesmith.trial import FrozenTrial

@@ -650,7 +650,7 @@ class _Counted(EvalRecord):
 
 def test_a_report_reads_the_last_few_records_however_long_the_run() -> None:
     # before: each report read every record of the run (its smoothed gap and lowest validation loss
-    # from the start), 1 ms after 2,000 validations and 12 ms after 20,000 (benchmarks/LOG.md, rev76)
+    # from the start), 1 ms after 2,000 validations and 12 ms after 20,000
     import numpy as np
 
     rng = np.random.default_rng(0)

@@ -631,7 +631,8 @@ def lost_worker(exc: BaseException) -> str:
 def gcs_after(lost_after: float) -> float:
     """Seconds without the GCS that :class:`GcsWatch` counts its loss: ``lost_after``, at most :data:`GCS_MARGIN`
     seconds before Ray's own end (``RAY_gcs_rpc_server_reconnect_timeout_s``), and at most half of it where that is
-    short: a blip Ray outlives (a GCS restarted) must not end a healthy study (at 1 s, before rev153)."""
+    short: a blip Ray outlives (a GCS restarted) must not end a healthy study (a bound of 1 s under a short Ray
+    limit ended it)."""
     ray_limit = float(os.environ.get("RAY_gcs_rpc_server_reconnect_timeout_s", "60") or 60)
     return max(1.0, min(lost_after, max(ray_limit - GCS_MARGIN, ray_limit / 2)))
 
@@ -641,7 +642,7 @@ class GcsWatch:
     ``lost_after`` seconds (at most :data:`GCS_MARGIN` seconds before Ray ends the process itself) it sets
     :attr:`lost`, which the driver's loop reads, and where ``interrupts`` it interrupts the main thread too, as a
     Ctrl-C would (the driver may wait inside Ray). Ray's own calls cannot say it in time: they wait on the GCS until
-    Ray ends the process (left46, left50)."""
+    Ray ends the process itself (``RAY_gcs_rpc_server_reconnect_timeout_s``, 60 s by default)."""
 
     def __init__(self, address: tuple[str, int] | None, after: float, interrupts: bool = False) -> None:
         self.address, self.after, self.interrupts = address, after, interrupts
