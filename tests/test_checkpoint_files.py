@@ -4,16 +4,19 @@ what a checkpoint holds of a partly frozen model, and what a study keeps on disk
 from __future__ import annotations
 
 import errno
+import json
 import os
 import shutil
 import socket
 import stat
+import struct
 import subprocess
 import sys
 import tempfile
 import textwrap
 import time
 import warnings
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -292,6 +295,121 @@ def test_a_resumed_run_s_own_best_pt_cut_short_is_said_at_its_start_not_raised_a
         assert all(torch.equal(v, last[k]) for k, v in resumed.state_dict().items())
 
 
+def test_a_branch_s_best_pt_whose_last_files_are_gone_is_set_aside_not_restored(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Before: a run resumed below the step of its folder's best.pt, with none of that branch's "last" files left
+    (deleted by hand, or by a study's resumed trial: ``drop_beyond``), kept that best.pt and ended with the branch's
+    weights (step 20), its history's best naming step 10. Its step is read (its pickle only) at the start now."""
+    d = tmp_path / "run"
+    cfg = CFG.with_params({"epochs": 4, "keep_last": 3, "checkpoint_dir": d})
+    Trainer(mlp(), cfg, loss=scripted(_twice([0.9, 0.5, 0.4, 0.3]))).fit(*DATA)
+    branch_best = (d / "best.pt").read_bytes()
+    (d / "last-000000015.pt").unlink()
+    (d / "last-000000020.pt").unlink()
+    own_best = checkpoint.load(d / "last-000000010.pt")["model"]
+    resumed = mlp()
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        history = Trainer(resumed, cfg.with_params({"keep_last": 1}), loss=scripted(_twice([0.8, 0.8]))).fit(
+            *DATA, resume_from=d / "last-000000010.pt")
+    assert history.best is not None and history.best.step == 10
+    assert all(torch.equal(v, own_best[k]) for k, v in resumed.state_dict().items())
+    assert "holds best.pt above the resumed step 10, of the branch this run leaves" in " ".join(caplog.text.split())
+    (aside,) = [p for p in d.iterdir() if p.is_dir()]
+    assert _names(aside) == ["best.pt"] and (aside / "best.pt").read_bytes() == branch_best  # kept as it was
+    assert checkpoint.load(d / "best.pt")["step"] == 10
+
+
+def _corrupt_inside(path: Path) -> bytes:
+    """``path`` made a file of its own whose zip is whole but whose pickle is corrupt (its first byte changed)."""
+    whole = path.read_bytes()
+    with zipfile.ZipFile(path) as z:
+        info = next(i for i in z.infolist() if i.filename.endswith("/data.pkl"))
+    name, extra = struct.unpack("<HH", whole[info.header_offset + 26:info.header_offset + 30])  # the local header's
+    at = info.header_offset + 30 + name + extra
+    path.unlink()
+    path.write_bytes(whole[:at] + bytes([whole[at] ^ 0x5A]) + whole[at + 1:])
+    assert checkpoint.is_complete(path)  # the zip directory whole: only a read of the pickle finds it
+    return whole
+
+
+def test_a_resumed_run_s_own_best_pt_corrupt_inside_is_said_at_its_start_not_raised_at_its_end(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Before: a best.pt whose zip was whole but whose pickle was corrupt passed the start's check (the zip directory
+    only); the run trained to its end, then restore_best read it and raised CheckpointError. Its pickle is read at
+    the start now (not its tensors), and it is made again from the run's own file of its best step."""
+    d = tmp_path / "run"
+    cfg = CFG.with_params({"epochs": 4, "keep_last": 1, "checkpoint_dir": d})
+    Trainer(mlp(), cfg, loss=scripted(_twice([0.9, 0.5, 0.4, 0.3]))).fit(*DATA)
+    whole = _corrupt_inside(d / "best.pt")
+    resumed = mlp()
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        history = Trainer(resumed, cfg.with_params({"epochs": 5}), loss=scripted(_twice([0.8]))).fit(
+            *DATA, resume_from=d / "last-000000020.pt")
+    said = " ".join(caplog.text.split())
+    assert f"best.pt of TrainConfig.checkpoint_dir '{d}' is not a whole checkpoint (cut short or corrupt" in said, said
+    assert "made again from last-000000020.pt" in said and (d / "best.pt").read_bytes() == whole
+    assert history.best is not None and history.best.step == 20
+    best = checkpoint.load(d / "best.pt")["model"]
+    assert all(torch.equal(v, best[k]) for k, v in resumed.state_dict().items())
+
+
+UNREADABLE_BEST_AS_NOBODY = textwrap.dedent(
+    """
+    import json, logging, os, sys
+    sys.path[:0] = [{tests!r}, {src!r}]
+    import torch
+    from pathlib import Path
+    from _train_util import mlp, scripted, split
+    from tunesmith.train import TrainConfig, Trainer, checkpoint
+
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    twice = lambda c: [v for v in c for _ in range(2)]
+    d, data = Path({d!r}), split(96)
+    cfg = TrainConfig(epochs=4, batch_size=16, keep_last=3, checkpoint_dir=d)
+    Trainer(mlp(), cfg, loss=scripted(twice([0.9, 0.5, 0.4, 0.3]))).fit(*data)
+    best = (d / "best.pt").read_bytes()
+    (d / "best.pt").unlink()  # a file of its own (not the link to last-20), that this user may not read
+    (d / "best.pt").write_bytes(best)
+    (d / "best.pt").chmod(0)
+    own = checkpoint.load(d / "last-000000010.pt")["model"]
+    m = mlp()
+    h = Trainer(m, cfg.with_params({{"keep_last": 1}}), loss=scripted(twice([0.8, 0.8]))).fit(
+        *data, resume_from=d / "last-000000010.pt")
+    (aside,) = [p for p in d.iterdir() if p.is_dir()]
+    (aside / "best.pt").chmod(0o600)
+    print(json.dumps({{"best": h.best.step, "own": all(torch.equal(v, own[k]) for k, v in m.state_dict().items()),
+                      "kept": (aside / "best.pt").read_bytes() == best, "aside": sorted(os.listdir(aside))}}))
+    """
+)
+
+
+@pytest.mark.skipif(not hasattr(os, "getuid") or os.getuid() != 0, reason="runs as another user (setuid): root only")
+def test_a_best_pt_the_user_may_not_read_is_set_aside_saying_the_permission_to_fix_not_cut_short(
+    tmp_path: Path,
+) -> None:
+    """Before: a resumed run's best.pt that its user may not read (mode 0) was said as "cut short" and replaced by a
+    link to the run's own file (its bytes lost), or, with the branch's files beside it, left in place. It is set
+    aside now (moved: a rename needs no read), said as unreadable with the fix (chmod u+r), not restored."""
+    d = Path(tempfile.mkdtemp(prefix="tunesmith-unreadable-", dir="/tmp"))  # a folder the other user owns
+    try:
+        os.chown(d, 65534, 65534)
+        run = subprocess.run(
+            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c",
+             UNREADABLE_BEST_AS_NOBODY.format(tests=str(TESTS), src=str(TESTS.parent / "src"), d=str(d / "run"))],
+            capture_output=True, text=True, timeout=300, env={**os.environ, "HOME": str(d)})
+        assert run.returncode == 0, run.stderr[-3000:]
+        said = " ".join(run.stderr.split())
+        assert "best.pt of TrainConfig.checkpoint_dir" in said and "cut short" not in said, said
+        assert ("cannot be read, so it is set aside (moved, its bytes kept), not restored: to use it, give yourself "
+                "read permission on it (chmod u+r") in said, said
+        assert json.loads(run.stdout) == {"best": 10, "own": True, "kept": True,
+                                          "aside": ["best.pt", "last-000000015.pt", "last-000000020.pt"]}
+    finally:
+        shutil.rmtree(d)
+
+
 @pytest.mark.parametrize("best", ["cut short", "the branch's, unreadable"])
 def test_a_resumed_run_s_best_pt_is_made_again_as_a_copy_on_a_file_system_without_hard_links(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, best: str
@@ -351,6 +469,32 @@ KILLED_MID_MOVE = textwrap.dedent(
     Trainer(mlp(), TrainConfig(epochs=1, batch_size=16, keep_last=2, checkpoint_dir={folder!r})).fit(*split(96))
     """
 )
+
+
+@pytest.mark.parametrize("resumed", [False, True], ids=["new run", "resumed below it"])
+def test_a_folder_named_like_a_last_checkpoint_is_set_aside_with_what_it_holds(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, resumed: bool
+) -> None:
+    """Before: a folder named like a "last" checkpoint (last-000000099.pt) in checkpoint_dir made the run's first
+    checkpoint raise a bare IsADirectoryError (set_aside took it for a cut-short file and unlinked it). It is moved
+    with the other run's files now, what it holds kept, and said as what it is."""
+    d = tmp_path / "run"
+    cfg = CFG.with_params({"epochs": 2, "checkpoint_dir": d})
+    if resumed:
+        Trainer(mlp(), cfg).fit(*DATA)
+    (d / "last-000000099.pt").mkdir(parents=True)
+    (d / "last-000000099.pt" / "notes.txt").write_text("kept")
+    d.chmod(0o700)
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        history = Trainer(mlp(), cfg.with_params({"epochs": 3})).fit(
+            *DATA, resume_from=d / "last-000000010.pt" if resumed else None)
+    assert history.records[-1].step == 15
+    said = " ".join(caplog.text.split())
+    assert "last-000000099.pt (not a file, named like a \"last\" checkpoint)" in said, said
+    (aside,) = [p for p in d.iterdir() if p.is_dir()]
+    assert aside.name.startswith("branch-above-step-10-" if resumed else "earlier-"), aside
+    assert (aside / "last-000000099.pt" / "notes.txt").read_text() == "kept"
+    assert checkpoint.latest(d) == d / "last-000000015.pt"
 
 
 def _killed_mid_move(d: Path, *, at_best: bool, once_made: bool = False) -> None:

@@ -71,7 +71,7 @@ class CheckpointMismatch(CheckpointError):  # noqa: N818 - a kind of CheckpointE
 
 
 __all__ = [
-    "CheckpointError", "CheckpointFolderBusy", "CheckpointMismatch", "UntrustedCheckpointFolder", "best_path", "check_dir", "clean_stale", "default_root", "inside", "is_complete",
+    "CheckpointError", "CheckpointFolderBusy", "CheckpointMismatch", "UntrustedCheckpointFolder", "best_path", "check_dir", "clean_stale", "cut_short", "default_root", "inside", "is_complete",
     "hold", "last_path", "latest", "link", "list_last", "load", "release", "rng_state", "rotate", "save", "secure_dir",
     "set_aside", "aside_name",
     "set_rng_state", "step_of", "study_folder", "unfinished_aside", "end_cut_short",
@@ -406,6 +406,18 @@ def is_complete(path: str | Path | BinaryIO) -> bool:
         return False
 
 
+def cut_short(path: str | Path) -> bool:
+    """Whether ``path`` is a regular file (or a link to one) that its user may read and that is no whole ``torch.save``
+    archive: a checkpoint cut short, which resumes nothing. A folder, a FIFO or a file this user may not read is
+    none: :func:`set_aside` moves it with the rest, never deletes it (``unlink`` raised ``IsADirectoryError`` on a
+    folder named like a "last" file; a file unreadable for a permission was deleted as cut short)."""
+    try:
+        with open_regular(Path(path).expanduser()) as f:
+            return not is_complete(f)
+    except (OSError, NotRegularFile):
+        return False
+
+
 def step_of(path: str | Path) -> int | None:
     """The step of a "last" checkpoint's file name (None for other names)."""
     m = _LAST.match(Path(path).name)
@@ -458,10 +470,10 @@ def set_aside(directory: str | Path, files: list[Path], *, above: int | None = N
     new one where a file of the same name is there: a run went on in that folder since, and none of its files is
     replaced)."""
     d = Path(directory).expanduser()
-    whole = [p for p in files if p.is_file() and (step_of(p) is None or is_complete(p))]
-    for p in files:
-        if p not in whole and step_of(p) is not None:
-            p.unlink(missing_ok=True)
+    cut = [p for p in files if step_of(p) is not None and cut_short(p)]
+    whole = [p for p in files if p not in cut and os.path.lexists(p)]
+    for p in cut:
+        p.unlink(missing_ok=True)
     if not whole:
         end_cut_short(d)
         return None

@@ -93,7 +93,7 @@ def drop_beyond(folder: Path, resume: str) -> None:
     if step is None or not ckpt.inside(resume, folder):
         return
     for p in ckpt.list_last(folder):
-        if (ckpt.step_of(p) or 0) > step:
+        if (ckpt.step_of(p) or 0) > step and not p.is_dir():  # a folder of that name: the trainer sets it aside
             p.unlink(missing_ok=True)
 
 
