@@ -60,7 +60,7 @@ def test_temporary_files_of_dead_writers_are_removed_on_start(tmp_path: Path) ->
     code = KILLED_WHILE_SAVING.format(tests=str(TESTS), src=str(TESTS.parent / "src"), folder=str(folder))
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == -9, proc.stderr
-    left = [p.name for p in folder.iterdir()]
+    left = [p.name for p in folder.iterdir() if p.name != ".lock"]  # (its writer lock's file: the next run's now)
     assert len(left) == 1 and left[0].startswith(f".last-000000005.pt~{socket.gethostname()}~")
     live = folder / f".last-000000009.pt~{socket.gethostname()}~{os.getpid()}~12345678.tmp"  # a writer still running
     other = folder / ".last-000000009.pt~another-host~12345.tmp"  # cannot be checked from here
@@ -68,7 +68,7 @@ def test_temporary_files_of_dead_writers_are_removed_on_start(tmp_path: Path) ->
     other.write_bytes(b"x")
     Trainer(mlp(), TrainConfig(epochs=1, batch_size=16, checkpoint_dir=str(folder))).fit(*DATA)
     names = {p.name for p in folder.iterdir()}
-    assert left[0] not in names and {live.name, other.name} <= names
+    assert left[0] not in names and {live.name, other.name} <= names and ".lock" not in names
     os.utime(other, (0, 0))  # a day old: its writer is gone too
     assert checkpoint.clean_stale(folder) == [other]
 
@@ -673,7 +673,7 @@ def test_a_move_a_kill_cut_short_as_it_ended_is_not_taken_for_the_next_run_s(tmp
     Trainer(mlp(), CFG.with_params({"epochs": 1, "checkpoint_dir": d})).fit(*DATA)
     _killed_mid_move(d, at_best=False)
     first = checkpoint.unfinished_aside(d)
-    assert first is not None and _names(first) == [".moving", "best.pt", "last-000000005.pt"]
+    assert first is not None and _names(first) == [".lock", ".moving", "best.pt", "last-000000005.pt"]
     Trainer(mlp(), CFG.with_params({"epochs": 1, "checkpoint_dir": d})).fit(*DATA)
     assert checkpoint.unfinished_aside(d) is None
     Trainer(mlp(), CFG.with_params({"epochs": 1, "checkpoint_dir": d})).fit(*DATA)
@@ -2057,53 +2057,72 @@ def test_a_planted_cut_short_move_marker_never_draws_a_run_s_files_into_a_folder
 
 LOCKS_AS_NOBODY = textwrap.dedent(
     """
-    import fcntl, os, sys, time
+    import errno, fcntl, os, sys
     fd = os.open({d!r}, os.O_RDONLY | os.O_DIRECTORY)
-    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    if {ends} and os.fork():  # the taker ends: its child holds the lock, /proc/locks names the taker
-        os._exit(0)
-    print("held", flush=True)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # the folder's own lock: what held every run out before
+    try:
+        os.open(os.path.join({d!r}, ".lock"), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        print("lock file opened", flush=True)
+    except OSError as exc:
+        print("lock file refused:", errno.errorcode[exc.errno], flush=True)
     sys.stdin.read()
-    os.close(fd)  # its lock freed before its output ends (a forked child's is the test's only sign that it did)
+    os.close(fd)
     """
 )
 
 
-@pytest.mark.skipif(not hasattr(os, "getuid") or os.getuid() != 0 or not os.path.exists("/proc/locks"),
-                    reason="takes another user's lock as root (setuid), read in Linux's /proc/locks")
-@pytest.mark.parametrize("taker_ends", [False, True])
-def test_a_checkpoint_folder_another_user_locked_is_refused_naming_that_user_not_a_run(
-    tmp_path: Path, taker_ends: bool,
-) -> None:
-    """Any user who may open a folder (mode 0755, umask 022) may hold its writer lock: a run there was refused as
-    "being written by another run now (another process, or another Trainer of this one)", which no run of the
-    user's was, for as long as the other user's process lived. Now the refusal names that process and its user,
-    and says what to do. ``taker_ends``: the process that took the lock forked and ended (a daemon's start), its
-    child holding the lock under no pid /proc/locks names: it was refused as "another run" again (rev149)."""
+@pytest.mark.skipif(not hasattr(os, "getuid") or os.getuid() != 0 or checkpoint.fcntl is None,
+                    reason="takes a lock as another user (setuid): root only")
+def test_another_user_who_may_open_a_checkpoint_folder_cannot_hold_its_writer_lock(tmp_path: Path) -> None:
+    """Before: the writer lock was a flock on the folder itself, which any user who may open the folder (mode 0755,
+    umask 022) may take and keep: every run there was refused (CheckpointFolderBusy) for as long as that process
+    lived. The lock is a file of the user's own now, 0600, made in a folder only the user may write: another user
+    can neither make it nor open it, and their lock on the folder holds nothing."""
     d = Path(tempfile.mkdtemp(prefix="tunesmith-locked-", dir="/tmp"))  # a folder another user can reach
     try:
         d.chmod(0o755)
         locker = subprocess.Popen(
             ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c",
-             LOCKS_AS_NOBODY.format(d=str(d), ends=taker_ends)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            text=True)
+             LOCKS_AS_NOBODY.format(d=str(d))], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         try:
-            assert locker.stdout is not None and locker.stdout.readline() == "held\n"
-            if taker_ends:
-                locker.wait(timeout=60)  # only its child, which no /proc/locks line names, holds the lock now
-            with pytest.raises(checkpoint.CheckpointFolderBusy) as refused:
-                Trainer(mlp(), CFG.with_params({"checkpoint_dir": d})).fit(*DATA)
-            d.chmod(0o700)  # as the refusal says: the lock taken stays, "its mode ... lets others open it" no more
-            with pytest.raises(checkpoint.CheckpointFolderBusy, match="mode 0700 lets no one else open it now: it "
-                               "was opened before, or by root"):
-                Trainer(mlp(), CFG.with_params({"checkpoint_dir": d})).fit(*DATA)
+            assert locker.stdout is not None and locker.stdout.readline() == "lock file refused: EACCES\n"
+            seen = []
+            Trainer(mlp(), CFG.with_params({"checkpoint_dir": d, "epochs": 1}),
+                    callbacks=[lambda t, r: seen.append(stat.S_IMODE(os.lstat(d / ".lock").st_mode))]).fit(
+                *DATA)
         finally:
             locker.communicate("", timeout=60)
-        said = str(refused.value)
-        assert (f"no run of yours: process {locker.pid}, which took the lock, has ended" if taker_ends
-                else f"locked by process {locker.pid} of another user (uid 65534)") in said, said
-        assert "mode 0755" in said and "another run" not in said and "chmod go-rx" in said, said
-        assert _names(d) == []  # nothing written
-        Trainer(mlp(), CFG.with_params({"checkpoint_dir": d})).fit(*DATA)  # that process ended: its lock with it
+        assert seen == [0o600]  # held as a private file while the run writes
+        assert _names(d) == ["best.pt", "last-000000005.pt"]  # released: the lock file deleted
     finally:
         shutil.rmtree(d)
+
+
+@pytest.mark.parametrize("planted", ["a link", "open to others", "another user's"])
+def test_a_lock_file_that_is_not_the_user_s_own_and_private_is_refused_naming_it_and_the_fix(
+    tmp_path: Path, planted: str
+) -> None:
+    """A lock file someone else could hold (another user's, one others may open, a link to where another user
+    chose) is refused before anything is written, naming the file and the fix; nothing of the folder is touched."""
+    if planted == "another user's" and (not hasattr(os, "getuid") or os.getuid() != 0):
+        pytest.skip("chown to another user: root only")
+    d = tmp_path / "run"
+    d.mkdir(mode=0o700)
+    lock = d / ".lock"
+    if planted == "a link":
+        lock.symlink_to(tmp_path / "elsewhere")
+    else:
+        lock.touch(0o644 if planted == "open to others" else 0o600)
+        lock.chmod(0o644 if planted == "open to others" else 0o600)
+        if planted == "another user's":
+            os.chown(lock, 65534, 65534)
+    with pytest.raises(checkpoint.UntrustedCheckpointFolder) as refused:
+        Trainer(mlp(), CFG.with_params({"checkpoint_dir": d})).fit(*DATA)
+    said = str(refused.value)
+    assert f"the lock file '{lock}' of checkpoint folder '{d}'" in said and f"rm '{lock}'" in said, said
+    assert {"a link": "is a symbolic link", "open to others": "may be opened by others (mode 0644)",
+            "another user's": "belongs to another user (uid 65534"}[planted] in said, said
+    assert _names(d) == [".lock"] and not (tmp_path / "elsewhere").exists()
+    lock.unlink()  # as the message says
+    Trainer(mlp(), CFG.with_params({"checkpoint_dir": d})).fit(*DATA)
+    assert checkpoint.latest(d) is not None and not lock.exists()

@@ -225,10 +225,7 @@ def retire(folder: Path, keep: str) -> bool:
         _weights_only(best)
     if not best.is_file():  # nothing resumes it now; a kept best.pt stays marked as its study's
         (folder / OWNER).unlink(missing_ok=True)
-    try:
-        folder.rmdir()  # only when empty
-    except OSError:
-        pass
+    ckpt.drop_empty(folder)  # only when empty (but for a killed run's lock file)
     return best.is_file()
 
 
