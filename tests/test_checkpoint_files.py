@@ -239,6 +239,18 @@ def _cut(path: Path) -> bytes:
     return whole
 
 
+def _resume_at_ten_restoring_its_own_best(d: Path, cfg: TrainConfig, caplog: pytest.LogCaptureFixture) -> None:
+    """Resume the run of ``d`` from its step 10 (its best, 0.5) with no better validation after it: it ends with
+    step 10's weights, its own best."""
+    own_best = checkpoint.load(d / "last-000000010.pt")["model"]
+    resumed = mlp()
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        history = Trainer(resumed, cfg.with_params({"keep_last": 1}), loss=scripted(_twice([0.8, 0.8]))).fit(
+            *DATA, resume_from=d / "last-000000010.pt")
+    assert history.best is not None and history.best.step == 10
+    assert all(torch.equal(v, own_best[k]) for k, v in resumed.state_dict().items())
+
+
 def test_a_corrupt_best_pt_above_a_resumed_step_is_set_aside_with_the_branch_not_read_again_at_the_end(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -250,13 +262,7 @@ def test_a_corrupt_best_pt_above_a_resumed_step_is_set_aside_with_the_branch_not
     cfg = CFG.with_params({"epochs": 4, "keep_last": 3, "checkpoint_dir": d})
     Trainer(mlp(), cfg, loss=scripted(_twice([0.9, 0.5, 0.4, 0.3]))).fit(*DATA)
     whole = _cut(d / "best.pt")  # (a hard link to last-20: that one stays whole)
-    own_best = checkpoint.load(d / "last-000000010.pt")["model"]
-    resumed = mlp()
-    with caplog.at_level("WARNING", logger="tunesmith"):
-        history = Trainer(resumed, cfg.with_params({"keep_last": 1}), loss=scripted(_twice([0.8, 0.8]))).fit(
-            *DATA, resume_from=d / "last-000000010.pt")
-    assert history.best is not None and history.best.step == 10
-    assert all(torch.equal(v, own_best[k]) for k, v in resumed.state_dict().items())
+    _resume_at_ten_restoring_its_own_best(d, cfg, caplog)
     said = " ".join(caplog.text.split())
     assert (f"best.pt of TrainConfig.checkpoint_dir '{d}' cannot be read, so it is set aside with the branch this run "
             "leaves, not restored; this run's best validation (step 10) restores from its own") in said, said
@@ -267,17 +273,21 @@ def test_a_corrupt_best_pt_above_a_resumed_step_is_set_aside_with_the_branch_not
     assert checkpoint.load(d / "best.pt")["step"] == 10  # the folder's best.pt is the resumed run's own
 
 
-@pytest.mark.parametrize("curve, linked", [([0.9, 0.5, 0.4, 0.3], True), ([0.9, 0.5, 0.6, 0.7], False)])
+@pytest.mark.parametrize("curve, linked, damage", [([0.9, 0.5, 0.4, 0.3], True, "cut short"),
+                                                   ([0.9, 0.5, 0.6, 0.7], False, "cut short"),
+                                                   ([0.9, 0.5, 0.4, 0.3], True, "corrupt inside")])
 def test_a_resumed_run_s_own_best_pt_cut_short_is_said_at_its_start_not_raised_at_its_end(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture, curve: list[float], linked: bool
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, curve: list[float], linked: bool, damage: str
 ) -> None:
     """Before: a run resumed in its folder whose best.pt was cut short trained to its end, then restore_best read
     that file and raised CheckpointError. Said at the start now; best.pt is made again from the run's "last" file of
-    its best step where one is left (``linked``), else the run ends with its last weights (no better validation)."""
+    its best step where one is left (``linked``), else the run ends with its last weights (no better validation).
+    ``corrupt inside``: a whole zip whose pickle is corrupt passed the start's check (the zip directory only) and
+    raised at the end (left60); its pickle is read at the start now, not its tensors."""
     d = tmp_path / "run"
     cfg = CFG.with_params({"epochs": 4, "keep_last": 1, "checkpoint_dir": d})
     Trainer(mlp(), cfg, loss=scripted(_twice(curve))).fit(*DATA)
-    whole = _cut(d / "best.pt")
+    whole = (_cut if damage == "cut short" else _corrupt_inside)(d / "best.pt")
     resumed = mlp()
     with caplog.at_level("WARNING", logger="tunesmith"):
         history = Trainer(resumed, cfg.with_params({"epochs": 5}), loss=scripted(_twice([0.8]))).fit(
@@ -307,13 +317,7 @@ def test_a_branch_s_best_pt_whose_last_files_are_gone_is_set_aside_not_restored(
     branch_best = (d / "best.pt").read_bytes()
     (d / "last-000000015.pt").unlink()
     (d / "last-000000020.pt").unlink()
-    own_best = checkpoint.load(d / "last-000000010.pt")["model"]
-    resumed = mlp()
-    with caplog.at_level("WARNING", logger="tunesmith"):
-        history = Trainer(resumed, cfg.with_params({"keep_last": 1}), loss=scripted(_twice([0.8, 0.8]))).fit(
-            *DATA, resume_from=d / "last-000000010.pt")
-    assert history.best is not None and history.best.step == 10
-    assert all(torch.equal(v, own_best[k]) for k, v in resumed.state_dict().items())
+    _resume_at_ten_restoring_its_own_best(d, cfg, caplog)
     assert "holds best.pt above the resumed step 10, of the branch this run leaves" in " ".join(caplog.text.split())
     (aside,) = [p for p in d.iterdir() if p.is_dir()]
     assert _names(aside) == ["best.pt"] and (aside / "best.pt").read_bytes() == branch_best  # kept as it was
@@ -331,28 +335,6 @@ def _corrupt_inside(path: Path) -> bytes:
     path.write_bytes(whole[:at] + bytes([whole[at] ^ 0x5A]) + whole[at + 1:])
     assert checkpoint.is_complete(path)  # the zip directory whole: only a read of the pickle finds it
     return whole
-
-
-def test_a_resumed_run_s_own_best_pt_corrupt_inside_is_said_at_its_start_not_raised_at_its_end(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    """Before: a best.pt whose zip was whole but whose pickle was corrupt passed the start's check (the zip directory
-    only); the run trained to its end, then restore_best read it and raised CheckpointError. Its pickle is read at
-    the start now (not its tensors), and it is made again from the run's own file of its best step."""
-    d = tmp_path / "run"
-    cfg = CFG.with_params({"epochs": 4, "keep_last": 1, "checkpoint_dir": d})
-    Trainer(mlp(), cfg, loss=scripted(_twice([0.9, 0.5, 0.4, 0.3]))).fit(*DATA)
-    whole = _corrupt_inside(d / "best.pt")
-    resumed = mlp()
-    with caplog.at_level("WARNING", logger="tunesmith"):
-        history = Trainer(resumed, cfg.with_params({"epochs": 5}), loss=scripted(_twice([0.8]))).fit(
-            *DATA, resume_from=d / "last-000000020.pt")
-    said = " ".join(caplog.text.split())
-    assert f"best.pt of TrainConfig.checkpoint_dir '{d}' is not a whole checkpoint (cut short or corrupt" in said, said
-    assert "made again from last-000000020.pt" in said and (d / "best.pt").read_bytes() == whole
-    assert history.best is not None and history.best.step == 20
-    best = checkpoint.load(d / "best.pt")["model"]
-    assert all(torch.equal(v, best[k]) for k, v in resumed.state_dict().items())
 
 
 UNREADABLE_BEST_AS_NOBODY = textwrap.dedent(
