@@ -4,16 +4,19 @@ what a checkpoint holds of a partly frozen model, and what a study keeps on disk
 from __future__ import annotations
 
 import errno
+import json
 import os
 import shutil
 import socket
 import stat
+import struct
 import subprocess
 import sys
 import tempfile
 import textwrap
 import time
 import warnings
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +60,7 @@ def test_temporary_files_of_dead_writers_are_removed_on_start(tmp_path: Path) ->
     code = KILLED_WHILE_SAVING.format(tests=str(TESTS), src=str(TESTS.parent / "src"), folder=str(folder))
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == -9, proc.stderr
-    left = [p.name for p in folder.iterdir()]
+    left = [p.name for p in folder.iterdir() if p.name != ".lock"]  # (its writer lock's file: the next run's now)
     assert len(left) == 1 and left[0].startswith(f".last-000000005.pt~{socket.gethostname()}~")
     live = folder / f".last-000000009.pt~{socket.gethostname()}~{os.getpid()}~12345678.tmp"  # a writer still running
     other = folder / ".last-000000009.pt~another-host~12345.tmp"  # cannot be checked from here
@@ -65,7 +68,7 @@ def test_temporary_files_of_dead_writers_are_removed_on_start(tmp_path: Path) ->
     other.write_bytes(b"x")
     Trainer(mlp(), TrainConfig(epochs=1, batch_size=16, checkpoint_dir=str(folder))).fit(*DATA)
     names = {p.name for p in folder.iterdir()}
-    assert left[0] not in names and {live.name, other.name} <= names
+    assert left[0] not in names and {live.name, other.name} <= names and ".lock" not in names
     os.utime(other, (0, 0))  # a day old: its writer is gone too
     assert checkpoint.clean_stale(folder) == [other]
 
@@ -236,6 +239,18 @@ def _cut(path: Path) -> bytes:
     return whole
 
 
+def _resume_at_ten_restoring_its_own_best(d: Path, cfg: TrainConfig, caplog: pytest.LogCaptureFixture) -> None:
+    """Resume the run of ``d`` from its step 10 (its best, 0.5) with no better validation after it: it ends with
+    step 10's weights, its own best."""
+    own_best = checkpoint.load(d / "last-000000010.pt")["model"]
+    resumed = mlp()
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        history = Trainer(resumed, cfg.with_params({"keep_last": 1}), loss=scripted(_twice([0.8, 0.8]))).fit(
+            *DATA, resume_from=d / "last-000000010.pt")
+    assert history.best is not None and history.best.step == 10
+    assert all(torch.equal(v, own_best[k]) for k, v in resumed.state_dict().items())
+
+
 def test_a_corrupt_best_pt_above_a_resumed_step_is_set_aside_with_the_branch_not_read_again_at_the_end(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -247,13 +262,7 @@ def test_a_corrupt_best_pt_above_a_resumed_step_is_set_aside_with_the_branch_not
     cfg = CFG.with_params({"epochs": 4, "keep_last": 3, "checkpoint_dir": d})
     Trainer(mlp(), cfg, loss=scripted(_twice([0.9, 0.5, 0.4, 0.3]))).fit(*DATA)
     whole = _cut(d / "best.pt")  # (a hard link to last-20: that one stays whole)
-    own_best = checkpoint.load(d / "last-000000010.pt")["model"]
-    resumed = mlp()
-    with caplog.at_level("WARNING", logger="tunesmith"):
-        history = Trainer(resumed, cfg.with_params({"keep_last": 1}), loss=scripted(_twice([0.8, 0.8]))).fit(
-            *DATA, resume_from=d / "last-000000010.pt")
-    assert history.best is not None and history.best.step == 10
-    assert all(torch.equal(v, own_best[k]) for k, v in resumed.state_dict().items())
+    _resume_at_ten_restoring_its_own_best(d, cfg, caplog)
     said = " ".join(caplog.text.split())
     assert (f"best.pt of TrainConfig.checkpoint_dir '{d}' cannot be read, so it is set aside with the branch this run "
             "leaves, not restored; this run's best validation (step 10) restores from its own") in said, said
@@ -264,17 +273,21 @@ def test_a_corrupt_best_pt_above_a_resumed_step_is_set_aside_with_the_branch_not
     assert checkpoint.load(d / "best.pt")["step"] == 10  # the folder's best.pt is the resumed run's own
 
 
-@pytest.mark.parametrize("curve, linked", [([0.9, 0.5, 0.4, 0.3], True), ([0.9, 0.5, 0.6, 0.7], False)])
+@pytest.mark.parametrize("curve, linked, damage", [([0.9, 0.5, 0.4, 0.3], True, "cut short"),
+                                                   ([0.9, 0.5, 0.6, 0.7], False, "cut short"),
+                                                   ([0.9, 0.5, 0.4, 0.3], True, "corrupt inside")])
 def test_a_resumed_run_s_own_best_pt_cut_short_is_said_at_its_start_not_raised_at_its_end(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture, curve: list[float], linked: bool
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, curve: list[float], linked: bool, damage: str
 ) -> None:
     """Before: a run resumed in its folder whose best.pt was cut short trained to its end, then restore_best read
     that file and raised CheckpointError. Said at the start now; best.pt is made again from the run's "last" file of
-    its best step where one is left (``linked``), else the run ends with its last weights (no better validation)."""
+    its best step where one is left (``linked``), else the run ends with its last weights (no better validation).
+    ``corrupt inside``: a whole zip whose pickle is corrupt passed the start's check (the zip directory only) and
+    raised at the end (left60); its pickle is read at the start now, not its tensors."""
     d = tmp_path / "run"
     cfg = CFG.with_params({"epochs": 4, "keep_last": 1, "checkpoint_dir": d})
     Trainer(mlp(), cfg, loss=scripted(_twice(curve))).fit(*DATA)
-    whole = _cut(d / "best.pt")
+    whole = (_cut if damage == "cut short" else _corrupt_inside)(d / "best.pt")
     resumed = mlp()
     with caplog.at_level("WARNING", logger="tunesmith"):
         history = Trainer(resumed, cfg.with_params({"epochs": 5}), loss=scripted(_twice([0.8]))).fit(
@@ -290,6 +303,93 @@ def test_a_resumed_run_s_own_best_pt_cut_short_is_said_at_its_start_not_raised_a
         assert "restore_best ends this run with a later best, or its last weights" in said
         last = checkpoint.load(d / "last-000000025.pt")["model"]
         assert all(torch.equal(v, last[k]) for k, v in resumed.state_dict().items())
+
+
+def test_a_branch_s_best_pt_whose_last_files_are_gone_is_set_aside_not_restored(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Before: a run resumed below the step of its folder's best.pt, with none of that branch's "last" files left
+    (deleted by hand, or by a study's resumed trial: ``drop_beyond``), kept that best.pt and ended with the branch's
+    weights (step 20), its history's best naming step 10. Its step is read (its pickle only) at the start now."""
+    d = tmp_path / "run"
+    cfg = CFG.with_params({"epochs": 4, "keep_last": 3, "checkpoint_dir": d})
+    Trainer(mlp(), cfg, loss=scripted(_twice([0.9, 0.5, 0.4, 0.3]))).fit(*DATA)
+    branch_best = (d / "best.pt").read_bytes()
+    (d / "last-000000015.pt").unlink()
+    (d / "last-000000020.pt").unlink()
+    _resume_at_ten_restoring_its_own_best(d, cfg, caplog)
+    assert "holds best.pt above the resumed step 10, of the branch this run leaves" in " ".join(caplog.text.split())
+    (aside,) = [p for p in d.iterdir() if p.is_dir()]
+    assert _names(aside) == ["best.pt"] and (aside / "best.pt").read_bytes() == branch_best  # kept as it was
+    assert checkpoint.load(d / "best.pt")["step"] == 10
+
+
+def _corrupt_inside(path: Path) -> bytes:
+    """``path`` made a file of its own whose zip is whole but whose pickle is corrupt (its first byte changed)."""
+    whole = path.read_bytes()
+    with zipfile.ZipFile(path) as z:
+        info = next(i for i in z.infolist() if i.filename.endswith("/data.pkl"))
+    name, extra = struct.unpack("<HH", whole[info.header_offset + 26:info.header_offset + 30])  # the local header's
+    at = info.header_offset + 30 + name + extra
+    path.unlink()
+    path.write_bytes(whole[:at] + bytes([whole[at] ^ 0x5A]) + whole[at + 1:])
+    assert checkpoint.is_complete(path)  # the zip directory whole: only a read of the pickle finds it
+    return whole
+
+
+UNREADABLE_BEST_AS_NOBODY = textwrap.dedent(
+    """
+    import json, logging, os, sys
+    sys.path[:0] = [{tests!r}, {src!r}]
+    import torch
+    from pathlib import Path
+    from _train_util import mlp, scripted, split
+    from tunesmith.train import TrainConfig, Trainer, checkpoint
+
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    twice = lambda c: [v for v in c for _ in range(2)]
+    d, data = Path({d!r}), split(96)
+    cfg = TrainConfig(epochs=4, batch_size=16, keep_last=3, checkpoint_dir=d)
+    Trainer(mlp(), cfg, loss=scripted(twice([0.9, 0.5, 0.4, 0.3]))).fit(*data)
+    best = (d / "best.pt").read_bytes()
+    (d / "best.pt").unlink()  # a file of its own (not the link to last-20), that this user may not read
+    (d / "best.pt").write_bytes(best)
+    (d / "best.pt").chmod(0)
+    own = checkpoint.load(d / "last-000000010.pt")["model"]
+    m = mlp()
+    h = Trainer(m, cfg.with_params({{"keep_last": 1}}), loss=scripted(twice([0.8, 0.8]))).fit(
+        *data, resume_from=d / "last-000000010.pt")
+    (aside,) = [p for p in d.iterdir() if p.is_dir()]
+    (aside / "best.pt").chmod(0o600)
+    print(json.dumps({{"best": h.best.step, "own": all(torch.equal(v, own[k]) for k, v in m.state_dict().items()),
+                      "kept": (aside / "best.pt").read_bytes() == best, "aside": sorted(os.listdir(aside))}}))
+    """
+)
+
+
+@pytest.mark.skipif(not hasattr(os, "getuid") or os.getuid() != 0, reason="runs as another user (setuid): root only")
+def test_a_best_pt_the_user_may_not_read_is_set_aside_saying_the_permission_to_fix_not_cut_short(
+    tmp_path: Path,
+) -> None:
+    """Before: a resumed run's best.pt that its user may not read (mode 0) was said as "cut short" and replaced by a
+    link to the run's own file (its bytes lost), or, with the branch's files beside it, left in place. It is set
+    aside now (moved: a rename needs no read), said as unreadable with the fix (chmod u+r), not restored."""
+    d = Path(tempfile.mkdtemp(prefix="tunesmith-unreadable-", dir="/tmp"))  # a folder the other user owns
+    try:
+        os.chown(d, 65534, 65534)
+        run = subprocess.run(
+            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c",
+             UNREADABLE_BEST_AS_NOBODY.format(tests=str(TESTS), src=str(TESTS.parent / "src"), d=str(d / "run"))],
+            capture_output=True, text=True, timeout=300, env={**os.environ, "HOME": str(d)})
+        assert run.returncode == 0, run.stderr[-3000:]
+        said = " ".join(run.stderr.split())
+        assert "best.pt of TrainConfig.checkpoint_dir" in said and "cut short" not in said, said
+        assert ("cannot be read, so it is set aside (moved, its bytes kept), not restored: to use it, give yourself "
+                "read permission on it (chmod u+r") in said, said
+        assert json.loads(run.stdout) == {"best": 10, "own": True, "kept": True,
+                                          "aside": ["best.pt", "last-000000015.pt", "last-000000020.pt"]}
+    finally:
+        shutil.rmtree(d)
 
 
 @pytest.mark.parametrize("best", ["cut short", "the branch's, unreadable"])
@@ -351,6 +451,32 @@ KILLED_MID_MOVE = textwrap.dedent(
     Trainer(mlp(), TrainConfig(epochs=1, batch_size=16, keep_last=2, checkpoint_dir={folder!r})).fit(*split(96))
     """
 )
+
+
+@pytest.mark.parametrize("resumed", [False, True], ids=["new run", "resumed below it"])
+def test_a_folder_named_like_a_last_checkpoint_is_set_aside_with_what_it_holds(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, resumed: bool
+) -> None:
+    """Before: a folder named like a "last" checkpoint (last-000000099.pt) in checkpoint_dir made the run's first
+    checkpoint raise a bare IsADirectoryError (set_aside took it for a cut-short file and unlinked it). It is moved
+    with the other run's files now, what it holds kept, and said as what it is."""
+    d = tmp_path / "run"
+    cfg = CFG.with_params({"epochs": 2, "checkpoint_dir": d})
+    if resumed:
+        Trainer(mlp(), cfg).fit(*DATA)
+    (d / "last-000000099.pt").mkdir(parents=True)
+    (d / "last-000000099.pt" / "notes.txt").write_text("kept")
+    d.chmod(0o700)
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        history = Trainer(mlp(), cfg.with_params({"epochs": 3})).fit(
+            *DATA, resume_from=d / "last-000000010.pt" if resumed else None)
+    assert history.records[-1].step == 15
+    said = " ".join(caplog.text.split())
+    assert "last-000000099.pt (not a file, named like a \"last\" checkpoint)" in said, said
+    (aside,) = [p for p in d.iterdir() if p.is_dir()]
+    assert aside.name.startswith("branch-above-step-10-" if resumed else "earlier-"), aside
+    assert (aside / "last-000000099.pt" / "notes.txt").read_text() == "kept"
+    assert checkpoint.latest(d) == d / "last-000000015.pt"
 
 
 def _killed_mid_move(d: Path, *, at_best: bool, once_made: bool = False) -> None:
@@ -529,7 +655,7 @@ def test_a_move_a_kill_cut_short_as_it_ended_is_not_taken_for_the_next_run_s(tmp
     Trainer(mlp(), CFG.with_params({"epochs": 1, "checkpoint_dir": d})).fit(*DATA)
     _killed_mid_move(d, at_best=False)
     first = checkpoint.unfinished_aside(d)
-    assert first is not None and _names(first) == [".moving", "best.pt", "last-000000005.pt"]
+    assert first is not None and _names(first) == [".lock", ".moving", "best.pt", "last-000000005.pt"]
     Trainer(mlp(), CFG.with_params({"epochs": 1, "checkpoint_dir": d})).fit(*DATA)
     assert checkpoint.unfinished_aside(d) is None
     Trainer(mlp(), CFG.with_params({"epochs": 1, "checkpoint_dir": d})).fit(*DATA)
@@ -1970,53 +2096,72 @@ def test_a_planted_cut_short_move_marker_never_draws_a_run_s_files_into_a_folder
 
 LOCKS_AS_NOBODY = textwrap.dedent(
     """
-    import fcntl, os, sys, time
+    import errno, fcntl, os, sys
     fd = os.open({d!r}, os.O_RDONLY | os.O_DIRECTORY)
-    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    if {ends} and os.fork():  # the taker ends: its child holds the lock, /proc/locks names the taker
-        os._exit(0)
-    print("held", flush=True)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # the folder's own lock: what held every run out before
+    try:
+        os.open(os.path.join({d!r}, ".lock"), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        print("lock file opened", flush=True)
+    except OSError as exc:
+        print("lock file refused:", errno.errorcode[exc.errno], flush=True)
     sys.stdin.read()
-    os.close(fd)  # its lock freed before its output ends (a forked child's is the test's only sign that it did)
+    os.close(fd)
     """
 )
 
 
-@pytest.mark.skipif(not hasattr(os, "getuid") or os.getuid() != 0 or not os.path.exists("/proc/locks"),
-                    reason="takes another user's lock as root (setuid), read in Linux's /proc/locks")
-@pytest.mark.parametrize("taker_ends", [False, True])
-def test_a_checkpoint_folder_another_user_locked_is_refused_naming_that_user_not_a_run(
-    tmp_path: Path, taker_ends: bool,
-) -> None:
-    """Any user who may open a folder (mode 0755, umask 022) may hold its writer lock: a run there was refused as
-    "being written by another run now (another process, or another Trainer of this one)", which no run of the
-    user's was, for as long as the other user's process lived. Now the refusal names that process and its user,
-    and says what to do. ``taker_ends``: the process that took the lock forked and ended (a daemon's start), its
-    child holding the lock under no pid /proc/locks names: it was refused as "another run" too."""
+@pytest.mark.skipif(not hasattr(os, "getuid") or os.getuid() != 0 or checkpoint.fcntl is None,
+                    reason="takes a lock as another user (setuid): root only")
+def test_another_user_who_may_open_a_checkpoint_folder_cannot_hold_its_writer_lock(tmp_path: Path) -> None:
+    """Before: the writer lock was a flock on the folder itself, which any user who may open the folder (mode 0755,
+    umask 022) may take and keep: every run there was refused (CheckpointFolderBusy) for as long as that process
+    lived. The lock is a file of the user's own now, 0600, made in a folder only the user may write: another user
+    can neither make it nor open it, and their lock on the folder holds nothing."""
     d = Path(tempfile.mkdtemp(prefix="tunesmith-locked-", dir="/tmp"))  # a folder another user can reach
     try:
         d.chmod(0o755)
         locker = subprocess.Popen(
             ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c",
-             LOCKS_AS_NOBODY.format(d=str(d), ends=taker_ends)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            text=True)
+             LOCKS_AS_NOBODY.format(d=str(d))], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         try:
-            assert locker.stdout is not None and locker.stdout.readline() == "held\n"
-            if taker_ends:
-                locker.wait(timeout=60)  # only its child, which no /proc/locks line names, holds the lock now
-            with pytest.raises(checkpoint.CheckpointFolderBusy) as refused:
-                Trainer(mlp(), CFG.with_params({"checkpoint_dir": d})).fit(*DATA)
-            d.chmod(0o700)  # as the refusal says: the lock taken stays, "its mode ... lets others open it" no more
-            with pytest.raises(checkpoint.CheckpointFolderBusy, match="mode 0700 lets no one else open it now: it "
-                               "was opened before, or by root"):
-                Trainer(mlp(), CFG.with_params({"checkpoint_dir": d})).fit(*DATA)
+            assert locker.stdout is not None and locker.stdout.readline() == "lock file refused: EACCES\n"
+            seen = []
+            Trainer(mlp(), CFG.with_params({"checkpoint_dir": d, "epochs": 1}),
+                    callbacks=[lambda t, r: seen.append(stat.S_IMODE(os.lstat(d / ".lock").st_mode))]).fit(
+                *DATA)
         finally:
             locker.communicate("", timeout=60)
-        said = str(refused.value)
-        assert (f"no run of yours: process {locker.pid}, which took the lock, has ended" if taker_ends
-                else f"locked by process {locker.pid} of another user (uid 65534)") in said, said
-        assert "mode 0755" in said and "another run" not in said and "chmod go-rx" in said, said
-        assert _names(d) == []  # nothing written
-        Trainer(mlp(), CFG.with_params({"checkpoint_dir": d})).fit(*DATA)  # that process ended: its lock with it
+        assert seen == [0o600]  # held as a private file while the run writes
+        assert _names(d) == ["best.pt", "last-000000005.pt"]  # released: the lock file deleted
     finally:
         shutil.rmtree(d)
+
+
+@pytest.mark.parametrize("planted", ["a link", "open to others", "another user's"])
+def test_a_lock_file_that_is_not_the_user_s_own_and_private_is_refused_naming_it_and_the_fix(
+    tmp_path: Path, planted: str
+) -> None:
+    """A lock file someone else could hold (another user's, one others may open, a link to where another user
+    chose) is refused before anything is written, naming the file and the fix; nothing of the folder is touched."""
+    if planted == "another user's" and (not hasattr(os, "getuid") or os.getuid() != 0):
+        pytest.skip("chown to another user: root only")
+    d = tmp_path / "run"
+    d.mkdir(mode=0o700)
+    lock = d / ".lock"
+    if planted == "a link":
+        lock.symlink_to(tmp_path / "elsewhere")
+    else:
+        lock.touch(0o644 if planted == "open to others" else 0o600)
+        lock.chmod(0o644 if planted == "open to others" else 0o600)
+        if planted == "another user's":
+            os.chown(lock, 65534, 65534)
+    with pytest.raises(checkpoint.UntrustedCheckpointFolder) as refused:
+        Trainer(mlp(), CFG.with_params({"checkpoint_dir": d})).fit(*DATA)
+    said = str(refused.value)
+    assert f"the lock file '{lock}' of checkpoint folder '{d}'" in said and f"rm '{lock}'" in said, said
+    assert {"a link": "is a symbolic link", "open to others": "may be opened by others (mode 0644)",
+            "another user's": "belongs to another user (uid 65534"}[planted] in said, said
+    assert _names(d) == [".lock"] and not (tmp_path / "elsewhere").exists()
+    lock.unlink()  # as the message says
+    Trainer(mlp(), CFG.with_params({"checkpoint_dir": d})).fit(*DATA)
+    assert checkpoint.latest(d) is not None and not lock.exists()

@@ -704,3 +704,54 @@ def test_an_output_dir_the_user_may_not_create_names_the_trainer_s_setting() -> 
         assert not (out / "trial-0").exists()
     finally:
         shutil.rmtree(out)
+
+
+def test_a_trial_taken_over_between_evaluations_saves_no_checkpoint_folder_after_it(tmp_path: Path) -> None:
+    """Before: a resumed trial that another process held back to paused (this worker taken for lost) between two
+    evaluations went on saving checkpoint-<step> folders (the Trainer's save strategy) in its output_dir until its
+    next evaluation's report raised TrialTakenOver. The callback checks the trial (one read) before each save now:
+    the run taken over stops before its save, and the same optimize resumes the trial from its pause's checkpoint."""
+    from _train_util import PauseAndPromote
+    from transformers import TrainerCallback
+
+    from tunesmith.pruners import Decision
+    from tunesmith.storage import worker_id
+
+    url = f"sqlite:///{tmp_path / 'ts.db'}"
+    saves: list[tuple[int, int]] = []  # (the run: 0 first, 1 taken over, 2 the resume after it; the step saved)
+
+    class PauseAtOne(PauseAndPromote):
+        def decide(self, trial, trials, direction) -> Decision:  # type: ignore[no-untyped-def]
+            return Decision.PAUSE if trial.system.n_resumes == 0 and trial.last_step == 1 else Decision.CONTINUE
+
+    runs: list[None] = []  # one a train(): the first, the one taken over, the resume after it
+
+    class TakenOverAtFive(TrainerCallback):  # listed before the study's callback, so its on_step_end runs first
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            runs.append(None)
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if state.global_step == 5 and not (tmp_path / "taken").exists():  # the first step after the resume
+                (tmp_path / "taken").touch()
+                held = ts.Study.load("s", url).fail_worker(worker_id(), "judged lost (the test's)", dead=True)
+                assert [t.state for t in held] == [ts.TrialState.PAUSED], held
+
+        def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            saves.append((len(runs) - 1, state.global_step))
+
+    def build(args: Any, params: dict[str, Any]) -> Any:
+        trainer = tiny_build(args, params)
+        trainer.add_callback(TakenOverAtFive())  # before the PruningCallback objective() adds
+        return trainer
+
+    base = TrainingArguments(output_dir=str(tmp_path / "out"), eval_strategy="epoch", save_strategy="steps",
+                             save_steps=2, report_to="none", use_cpu=True, disable_tqdm=True, logging_strategy="no",
+                             per_device_train_batch_size=8, num_train_epochs=3)  # 4 steps an epoch
+    study = ts.Study(ts.Space({"learning_rate": ts.Fixed(1e-3)}), storage=url, name="s", pruner=PauseAtOne())
+    study.optimize(objective(build, base=base), n_trials=1, n_jobs=1, show_progress=False)
+    (trial,) = study.trials
+    assert (tmp_path / "taken").exists() and trial.system.n_holds == 1 and trial.system.n_resumes == 2, trial.system
+    assert trial.state is ts.TrialState.COMPLETE, trial.error
+    assert [step for run, step in saves if run == 1] == [], saves  # the run taken over at step 5 saved nothing
+    assert sorted({step for run, step in saves if run == 0}) == [2, 4] and [s for r, s in saves if r == 2][0] == 6, saves
+    assert sorted(trial.intermediate) == [1, 2, 3]

@@ -227,6 +227,19 @@ class PruningCallback(_TrainerCallback):
         if state.is_world_process_zero:
             self._check_found(before=math.inf)
 
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self._check_before_save(state, control)
+
+    def on_epoch_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self._check_before_save(state, control)
+
+    def _check_before_save(self, state: Any, control: Any) -> None:
+        """Before the Trainer saves a ``checkpoint-<step>`` folder (``control.should_save``, set by its save
+        strategy), stop where another worker took the trial over (:meth:`tunesmith.Trial.check_run`, one read):
+        else this run went on writing folders in the trial's ``output_dir`` until its next evaluation's report."""
+        if control.should_save and self._training and state.is_world_process_zero:
+            self.trial.check_run()
+
     def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if self._pausing is None or not state.is_world_process_zero:
             return

@@ -12,7 +12,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 from ..exceptions import TrialFinishedError, TrialTakenOver, no_attribute
 from ..paths import PLANTED_FIX, refuse_planted
@@ -224,7 +224,24 @@ class Trial:
         if storage.update_trial(sid, record, expect_state=TrialState.RUNNING,
                                 expect=functools.partial(lifecycle.same_run, run)):
             return
-        stored = storage.get_trial(sid, run.number)
+        self._refuse_other_run(run, storage.get_trial(sid, run.number))
+
+    def check_run(self) -> None:
+        """Raise :class:`~tunesmith.TrialTakenOver` where another worker took this trial over since this run of it
+        began, or held it back (this worker was taken for lost), and :class:`~tunesmith.TrialFinishedError` where it
+        is finished: a read, nothing written. Reports and attributes raise these already; call this between them
+        before a costly write of the run's own (a framework's checkpoint save), which would else go on until the next
+        report. Only a trial that can go on from its checkpoint (paused or resumed) is checked, as only such a
+        trial is taken over."""
+        run = self._record
+        if run.state is TrialState.RUNNING and lifecycle.resumable(run, pauses=True):
+            stored = self.study._storage.get_trial(self.study._study_id, run.number)
+            if not lifecycle.same_run(run, stored):
+                self._refuse_other_run(run, stored)
+
+    @staticmethod
+    def _refuse_other_run(run: FrozenTrial, stored: FrozenTrial) -> NoReturn:
+        """Raise what a run of trial ``run`` meets where the stored trial is ``stored``, another run (or finished)."""
         if stored.state.is_finished:
             raise TrialFinishedError(f"trial {run.number} is already {stored.state}; finished trials never change")
         raise TrialTakenOver(
@@ -305,6 +322,9 @@ class DetachedTrial(Trial):
 
     def _write(self, record: FrozenTrial) -> None:
         self._record = record
+
+    def check_run(self) -> None:
+        """Nothing to check: the storage is out of reach, and the driver writes the reports."""
 
     def _now(self) -> float:
         return time.time()  # the driver writes the reports, never this heartbeat

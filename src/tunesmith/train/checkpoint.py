@@ -71,7 +71,7 @@ class CheckpointMismatch(CheckpointError):  # noqa: N818 - a kind of CheckpointE
 
 
 __all__ = [
-    "CheckpointError", "CheckpointFolderBusy", "CheckpointMismatch", "UntrustedCheckpointFolder", "best_path", "check_dir", "clean_stale", "default_root", "inside", "is_complete",
+    "CheckpointError", "CheckpointFolderBusy", "CheckpointMismatch", "UntrustedCheckpointFolder", "best_path", "check_dir", "clean_stale", "cut_short", "default_root", "inside", "is_complete",
     "hold", "last_path", "latest", "link", "list_last", "load", "release", "rng_state", "rotate", "save", "secure_dir",
     "set_aside", "aside_name",
     "set_rng_state", "step_of", "study_folder", "unfinished_aside", "end_cut_short",
@@ -406,6 +406,18 @@ def is_complete(path: str | Path | BinaryIO) -> bool:
         return False
 
 
+def cut_short(path: str | Path) -> bool:
+    """Whether ``path`` is a regular file (or a link to one) that its user may read and that is no whole ``torch.save``
+    archive: a checkpoint cut short, which resumes nothing. A folder, a FIFO or a file this user may not read is
+    none: :func:`set_aside` moves it with the rest, never deletes it (``unlink`` raised ``IsADirectoryError`` on a
+    folder named like a "last" file; a file unreadable for a permission was deleted as cut short)."""
+    try:
+        with open_regular(Path(path).expanduser()) as f:
+            return not is_complete(f)
+    except (OSError, NotRegularFile):
+        return False
+
+
 def step_of(path: str | Path) -> int | None:
     """The step of a "last" checkpoint's file name (None for other names)."""
     m = _LAST.match(Path(path).name)
@@ -458,10 +470,10 @@ def set_aside(directory: str | Path, files: list[Path], *, above: int | None = N
     new one where a file of the same name is there: a run went on in that folder since, and none of its files is
     replaced)."""
     d = Path(directory).expanduser()
-    whole = [p for p in files if p.is_file() and (step_of(p) is None or is_complete(p))]
-    for p in files:
-        if p not in whole and step_of(p) is not None:
-            p.unlink(missing_ok=True)
+    cut = [p for p in files if step_of(p) is not None and cut_short(p)]
+    whole = [p for p in files if p not in cut and os.path.lexists(p)]
+    for p in cut:
+        p.unlink(missing_ok=True)
     if not whole:
         end_cut_short(d)
         return None
@@ -486,18 +498,25 @@ def _drop_unmarked_empty(d: Path) -> None:
     no one else may write them) and no run writes (their lock is free): a kill between its ``mkdir`` and the
     :data:`MOVING` mark left one, which the next move passed over for a folder beside it, for good."""
     for p in sorted(q for q in d.glob("*-*") if q.name.startswith(ASIDE)):
-        try:
-            if not _made_aside(p) or any(p.iterdir()):
-                continue
-            lock = hold(p)
-        except (OSError, CheckpointFolderBusy):  # unreadable, or a run writes it
-            continue
-        try:
-            p.rmdir()  # refused (OSError) where a file came in meanwhile: kept
-        except OSError:
-            pass
-        finally:
-            release(lock)
+        if _made_aside(p):
+            drop_empty(p)
+
+
+def drop_empty(folder: Path) -> None:
+    """Remove ``folder`` where it holds nothing but a lock file (:data:`LOCK`) no run holds: a kill's, left behind."""
+    try:
+        if any(q.name != LOCK for q in folder.iterdir()):
+            return
+        lock = hold(folder)
+    except (OSError, CheckpointError):  # unreadable, a run writes it, or a lock file not the user's
+        return
+    try:
+        (folder / LOCK).unlink(missing_ok=True)
+        folder.rmdir()  # refused (OSError) where a file came in meanwhile: kept
+    except OSError:
+        pass
+    finally:
+        release(lock)
 
 
 def _unfinished_held(d: Path, whole: list[Path], held: contextlib.ExitStack) -> Path | None:
@@ -574,6 +593,7 @@ def _new_aside(d: Path, name: str, held: contextlib.ExitStack) -> Path:
             aside = d / f"{name}-{n}"
         except BaseException:
             with contextlib.suppress(OSError):
+                (aside / LOCK).unlink(missing_ok=True)  # a lock file is made before a run could refuse it
                 aside.rmdir()  # only while empty
             raise
 
@@ -584,6 +604,8 @@ def end_cut_short(directory: str | Path) -> None:
     aside = unfinished_aside(directory)
     if aside is not None:
         (aside / MOVING).unlink(missing_ok=True)
+        with contextlib.suppress(OSError, CheckpointError):  # the killed move's lock file: taken, then deleted
+            release(hold(aside))
 
 
 def unfinished_aside(directory: str | Path) -> Path | None:
@@ -612,7 +634,7 @@ def _made_aside(p: Path) -> bool:
 
 
 #: the folder locks :func:`hold` took in this process
-_HELD: set[int] = set()
+_HELD: dict[int, Path] = {}
 
 
 def _forget_held_in_child() -> None:
@@ -628,36 +650,96 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_held_in_child)
 
 
+#: the writer lock's file in a checkpoint folder (:func:`hold`): the user's own, mode 0600, deleted as it is released
+LOCK = ".lock"
+
+
 def hold(directory: str | Path) -> int | None:
-    """Take ``directory``'s writer lock (an advisory lock on the folder, freed when the process ends, however it
-    ends): the descriptor to :func:`release`, or None where the system has none (Windows; a network file system
-    that refuses it). Raises :class:`CheckpointFolderBusy` while another run (a process, or another Trainer of
-    this one) holds it: two runs writing one folder replace each other's ``best.pt`` and "last" files."""
+    """Take ``directory``'s writer lock (an advisory lock on its file :data:`LOCK`, freed when the process ends,
+    however it ends): the descriptor to :func:`release`, or None where the system has none (Windows; a network file
+    system that refuses it). Raises :class:`CheckpointFolderBusy` while another run (a process, or another Trainer of
+    this one) holds it: two runs writing one folder replace each other's ``best.pt`` and "last" files. The lock is a
+    file of the user's own that only the user may open (0600): a lock on the folder itself could be taken by any
+    user who may open the folder (0755), keeping every run out for as long as they liked."""
     if fcntl is None:
         return None
     d = Path(directory).expanduser()
+    while True:
+        fd = _open_lock(d / LOCK)
+        if fd is None:
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            theirs = _not_yours(fd, d)
+            os.close(fd)
+            if theirs:
+                raise CheckpointFolderBusy(theirs) from None
+            raise CheckpointFolderBusy(
+                f"checkpoint folder {str(d)!r} is being written by another run now (another process, or another "
+                "Trainer of this one): two runs in one folder would replace each other's best.pt and \"last\" files, "
+                "and checkpoint.latest would mix them. Give this run its own TrainConfig.checkpoint_dir, or let that "
+                f"run end first (to go on with it then: fit(..., resume_from=tunesmith.train.checkpoint.latest({str(d)!r})))"
+            ) from None
+        except OSError:  # a file system without such locks
+            os.close(fd)
+            return None
+        if _still_there(fd, d / LOCK):
+            _HELD[fd] = d / LOCK
+            return fd
+        os.close(fd)  # its holder released (deleted) it between the open and the lock: a lock on nothing; again
+
+
+def _open_lock(path: Path) -> int | None:
+    """The lock file ``path`` open (made 0600 where missing, ``O_EXCL``; an old one opened without following a link),
+    or None where it cannot be made (a folder this user may not write: it takes no checkpoint either). One that is
+    a link, no regular file, another user's or one others may open is refused: its owner could hold the lock."""
+    flags = os.O_RDWR | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
+    while True:
+        try:
+            return os.open(path, flags | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        except OSError:
+            return None
+        try:
+            fd: int | None = os.open(path, flags)
+        except FileNotFoundError:
+            continue  # released (deleted) between the two
+        except OSError:  # a link (ELOOP), a file of another user's this one may not open
+            fd = None
+        why = _not_a_lock(os.fstat(fd) if fd is not None else os.lstat(path))
+        if why is None:
+            return fd
+        if fd is not None:
+            os.close(fd)
+        raise UntrustedCheckpointFolder(
+            f"the lock file {str(path)!r} of checkpoint folder {str(path.parent)!r} {why}: tunesmith makes it a "
+            "file of yours only you may open (0600), as one another user may open lets them hold the folder's "
+            f"lock and keep every run out. Delete it (rm {str(path)!r}; no run of yours is writing the folder "
+            "then) and run again")
+
+
+def _not_a_lock(st: os.stat_result) -> str | None:
+    """What is wrong with a lock file of this ``st`` (:func:`_open_lock`), or None."""
+    if stat.S_ISLNK(st.st_mode):
+        return "is a symbolic link"
+    if not stat.S_ISREG(st.st_mode):
+        return "is no regular file"
+    if hasattr(os, "getuid") and st.st_uid != os.getuid():
+        return f"belongs to another user (uid {st.st_uid}; you are uid {os.getuid()})"
+    if st.st_mode & 0o077:
+        return f"may be opened by others (mode {stat.S_IMODE(st.st_mode):04o})"
+    return None
+
+
+def _still_there(fd: int, path: Path) -> bool:
+    """Whether the file open as ``fd`` is the one at ``path`` now."""
     try:
-        fd = os.open(d, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0))
-    except OSError:
-        return None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        theirs = _not_yours(fd, d)
-        os.close(fd)
-        if theirs:
-            raise CheckpointFolderBusy(theirs) from None
-        raise CheckpointFolderBusy(
-            f"checkpoint folder {str(d)!r} is being written by another run now (another process, or another "
-            "Trainer of this one): two runs in one folder would replace each other's best.pt and \"last\" files, "
-            "and checkpoint.latest would mix them. Give this run its own TrainConfig.checkpoint_dir, or let that "
-            f"run end first (to go on with it then: fit(..., resume_from=tunesmith.train.checkpoint.latest({str(d)!r})))"
-        ) from None
-    except OSError:  # a file system without such locks
-        os.close(fd)
-        return None
-    _HELD.add(fd)
-    return fd
+        st, now = os.fstat(fd), os.lstat(path)
+    except FileNotFoundError:
+        return False
+    return (st.st_dev, st.st_ino) == (now.st_dev, now.st_ino)
 
 
 def _not_yours(fd: int, d: Path) -> str | None:
@@ -713,22 +795,21 @@ def _yours_hold(where: str) -> bool:
 def _not_yours_words(d: Path, pid: int, uid: int | None) -> str:
     """What :func:`hold` says of a folder whose lock process ``pid`` of another user (``uid``) holds, or (``uid``
     None) a process of no run of this user's that process ``pid``, ended since, left it to."""
-    mode = stat.S_IMODE(os.stat(d).st_mode)
     who = (f"a process that is no run of yours: process {pid}, which took the lock, has ended and left it to a "
            "process it started" if uid is None else f"process {pid} of another user (uid {uid}), not by a run of yours")
-    # a folder made 0700 since (as this refusal says) was opened before, or by root: "lets others open it" was false
-    how = "lets others open it" if mode & 0o044 else "lets no one else open it now: it was opened before, or by root"
-    return (f"checkpoint folder {str(d)!r} is locked by {who}: its mode {mode:04o} {how}, and whoever "
-            "opens a folder may hold its lock for as long as they like, keeping every run of yours out. Give this "
-            "run a new folder that only you may open (TrainConfig.checkpoint_dir; tunesmith makes a missing one with "
-            "mode 0700), and chmod go-rx the old one (that keeps others out from now on; the lock already taken "
-            "stays with that process until it ends)")
+    return (f"checkpoint folder {str(d)!r} is locked by {who}: its lock file {str(d / LOCK)!r} is yours and only you "
+            "may open it (0600), so that process runs as root or was handed it by a process of yours. Let that "
+            "process end, or give this run another folder (TrainConfig.checkpoint_dir)")
 
 
 def release(fd: int | None) -> None:
-    """Free a lock :func:`hold` took."""
+    """Free a lock :func:`hold` took, its file deleted first (a folder left empty can be removed; one that waited
+    to take it finds it gone and makes a new one)."""
     if fd is not None and fd in _HELD:
-        _HELD.discard(fd)
+        path = _HELD.pop(fd)
+        with contextlib.suppress(OSError):
+            if _still_there(fd, path):
+                path.unlink()
         os.close(fd)
 
 

@@ -93,7 +93,7 @@ def drop_beyond(folder: Path, resume: str) -> None:
     if step is None or not ckpt.inside(resume, folder):
         return
     for p in ckpt.list_last(folder):
-        if (ckpt.step_of(p) or 0) > step:
+        if (ckpt.step_of(p) or 0) > step and not p.is_dir():  # a folder of that name: the trainer sets it aside
             p.unlink(missing_ok=True)
 
 
@@ -225,10 +225,7 @@ def retire(folder: Path, keep: str) -> bool:
         _weights_only(best)
     if not best.is_file():  # nothing resumes it now; a kept best.pt stays marked as its study's
         (folder / OWNER).unlink(missing_ok=True)
-    try:
-        folder.rmdir()  # only when empty
-    except OSError:
-        pass
+    ckpt.drop_empty(folder)  # only when empty (but for a killed run's lock file)
     return best.is_file()
 
 

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..exceptions import TrialPaused, TrialPruned
+from ..exceptions import TrialPaused, TrialPruned, UntrustedPathError
 from ..paths import PLANTED_FIX, refuse_planted
 from ..space.params import a_type, plural
 from . import checkpoint as ckpt
@@ -692,39 +692,45 @@ class Trainer:
         self._own = {p.name for p in files if ours and (ckpt.step_of(p) or 0) <= self.step}
         self._others = [p for p in files if p.name not in self._own]
         best = ckpt.best_path(here)
-        if best.is_file() and (not ours or self._branch_best(best)):
+        step, why = self._read_best(best) if ours and best.is_file() else (None, None)
+        if best.is_file() and (not ours or self._branch_best(best, step, why)):
             self._others.append(best)
         elif ours and self.config.restore_best:
-            self._cut_best(best)
+            self._cut_best(best, why)
         # what of another run there is: the steps above a resumed one (its step), or an earlier run's (None)
         self._branch = self.step if ours else None
         if not self._others:
             ckpt.end_cut_short(here)
         self._warn_others(d, ours)
 
-    def _branch_best(self, best: Path) -> bool:
-        """Whether ``best`` (``best.pt`` of the folder this run resumed from) is set aside with the branch it leaves
-        (read only where that branch left "last" files): written above the resumed step, it is not this run's to
-        restore; one that cannot be read (truncated, corrupt) restores nothing, and left in place it would be read
-        again at this run's end and by the next run resumed there. This run's best then restores from its own "last"
-        file of that step where one is left (else from a later best, or its last weights, said)."""
-        if not any((ckpt.step_of(p) or 0) > self.step for p in self._others):
-            return False
+    def _read_best(self, best: Path) -> tuple[int | None, OSError | ckpt.CheckpointError | None]:
+        """The step of ``best`` (``best.pt`` of the folder this run resumed from), read cheaply (its pickle, not its
+        tensors: ``map_location="meta"``), or why it cannot be read: cut short or corrupt (``CheckpointError``), or a
+        permission (``PermissionError``). A file another user may have chosen is none of these: left as it is."""
         try:
-            step, why = ckpt.load(best, planted=self._best_planted(self._resumed_from)).get("step"), None
-        except ckpt.CheckpointError as exc:
-            step, why = None, exc
-        except OSError:
-            return False  # unreadable for now (a permission): left where it is
-        if why is None and (not isinstance(step, int) or step <= self.step):
+            return ckpt.load(best, map_location="meta", planted=self._best_planted(self._resumed_from)).get("step"), None
+        except UntrustedPathError:
+            return None, None
+        except (ckpt.CheckpointError, OSError) as exc:
+            return None, exc
+
+    def _branch_best(self, best: Path, step: int | None, why: Exception | None) -> bool:
+        """Whether ``best`` (``best.pt`` of the folder this run resumed from; ``step`` or ``why`` not read) is set
+        aside, not this run's to restore: written above the resumed step (by the branch this run leaves, whether or
+        not that branch's "last" files are left: a study's resumed trial deletes them first); cut short or corrupt
+        with that branch's files beside it; or unreadable for a permission (moved, its bytes kept; replaced, they
+        would be lost). This run's best then restores from its own "last" file of that step where one is left (else
+        from a later best, or its last weights, said). A cut one with no branch beside it is this run's own
+        (:meth:`_cut_best`)."""
+        branch = any((ckpt.step_of(p) or 0) > self.step for p in self._others)
+        cut = isinstance(why, ckpt.CheckpointError)
+        if (cut and not branch) or (why is None and (not isinstance(step, int) or step <= self.step)):
             return False
         mine, kept = self.history.best, self._own_best_file(best.parent)
         self.history.best_checkpoint = str(kept) if kept else None  # best.pt again once the branch's is moved
         if why is not None or (not kept and mine is not None):
             logging.getLogger("tunesmith").warning(
-                "best.pt of TrainConfig.checkpoint_dir %r %s; %s%s", str(best.parent),
-                f"is of step {step}, of the branch this run leaves (set aside with it)" if why is None else
-                "cannot be read, so it is set aside with the branch this run leaves, not restored",
+                "best.pt of TrainConfig.checkpoint_dir %r %s; %s%s", str(best.parent), _why_aside(step, why),
                 _own_best(mine.step if mine is not None else None, kept is not None), "" if why is None else f". ({why})")
         return True
 
@@ -734,30 +740,35 @@ class Trainer:
         own = ckpt.last_path(folder, mine.step) if mine is not None else None
         return own if own is not None and own.name in self._own and ckpt.is_complete(own) else None
 
-    def _cut_best(self, best: Path) -> None:
-        """A resumed run's own ``best.pt`` cut short (a copy, a full disk): restore_best would read it only after
-        the whole run, and raise. It is said now, and made again from this run's "last" file of that step where
-        one is left (a hard link, kept past rotation); else this run ends with a later best, or its last weights."""
+    def _cut_best(self, best: Path, why: Exception | None) -> None:
+        """A resumed run's own ``best.pt`` cut short (a copy, a full disk) or corrupt inside (``why``, as read at the
+        start): restore_best would read it only after the whole run, and raise. It is said now, and made again from
+        this run's "last" file of that step where one is left (a hard link, kept past rotation); else this run ends
+        with a later best, or its last weights."""
         named = self.history.best_checkpoint
-        if not (named and best.is_file() and Path(named).expanduser().resolve() == best.resolve()
-                and not ckpt.is_complete(best)):
+        if not (named and isinstance(why, ckpt.CheckpointError)
+                and Path(named).expanduser().resolve() == best.resolve()):
             return
         kept = self._own_best_file(best.parent)
         self.history.best_checkpoint = str(_link_or_save(kept, best)) if kept else None
         mine = self.history.best
         logging.getLogger("tunesmith").warning(
-            "best.pt of TrainConfig.checkpoint_dir %r is not a whole checkpoint (cut short: a copy, a full disk); %s",
-            str(best.parent), f"made again from {kept.name}, this run's file of its best step" if kept else
-            _own_best(mine.step if mine is not None else None, False))
+            "best.pt of TrainConfig.checkpoint_dir %r is not a whole checkpoint (cut short or corrupt inside: a copy, a "
+            "full disk); %s. "
+            "(%s)", str(best.parent), f"made again from {kept.name}, this run's file of its best step" if kept else
+            _own_best(mine.step if mine is not None else None, False), why)
 
     def _warn_others(self, d: str | Path, resumed: bool) -> None:
         """Say what of another run ``checkpoint_dir`` holds, where this run moves it, and how to go on with it."""
-        kept = [p for p in self._others if ckpt.step_of(p) is None or ckpt.is_complete(p)]  # a truncated one: none
+        kept = [p for p in self._others if not ckpt.cut_short(p)]  # a truncated one: none (deleted, not moved)
         if not kept:
             return
-        last = [p for p in kept if ckpt.step_of(p) is not None]
-        what = (f"{len(last)} \"last\" checkpoint{'' if len(last) == 1 else 's'} (the newest: {last[-1].name})"
-                + (" and best.pt" if len(last) < len(kept) else "")) if last else "best.pt"  # not "0 ... and best.pt"
+        last = [p for p in kept if ckpt.step_of(p) is not None and p.is_file()]
+        odd = [p.name for p in kept if ckpt.step_of(p) is not None and not p.is_file()]  # a folder of that name
+        what = " and ".join(  # not "0 ... and best.pt"
+            ([f"{len(last)} \"last\" checkpoint{'' if len(last) == 1 else 's'} (the newest: {last[-1].name})"]
+             if last else []) + (["best.pt"] if any(ckpt.step_of(p) is None for p in kept) else [])
+            + ([f"{', '.join(odd)} (not a file, named like a \"last\" checkpoint)"] if odd else []))
         whose = (f"above the resumed step {self.step}, of the branch this run leaves" if resumed
                  else "of an earlier run")
         it = "it" if len(kept) == 1 else "them"
@@ -908,6 +919,17 @@ def _own_best(step: int | None, kept: bool) -> str:
         return f"this run's best validation (step {step}) restores from its own \"last\" file of that step"
     return (f"this run's best validation (step {step}) has no file left there, so restore_best ends this run with a "
             "later best, or its last weights")
+
+
+def _why_aside(step: int | None, why: Exception | None) -> str:
+    """Why a resumed run's folder's best.pt is set aside (:meth:`Trainer._branch_best`)."""
+    if why is None:
+        return f"is of step {step}, of the branch this run leaves (set aside with it)"
+    if isinstance(why, ckpt.CheckpointError):
+        return "cannot be read, so it is set aside with the branch this run leaves, not restored"
+    fix = (": to use it, give yourself read permission on it (chmod u+r; a file of another user: its owner may chown "
+           "it to you)" if isinstance(why, PermissionError) else "")
+    return f"cannot be read, so it is set aside (moved, its bytes kept), not restored{fix}"
 
 
 def _check_same_run(saved: dict[str, Any], config: TrainConfig, where: str) -> None:
