@@ -283,7 +283,7 @@ def test_a_resumed_run_s_own_best_pt_cut_short_is_said_at_its_start_not_raised_a
     that file and raised CheckpointError. Said at the start now; best.pt is made again from the run's "last" file of
     its best step where one is left (``linked``), else the run ends with its last weights (no better validation).
     ``corrupt inside``: a whole zip whose pickle is corrupt passed the start's check (the zip directory only) and
-    raised at the end (left60); its pickle is read at the start now, not its tensors."""
+    raised at the end; its pickle is read at the start now, not its tensors."""
     d = tmp_path / "run"
     cfg = CFG.with_params({"epochs": 4, "keep_last": 1, "checkpoint_dir": d})
     Trainer(mlp(), cfg, loss=scripted(_twice(curve))).fit(*DATA)
