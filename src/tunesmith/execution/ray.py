@@ -980,12 +980,16 @@ class _Driver:
 
     def _first_nodes(self) -> list[dict[str, float]]:
         """:meth:`_nodes` as optimize starts, asked again until the GCS answers or :class:`GcsWatch` counts it lost
-        (a head node lost before optimize, or as it starts: the call waited until Ray ended the process)."""
+        (a head node lost before optimize, or as it starts: the call waited until Ray ended the process). Another
+        error, or one that goes on past the watch's bound while the GCS's port answers, is raised."""
+        end = time.monotonic() + self.watch.after + 5.0
         while True:
             try:
                 return self._nodes()
             except self.ray.exceptions.RpcError:
                 self._check_gcs()
+                if time.monotonic() > end:
+                    raise
 
     def _interrupt(self, error: str) -> tuple[int, int]:
         """Ctrl-C (or giving up on lost workers): stop every actor, then fail the trials
