@@ -466,6 +466,119 @@ def test_the_gcs_watch_counts_the_head_node_lost_well_within_ray_s_own_limit(
     assert gcs_after(lost_after) == after
 
 
+@pytest.mark.parametrize("value", ["abc", "-5", "0", "inf", "nan"])
+def test_a_malformed_ray_gcs_limit_is_refused_naming_the_variable_and_the_form(
+        monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    """A malformed ``RAY_gcs_rpc_server_reconnect_timeout_s`` is refused before Ray starts, naming the variable,
+    its value and the form it takes. Before: a bare "could not convert string to float: 'abc'" once Ray
+    had started (and 0, -5, inf or nan were taken as they were)."""
+    from tunesmith.execution.ray import RayExecutor, gcs_after
+
+    monkeypatch.setenv("RAY_gcs_rpc_server_reconnect_timeout_s", value)
+    want = f"RAY_gcs_rpc_server_reconnect_timeout_s={value!r}: .* whole number of seconds above 0, such as 60"
+    with pytest.raises(ValueError, match=want):
+        gcs_after(60.0)
+    with pytest.raises(ValueError, match=want):
+        Study({"x": Float(0, 1)}).optimize(lambda t: 0.0, n_trials=1, executor=RayExecutor(n_workers=1))
+
+
+def _run_own_instance(script: str, prefix: str, subprocess_env: dict[str, str], *, timeout: float
+                      ) -> subprocess.CompletedProcess[str]:
+    """Run ``script`` (its first argument: a temp dir for the Ray instance it starts) in a child Python, then kill
+    every process of that instance and remove the dir."""
+    from ray_util import RAY_ENV, kill_all_under, quiet_home, short_tmp
+
+    temp = short_tmp(prefix)
+    env = {**subprocess_env, **RAY_ENV, "HOME": quiet_home(temp)}
+    try:
+        return subprocess.run([sys.executable, "-c", script, str(temp)], env=env, capture_output=True, text=True,
+                              timeout=timeout)
+    finally:
+        kill_all_under(temp)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+GCS_GONE_DRIVER = r"""
+import os, sys, time
+from pathlib import Path
+import ray
+import tunesmith as ts
+from tunesmith.execution.ray import ClusterLost, RayExecutor
+
+ray.init(address="local", num_cpus=2, _temp_dir=sys.argv[1], _node_ip_address="127.0.0.1", include_dashboard=False,
+         log_to_driver=False)  # as a notebook does: the user's Ray, on which optimize is called again
+study = ts.Study({"x": ts.Float(0, 1)}, sampler="random", seed=0)
+study.optimize(lambda t: t.params["x"], n_trials=2, executor=RayExecutor(n_workers=1, lost_after=3))
+for proc in Path("/proc").iterdir():  # this instance's GCS
+    try:
+        if proc.name.isdigit() and (proc / "cmdline").read_bytes().split(b"\0")[0].endswith(b"/gcs_server") \
+                and sys.argv[1].encode() in (proc / "cmdline").read_bytes():
+            os.kill(int(proc.name), 9)
+    except OSError:
+        pass
+killed = time.monotonic()
+try:
+    study.optimize(lambda t: t.params["x"], n_trials=2, executor=RayExecutor(n_workers=1, lost_after=3))
+    print("RETURNED", flush=True)
+except ClusterLost as exc:
+    print(f"LOST after {time.monotonic() - killed:.0f} s:", exc, flush=True)
+ray.shutdown()
+print("SHUT DOWN", len(study.trials), flush=True)
+"""
+
+
+@pytest.mark.timeout(240)
+def test_an_optimize_called_once_the_head_node_is_lost_ends_within_the_watch_s_bound(
+        tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+    """optimize called again on the user's Ray once its head node (GCS) is gone ends with ClusterLost within the
+    watch's bound (``lost_after``, 3 s here), and the process lives on. Before: its first call to the GCS
+    (``ray.nodes()``, as it counts the actors the cluster fits) waited on it until Ray ended the process at its own
+    60 s ("Failed to connect to GCS within 60 seconds ... The program will terminate", exit status 1)."""
+    done = _run_own_instance(GCS_GONE_DRIVER, "tsg", subprocess_env, timeout=200)
+    out = done.stdout + done.stderr
+    assert done.returncode == 0 and "SHUT DOWN 2" in out, out[-3000:]
+    lost = [line for line in out.splitlines() if line.startswith("LOST after ")]
+    assert lost and "its head node (GCS at 127.0.0.1:" in lost[0] and "did not answer for 3 s" in lost[0], out[-3000:]
+    assert int(lost[0].split()[2]) <= 20, lost[0]
+
+
+def test_the_job_table_is_read_once_for_the_notes_keys_it_has_looked_up(
+        ray_local: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sweep of dead drivers' no-pruner notes reads the GCS's job table only for a key whose job this process
+    has not looked up lately. Before: every optimize call read it while any key was there (a running
+    driver's, or one naming no job)."""
+    from ray.experimental.internal_kv import _internal_kv_del, _internal_kv_put
+
+    from tunesmith.execution import ray as ray_ex
+    from tunesmith.execution.ray_worker import NOTES
+
+    client = ray_ex._gcs_client()
+    reads: list[int] = []
+
+    class Counting:  # the real client, its job-table reads counted
+        def __getattr__(self, name: str) -> Any:
+            return getattr(client, name)
+
+        def get_all_job_info(self, **kwargs: Any) -> Any:
+            reads.append(1)
+            return client.get_all_job_info(**kwargs)
+
+    monkeypatch.setattr(ray_ex, "_gcs_client", Counting)
+    monkeypatch.setattr(ray_ex, "_LIVE_JOBS", {})
+    live = f"no-pruner-{ray_local.get_runtime_context().get_job_id()}-00112233445566ff"
+    _internal_kv_put(live, b"1", namespace=NOTES)
+    try:
+        study = Study({"x": Float(0, 1)}, sampler="random", seed=0)
+        for _ in range(3):
+            study.optimize(lambda t: 0.0, n_trials=1, executor="ray")
+        assert len(reads) == 1, reads  # before: 3, one per optimize call
+        assert ray_ex.sweep_notes() == 0 and len(reads) == 1
+        monkeypatch.setattr(ray_ex, "JOBS_RECHECK", 0.0)  # a job looked up long ago is looked up again
+        assert ray_ex.sweep_notes() == 0 and len(reads) == 2
+    finally:
+        _internal_kv_del(live, namespace=NOTES)
+
+
 def test_a_lost_cluster_s_message_counts_held_trials_apart_from_failed_ones(tmp_path: Path) -> None:
     """What ClusterLost's message says of the lost actors' running trials (as the lost-actor line does): one
     that reported with a checkpoint under a pruner that pauses is held to go on, not failed (the message said
@@ -2042,16 +2155,7 @@ def test_optimize_on_the_private_instance_it_started_does_not_wait_for_an_actor_
     """Before, optimize waited (about 6 s, up to 30 s) for the replacement actor still starting as it
     ended, though it then stops the instance it started itself, with every worker of it: a worker
     Ray leaked would hold nothing past that."""
-    from ray_util import RAY_ENV, kill_all_under, quiet_home, short_tmp
-
-    temp = short_tmp("tsp")
-    env = {**subprocess_env, **RAY_ENV, "HOME": quiet_home(temp)}
-    try:
-        done = subprocess.run([sys.executable, "-c", _PRIVATE_SCRIPT, str(temp)], env=env, capture_output=True,
-                              text=True, timeout=240)
-    finally:
-        kill_all_under(temp)
-        shutil.rmtree(temp, ignore_errors=True)
+    done = _run_own_instance(_PRIVATE_SCRIPT, "tsp", subprocess_env, timeout=240)
     said = done.stdout + done.stderr
     assert "STATES ['complete', 'complete', 'complete', 'failed']" in done.stdout, said[-3000:]
     assert "a Ray worker was lost" in said  # a replacement was asked for

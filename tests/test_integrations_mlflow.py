@@ -865,6 +865,33 @@ def test_two_callbacks_logging_one_study_to_one_experiment_are_refused(
     assert len(trial_runs(other.client, experiment_by_name(other.client, "twice-copy").experiment_id, "twice")) == 3
 
 
+@pytest.mark.parametrize("kind", ["file", pytest.param("sqlite", marks=pytest.mark.slow)])
+def test_two_callbacks_of_one_store_spelled_two_ways_are_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    """One store written two ways (a relative folder and its file: URI; a relative and an absolute SQLite path,
+    through a link) is one store to the two-callbacks refusal. Before: taken for two stores, DID NOT
+    RAISE, and two runs of each trial."""
+    from tunesmith.integrations.mlflow import _store
+
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "here").symlink_to(tmp_path)
+    if kind == "file":
+        spellings = ["./mlruns", (tmp_path / "here" / "mlruns").as_uri()]
+        assert _store("mlruns") == _store(f"file://{tmp_path}/sub/../mlruns") == _store(spellings[1])
+    else:
+        spellings = ["sqlite:///x.db", f"sqlite:///{tmp_path / 'here' / 'x.db'}"]
+    assert _store(spellings[0]) == _store(spellings[1]) != _store(spellings[0].replace("x.db", "y.db") + "/b")
+    assert _store("http://host:5000") == "http://host:5000"
+    first, second = (MLflowCallback(tracking_uri=uri) for uri in spellings)
+    study = ts.Study(SPACE, name="twice", sampler="random", seed=0)
+    with pytest.raises(ValueError, match=r"another MLflowCallback.*'twice'.*pass one MLflowCallback"):
+        study.optimize(objective, n_trials=3, callbacks=[first, second], show_progress=False)
+    runs = trial_runs(first.client, experiment_by_name(first.client, "twice").experiment_id, "twice")
+    assert [r.data.tags["tunesmith.trial"] for r in runs] == [str(t.number) for t in study.trials]  # one each
+
+
 class _StoppedInCatchUp(MLflowCallback):
     """An MLflowCallback that a (real) second Ctrl-C, or an MLflow error, stops as it logs trial 1's metrics
     (``how`` None: no longer)."""

@@ -79,6 +79,8 @@ EXIT_WAIT = 15.0
 #: ``gcs_rpc_server_reconnect_timeout_s``, 60 by default) that optimize gives up on it: the time it takes to end
 #: cleanly (``ray.shutdown`` took 7.7 s on a loaded 2-core machine) and to fail the running trials
 GCS_MARGIN = 30.0
+#: the variable of Ray's own limit, in seconds, on a head node it cannot reach
+RAY_GCS_LIMIT = "RAY_gcs_rpc_server_reconnect_timeout_s"
 
 
 def ended_line(ended: Sequence[FrozenTrial], finished: int = 0) -> str:
@@ -282,6 +284,7 @@ class RayExecutor(Executor):
     # -- running ---------------------------------------------------------------------------
     def run(self, job: Job) -> str | None:
         ray = import_ray()
+        ray_gcs_limit()  # (before Ray, which reads it as it starts, is started)
         started, private = self._connect(ray)
         try:
             return _Driver(ray, self, job, instance_ends=private).run()
@@ -630,11 +633,25 @@ def lost_worker(exc: BaseException) -> str:
 
 def gcs_after(lost_after: float) -> float:
     """Seconds without the GCS that :class:`GcsWatch` counts its loss: ``lost_after``, at most :data:`GCS_MARGIN`
-    seconds before Ray's own end (``RAY_gcs_rpc_server_reconnect_timeout_s``), and at most half of it where that is
+    seconds before Ray's own end (:func:`ray_gcs_limit`), and at most half of it where that is
     short: a blip Ray outlives (a GCS restarted) must not end a healthy study (a bound of 1 s under a short Ray
     limit ended it)."""
-    ray_limit = float(os.environ.get("RAY_gcs_rpc_server_reconnect_timeout_s", "60") or 60)
+    ray_limit = ray_gcs_limit()
     return max(1.0, min(lost_after, max(ray_limit - GCS_MARGIN, ray_limit / 2)))
+
+
+def ray_gcs_limit() -> float:
+    """Ray's own limit on a lost head node, ``RAY_gcs_rpc_server_reconnect_timeout_s`` (60 s unset); a ValueError
+    naming the variable and what it takes where it is not a positive number (a bare float() error before)."""
+    text = os.environ.get(RAY_GCS_LIMIT, "").strip()
+    try:
+        limit = float(text or 60)
+    except ValueError:
+        limit = math.nan
+    if not 0 < limit < math.inf:
+        raise ValueError(f"{RAY_GCS_LIMIT}={text!r}: Ray's limit on a lost head node must be a whole number of "
+                         f"seconds above 0, such as 60 (Ray's default); set it so, or unset it")
+    return limit
 
 
 class GcsWatch:
@@ -702,13 +719,23 @@ class GcsWatch:
             self.done.set()
 
 
-def _read_key(key: str) -> bytes | None:
-    """The value of ``key`` in the actors' namespace of Ray's key-value store, waiting at most a second where the
-    GCS can be reached directly: a read made as the head node died waited on it until Ray ended the process."""
+def _gcs_client() -> Any | None:
+    """The driver's own client of the head node's GCS, whose calls take a timeout; None under Ray Client (its calls
+    go through the client's server). Ray's other calls (``ray.nodes()``, ``jobs()``, the key-value store's) wait on
+    a lost GCS until Ray ends the process, with no exception: a call made as the head node died, or made once it
+    was gone, ended the driver at Ray's own limit, whatever :class:`GcsWatch` found."""
     from ray.experimental import internal_kv
 
-    client = internal_kv.internal_kv_get_gcs_client() if internal_kv._internal_kv_initialized() else None
-    if client is None:  # (Ray Client: through its server)
+    return internal_kv.internal_kv_get_gcs_client() if internal_kv._internal_kv_initialized() else None
+
+
+def _read_key(key: str) -> bytes | None:
+    """The value of ``key`` in the actors' namespace of Ray's key-value store, waiting at most a second where the
+    GCS can be reached directly (:func:`_gcs_client`)."""
+    client = _gcs_client()
+    if client is None:
+        from ray.experimental import internal_kv
+
         return internal_kv._internal_kv_get(key, namespace=NOTES)
     return client.internal_kv_get(key.encode(), NOTES.encode(), timeout=1.0)
 
@@ -721,22 +748,38 @@ def _job_id(ray: Any) -> str:
         return ""
 
 
+#: the Ray jobs (cluster, job: a new cluster numbers its jobs from 1 again) of no-pruner notes this process found
+#: dead in the GCS's job table (for good), and those it found running (or not there) with when: looked up again
+#: only :data:`JOBS_RECHECK` seconds later
+_DEAD_JOBS: set[tuple[str, str]] = set()
+_LIVE_JOBS: dict[tuple[str, str], float] = {}
+JOBS_RECHECK = 300.0
+
+
 def sweep_notes() -> int:
     """Delete the no-pruner notes (:func:`tell_driver`) of drivers that are gone: a driver killed before it deleted
     its key left it in the cluster's key-value store until the cluster stopped, one a kill. Only the keys whose
-    job the GCS counts dead go, never a running driver's, nor a key that names no job; how many went. Never
-    raises: a Ray that cannot list its keys or jobs (Ray Client) keeps them."""
+    job the GCS counts dead go, never a running driver's, nor a key that names no job; how many went. The job
+    table is read only for a key whose job this process has not looked up in the last :data:`JOBS_RECHECK`
+    seconds (each optimize call read it while any key was there: a running driver's, or one naming no job). Each
+    GCS call waits at most a second. Never raises: a Ray that cannot list its keys or jobs (Ray Client) keeps them."""
+    client = _gcs_client()
+    if client is None:
+        return 0
     try:
-        from ray._private.state import jobs
-        from ray.experimental.internal_kv import _internal_kv_del, _internal_kv_list
-
-        keys = _internal_kv_list(NOTE_PREFIX, namespace=NOTES)
-        if not keys:
-            return 0
-        dead = {j["JobID"] for j in jobs() if j.get("IsDead")}
-        gone = [k for k in keys if note_job(k) in dead]
+        keys = client.internal_kv_keys(NOTE_PREFIX.encode(), NOTES.encode(), timeout=1.0)
+        cluster = str(client.cluster_id)
+        jobs = {(cluster, job) for job in map(note_job, keys) if job is not None}
+        now = time.monotonic()
+        if any(now - _LIVE_JOBS.get(job, -math.inf) > JOBS_RECHECK for job in jobs - _DEAD_JOBS):
+            table = client.get_all_job_info(timeout=1.0, skip_submission_job_info_field=True,
+                                            skip_is_running_tasks_field=True)
+            dead = {(cluster, job_id.hex()) for job_id, info in table.items() if info.is_dead}
+            _DEAD_JOBS.update(jobs & dead)
+            _LIVE_JOBS.update(dict.fromkeys(jobs - dead, now))
+        gone = [k for k in keys if (cluster, note_job(k)) in _DEAD_JOBS]
         for key in gone:
-            _internal_kv_del(key, namespace=NOTES)
+            client.internal_kv_del(key, False, NOTES.encode(), timeout=1.0)
     except Exception as exc:  # noqa: BLE001 - kept for a later driver
         logger.debug("could not delete the notes of Ray drivers that are gone: %s", exc)
         return 0
@@ -784,18 +827,12 @@ class _Driver:
                 "study %r: its pruner %r stops no trial under Ray with an in-memory study (the actors only "
                 "evaluate: should_prune() is always False there). Use a SQL storage, storage='sqlite:///study.db', "
                 "for pruning, or leave the pruner out", self.study.name, self.study.pruner.name)
-        fit = fit_workers(self._nodes(), self.ex.resources)
-        n = self.ex.n_workers or fit
-        if n > fit:  # the actors beyond would wait for resources forever, holding their trials
-            logger.warning("n_jobs=%d, but the Ray cluster's nodes fit %d trial(s) of %s at once: starting %d",
-                           n, fit, self.ex.resources, fit)
-            n = fit
-        if self.job.n_trials is not None:
-            n = max(1, min(n, self.job.n_trials))
-        sweep_notes()
         watch = self.watch = GcsWatch.start(self.ray, self.ex.lost_after)
         try:
             try:
+                n = self._how_many()
+                if not watch.down:
+                    sweep_notes()
                 for _ in range(n):  # a signal while they start stops those started too
                     self._spawn()
                 self._loop()
@@ -831,6 +868,18 @@ class _Driver:
                     self._drop_note()  # after the kills: a trial that asked as it was stopped has noted it
         self.calls.raise_error(self.error)
         return self.exhausted
+
+    def _how_many(self) -> int:
+        """How many actors to start: ``n_workers``, at most as many as the cluster's nodes fit."""
+        fit = fit_workers(self._first_nodes(), self.ex.resources)
+        n = self.ex.n_workers or fit
+        if n > fit:  # the actors beyond would wait for resources forever, holding their trials
+            logger.warning("n_jobs=%d, but the Ray cluster's nodes fit %d trial(s) of %s at once: starting %d",
+                           n, fit, self.ex.resources, fit)
+            n = fit
+        if self.job.n_trials is not None:
+            n = max(1, min(n, self.job.n_trials))
+        return n
 
     def _gcs_lost(self, why: str) -> None:
         """The head node's GCS cannot be reached (:class:`GcsWatch`): end with :class:`ClusterLost` before Ray ends
@@ -922,8 +971,26 @@ class _Driver:
                     pending = self.ray.wait(pending, num_returns=len(pending), timeout=timeout)[1]
 
     def _nodes(self) -> list[dict[str, float]]:
-        """The resources of each live node of the cluster."""
-        return [dict(node["Resources"]) for node in self.ray.nodes() if node.get("Alive")]
+        """The resources of each live node of the cluster, asked for at most a second (Ray's RpcError past it) where
+        the GCS's own client can be asked (:func:`_gcs_client`)."""
+        client = _gcs_client()
+        if client is None:
+            return [dict(node["Resources"]) for node in self.ray.nodes() if node.get("Alive")]
+        return [dict(node.resources_total) for node in client.get_all_node_info(timeout=1.0).values()
+                if node.state == node.ALIVE]
+
+    def _first_nodes(self) -> list[dict[str, float]]:
+        """:meth:`_nodes` as optimize starts, asked again until the GCS answers or :class:`GcsWatch` counts it lost
+        (a head node lost before optimize, or as it starts: the call waited until Ray ended the process). Another
+        error, or one that goes on past the watch's bound while the GCS's port answers, is raised."""
+        end = time.monotonic() + self.watch.after + 5.0
+        while True:
+            try:
+                return self._nodes()
+            except self.ray.exceptions.RpcError:
+                self._check_gcs()
+                if time.monotonic() > end:
+                    raise
 
     def _interrupt(self, error: str) -> tuple[int, int]:
         """Ctrl-C (or giving up on lost workers): stop every actor, then fail the trials
@@ -1188,9 +1255,13 @@ class _Driver:
         if self.note_key is None or self.unreachable:
             return
         with contextlib.suppress(Exception):
-            from ray.experimental.internal_kv import _internal_kv_del
+            client = _gcs_client()
+            if client is None:
+                from ray.experimental.internal_kv import _internal_kv_del
 
-            _internal_kv_del(self.note_key, namespace=NOTES)
+                _internal_kv_del(self.note_key, namespace=NOTES)
+            else:  # (the head node may die as optimize ends, the watch stopped)
+                client.internal_kv_del(self.note_key.encode(), False, NOTES.encode(), timeout=1.0)
 
     def _take(self, actor: _Actor, out: Outcome) -> FrozenTrial | None:
         """Record the answer of one of ``actor``'s calls (collected, its call removed); the trial's record."""

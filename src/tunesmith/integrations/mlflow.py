@@ -38,6 +38,8 @@ from collections.abc import Iterator
 from itertools import zip_longest
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 from ..trial import Direction, FrozenTrial, TrialState, as_count
 from ._common import refuse_unknown, require
@@ -120,6 +122,7 @@ class MLflowCallback:
         if artifact_location is not None:
             artifact_location = _home_expanded(artifact_location)
         self.client = mlflow.MlflowClient(tracking_uri=tracking_uri)
+        self._store = _store(self.client.tracking_uri)  # (the key of the runs this process made: _MADE)
         self.experiment, self.metric_name, self.artifact_location = experiment, metric_name, artifact_location
         # by _key(study): two studies of one name given this callback (one deleted and made again) apart
         self._ids: dict[Any, tuple[str, str]] = {}  # study -> (experiment id, parent run id)
@@ -367,7 +370,7 @@ class MLflowCallback:
         cut.discard(trial.number)
 
     def _create(self, experiment_id: str, parent: str, study: Any, trial: FrozenTrial) -> None:
-        where = (self.client.tracking_uri, experiment_id, _key(study))
+        where = (self._store, experiment_id, _key(study))
         if (made := self._made_by_another(where, study, trial)) is not None:
             self._runs.setdefault(_key(study), {})[trial.number] = made
             self._update(self.client.get_run(made), trial)
@@ -470,6 +473,22 @@ def _home_expanded(location: str) -> str:
             f"exist here ({location.split('/')[0]!r}); pass the folder's full path"
         )
     return expanded
+
+
+def _store(uri: str) -> str:
+    """One spelling of the tracking store ``uri``: a local file or SQLite store by its real absolute path (one store
+    may be written ``./mlruns``, ``mlruns`` or ``file:///abs/mlruns``, ``sqlite:///x.db`` or ``sqlite:////abs/x.db``:
+    taken for two stores, the two-callbacks refusal and the runs another thread made missed each
+    other), any other as it is."""
+    scheme, sep, rest = uri.partition(":")
+    if scheme.lower().startswith("sqlite") and rest.startswith("///") and not rest.startswith("///:memory:"):
+        path, query, args = rest[3:].partition("?")
+        return f"{scheme.lower()}:///{os.path.realpath(path)}{query}{args}"
+    if scheme.lower() == "file":
+        return "file://" + os.path.realpath(url2pathname(urlparse(uri).path))
+    if not sep or len(scheme) == 1:  # a folder (or a Windows drive letter)
+        return "file://" + os.path.realpath(uri)
+    return uri
 
 
 def _key(study: Any) -> tuple[str, Any]:
