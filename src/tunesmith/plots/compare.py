@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ..storage.base import worker_gone
+from ..storage.base import MAX_NAME_LENGTH, worker_gone
 from ..trial import Direction, TrialState, best_of
 from .records import (
     Chart,
@@ -322,6 +322,7 @@ def _check_stored(storage: Any, name: str, mark: dict[str, Any], budget: int | N
     if _other_code(stored, mark):
         if new_runs:
             _not_held(storage, record)
+            _aside_name(storage, record)  # refused before any run is set aside
             return
         raise ValueError(f"study {name!r} in {storage.display_url} holds runs of {mark['objective']!r} with other code "
                          "than this (its file or a local module it imports was changed since): going on would draw "
@@ -357,11 +358,23 @@ def _set_aside(storage: Any, name: str, mark: dict[str, Any]) -> None:
         return
     if not _other_code(record.config.get(RUN_KEY), mark):
         return
-    base = f"{name}-before-{_stamp(record.created)}"
-    taken = {s.name for s in storage.list_studies()}
-    new = next(n for n in (base, *(f"{base}-{k}" for k in range(2, len(taken) + 3))) if n not in taken)
+    new = _aside_name(storage, record)
     storage.rename_study(name, new)
     logging.getLogger("tunesmith").warning("run %r of the objective's earlier code kept as %r", name, new)
+
+
+def _aside_name(storage: Any, record: Any) -> str:
+    """The name stored run ``record`` is set aside as; a ValueError where it is longer than a study's may be (a
+    long ``prefix=``: the storage's refusal named neither the run nor how to go on)."""
+    base = f"{record.name}-before-{_stamp(record.created)}"
+    taken = {s.name for s in storage.list_studies()}
+    new = next(n for n in (base, *(f"{base}-{k}" for k in range(2, len(taken) + 3))) if n not in taken)
+    if len(new) > MAX_NAME_LENGTH:
+        raise ValueError(f"--new-runs cannot keep run {record.name[:40]!r}... of the objective's earlier code aside: "
+                         f"its name and '-before-<time>' make {len(new)} characters, more than a study name's "
+                         f"{MAX_NAME_LENGTH}; pass a shorter prefix, or rename or delete that run first (tunesmith "
+                         "rename, tunesmith delete)")
+    return new
 
 
 def _stamp(created: float) -> str:
