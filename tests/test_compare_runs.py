@@ -516,3 +516,18 @@ def test_new_runs_sets_aside_a_run_whose_stored_creation_time_no_calendar_holds(
     [kept] = [n for n in stored_names(db) if n.startswith("q-random-seed0-before-")]
     assert kept.removeprefix("q-random-seed0-before-") >= before and len(ts.load_study(kept, db).trials) == 2
     assert len(ts.load_study("q-random-seed0", db).trials) == 3
+
+
+def test_new_runs_refuses_a_run_whose_set_aside_name_is_too_long_before_setting_any_aside(tmp_path: Path) -> None:
+    """A ``prefix=`` of 476 characters makes runs of 489 and 490 characters, set aside as 512 and 513: ``new_runs``
+    set the first run aside, then stopped at the second with the storage's "study name of 513 characters is too
+    long", naming neither the run nor ``--new-runs``. Refused before any is set aside, saying what to do."""
+    db, prefix = f"sqlite:///{tmp_path / 'runs.db'}", "q" * 476
+    run_samplers(square, {"x": ts.Float(-3, 3)}, samplers=["random"], budget=1, seeds=[0, 10], storage=db, prefix=prefix)
+    for seed in (0, 10):  # made by the objective's earlier code
+        change_setting(ts.load_study(f"{prefix}-random-seed{seed}", db), RUN_KEY, lambda mark: {**mark, "code": "0" * 64})
+    with pytest.raises(ValueError, match=r"--new-runs cannot keep run 'qqq.*earlier code aside: .* make 513 "
+                                         r"characters, more than a study name's 512; pass a shorter prefix"):
+        run_samplers(square, {"x": ts.Float(-3, 3)}, samplers=["random"], budget=2, seeds=[0, 10], storage=db,
+                     prefix=prefix, new_runs=True)
+    assert stored_names(db) == [f"{prefix}-random-seed0", f"{prefix}-random-seed10"]  # nothing renamed

@@ -1144,3 +1144,40 @@ def test_names_past_mlflow_s_key_limit_are_logged_and_long_values_kept_whole(
         assert where.startswith("tunesmith/"), kept  # not "nowhere: storing it failed"
         path = cb.client.download_artifacts(run.info.run_id, where, str(tmp_path / "got"))
         assert Path(path).read_text() == whole
+
+
+def test_an_attribute_an_earlier_tunesmith_logged_under_a_longer_key_gets_no_second_tag(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An attribute named in letters of two bytes (124 ``é``: 248 bytes, a file name of 253 with ``attr.``) an
+    earlier tunesmith logged under its whole name, which keys are now cut to 245 bytes of: catching the run up (its
+    logging cut before its end) wrote the attribute again under the shorter key, two tags of one attribute."""
+    name = "é" * 124
+    uri = _file_store(tmp_path, monkeypatch)
+    study = ts.Study(SPACE, sampler="random", seed=0)
+
+    def noted(trial: ts.Trial) -> float:
+        trial.set_attr(name, "kept")
+        return 1.0
+
+    study.optimize(noted, n_trials=1, callbacks=[MLflowCallback(tracking_uri=uri)], show_progress=False)
+    cb = MLflowCallback(tracking_uri=uri)
+    [run] = trial_runs(cb.client, cb.client.get_experiment_by_name(study.name).experiment_id, study.name)
+    [cut] = [k for k in run.data.tags if k.startswith("attr.")]
+    assert len(cut.encode()) <= 250  # as this tunesmith logs it; the run as an earlier one left it, cut by a Ctrl-C:
+    cb.client.delete_tag(run.info.run_id, cut)
+    cb.client.set_tag(run.info.run_id, f"attr.{name}", "kept")
+    cb.client.update_run(run.info.run_id, status="RUNNING")
+    cb.log_study(study)
+    run = cb.client.get_run(run.info.run_id)
+    assert {k: v for k, v in run.data.tags.items() if k.startswith("attr.")} == {f"attr.{name}": "kept"}
+    assert run.info.status == "FINISHED"
+
+
+@pytest.mark.parametrize(("name", "fits"), [("m" * 246, "m" * 245), ("é" * 126, "é" * 125)])
+def test_a_metric_name_whose_best_key_mlflow_refuses_is_refused_at_once(name: str, fits: str) -> None:
+    """The parent run logs ``best_<metric_name>``: a metric name of 246 to 250 characters passed, and the first
+    complete trial's logging ended optimize with MlflowException (``'Metric name' exceeds the maximum length``);
+    one of letters of two bytes past 250 bytes was refused as if its letters were not letters."""
+    with pytest.raises(ValueError, match=r"has \d+ characters \(2\d\d bytes.* at most 245 characters and 250 bytes"):
+        MLflowCallback(tracking_uri="sqlite:///:memory:", metric_name=name)
+    MLflowCallback(tracking_uri="sqlite:///:memory:", metric_name=fits)

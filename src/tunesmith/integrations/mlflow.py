@@ -106,11 +106,7 @@ class MLflowCallback:
                        space=False)
         if not isinstance(metric_name, str) or not metric_name or metric_name == "intermediate":
             raise ValueError(f"MLflowCallback: metric_name must be a non-empty string other than 'intermediate', got {metric_name!r}")
-        if _param_keys([metric_name])[metric_name] != metric_name:
-            raise ValueError(
-                f"MLflowCallback: MLflow refuses the metric name {metric_name!r}: use letters, digits and "
-                f"_ - . : / space (e.g. {_param_keys([metric_name])[metric_name]!r})"
-            )
+        _check_metric_name(metric_name)
         if isinstance(artifact_location, os.PathLike):
             artifact_location = str(Path(_home_expanded(os.fspath(artifact_location))).absolute())
         for name, value in (("tracking_uri", tracking_uri), ("experiment", experiment),
@@ -418,15 +414,16 @@ class MLflowCallback:
             self._log_params(run.info.run_id, trial)
         history = self.client.get_metric_history(run.info.run_id, "intermediate")
         self._log(run.info.run_id, trial, logged_steps={m.step for m in history},
-                  logged_value=run.data.metrics.get(self.metric_name))  # fmt: skip
+                  logged_value=run.data.metrics.get(self.metric_name), held=run.data.tags)  # fmt: skip
 
-    def _log(self, run_id: str, trial: FrozenTrial, *, logged_steps: set[int], logged_value: float | None = None) -> None:
+    def _log(self, run_id: str, trial: FrozenTrial, *, logged_steps: set[int], logged_value: float | None = None,
+             held: dict[str, str] | None = None) -> None:
         at = _ms(trial.completed or trial.heartbeat or trial.started or time.time())
         metrics = [Metric("intermediate", v, at, s) for s, v in sorted(trial.intermediate.items())
                    if s not in logged_steps]  # fmt: skip
         if trial.value is not None and trial.value != logged_value:  # not logged twice
             metrics.append(Metric(self.metric_name, trial.value, at, 0))
-        keys = _param_keys(list(trial.attrs), most=_KEY_LIMIT - len(_ATTR))
+        keys = _attr_keys(list(trial.attrs), held or {})
         tags = [self._tag(run_id, f"{_ATTR}{keys[k]}", _text(v)) for k, v in trial.attrs.items()]  # trial.set_attr(...)
         if trial.error:
             tags.append(self._tag(run_id, "tunesmith.error", trial.error))
@@ -459,6 +456,25 @@ class MLflowCallback:
                 "kept whole as an artifact (%s: %s)", key, run_id, len(text), limit, type(exc).__name__, exc)
         tail = f"... ({len(text):,} characters; the whole value: {where})"
         return text[: limit - len(tail)] + tail
+
+
+def _check_metric_name(name: str) -> None:
+    """A ValueError where MLflow would refuse ``name`` or the parent run's ``best_<name>`` (its limit of a key)
+    as the first trials are logged, which ended optimize."""
+    most = _KEY_LIMIT - len("best_")  # characters; bytes: a file name of 255 at most, best_ included
+    if _param_keys([name])[name] == name and len(name) <= most:
+        return
+    if _param_keys([name], most=len(name) * 4)[name] == name:  # only too long
+        raise ValueError(
+            f"MLflowCallback: the metric name {name[:40]!r}... has {len(name)} characters ({len(name.encode())} "
+            f"bytes of UTF-8); MLflow takes a key of at most {_KEY_LIMIT} characters and the parent run logs "
+            f"best_<metric_name>, so use at most {most} characters and {_KEY_LIMIT} bytes (its file store names a "
+            "file by it)"
+        )
+    raise ValueError(
+        f"MLflowCallback: MLflow refuses the metric name {name!r}: use letters, digits and _ - . : / space "
+        f"(e.g. {_param_keys([name], most=most)[name]!r})"
+    )
 
 
 def _home_expanded(location: str) -> str:
@@ -545,33 +561,45 @@ def _name_tags(renamed: dict[str, str], limit: int = 5000) -> list[Any]:
     return [RunTag(NAMES_TAG + (f".{i}" if i > 1 else ""), json.dumps(part)) for i, part in enumerate(parts, 1)]
 
 
-def _param_keys(names: list[str], *, most: int = _KEY_LIMIT) -> dict[str, str]:
+def _attr_keys(names: list[str], held: dict[str, str]) -> dict[str, str]:
+    """Each attribute's key after ``attr.`` (:func:`_param_keys`, within MLflow's limit less ``attr.``), or the key
+    the run already holds it under (``held``: its tags), logged by a tunesmith that cut keys in characters only (a
+    name of letters of two or more bytes, on a SQL store): catching the run up wrote a second tag of the attribute."""
+    most = _KEY_LIMIT - len(_ATTR)
+    if not (keys := _param_keys(names, most=most)) or not any(k.startswith(_ATTR) for k in held):
+        return keys  # a new run
+    earlier, made = _param_keys(names, most=most, in_bytes=False), set(keys.values())
+    return {n: old if _ATTR + old in held and old not in made else keys[n] for n, old in earlier.items()}
+
+
+def _param_keys(names: list[str], *, most: int = _KEY_LIMIT, in_bytes: bool = True) -> dict[str, str]:
     """Each parameter's name as MLflow accepts it: characters other than letters, digits and
     ``_ - . : / space`` become ``_`` (``"layers (n)"`` -> ``"layers _n_"``), and so do the
     slashes of a name that is not a clean relative path (``"a//b"``, ``"../x"``); at most ``most``
-    characters and bytes (MLflow's limit of a key, less a prefix such as ``attr.``; its file store, and the
-    artifact that keeps a value too long for MLflow, name a file by the key: 255 bytes at most), made
+    characters and bytes (characters only where not ``in_bytes``; MLflow's limit of a key, less a prefix such as
+    ``attr.``; its file store, and the artifact that keeps a value too long for MLflow, name a file by the key:
+    255 bytes at most), made
     unique within them (two names alike in their first 250 characters: the second's ``_2`` passed the
     limit, and MLflow refused the trial's run, ending optimize)."""
     keys: dict[str, str] = {}
     taken = set(names)
     for name in names:
-        key = _cut(re.sub(r"[^\w\-. :/]", "_", name), most)
+        key = _cut(re.sub(r"[^\w\-. :/]", "_", name), most, in_bytes)
         norm = posixpath.normpath(key)
         if norm != key or norm == "." or norm.startswith(("..", "/")):  # MLflow refuses these too
             key = key.replace("/", "_").replace("..", "__") if key not in (".", "") else "_"
         if key != name:
             base, i = key, 2
             while key in taken:
-                key, i = f"{_cut(base, most - len(str(i)) - 1)}_{i}", i + 1
+                key, i = f"{_cut(base, most - len(str(i)) - 1, in_bytes)}_{i}", i + 1
             taken.add(key)
         keys[name] = key
     return keys
 
 
-def _cut(text: str, most: int) -> str:
-    """``text``'s start of at most ``most`` bytes (UTF-8), so of at most ``most`` characters too."""
-    return text.encode("utf-8", "surrogatepass")[:most].decode("utf-8", "ignore")
+def _cut(text: str, most: int, in_bytes: bool = True) -> str:
+    """``text``'s start of at most ``most`` characters, and bytes of UTF-8 where ``in_bytes``."""
+    return text.encode("utf-8", "surrogatepass")[:most].decode("utf-8", "ignore") if in_bytes else text[:most]
 
 
 def _search(client: Any, experiment_id: str, study: str, where: str, *, limit: int, deleted: bool = True) -> list[Any]:

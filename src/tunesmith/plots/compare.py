@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ..storage.base import worker_gone
+from ..storage.base import MAX_NAME_LENGTH, worker_gone
 from ..trial import Direction, TrialState, best_of
 from .records import (
     Chart,
@@ -341,6 +341,7 @@ def _check_stored(storage: Any, name: str, mark: dict[str, Any], budget: int | N
     if _other_code(stored, mark):
         if new_runs:
             _not_held(storage, record, record.config.get(HOLDER))
+            _aside_name(storage, record)  # refused before any run is set aside
             return
         raise ValueError(f"study {name!r} in {storage.display_url} holds runs of {mark['objective']!r} with other code "
                          f"than this ({_changed(stored, mark)}): going on would draw both codes' trials as one run; "
@@ -402,10 +403,8 @@ def _set_aside(storage: Any, name: str, mark: dict[str, Any]) -> None:
         time.sleep(WAIT_S)
     else:
         return
-    base = f"{name}-before-{_stamp(record.created)}"
-    taken = {s.name for s in storage.list_studies()}
-    new = next(n for n in (base, *(f"{base}-{k}" for k in range(2, len(taken) + 3))) if n not in taken)
     try:
+        new = _aside_name(storage, record)
         storage.rename_study(name, new)
     except BaseException:
         let_go(storage, name, record.study_id)
@@ -424,6 +423,20 @@ def _to_set_aside(storage: Any, name: str, mark: dict[str, Any]) -> Any:
     except StudyNotFound:
         return None
     return record if _other_code(record.config.get(RUN_KEY), mark) else None
+
+
+def _aside_name(storage: Any, record: Any) -> str:
+    """The name stored run ``record`` is set aside as; a ValueError where it is longer than a study's may be (a
+    long ``prefix=``: the storage's refusal named neither the run nor how to go on)."""
+    base = f"{record.name}-before-{_stamp(record.created)}"
+    taken = {s.name for s in storage.list_studies()}
+    new = next(n for n in (base, *(f"{base}-{k}" for k in range(2, len(taken) + 3))) if n not in taken)
+    if len(new) > MAX_NAME_LENGTH:
+        raise ValueError(f"--new-runs cannot keep run {record.name[:40]!r}... of the objective's earlier code aside: "
+                         f"its name and '-before-<time>' make {len(new)} characters, more than a study name's "
+                         f"{MAX_NAME_LENGTH}; pass a shorter prefix, or rename or delete that run first (tunesmith "
+                         "rename, tunesmith delete)")
+    return new
 
 
 def _stamp(created: float) -> str:
