@@ -402,10 +402,10 @@ def _set_aside(storage: Any, name: str, mark: dict[str, Any]) -> None:
         time.sleep(WAIT_S)
     else:
         return
-    base = f"{name}-before-{_stamp(record.created)}"
-    taken = {s.name for s in storage.list_studies()}
-    new = next(n for n in (base, *(f"{base}-{k}" for k in range(2, len(taken) + 3))) if n not in taken)
-    try:
+    try:  # let go whatever ends it before the rename (Ctrl-C, a storage error): a live holder is waited for
+        base = f"{name}-before-{_stamp(record.created)}"
+        taken = {s.name for s in storage.list_studies()}
+        new = next(n for n in (base, *(f"{base}-{k}" for k in range(2, len(taken) + 3))) if n not in taken)
         storage.rename_study(name, new)
     except BaseException:
         let_go(storage, name, record.study_id)
