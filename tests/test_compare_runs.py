@@ -476,6 +476,39 @@ def test_new_runs_refuses_to_set_aside_a_run_a_live_compare_of_the_other_code_ru
         storage.close()
 
 
+def test_new_runs_stopped_between_holding_a_run_and_renaming_it_lets_the_run_go(shared_storage_url: str) -> None:
+    """``--new-runs`` held a run to set it aside and let it go only where the rename itself failed: a Ctrl-C (or
+    a storage error) while it picked the new name left the run held, marked as being set aside, by a process that
+    goes on (Python: a notebook's kernel), so every other compare waited for it for good, saying nothing. The
+    hold is let go whatever ends the set-aside before the rename, and the run is set aside by the next."""
+    db = shared_storage_url
+    run_samplers(square, {"x": ts.Float(-3, 3)}, samplers=["random"], budget=1, seeds=[0], storage=db, prefix="q")
+    change_setting(ts.load_study("q-random-seed0", db), RUN_KEY, lambda mark: {**mark, "code": "0" * 64})
+    plain = make_storage(db)
+
+    class CtrlC(type(plain)):  # type: ignore[misc]  # the real storage, Ctrl-C pressed as the new name is picked
+        def list_studies(self) -> list[Any]:
+            found = super().list_studies()
+            if any(isinstance(s.config.get(HOLDER), dict) and s.config[HOLDER].get("aside") for s in found):
+                raise KeyboardInterrupt
+            return found
+
+    storage = CtrlC(db)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_samplers(square, {"x": ts.Float(-3, 3)}, samplers=["random"], budget=2, seeds=[0], storage=storage,
+                         prefix="q", new_runs=True)
+        assert stored_names(db) == ["q-random-seed0"]  # not renamed
+        assert HOLDER not in plain.get_study("q-random-seed0").config
+    finally:
+        storage.close()
+        plain.close()
+    run_samplers(square, {"x": ts.Float(-3, 3)}, samplers=["random"], budget=2, seeds=[0], storage=db, prefix="q",
+                 new_runs=True)
+    assert len([n for n in stored_names(db) if "-before-" in n]) == 1 and results(db, "q-random-seed0") == [
+        TrialState.COMPLETE] * 2
+
+
 def test_no_module_outside_the_cli_imports_the_cli() -> None:
     """plots/compare.py imported ``cli.code`` for the objective's digest (a face importing a face, which an
     earlier pass had removed on purpose). The digest lives beside ``paths.py`` now, below both; each module

@@ -511,3 +511,28 @@ def test_a_beating_trial_of_a_process_of_this_machine_that_no_longer_runs_is_lef
         st.heartbeat(sid, [rec.number], beat)
         study._heartbeat.reap(force=True)
         assert study.trials[rec.number].state is state, beat
+
+def test_reap_lost_fails_only_running_trials_past_the_stored_grace(shared_storage_url: str) -> None:
+    """``Study.reap_lost()`` (a reader that asks no trial: a stored comparison at its budget) fails a running
+    trial with no heartbeat for the grace period and queues its copy, by the study's stored rule; a live worker's
+    trial whose beat is merely late (within the grace), a paused trial and a study without heartbeats are left."""
+    from tunesmith import load_study
+
+    url = shared_storage_url
+    study = Study({"x": Float(0, 1)}, storage=url, name="r", heartbeat_interval=1, grace_period=30,
+                  requeue_failed=True)
+    storage, sid = study.storage, study._study_id
+    now = storage.clock()
+    stale = storage.create_trial(sid, params={"x": 0.1}, worker="elsewhere:1", now=now - 3600)
+    late = storage.create_trial(sid, params={"x": 0.2}, worker="elsewhere:2", now=now - 20)
+    paused = storage.create_trial(sid, params={"x": 0.3}, state=TrialState.PAUSED, worker="elsewhere:3",
+                                  now=now - 3600)
+    assert stale is not None and late is not None and paused is not None
+    reader = load_study("r", url)  # no heartbeat settings of its own: the stored ones
+    assert [t.number for t in reader.reap_lost()] == [stale.number]
+    assert reader.reap_lost() == []  # again at once: nothing more (the copy waits)
+    assert [(t.state, t.system.requeued_as) for t in load_study("r", url).trials] == [
+        (TrialState.FAILED, 3), (TrialState.RUNNING, None), (TrialState.PAUSED, None), (TrialState.WAITING, None)]
+    plain = Study({"x": Float(0, 1)}, storage=url, name="plain")
+    assert plain.storage.create_trial(plain._study_id, params={"x": 0.1}, now=now - 3600) is not None
+    assert plain.reap_lost() == [] and plain.trials[0].state is TrialState.RUNNING

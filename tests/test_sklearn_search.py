@@ -645,6 +645,39 @@ def test_a_claim_changed_by_hand_is_read_not_crashed_on(tmp_path: Path) -> None:
     assert ts.load_study("svc", url).trials == []
 
 
+def test_a_study_set_aside_while_a_fit_claims_it_is_said_so(tmp_path: Path) -> None:
+    """A study renamed and made anew between two tries of a fit's claim (another writer changed its settings
+    first): nothing is written, and the fit was refused as if another program had written no mapping as the
+    claim ("its search claim ... is NoneType data ..., run ... DROP"), advice that fits no study. Said as it is."""
+    from tunesmith.storage import make_storage
+
+    url = f"sqlite:///{tmp_path / 'search.db'}"
+    plain = make_storage(url)
+    moved: list[int] = []
+
+    class SetAside(type(plain)):  # type: ignore[misc]  # the real storage; another writer acts in the claim's write
+        def set_study_config(self, study_id: int, config: dict, *, expect: dict | None = None) -> bool | None:
+            if "search_claim" in config and not moved:
+                moved.append(study_id)
+                plain.set_study_config(study_id, {**plain.get_study("svc").config, "other": 1})
+                plain.rename_study("svc", "svc-before")
+                ts.Study({"C": ts.Float(0.1, 10, log=True)}, storage=plain, name="svc")
+            return super().set_study_config(study_id, config, expect=expect)
+
+    storage = SetAside(url)
+    search = TunedSearchCV(SVC(), {"C": ts.Float(0.1, 10, log=True)}, n_trials=2, cv=3, random_state=0,
+                           storage=storage, name="svc")
+    try:
+        with pytest.raises(ValueError, match=r"study 'svc' in .* was renamed or deleted .* while this fit claimed "
+                                             r"it.* fit again"):
+            search.fit(X, Y)
+        assert moved
+        assert "search_claim" not in plain.get_study("svc").config  # the study made anew holds no claim
+    finally:
+        storage.close()
+        plain.close()
+
+
 def test_a_fit_refused_by_a_claim_leaves_the_study_as_it_was(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     # before: the claim was read only after the fit had opened the study, which recorded this fit's
     # sampler as the one in use ("sampler tpe recorded (was 'random')") though it then was refused

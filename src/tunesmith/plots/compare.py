@@ -403,7 +403,7 @@ def _set_aside(storage: Any, name: str, mark: dict[str, Any]) -> None:
         time.sleep(WAIT_S)
     else:
         return
-    try:
+    try:  # let go whatever ends it before the rename (Ctrl-C, a storage error): a live holder is waited for
         new = _aside_name(storage, record)
         storage.rename_study(name, new)
     except BaseException:

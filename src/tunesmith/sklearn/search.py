@@ -309,6 +309,9 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
             return {**stored, "holders": [*held, me], "since": now}  # a fit on the same data relies on it too
 
         stored = change_setting(study, CLAIM_KEY, change)
+        if stored is None:  # nothing written: the name is another study's now (a claim is never None)
+            raise ValueError(f"study {study.name!r} in {study.storage.display_url} was renamed or deleted (and maybe "
+                             "made anew) while this fit claimed it: nothing of this fit is recorded; fit again")
         if taken:
             logger.warning("study %r: %s", study.name, _taken_over(taken[0], now))
         if other(stored):
