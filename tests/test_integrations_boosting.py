@@ -519,6 +519,38 @@ def test_a_preset_fraction_outside_what_the_library_takes_is_refused(data: tuple
     assert xgboost_space(subsample=1)["subsample"] == ts.Fixed(1)  # the bound itself is taken
 
 
+def test_a_preset_space_takes_no_other_parameter_of_the_library_for_a_slip() -> None:
+    """xgboost_space(colsample_bylevel=...) said "did you mean colsample_bytree=?", lightgbm_space(
+    min_child_samples=...) "min_child_weight=?" and subsample_freq= "subsample=?": other parameters of the
+    library, not slips, so that following the advice changed another parameter's range."""
+    assert {"colsample_bylevel", "colsample_bynode"} <= set(xgb.XGBRegressor().get_params())  # XGBoost's own
+    assert {"min_child_samples", "subsample_freq"} <= set(lgb.LGBMRegressor().get_params())
+    for space, name in ((xgboost_space, "colsample_bylevel"), (xgboost_space, "colsample_bynode"),
+                        (lightgbm_space, "min_child_samples")):
+        with pytest.raises(TypeError, match=rf"no keyword '{name}'; to search it, add it to the space") as err:
+            space(**{name: (0.5, 1.0)})
+        assert "did you mean" not in str(err.value)
+    with pytest.raises(TypeError, match=r"'subsample_freq': subsample_freq is fixed at 1, so that subsample takes effect"):
+        lightgbm_space(subsample_freq=5)
+    with pytest.raises(TypeError, match=r"'max_dept' \(did you mean max_depth=\?\)"):  # a slip still is one
+        xgboost_space(max_dept=(3, 6))
+
+
+def test_lightgbm_leaves_outside_what_lightgbm_takes_are_refused(data: tuple[Any, ...]) -> None:
+    """lightgbm_space(num_leaves=(1, 64)) was taken, and each trial drawing 1 failed in LightGBM; a range of
+    NumPy float32 bounds (no Python float) passed the fraction check, as subsample=(0.5, 1.5) had before."""
+    X_tr, _, y_tr, _ = data
+    with pytest.raises(lgb.basic.LightGBMError, match=r"\(num_leaves\) > \(1\)"):  # what each such trial met
+        lgb.train({"num_leaves": 1, "verbose": -1}, lgb.Dataset(X_tr, label=y_tr), 1)
+    with pytest.raises(ValueError, match=r"lightgbm_space: num_leaves must lie in \[2, 131072\], got 1 in \(1, 64\)"):
+        lightgbm_space(num_leaves=(1, 64))
+    with pytest.raises(ValueError, match=r"num_leaves must lie in \[2, 131072\], got 200000"):
+        lightgbm_space(num_leaves=200_000)
+    assert lightgbm_space(num_leaves=(2, 131072))["num_leaves"] == ts.Int(2, 131072, log=True)
+    with pytest.raises(ValueError, match=r"subsample must lie in \(0, 1\], got np.float32\(1.5\)"):
+        lightgbm_space(subsample=tuple(np.array([0.5, 1.5], dtype=np.float32)))  # type: ignore[arg-type]
+
+
 def test_lightgbm_reporting_the_training_metric_is_warned_about(data: tuple[Any, ...]) -> None:
     """With the training data as the only evaluation (valid_sets=[dtrain], under any name) the
     trial was pruned on its training metric without a word (LightGBM's own early stopping

@@ -174,6 +174,8 @@ def test_a_keyword_that_is_not_one_names_the_one_meant() -> None:
         MLflowCallback(experiment_name="cancer")
     with pytest.raises(TypeError, match=r"'tag_trial_user_attrs': a trial's attributes \(trial.set_attr\) are always logged"):
         MLflowCallback(tag_trial_user_attrs=True)
+    with pytest.raises(TypeError, match=r"'tag_study_user_attrs': a study has no attributes here, and its dated notes"):
+        MLflowCallback(tag_study_user_attrs=True)  # said a trial's attributes were logged, of a study's
 
 
 def test_the_parent_run_ends_with_optimize_and_is_reopened_on_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -109,6 +109,21 @@ def test_a_paused_trial_resumes_from_the_trainers_checkpoint(tmp_path: Path, dat
         shutil.rmtree(tmp_path / "out", ignore_errors=True)  # ~270 MB per checkpoint
 
 
+def test_trainer_space_warmup_and_other_fields(tmp_path: Path) -> None:
+    """trainer_space(warmup_ratio=(0, 1.5)) was taken, where transformers 5 reads a warm-up of 1 or more as
+    a number of steps (1.5: one step, not one and a half runs); per_device_eval_batch_size= said "did you mean
+    per_device_train_batch_size=?", another field of TrainingArguments, not a slip."""
+    args = TrainingArguments(output_dir=str(tmp_path), warmup_steps=1.5, report_to="none", use_cpu=True)
+    assert args.get_warmup_steps(100) == 1  # what a trial drawing 1.5 got
+    with pytest.raises(ValueError, match=r"warmup_ratio must lie in \[0, 1\), got 1.5 in \(0, 1.5\): a ratio"):
+        trainer_space(warmup_ratio=(0, 1.5))
+    with pytest.raises(TypeError, match=r"no keyword 'per_device_eval_batch_size'; to search it, add it") as err:
+        trainer_space(per_device_eval_batch_size=[8, 16])
+    assert "did you mean" not in str(err.value)
+    with pytest.raises(TypeError, match=r"'warmup_steps' \(did you mean warmup_ratio=\?\)"):
+        trainer_space(warmup_steps=(0, 0.1))
+
+
 def test_space_and_arguments(tmp_path: Path) -> None:
     space = trainer_space()
     assert set(space) == {"learning_rate", "warmup_ratio", "weight_decay", "adam_beta1", "adam_beta2",

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import inspect
 import math
+import numbers
 import os
 import re
 import threading
 import warnings
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -72,30 +74,31 @@ def check_floor(module: ModuleType, floor: tuple[int, ...], *, extra: str, what:
 
 
 def span(what: str, name: str, value: Any, kind: type[Float] | type[Int], *, within: str | None = None,
+         why: str = "the library refuses such a value, so every trial drawing it would fail",
          **options: Any) -> Float | Int | Fixed:
     """A preset space's parameter from its keyword: a ``(low, high)`` range, or a plain number
     that fixes it (``xgboost_space(max_depth=6)``); anything else is a ValueError naming it. ``within``,
-    ``"(0, 1]"`` or ``"[0, 1)"``, refuses a bound outside it: the library would fail each trial drawing one."""
+    a key of ``_WITHIN``, refuses a bound outside it, saying ``why``."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        _check_within(what, name, (value,), within)
+        _check_within(what, name, (value,), within, why)
         return Fixed(value)
     if not isinstance(value, (tuple, list)) or len(value) != 2:
         raise ValueError(f"{what}: {name} must be a (low, high) range or a plain number that fixes it, got {value!r}")
-    _check_within(what, name, value, within)
+    _check_within(what, name, value, within, why)
     return kind(*value, **options)
 
 
-#: the intervals a preset parameter may be held to: fractions of rows or columns, Adam's betas
-_WITHIN = {"(0, 1]": lambda v: 0 < v <= 1, "[0, 1)": lambda v: 0 <= v < 1}
+#: the intervals a preset parameter may be held to: fractions of rows or columns, Adam's betas, LightGBM's leaves
+_WITHIN = {"(0, 1]": lambda v: 0 < v <= 1, "[0, 1)": lambda v: 0 <= v < 1, "[2, 131072]": lambda v: 2 <= v <= 131072}
 
 
-def _check_within(what: str, name: str, values: Sequence[Any], within: str | None) -> None:
+def _check_within(what: str, name: str, values: Sequence[Any], within: str | None, why: str) -> None:
     inside = _WITHIN.get(within or "")
-    bad = [v for v in values if inside and isinstance(v, (int, float)) and not isinstance(v, bool) and not inside(v)]
+    # numbers.Real: a bound may be a NumPy scalar (np.float32 is no float), which the Float takes as well
+    bad = [v for v in values if inside and isinstance(v, numbers.Real) and not isinstance(v, bool) and not inside(v)]
     if bad:
         got = f"{bad[0]!r} in {tuple(values)!r}" if len(values) > 1 else repr(bad[0])
-        raise ValueError(f"{what}: {name} must lie in {within}, got {got}: the library refuses such a value, "
-                         f"so every trial drawing it would fail")
+        raise ValueError(f"{what}: {name} must lie in {within}, got {got}: {why}")
 
 
 #: why a preset boosting space has no keyword for the number of rounds ({}: where to give it instead)
@@ -104,14 +107,17 @@ ROUNDS = ("the number of boosting rounds is not searched: give it to the trainin
 
 
 def refuse_unknown(what: str, unknown: Mapping[str, Any], keywords: Sequence[str], aliases: Mapping[str, str],
-                   *, space: bool = True) -> None:
+                   *, space: bool = True, library: Callable[..., Any] | None = None) -> None:
     """A TypeError for a keyword that is none of ``keywords``, naming the one meant (a close spelling, or
-    another library's name for it in ``aliases``) or, for a preset space, how to search it anyway."""
+    another library's name for it in ``aliases``) or, for a preset space, how to search it anyway. A
+    parameter of ``library`` (the model or arguments class the space is for) is never taken for a close
+    spelling: ``colsample_bylevel`` is XGBoost's own, not a slip for ``colsample_bytree``."""
     if not unknown:
         return
     name = next(iter(unknown))
     listed = f"its keywords: {', '.join(keywords)}"
-    meant = aliases.get(name.lower()) or next(iter(difflib.get_close_matches(name, list(keywords), n=1)), None)
+    own = library is not None and name in inspect.signature(library).parameters
+    meant = aliases.get(name.lower()) or (None if own else next(iter(difflib.get_close_matches(name, list(keywords), n=1)), None))
     if meant in keywords:
         raise TypeError(f"{what}() has no keyword {name!r} (did you mean {meant}=?); {listed}")
     if meant:  # a note, such as why the number of rounds is not searched

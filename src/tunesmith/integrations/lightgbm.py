@@ -33,8 +33,9 @@ lgb = require("lightgbm", extra="lightgbm", what="tunesmith.integrations.lightgb
 _LGB_ALIASES = {
     "eta": "learning_rate", "shrinkage_rate": "learning_rate", "num_leaf": "num_leaves", "max_leaves": "num_leaves",
     "min_sum_hessian_in_leaf": "min_child_weight", "bagging_fraction": "subsample", "feature_fraction": "colsample_bytree",
-    "lambda_l1": "reg_alpha", "lambda_l2": "reg_lambda", "bagging_freq": "subsample_freq is fixed at 1, so that subsample "
-    "takes effect; to change it, edit the space: ts.Space({**lightgbm_space(), 'subsample_freq': 5})",
+    "lambda_l1": "reg_alpha", "lambda_l2": "reg_lambda",
+    **dict.fromkeys(("bagging_freq", "subsample_freq"), "subsample_freq is fixed at 1, so that subsample takes effect; "
+                    "to change it, edit the space: ts.Space({**lightgbm_space(), 'subsample_freq': 5})"),
     **dict.fromkeys(("n_estimators", "num_boost_round", "num_iterations", "num_rounds"), ROUNDS.format(
         "lgb.train's num_boost_round, LGBMClassifier(n_estimators=...)")),
 }
@@ -60,10 +61,11 @@ def lightgbm_space(
     (a plain number fixes it: ``num_leaves=31``), or edit the result: ``ts.Space({**lightgbm_space(), ...})``.
     Another keyword is refused naming the one meant (LightGBM's own ``bagging_fraction=`` is ``subsample=``).
     """
-    refuse_unknown("lightgbm_space", unknown, list(lightgbm_space.__kwdefaults__ or {}), _LGB_ALIASES)
+    refuse_unknown("lightgbm_space", unknown, list(lightgbm_space.__kwdefaults__ or {}), _LGB_ALIASES,
+                   library=lgb.LGBMModel)
     return Space({
         "learning_rate": span("lightgbm_space", "learning_rate", learning_rate, Float, log=True),
-        "num_leaves": span("lightgbm_space", "num_leaves", num_leaves, Int, log=True),
+        "num_leaves": span("lightgbm_space", "num_leaves", num_leaves, Int, log=True, within="[2, 131072]"),
         "min_child_weight": span("lightgbm_space", "min_child_weight", min_child_weight, Float, log=True),
         "subsample": span("lightgbm_space", "subsample", subsample, Float, within="(0, 1]"),
         "subsample_freq": Fixed(1),

@@ -77,8 +77,9 @@ _ALIASES = {
     "create_experiment": "the study's experiment is made when it does not exist (named after the study, or experiment=)",
     "mlflow_kwargs": "each trial is logged through MLflow's client, not mlflow.start_run; record more with "
                      "trial.set_attr(name, value), logged as the tag attr.<name>",
-    **dict.fromkeys(("tag_trial_user_attrs", "tag_study_user_attrs"),
-                    "a trial's attributes (trial.set_attr) are always logged, as tags attr.<name>"),
+    "tag_trial_user_attrs": "a trial's attributes (trial.set_attr) are always logged, as tags attr.<name>",
+    "tag_study_user_attrs": "a study has no attributes here, and its dated notes (study.add_note) are not logged; "
+                            "a trial's attributes (trial.set_attr) always are, as tags attr.<name>",
 }
 
 

@@ -53,6 +53,7 @@ SCHEDULERS = ("linear", "cosine", "constant_with_warmup", "polynomial")
 _HF_ALIASES = {
     "lr": "learning_rate", "warmup_fraction": "warmup_ratio", "warmup": "warmup_ratio", "beta1": "adam_beta1",
     "beta2": "adam_beta2", "eps": "adam_epsilon", "epsilon": "adam_epsilon", "epochs": "num_train_epochs",
+    "warmup_steps": "warmup_ratio",  # a TrainingArguments field, but the space's warm-up is warmup_ratio's
     "batch_size": "per_device_train_batch_size", "schedule": "lr_scheduler_type", "schedules": "lr_scheduler_type",
 }
 
@@ -78,7 +79,8 @@ def trainer_space(
     ``ts.Space({**trainer_space(), "max_grad_norm": ts.Float(0.1, 2.0)})``. Another keyword is refused
     naming the one meant (torch's ``lr=`` is ``learning_rate=``).
     """
-    refuse_unknown("trainer_space", unknown, list(trainer_space.__kwdefaults__ or {}), _HF_ALIASES)
+    refuse_unknown("trainer_space", unknown, list(trainer_space.__kwdefaults__ or {}), _HF_ALIASES,
+                   library=transformers.TrainingArguments)
     if isinstance(lr_scheduler_type, str):  # "cosine": one scheduler, not the letters c, o, s...
         lr_scheduler_type = [lr_scheduler_type]
     if isinstance(per_device_train_batch_size, int):  # a plain number fixes it, as for the ranges
@@ -88,7 +90,8 @@ def trainer_space(
         raise ValueError(f"trainer_space: lr_scheduler_type must be a non-empty subset of {list(SCHEDULERS)}, got {list(lr_scheduler_type)}")
     return Space({
         "learning_rate": span("trainer_space", "learning_rate", learning_rate, Float, log=True),
-        "warmup_ratio": span("trainer_space", "warmup_ratio", warmup_ratio, Float),
+        "warmup_ratio": span("trainer_space", "warmup_ratio", warmup_ratio, Float, within="[0, 1)", why=(
+            "a ratio of the training steps; transformers 5 takes 1 or more as a number of steps (1.5: one step)")),
         "weight_decay": span("trainer_space", "weight_decay", weight_decay, Float, log=True),
         "adam_beta1": span("trainer_space", "adam_beta1", adam_beta1, Float, within="[0, 1)"),
         "adam_beta2": span("trainer_space", "adam_beta2", adam_beta2, Float, within="[0, 1)"),

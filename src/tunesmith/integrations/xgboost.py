@@ -71,7 +71,8 @@ def xgboost_space(
     with its keyword (a plain number fixes it: ``max_depth=6``), or edit the result: ``ts.Space({**xgboost_space(), ...})``.
     Another keyword is refused naming the one meant (XGBoost's own ``eta=`` is ``learning_rate=``).
     """
-    refuse_unknown("xgboost_space", unknown, list(xgboost_space.__kwdefaults__ or {}), _XGB_ALIASES)
+    refuse_unknown("xgboost_space", unknown, list(xgboost_space.__kwdefaults__ or {}), _XGB_ALIASES,
+                   library=xgb.XGBModel)
     return Space({
         "learning_rate": span("xgboost_space", "learning_rate", learning_rate, Float, log=True),
         "max_depth": span("xgboost_space", "max_depth", max_depth, Int),
