@@ -466,7 +466,7 @@ def test_the_gcs_watch_counts_the_head_node_lost_well_within_ray_s_own_limit(
     assert gcs_after(lost_after) == after
 
 
-@pytest.mark.parametrize("value", ["abc", "-5", "", "1.5", "60 ", "1e3", "inf", "nan"])
+@pytest.mark.parametrize("value", ["abc", "", "1.5", "60 ", "1e3", "-", "inf", "nan"])
 def test_a_malformed_ray_gcs_limit_is_refused_naming_the_variable_and_the_form(
         monkeypatch: pytest.MonkeyPatch, value: str) -> None:
     """A ``RAY_gcs_rpc_server_reconnect_timeout_s`` Ray cannot read is refused before Ray starts, naming the
@@ -483,11 +483,13 @@ def test_a_malformed_ray_gcs_limit_is_refused_naming_the_variable_and_the_form(
 
 
 @pytest.mark.parametrize(("value", "limit", "after"),
-                         [(" 60", 60.0, 30.0), ("+60", 60.0, 30.0), ("\t600", 600.0, 60.0), ("0", 0.0, 1.0)])
+                         [(" 60", 60.0, 30.0), ("+60", 60.0, 30.0), ("\t600", 600.0, 60.0), ("0", 0.0, 1.0),
+                          ("-1", 2.0**32 - 1, 60.0), ("-5", 2.0**32 - 5, 60.0)])
 def test_a_ray_gcs_limit_ray_reads_is_taken(
         monkeypatch: pytest.MonkeyPatch, value: str, limit: float, after: float) -> None:
     """The forms Ray reads (a space before the number, a plus sign, 0: Ray ends the process as soon as it loses the
-    head node) are taken as Ray takes them."""
+    head node; a negative number, which Ray reads as an unsigned one: -1 is over a century) are taken as Ray takes
+    them. Before: 0 and negative numbers were refused."""
     from tunesmith.execution.ray import gcs_after, ray_gcs_limit
 
     monkeypatch.setenv("RAY_gcs_rpc_server_reconnect_timeout_s", value)

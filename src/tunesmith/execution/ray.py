@@ -642,18 +642,19 @@ def gcs_after(lost_after: float) -> float:
 
 
 def ray_gcs_limit() -> float:
-    """Ray's own limit on a lost head node, ``RAY_gcs_rpc_server_reconnect_timeout_s`` (60 s unset); a ValueError
-    naming the variable and what it takes where Ray cannot read it. Ray takes a whole number with no space after it
-    and nothing else: ``import ray`` ended the process with a segmentation fault, and no word of why, on an empty
-    value, ``1.5``, ``"60 "`` or ``abc``. A negative one (a wrapped-around unsigned number to Ray) is refused too."""
+    """Ray's own limit on a lost head node, ``RAY_gcs_rpc_server_reconnect_timeout_s`` (60 s unset), as Ray reads it
+    (an unsigned 32-bit number: -1 is 2**32 - 1 s); a ValueError naming the variable and what it takes where Ray
+    cannot read it: ``import ray`` ended the process with a segmentation fault, and no word of why, on an empty
+    value, ``1.5``, ``"60 "`` or ``abc``."""
     text = os.environ.get(RAY_GCS_LIMIT)
     if text is None:
         return 60.0
-    if not re.fullmatch(r"\s*\+?[0-9]+", text, re.ASCII):
+    if not re.fullmatch(r"\s*[+-]?[0-9]+", text, re.ASCII):
         raise ValueError(f"{RAY_GCS_LIMIT}={text!r}: Ray's limit on a lost head node must be a whole number of "
                          f"seconds, such as 60 (Ray's default), with no space after it (Ray cannot load with another "
                          f"value: importing it ends the process); set it so, or unset it")
-    return float(text)
+    seconds = int(text)
+    return float(seconds % 2**32 if seconds < 0 else min(seconds, 2**32 - 1))  # (as C++ reads an unsigned int)
 
 
 class GcsWatch:
