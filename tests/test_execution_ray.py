@@ -496,20 +496,33 @@ def test_a_ray_gcs_limit_ray_reads_is_taken(
     assert (ray_gcs_limit(), gcs_after(60.0)) == (limit, after)
 
 
-def test_a_malformed_ray_gcs_limit_is_refused_before_ray_is_imported(subprocess_env: dict[str, str]) -> None:
-    """In a process that has not imported Ray yet, a value Ray cannot read is refused with the ValueError. Before:
-    the check ran after ``import ray``, which ended the process with a segmentation fault (exit status -11) and no
-    word of why."""
-    script = ("import sys, tunesmith as ts\n"
-              "from tunesmith.execution.ray import RayExecutor\n"
-              "try:\n"
-              "    ts.Study({'x': ts.Float(0, 1)}).optimize(lambda t: 0.0, n_trials=1, executor=RayExecutor(n_workers=1))\n"
-              "except ValueError as exc:\n"
-              "    print('REFUSED', exc, 'ray' in sys.modules)\n")
+@pytest.mark.parametrize("entry", ["optimize", "cli"])
+def test_a_malformed_ray_gcs_limit_is_refused_before_ray_is_imported(
+        tmp_path: Path, subprocess_env: dict[str, str], entry: str) -> None:
+    """In a process that has not imported Ray yet (``optimize`` with a RayExecutor; ``tunesmith run --executor ray``
+    of a script's objective, which ships it by value), a value Ray cannot read is refused with the ValueError.
+    Before: the check ran after ``import ray`` (the command line's, none), which ended the process with a
+    segmentation fault (exit status -11) and no word of why."""
     env = {**subprocess_env, "RAY_gcs_rpc_server_reconnect_timeout_s": "abc"}
-    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
-    assert "REFUSED RAY_gcs_rpc_server_reconnect_timeout_s='abc'" in done.stdout and "False" in done.stdout, done.stdout
+    if entry == "optimize":
+        script = ("import sys, tunesmith as ts\n"
+                  "from tunesmith.execution.ray import RayExecutor\n"
+                  "try:\n"
+                  "    ts.Study({'x': ts.Float(0, 1)}).optimize(lambda t: 0.0, n_trials=1,\n"
+                  "                                              executor=RayExecutor(n_workers=1))\n"
+                  "except ValueError as exc:\n"
+                  "    print('REFUSED', exc, 'ray' in sys.modules)\n")
+        command = [sys.executable, "-c", script]
+    else:
+        (tmp_path / "obj.py").write_text("def objective(trial):\n    return trial.suggest_float('x', 0, 1)\n")
+        (tmp_path / "s.yaml").write_text(f"name: s\nobjective: obj.py:objective\nstorage: sqlite:///{tmp_path}/s.db\n")
+        command = [sys.executable, "-m", "tunesmith", "run", str(tmp_path / "s.yaml"), "--executor", "ray",
+                   "--n-trials", "1", "--no-progress"]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    said = done.stdout + done.stderr
+    assert done.returncode == (0 if entry == "optimize" else 2), (done.returncode, said[-2000:])
+    assert "RAY_gcs_rpc_server_reconnect_timeout_s='abc': Ray's limit" in said, said[-2000:]
+    assert entry == "cli" or "False" in done.stdout, done.stdout
 
 
 def _run_own_instance(script: str, prefix: str, subprocess_env: dict[str, str], *, timeout: float

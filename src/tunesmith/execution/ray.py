@@ -112,6 +112,7 @@ MIN_RAY = (2, 49)
 
 
 def import_ray() -> Any:
+    ray_gcs_limit()  # (before Ray is imported: Ray reads it as it loads, and ends the process on a malformed one)
     try:
         import ray
     except ImportError:
@@ -284,7 +285,6 @@ class RayExecutor(Executor):
 
     # -- running ---------------------------------------------------------------------------
     def run(self, job: Job) -> str | None:
-        ray_gcs_limit()  # (before Ray is imported: Ray reads it as it loads, and ends the process on a malformed one)
         ray = import_ray()
         started, private = self._connect(ray)
         try:
