@@ -466,20 +466,63 @@ def test_the_gcs_watch_counts_the_head_node_lost_well_within_ray_s_own_limit(
     assert gcs_after(lost_after) == after
 
 
-@pytest.mark.parametrize("value", ["abc", "-5", "0", "inf", "nan"])
+@pytest.mark.parametrize("value", ["abc", "", "1.5", "60 ", "1e3", "-", "inf", "nan"])
 def test_a_malformed_ray_gcs_limit_is_refused_naming_the_variable_and_the_form(
         monkeypatch: pytest.MonkeyPatch, value: str) -> None:
-    """A malformed ``RAY_gcs_rpc_server_reconnect_timeout_s`` is refused before Ray starts, naming the variable,
-    its value and the form it takes. Before: a bare "could not convert string to float: 'abc'" once Ray
-    had started (and 0, -5, inf or nan were taken as they were)."""
+    """A ``RAY_gcs_rpc_server_reconnect_timeout_s`` Ray cannot read is refused before Ray starts, naming the
+    variable, its value and the form it takes. Before: a bare "could not convert string to float: 'abc'" once Ray
+    had started; an empty value was taken for 60 s and a decimal as it was, though Ray cannot load with either."""
     from tunesmith.execution.ray import RayExecutor, gcs_after
 
     monkeypatch.setenv("RAY_gcs_rpc_server_reconnect_timeout_s", value)
-    want = f"RAY_gcs_rpc_server_reconnect_timeout_s={value!r}: .* whole number of seconds above 0, such as 60"
+    want = f"RAY_gcs_rpc_server_reconnect_timeout_s={value!r}: .* whole number of seconds, such as 60"
     with pytest.raises(ValueError, match=want):
         gcs_after(60.0)
     with pytest.raises(ValueError, match=want):
         Study({"x": Float(0, 1)}).optimize(lambda t: 0.0, n_trials=1, executor=RayExecutor(n_workers=1))
+
+
+@pytest.mark.parametrize(("value", "limit", "after"),
+                         [(" 60", 60.0, 30.0), ("+60", 60.0, 30.0), ("\t600", 600.0, 60.0), ("0", 0.0, 1.0),
+                          ("-1", 2.0**32 - 1, 60.0), ("-5", 2.0**32 - 5, 60.0)])
+def test_a_ray_gcs_limit_ray_reads_is_taken(
+        monkeypatch: pytest.MonkeyPatch, value: str, limit: float, after: float) -> None:
+    """The forms Ray reads (a space before the number, a plus sign, 0: Ray ends the process as soon as it loses the
+    head node; a negative number, which Ray reads as an unsigned one: -1 is over a century) are taken as Ray takes
+    them. Before: 0 and negative numbers were refused."""
+    from tunesmith.execution.ray import gcs_after, ray_gcs_limit
+
+    monkeypatch.setenv("RAY_gcs_rpc_server_reconnect_timeout_s", value)
+    assert (ray_gcs_limit(), gcs_after(60.0)) == (limit, after)
+
+
+@pytest.mark.parametrize("entry", ["optimize", "cli"])
+def test_a_malformed_ray_gcs_limit_is_refused_before_ray_is_imported(
+        tmp_path: Path, subprocess_env: dict[str, str], entry: str) -> None:
+    """In a process that has not imported Ray yet (``optimize`` with a RayExecutor; ``tunesmith run --executor ray``
+    of a script's objective, which ships it by value), a value Ray cannot read is refused with the ValueError.
+    Before: the check ran after ``import ray`` (the command line's, none), which ended the process with a
+    segmentation fault (exit status -11) and no word of why."""
+    env = {**subprocess_env, "RAY_gcs_rpc_server_reconnect_timeout_s": "abc"}
+    if entry == "optimize":
+        script = ("import sys, tunesmith as ts\n"
+                  "from tunesmith.execution.ray import RayExecutor\n"
+                  "try:\n"
+                  "    ts.Study({'x': ts.Float(0, 1)}).optimize(lambda t: 0.0, n_trials=1,\n"
+                  "                                              executor=RayExecutor(n_workers=1))\n"
+                  "except ValueError as exc:\n"
+                  "    print('REFUSED', exc, 'ray' in sys.modules)\n")
+        command = [sys.executable, "-c", script]
+    else:
+        (tmp_path / "obj.py").write_text("def objective(trial):\n    return trial.suggest_float('x', 0, 1)\n")
+        (tmp_path / "s.yaml").write_text(f"name: s\nobjective: obj.py:objective\nstorage: sqlite:///{tmp_path}/s.db\n")
+        command = [sys.executable, "-m", "tunesmith", "run", str(tmp_path / "s.yaml"), "--executor", "ray",
+                   "--n-trials", "1", "--no-progress"]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    said = done.stdout + done.stderr
+    assert done.returncode == (0 if entry == "optimize" else 2), (done.returncode, said[-2000:])
+    assert "RAY_gcs_rpc_server_reconnect_timeout_s='abc': Ray's limit" in said, said[-2000:]
+    assert entry == "cli" or "False" in done.stdout, done.stdout
 
 
 def _run_own_instance(script: str, prefix: str, subprocess_env: dict[str, str], *, timeout: float

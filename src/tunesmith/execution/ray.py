@@ -23,6 +23,7 @@ import contextlib
 import logging
 import math
 import os
+import re
 import secrets
 import signal
 import socket
@@ -111,6 +112,7 @@ MIN_RAY = (2, 49)
 
 
 def import_ray() -> Any:
+    ray_gcs_limit()  # (before Ray is imported: Ray reads it as it loads, and ends the process on a malformed one)
     try:
         import ray
     except ImportError:
@@ -284,7 +286,6 @@ class RayExecutor(Executor):
     # -- running ---------------------------------------------------------------------------
     def run(self, job: Job) -> str | None:
         ray = import_ray()
-        ray_gcs_limit()  # (before Ray, which reads it as it starts, is started)
         started, private = self._connect(ray)
         try:
             return _Driver(ray, self, job, instance_ends=private).run()
@@ -641,17 +642,19 @@ def gcs_after(lost_after: float) -> float:
 
 
 def ray_gcs_limit() -> float:
-    """Ray's own limit on a lost head node, ``RAY_gcs_rpc_server_reconnect_timeout_s`` (60 s unset); a ValueError
-    naming the variable and what it takes where it is not a positive number (a bare float() error before)."""
-    text = os.environ.get(RAY_GCS_LIMIT, "").strip()
-    try:
-        limit = float(text or 60)
-    except ValueError:
-        limit = math.nan
-    if not 0 < limit < math.inf:
+    """Ray's own limit on a lost head node, ``RAY_gcs_rpc_server_reconnect_timeout_s`` (60 s unset), as Ray reads it
+    (an unsigned 32-bit number: -1 is 2**32 - 1 s); a ValueError naming the variable and what it takes where Ray
+    cannot read it: ``import ray`` ended the process with a segmentation fault, and no word of why, on an empty
+    value, ``1.5``, ``"60 "`` or ``abc``."""
+    text = os.environ.get(RAY_GCS_LIMIT)
+    if text is None:
+        return 60.0
+    if not re.fullmatch(r"\s*[+-]?[0-9]+", text, re.ASCII):
         raise ValueError(f"{RAY_GCS_LIMIT}={text!r}: Ray's limit on a lost head node must be a whole number of "
-                         f"seconds above 0, such as 60 (Ray's default); set it so, or unset it")
-    return limit
+                         f"seconds, such as 60 (Ray's default), with no space after it (Ray cannot load with another "
+                         f"value: importing it ends the process); set it so, or unset it")
+    seconds = int(text)
+    return float(seconds % 2**32 if seconds < 0 else min(seconds, 2**32 - 1))  # (as C++ reads an unsigned int)
 
 
 class GcsWatch:
