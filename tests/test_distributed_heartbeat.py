@@ -435,6 +435,7 @@ def test_a_copy_an_older_tunesmith_made_counts_where_it_runs_and_its_lost_run_is
     with pytest.raises(ValueError, match="'unit' must be one of .*'free'.*got 'gratis'"):
         SystemState.from_dict({"retry_of": 1, "unit": "gratis"})
 
+
 # a run of two worker processes whose trials hang once started (each leaves a file), killed whole by the test
 _KILLED_WHOLE = """
 import os, sys, time
@@ -461,7 +462,8 @@ def test_a_run_killed_whole_and_started_again_at_once_takes_its_trials_back(
     grace left both trials ``running`` through the whole next run, which said nothing of them (a grid's run
     then said "every configuration has been tried" without them); they were failed only by a run going a
     grace (60 s) after their last beat. Their processes of this machine no longer run and beat last before
-    this process started: they are lost now, and their copies run in this call."""
+    this process started: they are lost now, and their copies run in this call, free of its n_trials (the killed
+    call counted the lost runs and never refunds them): 2 new trials of its own besides."""
     import signal
     import subprocess
 
@@ -483,9 +485,11 @@ def test_a_run_killed_whole_and_started_again_at_once_takes_its_trials_back(
                            capture_output=True, text=True, timeout=120)
     assert again.returncode == 0, again.stderr
     trials = Study.load("h", url).trials
-    assert [t.state for t in trials] == [TrialState.FAILED] * 2 + [TrialState.COMPLETE] * 2
+    seen = [(t.number, t.state.value, t.system) for t in trials]
+    assert [t.state for t in trials] == [TrialState.FAILED] * 2 + [TrialState.COMPLETE] * 4, seen
     assert [t.system.requeued_as for t in trials[:2]] == [2, 3]
-    assert [t.params for t in trials[2:]] == [t.params for t in trials[:2]]
+    assert [t.params for t in trials[2:4]] == [t.params for t in trials[:2]]
+    assert [t.system.unit for t in trials[2:]] == ["free", "free", None, None], seen
     assert "no longer runs" in (trials[0].error or "")
     assert "(its process no longer runs); re-queued as trial" in again.stderr
 

@@ -717,6 +717,47 @@ def test_an_actor_opens_the_storage_with_the_drivers_retry_window(tmp_path: Path
     assert len(study.trials) == 1
 
 
+def test_an_actor_judges_lost_trials_with_its_driver_s_heartbeat_settings(tmp_path: Path) -> None:
+    """StudyWorker (the class a Ray actor runs) opened the study by name with the stored heartbeat settings,
+    which the run that made it wrote: a driver given ``requeue_failed=True`` had its actors fail a lost trial
+    with no copy (process and thread workers share the driver's study and re-queue it)."""
+    from tunesmith.execution.ray_worker import StudySpec, StudyWorker
+
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    Study({"x": Float(0, 1)}, storage=url, name="w", sampler="random", heartbeat_interval=1, grace_period=2)
+    driver = Study(storage=url, name="w", heartbeat_interval=1, grace_period=2, requeue_failed=True)
+    st, sid = driver.storage, driver._study_id
+    lost = st.create_trial(sid, params={"x": 0.5}, worker="another-machine:12345")
+    assert lost is not None
+    st.heartbeat(sid, [lost.number], st.clock() - 60)
+    worker = StudyWorker(StudySpec.of(driver), lambda t: t.params["x"], (), 0)
+    assert worker.run_one().record is not None  # its ask judged the trial lost, then ran its copy
+    failed = driver.trials[lost.number]
+    assert failed.state is TrialState.FAILED and failed.system.requeued_as is not None, failed
+    assert worker.run.study.heartbeat_config == driver.heartbeat_config
+    assert driver.trials[failed.system.requeued_as].state is TrialState.COMPLETE
+
+
+def test_in_memory_mode_the_step_a_checkpoint_holds_comes_back_with_it(tmp_path: Path) -> None:
+    """An in-memory study's actor (EvalWorker) sent back the checkpoint its trial recorded but not the step it
+    holds: the driver wrote the record it had sent, so ``system.checkpoint_step`` stayed that of the run before
+    (None for a new trial), and a later run held on a full disk named no step, or an older one."""
+    from tunesmith.execution.ray_worker import EvalWorker, StudySpec, apply_outcome
+
+    def reports(trial: Any) -> float:
+        trial.report(0.5, 0, checkpoint=str(tmp_path / "a"))
+        trial.report(0.4, 1)
+        trial.set_attr("checkpoint", str(tmp_path / "b"), step=2)  # saved before its step's report
+        trial.report(0.3, 2)
+        return 0.3
+
+    study = Study({"x": Float(0, 1)}, sampler="random", seed=0)
+    out = EvalWorker(StudySpec.of(study), reports, (), 0).evaluate(study.ask().record)
+    record = apply_outcome(study, out)
+    assert record.attrs["checkpoint"] == str(tmp_path / "b")
+    assert record.system.checkpoint_step == study.trials[0].system.checkpoint_step == 2
+
+
 STRAY_ACTOR = """
 import os, sys, time
 import tunesmith as ts

@@ -177,6 +177,20 @@ def test_report_and_attrs() -> None:
     assert study.tell(t, 1.0).attrs == {"ckpt": "/tmp/x"}
 
 
+def test_the_step_a_checkpoint_holds_is_cleared_with_the_checkpoint(tmp_path: Path) -> None:
+    """``system.checkpoint_step`` is None where there is no checkpoint: set_attr("checkpoint", None) left the last
+    step reported there, naming the step of a checkpoint the trial no longer has."""
+    study = ts.Study(SPACE, storage=f"sqlite:///{tmp_path / 's.db'}", name="s", sampler="random", seed=0)
+    t = study.ask()
+    t.report(0.5, 1, checkpoint="ck-1")
+    t.report(0.4, 2)
+    assert t.record.system.checkpoint_step == 1
+    t.set_attr("checkpoint", None)
+    assert study.trials[0].system.checkpoint_step is None and study.trials[0].attrs["checkpoint"] is None
+    t.set_attr("checkpoint", "ck-2")
+    assert study.trials[0].system.checkpoint_step == 2
+
+
 def test_report_without_a_step_counts_from_1_as_the_pruners_rungs_do() -> None:
     # before: the first report without a step was step 0, so epoch 1 was step 0 and ASHA's
     # first rung (min_resource=2) judged trials after their third epoch, not their second

@@ -31,6 +31,7 @@ from .loop import Budget, Run, run_one
 
 if TYPE_CHECKING:
     from ..study import Study
+    from ..study.heartbeat import HeartbeatConfig
 
 logger = logging.getLogger("tunesmith")
 
@@ -49,6 +50,7 @@ class StudySpec:
     direction: Any = None  # for an in-memory study's detached trials (the integrations check a metric's)
     notes_no_pruner: bool = False  # the study has no pruner, not said yet: an answer notes should_prune() was asked
     note_key: str | None = None  # where an actor tells the driver so as it is asked (:func:`tell_driver`)
+    heartbeat: HeartbeatConfig | None = None  # the driver's (requeue_failed too), not the stored ones an actor reads
 
     @classmethod
     def of(cls, study: Study, note_key: str | None = None) -> StudySpec:
@@ -57,7 +59,7 @@ class StudySpec:
         st = study.storage
         opts = {"retry_window": st.retry_window, "busy_timeout": st.busy_timeout} if isinstance(st, SQLStorage) else {}
         return cls(st.url, study.name, study.sampler, study.pruner, study.session, opts, study.copy_id, study.direction,
-                   not study._said_no_pruner, note_key)
+                   not study._said_no_pruner, note_key, study.heartbeat_config)
 
     def to_driver(self) -> Callable[[], None] | None:
         """What an actor's ``should_prune()`` calls as it first notes that the study has no pruner."""
@@ -99,6 +101,7 @@ class Outcome:
     began: float | None = None  # when the objective began (the call may have waited in the actor's queue)
     intermediate: dict[int, float] = field(default_factory=dict)
     attrs: dict[str, Any] = field(default_factory=dict)
+    checkpoint_step: int | None = None  # the step the checkpoint in attrs holds, as recorded with it
 
 
 def past(deadline: float | None) -> bool:
@@ -122,7 +125,7 @@ class StudyWorker:
         auto.SAY_PICK = index == 0  # every actor picks the same sampler: the first says which (its own process)
         stored_space.SAY_DROPPED = False  # the driver opened the study first and said what its space left out
         study = Study(storage=spec.open_storage(), name=spec.name, sampler=spec.sampler, pruner=spec.pruner)
-        study.for_worker(10_000 + index, session=spec.session)
+        study.for_worker(10_000 + index, session=spec.session, heartbeat=spec.heartbeat)
         # the no-pruner warning: said by the driver when an answer notes it, never here (an actor lost after
         # saying it, before its answer came back, had another say it again; one never given such a trial, none)
         study._said_no_pruner = not spec.notes_no_pruner  # opened with the pruner given: it would note nothing
@@ -261,6 +264,7 @@ class EvalWorker:
                 out.raised = sendable(exc)
         final = trial.record
         out.intermediate, out.attrs = dict(final.intermediate), dict(final.attrs)
+        out.checkpoint_step = final.system.checkpoint_step
         out.stop = self.stopped = self.stopped or bool(getattr(trial.study, "stopping", False))
         out.asked_no_pruner = self.notes_no_pruner and bool(getattr(trial.study, "_said_no_pruner", True))
         self.notes_no_pruner = self.notes_no_pruner and not out.asked_no_pruner
@@ -314,7 +318,8 @@ def apply_outcome(study: Study, out: Outcome) -> FrozenTrial:
     as the trial's worker and when the objective began (the driver asked it, earlier), then tell."""
     assert out.sent is not None
     rec = out.sent.replace(intermediate=out.intermediate, attrs=out.attrs, worker=out.worker,
-                           started=out.began or out.sent.started)
+                           started=out.began or out.sent.started,
+                           system=out.sent.system.replace(checkpoint_step=out.checkpoint_step))
     study.record_progress(rec)
     return study.tell(rec, out.value, state=out.state, error=out.error)
 

@@ -1072,13 +1072,19 @@ class Study:
         index, it seeds each worker's sampler differently (see :meth:`for_worker`)."""
         return self._session
 
-    def for_worker(self, index: int, *, session: int | None = None, speaks: bool = True) -> Study:
+    def for_worker(self, index: int, *, session: int | None = None, speaks: bool = True,
+                   heartbeat: HeartbeatConfig | None = None) -> Study:
         """Prepare this (forked or newly opened) study object for parallel worker
         ``index``: its sampler seeded apart from other workers' (by ``session``,
         default this object's) and its cache of trials read afresh. ``speaks=False``
         (a worker started once another said them): the once-a-study warnings about the
-        objective (``should_prune()`` without a pruner) are not said again. Returns it."""
+        objective (``should_prune()`` without a pruner) are not said again. ``heartbeat``: the
+        settings of the study object that started the worker (a worker opened by name reads the stored
+        ones, which another run made: its driver's ``requeue_failed=True`` did not re-queue the lost
+        trials it judged). Returns it."""
         self.sampler.reseed(self._session if session is None else session, index)
+        if heartbeat is not None:
+            self._heartbeat.config = heartbeat
         if not speaks:
             self._said_no_pruner = True
         with self._lock:

@@ -192,8 +192,8 @@ class Trial:
         where a trial goes on from it (``record.system.checkpoint_step``)."""
         plain = json_attrs({key: value}, f"trial {self.number}: set_attr")
         record = self._record.replace(attrs={**self._record.attrs, **plain})
-        if key == "checkpoint":
-            held = self._record.last_step if step is None else _as_step(step, self.number)
+        if key == "checkpoint":  # no checkpoint (None) holds no step
+            held = None if value is None else self._record.last_step if step is None else _as_step(step, self.number)
             record = record.replace(system=record.system.replace(checkpoint_step=held))
         elif step is not None:
             raise ValueError(f"trial {self.number}: set_attr({key!r}, ..., step={step!r}): step= is the step a "
