@@ -98,9 +98,15 @@ def assert_parallel_titles_apart(pages: Sequence[tuple[list[list[float]], float,
 #: true once every figure of the page is drawn and still: no resize waiting on plotly's timer, no title or axes
 #: cut (or column switch) in flight, and the same sizes and titles for ``ms``
 STILL = """(ms) => {
-  const gds = [...document.querySelectorAll('.js-plotly-plot')];
+  // a figure's div before plotly started drawing it (a script that draws it later) is not still: with none of
+  // them begun, an empty page was
+  const gds = [...document.querySelectorAll('.plotly-graph-div, .js-plotly-plot')];
   const fits = typeof tunesmithFitTitles === 'function';
-  const busy = gds.some((gd) => !gd._fullLayout || gd._resolveResize || gd.tunesmithFitting || gd.tunesmithRefit ||
+  // plotly's resize leaves _resolveResize set where it draws nothing again (a figure of a set width and height, a
+  // hidden one): pending only where it redraws, or a page holding such a figure was never still
+  const resizing = (gd) => gd._resolveResize && gd.layout && !(gd.layout.width && gd.layout.height) &&
+    getComputedStyle(gd).display !== 'none';
+  const busy = gds.some((gd) => !gd._fullLayout || resizing(gd) || gd.tunesmithFitting || gd.tunesmithRefit ||
     gd.tunesmithFittingAxes || gd.tunesmithRefitAxes || gd.tunesmithStacking || (fits && !gd.tunesmithFitted));
   const now = JSON.stringify([window.innerWidth, ...gds.map((gd) => {
     const box = gd.getBoundingClientRect(), full = gd._fullLayout || {};

@@ -722,7 +722,10 @@ LIVE_UPDATE_WHILE_RESIZED = """async ([kind, fig]) => {
   const gd = document.querySelector(`.js-plotly-plot[id^="plot-${kind}-"]`), still = STILL, end = performance.now() + 30000;
   const settle = async () => {  // until the page is still (its cuts done), 30 s at most
     window.tunesmithStill = null;
-    while (!still(400) && performance.now() < end) { await new Promise((r) => setTimeout(r, 50)); }
+    while (!still(400)) {
+      if (performance.now() > end) { throw new Error("the page was not still within 30 s"); }
+      await new Promise((r) => setTimeout(r, 50));
+    }
   };
   const texts = () => [gd._fullLayout.width, gd.layout.title.text, gd.data[0].dimensions ?
                        gd.data[0].dimensions.map((d) => d.label) : null];
@@ -757,7 +760,7 @@ def test_a_plot_resized_during_a_live_update_is_cut_for_the_width_it_is_drawn_at
         fig = figure_json(records_of(study, kind)[0])
         in_flight, drawn, fitted = _in_chromium(chromium, out, lambda page, arg=[kind, fig]: page.evaluate(
             LIVE_UPDATE_WHILE_RESIZED, arg))
-        assert in_flight, f"the update's cut of the {kind} plot was not in flight as it narrowed"
+        assert any(in_flight), f"the update's cut of the {kind} plot was not in flight as it narrowed"
         assert drawn[0] == 400 and "of 12" in drawn[1], drawn
         assert drawn == fitted, (drawn, fitted)  # cut for 400 px already: a fresh cut changes nothing
 
@@ -915,6 +918,36 @@ def _report_of_30_trials(tmp_path: Path, name: str, pruner: Any = None) -> Path:
 
     study.optimize(objective, n_trials=30)
     return write_report(study, tmp_path / "process.html")
+
+
+def _plotly_page(path: Path, script: str) -> Path:
+    """A page of one figure's div (``p``) and ``script``, with plotly.js from its package (a file: URL)."""
+    import plotly
+
+    js = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+    path.write_text(f"<!DOCTYPE html><html><body><div id='p' class='plotly-graph-div'></div>"
+                    f"<script src='{js.as_uri()}'></script><script>{script}</script></body></html>")
+    return path
+
+
+def test_settled_waits_for_a_figure_that_a_page_draws_after_it_loads(tmp_path: Path, chromium: Pages) -> None:
+    """``settled`` took a page whose figures plotly had not begun to draw (no ``js-plotly-plot`` yet) as still:
+    it returned 0.4 s after the load, before the figure a script draws 2 s later, and a check read an empty div."""
+    out = _plotly_page(tmp_path / "later.html",
+                       "setTimeout(() => Plotly.newPlot('p', [{y: [1, 3, 2]}], {}, {responsive: true}), 2000)")
+    drawn = _in_chromium(chromium, out, lambda page: (settled(page), page.evaluate(
+        "document.querySelectorAll('#p .main-svg').length"))[1])
+    assert drawn > 0, "settled returned before the page drew its figure"
+
+
+def test_settled_returns_on_a_page_holding_a_figure_of_a_set_size(tmp_path: Path, chromium: Pages) -> None:
+    """plotly's resize of a figure of a set width and height draws nothing and leaves ``_resolveResize`` set:
+    ``settled`` took that for a resize pending, and a window resized over such a figure timed out after 30 s."""
+    out = _plotly_page(tmp_path / "set.html", "Plotly.newPlot('p', [{y: [1, 3, 2]}], {width: 400, height: 300}, "
+                                              "{responsive: true})")
+    width = _in_chromium(chromium, out, lambda page: (settled(page, 600), page.evaluate(
+        "document.getElementById('p')._fullLayout.width"))[1])
+    assert width == 400
 
 
 def test_a_name_holding_a_plotly_template_draws_no_markup_in_the_report(tmp_path: Path, chromium: Pages) -> None:
