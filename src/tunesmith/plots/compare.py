@@ -260,6 +260,7 @@ def _run_one(run: Any, objective: Any, space: Any, name: str, seed: int, budget:
     else:
         _end_lost(run)
         run.reap_lost()  # another machine's, by the run's heartbeat rule: at its budget, no trial is asked to
+        _count_copies(run)
         study, left = run, budget - _finished(run, budget)
     said = [time.monotonic()]
 
@@ -271,6 +272,17 @@ def _run_one(run: Any, objective: Any, space: Any, name: str, seed: int, budget:
     if left > 0:
         study.optimize(objective, n_trials=left, callbacks=[say] if run is None else [say, Beats()])
     return study
+
+
+def _count_copies(run: Any) -> None:
+    """Make each waiting copy of a lost run one of this call's ``n_trials`` (the lost run's unit given back, as
+    its own call would): a run goes to ``budget`` results, and a copy run free of any unit was one result more
+    than the budget (the next compare then refused the run as longer than its budget)."""
+    from ..study import lifecycle
+
+    for t in run.trials:
+        if t.state is TrialState.FAILED and t.system.unit_back:
+            lifecycle.claim_refund(run.storage, run._study_id, t)
 
 
 def _say_held(run: Any, holder: str) -> None:
