@@ -324,6 +324,22 @@ def test_a_branch_s_best_pt_whose_last_files_are_gone_is_set_aside_not_restored(
     assert checkpoint.load(d / "best.pt")["step"] == 10
 
 
+def test_a_resumed_run_whose_best_pt_is_gone_restores_its_own_best_file(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A study's resumed trial deletes its branch's best.pt with the branch's "last" files (``drop_beyond``). Before:
+    the run resumed below it kept naming that best.pt, restored nothing at its end (its own best's "last" file
+    rotated away meanwhile) and ended with its last weights. Made again from that file at the start now."""
+    d = tmp_path / "run"
+    cfg = CFG.with_params({"epochs": 4, "keep_last": 3, "checkpoint_dir": d})
+    Trainer(mlp(), cfg, loss=scripted(_twice([0.9, 0.5, 0.4, 0.3]))).fit(*DATA)
+    for name in ("last-000000015.pt", "last-000000020.pt", "best.pt"):
+        (d / name).unlink()
+    _resume_at_ten_restoring_its_own_best(d, cfg, caplog)
+    assert not caplog.records and _names(d) == ["best.pt", "last-000000020.pt"]
+    assert checkpoint.load(d / "best.pt")["step"] == 10
+
+
 def _corrupt_inside(path: Path) -> bytes:
     """``path`` made a file of its own whose zip is whole but whose pickle is corrupt (its first byte changed)."""
     whole = path.read_bytes()
