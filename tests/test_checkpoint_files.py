@@ -2153,6 +2153,42 @@ def test_another_user_who_may_open_a_checkpoint_folder_cannot_hold_its_writer_lo
         shutil.rmtree(d)
 
 
+HOLDS_TWICE_AS_NOBODY = textwrap.dedent(
+    """
+    import sys
+    sys.path[:0] = [{src!r}]
+    from tunesmith.train import checkpoint
+    try:
+        print("held", checkpoint.hold({d!r}), checkpoint.hold({d!r}))
+    except checkpoint.UntrustedCheckpointFolder as exc:
+        print("refused:", exc)
+    """
+)
+
+
+@pytest.mark.skipif(not hasattr(os, "getuid") or os.getuid() != 0 or checkpoint.fcntl is None,
+                    reason="a file its owner may not open: root opens any, so the check runs as another user")
+def test_a_lock_file_of_the_user_s_own_it_may_not_open_is_refused_not_passed_over(tmp_path: Path) -> None:
+    """Before: a ``.lock`` of the user's own that the user may not open (0400 after a ``chmod -R a-w``) made
+    ``hold`` answer None, as on a file system without locks: every run there wrote the folder unlocked, two at once
+    (``held None None``). Refused now, naming the file and the fix."""
+    d = Path(tempfile.mkdtemp(prefix="tunesmith-readonly-lock-", dir="/tmp"))
+    try:
+        (d / ".lock").touch(0o400)
+        for p in (d, d / ".lock"):
+            os.chown(p, 65534, 65534)
+        run = subprocess.run(
+            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c",
+             HOLDS_TWICE_AS_NOBODY.format(src=str(TESTS.parent / "src"), d=str(d))],
+            capture_output=True, text=True, timeout=300, env={**os.environ, "HOME": str(d)})
+        said = " ".join(run.stdout.split())
+        assert run.returncode == 0 and said.startswith("refused:"), (said, run.stderr[-3000:])
+        assert f"the lock file '{d / '.lock'}' of checkpoint folder '{d}' cannot be opened by you (mode 0400)" in said
+        assert f"rm '{d / '.lock'}'" in said, said
+    finally:
+        shutil.rmtree(d)
+
+
 @pytest.mark.parametrize("planted", ["a link", "open to others", "another user's"])
 def test_a_lock_file_that_is_not_the_user_s_own_and_private_is_refused_naming_it_and_the_fix(
     tmp_path: Path, planted: str
