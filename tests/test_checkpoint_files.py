@@ -324,6 +324,22 @@ def test_a_branch_s_best_pt_whose_last_files_are_gone_is_set_aside_not_restored(
     assert checkpoint.load(d / "best.pt")["step"] == 10
 
 
+def test_a_resumed_run_whose_best_pt_is_gone_restores_its_own_best_file(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A study's resumed trial deletes its branch's best.pt with the branch's "last" files (``drop_beyond``). Before:
+    the run resumed below it kept naming that best.pt, restored nothing at its end (its own best's "last" file
+    rotated away meanwhile) and ended with its last weights. Made again from that file at the start now."""
+    d = tmp_path / "run"
+    cfg = CFG.with_params({"epochs": 4, "keep_last": 3, "checkpoint_dir": d})
+    Trainer(mlp(), cfg, loss=scripted(_twice([0.9, 0.5, 0.4, 0.3]))).fit(*DATA)
+    for name in ("last-000000015.pt", "last-000000020.pt", "best.pt"):
+        (d / name).unlink()
+    _resume_at_ten_restoring_its_own_best(d, cfg, caplog)
+    assert not caplog.records and _names(d) == ["best.pt", "last-000000020.pt"]
+    assert checkpoint.load(d / "best.pt")["step"] == 10
+
+
 def _corrupt_inside(path: Path) -> bytes:
     """``path`` made a file of its own whose zip is whole but whose pickle is corrupt (its first byte changed)."""
     whole = path.read_bytes()
@@ -2133,6 +2149,42 @@ def test_another_user_who_may_open_a_checkpoint_folder_cannot_hold_its_writer_lo
             locker.communicate("", timeout=60)
         assert seen == [0o600]  # held as a private file while the run writes
         assert _names(d) == ["best.pt", "last-000000005.pt"]  # released: the lock file deleted
+    finally:
+        shutil.rmtree(d)
+
+
+HOLDS_TWICE_AS_NOBODY = textwrap.dedent(
+    """
+    import sys
+    sys.path[:0] = [{src!r}]
+    from tunesmith.train import checkpoint
+    try:
+        print("held", checkpoint.hold({d!r}), checkpoint.hold({d!r}))
+    except checkpoint.UntrustedCheckpointFolder as exc:
+        print("refused:", exc)
+    """
+)
+
+
+@pytest.mark.skipif(not hasattr(os, "getuid") or os.getuid() != 0 or checkpoint.fcntl is None,
+                    reason="a file its owner may not open: root opens any, so the check runs as another user")
+def test_a_lock_file_of_the_user_s_own_it_may_not_open_is_refused_not_passed_over(tmp_path: Path) -> None:
+    """Before: a ``.lock`` of the user's own that the user may not open (0400 after a ``chmod -R a-w``) made
+    ``hold`` answer None, as on a file system without locks: every run there wrote the folder unlocked, two at once
+    (``held None None``). Refused now, naming the file and the fix."""
+    d = Path(tempfile.mkdtemp(prefix="tunesmith-readonly-lock-", dir="/tmp"))
+    try:
+        (d / ".lock").touch(0o400)
+        for p in (d, d / ".lock"):
+            os.chown(p, 65534, 65534)
+        run = subprocess.run(
+            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c",
+             HOLDS_TWICE_AS_NOBODY.format(src=str(TESTS.parent / "src"), d=str(d))],
+            capture_output=True, text=True, timeout=300, env={**os.environ, "HOME": str(d)})
+        said = " ".join(run.stdout.split())
+        assert run.returncode == 0 and said.startswith("refused:"), (said, run.stderr[-3000:])
+        assert f"the lock file '{d / '.lock'}' of checkpoint folder '{d}' cannot be opened by you (mode 0400)" in said
+        assert f"rm '{d / '.lock'}'" in said, said
     finally:
         shutil.rmtree(d)
 

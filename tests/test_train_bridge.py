@@ -317,6 +317,25 @@ def test_a_resume_from_an_older_checkpoint_skips_what_was_reported(tmp_path: Pat
     assert steps == [1, 2, 3, 4] and ckpt.endswith("last-000000020.pt")
 
 
+def test_a_trial_resumed_below_its_best_pt_deletes_that_best_pt_and_ends_with_its_own_best(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A resumed trial's run deletes the "last" files above the step it resumes from (its record never named
+    them), but its best.pt written above that step was set aside into a ``branch-above-step-*`` folder in the
+    trial's folder, said twice as a branch to go on with, and left there by every later sweep (it deletes no
+    folder in a trial's). Deleted now as those files are; the run's best is made again from its own file."""
+    def older(trial) -> None:
+        latest = Path(trial.record.attrs["checkpoint"])
+        trial.set_attr("checkpoint", str(latest.with_name("last-000000010.pt")))  # validation 2
+
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        _pause_then_resume(tmp_path, TrainConfig(epochs=6, batch_size=16, keep_last=10), 4, older)
+    (folder,) = tmp_path.glob("paused-*/trial-0")
+    assert sorted(p.name for p in folder.iterdir()) == [".study", "best.pt"]  # was also branch-above-step-10-...
+    assert not [r for r in caplog.records if "branch this run leaves" in r.getMessage()]
+    (ref,) = tmp_path.glob("ref-*/trial-0")
+    assert checkpoint.load(folder / "best.pt")["step"] == checkpoint.load(ref / "best.pt")["step"]
+
+
 @pytest.mark.parametrize("pause", [False, True])
 def test_max_resource_is_the_number_of_epochs(tmp_path: Path, pause: bool) -> None:
     # rungs 1 and 2 of 3 epochs: a trial that trained all 3 is never stopped at its last one

@@ -706,9 +706,13 @@ def _open_lock(path: Path) -> int | None:
             fd: int | None = os.open(path, flags)
         except FileNotFoundError:
             continue  # released (deleted) between the two
-        except OSError:  # a link (ELOOP), a file of another user's this one may not open
-            fd = None
+        except OSError as exc:  # a link (ELOOP), a file of another user's this one may not open
+            fd, failed = None, exc
         why = _not_a_lock(os.fstat(fd) if fd is not None else os.lstat(path))
+        if why is None and fd is None:  # the user's own, 0400 (a chmod -R a-w): None would write unlocked
+            if not isinstance(failed, PermissionError):
+                raise failed
+            why = f"cannot be opened by you (mode {stat.S_IMODE(os.lstat(path).st_mode):04o})"
         if why is None:
             return fd
         if fd is not None:

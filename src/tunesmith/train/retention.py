@@ -88,13 +88,27 @@ def _paused_before(trial: Any, path: str, folder: Path) -> bool:
 def drop_beyond(folder: Path, resume: str) -> None:
     """Delete a resumed trial's "last" files above the step it resumes from: its run wrote them before it was
     killed, before the trial's record named them (or they were cut short), and the resumed run writes those steps
-    again. The study's record says what the trial holds, so they are not set aside as another run's would be."""
+    again, and its ``best.pt`` where that run wrote it above that step. The study's record says what the trial holds,
+    so they are not set aside as another run's would be."""
     step = ckpt.step_of(resume)
     if step is None or not ckpt.inside(resume, folder):
         return
     for p in ckpt.list_last(folder):
         if (ckpt.step_of(p) or 0) > step and not p.is_dir():  # a folder of that name: the trainer sets it aside
             p.unlink(missing_ok=True)
+    best = ckpt.best_path(folder)
+    if _written_above(best, step):  # set aside, it would stay in a branch-above-* folder no sweep deletes
+        best.unlink()
+
+
+def _written_above(best: Path, step: int) -> bool:
+    """Whether ``best`` (a resumed trial's ``best.pt``) holds a step above ``step``, its pickle read, not its tensors.
+    One that cannot be read is left to the trainer (made again from the run's own file, or set aside)."""
+    try:
+        written = ckpt.load(best, map_location="meta").get("step") if best.is_file() else None
+    except (OSError, ckpt.CheckpointError):
+        return False
+    return isinstance(written, int) and written > step
 
 
 def _older_complete(folder: Path, step: int | None) -> str | None:

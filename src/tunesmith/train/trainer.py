@@ -15,6 +15,7 @@ import contextlib
 import copy
 import logging
 import math
+import os
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -742,15 +743,17 @@ class Trainer:
 
     def _cut_best(self, best: Path, why: Exception | None) -> None:
         """A resumed run's own ``best.pt`` cut short (a copy, a full disk) or corrupt inside (``why``, as read at the
-        start): restore_best would read it only after the whole run, and raise. It is said now, and made again from
+        start), or gone: restore_best would read it only after the whole run, and raise (or restore nothing). It is said now, and made again from
         this run's "last" file of that step where one is left (a hard link, kept past rotation); else this run ends
         with a later best, or its last weights."""
-        named = self.history.best_checkpoint
-        if not (named and isinstance(why, ckpt.CheckpointError)
+        named, gone = self.history.best_checkpoint, not os.path.lexists(best)
+        if not (named and (gone or isinstance(why, ckpt.CheckpointError))
                 and Path(named).expanduser().resolve() == best.resolve()):
             return
         kept = self._own_best_file(best.parent)
         self.history.best_checkpoint = str(_link_or_save(kept, best)) if kept else None
+        if gone:  # deleted (a study's resumed trial drops a branch's): nothing to say, nothing was lost
+            return
         mine = self.history.best
         logging.getLogger("tunesmith").warning(
             "best.pt of TrainConfig.checkpoint_dir %r is not a whole checkpoint (cut short or corrupt inside: a copy, a "
