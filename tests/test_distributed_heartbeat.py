@@ -540,3 +540,65 @@ def test_reap_lost_fails_only_running_trials_past_the_stored_grace(shared_storag
     plain = Study({"x": Float(0, 1)}, storage=url, name="plain")
     assert plain.storage.create_trial(plain._study_id, params={"x": 0.1}, now=now - 3600) is not None
     assert plain.reap_lost() == [] and plain.trials[0].state is TrialState.RUNNING
+
+
+def _state_letter(pid: int) -> str:
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        return f.read().rpartition(b")")[2].split()[0].decode()
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="reads /proc")
+def test_a_trial_whose_worker_is_a_zombie_of_this_machine_is_taken_back_at_once(tmp_path: Path) -> None:
+    """A run killed whole under a parent that never waits for its workers (a Python program as a container's
+    pid 1 adopts them) leaves them zombies: ended, their pids still there. The rule took a zombie for a live
+    worker and left its trial ``running`` for the whole grace (60 s); now it is failed at once."""
+    import socket
+    import subprocess
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])  # not waited for: a zombie once it exits
+    try:
+        deadline = time.monotonic() + 30
+        while _state_letter(dead.pid) != "Z" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert _state_letter(dead.pid) == "Z"
+        study = Study(SPACE, storage=f"sqlite:///{tmp_path / 'h.db'}", name="h", sampler="random",
+                      heartbeat_interval=0.2, grace_period=60)
+        st, sid = study._storage, study._study_id
+        rec = st.create_trial(sid, params={"x": 0.5}, worker=f"{socket.gethostname()}:{dead.pid}")
+        assert rec is not None
+        st.heartbeat(sid, [rec.number], study._heartbeat.opened - 1.0)
+        study._heartbeat.reap(force=True)
+        assert study.trials[rec.number].state is TrialState.FAILED
+        assert f"its process {dead.pid} of this machine no longer runs" in (study.trials[rec.number].error or "")
+    finally:
+        dead.wait()
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="reads /proc")
+def test_a_trial_whose_worker_s_pid_went_to_a_later_process_is_taken_back_at_once(tmp_path: Path) -> None:
+    """A container restarted after its run was killed whole gives the new run the same pids (a new pid
+    namespace, the same host name), so the killed worker's pid may be a process again: the rule took it for
+    the worker, alive, and left its trial ``running`` for the grace. A process of that pid started after the
+    trial's last beat is not its worker; one started before it (the worker itself) is left to the grace."""
+    import socket
+    import subprocess
+
+    later = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        url = f"sqlite:///{tmp_path / 'h.db'}"
+        study = Study(SPACE, storage=url, name="h", sampler="random", heartbeat_interval=0.2, grace_period=60)
+        st, sid = study._storage, study._study_id
+        rec = st.create_trial(sid, params={"x": 0.5}, worker=f"{socket.gethostname()}:{later.pid}")
+        assert rec is not None
+        st.heartbeat(sid, [rec.number], st.clock())  # after the process started: it may be the worker
+        time.sleep(0.5)  # past two beats
+        again = Study.load("h", url)  # opened after the beat
+        again._heartbeat.reap(force=True)
+        assert again.trials[rec.number].state is TrialState.RUNNING
+        st.heartbeat(sid, [rec.number], st.clock() - 30.0)  # before the process started: a later one's pid
+        again._heartbeat.reap(force=True)
+        assert again.trials[rec.number].state is TrialState.FAILED
+        assert "no longer runs" in (again.trials[rec.number].error or "")
+    finally:
+        later.kill()
+        later.wait()

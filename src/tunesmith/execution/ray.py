@@ -39,7 +39,7 @@ from typing import Any
 from ..exceptions import SearchExhausted, StorageError, UntrustedPathError, WorkersLost, interrupted
 from ..paths import kind_of, others_may_change, own_group, refuse_foreign_link
 from ..storage import MemoryStorage
-from ..storage.base import local_pid, pid_alive, worker_gone
+from ..storage.base import local_pid, process_runs, worker_gone
 from ..study.lifecycle import held_promotions
 from ..study.trial import say_no_pruner
 from ..trial import FrozenTrial, TrialState
@@ -530,18 +530,6 @@ def check_reachable(address: str, timeout: float = 5.0) -> None:
             f"cannot reach the Ray cluster at {address!r}: {why}. Check the address (HOST:PORT of the head "
             f"node, `ray start --head` prints it) or start a cluster there; without an address tunesmith "
             "starts a private one on this machine") from None
-
-
-def process_runs(pid: int) -> bool:
-    """Whether process ``pid`` of this machine runs: one ended but not yet reaped by its parent (a zombie)
-    does not, its sockets closed (the raylet has taken back its resources)."""
-    if not pid_alive(pid):
-        return False
-    try:
-        stat_line = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:  # no /proc (macOS), or ended meanwhile: as pid_alive said
-        return True
-    return stat_line.rpartition(")")[2].split()[:1] != ["Z"]
 
 
 def check_token(address: str, timeout: float = 5.0) -> None:

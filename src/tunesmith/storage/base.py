@@ -225,12 +225,33 @@ def who(worker: Any, since: float | None = None) -> str:
     return "another worker"
 
 
-def worker_gone(worker: Any) -> bool:
+def process_runs(pid: int) -> bool:
+    """Whether process ``pid`` of this machine runs: one ended but not yet reaped by its parent (a zombie)
+    does not (its parent never waits for it: a Python program as a container's pid 1 adopts the workers of a
+    run killed whole and keeps them so)."""
+    if not pid_alive(pid):
+        return False
+    try:
+        with open(f"/proc/{int(pid)}/stat", "rb") as f:
+            stat_line = f.read()
+    except OSError:  # no /proc (macOS), or ended meanwhile: as pid_alive said
+        return True
+    return stat_line.rpartition(b")")[2].split()[:1] != [b"Z"]
+
+
+def worker_gone(worker: Any, since: float | None = None) -> bool:
     """Whether ``worker`` (a trial's ``host:pid``) is a process of this machine that no longer runs:
     its running trial will never finish. False for another machine's (it cannot be told), and for
-    anything but text (a setting changed by hand)."""
+    anything but text (a setting changed by hand). ``since``: a time (this process's clock) the worker
+    wrote in the trial: a process of that pid started after it is a later one the pid went to (see
+    :func:`who`), and the worker is gone."""
     pid = local_pid(worker)
-    return pid is not None and not pid_alive(pid)
+    if pid is None:
+        return False
+    if not process_runs(pid):
+        return True
+    started = process_started(pid) if since is not None else None
+    return started is not None and since is not None and started > since + STARTED_SLACK_S
 
 
 def reads_through_get_trials(storage: Storage, cls: type[Storage]) -> bool:

@@ -261,11 +261,12 @@ class Heartbeat:
         before this study was opened here (a run killed whole, its workers with it): lost now, not a grace
         later, so a run started again at once takes its trials back. Not a sibling worker that died as this
         one ran (its parent holds or fails that trial), nor, with a beat within two intervals, a live worker
-        of another machine of the same host name."""
+        of another machine of the same host name. A zombie is gone, and so is a worker whose pid went to a
+        process started after its last beat (a container restarted gives its run the same pids)."""
         assert self.config.interval is not None
-        opened = self.opened + now - time.time()  # by the storage's clock, which wrote the beats
+        lead = now - time.time()  # the storage's clock (the server's on PostgreSQL) less this process's
         beat = trial.heartbeat or 0.0
-        return beat < min(opened, now - 2 * self.config.interval) and worker_gone(trial.worker)
+        return beat < min(self.opened + lead, now - 2 * self.config.interval) and worker_gone(trial.worker, beat - lead)
 
     def _fail(self, trials: list[FrozenTrial], error: str, now: float,
               confirm: Callable[[FrozenTrial], bool] | None, why: str = "") -> list[FrozenTrial]:

@@ -1011,7 +1011,8 @@ class Study:
             raise self._left_running_error(exc, left) from exc
 
     def reap_lost(self) -> list[FrozenTrial]:
-        """Fail the running trials whose worker has not beat for the grace period (re-queued as
+        """Fail the running trials whose worker has not beat for the grace period, or is a process of this
+        machine gone since before this study was opened here (:meth:`Heartbeat.reap`) (re-queued as
         ``requeue_failed`` says), as the next :meth:`ask` would: for a reader that asks no trial (a stored
         comparison at its budget). The failed records; none where the study runs without heartbeats."""
         with self._lock:
