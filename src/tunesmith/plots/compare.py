@@ -278,11 +278,9 @@ def _count_copies(run: Any) -> None:
     """Make each waiting copy of a lost run one of this call's ``n_trials`` (the lost run's unit given back, as
     its own call would): a run goes to ``budget`` results, and a copy run free of any unit was one result more
     than the budget (the next compare then refused the run as longer than its budget)."""
-    from ..study import lifecycle
-
     for t in run.trials:
-        if t.state is TrialState.FAILED and t.system.unit_back:
-            lifecycle.claim_refund(run.storage, run._study_id, t)
+        if t.state is TrialState.FAILED:
+            run.refunds(t)
 
 
 def _say_held(run: Any, holder: str) -> None:
